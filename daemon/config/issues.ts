@@ -1,0 +1,42 @@
+// Config problems as data: every error or warning names the file, the object (class and id), the
+// field and what is wrong, so a user can fix all of them in one pass.
+
+export type Severity = "error" | "warning";
+
+export interface ConfigIssue {
+  severity: Severity;
+  file: string;
+  /** The object's class as written (lower-cased), or "" when unknown. */
+  objectClass: string;
+  /** The object's id, or "#<index>" when it has none. */
+  id: string;
+  /** Dotted path of the field, e.g. `options.table`, `rules[2].op`, `options.debezium["slot.name"]`. */
+  field: string;
+  message: string;
+}
+
+export type FieldPath = readonly (string | number)[];
+
+export function formatField(path: FieldPath): string {
+  let out = "";
+  for (const segment of path) {
+    if (typeof segment === "number") out += `[${segment}]`;
+    else if (/^[A-Za-z_$][\w$]*$/.test(segment)) out += out === "" ? segment : `.${segment}`;
+    else out += `[${JSON.stringify(segment)}]`;
+  }
+  return out === "" ? "(object)" : out;
+}
+
+export function formatIssue(issue: ConfigIssue): string {
+  const object = issue.objectClass ? `${issue.objectClass} "${issue.id}"` : `"${issue.id}"`;
+  return `${issue.severity}: ${issue.file}: ${object}: ${issue.field}: ${issue.message}`;
+}
+
+export class ConfigError extends Error {
+  readonly code = "CONFIG_INVALID";
+  constructor(readonly issues: readonly ConfigIssue[]) {
+    const errors = issues.filter((i) => i.severity === "error");
+    super(`invalid config (${errors.length} error${errors.length === 1 ? "" : "s"}):\n${errors.map(formatIssue).join("\n")}`);
+    this.name = "ConfigError";
+  }
+}

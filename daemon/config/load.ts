@@ -1,0 +1,128 @@
+// Reading config files: a YAML or JSON file, or a directory of them (recursively), each holding one
+// object or a list of objects. `${VAR}` and `${VAR:-default}` in string values read the environment.
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { extname, join, relative } from "node:path";
+import { parseDocument } from "yaml";
+import type { ConfigIssue, FieldPath } from "./issues.js";
+import { formatField } from "./issues.js";
+
+export interface RawObject {
+  /** The file it was read from, relative to the working directory when possible. */
+  file: string;
+  /** Its position in that file's list. */
+  index: number;
+  value: Record<string, unknown>;
+}
+
+const EXTENSIONS = new Set([".yml", ".yaml", ".json"]);
+
+export function listConfigFiles(path: string): string[] {
+  const stat = statSync(path);
+  if (stat.isFile()) return [path];
+  const files: string[] = [];
+  for (const entry of readdirSync(path, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+    if (entry.name.startsWith(".") || entry.name === "node_modules") continue;
+    const full = join(path, entry.name);
+    if (entry.isDirectory()) files.push(...listConfigFiles(full));
+    else if (entry.isFile() && EXTENSIONS.has(extname(entry.name).toLowerCase())) files.push(full);
+  }
+  return files;
+}
+
+function displayPath(file: string): string {
+  const rel = relative(process.cwd(), file);
+  return rel.startsWith("..") || rel === "" ? file : rel;
+}
+
+const VARIABLE = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+
+/** Replaces ${VAR} and ${VAR:-default} in every string of value; reports variables that are unset. */
+export function interpolate(
+  value: unknown,
+  env: Readonly<Record<string, string | undefined>>,
+  onMissing: (variable: string, path: FieldPath) => void,
+  path: FieldPath = [],
+): unknown {
+  if (typeof value === "string") {
+    if (!value.includes("${")) return value;
+    return value.replace(VARIABLE, (_match, name: string, fallback: string | undefined) => {
+      const found = env[name];
+      if (found !== undefined && found !== "") return found;
+      if (fallback !== undefined) return fallback;
+      if (found === undefined) onMissing(name, path);
+      return found ?? "";
+    });
+  }
+  if (Array.isArray(value)) return value.map((item, i) => interpolate(item, env, onMissing, [...path, i]));
+  if (value !== null && typeof value === "object") {
+    const out: Record<string, unknown> = {};
+    for (const [key, item] of Object.entries(value)) out[key] = interpolate(item, env, onMissing, [...path, key]);
+    return out;
+  }
+  return value;
+}
+
+function parseFile(file: string, text: string): { data?: unknown; error?: string } {
+  if (extname(file).toLowerCase() === ".json") {
+    try {
+      return { data: JSON.parse(text) as unknown };
+    } catch (error) {
+      return { error: `not valid JSON: ${(error as Error).message}` };
+    }
+  }
+  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  const first = doc.errors[0];
+  if (first) {
+    const at = first.linePos?.[0];
+    return { error: `not valid YAML${at ? ` at line ${at.line}, column ${at.col}` : ""}: ${first.message.split("\n")[0]}` };
+  }
+  return { data: doc.toJS() as unknown };
+}
+
+export function readConfig(path: string, env: Readonly<Record<string, string | undefined>> = process.env): { objects: RawObject[]; issues: ConfigIssue[] } {
+  const objects: RawObject[] = [];
+  const issues: ConfigIssue[] = [];
+  let files: string[];
+  try {
+    files = listConfigFiles(path);
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code === "ENOENT" ? "no such file or directory" : (error as Error).message;
+    issues.push({ severity: "error", file: displayPath(path), objectClass: "", id: "(none)", field: "(file)", message: reason });
+    return { objects, issues };
+  }
+  if (files.length === 0) {
+    issues.push({ severity: "error", file: displayPath(path), objectClass: "", id: "(none)", field: "(file)", message: "no .yml, .yaml or .json config files found" });
+  }
+  for (const full of files) {
+    const file = displayPath(full);
+    const fileIssue = (message: string, id = "(file)") => issues.push({ severity: "error", file, objectClass: "", id, field: "(file)", message });
+    const { data, error } = parseFile(full, readFileSync(full, "utf8"));
+    if (error) {
+      fileIssue(error);
+      continue;
+    }
+    if (data === null || data === undefined) continue; // an empty file holds no objects
+    const list = Array.isArray(data) ? data : [data];
+    list.forEach((item, index) => {
+      if (item === null || typeof item !== "object" || Array.isArray(item)) {
+        fileIssue(`item ${index} is not an object with class and id`, `#${index}`);
+        return;
+      }
+      const raw = item as Record<string, unknown>;
+      const id = typeof raw.id === "string" && raw.id !== "" ? raw.id : `#${index}`;
+      const objectClass = typeof raw.class === "string" ? raw.class.toLowerCase() : "";
+      const value = interpolate(raw, env, (variable, fieldPath) =>
+        issues.push({
+          severity: "error",
+          file,
+          objectClass,
+          id,
+          field: formatField(fieldPath),
+          message: `environment variable ${variable} is not set (use \${${variable}:-default} for a default)`,
+        }),
+      ) as Record<string, unknown>;
+      objects.push({ file, index, value });
+    });
+  }
+  return { objects, issues };
+}
