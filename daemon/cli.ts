@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // The `grouparoo-stream` command line: parses arguments and dispatches to the daemon's commands.
 import { Command } from "commander";
+import { generateCommand } from "./commands/generate.js";
+import { importDebeziumCommand } from "./commands/import-debezium.js";
 import { validateCommand } from "./commands/validate.js";
 import { readPackageInfo } from "./package-info.js";
 
@@ -21,6 +23,32 @@ export function buildProgram(): Command {
     .option("--json", "print the result as JSON on stdout")
     .action((options: { config: string; json?: boolean }) => {
       process.exitCode = validateCommand(options);
+    });
+
+  program
+    .command("generate")
+    .description("write config files (app, models, sources, properties) from a Postgres database's tables")
+    .requiredOption("-d, --database-url <url>", "postgres:// connection string of the database to read")
+    .option("-t, --tables <list>", "comma-separated tables (table or schema.table)")
+    .option("--all", "every table of --schema")
+    .option("-s, --schema <name>", "schema of unqualified table names", "public")
+    .option("-o, --out <dir>", "directory the files are written to", "config")
+    .option("--app-id <id>", "id of the generated postgres app", "postgres")
+    .option("-f, --force", "overwrite existing files")
+    .action(async (options: { databaseUrl: string; tables?: string; all?: boolean; schema: string; out: string; appId: string; force?: boolean }) => {
+      process.exitCode = await generateCommand(options);
+    });
+
+  program
+    .command("import-debezium")
+    .description("turn a Debezium Postgres connector config (JSON) into config files, reading the captured tables from the database")
+    .argument("<file>", "connector JSON: {name, config} as posted to Kafka Connect, or the bare config")
+    .option("-o, --out <dir>", "directory the files are written to", "config")
+    .option("--app-id <id>", "id of the generated postgres app (default: the connector name)")
+    .option("-d, --database-url <url>", "read the tables through this connection instead of the connector's database.* settings")
+    .option("-f, --force", "overwrite existing files")
+    .action(async (file: string, options: { out: string; appId?: string; databaseUrl?: string; force?: boolean }) => {
+      process.exitCode = await importDebeziumCommand(file, options);
     });
   return program;
 }

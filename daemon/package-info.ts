@@ -8,6 +8,8 @@ export interface PackageInfo {
   name: string;
   version: string;
   description: string;
+  /** Absolute path of the package.json read. */
+  path: string;
 }
 
 export function readPackageInfo(from: string = dirname(fileURLToPath(import.meta.url))): PackageInfo {
@@ -16,7 +18,7 @@ export function readPackageInfo(from: string = dirname(fileURLToPath(import.meta
     if (existsSync(candidate)) {
       const parsed = JSON.parse(readFileSync(candidate, "utf8")) as Partial<PackageInfo>;
       if (parsed.name === "grouparoo-stream") {
-        return { name: parsed.name, version: parsed.version ?? "0.0.0", description: parsed.description ?? "" };
+        return { name: parsed.name, version: parsed.version ?? "0.0.0", description: parsed.description ?? "", path: candidate };
       }
     }
     if (dirname(dir) === dir) throw new Error(`package.json of grouparoo-stream not found above ${from}`);

@@ -70,11 +70,12 @@ function parseFile(file: string, text: string): { data?: unknown; error?: string
       return { error: `not valid JSON: ${(error as Error).message}` };
     }
   }
-  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   const first = doc.errors[0];
   if (first) {
     const at = first.linePos?.[0];
-    return { error: `not valid YAML${at ? ` at line ${at.line}, column ${at.col}` : ""}: ${first.message.split("\n")[0]}` };
+    const message = first.message.split("\n")[0]?.replace(/ at line \d+, column \d+:?$/, "") ?? first.message;
+    return { error: `not valid YAML${at ? ` at line ${at.line}, column ${at.col}` : ""}: ${message}` };
   }
   return { data: doc.toJS() as unknown };
 }

@@ -1,0 +1,101 @@
+// Reading config files and directories: formats, nesting, environment variables, and the errors
+// for files that cannot be read.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { interpolate, readConfig } from "../../../daemon/config/load.js";
+import { loadConfig } from "../../../daemon/config/validate.js";
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), "config-load-"));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+const write = (name: string, text: string) => {
+  const path = join(dir, name);
+  mkdirSync(join(path, ".."), { recursive: true });
+  writeFileSync(path, text);
+  return path;
+};
+const errors = (path: string, env: Record<string, string> = {}) =>
+  loadConfig(path, env)
+    .issues.filter((i) => i.severity === "error")
+    .map((i) => ({ file: i.file, id: i.id, field: i.field, message: i.message }));
+
+describe("readConfig", () => {
+  it("reads a directory recursively in name order, YAML and JSON, single objects and lists", () => {
+    write("b/models.yaml", "- class: model\n  id: users\n- class: model\n  id: accounts\n");
+    write("a.json", JSON.stringify({ class: "app", id: "pg", type: "postgres", options: { database: "shop" } }));
+    write("b/ignored.txt", "class: model\nid: nope\n");
+    write(".hidden/x.yml", "class: model\nid: hidden\n");
+    const { objects, issues } = readConfig(dir, {});
+    expect(issues).toEqual([]);
+    expect(objects.map((o) => [o.file.endsWith("a.json") ? "a.json" : "b/models.yaml", o.index, o.value.id])).toEqual([
+      ["a.json", 0, "pg"],
+      ["b/models.yaml", 0, "users"],
+      ["b/models.yaml", 1, "accounts"],
+    ]);
+  });
+
+  it("replaces ${VAR} and ${VAR:-default}, and names an unset variable with its field", () => {
+    const path = write("app.yml", "class: app\nid: pg\ntype: postgres\noptions:\n  host: ${PGHOST:-localhost}\n  database: ${PGDATABASE}\n  password: ${PGPASSWORD}\n");
+    const { objects, issues } = readConfig(path, { PGDATABASE: "shop" });
+    expect(objects[0]?.value.options).toEqual({ host: "localhost", database: "shop", password: "" });
+    expect(issues).toEqual([
+      {
+        severity: "error",
+        file: path,
+        objectClass: "app",
+        id: "pg",
+        field: "options.password",
+        message: "environment variable PGPASSWORD is not set (use ${PGPASSWORD:-default} for a default)",
+      },
+    ]);
+  });
+
+  it("uses the default when the variable is set but empty, like the shell", () => {
+    expect(interpolate("${A:-x}-${B}", { A: "", B: "" }, () => undefined)).toBe("x-");
+  });
+
+  it("converts an interpolated number for an integer field", () => {
+    const path = write("app.yml", "class: app\nid: pg\ntype: postgres\noptions: { host: db, port: '${PGPORT}', database: shop }\n");
+    const result = loadConfig(path, { PGPORT: "6543" });
+    expect(result.issues.filter((i) => i.severity === "error")).toEqual([]);
+    expect(result.config?.apps[0]?.options).toMatchObject({ port: 6543 });
+  });
+
+  it("accepts class names in any case", () => {
+    const path = write("m.yml", "- { class: MODEL, id: users }\n- { class: ApiKey, id: k, apiKey: '0123456789abcdef' }\n");
+    const { objects } = readConfig(path, {});
+    expect(objects.map((o) => o.value.class)).toEqual(["MODEL", "ApiKey"]);
+    expect(errors(path)).toEqual([{ file: path, id: "users", field: "(model)", message: "has no primary key: no source maps a column to a unique property of its own" }]);
+  });
+
+  it("reports YAML syntax errors with line and column", () => {
+    const path = write("broken.yml", "- class: model\n  id: users\n   name: x\n");
+    expect(errors(path)).toEqual([{ file: path, id: "(file)", field: "(file)", message: "not valid YAML at line 2, column 7: Nested mappings are not allowed in compact mappings" }]);
+  });
+
+  it("reports duplicate YAML keys", () => {
+    const path = write("dup.yml", "class: model\nid: users\nid: accounts\n");
+    expect(errors(path)).toEqual([{ file: path, id: "(file)", field: "(file)", message: "not valid YAML at line 3, column 1: Map keys must be unique" }]);
+  });
+
+  it("reports JSON syntax errors", () => {
+    const path = write("broken.json", '{"class": "model", "id": }');
+    expect(errors(path)).toEqual([{ file: path, id: "(file)", field: "(file)", message: expect.stringMatching(/^not valid JSON: Unexpected token/) as unknown as string }]);
+  });
+
+  it("reports a list item that is not an object", () => {
+    const path = write("items.yml", "- class: model\n  id: users\n- just a string\n");
+    expect(errors(path)).toContainEqual({ file: path, id: "#1", field: "(file)", message: "item 1 is not an object with class and id" });
+  });
+
+  it("reports a missing path and an empty directory", () => {
+    expect(errors(join(dir, "nope.yml"))).toEqual([{ file: join(dir, "nope.yml"), id: "(none)", field: "(file)", message: "no such file or directory" }]);
+    mkdirSync(join(dir, "empty"));
+    expect(errors(join(dir, "empty"))).toEqual([{ file: join(dir, "empty"), id: "(none)", field: "(file)", message: "no .yml, .yaml or .json config files found" }]);
+  });
+});
