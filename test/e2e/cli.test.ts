@@ -16,7 +16,7 @@ describe("grouparoo-stream CLI", () => {
 
   it("prints usage with --help", async () => {
     const { stdout } = await run("node", [cli, "--help"]);
-    expect(stdout.split("\n")[0]).toBe("Usage: grouparoo-stream [options]");
+    expect(stdout.split("\n")[0]).toBe("Usage: grouparoo-stream [options] [command]");
   });
 
   it("rejects an unknown command with exit code 1 and names it", async () => {
@@ -25,6 +25,14 @@ describe("grouparoo-stream CLI", () => {
       (e: { code: number; stderr: string }) => e,
     );
     expect(error?.code).toBe(1);
-    expect(error?.stderr).toContain("too many arguments");
+    expect(error?.stderr.split("\n")[0]).toBe("error: unknown command 'frobnicate'");
+  });
+});
+
+describe("every command has --help", () => {
+  it.each(["validate", "generate", "import-debezium"])("%s --help prints its usage and exits 0", async (command) => {
+    const { stdout } = await run("node", [cli, command, "--help"]);
+    expect(stdout.split("\n")[0]).toMatch(new RegExp(`^Usage: grouparoo-stream ${command} (\\[options\\]|\\[options\\] <file>)$`));
+    expect(stdout).toContain("-h, --help");
   });
 });

@@ -1,0 +1,590 @@
+// Group rules (DESIGN.md section 4): compiles a group's rules once, then judges a record's membership at
+// an instant, the enter/leave transition between two versions of a record, which groups a change can
+// affect, and the next instant a relative-date rule can flip (the key of the time index, invariant 5).
+// Pure: no I/O, no clock; `now` is always an argument.
+
+import {
+  MATCH_TYPES,
+  MAX_GROUP_RULES,
+  PROPERTY_TYPES,
+  RELATIVE_UNITS,
+  RULE_OPERATORS,
+  RULE_OPERATORS_BY_TYPE,
+  TOP_LEVEL_RULE_KEYS,
+} from "./vocabulary.js";
+import type { MatchType, PropertyScalar, PropertyType, PropertyValue, RelativeUnit, RuleOperator } from "./vocabulary.js";
+
+export interface GroupRuleSpec {
+  /** A property id, or a top-level key "grouparooId" (type string) / "grouparooCreatedAt" (type date). */
+  key: string;
+  type: PropertyType;
+  isArray: boolean;
+  op: RuleOperator;
+  /** `null` or the string "null" (any case, as Grouparoo) means SQL NULL. */
+  match?: string | number | boolean | null;
+  relativeMatchNumber?: number;
+  relativeMatchUnit?: RelativeUnit;
+}
+
+export interface GroupSpec {
+  id: string;
+  matchType: MatchType;
+  rules: readonly GroupRuleSpec[];
+}
+
+/** A record's values by key; a missing key is null. Array properties hold arrays. Dates are epoch ms numbers. */
+export type RecordValues = Readonly<Record<string, PropertyValue | readonly PropertyValue[]>>;
+
+/**
+ * How a compiled rule is judged: `some` = at least one element passes `test`; `none` = no element
+ * passes `test` (ne, notLike, notILike); `past` / `future` = relative_gt / relative_lt windows.
+ */
+export type RuleKind = "exists" | "notExists" | "some" | "none" | "past" | "future";
+
+export interface CompiledRule {
+  readonly index: number;
+  readonly key: string;
+  readonly isArray: boolean;
+  readonly op: RuleOperator;
+  readonly kind: RuleKind;
+  /** The positive element test for `some` / `none` (for `none` it is the test being negated). */
+  readonly test: (element: PropertyScalar) => boolean;
+  /** Relative rules: calendar units (months, quarters, years) shift by `spanMonths`, the others by `spanMs`. */
+  readonly calendar: boolean;
+  readonly spanMs: number;
+  readonly spanMonths: number;
+}
+
+export interface CompiledGroup {
+  readonly id: string;
+  readonly matchType: MatchType;
+  /** The keys the rules read: a change to any other key cannot change membership. */
+  readonly reads: ReadonlySet<string>;
+  readonly hasRelativeRules: boolean;
+  readonly rules: readonly CompiledRule[];
+}
+
+export class GroupRuleError extends Error {
+  readonly code = "GROUP_RULE_INVALID" as const;
+  readonly groupId: string;
+  /** The 0-based index of the offending rule, or null for a problem with the group as a whole. */
+  readonly ruleIndex: number | null;
+
+  constructor(groupId: string, ruleIndex: number | null, message: string) {
+    super(message);
+    this.name = "GroupRuleError";
+    this.groupId = groupId;
+    this.ruleIndex = ruleIndex;
+  }
+}
+
+export type Transition = "enter" | "leave" | "stay" | "none";
+
+const DAY_MS = 86_400_000;
+const WEEK_MS = 7 * DAY_MS;
+/** Bounds relative spans so every window stays inside the Date range and exact in float arithmetic. */
+const MAX_RELATIVE_NUMBER = 100_000;
+const CALENDAR_MONTHS: Readonly<Record<RelativeUnit, number>> = { days: 0, weeks: 0, months: 1, quarters: 3, years: 12 };
+const FIXED_MS: Readonly<Record<RelativeUnit, number>> = { days: DAY_MS, weeks: WEEK_MS, months: 0, quarters: 0, years: 0 };
+const NEGATED_OPS: ReadonlySet<RuleOperator> = new Set<RuleOperator>(["ne", "notLike", "notILike"]);
+const NEVER = (): boolean => false;
+
+// ---------------------------------------------------------------------------------------------------
+// Compilation
+
+export function compileGroup(spec: GroupSpec): CompiledGroup {
+  const groupId = String(spec.id);
+  const groupFail = (problem: string): never => {
+    throw new GroupRuleError(groupId, null, `group ${show(groupId)}: ${problem}`);
+  };
+  if (!(MATCH_TYPES as readonly string[]).includes(spec.matchType)) {
+    groupFail(`matchType ${show(spec.matchType)} is not one of ${MATCH_TYPES.join(", ")}`);
+  }
+  if (!Array.isArray(spec.rules)) groupFail("rules must be a list");
+  if (spec.rules.length > MAX_GROUP_RULES) {
+    groupFail(`has ${spec.rules.length} rules; at most ${MAX_GROUP_RULES} are allowed`);
+  }
+  const rules = spec.rules.map((rule, index) => compileRule(groupId, index, rule));
+  return {
+    id: groupId,
+    matchType: spec.matchType,
+    reads: new Set(rules.map((r) => r.key)),
+    hasRelativeRules: rules.some((r) => r.kind === "past" || r.kind === "future"),
+    rules,
+  };
+}
+
+function compileRule(groupId: string, index: number, spec: GroupRuleSpec): CompiledRule {
+  const fail = (problem: string): never => {
+    throw new GroupRuleError(groupId, index, `group ${show(groupId)} rules[${index}] (key ${show(spec.key)}): ${problem}`);
+  };
+  const { key, type, op, match } = spec;
+  if (typeof key !== "string" || key === "") fail("key must be a non-empty string");
+  if (!(PROPERTY_TYPES as readonly string[]).includes(type)) {
+    fail(`type ${show(type)} is not one of ${PROPERTY_TYPES.join(", ")}`);
+  }
+  if (!RULE_OPERATORS.includes(op)) fail(`operator ${show(op)} is not one of ${RULE_OPERATORS.join(", ")}`);
+  const validOps = RULE_OPERATORS_BY_TYPE[type];
+  if (!validOps.includes(op)) {
+    fail(`operator ${show(op)} is not valid for type ${type}; valid operators: ${validOps.join(", ")}`);
+  }
+  if (Object.hasOwn(TOP_LEVEL_RULE_KEYS, key)) {
+    const topType = TOP_LEVEL_RULE_KEYS[key as keyof typeof TOP_LEVEL_RULE_KEYS];
+    if (type !== topType) fail(`top-level key ${key} has type ${topType}, not ${type}`);
+    if (spec.isArray) fail(`top-level key ${key} is not an array`);
+  }
+  const isArray = spec.isArray === true;
+  const base = { index, key, isArray, op, test: NEVER, calendar: false, spanMs: 0, spanMonths: 0 };
+
+  if (op === "exists" || op === "notExists") return { ...base, kind: op };
+
+  if (op === "relative_gt" || op === "relative_lt") {
+    const n = spec.relativeMatchNumber;
+    const unit = spec.relativeMatchUnit;
+    if (typeof n !== "number" || !Number.isInteger(n) || n < 0 || n > MAX_RELATIVE_NUMBER) {
+      fail(`${op} needs relativeMatchNumber, an integer from 0 to ${MAX_RELATIVE_NUMBER} (got ${show(n)})`);
+    }
+    if (typeof unit !== "string" || !(RELATIVE_UNITS as readonly string[]).includes(unit)) {
+      fail(`${op} needs relativeMatchUnit, one of ${RELATIVE_UNITS.join(", ")} (got ${show(unit)})`);
+    }
+    const u = unit as RelativeUnit;
+    const count = n as number;
+    return {
+      ...base,
+      kind: op === "relative_gt" ? "past" : "future",
+      calendar: CALENDAR_MONTHS[u] > 0,
+      spanMs: FIXED_MS[u] * count,
+      spanMonths: CALENDAR_MONTHS[u] * count,
+    };
+  }
+
+  if (match === undefined) fail(`operator ${op} needs a match`);
+  if (match === null || (typeof match === "string" && match.toLowerCase() === "null")) {
+    // SQL NULL: `eq null` is IS NULL, `ne null` is IS NOT NULL; nothing else compares with NULL.
+    if (op === "eq") return { ...base, kind: "notExists" };
+    if (op === "ne") return { ...base, kind: "exists" };
+    fail(`match null is only meaningful with eq or ne, not ${op}`);
+  }
+  const kind: RuleKind = NEGATED_OPS.has(op) ? "none" : "some";
+  return { ...base, kind, test: elementTest(type, op, match as string | number | boolean, fail) };
+}
+
+/** Builds the positive element predicate once, so evaluation never parses or allocates. */
+function elementTest(
+  type: PropertyType,
+  op: RuleOperator,
+  match: string | number | boolean,
+  fail: (problem: string) => never,
+): (element: PropertyScalar) => boolean {
+  switch (type) {
+    case "boolean": {
+      const m = coerceBoolean(match) ?? fail(`match ${show(match)} is not a valid boolean ("true" or "false")`);
+      return (v) => v === m;
+    }
+    case "integer":
+    case "float":
+    case "date": {
+      const m =
+        (type === "date" ? coerceDate(match) : coerceNumber(match)) ??
+        fail(
+          type === "date"
+            ? `match ${show(match)} is not a valid date (an ISO-8601 string or epoch milliseconds)`
+            : `match ${show(match)} is not a valid ${type}`,
+        );
+      switch (op) {
+        case "eq":
+        case "ne":
+          return (v) => v === m;
+        case "gt":
+          return (v) => typeof v === "number" && v > m;
+        case "lt":
+          return (v) => typeof v === "number" && v < m;
+        case "gte":
+          return (v) => typeof v === "number" && v >= m;
+        case "lte":
+          return (v) => typeof v === "number" && v <= m;
+        default:
+          return fail(`operator ${op} has no comparison for type ${type}`);
+      }
+    }
+    default: {
+      const m = String(match);
+      switch (op) {
+        case "eq":
+        case "ne":
+          return (v) => v === m;
+        case "like":
+        case "notLike":
+        case "iLike":
+        case "notILike": {
+          const re = likePattern(m, op === "iLike" || op === "notILike") ?? fail(`${op} pattern ${show(m)} ends with the escape character \\`);
+          return (v) => typeof v === "string" && re.test(v);
+        }
+        case "startsWith":
+          return (v) => typeof v === "string" && v.startsWith(m);
+        case "endsWith":
+          return (v) => typeof v === "string" && v.endsWith(m);
+        case "substring":
+          return (v) => typeof v === "string" && v.includes(m);
+        default:
+          return fail(`operator ${op} has no comparison for type ${type}`);
+      }
+    }
+  }
+}
+
+function coerceBoolean(match: string | number | boolean): boolean | null {
+  if (match === true || match === "true") return true;
+  if (match === false || match === "false") return false;
+  return null;
+}
+
+function coerceNumber(match: string | number | boolean): number | null {
+  if (typeof match === "boolean") return null;
+  if (typeof match === "string" && match.trim() === "") return null; // Number("") is 0, not a match value
+  const n = Number(match);
+  return Number.isFinite(n) ? n : null;
+}
+
+const EPOCH_MS = /^[+-]?\d+$/;
+const ISO_8601 = /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?([Zz]|[+-]\d{2}(?::?\d{2})?)?)?$/;
+
+/** ISO-8601 (a time without offset is UTC, so the answer never depends on the host's zone) or epoch ms. */
+function coerceDate(match: string | number | boolean): number | null {
+  if (typeof match === "number") return Number.isSafeInteger(match) ? match : null;
+  if (typeof match !== "string") return null;
+  if (EPOCH_MS.test(match)) {
+    const n = Number(match);
+    return Number.isSafeInteger(n) ? n : null;
+  }
+  const m = ISO_8601.exec(match);
+  if (m === null) return null;
+  const [, ys, mos, ds, hs, mis, ss, fs, zone] = m;
+  const year = Number(ys);
+  const month = Number(mos);
+  const day = Number(ds);
+  const hour = Number(hs ?? 0);
+  const minute = Number(mis ?? 0);
+  const second = Number(ss ?? 0);
+  const millis = fs === undefined ? 0 : Number(fs.slice(0, 3).padEnd(3, "0"));
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year * 12 + month - 1)) return null;
+  if (hour > 23 || minute > 59 || second > 59) return null;
+  let offsetMinutes = 0;
+  if (zone !== undefined && zone.toUpperCase() !== "Z") {
+    const oh = Number(zone.slice(1, 3));
+    const om = Number(zone.slice(zone.length > 3 ? zone.length - 2 : 3) || 0);
+    if (oh > 23 || om > 59) return null;
+    offsetMinutes = (zone.startsWith("-") ? -1 : 1) * (oh * 60 + om);
+  }
+  return daysFromCivil(year, month, day) * DAY_MS + hour * 3_600_000 + minute * 60_000 + second * 1000 + millis - offsetMinutes * 60_000;
+}
+
+const REGEXP_SYNTAX = /[\\^$.*+?()[\]{}|/]/;
+
+/**
+ * SQL LIKE as an anchored regular expression: `%` any run, `_` one character, `\` escapes the next
+ * character (Postgres's default); everything else is literal. Null when the pattern ends in a lone `\`.
+ */
+function likePattern(pattern: string, ignoreCase: boolean): RegExp | null {
+  let source = "^";
+  let escaped = false;
+  let lastWasAnyRun = false;
+  for (const c of pattern) {
+    if (escaped) {
+      source += REGEXP_SYNTAX.test(c) ? `\\${c}` : c;
+      escaped = false;
+      lastWasAnyRun = false;
+    } else if (c === "\\") {
+      escaped = true;
+    } else if (c === "%") {
+      // Consecutive %s mean the same; collapsing them keeps backtracking down.
+      if (!lastWasAnyRun) source += "[\\s\\S]*";
+      lastWasAnyRun = true;
+    } else {
+      source += c === "_" ? "[\\s\\S]" : REGEXP_SYNTAX.test(c) ? `\\${c}` : c;
+      lastWasAnyRun = false;
+    }
+  }
+  if (escaped) return null;
+  return new RegExp(`${source}$`, ignoreCase ? "iu" : "u");
+}
+
+function show(value: unknown): string {
+  if (value === undefined) return "undefined";
+  if (typeof value === "number") return String(value);
+  return JSON.stringify(value) ?? String(value);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Evaluation (runs per change: loops, no closures or allocation)
+
+export function isMember(group: CompiledGroup, record: RecordValues | null, now: number): boolean {
+  if (record === null) return false;
+  const rules = group.rules;
+  if (rules.length === 0) return false;
+  if (group.matchType === "all") {
+    for (let i = 0; i < rules.length; i++) if (!ruleHolds(rules[i] as CompiledRule, record, now)) return false;
+    return true;
+  }
+  for (let i = 0; i < rules.length; i++) if (ruleHolds(rules[i] as CompiledRule, record, now)) return true;
+  return false;
+}
+
+export function transition(group: CompiledGroup, before: RecordValues | null, after: RecordValues | null, now: number): Transition {
+  const was = isMember(group, before, now);
+  const is = isMember(group, after, now);
+  if (was) return is ? "stay" : "leave";
+  return is ? "enter" : "none";
+}
+
+/** Which of the groups read at least one of the changed keys: only these need re-evaluation after a change. */
+export function groupsAffectedBy(groups: readonly CompiledGroup[], changedKeys: Iterable<string>): CompiledGroup[] {
+  const keys = Array.isArray(changedKeys) ? (changedKeys as readonly string[]) : [...changedKeys];
+  const affected: CompiledGroup[] = [];
+  for (const group of groups) {
+    for (const key of keys) {
+      if (group.reads.has(key)) {
+        affected.push(group);
+        break;
+      }
+    }
+  }
+  return affected;
+}
+
+type RuleInput = PropertyValue | readonly PropertyValue[];
+
+function valueAt(record: RecordValues, key: string): RuleInput {
+  // hasOwn: a property id such as "constructor" must not read Object.prototype.
+  return Object.hasOwn(record, key) ? (record[key] ?? null) : null;
+}
+
+function isList(value: RuleInput): value is readonly PropertyValue[] {
+  return Array.isArray(value);
+}
+
+function ruleHolds(rule: CompiledRule, record: RecordValues, now: number): boolean {
+  const value = valueAt(record, rule.key);
+  switch (rule.kind) {
+    case "exists":
+      return hasElement(value);
+    case "notExists":
+      return !hasElement(value);
+    case "some":
+      return someElement(value, rule.test);
+    case "none":
+      // A scalar NULL compares with nothing (SQL); an array property without values has no element
+      // that matches, so "none matches" holds (Grouparoo counts never-set array properties too).
+      if (value === null && !rule.isArray) return false;
+      return !someElement(value, rule.test);
+    case "past":
+      return someWithin(value, rule.calendar ? shiftMonths(now, -rule.spanMonths) : now - rule.spanMs, now);
+    case "future":
+      return someWithin(value, now, rule.calendar ? shiftMonths(now, rule.spanMonths) : now + rule.spanMs);
+  }
+}
+
+function hasElement(value: RuleInput): boolean {
+  if (value === null) return false;
+  if (!isList(value)) return true;
+  for (let i = 0; i < value.length; i++) if (value[i] != null) return true;
+  return false;
+}
+
+function someElement(value: RuleInput, test: (element: PropertyScalar) => boolean): boolean {
+  if (value === null) return false;
+  if (!isList(value)) return test(value);
+  for (let i = 0; i < value.length; i++) {
+    const element = value[i];
+    if (element != null && test(element)) return true;
+  }
+  return false;
+}
+
+function someWithin(value: RuleInput, lo: number, hi: number): boolean {
+  if (value === null) return false;
+  if (!isList(value)) return typeof value === "number" && value >= lo && value <= hi;
+  for (let i = 0; i < value.length; i++) {
+    const element = value[i];
+    if (typeof element === "number" && element >= lo && element <= hi) return true;
+  }
+  return false;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The time index's key: when can a relative rule next flip?
+
+/**
+ * The earliest instant strictly after `now` at which isMember(group, record, t) can differ from
+ * isMember(group, record, now) because of relative-date rules; null when no relative rule can ever
+ * change the answer for this record. Exact per element; the group answer may not change there (the
+ * caller re-evaluates), but it never changes earlier.
+ */
+export function nextBoundary(group: CompiledGroup, record: RecordValues | null, now: number): number | null {
+  if (record === null || !group.hasRelativeRules) return null;
+  const all = group.matchType === "all";
+  let best = Infinity;
+  for (const rule of group.rules) {
+    const value = valueAt(record, rule.key);
+    const flip = rule.kind === "past" || rule.kind === "future" ? ruleNextFlip(rule, value, now) : Infinity;
+    if (flip === Infinity) {
+      // A rule that never flips again pins the group: false under "all", true under "any".
+      if (ruleHolds(rule, record, now) !== all) return null;
+    } else if (flip < best) {
+      best = flip;
+    }
+  }
+  return best === Infinity ? null : best;
+}
+
+function ruleNextFlip(rule: CompiledRule, value: RuleInput, now: number): number {
+  if (value === null) return Infinity;
+  if (!isList(value)) return typeof value === "number" && Number.isFinite(value) ? elementNextFlip(rule, value, now) : Infinity;
+  let best = Infinity;
+  for (let i = 0; i < value.length; i++) {
+    const element = value[i];
+    if (typeof element === "number" && Number.isFinite(element)) {
+      const flip = elementNextFlip(rule, element, now);
+      if (flip < best) best = flip;
+    }
+  }
+  return best;
+}
+
+/**
+ * The set of instants t at which one value v is inside the rule's window, as ordered intervals, and
+ * its first edge after `now`. relative_gt holds when shift(t, -N) <= v <= t, relative_lt when
+ * t <= v <= shift(t, +N). For fixed units that is one interval. For calendar units shift() is t plus a
+ * per-day constant, and only within the one source month that maps onto v's month does it matter how:
+ * its days up to the target month's length shift by one constant, and each longer day is clamped onto
+ * the target's last day (a sawtooth, so the rule can flip several times in those days). Earlier and
+ * later months are wholly in or out. So at most five intervals, no search.
+ */
+function elementNextFlip(rule: CompiledRule, v: number, now: number): number {
+  const past = rule.kind === "past";
+  scanBegin(now);
+  if (!rule.calendar) {
+    if (past) scanAdd(v, v + rule.spanMs);
+    else scanAdd(v - rule.spanMs, v);
+    return scanEnd();
+  }
+  splitUtc(v);
+  const targetMonth = splitMonth;
+  const sourceMonth = past ? targetMonth + rule.spanMonths : targetMonth - rule.spanMonths;
+  const targetStart = monthStartDay(targetMonth);
+  const targetLength = monthStartDay(targetMonth + 1) - targetStart;
+  const sourceStart = monthStartDay(sourceMonth);
+  const sourceLength = monthStartDay(sourceMonth + 1) - sourceStart;
+  const sourceStartMs = sourceStart * DAY_MS;
+  // Before the source month shift(t, -N) lies before v's month: in the window once t >= v.
+  if (past) scanAdd(v, sourceStartMs - 1);
+  const unclamped = Math.min(targetLength, sourceLength);
+  addPiece(past, v, sourceStartMs, sourceStartMs + unclamped * DAY_MS - 1, (targetStart - sourceStart) * DAY_MS);
+  for (let day = targetLength + 1; day <= sourceLength; day++) {
+    const dayStartMs = sourceStartMs + (day - 1) * DAY_MS;
+    addPiece(past, v, dayStartMs, dayStartMs + DAY_MS - 1, (targetStart + targetLength - day - sourceStart) * DAY_MS);
+  }
+  // After the source month shift(t, +N) lies after v's month: in the window until t passes v.
+  if (!past) scanAdd((sourceStart + sourceLength) * DAY_MS, v);
+  return scanEnd();
+}
+
+/** On [lo, hi] shift(t) = t + offset: the part of it where v is in the window. */
+function addPiece(past: boolean, v: number, lo: number, hi: number, offset: number): void {
+  if (past) scanAdd(Math.max(lo, v), Math.min(hi, v - offset));
+  else scanAdd(Math.max(lo, v - offset), Math.min(hi, v));
+}
+
+// Interval scan: intervals arrive in increasing order; adjacent ones merge; each merged run's start
+// and end+1 are its edges, and the first edge after `now` is the answer. Module-level scratch keeps
+// it allocation-free; it is safe because the functions are synchronous and never re-entered.
+let scanNow = 0;
+let scanFound = Infinity;
+let runOpen = false;
+let runStart = 0;
+let runEnd = 0;
+
+function scanBegin(now: number): void {
+  scanNow = now;
+  scanFound = Infinity;
+  runOpen = false;
+}
+
+function scanAdd(from: number, to: number): void {
+  const s = Math.ceil(from);
+  const e = Math.floor(to);
+  if (s > e || scanFound !== Infinity) return; // edges come in order: the first one found is the earliest
+  if (runOpen) {
+    if (s <= runEnd + 1) {
+      if (e > runEnd) runEnd = e;
+      return;
+    }
+    scanEdge(runStart);
+    scanEdge(runEnd + 1);
+  }
+  runOpen = true;
+  runStart = s;
+  runEnd = e;
+}
+
+function scanEdge(t: number): void {
+  if (t > scanNow && t < scanFound) scanFound = t;
+}
+
+function scanEnd(): number {
+  if (runOpen) {
+    scanEdge(runStart);
+    scanEdge(runEnd + 1);
+    runOpen = false;
+  }
+  return scanFound;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// UTC calendar arithmetic without Date objects (Howard Hinnant's civil-date algorithms).
+
+/** Months counted from year 0 (year * 12 + month - 1), day of month, and ms into the day of the last split. */
+let splitMonth = 0;
+let splitDay = 0;
+let splitTimeOfDay = 0;
+
+function splitUtc(t: number): void {
+  const days = Math.floor(t / DAY_MS);
+  splitTimeOfDay = t - days * DAY_MS;
+  const z = days + 719_468;
+  const era = Math.floor(z / 146_097);
+  const dayOfEra = z - era * 146_097;
+  const yearOfEra = Math.floor((dayOfEra - Math.floor(dayOfEra / 1460) + Math.floor(dayOfEra / 36_524) - Math.floor(dayOfEra / 146_096)) / 365);
+  const dayOfYear = dayOfEra - (365 * yearOfEra + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100));
+  const mp = Math.floor((5 * dayOfYear + 2) / 153);
+  splitDay = dayOfYear - Math.floor((153 * mp + 2) / 5) + 1;
+  const month = mp < 10 ? mp + 3 : mp - 9;
+  splitMonth = (yearOfEra + era * 400 + (month <= 2 ? 1 : 0)) * 12 + month - 1;
+}
+
+function daysFromCivil(year: number, month: number, day: number): number {
+  const y = month <= 2 ? year - 1 : year;
+  const era = Math.floor(y / 400);
+  const yearOfEra = y - era * 400;
+  const dayOfYear = Math.floor((153 * (month > 2 ? month - 3 : month + 9) + 2) / 5) + day - 1;
+  const dayOfEra = yearOfEra * 365 + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100) + dayOfYear;
+  return era * 146_097 + dayOfEra - 719_468;
+}
+
+function monthStartDay(month: number): number {
+  const year = Math.floor(month / 12);
+  return daysFromCivil(year, month - year * 12 + 1, 1);
+}
+
+function daysInMonth(month: number): number {
+  return monthStartDay(month + 1) - monthStartDay(month);
+}
+
+/** t moved by `months` calendar months in UTC: same day of month and time, clamped to the month's last day. */
+function shiftMonths(t: number, months: number): number {
+  splitUtc(t);
+  const month = splitMonth + months;
+  const start = monthStartDay(month);
+  const day = Math.min(splitDay, monthStartDay(month + 1) - start);
+  return (start + day - 1) * DAY_MS + splitTimeOfDay;
+}
