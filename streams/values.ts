@@ -1,0 +1,259 @@
+// Property values (DESIGN.md section 4): normalises a raw source value (a pg driver value, a JSON field, a
+// CSV cell) into the stored form of a property type, or into null with the reason it was invalid.
+// Pure: no I/O, no clock. The apply stage calls this for every mapped column of every change, so the
+// hot path allocates no closures and keeps its regexes as module constants.
+
+import { parsePhoneNumberFromString } from "libphonenumber-js";
+import { PROPERTY_TYPES } from "./vocabulary.js";
+import type { PropertyType, PropertyValue } from "./vocabulary.js";
+
+export interface NormalizedValue {
+  value: PropertyValue;
+  /** why the raw value was stored as null, e.g. "Invalid integer value" */
+  invalidReason?: string;
+}
+
+// Built once so an invalid value costs no string concatenation.
+const REASONS = Object.fromEntries(PROPERTY_TYPES.map((type) => [type, `Invalid ${type} value`])) as Readonly<Record<PropertyType, string>>;
+
+export const INVALID_VALUE_REASON = (type: PropertyType): string => REASONS[type];
+
+
+const BOOLEAN_STRINGS: ReadonlyMap<string, boolean> = new Map([
+  ["true", true],
+  ["t", true],
+  ["1", true],
+  ["false", false],
+  ["f", false],
+  ["0", false],
+]);
+
+const INTEGER_RE = /^[+-]?\d+$/;
+// Decimal only: Number() alone would also accept "0x10", "0b1", "Infinity" and "" (as 0).
+const FLOAT_RE = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?$/i;
+// ISO-8601 and Postgres text forms: date, optional time ("T" or space), optional fraction, optional zone
+// ("Z", "+HH", "+HHMM", "+HH:MM", and Postgres' historical "+HH:MM:SS").
+const DATE_RE =
+  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?(?:(Z)|([+-])(\d{2})(?::?(\d{2})(?::?(\d{2}))?)?)?)?$/i;
+// No whitespace anywhere, one "@", a non-empty local part, and a domain of two or more non-empty labels.
+const EMAIL_RE = /^[^\s@]+@[^\s@.]+(?:\.[^\s@.]+)+$/;
+
+// The range of a JavaScript Date, in epoch milliseconds.
+const MAX_EPOCH_MS = 8.64e15;
+const MIN_SAFE_BIGINT = BigInt(Number.MIN_SAFE_INTEGER);
+const MAX_SAFE_BIGINT = BigInt(Number.MAX_SAFE_INTEGER);
+const MS_PER_DAY = 86_400_000;
+
+// Fresh objects rather than shared constants: callers own (and may mutate) what they get back.
+function valid(value: PropertyValue): NormalizedValue {
+  return { value };
+}
+
+function invalid(type: PropertyType): NormalizedValue {
+  return { value: null, invalidReason: REASONS[type] };
+}
+
+function safeBigint(raw: bigint): number | null {
+  return raw >= MIN_SAFE_BIGINT && raw <= MAX_SAFE_BIGINT ? Number(raw) : null;
+}
+
+/** -0 would compare and serialise differently from 0 although it is the same stored number. */
+function noNegativeZero(n: number): number {
+  return n === 0 ? 0 : n;
+}
+
+function normalizeBoolean(raw: unknown): NormalizedValue {
+  if (typeof raw === "boolean") return valid(raw);
+  if (typeof raw === "number") return raw === 1 ? valid(true) : raw === 0 ? valid(false) : invalid("boolean");
+  if (typeof raw === "bigint") return raw === 1n ? valid(true) : raw === 0n ? valid(false) : invalid("boolean");
+  if (typeof raw === "string") {
+    const parsed = BOOLEAN_STRINGS.get(raw.trim().toLowerCase());
+    return parsed === undefined ? invalid("boolean") : valid(parsed);
+  }
+  return invalid("boolean");
+}
+
+function normalizeInteger(raw: unknown): NormalizedValue {
+  let n: number | null = null;
+  if (typeof raw === "number") n = raw;
+  else if (typeof raw === "bigint") n = safeBigint(raw);
+  else if (typeof raw === "string") {
+    const text = raw.trim();
+    if (INTEGER_RE.test(text)) n = Number(text);
+  }
+  // A digit string past 2^53 rounds to a neighbour, so the safe-range check also rejects those.
+  return n !== null && Number.isSafeInteger(n) ? valid(noNegativeZero(n)) : invalid("integer");
+}
+
+function normalizeFloat(raw: unknown): NormalizedValue {
+  let n: number | null = null;
+  if (typeof raw === "number") n = raw;
+  else if (typeof raw === "bigint") n = safeBigint(raw);
+  else if (typeof raw === "string") {
+    const text = raw.trim();
+    if (FLOAT_RE.test(text)) n = Number(text);
+  }
+  // "1e999" matches the pattern but overflows to Infinity.
+  return n !== null && Number.isFinite(n) ? valid(noNegativeZero(n)) : invalid("float");
+}
+
+/** Days since 1970-01-01 of a proleptic Gregorian date (Hinnant's days_from_civil); unlike Date.UTC it
+ * does not map years 0-99 to 1900-1999. */
+function daysFromCivil(year: number, month: number, day: number): number {
+  const y = month <= 2 ? year - 1 : year;
+  const era = Math.floor(y / 400);
+  const yoe = y - era * 400;
+  const doy = Math.floor((153 * (month + (month > 2 ? -3 : 9)) + 2) / 5) + day - 1;
+  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
+  return era * 146097 + doe - 719468;
+}
+
+function daysInMonth(year: number, month: number): number {
+  if (month === 2) return year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28;
+  return month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31;
+}
+
+function parseDateString(text: string): number | null {
+  const m = DATE_RE.exec(text);
+  if (m === null) return null;
+  const year = Number(m[1]);
+  const month = Number(m[2]);
+  const day = Number(m[3]);
+  const hour = m[4] === undefined ? 0 : Number(m[4]);
+  const minute = m[5] === undefined ? 0 : Number(m[5]);
+  const second = m[6] === undefined ? 0 : Number(m[6]);
+  // Keep at most three fraction digits: microseconds (Postgres) and beyond are truncated, not rounded.
+  const fraction = m[7] === undefined ? 0 : Number(m[7].slice(0, 3).padEnd(3, "0"));
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month)) return null;
+  if (hour > 23 || minute > 59 || second > 59) return null;
+  let offsetMs = 0;
+  if (m[9] !== undefined) {
+    const offsetHour = Number(m[10]);
+    const offsetMinute = m[11] === undefined ? 0 : Number(m[11]);
+    const offsetSecond = m[12] === undefined ? 0 : Number(m[12]);
+    if (offsetHour > 23 || offsetMinute > 59 || offsetSecond > 59) return null;
+    offsetMs = (offsetHour * 3600 + offsetMinute * 60 + offsetSecond) * 1000 * (m[9] === "-" ? -1 : 1);
+  }
+  const local = daysFromCivil(year, month, day) * MS_PER_DAY + ((hour * 60 + minute) * 60 + second) * 1000 + fraction;
+  // A local time east of UTC is earlier in UTC.
+  return local - offsetMs;
+}
+
+function normalizeDate(raw: unknown): NormalizedValue {
+  let ms: number | null = null;
+  if (raw instanceof Date) ms = raw.getTime();
+  else if (typeof raw === "number") ms = raw;
+  else if (typeof raw === "bigint") ms = safeBigint(raw);
+  else if (typeof raw === "string") ms = parseDateString(raw.trim());
+  // Dates are whole milliseconds; anything outside a Date's range cannot be shown or compared as one.
+  if (ms === null || !Number.isFinite(ms) || Math.abs(ms) > MAX_EPOCH_MS) return invalid("date");
+  return valid(noNegativeZero(Math.trunc(ms)));
+}
+
+function normalizeEmail(raw: unknown): NormalizedValue {
+  if (typeof raw !== "string") return invalid("email");
+  const email = raw.trim().toLowerCase();
+  return EMAIL_RE.test(email) ? valid(email) : invalid("email");
+}
+
+function normalizeUrl(raw: unknown): NormalizedValue {
+  if (typeof raw !== "string") return invalid("url");
+  const url = raw.trim().toLowerCase();
+  let protocol: string;
+  try {
+    protocol = new URL(url).protocol;
+  } catch {
+    return invalid("url");
+  }
+  // The stored value is the lower-cased text, not URL.href, so "http://x.com" does not gain a "/".
+  return protocol === "http:" || protocol === "https:" ? valid(url) : invalid("url");
+}
+
+function normalizePhoneNumber(raw: unknown): NormalizedValue {
+  let text: string;
+  if (typeof raw === "string") text = raw;
+  // A numeric column holding digits is still a phone number; fractions and exponents are not.
+  else if ((typeof raw === "number" && Number.isSafeInteger(raw)) || typeof raw === "bigint") text = String(raw);
+  else return invalid("phoneNumber");
+  const phone = parsePhoneNumberFromString(text, "US");
+  return phone !== undefined && phone.isValid() ? valid(phone.formatInternational()) : invalid("phoneNumber");
+}
+
+function isPlainObject(raw: object): boolean {
+  const proto: unknown = Object.getPrototypeOf(raw);
+  return proto === Object.prototype || proto === null;
+}
+
+function normalizeString(raw: unknown): NormalizedValue {
+  switch (typeof raw) {
+    case "string":
+      return valid(raw);
+    case "number":
+    case "boolean":
+    case "bigint":
+      return valid(String(raw));
+    case "object": {
+      if (raw === null) return { value: null };
+      if (raw instanceof Date) return Number.isNaN(raw.getTime()) ? invalid("string") : valid(raw.toISOString());
+      if (!Array.isArray(raw) && !isPlainObject(raw)) return invalid("string");
+      // JSON.stringify throws on cycles and nested bigints; either makes the value unstorable.
+      try {
+        return valid(JSON.stringify(raw));
+      } catch {
+        return invalid("string");
+      }
+    }
+    default:
+      return invalid("string");
+  }
+}
+
+/** True for a string that is empty once trimmed: every type but `string` treats it as "no value". */
+function isBlank(raw: unknown): boolean {
+  return typeof raw === "string" && raw.trim() === "";
+}
+
+export function normalizeValue(type: PropertyType, raw: unknown): NormalizedValue {
+  if (raw === null || raw === undefined) return { value: null };
+  if (type === "string") return normalizeString(raw);
+  if (isBlank(raw)) return { value: null };
+  switch (type) {
+    case "boolean":
+      return normalizeBoolean(raw);
+    case "integer":
+      return normalizeInteger(raw);
+    case "float":
+      return normalizeFloat(raw);
+    case "date":
+      return normalizeDate(raw);
+    case "email":
+      return normalizeEmail(raw);
+    case "url":
+      return normalizeUrl(raw);
+    case "phoneNumber":
+      return normalizePhoneNumber(raw);
+  }
+}
+
+/** For isArray properties: raw may be an array (each element normalised) or a scalar (one element);
+ * null/undefined → []. Invalid elements are dropped and their reasons collected (one per element); null
+ * elements are dropped silently, since an array property stores values, not holes. Order and duplicates
+ * are kept. */
+export function normalizeArray(type: PropertyType, raw: unknown): { values: PropertyValue[]; invalidReasons: string[] } {
+  const values: PropertyValue[] = [];
+  const invalidReasons: string[] = [];
+  if (raw === null || raw === undefined) return { values, invalidReasons };
+  if (!Array.isArray(raw)) {
+    pushNormalized(type, raw, values, invalidReasons);
+    return { values, invalidReasons };
+  }
+  const items: readonly unknown[] = raw;
+  for (let i = 0; i < items.length; i++) pushNormalized(type, items[i], values, invalidReasons);
+  return { values, invalidReasons };
+}
+
+function pushNormalized(type: PropertyType, raw: unknown, values: PropertyValue[], invalidReasons: string[]): void {
+  const { value, invalidReason } = normalizeValue(type, raw);
+  if (invalidReason !== undefined) invalidReasons.push(invalidReason);
+  else if (value !== null) values.push(value);
+}
