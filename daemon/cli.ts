@@ -5,6 +5,7 @@ import { generateCommand } from "./commands/generate.js";
 import { importDebeziumCommand } from "./commands/import-debezium.js";
 import { validateCommand } from "./commands/validate.js";
 import { readPackageInfo } from "./package-info.js";
+import { runDaemon } from "./run.js";
 
 export function buildProgram(): Command {
   const info = readPackageInfo();
@@ -23,6 +24,18 @@ export function buildProgram(): Command {
     .option("--json", "print the result as JSON on stdout")
     .action((options: { config: string; json?: boolean }) => {
       process.exitCode = validateCommand(options);
+    });
+
+  program
+    .command("run")
+    .description("run the daemon: stream changes from the configured sources into records, groups and the outbox")
+    .requiredOption("-c, --config <path>", "config file or directory (YAML or JSON)")
+    .requiredOption("-s, --state <dir>", "directory of the LMDB state (created if missing)")
+    .option("--http <host:port>", "where /metrics, /healthz and /readyz listen", "127.0.0.1:9464")
+    .option("--max-batch-size <n>", "changes per batch (one LMDB transaction)", (v) => Number(v), 1000)
+    .option("--max-batch-delay-ms <ms>", "longest a change waits for its batch to fill", (v) => Number(v), 5)
+    .action(async (options: { config: string; state: string; http: string; maxBatchSize: number; maxBatchDelayMs: number }) => {
+      process.exitCode = await runDaemon(options);
     });
 
   program

@@ -1,0 +1,310 @@
+// postgres-cdc: one logical replication stream (one slot, pgoutput) per postgres app, covering all
+// of its postgres-cdc sources. Creates the publication and slot when missing, reads an initial
+// snapshot in the slot's exported snapshot (no gap, no double), then streams from the slot's
+// consistent point. The slot's confirmed_flush_lsn only moves to LSNs the core reports durable:
+// pg-logical-replication's own acknowledgement timer is off (timeoutSeconds: 0, its issue 174) and
+// keepalives that ask for a reply are answered with the last durable LSN.
+import { Observable, type Subscriber } from "rxjs";
+import pg from "pg";
+import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from "pg-logical-replication";
+import type { Logger } from "pino";
+import { readDebezium, qualifyTable } from "../../daemon/config/debezium.js";
+import type { AppConfig, SourceConfig } from "../../daemon/config/schema.js";
+import type { Located } from "../../daemon/config/validate.js";
+import type { Change, Row } from "../../streams/change.js";
+import type { SourceConnector, SourceContext, SourcePlugin } from "../types.js";
+import { compareLsn, resolvePostgresApp, type PostgresAppSettings } from "./settings.js";
+
+const SNAPSHOT_CHUNK = 1000;
+const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`;
+const quoteTable = (qualified: string) => qualified.split(".").map(quoteIdent).join(".");
+
+interface SourceTable {
+  sourceId: string;
+  table: string;
+}
+
+export class PostgresCdcSource implements SourceConnector {
+  readonly appId: string;
+  readonly stream: string;
+  private readonly settings: PostgresAppSettings;
+  private readonly tables: SourceTable[];
+  private readonly logger: Logger;
+  private readonly positions: ReadonlyMap<string, string>;
+  private service: LogicalReplicationService | undefined;
+  private subscriber: Subscriber<Change> | undefined;
+  private connected = false;
+  private stopped = false;
+  private paused = false;
+  private resumeWaiters: (() => void)[] = [];
+  /** The highest LSN whose changes are durable in the state; the only LSN ever acknowledged. */
+  private durableLsn = "0/0";
+  private commitTime = Date.now();
+  private stoppedPromise: Promise<void> | undefined;
+
+  constructor(app: Located<AppConfig>, sources: readonly Located<SourceConfig>[], context: SourceContext) {
+    if (app.type !== "postgres") throw new Error(`postgres-cdc needs a postgres app, not ${app.type}`);
+    this.appId = app.id;
+    this.stream = `postgres:${app.id}`;
+    const debezium = app.options.debezium ? readDebezium(app.options.debezium).settings : undefined;
+    this.settings = resolvePostgresApp(app.id, app.options, debezium);
+    this.tables = sources.flatMap((s) => (s.type === "postgres-cdc" ? [{ sourceId: s.id, table: qualifyTable(s.options.table) }] : []));
+    this.logger = context.logger;
+    this.positions = context.positions;
+    const resumed = context.positions.get(this.stream);
+    if (resumed) this.durableLsn = resumed;
+  }
+
+  changes(): Observable<Change> {
+    return new Observable<Change>((subscriber) => {
+      this.subscriber = subscriber;
+      this.stoppedPromise = this.runLoop(subscriber).then(
+        () => subscriber.complete(),
+        (error: Error) => subscriber.error(error),
+      );
+      return () => {
+        this.stopped = true;
+      };
+    });
+  }
+
+  ready(): boolean {
+    return this.connected && !this.stopped;
+  }
+
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    this.paused = false;
+    for (const wake of this.resumeWaiters.splice(0)) wake();
+  }
+
+  async acknowledge(positions: ReadonlyMap<string, string>): Promise<void> {
+    const lsn = positions.get(this.stream);
+    if (!lsn || compareLsn(lsn, this.durableLsn) <= 0) return;
+    this.durableLsn = lsn;
+    await this.service?.acknowledge(lsn).catch((error: Error) => this.logger.warn({ err: error }, "acknowledging the slot failed; it is retried with the next batch"));
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.resume();
+    await this.service?.stop().catch(() => undefined);
+    await this.stoppedPromise;
+  }
+
+  private async waitWhilePaused(): Promise<void> {
+    while (this.paused && !this.stopped) await new Promise<void>((resolve) => this.resumeWaiters.push(resolve));
+  }
+
+  private emit(change: Change): void {
+    this.subscriber?.next(change);
+  }
+
+  private async runLoop(subscriber: Subscriber<Change>): Promise<void> {
+    let delay = 500;
+    while (!this.stopped && !subscriber.closed) {
+      try {
+        await this.prepare();
+        await this.stream_();
+        delay = 500;
+      } catch (error) {
+        this.connected = false;
+        if (this.stopped) break;
+        this.logger.error({ err: error, retryInMs: delay }, "postgres replication failed; reconnecting");
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, 30_000);
+      }
+    }
+    this.connected = false;
+  }
+
+  private async withClient<T>(use: (client: pg.Client) => Promise<T>): Promise<T> {
+    const client = new pg.Client(this.settings.connection);
+    await client.connect();
+    try {
+      return await use(client);
+    } finally {
+      await client.end();
+    }
+  }
+
+  /** Publication and slot: created when missing; the initial snapshot when the mode asks for one. */
+  private async prepare(): Promise<void> {
+    const { publication, slot, publicationAutocreateMode, snapshot } = this.settings;
+    const slotExists = await this.withClient(async (client) => {
+      const pub = await client.query(`SELECT 1 FROM pg_publication WHERE pubname = $1`, [publication]);
+      if (pub.rowCount === 0) {
+        if (publicationAutocreateMode === "disabled") throw new Error(`publication ${publication} does not exist and publication.autocreate.mode is disabled`);
+        const target = publicationAutocreateMode === "all_tables" ? "ALL TABLES" : `TABLE ${this.tables.map((t) => quoteTable(t.table)).join(", ")}`;
+        await client.query(`CREATE PUBLICATION ${quoteIdent(publication)} FOR ${target}`);
+        this.logger.info({ publication }, "created publication");
+      } else if (publicationAutocreateMode === "filtered") {
+        const { rows } = await client.query<{ t: string }>(`SELECT schemaname || '.' || tablename AS t FROM pg_publication_tables WHERE pubname = $1`, [publication]);
+        const missing = this.tables.filter((t) => !rows.some((r) => r.t === t.table));
+        if (missing.length > 0) await client.query(`ALTER PUBLICATION ${quoteIdent(publication)} ADD TABLE ${missing.map((t) => quoteTable(t.table)).join(", ")}`);
+      }
+      const found = await client.query<{ active: boolean; wal_status: string | null }>(`SELECT active, wal_status FROM pg_replication_slots WHERE slot_name = $1`, [slot]);
+      const row = found.rows[0];
+      if (row?.wal_status === "lost") throw new Error(`replication slot ${slot} is invalidated (wal_status lost); drop it or use snapshot.mode when_needed`);
+      return row !== undefined;
+    });
+
+    const snapshotStream = `${this.stream}:snapshot`;
+    const snapshotDone = this.positions.get(snapshotStream)?.startsWith("complete:") === true;
+    const wantsSnapshot =
+      snapshot === "always" ||
+      ((snapshot === "initial" || snapshot === "initial_only" || snapshot === "when_needed") && (!slotExists || !snapshotDone));
+    if (slotExists && !wantsSnapshot) return;
+    if (slotExists) {
+      // A slot without a completed snapshot behind it (or snapshot.mode always): start over from a new slot.
+      await this.withClient((client) => client.query(`SELECT pg_drop_replication_slot($1)`, [slot]));
+      this.logger.warn({ slot }, "dropped the replication slot to take a new consistent snapshot");
+    }
+    await this.createSlot(wantsSnapshot, snapshotStream);
+  }
+
+  private async createSlot(withSnapshot: boolean, snapshotStream: string): Promise<void> {
+    const { slot } = this.settings;
+    const replication = new pg.Client({ ...this.settings.connection, replication: "database" } as pg.ClientConfig);
+    await replication.connect();
+    try {
+      const created = await replication.query<{ consistent_point: string; snapshot_name: string | null }>(
+        `CREATE_REPLICATION_SLOT ${quoteIdent(slot)} LOGICAL pgoutput (SNAPSHOT '${withSnapshot ? "export" : "nothing"}')`,
+      );
+      const { consistent_point: consistentPoint, snapshot_name: snapshotName } = created.rows[0] ?? { consistent_point: "0/0", snapshot_name: null };
+      this.logger.info({ slot, consistentPoint, snapshot: withSnapshot }, "created replication slot");
+      if (withSnapshot && snapshotName) {
+        // The exported snapshot lives as long as this replication connection stays open and idle.
+        await this.readSnapshot(snapshotName, consistentPoint, snapshotStream);
+      }
+    } finally {
+      await replication.end();
+    }
+  }
+
+  private async readSnapshot(snapshotName: string, consistentPoint: string, snapshotStream: string): Promise<void> {
+    await this.withClient(async (client) => {
+      await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+      await client.query(`SET TRANSACTION SNAPSHOT '${snapshotName}'`);
+      const started = Date.now();
+      let rows = 0;
+      for (const { sourceId, table } of this.tables) {
+        const keys = await client.query<{ attname: string }>(
+          `SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+            WHERE i.indrelid = $1::regclass AND i.indisprimary ORDER BY array_position(i.indkey, a.attnum)`,
+          [quoteTable(table)],
+        );
+        const keyColumns = keys.rows.map((r) => r.attname);
+        const cursor = `snapshot_${sourceId.replace(/[^A-Za-z0-9_]/g, "_")}`;
+        await client.query(`DECLARE ${cursor} NO SCROLL CURSOR FOR SELECT * FROM ${quoteTable(table)}`);
+        for (;;) {
+          await this.waitWhilePaused();
+          if (this.stopped) throw new Error("stopped during the snapshot");
+          const batch = await client.query<Row>(`FETCH ${SNAPSHOT_CHUNK} FROM ${cursor}`);
+          for (const row of batch.rows) {
+            rows += 1;
+            this.emit({
+              sourceId,
+              op: "snapshot",
+              key: keyColumns.map((k) => String(row[k])).join(","),
+              before: null,
+              after: this.withoutExcluded(table, row),
+              position: { stream: snapshotStream, position: `running:${consistentPoint}` },
+              commitTime: started,
+            });
+          }
+          if (batch.rows.length < SNAPSHOT_CHUNK) break;
+        }
+        await client.query(`CLOSE ${cursor}`);
+      }
+      await client.query("COMMIT");
+      this.emit({
+        sourceId: this.tables[0]?.sourceId ?? "",
+        op: "marker",
+        key: "",
+        before: null,
+        after: null,
+        position: { stream: snapshotStream, position: `complete:${consistentPoint}` },
+        commitTime: Date.now(),
+      });
+      this.logger.info({ rows, tables: this.tables.length, consistentPoint }, "initial snapshot read");
+    });
+  }
+
+  private withoutExcluded(table: string, row: Row): Row {
+    const patterns = this.settings.columnExcludeList;
+    if (!patterns) return row;
+    const out: Record<string, unknown> = {};
+    for (const [column, value] of Object.entries(row)) if (!patterns.some((p) => new RegExp(`^${p}$`).test(`${table}.${column}`))) out[column] = value;
+    return out;
+  }
+
+  private async stream_(): Promise<void> {
+    if (this.settings.snapshot === "initial_only") {
+      this.logger.info("snapshot.mode initial_only: not streaming");
+      this.connected = true;
+      while (!this.stopped) await new Promise((r) => setTimeout(r, 200));
+      return;
+    }
+    const service = new LogicalReplicationService(this.settings.connection, {
+      acknowledge: { auto: false, timeoutSeconds: 0 },
+      flowControl: { enabled: true },
+    });
+    this.service = service;
+    const plugin = new PgoutputPlugin({ protoVersion: 1, publicationNames: [this.settings.publication] });
+    const bySource = new Map<string, string[]>();
+    for (const t of this.tables) bySource.set(t.table, [...(bySource.get(t.table) ?? []), t.sourceId]);
+
+    service.on("data", async (lsn: string, message: Pgoutput.Message) => {
+      this.connected = true;
+      switch (message.tag) {
+        case "begin":
+          this.commitTime = Number(BigInt(message.commitTime.toString()) / 1000n);
+          return;
+        case "insert":
+        case "update":
+        case "delete": {
+          const table = `${message.relation.schema}.${message.relation.name}`;
+          const after = message.tag === "delete" ? null : this.withoutExcluded(table, message.new);
+          const before = message.tag === "insert" ? null : (message.old ?? message.key ?? null);
+          const keyRow = after ?? before ?? {};
+          const key = message.relation.keyColumns.map((k) => String(keyRow[k])).join(",");
+          for (const sourceId of bySource.get(table) ?? []) {
+            this.emit({ sourceId, op: message.tag, key, before, after, position: { stream: this.stream, position: lsn }, commitTime: this.commitTime });
+          }
+          break;
+        }
+        case "truncate":
+          for (const relation of message.relations) {
+            for (const sourceId of bySource.get(`${relation.schema}.${relation.name}`) ?? []) {
+              this.emit({ sourceId, op: "truncate", key: "", before: null, after: null, position: { stream: this.stream, position: lsn }, commitTime: this.commitTime });
+            }
+          }
+          break;
+        default:
+          return;
+      }
+      // Flow control: the stream stays paused until this handler returns.
+      await this.waitWhilePaused();
+    });
+    service.on("heartbeat", (_lsn: string, _timestamp: number, shouldRespond: boolean) => {
+      this.connected = true;
+      // Answer with the last durable LSN, never the last received one, or wal_sender_timeout drops us.
+      if (shouldRespond) void service.acknowledge(this.durableLsn).catch(() => undefined);
+    });
+    const failed = new Promise<never>((_, reject) => service.on("error", reject));
+    this.logger.info({ slot: this.settings.slot, from: this.durableLsn }, "streaming from the replication slot");
+    this.connected = true;
+    await Promise.race([service.subscribe(plugin, this.settings.slot, this.durableLsn), failed]);
+    if (!this.stopped) throw new Error("the replication stream ended");
+  }
+}
+
+export const postgresCdcPlugin: SourcePlugin = {
+  appType: "postgres",
+  sourceTypes: ["postgres-cdc"],
+  create: (app, sources, context) => new PostgresCdcSource(app, sources, context),
+};

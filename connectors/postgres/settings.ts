@@ -1,0 +1,53 @@
+// A postgres app's effective settings: its own options merged with an `options.debezium` connector
+// config (validated beforehand), with grouparoo-stream's defaults for the rest.
+import type pg from "pg";
+import type { DebeziumSettings, PublicationAutocreateMode } from "../../daemon/config/debezium.js";
+import type { PostgresAppOptions, SnapshotMode } from "../../daemon/config/schema.js";
+
+export interface PostgresAppSettings {
+  connection: pg.ClientConfig;
+  slot: string;
+  publication: string;
+  publicationAutocreateMode: PublicationAutocreateMode;
+  snapshot: SnapshotMode;
+  heartbeatIntervalMs: number;
+  heartbeatActionQuery?: string;
+  columnExcludeList?: string[];
+}
+
+const pgName = (s: string) => s.toLowerCase().replace(/[^a-z0-9_]/g, "_").slice(0, 63);
+
+export function resolvePostgresApp(appId: string, options: PostgresAppOptions, debezium?: DebeziumSettings): PostgresAppSettings {
+  const connection: pg.ClientConfig = options.connectionString
+    ? { connectionString: options.connectionString }
+    : {
+        host: options.host ?? debezium?.host ?? "127.0.0.1",
+        port: options.port ?? debezium?.port ?? 5432,
+        user: options.user ?? debezium?.user,
+        password: options.password ?? debezium?.password,
+        database: options.database ?? debezium?.database,
+      };
+  if ((options.ssl ?? debezium?.ssl) === true) connection.ssl = true;
+  return {
+    connection,
+    slot: options.slot ?? debezium?.slot ?? pgName(`grouparoo_${appId}`),
+    publication: options.publication ?? debezium?.publication ?? pgName(`grouparoo_${appId}`),
+    publicationAutocreateMode: debezium?.publicationAutocreateMode ?? "filtered",
+    snapshot: options.snapshot ?? debezium?.snapshot ?? "initial",
+    heartbeatIntervalMs: options.heartbeatIntervalMs ?? debezium?.heartbeatIntervalMs ?? 0,
+    ...(debezium?.heartbeatActionQuery ? { heartbeatActionQuery: debezium.heartbeatActionQuery } : {}),
+    ...(debezium?.columnExcludeList ? { columnExcludeList: debezium.columnExcludeList } : {}),
+  };
+}
+
+/** LSNs compare as 64-bit numbers ("16/B374D848"), never as strings. */
+export function lsnToBigInt(lsn: string): bigint {
+  const [high, low] = lsn.split("/");
+  return (BigInt(`0x${high ?? "0"}`) << 32n) | BigInt(`0x${low ?? "0"}`);
+}
+
+export function compareLsn(a: string, b: string): number {
+  const x = lsnToBigInt(a);
+  const y = lsnToBigInt(b);
+  return x < y ? -1 : x > y ? 1 : 0;
+}

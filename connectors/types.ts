@@ -1,0 +1,52 @@
+// The connector plugin interface. A source connector serves one app (one replication slot, one
+// Kafka consumer) and all the sources configured on it; it turns what it reads into `Change`s and
+// acknowledges only the positions the core reports as durable. Built-in connectors live in one
+// folder per system and register by app type; third-party plugins implement the same interface.
+import type { Observable } from "rxjs";
+import type { Logger } from "pino";
+import type { AppConfig, SourceConfig } from "../daemon/config/schema.js";
+import type { Located } from "../daemon/config/validate.js";
+import type { Change } from "../streams/change.js";
+
+export interface SourceConnector {
+  /** The app id this connector reads for. */
+  readonly appId: string;
+  /** Starts reading on subscribe; completes after stop(). */
+  changes(): Observable<Change>;
+  /** Positions (by stream) whose changes are durably applied: the only ones that may be acknowledged. */
+  acknowledge(positions: ReadonlyMap<string, string>): Promise<void>;
+  /** Backpressure: stop reading (keep the connection) until resume(). */
+  pause(): void;
+  resume(): void;
+  /** True while connected and streaming. */
+  ready(): boolean;
+  /** Stops reading; the changes() observable completes once in-flight reads are handed over. */
+  stop(): Promise<void>;
+}
+
+export interface SourceContext {
+  logger: Logger;
+  /** The last durable position of each stream (from the state), to resume from. */
+  positions: ReadonlyMap<string, string>;
+}
+
+export interface SourcePlugin {
+  /** The app type it reads (postgres, kafka, ...). */
+  appType: string;
+  /** The source types it serves on such an app. */
+  sourceTypes: readonly string[];
+  create(app: Located<AppConfig>, sources: readonly Located<SourceConfig>[], context: SourceContext): SourceConnector;
+}
+
+export class ConnectorRegistry {
+  private readonly sources = new Map<string, SourcePlugin>();
+
+  registerSource(plugin: SourcePlugin): this {
+    for (const type of plugin.sourceTypes) this.sources.set(type, plugin);
+    return this;
+  }
+
+  sourcePlugin(sourceType: string): SourcePlugin | undefined {
+    return this.sources.get(sourceType);
+  }
+}

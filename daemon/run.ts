@@ -1,0 +1,181 @@
+// `grouparoo-stream run`: loads the config, opens the state, starts the declared sources through
+// their connectors, runs the pipeline, serves HTTP, and on SIGTERM / SIGINT drains: /readyz turns
+// 503, sources stop reading, the batch in flight commits and is acknowledged, and the process exits 0.
+import type { Server } from "node:http";
+import { merge, type Observable } from "rxjs";
+import type { Logger } from "pino";
+import { postgresCdcPlugin } from "../connectors/postgres/cdc.js";
+import { ConnectorRegistry, type SourceConnector } from "../connectors/types.js";
+import { createMetrics, type Metrics } from "../metrics/registry.js";
+import { Store, type RunState } from "../state/store.js";
+import type { Change } from "../streams/change.js";
+import { compileDomain, type Domain } from "../streams/domain.js";
+import { DEFAULT_PIPELINE_OPTIONS, Pipeline, type BackfillTask, type CommittedBatch } from "../streams/pipeline.js";
+import { formatIssue } from "./config/issues.js";
+import { loadConfig, type Config } from "./config/validate.js";
+import { parseListen, startHttpServer } from "./http.js";
+import { createLogger } from "./logger.js";
+import { EX_CONFIG } from "./commands/validate.js";
+
+export interface RunOptions {
+  config: string;
+  state: string;
+  http: string;
+  maxBatchSize?: number;
+  maxBatchDelayMs?: number;
+  drainTimeoutMs?: number;
+}
+
+export const EX_SOFTWARE = 70;
+
+export function builtinConnectors(): ConnectorRegistry {
+  return new ConnectorRegistry().registerSource(postgresCdcPlugin);
+}
+
+function createSources(config: Config, registry: ConnectorRegistry, store: Store, logger: Logger): SourceConnector[] | string {
+  const byApp = new Map<string, Config["sources"]>();
+  for (const source of config.sources) byApp.set(source.appId, [...(byApp.get(source.appId) ?? []), source]);
+  const connectors: SourceConnector[] = [];
+  for (const [appId, sources] of byApp) {
+    const app = config.apps.find((a) => a.id === appId);
+    const first = sources[0];
+    if (!app || !first) continue;
+    const plugin = registry.sourcePlugin(first.type);
+    if (!plugin) return `${first.origin.file}: source "${first.id}": type: no connector for ${first.type} sources in this build`;
+    connectors.push(plugin.create(app, sources, { logger: logger.child({ app: appId }), positions: store.allPositions() }));
+  }
+  return connectors;
+}
+
+function recordCommitted(metrics: Metrics, batch: CommittedBatch): void {
+  if (!batch.result) return;
+  if (batch.kind === "changes") {
+    metrics.batchApplySeconds.observe(batch.seconds);
+    metrics.batchChanges.observe(batch.changes);
+  }
+  for (const [source, ops] of batch.result.applied) for (const [op, n] of ops) metrics.changesApplied.inc({ source, op }, n);
+  for (const [group, delta] of batch.result.memberDelta) if (delta !== 0) metrics.groupTransitions.inc({ group, direction: delta > 0 ? "enter" : "leave" }, Math.abs(delta));
+  if (batch.result.deadLetters > 0) metrics.deadLetters.inc({ component: "source", kind: "change" }, batch.result.deadLetters);
+}
+
+/** Starts the Runs that backfill new or changed groups over the records already held. */
+async function startBackfills(domain: Domain, store: Store, pipeline: Pipeline, logger: Logger): Promise<void> {
+  for (const group of domain.groups.values()) {
+    if (store.getMeta<string>(`group:${group.id}`) === group.fingerprint) continue;
+    const run: RunState = { id: `backfill:${group.id}:${Date.now()}`, kind: "backfill", groupId: group.id, state: "running", processed: 0, startedAt: Date.now() };
+    await store.putMeta(`run:${run.id}`, run);
+    logger.info({ run: run.id, group: group.id }, "group is new or changed: backfilling it over existing records");
+    pipeline.backfill({ groupId: group.id, modelId: group.modelId, runId: run.id });
+  }
+}
+
+export async function runDaemon(options: RunOptions, registry: ConnectorRegistry = builtinConnectors(), logger: Logger = createLogger()): Promise<number> {
+  const loaded = loadConfig(options.config);
+  for (const issue of loaded.issues) (issue.severity === "error" ? logger.error.bind(logger) : logger.warn.bind(logger))({ issue }, formatIssue(issue));
+  if (!loaded.config) {
+    logger.error({ config: options.config }, "invalid config; not starting");
+    return EX_CONFIG;
+  }
+  const config = loaded.config;
+  const domain = compileDomain(config);
+  const listen = parseListen(options.http);
+  const store = Store.open(options.state);
+  const sources = createSources(config, registry, store, logger);
+  if (typeof sources === "string") {
+    logger.error(sources);
+    await store.close();
+    return EX_CONFIG;
+  }
+
+  const metrics = createMetrics({
+    records: () => [...domain.models.keys()].map((m) => [m, store.countOf("records", m)] as [string, number]),
+    members: () => [...domain.groups.keys()].map((g) => [g, store.countOf("members", g)] as [string, number]),
+    outboxDepth: () => [...domain.destinations.keys()].map((d) => [d, store.outboxDepth(d)] as [string, number]),
+  });
+
+  const changes$: Observable<Change> = merge(...sources.map((s) => s.changes()));
+  const pipeline = new Pipeline(
+    changes$,
+    {
+      applyChanges: (changes) => store.applyBatch(domain, changes, Date.now()),
+      sweep: (now) => store.sweep(domain, now),
+      nextBoundary: () => store.nextBoundaryInstant(),
+      backfill: async (task: BackfillTask) => {
+        const last = await store.backfillChunk(domain, task.modelId, task.groupId, task.after, Date.now());
+        const run = store.getMeta<RunState>(`run:${task.runId}`);
+        if (last === undefined) {
+          if (run) await store.putMeta(`run:${task.runId}`, { ...run, state: "complete", completedAt: Date.now() });
+          const group = domain.groups.get(task.groupId);
+          if (group) await store.putMeta(`group:${group.id}`, group.fingerprint);
+          logger.info({ run: task.runId, processed: run?.processed ?? 0 }, "backfill complete");
+          return undefined;
+        }
+        if (run) await store.putMeta(`run:${task.runId}`, { ...run, processed: run.processed + store.recordIdsOf(task.modelId, task.after, 500).length });
+        return { ...task, after: last };
+      },
+    },
+    {
+      committed: (batch) => {
+        recordCommitted(metrics, batch);
+        if (batch.positions.size > 0) for (const source of sources) void source.acknowledge(batch.positions);
+      },
+      pressure: (paused) => {
+        metrics.sourcesPaused.set(paused ? 1 : 0);
+        logger.warn({ paused }, paused ? "backpressure: pausing sources" : "backpressure released: resuming sources");
+        for (const source of sources) (paused ? source.pause() : source.resume());
+      },
+      failed: (error) => logger.error({ err: error }, "pipeline failed"),
+    },
+    {
+      ...DEFAULT_PIPELINE_OPTIONS,
+      maxBatchSize: options.maxBatchSize ?? DEFAULT_PIPELINE_OPTIONS.maxBatchSize,
+      maxBatchDelayMs: options.maxBatchDelayMs ?? DEFAULT_PIPELINE_OPTIONS.maxBatchDelayMs,
+    },
+  );
+
+  let draining = false;
+  let server: Server | undefined;
+  try {
+    server = await startHttpServer(listen, {
+      registry: metrics.registry,
+      notReady: () => {
+        if (draining) return "draining";
+        const down = sources.filter((s) => !s.ready()).map((s) => s.appId);
+        return down.length > 0 ? `sources not connected: ${down.join(", ")}` : null;
+      },
+    });
+  } catch (error) {
+    logger.error({ err: error, http: options.http }, "cannot listen for HTTP");
+    await store.close();
+    return EX_SOFTWARE;
+  }
+  logger.info({ http: options.http, state: options.state, sources: sources.map((s) => s.appId) }, "grouparoo-stream running");
+
+  const finished = pipeline.run();
+  await startBackfills(domain, store, pipeline, logger);
+
+  const drain = async (signal: string) => {
+    if (draining) return;
+    draining = true;
+    logger.info({ signal }, "draining: not ready, stopping sources, committing the batch in flight");
+    pipeline.drain();
+    await Promise.all(sources.map((s) => s.stop()));
+  };
+  const onSignal = (signal: NodeJS.Signals) => void drain(signal);
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+
+  let code = 0;
+  try {
+    await finished;
+  } catch (error) {
+    logger.error({ err: error }, "pipeline stopped on an error");
+    code = EX_SOFTWARE;
+  }
+  process.off("SIGTERM", onSignal);
+  process.off("SIGINT", onSignal);
+  await new Promise<void>((resolve) => server?.close(() => resolve()) ?? resolve());
+  await store.close();
+  logger.info({ code }, "stopped");
+  return code;
+}

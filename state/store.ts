@@ -1,0 +1,301 @@
+// The only module that touches LMDB. One environment under --state DIR with typed sub-databases,
+// every key led by model (or source / destination) and record so the state can later be split by
+// partition (DESIGN.md section 6), and one write transaction per batch.
+//
+// Durability: lmdb-js runs each `transaction()` callback inside one LMDB write transaction (all of
+// the batch's writes, its outbox entries and its source positions commit together or not at all).
+// The environment is opened with `noSync: false` (every commit is fsynced), `useWritemap: false` (a
+// stray write cannot corrupt the map) and `overlappingSync: false` (lmdb-js' default on Linux is
+// true: the fsync then runs after the commit is already visible, and after a crash a reopened
+// environment may pick either the last committed or the last flushed transaction; with it off,
+// visible means durable, so the state a restart sees is exactly what was acknowledged or more).
+// `applyBatch` also awaits `db.flushed` before it returns; only then may a source acknowledge the
+// batch's positions (invariant 1).
+import { mkdirSync } from "node:fs";
+import { open, type Database, type RootDatabase } from "lmdb";
+import type { AggregateState } from "../streams/aggregates.js";
+import { BatchApplier, type BatchResult, type BatchState, type DeadLetter, type Identity, type RowRef, type StoredRecord, type StoredRow } from "../streams/apply.js";
+import type { Change } from "../streams/change.js";
+import type { Domain } from "../streams/domain.js";
+import type { ExportPlan, RemoteState } from "../streams/exports.js";
+
+type Key = (string | number)[];
+/** Sorts after every string, so [a, b, END] closes the range of keys that start with [a, b]. */
+const END = "\uffff\uffff";
+
+export interface OutboxEntry extends ExportPlan {
+  seq: number;
+}
+
+export interface StoredDeadLetter extends DeadLetter {
+  seq: number;
+  at: number;
+}
+
+export interface BoundaryEntry {
+  instant: number;
+  modelId: string;
+  groupId: string;
+  recordId: string;
+}
+
+export class Store {
+  readonly root: RootDatabase;
+  private readonly records: Database<StoredRecord, Key>;
+  private readonly unique: Database<string, Key>;
+  private readonly rows: Database<StoredRow, Key>;
+  private readonly pending: Database<true, Key>;
+  private readonly recordRows: Database<true, Key>;
+  private readonly aggregates: Database<AggregateState, Key>;
+  private readonly members: Database<true, Key>;
+  private readonly boundaries: Database<number, Key>;
+  private readonly timeIndex: Database<true, Key>;
+  private readonly remote: Database<RemoteState, Key>;
+  private readonly outbox: Database<OutboxEntry, Key>;
+  private readonly outboxByRecord: Database<number, Key>;
+  private readonly deadLetters: Database<StoredDeadLetter, Key>;
+  private readonly positions: Database<string, string>;
+  private readonly counters: Database<number, Key>;
+  private readonly meta: Database<unknown, string>;
+
+  private constructor(readonly path: string) {
+    mkdirSync(path, { recursive: true });
+    this.root = open({ path, noSync: false, useWritemap: false, overlappingSync: false, maxDbs: 32, cache: false });
+    const db = <V, K extends Key | string = Key>(name: string) => this.root.openDB<V, K>({ name });
+    this.records = db("records");
+    this.unique = db("unique");
+    this.rows = db("rows");
+    this.pending = db("pending");
+    this.recordRows = db("record-rows");
+    this.aggregates = db("aggregates");
+    this.members = db("members");
+    this.boundaries = db("boundaries");
+    this.timeIndex = db("time-index");
+    this.remote = db("remote");
+    this.outbox = db("outbox");
+    this.outboxByRecord = db("outbox-by-record");
+    this.deadLetters = db("dead-letters");
+    this.positions = db<string, string>("positions");
+    this.counters = db("counters");
+    this.meta = db<unknown, string>("meta");
+  }
+
+  static open(path: string): Store {
+    return new Store(path);
+  }
+
+  /**
+   * Applies changes (and, through `extra`, time-index sweeps or backfill evaluations) in one write
+   * transaction and resolves once it is durable.
+   */
+  async applyBatch(domain: Domain, changes: readonly Change[], now: number, extra?: (applier: BatchApplier) => void): Promise<BatchResult> {
+    let result: BatchResult | undefined;
+    await this.root.transaction(() => {
+      const applier = new BatchApplier(domain, this.batchState(), now);
+      for (const change of changes) applier.apply(change);
+      extra?.(applier);
+      result = applier.finish();
+      for (const [modelId, delta] of result.recordDelta) this.bump(["records", modelId], delta);
+      for (const [groupId, delta] of result.memberDelta) this.bump(["members", groupId], delta);
+    });
+    await this.root.flushed;
+    if (!result) throw new Error("the batch transaction did not run");
+    return result;
+  }
+
+  private bump(key: Key, delta: number): void {
+    if (delta !== 0) this.counters.put(key, (this.counters.get(key) ?? 0) + delta);
+  }
+
+  private nextSeq(name: string): number {
+    const seq = ((this.meta.get(`seq:${name}`) as number | undefined) ?? 0) + 1;
+    this.meta.put(`seq:${name}`, seq);
+    return seq;
+  }
+
+  private batchState(): BatchState {
+    const keysOf = (db: Database<unknown, Key>, prefix: Key) => [...db.getKeys({ start: prefix, end: [...prefix, END] })] as Key[];
+    return {
+      getRecord: (m, r) => this.records.get([m, r]),
+      putRecord: (m, record) => void this.records.put([m, record.id], record),
+      deleteRecord: (m, r) => void this.records.remove([m, r]),
+      getUnique: (m, p, v) => this.unique.get([m, p, v]),
+      setUnique: (m, p, v, r) => void this.unique.put([m, p, v], r),
+      deleteUnique: (m, p, v) => void this.unique.remove([m, p, v]),
+      getRow: (s, k) => this.rows.get([s, k]),
+      putRow: (s, k, row) => void this.rows.put([s, k], row),
+      deleteRow: (s, k) => void this.rows.remove([s, k]),
+      rowKeysOfSource: (s) => keysOf(this.rows, [s]).map((k) => String(k[1])),
+      addPending: (m, id: Identity, ref: RowRef) => void this.pending.put([m, id.propertyId, id.valueKey, ref.sourceId, ref.rowKey], true),
+      deletePending: (m, id, ref) => void this.pending.remove([m, id.propertyId, id.valueKey, ref.sourceId, ref.rowKey]),
+      pendingRows: (m, id) => keysOf(this.pending, [m, id.propertyId, id.valueKey]).map((k) => ({ sourceId: String(k[3]), rowKey: String(k[4]) })),
+      attachRow: (m, r, ref) => void this.recordRows.put([m, r, ref.sourceId, ref.rowKey], true),
+      detachRow: (m, r, ref) => void this.recordRows.remove([m, r, ref.sourceId, ref.rowKey]),
+      rowsOfRecord: (m, r) => keysOf(this.recordRows, [m, r]).map((k) => ({ sourceId: String(k[2]), rowKey: String(k[3]) })),
+      getAggregate: (m, r, p) => this.aggregates.get([m, r, p]),
+      putAggregate: (m, r, p, state) => void this.aggregates.put([m, r, p], state),
+      deleteAggregate: (m, r, p) => void this.aggregates.remove([m, r, p]),
+      setMember: (m, g, r, member) => void (member ? this.members.put([m, g, r], true) : this.members.remove([m, g, r])),
+      setBoundary: (m, g, r, instant) => {
+        const previous = this.boundaries.get([m, g, r]);
+        if (previous === (instant ?? undefined)) return;
+        if (previous !== undefined) this.timeIndex.remove([previous, m, g, r]);
+        if (instant === null) this.boundaries.remove([m, g, r]);
+        else {
+          this.boundaries.put([m, g, r], instant);
+          this.timeIndex.put([instant, m, g, r], true);
+        }
+      },
+      getRemote: (d, r) => this.remote.get([d, r]),
+      putExport: (d, r, plan) => {
+        const previous = this.outboxByRecord.get([d, r]);
+        // A newer export supersedes an unsent older one for the same record.
+        if (previous !== undefined) this.outbox.remove([d, previous]);
+        if (!plan) {
+          if (previous !== undefined) this.outboxByRecord.remove([d, r]);
+          return;
+        }
+        const seq = this.nextSeq(`outbox:${d}`);
+        this.outbox.put([d, seq], { ...plan, seq });
+        this.outboxByRecord.put([d, r], seq);
+      },
+      deadLetter: (entry) => {
+        const seq = this.nextSeq("dead-letters");
+        this.deadLetters.put([seq], { ...entry, seq, at: Date.now() });
+      },
+      setPosition: (stream, position) => void this.positions.put(stream, position),
+    };
+  }
+
+  // --- Reads (outside the write path) --------------------------------------------------------
+
+  getRecord(modelId: string, recordId: string): StoredRecord | undefined {
+    return this.records.get([modelId, recordId]);
+  }
+
+  *recordsOf(modelId: string): Generator<StoredRecord> {
+    for (const { value } of this.records.getRange({ start: [modelId], end: [modelId, END] })) yield value;
+  }
+
+  recordIdsOf(modelId: string, after: string | undefined, limit: number): string[] {
+    const start: Key = after === undefined ? [modelId] : [modelId, after];
+    const ids: string[] = [];
+    for (const key of this.records.getKeys({ start, end: [modelId, END], limit: limit + 1 })) {
+      const id = String((key as Key)[1]);
+      if (id !== after) ids.push(id);
+      if (ids.length === limit) break;
+    }
+    return ids;
+  }
+
+  membersOf(modelId: string, groupId: string): string[] {
+    return [...this.members.getKeys({ start: [modelId, groupId], end: [modelId, groupId, END] })].map((k) => String((k as Key)[2]));
+  }
+
+  aggregateOf(modelId: string, recordId: string, propertyId: string): AggregateState | undefined {
+    return this.aggregates.get([modelId, recordId, propertyId]);
+  }
+
+  rowOf(sourceId: string, rowKey: string): StoredRow | undefined {
+    return this.rows.get([sourceId, rowKey]);
+  }
+
+  *rowsOf(sourceId: string): Generator<[string, StoredRow]> {
+    for (const { key, value } of this.rows.getRange({ start: [sourceId], end: [sourceId, END] })) yield [String((key as Key)[1]), value];
+  }
+
+  boundaryOf(modelId: string, groupId: string, recordId: string): number | undefined {
+    return this.boundaries.get([modelId, groupId, recordId]);
+  }
+
+  /** Time-index entries due at or before `now`, earliest first. */
+  dueBoundaries(now: number, limit = 10_000): BoundaryEntry[] {
+    const due: BoundaryEntry[] = [];
+    for (const key of this.timeIndex.getKeys({ start: [0], end: [now, END], limit })) {
+      const [instant, modelId, groupId, recordId] = key as [number, string, string, string];
+      due.push({ instant, modelId, groupId, recordId });
+    }
+    return due;
+  }
+
+  /** The earliest future boundary in the time index, if any. */
+  nextBoundaryInstant(): number | undefined {
+    for (const key of this.timeIndex.getKeys({ limit: 1 })) return (key as Key)[0] as number;
+    return undefined;
+  }
+
+  countOf(kind: "records" | "members", id: string): number {
+    return this.counters.get([kind, id]) ?? 0;
+  }
+
+  position(stream: string): string | undefined {
+    return this.positions.get(stream);
+  }
+
+  allPositions(): Map<string, string> {
+    return new Map([...this.positions.getRange()].map(({ key, value }) => [key, value]));
+  }
+
+  outboxOf(destinationId: string, limit = 1000): OutboxEntry[] {
+    return [...this.outbox.getRange({ start: [destinationId], end: [destinationId, Number.MAX_SAFE_INTEGER], limit })].map((e) => e.value);
+  }
+
+  outboxDepth(destinationId: string): number {
+    return this.outbox.getCount({ start: [destinationId], end: [destinationId, Number.MAX_SAFE_INTEGER] });
+  }
+
+  remoteOf(destinationId: string, recordId: string): RemoteState | undefined {
+    return this.remote.get([destinationId, recordId]);
+  }
+
+  listDeadLetters(limit = 1000): StoredDeadLetter[] {
+    return [...this.deadLetters.getRange({ limit })].map((e) => e.value);
+  }
+
+  /** Re-evaluates every (record, group) due in the time index at `now`, in one transaction. */
+  async sweep(domain: Domain, now: number): Promise<BatchResult | undefined> {
+    const due = this.dueBoundaries(now);
+    if (due.length === 0) return undefined;
+    return this.applyBatch(domain, [], now, (applier) => {
+      for (const entry of due) applier.evaluate(entry.modelId, entry.groupId, entry.recordId);
+    });
+  }
+
+  /** Evaluates one group for the next `limit` records after `after`; returns the last id done. */
+  async backfillChunk(domain: Domain, modelId: string, groupId: string, after: string | undefined, now: number, limit = 500): Promise<string | undefined> {
+    const ids = this.recordIdsOf(modelId, after, limit);
+    if (ids.length === 0) return undefined;
+    await this.applyBatch(domain, [], now, (applier) => {
+      for (const id of ids) applier.evaluate(modelId, groupId, id);
+    });
+    return ids[ids.length - 1];
+  }
+
+  runs(): RunState[] {
+    return [...this.meta.getRange({ start: "run:", end: "run:\uffff" })].map((e) => e.value as RunState);
+  }
+
+  getMeta<T>(key: string): T | undefined {
+    return this.meta.get(key) as T | undefined;
+  }
+
+  async putMeta(key: string, value: unknown): Promise<void> {
+    await this.meta.put(key, value);
+    await this.root.flushed;
+  }
+
+  async close(): Promise<void> {
+    await this.root.close();
+  }
+}
+
+/** A Run: a backfill of a group over existing records (more kinds come with sources). */
+export interface RunState {
+  id: string;
+  kind: "backfill";
+  groupId: string;
+  state: "running" | "complete";
+  processed: number;
+  startedAt: number;
+  completedAt?: number;
+}

@@ -1,0 +1,421 @@
+// Applying a batch of changes to the state (the heart of the core): rows find their records by
+// unique values, primary rows create and delete records, other rows feed aggregates (or wait,
+// pending, for their record to appear), unique values are enforced, groups whose rules read a
+// changed property are re-evaluated (enter / leave), relative-date boundaries go into the time
+// index, and exports are planned per destination. The algorithm is pure over the `BatchState`
+// interface; state/ implements it inside one LMDB write transaction.
+import { aggregateValue, applyRowChange, emptyAggregate, type AggregateState } from "./aggregates.js";
+import type { Change, Row } from "./change.js";
+import type { Domain, ModelDef, PropertyDef, RecordValueMap, SourceDef } from "./domain.js";
+import { planExport, type ExportPlan, type RemoteState } from "./exports.js";
+import { isMember, nextBoundary, groupsAffectedBy, type CompiledGroup } from "./rules.js";
+import { normalizeArray, normalizeValue } from "./values.js";
+import { TOP_LEVEL_RULE_KEYS, type PropertyValue } from "./vocabulary.js";
+
+export const DUPLICATE_VALUE = "Duplicate Value";
+
+export interface StoredRecord {
+  id: string;
+  createdAt: number;
+  values: RecordValueMap;
+  /** Why a property holds null although its source had a value ("Invalid integer value", "Duplicate Value"). */
+  invalid: Record<string, string>;
+  /** Ids of the groups the record is a member of, sorted. */
+  groups: string[];
+}
+
+export interface Identity {
+  propertyId: string;
+  valueKey: string;
+}
+
+export interface StoredRow {
+  /** The record the row feeds, or null while it waits for a record with its identity. */
+  recordId: string | null;
+  /** The unique value it finds its record by (non-primary sources). */
+  identity: Identity | null;
+  row: Row;
+}
+
+export interface RowRef {
+  sourceId: string;
+  rowKey: string;
+}
+
+export interface DeadLetter {
+  kind: "change";
+  sourceId: string;
+  reason: string;
+  change: Change;
+}
+
+/** Everything the algorithm reads and writes; state/ implements it inside one write transaction. */
+export interface BatchState {
+  getRecord(modelId: string, recordId: string): StoredRecord | undefined;
+  putRecord(modelId: string, record: StoredRecord): void;
+  deleteRecord(modelId: string, recordId: string): void;
+
+  getUnique(modelId: string, propertyId: string, valueKey: string): string | undefined;
+  setUnique(modelId: string, propertyId: string, valueKey: string, recordId: string): void;
+  deleteUnique(modelId: string, propertyId: string, valueKey: string): void;
+
+  getRow(sourceId: string, rowKey: string): StoredRow | undefined;
+  putRow(sourceId: string, rowKey: string, row: StoredRow): void;
+  deleteRow(sourceId: string, rowKey: string): void;
+  rowKeysOfSource(sourceId: string): string[];
+
+  addPending(modelId: string, identity: Identity, ref: RowRef): void;
+  deletePending(modelId: string, identity: Identity, ref: RowRef): void;
+  pendingRows(modelId: string, identity: Identity): RowRef[];
+
+  attachRow(modelId: string, recordId: string, ref: RowRef): void;
+  detachRow(modelId: string, recordId: string, ref: RowRef): void;
+  rowsOfRecord(modelId: string, recordId: string): RowRef[];
+
+  getAggregate(modelId: string, recordId: string, propertyId: string): AggregateState | undefined;
+  putAggregate(modelId: string, recordId: string, propertyId: string, state: AggregateState): void;
+  deleteAggregate(modelId: string, recordId: string, propertyId: string): void;
+
+  setMember(modelId: string, groupId: string, recordId: string, member: boolean): void;
+  /** Records (or clears, with null) the next instant the record's membership may flip. */
+  setBoundary(modelId: string, groupId: string, recordId: string, instant: number | null): void;
+
+  getRemote(destinationId: string, recordId: string): RemoteState | undefined;
+  /** Queues plan in the outbox, replacing an unsent export of the same record; null drops it. */
+  putExport(destinationId: string, recordId: string, plan: ExportPlan | null): void;
+
+  deadLetter(entry: DeadLetter): void;
+  setPosition(stream: string, position: string): void;
+}
+
+export interface BatchResult {
+  /** Changes applied, by source id and op. */
+  applied: Map<string, Map<string, number>>;
+  deadLetters: number;
+  exports: number;
+  /** Net change of records by model and members by group. */
+  recordDelta: Map<string, number>;
+  memberDelta: Map<string, number>;
+}
+
+interface Touched {
+  model: ModelDef;
+  before: StoredRecord | null;
+  current: StoredRecord | null;
+  changed: Set<string>;
+  /** Groups to evaluate whatever changed (time-index sweeps, backfills). */
+  forceGroups: Set<string>;
+  /** Deleted and created again within the batch: evaluated like a new record. */
+  recreated: boolean;
+  commitTime: number;
+}
+
+const valueKey = (value: PropertyValue): string => (typeof value === "string" ? value : JSON.stringify(value));
+const clone = (r: StoredRecord): StoredRecord => ({ ...r, values: { ...r.values }, invalid: { ...r.invalid }, groups: [...r.groups] });
+const sameValue = (a: unknown, b: unknown) => a === b || JSON.stringify(a) === JSON.stringify(b);
+
+/** Applies changes (and any sweeps or backfills queued on it) through one BatchState. */
+export class BatchApplier {
+  private readonly touched = new Map<string, Touched>();
+  private readonly result: BatchResult = { applied: new Map(), deadLetters: 0, exports: 0, recordDelta: new Map(), memberDelta: new Map() };
+
+  constructor(
+    private readonly domain: Domain,
+    private readonly state: BatchState,
+    private readonly now: number,
+  ) {}
+
+  apply(change: Change): void {
+    if (change.op === "marker") {
+      this.state.setPosition(change.position.stream, change.position.position);
+      return;
+    }
+    const source = this.domain.sources.get(change.sourceId);
+    const problem = !source
+      ? `no source "${change.sourceId}" in the config`
+      : change.op !== "truncate" && change.key === ""
+        ? "the change has no row key"
+        : (change.op === "insert" || change.op === "update" || change.op === "snapshot") && !change.after
+          ? `an ${change.op} without the row's new values`
+          : undefined;
+    if (problem || !source) {
+      this.state.deadLetter({ kind: "change", sourceId: change.sourceId, reason: problem ?? "unknown source", change });
+      this.result.deadLetters += 1;
+      return;
+    }
+    this.state.setPosition(change.position.stream, change.position.position);
+    const bySource = this.result.applied.get(source.id) ?? new Map<string, number>();
+    bySource.set(change.op, (bySource.get(change.op) ?? 0) + 1);
+    this.result.applied.set(source.id, bySource);
+
+    if (change.op === "truncate") {
+      for (const rowKey of this.state.rowKeysOfSource(source.id)) this.removeRow(source, rowKey, change.commitTime);
+    } else if (change.op === "delete") {
+      this.removeRow(source, change.key, change.commitTime);
+    } else {
+      this.upsertRow(source, change.key, change.after ?? {}, change.op === "update", change.commitTime);
+    }
+  }
+
+  /** Re-evaluates one group for one record (a time-index sweep or a backfill). */
+  evaluate(modelId: string, groupId: string, recordId: string): void {
+    const model = this.domain.models.get(modelId);
+    if (!model) return;
+    const touched = this.touch(model, recordId, this.now);
+    if (touched.current) touched.forceGroups.add(groupId);
+  }
+
+  /** Evaluates groups, writes records and plans exports for everything touched. */
+  finish(): BatchResult {
+    for (const [, t] of this.touched) this.settle(t);
+    this.touched.clear();
+    return this.result;
+  }
+
+  private touch(model: ModelDef, recordId: string, commitTime: number): Touched {
+    const key = `${model.id}\u0000${recordId}`;
+    let t = this.touched.get(key);
+    if (!t) {
+      const stored = this.state.getRecord(model.id, recordId);
+      t = { model, before: stored ? clone(stored) : null, current: stored ? clone(stored) : null, changed: new Set(), forceGroups: new Set(), recreated: false, commitTime };
+      this.touched.set(key, t);
+    }
+    t.commitTime = Math.max(t.commitTime, commitTime);
+    return t;
+  }
+
+  private upsertRow(source: SourceDef, rowKey: string, after: Row, merge: boolean, commitTime: number): void {
+    const model = this.domain.models.get(source.modelId);
+    if (!model) return;
+    const stored = this.state.getRow(source.id, rowKey);
+    // An update may omit columns it did not change (unchanged TOAST values): keep the stored ones.
+    const row = merge && stored ? mergeRow(stored.row, after) : after;
+
+    if (source.primary) {
+      const t = this.touch(model, rowKey, commitTime);
+      if (!t.current) {
+        t.current = { id: rowKey, createdAt: commitTime, values: {}, invalid: {}, groups: [] };
+        t.recreated = t.before !== null;
+        // Aggregates start over no rows (count and sum 0, the others null); rows waiting for this
+        // record attach when its unique values are claimed below.
+        for (const property of model.properties) {
+          if (property.sourceId !== source.id) this.setProperty(t, property, this.normalize(property, aggregateValue(property.aggregate, emptyAggregate(property.aggregate))));
+        }
+      }
+      this.state.putRow(source.id, rowKey, { recordId: rowKey, identity: null, row });
+      for (const property of source.properties) this.setProperty(t, property, this.normalize(property, row[property.column]));
+      return;
+    }
+
+    const identity = this.identityOf(source, row);
+    const target = identity ? this.state.getUnique(model.id, identity.propertyId, identity.valueKey) : undefined;
+    const ref: RowRef = { sourceId: source.id, rowKey };
+    if (stored?.recordId && stored.recordId !== target) {
+      this.contribute(model, stored.recordId, source, rowKey, stored.row, null, commitTime);
+      this.state.detachRow(model.id, stored.recordId, ref);
+    }
+    if (stored && stored.recordId === null && stored.identity) this.state.deletePending(model.id, stored.identity, ref);
+    if (target) {
+      this.contribute(model, target, source, rowKey, stored?.recordId === target ? stored.row : null, row, commitTime);
+      if (stored?.recordId !== target) this.state.attachRow(model.id, target, ref);
+    } else if (identity) {
+      this.state.addPending(model.id, identity, ref);
+    }
+    this.state.putRow(source.id, rowKey, { recordId: target ?? null, identity, row });
+  }
+
+  private removeRow(source: SourceDef, rowKey: string, commitTime: number): void {
+    const model = this.domain.models.get(source.modelId);
+    const stored = this.state.getRow(source.id, rowKey);
+    if (!model || !stored) return; // deleting what is not there is a no-op (replays, REPLICA IDENTITY gaps)
+    if (source.primary) {
+      this.deleteRecord(this.touch(model, rowKey, commitTime));
+    } else if (stored.recordId) {
+      this.contribute(model, stored.recordId, source, rowKey, stored.row, null, commitTime);
+      this.state.detachRow(model.id, stored.recordId, { sourceId: source.id, rowKey });
+    } else if (stored.identity) {
+      this.state.deletePending(model.id, stored.identity, { sourceId: source.id, rowKey });
+    }
+    this.state.deleteRow(source.id, rowKey);
+  }
+
+  private deleteRecord(t: Touched): void {
+    const record = t.current;
+    if (!record) return;
+    // Releasing its unique values sends the rows attached through them back to pending.
+    for (const property of t.model.properties) {
+      const value = record.values[property.id];
+      if (property.unique && value !== undefined && value !== null && !Array.isArray(value)) this.releaseUnique(t, property, valueKey(value));
+    }
+    for (const property of t.model.properties) {
+      if (property.sourceId !== t.model.primarySourceId) this.state.deleteAggregate(t.model.id, record.id, property.id);
+    }
+    t.current = null;
+  }
+
+  private identityOf(source: SourceDef, row: Row): Identity | null {
+    for (const entry of source.mapping) {
+      const { value } = normalizeValue(entry.type, row[entry.column]);
+      if (value !== null) return { propertyId: entry.propertyId, valueKey: valueKey(value) };
+    }
+    return null;
+  }
+
+  /** Moves one row's contribution in or out of a record's aggregates. */
+  private contribute(model: ModelDef, recordId: string, source: SourceDef, rowKey: string, before: Row | null, after: Row | null, commitTime: number): void {
+    const t = this.touch(model, recordId, commitTime);
+    if (!t.current) return;
+    for (const property of source.properties) {
+      const state = this.state.getAggregate(model.id, recordId, property.id) ?? emptyAggregate(property.aggregate);
+      const next = applyRowChange(property.aggregate, state, rowKey, before, after);
+      this.state.putAggregate(model.id, recordId, property.id, next);
+      this.setProperty(t, property, this.normalize(property, aggregateValue(property.aggregate, next)));
+    }
+  }
+
+  private normalize(property: PropertyDef, raw: unknown): { value: PropertyValue | PropertyValue[]; reason?: string } {
+    if (property.isArray) {
+      const { values, invalidReasons } = normalizeArray(property.type, raw);
+      return invalidReasons[0] === undefined ? { value: values } : { value: values, reason: invalidReasons[0] };
+    }
+    const { value, invalidReason } = normalizeValue(property.type, raw);
+    return invalidReason === undefined ? { value } : { value, reason: invalidReason };
+  }
+
+  private setProperty(t: Touched, property: PropertyDef, next: { value: PropertyValue | PropertyValue[]; reason?: string }): void {
+    const record = t.current;
+    if (!record) return;
+    let { value, reason } = next;
+    const old = record.values[property.id] ?? null;
+    if (property.unique && !Array.isArray(value)) {
+      const oldKey = old === null || Array.isArray(old) ? null : valueKey(old);
+      const newKey = value === null ? null : valueKey(value);
+      if (newKey !== null) {
+        const holder = this.state.getUnique(t.model.id, property.id, newKey);
+        if (holder !== undefined && holder !== record.id) {
+          value = null;
+          reason = DUPLICATE_VALUE;
+        }
+      }
+      const keptKey = value === null ? null : newKey;
+      if (oldKey !== null && oldKey !== keptKey && this.state.getUnique(t.model.id, property.id, oldKey) === record.id) this.releaseUnique(t, property, oldKey);
+      if (keptKey !== null && keptKey !== oldKey) this.claimUnique(t, property, keptKey);
+    }
+    if (!sameValue(old, value)) t.changed.add(property.id);
+    // Every property has a value, null included, so records read the same whichever way they were built.
+    if (!(property.id in record.values) || !sameValue(old, value)) record.values[property.id] = value;
+    if (reason === undefined) delete record.invalid[property.id];
+    else record.invalid[property.id] = reason;
+  }
+
+  private releaseUnique(t: Touched, property: PropertyDef, key: string): void {
+    const record = t.current;
+    if (!record) return;
+    this.state.deleteUnique(t.model.id, property.id, key);
+    for (const ref of this.state.rowsOfRecord(t.model.id, record.id)) {
+      const stored = this.state.getRow(ref.sourceId, ref.rowKey);
+      const source = this.domain.sources.get(ref.sourceId);
+      if (!stored || !source || stored.identity?.propertyId !== property.id || stored.identity.valueKey !== key) continue;
+      this.contribute(t.model, record.id, source, ref.rowKey, stored.row, null, t.commitTime);
+      this.state.detachRow(t.model.id, record.id, ref);
+      this.state.addPending(t.model.id, stored.identity, ref);
+      this.state.putRow(ref.sourceId, ref.rowKey, { ...stored, recordId: null });
+    }
+  }
+
+  private claimUnique(t: Touched, property: PropertyDef, key: string): void {
+    const record = t.current;
+    if (!record) return;
+    this.state.setUnique(t.model.id, property.id, key, record.id);
+    const identity = { propertyId: property.id, valueKey: key };
+    for (const ref of this.state.pendingRows(t.model.id, identity)) {
+      const stored = this.state.getRow(ref.sourceId, ref.rowKey);
+      const source = this.domain.sources.get(ref.sourceId);
+      this.state.deletePending(t.model.id, identity, ref);
+      if (!stored || !source) continue;
+      this.state.putRow(ref.sourceId, ref.rowKey, { ...stored, recordId: record.id });
+      this.state.attachRow(t.model.id, record.id, ref);
+      this.contribute(t.model, record.id, source, ref.rowKey, null, stored.row, t.commitTime);
+    }
+  }
+
+  private settle(t: Touched): void {
+    const { model } = t;
+    const recordId = t.current?.id ?? t.before?.id;
+    if (recordId === undefined) return;
+    const record = t.current;
+    const oldGroups = t.before?.groups ?? [];
+    if (!record) {
+      if (!t.before) return;
+      this.reconcileMembership(model.id, recordId, oldGroups, []);
+      for (const group of model.groups) if (group.hasRelativeRules) this.state.setBoundary(model.id, group.id, recordId, null);
+      this.state.deleteRecord(model.id, recordId);
+      this.bump(this.result.recordDelta, model.id, -1);
+      this.planExports(t, recordId, null);
+      return;
+    }
+    const isNew = t.before === null || t.recreated;
+    if (t.before === null) this.bump(this.result.recordDelta, model.id, 1);
+    const values: RecordValueMap = { ...record.values, grouparooId: record.id, grouparooCreatedAt: record.createdAt };
+    // Only groups whose rules read a changed property (all of them for a new record), plus those a
+    // sweep or backfill asked for, are evaluated.
+    const affected = new Set<CompiledGroup>(isNew ? model.groups : groupsAffectedBy(model.groups, t.changed));
+    for (const group of model.groups) if (t.forceGroups.has(group.id)) affected.add(group);
+    const groups = new Set(record.groups);
+    for (const group of affected) {
+      if (isMember(group, values, this.now)) groups.add(group.id);
+      else groups.delete(group.id);
+      if (group.hasRelativeRules) this.state.setBoundary(model.id, group.id, record.id, nextBoundary(group, values, this.now));
+    }
+    record.groups = [...groups].sort();
+    const groupsChanged = this.reconcileMembership(model.id, record.id, oldGroups, record.groups);
+    if (!isNew && t.changed.size === 0 && !groupsChanged && sameRecord(t.before, record)) return;
+    this.state.putRecord(model.id, record);
+    if (isNew || t.changed.size > 0 || groupsChanged) this.planExports(t, record.id, { values: record.values, groups: record.groups });
+  }
+
+  /** Writes the membership index for the difference between two sorted group lists; true if any. */
+  private reconcileMembership(modelId: string, recordId: string, before: readonly string[], after: readonly string[]): boolean {
+    let changed = false;
+    for (const groupId of before) {
+      if (after.includes(groupId)) continue;
+      changed = true;
+      this.state.setMember(modelId, groupId, recordId, false);
+      this.bump(this.result.memberDelta, groupId, -1);
+    }
+    for (const groupId of after) {
+      if (before.includes(groupId)) continue;
+      changed = true;
+      this.state.setMember(modelId, groupId, recordId, true);
+      this.bump(this.result.memberDelta, groupId, 1);
+    }
+    return changed;
+  }
+
+  private planExports(t: Touched, recordId: string, snapshot: { values: RecordValueMap; groups: readonly string[] } | null): void {
+    for (const destination of t.model.destinations) {
+      const remote = this.state.getRemote(destination.id, recordId) ?? null;
+      const plan = planExport(destination, recordId, snapshot, remote, t.commitTime);
+      this.state.putExport(destination.id, recordId, plan);
+      if (plan) this.result.exports += 1;
+    }
+  }
+
+  private bump(map: Map<string, number>, key: string, delta: number): void {
+    map.set(key, (map.get(key) ?? 0) + delta);
+  }
+}
+
+/** The stored row updated with the columns the change carries (undefined = not sent, kept). */
+function mergeRow(stored: Row, after: Row): Row {
+  const row: Record<string, unknown> = { ...stored };
+  for (const [column, value] of Object.entries(after)) if (value !== undefined) row[column] = value;
+  return row;
+}
+
+function sameRecord(a: StoredRecord | null, b: StoredRecord): boolean {
+  return a !== null && sameValue(a.invalid, b.invalid) && sameValue(a.groups, b.groups) && sameValue(a.values, b.values);
+}
+
+/** The keys a rule can read on every record, beside properties. */
+export const TOP_LEVEL_KEYS = Object.keys(TOP_LEVEL_RULE_KEYS);

@@ -1,0 +1,33 @@
+// The normalised change every source connector produces and the core consumes: one row of one
+// source, inserted, updated, deleted, read by a snapshot, or the whole source truncated.
+
+/** A decoded source row: column name → value (numbers, strings, booleans, null, Dates, arrays, JSON). */
+export type Row = Readonly<Record<string, unknown>>;
+
+/** `marker` carries only a position (the end of a snapshot, a heartbeat): no row changes. */
+export type ChangeOp = "insert" | "update" | "delete" | "truncate" | "snapshot" | "marker";
+export const CHANGE_OPS: readonly ChangeOp[] = ["insert", "update", "delete", "truncate", "snapshot", "marker"];
+
+/**
+ * Where a change sits in its stream: `stream` names the stream (one replication slot, one Kafka
+ * topic-partition, one polling source) and `position` is opaque to the core (an LSN, an offset, a
+ * high watermark). Sources acknowledge exactly the positions the core reports as durable.
+ */
+export interface SourcePosition {
+  readonly stream: string;
+  readonly position: string;
+}
+
+export interface Change {
+  readonly sourceId: string;
+  readonly op: ChangeOp;
+  /** The source row's own key (its primary key columns, joined), unique within the source. */
+  readonly key: string;
+  /** The row before the change, when the source knows it (may hold only the key columns). */
+  readonly before: Row | null;
+  /** The row after the change (insert, update, snapshot). */
+  readonly after: Row | null;
+  readonly position: SourcePosition;
+  /** When the source committed the change (epoch ms); the start of end-to-end latency. */
+  readonly commitTime: number;
+}

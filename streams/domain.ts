@@ -1,0 +1,153 @@
+// The domain compiled from a validated config: per model its primary source and key, per source its
+// mapping and the properties it feeds (directly, or as aggregates over many rows), per model its
+// compiled groups, per destination what it exports. Built once per config load; pure.
+import type { Config } from "../daemon/config/validate.js";
+import type { AggregateSpec } from "./aggregates.js";
+import { compileGroup, type CompiledGroup, type GroupRuleSpec } from "./rules.js";
+import { TOP_LEVEL_RULE_KEYS, type PropertyType, type PropertyValue, type SyncMode, type Collection } from "./vocabulary.js";
+
+export interface PropertyDef {
+  id: string;
+  modelId: string;
+  sourceId: string;
+  type: PropertyType;
+  unique: boolean;
+  isArray: boolean;
+  column: string;
+  /** How rows of a non-primary source combine into this property's value. */
+  aggregate: AggregateSpec;
+}
+
+export interface MappingEntry {
+  column: string;
+  propertyId: string;
+  type: PropertyType;
+}
+
+export interface SourceDef {
+  id: string;
+  modelId: string;
+  /** The model's primary source: one row per record; its rows create and delete records. */
+  primary: boolean;
+  mapping: readonly MappingEntry[];
+  properties: readonly PropertyDef[];
+}
+
+export interface DestinationDef {
+  id: string;
+  modelId: string;
+  collection: Collection;
+  groupId?: string;
+  syncMode: SyncMode;
+  /** remoteField → propertyId */
+  mapping: Readonly<Record<string, string>>;
+  /** remoteName → groupId */
+  groupMemberships: Readonly<Record<string, string>>;
+}
+
+export interface ModelDef {
+  id: string;
+  primarySourceId: string;
+  primaryKeyPropertyId: string;
+  properties: readonly PropertyDef[];
+  groups: readonly CompiledGroup[];
+  destinations: readonly DestinationDef[];
+}
+
+export interface Domain {
+  models: ReadonlyMap<string, ModelDef>;
+  sources: ReadonlyMap<string, SourceDef>;
+  properties: ReadonlyMap<string, PropertyDef>;
+  groups: ReadonlyMap<string, CompiledGroup & { modelId: string; fingerprint: string }>;
+  destinations: ReadonlyMap<string, DestinationDef>;
+}
+
+/** The record's value for a rule key: a property, or a top-level column. */
+export type RecordValueMap = Record<string, PropertyValue | PropertyValue[]>;
+
+export function compileDomain(config: Config): Domain {
+  const sourcesById = new Map(config.sources.map((s) => [s.id, s]));
+  const properties = new Map<string, PropertyDef>();
+  for (const p of config.properties) {
+    const source = sourcesById.get(p.sourceId);
+    if (!source) continue;
+    properties.set(p.id, {
+      id: p.id,
+      modelId: source.modelId,
+      sourceId: source.id,
+      type: p.type,
+      unique: p.unique === true,
+      isArray: p.isArray === true,
+      column: p.options.column,
+      aggregate: {
+        method: p.options.aggregationMethod ?? "exact",
+        column: p.options.column,
+        ...(p.options.sortColumn === undefined ? {} : { sortColumn: p.options.sortColumn }),
+        filters: (p.filters ?? []).map((f) => ({ key: f.key, op: f.op, ...(f.match === undefined ? {} : { match: f.match }) })),
+        isArray: p.isArray === true,
+      },
+    });
+  }
+
+  const sources = new Map<string, SourceDef>();
+  for (const s of config.sources) {
+    const primary = config.primaryKeys[s.modelId]?.sourceId === s.id;
+    sources.set(s.id, {
+      id: s.id,
+      modelId: s.modelId,
+      primary,
+      mapping: Object.entries(s.mapping).map(([column, propertyId]) => ({ column, propertyId, type: properties.get(propertyId)?.type ?? "string" })),
+      properties: [...properties.values()].filter((p) => p.sourceId === s.id),
+    });
+  }
+
+  const groups = new Map<string, CompiledGroup & { modelId: string; fingerprint: string }>();
+  for (const g of config.groups) {
+    const rules: GroupRuleSpec[] = g.rules.map((r) => {
+      const topLevel = (TOP_LEVEL_RULE_KEYS as Record<string, PropertyType>)[r.propertyId];
+      const property = properties.get(r.propertyId);
+      const type = topLevel ?? property?.type ?? "string";
+      // url values are stored lower-cased, so their matches are compared lower-cased too.
+      const match = type === "url" && typeof r.match === "string" && r.match !== "null" ? r.match.toLowerCase() : r.match;
+      return {
+        key: r.propertyId,
+        type,
+        isArray: property?.isArray === true,
+        op: r.op,
+        ...(match === undefined ? {} : { match }),
+        ...(r.relativeMatchNumber === undefined ? {} : { relativeMatchNumber: r.relativeMatchNumber }),
+        ...(r.relativeMatchUnit === undefined ? {} : { relativeMatchUnit: r.relativeMatchUnit }),
+      };
+    });
+    const spec = { id: g.id, matchType: g.matchType ?? "all", rules };
+    groups.set(g.id, { ...compileGroup(spec), modelId: g.modelId, fingerprint: JSON.stringify(spec) });
+  }
+
+  const destinations = new Map<string, DestinationDef>();
+  for (const d of config.destinations) {
+    destinations.set(d.id, {
+      id: d.id,
+      modelId: d.modelId,
+      collection: d.collection,
+      ...(d.groupId === undefined ? {} : { groupId: d.groupId }),
+      syncMode: d.syncMode,
+      mapping: d.mapping,
+      groupMemberships: d.destinationGroupMemberships ?? {},
+    });
+  }
+
+  const models = new Map<string, ModelDef>();
+  for (const m of config.models) {
+    const pk = config.primaryKeys[m.id];
+    if (!pk) continue;
+    models.set(m.id, {
+      id: m.id,
+      primarySourceId: pk.sourceId,
+      primaryKeyPropertyId: pk.propertyId,
+      properties: [...properties.values()].filter((p) => p.modelId === m.id),
+      groups: [...groups.values()].filter((g) => g.modelId === m.id),
+      destinations: [...destinations.values()].filter((d) => d.modelId === m.id),
+    });
+  }
+  return { models, sources, properties, groups, destinations };
+}

@@ -1,0 +1,47 @@
+// Runs `grouparoo-stream run` as a process, the way an SRE does, and reads its HTTP endpoints.
+import { spawn, type ChildProcess } from "node:child_process";
+import { CLI } from "./cli.js";
+
+export interface DaemonProcess {
+  child: ChildProcess;
+  http: string;
+  logs: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+export function startDaemon(args: string[], http: string, env: NodeJS.ProcessEnv = process.env): DaemonProcess {
+  const child = spawn(process.execPath, [CLI, "run", ...args, "--http", http], { env, stdio: ["ignore", "pipe", "pipe"] });
+  let logs = "";
+  child.stdout?.on("data", (chunk: Buffer) => (logs += chunk.toString()));
+  child.stderr?.on("data", (chunk: Buffer) => (logs += chunk.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+  return { child, http, logs: () => logs, exited };
+}
+
+export async function get(http: string, path: string): Promise<{ status: number; body: string }> {
+  const response = await fetch(`http://${http}${path}`);
+  return { status: response.status, body: await response.text() };
+}
+
+/** The value of one sample in a Prometheus text exposition, e.g. metric('grouparoo_records{model="users"}'). */
+export function sample(metrics: string, series: string): number | undefined {
+  for (const line of metrics.split("\n")) {
+    if (line.startsWith(`${series} `)) return Number(line.slice(series.length + 1));
+  }
+  return undefined;
+}
+
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${String(last)})` : ""}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

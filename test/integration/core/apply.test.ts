@@ -1,0 +1,211 @@
+// The core applied to real LMDB state: records, unique values, aggregates over many rows (and rows
+// waiting for their record), groups entering and leaving, exports planned, positions stored.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { Store } from "../../../state/store.js";
+import type { Change } from "../../../streams/change.js";
+import { DAY, change, coreDomain, purchase, user } from "../../helpers/core.js";
+
+const T = Date.UTC(2026, 10, 1, 12, 0, 0);
+const domain = coreDomain();
+
+describe("applying batches", () => {
+  let dir: string;
+  let store: Store;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), "core-"));
+    store = Store.open(dir);
+  });
+  afterEach(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const apply = (changes: Change[], now = T) => store.applyBatch(domain, changes, now);
+
+  it("creates a record from a primary row with normalised values, empty aggregates and its groups", async () => {
+    const result = await apply([user(1, { email: " Ada@Example.COM ", first_name: "Ada", vip: "t" })]);
+    expect(result.recordDelta).toEqual(new Map([["users", 1]]));
+    expect(store.getRecord("users", "1")).toEqual({
+      id: "1",
+      createdAt: 1_700_000_000_000,
+      values: {
+        user_id: 1,
+        email: "ada@example.com",
+        first_name: "Ada",
+        vip: true,
+        purchase_count: 0,
+        lifetime_value: 0,
+        max_amount: null,
+        last_purchase_at: null,
+        last_sku: null,
+        skus: [],
+      },
+      invalid: {},
+      groups: ["example_emails", "named_a", "never_a", "vip_or_big", "vips"],
+    });
+    expect(store.membersOf("users", "vips")).toEqual(["1"]);
+    expect(store.countOf("records", "users")).toBe(1);
+    expect(store.countOf("members", "vips")).toBe(1);
+  });
+
+  it("aggregates a secondary source's rows and moves the record in and out of groups", async () => {
+    await apply([user(1, { email: "ada@example.com" })]);
+    await apply([
+      purchase(10, { user_id: 1, amount: "60.50", state: "paid", sku: "A", created_at: new Date(T - 2 * DAY) }),
+      purchase(11, { user_id: 1, amount: 45, state: "paid", sku: "B", created_at: new Date(T - DAY) }),
+      purchase(12, { user_id: 1, amount: 500, state: "refunded", sku: "C", created_at: new Date(T - 5 * DAY) }),
+    ]);
+    const record = store.getRecord("users", "1");
+    expect(record?.values).toMatchObject({
+      purchase_count: 3,
+      lifetime_value: 105.5,
+      max_amount: 500,
+      last_purchase_at: T - DAY,
+      last_sku: "B",
+      skus: ["A", "B", "C"],
+    });
+    expect(record?.groups).toEqual(["bought_a", "buyers", "example_emails", "high_value", "recent", "vip_or_big"]);
+
+    await apply([change("purchases_table", "delete", "10", null)]);
+    expect(store.getRecord("users", "1")?.values).toMatchObject({ purchase_count: 2, lifetime_value: 45, skus: ["B", "C"] });
+    expect(store.getRecord("users", "1")?.groups).toEqual(["buyers", "example_emails", "never_a", "recent", "vip_or_big"]);
+    expect(store.membersOf("users", "high_value")).toEqual([]);
+  });
+
+  it("keeps rows that arrive before their record and attaches them when it appears", async () => {
+    await apply([purchase(10, { user_id: 7, amount: 150, state: "paid", sku: "A", created_at: T })]);
+    expect(store.getRecord("users", "7")).toBeUndefined();
+    expect(store.rowOf("purchases_table", "10")?.recordId).toBeNull();
+    await apply([user(7, { email: "late@example.com" })]);
+    expect(store.getRecord("users", "7")?.values).toMatchObject({ purchase_count: 1, lifetime_value: 150 });
+    expect(store.getRecord("users", "7")?.groups).toContain("high_value");
+    expect(store.rowOf("purchases_table", "10")?.recordId).toBe("7");
+  });
+
+  it("moves a row from one record to another on update", async () => {
+    await apply([user(1), user(2), purchase(10, { user_id: 1, amount: 120, state: "paid", sku: "A", created_at: T })]);
+    await apply([change("purchases_table", "update", "10", { id: 10, user_id: 2, amount: 120, state: "paid", sku: "A", created_at: T })]);
+    expect(store.getRecord("users", "1")?.values).toMatchObject({ purchase_count: 0, lifetime_value: 0, skus: [] });
+    expect(store.getRecord("users", "2")?.values).toMatchObject({ purchase_count: 1, lifetime_value: 120, skus: ["A"] });
+    expect(store.membersOf("users", "high_value")).toEqual(["2"]);
+  });
+
+  it("keeps columns an update leaves out (unchanged TOAST values)", async () => {
+    await apply([user(1, { email: "a@example.com", first_name: "Ada" })]);
+    await apply([change("users_table", "update", "1", { id: 1, vip: true })]);
+    expect(store.getRecord("users", "1")?.values).toMatchObject({ email: "a@example.com", first_name: "Ada", vip: true });
+  });
+
+  it("deletes the record with its primary row, and its rows wait again for a record", async () => {
+    await apply([user(1, { vip: true }), purchase(10, { user_id: 1, amount: 10, state: "paid", sku: "A", created_at: T })]);
+    const result = await apply([change("users_table", "delete", "1", null)]);
+    expect(result.recordDelta).toEqual(new Map([["users", -1]]));
+    expect(store.getRecord("users", "1")).toBeUndefined();
+    expect(store.membersOf("users", "vips")).toEqual([]);
+    expect(store.countOf("members", "vips")).toBe(0);
+    expect(store.aggregateOf("users", "1", "purchase_count")).toBeUndefined();
+    expect(store.rowOf("purchases_table", "10")?.recordId).toBeNull();
+    await apply([user(1)]);
+    expect(store.getRecord("users", "1")?.values).toMatchObject({ purchase_count: 1, lifetime_value: 10 });
+  });
+
+  it("stores a unique value already held by another record as null with Duplicate Value", async () => {
+    await apply([user(1, { email: "same@example.com" }), user(2, { email: "SAME@example.com" })]);
+    expect(store.getRecord("users", "2")?.values.email).toBeNull();
+    expect(store.getRecord("users", "2")?.invalid).toEqual({ email: "Duplicate Value" });
+    expect(store.getRecord("users", "2")?.groups).toContain("no_email");
+    await apply([change("users_table", "update", "2", { id: 2, email: "other@example.com" })]);
+    expect(store.getRecord("users", "2")?.values.email).toBe("other@example.com");
+    expect(store.getRecord("users", "2")?.invalid).toEqual({});
+  });
+
+  it("stores an invalid value as null with the reason", async () => {
+    await apply([user(1, { vip: "maybe", email: "not-an-email" })]);
+    expect(store.getRecord("users", "1")?.values).toMatchObject({ vip: null, email: null });
+    expect(store.getRecord("users", "1")?.invalid).toEqual({ vip: "Invalid boolean value", email: "Invalid email value" });
+  });
+
+  it("removes every row of a truncated source", async () => {
+    await apply([user(1), purchase(10, { user_id: 1, amount: 10, state: "paid", sku: "A", created_at: T }), purchase(11, { user_id: 1, amount: 5, state: "paid", sku: "B", created_at: T })]);
+    await apply([change("purchases_table", "truncate", "", null)]);
+    expect(store.getRecord("users", "1")?.values).toMatchObject({ purchase_count: 0, lifetime_value: 0, skus: [] });
+    expect([...store.rowsOf("purchases_table")]).toEqual([]);
+  });
+
+  it("treats a replayed change as a no-op", async () => {
+    const insert = purchase(10, { user_id: 1, amount: 10, state: "paid", sku: "A", created_at: T });
+    await apply([user(1), insert]);
+    const before = { record: store.getRecord("users", "1"), outbox: store.outboxOf("crm") };
+    const replay = await apply([insert, user(1)]);
+    expect(replay.exports).toBe(0);
+    expect({ record: store.getRecord("users", "1"), outbox: store.outboxOf("crm") }).toEqual(before);
+  });
+
+  it("plans exports with old and new state, a newer one superseding the unsent older one", async () => {
+    await apply([user(1, { email: "a@example.com" })]);
+    await apply([purchase(10, { user_id: 1, amount: 150, state: "paid", sku: "A", created_at: T - DAY }, 1_700_000_000_500)]);
+    const outbox = store.outboxOf("crm");
+    expect(outbox).toEqual([
+      {
+        seq: 2,
+        destinationId: "crm",
+        recordId: "1",
+        oldRecordProperties: {},
+        newRecordProperties: { id: 1, email: "a@example.com", ltv: 150 },
+        oldGroups: [],
+        newGroups: ["High Value", "Recent"],
+        toDelete: false,
+        updateOnly: false,
+        commitTime: 1_700_000_000_500,
+      },
+    ]);
+  });
+
+  it("sets a dead letter aside, with its reason, for a change of an unknown source", async () => {
+    const bad = change("orders_table", "insert", "1", { id: 1 });
+    const result = await apply([bad, user(1)]);
+    expect(result.deadLetters).toBe(1);
+    expect(store.listDeadLetters().map(({ reason, sourceId, change: c }) => ({ reason, sourceId, change: c }))).toEqual([
+      { reason: 'no source "orders_table" in the config', sourceId: "orders_table", change: bad },
+    ]);
+    expect(store.getRecord("users", "1")).toBeDefined();
+  });
+
+  it("stores the batch's positions in the same transaction", async () => {
+    const changes = [user(1), user(2)];
+    await apply(changes);
+    expect(store.position("db")).toBe(changes[1]?.position.position);
+  });
+
+  it("leaves a relative-date group at the exact millisecond, from the time index", async () => {
+    const bought = T - DAY;
+    await apply([user(1), purchase(10, { user_id: 1, amount: 1, state: "paid", sku: "A", created_at: bought })]);
+    expect(store.getRecord("users", "1")?.groups).toContain("recent");
+    // "within the last 3 days": still in at bought + 3 days, out one millisecond later.
+    const leaves = bought + 3 * DAY + 1;
+    expect(store.boundaryOf("users", "recent", "1")).toBe(leaves);
+    expect(store.nextBoundaryInstant()).toBe(leaves);
+    expect(await store.sweep(domain, leaves - 1)).toBeUndefined();
+    expect(store.getRecord("users", "1")?.groups).toContain("recent");
+    const swept = await store.sweep(domain, leaves);
+    expect(swept?.memberDelta).toEqual(new Map([["recent", -1]]));
+    expect(store.getRecord("users", "1")?.groups).not.toContain("recent");
+    expect(store.boundaryOf("users", "recent", "1")).toBeUndefined();
+    expect(store.nextBoundaryInstant()).toBeUndefined();
+  });
+
+  it("backfills a group over existing records", async () => {
+    await apply([user(1, { vip: true }), user(2, { vip: false }), user(3, { vip: true })]);
+    const withNewGroup = coreDomain([{ class: "group", id: "not_vip", modelId: "users", rules: [{ propertyId: "vip", op: "eq", match: false }] }]);
+    let after: string | undefined;
+    let chunks = 0;
+    do {
+      after = await store.backfillChunk(withNewGroup, "users", "not_vip", after, T, 2);
+      chunks += 1;
+    } while (after !== undefined);
+    expect(chunks).toBe(3);
+    expect(store.membersOf("users", "not_vip")).toEqual(["2"]);
+  });
+});
