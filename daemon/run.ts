@@ -122,7 +122,10 @@ export async function runDaemon(options: RunOptions, registry: ConnectorRegistry
       pressure: (paused) => {
         metrics.sourcesPaused.set(paused ? 1 : 0);
         logger.warn({ paused }, paused ? "backpressure: pausing sources" : "backpressure released: resuming sources");
-        for (const source of sources) (paused ? source.pause() : source.resume());
+        for (const source of sources) {
+          if (paused) source.pause();
+          else source.resume();
+        }
       },
       failed: (error) => logger.error({ err: error }, "pipeline failed"),
     },
