@@ -45,10 +45,7 @@ export class Store {
   private readonly unique: Database<string, Key>;
   private readonly rows: Database<StoredRow, Key>;
   private readonly pending: Database<true, Key>;
-  private readonly recordRows: Database<true, Key>;
-  private readonly aggregates: Database<AggregateState, Key>;
   private readonly members: Database<true, Key>;
-  private readonly boundaries: Database<number, Key>;
   private readonly timeIndex: Database<true, Key>;
   private readonly remote: Database<RemoteState, Key>;
   private readonly outbox: Database<OutboxEntry, Key>;
@@ -66,10 +63,7 @@ export class Store {
     this.unique = db("unique");
     this.rows = db("rows");
     this.pending = db("pending");
-    this.recordRows = db("record-rows");
-    this.aggregates = db("aggregates");
     this.members = db("members");
-    this.boundaries = db("boundaries");
     this.timeIndex = db("time-index");
     this.remote = db("remote");
     this.outbox = db("outbox");
@@ -91,10 +85,12 @@ export class Store {
   async applyBatch(domain: Domain, changes: readonly Change[], now: number, extra?: (applier: BatchApplier) => void): Promise<BatchResult> {
     let result: BatchResult | undefined;
     await this.root.transaction(() => {
-      const applier = new BatchApplier(domain, this.batchState(), now);
+      const seqs = new Map<string, number>();
+      const applier = new BatchApplier(domain, this.batchState(seqs), now);
       for (const change of changes) applier.apply(change);
       extra?.(applier);
       result = applier.finish();
+      for (const [name, seq] of seqs) this.meta.put(`seq:${name}`, seq);
       for (const [modelId, delta] of result.recordDelta) this.bump(["records", modelId], delta);
       for (const [groupId, delta] of result.memberDelta) this.bump(["members", groupId], delta);
     });
@@ -107,13 +103,14 @@ export class Store {
     if (delta !== 0) this.counters.put(key, (this.counters.get(key) ?? 0) + delta);
   }
 
-  private nextSeq(name: string): number {
-    const seq = ((this.meta.get(`seq:${name}`) as number | undefined) ?? 0) + 1;
-    this.meta.put(`seq:${name}`, seq);
+  /** Sequence numbers are counted in memory during a batch and written once at its end. */
+  private nextSeq(seqs: Map<string, number>, name: string): number {
+    const seq = (seqs.get(name) ?? (this.meta.get(`seq:${name}`) as number | undefined) ?? 0) + 1;
+    seqs.set(name, seq);
     return seq;
   }
 
-  private batchState(): BatchState {
+  private batchState(seqs: Map<string, number>): BatchState {
     const keysOf = (db: Database<unknown, Key>, prefix: Key) => [...db.getKeys({ start: prefix, end: [...prefix, END] })] as Key[];
     return {
       getRecord: (m, r) => this.records.get([m, r]),
@@ -129,22 +126,10 @@ export class Store {
       addPending: (m, id: Identity, ref: RowRef) => void this.pending.put([m, id.propertyId, id.valueKey, ref.sourceId, ref.rowKey], true),
       deletePending: (m, id, ref) => void this.pending.remove([m, id.propertyId, id.valueKey, ref.sourceId, ref.rowKey]),
       pendingRows: (m, id) => keysOf(this.pending, [m, id.propertyId, id.valueKey]).map((k) => ({ sourceId: String(k[3]), rowKey: String(k[4]) })),
-      attachRow: (m, r, ref) => void this.recordRows.put([m, r, ref.sourceId, ref.rowKey], true),
-      detachRow: (m, r, ref) => void this.recordRows.remove([m, r, ref.sourceId, ref.rowKey]),
-      rowsOfRecord: (m, r) => keysOf(this.recordRows, [m, r]).map((k) => ({ sourceId: String(k[2]), rowKey: String(k[3]) })),
-      getAggregate: (m, r, p) => this.aggregates.get([m, r, p]),
-      putAggregate: (m, r, p, state) => void this.aggregates.put([m, r, p], state),
-      deleteAggregate: (m, r, p) => void this.aggregates.remove([m, r, p]),
       setMember: (m, g, r, member) => void (member ? this.members.put([m, g, r], true) : this.members.remove([m, g, r])),
-      setBoundary: (m, g, r, instant) => {
-        const previous = this.boundaries.get([m, g, r]);
-        if (previous === (instant ?? undefined)) return;
+      setBoundary: (m, g, r, previous, next) => {
         if (previous !== undefined) this.timeIndex.remove([previous, m, g, r]);
-        if (instant === null) this.boundaries.remove([m, g, r]);
-        else {
-          this.boundaries.put([m, g, r], instant);
-          this.timeIndex.put([instant, m, g, r], true);
-        }
+        if (next !== null) this.timeIndex.put([next, m, g, r], true);
       },
       getRemote: (d, r) => this.remote.get([d, r]),
       putExport: (d, r, plan) => {
@@ -155,12 +140,12 @@ export class Store {
           if (previous !== undefined) this.outboxByRecord.remove([d, r]);
           return;
         }
-        const seq = this.nextSeq(`outbox:${d}`);
+        const seq = this.nextSeq(seqs, `outbox:${d}`);
         this.outbox.put([d, seq], { ...plan, seq });
         this.outboxByRecord.put([d, r], seq);
       },
       deadLetter: (entry) => {
-        const seq = this.nextSeq("dead-letters");
+        const seq = this.nextSeq(seqs, "dead-letters");
         this.deadLetters.put([seq], { ...entry, seq, at: Date.now() });
       },
       setPosition: (stream, position) => void this.positions.put(stream, position),
@@ -193,7 +178,7 @@ export class Store {
   }
 
   aggregateOf(modelId: string, recordId: string, propertyId: string): AggregateState | undefined {
-    return this.aggregates.get([modelId, recordId, propertyId]);
+    return this.records.get([modelId, recordId])?.aggregates[propertyId];
   }
 
   rowOf(sourceId: string, rowKey: string): StoredRow | undefined {
@@ -205,7 +190,7 @@ export class Store {
   }
 
   boundaryOf(modelId: string, groupId: string, recordId: string): number | undefined {
-    return this.boundaries.get([modelId, groupId, recordId]);
+    return this.records.get([modelId, recordId])?.boundaries[groupId];
   }
 
   /** Time-index entries due at or before `now`, earliest first. */

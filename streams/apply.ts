@@ -22,6 +22,12 @@ export interface StoredRecord {
   invalid: Record<string, string>;
   /** Ids of the groups the record is a member of, sorted. */
   groups: string[];
+  /** Aggregate state of each property fed by many rows; kept with the record: one read, one write. */
+  aggregates: Record<string, AggregateState>;
+  /** The next instant each relative-date group may flip for this record (mirrors the time index). */
+  boundaries: Record<string, number>;
+  /** Rows of other sources attached to the record, as "sourceId\u0000rowKey". */
+  rows: string[];
 }
 
 export interface Identity {
@@ -68,17 +74,9 @@ export interface BatchState {
   deletePending(modelId: string, identity: Identity, ref: RowRef): void;
   pendingRows(modelId: string, identity: Identity): RowRef[];
 
-  attachRow(modelId: string, recordId: string, ref: RowRef): void;
-  detachRow(modelId: string, recordId: string, ref: RowRef): void;
-  rowsOfRecord(modelId: string, recordId: string): RowRef[];
-
-  getAggregate(modelId: string, recordId: string, propertyId: string): AggregateState | undefined;
-  putAggregate(modelId: string, recordId: string, propertyId: string, state: AggregateState): void;
-  deleteAggregate(modelId: string, recordId: string, propertyId: string): void;
-
   setMember(modelId: string, groupId: string, recordId: string, member: boolean): void;
-  /** Records (or clears, with null) the next instant the record's membership may flip. */
-  setBoundary(modelId: string, groupId: string, recordId: string, instant: number | null): void;
+  /** Moves a (record, group) entry of the time index from `previous` to `next` (null: none). */
+  setBoundary(modelId: string, groupId: string, recordId: string, previous: number | undefined, next: number | null): void;
 
   getRemote(destinationId: string, recordId: string): RemoteState | undefined;
   /** Queues plan in the outbox, replacing an unsent export of the same record; null drops it. */
@@ -107,16 +105,29 @@ interface Touched {
   forceGroups: Set<string>;
   /** Deleted and created again within the batch: evaluated like a new record. */
   recreated: boolean;
+  /** Aggregate state, attached rows or boundaries changed: the record must be written. */
+  dirty: boolean;
   commitTime: number;
 }
 
 const valueKey = (value: PropertyValue): string => (typeof value === "string" ? value : JSON.stringify(value));
-const clone = (r: StoredRecord): StoredRecord => ({ ...r, values: { ...r.values }, invalid: { ...r.invalid }, groups: [...r.groups] });
+const clone = (r: StoredRecord): StoredRecord => ({
+  ...r,
+  values: { ...r.values },
+  invalid: { ...r.invalid },
+  groups: [...r.groups],
+  aggregates: { ...r.aggregates },
+  boundaries: { ...r.boundaries },
+  rows: [...r.rows],
+});
+const rowRef = (ref: RowRef) => `${ref.sourceId}\u0000${ref.rowKey}`;
 const sameValue = (a: unknown, b: unknown) => a === b || JSON.stringify(a) === JSON.stringify(b);
 
 /** Applies changes (and any sweeps or backfills queued on it) through one BatchState. */
 export class BatchApplier {
   private readonly touched = new Map<string, Touched>();
+  /** The last position of each stream in the batch, written once at the end. */
+  private readonly positions = new Map<string, string>();
   private readonly result: BatchResult = { applied: new Map(), deadLetters: 0, exports: 0, recordDelta: new Map(), memberDelta: new Map() };
 
   constructor(
@@ -127,7 +138,7 @@ export class BatchApplier {
 
   apply(change: Change): void {
     if (change.op === "marker") {
-      this.state.setPosition(change.position.stream, change.position.position);
+      this.positions.set(change.position.stream, change.position.position);
       return;
     }
     const source = this.domain.sources.get(change.sourceId);
@@ -143,7 +154,7 @@ export class BatchApplier {
       this.result.deadLetters += 1;
       return;
     }
-    this.state.setPosition(change.position.stream, change.position.position);
+    this.positions.set(change.position.stream, change.position.position);
     const bySource = this.result.applied.get(source.id) ?? new Map<string, number>();
     bySource.set(change.op, (bySource.get(change.op) ?? 0) + 1);
     this.result.applied.set(source.id, bySource);
@@ -169,6 +180,7 @@ export class BatchApplier {
   finish(): BatchResult {
     for (const [, t] of this.touched) this.settle(t);
     this.touched.clear();
+    for (const [stream, position] of this.positions) this.state.setPosition(stream, position);
     return this.result;
   }
 
@@ -177,7 +189,7 @@ export class BatchApplier {
     let t = this.touched.get(key);
     if (!t) {
       const stored = this.state.getRecord(model.id, recordId);
-      t = { model, before: stored ? clone(stored) : null, current: stored ? clone(stored) : null, changed: new Set(), forceGroups: new Set(), recreated: false, commitTime };
+      t = { model, before: stored ? clone(stored) : null, current: stored ? clone(stored) : null, changed: new Set(), forceGroups: new Set(), recreated: false, dirty: false, commitTime };
       this.touched.set(key, t);
     }
     t.commitTime = Math.max(t.commitTime, commitTime);
@@ -194,7 +206,7 @@ export class BatchApplier {
     if (source.primary) {
       const t = this.touch(model, rowKey, commitTime);
       if (!t.current) {
-        t.current = { id: rowKey, createdAt: commitTime, values: {}, invalid: {}, groups: [] };
+        t.current = { id: rowKey, createdAt: commitTime, values: {}, invalid: {}, groups: [], aggregates: {}, boundaries: {}, rows: [] };
         t.recreated = t.before !== null;
         // Aggregates start over no rows (count and sum 0, the others null); rows waiting for this
         // record attach when its unique values are claimed below.
@@ -212,12 +224,12 @@ export class BatchApplier {
     const ref: RowRef = { sourceId: source.id, rowKey };
     if (stored?.recordId && stored.recordId !== target) {
       this.contribute(model, stored.recordId, source, rowKey, stored.row, null, commitTime);
-      this.state.detachRow(model.id, stored.recordId, ref);
+      this.detach(model, stored.recordId, ref, commitTime);
     }
     if (stored && stored.recordId === null && stored.identity) this.state.deletePending(model.id, stored.identity, ref);
     if (target) {
       this.contribute(model, target, source, rowKey, stored?.recordId === target ? stored.row : null, row, commitTime);
-      if (stored?.recordId !== target) this.state.attachRow(model.id, target, ref);
+      if (stored?.recordId !== target) this.attach(model, target, ref, commitTime);
     } else if (identity) {
       this.state.addPending(model.id, identity, ref);
     }
@@ -232,7 +244,7 @@ export class BatchApplier {
       this.deleteRecord(this.touch(model, rowKey, commitTime));
     } else if (stored.recordId) {
       this.contribute(model, stored.recordId, source, rowKey, stored.row, null, commitTime);
-      this.state.detachRow(model.id, stored.recordId, { sourceId: source.id, rowKey });
+      this.detach(model, stored.recordId, { sourceId: source.id, rowKey }, commitTime);
     } else if (stored.identity) {
       this.state.deletePending(model.id, stored.identity, { sourceId: source.id, rowKey });
     }
@@ -246,9 +258,6 @@ export class BatchApplier {
     for (const property of t.model.properties) {
       const value = record.values[property.id];
       if (property.unique && value !== undefined && value !== null && !Array.isArray(value)) this.releaseUnique(t, property, valueKey(value));
-    }
-    for (const property of t.model.properties) {
-      if (property.sourceId !== t.model.primarySourceId) this.state.deleteAggregate(t.model.id, record.id, property.id);
     }
     t.current = null;
   }
@@ -265,12 +274,29 @@ export class BatchApplier {
   private contribute(model: ModelDef, recordId: string, source: SourceDef, rowKey: string, before: Row | null, after: Row | null, commitTime: number): void {
     const t = this.touch(model, recordId, commitTime);
     if (!t.current) return;
+    const record = t.current;
     for (const property of source.properties) {
-      const state = this.state.getAggregate(model.id, recordId, property.id) ?? emptyAggregate(property.aggregate);
+      const state = record.aggregates[property.id] ?? emptyAggregate(property.aggregate);
       const next = applyRowChange(property.aggregate, state, rowKey, before, after);
-      this.state.putAggregate(model.id, recordId, property.id, next);
+      record.aggregates[property.id] = next;
+      t.dirty = true;
       this.setProperty(t, property, this.normalize(property, aggregateValue(property.aggregate, next)));
     }
+  }
+
+  private attach(model: ModelDef, recordId: string, ref: RowRef, commitTime: number): void {
+    const t = this.touch(model, recordId, commitTime);
+    if (!t.current) return;
+    t.current.rows.push(rowRef(ref));
+    t.dirty = true;
+  }
+
+  private detach(model: ModelDef, recordId: string, ref: RowRef, commitTime: number): void {
+    const t = this.touch(model, recordId, commitTime);
+    if (!t.current) return;
+    const key = rowRef(ref);
+    t.current.rows = t.current.rows.filter((r) => r !== key);
+    t.dirty = true;
   }
 
   private normalize(property: PropertyDef, raw: unknown): { value: PropertyValue | PropertyValue[]; reason?: string } {
@@ -312,12 +338,14 @@ export class BatchApplier {
     const record = t.current;
     if (!record) return;
     this.state.deleteUnique(t.model.id, property.id, key);
-    for (const ref of this.state.rowsOfRecord(t.model.id, record.id)) {
+    for (const attached of [...record.rows]) {
+      const [sourceId = "", rowKey = ""] = attached.split("\u0000");
+      const ref: RowRef = { sourceId, rowKey };
       const stored = this.state.getRow(ref.sourceId, ref.rowKey);
       const source = this.domain.sources.get(ref.sourceId);
       if (!stored || !source || stored.identity?.propertyId !== property.id || stored.identity.valueKey !== key) continue;
       this.contribute(t.model, record.id, source, ref.rowKey, stored.row, null, t.commitTime);
-      this.state.detachRow(t.model.id, record.id, ref);
+      this.detach(t.model, record.id, ref, t.commitTime);
       this.state.addPending(t.model.id, stored.identity, ref);
       this.state.putRow(ref.sourceId, ref.rowKey, { ...stored, recordId: null });
     }
@@ -334,7 +362,7 @@ export class BatchApplier {
       this.state.deletePending(t.model.id, identity, ref);
       if (!stored || !source) continue;
       this.state.putRow(ref.sourceId, ref.rowKey, { ...stored, recordId: record.id });
-      this.state.attachRow(t.model.id, record.id, ref);
+      this.attach(t.model, record.id, ref, t.commitTime);
       this.contribute(t.model, record.id, source, ref.rowKey, null, stored.row, t.commitTime);
     }
   }
@@ -348,7 +376,7 @@ export class BatchApplier {
     if (!record) {
       if (!t.before) return;
       this.reconcileMembership(model.id, recordId, oldGroups, []);
-      for (const group of model.groups) if (group.hasRelativeRules) this.state.setBoundary(model.id, group.id, recordId, null);
+      for (const [groupId, instant] of Object.entries(t.before.boundaries)) this.state.setBoundary(model.id, groupId, recordId, instant, null);
       this.state.deleteRecord(model.id, recordId);
       this.bump(this.result.recordDelta, model.id, -1);
       this.planExports(t, recordId, null);
@@ -365,11 +393,18 @@ export class BatchApplier {
     for (const group of affected) {
       if (isMember(group, values, this.now)) groups.add(group.id);
       else groups.delete(group.id);
-      if (group.hasRelativeRules) this.state.setBoundary(model.id, group.id, record.id, nextBoundary(group, values, this.now));
+      if (group.hasRelativeRules) {
+        const next = nextBoundary(group, values, this.now);
+        const previous = t.recreated ? t.before?.boundaries[group.id] : record.boundaries[group.id];
+        if (previous !== (next ?? undefined)) this.state.setBoundary(model.id, group.id, record.id, previous, next);
+        if (previous !== (next ?? undefined)) t.dirty = true;
+        if (next === null) delete record.boundaries[group.id];
+        else record.boundaries[group.id] = next;
+      }
     }
     record.groups = [...groups].sort();
     const groupsChanged = this.reconcileMembership(model.id, record.id, oldGroups, record.groups);
-    if (!isNew && t.changed.size === 0 && !groupsChanged && sameRecord(t.before, record)) return;
+    if (!isNew && !t.dirty && t.changed.size === 0 && !groupsChanged && sameRecord(t.before, record)) return;
     this.state.putRecord(model.id, record);
     if (isNew || t.changed.size > 0 || groupsChanged) this.planExports(t, record.id, { values: record.values, groups: record.groups });
   }

@@ -98,6 +98,16 @@ describe("grouparoo-stream run", () => {
     expect((await daemon.exited).code).toBe(0);
   });
 
+  it("backfills a changed group over the records it holds, with no source change", async () => {
+    writeFileSync(join(work, "config.yml"), config(db.url).replace("op: gte, match: 100", "op: gte, match: 50"));
+    daemon = startDaemon(["--config", join(work, "config.yml"), "--state", join(work, "state")], http);
+    // ltv: user 1 = 10 + 50 = 60, user 2 = 100; both now match.
+    await waitForSample('grouparoo_group_members{group="high_value"}', 2);
+    await waitFor("backfill complete", async () => (daemon?.logs().includes('"msg":"backfill complete"') ? true : undefined));
+    daemon.child.kill("SIGTERM");
+    expect((await daemon.exited).code).toBe(0);
+  });
+
   it("refuses an invalid config with exit 78 before opening anything", async () => {
     writeFileSync(join(work, "bad.yml"), "- { class: model, id: users, colour: red }\n");
     const bad = startDaemon(["--config", join(work, "bad.yml"), "--state", join(work, "bad-state")], `127.0.0.1:${await freePort()}`);

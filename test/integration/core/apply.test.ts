@@ -44,6 +44,9 @@ describe("applying batches", () => {
       },
       invalid: {},
       groups: ["example_emails", "named_a", "never_a", "vip_or_big", "vips"],
+      aggregates: {},
+      boundaries: {},
+      rows: [],
     });
     expect(store.membersOf("users", "vips")).toEqual(["1"]);
     expect(store.countOf("records", "users")).toBe(1);

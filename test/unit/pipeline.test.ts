@@ -1,0 +1,109 @@
+// The pipeline without I/O: batches bounded by size, work run one unit at a time in order,
+// positions reported after commit, sources paused above the high-water mark and resumed below
+// the low-water mark, and one timer armed for the earliest time-index boundary.
+import { Subject } from "rxjs";
+import { describe, expect, it } from "vitest";
+import type { BatchResult } from "../../streams/apply.js";
+import type { Change } from "../../streams/change.js";
+import { Pipeline, type CommittedBatch, type CoreOperations } from "../../streams/pipeline.js";
+
+const empty = (): BatchResult => ({ applied: new Map(), deadLetters: 0, exports: 0, recordDelta: new Map(), memberDelta: new Map() });
+const change = (i: number): Change => ({
+  sourceId: "s",
+  op: "insert",
+  key: String(i),
+  before: null,
+  after: { id: i },
+  position: { stream: i % 2 ? "odd" : "even", position: String(i) },
+  commitTime: 0,
+});
+
+function harness(ops: Partial<CoreOperations>, options: { maxBatchSize?: number; highWaterMark?: number; lowWaterMark?: number; clock?: () => number } = {}) {
+  const source = new Subject<Change>();
+  const committed: CommittedBatch[] = [];
+  const pressure: boolean[] = [];
+  const pipeline = new Pipeline(
+    source,
+    {
+      applyChanges: async () => empty(),
+      sweep: async () => undefined,
+      backfill: async () => undefined,
+      nextBoundary: () => undefined,
+      ...ops,
+    },
+    { committed: (b) => committed.push(b), pressure: (p) => pressure.push(p), failed: () => undefined },
+    { maxBatchSize: options.maxBatchSize ?? 10, maxBatchDelayMs: 5, highWaterMark: options.highWaterMark ?? 1000, lowWaterMark: options.lowWaterMark ?? 100, clock: options.clock ?? Date.now },
+  );
+  return { source, committed, pressure, pipeline, done: pipeline.run() };
+}
+
+describe("Pipeline", () => {
+  it("cuts batches by size, applies them in order and reports each stream's last position", async () => {
+    const sizes: number[] = [];
+    const h = harness({ applyChanges: async (changes) => (sizes.push(changes.length), empty()) }, { maxBatchSize: 10 });
+    for (let i = 0; i < 25; i += 1) h.source.next(change(i));
+    h.source.complete();
+    h.pipeline.drain();
+    await h.done;
+    expect(sizes).toEqual([10, 10, 5]);
+    expect(h.committed.map((b) => Object.fromEntries(b.positions))).toEqual([
+      { even: "8", odd: "9" },
+      { even: "18", odd: "19" },
+      { even: "24", odd: "23" },
+    ]);
+  });
+
+  it("pauses the sources above the high-water mark and resumes them below the low-water mark", async () => {
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const h = harness({ applyChanges: async () => (await gate, empty()) }, { maxBatchSize: 10, highWaterMark: 30, lowWaterMark: 10 });
+    for (let i = 0; i < 29; i += 1) h.source.next(change(i));
+    expect(h.pressure).toEqual([]);
+    h.source.next(change(29));
+    expect(h.pressure).toEqual([true]);
+    release();
+    h.source.complete();
+    h.pipeline.drain();
+    await h.done;
+    expect(h.pressure).toEqual([true, false]);
+  });
+
+  it("arms one timer for the earliest boundary and sweeps when it comes", async () => {
+    const start = Date.now();
+    const sweeps: number[] = [];
+    let boundary: number | undefined = start + 40;
+    const h = harness({
+      nextBoundary: () => boundary,
+      sweep: async (now) => {
+        sweeps.push(now);
+        boundary = undefined;
+        return empty();
+      },
+    });
+    await new Promise((r) => setTimeout(r, 120));
+    expect(sweeps).toHaveLength(1);
+    expect(sweeps[0]).toBeGreaterThanOrEqual(start + 40);
+    expect(h.committed.map((b) => b.kind)).toEqual(["sweep"]);
+    h.source.complete();
+    h.pipeline.drain();
+    await h.done;
+  });
+
+  it("runs backfill chunks between batches until the run is done", async () => {
+    const order: string[] = [];
+    const h = harness({
+      applyChanges: async (changes) => (order.push(`batch ${changes.length}`), empty()),
+      backfill: async (task) => {
+        order.push(`backfill after ${task.after ?? "-"}`);
+        return task.after === undefined ? { ...task, after: "r1" } : undefined;
+      },
+    });
+    h.pipeline.backfill({ groupId: "g", modelId: "m", runId: "run" });
+    await new Promise((r) => setTimeout(r, 20));
+    h.source.next(change(1));
+    h.source.complete();
+    h.pipeline.drain();
+    await h.done;
+    expect(order).toEqual(["backfill after -", "backfill after r1", "batch 1"]);
+  });
+});
