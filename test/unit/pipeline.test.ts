@@ -80,7 +80,8 @@ describe("Pipeline", () => {
         return empty();
       },
     });
-    await new Promise((r) => setTimeout(r, 120));
+    for (let waited = 0; sweeps.length === 0 && waited < 5000; waited += 10) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 50));
     expect(sweeps).toHaveLength(1);
     expect(sweeps[0]).toBeGreaterThanOrEqual(start + 40);
     expect(h.committed.map((b) => b.kind)).toEqual(["sweep"]);
