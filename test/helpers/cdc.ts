@@ -1,0 +1,88 @@
+// Runs the postgres-cdc connector, the pipeline and the LMDB state in-process against a real
+// Postgres database, with a gate that can hold commits back (to watch what the slot is told).
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pino } from "pino";
+import { tap } from "rxjs";
+import { postgresCdcPlugin } from "../../connectors/postgres/cdc.js";
+import type { SourceConnector } from "../../connectors/types.js";
+import { validateObjects, type Config } from "../../daemon/config/validate.js";
+import { Store } from "../../state/store.js";
+import { compileDomain, type Domain } from "../../streams/domain.js";
+import { Pipeline } from "../../streams/pipeline.js";
+import { asRaw } from "./config.js";
+
+export interface CdcRun {
+  store: Store;
+  domain: Domain;
+  config: Config;
+  connector: SourceConnector;
+  /** Changes the connector has emitted so far (applied, buffered or waiting at the gate). */
+  received(): number;
+  hold(): void;
+  release(): void;
+  stop(): Promise<void>;
+}
+
+export function validConfig(objects: Record<string, unknown>[]): Config {
+  const result = validateObjects(asRaw(objects));
+  if (!result.config) throw new Error(`invalid test config: ${JSON.stringify(result.issues, null, 2)}`);
+  return result.config;
+}
+
+export function startCdc(config: Config, stateDir = mkdtempSync(join(tmpdir(), "cdc-state-"))): CdcRun {
+  const domain = compileDomain(config);
+  const store = Store.open(stateDir);
+  const app = config.apps.find((a) => a.type === "postgres");
+  if (!app) throw new Error("no postgres app");
+  const connector = postgresCdcPlugin.create(
+    app,
+    config.sources.filter((s) => s.appId === app.id),
+    { logger: pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }), positions: store.allPositions() },
+  );
+  let gate: Promise<void> | undefined;
+  let open: () => void = () => undefined;
+  let received = 0;
+  const pipeline = new Pipeline(
+    connector.changes().pipe(tap(() => (received += 1))),
+    {
+      applyChanges: async (changes) => {
+        if (gate) await gate;
+        return store.applyBatch(domain, changes, Date.now());
+      },
+      sweep: (now) => store.sweep(domain, now),
+      backfill: async () => undefined,
+      nextBoundary: () => store.nextBoundaryInstant(),
+    },
+    {
+      committed: (batch) => void connector.acknowledge(batch.positions),
+      pressure: (paused) => (paused ? connector.pause() : connector.resume()),
+      failed: () => undefined,
+    },
+  );
+  const done = pipeline.run();
+  return {
+    store,
+    domain,
+    config,
+    connector,
+    received: () => received,
+    hold: () => {
+      gate = new Promise<void>((resolve) => (open = resolve));
+    },
+    release: () => {
+      gate = undefined;
+      open();
+    },
+    async stop() {
+      gate = undefined;
+      open();
+      pipeline.drain();
+      await connector.stop();
+      await done;
+      await store.close();
+      rmSync(stateDir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,177 @@
+// The postgres-cdc source against real Postgres: the slot is acknowledged only up to durable state
+// (even while commits are held back and keepalives keep coming), column types decode into the right
+// property values, unchanged TOAST values are kept, deletes carry only the key, truncates clear a
+// source, and a snapshot taken while other connections write ends exactly at the table's contents.
+import { randomBytes } from "node:crypto";
+import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
+import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
+import { startCdc, validConfig, type CdcRun } from "../helpers/cdc.js";
+import { waitFor } from "../helpers/daemon.js";
+
+type Obj = Record<string, unknown>;
+
+const app = (url: string, options: Obj = {}): Obj => ({ class: "app", id: "pg", type: "postgres", options: { connectionString: url, slot: "cdc_slot", publication: "cdc_pub", ...options } });
+const model: Obj = { class: "model", id: "users" };
+const usersSource = (table = "users"): Obj => ({ class: "source", id: "users_table", type: "postgres-cdc", appId: "pg", modelId: "users", options: { table }, mapping: { id: "user_id" } });
+const prop = (id: string, type: string, column: string, extra: Obj = {}): Obj => ({ class: "property", id, type, sourceId: "users_table", options: { column }, ...extra });
+
+describe("postgres-cdc", () => {
+  let db: TestDatabase;
+  let run: CdcRun | undefined;
+  beforeEach(async () => {
+    db = await createTestDatabase(inject("pgUrl"), "cdc");
+  });
+  afterEach(async () => {
+    await run?.stop();
+    run = undefined;
+    await db.drop();
+  });
+
+  const slot = async () =>
+    (await db.query<{ confirmed: string; active: boolean; lsn_cmp: number }>(`SELECT confirmed_flush_lsn::text AS confirmed, active FROM pg_replication_slots WHERE slot_name = 'cdc_slot'`)).rows[0];
+  const lsnAtLeast = async (a: string, b: string) => (await db.query<{ ge: boolean }>(`SELECT $1::pg_lsn >= $2::pg_lsn AS ge`, [a, b])).rows[0]?.ge === true;
+
+  it("never acknowledges past durable state, answers keepalives while commits are held, then catches up", async () => {
+    await db.query(`CREATE TABLE users (id int PRIMARY KEY, email text)`);
+    // A short wal_sender_timeout makes the server ask for status updates every second.
+    const url = `${db.url}?options=${encodeURIComponent("-c wal_sender_timeout=2000")}`;
+    run = startCdc(validConfig([app(url, { snapshot: "no_data" }), model, usersSource(), prop("user_id", "integer", "id", { unique: true })]));
+    await waitFor("connector ready", async () => (run?.connector.ready() && (await slot())?.active ? true : undefined));
+    await db.query(`INSERT INTO users VALUES (0, 'first@example.com')`);
+    await waitFor("first row durable", async () => (run?.store.getRecord("users", "0") ? true : undefined));
+    const durable = await waitFor("first ack", async () => {
+      const s = await slot();
+      return s && s.confirmed !== "0/0" ? s.confirmed : undefined;
+    });
+
+    run.hold();
+    for (let i = 1; i <= 50; i += 1) await db.query(`INSERT INTO users VALUES ($1, $2)`, [i, `u${i}@example.com`]);
+    const { rows } = await db.query<{ lsn: string }>(`SELECT pg_current_wal_lsn()::text AS lsn`);
+    const written = rows[0]?.lsn ?? "0/0";
+    await waitFor("changes received", async () => (run && run.received() >= 51 ? true : undefined));
+    // Held for longer than two wal_sender_timeouts: still connected, slot not moved past durable state.
+    for (let i = 0; i < 10; i += 1) {
+      await new Promise((r) => setTimeout(r, 500));
+      const s = await slot();
+      expect(s?.active).toBe(true);
+      expect(s?.confirmed).toBe(durable);
+    }
+    expect(run.store.getRecord("users", "50")).toBeUndefined();
+
+    run.release();
+    await waitFor("all rows durable", async () => (run?.store.countOf("records", "users") === 51 ? true : undefined));
+    await waitFor("slot acknowledged past the inserts", async () => {
+      const s = await slot();
+      return s && (await lsnAtLeast(s.confirmed, written)) ? true : undefined;
+    });
+  });
+
+  it("decodes every common column type into the right property value", async () => {
+    await db.query(`CREATE TABLE users (
+      id int8 PRIMARY KEY, small int2, regular int4, big int8, exact numeric(20, 6), real_v real, double_v double precision,
+      flag boolean, txt text, vc varchar(20), uid uuid, day date, at_local timestamp, at_tz timestamptz, doc json, docb jsonb,
+      tags text[], nums int4[], email text, phone text, site text)`);
+    const properties = [
+      prop("user_id", "integer", "id", { unique: true }),
+      prop("small", "integer", "small"),
+      prop("regular", "integer", "regular"),
+      prop("big", "integer", "big"),
+      prop("exact", "float", "exact"),
+      prop("real_v", "float", "real_v"),
+      prop("double_v", "float", "double_v"),
+      prop("flag", "boolean", "flag"),
+      prop("txt", "string", "txt"),
+      prop("vc", "string", "vc"),
+      prop("uid", "string", "uid"),
+      prop("day", "date", "day"),
+      prop("at_local", "date", "at_local"),
+      prop("at_tz", "date", "at_tz"),
+      prop("doc", "string", "doc"),
+      prop("docb", "string", "docb"),
+      prop("tags", "string", "tags", { isArray: true }),
+      prop("nums", "integer", "nums", { isArray: true }),
+      prop("email", "email", "email"),
+      prop("phone", "phoneNumber", "phone"),
+      prop("site", "url", "site"),
+    ];
+    await db.query(`SET TIME ZONE 'UTC'`);
+    await db.query(`INSERT INTO users VALUES (1, -32768, 2147483647, 9007199254740991, 12345678901234.123456, 1.5, 2.25, true, 'text ✓',
+      'varchar', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '2024-02-29', '2024-02-29 13:14:15.123', '2024-02-29 13:14:15.123+02', '{"a": 1}', '{"b": [1, 2]}',
+      '{x,"y z"}', '{3,1,2}', 'Ada@Example.com', '(415) 555-2671', 'HTTPS://Example.com/Path')`);
+    run = startCdc(validConfig([app(db.url), model, usersSource(), ...properties]));
+    await waitFor("snapshot row", async () => (run?.store.getRecord("users", "1") ? true : undefined));
+    await db.query(`INSERT INTO users (id, small, flag, day, at_tz, tags) VALUES (2, 7, false, '1999-12-31', '2000-01-01 00:00:00+00', '{}')`);
+    await waitFor("streamed row", async () => (run?.store.getRecord("users", "2") ? true : undefined));
+    const expected = {
+      user_id: 1,
+      small: -32768,
+      regular: 2147483647,
+      big: 9007199254740991,
+      exact: 12345678901234.123,
+      real_v: 1.5,
+      double_v: 2.25,
+      flag: true,
+      txt: "text ✓",
+      vc: "varchar",
+      uid: "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+      day: Date.UTC(2024, 1, 29),
+      at_local: Date.UTC(2024, 1, 29, 13, 14, 15, 123),
+      at_tz: Date.UTC(2024, 1, 29, 11, 14, 15, 123),
+      doc: '{"a":1}',
+      docb: '{"b":[1,2]}',
+      tags: ["x", "y z"],
+      nums: [3, 1, 2],
+      email: "ada@example.com",
+      phone: "+1 415 555 2671",
+      site: "https://example.com/path",
+    };
+    expect(run.store.getRecord("users", "1")?.values).toEqual(expected);
+    expect(run.store.getRecord("users", "1")?.invalid).toEqual({});
+    expect(run.store.getRecord("users", "2")?.values).toMatchObject({ user_id: 2, small: 7, flag: false, day: Date.UTC(1999, 11, 31), at_tz: Date.UTC(2000, 0, 1), tags: [], nums: [], txt: null });
+  });
+
+  it("keeps unchanged TOAST values, deletes by key, and truncates a source", async () => {
+    await db.query(`CREATE TABLE users (id int PRIMARY KEY, bio text, visits int)`);
+    await db.query(`ALTER TABLE users ALTER COLUMN bio SET STORAGE EXTERNAL`);
+    const bio = randomBytes(6000).toString("base64");
+    await db.query(`INSERT INTO users VALUES (1, $1, 0), (2, 'short', 0)`, [bio]);
+    run = startCdc(validConfig([app(db.url), model, usersSource(), prop("user_id", "integer", "id", { unique: true }), prop("bio", "string", "bio"), prop("visits", "integer", "visits")]));
+    await waitFor("snapshot", async () => (run?.store.countOf("records", "users") === 2 ? true : undefined));
+    await db.query(`UPDATE users SET visits = 5 WHERE id = 1`);
+    await waitFor("update", async () => (run?.store.getRecord("users", "1")?.values.visits === 5 ? true : undefined));
+    expect(run.store.getRecord("users", "1")?.values.bio).toBe(bio);
+    await db.query(`DELETE FROM users WHERE id = 2`);
+    await waitFor("delete", async () => (run?.store.getRecord("users", "2") === undefined ? true : undefined));
+    await db.query(`TRUNCATE users`);
+    await waitFor("truncate", async () => (run?.store.countOf("records", "users") === 0 ? true : undefined));
+    await db.query(`INSERT INTO users VALUES (3, 'back', 1)`);
+    await waitFor("insert after truncate", async () => (run?.store.getRecord("users", "3")?.values.bio === "back" ? true : undefined));
+  });
+
+  it("takes a snapshot while other connections write, and ends exactly at the table's contents", async () => {
+    await db.query(`CREATE TABLE users (id int PRIMARY KEY, score int)`);
+    await db.query(`INSERT INTO users SELECT g, g FROM generate_series(1, 5000) g`);
+    run = startCdc(validConfig([app(db.url), model, usersSource(), prop("user_id", "integer", "id", { unique: true }), prop("score", "integer", "score")]));
+    // Writers race the snapshot: updates, deletes and inserts, each its own transaction.
+    const writes: Promise<unknown>[] = [];
+    for (let w = 0; w < 4; w += 1) {
+      writes.push(
+        (async () => {
+          for (let i = 0; i < 150; i += 1) {
+            const id = 1 + ((i * 37 + w * 1250) % 5000);
+            if (i % 3 === 0) await db.query(`UPDATE users SET score = score + 1000 WHERE id = $1`, [id]);
+            else if (i % 3 === 1) await db.query(`DELETE FROM users WHERE id = $1`, [id]);
+            else await db.query(`INSERT INTO users VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET score = -1`, [5000 + w * 1000 + i, i]);
+          }
+        })(),
+      );
+    }
+    await Promise.all(writes);
+    const { rows } = await db.query<{ id: number; score: number }>(`SELECT id, score FROM users ORDER BY id`);
+    await waitFor("state converges", async () => (run?.store.countOf("records", "users") === rows.length ? true : undefined), 30_000);
+    await new Promise((r) => setTimeout(r, 300));
+    const state = new Map([...run.store.recordsOf("users")].map((r) => [Number(r.id), r.values.score]));
+    expect(state.size).toBe(rows.length);
+    expect(Object.fromEntries(state)).toEqual(Object.fromEntries(rows.map((r) => [r.id, r.score])));
+  });
+});
