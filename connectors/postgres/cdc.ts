@@ -234,6 +234,23 @@ export class PostgresCdcSource implements SourceConnector {
     });
   }
 
+  private startHeartbeat(): NodeJS.Timeout | undefined {
+    const interval = this.settings.heartbeatIntervalMs;
+    if (interval <= 0) return undefined;
+    let running = false;
+    const timer = setInterval(() => {
+      if (running || this.stopped) return;
+      running = true;
+      void this.withClient(async (client) => {
+        for (const sql of heartbeatStatements(this.settings.heartbeatActionQuery)) await client.query(sql);
+      })
+        .catch((error: Error) => this.logger.warn({ err: error }, "heartbeat failed"))
+        .finally(() => (running = false));
+    }, interval);
+    timer.unref();
+    return timer;
+  }
+
   private withoutExcluded(table: string, row: Row): Row {
     const patterns = this.settings.columnExcludeList;
     if (!patterns) return row;
@@ -254,7 +271,9 @@ export class PostgresCdcSource implements SourceConnector {
       flowControl: { enabled: true },
     });
     this.service = service;
-    const plugin = new PgoutputPlugin({ protoVersion: 1, publicationNames: [this.settings.publication] });
+    // messages: true delivers pg_logical_emit_message() heartbeats, which need no table.
+    const plugin = new PgoutputPlugin({ protoVersion: 1, publicationNames: [this.settings.publication], messages: true });
+    let emittedInTransaction = false;
     const bySource = new Map<string, string[]>();
     for (const t of this.tables) bySource.set(t.table, [...(bySource.get(t.table) ?? []), t.sourceId]);
 
@@ -263,6 +282,15 @@ export class PostgresCdcSource implements SourceConnector {
       switch (message.tag) {
         case "begin":
           this.commitTime = Number(BigInt(message.commitTime.toString()) / 1000n);
+          emittedInTransaction = false;
+          return;
+        case "commit":
+        case "message":
+          // A transaction with nothing for our sources (a heartbeat, other tables) still moves the
+          // stream: its position goes through the core like any change and is acknowledged once durable.
+          if (message.tag === "message" || !emittedInTransaction) {
+            this.emit({ sourceId: this.tables[0]?.sourceId ?? "", op: "marker", key: "", before: null, after: null, position: { stream: this.stream, position: lsn }, commitTime: this.commitTime });
+          }
           return;
         case "insert":
         case "update":
@@ -273,6 +301,7 @@ export class PostgresCdcSource implements SourceConnector {
           const keyRow = after ?? before ?? {};
           const key = message.relation.keyColumns.map((k) => String(keyRow[k])).join(",");
           for (const sourceId of bySource.get(table) ?? []) {
+            emittedInTransaction = true;
             this.emit({ sourceId, op: message.tag, key, before, after, position: { stream: this.stream, position: lsn }, commitTime: this.commitTime });
           }
           break;
@@ -280,6 +309,7 @@ export class PostgresCdcSource implements SourceConnector {
         case "truncate":
           for (const relation of message.relations) {
             for (const sourceId of bySource.get(`${relation.schema}.${relation.name}`) ?? []) {
+              emittedInTransaction = true;
               this.emit({ sourceId, op: "truncate", key: "", before: null, after: null, position: { stream: this.stream, position: lsn }, commitTime: this.commitTime });
             }
           }
@@ -296,11 +326,25 @@ export class PostgresCdcSource implements SourceConnector {
       if (shouldRespond) void service.acknowledge(this.durableLsn).catch(() => undefined);
     });
     const failed = new Promise<never>((_, reject) => service.on("error", reject));
+    const heartbeat = this.startHeartbeat();
     this.logger.info({ slot: this.settings.slot, from: this.durableLsn }, "streaming from the replication slot");
     this.connected = true;
-    await Promise.race([service.subscribe(plugin, this.settings.slot, this.durableLsn), failed]);
+    try {
+      await Promise.race([service.subscribe(plugin, this.settings.slot, this.durableLsn), failed]);
+    } finally {
+      if (heartbeat) clearInterval(heartbeat);
+    }
     if (!this.stopped) throw new Error("the replication stream ended");
   }
+}
+
+/**
+ * heartbeat.interval.ms: a transactional logical message (and heartbeat.action.query, if set) every
+ * interval, so the slot advances through the core even while the captured tables are quiet and the
+ * rest of the database is not (WAL is not retained for nothing).
+ */
+function heartbeatStatements(actionQuery: string | undefined): string[] {
+  return [`SELECT pg_logical_emit_message(true, 'grouparoo_stream_heartbeat', '')`, ...(actionQuery ? [actionQuery] : [])];
 }
 
 export const postgresCdcPlugin: SourcePlugin = {

@@ -66,6 +66,29 @@ describe("postgres-cdc", () => {
     });
   });
 
+  it("advances the slot with heartbeats while the captured tables are quiet and the database is not", async () => {
+    await db.query(`CREATE TABLE users (id int PRIMARY KEY)`);
+    await db.query(`CREATE TABLE other (id serial PRIMARY KEY, payload text)`);
+    await db.query(`CREATE TABLE heartbeat (ts timestamptz)`);
+    run = startCdc(
+      validConfig([
+        app(db.url, { snapshot: "no_data", debezium: { "plugin.name": "pgoutput", "heartbeat.interval.ms": 200, "heartbeat.action.query": "INSERT INTO heartbeat VALUES (now())" } }),
+        model,
+        usersSource(),
+        prop("user_id", "integer", "id", { unique: true }),
+      ]),
+    );
+    await waitFor("connector ready", async () => (run?.connector.ready() && (await slot())?.active ? true : undefined));
+    for (let i = 0; i < 20; i += 1) await db.query(`INSERT INTO other (payload) SELECT repeat('x', 1000) FROM generate_series(1, 50)`);
+    const { rows } = await db.query<{ lsn: string }>(`SELECT pg_current_wal_lsn()::text AS lsn`);
+    await waitFor("slot past the other table's writes", async () => {
+      const s = await slot();
+      return s && (await lsnAtLeast(s.confirmed, rows[0]?.lsn ?? "0/0")) ? true : undefined;
+    });
+    expect((await db.query<{ n: string }>(`SELECT count(*) AS n FROM heartbeat`)).rows[0]?.n).not.toBe("0");
+    expect(run.store.countOf("records", "users")).toBe(0);
+  });
+
   it("decodes every common column type into the right property value", async () => {
     await db.query(`CREATE TABLE users (
       id int8 PRIMARY KEY, small int2, regular int4, big int8, exact numeric(20, 6), real_v real, double_v double precision,
