@@ -13,11 +13,10 @@ import type { AppConfig, SourceConfig } from "../../daemon/config/schema.js";
 import type { Located } from "../../daemon/config/validate.js";
 import type { Change, Row } from "../../streams/change.js";
 import type { SourceConnector, SourceContext, SourcePlugin } from "../types.js";
+import { quoteIdent, quoteTable, withClient } from "./introspect.js";
 import { compareLsn, resolvePostgresApp, type PostgresAppSettings } from "./settings.js";
 
 const SNAPSHOT_CHUNK = 1000;
-const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`;
-const quoteTable = (qualified: string) => qualified.split(".").map(quoteIdent).join(".");
 
 interface SourceTable {
   sourceId: string;
@@ -121,14 +120,8 @@ export class PostgresCdcSource implements SourceConnector {
     this.connected = false;
   }
 
-  private async withClient<T>(use: (client: pg.Client) => Promise<T>): Promise<T> {
-    const client = new pg.Client(this.settings.connection);
-    await client.connect();
-    try {
-      return await use(client);
-    } finally {
-      await client.end();
-    }
+  private withClient<T>(use: (client: pg.Client) => Promise<T>): Promise<T> {
+    return withClient(this.settings.connection, use);
   }
 
   /** Publication and slot: created when missing; the initial snapshot when the mode asks for one. */

@@ -55,7 +55,9 @@ const FOREIGN_KEYS = `
    WHERE con.conrelid = $1::regclass AND con.contype = 'f' AND array_length(con.conkey, 1) = 1
    ORDER BY a.attnum`;
 
-const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`;
+export const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`;
+/** schema.table → "schema"."table" */
+export const quoteTable = (qualified: string) => qualified.split(".").map(quoteIdent).join(".");
 
 /** Lists schema.table of every ordinary or partitioned table outside the system schemas. */
 export async function listTables(client: pg.ClientBase): Promise<string[]> {
@@ -81,8 +83,8 @@ export async function describeTable(client: pg.ClientBase, qualified: string): P
   };
 }
 
-export async function withClient<T>(connectionString: string, use: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString, connectionTimeoutMillis: 10_000 });
+export async function withClient<T>(connection: string | pg.ClientConfig, use: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client(typeof connection === "string" ? { connectionString: connection, connectionTimeoutMillis: 10_000 } : connection);
   await client.connect();
   try {
     return await use(client);
