@@ -24,8 +24,14 @@ export interface SourceConnector {
   stop(): Promise<void>;
 }
 
+/** What a source reports for metrics (the definitions live in metrics/). */
+export interface SourceObserver {
+  consumerLag(topic: string, partition: number, lag: number): void;
+}
+
 export interface SourceContext {
   logger: Logger;
+  observer?: SourceObserver;
   /** The last durable position of each stream (from the state), to resume from. */
   positions: ReadonlyMap<string, string>;
 }

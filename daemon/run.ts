@@ -4,8 +4,9 @@
 import type { Server } from "node:http";
 import { merge, type Observable } from "rxjs";
 import type { Logger } from "pino";
+import { kafkaDebeziumPlugin } from "../connectors/kafka/source.js";
 import { postgresCdcPlugin } from "../connectors/postgres/cdc.js";
-import { ConnectorRegistry, type SourceConnector } from "../connectors/types.js";
+import { ConnectorRegistry, type SourceConnector, type SourceObserver } from "../connectors/types.js";
 import { createMetrics, type Metrics } from "../metrics/registry.js";
 import { Store, type RunState } from "../state/store.js";
 import type { Change } from "../streams/change.js";
@@ -29,10 +30,10 @@ export interface RunOptions {
 export const EX_SOFTWARE = 70;
 
 export function builtinConnectors(): ConnectorRegistry {
-  return new ConnectorRegistry().registerSource(postgresCdcPlugin);
+  return new ConnectorRegistry().registerSource(postgresCdcPlugin).registerSource(kafkaDebeziumPlugin);
 }
 
-function createSources(config: Config, registry: ConnectorRegistry, store: Store, logger: Logger): SourceConnector[] | string {
+function createSources(config: Config, registry: ConnectorRegistry, store: Store, logger: Logger, observer: SourceObserver): SourceConnector[] | string {
   const byApp = new Map<string, Config["sources"]>();
   for (const source of config.sources) byApp.set(source.appId, [...(byApp.get(source.appId) ?? []), source]);
   const connectors: SourceConnector[] = [];
@@ -42,7 +43,7 @@ function createSources(config: Config, registry: ConnectorRegistry, store: Store
     if (!app || !first) continue;
     const plugin = registry.sourcePlugin(first.type);
     if (!plugin) return `${first.origin.file}: source "${first.id}": type: no connector for ${first.type} sources in this build`;
-    connectors.push(plugin.create(app, sources, { logger: logger.child({ app: appId }), positions: store.allPositions() }));
+    connectors.push(plugin.create(app, sources, { logger: logger.child({ app: appId }), positions: store.allPositions(), observer }));
   }
   return connectors;
 }
@@ -55,7 +56,7 @@ function recordCommitted(metrics: Metrics, batch: CommittedBatch): void {
   }
   for (const [source, ops] of batch.result.applied) for (const [op, n] of ops) metrics.changesApplied.inc({ source, op }, n);
   for (const [group, delta] of batch.result.memberDelta) if (delta !== 0) metrics.groupTransitions.inc({ group, direction: delta > 0 ? "enter" : "leave" }, Math.abs(delta));
-  if (batch.result.deadLetters > 0) metrics.deadLetters.inc({ component: "source", kind: "change" }, batch.result.deadLetters);
+  for (const [source, kinds] of batch.result.deadLettersBySource) for (const [kind, n] of kinds) metrics.deadLetters.inc({ component: source, kind }, n);
 }
 
 /** Starts the Runs that backfill new or changed groups over the records already held. */
@@ -80,18 +81,20 @@ export async function runDaemon(options: RunOptions, registry: ConnectorRegistry
   const domain = compileDomain(config);
   const listen = parseListen(options.http);
   const store = Store.open(options.state);
-  const sources = createSources(config, registry, store, logger);
-  if (typeof sources === "string") {
-    logger.error(sources);
-    await store.close();
-    return EX_CONFIG;
-  }
-
   const metrics = createMetrics({
     records: () => [...domain.models.keys()].map((m) => [m, store.countOf("records", m)] as [string, number]),
     members: () => [...domain.groups.keys()].map((g) => [g, store.countOf("members", g)] as [string, number]),
     outboxDepth: () => [...domain.destinations.keys()].map((d) => [d, store.outboxDepth(d)] as [string, number]),
   });
+
+  const sources = createSources(config, registry, store, logger, {
+    consumerLag: (topic, partition, lag) => metrics.kafkaConsumerLag.set({ topic, partition: String(partition) }, lag),
+  });
+  if (typeof sources === "string") {
+    logger.error(sources);
+    await store.close();
+    return EX_CONFIG;
+  }
 
   const changes$: Observable<Change> = merge(...sources.map((s) => s.changes()));
   const pipeline = new Pipeline(

@@ -50,6 +50,12 @@ export function createMetrics(state: StateGauges) {
       labelNames: ["component", "kind"] as const,
       registers: [registry],
     }),
+    kafkaConsumerLag: new Gauge({
+      name: "grouparoo_kafka_consumer_lag",
+      help: "Messages behind the partition's high watermark after the last fetched batch, by topic and partition.",
+      labelNames: ["topic", "partition"] as const,
+      registers: [registry],
+    }),
     sourcesPaused: new Gauge({
       name: "grouparoo_sources_paused",
       help: "1 while the pipeline holds its sources back (backpressure), else 0.",

@@ -49,7 +49,8 @@ export interface RowRef {
 }
 
 export interface DeadLetter {
-  kind: "change";
+  /** change: decoded but not applicable; message: not decodable by its source connector. */
+  kind: "change" | "message";
   sourceId: string;
   reason: string;
   change: Change;
@@ -90,6 +91,8 @@ export interface BatchResult {
   /** Changes applied, by source id and op. */
   applied: Map<string, Map<string, number>>;
   deadLetters: number;
+  /** Dead letters by source id and kind. */
+  deadLettersBySource: Map<string, Map<DeadLetter["kind"], number>>;
   exports: number;
   /** Net change of records by model and members by group. */
   recordDelta: Map<string, number>;
@@ -128,7 +131,7 @@ export class BatchApplier {
   private readonly touched = new Map<string, Touched>();
   /** The last position of each stream in the batch, written once at the end. */
   private readonly positions = new Map<string, string>();
-  private readonly result: BatchResult = { applied: new Map(), deadLetters: 0, exports: 0, recordDelta: new Map(), memberDelta: new Map() };
+  private readonly result: BatchResult = { applied: new Map(), deadLetters: 0, deadLettersBySource: new Map(), exports: 0, recordDelta: new Map(), memberDelta: new Map() };
 
   constructor(
     private readonly domain: Domain,
@@ -139,6 +142,7 @@ export class BatchApplier {
   apply(change: Change): void {
     if (change.op === "marker") {
       this.positions.set(change.position.stream, change.position.position);
+      if (change.deadLetter) this.setAside({ kind: "message", sourceId: change.sourceId, reason: change.deadLetter.reason, change });
       return;
     }
     const source = this.domain.sources.get(change.sourceId);
@@ -150,8 +154,7 @@ export class BatchApplier {
           ? `an ${change.op} without the row's new values`
           : undefined;
     if (problem || !source) {
-      this.state.deadLetter({ kind: "change", sourceId: change.sourceId, reason: problem ?? "unknown source", change });
-      this.result.deadLetters += 1;
+      this.setAside({ kind: "change", sourceId: change.sourceId, reason: problem ?? "unknown source", change });
       return;
     }
     this.positions.set(change.position.stream, change.position.position);
@@ -166,6 +169,14 @@ export class BatchApplier {
     } else {
       this.upsertRow(source, change.key, change.after ?? {}, change.op === "update", change.commitTime);
     }
+  }
+
+  private setAside(entry: DeadLetter): void {
+    this.state.deadLetter(entry);
+    this.result.deadLetters += 1;
+    const bySource = this.result.deadLettersBySource.get(entry.sourceId) ?? new Map<DeadLetter["kind"], number>();
+    bySource.set(entry.kind, (bySource.get(entry.kind) ?? 0) + 1);
+    this.result.deadLettersBySource.set(entry.sourceId, bySource);
   }
 
   /** Re-evaluates one group for one record (a time-index sweep or a backfill). */

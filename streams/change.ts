@@ -30,4 +30,9 @@ export interface Change {
   readonly position: SourcePosition;
   /** When the source committed the change (epoch ms); the start of end-to-end latency. */
   readonly commitTime: number;
+  /**
+   * On a `marker`: the input at this position could not be decoded. It is stored in the dead-letter
+   * store in the same transaction that moves the position past it, so it is neither lost nor retried.
+   */
+  readonly deadLetter?: { readonly reason: string; readonly payload: unknown };
 }

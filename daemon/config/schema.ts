@@ -118,8 +118,10 @@ export const SourceOptions = {
   ),
   "kafka-debezium": Type.Object(
     {
-      topic: Type.String({ minLength: 1, description: "Topic carrying the change events." }),
+      topic: Type.String({ minLength: 1, description: "Topic carrying the change events, or /regex/ for every matching topic." }),
       format: Type.Optional(literals(["debezium", "debezium-unwrapped", "json"], "Message format.", "debezium")),
+      deadLetterTopic: Type.Optional(Type.String({ minLength: 1, description: "Also copy messages that cannot be decoded to this topic (with the reason in headers)." })),
+      maxMessageBytes: Type.Optional(Type.Integer({ minimum: 1, default: 1048576, description: "Larger messages are dead-lettered, not decoded." })),
     },
     { additionalProperties: false },
   ),

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { pino } from "pino";
 import { tap } from "rxjs";
 import { postgresCdcPlugin } from "../../connectors/postgres/cdc.js";
-import type { SourceConnector } from "../../connectors/types.js";
+import type { SourceConnector, SourcePlugin } from "../../connectors/types.js";
 import { validateObjects, type Config } from "../../daemon/config/validate.js";
 import { Store } from "../../state/store.js";
 import { compileDomain, type Domain } from "../../streams/domain.js";
@@ -31,12 +31,17 @@ export function validConfig(objects: Record<string, unknown>[]): Config {
   return result.config;
 }
 
-export function startCdc(config: Config, stateDir = mkdtempSync(join(tmpdir(), "cdc-state-"))): CdcRun {
+export function startCdc(config: Config, stateDir?: string): CdcRun {
+  return startSource(config, postgresCdcPlugin, stateDir);
+}
+
+/** Runs one source plugin (for the config's first app of its type) with the pipeline and the state. */
+export function startSource(config: Config, plugin: SourcePlugin, stateDir = mkdtempSync(join(tmpdir(), "source-state-"))): CdcRun {
   const domain = compileDomain(config);
   const store = Store.open(stateDir);
-  const app = config.apps.find((a) => a.type === "postgres");
-  if (!app) throw new Error("no postgres app");
-  const connector = postgresCdcPlugin.create(
+  const app = config.apps.find((a) => a.type === plugin.appType);
+  if (!app) throw new Error(`no ${plugin.appType} app`);
+  const connector = plugin.create(
     app,
     config.sources.filter((s) => s.appId === app.id),
     { logger: pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }), positions: store.allPositions() },

@@ -7,7 +7,7 @@ import type { BatchResult } from "../../streams/apply.js";
 import type { Change } from "../../streams/change.js";
 import { Pipeline, type CommittedBatch, type CoreOperations } from "../../streams/pipeline.js";
 
-const empty = (): BatchResult => ({ applied: new Map(), deadLetters: 0, exports: 0, recordDelta: new Map(), memberDelta: new Map() });
+const empty = (): BatchResult => ({ applied: new Map(), deadLetters: 0, deadLettersBySource: new Map(), exports: 0, recordDelta: new Map(), memberDelta: new Map() });
 const change = (i: number): Change => ({
   sourceId: "s",
   op: "insert",
