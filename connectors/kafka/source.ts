@@ -68,8 +68,8 @@ export class KafkaDebeziumSource implements SourceConnector {
     this.kafka = new Kafka(kafkaClientConfig(app, context.logger));
     this.consumer = this.kafka.consumer({
       groupId: app.options.groupId ?? "grouparoo-stream",
-      sessionTimeout: 30_000,
-      heartbeatInterval: 3_000,
+      sessionTimeout: app.options.sessionTimeoutMs ?? 30_000,
+      heartbeatInterval: Math.max(100, Math.floor((app.options.sessionTimeoutMs ?? 30_000) / 10)),
       retry: { initialRetryTime: 300, maxRetryTime: 10_000, retries: 12, restartOnFailure: async () => !this.stopped },
     });
     this.consumer.on(this.consumer.events.GROUP_JOIN, () => (this.joined = true));

@@ -63,6 +63,7 @@ export const AppOptions = {
       }),
       clientId: Type.Optional(Type.String({ description: "Kafka client id.", default: "grouparoo-stream" })),
       groupId: Type.Optional(Type.String({ description: "Consumer group id.", default: "grouparoo-stream" })),
+      sessionTimeoutMs: Type.Optional(Type.Integer({ minimum: 1000, default: 30000, description: "Consumer session timeout: how long a dead member holds its partitions." })),
       ssl: Type.Optional(
         Type.Union(
           [

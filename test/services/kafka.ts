@@ -14,6 +14,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 
 export interface KafkaService {
   brokers: string[];
+  /** Stops the broker process (SIGTERM) and starts it again on the same ports and log directory. */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -43,6 +45,8 @@ export function kafkaServerProperties(ports: KafkaPorts, logDir: string): string
     "transaction.state.log.min.isr": 1,
     "transaction.state.log.num.partitions": 1,
     "group.initial.rebalance.delay.ms": 0,
+    // Lets tests use short consumer session timeouts, so a killed consumer's partitions move quickly.
+    "group.min.session.timeout.ms": 1000,
     "share.coordinator.state.topic.replication.factor": 1,
   };
   return Object.entries(settings).map(([key, value]) => `${key}=${value}`).join("\n") + "\n";
@@ -75,7 +79,7 @@ export async function startKafka(timeoutMs = 90_000): Promise<KafkaService> {
   const logFile = join(base, "broker.log");
   const fail = (reason: string) => new ServiceStartError("Kafka", `${reason}\n--- ${logFile} ---\n${logTail(logFile)}`);
   let child: ChildProcess | undefined;
-  const stop = async () => {
+  const stopProcess = async () => {
     const running = child;
     child = undefined;
     if (running && running.exitCode === null && running.signalCode === null) {
@@ -85,6 +89,9 @@ export async function startKafka(timeoutMs = 90_000): Promise<KafkaService> {
       await exited;
       clearTimeout(timer);
     }
+  };
+  const stop = async () => {
+    await stopProcess();
     rmSync(base, { recursive: true, force: true });
   };
 
@@ -109,21 +116,30 @@ export async function startKafka(timeoutMs = 90_000): Promise<KafkaService> {
     const format = await runCommand(java(), [...jvm, "kafka.tools.StorageTool", "format", "-t", clusterId, "-c", propertiesFile]);
     if (format.code !== 0) throw fail(`formatting the log directory failed (exit ${format.code}):\n${format.output}`);
 
-    const out = openSync(logFile, "a");
-    child = spawn(java(), [...jvm, "kafka.Kafka", propertiesFile], { cwd: base, stdio: ["ignore", out, out] });
-    closeSync(out);
-    const started = child;
-    const spawnError = new Promise<never>((_, reject) => started.once("error", (error) => reject(fail(`java did not start: ${error.message}`))));
-    const alive = () => started.exitCode === null && started.signalCode === null;
-    await Promise.race([spawnError, waitForPort("127.0.0.1", ports.broker, timeoutMs, alive)]).catch((error: Error) => {
-      throw error instanceof ServiceStartError ? error : fail(error.message);
-    });
-
     const brokers = [`127.0.0.1:${ports.broker}`];
-    await waitForBrokerReady(brokers, timeoutMs).catch((error: Error) => {
-      throw fail(`the broker did not become ready: ${error.message}`);
-    });
-    return { brokers, stop };
+    const launch = async () => {
+      const out = openSync(logFile, "a");
+      child = spawn(java(), [...jvm, "kafka.Kafka", propertiesFile], { cwd: base, stdio: ["ignore", out, out] });
+      closeSync(out);
+      const started = child;
+      const spawnError = new Promise<never>((_, reject) => started.once("error", (error) => reject(fail(`java did not start: ${error.message}`))));
+      const alive = () => started.exitCode === null && started.signalCode === null;
+      await Promise.race([spawnError, waitForPort("127.0.0.1", ports.broker, timeoutMs, alive)]).catch((error: Error) => {
+        throw error instanceof ServiceStartError ? error : fail(error.message);
+      });
+      await waitForBrokerReady(brokers, timeoutMs).catch((error: Error) => {
+        throw fail(`the broker did not become ready: ${error.message}`);
+      });
+    };
+    await launch();
+    return {
+      brokers,
+      stop,
+      async restart() {
+        await stopProcess();
+        await launch();
+      },
+    };
   } catch (error) {
     await stop();
     throw error;
