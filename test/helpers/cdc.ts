@@ -20,6 +20,8 @@ export interface CdcRun {
   connector: SourceConnector;
   /** Changes the connector has emitted so far (applied, buffered or waiting at the gate). */
   received(): number;
+  /** The last consumer lag the source reported, by "topic/partition". */
+  lag: Map<string, number>;
   hold(): void;
   release(): void;
   stop(): Promise<void>;
@@ -39,12 +41,17 @@ export function startCdc(config: Config, stateDir?: string): CdcRun {
 export function startSource(config: Config, plugin: SourcePlugin, stateDir = mkdtempSync(join(tmpdir(), "source-state-"))): CdcRun {
   const domain = compileDomain(config);
   const store = Store.open(stateDir);
+  const lag = new Map<string, number>();
   const app = config.apps.find((a) => a.type === plugin.appType);
   if (!app) throw new Error(`no ${plugin.appType} app`);
   const connector = plugin.create(
     app,
     config.sources.filter((s) => s.appId === app.id),
-    { logger: pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }), positions: store.allPositions() },
+    {
+      logger: pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }),
+      positions: store.allPositions(),
+      observer: { consumerLag: (topic, partition, value) => lag.set(`${topic}/${partition}`, value) },
+    },
   );
   let gate: Promise<void> | undefined;
   let open: () => void = () => undefined;
@@ -73,6 +80,7 @@ export function startSource(config: Config, plugin: SourcePlugin, stateDir = mkd
     config,
     connector,
     received: () => received,
+    lag,
     hold: () => {
       gate = new Promise<void>((resolve) => (open = resolve));
     },

@@ -101,6 +101,23 @@ describe("kafka-debezium source", () => {
     expect(run.store.getRecord("customers", "3")).toBeUndefined();
   });
 
+  it("reads every topic matching a /regex/ topic and reports consumer lag per partition", async () => {
+    const prefix = `pattern-${randomBytes(3).toString("hex")}`;
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.createTopics({ topics: [{ topic: `${prefix}.a` }, { topic: `${prefix}.b` }], waitForLeaders: true });
+    await admin.disconnect();
+    const producer = kafka.producer();
+    await producer.connect();
+    await producer.send({ topic: `${prefix}.a`, messages: [{ key: key(1, false), value: envelope("c", null, { id: 1, first_name: "A" }, 1, false) }] });
+    await producer.send({ topic: `${prefix}.b`, messages: [{ key: key(2, false), value: envelope("c", null, { id: 2, first_name: "B" }, 1, false) }] });
+    await producer.disconnect();
+    run = startSource(validConfig(config(`/^${prefix}\\..*$/`, `g-${prefix}`)), kafkaDebeziumPlugin);
+    await waitFor("both topics", async () => (run?.store.countOf("records", "customers") === 2 ? true : undefined));
+    expect(run.lag.get(`${prefix}.a/0`)).toBe(0);
+    expect(run.lag.get(`${prefix}.b/0`)).toBe(0);
+  });
+
   it("commits offsets only after the state holding their changes is durable", async () => {
     const topic = await topicWith();
     const groupId = `g-${topic}`;
