@@ -4,9 +4,10 @@
 // folder per system and register by app type; third-party plugins implement the same interface.
 import type { Observable } from "rxjs";
 import type { Logger } from "pino";
-import type { AppConfig, SourceConfig } from "../daemon/config/schema.js";
+import type { AppConfig, DestinationConfig, SourceConfig } from "../daemon/config/schema.js";
 import type { Located } from "../daemon/config/validate.js";
 import type { Change } from "../streams/change.js";
+import type { PropertyType } from "../streams/vocabulary.js";
 
 export interface SourceConnector {
   /** The app id this connector reads for. */
@@ -46,13 +47,80 @@ export interface SourcePlugin {
 
 export class ConnectorRegistry {
   private readonly sources = new Map<string, SourcePlugin>();
+  private readonly destinations = new Map<string, DestinationPlugin>();
 
   registerSource(plugin: SourcePlugin): this {
     for (const type of plugin.sourceTypes) this.sources.set(type, plugin);
     return this;
   }
 
+  registerDestination(plugin: DestinationPlugin): this {
+    this.destinations.set(plugin.destinationType, plugin);
+    return this;
+  }
+
   sourcePlugin(sourceType: string): SourcePlugin | undefined {
     return this.sources.get(sourceType);
   }
+
+  destinationPlugin(destinationType: string): DestinationPlugin | undefined {
+    return this.destinations.get(destinationType);
+  }
+}
+
+// --- Destinations -------------------------------------------------------------------------------
+
+/** One export as a destination receives it (from the durable outbox). */
+export interface DeliverableExport {
+  seq: number;
+  destinationId: string;
+  recordId: string;
+  oldRecordProperties: Record<string, unknown>;
+  newRecordProperties: Record<string, unknown>;
+  oldGroups: string[];
+  newGroups: string[];
+  toDelete: boolean;
+  /** enrich: update the record only if the destination already has it. */
+  updateOnly: boolean;
+  commitTime: number;
+}
+
+/** Per-record outcome: ok = applied; info = skipped on purpose (no retry); error = retry, then dead letter. */
+export interface ExportResult {
+  seq: number;
+  status: "ok" | "info" | "error";
+  message?: string;
+}
+
+/** A batch the destination did not take. `retryable` false: rejected as a whole (split to isolate). */
+export class DeliveryError extends Error {
+  readonly code = "DELIVERY_FAILED";
+  constructor(
+    message: string,
+    readonly retryable: boolean,
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+    this.name = "DeliveryError";
+  }
+}
+
+export interface DestinationConnector {
+  readonly destinationId: string;
+  /** Applies the batch idempotently (upsert by key); returns a result per export, or throws DeliveryError. */
+  deliver(batch: readonly DeliverableExport[]): Promise<ExportResult[]>;
+  /** True while the destination is reachable as far as the connector knows. */
+  ready(): boolean;
+  stop(): Promise<void>;
+}
+
+export interface DestinationContext {
+  logger: Logger;
+  /** The property type behind each remote field of the mapping (dates are epoch ms in exports). */
+  fieldTypes: Readonly<Record<string, PropertyType>>;
+}
+
+export interface DestinationPlugin {
+  destinationType: string;
+  create(destination: Located<DestinationConfig>, app: Located<AppConfig>, context: DestinationContext): DestinationConnector;
 }

@@ -34,9 +34,32 @@ export function buildProgram(): Command {
     .option("--http <host:port>", "where /metrics, /healthz and /readyz listen", "127.0.0.1:9464")
     .option("--max-batch-size <n>", "changes per batch (one LMDB transaction)", (v) => Number(v), 1000)
     .option("--max-batch-delay-ms <ms>", "longest a change waits for its batch to fill", (v) => Number(v), 5)
-    .action(async (options: { config: string; state: string; http: string; maxBatchSize: number; maxBatchDelayMs: number }) => {
-      process.exitCode = await runDaemon(options);
-    });
+    .option("--drain-timeout-ms <ms>", "how long SIGTERM keeps delivering the outbox", (v) => Number(v), 10_000)
+    .option("--outbox-bound <n>", "exports waiting per destination above which the sources pause", (v) => Number(v), 100_000)
+    .option("--delivery-batch-size <n>", "exports per delivery request", (v) => Number(v), 100)
+    .option("--delivery-concurrency <n>", "delivery requests in flight per destination", (v) => Number(v), 2)
+    .option("--delivery-rate <n>", "exports per second per destination (0 = unlimited)", (v) => Number(v), 0)
+    .option("--max-attempts <n>", "deliveries of an export before it is dead-lettered", (v) => Number(v), 10)
+    .action(
+      async (options: {
+        config: string;
+        state: string;
+        http: string;
+        maxBatchSize: number;
+        maxBatchDelayMs: number;
+        drainTimeoutMs: number;
+        outboxBound: number;
+        deliveryBatchSize: number;
+        deliveryConcurrency: number;
+        deliveryRate: number;
+        maxAttempts: number;
+      }) => {
+        process.exitCode = await runDaemon({
+          ...options,
+          delivery: { batchSize: options.deliveryBatchSize, concurrency: options.deliveryConcurrency, ratePerSecond: options.deliveryRate, maxAttempts: options.maxAttempts },
+        });
+      },
+    );
 
   program
     .command("generate")

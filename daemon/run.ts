@@ -5,10 +5,15 @@ import type { Server } from "node:http";
 import { merge, type Observable } from "rxjs";
 import type { Logger } from "pino";
 import { kafkaDebeziumPlugin } from "../connectors/kafka/source.js";
+import { jsonlFilePlugin } from "../connectors/file/jsonl.js";
+import { kafkaTopicPlugin } from "../connectors/kafka/topic.js";
 import { postgresCdcPlugin } from "../connectors/postgres/cdc.js";
-import { ConnectorRegistry, type SourceConnector, type SourceObserver } from "../connectors/types.js";
+import { postgresTablePlugin } from "../connectors/postgres/table.js";
+import { webhookPlugin } from "../connectors/webhook/webhook.js";
+import { ConnectorRegistry, type DestinationConnector, type SourceConnector, type SourceObserver } from "../connectors/types.js";
+import { DEFAULT_DELIVERY_OPTIONS, Delivery, type DeliveryOptions, type DeliveryOutcome } from "../streams/delivery.js";
 import { createMetrics, type Metrics } from "../metrics/registry.js";
-import { Store, type RunState } from "../state/store.js";
+import { Store, type OutboxEntry, type RunState } from "../state/store.js";
 import type { Change } from "../streams/change.js";
 import { compileDomain, type Domain } from "../streams/domain.js";
 import { DEFAULT_PIPELINE_OPTIONS, Pipeline, type BackfillTask, type CommittedBatch } from "../streams/pipeline.js";
@@ -24,13 +29,24 @@ export interface RunOptions {
   http: string;
   maxBatchSize?: number;
   maxBatchDelayMs?: number;
+  /** How long SIGTERM keeps delivering the outbox before exiting. */
   drainTimeoutMs?: number;
+  /** Exports waiting per destination above which the sources pause (they resume below half). */
+  outboxBound?: number;
+  /** Delivery tuning for every destination. */
+  delivery?: Partial<DeliveryOptions>;
 }
 
 export const EX_SOFTWARE = 70;
 
 export function builtinConnectors(): ConnectorRegistry {
-  return new ConnectorRegistry().registerSource(postgresCdcPlugin).registerSource(kafkaDebeziumPlugin);
+  return new ConnectorRegistry()
+    .registerSource(postgresCdcPlugin)
+    .registerSource(kafkaDebeziumPlugin)
+    .registerDestination(postgresTablePlugin)
+    .registerDestination(webhookPlugin)
+    .registerDestination(kafkaTopicPlugin)
+    .registerDestination(jsonlFilePlugin);
 }
 
 function createSources(config: Config, registry: ConnectorRegistry, store: Store, logger: Logger, observer: SourceObserver): SourceConnector[] | string {
@@ -57,6 +73,33 @@ function recordCommitted(metrics: Metrics, batch: CommittedBatch): void {
   for (const [source, ops] of batch.result.applied) for (const [op, n] of ops) metrics.changesApplied.inc({ source, op }, n);
   for (const [group, delta] of batch.result.memberDelta) if (delta !== 0) metrics.groupTransitions.inc({ group, direction: delta > 0 ? "enter" : "leave" }, Math.abs(delta));
   for (const [source, kinds] of batch.result.deadLettersBySource) for (const [kind, n] of kinds) metrics.deadLetters.inc({ component: source, kind }, n);
+}
+
+function createDestinations(config: Config, registry: ConnectorRegistry, logger: Logger): DestinationConnector[] | string {
+  const connectors: DestinationConnector[] = [];
+  const types = new Map(config.properties.map((p) => [p.id, p.type]));
+  for (const destination of config.destinations) {
+    const app = config.apps.find((a) => a.id === destination.appId);
+    const plugin = registry.destinationPlugin(destination.type);
+    if (!app) continue;
+    if (!plugin) return `${destination.origin.file}: destination "${destination.id}": type: no connector for ${destination.type} destinations in this build`;
+    const fieldTypes = Object.fromEntries(Object.entries(destination.mapping).flatMap(([remote, propertyId]) => {
+      const type = types.get(propertyId);
+      return type ? [[remote, type]] : [];
+    }));
+    connectors.push(plugin.create(destination, app, { logger: logger.child({ destination: destination.id }), fieldTypes }));
+  }
+  return connectors;
+}
+
+function recordDelivered(metrics: Metrics, destinationId: string, outcomes: readonly DeliveryOutcome<OutboxEntry>[], batchSize: number): void {
+  metrics.deliveryBatchSize.observe({ destination: destinationId }, batchSize);
+  const now = Date.now();
+  for (const outcome of outcomes) {
+    const result = outcome.status === "error" ? (outcome.retryAt === undefined ? "dead_letter" : "retry") : outcome.status;
+    metrics.exports.inc({ destination: destinationId, result });
+    if (outcome.status === "ok") metrics.endToEndLatency.observe({ destination: destinationId }, Math.max(0, now - outcome.entry.commitTime) / 1000);
+  }
 }
 
 /** Starts the Runs that backfill new or changed groups over the records already held. */
@@ -96,6 +139,52 @@ export async function runDaemon(options: RunOptions, registry: ConnectorRegistry
     return EX_CONFIG;
   }
 
+  const destinations = createDestinations(config, registry, logger);
+  if (typeof destinations === "string") {
+    logger.error(destinations);
+    await store.close();
+    return EX_CONFIG;
+  }
+  const outboxBound = options.outboxBound ?? 100_000;
+  let pipelinePaused = false;
+  let outboxFull = false;
+  const applyPause = () => {
+    const paused = pipelinePaused || outboxFull;
+    metrics.sourcesPaused.set(paused ? 1 : 0);
+    for (const source of sources) {
+      if (paused) source.pause();
+      else source.resume();
+    }
+  };
+  const checkOutbox = () => {
+    const depths = destinations.map((d) => store.outboxDepth(d.destinationId));
+    const full = outboxFull ? depths.some((n) => n >= outboxBound / 2) : depths.some((n) => n >= outboxBound);
+    if (full !== outboxFull) {
+      outboxFull = full;
+      logger.warn({ outboxBound, depths }, full ? "outbox full: pausing sources" : "outbox drained: resuming sources");
+      applyPause();
+    }
+  };
+  const deliveries = destinations.map(
+    (connector) =>
+      new Delivery<OutboxEntry>(
+        connector,
+        {
+          pending: (limit, now, inFlight) => store.pendingExports(connector.destinationId, limit, now, inFlight),
+          complete: (outcomes) => store.completeExports(connector.destinationId, outcomes),
+          nextRetryAt: () => store.nextRetryAt(connector.destinationId),
+        },
+        {
+          completed: (outcomes, batchSize) => {
+            recordDelivered(metrics, connector.destinationId, outcomes, batchSize);
+            if (outboxFull) checkOutbox();
+          },
+          failed: (error) => logger.error({ err: error, destination: connector.destinationId }, "delivery failed"),
+        },
+        { ...DEFAULT_DELIVERY_OPTIONS, ...options.delivery },
+      ),
+  );
+
   const changes$: Observable<Change> = merge(...sources.map((s) => s.changes()));
   const pipeline = new Pipeline(
     changes$,
@@ -121,14 +210,15 @@ export async function runDaemon(options: RunOptions, registry: ConnectorRegistry
       committed: (batch) => {
         recordCommitted(metrics, batch);
         if (batch.positions.size > 0) for (const source of sources) void source.acknowledge(batch.positions);
+        if ((batch.result?.exports ?? 0) > 0) {
+          for (const delivery of deliveries) delivery.wake();
+          checkOutbox();
+        }
       },
       pressure: (paused) => {
-        metrics.sourcesPaused.set(paused ? 1 : 0);
+        pipelinePaused = paused;
         logger.warn({ paused }, paused ? "backpressure: pausing sources" : "backpressure released: resuming sources");
-        for (const source of sources) {
-          if (paused) source.pause();
-          else source.resume();
-        }
+        applyPause();
       },
       failed: (error) => logger.error({ err: error }, "pipeline failed"),
     },
@@ -147,7 +237,9 @@ export async function runDaemon(options: RunOptions, registry: ConnectorRegistry
       notReady: () => {
         if (draining) return "draining";
         const down = sources.filter((s) => !s.ready()).map((s) => s.appId);
-        return down.length > 0 ? `sources not connected: ${down.join(", ")}` : null;
+        if (down.length > 0) return `sources not connected: ${down.join(", ")}`;
+        const unreachable = destinations.filter((d) => !d.ready()).map((d) => d.destinationId);
+        return unreachable.length > 0 ? `destinations unreachable: ${unreachable.join(", ")}` : null;
       },
     });
   } catch (error) {
@@ -158,6 +250,7 @@ export async function runDaemon(options: RunOptions, registry: ConnectorRegistry
   logger.info({ http: options.http, state: options.state, sources: sources.map((s) => s.appId) }, "grouparoo-stream running");
 
   const finished = pipeline.run();
+  for (const delivery of deliveries) delivery.start();
   await startBackfills(domain, store, pipeline, logger);
 
   const drain = async (signal: string) => {
@@ -178,6 +271,9 @@ export async function runDaemon(options: RunOptions, registry: ConnectorRegistry
     logger.error({ err: error }, "pipeline stopped on an error");
     code = EX_SOFTWARE;
   }
+  // Flush the outbox as far as the drain timeout allows; what is left is delivered after a restart.
+  await Promise.all(deliveries.map((d) => d.drain(options.drainTimeoutMs ?? 10_000)));
+  await Promise.all(destinations.map((d) => d.stop().catch(() => undefined)));
   process.off("SIGTERM", onSignal);
   process.off("SIGINT", onSignal);
   await new Promise<void>((resolve) => server?.close(() => resolve()) ?? resolve());

@@ -50,6 +50,26 @@ export function createMetrics(state: StateGauges) {
       labelNames: ["component", "kind"] as const,
       registers: [registry],
     }),
+    exports: new Counter({
+      name: "grouparoo_exports_total",
+      help: "Exports handled by destinations, by destination and result (ok, info = skipped, retry, dead_letter).",
+      labelNames: ["destination", "result"] as const,
+      registers: [registry],
+    }),
+    deliveryBatchSize: new Histogram({
+      name: "grouparoo_delivery_batch_size",
+      help: "Exports per delivery request, by destination.",
+      labelNames: ["destination"] as const,
+      buckets: [1, 5, 10, 25, 50, 100, 250, 500, 1000],
+      registers: [registry],
+    }),
+    endToEndLatency: new Histogram({
+      name: "grouparoo_end_to_end_latency_seconds",
+      help: "From the source's commit of a change to the destination's acknowledgement of its export.",
+      labelNames: ["destination"] as const,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers: [registry],
+    }),
     kafkaConsumerLag: new Gauge({
       name: "grouparoo_kafka_consumer_lag",
       help: "Messages behind the partition's high watermark after the last fetched batch, by topic and partition.",

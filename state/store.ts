@@ -25,12 +25,32 @@ const END = "\uffff\uffff";
 
 export interface OutboxEntry extends ExportPlan {
   seq: number;
+  /** Failed deliveries so far. */
+  attempts?: number;
+  /** Not to be retried before this instant (epoch ms). */
+  notBefore?: number;
+  lastError?: string;
 }
 
-export interface StoredDeadLetter extends DeadLetter {
+/** What happened to one export sent to a destination. */
+export interface ExportOutcome {
+  entry: OutboxEntry;
+  status: "ok" | "info" | "error";
+  message?: string;
+  /** For errors: when to try again (epoch ms); past maxAttempts the export is dead-lettered instead. */
+  retryAt?: number;
+}
+
+export interface StoredExportDeadLetter {
   seq: number;
   at: number;
+  kind: "export";
+  destinationId: string;
+  reason: string;
+  entry: OutboxEntry;
 }
+
+export type StoredDeadLetter = (DeadLetter & { seq: number; at: number }) | StoredExportDeadLetter;
 
 export interface BoundaryEntry {
   instant: number;
@@ -229,12 +249,102 @@ export class Store {
     return this.outbox.getCount({ start: [destinationId], end: [destinationId, Number.MAX_SAFE_INTEGER] });
   }
 
+  /** Exports ready to send, oldest first: not in flight, not waiting for a retry. */
+  pendingExports(destinationId: string, limit: number, now: number, inFlight: ReadonlySet<number>): OutboxEntry[] {
+    const out: OutboxEntry[] = [];
+    for (const { value } of this.outbox.getRange({ start: [destinationId], end: [destinationId, Number.MAX_SAFE_INTEGER] })) {
+      if (inFlight.has(value.seq) || (value.notBefore !== undefined && value.notBefore > now)) continue;
+      out.push(value);
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  /** The earliest retry instant among waiting exports, if any. */
+  nextRetryAt(destinationId: string): number | undefined {
+    let next: number | undefined;
+    for (const { value } of this.outbox.getRange({ start: [destinationId], end: [destinationId, Number.MAX_SAFE_INTEGER] })) {
+      if (value.notBefore !== undefined && (next === undefined || value.notBefore < next)) next = value.notBefore;
+    }
+    return next;
+  }
+
+  /**
+   * Records what a destination did with a batch, in one transaction: acknowledged exports leave the
+   * outbox (unless a newer one already replaced them) and become the destination's known state;
+   * skipped ones leave it; failed ones wait for their retry, or become dead letters.
+   */
+  async completeExports(destinationId: string, outcomes: readonly ExportOutcome[]): Promise<void> {
+    await this.root.transaction(() => {
+      const seqs = new Map<string, number>();
+      for (const { entry, status, message, retryAt } of outcomes) {
+        const current = this.outbox.get([destinationId, entry.seq]);
+        const remove = () => {
+          if (!current) return;
+          this.outbox.remove([destinationId, entry.seq]);
+          if (this.outboxByRecord.get([destinationId, entry.recordId]) === entry.seq) this.outboxByRecord.remove([destinationId, entry.recordId]);
+        };
+        if (status === "ok") {
+          if (entry.toDelete) this.remote.remove([destinationId, entry.recordId]);
+          else this.remote.put([destinationId, entry.recordId], { properties: entry.newRecordProperties, groups: entry.newGroups });
+          remove();
+        } else if (status === "info") {
+          remove();
+        } else if (!current) {
+          // Superseded while in flight: the newer export carries the record's state.
+        } else if (retryAt === undefined) {
+          const seq = this.nextSeq(seqs, "dead-letters");
+          const letter: StoredExportDeadLetter = { seq, at: Date.now(), kind: "export", destinationId, reason: message ?? "rejected", entry: { ...current, lastError: message } };
+          this.deadLetters.put([seq], letter);
+          remove();
+        } else {
+          this.outbox.put([destinationId, entry.seq], { ...current, attempts: (current.attempts ?? 0) + 1, notBefore: retryAt, ...(message ? { lastError: message } : {}) });
+        }
+      }
+      for (const [name, seq] of seqs) this.meta.put(`seq:${name}`, seq);
+    });
+    await this.root.flushed;
+  }
+
+  /**
+   * Puts dead-lettered exports of a destination (dead-lettered between `from` and `to`) back into the
+   * outbox, unless a newer export of the same record is already queued. Returns how many.
+   */
+  async requeueExports(destinationId: string, from: number, to: number): Promise<number> {
+    let count = 0;
+    await this.root.transaction(() => {
+      const seqs = new Map<string, number>();
+      for (const { key, value } of this.deadLetters.getRange()) {
+        if (value.kind !== "export" || value.destinationId !== destinationId || value.at < from || value.at > to) continue;
+        this.deadLetters.remove(key);
+        if (this.outboxByRecord.get([destinationId, value.entry.recordId]) !== undefined) continue;
+        const seq = this.nextSeq(seqs, `outbox:${destinationId}`);
+        const { attempts: _a, notBefore: _n, lastError: _l, ...plan } = value.entry;
+        this.outbox.put([destinationId, seq], { ...plan, seq });
+        this.outboxByRecord.put([destinationId, value.entry.recordId], seq);
+        count += 1;
+      }
+      for (const [name, seq] of seqs) this.meta.put(`seq:${name}`, seq);
+    });
+    await this.root.flushed;
+    return count;
+  }
+
   remoteOf(destinationId: string, recordId: string): RemoteState | undefined {
     return this.remote.get([destinationId, recordId]);
   }
 
   listDeadLetters(limit = 1000): StoredDeadLetter[] {
     return [...this.deadLetters.getRange({ limit })].map((e) => e.value);
+  }
+
+  /** Dead letters of sources: undecodable messages and changes the core could not apply. */
+  sourceDeadLetters(limit = 1000): (DeadLetter & { seq: number; at: number })[] {
+    return this.listDeadLetters(limit).filter((l): l is DeadLetter & { seq: number; at: number } => l.kind !== "export");
+  }
+
+  exportDeadLetters(limit = 1000): StoredExportDeadLetter[] {
+    return this.listDeadLetters(limit).filter((l): l is StoredExportDeadLetter => l.kind === "export");
   }
 
   /** Re-evaluates every (record, group) due in the time index at `now`, in one transaction. */

@@ -161,7 +161,7 @@ describe("kafka-debezium source", () => {
     run = startSource(validConfig(config(topic, `g-${topic}`, { deadLetterTopic: dlq, maxMessageBytes: 20_000 })), kafkaDebeziumPlugin);
     await waitFor("every message handled", async () => (run?.store.position(`kafka:bus:${topic}:0`) === String(messages.length - 1) ? true : undefined));
     expect(run.store.countOf("records", "customers")).toBe(MALFORMED.length);
-    const letters = run.store.listDeadLetters();
+    const letters = run.store.sourceDeadLetters();
     expect(letters).toHaveLength(MALFORMED.length + 1);
     MALFORMED.forEach((m, i) => {
       const letter = letters[i];

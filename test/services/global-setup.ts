@@ -37,7 +37,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   }
   const pgService = pgResult.status === "fulfilled" ? pgResult.value : undefined;
   const kafkaService = kafkaResult.status === "fulfilled" ? kafkaResult.value : undefined;
-  const pgUrl = process.env.PG_URL ?? pgService?.url ?? "";
+  const pgUrl = process.env.PG_URL || pgService?.url || "";
   const kafkaBrokers = process.env.KAFKA_BROKERS?.split(",").map((b) => b.trim()) ?? kafkaService?.brokers ?? [];
   if (process.env.PG_URL) console.log(`[services] Postgres from PG_URL`);
   if (process.env.KAFKA_BROKERS) console.log(`[services] Kafka from KAFKA_BROKERS: ${kafkaBrokers.join(",")}`);

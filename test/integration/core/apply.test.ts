@@ -170,7 +170,7 @@ describe("applying batches", () => {
     const bad = change("orders_table", "insert", "1", { id: 1 });
     const result = await apply([bad, user(1)]);
     expect(result.deadLetters).toBe(1);
-    expect(store.listDeadLetters().map(({ reason, sourceId, change: c }) => ({ reason, sourceId, change: c }))).toEqual([
+    expect(store.sourceDeadLetters().map(({ reason, sourceId, change: c }) => ({ reason, sourceId, change: c }))).toEqual([
       { reason: 'no source "orders_table" in the config', sourceId: "orders_table", change: bad },
     ]);
     expect(store.getRecord("users", "1")).toBeDefined();

@@ -1,0 +1,54 @@
+// kafka-topic destination: one message per export, keyed by record id, the export as JSON; a
+// tombstone (null value) when the record is deleted remotely. Idempotent producer, acks from all
+// in-sync replicas; a failed send is retried.
+import { Kafka, type Producer } from "kafkajs";
+import { DeliveryError, type DeliverableExport, type DestinationConnector, type DestinationPlugin, type ExportResult } from "../types.js";
+import { kafkaClientConfig } from "./source.js";
+
+export class KafkaTopicDestination implements DestinationConnector {
+  private readonly producer: Producer;
+  private connected: Promise<void> | undefined;
+  private reachable = false;
+
+  constructor(
+    readonly destinationId: string,
+    kafka: Kafka,
+    private readonly topic: string,
+  ) {
+    this.producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  }
+
+  async deliver(batch: readonly DeliverableExport[]): Promise<ExportResult[]> {
+    try {
+      this.connected ??= this.producer.connect();
+      await this.connected;
+      await this.producer.send({
+        topic: this.topic,
+        acks: -1,
+        messages: batch.map((e) => ({ key: e.recordId, value: e.toDelete ? null : JSON.stringify(e) })),
+      });
+      this.reachable = true;
+    } catch (error) {
+      this.reachable = false;
+      this.connected = undefined;
+      throw new DeliveryError(`producing to ${this.topic} failed: ${(error as Error).message}`, true);
+    }
+    return batch.map((e) => ({ seq: e.seq, status: "ok" }));
+  }
+
+  ready(): boolean {
+    return this.reachable || this.connected === undefined;
+  }
+
+  async stop(): Promise<void> {
+    await this.producer.disconnect().catch(() => undefined);
+  }
+}
+
+export const kafkaTopicPlugin: DestinationPlugin = {
+  destinationType: "kafka-topic",
+  create(destination, app, context) {
+    if (destination.type !== "kafka-topic" || app.type !== "kafka") throw new Error("a kafka-topic destination needs a kafka app");
+    return new KafkaTopicDestination(destination.id, new Kafka(kafkaClientConfig(app, context.logger)), destination.options.topic);
+  },
+};

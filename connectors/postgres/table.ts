@@ -1,0 +1,115 @@
+// postgres-table destination: one statement per batch and kind of write, in one transaction: an
+// upsert by `primaryKey` (INSERT ... SELECT FROM json_populate_recordset ... ON CONFLICT DO UPDATE),
+// an UPDATE-only form for enrich (records the table does not hold are skipped as info), and a
+// DELETE for toDelete. The mapped group names go into the optional text[] `groupsColumn`. It never
+// creates or alters tables. Integrity and data errors reject the batch (split to isolate the bad
+// records); anything else (connection, server restart) is retried.
+import pg from "pg";
+import type { PropertyType } from "../../streams/vocabulary.js";
+import { qualifyTable } from "../../daemon/config/debezium.js";
+import { readDebezium } from "../../daemon/config/debezium.js";
+import { DeliveryError, type DeliverableExport, type DestinationConnector, type DestinationPlugin, type ExportResult } from "../types.js";
+import { quoteIdent, quoteTable } from "./introspect.js";
+import { resolvePostgresApp } from "./settings.js";
+
+export class PostgresTableDestination implements DestinationConnector {
+  private readonly pool: pg.Pool;
+  private reachable = true;
+
+  constructor(
+    readonly destinationId: string,
+    connection: pg.PoolConfig,
+    private readonly table: string,
+    private readonly primaryKey: string,
+    private readonly groupsColumn: string | undefined,
+    private readonly fieldTypes: Readonly<Record<string, PropertyType>>,
+  ) {
+    this.pool = new pg.Pool({ ...connection, max: 4 });
+    this.pool.on("error", () => (this.reachable = false));
+  }
+
+  private row(e: DeliverableExport): Record<string, unknown> {
+    const row: Record<string, unknown> = {};
+    for (const [field, value] of Object.entries(e.newRecordProperties)) {
+      // Dates travel as epoch ms; the table gets ISO timestamps.
+      row[field] = this.fieldTypes[field] === "date" && typeof value === "number" ? new Date(value).toISOString() : Array.isArray(value) && this.fieldTypes[field] === "date" ? value.map((v) => (typeof v === "number" ? new Date(v).toISOString() : v)) : value;
+    }
+    if (this.groupsColumn) row[this.groupsColumn] = e.newGroups;
+    return row;
+  }
+
+  async deliver(batch: readonly DeliverableExport[]): Promise<ExportResult[]> {
+    const table = quoteTable(qualifyTable(this.table));
+    const pk = quoteIdent(this.primaryKey);
+    const latest = new Map<string, DeliverableExport>();
+    for (const e of batch) latest.set(e.recordId, e);
+    const deletes = [...latest.values()].filter((e) => e.toDelete);
+    const upserts = [...latest.values()].filter((e) => !e.toDelete && !e.updateOnly);
+    const updates = [...latest.values()].filter((e) => !e.toDelete && e.updateOnly);
+    const results = new Map<number, ExportResult>(batch.map((e) => [e.seq, { seq: e.seq, status: "ok" }]));
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (error) {
+      this.reachable = false;
+      throw new DeliveryError(`connecting to the destination database failed: ${(error as Error).message}`, true);
+    }
+    this.reachable = true;
+    try {
+      await client.query("BEGIN");
+      if (deletes.length > 0) {
+        const keys = deletes.map((e) => String(e.oldRecordProperties[this.primaryKey] ?? e.newRecordProperties[this.primaryKey]));
+        await client.query(`DELETE FROM ${table} WHERE ${pk}::text = ANY($1::text[])`, [keys]);
+      }
+      const columns = [...new Set([...Object.keys(batch[0]?.newRecordProperties ?? {}), ...(this.groupsColumn ? [this.groupsColumn] : [])])];
+      const list = columns.map(quoteIdent).join(", ");
+      if (upserts.length > 0) {
+        const set = columns.filter((c) => c !== this.primaryKey).map((c) => `${quoteIdent(c)} = EXCLUDED.${quoteIdent(c)}`);
+        await client.query(
+          `INSERT INTO ${table} (${list}) SELECT ${list} FROM json_populate_recordset(NULL::${table}, $1::json)
+           ON CONFLICT (${pk}) DO ${set.length > 0 ? `UPDATE SET ${set.join(", ")}` : "NOTHING"}`,
+          [JSON.stringify(upserts.map((e) => this.row(e)))],
+        );
+      }
+      if (updates.length > 0) {
+        const set = columns.filter((c) => c !== this.primaryKey).map((c) => `${quoteIdent(c)} = r.${quoteIdent(c)}`);
+        const updated = await client.query<{ key: string }>(
+          `UPDATE ${table} t SET ${set.join(", ")} FROM json_populate_recordset(NULL::${table}, $1::json) r WHERE t.${pk} = r.${pk} RETURNING t.${pk}::text AS key`,
+          [JSON.stringify(updates.map((e) => this.row(e)))],
+        );
+        const found = new Set(updated.rows.map((r) => r.key));
+        for (const e of updates) {
+          if (!found.has(String(e.newRecordProperties[this.primaryKey]))) results.set(e.seq, { seq: e.seq, status: "info", message: "enrich: the table has no such record" });
+        }
+      }
+      await client.query("COMMIT");
+      return [...results.values()];
+    } catch (error) {
+      await client.query("ROLLBACK").catch(() => undefined);
+      const code = (error as { code?: string }).code ?? "";
+      // Class 22 (data exception) and 23 (integrity constraint): the data is at fault, not the link.
+      const rejected = code.startsWith("22") || code.startsWith("23") || code === "42703" || code === "42P01";
+      throw new DeliveryError(`writing ${this.table} failed (${code || "no code"}): ${(error as Error).message}`, !rejected);
+    } finally {
+      client.release();
+    }
+  }
+
+  ready(): boolean {
+    return this.reachable;
+  }
+
+  async stop(): Promise<void> {
+    await this.pool.end();
+  }
+}
+
+export const postgresTablePlugin: DestinationPlugin = {
+  destinationType: "postgres-table",
+  create(destination, app, context) {
+    if (destination.type !== "postgres-table" || app.type !== "postgres") throw new Error("a postgres-table destination needs a postgres app");
+    const debezium = app.options.debezium ? readDebezium(app.options.debezium).settings : undefined;
+    const { connection } = resolvePostgresApp(app.id, app.options, debezium);
+    return new PostgresTableDestination(destination.id, connection, destination.options.table, destination.options.primaryKey, destination.options.groupsColumn, context.fieldTypes);
+  },
+};

@@ -1,0 +1,86 @@
+// webhook destination: POSTs a JSON batch `{destinationId, exports}` to the app's url (+ path), with an
+// Idempotency-Key (the same batch gets the same key on a retry) and, with a secret, an
+// X-Grouparoo-Signature header: sha256=<hex HMAC-SHA256 of the body>. A 2xx may answer per export
+// (`{"results": [{"seq", "status": "ok"|"info"|"error", "message"}]}`); 429 and 5xx are retried
+// (honouring Retry-After); any other status rejects the batch as a whole.
+import { createHash, createHmac } from "node:crypto";
+import { DeliveryError, type DeliverableExport, type DestinationConnector, type DestinationPlugin, type ExportResult } from "../types.js";
+
+export const SIGNATURE_HEADER = "x-grouparoo-signature";
+
+export function signBody(secret: string, body: string): string {
+  return `sha256=${createHmac("sha256", secret).update(body).digest("hex")}`;
+}
+
+/** Retry-After as milliseconds: delta-seconds or an HTTP date. */
+export function parseRetryAfter(value: string | null, now = Date.now()): number | undefined {
+  if (!value) return undefined;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+export class WebhookDestination implements DestinationConnector {
+  private reachable = true;
+
+  constructor(
+    readonly destinationId: string,
+    private readonly url: string,
+    private readonly secret: string | undefined,
+    private readonly headers: Record<string, string>,
+    private readonly timeoutMs: number,
+  ) {}
+
+  async deliver(batch: readonly DeliverableExport[]): Promise<ExportResult[]> {
+    const body = JSON.stringify({ destinationId: this.destinationId, exports: batch });
+    const idempotencyKey = createHash("sha256").update(`${this.destinationId}:${batch.map((e) => e.seq).join(",")}`).digest("hex");
+    let response: Response;
+    try {
+      response = await fetch(this.url, {
+        method: "POST",
+        headers: {
+          ...this.headers,
+          "content-type": "application/json",
+          "idempotency-key": idempotencyKey,
+          ...(this.secret ? { [SIGNATURE_HEADER]: signBody(this.secret, body) } : {}),
+        },
+        body,
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+    } catch (error) {
+      this.reachable = false;
+      throw new DeliveryError(`POST ${this.url} failed: ${(error as Error).message}`, true);
+    }
+    this.reachable = true;
+    const text = await response.text();
+    if (response.status === 429 || response.status >= 500) {
+      throw new DeliveryError(`POST ${this.url} answered ${response.status}`, true, parseRetryAfter(response.headers.get("retry-after")));
+    }
+    if (response.status < 200 || response.status >= 300) {
+      throw new DeliveryError(`POST ${this.url} answered ${response.status}: ${text.slice(0, 300)}`, false);
+    }
+    let results: ExportResult[] | undefined;
+    try {
+      const parsed = text ? (JSON.parse(text) as { results?: ExportResult[] }) : {};
+      results = Array.isArray(parsed.results) ? parsed.results : undefined;
+    } catch {
+      results = undefined;
+    }
+    return results ?? batch.map((e) => ({ seq: e.seq, status: "ok" }));
+  }
+
+  ready(): boolean {
+    return this.reachable;
+  }
+
+  async stop(): Promise<void> {}
+}
+
+export const webhookPlugin: DestinationPlugin = {
+  destinationType: "webhook",
+  create(destination, app) {
+    if (destination.type !== "webhook" || app.type !== "webhook") throw new Error("a webhook destination needs a webhook app");
+    const url = `${app.options.url.replace(/\/$/, "")}${destination.options.path ?? ""}`;
+    return new WebhookDestination(destination.id, url, app.options.secret, app.options.headers ?? {}, app.options.timeoutMs ?? 10_000);
+  },
+};

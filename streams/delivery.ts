@@ -1,0 +1,205 @@
+// Delivery from the durable outbox to one destination: batches bounded by count and bytes, up to
+// `concurrency` batches in flight, a rate limit, per-record results (ok, info = skipped, error =
+// retried with exponential backoff and jitter, honouring Retry-After, then dead-lettered), and a batch
+// rejected as a whole split in halves until the bad records are isolated. Exports leave the outbox
+// only when the destination acknowledged them (the store's `complete`), so delivery is at least once.
+import { DeliveryError, type DeliverableExport, type DestinationConnector } from "../connectors/types.js";
+
+export interface DeliveryEntry extends DeliverableExport {
+  attempts?: number;
+}
+
+export interface DeliveryOutcome<E extends DeliveryEntry> {
+  entry: E;
+  status: "ok" | "info" | "error";
+  message?: string;
+  /** For errors: the next attempt (epoch ms); undefined = no more attempts (dead letter). */
+  retryAt?: number;
+}
+
+/** The outbox of one destination (state/ implements it). */
+export interface DeliveryStore<E extends DeliveryEntry> {
+  pending(limit: number, now: number, inFlight: ReadonlySet<number>): E[];
+  complete(outcomes: readonly DeliveryOutcome<E>[]): Promise<void>;
+  nextRetryAt(): number | undefined;
+}
+
+export interface DeliveryOptions {
+  batchSize: number;
+  maxBatchBytes: number;
+  concurrency: number;
+  /** Exports per second; 0 = unlimited. */
+  ratePerSecond: number;
+  maxAttempts: number;
+  baseBackoffMs: number;
+  maxBackoffMs: number;
+  clock: () => number;
+  random: () => number;
+}
+
+export const DEFAULT_DELIVERY_OPTIONS: DeliveryOptions = {
+  batchSize: 100,
+  maxBatchBytes: 1_048_576,
+  concurrency: 2,
+  ratePerSecond: 0,
+  maxAttempts: 10,
+  baseBackoffMs: 200,
+  maxBackoffMs: 60_000,
+  clock: Date.now,
+  random: Math.random,
+};
+
+export interface DeliveryEvents<E extends DeliveryEntry> {
+  /** After the outcomes of a batch are durable. */
+  completed(outcomes: readonly DeliveryOutcome<E>[], batchSize: number): void;
+  failed(error: Error): void;
+}
+
+export class Delivery<E extends DeliveryEntry> {
+  private readonly inFlight = new Set<number>();
+  private batches = 0;
+  private running = false;
+  private stopped = false;
+  private wakeUp: (() => void) | undefined;
+  private loopDone: Promise<void> | undefined;
+  private tokens: number;
+  private tokensAt: number;
+
+  constructor(
+    private readonly connector: DestinationConnector,
+    private readonly store: DeliveryStore<E>,
+    private readonly events: DeliveryEvents<E>,
+    private readonly options: DeliveryOptions = DEFAULT_DELIVERY_OPTIONS,
+  ) {
+    this.tokens = options.ratePerSecond;
+    this.tokensAt = options.clock();
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loopDone = this.loop();
+  }
+
+  /** New exports are in the outbox. */
+  wake(): void {
+    const wake = this.wakeUp;
+    this.wakeUp = undefined;
+    wake?.();
+  }
+
+  /** True when nothing is queued for now and nothing is in flight. */
+  idle(): boolean {
+    return this.batches === 0 && this.store.pending(1, this.options.clock(), this.inFlight).length === 0;
+  }
+
+  /** Delivers what it can until the outbox is idle or `timeoutMs` passed, then stops. */
+  async drain(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.idle() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await this.stop();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wake();
+    await this.loopDone;
+    while (this.batches > 0) await new Promise((r) => setTimeout(r, 10));
+  }
+
+  private sleep(until: number | undefined): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = until === undefined ? undefined : setTimeout(() => this.wake(), Math.max(0, until - this.options.clock()));
+      this.wakeUp = () => {
+        if (timer) clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
+  private takeTokens(wanted: number): number {
+    if (this.options.ratePerSecond <= 0) return wanted;
+    const now = this.options.clock();
+    this.tokens = Math.min(this.options.ratePerSecond, this.tokens + ((now - this.tokensAt) / 1000) * this.options.ratePerSecond);
+    this.tokensAt = now;
+    const granted = Math.min(wanted, Math.floor(this.tokens));
+    this.tokens -= granted;
+    return granted;
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopped) {
+      if (this.batches >= this.options.concurrency) {
+        await this.sleep(undefined);
+        continue;
+      }
+      const now = this.options.clock();
+      const candidates = this.store.pending(this.options.batchSize, now, this.inFlight);
+      if (candidates.length === 0) {
+        await this.sleep(this.store.nextRetryAt() ?? now + 1000);
+        continue;
+      }
+      const allowed = this.takeTokens(candidates.length);
+      if (allowed === 0) {
+        await this.sleep(now + Math.ceil(1000 / this.options.ratePerSecond));
+        continue;
+      }
+      const batch: E[] = [];
+      let bytes = 0;
+      for (const entry of candidates.slice(0, allowed)) {
+        const size = JSON.stringify(entry).length;
+        if (batch.length > 0 && bytes + size > this.options.maxBatchBytes) break;
+        batch.push(entry);
+        bytes += size;
+      }
+      for (const entry of batch) this.inFlight.add(entry.seq);
+      this.batches += 1;
+      void this.send(batch)
+        .catch((error: Error) => this.events.failed(error))
+        .finally(() => {
+          for (const entry of batch) this.inFlight.delete(entry.seq);
+          this.batches -= 1;
+          this.wake();
+        });
+    }
+  }
+
+  private async send(batch: E[]): Promise<void> {
+    const outcomes = await this.attempt(batch);
+    await this.store.complete(outcomes);
+    this.events.completed(outcomes, batch.length);
+  }
+
+  private backoff(attempts: number, retryAfterMs?: number): number {
+    const exponential = Math.min(this.options.maxBackoffMs, this.options.baseBackoffMs * 2 ** attempts);
+    const jittered = exponential * (0.5 + this.options.random() / 2);
+    return Math.max(jittered, retryAfterMs ?? 0);
+  }
+
+  private failure(entry: E, message: string, retryable: boolean, retryAfterMs?: number): DeliveryOutcome<E> {
+    const attempts = (entry.attempts ?? 0) + 1;
+    if (!retryable || attempts >= this.options.maxAttempts) return { entry, status: "error", message };
+    return { entry, status: "error", message, retryAt: this.options.clock() + this.backoff(attempts - 1, retryAfterMs) };
+  }
+
+  private async attempt(batch: E[]): Promise<DeliveryOutcome<E>[]> {
+    try {
+      const results = await this.connector.deliver(batch);
+      const bySeq = new Map(results.map((r) => [r.seq, r]));
+      return batch.map((entry) => {
+        const result = bySeq.get(entry.seq);
+        if (!result) return this.failure(entry, "the destination returned no result for this export", true);
+        if (result.status === "error") return this.failure(entry, result.message ?? "rejected by the destination", true);
+        return { entry, status: result.status, ...(result.message ? { message: result.message } : {}) };
+      });
+    } catch (error) {
+      const e = error instanceof DeliveryError ? error : new DeliveryError((error as Error).message, true);
+      if (!e.retryable && batch.length > 1) {
+        // Rejected as a whole: split until the records it objects to are alone.
+        const half = Math.ceil(batch.length / 2);
+        return [...(await this.attempt(batch.slice(0, half))), ...(await this.attempt(batch.slice(half)))];
+      }
+      return batch.map((entry) => this.failure(entry, e.message, e.retryable, e.retryAfterMs));
+    }
+  }
+}
