@@ -40,6 +40,7 @@ export function buildProgram(): Command {
     .option("--delivery-concurrency <n>", "delivery requests in flight per destination", (v) => Number(v), 2)
     .option("--delivery-rate <n>", "exports per second per destination (0 = unlimited)", (v) => Number(v), 0)
     .option("--max-attempts <n>", "deliveries of an export before it is dead-lettered", (v) => Number(v), 10)
+    .option("--max-backoff-ms <ms>", "longest wait between two attempts of an export (exponential from 200 ms, with jitter)", (v) => Number(v), 60_000)
     .action(
       async (options: {
         config: string;
@@ -53,10 +54,17 @@ export function buildProgram(): Command {
         deliveryConcurrency: number;
         deliveryRate: number;
         maxAttempts: number;
+        maxBackoffMs: number;
       }) => {
         process.exitCode = await runDaemon({
           ...options,
-          delivery: { batchSize: options.deliveryBatchSize, concurrency: options.deliveryConcurrency, ratePerSecond: options.deliveryRate, maxAttempts: options.maxAttempts },
+          delivery: {
+            batchSize: options.deliveryBatchSize,
+            concurrency: options.deliveryConcurrency,
+            ratePerSecond: options.deliveryRate,
+            maxAttempts: options.maxAttempts,
+            maxBackoffMs: options.maxBackoffMs,
+          },
         });
       },
     );

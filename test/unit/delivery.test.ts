@@ -1,0 +1,148 @@
+// Delivery without I/O: a fake outbox and a scripted destination. Retries honour Retry-After and back
+// off exponentially, a whole-batch rejection is split until the bad exports are alone, info skips,
+// errors past maxAttempts become dead letters, and the rate limit and concurrency hold.
+import { describe, expect, it } from "vitest";
+import { DeliveryError, type DeliverableExport, type DestinationConnector, type ExportResult } from "../../connectors/types.js";
+import { DEFAULT_DELIVERY_OPTIONS, Delivery, type DeliveryEntry, type DeliveryOptions, type DeliveryOutcome } from "../../streams/delivery.js";
+
+const entry = (seq: number): DeliveryEntry => ({
+  seq,
+  destinationId: "d",
+  recordId: String(seq),
+  oldRecordProperties: {},
+  newRecordProperties: { id: seq },
+  oldGroups: [],
+  newGroups: [],
+  toDelete: false,
+  updateOnly: false,
+  commitTime: 0,
+});
+
+function outbox(count: number, clock: () => number) {
+  const entries = new Map<number, DeliveryEntry & { notBefore?: number }>(Array.from({ length: count }, (_, i) => [i + 1, entry(i + 1)]));
+  const completed: DeliveryOutcome<DeliveryEntry>[] = [];
+  return {
+    entries,
+    completed,
+    store: {
+      pending: (limit: number, now: number, inFlight: ReadonlySet<number>) =>
+        [...entries.values()].filter((e) => !inFlight.has(e.seq) && (e.notBefore ?? 0) <= now).slice(0, limit),
+      complete: async (outcomes: readonly DeliveryOutcome<DeliveryEntry>[]) => {
+        for (const o of outcomes) {
+          completed.push(o);
+          if (o.status === "error" && o.retryAt !== undefined) entries.set(o.entry.seq, { ...o.entry, attempts: (o.entry.attempts ?? 0) + 1, notBefore: o.retryAt });
+          else entries.delete(o.entry.seq);
+        }
+      },
+      nextRetryAt: () => Math.min(...[...entries.values()].map((e) => e.notBefore ?? Infinity).filter((t) => t !== Infinity)) || undefined,
+    },
+    clock,
+  };
+}
+
+const connector = (deliver: (batch: readonly DeliverableExport[]) => Promise<ExportResult[]>): DestinationConnector => ({
+  destinationId: "d",
+  deliver,
+  ready: () => true,
+  stop: async () => undefined,
+});
+
+async function run(count: number, deliver: (batch: readonly DeliverableExport[]) => Promise<ExportResult[]>, options: Partial<DeliveryOptions> = {}) {
+  const box = outbox(count, Date.now);
+  const delivery = new Delivery(connector(deliver), box.store, { completed: () => undefined, failed: (e) => { throw e; } }, {
+    ...DEFAULT_DELIVERY_OPTIONS,
+    baseBackoffMs: 10,
+    random: () => 1,
+    ...options,
+  });
+  delivery.start();
+  for (let waited = 0; box.entries.size > 0 && waited < 8000; waited += 10) await new Promise((r) => setTimeout(r, 10));
+  await delivery.stop();
+  return box;
+}
+
+describe("Delivery", () => {
+  it("delivers in batches of the configured size, oldest first", async () => {
+    const batches: number[][] = [];
+    await run(7, async (batch) => (batches.push(batch.map((e) => e.seq)), batch.map((e) => ({ seq: e.seq, status: "ok" }))), { batchSize: 3, concurrency: 1 });
+    expect(batches).toEqual([[1, 2, 3], [4, 5, 6], [7]]);
+  });
+
+  it("splits a batch rejected as a whole until the bad export is alone, and dead-letters only it", async () => {
+    const calls: number[][] = [];
+    const box = await run(
+      8,
+      async (batch) => {
+        calls.push(batch.map((e) => e.seq));
+        if (batch.some((e) => e.seq === 6)) throw new DeliveryError("400: record 6 is invalid", false);
+        return batch.map((e) => ({ seq: e.seq, status: "ok" }));
+      },
+      { batchSize: 8, concurrency: 1 },
+    );
+    expect(calls).toEqual([[1, 2, 3, 4, 5, 6, 7, 8], [1, 2, 3, 4], [5, 6, 7, 8], [5, 6], [5], [6], [7, 8]]);
+    expect(box.completed.filter((o) => o.status === "error").map((o) => [o.entry.seq, o.message, o.retryAt])).toEqual([[6, "400: record 6 is invalid", undefined]]);
+    expect(box.completed.filter((o) => o.status === "ok").map((o) => o.entry.seq).sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 7, 8]);
+  });
+
+  it("retries a retryable failure no sooner than Retry-After, then succeeds", async () => {
+    const times: number[] = [];
+    const box = await run(1, async (batch) => {
+      times.push(Date.now());
+      if (times.length === 1) throw new DeliveryError("429", true, 300);
+      return batch.map((e) => ({ seq: e.seq, status: "ok" }));
+    });
+    expect(times).toHaveLength(2);
+    expect((times[1] ?? 0) - (times[0] ?? 0)).toBeGreaterThanOrEqual(295);
+    expect(box.completed.map((o) => o.status)).toEqual(["error", "ok"]);
+  });
+
+  it("backs off exponentially and dead-letters after maxAttempts", async () => {
+    const times: number[] = [];
+    const box = await run(
+      1,
+      async (batch) => {
+        times.push(Date.now());
+        return batch.map((e) => ({ seq: e.seq, status: "error", message: "temporarily broken" }));
+      },
+      { maxAttempts: 4, baseBackoffMs: 40 },
+    );
+    expect(times).toHaveLength(4);
+    const gaps = times.slice(1).map((t, i) => t - (times[i] ?? 0));
+    expect(gaps[0]).toBeGreaterThanOrEqual(38);
+    expect(gaps[1]).toBeGreaterThanOrEqual(78);
+    expect(gaps[2]).toBeGreaterThanOrEqual(158);
+    expect(box.completed.at(-1)).toMatchObject({ status: "error", message: "temporarily broken" });
+    expect(box.completed.at(-1)?.retryAt).toBeUndefined();
+  });
+
+  it("removes info results without retrying them", async () => {
+    let calls = 0;
+    const box = await run(2, async (batch) => (calls++, batch.map((e) => ({ seq: e.seq, status: e.seq === 1 ? "info" : "ok", message: "not there" }))));
+    expect(calls).toBe(1);
+    expect(box.completed.map((o) => o.status)).toEqual(["info", "ok"]);
+  });
+
+  it("keeps to the rate limit", async () => {
+    const started = Date.now();
+    await run(30, async (batch) => batch.map((e) => ({ seq: e.seq, status: "ok" })), { ratePerSecond: 20, batchSize: 5, concurrency: 1 });
+    // 20 tokens at the start, then 10 more at 20 per second: at least half a second.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(450);
+  });
+
+  it("keeps at most `concurrency` batches in flight", async () => {
+    let active = 0;
+    let peak = 0;
+    await run(
+      20,
+      async (batch) => {
+        active += 1;
+        peak = Math.max(peak, active);
+        await new Promise((r) => setTimeout(r, 20));
+        active -= 1;
+        return batch.map((e) => ({ seq: e.seq, status: "ok" }));
+      },
+      { batchSize: 2, concurrency: 3 },
+    );
+    expect(peak).toBe(3);
+  });
+});
