@@ -3,6 +3,7 @@
 import { Command } from "commander";
 import { generateCommand } from "./commands/generate.js";
 import { importDebeziumCommand } from "./commands/import-debezium.js";
+import { retryExportsCommand } from "./commands/retry-exports.js";
 import { validateCommand } from "./commands/validate.js";
 import { readPackageInfo } from "./package-info.js";
 import { runDaemon } from "./run.js";
@@ -68,6 +69,18 @@ export function buildProgram(): Command {
         });
       },
     );
+
+  program
+    .command("retry-exports")
+    .description("put dead-lettered exports of a destination back into its outbox (by the time they were dead-lettered)")
+    .requiredOption("-c, --config <path>", "config file or directory")
+    .requiredOption("-s, --state <dir>", "directory of the LMDB state")
+    .requiredOption("-d, --destination <id>", "destination id")
+    .option("--since <time>", "only exports dead-lettered at or after this time (ISO-8601 or epoch ms)")
+    .option("--until <time>", "only exports dead-lettered at or before this time (ISO-8601 or epoch ms)")
+    .action(async (options: { config: string; state: string; destination: string; since?: string; until?: string }) => {
+      process.exitCode = await retryExportsCommand(options);
+    });
 
   program
     .command("generate")

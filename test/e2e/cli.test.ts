@@ -30,7 +30,7 @@ describe("grouparoo-stream CLI", () => {
 });
 
 describe("every command has --help", () => {
-  it.each(["validate", "generate", "import-debezium"])("%s --help prints its usage and exits 0", async (command) => {
+  it.each(["run", "validate", "generate", "import-debezium", "retry-exports"])("%s --help prints its usage and exits 0", async (command) => {
     const { stdout } = await run("node", [cli, command, "--help"]);
     expect(stdout.split("\n")[0]).toMatch(new RegExp(`^Usage: grouparoo-stream ${command} (\\[options\\]|\\[options\\] <file>)$`));
     expect(stdout).toContain("-h, --help");

@@ -1,0 +1,51 @@
+// `grouparoo-stream retry-exports`: puts exports that were dead-lettered for a destination (within a
+// time range) back into its outbox; a running daemon picks them up within a second, a stopped one
+// when it starts. An export whose record has a newer export queued is dropped instead.
+import { Store } from "../../state/store.js";
+import { formatIssue } from "../config/issues.js";
+import { loadConfig } from "../config/validate.js";
+import { EX_CONFIG } from "./validate.js";
+
+export interface RetryExportsOptions {
+  config: string;
+  state: string;
+  destination: string;
+  since?: string;
+  until?: string;
+}
+
+function instant(value: string | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  const ms = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
+  if (Number.isNaN(ms)) throw new Error(`--${name} must be an ISO-8601 time or epoch milliseconds (got "${value}")`);
+  return ms;
+}
+
+export async function retryExportsCommand(options: RetryExportsOptions): Promise<number> {
+  const loaded = loadConfig(options.config);
+  if (!loaded.config) {
+    for (const issue of loaded.issues) process.stderr.write(`${formatIssue(issue)}\n`);
+    return EX_CONFIG;
+  }
+  if (!loaded.config.destinations.some((d) => d.id === options.destination)) {
+    process.stderr.write(`error: no destination "${options.destination}" in ${options.config}\n`);
+    return EX_CONFIG;
+  }
+  let from: number;
+  let to: number;
+  try {
+    from = instant(options.since, 0, "since");
+    to = instant(options.until, Number.MAX_SAFE_INTEGER, "until");
+  } catch (error) {
+    process.stderr.write(`error: ${(error as Error).message}\n`);
+    return 64;
+  }
+  const store = Store.open(options.state);
+  try {
+    const count = await store.requeueExports(options.destination, from, to);
+    process.stdout.write(`re-queued ${count} export${count === 1 ? "" : "s"} for destination ${options.destination}\n`);
+    return 0;
+  } finally {
+    await store.close();
+  }
+}

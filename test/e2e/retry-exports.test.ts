@@ -1,0 +1,63 @@
+// Exports a webhook rejected (dead letters) are re-queued with `retry-exports` and delivered once the
+// webhook accepts them again.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, inject, it } from "vitest";
+import { freePort } from "../services/process.js";
+import { runCli } from "../helpers/cli.js";
+import { get, sample, startDaemon, waitFor } from "../helpers/daemon.js";
+import { createTestDatabase } from "../helpers/postgres.js";
+import { startReceiver } from "../helpers/remote.js";
+
+describe("grouparoo-stream retry-exports", () => {
+  const work = mkdtempSync(join(tmpdir(), "retry-exports-"));
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  it("re-queues dead-lettered exports of a destination, which are then delivered", { timeout: 90_000 }, async () => {
+    const db = await createTestDatabase(inject("pgUrl"), "retry");
+    const receiver = await startReceiver();
+    receiver.respond = () => ({ status: 400 });
+    try {
+      await db.query(`CREATE TABLE users (id int PRIMARY KEY, email text)`);
+      await db.query(`INSERT INTO users SELECT g, 'u' || g || '@example.com' FROM generate_series(1, 5) g`);
+      writeFileSync(
+        join(work, "config.yml"),
+        `
+- { class: app, id: shop, type: postgres, options: { connectionString: "${db.url}" } }
+- { class: app, id: hooks, type: webhook, options: { url: "${receiver.url}" } }
+- { class: model, id: users }
+- { class: source, id: users_table, type: postgres-cdc, appId: shop, modelId: users, options: { table: users }, mapping: { id: user_id } }
+- { class: property, id: user_id, type: integer, unique: true, sourceId: users_table, options: { column: id } }
+- { class: property, id: email, type: email, sourceId: users_table, options: { column: email } }
+- { class: destination, id: crm, type: webhook, appId: hooks, modelId: users, collection: model, syncMode: sync, options: {}, mapping: { id: user_id, email: email } }
+`,
+      );
+      const args = ["--config", join(work, "config.yml"), "--state", join(work, "state")];
+      let http = `127.0.0.1:${await freePort()}`;
+      let daemon = startDaemon(args, http);
+      await waitFor("dead letters", async () => (sample((await get(http, "/metrics")).body, 'grouparoo_exports_total{destination="crm",result="dead_letter"}') === 5 ? true : undefined), 30_000);
+      daemon.child.kill("SIGTERM");
+      expect((await daemon.exited).code).toBe(0);
+      expect(receiver.records.size).toBe(0);
+
+      receiver.respond = () => ({ status: 200 });
+      const retried = await runCli(["retry-exports", ...args, "--destination", "crm", "--since", new Date(Date.now() - 3_600_000).toISOString()]);
+      expect(retried).toEqual({ code: 0, stdout: "re-queued 5 exports for destination crm\n", stderr: "" });
+      const again = await runCli(["retry-exports", ...args, "--destination", "crm"]);
+      expect(again.stdout).toBe("re-queued 0 exports for destination crm\n");
+      const unknown = await runCli(["retry-exports", ...args, "--destination", "nope"]);
+      expect(unknown).toEqual({ code: 78, stdout: "", stderr: `error: no destination "nope" in ${join(work, "config.yml")}\n` });
+
+      http = `127.0.0.1:${await freePort()}`;
+      daemon = startDaemon(args, http);
+      await waitFor("delivered", async () => (receiver.records.size === 5 ? true : undefined), 30_000);
+      daemon.child.kill("SIGTERM");
+      expect((await daemon.exited).code).toBe(0);
+      expect(receiver.records.get("3")).toEqual({ properties: { id: 3, email: "u3@example.com" }, groups: [] });
+    } finally {
+      await receiver.close();
+      await db.drop();
+    }
+  });
+});
