@@ -83,7 +83,8 @@ function postgresOwner(): { uid: number; gid: number } {
   return { uid, gid };
 }
 
-export async function startPostgres(): Promise<PostgresService> {
+/** Starts a throwaway cluster; `settings` override POSTGRES_SETTINGS (benchmarks turn durability back on). */
+export async function startPostgres(settings: Readonly<Record<string, string>> = {}): Promise<PostgresService> {
   const binaries = findPostgresBinaries();
   const root = isRoot();
   const base = mkdtempSync(join(tmpdir(), "grouparoo-stream-pg-"));
@@ -114,7 +115,7 @@ export async function startPostgres(): Promise<PostgresService> {
   try {
     await run("initdb", ["-D", dataDir, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"], "initdb");
     const port = await freePort();
-    const options = Object.entries({ ...POSTGRES_SETTINGS, port: String(port), unix_socket_directories: base })
+    const options = Object.entries({ ...POSTGRES_SETTINGS, ...settings, port: String(port), unix_socket_directories: base })
       .map(([key, value]) => `-c ${key}=${value}`)
       .join(" ");
     await run("pg_ctl", ["-D", dataDir, "-l", logFile, "-o", options, "-w", "-t", "60", "start"], "pg_ctl start");
