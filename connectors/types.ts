@@ -66,6 +66,22 @@ export class ConnectorRegistry {
   destinationPlugin(destinationType: string): DestinationPlugin | undefined {
     return this.destinations.get(destinationType);
   }
+
+  /** Config extensions for the destination types plugins added (built-ins are in the schema). */
+  extensions(): { destinations: Map<string, { appType: string; optionsSchema?: object }> } {
+    const destinations = new Map<string, { appType: string; optionsSchema?: object }>();
+    for (const [type, plugin] of this.destinations) {
+      if (plugin.appType) destinations.set(type, { appType: plugin.appType, ...(plugin.optionsSchema ? { optionsSchema: plugin.optionsSchema } : {}) });
+    }
+    return { destinations };
+  }
+}
+
+/** What a third-party plugin package exports (as `default` or `plugin`). */
+export interface GrouparooStreamPlugin {
+  name: string;
+  sources?: SourcePlugin[];
+  destinations?: DestinationPlugin[];
 }
 
 // --- Destinations -------------------------------------------------------------------------------
@@ -122,5 +138,8 @@ export interface DestinationContext {
 
 export interface DestinationPlugin {
   destinationType: string;
+  /** For third-party types: the app type it writes through and the (plain) JSON Schema of its options. */
+  appType?: string;
+  optionsSchema?: object;
   create(destination: Located<DestinationConfig>, app: Located<AppConfig>, context: DestinationContext): DestinationConnector;
 }

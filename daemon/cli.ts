@@ -8,6 +8,8 @@ import { validateCommand } from "./commands/validate.js";
 import { readPackageInfo } from "./package-info.js";
 import { runDaemon } from "./run.js";
 
+const collect = (value: string, previous: string[]) => [...previous, value];
+
 export function buildProgram(): Command {
   const info = readPackageInfo();
   const program = new Command();
@@ -23,8 +25,9 @@ export function buildProgram(): Command {
     .description("check a config file or directory; exit 0 when valid, 78 (EX_CONFIG) with every error otherwise")
     .requiredOption("-c, --config <path>", "config file or directory (YAML or JSON)")
     .option("--json", "print the result as JSON on stdout")
-    .action((options: { config: string; json?: boolean }) => {
-      process.exitCode = validateCommand(options);
+    .option("--plugin <package>", "load a plugin package (repeatable)", collect, [])
+    .action(async (options: { config: string; json?: boolean; plugin: string[] }) => {
+      process.exitCode = await validateCommand(options);
     });
 
   program
@@ -41,6 +44,7 @@ export function buildProgram(): Command {
     .option("--delivery-concurrency <n>", "delivery requests in flight per destination", (v) => Number(v), 2)
     .option("--delivery-rate <n>", "exports per second per destination (0 = unlimited)", (v) => Number(v), 0)
     .option("--max-attempts <n>", "deliveries of an export before it is dead-lettered", (v) => Number(v), 10)
+    .option("--plugin <package>", "load a plugin package: an npm package name (resolved from the working directory) or a path (repeatable)", collect, [])
     .option("--max-backoff-ms <ms>", "longest wait between two attempts of an export (exponential from 200 ms, with jitter)", (v) => Number(v), 60_000)
     .action(
       async (options: {
@@ -56,9 +60,11 @@ export function buildProgram(): Command {
         deliveryRate: number;
         maxAttempts: number;
         maxBackoffMs: number;
+        plugin: string[];
       }) => {
         process.exitCode = await runDaemon({
           ...options,
+          plugins: options.plugin,
           delivery: {
             batchSize: options.deliveryBatchSize,
             concurrency: options.deliveryConcurrency,

@@ -4,13 +4,9 @@
 import type { Server } from "node:http";
 import { merge, type Observable } from "rxjs";
 import type { Logger } from "pino";
-import { kafkaDebeziumPlugin } from "../connectors/kafka/source.js";
-import { jsonlFilePlugin } from "../connectors/file/jsonl.js";
-import { kafkaTopicPlugin } from "../connectors/kafka/topic.js";
-import { postgresCdcPlugin } from "../connectors/postgres/cdc.js";
-import { postgresTablePlugin } from "../connectors/postgres/table.js";
-import { webhookPlugin } from "../connectors/webhook/webhook.js";
-import { ConnectorRegistry, type DestinationConnector, type SourceConnector, type SourceObserver } from "../connectors/types.js";
+import { builtinConnectors } from "../connectors/builtin.js";
+import type { ConnectorRegistry} from "../connectors/types.js";
+import { type DestinationConnector, type SourceConnector, type SourceObserver } from "../connectors/types.js";
 import { DEFAULT_DELIVERY_OPTIONS, Delivery, type DeliveryOptions, type DeliveryOutcome } from "../streams/delivery.js";
 import { createMetrics, type Metrics } from "../metrics/registry.js";
 import { Store, type OutboxEntry, type RunState } from "../state/store.js";
@@ -21,10 +17,13 @@ import { formatIssue } from "./config/issues.js";
 import { loadConfig, type Config } from "./config/validate.js";
 import { parseListen, startHttpServer } from "./http.js";
 import { createLogger } from "./logger.js";
+import { loadPlugins } from "./plugins.js";
 import { EX_CONFIG } from "./commands/validate.js";
 
 export interface RunOptions {
   config: string;
+  /** Plugin packages (or paths) to load, resolved from the working directory. */
+  plugins?: string[];
   state: string;
   http: string;
   maxBatchSize?: number;
@@ -39,15 +38,6 @@ export interface RunOptions {
 
 export const EX_SOFTWARE = 70;
 
-export function builtinConnectors(): ConnectorRegistry {
-  return new ConnectorRegistry()
-    .registerSource(postgresCdcPlugin)
-    .registerSource(kafkaDebeziumPlugin)
-    .registerDestination(postgresTablePlugin)
-    .registerDestination(webhookPlugin)
-    .registerDestination(kafkaTopicPlugin)
-    .registerDestination(jsonlFilePlugin);
-}
 
 function createSources(config: Config, registry: ConnectorRegistry, store: Store, logger: Logger, observer: SourceObserver): SourceConnector[] | string {
   const byApp = new Map<string, Config["sources"]>();
@@ -114,7 +104,13 @@ async function startBackfills(domain: Domain, store: Store, pipeline: Pipeline, 
 }
 
 export async function runDaemon(options: RunOptions, registry: ConnectorRegistry = builtinConnectors(), logger: Logger = createLogger()): Promise<number> {
-  const loaded = loadConfig(options.config);
+  try {
+    await loadPlugins(options.plugins ?? [], registry);
+  } catch (error) {
+    logger.error({ err: error }, (error as Error).message);
+    return EX_CONFIG;
+  }
+  const loaded = loadConfig(options.config, process.env, registry.extensions());
   for (const issue of loaded.issues) (issue.severity === "error" ? logger.error.bind(logger) : logger.warn.bind(logger))({ issue }, formatIssue(issue));
   if (!loaded.config) {
     logger.error({ config: options.config }, "invalid config; not starting");

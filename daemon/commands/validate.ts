@@ -2,6 +2,8 @@
 // with every error, each naming the file, the object, the field and the problem.
 import { formatIssue } from "../config/issues.js";
 import { loadConfig, type Config } from "../config/validate.js";
+import { loadPlugins } from "../plugins.js";
+import { builtinConnectors } from "../../connectors/builtin.js";
 
 export const EX_CONFIG = 78;
 
@@ -25,10 +27,18 @@ export function summarize(config: Config): string {
 export interface ValidateOptions {
   config: string;
   json?: boolean;
+  plugin?: string[];
 }
 
-export function validateCommand(options: ValidateOptions): number {
-  const result = loadConfig(options.config);
+export async function validateCommand(options: ValidateOptions): Promise<number> {
+  const registry = builtinConnectors();
+  try {
+    await loadPlugins(options.plugin ?? [], registry);
+  } catch (error) {
+    process.stderr.write(`error: ${(error as Error).message}\n`);
+    return EX_CONFIG;
+  }
+  const result = loadConfig(options.config, process.env, registry.extensions());
   const errors = result.issues.filter((i) => i.severity === "error");
   if (options.json) {
     process.stdout.write(`${JSON.stringify({ valid: errors.length === 0, issues: result.issues }, null, 2)}\n`);

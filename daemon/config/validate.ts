@@ -1,7 +1,8 @@
 // Validation of a whole config: the shape of each object against its class schema and its type's
 // options schema, then everything across objects (references, primary keys, rules, mappings).
 // Every problem is collected; none stops the others from being found.
-import type { TSchema } from "@sinclair/typebox";
+import { Type, type TSchema } from "@sinclair/typebox";
+import { Ajv } from "ajv";
 import { ValueErrorType, type ValueError } from "@sinclair/typebox/errors";
 import { Value } from "@sinclair/typebox/value";
 import {
@@ -149,7 +150,35 @@ function checkShape(schema: TSchema, value: unknown): { value: unknown; problems
   return { value: problems.length === 0 ? Value.Default(schema, converted) : converted, problems };
 }
 
-export function validateObjects(objects: readonly RawObject[], extraIssues: readonly ConfigIssue[] = []): ValidationResult {
+/** Destination types added by plugins: the app type they write through and their options schema. */
+export interface ConfigExtensions {
+  /** optionsSchema: a plain JSON Schema object. */
+  destinations?: ReadonlyMap<string, { appType: string; optionsSchema?: object }>;
+}
+
+/** The destination schema with `type` open to any string, for plugin types. */
+const OPEN_DESTINATION_SCHEMA: TSchema = Type.Object(
+  { ...CLASS_SCHEMAS.destination.properties, type: Type.String({ minLength: 1, description: "A destination type a plugin registered." }) },
+  { additionalProperties: false },
+);
+
+const ajv = new Ajv({ allErrors: true, strict: false, useDefaults: true });
+
+/** A plugin's options, checked against its plain JSON Schema (plugins need not use TypeBox). */
+function checkPluginOptions(schema: object, value: unknown): { value: unknown; problems: { path: FieldPath; message: string }[] } {
+  const copy = structuredClone(value);
+  const validate = ajv.compile(schema);
+  if (validate(copy)) return { value: copy, problems: [] };
+  const problems = (validate.errors ?? []).map((error) => {
+    const path = pointerToPath(error.instancePath);
+    if (error.keyword === "required") return { path: [...path, String(error.params.missingProperty)], message: "is required" };
+    if (error.keyword === "additionalProperties") return { path: [...path, String(error.params.additionalProperty)], message: "is not a known field" };
+    return { path, message: error.message ?? "is invalid" };
+  });
+  return { value: copy, problems };
+}
+
+export function validateObjects(objects: readonly RawObject[], extraIssues: readonly ConfigIssue[] = [], extensions: ConfigExtensions = {}): ValidationResult {
   const issues: ConfigIssue[] = [...extraIssues];
   // Issues are reported phase by phase but read best in file order: remember where each came from.
   const positions = new Map<ConfigIssue, number>();
@@ -182,13 +211,15 @@ export function validateObjects(objects: readonly RawObject[], extraIssues: read
       continue;
     }
     const entry: Entry = { cls, id, raw };
-    const shape = checkShape(CLASS_SCHEMAS[cls], raw.value);
+    const pluginType = cls === "destination" && typeof raw.value.type === "string" ? extensions.destinations?.get(raw.value.type) : undefined;
+    const shape = checkShape(pluginType ? OPEN_DESTINATION_SCHEMA : CLASS_SCHEMAS[cls], raw.value);
     for (const p of shape.problems) report(entry, p.path, p.message);
     let valid = shape.problems.length === 0;
     const optionSchemas = OPTIONS_BY_TYPE[cls];
     const type = raw.value.type;
-    if (optionSchemas && typeof type === "string" && optionSchemas[type]) {
-      const options = checkShape(optionSchemas[type], raw.value.options ?? {});
+    const optionSchema = pluginType ? undefined : optionSchemas && typeof type === "string" ? optionSchemas[type] : undefined;
+    if (optionSchema || pluginType?.optionsSchema) {
+      const options = optionSchema ? checkShape(optionSchema, raw.value.options ?? {}) : checkPluginOptions(pluginType?.optionsSchema ?? {}, raw.value.options ?? {});
       for (const p of options.problems) report(entry, ["options", ...p.path], p.message);
       valid &&= options.problems.length === 0;
       if (valid) (shape.value as Record<string, unknown>).options = options.value;
@@ -241,10 +272,11 @@ export function validateObjects(objects: readonly RawObject[], extraIssues: read
     }
   }
 
-  const checkAppType = (entry: Entry, appId: string, type: keyof typeof APP_TYPE_OF) => {
+  const checkAppType = (entry: Entry, appId: string, type: string) => {
     const app = get<AppConfig>("app", appId);
-    if (app && app.type !== APP_TYPE_OF[type]) {
-      report(entry, "appId", `app "${appId}" is a ${app.type} app; a ${type} ${entry.cls} needs a ${APP_TYPE_OF[type]} app`);
+    const wanted = (APP_TYPE_OF as Record<string, string>)[type] ?? extensions.destinations?.get(type)?.appType;
+    if (app && wanted !== undefined && app.type !== wanted) {
+      report(entry, "appId", `app "${appId}" is a ${app.type} app; a ${type} ${entry.cls} needs a ${wanted} app`);
     }
   };
 
@@ -486,9 +518,9 @@ function matchProblem(type: PropertyType, match: string | number | boolean): str
   }
 }
 
-export function loadConfig(path: string, env: Readonly<Record<string, string | undefined>> = process.env): ValidationResult {
+export function loadConfig(path: string, env: Readonly<Record<string, string | undefined>> = process.env, extensions: ConfigExtensions = {}): ValidationResult {
   const { objects, issues } = readConfig(path, env);
-  return validateObjects(objects, issues);
+  return validateObjects(objects, issues, extensions);
 }
 
 export { PROPERTY_TYPES };
