@@ -14,7 +14,7 @@ import type { Located } from "../../daemon/config/validate.js";
 import type { Change, Row } from "../../streams/change.js";
 import type { SourceConnector, SourceContext, SourcePlugin } from "../types.js";
 import { quoteIdent, quoteTable, withClient } from "./introspect.js";
-import { compareLsn, resolvePostgresApp, type PostgresAppSettings } from "./settings.js";
+import { compareLsn, previousLsn, resolvePostgresApp, type PostgresAppSettings } from "./settings.js";
 
 const SNAPSHOT_CHUNK = 1000;
 
@@ -38,6 +38,8 @@ export class PostgresCdcSource implements SourceConnector {
   private resumeWaiters: (() => void)[] = [];
   /** The highest LSN whose changes are durable in the state; the only LSN ever acknowledged. */
   private durableLsn = "0/0";
+  /** The LSN of the last change handed to the core (durable once durableLsn reaches it). */
+  private lastEmittedLsn = "0/0";
   private commitTime = Date.now();
   private stoppedPromise: Promise<void> | undefined;
 
@@ -99,6 +101,7 @@ export class PostgresCdcSource implements SourceConnector {
   }
 
   private emit(change: Change): void {
+    if (change.position.stream === this.stream) this.lastEmittedLsn = change.position.position;
     this.subscriber?.next(change);
   }
 
@@ -162,6 +165,7 @@ export class PostgresCdcSource implements SourceConnector {
   private async createSlot(withSnapshot: boolean, snapshotStream: string): Promise<void> {
     const { slot } = this.settings;
     const replication = new pg.Client({ ...this.settings.connection, replication: "database" } as pg.ClientConfig);
+    replication.on("error", () => undefined);
     await replication.connect();
     try {
       const created = await replication.query<{ consistent_point: string; snapshot_name: string | null }>(
@@ -313,10 +317,18 @@ export class PostgresCdcSource implements SourceConnector {
       // Flow control: the stream stays paused until this handler returns.
       await this.waitWhilePaused();
     });
-    service.on("heartbeat", (_lsn: string, _timestamp: number, shouldRespond: boolean) => {
+    service.on("heartbeat", (lsn: string, _timestamp: number, shouldRespond: boolean) => {
       this.connected = true;
-      // Answer with the last durable LSN, never the last received one, or wal_sender_timeout drops us.
-      if (shouldRespond) void service.acknowledge(this.durableLsn).catch(() => undefined);
+      // A keepalive carries the position the server has sent up to. When everything we were handed is
+      // durable, every transaction committed before it is too (they are sent in commit order), so the
+      // slot may move there; otherwise we answer with the last durable LSN, never the last received.
+      // Without this, a server shutting down would wait for our confirmation until wal_sender_timeout:
+      // it exits only once the confirmed position equals what it sent. The library reports the LSN
+      // it is given plus one, so the keepalive's position goes in minus one.
+      const idle = compareLsn(this.lastEmittedLsn, this.durableLsn) <= 0;
+      const sent = previousLsn(lsn);
+      if (idle && compareLsn(sent, this.durableLsn) > 0) this.durableLsn = sent;
+      if (shouldRespond || idle) void service.acknowledge(this.durableLsn).catch(() => undefined);
     });
     const failed = new Promise<never>((_, reject) => service.on("error", reject));
     const heartbeat = this.startHeartbeat();
@@ -326,6 +338,8 @@ export class PostgresCdcSource implements SourceConnector {
       await Promise.race([service.subscribe(plugin, this.settings.slot, this.durableLsn), failed]);
     } finally {
       if (heartbeat) clearInterval(heartbeat);
+      this.connected = false;
+      await service.stop().catch(() => undefined);
     }
     if (!this.stopped) throw new Error("the replication stream ended");
   }

@@ -85,6 +85,8 @@ export async function describeTable(client: pg.ClientBase, qualified: string): P
 
 export async function withClient<T>(connection: string | pg.ClientConfig, use: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client(typeof connection === "string" ? { connectionString: connection, connectionTimeoutMillis: 10_000 } : connection);
+  // A server going away also fails the pending query; the event alone must not crash the process.
+  client.on("error", () => undefined);
   await client.connect();
   try {
     return await use(client);

@@ -51,3 +51,10 @@ export function compareLsn(a: string, b: string): number {
   const y = lsnToBigInt(b);
   return x < y ? -1 : x > y ? 1 : 0;
 }
+
+/** lsn - 1: pg-logical-replication reports the LSN it is given plus one. */
+export function previousLsn(lsn: string): string {
+  const n = lsnToBigInt(lsn);
+  const m = n > 0n ? n - 1n : 0n;
+  return `${(m >> 32n).toString(16).toUpperCase()}/${(m & 0xffffffffn).toString(16).toUpperCase()}`;
+}

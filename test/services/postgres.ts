@@ -19,6 +19,8 @@ export interface PostgresService {
   url: string;
   port: number;
   binaries: PostgresBinaries;
+  /** A fast shutdown and a start again, same port and data. */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -124,6 +126,10 @@ export async function startPostgres(settings: Readonly<Record<string, string>> =
       url: `postgres://postgres@127.0.0.1:${port}/postgres`,
       port,
       binaries,
+      async restart() {
+        await run("pg_ctl", ["-D", dataDir, "-m", "fast", "-w", "-t", "30", "stop"], "pg_ctl stop");
+        await run("pg_ctl", ["-D", dataDir, "-l", logFile, "-o", options, "-w", "-t", "60", "start"], "pg_ctl start");
+      },
       async stop() {
         if (stopped) return;
         stopped = true;
