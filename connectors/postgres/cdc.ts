@@ -319,16 +319,21 @@ export class PostgresCdcSource implements SourceConnector {
     });
     service.on("heartbeat", (lsn: string, _timestamp: number, shouldRespond: boolean) => {
       this.connected = true;
-      // A keepalive carries the position the server has sent up to. When everything we were handed is
-      // durable, every transaction committed before it is too (they are sent in commit order), so the
-      // slot may move there; otherwise we answer with the last durable LSN, never the last received.
-      // Without this, a server shutting down would wait for our confirmation until wal_sender_timeout:
-      // it exits only once the confirmed position equals what it sent. The library reports the LSN
-      // it is given plus one, so the keepalive's position goes in minus one.
-      const idle = compareLsn(this.lastEmittedLsn, this.durableLsn) <= 0;
+      // Answer with the last durable LSN, never the last received one, or wal_sender_timeout drops us.
+      if (shouldRespond) void service.acknowledge(this.durableLsn).catch(() => undefined);
+      // A keepalive carries the position the server has sent up to. When everything it sent before is
+      // in the core and durable (nothing queued in the library either: with flow control, data messages
+      // wait in its queue while keepalives are handled at once), every transaction committed before
+      // that position is durable too, as they are sent in commit order. That position then goes
+      // through the core as a marker and is confirmed once durable, so the slot advances while the
+      // captured tables are quiet, and a server shutting down (which waits until the confirmed position
+      // equals what it sent) is not held up. The library confirms the LSN it is given plus one.
+      const queue = service as unknown as { _messageQueue?: unknown[]; _processing?: boolean };
+      const idle = (queue._messageQueue?.length ?? 0) === 0 && queue._processing !== true && compareLsn(this.lastEmittedLsn, this.durableLsn) <= 0;
       const sent = previousLsn(lsn);
-      if (idle && compareLsn(sent, this.durableLsn) > 0) this.durableLsn = sent;
-      if (shouldRespond || idle) void service.acknowledge(this.durableLsn).catch(() => undefined);
+      if (idle && compareLsn(sent, this.durableLsn) > 0 && compareLsn(sent, this.lastEmittedLsn) > 0) {
+        this.emit({ sourceId: this.tables[0]?.sourceId ?? "", op: "marker", key: "", before: null, after: null, position: { stream: this.stream, position: sent }, commitTime: Date.now() });
+      }
     });
     const failed = new Promise<never>((_, reject) => service.on("error", reject));
     const heartbeat = this.startHeartbeat();
