@@ -28,6 +28,10 @@ export interface SourceConnector {
 /** What a source reports for metrics (the definitions live in metrics/). */
 export interface SourceObserver {
   consumerLag(topic: string, partition: number, lag: number): void;
+  /** Server WAL position minus the slot's confirmed position, in bytes. */
+  replicationLagBytes?(appId: string, bytes: number): void;
+  /** Rows of a table read by the initial snapshot so far, and the table's estimated size. */
+  snapshotProgress?(sourceId: string, table: string, read: number, estimated: number): void;
 }
 
 export interface SourceContext {

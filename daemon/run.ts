@@ -59,6 +59,8 @@ function recordCommitted(metrics: Metrics, batch: CommittedBatch): void {
   if (batch.kind === "changes") {
     metrics.batchApplySeconds.observe(batch.seconds);
     metrics.batchChanges.observe(batch.changes);
+    const now = Date.now();
+    for (const [stream, commitTime] of batch.commitTimes) metrics.replicationLagSeconds.set({ stream }, Math.max(0, now - commitTime) / 1000);
   }
   for (const [source, ops] of batch.result.applied) for (const [op, n] of ops) metrics.changesApplied.inc({ source, op }, n);
   for (const [group, delta] of batch.result.memberDelta) if (delta !== 0) metrics.groupTransitions.inc({ group, direction: delta > 0 ? "enter" : "leave" }, Math.abs(delta));
@@ -128,6 +130,11 @@ export async function runDaemon(options: RunOptions, registry: ConnectorRegistry
 
   const sources = createSources(config, registry, store, logger, {
     consumerLag: (topic, partition, lag) => metrics.kafkaConsumerLag.set({ topic, partition: String(partition) }, lag),
+    replicationLagBytes: (app, bytes) => metrics.replicationLagBytes.set({ app }, bytes),
+    snapshotProgress: (source, table, read, estimated) => {
+      metrics.snapshotRowsRead.set({ source, table }, read);
+      metrics.snapshotRowsEstimated.set({ source, table }, estimated);
+    },
   });
   if (typeof sources === "string") {
     logger.error(sources);

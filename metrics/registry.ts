@@ -70,6 +70,30 @@ export function createMetrics(state: StateGauges) {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers: [registry],
     }),
+    replicationLagBytes: new Gauge({
+      name: "grouparoo_replication_lag_bytes",
+      help: "Postgres WAL written but not yet confirmed by the app's replication slot.",
+      labelNames: ["app"] as const,
+      registers: [registry],
+    }),
+    replicationLagSeconds: new Gauge({
+      name: "grouparoo_replication_lag_seconds",
+      help: "From the source's commit of the newest change of the last applied batch to its application, by stream.",
+      labelNames: ["stream"] as const,
+      registers: [registry],
+    }),
+    snapshotRowsRead: new Gauge({
+      name: "grouparoo_snapshot_rows_read",
+      help: "Rows the initial snapshot has read, by source and table.",
+      labelNames: ["source", "table"] as const,
+      registers: [registry],
+    }),
+    snapshotRowsEstimated: new Gauge({
+      name: "grouparoo_snapshot_rows_estimated",
+      help: "The table's estimated row count when its snapshot started (pg_class.reltuples).",
+      labelNames: ["source", "table"] as const,
+      registers: [registry],
+    }),
     kafkaConsumerLag: new Gauge({
       name: "grouparoo_kafka_consumer_lag",
       help: "Messages behind the partition's high watermark after the last fetched batch, by topic and partition.",

@@ -47,6 +47,8 @@ export interface CommittedBatch {
   changes: number;
   /** The last position of each stream in the batch: durable now, safe to acknowledge. */
   positions: Map<string, string>;
+  /** The newest source commit time of each stream in the batch. */
+  commitTimes: Map<string, number>;
   result?: BatchResult;
   seconds: number;
 }
@@ -133,20 +135,24 @@ export class Pipeline {
       case "changes": {
         const result = await this.ops.applyChanges(job.changes);
         const positions = new Map<string, string>();
-        for (const change of job.changes) positions.set(change.position.stream, change.position.position);
+        const commitTimes = new Map<string, number>();
+        for (const change of job.changes) {
+          positions.set(change.position.stream, change.position.position);
+          if (change.op !== "marker") commitTimes.set(change.position.stream, Math.max(commitTimes.get(change.position.stream) ?? 0, change.commitTime));
+        }
         this.inFlight -= job.changes.length;
         if (this.paused && this.inFlight <= this.options.lowWaterMark) this.setPaused(false);
-        return { kind: "changes", changes: job.changes.length, positions, result, seconds: seconds() };
+        return { kind: "changes", changes: job.changes.length, positions, commitTimes, result, seconds: seconds() };
       }
       case "sweep": {
         this.timerAt = undefined;
         const result = await this.ops.sweep(this.options.clock());
-        return result ? { kind: "sweep", changes: 0, positions: new Map(), result, seconds: seconds() } : undefined;
+        return result ? { kind: "sweep", changes: 0, positions: new Map(), commitTimes: new Map(), result, seconds: seconds() } : undefined;
       }
       case "backfill": {
         const next = await this.ops.backfill(job.task);
         if (next) this.backfill(next);
-        return { kind: "backfill", changes: 0, positions: new Map(), seconds: seconds() };
+        return { kind: "backfill", changes: 0, positions: new Map(), commitTimes: new Map(), seconds: seconds() };
       }
     }
   }

@@ -12,7 +12,7 @@ import { readDebezium, qualifyTable } from "../../daemon/config/debezium.js";
 import type { AppConfig, SourceConfig } from "../../daemon/config/schema.js";
 import type { Located } from "../../daemon/config/validate.js";
 import type { Change, Row } from "../../streams/change.js";
-import type { SourceConnector, SourceContext, SourcePlugin } from "../types.js";
+import type { SourceConnector, SourceContext, SourceObserver, SourcePlugin } from "../types.js";
 import { quoteIdent, quoteTable, withClient } from "./introspect.js";
 import { compareLsn, previousLsn, resolvePostgresApp, type PostgresAppSettings } from "./settings.js";
 
@@ -30,6 +30,7 @@ export class PostgresCdcSource implements SourceConnector {
   private readonly tables: SourceTable[];
   private readonly logger: Logger;
   private readonly positions: ReadonlyMap<string, string>;
+  private readonly observer: SourceObserver | undefined;
   private service: LogicalReplicationService | undefined;
   private subscriber: Subscriber<Change> | undefined;
   private connected = false;
@@ -52,6 +53,7 @@ export class PostgresCdcSource implements SourceConnector {
     this.tables = sources.flatMap((s) => (s.type === "postgres-cdc" ? [{ sourceId: s.id, table: qualifyTable(s.options.table) }] : []));
     this.logger = context.logger;
     this.positions = context.positions;
+    this.observer = context.observer;
     const resumed = context.positions.get(this.stream);
     if (resumed) this.durableLsn = resumed;
   }
@@ -195,12 +197,18 @@ export class PostgresCdcSource implements SourceConnector {
           [quoteTable(table)],
         );
         const keyColumns = keys.rows.map((r) => r.attname);
+        const estimate = await client.query<{ n: string }>(`SELECT greatest(reltuples, 0)::bigint AS n FROM pg_class WHERE oid = $1::regclass`, [quoteTable(table)]);
+        const estimated = Number(estimate.rows[0]?.n ?? 0);
+        let read = 0;
+        this.observer?.snapshotProgress?.(sourceId, table, 0, estimated);
         const cursor = `snapshot_${sourceId.replace(/[^A-Za-z0-9_]/g, "_")}`;
         await client.query(`DECLARE ${cursor} NO SCROLL CURSOR FOR SELECT * FROM ${quoteTable(table)}`);
         for (;;) {
           await this.waitWhilePaused();
           if (this.stopped) throw new Error("stopped during the snapshot");
           const batch = await client.query<Row>(`FETCH ${SNAPSHOT_CHUNK} FROM ${cursor}`);
+          read += batch.rows.length;
+          this.observer?.snapshotProgress?.(sourceId, table, read, estimated);
           for (const row of batch.rows) {
             rows += 1;
             this.emit({
@@ -229,6 +237,22 @@ export class PostgresCdcSource implements SourceConnector {
       });
       this.logger.info({ rows, tables: this.tables.length, consistentPoint }, "initial snapshot read");
     });
+  }
+
+  /** Every 5 s: server WAL position minus the slot's confirmed position (replication lag in bytes). */
+  private startLagPoller(): NodeJS.Timeout {
+    const poll = () => {
+      if (this.stopped || !this.observer?.replicationLagBytes) return;
+      void this.withClient((client) =>
+        client.query<{ lag: string | null }>(`SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint AS lag FROM pg_replication_slots WHERE slot_name = $1`, [this.settings.slot]),
+      )
+        .then(({ rows }) => this.observer?.replicationLagBytes?.(this.appId, Math.max(0, Number(rows[0]?.lag ?? 0))))
+        .catch(() => undefined);
+    };
+    poll();
+    const timer = setInterval(poll, 5000);
+    timer.unref();
+    return timer;
   }
 
   private startHeartbeat(): NodeJS.Timeout | undefined {
@@ -337,12 +361,14 @@ export class PostgresCdcSource implements SourceConnector {
     });
     const failed = new Promise<never>((_, reject) => service.on("error", reject));
     const heartbeat = this.startHeartbeat();
+    const lagTimer = this.startLagPoller();
     this.logger.info({ slot: this.settings.slot, from: this.durableLsn }, "streaming from the replication slot");
     this.connected = true;
     try {
       await Promise.race([service.subscribe(plugin, this.settings.slot, this.durableLsn), failed]);
     } finally {
       if (heartbeat) clearInterval(heartbeat);
+      clearInterval(lagTimer);
       this.connected = false;
       await service.stop().catch(() => undefined);
     }

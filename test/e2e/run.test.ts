@@ -68,6 +68,10 @@ describe("grouparoo-stream run", () => {
     expect(sample(text, 'grouparoo_changes_applied_total{source="users_table",op="snapshot"}')).toBe(2);
     expect(sample(text, 'grouparoo_changes_applied_total{source="purchases_table",op="update"}')).toBe(1);
     expect(text).toContain("# TYPE grouparoo_batch_apply_seconds histogram");
+    expect(sample(text, 'grouparoo_snapshot_rows_read{source="users_table",table="public.users"}')).toBe(2);
+    expect(sample(text, 'grouparoo_snapshot_rows_read{source="purchases_table",table="public.purchases"}')).toBe(2);
+    expect(sample(text, 'grouparoo_replication_lag_seconds{stream="postgres:shop"}')).toBeGreaterThanOrEqual(0);
+    expect(sample(text, 'grouparoo_replication_lag_bytes{app="shop"}')).toBeGreaterThanOrEqual(0);
 
     // The slot is acknowledged up to what is durable, so it is past the snapshot's consistent point.
     await waitFor("slot acknowledged", async () => {
