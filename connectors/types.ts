@@ -4,7 +4,7 @@
 // folder per system and register by app type; third-party plugins implement the same interface.
 import type { Observable } from "rxjs";
 import type { Logger } from "pino";
-import type { AppConfig, DestinationConfig, SourceConfig } from "../daemon/config/schema.js";
+import type { AppConfig, DestinationConfig, ScheduleConfig, SourceConfig } from "../daemon/config/schema.js";
 import type { Located } from "../daemon/config/validate.js";
 import type { Change } from "../streams/change.js";
 import type { PropertyType } from "../streams/vocabulary.js";
@@ -37,6 +37,8 @@ export interface SourceObserver {
 export interface SourceContext {
   logger: Logger;
   observer?: SourceObserver;
+  /** The schedules that drive this connector's polling sources. */
+  schedules?: readonly Located<ScheduleConfig>[];
   /** The last durable position of each stream (from the state), to resume from. */
   positions: ReadonlyMap<string, string>;
 }

@@ -5,8 +5,7 @@ import type { Server } from "node:http";
 import { merge, type Observable } from "rxjs";
 import type { Logger } from "pino";
 import { builtinConnectors } from "../connectors/builtin.js";
-import type { ConnectorRegistry} from "../connectors/types.js";
-import { type DestinationConnector, type SourceConnector, type SourceObserver } from "../connectors/types.js";
+import type { ConnectorRegistry, DestinationConnector, SourceConnector, SourceObserver, SourcePlugin } from "../connectors/types.js";
 import { DEFAULT_DELIVERY_OPTIONS, Delivery, type DeliveryOptions, type DeliveryOutcome } from "../streams/delivery.js";
 import { createMetrics, type Metrics } from "../metrics/registry.js";
 import { Store, type OutboxEntry, type RunState } from "../state/store.js";
@@ -40,16 +39,30 @@ export const EX_SOFTWARE = 70;
 
 
 function createSources(config: Config, registry: ConnectorRegistry, store: Store, logger: Logger, observer: SourceObserver): SourceConnector[] | string {
-  const byApp = new Map<string, Config["sources"]>();
-  for (const source of config.sources) byApp.set(source.appId, [...(byApp.get(source.appId) ?? []), source]);
+  // One connector per app and plugin: a postgres app's postgres-cdc sources share one slot, its
+  // polling sources one poller.
+  const groups = new Map<string, { plugin: SourcePlugin; appId: string; sources: Config["sources"] }>();
+  for (const source of config.sources) {
+    const plugin = registry.sourcePlugin(source.type);
+    if (!plugin) return `${source.origin.file}: source "${source.id}": type: no connector for ${source.type} sources in this build`;
+    const key = `${source.appId}\u0000${plugin.sourceTypes.join(",")}`;
+    const group = groups.get(key) ?? { plugin, appId: source.appId, sources: [] };
+    group.sources.push(source);
+    groups.set(key, group);
+  }
   const connectors: SourceConnector[] = [];
-  for (const [appId, sources] of byApp) {
+  for (const { plugin, appId, sources } of groups.values()) {
     const app = config.apps.find((a) => a.id === appId);
-    const first = sources[0];
-    if (!app || !first) continue;
-    const plugin = registry.sourcePlugin(first.type);
-    if (!plugin) return `${first.origin.file}: source "${first.id}": type: no connector for ${first.type} sources in this build`;
-    connectors.push(plugin.create(app, sources, { logger: logger.child({ app: appId }), positions: store.allPositions(), observer }));
+    if (!app) continue;
+    const ids = new Set(sources.map((s) => s.id));
+    connectors.push(
+      plugin.create(app, sources, {
+        logger: logger.child({ app: appId }),
+        positions: store.allPositions(),
+        observer,
+        schedules: config.schedules.filter((s) => ids.has(s.sourceId)),
+      }),
+    );
   }
   return connectors;
 }

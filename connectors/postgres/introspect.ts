@@ -94,3 +94,9 @@ export async function withClient<T>(connection: string | pg.ClientConfig, use: (
     await client.end();
   }
 }
+
+/** The primary key columns of a table (schema.table), in key order. */
+export async function primaryKeyColumns(client: pg.ClientBase, qualified: string): Promise<string[]> {
+  const { rows } = await client.query<{ name: string }>(PRIMARY_KEY, [quoteTable(qualified)]);
+  return rows.map((r) => r.name);
+}

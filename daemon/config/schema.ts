@@ -48,6 +48,15 @@ export const AppOptions = {
       publication: Type.Optional(PgName("Publication covering the app's postgres-cdc tables (created if missing).")),
       snapshot: Type.Optional(literals(SNAPSHOT_MODES, "When to read the tables before streaming (Debezium's snapshot.mode values; initial when not given).")),
       heartbeatIntervalMs: Type.Optional(Type.Integer({ minimum: 0, description: "Heartbeat period in ms (0 = off) so the slot advances on a quiet database." })),
+      refresh: Type.Optional(
+        Type.Object(
+          {
+            query: Type.String({ minLength: 1, description: "A cheap query (e.g. SELECT max(updated_at) FROM users) whose result changing triggers the app's schedules at once." }),
+            recurringFrequency: Type.Integer({ minimum: 100, description: "Milliseconds between two runs of the query." }),
+          },
+          { additionalProperties: false, description: "App Refresh Query for polling sources." },
+        ),
+      ),
       debezium: Type.Optional(
         Type.Record(Type.String(), Type.Union([Type.String(), Type.Number(), Type.Boolean()]), {
           description: "A Debezium Postgres connector config (database.*, slot.name, publication.name, ...) read instead of or beside the fields above.",

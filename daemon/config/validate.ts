@@ -461,6 +461,12 @@ export function validateObjects(objects: readonly RawObject[], extraIssues: read
     }
   }
 
+  const scheduled = new Set(valid("schedule").map((e) => (e.value as unknown as ScheduleConfig).sourceId));
+  for (const entry of valid("source")) {
+    const source = entry.value as unknown as SourceConfig;
+    if (POLLING_SOURCE_TYPES.includes(source.type) && !scheduled.has(source.id)) report(entry, "(source)", `is a ${source.type} source without a schedule; it never runs`, "warning");
+  }
+
   const keys = new Map<string, string>();
   for (const entry of valid("apiKey")) {
     const apiKey = entry.value as unknown as ApiKeyConfig;

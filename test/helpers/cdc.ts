@@ -24,7 +24,8 @@ export interface CdcRun {
   lag: Map<string, number>;
   hold(): void;
   release(): void;
-  stop(): Promise<void>;
+  /** Stops everything; the state directory is removed unless `keepState`. */
+  stop(options?: { keepState?: boolean }): Promise<void>;
 }
 
 export function validConfig(objects: Record<string, unknown>[]): Config {
@@ -51,6 +52,7 @@ export function startSource(config: Config, plugin: SourcePlugin, stateDir = mkd
       logger: pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }),
       positions: store.allPositions(),
       observer: { consumerLag: (topic, partition, value) => lag.set(`${topic}/${partition}`, value) },
+      schedules: config.schedules,
     },
   );
   let gate: Promise<void> | undefined;
@@ -88,14 +90,14 @@ export function startSource(config: Config, plugin: SourcePlugin, stateDir = mkd
       gate = undefined;
       open();
     },
-    async stop() {
+    async stop(options: { keepState?: boolean } = {}) {
       gate = undefined;
       open();
       pipeline.drain();
       await connector.stop();
       await done;
       await store.close();
-      rmSync(stateDir, { recursive: true, force: true });
+      if (!options.keepState) rmSync(stateDir, { recursive: true, force: true });
     },
   };
 }
