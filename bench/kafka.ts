@@ -1,16 +1,13 @@
 // Benchmark: messages per second from a pre-filled topic into committed state (kafka-debezium
 // source + pipeline + LMDB, one durable transaction per batch), against a bare kafkajs consumer
 // reading the same topic in the same run. Uses KAFKA_BROKERS, or starts a broker like the tests do.
-import { mkdtempSync, rmSync } from "node:fs";
-import { cpus, tmpdir, totalmem } from "node:os";
-import { join } from "node:path";
+import { cpus, totalmem } from "node:os";
 import { Kafka, logLevel } from "kafkajs";
 import { pino } from "pino";
 import { kafkaDebeziumPlugin } from "../connectors/kafka/source.js";
 import { validateObjects } from "../daemon/config/validate.js";
-import { Store } from "../state/store.js";
 import { compileDomain } from "../streams/domain.js";
-import { Pipeline } from "../streams/pipeline.js";
+import { readIntoState } from "./common.js";
 import { startKafka } from "../test/services/kafka.js";
 import { envelope, key } from "../test/fixtures/debezium.js";
 
@@ -66,40 +63,10 @@ async function intoState(): Promise<number> {
   ]);
   if (!result.config) throw new Error(JSON.stringify(result.issues));
   const config = result.config;
-  const domain = compileDomain(config);
-  const dir = mkdtempSync(join(tmpdir(), "bench-kafka-"));
-  const store = Store.open(dir);
   const app = config.apps[0];
   if (!app) throw new Error("no app");
   const source = kafkaDebeziumPlugin.create(app, config.sources, { logger: pino({ level: "silent" }), positions: new Map() });
-  let applied = 0;
-  const started = performance.now();
-  let finish: () => void = () => undefined;
-  const finished = new Promise<void>((resolve) => (finish = resolve));
-  const pipeline = new Pipeline(
-    source.changes(),
-    {
-      applyChanges: async (changes) => {
-        const r = await store.applyBatch(domain, changes, Date.now());
-        applied += changes.length;
-        if (applied >= COUNT) finish();
-        return r;
-      },
-      sweep: async () => undefined,
-      backfill: async () => undefined,
-      nextBoundary: () => undefined,
-    },
-    { committed: (b) => void source.acknowledge(b.positions), pressure: (p) => (p ? source.pause() : source.resume()), failed: () => finish() },
-  );
-  const done = pipeline.run();
-  await finished;
-  const seconds = (performance.now() - started) / 1000;
-  pipeline.drain();
-  await source.stop();
-  await done;
-  await store.close();
-  rmSync(dir, { recursive: true, force: true });
-  return seconds;
+  return readIntoState(source, compileDomain(config), COUNT);
 }
 
 const bareSeconds = await bare();

@@ -18,6 +18,7 @@ import { compileDomain } from "../streams/domain.js";
 import { Pipeline } from "../streams/pipeline.js";
 import { startPostgres } from "../test/services/postgres.js";
 import { startReceiver } from "../test/helpers/remote.js";
+import { sql } from "./common.js";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 // A durable cluster: with synchronous_commit off, WAL (and so logical decoding) waits for the WAL writer.
@@ -26,24 +27,14 @@ const serverUrl = process.env.PG_URL ?? postgres?.url ?? "";
 const receiver = await startReceiver();
 const silent = pino({ level: "silent" });
 
-async function query(url: string, sql: string, params: unknown[] = []) {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await client.query(sql, params);
-  } finally {
-    await client.end();
-  }
-}
-
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 
 async function scenario(destinationType: "webhook" | "postgres-table", rate: number) {
   const name = `lat_${destinationType.replace("-", "_")}_${rate}`;
-  await query(serverUrl, `CREATE DATABASE ${name}`);
+  await sql(serverUrl, `CREATE DATABASE ${name}`);
   const url = serverUrl.replace(/\/postgres$/, `/${name}`);
-  await query(url, `CREATE TABLE users (id int PRIMARY KEY, email text)`);
-  await query(url, `CREATE TABLE contacts (id int PRIMARY KEY, email text)`);
+  await sql(url, `CREATE TABLE users (id int PRIMARY KEY, email text)`);
+  await sql(url, `CREATE TABLE contacts (id int PRIMARY KEY, email text)`);
   receiver.records.clear();
   const destinationApp = destinationType === "webhook" ? { class: "app", id: "out", type: "webhook", options: { url: receiver.url } } : { class: "app", id: "out", type: "postgres", options: { connectionString: url } };
   const options = destinationType === "webhook" ? {} : { table: "contacts", primaryKey: "id" };
@@ -133,7 +124,7 @@ async function scenario(destinationType: "webhook" | "postgres-table", rate: num
   await connector.stop();
   await store.close();
   rmSync(dir, { recursive: true, force: true });
-  await query(serverUrl, `DROP DATABASE ${name} WITH (FORCE)`).catch(() => undefined);
+  await sql(serverUrl, `DROP DATABASE ${name} WITH (FORCE)`).catch(() => undefined);
   latencies.sort((a, b) => a - b);
   return { destination: destinationType, targetRate: rate, achievedRate: Math.round(achieved), exports: latencies.length, p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99), maxMs: latencies.at(-1) };
 }

@@ -1,33 +1,19 @@
 // Benchmark: the same backlog of Postgres changes read two ways in one run: raw pgoutput decoding
 // with pg-logical-replication alone (messages counted, nothing applied), and end to end through the
 // postgres-cdc source into committed LMDB state (records + groups). Uses PG_URL or starts Postgres.
-import { mkdtempSync, rmSync } from "node:fs";
-import { cpus, tmpdir, totalmem } from "node:os";
-import { join } from "node:path";
-import pg from "pg";
+import { cpus, totalmem } from "node:os";
 import { pino } from "pino";
 import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from "pg-logical-replication";
 import { postgresCdcPlugin } from "../connectors/postgres/cdc.js";
 import { validateObjects } from "../daemon/config/validate.js";
-import { Store } from "../state/store.js";
 import { compileDomain } from "../streams/domain.js";
-import { Pipeline } from "../streams/pipeline.js";
+import { readIntoState, sql } from "./common.js";
 import { startPostgres } from "../test/services/postgres.js";
 
 const CHANGES = Number(process.env.BENCH_PG_CHANGES ?? 1_000_000);
 const postgres = process.env.PG_URL ? undefined : await startPostgres({ max_wal_size: "4GB" });
 const serverUrl = process.env.PG_URL ?? postgres?.url ?? "";
 const url = serverUrl.replace(/\/postgres$/, "/pgoutput_bench");
-
-async function sql(connection: string, text: string, params: unknown[] = []) {
-  const client = new pg.Client({ connectionString: connection });
-  await client.connect();
-  try {
-    return await client.query(text, params);
-  } finally {
-    await client.end();
-  }
-}
 
 await sql(serverUrl, "DROP DATABASE IF EXISTS pgoutput_bench WITH (FORCE)");
 await sql(serverUrl, "CREATE DATABASE pgoutput_bench");
@@ -72,40 +58,10 @@ async function endToEnd(): Promise<number> {
   );
   if (!result.config) throw new Error(JSON.stringify(result.issues));
   const config = result.config;
-  const domain = compileDomain(config);
-  const dir = mkdtempSync(join(tmpdir(), "bench-pgoutput-"));
-  const store = Store.open(dir);
   const app = config.apps[0];
   if (!app) throw new Error("config");
   const source = postgresCdcPlugin.create(app, config.sources, { logger: pino({ level: "silent" }), positions: new Map() });
-  let applied = 0;
-  let finish: () => void = () => undefined;
-  const finished = new Promise<void>((resolve) => (finish = resolve));
-  const started = performance.now();
-  const pipeline = new Pipeline(
-    source.changes(),
-    {
-      applyChanges: async (changes) => {
-        const r = await store.applyBatch(domain, changes, Date.now());
-        applied += changes.filter((c) => c.op !== "marker").length;
-        if (applied >= CHANGES) finish();
-        return r;
-      },
-      sweep: async () => undefined,
-      backfill: async () => undefined,
-      nextBoundary: () => undefined,
-    },
-    { committed: (b) => void source.acknowledge(b.positions), pressure: (p) => (p ? source.pause() : source.resume()), failed: () => finish() },
-  );
-  const done = pipeline.run();
-  await finished;
-  const seconds = (performance.now() - started) / 1000;
-  pipeline.drain();
-  await source.stop();
-  await done;
-  await store.close();
-  rmSync(dir, { recursive: true, force: true });
-  return seconds;
+  return readIntoState(source, compileDomain(config), CHANGES);
 }
 
 const rawSeconds = await raw();

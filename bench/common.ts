@@ -1,0 +1,54 @@
+// Shared by the benchmarks: one-off SQL, and a source read into committed state until a count of
+// changes (markers aside) is durable, timed.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pg from "pg";
+import type { SourceConnector } from "../connectors/types.js";
+import { Store } from "../state/store.js";
+import type { Domain } from "../streams/domain.js";
+import { Pipeline } from "../streams/pipeline.js";
+
+export async function sql(url: string, text: string, params: unknown[] = []): Promise<pg.QueryResult> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await client.query(text, params);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Seconds from subscribing to `source` until `count` of its changes are durable in a fresh state. */
+export async function readIntoState(source: SourceConnector, domain: Domain, count: number): Promise<number> {
+  const dir = mkdtempSync(join(tmpdir(), "bench-state-"));
+  const store = Store.open(dir);
+  let applied = 0;
+  let finish: () => void = () => undefined;
+  const finished = new Promise<void>((resolve) => (finish = resolve));
+  const started = performance.now();
+  const pipeline = new Pipeline(
+    source.changes(),
+    {
+      applyChanges: async (changes) => {
+        const result = await store.applyBatch(domain, changes, Date.now());
+        applied += changes.filter((c) => c.op !== "marker").length;
+        if (applied >= count) finish();
+        return result;
+      },
+      sweep: async () => undefined,
+      backfill: async () => undefined,
+      nextBoundary: () => undefined,
+    },
+    { committed: (b) => void source.acknowledge(b.positions), pressure: (p) => (p ? source.pause() : source.resume()), failed: () => finish() },
+  );
+  const done = pipeline.run();
+  await finished;
+  const seconds = (performance.now() - started) / 1000;
+  pipeline.drain();
+  await source.stop();
+  await done;
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
+  return seconds;
+}
