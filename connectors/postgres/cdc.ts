@@ -23,6 +23,11 @@ interface SourceTable {
   table: string;
 }
 
+/** The slot is gone (dropped or invalidated) after this state read from it: not retried. */
+export class SlotLostError extends Error {
+  readonly code = "REPLICATION_SLOT_LOST";
+}
+
 export class PostgresCdcSource implements SourceConnector {
   readonly appId: string;
   readonly stream: string;
@@ -43,6 +48,8 @@ export class PostgresCdcSource implements SourceConnector {
   private lastEmittedLsn = "0/0";
   private commitTime = Date.now();
   private stoppedPromise: Promise<void> | undefined;
+  /** Set once publication and slot were prepared in this process (reconnects do not snapshot again). */
+  private prepared = false;
 
   constructor(app: Located<AppConfig>, sources: readonly Located<SourceConfig>[], context: SourceContext) {
     if (app.type !== "postgres") throw new Error(`postgres-cdc needs a postgres app, not ${app.type}`);
@@ -117,6 +124,7 @@ export class PostgresCdcSource implements SourceConnector {
       } catch (error) {
         this.connected = false;
         if (this.stopped) break;
+        if (error instanceof SlotLostError) throw error;
         this.logger.error({ err: error, retryInMs: delay }, "postgres replication failed; reconnecting");
         await new Promise((r) => setTimeout(r, delay));
         delay = Math.min(delay * 2, 30_000);
@@ -146,22 +154,36 @@ export class PostgresCdcSource implements SourceConnector {
       }
       const found = await client.query<{ active: boolean; wal_status: string | null }>(`SELECT active, wal_status FROM pg_replication_slots WHERE slot_name = $1`, [slot]);
       const row = found.rows[0];
-      if (row?.wal_status === "lost") throw new Error(`replication slot ${slot} is invalidated (wal_status lost); drop it or use snapshot.mode when_needed`);
+      if (row?.wal_status === "lost") {
+        if (snapshot !== "when_needed") throw new SlotLostError(`replication slot ${slot} is invalidated (wal_status lost): changes were lost; use snapshot.mode when_needed to take a new snapshot, or reset the state`);
+        await client.query(`SELECT pg_drop_replication_slot($1)`, [slot]);
+        this.logger.warn({ slot }, "the replication slot was invalidated: dropped it to take a new snapshot (when_needed)");
+        return false;
+      }
       return row !== undefined;
     });
 
     const snapshotStream = `${this.stream}:snapshot`;
-    const snapshotDone = this.positions.get(snapshotStream)?.startsWith("complete:") === true;
+    // After the first successful preparation (a reconnect), the snapshot this process took counts as done.
+    const snapshotDone = this.prepared || this.positions.get(snapshotStream)?.startsWith("complete:") === true;
+    const streamedBefore = this.prepared || this.positions.has(this.stream) || snapshotDone;
+    if (!slotExists && streamedBefore && snapshot !== "when_needed" && snapshot !== "always") {
+      throw new SlotLostError(`replication slot ${slot} no longer exists but this state has read from it: changes since then are lost; use snapshot.mode when_needed to take a new snapshot, or reset the state`);
+    }
     const wantsSnapshot =
-      snapshot === "always" ||
-      ((snapshot === "initial" || snapshot === "initial_only" || snapshot === "when_needed") && (!slotExists || !snapshotDone));
-    if (slotExists && !wantsSnapshot) return;
+      (snapshot === "always" && !this.prepared) ||
+      ((snapshot === "initial" || snapshot === "initial_only" || snapshot === "when_needed" || snapshot === "always") && (!slotExists || !snapshotDone));
+    if (slotExists && !wantsSnapshot) {
+      this.prepared = true;
+      return;
+    }
     if (slotExists) {
       // A slot without a completed snapshot behind it (or snapshot.mode always): start over from a new slot.
       await this.withClient((client) => client.query(`SELECT pg_drop_replication_slot($1)`, [slot]));
       this.logger.warn({ slot }, "dropped the replication slot to take a new consistent snapshot");
     }
     await this.createSlot(wantsSnapshot, snapshotStream);
+    this.prepared = true;
   }
 
   private async createSlot(withSnapshot: boolean, snapshotStream: string): Promise<void> {

@@ -22,6 +22,8 @@ export interface CdcRun {
   received(): number;
   /** The last consumer lag the source reported, by "topic/partition". */
   lag: Map<string, number>;
+  /** Resolves with the error that stopped the pipeline, if one does. */
+  failure: Promise<Error>;
   hold(): void;
   release(): void;
   /** Stops everything; the state directory is removed unless `keepState`. */
@@ -58,6 +60,8 @@ export function startSource(config: Config, plugin: SourcePlugin, stateDir = mkd
   let gate: Promise<void> | undefined;
   let open: () => void = () => undefined;
   let received = 0;
+  let fail: (error: Error) => void = () => undefined;
+  const failure = new Promise<Error>((resolve) => (fail = resolve));
   const pipeline = new Pipeline(
     connector.changes().pipe(tap(() => (received += 1))),
     {
@@ -72,10 +76,10 @@ export function startSource(config: Config, plugin: SourcePlugin, stateDir = mkd
     {
       committed: (batch) => void connector.acknowledge(batch.positions),
       pressure: (paused) => (paused ? connector.pause() : connector.resume()),
-      failed: () => undefined,
+      failed: (error) => fail(error),
     },
   );
-  const done = pipeline.run();
+  const done = pipeline.run().catch(() => undefined);
   return {
     store,
     domain,
@@ -83,6 +87,7 @@ export function startSource(config: Config, plugin: SourcePlugin, stateDir = mkd
     connector,
     received: () => received,
     lag,
+    failure,
     hold: () => {
       gate = new Promise<void>((resolve) => (open = resolve));
     },

@@ -171,6 +171,72 @@ describe("postgres-cdc", () => {
     await waitFor("insert after truncate", async () => (run?.store.getRecord("users", "3")?.values.bio === "back" ? true : undefined));
   });
 
+  const snapshots = (r: CdcRun) => r.store.allPositions().get("postgres:pg:snapshot");
+  const idsOf = (r: CdcRun) => [...r.store.recordsOf("users")].map((rec) => Number(rec.id)).sort((a, b) => a - b);
+  const basic = (options: Obj) => validConfig([app(db.url, options), model, usersSource(), prop("user_id", "integer", "id", { unique: true }), prop("visits", "integer", "visits")]);
+
+  it("snapshot modes: initial_only reads once and does not stream; always snapshots at every start", async () => {
+    await db.query(`CREATE TABLE users (id int PRIMARY KEY, visits int)`);
+    await db.query(`INSERT INTO users VALUES (1, 0), (2, 0)`);
+    run = startCdc(basic({ snapshot: "initial_only" }));
+    await waitFor("snapshot", async () => (run && idsOf(run).length === 2 ? true : undefined));
+    await db.query(`INSERT INTO users VALUES (3, 0)`);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(idsOf(run)).toEqual([1, 2]);
+    await run.stop();
+    await db.query(`SELECT pg_drop_replication_slot('cdc_slot')`);
+
+    run = startCdc(basic({ snapshot: "always" }));
+    await waitFor("first snapshot", async () => (run && idsOf(run).length === 3 ? true : undefined));
+    const state = run.store.path;
+    const first = snapshots(run);
+    await run.stop({ keepState: true });
+    await db.query(`DELETE FROM users WHERE id = 1`);
+    await db.query(`UPDATE users SET visits = 7 WHERE id = 2`);
+    run = startCdc(basic({ snapshot: "always" }), state);
+    await waitFor("second snapshot", async () => (run && snapshots(run) !== first && run.store.getRecord("users", "2")?.values.visits === 7 ? true : undefined));
+    expect(snapshots(run)).toMatch(/^complete:/);
+    await db.query(`INSERT INTO users VALUES (4, 0)`);
+    await waitFor("streams after the snapshot", async () => (run?.store.getRecord("users", "4") ? true : undefined));
+  });
+
+  it("a dropped slot is an error under initial, and a new snapshot under when_needed", async () => {
+    await db.query(`CREATE TABLE users (id int PRIMARY KEY, visits int)`);
+    await db.query(`INSERT INTO users VALUES (1, 0)`);
+    run = startCdc(basic({ snapshot: "initial" }));
+    await waitFor("snapshot", async () => (run && idsOf(run).length === 1 ? true : undefined));
+    await db.query(`INSERT INTO users VALUES (2, 0)`);
+    await waitFor("streamed", async () => (run && idsOf(run).length === 2 ? true : undefined));
+    const state = run.store.path;
+    await run.stop({ keepState: true });
+    await db.query(`SELECT pg_drop_replication_slot('cdc_slot')`);
+    await db.query(`INSERT INTO users VALUES (3, 0)`); // lost with the slot
+
+    run = startCdc(basic({ snapshot: "initial" }), state);
+    const failure = await run.failure;
+    expect(failure.message).toBe(
+      "replication slot cdc_slot no longer exists but this state has read from it: changes since then are lost; use snapshot.mode when_needed to take a new snapshot, or reset the state",
+    );
+    await run.stop({ keepState: true });
+
+    run = startCdc(basic({ snapshot: "when_needed" }), state);
+    await waitFor("re-snapshot", async () => (run && idsOf(run).length === 3 ? true : undefined));
+  });
+
+  it("follows a column added mid-stream", async () => {
+    await db.query(`CREATE TABLE users (id int PRIMARY KEY)`);
+    run = startCdc(validConfig([app(db.url, { snapshot: "no_data" }), model, usersSource(), prop("user_id", "integer", "id", { unique: true }), prop("nickname", "string", "nickname")]));
+    await waitFor("ready", async () => (run?.connector.ready() && (await slot())?.active ? true : undefined));
+    await db.query(`INSERT INTO users VALUES (1)`);
+    await waitFor("first row", async () => (run?.store.getRecord("users", "1") ? true : undefined));
+    expect(run.store.getRecord("users", "1")?.values.nickname).toBeNull();
+    await db.query(`ALTER TABLE users ADD COLUMN nickname text`);
+    await db.query(`INSERT INTO users VALUES (2, 'Bo')`);
+    await db.query(`UPDATE users SET nickname = 'Al' WHERE id = 1`);
+    await waitFor("rows after the change", async () => (run?.store.getRecord("users", "1")?.values.nickname === "Al" ? true : undefined));
+    expect(run.store.getRecord("users", "2")?.values.nickname).toBe("Bo");
+  });
+
   it("takes a snapshot while other connections write, and ends exactly at the table's contents", async () => {
     await db.query(`CREATE TABLE users (id int PRIMARY KEY, score int)`);
     await db.query(`INSERT INTO users SELECT g, g FROM generate_series(1, 5000) g`);
