@@ -64,11 +64,7 @@ async function scenario(destinationType: "webhook" | "postgres-table", rate: num
   const latencies: number[] = [];
   const delivery = new Delivery<OutboxEntry>(
     connector,
-    {
-      pending: (limit, now, inFlight) => store.pendingExports("d", limit, now, inFlight),
-      complete: (outcomes) => store.completeExports("d", outcomes),
-      nextRetryAt: () => store.nextRetryAt("d"),
-    },
+    store.outboxFor("d"),
     {
       completed: (outcomes) => {
         const now = Date.now();

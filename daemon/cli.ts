@@ -62,7 +62,9 @@ export function buildProgram(): Command {
         maxBackoffMs: number;
         plugin: string[];
       }) => {
-        process.exitCode = await runDaemon({
+        // Exit explicitly: a connection a failed source left open must not keep the process alive.
+        process.exit(
+          await runDaemon({
           ...options,
           plugins: options.plugin,
           delivery: {
@@ -72,7 +74,8 @@ export function buildProgram(): Command {
             maxAttempts: options.maxAttempts,
             maxBackoffMs: options.maxBackoffMs,
           },
-        });
+          }),
+        );
       },
     );
 

@@ -18,5 +18,6 @@ export const REDACTED_PATHS = [
 ];
 
 export function createLogger(level = process.env.LOG_LEVEL ?? "info"): Logger {
-  return pino({ level, base: { service: "grouparoo-stream" }, redact: { paths: REDACTED_PATHS, censor: "[redacted]" } });
+  // Synchronous writes: every line is out before the process exits (the CLI exits explicitly).
+  return pino({ level, base: { service: "grouparoo-stream" }, redact: { paths: REDACTED_PATHS, censor: "[redacted]" } }, pino.destination({ dest: 1, sync: true }));
 }

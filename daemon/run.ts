@@ -185,11 +185,7 @@ export async function runDaemon(options: RunOptions, registry: ConnectorRegistry
     (connector) =>
       new Delivery<OutboxEntry>(
         connector,
-        {
-          pending: (limit, now, inFlight) => store.pendingExports(connector.destinationId, limit, now, inFlight),
-          complete: (outcomes) => store.completeExports(connector.destinationId, outcomes),
-          nextRetryAt: () => store.nextRetryAt(connector.destinationId),
-        },
+        store.outboxFor(connector.destinationId),
         {
           completed: (outcomes, batchSize) => {
             recordDelivered(metrics, connector.destinationId, outcomes, batchSize);
@@ -266,6 +262,7 @@ export async function runDaemon(options: RunOptions, registry: ConnectorRegistry
   logger.info({ http: options.http, state: options.state, sources: sources.map((s) => s.appId) }, "grouparoo-stream running");
 
   const finished = pipeline.run();
+  finished.catch(() => undefined); // handled below; keeps an early failure from being unhandled
   for (const delivery of deliveries) delivery.start();
   await startBackfills(domain, store, pipeline, logger);
 
@@ -286,6 +283,9 @@ export async function runDaemon(options: RunOptions, registry: ConnectorRegistry
   } catch (error) {
     logger.error({ err: error }, "pipeline stopped on an error");
     code = EX_SOFTWARE;
+    draining = true;
+    // The sources may still be connected and reading: stop them, but do not wait forever.
+    await Promise.race([Promise.allSettled(sources.map((s) => s.stop())), new Promise((r) => setTimeout(r, 10_000))]);
   }
   // Flush the outbox as far as the drain timeout allows; what is left is delivered after a restart.
   await Promise.all(deliveries.map((d) => d.drain(options.drainTimeoutMs ?? 10_000)));

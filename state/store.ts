@@ -17,6 +17,7 @@ import type { AggregateState } from "../streams/aggregates.js";
 import { BatchApplier, type BatchResult, type BatchState, type DeadLetter, type Identity, type RowRef, type StoredRecord, type StoredRow } from "../streams/apply.js";
 import type { Change } from "../streams/change.js";
 import type { Domain } from "../streams/domain.js";
+import type { DeliveryStore } from "../streams/delivery.js";
 import type { ExportPlan, RemoteState } from "../streams/exports.js";
 
 type Key = (string | number)[];
@@ -25,6 +26,10 @@ const END = "\uffff\uffff";
 
 export interface OutboxEntry extends ExportPlan {
   seq: number;
+  /** What the destination was expected to hold when this export was planned (null: nothing). */
+  base?: RemoteState | null;
+  /** Handed to the destination and not yet answered: a newer export queues behind it instead of replacing it. */
+  sending?: boolean;
   /** Failed deliveries so far. */
   attempts?: number;
   /** Not to be retried before this instant (epoch ms). */
@@ -151,17 +156,24 @@ export class Store {
         if (previous !== undefined) this.timeIndex.remove([previous, m, g, r]);
         if (next !== null) this.timeIndex.put([next, m, g, r], true);
       },
-      getRemote: (d, r) => this.remote.get([d, r]),
-      putExport: (d, r, plan) => {
+      getBaseline: (d, r) => {
+        const seq = this.outboxByRecord.get([d, r]);
+        const queued = seq === undefined ? undefined : this.outbox.get([d, seq]);
+        if (queued?.sending) return queued.toDelete ? null : { properties: queued.newRecordProperties, groups: queued.newGroups };
+        if (queued) return queued.base ?? null;
+        return this.remote.get([d, r]) ?? null;
+      },
+      putExport: (d, r, plan, baseline) => {
         const previous = this.outboxByRecord.get([d, r]);
-        // A newer export supersedes an unsent older one for the same record.
-        if (previous !== undefined) this.outbox.remove([d, previous]);
+        const queued = previous === undefined ? undefined : this.outbox.get([d, previous]);
+        // A newer export supersedes an unsent older one; one being sent stays, and the new one follows it.
+        if (queued && !queued.sending) this.outbox.remove([d, queued.seq]);
         if (!plan) {
-          if (previous !== undefined) this.outboxByRecord.remove([d, r]);
+          if (queued && !queued.sending) this.outboxByRecord.remove([d, r]);
           return;
         }
         const seq = this.nextSeq(seqs, `outbox:${d}`);
-        this.outbox.put([d, seq], { ...plan, seq });
+        this.outbox.put([d, seq], { ...plan, seq, base: baseline });
         this.outboxByRecord.put([d, r], seq);
       },
       deadLetter: (entry) => {
@@ -249,22 +261,51 @@ export class Store {
     return this.outbox.getCount({ start: [destinationId], end: [destinationId, Number.MAX_SAFE_INTEGER] });
   }
 
-  /** Exports ready to send, oldest first: not in flight, not waiting for a retry. */
-  pendingExports(destinationId: string, limit: number, now: number, inFlight: ReadonlySet<number>): OutboxEntry[] {
+  /**
+   * Exports ready to send, oldest first: not in flight, not waiting for a retry, and at most one per
+   * record (a record's next export waits until the one before it is answered, so they arrive in order).
+   */
+  pendingExports(destinationId: string, limit: number, now: number, inFlight: ReadonlySet<number>, recordsInFlight: ReadonlySet<string> = new Set()): OutboxEntry[] {
     const out: OutboxEntry[] = [];
+    const taken = new Set(recordsInFlight);
     for (const { value } of this.outbox.getRange({ start: [destinationId], end: [destinationId, Number.MAX_SAFE_INTEGER] })) {
-      if (inFlight.has(value.seq) || (value.notBefore !== undefined && value.notBefore > now)) continue;
+      if (inFlight.has(value.seq) || taken.has(value.recordId)) continue;
+      taken.add(value.recordId);
+      if (value.notBefore !== undefined && value.notBefore > now) continue;
       out.push(value);
       if (out.length >= limit) break;
     }
     return out;
   }
 
+  /** The outbox of one destination, as its delivery loop reads and updates it. */
+  outboxFor(destinationId: string): DeliveryStore<OutboxEntry> {
+    return {
+      pending: (limit, now, inFlight, recordsInFlight) => this.pendingExports(destinationId, limit, now, inFlight, recordsInFlight),
+      markSending: (entries) => this.markSending(destinationId, entries.map((e) => e.seq)),
+      complete: (outcomes) => this.completeExports(destinationId, outcomes),
+      nextRetryAt: () => this.nextRetryAt(destinationId),
+    };
+  }
+
+  /** Marks exports as handed to the destination (before it answers). */
+  async markSending(destinationId: string, seqs: readonly number[]): Promise<void> {
+    await this.root.transaction(() => {
+      for (const seq of seqs) {
+        const entry = this.outbox.get([destinationId, seq]);
+        if (entry && !entry.sending) this.outbox.put([destinationId, seq], { ...entry, sending: true });
+      }
+    });
+    await this.root.flushed;
+  }
+
   /** The earliest retry instant among waiting exports, if any. */
   nextRetryAt(destinationId: string): number | undefined {
     let next: number | undefined;
+    const now = Date.now();
     for (const { value } of this.outbox.getRange({ start: [destinationId], end: [destinationId, Number.MAX_SAFE_INTEGER] })) {
-      if (value.notBefore !== undefined && (next === undefined || value.notBefore < next)) next = value.notBefore;
+      if (value.sending || value.notBefore === undefined || value.notBefore <= now) continue;
+      if (next === undefined || value.notBefore < next) next = value.notBefore;
     }
     return next;
   }
@@ -298,7 +339,8 @@ export class Store {
           this.deadLetters.put([seq], letter);
           remove();
         } else {
-          this.outbox.put([destinationId, entry.seq], { ...current, attempts: (current.attempts ?? 0) + 1, notBefore: retryAt, ...(message ? { lastError: message } : {}) });
+          // Not delivered after all: unsent again, so a newer export may replace it.
+          this.outbox.put([destinationId, entry.seq], { ...current, sending: false, attempts: (current.attempts ?? 0) + 1, notBefore: retryAt, ...(message ? { lastError: message } : {}) });
         }
       }
       for (const [name, seq] of seqs) this.meta.put(`seq:${name}`, seq);
@@ -307,21 +349,28 @@ export class Store {
   }
 
   /**
-   * Puts dead-lettered exports of a destination (dead-lettered between `from` and `to`) back into the
-   * outbox, unless a newer export of the same record is already queued. Returns how many.
+   * Re-queues the records behind dead-lettered exports of a destination (dead-lettered between `from`
+   * and `to`): each gets a fresh export planned by `replan` from the record as it is now against what
+   * the destination acknowledged, so an old letter never pushes stale values over newer ones. A record
+   * with an export already queued is left to it. Returns how many exports were queued.
    */
-  async requeueExports(destinationId: string, from: number, to: number): Promise<number> {
+  async requeueExports(destinationId: string, from: number, to: number, replan: (recordId: string, remote: RemoteState | null) => ExportPlan | null): Promise<number> {
     let count = 0;
     await this.root.transaction(() => {
       const seqs = new Map<string, number>();
+      const done = new Set<string>();
       for (const { key, value } of this.deadLetters.getRange()) {
         if (value.kind !== "export" || value.destinationId !== destinationId || value.at < from || value.at > to) continue;
         this.deadLetters.remove(key);
-        if (this.outboxByRecord.get([destinationId, value.entry.recordId]) !== undefined) continue;
+        const recordId = value.entry.recordId;
+        if (done.has(recordId) || this.outboxByRecord.get([destinationId, recordId]) !== undefined) continue;
+        done.add(recordId);
+        const remote = this.remote.get([destinationId, recordId]) ?? null;
+        const plan = replan(recordId, remote);
+        if (!plan) continue;
         const seq = this.nextSeq(seqs, `outbox:${destinationId}`);
-        const { attempts: _a, notBefore: _n, lastError: _l, ...plan } = value.entry;
-        this.outbox.put([destinationId, seq], { ...plan, seq });
-        this.outboxByRecord.put([destinationId, value.entry.recordId], seq);
+        this.outbox.put([destinationId, seq], { ...plan, seq, base: remote });
+        this.outboxByRecord.put([destinationId, recordId], seq);
         count += 1;
       }
       for (const [name, seq] of seqs) this.meta.put(`seq:${name}`, seq);

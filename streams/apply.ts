@@ -79,9 +79,14 @@ export interface BatchState {
   /** Moves a (record, group) entry of the time index from `previous` to `next` (null: none). */
   setBoundary(modelId: string, groupId: string, recordId: string, previous: number | undefined, next: number | null): void;
 
-  getRemote(destinationId: string, recordId: string): RemoteState | undefined;
-  /** Queues plan in the outbox, replacing an unsent export of the same record; null drops it. */
-  putExport(destinationId: string, recordId: string, plan: ExportPlan | null): void;
+  /**
+   * What the destination will hold once the exports already on their way arrive: the state of an
+   * export being sent, else the baseline of an unsent one (which the new export replaces), else the
+   * state the destination acknowledged; null when it holds nothing.
+   */
+  getBaseline(destinationId: string, recordId: string): RemoteState | null;
+  /** Queues plan (planned against `baseline`) in the outbox, replacing an unsent export of the same record; null drops that. */
+  putExport(destinationId: string, recordId: string, plan: ExportPlan | null, baseline: RemoteState | null): void;
 
   deadLetter(entry: DeadLetter): void;
   setPosition(stream: string, position: string): void;
@@ -440,9 +445,9 @@ export class BatchApplier {
 
   private planExports(t: Touched, recordId: string, snapshot: { values: RecordValueMap; groups: readonly string[] } | null): void {
     for (const destination of t.model.destinations) {
-      const remote = this.state.getRemote(destination.id, recordId) ?? null;
-      const plan = planExport(destination, recordId, snapshot, remote, t.commitTime);
-      this.state.putExport(destination.id, recordId, plan);
+      const baseline = this.state.getBaseline(destination.id, recordId);
+      const plan = planExport(destination, recordId, snapshot, baseline, t.commitTime);
+      this.state.putExport(destination.id, recordId, plan, baseline);
       if (plan) this.result.exports += 1;
     }
   }

@@ -19,7 +19,10 @@ export interface DeliveryOutcome<E extends DeliveryEntry> {
 
 /** The outbox of one destination (state/ implements it). */
 export interface DeliveryStore<E extends DeliveryEntry> {
-  pending(limit: number, now: number, inFlight: ReadonlySet<number>): E[];
+  /** Oldest first, at most one per record, none of `inFlight` (seqs) or `recordsInFlight`. */
+  pending(limit: number, now: number, inFlight: ReadonlySet<number>, recordsInFlight: ReadonlySet<string>): E[];
+  /** Durably notes that these exports are being sent (a newer export then queues behind, not over, them). */
+  markSending(entries: readonly E[]): Promise<void>;
   complete(outcomes: readonly DeliveryOutcome<E>[]): Promise<void>;
   nextRetryAt(): number | undefined;
 }
@@ -57,6 +60,7 @@ export interface DeliveryEvents<E extends DeliveryEntry> {
 
 export class Delivery<E extends DeliveryEntry> {
   private readonly inFlight = new Set<number>();
+  private readonly recordsInFlight = new Set<string>();
   private batches = 0;
   private running = false;
   private stopped = false;
@@ -90,21 +94,23 @@ export class Delivery<E extends DeliveryEntry> {
 
   /** True when nothing is queued for now and nothing is in flight. */
   idle(): boolean {
-    return this.batches === 0 && this.store.pending(1, this.options.clock(), this.inFlight).length === 0;
+    return this.batches === 0 && this.store.pending(1, this.options.clock(), this.inFlight, this.recordsInFlight).length === 0;
   }
 
   /** Delivers what it can until the outbox is idle or `timeoutMs` passed, then stops. */
   async drain(timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!this.idle() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    await this.stop();
+    await this.stop(Math.max(0, deadline - Date.now()));
   }
 
-  async stop(): Promise<void> {
+  /** Stops taking work and waits up to `timeoutMs` for batches in flight (unanswered ones stay in the outbox). */
+  async stop(timeoutMs = 30_000): Promise<void> {
     this.stopped = true;
     this.wake();
     await this.loopDone;
-    while (this.batches > 0) await new Promise((r) => setTimeout(r, 10));
+    const deadline = Date.now() + timeoutMs;
+    while (this.batches > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
   }
 
   private sleep(until: number | undefined): Promise<void> {
@@ -134,9 +140,10 @@ export class Delivery<E extends DeliveryEntry> {
         continue;
       }
       const now = this.options.clock();
-      const candidates = this.store.pending(this.options.batchSize, now, this.inFlight);
+      const candidates = this.store.pending(this.options.batchSize, now, this.inFlight, this.recordsInFlight);
       if (candidates.length === 0) {
-        await this.sleep(this.store.nextRetryAt() ?? now + 1000);
+        const retryAt = this.store.nextRetryAt();
+        await this.sleep(retryAt !== undefined && retryAt > now ? retryAt : now + 1000);
         continue;
       }
       const allowed = this.takeTokens(candidates.length);
@@ -152,12 +159,18 @@ export class Delivery<E extends DeliveryEntry> {
         batch.push(entry);
         bytes += size;
       }
-      for (const entry of batch) this.inFlight.add(entry.seq);
+      for (const entry of batch) {
+        this.inFlight.add(entry.seq);
+        this.recordsInFlight.add(entry.recordId);
+      }
       this.batches += 1;
       void this.send(batch)
         .catch((error: Error) => this.events.failed(error))
         .finally(() => {
-          for (const entry of batch) this.inFlight.delete(entry.seq);
+          for (const entry of batch) {
+            this.inFlight.delete(entry.seq);
+            this.recordsInFlight.delete(entry.recordId);
+          }
           this.batches -= 1;
           this.wake();
         });
@@ -165,6 +178,7 @@ export class Delivery<E extends DeliveryEntry> {
   }
 
   private async send(batch: E[]): Promise<void> {
+    await this.store.markSending(batch);
     const outcomes = await this.attempt(batch);
     await this.store.complete(outcomes);
     this.events.completed(outcomes, batch.length);

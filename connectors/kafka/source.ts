@@ -72,7 +72,10 @@ export class KafkaDebeziumSource implements SourceConnector {
       heartbeatInterval: Math.max(100, Math.floor((app.options.sessionTimeoutMs ?? 30_000) / 10)),
       retry: { initialRetryTime: 300, maxRetryTime: 10_000, retries: 12, restartOnFailure: async () => !this.stopped },
     });
-    this.consumer.on(this.consumer.events.GROUP_JOIN, () => (this.joined = true));
+    this.consumer.on(this.consumer.events.GROUP_JOIN, () => {
+      this.joined = true;
+      if (this.paused) this.setFetching(false);
+    });
     this.consumer.on(this.consumer.events.CRASH, (event) => {
       this.joined = false;
       this.logger.error({ err: event.payload.error, restart: event.payload.restart }, "kafka consumer crashed");
@@ -214,16 +217,28 @@ export class KafkaDebeziumSource implements SourceConnector {
     }
   }
 
+  /** The topics to pause and resume; kafkajs throws while its consumer group is not running. */
+  private setFetching(fetching: boolean): void {
+    const topics = this.sources.filter((s) => !s.options.topic.startsWith("/")).map((s) => ({ topic: s.options.topic }));
+    try {
+      if (fetching) this.consumer.resume(topics);
+      else this.consumer.pause(topics);
+    } catch {
+      // Not running (starting, restarting after a crash, stopping): the paused flag still holds the
+      // handler, and GROUP_JOIN applies it again.
+    }
+  }
+
   pause(): void {
     if (this.paused) return;
     this.paused = true;
-    this.consumer.pause(this.sources.filter((s) => !s.options.topic.startsWith("/")).map((s) => ({ topic: s.options.topic })));
+    this.setFetching(false);
   }
 
   resume(): void {
     if (!this.paused) return;
     this.paused = false;
-    this.consumer.resume(this.sources.filter((s) => !s.options.topic.startsWith("/")).map((s) => ({ topic: s.options.topic })));
+    this.setFetching(true);
     for (const wake of this.resumeWaiters.splice(0)) wake();
   }
 

@@ -46,10 +46,17 @@ export class PostgresCdcSource implements SourceConnector {
   private durableLsn = "0/0";
   /** The LSN of the last change handed to the core (durable once durableLsn reaches it). */
   private lastEmittedLsn = "0/0";
+  /**
+   * The end of the last transaction received whole. Changes carry it as their position (a change's own
+   * LSN can be older than earlier commits when transactions interleave), so positions only move forward.
+   */
+  private committedLsn = "0/0";
   private commitTime = Date.now();
   private stoppedPromise: Promise<void> | undefined;
   /** Set once publication and slot were prepared in this process (reconnects do not snapshot again). */
   private prepared = false;
+  private requestStop: () => void = () => undefined;
+  private readonly stopRequested = new Promise<void>((resolve) => (this.requestStop = resolve));
 
   constructor(app: Located<AppConfig>, sources: readonly Located<SourceConfig>[], context: SourceContext) {
     if (app.type !== "postgres") throw new Error(`postgres-cdc needs a postgres app, not ${app.type}`);
@@ -62,7 +69,10 @@ export class PostgresCdcSource implements SourceConnector {
     this.positions = context.positions;
     this.observer = context.observer;
     const resumed = context.positions.get(this.stream);
-    if (resumed) this.durableLsn = resumed;
+    if (resumed) {
+      this.durableLsn = resumed;
+      this.committedLsn = resumed;
+    }
   }
 
   changes(): Observable<Change> {
@@ -82,6 +92,15 @@ export class PostgresCdcSource implements SourceConnector {
     return this.connected && !this.stopped;
   }
 
+  /**
+   * Confirms exactly `lsn` to the server: every position here is an LSN that may be confirmed as is
+   * (a change's own start, a commit's end, a keepalive's sent position). pg-logical-replication sends
+   * the LSN it is given plus one, which past a commit's end would skip a transaction that starts there.
+   */
+  private confirm(lsn: string): Promise<boolean> {
+    return this.service?.acknowledge(previousLsn(lsn)) ?? Promise.resolve(false);
+  }
+
   pause(): void {
     this.paused = true;
   }
@@ -95,18 +114,26 @@ export class PostgresCdcSource implements SourceConnector {
     const lsn = positions.get(this.stream);
     if (!lsn || compareLsn(lsn, this.durableLsn) <= 0) return;
     this.durableLsn = lsn;
-    await this.service?.acknowledge(lsn).catch((error: Error) => this.logger.warn({ err: error }, "acknowledging the slot failed; it is retried with the next batch"));
+    await this.confirm(lsn).catch((error: Error) => this.logger.warn({ err: error }, "acknowledging the slot failed; it is retried with the next batch"));
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.requestStop();
     this.resume();
     await this.service?.stop().catch(() => undefined);
     await this.stoppedPromise;
   }
 
+  /**
+   * Holds the reader while paused. The library stops reading the socket meanwhile, so keepalive
+   * requests go unanswered: a status update every 10 s keeps wal_sender_timeout from dropping us.
+   */
   private async waitWhilePaused(): Promise<void> {
-    while (this.paused && !this.stopped) await new Promise<void>((resolve) => this.resumeWaiters.push(resolve));
+    while (this.paused && !this.stopped) {
+      await Promise.race([new Promise<void>((resolve) => this.resumeWaiters.push(resolve)), new Promise((r) => setTimeout(r, 10_000))]);
+      if (this.paused && !this.stopped) await this.confirm(this.durableLsn).catch(() => undefined);
+    }
   }
 
   private emit(change: Change): void {
@@ -119,6 +146,7 @@ export class PostgresCdcSource implements SourceConnector {
     while (!this.stopped && !subscriber.closed) {
       try {
         await this.prepare();
+        if (this.stopped) break;
         await this.stream_();
         delay = 500;
       } catch (error) {
@@ -126,7 +154,7 @@ export class PostgresCdcSource implements SourceConnector {
         if (this.stopped) break;
         if (error instanceof SlotLostError) throw error;
         this.logger.error({ err: error, retryInMs: delay }, "postgres replication failed; reconnecting");
-        await new Promise((r) => setTimeout(r, delay));
+        await Promise.race([new Promise((r) => setTimeout(r, delay)), this.stopRequested]);
         delay = Math.min(delay * 2, 30_000);
       }
     }
@@ -316,7 +344,6 @@ export class PostgresCdcSource implements SourceConnector {
     this.service = service;
     // messages: true delivers pg_logical_emit_message() heartbeats, which need no table.
     const plugin = new PgoutputPlugin({ protoVersion: 1, publicationNames: [this.settings.publication], messages: true });
-    let emittedInTransaction = false;
     const bySource = new Map<string, string[]>();
     for (const t of this.tables) bySource.set(t.table, [...(bySource.get(t.table) ?? []), t.sourceId]);
 
@@ -325,15 +352,16 @@ export class PostgresCdcSource implements SourceConnector {
       switch (message.tag) {
         case "begin":
           this.commitTime = Number(BigInt(message.commitTime.toString()) / 1000n);
-          emittedInTransaction = false;
           return;
-        case "commit":
+        case "commit": {
+          // Every commit moves the stream to its end: once durable, everything committed up to there
+          // is applied (transactions arrive in commit order), so that is what the slot may confirm.
+          const end = message.commitEndLsn ?? lsn;
+          if (compareLsn(end, this.committedLsn) > 0) this.committedLsn = end;
+          this.emit({ sourceId: this.tables[0]?.sourceId ?? "", op: "marker", key: "", before: null, after: null, position: { stream: this.stream, position: this.committedLsn }, commitTime: this.commitTime });
+          return;
+        }
         case "message":
-          // A transaction with nothing for our sources (a heartbeat, other tables) still moves the
-          // stream: its position goes through the core like any change and is acknowledged once durable.
-          if (message.tag === "message" || !emittedInTransaction) {
-            this.emit({ sourceId: this.tables[0]?.sourceId ?? "", op: "marker", key: "", before: null, after: null, position: { stream: this.stream, position: lsn }, commitTime: this.commitTime });
-          }
           return;
         case "insert":
         case "update":
@@ -344,16 +372,14 @@ export class PostgresCdcSource implements SourceConnector {
           const keyRow = after ?? before ?? {};
           const key = message.relation.keyColumns.map((k) => String(keyRow[k])).join(",");
           for (const sourceId of bySource.get(table) ?? []) {
-            emittedInTransaction = true;
-            this.emit({ sourceId, op: message.tag, key, before, after, position: { stream: this.stream, position: lsn }, commitTime: this.commitTime });
+            this.emit({ sourceId, op: message.tag, key, before, after, position: { stream: this.stream, position: this.committedLsn }, commitTime: this.commitTime });
           }
           break;
         }
         case "truncate":
           for (const relation of message.relations) {
             for (const sourceId of bySource.get(`${relation.schema}.${relation.name}`) ?? []) {
-              emittedInTransaction = true;
-              this.emit({ sourceId, op: "truncate", key: "", before: null, after: null, position: { stream: this.stream, position: lsn }, commitTime: this.commitTime });
+                this.emit({ sourceId, op: "truncate", key: "", before: null, after: null, position: { stream: this.stream, position: this.committedLsn }, commitTime: this.commitTime });
             }
           }
           break;
@@ -366,18 +392,19 @@ export class PostgresCdcSource implements SourceConnector {
     service.on("heartbeat", (lsn: string, _timestamp: number, shouldRespond: boolean) => {
       this.connected = true;
       // Answer with the last durable LSN, never the last received one, or wal_sender_timeout drops us.
-      if (shouldRespond) void service.acknowledge(this.durableLsn).catch(() => undefined);
+      if (shouldRespond) void this.confirm(this.durableLsn).catch(() => undefined);
       // A keepalive carries the position the server has sent up to. When everything it sent before is
       // in the core and durable (nothing queued in the library either: with flow control, data messages
       // wait in its queue while keepalives are handled at once), every transaction committed before
       // that position is durable too, as they are sent in commit order. That position then goes
       // through the core as a marker and is confirmed once durable, so the slot advances while the
       // captured tables are quiet, and a server shutting down (which waits until the confirmed position
-      // equals what it sent) is not held up. The library confirms the LSN it is given plus one.
+      // equals what it sent) is not held up.
       const queue = service as unknown as { _messageQueue?: unknown[]; _processing?: boolean };
       const idle = (queue._messageQueue?.length ?? 0) === 0 && queue._processing !== true && compareLsn(this.lastEmittedLsn, this.durableLsn) <= 0;
-      const sent = previousLsn(lsn);
+      const sent = lsn;
       if (idle && compareLsn(sent, this.durableLsn) > 0 && compareLsn(sent, this.lastEmittedLsn) > 0) {
+        this.committedLsn = sent;
         this.emit({ sourceId: this.tables[0]?.sourceId ?? "", op: "marker", key: "", before: null, after: null, position: { stream: this.stream, position: sent }, commitTime: Date.now() });
       }
     });

@@ -1,7 +1,9 @@
-// `grouparoo-stream retry-exports`: puts exports that were dead-lettered for a destination (within a
-// time range) back into its outbox; a running daemon picks them up within a second, a stopped one
-// when it starts. An export whose record has a newer export queued is dropped instead.
+// `grouparoo-stream retry-exports`: for exports dead-lettered for a destination (within a time range),
+// queues a fresh export of each record as it is now (never the stale letter itself); a running daemon
+// picks them up within a second, a stopped one when it starts.
 import { Store } from "../../state/store.js";
+import { compileDomain } from "../../streams/domain.js";
+import { planExport } from "../../streams/exports.js";
 import { formatIssue } from "../config/issues.js";
 import { loadConfig } from "../config/validate.js";
 import { EX_CONFIG } from "./validate.js";
@@ -40,9 +42,15 @@ export async function retryExportsCommand(options: RetryExportsOptions): Promise
     process.stderr.write(`error: ${(error as Error).message}\n`);
     return 64;
   }
+  const domain = compileDomain(loaded.config);
+  const destination = domain.destinations.get(options.destination);
+  if (!destination) return EX_CONFIG;
   const store = Store.open(options.state);
   try {
-    const count = await store.requeueExports(options.destination, from, to);
+    const count = await store.requeueExports(options.destination, from, to, (recordId, remote) => {
+      const record = store.getRecord(destination.modelId, recordId);
+      return planExport(destination, recordId, record ? { values: record.values, groups: record.groups } : null, remote, Date.now());
+    });
     process.stdout.write(`re-queued ${count} export${count === 1 ? "" : "s"} for destination ${options.destination}\n`);
     return 0;
   } finally {

@@ -235,11 +235,7 @@ describe("destinations and sync modes", () => {
         const connector: DestinationConnector = target.plugin.create(destination, app, { logger: pino({ level: "silent" }), fieldTypes: { id: "integer", email: "email" } });
         const delivery = new Delivery<OutboxEntry>(
           connector,
-          {
-            pending: (limit, now, inFlight) => store.pendingExports("d", limit, now, inFlight),
-            complete: (outcomes) => store.completeExports("d", outcomes),
-            nextRetryAt: () => store.nextRetryAt("d"),
-          },
+          store.outboxFor("d"),
           { completed: () => undefined, failed: () => undefined },
           { ...DEFAULT_DELIVERY_OPTIONS, baseBackoffMs: 20 },
         );

@@ -27,6 +27,7 @@ function outbox(count: number, clock: () => number) {
     store: {
       pending: (limit: number, now: number, inFlight: ReadonlySet<number>) =>
         [...entries.values()].filter((e) => !inFlight.has(e.seq) && (e.notBefore ?? 0) <= now).slice(0, limit),
+      markSending: async () => undefined,
       complete: async (outcomes: readonly DeliveryOutcome<DeliveryEntry>[]) => {
         for (const o of outcomes) {
           completed.push(o);

@@ -162,6 +162,7 @@ describe("applying batches", () => {
         toDelete: false,
         updateOnly: false,
         commitTime: 1_700_000_000_500,
+        base: null,
       },
     ]);
   });
