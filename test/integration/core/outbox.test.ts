@@ -1,0 +1,86 @@
+// The outbox while an export is being sent: newer changes of the same record queue behind it and are
+// planned against what the destination will hold, so a revert, or a delete right after a create,
+// still ends with the destination exactly at the record's state.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { DeliverableExport, DestinationConnector, ExportResult } from "../../../connectors/types.js";
+import { Store, type OutboxEntry } from "../../../state/store.js";
+import { Delivery, DEFAULT_DELIVERY_OPTIONS } from "../../../streams/delivery.js";
+import { change, coreDomain } from "../../helpers/core.js";
+import { waitFor } from "../../helpers/daemon.js";
+
+const domain = coreDomain();
+
+/** A destination that holds the first request until released, and applies exports like an upsert store. */
+function slowDestination() {
+  const remote = new Map<string, Record<string, unknown>>();
+  let release: () => void = () => undefined;
+  let gate: Promise<void> | undefined = new Promise<void>((r) => (release = r));
+  let started: () => void = () => undefined;
+  const firstStarted = new Promise<void>((r) => (started = r));
+  const connector: DestinationConnector = {
+    destinationId: "crm",
+    async deliver(batch: readonly DeliverableExport[]): Promise<ExportResult[]> {
+      if (gate) {
+        started();
+        await gate;
+        gate = undefined;
+      }
+      for (const e of batch) {
+        if (e.toDelete) remote.delete(e.recordId);
+        else remote.set(e.recordId, e.newRecordProperties);
+      }
+      return batch.map((e) => ({ seq: e.seq, status: "ok" }));
+    },
+    ready: () => true,
+    stop: async () => undefined,
+  };
+  return { connector, remote, firstStarted, release: () => release() };
+}
+
+describe("outbox with an export in flight", () => {
+  let dir: string;
+  let store: Store;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), "outbox-"));
+    store = Store.open(dir);
+  });
+  afterEach(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function scenario(afterFirstSent: () => Promise<void>) {
+    const slow = slowDestination();
+    const delivery = new Delivery<OutboxEntry>(slow.connector, store.outboxFor("crm"), { completed: () => undefined, failed: () => undefined }, DEFAULT_DELIVERY_OPTIONS);
+    delivery.start();
+    await store.applyBatch(domain, [change("users_table", "insert", "1", { id: 1, email: "a@example.com" })], Date.now());
+    delivery.wake();
+    await slow.firstStarted;
+    await afterFirstSent();
+    delivery.wake();
+    slow.release();
+    await waitFor("delivered", async () => (store.outboxDepth("crm") === 0 && delivery.idle() ? true : undefined));
+    await delivery.stop();
+    return slow.remote;
+  }
+
+  it("a record that changes and changes back while its export is sent ends at its state", async () => {
+    const remote = await scenario(async () => {
+      await store.applyBatch(domain, [change("users_table", "update", "1", { id: 1, email: "b@example.com" })], Date.now());
+      await store.applyBatch(domain, [change("users_table", "update", "1", { id: 1, email: "a@example.com" })], Date.now());
+    });
+    expect(remote.get("1")).toMatchObject({ email: "a@example.com" });
+    expect(store.remoteOf("crm", "1")?.properties).toMatchObject({ email: "a@example.com" });
+  });
+
+  it("a record deleted while its creation is sent is deleted remotely too", async () => {
+    const remote = await scenario(async () => {
+      await store.applyBatch(domain, [change("users_table", "delete", "1", null)], Date.now());
+    });
+    expect(remote.has("1")).toBe(false);
+    expect(store.remoteOf("crm", "1")).toBeUndefined();
+  });
+});
