@@ -41,6 +41,8 @@ export interface StoredRow {
   /** The unique value it finds its record by (non-primary sources). */
   identity: Identity | null;
   row: Row;
+  /** The snapshot that last read this row, if a snapshot did. */
+  snapshot?: string;
 }
 
 export interface RowRef {
@@ -148,6 +150,7 @@ export class BatchApplier {
     if (change.op === "marker") {
       this.positions.set(change.position.stream, change.position.position);
       if (change.deadLetter) this.setAside({ kind: "message", sourceId: change.sourceId, reason: change.deadLetter.reason, change });
+      if (change.snapshotComplete) this.sweepSnapshot(change.snapshotComplete.snapshotId, change.snapshotComplete.sourceIds, change.commitTime);
       return;
     }
     const source = this.domain.sources.get(change.sourceId);
@@ -172,7 +175,18 @@ export class BatchApplier {
     } else if (change.op === "delete") {
       this.removeRow(source, change.key, change.commitTime);
     } else {
-      this.upsertRow(source, change.key, change.after ?? {}, change.op === "update", change.commitTime);
+      this.upsertRow(source, change.key, change.after ?? {}, change.op === "update", change.commitTime, change.snapshotId);
+    }
+  }
+
+  /** Removes the rows of these sources that the completed snapshot did not read. */
+  private sweepSnapshot(snapshotId: string, sourceIds: readonly string[], commitTime: number): void {
+    for (const sourceId of sourceIds) {
+      const source = this.domain.sources.get(sourceId);
+      if (!source) continue;
+      for (const rowKey of this.state.rowKeysOfSource(sourceId)) {
+        if (this.state.getRow(sourceId, rowKey)?.snapshot !== snapshotId) this.removeRow(source, rowKey, commitTime);
+      }
     }
   }
 
@@ -212,7 +226,7 @@ export class BatchApplier {
     return t;
   }
 
-  private upsertRow(source: SourceDef, rowKey: string, after: Row, merge: boolean, commitTime: number): void {
+  private upsertRow(source: SourceDef, rowKey: string, after: Row, merge: boolean, commitTime: number, snapshotId?: string): void {
     const model = this.domain.models.get(source.modelId);
     if (!model) return;
     const stored = this.state.getRow(source.id, rowKey);
@@ -230,7 +244,7 @@ export class BatchApplier {
           if (property.sourceId !== source.id) this.setProperty(t, property, this.normalize(property, aggregateValue(property.aggregate, emptyAggregate(property.aggregate))));
         }
       }
-      this.state.putRow(source.id, rowKey, { recordId: rowKey, identity: null, row });
+      this.state.putRow(source.id, rowKey, { recordId: rowKey, identity: null, row, ...(snapshotId ? { snapshot: snapshotId } : {}) });
       for (const property of source.properties) this.setProperty(t, property, this.normalize(property, row[property.column]));
       return;
     }
@@ -249,7 +263,7 @@ export class BatchApplier {
     } else if (identity) {
       this.state.addPending(model.id, identity, ref);
     }
-    this.state.putRow(source.id, rowKey, { recordId: target ?? null, identity, row });
+    this.state.putRow(source.id, rowKey, { recordId: target ?? null, identity, row, ...(snapshotId ? { snapshot: snapshotId } : {}) });
   }
 
   private removeRow(source: SourceDef, rowKey: string, commitTime: number): void {

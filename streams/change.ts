@@ -35,4 +35,11 @@ export interface Change {
    * store in the same transaction that moves the position past it, so it is neither lost nor retried.
    */
   readonly deadLetter?: { readonly reason: string; readonly payload: unknown };
+  /** On a `snapshot` change: the snapshot it belongs to. */
+  readonly snapshotId?: string;
+  /**
+   * On a `marker`: the snapshot `snapshotId` of these sources is complete; their rows it did not read
+   * (deleted while no snapshot or stream was watching) are removed.
+   */
+  readonly snapshotComplete?: { readonly snapshotId: string; readonly sourceIds: readonly string[] };
 }

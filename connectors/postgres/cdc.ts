@@ -269,6 +269,7 @@ export class PostgresCdcSource implements SourceConnector {
               after: this.withoutExcluded(table, row),
               position: { stream: snapshotStream, position: `running:${consistentPoint}` },
               commitTime: started,
+              snapshotId: consistentPoint,
             });
           }
           if (batch.rows.length < SNAPSHOT_CHUNK) break;
@@ -284,6 +285,7 @@ export class PostgresCdcSource implements SourceConnector {
         after: null,
         position: { stream: snapshotStream, position: `complete:${consistentPoint}` },
         commitTime: Date.now(),
+        snapshotComplete: { snapshotId: consistentPoint, sourceIds: this.tables.map((t) => t.sourceId) },
       });
       this.logger.info({ rows, tables: this.tables.length, consistentPoint }, "initial snapshot read");
     });
