@@ -21,6 +21,8 @@ import type { DeliveryStore } from "../streams/delivery.js";
 import type { ExportPlan, RemoteState } from "../streams/exports.js";
 
 type Key = (string | number)[];
+/** The layout of the sub-databases; bumped whenever a key or value shape changes. */
+export const STATE_FORMAT = 2;
 /** Sorts after every string, so [a, b, END] closes the range of keys that start with [a, b]. */
 const END = "\uffff\uffff";
 
@@ -69,7 +71,8 @@ export class Store {
   private readonly records: Database<StoredRecord, Key>;
   private readonly unique: Database<string, Key>;
   private readonly rows: Database<StoredRow, Key>;
-  private readonly pending: Database<true, Key>;
+  /** Rows waiting for a record with their identity: [model, property, value] → [sourceId, rowKey][]. */
+  private readonly pending: Database<[string, string][], Key>;
   private readonly members: Database<true, Key>;
   private readonly timeIndex: Database<true, Key>;
   private readonly remote: Database<RemoteState, Key>;
@@ -97,6 +100,19 @@ export class Store {
     this.positions = db<string, string>("positions");
     this.counters = db("counters");
     this.meta = db<unknown, string>("meta");
+    this.checkFormat();
+  }
+
+  /** Refuses a state written in another layout (it would be misread), and stamps a new one. */
+  private checkFormat(): void {
+    const format = this.meta.get("format");
+    if (format === STATE_FORMAT) return;
+    const empty = this.records.getKeysCount({ limit: 1 }) === 0 && this.positions.getKeysCount({ limit: 1 }) === 0;
+    if (format !== undefined || !empty) {
+      this.root.close();
+      throw new Error(`the state in ${this.path} has layout ${String(format ?? 1)}, this version reads layout ${STATE_FORMAT}: start from an empty --state directory (sources re-read from their snapshot or earliest position)`);
+    }
+    this.meta.putSync("format", STATE_FORMAT);
   }
 
   static open(path: string): Store {
@@ -139,6 +155,7 @@ export class Store {
     const keysOf = (db: Database<unknown, Key>, prefix: Key) => [...db.getKeys({ start: prefix, end: [...prefix, END] })] as Key[];
     return {
       getRecord: (m, r) => this.records.get([m, r]),
+      recordIdsOf: (m) => keysOf(this.records, [m]).map((k) => String(k[1])),
       putRecord: (m, record) => void this.records.put([m, record.id], record),
       deleteRecord: (m, r) => void this.records.remove([m, r]),
       getUnique: (m, p, v) => this.unique.get([m, p, v]),
@@ -148,9 +165,21 @@ export class Store {
       putRow: (s, k, row) => void this.rows.put([s, k], row),
       deleteRow: (s, k) => void this.rows.remove([s, k]),
       rowKeysOfSource: (s) => keysOf(this.rows, [s]).map((k) => String(k[1])),
-      addPending: (m, id: Identity, ref: RowRef) => void this.pending.put([m, id.propertyId, id.valueKey, ref.sourceId, ref.rowKey], true),
-      deletePending: (m, id, ref) => void this.pending.remove([m, id.propertyId, id.valueKey, ref.sourceId, ref.rowKey]),
-      pendingRows: (m, id) => keysOf(this.pending, [m, id.propertyId, id.valueKey]).map((k) => ({ sourceId: String(k[3]), rowKey: String(k[4]) })),
+      // One key per identity, so a record claiming a unique value finds its waiting rows with one read.
+      addPending: (m, id: Identity, ref: RowRef) => {
+        const key = [m, id.propertyId, id.valueKey];
+        const refs = this.pending.get(key) ?? [];
+        if (!refs.some(([s, k]) => s === ref.sourceId && k === ref.rowKey)) void this.pending.put(key, [...refs, [ref.sourceId, ref.rowKey]]);
+      },
+      deletePending: (m, id, ref) => {
+        const key = [m, id.propertyId, id.valueKey];
+        const refs = this.pending.get(key);
+        if (!refs) return;
+        const left = refs.filter(([s, k]) => s !== ref.sourceId || k !== ref.rowKey);
+        if (left.length === 0) void this.pending.remove(key);
+        else if (left.length !== refs.length) void this.pending.put(key, left);
+      },
+      pendingRows: (m, id) => (this.pending.get([m, id.propertyId, id.valueKey]) ?? []).map(([sourceId, rowKey]) => ({ sourceId, rowKey })),
       setMember: (m, g, r, member) => void (member ? this.members.put([m, g, r], true) : this.members.remove([m, g, r])),
       setBoundary: (m, g, r, previous, next) => {
         if (previous !== undefined) this.timeIndex.remove([previous, m, g, r]);

@@ -28,6 +28,8 @@ export interface StoredRecord {
   boundaries: Record<string, number>;
   /** Rows of other sources attached to the record, as "sourceId\u0000rowKey". */
   rows: string[];
+  /** The snapshot that last read the record's primary row, if a snapshot did (its row is the record). */
+  snapshot?: string;
 }
 
 export interface Identity {
@@ -61,6 +63,8 @@ export interface DeadLetter {
 /** Everything the algorithm reads and writes; state/ implements it inside one write transaction. */
 export interface BatchState {
   getRecord(modelId: string, recordId: string): StoredRecord | undefined;
+  /** Ids of the model's stored records (before this batch's own writes, which are still in memory). */
+  recordIdsOf(modelId: string): string[];
   putRecord(modelId: string, record: StoredRecord): void;
   deleteRecord(modelId: string, recordId: string): void;
 
@@ -115,7 +119,7 @@ interface Touched {
   forceGroups: Set<string>;
   /** Deleted and created again within the batch: evaluated like a new record. */
   recreated: boolean;
-  /** Aggregate state, attached rows or boundaries changed: the record must be written. */
+  /** Aggregate state, attached rows, boundaries, invalid reasons or the snapshot changed: the record must be written. */
   dirty: boolean;
   commitTime: number;
 }
@@ -131,7 +135,12 @@ const clone = (r: StoredRecord): StoredRecord => ({
   rows: [...r.rows],
 });
 const rowRef = (ref: RowRef) => `${ref.sourceId}\u0000${ref.rowKey}`;
-const sameValue = (a: unknown, b: unknown) => a === b || JSON.stringify(a) === JSON.stringify(b);
+const sameValue = (a: unknown, b: unknown): boolean => {
+  if (a === b) return true;
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
+  if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((x, i) => sameValue(x, b[i]));
+  return JSON.stringify(a) === JSON.stringify(b);
+};
 
 /** Applies changes (and any sweeps or backfills queued on it) through one BatchState. */
 export class BatchApplier {
@@ -171,7 +180,7 @@ export class BatchApplier {
     this.result.applied.set(source.id, bySource);
 
     if (change.op === "truncate") {
-      for (const rowKey of this.state.rowKeysOfSource(source.id)) this.removeRow(source, rowKey, change.commitTime);
+      for (const rowKey of this.rowKeysOf(source)) this.removeRow(source, rowKey, change.commitTime);
     } else if (change.op === "delete") {
       this.removeRow(source, change.key, change.commitTime);
     } else {
@@ -184,10 +193,30 @@ export class BatchApplier {
     for (const sourceId of sourceIds) {
       const source = this.domain.sources.get(sourceId);
       if (!source) continue;
-      for (const rowKey of this.state.rowKeysOfSource(sourceId)) {
-        if (this.state.getRow(sourceId, rowKey)?.snapshot !== snapshotId) this.removeRow(source, rowKey, commitTime);
+      for (const rowKey of this.rowKeysOf(source)) {
+        if (this.snapshotOf(source, rowKey) !== snapshotId) this.removeRow(source, rowKey, commitTime);
       }
     }
+  }
+
+  /** The keys of a source's rows; a primary source's rows are its model's records. */
+  private rowKeysOf(source: SourceDef): string[] {
+    if (!source.primary) return this.state.rowKeysOfSource(source.id);
+    const keys = new Set(this.state.recordIdsOf(source.modelId));
+    for (const t of this.touched.values()) {
+      if (t.model.id !== source.modelId) continue;
+      const id = t.current?.id ?? t.before?.id;
+      if (id === undefined) continue;
+      if (t.current) keys.add(id);
+      else keys.delete(id);
+    }
+    return [...keys];
+  }
+
+  private snapshotOf(source: SourceDef, rowKey: string): string | undefined {
+    if (!source.primary) return this.state.getRow(source.id, rowKey)?.snapshot;
+    const touched = this.touched.get(`${source.modelId}\u0000${rowKey}`);
+    return touched ? touched.current?.snapshot : this.state.getRecord(source.modelId, rowKey)?.snapshot;
   }
 
   private setAside(entry: DeadLetter): void {
@@ -218,8 +247,9 @@ export class BatchApplier {
     const key = `${model.id}\u0000${recordId}`;
     let t = this.touched.get(key);
     if (!t) {
-      const stored = this.state.getRecord(model.id, recordId);
-      t = { model, before: stored ? clone(stored) : null, current: stored ? clone(stored) : null, changed: new Set(), forceGroups: new Set(), recreated: false, dirty: false, commitTime };
+      // A read returns a fresh copy: it is `before` as is, and `current` is a copy of it to change.
+      const stored = this.state.getRecord(model.id, recordId) ?? null;
+      t = { model, before: stored, current: stored ? clone(stored) : null, changed: new Set(), forceGroups: new Set(), recreated: false, dirty: false, commitTime };
       this.touched.set(key, t);
     }
     t.commitTime = Math.max(t.commitTime, commitTime);
@@ -229,12 +259,12 @@ export class BatchApplier {
   private upsertRow(source: SourceDef, rowKey: string, after: Row, merge: boolean, commitTime: number, snapshotId?: string): void {
     const model = this.domain.models.get(source.modelId);
     if (!model) return;
-    const stored = this.state.getRow(source.id, rowKey);
-    // An update may omit columns it did not change (unchanged TOAST values): keep the stored ones.
-    const row = merge && stored ? mergeRow(stored.row, after) : after;
 
     if (source.primary) {
+      // The primary row is the record itself (no separate row to read or write). An update may omit
+      // columns it did not change (unchanged TOAST values): their properties keep their values.
       const t = this.touch(model, rowKey, commitTime);
+      const existed = t.current !== null;
       if (!t.current) {
         t.current = { id: rowKey, createdAt: commitTime, values: {}, invalid: {}, groups: [], aggregates: {}, boundaries: {}, rows: [] };
         t.recreated = t.before !== null;
@@ -244,10 +274,23 @@ export class BatchApplier {
           if (property.sourceId !== source.id) this.setProperty(t, property, this.normalize(property, aggregateValue(property.aggregate, emptyAggregate(property.aggregate))));
         }
       }
-      this.state.putRow(source.id, rowKey, { recordId: rowKey, identity: null, row, ...(snapshotId ? { snapshot: snapshotId } : {}) });
-      for (const property of source.properties) this.setProperty(t, property, this.normalize(property, row[property.column]));
+      const record = t.current;
+      if (record.snapshot !== snapshotId) {
+        if (snapshotId === undefined) delete record.snapshot;
+        else record.snapshot = snapshotId;
+        t.dirty = true;
+      }
+      for (const property of source.properties) {
+        const raw = after[property.column];
+        if (raw === undefined && merge && existed) continue;
+        this.setProperty(t, property, this.normalize(property, raw));
+      }
       return;
     }
+
+    const stored = this.state.getRow(source.id, rowKey);
+    // An update may omit columns it did not change (unchanged TOAST values): keep the stored ones.
+    const row = merge && stored ? mergeRow(stored.row, after) : after;
 
     const identity = this.identityOf(source, row);
     const target = identity ? this.state.getUnique(model.id, identity.propertyId, identity.valueKey) : undefined;
@@ -268,11 +311,15 @@ export class BatchApplier {
 
   private removeRow(source: SourceDef, rowKey: string, commitTime: number): void {
     const model = this.domain.models.get(source.modelId);
-    const stored = this.state.getRow(source.id, rowKey);
-    if (!model || !stored) return; // deleting what is not there is a no-op (replays, REPLICA IDENTITY gaps)
+    if (!model) return;
     if (source.primary) {
+      // Deleting what is not there is a no-op (replays, REPLICA IDENTITY gaps).
       this.deleteRecord(this.touch(model, rowKey, commitTime));
-    } else if (stored.recordId) {
+      return;
+    }
+    const stored = this.state.getRow(source.id, rowKey);
+    if (!stored) return;
+    if (stored.recordId) {
       this.contribute(model, stored.recordId, source, rowKey, stored.row, null, commitTime);
       this.detach(model, stored.recordId, { sourceId: source.id, rowKey }, commitTime);
     } else if (stored.identity) {
@@ -346,7 +393,8 @@ export class BatchApplier {
     if (property.unique && !Array.isArray(value)) {
       const oldKey = old === null || Array.isArray(old) ? null : valueKey(old);
       const newKey = value === null ? null : valueKey(value);
-      if (newKey !== null) {
+      // A non-null unique value a record holds is claimed by it in the index: unchanged, nothing to check.
+      if (newKey !== null && newKey !== oldKey) {
         const holder = this.state.getUnique(t.model.id, property.id, newKey);
         if (holder !== undefined && holder !== record.id) {
           value = null;
@@ -357,11 +405,19 @@ export class BatchApplier {
       if (oldKey !== null && oldKey !== keptKey && this.state.getUnique(t.model.id, property.id, oldKey) === record.id) this.releaseUnique(t, property, oldKey);
       if (keptKey !== null && keptKey !== oldKey) this.claimUnique(t, property, keptKey);
     }
-    if (!sameValue(old, value)) t.changed.add(property.id);
-    // Every property has a value, null included, so records read the same whichever way they were built.
-    if (!(property.id in record.values) || !sameValue(old, value)) record.values[property.id] = value;
-    if (reason === undefined) delete record.invalid[property.id];
-    else record.invalid[property.id] = reason;
+    if (!sameValue(old, value)) {
+      t.changed.add(property.id);
+      record.values[property.id] = value;
+    } else if (!(property.id in record.values)) {
+      // Every property has a value, null included, so records read the same whichever way they were built.
+      record.values[property.id] = value;
+      t.dirty = true;
+    }
+    if (record.invalid[property.id] !== reason) {
+      if (reason === undefined) delete record.invalid[property.id];
+      else record.invalid[property.id] = reason;
+      t.dirty = true;
+    }
   }
 
   private releaseUnique(t: Touched, property: PropertyDef, key: string): void {
@@ -434,7 +490,7 @@ export class BatchApplier {
     }
     record.groups = [...groups].sort();
     const groupsChanged = this.reconcileMembership(model.id, record.id, oldGroups, record.groups);
-    if (!isNew && !t.dirty && t.changed.size === 0 && !groupsChanged && sameRecord(t.before, record)) return;
+    if (!isNew && !t.dirty && t.changed.size === 0 && !groupsChanged) return;
     this.state.putRecord(model.id, record);
     if (isNew || t.changed.size > 0 || groupsChanged) this.planExports(t, record.id, { values: record.values, groups: record.groups });
   }
@@ -476,10 +532,6 @@ function mergeRow(stored: Row, after: Row): Row {
   const row: Record<string, unknown> = { ...stored };
   for (const [column, value] of Object.entries(after)) if (value !== undefined) row[column] = value;
   return row;
-}
-
-function sameRecord(a: StoredRecord | null, b: StoredRecord): boolean {
-  return a !== null && sameValue(a.invalid, b.invalid) && sameValue(a.groups, b.groups) && sameValue(a.values, b.values);
 }
 
 /** The keys a rule can read on every record, beside properties. */

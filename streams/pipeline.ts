@@ -169,12 +169,19 @@ export class Pipeline {
     if (next === undefined || (this.timerAt !== undefined && this.timerAt <= next)) return;
     this.clearTimer();
     this.timerAt = next;
-    const delay = Math.max(0, next - this.options.clock());
-    // setTimeout takes at most 2^31-1 ms; a later boundary re-arms when this one fires.
+    this.armTimer(next);
+  }
+
+  private armTimer(at: number): void {
+    const delay = Math.max(0, at - this.options.clock());
+    // setTimeout takes at most 2^31-1 ms (a later boundary re-arms when this one fires), and may fire
+    // a millisecond early by the clock: then it waits out the rest, so a sweep never runs before its instant.
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      if (!this.draining) this.jobs$.next({ kind: "sweep" });
-    }, Math.min(delay, 2_147_483_647));
+      if (this.draining) return;
+      if (this.options.clock() < at && delay <= 2_147_483_647) this.armTimer(at);
+      else this.jobs$.next({ kind: "sweep" });
+    }, Math.min(Math.max(delay, 1), 2_147_483_647));
     this.timer.unref();
   }
 
