@@ -116,7 +116,7 @@ interface Touched {
   current: StoredRecord | null;
   changed: Set<string>;
   /** Groups to evaluate whatever changed (time-index sweeps, backfills). */
-  forceGroups: Set<string>;
+  forceGroups?: Set<string>;
   /** Deleted and created again within the batch: evaluated like a new record. */
   recreated: boolean;
   /** Aggregate state, attached rows, boundaries, invalid reasons or the snapshot changed: the record must be written. */
@@ -232,7 +232,7 @@ export class BatchApplier {
     const model = this.domain.models.get(modelId);
     if (!model) return;
     const touched = this.touch(model, recordId, this.now);
-    if (touched.current) touched.forceGroups.add(groupId);
+    if (touched.current) (touched.forceGroups ??= new Set()).add(groupId);
   }
 
   /** Evaluates groups, writes records and plans exports for everything touched. */
@@ -249,7 +249,7 @@ export class BatchApplier {
     if (!t) {
       // A read returns a fresh copy: it is `before` as is, and `current` is a copy of it to change.
       const stored = this.state.getRecord(model.id, recordId) ?? null;
-      t = { model, before: stored, current: stored ? clone(stored) : null, changed: new Set(), forceGroups: new Set(), recreated: false, dirty: false, commitTime };
+      t = { model, before: stored, current: stored ? clone(stored) : null, changed: new Set(), recreated: false, dirty: false, commitTime };
       this.touched.set(key, t);
     }
     t.commitTime = Math.max(t.commitTime, commitTime);
@@ -441,6 +441,7 @@ export class BatchApplier {
     const record = t.current;
     if (!record) return;
     this.state.setUnique(t.model.id, property.id, key, record.id);
+    if (!t.model.identityProperties.has(property.id)) return; // no source's rows wait on this property
     const identity = { propertyId: property.id, valueKey: key };
     for (const ref of this.state.pendingRows(t.model.id, identity)) {
       const stored = this.state.getRow(ref.sourceId, ref.rowKey);
@@ -470,15 +471,20 @@ export class BatchApplier {
     }
     const isNew = t.before === null || t.recreated;
     if (t.before === null) this.bump(this.result.recordDelta, model.id, 1);
-    const values: RecordValueMap = { ...record.values, grouparooId: record.id, grouparooCreatedAt: record.createdAt };
     // Only groups whose rules read a changed property (all of them for a new record), plus those a
     // sweep or backfill asked for, are evaluated.
-    const affected = new Set<CompiledGroup>(isNew ? model.groups : groupsAffectedBy(model.groups, t.changed));
-    for (const group of model.groups) if (t.forceGroups.has(group.id)) affected.add(group);
-    const groups = new Set(record.groups);
-    for (const group of affected) {
-      if (isMember(group, values, this.now)) groups.add(group.id);
-      else groups.delete(group.id);
+    let evaluate: readonly CompiledGroup[] = isNew ? model.groups : t.changed.size === 0 ? [] : groupsAffectedBy(model.groups, t.changed);
+    const forced = t.forceGroups;
+    if (forced) evaluate = model.groups.filter((g) => forced.has(g.id) || evaluate.includes(g));
+    let members: Set<string> | undefined;
+    const values: RecordValueMap | null = evaluate.length === 0 ? null : { ...record.values, grouparooId: record.id, grouparooCreatedAt: record.createdAt };
+    for (const group of evaluate) {
+      const member = isMember(group, values, this.now);
+      if (member !== record.groups.includes(group.id)) {
+        members ??= new Set(record.groups);
+        if (member) members.add(group.id);
+        else members.delete(group.id);
+      }
       if (group.hasRelativeRules) {
         const next = nextBoundary(group, values, this.now);
         const previous = t.recreated ? t.before?.boundaries[group.id] : record.boundaries[group.id];
@@ -488,7 +494,7 @@ export class BatchApplier {
         else record.boundaries[group.id] = next;
       }
     }
-    record.groups = [...groups].sort();
+    if (members) record.groups = [...members].sort();
     const groupsChanged = this.reconcileMembership(model.id, record.id, oldGroups, record.groups);
     if (!isNew && !t.dirty && t.changed.size === 0 && !groupsChanged) return;
     this.state.putRecord(model.id, record);

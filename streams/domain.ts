@@ -50,6 +50,8 @@ export interface ModelDef {
   primarySourceId: string;
   primaryKeyPropertyId: string;
   properties: readonly PropertyDef[];
+  /** The unique properties the model's other sources find their records by (rows may wait on them). */
+  identityProperties: ReadonlySet<string>;
   groups: readonly CompiledGroup[];
   destinations: readonly DestinationDef[];
 }
@@ -145,6 +147,7 @@ export function compileDomain(config: Config): Domain {
       primarySourceId: pk.sourceId,
       primaryKeyPropertyId: pk.propertyId,
       properties: [...properties.values()].filter((p) => p.modelId === m.id),
+      identityProperties: new Set([...sources.values()].filter((s) => s.modelId === m.id && !s.primary).flatMap((s) => s.mapping.map((e) => e.propertyId))),
       groups: [...groups.values()].filter((g) => g.modelId === m.id),
       destinations: [...destinations.values()].filter((d) => d.modelId === m.id),
     });

@@ -1,10 +1,11 @@
-// The RxJS pipeline: changes from every source are cut into batches bounded by size and time, and
+// The RxJS pipeline: changes from every source are cut into batches bounded by size and time (group
+// commit: what arrives while a batch commits goes into the next one, so batches grow with load), and
 // every unit of work (a batch of changes, a sweep of due time-index entries, a chunk of a group
 // backfill) runs one at a time, in order, each in its own durable transaction. After each commit
 // the batch's last positions go back to the sources for acknowledgement. Backpressure: when more
 // changes are buffered or in flight than the high-water mark, the sources are paused until the
 // count falls below the low-water mark.
-import { Subject, bufferTime, concatMap, filter, from, map, merge, type Observable, type Subscription } from "rxjs";
+import { Observable, Subject, concatMap, from, merge, type Subscription } from "rxjs";
 import type { BatchResult } from "./apply.js";
 import type { Change } from "./change.js";
 
@@ -35,7 +36,7 @@ export interface PipelineOptions {
 }
 
 export const DEFAULT_PIPELINE_OPTIONS: PipelineOptions = {
-  maxBatchSize: 1000,
+  maxBatchSize: 5000,
   maxBatchDelayMs: 5,
   highWaterMark: 20_000,
   lowWaterMark: 5_000,
@@ -69,6 +70,10 @@ export class Pipeline {
   private timerAt: number | undefined;
   private subscription: Subscription | undefined;
   private draining = false;
+  /** Jobs handed to the runner and not finished (batches of changes, sweeps, backfill chunks). */
+  private active = 0;
+  /** Cuts the changes waiting for a batch, if any (set while the change stream is subscribed). */
+  private cutWaiting: (() => void) | undefined;
 
   constructor(
     private readonly changes$: Observable<Change>,
@@ -79,18 +84,8 @@ export class Pipeline {
 
   /** Runs until the change stream completes (sources stopped) and queued work is done. */
   run(): Promise<void> {
-    const batches$ = this.changes$.pipe(
-      map((change) => {
-        this.inFlight += 1;
-        if (!this.paused && this.inFlight >= this.options.highWaterMark) this.setPaused(true);
-        return change;
-      }),
-      bufferTime(this.options.maxBatchDelayMs, null, this.options.maxBatchSize),
-      filter((changes) => changes.length > 0),
-      map((changes): Job => ({ kind: "changes", changes })),
-    );
     return new Promise((resolve, reject) => {
-      this.subscription = merge(batches$, this.jobs$)
+      this.subscription = merge(this.batches(), this.jobs$)
         .pipe(concatMap((job) => from(this.runJob(job))))
         .subscribe({
           next: (batch) => {
@@ -111,9 +106,55 @@ export class Pipeline {
     });
   }
 
+  /**
+   * Changes cut into batches: at `maxBatchSize`; when the runner has nothing left to do (everything
+   * that arrived while it was busy becomes the next batch at once); or `maxBatchDelayMs` after the
+   * first change that found it idle. Counts what is buffered or in flight for backpressure.
+   */
+  private batches(): Observable<Job> {
+    return new Observable<Job>((out) => {
+      let waiting: Change[] = [];
+      let timer: NodeJS.Timeout | undefined;
+      const cut = () => {
+        if (timer) clearTimeout(timer);
+        timer = undefined;
+        if (waiting.length === 0) return;
+        const changes = waiting;
+        waiting = [];
+        this.active += 1;
+        out.next({ kind: "changes", changes });
+      };
+      this.cutWaiting = cut;
+      const subscription = this.changes$.subscribe({
+        next: (change) => {
+          this.inFlight += 1;
+          if (!this.paused && this.inFlight >= this.options.highWaterMark) this.setPaused(true);
+          waiting.push(change);
+          if (waiting.length >= this.options.maxBatchSize) cut();
+          else if (this.active === 0 && timer === undefined) timer = setTimeout(cut, this.options.maxBatchDelayMs);
+        },
+        error: (error: unknown) => out.error(error),
+        complete: () => {
+          cut();
+          out.complete();
+        },
+      });
+      return () => {
+        subscription.unsubscribe();
+        if (timer) clearTimeout(timer);
+        this.cutWaiting = undefined;
+      };
+    });
+  }
+
+  private enqueue(job: Job): void {
+    this.active += 1;
+    this.jobs$.next(job);
+  }
+
   /** Queues a group backfill; its chunks interleave with batches of changes. */
   backfill(task: BackfillTask): void {
-    if (!this.draining) this.jobs$.next({ kind: "backfill", task });
+    if (!this.draining) this.enqueue({ kind: "backfill", task });
   }
 
   /** Stops accepting timer and backfill work; run() resolves once the change stream completes too. */
@@ -129,6 +170,16 @@ export class Pipeline {
   }
 
   private async runJob(job: Job): Promise<CommittedBatch | undefined> {
+    try {
+      return await this.runJobOnce(job);
+    } finally {
+      this.active -= 1;
+      // Nothing else queued: what arrived meanwhile is the next batch, without waiting for the timer.
+      if (this.active === 0) this.cutWaiting?.();
+    }
+  }
+
+  private async runJobOnce(job: Job): Promise<CommittedBatch | undefined> {
     const started = performance.now();
     const seconds = () => (performance.now() - started) / 1000;
     switch (job.kind) {
@@ -180,7 +231,7 @@ export class Pipeline {
       this.timer = undefined;
       if (this.draining) return;
       if (this.options.clock() < at && delay <= 2_147_483_647) this.armTimer(at);
-      else this.jobs$.next({ kind: "sweep" });
+      else this.enqueue({ kind: "sweep" });
     }, Math.min(Math.max(delay, 1), 2_147_483_647));
     this.timer.unref();
   }

@@ -42,6 +42,9 @@ export class PostgresCdcSource implements SourceConnector {
   private stopped = false;
   private paused = false;
   private resumeWaiters: (() => void)[] = [];
+  private pausedKeepalive: NodeJS.Timeout | undefined;
+  /** column.exclude.list, compiled once. */
+  private excluded: RegExp[] | undefined;
   /** The highest LSN whose changes are durable in the state; the only LSN ever acknowledged. */
   private durableLsn = "0/0";
   /** The LSN of the last change handed to the core (durable once durableLsn reaches it). */
@@ -102,12 +105,35 @@ export class PostgresCdcSource implements SourceConnector {
   }
 
   pause(): void {
+    if (this.paused) return;
     this.paused = true;
+    this.pauseSocket(true);
   }
 
   resume(): void {
+    if (!this.paused) return;
     this.paused = false;
+    this.pauseSocket(false);
     for (const wake of this.resumeWaiters.splice(0)) wake();
+  }
+
+  /**
+   * Flow control of the stream: its socket stops being read (what was already received is still
+   * emitted, a bounded overshoot). Unread keepalive requests go unanswered meanwhile, so a status
+   * update with the durable LSN every 10 s keeps wal_sender_timeout from dropping us.
+   * pg-logical-replication's own flow control (its `flowControl` option) pauses the same socket, but
+   * queues every message behind two awaits, which costs more than decoding it.
+   */
+  private pauseSocket(paused: boolean): void {
+    const connection = (this.service as unknown as { _connection?: { stream?: { pause?: () => void; resume?: () => void } } } | undefined)?._connection;
+    if (paused) {
+      connection?.stream?.pause?.();
+      this.pausedKeepalive ??= setInterval(() => void this.confirm(this.durableLsn).catch(() => undefined), 10_000);
+    } else {
+      connection?.stream?.resume?.();
+      if (this.pausedKeepalive) clearInterval(this.pausedKeepalive);
+      this.pausedKeepalive = undefined;
+    }
   }
 
   async acknowledge(positions: ReadonlyMap<string, string>): Promise<void> {
@@ -121,6 +147,7 @@ export class PostgresCdcSource implements SourceConnector {
     this.stopped = true;
     this.requestStop();
     this.resume();
+    if (this.pausedKeepalive) clearInterval(this.pausedKeepalive);
     await this.service?.stop().catch(() => undefined);
     await this.stoppedPromise;
   }
@@ -327,9 +354,52 @@ export class PostgresCdcSource implements SourceConnector {
   private withoutExcluded(table: string, row: Row): Row {
     const patterns = this.settings.columnExcludeList;
     if (!patterns) return row;
+    this.excluded ??= patterns.map((p) => new RegExp(`^${p}$`));
     const out: Record<string, unknown> = {};
-    for (const [column, value] of Object.entries(row)) if (!patterns.some((p) => new RegExp(`^${p}$`).test(`${table}.${column}`))) out[column] = value;
+    for (const [column, value] of Object.entries(row)) if (!this.excluded.some((p) => p.test(`${table}.${column}`))) out[column] = value;
     return out;
+  }
+
+  /** One decoded pgoutput message: row changes become Changes, commits move the position. */
+  private handle(lsn: string, message: Pgoutput.Message, bySource: ReadonlyMap<string, string[]>): void {
+    this.connected = true;
+    switch (message.tag) {
+      case "begin":
+        this.commitTime = Number(BigInt(message.commitTime.toString()) / 1000n);
+        return;
+      case "commit": {
+        // Every commit moves the stream to its end: once durable, everything committed up to there
+        // is applied (transactions arrive in commit order), so that is what the slot may confirm.
+        const end = message.commitEndLsn ?? lsn;
+        if (compareLsn(end, this.committedLsn) > 0) this.committedLsn = end;
+        this.emit({ sourceId: this.tables[0]?.sourceId ?? "", op: "marker", key: "", before: null, after: null, position: { stream: this.stream, position: this.committedLsn }, commitTime: this.commitTime });
+        return;
+      }
+      case "message":
+        return;
+      case "insert":
+      case "update":
+      case "delete": {
+        const table = `${message.relation.schema}.${message.relation.name}`;
+        const after = message.tag === "delete" ? null : this.withoutExcluded(table, message.new);
+        const before = message.tag === "insert" ? null : (message.old ?? message.key ?? null);
+        const keyRow = after ?? before ?? {};
+        const key = message.relation.keyColumns.map((k) => String(keyRow[k])).join(",");
+        for (const sourceId of bySource.get(table) ?? []) {
+          this.emit({ sourceId, op: message.tag, key, before, after, position: { stream: this.stream, position: this.committedLsn }, commitTime: this.commitTime });
+        }
+        break;
+      }
+      case "truncate":
+        for (const relation of message.relations) {
+          for (const sourceId of bySource.get(`${relation.schema}.${relation.name}`) ?? []) {
+              this.emit({ sourceId, op: "truncate", key: "", before: null, after: null, position: { stream: this.stream, position: this.committedLsn }, commitTime: this.commitTime });
+          }
+        }
+        break;
+      default:
+        return;
+    }
   }
 
   private async stream_(): Promise<void> {
@@ -341,7 +411,7 @@ export class PostgresCdcSource implements SourceConnector {
     }
     const service = new LogicalReplicationService(this.settings.connection, {
       acknowledge: { auto: false, timeoutSeconds: 0 },
-      flowControl: { enabled: true },
+      flowControl: { enabled: false },
     });
     this.service = service;
     // messages: true delivers pg_logical_emit_message() heartbeats, which need no table.
@@ -349,61 +419,29 @@ export class PostgresCdcSource implements SourceConnector {
     const bySource = new Map<string, string[]>();
     for (const t of this.tables) bySource.set(t.table, [...(bySource.get(t.table) ?? []), t.sourceId]);
 
-    service.on("data", async (lsn: string, message: Pgoutput.Message) => {
-      this.connected = true;
-      switch (message.tag) {
-        case "begin":
-          this.commitTime = Number(BigInt(message.commitTime.toString()) / 1000n);
-          return;
-        case "commit": {
-          // Every commit moves the stream to its end: once durable, everything committed up to there
-          // is applied (transactions arrive in commit order), so that is what the slot may confirm.
-          const end = message.commitEndLsn ?? lsn;
-          if (compareLsn(end, this.committedLsn) > 0) this.committedLsn = end;
-          this.emit({ sourceId: this.tables[0]?.sourceId ?? "", op: "marker", key: "", before: null, after: null, position: { stream: this.stream, position: this.committedLsn }, commitTime: this.commitTime });
-          return;
-        }
-        case "message":
-          return;
-        case "insert":
-        case "update":
-        case "delete": {
-          const table = `${message.relation.schema}.${message.relation.name}`;
-          const after = message.tag === "delete" ? null : this.withoutExcluded(table, message.new);
-          const before = message.tag === "insert" ? null : (message.old ?? message.key ?? null);
-          const keyRow = after ?? before ?? {};
-          const key = message.relation.keyColumns.map((k) => String(keyRow[k])).join(",");
-          for (const sourceId of bySource.get(table) ?? []) {
-            this.emit({ sourceId, op: message.tag, key, before, after, position: { stream: this.stream, position: this.committedLsn }, commitTime: this.commitTime });
-          }
-          break;
-        }
-        case "truncate":
-          for (const relation of message.relations) {
-            for (const sourceId of bySource.get(`${relation.schema}.${relation.name}`) ?? []) {
-                this.emit({ sourceId, op: "truncate", key: "", before: null, after: null, position: { stream: this.stream, position: this.committedLsn }, commitTime: this.commitTime });
-            }
-          }
-          break;
-        default:
-          return;
+    // Messages are handled synchronously as they are decoded, in stream order; pause() stops the socket.
+    service.on("start", () => {
+      if (this.paused) this.pauseSocket(true);
+    });
+    service.on("data", (lsn: string, message: Pgoutput.Message) => {
+      try {
+        this.handle(lsn, message, bySource);
+      } catch (error) {
+        service.emit("error", error instanceof Error ? error : new Error(String(error)));
       }
-      // Flow control: the stream stays paused until this handler returns.
-      await this.waitWhilePaused();
     });
     service.on("heartbeat", (lsn: string, _timestamp: number, shouldRespond: boolean) => {
       this.connected = true;
       // Answer with the last durable LSN, never the last received one, or wal_sender_timeout drops us.
       if (shouldRespond) void this.confirm(this.durableLsn).catch(() => undefined);
       // A keepalive carries the position the server has sent up to. When everything it sent before is
-      // in the core and durable (nothing queued in the library either: with flow control, data messages
-      // wait in its queue while keepalives are handled at once), every transaction committed before
+      // in the core and durable (messages are handled in stream order as they arrive, so none is still
+      // queued), every transaction committed before
       // that position is durable too, as they are sent in commit order. That position then goes
       // through the core as a marker and is confirmed once durable, so the slot advances while the
       // captured tables are quiet, and a server shutting down (which waits until the confirmed position
       // equals what it sent) is not held up.
-      const queue = service as unknown as { _messageQueue?: unknown[]; _processing?: boolean };
-      const idle = (queue._messageQueue?.length ?? 0) === 0 && queue._processing !== true && compareLsn(this.lastEmittedLsn, this.durableLsn) <= 0;
+      const idle = compareLsn(this.lastEmittedLsn, this.durableLsn) <= 0;
       const sent = lsn;
       if (idle && compareLsn(sent, this.durableLsn) > 0 && compareLsn(sent, this.lastEmittedLsn) > 0) {
         this.committedLsn = sent;

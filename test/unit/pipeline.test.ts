@@ -1,4 +1,5 @@
-// The pipeline without I/O: batches bounded by size, work run one unit at a time in order,
+// The pipeline without I/O: batches bounded by size (group commit: what arrived during a commit is
+// the next batch at once), work run one unit at a time in order,
 // positions reported after commit, sources paused above the high-water mark and resumed below
 // the low-water mark, and one timer armed for the earliest time-index boundary.
 import { Subject } from "rxjs";
@@ -18,7 +19,7 @@ const change = (i: number): Change => ({
   commitTime: 0,
 });
 
-function harness(ops: Partial<CoreOperations>, options: { maxBatchSize?: number; highWaterMark?: number; lowWaterMark?: number; clock?: () => number } = {}) {
+function harness(ops: Partial<CoreOperations>, options: { maxBatchSize?: number; maxBatchDelayMs?: number; highWaterMark?: number; lowWaterMark?: number; clock?: () => number } = {}) {
   const source = new Subject<Change>();
   const committed: CommittedBatch[] = [];
   const pressure: boolean[] = [];
@@ -32,7 +33,7 @@ function harness(ops: Partial<CoreOperations>, options: { maxBatchSize?: number;
       ...ops,
     },
     { committed: (b) => committed.push(b), pressure: (p) => pressure.push(p), failed: () => undefined },
-    { maxBatchSize: options.maxBatchSize ?? 10, maxBatchDelayMs: 5, highWaterMark: options.highWaterMark ?? 1000, lowWaterMark: options.lowWaterMark ?? 100, clock: options.clock ?? Date.now },
+    { maxBatchSize: options.maxBatchSize ?? 10, maxBatchDelayMs: options.maxBatchDelayMs ?? 5, highWaterMark: options.highWaterMark ?? 1000, lowWaterMark: options.lowWaterMark ?? 100, clock: options.clock ?? Date.now },
   );
   return { source, committed, pressure, pipeline, done: pipeline.run() };
 }
@@ -51,6 +52,24 @@ describe("Pipeline", () => {
       { even: "18", odd: "19" },
       { even: "24", odd: "23" },
     ]);
+  });
+
+  it("makes what arrived while a batch committed the next batch at once, without waiting for the delay", async () => {
+    const sizes: number[] = [];
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    // A delay far beyond the test timeout: only the group-commit cut can end this test in time.
+    const h = harness({ applyChanges: async (changes) => (sizes.push(changes.length), await gate, empty()) }, { maxBatchSize: 10, maxBatchDelayMs: 600_000 });
+    for (let i = 0; i < 10; i += 1) h.source.next(change(i));
+    for (let i = 10; i < 23; i += 1) h.source.next(change(i));
+    expect(sizes).toEqual([10]);
+    release();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(sizes).toEqual([10, 10, 3]);
+    expect(h.committed.map((b) => b.changes)).toEqual([10, 10, 3]);
+    h.source.complete();
+    h.pipeline.drain();
+    await h.done;
   });
 
   it("pauses the sources above the high-water mark and resumes them below the low-water mark", async () => {
