@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=64
 // The `grouparoo-stream` command line: parses arguments and dispatches to the daemon's commands.
 import { Command } from "commander";
 import { generateCommand } from "./commands/generate.js";

@@ -87,14 +87,19 @@ export class Store {
     mkdirSync(path, { recursive: true });
     this.root = open({ path, noSync: false, useWritemap: false, overlappingSync: false, maxDbs: 32, cache: false });
     const db = <V, K extends Key | string = Key>(name: string) => this.root.openDB<V, K>({ name });
-    this.records = db("records");
+    // Object values of one shape (records, rows, exports) keep their property names once, in a shared
+    // structures entry of their sub-database (msgpackr records), instead of in every value: values are
+    // about a third of the size and encode and decode about a third faster. Only sub-databases whose
+    // ranges are always bounded by a model, source or destination use it (the entry's key is a symbol).
+    const structured = <V>(name: string) => this.root.openDB<V, Key>({ name, sharedStructuresKey: Symbol.for("structures") });
+    this.records = structured("records");
     this.unique = db("unique");
-    this.rows = db("rows");
+    this.rows = structured("rows");
     this.pending = db("pending");
     this.members = db("members");
     this.timeIndex = db("time-index");
-    this.remote = db("remote");
-    this.outbox = db("outbox");
+    this.remote = structured("remote");
+    this.outbox = structured("outbox");
     this.outboxByRecord = db("outbox-by-record");
     this.deadLetters = db("dead-letters");
     this.positions = db<string, string>("positions");
@@ -107,7 +112,8 @@ export class Store {
   private checkFormat(): void {
     const format = this.meta.get("format");
     if (format === STATE_FORMAT) return;
-    const empty = this.records.getKeysCount({ limit: 1 }) === 0 && this.positions.getKeysCount({ limit: 1 }) === 0;
+    const hasRecords = [...this.records.getKeys({ limit: 2 })].some((key) => Array.isArray(key));
+    const empty = !hasRecords && this.positions.getKeysCount({ limit: 1 }) === 0;
     if (format !== undefined || !empty) {
       this.root.close();
       throw new Error(`the state in ${this.path} has layout ${String(format ?? 1)}, this version reads layout ${STATE_FORMAT}: start from an empty --state directory (sources re-read from their snapshot or earliest position)`);

@@ -110,9 +110,16 @@ export interface BatchResult {
   memberDelta: Map<string, number>;
 }
 
+/** What settling a record needs of its state before the batch. */
+interface PriorRecord {
+  id: string;
+  groups: readonly string[];
+  boundaries: Readonly<Record<string, number>>;
+}
+
 interface Touched {
   model: ModelDef;
-  before: StoredRecord | null;
+  before: PriorRecord | null;
   current: StoredRecord | null;
   changed: Set<string>;
   /** Groups to evaluate whatever changed (time-index sweeps, backfills). */
@@ -125,15 +132,6 @@ interface Touched {
 }
 
 const valueKey = (value: PropertyValue): string => (typeof value === "string" ? value : JSON.stringify(value));
-const clone = (r: StoredRecord): StoredRecord => ({
-  ...r,
-  values: { ...r.values },
-  invalid: { ...r.invalid },
-  groups: [...r.groups],
-  aggregates: { ...r.aggregates },
-  boundaries: { ...r.boundaries },
-  rows: [...r.rows],
-});
 const rowRef = (ref: RowRef) => `${ref.sourceId}\u0000${ref.rowKey}`;
 const sameValue = (a: unknown, b: unknown): boolean => {
   if (a === b) return true;
@@ -247,9 +245,11 @@ export class BatchApplier {
     const key = `${model.id}\u0000${recordId}`;
     let t = this.touched.get(key);
     if (!t) {
-      // A read returns a fresh copy: it is `before` as is, and `current` is a copy of it to change.
+      // A read returns a fresh copy, changed in place; `before` keeps what settling compares against
+      // (groups are replaced, never changed in place; boundaries are changed in place, so copied).
       const stored = this.state.getRecord(model.id, recordId) ?? null;
-      t = { model, before: stored, current: stored ? clone(stored) : null, changed: new Set(), recreated: false, dirty: false, commitTime };
+      const before = stored ? { id: stored.id, groups: stored.groups, boundaries: { ...stored.boundaries } } : null;
+      t = { model, before, current: stored, changed: new Set(), recreated: false, dirty: false, commitTime };
       this.touched.set(key, t);
     }
     t.commitTime = Math.max(t.commitTime, commitTime);
