@@ -7,10 +7,12 @@ import { join } from "node:path";
 import { open } from "lmdb";
 import { Store } from "../state/store.js";
 import type { Change } from "../streams/change.js";
+import { DEFAULT_PIPELINE_OPTIONS } from "../streams/pipeline.js";
 import { coreDomain } from "../test/helpers/core.js";
 
 const COUNT = Number(process.env.BENCH_CHANGES ?? 200_000);
-const BATCH = Number(process.env.BENCH_BATCH ?? 1000);
+// Batches as the daemon cuts them under a backlog (its --max-batch-size default).
+const BATCH = Number(process.env.BENCH_BATCH ?? DEFAULT_PIPELINE_OPTIONS.maxBatchSize);
 const USERS = 20_000;
 const NOW = Date.UTC(2026, 10, 1);
 

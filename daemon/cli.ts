@@ -1,6 +1,7 @@
 #!/usr/bin/env -S node --max-semi-space-size=64
 // The `grouparoo-stream` command line: parses arguments and dispatches to the daemon's commands.
 import { Command } from "commander";
+import { DEFAULT_PIPELINE_OPTIONS } from "../streams/pipeline.js";
 import { generateCommand } from "./commands/generate.js";
 import { importDebeziumCommand } from "./commands/import-debezium.js";
 import { retryExportsCommand } from "./commands/retry-exports.js";
@@ -36,8 +37,8 @@ export function buildProgram(): Command {
     .requiredOption("-c, --config <path>", "config file or directory (YAML or JSON)")
     .requiredOption("-s, --state <dir>", "directory of the LMDB state (created if missing)")
     .option("--http <host:port>", "where /metrics, /healthz and /readyz listen", "127.0.0.1:9464")
-    .option("--max-batch-size <n>", "changes per batch (one LMDB transaction)", (v) => Number(v), 1000)
-    .option("--max-batch-delay-ms <ms>", "longest a change waits for its batch to fill", (v) => Number(v), 5)
+    .option("--max-batch-size <n>", "most changes per batch (one LMDB transaction)", (v) => Number(v), DEFAULT_PIPELINE_OPTIONS.maxBatchSize)
+    .option("--max-batch-delay-ms <ms>", "longest a change waits for its batch while the core is idle", (v) => Number(v), DEFAULT_PIPELINE_OPTIONS.maxBatchDelayMs)
     .option("--drain-timeout-ms <ms>", "how long SIGTERM keeps delivering the outbox", (v) => Number(v), 10_000)
     .option("--outbox-bound <n>", "exports waiting per destination above which the sources pause", (v) => Number(v), 100_000)
     .option("--delivery-batch-size <n>", "exports per delivery request", (v) => Number(v), 100)
