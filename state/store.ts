@@ -159,6 +159,15 @@ export class Store {
 
   private batchState(seqs: Map<string, number>): BatchState {
     const keysOf = (db: Database<unknown, Key>, prefix: Key) => [...db.getKeys({ start: prefix, end: [...prefix, END] })] as Key[];
+    // The export queued for a record, read once for getBaseline and the putExport that follows it.
+    let lastQueued: { d: string; r: string; entry: OutboxEntry | undefined } | undefined;
+    const queuedExport = (d: string, r: string): OutboxEntry | undefined => {
+      if (lastQueued?.d === d && lastQueued.r === r) return lastQueued.entry;
+      const seq = this.outboxByRecord.get([d, r]);
+      const entry = seq === undefined ? undefined : this.outbox.get([d, seq]);
+      lastQueued = { d, r, entry };
+      return entry;
+    };
     return {
       getRecord: (m, r) => this.records.get([m, r]),
       recordIdsOf: (m) => keysOf(this.records, [m]).map((k) => String(k[1])),
@@ -192,15 +201,14 @@ export class Store {
         if (next !== null) this.timeIndex.put([next, m, g, r], true);
       },
       getBaseline: (d, r) => {
-        const seq = this.outboxByRecord.get([d, r]);
-        const queued = seq === undefined ? undefined : this.outbox.get([d, seq]);
+        const queued = queuedExport(d, r);
         if (queued?.sending) return queued.toDelete ? null : { properties: queued.newRecordProperties, groups: queued.newGroups };
         if (queued) return queued.base ?? null;
         return this.remote.get([d, r]) ?? null;
       },
       putExport: (d, r, plan, baseline) => {
-        const previous = this.outboxByRecord.get([d, r]);
-        const queued = previous === undefined ? undefined : this.outbox.get([d, previous]);
+        const queued = queuedExport(d, r);
+        lastQueued = undefined;
         // A newer export supersedes an unsent older one; one being sent stays, and the new one follows it.
         if (queued && !queued.sending) this.outbox.remove([d, queued.seq]);
         if (!plan) {

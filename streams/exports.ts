@@ -50,7 +50,11 @@ function sameState(a: RemoteState, b: RemoteState): boolean {
   if (a.groups.length !== b.groups.length || a.groups.some((g, i) => g !== b.groups[i])) return false;
   const keys = Object.keys(a.properties);
   if (keys.length !== Object.keys(b.properties).length) return false;
-  return keys.every((k) => JSON.stringify(a.properties[k]) === JSON.stringify(b.properties[k]));
+  return keys.every((k) => {
+    const x = a.properties[k];
+    const y = b.properties[k];
+    return x === y || (typeof x === "object" && typeof y === "object" && JSON.stringify(x) === JSON.stringify(y));
+  });
 }
 
 /**
