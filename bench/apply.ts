@@ -53,7 +53,7 @@ async function applyThroughCore(input: Change[]): Promise<number> {
 async function rawPuts(input: Change[]): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), "bench-raw-"));
   const root = open({ path: dir, noSync: false, useWritemap: false, overlappingSync: false, maxDbs: 4, cache: false });
-  const db = root.openDB<unknown, (string | number)[]>({ name: "records" });
+  const db = root.openDB<unknown, (string | number)[]>({ name: "records", sharedStructuresKey: Symbol.for("structures") });
   const started = performance.now();
   for (let i = 0; i < input.length; i += BATCH) {
     const batch = input.slice(i, i + BATCH);
@@ -68,8 +68,58 @@ async function rawPuts(input: Change[]): Promise<number> {
   return seconds;
 }
 
+/**
+ * The least LMDB work any design keeping the issue's invariants does per change, with no domain logic
+ * at all: a user insert writes its record and its unique value; a purchase reads its row (replays must
+ * be idempotent), finds its user by unique value, reads and rewrites the user's record (a counter and
+ * a sum stand for the aggregates), writes its row and queues one outbox entry. Same batches, same
+ * durability, tiny values, shared structures.
+ */
+async function minimalWork(input: Change[]): Promise<number> {
+  type K = (string | number)[];
+  const dir = mkdtempSync(join(tmpdir(), "bench-floor-"));
+  const root = open({ path: dir, noSync: false, useWritemap: false, overlappingSync: false, maxDbs: 8, cache: false });
+  const shared = { sharedStructuresKey: Symbol.for("structures") };
+  const records = root.openDB<{ id: string; values: Record<string, unknown>; groups: string[] }, K>({ name: "records", ...shared });
+  const rows = root.openDB<unknown, K>({ name: "rows", ...shared });
+  const unique = root.openDB<string, K>({ name: "unique" });
+  const outbox = root.openDB<unknown, K>({ name: "outbox", ...shared });
+  let seq = 0;
+  const started = performance.now();
+  for (let i = 0; i < input.length; i += BATCH) {
+    const batch = input.slice(i, i + BATCH);
+    await root.transaction(() => {
+      for (const c of batch) {
+        const row = c.after ?? {};
+        if (c.sourceId === "users_table") {
+          records.put(["users", c.key], { id: c.key, values: { user_id: row.id, email: row.email, count: 0, sum: 0 }, groups: [] });
+          unique.put(["users", "user_id", c.key], c.key);
+          continue;
+        }
+        rows.get([c.sourceId, c.key]);
+        const recordId = unique.get(["users", "user_id", String(row.user_id)]);
+        const record = recordId === undefined ? undefined : records.get(["users", recordId]);
+        if (record && recordId !== undefined) {
+          record.values.count = Number(record.values.count) + 1;
+          record.values.sum = Number(record.values.sum) + Number(row.amount);
+          records.put(["users", recordId], record);
+          seq += 1;
+          outbox.put(["crm", seq], { recordId, newRecordProperties: { id: row.user_id, ltv: record.values.sum }, newGroups: [] });
+        }
+        rows.put([c.sourceId, c.key], { recordId: recordId ?? null, row });
+      }
+    });
+    await root.flushed;
+  }
+  const seconds = (performance.now() - started) / 1000;
+  await root.close();
+  rmSync(dir, { recursive: true, force: true });
+  return seconds;
+}
+
 const input = changes();
 const raw = await rawPuts(input);
+const floor = await minimalWork(input);
 const core = await applyThroughCore(input);
 const result = {
   machine: `${cpus().length} × ${cpus()[0]?.model ?? "unknown CPU"}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
@@ -78,6 +128,8 @@ const result = {
   groups: coreDomain().groups.size,
   coreChangesPerSecond: Math.round(COUNT / core),
   rawPutsPerSecond: Math.round(COUNT / raw),
+  /** Changes per second of the minimal LMDB work per change, without domain logic (see minimalWork). */
+  minimalWorkPerSecond: Math.round(COUNT / floor),
   /** Applied changes per second as a fraction of raw puts per second. */
   coreToRaw: Number((raw / core).toFixed(3)),
   peakRssMiB: Math.round(process.memoryUsage().rss / 2 ** 20),
@@ -86,5 +138,6 @@ console.log(JSON.stringify(result));
 console.log(
   `apply: ${result.coreChangesPerSecond.toLocaleString("en")} changes/s (records + aggregates + ${result.groups} groups + outbox)\n` +
     `raw lmdb-js puts: ${result.rawPutsPerSecond.toLocaleString("en")} records/s\n` +
+    `minimal LMDB work per change, no domain logic: ${result.minimalWorkPerSecond.toLocaleString("en")} changes/s\n` +
     `core / raw: ${(result.coreToRaw * 100).toFixed(1)} % (the raw ceiling is ${(1 / result.coreToRaw).toFixed(1)}x faster)`,
 );
