@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { Store } from "../../../state/store.js";
+import { STATE_FORMAT, Store } from "../../../state/store.js";
 import type { Change } from "../../../streams/change.js";
 import { DAY, change, coreDomain, purchase, user } from "../../helpers/core.js";
 
@@ -137,6 +137,28 @@ describe("applying batches", () => {
     expect([...store.rowsOf("purchases_table")]).toEqual([]);
   });
 
+  it("truncates a primary source mid-batch: records of earlier batches and of this one go, later ones stay", async () => {
+    await apply([user(1, { vip: true }), user(2)]);
+    const result = await apply([user(3, { vip: true }), change("users_table", "truncate", "", null), user(4, { vip: true }), change("users_table", "delete", "5", null)]);
+    expect(store.recordIdsOf("users", undefined, 10)).toEqual(["4"]);
+    expect(result.recordDelta).toEqual(new Map([["users", -1]]));
+    expect(store.countOf("records", "users")).toBe(1);
+    expect(store.membersOf("users", "vips")).toEqual(["4"]);
+    expect(store.countOf("members", "vips")).toBe(1);
+  });
+
+  it("a completed snapshot removes the primary records it did not read, also those written earlier in its batch", async () => {
+    await apply([user(1), user(2)]);
+    const read = (id: number): Change => ({ ...user(id), op: "snapshot", snapshotId: "s1" });
+    const complete: Change = { ...change("users_table", "marker", "", null), snapshotComplete: { snapshotId: "s1", sourceIds: ["users_table"] } };
+    await apply([read(1), user(3), read(4), complete]);
+    expect(store.recordIdsOf("users", undefined, 10)).toEqual(["1", "4"]);
+    expect(store.countOf("records", "users")).toBe(2);
+    expect(store.getRecord("users", "1")?.snapshot).toBe("s1");
+    await apply([change("users_table", "update", "1", { id: 1, vip: true })]);
+    expect(store.getRecord("users", "1")?.snapshot).toBeUndefined();
+  });
+
   it("treats a replayed change as a no-op", async () => {
     const insert = purchase(10, { user_id: 1, amount: 10, state: "paid", sku: "A", created_at: T });
     await apply([user(1), insert]);
@@ -211,5 +233,20 @@ describe("applying batches", () => {
     } while (after !== undefined);
     expect(chunks).toBe(3);
     expect(store.membersOf("users", "not_vip")).toEqual(["2"]);
+  });
+});
+
+describe("the state layout", () => {
+  it("refuses a state written in another layout, naming both", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "core-layout-"));
+    try {
+      const store = Store.open(dir);
+      await store.applyBatch(domain, [user(1)], T);
+      await store.putMeta("format", 1);
+      await store.close();
+      expect(() => Store.open(dir)).toThrow(`the state in ${dir} has layout 1, this version reads layout ${STATE_FORMAT}: start from an empty --state directory`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
