@@ -74,6 +74,8 @@ export class Store {
   /** Rows waiting for a record with their identity: [model, property, value] → [sourceId, rowKey][]. */
   private readonly pending: Database<[string, string][], Key>;
   private readonly members: Database<true, Key>;
+  /** Rows feeding a record: [model, record, source, row key] → true. */
+  private readonly attached: Database<true, Key>;
   private readonly timeIndex: Database<true, Key>;
   private readonly remote: Database<RemoteState, Key>;
   private readonly outbox: Database<OutboxEntry, Key>;
@@ -97,6 +99,7 @@ export class Store {
     this.rows = structured("rows");
     this.pending = db("pending");
     this.members = db("members");
+    this.attached = db("attached");
     this.timeIndex = db("time-index");
     this.remote = structured("remote");
     this.outbox = structured("outbox");
@@ -180,6 +183,9 @@ export class Store {
       putRow: (s, k, row) => void this.rows.put([s, k], row),
       deleteRow: (s, k) => void this.rows.remove([s, k]),
       rowKeysOfSource: (s) => keysOf(this.rows, [s]).map((k) => String(k[1])),
+      attachRow: (m, r, ref) => void this.attached.put([m, r, ref.sourceId, ref.rowKey], true),
+      detachRow: (m, r, ref) => void this.attached.remove([m, r, ref.sourceId, ref.rowKey]),
+      attachedRows: (m, r, s) => keysOf(this.attached, s === undefined ? [m, r] : [m, r, s]).map((k) => ({ sourceId: String(k[2]), rowKey: String(k[3]) })),
       // One key per identity, so a record claiming a unique value finds its waiting rows with one read.
       addPending: (m, id: Identity, ref: RowRef) => {
         const key = [m, id.propertyId, id.valueKey];

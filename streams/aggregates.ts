@@ -12,11 +12,14 @@
 //                            cannot depend on the order the rows were added or removed in. This is what
 //                            makes the incremental value === the from-scratch value without keeping each
 //                            row's contribution. Trusts `before`.
-//   exact                    { kind: "values", rows: [rowKey, value][] } sorted by rowKey.
-//   min, max, most/least     { kind: "keyed", rows: [rowKey, value, sortKey][] } sorted by rowKey.
-//   recent value             Per-row states: O(log n) search + O(n) splice per change, O(n) read; they
-//                            replace by rowKey, so they do not depend on `before` and a redelivered change is
-//                            harmless.
+//   exact                    { kind: "values", rows: [rowKey, value][] } sorted by rowKey: O(log n) search +
+//                            O(n) splice per change (an isArray property's value holds every row's value
+//                            anyway). It replaces by rowKey, so it does not depend on `before`.
+//   min, max, most/least     { kind: "keyed", best: [rowKey, value, sortKey] | null }: only the chosen row,
+//   recent value             so the state does not grow with the rows. O(1) per change, except when the
+//                            chosen row leaves or gets worse: then the record's other rows (`others`, which
+//                            the caller reads from its row store) compete again, O(n) once. It does not
+//                            depend on `before` either, so a redelivered change is harmless.
 // Every state is canonical: the same set of rows gives a deep-equal state whatever the history.
 
 import { normalizeValue } from "./values.js";
@@ -66,9 +69,15 @@ interface ValuesState {
 }
 interface KeyedState {
   kind: "keyed";
-  /** [rowKey, value, key], sorted by rowKey; key orders the rows (the value's for min/max, the sort column's for most/least recent) */
-  rows: [string, PropertyScalar, Key][];
+  /** The method that chose `best` (unlike the other kinds, the state is not shared between methods). */
+  method: AggregationMethod;
+  /** The chosen row as [rowKey, value, key] (see `beats`), or null when no row contributes; key orders the
+   * rows (the value's for min/max, the sort column's for most/least recent). */
+  best: [string, PropertyScalar, Key] | null;
 }
+
+/** The record's rows of the aggregated source other than the changing one, as they are now. */
+export type OtherRows = () => Iterable<readonly [string, Row]>;
 export type AggregateState = CountState | SumState | ValuesState | KeyedState;
 
 // ---------------------------------------------------------------------------------------------------
@@ -338,7 +347,7 @@ export function emptyAggregate(spec: AggregateSpec): AggregateState {
     case "values":
       return { kind: "values", rows: [] };
     case "keyed":
-      return { kind: "keyed", rows: [] };
+      return { kind: "keyed", method: spec.method, best: null };
   }
 }
 
@@ -387,8 +396,13 @@ function search(rows: readonly (readonly [string, ...unknown[]])[], rowKey: stri
   return -lo - 1;
 }
 
+function belongs(spec: AggregateSpec, state: AggregateState): boolean {
+  return state.kind === stateKind(spec.method) && (state.kind !== "keyed" || state.method === spec.method);
+}
+
 function mismatch(spec: AggregateSpec, state: AggregateState): Error {
-  return new Error(`Aggregate state of kind "${state.kind}" does not belong to method "${spec.method}"; rebuild it from the source`);
+  const kind = state.kind === "keyed" ? `keyed (${state.method})` : state.kind;
+  return new Error(`Aggregate state of kind "${kind}" does not belong to method "${spec.method}"; rebuild it from the source`);
 }
 
 /**
@@ -398,11 +412,13 @@ function mismatch(spec: AggregateSpec, state: AggregateState): Error {
  * count / sum / average subtract `before`'s contribution and add `after`'s, so `before` must be the row as
  * it was last applied to this state (a change stream gives exactly that; redelivered changes must be
  * dropped upstream). The per-row kinds replace the entry for rowKey and ignore `before`'s contents.
+ * `others` (needed by min, max and most / least recent value) gives the record's other rows; it is read
+ * only when the chosen row leaves or gets worse, and throws if absent then.
  * A row moving between records is a delete (after = null) on the old record's state and an insert
  * (before = null) on the new one's.
  */
-export function applyRowChange(spec: AggregateSpec, state: AggregateState, rowKey: string, before: Row | null, after: Row | null): AggregateState {
-  if (state.kind !== stateKind(spec.method)) throw mismatch(spec, state);
+export function applyRowChange(spec: AggregateSpec, state: AggregateState, rowKey: string, before: Row | null, after: Row | null, others?: OtherRows): AggregateState {
+  if (!belongs(spec, state)) throw mismatch(spec, state);
   const added = contribution(spec, after);
   switch (state.kind) {
     case "count": {
@@ -439,14 +455,39 @@ export function applyRowChange(spec: AggregateSpec, state: AggregateState, rowKe
       return state;
     }
     case "keyed": {
-      const at = search(state.rows, rowKey);
-      if (added === null) {
-        if (at >= 0) state.rows.splice(at, 1);
-      } else if (at >= 0) state.rows[at] = [rowKey, added.value, added.key];
-      else state.rows.splice(-at - 1, 0, [rowKey, added.value, added.key]);
+      const entry: [string, PropertyScalar, Key] | null = added === null ? null : [rowKey, added.value, added.key];
+      const best = state.best;
+      if (best !== null && best[0] === rowKey) {
+        // The chosen row changed: still at least as good, it stays chosen (it beat every other row);
+        // gone or worse, every row competes again.
+        if (entry !== null && !beats(spec.method, best, entry)) state.best = entry;
+        else state.best = chooseAgain(spec, rowKey, entry, others);
+      } else if (entry !== null && (best === null || beats(spec.method, entry, best))) {
+        state.best = entry;
+      }
       return state;
     }
   }
+}
+
+/** Whether row a is chosen over row b: the order `pickKeyed` applies to rows in rowKey order. */
+function beats(method: AggregationMethod, a: readonly [string, PropertyScalar, Key], b: readonly [string, PropertyScalar, Key]): boolean {
+  const c = compareKeys(a[2], b[2]);
+  if (c !== 0) return method === "min" || method === "least recent value" ? c < 0 : c > 0;
+  return method === "most recent value" ? compareStrings(a[0], b[0]) > 0 : compareStrings(a[0], b[0]) < 0;
+}
+
+function chooseAgain(spec: AggregateSpec, rowKey: string, entry: [string, PropertyScalar, Key] | null, others: OtherRows | undefined): [string, PropertyScalar, Key] | null {
+  if (!others) throw new Error(`The ${spec.method} aggregate lost its chosen row "${rowKey}" and needs the record's other rows to choose again`);
+  let best = entry;
+  for (const [key, row] of others()) {
+    if (key === rowKey) continue;
+    const c = contribution(spec, row);
+    if (c === null) continue;
+    const candidate: [string, PropertyScalar, Key] = [key, c.value, c.key];
+    if (best === null || beats(spec.method, candidate, best)) best = candidate;
+  }
+  return best;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -480,7 +521,7 @@ function valueFromSum(method: AggregationMethod, n: number, m: bigint, e: number
 
 /** The aggregate's current value: a scalar, or an array for isArray exact. Over no (passing) rows: count and sum are 0, the others null (isArray exact: []). */
 export function aggregateValue(spec: AggregateSpec, state: AggregateState): PropertyValue | PropertyValue[] {
-  if (state.kind !== stateKind(spec.method)) throw mismatch(spec, state);
+  if (!belongs(spec, state)) throw mismatch(spec, state);
   switch (state.kind) {
     case "count":
       return state.n;
@@ -489,7 +530,7 @@ export function aggregateValue(spec: AggregateSpec, state: AggregateState): Prop
     case "values":
       return valueFromEntries(spec, state.rows);
     case "keyed":
-      return pickKeyed(spec.method, state.rows);
+      return state.best === null ? null : state.best[1];
   }
 }
 

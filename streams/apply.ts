@@ -22,12 +22,14 @@ export interface StoredRecord {
   invalid: Record<string, string>;
   /** Ids of the groups the record is a member of, sorted. */
   groups: string[];
-  /** Aggregate state of each property fed by many rows; kept with the record: one read, one write. */
+  /**
+   * Aggregate state of each property fed by many rows; kept with the record: one read, one write. It
+   * does not grow with the rows except for exact values (see streams/aggregates.ts); the rows themselves
+   * are in the row store, and the index of attached rows says which feed the record.
+   */
   aggregates: Record<string, AggregateState>;
   /** The next instant each relative-date group may flip for this record (mirrors the time index). */
   boundaries: Record<string, number>;
-  /** Rows of other sources attached to the record, as "sourceId\u0000rowKey". */
-  rows: string[];
   /** The snapshot that last read the record's primary row, if a snapshot did (its row is the record). */
   snapshot?: string;
 }
@@ -73,6 +75,11 @@ export interface BatchState {
   deleteUnique(modelId: string, propertyId: string, valueKey: string): void;
 
   getRow(sourceId: string, rowKey: string): StoredRow | undefined;
+  /** The index of rows feeding a record: written when a row attaches, removed when it detaches. */
+  attachRow(modelId: string, recordId: string, ref: RowRef): void;
+  detachRow(modelId: string, recordId: string, ref: RowRef): void;
+  /** The rows attached to a record (of one source, if given), in (source, row key) order. */
+  attachedRows(modelId: string, recordId: string, sourceId?: string): RowRef[];
   putRow(sourceId: string, rowKey: string, row: StoredRow): void;
   deleteRow(sourceId: string, rowKey: string): void;
   rowKeysOfSource(sourceId: string): string[];
@@ -126,13 +133,12 @@ interface Touched {
   forceGroups?: Set<string>;
   /** Deleted and created again within the batch: evaluated like a new record. */
   recreated: boolean;
-  /** Aggregate state, attached rows, boundaries, invalid reasons or the snapshot changed: the record must be written. */
+  /** Aggregate state, boundaries, invalid reasons or the snapshot changed: the record must be written. */
   dirty: boolean;
   commitTime: number;
 }
 
 const valueKey = (value: PropertyValue): string => (typeof value === "string" ? value : JSON.stringify(value));
-const rowRef = (ref: RowRef) => `${ref.sourceId}\u0000${ref.rowKey}`;
 const sameValue = (a: unknown, b: unknown): boolean => {
   if (a === b) return true;
   if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
@@ -266,7 +272,7 @@ export class BatchApplier {
       const t = this.touch(model, rowKey, commitTime);
       const existed = t.current !== null;
       if (!t.current) {
-        t.current = { id: rowKey, createdAt: commitTime, values: {}, invalid: {}, groups: [], aggregates: {}, boundaries: {}, rows: [] };
+        t.current = { id: rowKey, createdAt: commitTime, values: {}, invalid: {}, groups: [], aggregates: {}, boundaries: {} };
         t.recreated = t.before !== null;
         // Aggregates start over no rows (count and sum 0, the others null); rows waiting for this
         // record attach when its unique values are claimed below.
@@ -352,28 +358,33 @@ export class BatchApplier {
     const t = this.touch(model, recordId, commitTime);
     if (!t.current) return;
     const record = t.current;
+    // The record's other rows of this source, read only when a min / max / most or least recent value
+    // lost its chosen row (the changing row is still stored at its old value; the aggregate skips it).
+    const others = () => this.rowsOf(model.id, recordId, source.id);
     for (const property of source.properties) {
       const state = record.aggregates[property.id] ?? emptyAggregate(property.aggregate);
-      const next = applyRowChange(property.aggregate, state, rowKey, before, after);
+      const next = applyRowChange(property.aggregate, state, rowKey, before, after, others);
       record.aggregates[property.id] = next;
       t.dirty = true;
       this.setProperty(t, property, this.normalize(property, aggregateValue(property.aggregate, next)));
     }
   }
 
+  private *rowsOf(modelId: string, recordId: string, sourceId: string): Generator<readonly [string, Row]> {
+    for (const ref of this.state.attachedRows(modelId, recordId, sourceId)) {
+      const stored = this.state.getRow(sourceId, ref.rowKey);
+      if (stored) yield [ref.rowKey, stored.row];
+    }
+  }
+
   private attach(model: ModelDef, recordId: string, ref: RowRef, commitTime: number): void {
     const t = this.touch(model, recordId, commitTime);
-    if (!t.current) return;
-    t.current.rows.push(rowRef(ref));
-    t.dirty = true;
+    if (t.current) this.state.attachRow(model.id, recordId, ref);
   }
 
   private detach(model: ModelDef, recordId: string, ref: RowRef, commitTime: number): void {
     const t = this.touch(model, recordId, commitTime);
-    if (!t.current) return;
-    const key = rowRef(ref);
-    t.current.rows = t.current.rows.filter((r) => r !== key);
-    t.dirty = true;
+    if (t.current) this.state.detachRow(model.id, recordId, ref);
   }
 
   private normalize(property: PropertyDef, raw: unknown): { value: PropertyValue | PropertyValue[]; reason?: string } {
@@ -424,9 +435,7 @@ export class BatchApplier {
     const record = t.current;
     if (!record) return;
     this.state.deleteUnique(t.model.id, property.id, key);
-    for (const attached of [...record.rows]) {
-      const [sourceId = "", rowKey = ""] = attached.split("\u0000");
-      const ref: RowRef = { sourceId, rowKey };
+    for (const ref of this.state.attachedRows(t.model.id, record.id)) {
       const stored = this.state.getRow(ref.sourceId, ref.rowKey);
       const source = this.domain.sources.get(ref.sourceId);
       if (!stored || !source || stored.identity?.propertyId !== property.id || stored.identity.valueKey !== key) continue;

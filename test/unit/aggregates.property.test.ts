@@ -102,11 +102,11 @@ describe("incremental aggregates equal the from-scratch definition", () => {
           if (o.kind === "roundtrip") {
             state = JSON.parse(JSON.stringify(state)) as AggregateState;
           } else if (o.kind === "put") {
-            state = applyRowChange(spec, state, o.key, rows.get(o.key) ?? null, o.row);
+            state = applyRowChange(spec, state, o.key, rows.get(o.key) ?? null, o.row, () => rows);
             rows.set(o.key, o.row);
           } else {
             // Deleting an absent row is a change with neither side: a no-op.
-            state = applyRowChange(spec, state, o.key, rows.get(o.key) ?? null, null);
+            state = applyRowChange(spec, state, o.key, rows.get(o.key) ?? null, null, () => rows);
             rows.delete(o.key);
           }
           expect(aggregateValue(spec, state)).toStrictEqual(aggregateFromScratch(spec, rows));
@@ -130,17 +130,19 @@ describe("incremental aggregates equal the from-scratch definition", () => {
       fc.property(aggregateSpec, fc.array(moveOp, { maxLength: 40 }), (spec, ops) => {
         const table = new Map<string, { owner: string; row: Row }>();
         const states: Record<string, AggregateState> = { A: emptyAggregate(spec), B: emptyAggregate(spec) };
+        // A record's rows as its row store holds them (the changing row still at its old value).
+        const rowsOf = (who: string) => () => [...table].filter(([, t]) => t.owner === who).map(([k, t]) => [k, t.row] as const);
         for (const o of ops) {
           const old = table.get(o.key);
           if (o.kind === "del") {
             if (old === undefined) continue;
-            states[old.owner] = applyRowChange(spec, states[old.owner]!, o.key, old.row, null);
+            states[old.owner] = applyRowChange(spec, states[old.owner]!, o.key, old.row, null, rowsOf(old.owner));
             table.delete(o.key);
           } else if (old === undefined || old.owner === o.owner) {
-            states[o.owner] = applyRowChange(spec, states[o.owner]!, o.key, old?.row ?? null, o.row);
+            states[o.owner] = applyRowChange(spec, states[o.owner]!, o.key, old?.row ?? null, o.row, rowsOf(o.owner));
             table.set(o.key, { owner: o.owner, row: o.row });
           } else {
-            states[old.owner] = applyRowChange(spec, states[old.owner]!, o.key, old.row, null);
+            states[old.owner] = applyRowChange(spec, states[old.owner]!, o.key, old.row, null, rowsOf(old.owner));
             states[o.owner] = applyRowChange(spec, states[o.owner]!, o.key, null, o.row);
             table.set(o.key, { owner: o.owner, row: o.row });
           }

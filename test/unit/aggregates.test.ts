@@ -37,14 +37,14 @@ class Record1 {
   }
   put(rowKey: string, row: Row): this {
     const before = this.rows.get(rowKey) ?? null;
-    this.state = applyRowChange(this.spec, this.state, rowKey, before, row);
+    this.state = applyRowChange(this.spec, this.state, rowKey, before, row, () => this.rows);
     this.rows.set(rowKey, row);
     return this.check();
   }
   del(rowKey: string): this {
     const before = this.rows.get(rowKey);
     if (before === undefined) throw new Error(`no row ${rowKey}`);
-    this.state = applyRowChange(this.spec, this.state, rowKey, before, null);
+    this.state = applyRowChange(this.spec, this.state, rowKey, before, null, () => this.rows);
     this.rows.delete(rowKey);
     return this.check();
   }
@@ -526,11 +526,12 @@ describe("rows moving between records", () => {
       const s = spec(method);
       let userA = emptyAggregate(s);
       let userB = emptyAggregate(s);
+      const rowsOfA = new Map<string, Row>([["p1", { v: 10, at: 1 }]]);
       userA = applyRowChange(s, userA, "p1", null, { v: 10, at: 1 });
       userA = applyRowChange(s, userA, "p2", null, { v: 20, at: 2 });
       userB = applyRowChange(s, userB, "p3", null, { v: 30, at: 3 });
-      // p2 moves from A to B and changes its value on the way.
-      userA = applyRowChange(s, userA, "p2", { v: 20, at: 2 }, null);
+      // p2 moves from A to B and changes its value on the way (A's other rows: p1).
+      userA = applyRowChange(s, userA, "p2", { v: 20, at: 2 }, null, () => rowsOfA);
       userB = applyRowChange(s, userB, "p2", null, { v: 25, at: 4 });
       expect(aggregateValue(s, userA), method).toStrictEqual(aggregateFromScratch(s, new Map([["p1", { v: 10, at: 1 }]])));
       expect(aggregateValue(s, userB), method).toStrictEqual(
@@ -574,15 +575,18 @@ describe("state", () => {
         const s = spec(method, { isArray });
         let state = emptyAggregate(s);
         for (const [rowKey, row] of rows) state = applyRowChange(s, state, rowKey, null, row);
+        const now = new Map<string, Row>(rows);
+        now.set("a", { v: 0.2, at: 99 });
+        const others = () => now;
         expect(isPlainData(state)).toBe(true);
         let copy = JSON.parse(JSON.stringify(state)) as AggregateState;
         expect(copy).toStrictEqual(state);
         expect(aggregateValue(s, copy)).toStrictEqual(aggregateValue(s, state));
         // Both keep working: the same changes give the same states.
-        state = applyRowChange(s, state, "a", rows[0]![1], { v: 0.2, at: 99 });
-        copy = applyRowChange(s, copy, "a", rows[0]![1], { v: 0.2, at: 99 });
-        state = applyRowChange(s, state, "c", rows[2]![1], null);
-        copy = applyRowChange(s, copy, "c", rows[2]![1], null);
+        state = applyRowChange(s, state, "a", rows[0]![1], { v: 0.2, at: 99 }, others);
+        copy = applyRowChange(s, copy, "a", rows[0]![1], { v: 0.2, at: 99 }, others);
+        state = applyRowChange(s, state, "c", rows[2]![1], null, others);
+        copy = applyRowChange(s, copy, "c", rows[2]![1], null, others);
         expect(copy).toStrictEqual(state);
         expect(aggregateValue(s, copy)).toStrictEqual(aggregateFromScratch(s, new Map([rows[1]!, rows[3]!, rows[4]!, ["a", { v: 0.2, at: 99 }]])));
       });
@@ -600,9 +604,31 @@ describe("state", () => {
     const state = emptyAggregate(spec("count"));
     expect(() => aggregateValue(spec("sum"), state)).toThrow('Aggregate state of kind "count" does not belong to method "sum"');
     expect(() => applyRowChange(spec("max"), state, "a", null, { v: 1 })).toThrow("does not belong");
-    // Methods sharing a representation share states: sum ↔ average, min ↔ max ↔ most / least recent.
+    // sum and average share states; a keyed state holds the row its own method chose, so it is its own.
     const sum = applyRowChange(spec("sum"), emptyAggregate(spec("sum")), "a", null, { v: 3 });
     expect(aggregateValue(spec("average"), sum)).toBe(3);
+    const max = applyRowChange(spec("max"), emptyAggregate(spec("max")), "a", null, { v: 3 });
+    expect(() => aggregateValue(spec("min"), max)).toThrow('Aggregate state of kind "keyed (max)" does not belong to method "min"');
+  });
+
+  it("keeps only the chosen row of min, max and most / least recent value, and asks for the others when it leaves", () => {
+    const s = spec("max");
+    let state = emptyAggregate(s);
+    const rows = new Map<string, Row>();
+    for (let i = 0; i < 100; i += 1) {
+      rows.set(`r${i}`, { v: i % 37 });
+      state = applyRowChange(s, state, `r${i}`, null, { v: i % 37 });
+    }
+    expect(state).toStrictEqual({ kind: "keyed", method: "max", best: ["r36", 36, 36] });
+    expect(() => applyRowChange(s, state, "r36", { v: 36 }, null)).toThrow('The max aggregate lost its chosen row "r36" and needs the record\'s other rows to choose again');
+    rows.delete("r36");
+    state = applyRowChange(s, state, "r36", { v: 36 }, null, () => rows);
+    expect(state).toStrictEqual({ kind: "keyed", method: "max", best: ["r73", 36, 36] });
+    // A row that is not the chosen one leaves without reading the others.
+    state = applyRowChange(s, state, "r5", { v: 5 }, null, () => {
+      throw new Error("not read");
+    });
+    expect(aggregateValue(s, state)).toBe(36);
   });
 
   it("is canonical: the same rows give the same state whatever the history", () => {

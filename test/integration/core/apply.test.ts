@@ -46,7 +46,6 @@ describe("applying batches", () => {
       groups: ["example_emails", "named_a", "never_a", "vip_or_big", "vips"],
       aggregates: {},
       boundaries: {},
-      rows: [],
     });
     expect(store.membersOf("users", "vips")).toEqual(["1"]);
     expect(store.countOf("records", "users")).toBe(1);
@@ -157,6 +156,18 @@ describe("applying batches", () => {
     expect(store.getRecord("users", "1")?.snapshot).toBe("s1");
     await apply([change("users_table", "update", "1", { id: 1, vip: true })]);
     expect(store.getRecord("users", "1")?.snapshot).toBeUndefined();
+  });
+
+  it("keeps only the chosen row of a max or most recent value, and chooses again from the stored rows when it goes", async () => {
+    const purchases = Array.from({ length: 50 }, (_, i) => purchase(i + 1, { user_id: 1, amount: i + 1, state: "paid", sku: "A", created_at: new Date(T - (i + 1) * 1000) }));
+    await apply([user(1), ...purchases]);
+    expect(store.aggregateOf("users", "1", "max_amount")).toEqual({ kind: "keyed", method: "max", best: ["50", 50, 50] });
+    expect(store.aggregateOf("users", "1", "last_purchase_at")).toEqual({ kind: "keyed", method: "most recent value", best: ["1", T - 1000, T - 1000] });
+    await apply([change("purchases_table", "delete", "50", null), change("purchases_table", "delete", "1", null)]);
+    expect(store.getRecord("users", "1")?.values).toMatchObject({ max_amount: 49, last_purchase_at: T - 2000, purchase_count: 48 });
+    // A chosen row that gets worse competes again with the others.
+    await apply([change("purchases_table", "update", "49", { id: 49, user_id: 1, amount: 1.5, state: "paid", sku: "A", created_at: new Date(T - 49_000) })]);
+    expect(store.getRecord("users", "1")?.values.max_amount).toBe(48);
   });
 
   it("treats a replayed change as a no-op", async () => {
