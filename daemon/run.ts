@@ -11,7 +11,7 @@ import { createMetrics, type Metrics } from "../metrics/registry.js";
 import { Store, type OutboxEntry, type RunState } from "../state/store.js";
 import type { Change } from "../streams/change.js";
 import { compileDomain, type Domain } from "../streams/domain.js";
-import { DEFAULT_PIPELINE_OPTIONS, Pipeline, type BackfillTask, type CommittedBatch } from "../streams/pipeline.js";
+import { DEFAULT_PIPELINE_OPTIONS, Pipeline, type BackfillTask, type CommittedBatch, type PipelineOptions } from "../streams/pipeline.js";
 import { formatIssue } from "./config/issues.js";
 import { loadConfig, type Config } from "./config/validate.js";
 import { parseListen, startHttpServer } from "./http.js";
@@ -234,11 +234,7 @@ export async function runDaemon(options: RunOptions, registry: ConnectorRegistry
       },
       failed: (error) => logger.error({ err: error }, "pipeline failed"),
     },
-    {
-      ...DEFAULT_PIPELINE_OPTIONS,
-      maxBatchSize: options.maxBatchSize ?? DEFAULT_PIPELINE_OPTIONS.maxBatchSize,
-      maxBatchDelayMs: options.maxBatchDelayMs ?? DEFAULT_PIPELINE_OPTIONS.maxBatchDelayMs,
-    },
+    pipelineOptions(options.maxBatchSize ?? DEFAULT_PIPELINE_OPTIONS.maxBatchSize, options.maxBatchDelayMs ?? DEFAULT_PIPELINE_OPTIONS.maxBatchDelayMs),
   );
 
   let draining = false;
@@ -296,4 +292,10 @@ export async function runDaemon(options: RunOptions, registry: ConnectorRegistry
   await store.close();
   logger.info({ code }, "stopped");
   return code;
+}
+
+/** The backpressure marks follow the batch size, so a full batch can always form before the sources pause. */
+export function pipelineOptions(maxBatchSize: number, maxBatchDelayMs: number): PipelineOptions {
+  const { highWaterMark, lowWaterMark } = DEFAULT_PIPELINE_OPTIONS;
+  return { ...DEFAULT_PIPELINE_OPTIONS, maxBatchSize, maxBatchDelayMs, highWaterMark: Math.max(highWaterMark, 4 * maxBatchSize), lowWaterMark: Math.max(lowWaterMark, maxBatchSize) };
 }

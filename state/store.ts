@@ -71,8 +71,8 @@ export class Store {
   private readonly records: Database<StoredRecord, Key>;
   private readonly unique: Database<string, Key>;
   private readonly rows: Database<StoredRow, Key>;
-  /** Rows waiting for a record with their identity: [model, property, value] → [sourceId, rowKey][]. */
-  private readonly pending: Database<[string, string][], Key>;
+  /** Rows waiting for a record with their identity: [model, property, value, source, row key] → true. */
+  private readonly pending: Database<true, Key>;
   private readonly members: Database<true, Key>;
   /** Rows feeding a record: [model, record, source, row key] → true. */
   private readonly attached: Database<true, Key>;
@@ -84,6 +84,7 @@ export class Store {
   private readonly positions: Database<string, string>;
   private readonly counters: Database<number, Key>;
   private readonly meta: Database<unknown, string>;
+  private failed: Error | undefined;
 
   private constructor(readonly path: string) {
     mkdirSync(path, { recursive: true });
@@ -129,12 +130,27 @@ export class Store {
   }
 
   /**
+   * Runs one write transaction. After one has failed, every later one is refused: msgpack may have
+   * learnt a shared structure in the aborted transaction that was never stored, and a value written
+   * with it would not read back after a restart. Reopening the state (restarting) reloads them.
+   */
+  private async write(body: () => void): Promise<void> {
+    if (this.failed) throw new Error(`the state refuses writes after a failed transaction (${this.failed.message}); restart to reopen it`);
+    try {
+      await this.root.transaction(body);
+    } catch (error) {
+      this.failed = error instanceof Error ? error : new Error(String(error));
+      throw error;
+    }
+  }
+
+  /**
    * Applies changes (and, through `extra`, time-index sweeps or backfill evaluations) in one write
    * transaction and resolves once it is durable.
    */
   async applyBatch(domain: Domain, changes: readonly Change[], now: number, extra?: (applier: BatchApplier) => void): Promise<BatchResult> {
     let result: BatchResult | undefined;
-    await this.root.transaction(() => {
+    await this.write(() => {
       const seqs = new Map<string, number>();
       const applier = new BatchApplier(domain, this.batchState(seqs), now);
       for (const change of changes) applier.apply(change);
@@ -186,21 +202,11 @@ export class Store {
       attachRow: (m, r, ref) => void this.attached.put([m, r, ref.sourceId, ref.rowKey], true),
       detachRow: (m, r, ref) => void this.attached.remove([m, r, ref.sourceId, ref.rowKey]),
       attachedRows: (m, r, s) => keysOf(this.attached, s === undefined ? [m, r] : [m, r, s]).map((k) => ({ sourceId: String(k[2]), rowKey: String(k[3]) })),
-      // One key per identity, so a record claiming a unique value finds its waiting rows with one read.
-      addPending: (m, id: Identity, ref: RowRef) => {
-        const key = [m, id.propertyId, id.valueKey];
-        const refs = this.pending.get(key) ?? [];
-        if (!refs.some(([s, k]) => s === ref.sourceId && k === ref.rowKey)) void this.pending.put(key, [...refs, [ref.sourceId, ref.rowKey]]);
-      },
-      deletePending: (m, id, ref) => {
-        const key = [m, id.propertyId, id.valueKey];
-        const refs = this.pending.get(key);
-        if (!refs) return;
-        const left = refs.filter(([s, k]) => s !== ref.sourceId || k !== ref.rowKey);
-        if (left.length === 0) void this.pending.remove(key);
-        else if (left.length !== refs.length) void this.pending.put(key, left);
-      },
-      pendingRows: (m, id) => (this.pending.get([m, id.propertyId, id.valueKey]) ?? []).map(([sourceId, rowKey]) => ({ sourceId, rowKey })),
+      // One key per waiting row: many rows waiting on one value (guest purchases with user_id 0) stay
+      // O(log n) each to add, remove and claim.
+      addPending: (m, id: Identity, ref: RowRef) => void this.pending.put([m, id.propertyId, id.valueKey, ref.sourceId, ref.rowKey], true),
+      deletePending: (m, id, ref) => void this.pending.remove([m, id.propertyId, id.valueKey, ref.sourceId, ref.rowKey]),
+      pendingRows: (m, id) => keysOf(this.pending, [m, id.propertyId, id.valueKey]).map((k) => ({ sourceId: String(k[3]), rowKey: String(k[4]) })),
       setMember: (m, g, r, member) => void (member ? this.members.put([m, g, r], true) : this.members.remove([m, g, r])),
       setBoundary: (m, g, r, previous, next) => {
         if (previous !== undefined) this.timeIndex.remove([previous, m, g, r]);
@@ -339,7 +345,7 @@ export class Store {
 
   /** Marks exports as handed to the destination (before it answers). */
   async markSending(destinationId: string, seqs: readonly number[]): Promise<void> {
-    await this.root.transaction(() => {
+    await this.write(() => {
       for (const seq of seqs) {
         const entry = this.outbox.get([destinationId, seq]);
         if (entry && !entry.sending) this.outbox.put([destinationId, seq], { ...entry, sending: true });
@@ -365,7 +371,7 @@ export class Store {
    * skipped ones leave it; failed ones wait for their retry, or become dead letters.
    */
   async completeExports(destinationId: string, outcomes: readonly ExportOutcome[]): Promise<void> {
-    await this.root.transaction(() => {
+    await this.write(() => {
       const seqs = new Map<string, number>();
       for (const { entry, status, message, retryAt } of outcomes) {
         const current = this.outbox.get([destinationId, entry.seq]);
@@ -405,7 +411,7 @@ export class Store {
    */
   async requeueExports(destinationId: string, from: number, to: number, replan: (recordId: string, remote: RemoteState | null) => ExportPlan | null): Promise<number> {
     let count = 0;
-    await this.root.transaction(() => {
+    await this.write(() => {
       const seqs = new Map<string, number>();
       const done = new Set<string>();
       for (const { key, value } of this.deadLetters.getRange()) {
@@ -473,7 +479,7 @@ export class Store {
   }
 
   async putMeta(key: string, value: unknown): Promise<void> {
-    await this.meta.put(key, value);
+    await this.write(() => void this.meta.put(key, value));
     await this.root.flushed;
   }
 

@@ -70,8 +70,12 @@ export class Pipeline {
   private timerAt: number | undefined;
   private subscription: Subscription | undefined;
   private draining = false;
-  /** Jobs handed to the runner and not finished (batches of changes, sweeps, backfill chunks). */
-  private active = 0;
+  /**
+   * Batches of changes handed to the runner and not finished. Only these hold the next batch back:
+   * sweeps and backfill chunks (a backfill queues its next chunk from inside the current one) must not,
+   * or changes would wait for a whole backfill.
+   */
+  private batchesInFlight = 0;
   /** Cuts the changes waiting for a batch, if any (set while the change stream is subscribed). */
   private cutWaiting: (() => void) | undefined;
 
@@ -121,7 +125,7 @@ export class Pipeline {
         if (waiting.length === 0) return;
         const changes = waiting;
         waiting = [];
-        this.active += 1;
+        this.batchesInFlight += 1;
         out.next({ kind: "changes", changes });
       };
       this.cutWaiting = cut;
@@ -131,7 +135,7 @@ export class Pipeline {
           if (!this.paused && this.inFlight >= this.options.highWaterMark) this.setPaused(true);
           waiting.push(change);
           if (waiting.length >= this.options.maxBatchSize) cut();
-          else if (this.active === 0 && timer === undefined) timer = setTimeout(cut, this.options.maxBatchDelayMs);
+          else if (this.batchesInFlight === 0 && timer === undefined) timer = setTimeout(cut, this.options.maxBatchDelayMs);
         },
         error: (error: unknown) => out.error(error),
         complete: () => {
@@ -148,7 +152,6 @@ export class Pipeline {
   }
 
   private enqueue(job: Job): void {
-    this.active += 1;
     this.jobs$.next(job);
   }
 
@@ -173,9 +176,11 @@ export class Pipeline {
     try {
       return await this.runJobOnce(job);
     } finally {
-      this.active -= 1;
-      // Nothing else queued: what arrived meanwhile is the next batch, without waiting for the timer.
-      if (this.active === 0) this.cutWaiting?.();
+      if (job.kind === "changes") {
+        this.batchesInFlight -= 1;
+        // No batch left queued: what arrived meanwhile is the next batch, without waiting for the timer.
+        if (this.batchesInFlight === 0) this.cutWaiting?.();
+      }
     }
   }
 

@@ -17,6 +17,23 @@ import { quoteIdent, quoteTable, withClient } from "./introspect.js";
 import { compareLsn, previousLsn, resolvePostgresApp, type PostgresAppSettings } from "./settings.js";
 
 const SNAPSHOT_CHUNK = 1000;
+const UNDECODABLE = "undecodable";
+
+/** What the wrapped plugin returns for a message it could not decode. */
+interface Undecodable {
+  tag: typeof UNDECODABLE;
+  reason: string;
+  bytes: string;
+}
+
+/** A decoded message as plain data (bigints as text), safe to store with a dead letter. */
+function plain(message: unknown): unknown {
+  try {
+    return JSON.parse(JSON.stringify(message, (_key, value: unknown) => (typeof value === "bigint" ? value.toString() : value))) as unknown;
+  } catch {
+    return String(message);
+  }
+}
 
 interface SourceTable {
   sourceId: string;
@@ -43,6 +60,7 @@ export class PostgresCdcSource implements SourceConnector {
   private paused = false;
   private resumeWaiters: (() => void)[] = [];
   private pausedKeepalive: NodeJS.Timeout | undefined;
+  private warnedNoSocket = false;
   /** column.exclude.list, compiled once. */
   private excluded: RegExp[] | undefined;
   /** The highest LSN whose changes are durable in the state; the only LSN ever acknowledged. */
@@ -126,9 +144,13 @@ export class PostgresCdcSource implements SourceConnector {
    */
   private pauseSocket(paused: boolean): void {
     const connection = (this.service as unknown as { _connection?: { stream?: { pause?: () => void; resume?: () => void } } } | undefined)?._connection;
+    if (connection && typeof connection.stream?.pause !== "function" && !this.warnedNoSocket) {
+      this.warnedNoSocket = true;
+      this.logger.warn("the replication connection exposes no socket to pause (pg-logical-replication changed?): backpressure cannot stop the stream");
+    }
     if (paused) {
       connection?.stream?.pause?.();
-      this.pausedKeepalive ??= setInterval(() => void this.confirm(this.durableLsn).catch(() => undefined), 10_000);
+      this.pausedKeepalive ??= setInterval(() => void this.confirm(this.durableLsn).catch(() => undefined), 10_000).unref();
     } else {
       connection?.stream?.resume?.();
       if (this.pausedKeepalive) clearInterval(this.pausedKeepalive);
@@ -360,6 +382,12 @@ export class PostgresCdcSource implements SourceConnector {
     return out;
   }
 
+  private deadLetter(lsn: string, reason: string, payload: unknown): void {
+    this.logger.error({ lsn, reason }, "postgres-cdc message set aside as a dead letter");
+    const sourceId = this.tables[0]?.sourceId ?? "";
+    this.emit({ sourceId, op: "marker", key: "", before: null, after: null, position: { stream: this.stream, position: this.committedLsn }, commitTime: this.commitTime, deadLetter: { reason, payload } });
+  }
+
   /** One decoded pgoutput message: row changes become Changes, commits move the position. */
   private handle(lsn: string, message: Pgoutput.Message, bySource: ReadonlyMap<string, string[]>): void {
     this.connected = true;
@@ -416,6 +444,16 @@ export class PostgresCdcSource implements SourceConnector {
     this.service = service;
     // messages: true delivers pg_logical_emit_message() heartbeats, which need no table.
     const plugin = new PgoutputPlugin({ protoVersion: 1, publicationNames: [this.settings.publication], messages: true });
+    // A message the plugin cannot decode must not throw inside the socket's data handler (it would
+    // crash the process): it becomes an undecodable message, and a dead letter.
+    const parse = plugin.parse.bind(plugin);
+    plugin.parse = (buffer: Buffer) => {
+      try {
+        return parse(buffer);
+      } catch (error) {
+        return { tag: UNDECODABLE, reason: error instanceof Error ? error.message : String(error), bytes: Buffer.from(buffer).toString("base64") } as unknown as Pgoutput.Message;
+      }
+    };
     const bySource = new Map<string, string[]>();
     for (const t of this.tables) bySource.set(t.table, [...(bySource.get(t.table) ?? []), t.sourceId]);
 
@@ -423,11 +461,15 @@ export class PostgresCdcSource implements SourceConnector {
     service.on("start", () => {
       if (this.paused) this.pauseSocket(true);
     });
-    service.on("data", (lsn: string, message: Pgoutput.Message) => {
+    service.on("data", (lsn: string, message: Pgoutput.Message | Undecodable) => {
       try {
-        this.handle(lsn, message, bySource);
+        if (message.tag === UNDECODABLE) this.deadLetter(lsn, `pgoutput message at ${lsn} could not be decoded: ${message.reason}`, { lsn, bytes: message.bytes });
+        else this.handle(lsn, message, bySource);
       } catch (error) {
-        service.emit("error", error instanceof Error ? error : new Error(String(error)));
+        // Bad input never stops the stream nor vanishes: the message goes to the dead letters at the
+        // position of the last whole transaction (which stays unconfirmed until that is durable).
+        const reason = error instanceof Error ? error.message : String(error);
+        this.deadLetter(lsn, `postgres-cdc could not handle the ${message.tag} message at ${lsn}: ${reason}`, { lsn, message: plain(message) });
       }
     });
     service.on("heartbeat", (lsn: string, _timestamp: number, shouldRespond: boolean) => {

@@ -3,6 +3,7 @@
 // property values, unchanged TOAST values are kept, deletes carry only the key, truncates clear a
 // source, and a snapshot taken while other connections write ends exactly at the table's contents.
 import { randomBytes } from "node:crypto";
+import type { EventEmitter } from "node:events";
 import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import { startCdc, validConfig, type CdcRun } from "../helpers/cdc.js";
@@ -169,6 +170,28 @@ describe("postgres-cdc", () => {
     await waitFor("truncate", async () => (run?.store.countOf("records", "users") === 0 ? true : undefined));
     await db.query(`INSERT INTO users VALUES (3, 'back', 1)`);
     await waitFor("insert after truncate", async () => (run?.store.getRecord("users", "3")?.values.bio === "back" ? true : undefined));
+  });
+
+  it("sets an undecodable or unhandleable message aside as a dead letter and keeps streaming", async () => {
+    await db.query(`CREATE TABLE users (id int PRIMARY KEY)`);
+    run = startCdc(validConfig([app(db.url, { snapshot: "no_data" }), model, usersSource(), prop("user_id", "integer", "id", { unique: true })]));
+    await waitFor("connector ready", async () => (run?.connector.ready() && (await slot())?.active ? true : undefined));
+    const service = (run.connector as unknown as { service: EventEmitter & { _connection: EventEmitter } }).service;
+    // XLogData whose pgoutput message has an unknown tag ('Z'), as it would come off the socket.
+    const header = Buffer.alloc(25);
+    header[0] = 0x77;
+    header.writeUInt32BE(0x1234, 5);
+    service._connection.emit("copyData", { chunk: Buffer.concat([header, Buffer.from("Zjunk")]) });
+    // A decoded insert the source cannot make sense of (no relation).
+    service.emit("data", "0/ABCD", { tag: "insert", new: { id: 1 } });
+    await db.query(`INSERT INTO users VALUES (7)`);
+    await waitFor("stream goes on", async () => (run?.store.getRecord("users", "7") ? true : undefined));
+    const letters = run.store.sourceDeadLetters().map((l) => ({ kind: l.kind, sourceId: l.sourceId, reason: l.reason }));
+    expect(letters).toEqual([
+      { kind: "message", sourceId: "users_table", reason: "pgoutput message at 0/1234 could not be decoded: unknown pgoutput message" },
+      { kind: "message", sourceId: "users_table", reason: "postgres-cdc could not handle the insert message at 0/ABCD: Cannot read properties of undefined (reading 'schema')" },
+    ]);
+    expect(run.store.sourceDeadLetters()[0]?.change.deadLetter?.payload).toEqual({ lsn: "0/1234", bytes: Buffer.from("Zjunk").toString("base64") });
   });
 
   const snapshots = (r: CdcRun) => r.store.allPositions().get("postgres:pg:snapshot");

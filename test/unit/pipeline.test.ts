@@ -109,6 +109,30 @@ describe("Pipeline", () => {
     await h.done;
   });
 
+  it("applies changes that arrive during a long backfill between its chunks, not after it", async () => {
+    const order: string[] = [];
+    const h = harness({
+      applyChanges: async (changes) => (order.push(`batch ${changes.length}`), empty()),
+      backfill: async (task) => {
+        const chunk = Number(task.after ?? 0) + 1;
+        order.push(`chunk ${chunk}`);
+        await new Promise((r) => setTimeout(r, 5));
+        return chunk < 40 ? { ...task, after: String(chunk) } : undefined;
+      },
+    });
+    h.pipeline.backfill({ groupId: "g", modelId: "m", runId: "run" });
+    await new Promise((r) => setTimeout(r, 30));
+    h.source.next(change(1));
+    for (let waited = 0; !order.includes("chunk 40") && waited < 5000; waited += 5) await new Promise((r) => setTimeout(r, 5));
+    // The batch ran within a few chunks of its change (about the 6th), long before the 40th.
+    expect(order.indexOf("batch 1")).toBeGreaterThan(0);
+    expect(order.indexOf("batch 1")).toBeLessThan(order.indexOf("chunk 20"));
+    expect(order.filter((o) => o.startsWith("chunk"))).toHaveLength(40);
+    h.source.complete();
+    h.pipeline.drain();
+    await h.done;
+  });
+
   it("runs backfill chunks between batches until the run is done", async () => {
     const order: string[] = [];
     const h = harness({

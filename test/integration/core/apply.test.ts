@@ -261,3 +261,28 @@ describe("the state layout", () => {
     }
   });
 });
+
+describe("a failed write transaction", () => {
+  it("makes the state refuse further writes until it is reopened, and loses nothing committed", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "core-failed-"));
+    try {
+      let store = Store.open(dir);
+      await store.applyBatch(domain, [user(1)], T);
+      await expect(
+        store.applyBatch(domain, [user(2)], T, () => {
+          throw new Error("boom");
+        }),
+      ).rejects.toThrow("boom");
+      await expect(store.applyBatch(domain, [user(3)], T)).rejects.toThrow("the state refuses writes after a failed transaction (boom); restart to reopen it");
+      await expect(store.completeExports("crm", [])).rejects.toThrow("refuses writes");
+      await store.close();
+      store = Store.open(dir);
+      expect(store.recordIdsOf("users", undefined, 10)).toEqual(["1"]);
+      await store.applyBatch(domain, [user(3)], T);
+      expect(store.recordIdsOf("users", undefined, 10)).toEqual(["1", "3"]);
+      await store.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
