@@ -9,7 +9,7 @@ import type { Change, Row } from "./change.js";
 import type { Domain, ModelDef, PropertyDef, RecordValueMap, SourceDef } from "./domain.js";
 import { planExport, type ExportPlan, type RemoteState } from "./exports.js";
 import { isMember, nextBoundary, groupsAffectedBy, type CompiledGroup } from "./rules.js";
-import { normalizeArray, normalizeValue } from "./values.js";
+import { normalizeArray, normalizeValue, sameValue } from "./values.js";
 import { TOP_LEVEL_RULE_KEYS, type PropertyValue } from "./vocabulary.js";
 
 export const DUPLICATE_VALUE = "Duplicate Value";
@@ -139,12 +139,6 @@ interface Touched {
 }
 
 const valueKey = (value: PropertyValue): string => (typeof value === "string" ? value : JSON.stringify(value));
-const sameValue = (a: unknown, b: unknown): boolean => {
-  if (a === b) return true;
-  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
-  if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((x, i) => sameValue(x, b[i]));
-  return JSON.stringify(a) === JSON.stringify(b);
-};
 
 /** Applies changes (and any sweeps or backfills queued on it) through one BatchState. */
 export class BatchApplier {

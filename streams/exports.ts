@@ -2,6 +2,7 @@
 // mode, relative to what the destination last acknowledged. Exports carry old and new mapped
 // properties and group names; nothing is planned when nothing mapped changed.
 import type { DestinationDef, RecordValueMap } from "./domain.js";
+import { sameValue } from "./values.js";
 import type { PropertyValue } from "./vocabulary.js";
 
 export type ExportedProperties = Record<string, PropertyValue | PropertyValue[]>;
@@ -50,11 +51,7 @@ function sameState(a: RemoteState, b: RemoteState): boolean {
   if (a.groups.length !== b.groups.length || a.groups.some((g, i) => g !== b.groups[i])) return false;
   const keys = Object.keys(a.properties);
   if (keys.length !== Object.keys(b.properties).length) return false;
-  return keys.every((k) => {
-    const x = a.properties[k];
-    const y = b.properties[k];
-    return x === y || (typeof x === "object" && typeof y === "object" && JSON.stringify(x) === JSON.stringify(y));
-  });
+  return keys.every((k) => sameValue(a.properties[k], b.properties[k]));
 }
 
 /**

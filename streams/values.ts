@@ -257,3 +257,11 @@ function pushNormalized(type: PropertyType, raw: unknown, values: PropertyValue[
   if (invalidReason !== undefined) invalidReasons.push(invalidReason);
   else if (value !== null) values.push(value);
 }
+
+/** Whether two property values are equal: scalars by identity, arrays element by element, else by their JSON. */
+export function sameValue(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
+  if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((x, i) => sameValue(x, b[i]));
+  return JSON.stringify(a) === JSON.stringify(b);
+}

@@ -12,6 +12,7 @@ import type { AppConfig, SourceConfig } from "../../daemon/config/schema.js";
 import type { Located } from "../../daemon/config/validate.js";
 import type { Change } from "../../streams/change.js";
 import type { SourceConnector, SourceContext, SourceObserver, SourcePlugin } from "../types.js";
+import { PauseGate } from "../pause.js";
 import { decodeMessage, type DebeziumFormat } from "./decode.js";
 
 type KafkaApp = Extract<AppConfig, { type: "kafka" }>;
@@ -55,8 +56,7 @@ export class KafkaDebeziumSource implements SourceConnector {
   private readonly durable = new Map<string, bigint>();
   private joined = false;
   private stopped = false;
-  private paused = false;
-  private resumeWaiters: (() => void)[] = [];
+  private readonly gate = new PauseGate();
   private done: Promise<void> | undefined;
 
   constructor(app: Located<AppConfig>, sources: readonly Located<SourceConfig>[], context: SourceContext) {
@@ -74,7 +74,7 @@ export class KafkaDebeziumSource implements SourceConnector {
     });
     this.consumer.on(this.consumer.events.GROUP_JOIN, () => {
       this.joined = true;
-      if (this.paused) this.setFetching(false);
+      if (this.gate.isPaused) this.setFetching(false);
     });
     this.consumer.on(this.consumer.events.CRASH, (event) => {
       this.joined = false;
@@ -134,10 +134,7 @@ export class KafkaDebeziumSource implements SourceConnector {
     let sinceHeartbeat = Date.now();
     for (const message of batch.messages) {
       if (!isRunning() || isStale() || this.stopped) break;
-      while (this.paused && !this.stopped) {
-        await Promise.race([new Promise<void>((r) => this.resumeWaiters.push(r)), new Promise((r) => setTimeout(r, 1000))]);
-        await heartbeat();
-      }
+      await this.gate.wait(() => this.stopped, { ms: 1000, run: heartbeat });
       const position = { stream, position: message.offset };
       const commitTime = Number(message.timestamp);
       const size = (message.value?.length ?? 0) + (message.key?.length ?? 0);
@@ -230,16 +227,11 @@ export class KafkaDebeziumSource implements SourceConnector {
   }
 
   pause(): void {
-    if (this.paused) return;
-    this.paused = true;
-    this.setFetching(false);
+    if (this.gate.pause()) this.setFetching(false);
   }
 
   resume(): void {
-    if (!this.paused) return;
-    this.paused = false;
-    this.setFetching(true);
-    for (const wake of this.resumeWaiters.splice(0)) wake();
+    if (this.gate.resume()) this.setFetching(true);
   }
 
   ready(): boolean {
@@ -248,7 +240,7 @@ export class KafkaDebeziumSource implements SourceConnector {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    for (const wake of this.resumeWaiters.splice(0)) wake();
+    this.gate.wake();
     await this.done;
     await this.consumer.disconnect().catch(() => undefined);
     await this.producer?.disconnect().catch(() => undefined);

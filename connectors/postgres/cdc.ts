@@ -14,6 +14,7 @@ import type { Located } from "../../daemon/config/validate.js";
 import type { Change, Row } from "../../streams/change.js";
 import type { SourceConnector, SourceContext, SourceObserver, SourcePlugin } from "../types.js";
 import { quoteIdent, quoteTable, withClient } from "./introspect.js";
+import { PauseGate } from "../pause.js";
 import { compareLsn, previousLsn, resolvePostgresApp, type PostgresAppSettings } from "./settings.js";
 
 const SNAPSHOT_CHUNK = 1000;
@@ -57,8 +58,7 @@ export class PostgresCdcSource implements SourceConnector {
   private subscriber: Subscriber<Change> | undefined;
   private connected = false;
   private stopped = false;
-  private paused = false;
-  private resumeWaiters: (() => void)[] = [];
+  private readonly gate = new PauseGate();
   private pausedKeepalive: NodeJS.Timeout | undefined;
   private warnedNoSocket = false;
   /** column.exclude.list, compiled once. */
@@ -123,16 +123,11 @@ export class PostgresCdcSource implements SourceConnector {
   }
 
   pause(): void {
-    if (this.paused) return;
-    this.paused = true;
-    this.pauseSocket(true);
+    if (this.gate.pause()) this.pauseSocket(true);
   }
 
   resume(): void {
-    if (!this.paused) return;
-    this.paused = false;
-    this.pauseSocket(false);
-    for (const wake of this.resumeWaiters.splice(0)) wake();
+    if (this.gate.resume()) this.pauseSocket(false);
   }
 
   /**
@@ -169,20 +164,15 @@ export class PostgresCdcSource implements SourceConnector {
     this.stopped = true;
     this.requestStop();
     this.resume();
+    this.gate.wake();
     if (this.pausedKeepalive) clearInterval(this.pausedKeepalive);
     await this.service?.stop().catch(() => undefined);
     await this.stoppedPromise;
   }
 
-  /**
-   * Holds the reader while paused. The library stops reading the socket meanwhile, so keepalive
-   * requests go unanswered: a status update every 10 s keeps wal_sender_timeout from dropping us.
-   */
-  private async waitWhilePaused(): Promise<void> {
-    while (this.paused && !this.stopped) {
-      await Promise.race([new Promise<void>((resolve) => this.resumeWaiters.push(resolve)), new Promise((r) => setTimeout(r, 10_000))]);
-      if (this.paused && !this.stopped) await this.confirm(this.durableLsn).catch(() => undefined);
-    }
+  /** Holds the snapshot reader while paused (status updates meanwhile come from pauseSocket's timer). */
+  private waitWhilePaused(): Promise<void> {
+    return this.gate.wait(() => this.stopped);
   }
 
   private emit(change: Change): void {
@@ -459,7 +449,7 @@ export class PostgresCdcSource implements SourceConnector {
 
     // Messages are handled synchronously as they are decoded, in stream order; pause() stops the socket.
     service.on("start", () => {
-      if (this.paused) this.pauseSocket(true);
+      if (this.gate.isPaused) this.pauseSocket(true);
     });
     service.on("data", (lsn: string, message: Pgoutput.Message | Undecodable) => {
       try {

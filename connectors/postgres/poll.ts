@@ -13,6 +13,7 @@ import type { Located } from "../../daemon/config/validate.js";
 import type { Change, Row } from "../../streams/change.js";
 import type { SourceConnector, SourceContext, SourcePlugin } from "../types.js";
 import { primaryKeyColumns, quoteIdent, quoteTable, withClient } from "./introspect.js";
+import { PauseGate } from "../pause.js";
 import { resolvePostgresApp } from "./settings.js";
 
 type PollingSource = Located<Extract<SourceConfig, { type: "postgres-table-import" | "postgres-query-import" }>>;
@@ -37,8 +38,7 @@ export class PostgresPollingSource implements SourceConnector {
   private readonly timers: NodeJS.Timeout[] = [];
   private subscriber: Subscriber<Change> | undefined;
   private stopped = false;
-  private paused = false;
-  private resumeWaiters: (() => void)[] = [];
+  private readonly gate = new PauseGate();
   private connected = false;
   private lastRefresh: string | undefined;
   private runs: Promise<void>[] = [];
@@ -120,7 +120,7 @@ export class PostgresPollingSource implements SourceConnector {
   }
 
   private async waitWhilePaused(): Promise<void> {
-    while (this.paused && !this.stopped) await new Promise<void>((resolve) => this.resumeWaiters.push(resolve));
+    await this.gate.wait(() => this.stopped);
   }
 
   private emit(change: Change): void {
@@ -198,12 +198,11 @@ export class PostgresPollingSource implements SourceConnector {
   }
 
   pause(): void {
-    this.paused = true;
+    this.gate.pause();
   }
 
   resume(): void {
-    this.paused = false;
-    for (const wake of this.resumeWaiters.splice(0)) wake();
+    this.gate.resume();
   }
 
   ready(): boolean {
