@@ -6,8 +6,8 @@ import { join } from "node:path";
 import pg from "pg";
 import type { SourceConnector } from "../connectors/types.js";
 import { Store } from "../state/store.js";
-import type { Domain } from "../streams/domain.js";
-import { Pipeline } from "../streams/pipeline.js";
+import type { Domain } from "../core/domain.js";
+import { flowIntoState } from "../streams/flow.js";
 
 export async function sql(url: string, text: string, params: unknown[] = []): Promise<pg.QueryResult> {
   const client = new pg.Client({ connectionString: url });
@@ -23,26 +23,18 @@ export async function sql(url: string, text: string, params: unknown[] = []): Pr
 export async function readIntoState(source: SourceConnector, domain: Domain, count: number): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), "bench-state-"));
   const store = Store.open(dir);
-  let applied = 0;
   let finish: () => void = () => undefined;
   const finished = new Promise<void>((resolve) => (finish = resolve));
+  let applied = 0;
   const started = performance.now();
-  const pipeline = new Pipeline(
-    source.changes(),
-    {
-      applyChanges: async (changes) => {
-        const result = await store.applyBatch(domain, changes, Date.now());
-        applied += changes.filter((c) => c.op !== "marker").length;
-        if (applied >= count) finish();
-        return result;
-      },
-      sweep: async () => undefined,
-      backfill: async () => undefined,
-      nextBoundary: () => undefined,
+  const { pipeline, done } = flowIntoState([source], store, domain, {
+    committed: (batch) => {
+      // Markers (commits, keepalives) carry only positions: count the changes applied.
+      for (const ops of batch.result?.applied.values() ?? []) for (const n of ops.values()) applied += n;
+      if (applied >= count) finish();
     },
-    { committed: (b) => void source.acknowledge(b.positions), pressure: (p) => (p ? source.pause() : source.resume()), failed: () => finish() },
-  );
-  const done = pipeline.run();
+    failed: () => finish(),
+  });
   await finished;
   const seconds = (performance.now() - started) / 1000;
   pipeline.drain();

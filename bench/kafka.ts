@@ -4,9 +4,9 @@
 import { cpus, totalmem } from "node:os";
 import { Kafka, logLevel } from "kafkajs";
 import { pino } from "pino";
-import { kafkaDebeziumPlugin } from "../connectors/kafka/source.js";
+import { kafkaDebeziumSource } from "../connectors/kafka/debezium-source.js";
 import { validateObjects } from "../daemon/config/validate.js";
-import { compileDomain } from "../streams/domain.js";
+import { compileDomain } from "../core/domain.js";
 import { readIntoState } from "./common.js";
 import { startKafka } from "../test/services/kafka.js";
 import { envelope, key } from "../test/fixtures/debezium.js";
@@ -65,7 +65,7 @@ async function intoState(): Promise<number> {
   const config = result.config;
   const app = config.apps[0];
   if (!app) throw new Error("no app");
-  const source = kafkaDebeziumPlugin.create(app, config.sources, { logger: pino({ level: "silent" }), positions: new Map() });
+  const source = kafkaDebeziumSource.create(app, config.sources, { logger: pino({ level: "silent" }), positions: new Map() });
   return readIntoState(source, compileDomain(config), COUNT);
 }
 

@@ -7,15 +7,15 @@ import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { pino } from "pino";
-import { postgresCdcPlugin } from "../connectors/postgres/cdc.js";
-import { postgresTablePlugin } from "../connectors/postgres/table.js";
-import type { DestinationPlugin } from "../connectors/types.js";
-import { webhookPlugin } from "../connectors/webhook/webhook.js";
+import { postgresCdcSource } from "../connectors/postgres/cdc/index.js";
+import { postgresTableDestination } from "../connectors/postgres/table.js";
+import type { DestinationComponent } from "../connectors/types.js";
+import { webhookDestination } from "../connectors/webhook/webhook.js";
 import { validateObjects } from "../daemon/config/validate.js";
 import { Store, type OutboxEntry } from "../state/store.js";
 import { DEFAULT_DELIVERY_OPTIONS, Delivery } from "../streams/delivery.js";
-import { compileDomain } from "../streams/domain.js";
-import { Pipeline } from "../streams/pipeline.js";
+import { compileDomain } from "../core/domain.js";
+import { flowIntoState } from "../streams/flow.js";
 import { startPostgres } from "../test/services/postgres.js";
 import { startReceiver } from "../test/helpers/remote.js";
 import { sql } from "./common.js";
@@ -58,8 +58,8 @@ async function scenario(destinationType: "webhook" | "postgres-table", rate: num
   const [shop, out] = config.apps;
   const destination = config.destinations[0];
   if (!shop || !out || !destination) throw new Error("config");
-  const source = postgresCdcPlugin.create(shop, config.sources, { logger: silent, positions: new Map() });
-  const plugin: DestinationPlugin = destinationType === "webhook" ? webhookPlugin : postgresTablePlugin;
+  const source = postgresCdcSource.create(shop, config.sources, { logger: silent, positions: new Map() });
+  const plugin: DestinationComponent = destinationType === "webhook" ? webhookDestination : postgresTableDestination;
   const connector = plugin.create(destination, out, { logger: silent, fieldTypes: { id: "integer", email: "email" } });
   const latencies: number[] = [];
   const delivery = new Delivery<OutboxEntry>(
@@ -74,24 +74,12 @@ async function scenario(destinationType: "webhook" | "postgres-table", rate: num
     },
     DEFAULT_DELIVERY_OPTIONS,
   );
-  const pipeline = new Pipeline(
-    source.changes(),
-    {
-      applyChanges: (changes) => store.applyBatch(domain, changes, Date.now()),
-      sweep: async () => undefined,
-      backfill: async () => undefined,
-      nextBoundary: () => undefined,
+  const { pipeline, done } = flowIntoState([source], store, domain, {
+    committed: (batch) => {
+      if ((batch.result?.exports ?? 0) > 0) delivery.wake();
     },
-    {
-      committed: (batch) => {
-        void source.acknowledge(batch.positions);
-        if ((batch.result?.exports ?? 0) > 0) delivery.wake();
-      },
-      pressure: (paused) => (paused ? source.pause() : source.resume()),
-      failed: (error) => console.error(error),
-    },
-  );
-  const done = pipeline.run();
+    failed: (error) => console.error(error),
+  });
   delivery.start();
   while (!source.ready()) await new Promise((r) => setTimeout(r, 50));
   await new Promise((r) => setTimeout(r, 500));

@@ -4,9 +4,9 @@
 import { cpus, totalmem } from "node:os";
 import { pino } from "pino";
 import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from "pg-logical-replication";
-import { postgresCdcPlugin } from "../connectors/postgres/cdc.js";
+import { postgresCdcSource } from "../connectors/postgres/cdc/index.js";
 import { validateObjects } from "../daemon/config/validate.js";
-import { compileDomain } from "../streams/domain.js";
+import { compileDomain } from "../core/domain.js";
 import { readIntoState, sql } from "./common.js";
 import { startPostgres } from "../test/services/postgres.js";
 
@@ -60,7 +60,7 @@ async function endToEnd(): Promise<number> {
   const config = result.config;
   const app = config.apps[0];
   if (!app) throw new Error("config");
-  const source = postgresCdcPlugin.create(app, config.sources, { logger: pino({ level: "silent" }), positions: new Map() });
+  const source = postgresCdcSource.create(app, config.sources, { logger: pino({ level: "silent" }), positions: new Map() });
   return readIntoState(source, compileDomain(config), CHANGES);
 }
 

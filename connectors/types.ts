@@ -1,18 +1,25 @@
-// The connector plugin interface. A source connector serves one app (one replication slot, one
-// Kafka consumer) and all the sources configured on it; it turns what it reads into `Change`s and
-// acknowledges only the positions the core reports as durable. Built-in connectors live in one
-// folder per system and register by app type; third-party plugins implement the same interface.
+// The one small component interface. Every app, source and destination type, built in or from a
+// plugin, is a descriptor: its type name, the app type it runs on, its options schema, its own
+// cross-field checks (given the resolved config), the metrics it reports (defined in metrics/) and
+// `create`. The registry (registry.ts) assembles them; the config schema, the JSON Schema file and the
+// README's reference are generated from it. See ARCHITECTURE.md, "Adding a component".
 import type { Observable } from "rxjs";
 import type { Logger } from "pino";
-import type { AppConfig, DestinationConfig, ScheduleConfig, SourceConfig } from "../daemon/config/schema.js";
-import type { Located } from "../daemon/config/validate.js";
-import type { Change } from "../streams/change.js";
-import type { PropertyType } from "../streams/vocabulary.js";
+import type { Change } from "../core/change.js";
+import type { AppConfig, DestinationConfig, ScheduleConfig, SourceConfig } from "../core/config/schema.js";
+import type { AppSpec, DestinationSpec, Located, SourceSpec } from "../core/config/types.js";
+import type { PropertyType } from "../core/vocabulary.js";
+import type { MetricName } from "../metrics/names.js";
+
+// --- Sources -------------------------------------------------------------------------------------
 
 export interface SourceConnector {
   /** The app id this connector reads for. */
   readonly appId: string;
-  /** Starts reading on subscribe; completes after stop(). */
+  /**
+   * The changes it reads, as one shared stream: reading starts with the first subscriber and stops
+   * when the last one unsubscribes; it completes after stop().
+   */
   changes(): Observable<Change>;
   /** Positions (by stream) whose changes are durably applied: the only ones that may be acknowledged. */
   acknowledge(positions: ReadonlyMap<string, string>): Promise<void>;
@@ -21,13 +28,13 @@ export interface SourceConnector {
   resume(): void;
   /** True while connected and streaming. */
   ready(): boolean;
-  /** Stops reading; the changes() observable completes once in-flight reads are handed over. */
+  /** Stops reading; the changes() stream completes once in-flight reads are handed over. */
   stop(): Promise<void>;
 }
 
 /** What a source reports for metrics (the definitions live in metrics/). */
 export interface SourceObserver {
-  consumerLag(topic: string, partition: number, lag: number): void;
+  consumerLag?(topic: string, partition: number, lag: number): void;
   /** Server WAL position minus the slot's confirmed position, in bytes. */
   replicationLagBytes?(appId: string, bytes: number): void;
   /** Rows of a table read by the initial snapshot so far, and the table's estimated size. */
@@ -43,54 +50,18 @@ export interface SourceContext {
   positions: ReadonlyMap<string, string>;
 }
 
-export interface SourcePlugin {
-  /** The app type it reads (postgres, kafka, ...). */
-  appType: string;
-  /** The source types it serves on such an app. */
-  sourceTypes: readonly string[];
+export interface SourceComponent extends SourceSpec {
+  /**
+   * Sources of the components naming the same connector, on one app, share one connector (one
+   * replication slot, one consumer group, one poller); by default each type has its own.
+   */
+  readonly connector?: string;
+  /** The `grouparoo_` metrics it reports through its SourceObserver. */
+  readonly metrics: readonly MetricName[];
   create(app: Located<AppConfig>, sources: readonly Located<SourceConfig>[], context: SourceContext): SourceConnector;
 }
 
-export class ConnectorRegistry {
-  private readonly sources = new Map<string, SourcePlugin>();
-  private readonly destinations = new Map<string, DestinationPlugin>();
-
-  registerSource(plugin: SourcePlugin): this {
-    for (const type of plugin.sourceTypes) this.sources.set(type, plugin);
-    return this;
-  }
-
-  registerDestination(plugin: DestinationPlugin): this {
-    this.destinations.set(plugin.destinationType, plugin);
-    return this;
-  }
-
-  sourcePlugin(sourceType: string): SourcePlugin | undefined {
-    return this.sources.get(sourceType);
-  }
-
-  destinationPlugin(destinationType: string): DestinationPlugin | undefined {
-    return this.destinations.get(destinationType);
-  }
-
-  /** Config extensions for the destination types plugins added (built-ins are in the schema). */
-  extensions(): { destinations: Map<string, { appType: string; optionsSchema?: object }> } {
-    const destinations = new Map<string, { appType: string; optionsSchema?: object }>();
-    for (const [type, plugin] of this.destinations) {
-      if (plugin.appType) destinations.set(type, { appType: plugin.appType, ...(plugin.optionsSchema ? { optionsSchema: plugin.optionsSchema } : {}) });
-    }
-    return { destinations };
-  }
-}
-
-/** What a third-party plugin package exports (as `default` or `plugin`). */
-export interface GrouparooStreamPlugin {
-  name: string;
-  sources?: SourcePlugin[];
-  destinations?: DestinationPlugin[];
-}
-
-// --- Destinations -------------------------------------------------------------------------------
+// --- Destinations --------------------------------------------------------------------------------
 
 /** One export as a destination receives it (from the durable outbox). */
 export interface DeliverableExport {
@@ -142,10 +113,27 @@ export interface DestinationContext {
   fieldTypes: Readonly<Record<string, PropertyType>>;
 }
 
-export interface DestinationPlugin {
-  destinationType: string;
-  /** For third-party types: the app type it writes through and the (plain) JSON Schema of its options. */
-  appType?: string;
-  optionsSchema?: object;
+/** Delivery settings a destination's options may set for it (the daemon's flags set the rest). */
+export interface DeliveryTuning {
+  batchSize?: number;
+}
+
+export interface DestinationComponent extends DestinationSpec {
+  /** The `grouparoo_` metrics it reports (beside those every destination's delivery reports). */
+  readonly metrics: readonly MetricName[];
+  /** Delivery settings taken from the destination's options. */
+  delivery?(destination: Located<DestinationConfig>): DeliveryTuning;
   create(destination: Located<DestinationConfig>, app: Located<AppConfig>, context: DestinationContext): DestinationConnector;
+}
+
+// --- Apps and plugins ------------------------------------------------------------------------------
+
+export type AppComponent = AppSpec;
+
+/** What a plugin package exports (as `default` or `plugin`): components of any kind. */
+export interface GrouparooStreamPlugin {
+  name: string;
+  apps?: AppComponent[];
+  sources?: SourceComponent[];
+  destinations?: DestinationComponent[];
 }

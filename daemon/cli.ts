@@ -88,7 +88,8 @@ export function buildProgram(): Command {
     .requiredOption("-d, --destination <id>", "destination id")
     .option("--since <time>", "only exports dead-lettered at or after this time (ISO-8601 or epoch ms)")
     .option("--until <time>", "only exports dead-lettered at or before this time (ISO-8601 or epoch ms)")
-    .action(async (options: { config: string; state: string; destination: string; since?: string; until?: string }) => {
+    .option("--plugin <package>", "load a plugin package (repeatable)", collect, [])
+    .action(async (options: { config: string; state: string; destination: string; since?: string; until?: string; plugin: string[] }) => {
       process.exitCode = await retryExportsCommand(options);
     });
 

@@ -2,6 +2,7 @@
 // Counters and histograms are updated by the pipeline; gauges of state (records by model, members
 // by group, outbox depth) are read from the store at scrape time through `collect`.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { METRICS } from "./names.js";
 
 export interface StateGauges {
   records(): Iterable<[modelId: string, count: number]>;
@@ -15,98 +16,98 @@ export function createMetrics(state: StateGauges) {
   const metrics = {
     registry,
     changesApplied: new Counter({
-      name: "grouparoo_changes_applied_total",
+      name: METRICS.changesApplied,
       help: "Source changes applied to the state, by source and operation.",
       labelNames: ["source", "op"] as const,
       registers: [registry],
     }),
     batchApplySeconds: new Histogram({
-      name: "grouparoo_batch_apply_seconds",
+      name: METRICS.batchApplySeconds,
       help: "Time to apply one batch and make it durable (one LMDB write transaction).",
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers: [registry],
     }),
     batchChanges: new Histogram({
-      name: "grouparoo_batch_changes",
+      name: METRICS.batchChanges,
       help: "Changes per applied batch.",
       buckets: [1, 10, 50, 100, 250, 500, 1000, 2500, 5000],
       registers: [registry],
     }),
     groupTransitions: new Counter({
-      name: "grouparoo_group_transitions_total",
+      name: METRICS.groupTransitions,
       help: "Records entering (+) and leaving (-) groups, by group and direction.",
       labelNames: ["group", "direction"] as const,
       registers: [registry],
     }),
     exportsPlanned: new Counter({
-      name: "grouparoo_exports_planned_total",
+      name: METRICS.exportsPlanned,
       help: "Exports written to the outbox, by destination.",
       labelNames: ["destination"] as const,
       registers: [registry],
     }),
     deadLetters: new Counter({
-      name: "grouparoo_dead_letters_total",
+      name: METRICS.deadLetters,
       help: "Inputs set aside in the dead-letter store, by source or destination and kind.",
       labelNames: ["component", "kind"] as const,
       registers: [registry],
     }),
     exports: new Counter({
-      name: "grouparoo_exports_total",
+      name: METRICS.exports,
       help: "Exports handled by destinations, by destination and result (ok, info = skipped, retry, dead_letter).",
       labelNames: ["destination", "result"] as const,
       registers: [registry],
     }),
     deliveryBatchSize: new Histogram({
-      name: "grouparoo_delivery_batch_size",
+      name: METRICS.deliveryBatchSize,
       help: "Exports per delivery request, by destination.",
       labelNames: ["destination"] as const,
       buckets: [1, 5, 10, 25, 50, 100, 250, 500, 1000],
       registers: [registry],
     }),
     endToEndLatency: new Histogram({
-      name: "grouparoo_end_to_end_latency_seconds",
+      name: METRICS.endToEndLatency,
       help: "From the source's commit of a change to the destination's acknowledgement of its export.",
       labelNames: ["destination"] as const,
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers: [registry],
     }),
     replicationLagBytes: new Gauge({
-      name: "grouparoo_replication_lag_bytes",
+      name: METRICS.replicationLagBytes,
       help: "Postgres WAL written but not yet confirmed by the app's replication slot.",
       labelNames: ["app"] as const,
       registers: [registry],
     }),
     replicationLagSeconds: new Gauge({
-      name: "grouparoo_replication_lag_seconds",
+      name: METRICS.replicationLagSeconds,
       help: "From the source's commit of the newest change of the last applied batch to its application, by stream.",
       labelNames: ["stream"] as const,
       registers: [registry],
     }),
     snapshotRowsRead: new Gauge({
-      name: "grouparoo_snapshot_rows_read",
+      name: METRICS.snapshotRowsRead,
       help: "Rows the initial snapshot has read, by source and table.",
       labelNames: ["source", "table"] as const,
       registers: [registry],
     }),
     snapshotRowsEstimated: new Gauge({
-      name: "grouparoo_snapshot_rows_estimated",
+      name: METRICS.snapshotRowsEstimated,
       help: "The table's estimated row count when its snapshot started (pg_class.reltuples).",
       labelNames: ["source", "table"] as const,
       registers: [registry],
     }),
     kafkaConsumerLag: new Gauge({
-      name: "grouparoo_kafka_consumer_lag",
+      name: METRICS.kafkaConsumerLag,
       help: "Messages behind the partition's high watermark after the last fetched batch, by topic and partition.",
       labelNames: ["topic", "partition"] as const,
       registers: [registry],
     }),
     sourcesPaused: new Gauge({
-      name: "grouparoo_sources_paused",
+      name: METRICS.sourcesPaused,
       help: "1 while the pipeline holds its sources back (backpressure), else 0.",
       registers: [registry],
     }),
     records: new Gauge({
-      name: "grouparoo_records",
+      name: METRICS.records,
       help: "Records held, by model.",
       labelNames: ["model"] as const,
       registers: [registry],
@@ -115,7 +116,7 @@ export function createMetrics(state: StateGauges) {
       },
     }),
     groupMembers: new Gauge({
-      name: "grouparoo_group_members",
+      name: METRICS.groupMembers,
       help: "Members of each group.",
       labelNames: ["group"] as const,
       registers: [registry],
@@ -124,7 +125,7 @@ export function createMetrics(state: StateGauges) {
       },
     }),
     outboxDepth: new Gauge({
-      name: "grouparoo_outbox_depth",
+      name: METRICS.outboxDepth,
       help: "Exports waiting in the durable outbox, by destination.",
       labelNames: ["destination"] as const,
       registers: [registry],

@@ -13,12 +13,9 @@
 // batch's positions (invariant 1).
 import { mkdirSync } from "node:fs";
 import { open, type Database, type RootDatabase } from "lmdb";
-import type { AggregateState } from "../streams/aggregates.js";
-import { BatchApplier, type BatchResult, type BatchState, type DeadLetter, type Identity, type RowRef, type StoredRecord, type StoredRow } from "../streams/apply.js";
-import type { Change } from "../streams/change.js";
-import type { Domain } from "../streams/domain.js";
-import type { DeliveryStore } from "../streams/delivery.js";
-import type { ExportPlan, RemoteState } from "../streams/exports.js";
+import type { AggregateState } from "../core/aggregates.js";
+import type { BatchState, DeadLetter, Identity, RowRef, StoredRecord, StoredRow } from "../core/apply.js";
+import type { ExportPlan, RemoteState } from "../core/exports.js";
 
 type Key = (string | number)[];
 /** The layout of the sub-databases; bumped whenever a key or value shape changes. */
@@ -64,6 +61,14 @@ export interface BoundaryEntry {
   modelId: string;
   groupId: string;
   recordId: string;
+}
+
+/** One write transaction: the core's BatchState, plus the counters and meta entries written with it. */
+export interface StateTransaction extends BatchState {
+  /** Adds `delta` to the count of records of a model or members of a group. */
+  bump(kind: "records" | "members", id: string, delta: number): void;
+  putMeta(key: string, value: unknown): void;
+  getMeta<T>(key: string): T | undefined;
 }
 
 export class Store {
@@ -145,24 +150,26 @@ export class Store {
   }
 
   /**
-   * Applies changes (and, through `extra`, time-index sweeps or backfill evaluations) in one write
-   * transaction and resolves once it is durable.
+   * Runs `body` in one write transaction (everything it writes commits together or not at all) and
+   * resolves with its result once that transaction is durable: only then may a source acknowledge the
+   * positions it wrote (invariant 1).
    */
-  async applyBatch(domain: Domain, changes: readonly Change[], now: number, extra?: (applier: BatchApplier) => void): Promise<BatchResult> {
-    let result: BatchResult | undefined;
+  async transact<T>(body: (tx: StateTransaction) => T): Promise<T> {
+    let result: { value: T } | undefined;
     await this.write(() => {
       const seqs = new Map<string, number>();
-      const applier = new BatchApplier(domain, this.batchState(seqs), now);
-      for (const change of changes) applier.apply(change);
-      extra?.(applier);
-      result = applier.finish();
+      const tx: StateTransaction = {
+        ...this.batchState(seqs),
+        bump: (kind, id, delta) => this.bump([kind, id], delta),
+        putMeta: (key, value) => void this.meta.put(key, value),
+        getMeta: <M>(key: string) => this.meta.get(key) as M | undefined,
+      };
+      result = { value: body(tx) };
       for (const [name, seq] of seqs) this.meta.put(`seq:${name}`, seq);
-      for (const [modelId, delta] of result.recordDelta) this.bump(["records", modelId], delta);
-      for (const [groupId, delta] of result.memberDelta) this.bump(["members", groupId], delta);
     });
     await this.root.flushed;
-    if (!result) throw new Error("the batch transaction did not run");
-    return result;
+    if (!result) throw new Error("the write transaction did not run");
+    return result.value;
   }
 
   private bump(key: Key, delta: number): void {
@@ -333,8 +340,13 @@ export class Store {
     return out;
   }
 
-  /** The outbox of one destination, as its delivery loop reads and updates it. */
-  outboxFor(destinationId: string): DeliveryStore<OutboxEntry> {
+  /** The outbox of one destination, as its delivery loop reads and updates it (streams/delivery.ts's DeliveryStore). */
+  outboxFor(destinationId: string): {
+    pending(limit: number, now: number, inFlight: ReadonlySet<number>, recordsInFlight: ReadonlySet<string>): OutboxEntry[];
+    markSending(entries: readonly OutboxEntry[]): Promise<void>;
+    complete(outcomes: readonly ExportOutcome[]): Promise<void>;
+    nextRetryAt(): number | undefined;
+  } {
     return {
       pending: (limit, now, inFlight, recordsInFlight) => this.pendingExports(destinationId, limit, now, inFlight, recordsInFlight),
       markSending: (entries) => this.markSending(destinationId, entries.map((e) => e.seq)),
@@ -451,27 +463,9 @@ export class Store {
     return this.listDeadLetters(limit).filter((l): l is StoredExportDeadLetter => l.kind === "export");
   }
 
-  /** Re-evaluates every (record, group) due in the time index at `now`, in one transaction. */
-  async sweep(domain: Domain, now: number): Promise<BatchResult | undefined> {
-    const due = this.dueBoundaries(now);
-    if (due.length === 0) return undefined;
-    return this.applyBatch(domain, [], now, (applier) => {
-      for (const entry of due) applier.evaluate(entry.modelId, entry.groupId, entry.recordId);
-    });
-  }
-
-  /** Evaluates one group for the next `limit` records after `after`; returns the last id done. */
-  async backfillChunk(domain: Domain, modelId: string, groupId: string, after: string | undefined, now: number, limit = 500): Promise<string | undefined> {
-    const ids = this.recordIdsOf(modelId, after, limit);
-    if (ids.length === 0) return undefined;
-    await this.applyBatch(domain, [], now, (applier) => {
-      for (const id of ids) applier.evaluate(modelId, groupId, id);
-    });
-    return ids[ids.length - 1];
-  }
-
-  runs(): RunState[] {
-    return [...this.meta.getRange({ start: "run:", end: "run:\uffff" })].map((e) => e.value as RunState);
+  /** Meta entries whose keys start with `prefix`, in key order. */
+  metaWithPrefix<T>(prefix: string): T[] {
+    return [...this.meta.getRange({ start: prefix, end: `${prefix}\uffff` })].map((e) => e.value as T);
   }
 
   getMeta<T>(key: string): T | undefined {
@@ -486,15 +480,4 @@ export class Store {
   async close(): Promise<void> {
     await this.root.close();
   }
-}
-
-/** A Run: a backfill of a group over existing records (more kinds come with sources). */
-export interface RunState {
-  id: string;
-  kind: "backfill";
-  groupId: string;
-  state: "running" | "complete";
-  processed: number;
-  startedAt: number;
-  completedAt?: number;
 }

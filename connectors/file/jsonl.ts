@@ -2,7 +2,15 @@
 // directory and fsynced once per batch before the batch is acknowledged.
 import { mkdirSync, openSync, writeSync, fsyncSync, closeSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import type { DeliverableExport, DestinationConnector, DestinationPlugin, ExportResult } from "../types.js";
+import { Type, type Static } from "@sinclair/typebox";
+import type { DeliverableExport, DestinationComponent, DestinationConnector, ExportResult } from "../types.js";
+import type { FileAppOptions } from "./app.js";
+
+export const JsonlFileOptions = Type.Object(
+  { path: Type.String({ minLength: 1, description: "File (relative to the file app's directory) one export per line is appended to." }) },
+  { additionalProperties: false },
+);
+type JsonlFileOptions = Static<typeof JsonlFileOptions>;
 
 export class JsonlFileDestination implements DestinationConnector {
   constructor(
@@ -31,10 +39,12 @@ export class JsonlFileDestination implements DestinationConnector {
   async stop(): Promise<void> {}
 }
 
-export const jsonlFilePlugin: DestinationPlugin = {
-  destinationType: "jsonl-file",
+export const jsonlFileDestination: DestinationComponent = {
+  type: "jsonl-file",
+  appType: "file",
+  options: JsonlFileOptions,
+  metrics: [],
   create(destination, app) {
-    if (destination.type !== "jsonl-file" || app.type !== "file") throw new Error("jsonl-file needs a file app");
-    return new JsonlFileDestination(destination.id, resolve(app.options.directory, destination.options.path));
+    return new JsonlFileDestination(destination.id, resolve((app.options as FileAppOptions).directory, (destination.options as JsonlFileOptions).path));
   },
 };

@@ -2,8 +2,15 @@
 // tombstone (null value) when the record is deleted remotely. Idempotent producer, acks from all
 // in-sync replicas; a failed send is retried.
 import { Kafka, type Producer } from "kafkajs";
-import { DeliveryError, type DeliverableExport, type DestinationConnector, type DestinationPlugin, type ExportResult } from "../types.js";
-import { kafkaClientConfig } from "./source.js";
+import { Type, type Static } from "@sinclair/typebox";
+import { DeliveryError, type DeliverableExport, type DestinationComponent, type DestinationConnector, type ExportResult } from "../types.js";
+import { kafkaClientConfig } from "./app.js";
+
+export const KafkaTopicOptions = Type.Object(
+  { topic: Type.String({ minLength: 1, description: "Topic written, keyed by record; a tombstone on delete." }) },
+  { additionalProperties: false },
+);
+type KafkaTopicOptions = Static<typeof KafkaTopicOptions>;
 
 export class KafkaTopicDestination implements DestinationConnector {
   private readonly producer: Producer;
@@ -45,10 +52,12 @@ export class KafkaTopicDestination implements DestinationConnector {
   }
 }
 
-export const kafkaTopicPlugin: DestinationPlugin = {
-  destinationType: "kafka-topic",
+export const kafkaTopicDestination: DestinationComponent = {
+  type: "kafka-topic",
+  appType: "kafka",
+  options: KafkaTopicOptions,
+  metrics: [],
   create(destination, app, context) {
-    if (destination.type !== "kafka-topic" || app.type !== "kafka") throw new Error("a kafka-topic destination needs a kafka app");
-    return new KafkaTopicDestination(destination.id, new Kafka(kafkaClientConfig(app, context.logger)), destination.options.topic);
+    return new KafkaTopicDestination(destination.id, new Kafka(kafkaClientConfig(app, context.logger)), (destination.options as KafkaTopicOptions).topic);
   },
 };

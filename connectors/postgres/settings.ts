@@ -1,8 +1,9 @@
 // A postgres app's effective settings: its own options merged with an `options.debezium` connector
 // config (validated beforehand), with grouparoo-stream's defaults for the rest.
 import type pg from "pg";
-import type { DebeziumSettings, PublicationAutocreateMode } from "../../daemon/config/debezium.js";
-import type { PostgresAppOptions, SnapshotMode } from "../../daemon/config/schema.js";
+import type { AppConfig } from "../../core/config/schema.js";
+import type { PostgresAppOptions } from "./app.js";
+import { readDebezium, type PublicationAutocreateMode, type SnapshotMode } from "./debezium.js";
 
 export interface PostgresAppSettings {
   connection: pg.ClientConfig;
@@ -17,7 +18,11 @@ export interface PostgresAppSettings {
 
 const pgName = (s: string) => s.toLowerCase().replace(/[^a-z0-9_]/g, "_").slice(0, 63);
 
-export function resolvePostgresApp(appId: string, options: PostgresAppOptions, debezium?: DebeziumSettings): PostgresAppSettings {
+export function resolvePostgresApp(app: AppConfig): PostgresAppSettings {
+  if (app.type !== "postgres") throw new Error(`app "${app.id}" is a ${app.type} app, not a postgres app`);
+  const appId = app.id;
+  const options = app.options as PostgresAppOptions;
+  const debezium = options.debezium ? readDebezium(options.debezium).settings : undefined;
   const connection: pg.ClientConfig = options.connectionString
     ? { connectionString: options.connectionString }
     : {

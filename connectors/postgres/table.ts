@@ -5,12 +5,23 @@
 // creates or alters tables. Integrity and data errors reject the batch (split to isolate the bad
 // records); anything else (connection, server restart) is retried.
 import pg from "pg";
-import type { PropertyType } from "../../streams/vocabulary.js";
-import { qualifyTable } from "../../daemon/config/debezium.js";
-import { readDebezium } from "../../daemon/config/debezium.js";
-import { DeliveryError, type DeliverableExport, type DestinationConnector, type DestinationPlugin, type ExportResult } from "../types.js";
+import { Type, type Static } from "@sinclair/typebox";
+import type { FieldProblem } from "../../core/config/types.js";
+import type { PropertyType } from "../../core/vocabulary.js";
+import { DeliveryError, type DeliverableExport, type DestinationComponent, type DestinationConnector, type ExportResult } from "../types.js";
+import { qualifyTable } from "./debezium.js";
 import { quoteIdent, quoteTable } from "./introspect.js";
 import { resolvePostgresApp } from "./settings.js";
+
+export const PostgresTableOptions = Type.Object(
+  {
+    table: Type.String({ minLength: 1, description: "Target table (schema.table or table in public); never created." }),
+    primaryKey: Type.String({ minLength: 1, description: "Target column upserted on; must be a remote field of the mapping." }),
+    groupsColumn: Type.Optional(Type.String({ minLength: 1, description: "text[] column holding the mapped group names." })),
+  },
+  { additionalProperties: false },
+);
+type PostgresTableOptions = Static<typeof PostgresTableOptions>;
 
 export class PostgresTableDestination implements DestinationConnector {
   private readonly pool: pg.Pool;
@@ -104,12 +115,24 @@ export class PostgresTableDestination implements DestinationConnector {
   }
 }
 
-export const postgresTablePlugin: DestinationPlugin = {
-  destinationType: "postgres-table",
+export const postgresTableDestination: DestinationComponent = {
+  type: "postgres-table",
+  appType: "postgres",
+  options: PostgresTableOptions,
+  metrics: [],
+  check(destination, context) {
+    const { primaryKey } = destination.options as PostgresTableOptions;
+    const propertyId = destination.mapping[primaryKey];
+    const problems: FieldProblem[] = [];
+    if (propertyId === undefined) problems.push({ field: ["options", "primaryKey"], message: `"${primaryKey}" is not a remote field of the mapping` });
+    else if (context.property(propertyId)?.unique === false) {
+      problems.push({ field: ["options", "primaryKey"], message: `"${primaryKey}" maps property "${propertyId}", which is not unique` });
+    }
+    return problems;
+  },
   create(destination, app, context) {
-    if (destination.type !== "postgres-table" || app.type !== "postgres") throw new Error("a postgres-table destination needs a postgres app");
-    const debezium = app.options.debezium ? readDebezium(app.options.debezium).settings : undefined;
-    const { connection } = resolvePostgresApp(app.id, app.options, debezium);
-    return new PostgresTableDestination(destination.id, connection, destination.options.table, destination.options.primaryKey, destination.options.groupsColumn, context.fieldTypes);
+    const options = destination.options as PostgresTableOptions;
+    const { connection } = resolvePostgresApp(app);
+    return new PostgresTableDestination(destination.id, connection, options.table, options.primaryKey, options.groupsColumn, context.fieldTypes);
   },
 };

@@ -4,7 +4,18 @@
 // (`{"results": [{"seq", "status": "ok"|"info"|"error", "message"}]}`); 429 and 5xx are retried
 // (honouring Retry-After); any other status rejects the batch as a whole.
 import { createHash, createHmac } from "node:crypto";
-import { DeliveryError, type DeliverableExport, type DestinationConnector, type DestinationPlugin, type ExportResult } from "../types.js";
+import { Type, type Static } from "@sinclair/typebox";
+import { DeliveryError, type DeliverableExport, type DestinationComponent, type DestinationConnector, type ExportResult } from "../types.js";
+import type { WebhookAppOptions } from "./app.js";
+
+export const WebhookDestinationOptions = Type.Object(
+  {
+    path: Type.Optional(Type.String({ description: "Path appended to the app's url.", default: "" })),
+    batchSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000, default: 100, description: "Exports per request (overrides --delivery-batch-size for this destination)." })),
+  },
+  { additionalProperties: false },
+);
+type WebhookDestinationOptions = Static<typeof WebhookDestinationOptions>;
 
 export const SIGNATURE_HEADER = "x-grouparoo-signature";
 
@@ -76,11 +87,19 @@ export class WebhookDestination implements DestinationConnector {
   async stop(): Promise<void> {}
 }
 
-export const webhookPlugin: DestinationPlugin = {
-  destinationType: "webhook",
+export const webhookDestination: DestinationComponent = {
+  type: "webhook",
+  appType: "webhook",
+  options: WebhookDestinationOptions,
+  metrics: [],
+  delivery: (destination) => {
+    const { batchSize } = destination.options as WebhookDestinationOptions;
+    return batchSize === undefined ? {} : { batchSize };
+  },
   create(destination, app) {
-    if (destination.type !== "webhook" || app.type !== "webhook") throw new Error("a webhook destination needs a webhook app");
-    const url = `${app.options.url.replace(/\/$/, "")}${destination.options.path ?? ""}`;
-    return new WebhookDestination(destination.id, url, app.options.secret, app.options.headers ?? {}, app.options.timeoutMs ?? 10_000);
+    const appOptions = app.options as WebhookAppOptions;
+    const options = destination.options as WebhookDestinationOptions;
+    const url = `${appOptions.url.replace(/\/$/, "")}${options.path ?? ""}`;
+    return new WebhookDestination(destination.id, url, appOptions.secret, appOptions.headers ?? {}, appOptions.timeoutMs ?? 10_000);
   },
 };

@@ -3,7 +3,7 @@
 // app carrying the connector config under options.debezium, and sources and properties for the
 // captured tables, read from the database.
 import { readFileSync } from "node:fs";
-import { readDebezium, tableIncluded, DEBEZIUM_SUPPORTED_KEYS, type DebeziumValue } from "../config/debezium.js";
+import { readDebezium, tableIncluded, DEBEZIUM_SUPPORTED_KEYS, type DebeziumValue } from "../../connectors/postgres/debezium.js";
 import { EX_CONFIG } from "./validate.js";
 import { readTables, writeGenerated } from "./generate.js";
 

@@ -2,16 +2,16 @@
 // queues a fresh export of each record as it is now (never the stale letter itself); a running daemon
 // picks them up within a second, a stopped one when it starts.
 import { Store } from "../../state/store.js";
-import { compileDomain } from "../../streams/domain.js";
-import { planExport } from "../../streams/exports.js";
-import { formatIssue } from "../config/issues.js";
-import { loadConfig } from "../config/validate.js";
+import { planExport } from "../../core/exports.js";
+import { formatIssue } from "../../core/config/issues.js";
+import { loadConfigWithPlugins, type ValidationResult } from "../config/validate.js";
 import { EX_CONFIG } from "./validate.js";
 
 export interface RetryExportsOptions {
   config: string;
   state: string;
   destination: string;
+  plugin?: string[];
   since?: string;
   until?: string;
 }
@@ -24,8 +24,14 @@ function instant(value: string | undefined, fallback: number, name: string): num
 }
 
 export async function retryExportsCommand(options: RetryExportsOptions): Promise<number> {
-  const loaded = loadConfig(options.config);
-  if (!loaded.config) {
+  let loaded: ValidationResult;
+  try {
+    loaded = await loadConfigWithPlugins(options.config, options.plugin ?? []);
+  } catch (error) {
+    process.stderr.write(`error: ${(error as Error).message}\n`);
+    return EX_CONFIG;
+  }
+  if (!loaded.config || !loaded.domain) {
     for (const issue of loaded.issues) process.stderr.write(`${formatIssue(issue)}\n`);
     return EX_CONFIG;
   }
@@ -42,8 +48,7 @@ export async function retryExportsCommand(options: RetryExportsOptions): Promise
     process.stderr.write(`error: ${(error as Error).message}\n`);
     return 64;
   }
-  const domain = compileDomain(loaded.config);
-  const destination = domain.destinations.get(options.destination);
+  const destination = loaded.domain.destinations.get(options.destination);
   if (!destination) return EX_CONFIG;
   const store = Store.open(options.state);
   try {

@@ -1,9 +1,8 @@
 // `grouparoo-stream validate --config PATH`: load and check a config; exit 0, or 78 (EX_CONFIG)
 // with every error, each naming the file, the object, the field and the problem.
-import { formatIssue } from "../config/issues.js";
-import { loadConfig, type Config } from "../config/validate.js";
-import { loadPlugins } from "../plugins.js";
-import { builtinConnectors } from "../../connectors/builtin.js";
+import { formatIssue } from "../../core/config/issues.js";
+import type { Config } from "../../core/config/types.js";
+import { loadConfigWithPlugins, type ValidationResult } from "../config/validate.js";
 
 export const EX_CONFIG = 78;
 
@@ -31,14 +30,13 @@ export interface ValidateOptions {
 }
 
 export async function validateCommand(options: ValidateOptions): Promise<number> {
-  const registry = builtinConnectors();
+  let result: ValidationResult;
   try {
-    await loadPlugins(options.plugin ?? [], registry);
+    result = await loadConfigWithPlugins(options.config, options.plugin ?? []);
   } catch (error) {
     process.stderr.write(`error: ${(error as Error).message}\n`);
     return EX_CONFIG;
   }
-  const result = loadConfig(options.config, process.env, registry.extensions());
   const errors = result.issues.filter((i) => i.severity === "error");
   if (options.json) {
     process.stdout.write(`${JSON.stringify({ valid: errors.length === 0, issues: result.issues }, null, 2)}\n`);

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import type { ColumnInfo, TableInfo } from "../../connectors/postgres/introspect.js";
-import type { PropertyType } from "../../streams/vocabulary.js";
+import type { PropertyType } from "../../core/vocabulary.js";
 
 export type ConfigObject = Record<string, unknown>;
 

@@ -3,16 +3,11 @@
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { extname, join, relative } from "node:path";
 import { parseDocument } from "yaml";
-import type { ConfigIssue, FieldPath } from "./issues.js";
-import { formatField } from "./issues.js";
+import type { ConfigIssue, FieldPath } from "../../core/config/issues.js";
+import { formatField } from "../../core/config/issues.js";
+import type { RawObject } from "../../core/config/types.js";
 
-export interface RawObject {
-  /** The file it was read from, relative to the working directory when possible. */
-  file: string;
-  /** Its position in that file's list. */
-  index: number;
-  value: Record<string, unknown>;
-}
+export type { RawObject };
 
 const EXTENSIONS = new Set([".yml", ".yaml", ".json"]);
 

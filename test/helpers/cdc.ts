@@ -4,13 +4,13 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
-import { tap } from "rxjs";
-import { postgresCdcPlugin } from "../../connectors/postgres/cdc.js";
-import type { SourceConnector, SourcePlugin } from "../../connectors/types.js";
-import { validateObjects, type Config } from "../../daemon/config/validate.js";
+import { postgresCdcSource } from "../../connectors/postgres/cdc/index.js";
+import type { SourceConnector, SourceComponent } from "../../connectors/types.js";
+import type { Config } from "../../core/config/types.js";
+import { validateObjects } from "../../daemon/config/validate.js";
 import { Store } from "../../state/store.js";
-import { compileDomain, type Domain } from "../../streams/domain.js";
-import { Pipeline } from "../../streams/pipeline.js";
+import { compileDomain, type Domain } from "../../core/domain.js";
+import { flowIntoState } from "../../streams/flow.js";
 import { asRaw } from "./config.js";
 
 export interface CdcRun {
@@ -37,11 +37,11 @@ export function validConfig(objects: Record<string, unknown>[]): Config {
 }
 
 export function startCdc(config: Config, stateDir?: string): CdcRun {
-  return startSource(config, postgresCdcPlugin, stateDir);
+  return startSource(config, postgresCdcSource, stateDir);
 }
 
 /** Runs one source plugin (for the config's first app of its type) with the pipeline and the state. */
-export function startSource(config: Config, plugin: SourcePlugin, stateDir = mkdtempSync(join(tmpdir(), "source-state-"))): CdcRun {
+export function startSource(config: Config, plugin: SourceComponent, stateDir = mkdtempSync(join(tmpdir(), "source-state-"))): CdcRun {
   const domain = compileDomain(config);
   const store = Store.open(stateDir);
   const lag = new Map<string, number>();
@@ -62,24 +62,14 @@ export function startSource(config: Config, plugin: SourcePlugin, stateDir = mkd
   let received = 0;
   let fail: (error: Error) => void = () => undefined;
   const failure = new Promise<Error>((resolve) => (fail = resolve));
-  const pipeline = new Pipeline(
-    connector.changes().pipe(tap(() => (received += 1))),
-    {
-      applyChanges: async (changes) => {
-        if (gate) await gate;
-        return store.applyBatch(domain, changes, Date.now());
-      },
-      sweep: (now) => store.sweep(domain, now),
-      backfill: async () => undefined,
-      nextBoundary: () => store.nextBoundaryInstant(),
-    },
-    {
-      committed: (batch) => void connector.acknowledge(batch.positions),
-      pressure: (paused) => (paused ? connector.pause() : connector.resume()),
-      failed: (error) => fail(error),
-    },
+  const { pipeline, done: running } = flowIntoState(
+    [connector],
+    store,
+    domain,
+    { received: () => void (received += 1), failed: (error) => fail(error) },
+    { beforeApply: () => gate },
   );
-  const done = pipeline.run().catch(() => undefined);
+  const done = running.catch(() => undefined);
   return {
     store,
     domain,

@@ -1,12 +1,12 @@
 // Helpers for core tests: a small users + purchases domain, change builders, a from-scratch
 // recomputation of what the state must hold, and a dump of what it does hold.
-import type { AggregateSpec } from "../../streams/aggregates.js";
-import { aggregateFromScratch } from "../../streams/aggregates.js";
-import type { Change, ChangeOp, Row } from "../../streams/change.js";
-import { compileDomain, type Domain, type RecordValueMap } from "../../streams/domain.js";
-import { isMember } from "../../streams/rules.js";
-import { normalizeArray, normalizeValue } from "../../streams/values.js";
-import type { PropertyValue } from "../../streams/vocabulary.js";
+import type { AggregateSpec } from "../../core/aggregates.js";
+import { aggregateFromScratch } from "../../core/aggregates.js";
+import type { Change, ChangeOp, Row } from "../../core/change.js";
+import { compileDomain, type Domain, type RecordValueMap } from "../../core/domain.js";
+import { isMember } from "../../core/rules.js";
+import { normalizeArray, normalizeValue } from "../../core/values.js";
+import type { PropertyValue } from "../../core/vocabulary.js";
 import { validateObjects } from "../../daemon/config/validate.js";
 import type { Store } from "../../state/store.js";
 import { asRaw } from "./config.js";

@@ -8,19 +8,20 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { Kafka, logLevel } from "kafkajs";
 import { pino } from "pino";
-import { jsonlFilePlugin } from "../../connectors/file/jsonl.js";
-import { kafkaTopicPlugin } from "../../connectors/kafka/topic.js";
-import { postgresTablePlugin } from "../../connectors/postgres/table.js";
-import type { DestinationConnector, DestinationPlugin } from "../../connectors/types.js";
-import { webhookPlugin } from "../../connectors/webhook/webhook.js";
+import { jsonlFileDestination } from "../../connectors/file/jsonl.js";
+import { kafkaTopicDestination } from "../../connectors/kafka/topic.js";
+import { postgresTableDestination } from "../../connectors/postgres/table.js";
+import type { DestinationConnector, DestinationComponent } from "../../connectors/types.js";
+import { webhookDestination } from "../../connectors/webhook/webhook.js";
 import { Store, type OutboxEntry } from "../../state/store.js";
-import { compileDomain } from "../../streams/domain.js";
+import { compileDomain } from "../../core/domain.js";
 import { DEFAULT_DELIVERY_OPTIONS, Delivery } from "../../streams/delivery.js";
 import { change } from "../helpers/core.js";
 import { validConfig } from "../helpers/cdc.js";
 import { waitFor } from "../helpers/daemon.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import { startReceiver, type Receiver, type RemoteRecord } from "../helpers/remote.js";
+import { applyBatch } from "../../streams/batch.js";
 
 type Obj = Record<string, unknown>;
 type Remote = Record<string, RemoteRecord>;
@@ -115,7 +116,7 @@ describe("destinations and sync modes", () => {
   });
 
   interface Target {
-    plugin: DestinationPlugin;
+    plugin: DestinationComponent;
     appId: string;
     options: (id: string) => Promise<Obj>;
     /** Makes record 1 exist remotely (enrich only updates what exists). */
@@ -125,7 +126,7 @@ describe("destinations and sync modes", () => {
 
   const targets: Record<string, Target> = {
     "postgres-table": {
-      plugin: postgresTablePlugin,
+      plugin: postgresTableDestination,
       appId: "db",
       options: async (id) => {
         await db.query(`CREATE TABLE contacts_${id} (id int PRIMARY KEY, email text, groups text[] NOT NULL DEFAULT '{}')`);
@@ -138,14 +139,14 @@ describe("destinations and sync modes", () => {
       },
     },
     webhook: {
-      plugin: webhookPlugin,
+      plugin: webhookDestination,
       appId: "hooks",
       options: async () => ({ batchSize: 50 }),
       preset: async () => void receiver.records.set("1", structuredClone(PRESET["1"] as RemoteRecord)),
       read: async () => Object.fromEntries([...receiver.records].sort(([a], [b]) => a.localeCompare(b))),
     },
     "kafka-topic": {
-      plugin: kafkaTopicPlugin,
+      plugin: kafkaTopicDestination,
       appId: "bus",
       options: async (id) => {
         const admin = kafka.admin();
@@ -179,7 +180,7 @@ describe("destinations and sync modes", () => {
       },
     },
     "jsonl-file": {
-      plugin: jsonlFilePlugin,
+      plugin: jsonlFileDestination,
       appId: "files",
       options: async (id) => ({ path: `exports-${id}.jsonl` }),
       preset: async () => undefined,
@@ -242,7 +243,7 @@ describe("destinations and sync modes", () => {
         delivery.start();
         try {
           for (const step of steps) {
-            await store.applyBatch(domain, step.changes(), Date.now());
+            await applyBatch(store, domain, step.changes(), Date.now());
             delivery.wake();
             await waitFor(`${step.name} delivered`, async () => (store.outboxDepth("d") === 0 && delivery.idle() ? true : undefined));
             expect({ step: step.name, remote: await target.read(id, options) }).toEqual({ step: step.name, remote: step.expected[syncMode] });

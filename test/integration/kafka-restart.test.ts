@@ -1,7 +1,7 @@
 // The broker restarted mid-stream: the kafka-debezium source resumes by itself and nothing is lost.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Kafka, logLevel } from "kafkajs";
-import { kafkaDebeziumPlugin } from "../../connectors/kafka/source.js";
+import { kafkaDebeziumSource } from "../../connectors/kafka/debezium-source.js";
 import { startKafka, type KafkaService } from "../services/kafka.js";
 import { startSource, validConfig } from "../helpers/cdc.js";
 import { waitFor } from "../helpers/daemon.js";
@@ -37,7 +37,7 @@ describe("kafka-debezium across a broker restart", () => {
         { class: "property", id: "customer_id", type: "integer", unique: true, sourceId: "customers_topic", options: { column: "id" } },
         { class: "property", id: "score", type: "integer", sourceId: "customers_topic", options: { column: "score" } },
       ]),
-      kafkaDebeziumPlugin,
+      kafkaDebeziumSource,
     );
     try {
       await waitFor("first messages", async () => (run.store.countOf("records", "customers") === 500 ? true : undefined), 60_000);

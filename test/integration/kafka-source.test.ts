@@ -5,7 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { Kafka, logLevel, type Admin } from "kafkajs";
-import { kafkaDebeziumPlugin } from "../../connectors/kafka/source.js";
+import { kafkaDebeziumSource } from "../../connectors/kafka/debezium-source.js";
 import { startSource, validConfig, type CdcRun } from "../helpers/cdc.js";
 import { waitFor } from "../helpers/daemon.js";
 import { ANNE_ENCODED, envelope, key } from "../fixtures/debezium.js";
@@ -77,7 +77,7 @@ describe("kafka-debezium source", () => {
       ],
     });
     await producer.disconnect();
-    run = startSource(validConfig(config(topic, `g-${topic}`)), kafkaDebeziumPlugin);
+    run = startSource(validConfig(config(topic, `g-${topic}`)), kafkaDebeziumSource);
     await waitFor("records", async () => (run?.store.countOf("records", "customers") === 2 && run.store.getRecord("customers", "2")?.values.first_name === "Bobby" ? true : undefined));
     expect(run.store.getRecord("customers", "1")?.values).toEqual({
       customer_id: 1,
@@ -112,7 +112,7 @@ describe("kafka-debezium source", () => {
     await producer.send({ topic: `${prefix}.a`, messages: [{ key: key(1, false), value: envelope("c", null, { id: 1, first_name: "A" }, 1, false) }] });
     await producer.send({ topic: `${prefix}.b`, messages: [{ key: key(2, false), value: envelope("c", null, { id: 2, first_name: "B" }, 1, false) }] });
     await producer.disconnect();
-    run = startSource(validConfig(config(`/^${prefix}\\..*$/`, `g-${prefix}`)), kafkaDebeziumPlugin);
+    run = startSource(validConfig(config(`/^${prefix}\\..*$/`, `g-${prefix}`)), kafkaDebeziumSource);
     await waitFor("both topics", async () => (run?.store.countOf("records", "customers") === 2 ? true : undefined));
     expect(run.lag.get(`${prefix}.a/0`)).toBe(0);
     expect(run.lag.get(`${prefix}.b/0`)).toBe(0);
@@ -127,7 +127,7 @@ describe("kafka-debezium source", () => {
     await producer.connect();
     try {
       await producer.send({ topic, messages: [{ key: key(1, false), value: envelope("c", null, { id: 1, first_name: "A" }, 1, false) }] });
-      run = startSource(validConfig(config(topic, groupId)), kafkaDebeziumPlugin);
+      run = startSource(validConfig(config(topic, groupId)), kafkaDebeziumSource);
       await waitFor("first offset committed", async () => ((await committed(admin, groupId, topic)) === "1" ? true : undefined));
       run.hold();
       await producer.send({ topic, messages: Array.from({ length: 20 }, (_, i) => ({ key: key(10 + i, false), value: envelope("c", null, { id: 10 + i, first_name: "B" }, 2, false) })) });
@@ -158,7 +158,7 @@ describe("kafka-debezium source", () => {
     ];
     await producer.send({ topic, messages });
     await producer.disconnect();
-    run = startSource(validConfig(config(topic, `g-${topic}`, { deadLetterTopic: dlq, maxMessageBytes: 20_000 })), kafkaDebeziumPlugin);
+    run = startSource(validConfig(config(topic, `g-${topic}`, { deadLetterTopic: dlq, maxMessageBytes: 20_000 })), kafkaDebeziumSource);
     await waitFor("every message handled", async () => (run?.store.position(`kafka:bus:${topic}:0`) === String(messages.length - 1) ? true : undefined));
     expect(run.store.countOf("records", "customers")).toBe(MALFORMED.length);
     const letters = run.store.sourceDeadLetters();

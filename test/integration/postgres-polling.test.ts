@@ -2,7 +2,7 @@
 // page boundaries, picks up later changes on its schedule and resumes from its durable position; a
 // query import upserts its rows; an app refresh query triggers the schedules as soon as it changes.
 import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
-import { postgresPollingPlugin } from "../../connectors/postgres/poll.js";
+import { postgresTableImportSource } from "../../connectors/postgres/polling.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import { startSource, validConfig, type CdcRun } from "../helpers/cdc.js";
 import { waitFor } from "../helpers/daemon.js";
@@ -40,7 +40,7 @@ describe("postgres polling sources", () => {
       { class: "property", id: "score", type: "integer", sourceId: "users_import", options: { column: "score" } },
       { class: "schedule", id: "often", sourceId: "users_import", recurringFrequency: 1000 },
     ];
-    run = startSource(config(objects), postgresPollingPlugin);
+    run = startSource(config(objects), postgresTableImportSource);
     const first = Object.fromEntries(Array.from({ length: 10 }, (_, i) => [String(i + 1), i + 1]));
     await waitFor("first run", async () => (JSON.stringify(scores(run as CdcRun)) === JSON.stringify(first) ? true : undefined));
     expect(JSON.parse(run.store.position("poll:pg:users_import") ?? "{}")).toEqual({ hw: "2026-01-02 00:00:10+00", offset: 1 });
@@ -55,7 +55,7 @@ describe("postgres polling sources", () => {
     await run.stop({ keepState: true });
     await db.query(`UPDATE users SET score = -1 WHERE id = 1`); // not re-read: its watermark did not move
     await db.query(`INSERT INTO users VALUES (12, 12, '2026-03-01T00:00:00Z')`);
-    run = startSource(config(objects), postgresPollingPlugin, state);
+    run = startSource(config(objects), postgresTableImportSource, state);
     await waitFor("resumed run", async () => (run && scores(run)["12"] === 12 ? true : undefined));
     expect(scores(run)["1"]).toBe(1);
     expect(JSON.parse(run.store.position("poll:pg:users_import") ?? "{}")).toEqual({ hw: "2026-03-01 00:00:00+00", offset: 1 });
@@ -72,7 +72,7 @@ describe("postgres polling sources", () => {
       { class: "property", id: "score", type: "integer", sourceId: "totals", options: { column: "score" } },
       { class: "schedule", id: "hourly", sourceId: "totals", recurringFrequency: 3_600_000 },
     ];
-    run = startSource(config(objects, { refresh: { query: "SELECT count(*) FROM purchases", recurringFrequency: 200 } }), postgresPollingPlugin);
+    run = startSource(config(objects, { refresh: { query: "SELECT count(*) FROM purchases", recurringFrequency: 200 } }), postgresTableImportSource);
     await waitFor("first run", async () => (JSON.stringify(scores(run as CdcRun)) === JSON.stringify({ "1": 15, "2": 7 }) ? true : undefined));
     await new Promise((r) => setTimeout(r, 500)); // the refresh query has seen the current count
     await db.query(`INSERT INTO purchases (user_id, amount) VALUES (2, 100)`);

@@ -16,9 +16,9 @@ import {
   type AggregateState,
   type PropertyFilter,
   type Row,
-} from "../../streams/aggregates.js";
-import { AGGREGATION_METHODS, FILTER_OPERATORS } from "../../streams/vocabulary.js";
-import type { AggregationMethod, FilterOperator, PropertyValue } from "../../streams/vocabulary.js";
+} from "../../core/aggregates.js";
+import { AGGREGATION_METHODS, FILTER_OPERATORS, SORTED_AGGREGATIONS } from "../../core/vocabulary.js";
+import type { AggregationMethod, FilterOperator, PropertyValue } from "../../core/vocabulary.js";
 
 const RUNS = { numRuns: 300 };
 
@@ -76,7 +76,7 @@ const aggregateSpec: fc.Arbitrary<AggregateSpec> = fc
     isArray: fc.boolean(),
     filters: fc.oneof(fc.constant([]), fc.array(filter, { maxLength: 2 })),
   })
-  .map(({ method, isArray, filters }) => ({ method, column: "v", sortColumn: "at", filters, isArray: method === "exact" && isArray }));
+  .map(({ method, isArray, filters }) => ({ method, column: "v", ...(SORTED_AGGREGATIONS.includes(method) ? { sortColumn: "at" } : {}), filters, isArray: method === "exact" && isArray }));
 
 type Op = { kind: "put"; key: string; row: Row } | { kind: "del"; key: string } | { kind: "roundtrip" };
 const op: fc.Arbitrary<Op> = fc.oneof(
@@ -196,7 +196,7 @@ function fsum(xs: readonly number[]): number {
   return hi;
 }
 
-const specOf = (method: AggregationMethod, isArray = false): AggregateSpec => ({ method, column: "v", sortColumn: "at", filters: [], isArray });
+const specOf = (method: AggregationMethod, isArray = false): AggregateSpec => ({ method, column: "v", ...(SORTED_AGGREGATIONS.includes(method) ? { sortColumn: "at" } : {}), filters: [], isArray });
 const rowsOf = (xs: readonly (number | null)[], at: readonly number[] = []): Map<string, Row> =>
   new Map(xs.map((x, i) => [`k${String(i).padStart(3, "0")}`, { v: x, at: at[i] ?? 0 }] as const));
 const noNegZero = (x: number): number => x + 0;

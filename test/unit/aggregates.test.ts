@@ -8,15 +8,16 @@ import {
   aggregateValue,
   applyRowChange,
   emptyAggregate,
+  aggregateProblems,
   isAggregateSpecValid,
   rowPassesFilters,
   type AggregateSpec,
   type AggregateState,
   type PropertyFilter,
   type Row,
-} from "../../streams/aggregates.js";
-import { AGGREGATION_METHODS } from "../../streams/vocabulary.js";
-import type { AggregationMethod, PropertyValue } from "../../streams/vocabulary.js";
+} from "../../core/aggregates.js";
+import { AGGREGATION_METHODS, SORTED_AGGREGATIONS } from "../../core/vocabulary.js";
+import type { AggregationMethod, PropertyValue } from "../../core/vocabulary.js";
 
 const utc = (iso: string): number => {
   const t = Date.parse(iso);
@@ -25,7 +26,7 @@ const utc = (iso: string): number => {
 };
 
 function spec(method: AggregationMethod, extra: Partial<AggregateSpec> = {}): AggregateSpec {
-  return { method, column: "v", sortColumn: "at", filters: [], isArray: false, ...extra };
+  return { method, column: "v", ...(SORTED_AGGREGATIONS.includes(method) ? { sortColumn: "at" } : {}), filters: [], isArray: false, ...extra };
 }
 
 /** One record's rows and its incremental state, checked against the from-scratch definition at every step. */
@@ -66,15 +67,30 @@ describe("isAggregateSpecValid", () => {
     expect(isAggregateSpecValid(spec("count", { sortColumn: undefined }))).toBeNull();
   });
 
-  it("needs a sortColumn for most / least recent value", () => {
-    expect(isAggregateSpecValid(spec("most recent value", { sortColumn: undefined }))).toBe('Aggregation method "most recent value" needs a sortColumn');
-    expect(isAggregateSpecValid(spec("least recent value", { sortColumn: "" }))).toBe('Aggregation method "least recent value" needs a sortColumn');
+  it("needs a sortColumn for most / least recent value, and only for them", () => {
+    expect(isAggregateSpecValid(spec("most recent value", { sortColumn: undefined }))).toBe("options.sortColumn: is required for most recent value");
+    expect(isAggregateSpecValid(spec("least recent value", { sortColumn: "" }))).toBe("options.sortColumn: is required for least recent value");
+    expect(isAggregateSpecValid(spec("sum", { sortColumn: "at" }))).toBe("options.sortColumn: only applies to most recent value and least recent value (method is sum)");
   });
 
   it("rejects unknown methods, a missing column and arrays of non-exact aggregations", () => {
-    expect(isAggregateSpecValid(spec("median" as AggregationMethod))).toBe('Unknown aggregation method "median"');
-    expect(isAggregateSpecValid(spec("sum", { column: "" }))).toBe("An aggregation needs a column");
-    expect(isAggregateSpecValid(spec("count", { isArray: true }))).toBe('An array property needs aggregation method "exact", not "count"');
+    expect(isAggregateSpecValid(spec("median" as AggregationMethod))).toBe(
+      'options.aggregationMethod: must be one of exact, count, sum, average, min, max, most recent value, least recent value (got "median")',
+    );
+    expect(isAggregateSpecValid(spec("sum", { column: "" }))).toBe("options.column: is required");
+    expect(isAggregateSpecValid(spec("count", { isArray: true }))).toBe("options.aggregationMethod: an array property collects values with exact (got count)");
+  });
+
+  it("judges the spec with the property around it as the config validator does", () => {
+    const problems = (s: AggregateSpec, property: Parameters<typeof aggregateProblems>[1]) => aggregateProblems(s, property).map((p) => `${p.field.join(".")}: ${p.message}`);
+    expect(problems(spec("sum"), { type: "string", unique: false })).toEqual(["options.aggregationMethod: sum needs an integer or float property (type is string)"]);
+    expect(problems(spec("count"), { type: "float", unique: false })).toEqual(["options.aggregationMethod: count needs an integer property (type is float)"]);
+    expect(problems(spec("max"), { type: "integer", unique: true })).toEqual(["options.aggregationMethod: a unique property must use exact (got max)"]);
+    expect(problems(spec("exact", { isArray: true }), { type: "string", unique: true })).toEqual(["isArray: a unique property cannot be an array"]);
+    expect(problems(spec("min"), { type: "integer", unique: false, primarySourceId: "users" })).toEqual([
+      'options.aggregationMethod: min needs a source with many rows per record; "users" is its model\'s primary source (one row per record)',
+    ]);
+    expect(problems(spec("sum"), { type: "float", unique: false })).toEqual([]);
   });
 
   it("checks each filter's operator and match", () => {
@@ -85,16 +101,19 @@ describe("isAggregateSpecValid", () => {
     expect(withFilter({ key: "f", op: "ne", match: false })).toBeNull();
     expect(withFilter({ key: "f", op: "in", match: ["a", 1, true] })).toBeNull();
     expect(withFilter({ key: "f", op: "in", match: "a,b" })).toBeNull();
-    expect(withFilter({ key: "f", op: "eq" })).toBe('Filter "eq" on "f" needs a string, number or boolean match (use exists / notExists for null)');
-    expect(withFilter({ key: "f", op: "gt", match: null })).toBe('Filter "gt" on "f" needs a string, number or boolean match (use exists / notExists for null)');
-    expect(withFilter({ key: "f", op: "lt", match: ["a"] })).toBe('Filter "lt" on "f" needs a string, number or boolean match (use exists / notExists for null)');
-    expect(withFilter({ key: "f", op: "in", match: 3 })).toBe('Filter "in" on "f" needs a list of values or a comma-separated string');
-    expect(withFilter({ key: "f", op: "like" as PropertyFilter["op"], match: "a" })).toBe('Unknown filter operator "like" on "f"');
-    expect(withFilter({ key: "", op: "exists" })).toBe("A filter needs a key");
+    expect(withFilter({ key: "f", op: "eq" })).toBe("filters[0].match: is required for op eq");
+    expect(withFilter({ key: "f", op: "gt", match: null })).toBe("filters[0].match: null matches no row with op gt (use exists or notExists)");
+    expect(withFilter({ key: "f", op: "lt", match: ["a"] })).toBe("filters[0].match: only op in takes a list (op is lt)");
+    expect(withFilter({ key: "f", op: "in", match: 3 })).toBe("filters[0].match: op in needs a list (or a comma-separated string)");
+    expect(withFilter({ key: "f", op: "exists", match: 3 })).toBe("filters[0].match: op exists takes no match");
+    expect(withFilter({ key: "f", op: "like" as PropertyFilter["op"], match: "a" })).toBe(
+      'filters[0].op: must be one of eq, ne, gt, gte, lt, lte, substring, notSubstring, in, exists, notExists (got "like")',
+    );
+    expect(withFilter({ key: "", op: "exists" })).toBe("filters[0].key: is required");
   });
 
   it("emptyAggregate refuses an invalid spec", () => {
-    expect(() => emptyAggregate(spec("most recent value", { sortColumn: undefined }))).toThrow("needs a sortColumn");
+    expect(() => emptyAggregate(spec("most recent value", { sortColumn: undefined }))).toThrow("options.sortColumn: is required for most recent value");
   });
 });
 

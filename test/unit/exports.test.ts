@@ -1,7 +1,7 @@
 // Export planning per sync mode, relative to what the destination last acknowledged.
 import { describe, expect, it } from "vitest";
-import type { DestinationDef } from "../../streams/domain.js";
-import { planExport, remoteStateAfter, type RemoteState } from "../../streams/exports.js";
+import type { DestinationDef } from "../../core/domain.js";
+import { planExport, remoteStateAfter, type RemoteState } from "../../core/exports.js";
 
 const destination = (over: Partial<DestinationDef> = {}): DestinationDef => ({
   id: "crm",

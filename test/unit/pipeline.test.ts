@@ -1,12 +1,13 @@
-// The pipeline without I/O: batches bounded by size (group commit: what arrived during a commit is
-// the next batch at once), work run one unit at a time in order,
-// positions reported after commit, sources paused above the high-water mark and resumed below
-// the low-water mark, and one timer armed for the earliest time-index boundary.
+// The pipeline without I/O, on fake timers: batches bounded by size (group commit: what arrived
+// during a commit is the next batch at once), work run one unit at a time in order, positions
+// reported after commit, sources paused above the high-water mark and resumed below the low-water
+// mark, one timer armed for the earliest time-index boundary, and Runs interleaved with batches.
 import { Subject } from "rxjs";
-import { describe, expect, it } from "vitest";
-import type { BatchResult } from "../../streams/apply.js";
-import type { Change } from "../../streams/change.js";
-import { Pipeline, type CommittedBatch, type CoreOperations } from "../../streams/pipeline.js";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import type { BatchResult } from "../../core/apply.js";
+import type { Change } from "../../core/change.js";
+import { Backpressure } from "../../streams/backpressure.js";
+import { Pipeline, type ChunkedWork, type CommittedBatch, type CoreOperations } from "../../streams/pipeline.js";
 
 const empty = (): BatchResult => ({ applied: new Map(), deadLetters: 0, deadLettersBySource: new Map(), exports: 0, recordDelta: new Map(), memberDelta: new Map() });
 const change = (i: number): Change => ({
@@ -19,26 +20,29 @@ const change = (i: number): Change => ({
   commitTime: 0,
 });
 
-function harness(ops: Partial<CoreOperations>, options: { maxBatchSize?: number; maxBatchDelayMs?: number; highWaterMark?: number; lowWaterMark?: number; clock?: () => number } = {}) {
+function harness(ops: Partial<CoreOperations>, options: { maxBatchSize?: number; maxBatchDelayMs?: number; highWaterMark?: number; lowWaterMark?: number } = {}) {
   const source = new Subject<Change>();
   const committed: CommittedBatch[] = [];
   const pressure: boolean[] = [];
+  const marks = { highWaterMark: options.highWaterMark ?? 1000, lowWaterMark: options.lowWaterMark ?? 100 };
+  const backpressure = new Backpressure({ ...marks, outboxBound: 100 }, { changed: (_reason, _full, paused) => pressure.push(paused) });
   const pipeline = new Pipeline(
     source,
-    {
-      applyChanges: async () => empty(),
-      sweep: async () => undefined,
-      backfill: async () => undefined,
-      nextBoundary: () => undefined,
-      ...ops,
-    },
-    { committed: (b) => committed.push(b), pressure: (p) => pressure.push(p), failed: () => undefined },
-    { maxBatchSize: options.maxBatchSize ?? 10, maxBatchDelayMs: options.maxBatchDelayMs ?? 5, highWaterMark: options.highWaterMark ?? 1000, lowWaterMark: options.lowWaterMark ?? 100, clock: options.clock ?? Date.now },
+    { applyChanges: async () => empty(), sweep: async () => undefined, nextBoundary: () => undefined, ...ops },
+    { committed: (b) => committed.push(b), failed: () => undefined },
+    backpressure,
+    { maxBatchSize: options.maxBatchSize ?? 10, maxBatchDelayMs: options.maxBatchDelayMs ?? 5, ...marks, clock: () => Date.now() },
   );
   return { source, committed, pressure, pipeline, done: pipeline.run() };
 }
 
+/** Lets promise callbacks run (fake timers do not advance them by themselves). */
+const settle = () => vi.advanceTimersByTimeAsync(0);
+
 describe("Pipeline", () => {
+  beforeEach(() => void vi.useFakeTimers());
+  afterEach(() => void vi.useRealTimers());
+
   it("cuts batches by size, applies them in order and reports each stream's last position", async () => {
     const sizes: number[] = [];
     const h = harness({ applyChanges: async (changes) => (sizes.push(changes.length), empty()) }, { maxBatchSize: 10 });
@@ -58,15 +62,28 @@ describe("Pipeline", () => {
     const sizes: number[] = [];
     let release: () => void = () => undefined;
     const gate = new Promise<void>((resolve) => (release = resolve));
-    // A delay far beyond the test timeout: only the group-commit cut can end this test in time.
+    // A delay the fake clock never reaches: only the group-commit cut can form the later batches.
     const h = harness({ applyChanges: async (changes) => (sizes.push(changes.length), await gate, empty()) }, { maxBatchSize: 10, maxBatchDelayMs: 600_000 });
-    for (let i = 0; i < 10; i += 1) h.source.next(change(i));
-    for (let i = 10; i < 23; i += 1) h.source.next(change(i));
+    for (let i = 0; i < 23; i += 1) h.source.next(change(i));
     expect(sizes).toEqual([10]);
     release();
-    await new Promise((r) => setTimeout(r, 20));
+    await settle();
     expect(sizes).toEqual([10, 10, 3]);
     expect(h.committed.map((b) => b.changes)).toEqual([10, 10, 3]);
+    h.source.complete();
+    h.pipeline.drain();
+    await h.done;
+  });
+
+  it("waits at most the batch delay for company when the runner is idle", async () => {
+    const sizes: number[] = [];
+    const h = harness({ applyChanges: async (changes) => (sizes.push(changes.length), empty()) }, { maxBatchSize: 10, maxBatchDelayMs: 5 });
+    h.source.next(change(1));
+    h.source.next(change(2));
+    await vi.advanceTimersByTimeAsync(4);
+    expect(sizes).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(sizes).toEqual([2]);
     h.source.complete();
     h.pipeline.drain();
     await h.done;
@@ -87,7 +104,7 @@ describe("Pipeline", () => {
     expect(h.pressure).toEqual([true, false]);
   });
 
-  it("arms one timer for the earliest boundary and sweeps when it comes", async () => {
+  it("arms one timer for the earliest boundary and sweeps exactly when it comes", async () => {
     const start = Date.now();
     const sweeps: number[] = [];
     let boundary: number | undefined = start + 40;
@@ -99,55 +116,53 @@ describe("Pipeline", () => {
         return empty();
       },
     });
-    for (let waited = 0; sweeps.length === 0 && waited < 5000; waited += 10) await new Promise((r) => setTimeout(r, 10));
-    await new Promise((r) => setTimeout(r, 50));
+    await vi.advanceTimersByTimeAsync(39);
+    expect(sweeps).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(sweeps).toEqual([start + 40]);
+    await vi.advanceTimersByTimeAsync(1000);
     expect(sweeps).toHaveLength(1);
-    expect(sweeps[0]).toBeGreaterThanOrEqual(start + 40);
     expect(h.committed.map((b) => b.kind)).toEqual(["sweep"]);
     h.source.complete();
     h.pipeline.drain();
     await h.done;
   });
 
-  it("applies changes that arrive during a long backfill between its chunks, not after it", async () => {
+  it("applies changes that arrive during a long Run between its chunks, not after it", async () => {
     const order: string[] = [];
-    const h = harness({
-      applyChanges: async (changes) => (order.push(`batch ${changes.length}`), empty()),
-      backfill: async (task) => {
-        const chunk = Number(task.after ?? 0) + 1;
+    const h = harness({ applyChanges: async (changes) => (order.push(`batch ${changes.length}`), empty()) });
+    let chunk = 0;
+    const run: ChunkedWork = {
+      step: async () => {
+        chunk += 1;
         order.push(`chunk ${chunk}`);
         await new Promise((r) => setTimeout(r, 5));
-        return chunk < 40 ? { ...task, after: String(chunk) } : undefined;
+        return chunk < 40;
       },
-    });
-    h.pipeline.backfill({ groupId: "g", modelId: "m", runId: "run" });
-    await new Promise((r) => setTimeout(r, 30));
+    };
+    h.pipeline.schedule(run);
+    await vi.advanceTimersByTimeAsync(30);
     h.source.next(change(1));
-    for (let waited = 0; !order.includes("chunk 40") && waited < 5000; waited += 5) await new Promise((r) => setTimeout(r, 5));
-    // The batch ran within a few chunks of its change (about the 6th), long before the 40th.
+    await vi.advanceTimersByTimeAsync(400);
+    // The batch ran within a few chunks of its change (about the 7th), long before the 40th.
     expect(order.indexOf("batch 1")).toBeGreaterThan(0);
-    expect(order.indexOf("batch 1")).toBeLessThan(order.indexOf("chunk 20"));
+    expect(order.indexOf("batch 1")).toBeLessThan(order.indexOf("chunk 10"));
     expect(order.filter((o) => o.startsWith("chunk"))).toHaveLength(40);
     h.source.complete();
     h.pipeline.drain();
     await h.done;
   });
 
-  it("runs backfill chunks between batches until the run is done", async () => {
+  it("runs a Run's chunks between batches until it is done", async () => {
     const order: string[] = [];
-    const h = harness({
-      applyChanges: async (changes) => (order.push(`batch ${changes.length}`), empty()),
-      backfill: async (task) => {
-        order.push(`backfill after ${task.after ?? "-"}`);
-        return task.after === undefined ? { ...task, after: "r1" } : undefined;
-      },
-    });
-    h.pipeline.backfill({ groupId: "g", modelId: "m", runId: "run" });
-    await new Promise((r) => setTimeout(r, 20));
+    const h = harness({ applyChanges: async (changes) => (order.push(`batch ${changes.length}`), empty()) });
+    let steps = 0;
+    h.pipeline.schedule({ step: async () => (order.push(`run step ${++steps}`), steps < 2) });
+    await settle();
     h.source.next(change(1));
     h.source.complete();
     h.pipeline.drain();
     await h.done;
-    expect(order).toEqual(["backfill after -", "backfill after r1", "batch 1"]);
+    expect(order).toEqual(["run step 1", "run step 2", "batch 1"]);
   });
 });

@@ -4,8 +4,8 @@
 // exact complement of their positive forms, and LIKE agrees with a reference matcher.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { compileGroup, groupsAffectedBy, isMember, nextBoundary, transition, type GroupRuleSpec, type RecordValues } from "../../streams/rules.js";
-import type { PropertyValue, RelativeUnit, RuleOperator } from "../../streams/vocabulary.js";
+import { compileGroup, groupsAffectedBy, isMember, nextBoundary, transition, type GroupRuleSpec, type RecordValues } from "../../core/rules.js";
+import type { PropertyValue, RelativeUnit, RuleOperator } from "../../core/vocabulary.js";
 
 const DAY = 86_400_000;
 const FROM = Date.UTC(1990, 0, 1);
@@ -174,6 +174,11 @@ const mixedRule: fc.Arbitrary<GroupRuleSpec> = fc.oneof(
   }),
   relativeRule("d", false),
 ).map((r) => {
+  // exists / notExists take no match
+  if (r.op === "exists" || r.op === "notExists") {
+    const { match: _match, ...rest } = r as GroupRuleSpec;
+    return rest;
+  }
   // null matches only go with eq / ne; give the others a concrete one
   if ("match" in r && (r.match === null || r.match === "null") && r.op !== "eq" && r.op !== "ne") return { ...r, match: r.key === "n" ? 0 : "a" };
   return r;

@@ -2,9 +2,9 @@
 // reason for invalid ones, null/undefined/"" handling, and array properties mixing valid and invalid
 // elements.
 import { describe, expect, it } from "vitest";
-import { INVALID_VALUE_REASON, normalizeArray, normalizeValue } from "../../streams/values.js";
-import { PROPERTY_TYPES } from "../../streams/vocabulary.js";
-import type { PropertyType, PropertyValue } from "../../streams/vocabulary.js";
+import { INVALID_VALUE_REASON, normalizeArray, normalizeValue } from "../../core/values.js";
+import { PROPERTY_TYPES } from "../../core/vocabulary.js";
+import type { PropertyType, PropertyValue } from "../../core/vocabulary.js";
 
 const utc = (iso: string): number => {
   const t = Date.parse(iso);

@@ -5,8 +5,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { STATE_FORMAT, Store } from "../../../state/store.js";
-import type { Change } from "../../../streams/change.js";
+import type { Change } from "../../../core/change.js";
 import { DAY, change, coreDomain, purchase, user } from "../../helpers/core.js";
+import { applyBatch, backfillChunk, sweep } from "../../../streams/batch.js";
 
 const T = Date.UTC(2026, 10, 1, 12, 0, 0);
 const domain = coreDomain();
@@ -22,7 +23,7 @@ describe("applying batches", () => {
     await store.close();
     rmSync(dir, { recursive: true, force: true });
   });
-  const apply = (changes: Change[], now = T) => store.applyBatch(domain, changes, now);
+  const apply = (changes: Change[], now = T) => applyBatch(store, domain, changes, now);
 
   it("creates a record from a primary row with normalised values, empty aggregates and its groups", async () => {
     const result = await apply([user(1, { email: " Ada@Example.COM ", first_name: "Ada", vip: "t" })]);
@@ -224,9 +225,9 @@ describe("applying batches", () => {
     const leaves = bought + 3 * DAY + 1;
     expect(store.boundaryOf("users", "recent", "1")).toBe(leaves);
     expect(store.nextBoundaryInstant()).toBe(leaves);
-    expect(await store.sweep(domain, leaves - 1)).toBeUndefined();
+    expect(await sweep(store, domain, leaves - 1)).toBeUndefined();
     expect(store.getRecord("users", "1")?.groups).toContain("recent");
-    const swept = await store.sweep(domain, leaves);
+    const swept = await sweep(store, domain, leaves);
     expect(swept?.memberDelta).toEqual(new Map([["recent", -1]]));
     expect(store.getRecord("users", "1")?.groups).not.toContain("recent");
     expect(store.boundaryOf("users", "recent", "1")).toBeUndefined();
@@ -239,7 +240,7 @@ describe("applying batches", () => {
     let after: string | undefined;
     let chunks = 0;
     do {
-      after = await store.backfillChunk(withNewGroup, "users", "not_vip", after, T, 2);
+      after = (await backfillChunk(store, withNewGroup, "users", "not_vip", after, T, 2))?.last;
       chunks += 1;
     } while (after !== undefined);
     expect(chunks).toBe(3);
@@ -252,7 +253,7 @@ describe("the state layout", () => {
     const dir = mkdtempSync(join(tmpdir(), "core-layout-"));
     try {
       const store = Store.open(dir);
-      await store.applyBatch(domain, [user(1)], T);
+      await applyBatch(store, domain, [user(1)], T);
       await store.putMeta("format", 1);
       await store.close();
       expect(() => Store.open(dir)).toThrow(`the state in ${dir} has layout 1, this version reads layout ${STATE_FORMAT}: start from an empty --state directory`);
@@ -267,18 +268,18 @@ describe("a failed write transaction", () => {
     const dir = mkdtempSync(join(tmpdir(), "core-failed-"));
     try {
       let store = Store.open(dir);
-      await store.applyBatch(domain, [user(1)], T);
+      await applyBatch(store, domain, [user(1)], T);
       await expect(
-        store.applyBatch(domain, [user(2)], T, () => {
+        applyBatch(store, domain, [user(2)], T, () => {
           throw new Error("boom");
         }),
       ).rejects.toThrow("boom");
-      await expect(store.applyBatch(domain, [user(3)], T)).rejects.toThrow("the state refuses writes after a failed transaction (boom); restart to reopen it");
+      await expect(applyBatch(store, domain, [user(3)], T)).rejects.toThrow("the state refuses writes after a failed transaction (boom); restart to reopen it");
       await expect(store.completeExports("crm", [])).rejects.toThrow("refuses writes");
       await store.close();
       store = Store.open(dir);
       expect(store.recordIdsOf("users", undefined, 10)).toEqual(["1"]);
-      await store.applyBatch(domain, [user(3)], T);
+      await applyBatch(store, domain, [user(3)], T);
       expect(store.recordIdsOf("users", undefined, 10)).toEqual(["1", "3"]);
       await store.close();
     } finally {

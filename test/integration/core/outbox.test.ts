@@ -10,6 +10,7 @@ import { Store, type OutboxEntry } from "../../../state/store.js";
 import { Delivery, DEFAULT_DELIVERY_OPTIONS } from "../../../streams/delivery.js";
 import { change, coreDomain } from "../../helpers/core.js";
 import { waitFor } from "../../helpers/daemon.js";
+import { applyBatch } from "../../../streams/batch.js";
 
 const domain = coreDomain();
 
@@ -56,7 +57,7 @@ describe("outbox with an export in flight", () => {
     const slow = slowDestination();
     const delivery = new Delivery<OutboxEntry>(slow.connector, store.outboxFor("crm"), { completed: () => undefined, failed: () => undefined }, DEFAULT_DELIVERY_OPTIONS);
     delivery.start();
-    await store.applyBatch(domain, [change("users_table", "insert", "1", { id: 1, email: "a@example.com" })], Date.now());
+    await applyBatch(store, domain, [change("users_table", "insert", "1", { id: 1, email: "a@example.com" })], Date.now());
     delivery.wake();
     await slow.firstStarted;
     await afterFirstSent();
@@ -69,8 +70,8 @@ describe("outbox with an export in flight", () => {
 
   it("a record that changes and changes back while its export is sent ends at its state", async () => {
     const remote = await scenario(async () => {
-      await store.applyBatch(domain, [change("users_table", "update", "1", { id: 1, email: "b@example.com" })], Date.now());
-      await store.applyBatch(domain, [change("users_table", "update", "1", { id: 1, email: "a@example.com" })], Date.now());
+      await applyBatch(store, domain, [change("users_table", "update", "1", { id: 1, email: "b@example.com" })], Date.now());
+      await applyBatch(store, domain, [change("users_table", "update", "1", { id: 1, email: "a@example.com" })], Date.now());
     });
     expect(remote.get("1")).toMatchObject({ email: "a@example.com" });
     expect(store.remoteOf("crm", "1")?.properties).toMatchObject({ email: "a@example.com" });
@@ -78,7 +79,7 @@ describe("outbox with an export in flight", () => {
 
   it("a record deleted while its creation is sent is deleted remotely too", async () => {
     const remote = await scenario(async () => {
-      await store.applyBatch(domain, [change("users_table", "delete", "1", null)], Date.now());
+      await applyBatch(store, domain, [change("users_table", "delete", "1", null)], Date.now());
     });
     expect(remote.has("1")).toBe(false);
     expect(store.remoteOf("crm", "1")).toBeUndefined();

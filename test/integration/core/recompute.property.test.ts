@@ -7,8 +7,9 @@ import { join } from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { Store } from "../../../state/store.js";
-import type { Change, Row } from "../../../streams/change.js";
+import type { Change, Row } from "../../../core/change.js";
 import { DAY, change, coreDomain, dumpRecords, recompute } from "../../helpers/core.js";
+import { applyBatch } from "../../../streams/batch.js";
 
 const NOW = Date.UTC(2026, 10, 1);
 const domain = coreDomain();
@@ -58,7 +59,7 @@ describe("incremental state equals recomputation", () => {
           let i = 0;
           for (let c = 0; i < changes.length; c += 1) {
             const size = cuts[c % cuts.length] ?? 1;
-            await store.applyBatch(domain, changes.slice(i, i + size), NOW);
+            await applyBatch(store, domain, changes.slice(i, i + size), NOW);
             i += size;
           }
           expect(dumpRecords(store)).toEqual(recompute(domain, final, NOW));

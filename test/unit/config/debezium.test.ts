@@ -1,7 +1,7 @@
 // Reading Debezium Postgres connector configs: Debezium's defaults, what maps where, and the
 // values that cannot be honoured.
 import { describe, expect, it } from "vitest";
-import { readDebezium, tableIncluded } from "../../../daemon/config/debezium.js";
+import { readDebezium, tableIncluded } from "../../../connectors/postgres/debezium.js";
 
 describe("readDebezium", () => {
   it("applies Debezium's defaults", () => {

@@ -20,7 +20,7 @@ const write = (name: string, text: string) => {
   return path;
 };
 const errors = (path: string, env: Record<string, string> = {}) =>
-  loadConfig(path, env)
+  loadConfig(path, undefined, env)
     .issues.filter((i) => i.severity === "error")
     .map((i) => ({ file: i.file, id: i.id, field: i.field, message: i.message }));
 
@@ -61,7 +61,7 @@ describe("readConfig", () => {
 
   it("converts an interpolated number for an integer field", () => {
     const path = write("app.yml", "class: app\nid: pg\ntype: postgres\noptions: { host: db, port: '${PGPORT}', database: shop }\n");
-    const result = loadConfig(path, { PGPORT: "6543" });
+    const result = loadConfig(path, undefined, { PGPORT: "6543" });
     expect(result.issues.filter((i) => i.severity === "error")).toEqual([]);
     expect(result.config?.apps[0]?.options).toMatchObject({ port: 6543 });
   });

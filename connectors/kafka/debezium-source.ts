@@ -5,18 +5,28 @@
 // flight first. Backpressure pauses the partitions. A message that cannot be decoded becomes a
 // dead letter in the same transaction that moves the offset past it (and optionally a DLQ message).
 // kafkajs stays behind this file: a KafkaJS-compatible client can replace it without touching the core.
-import { Observable, type Subscriber } from "rxjs";
-import { Kafka, logLevel, type Consumer, type EachBatchPayload, type KafkaConfig, type LogEntry, type Producer } from "kafkajs";
+import { Type, type Static } from "@sinclair/typebox";
+import { Kafka, type Consumer, type EachBatchPayload, type Producer } from "kafkajs";
 import type { Logger } from "pino";
-import type { AppConfig, SourceConfig } from "../../daemon/config/schema.js";
-import type { Located } from "../../daemon/config/validate.js";
-import type { Change } from "../../streams/change.js";
-import type { SourceConnector, SourceContext, SourceObserver, SourcePlugin } from "../types.js";
-import { PauseGate } from "../pause.js";
+import { literals } from "../../core/config/schema.js";
+import type { AppConfig, SourceConfig } from "../../core/config/schema.js";
+import type { Located } from "../../core/config/types.js";
+import { METRICS } from "../../metrics/names.js";
+import { ChangeReader } from "../reader.js";
+import type { SourceComponent, SourceContext, SourceObserver } from "../types.js";
+import { kafkaClientConfig, type KafkaAppOptions } from "./app.js";
 import { decodeMessage, type DebeziumFormat } from "./decode.js";
 
-type KafkaApp = Extract<AppConfig, { type: "kafka" }>;
-type KafkaSource = Extract<SourceConfig, { type: "kafka-debezium" }>;
+export const KafkaDebeziumOptions = Type.Object(
+  {
+    topic: Type.String({ minLength: 1, description: "Topic carrying the change events, or /regex/ for every matching topic." }),
+    format: Type.Optional(literals(["debezium", "debezium-unwrapped", "json"], "Message format.", "debezium")),
+    deadLetterTopic: Type.Optional(Type.String({ minLength: 1, description: "Also copy messages that cannot be decoded to this topic (with the reason in headers)." })),
+    maxMessageBytes: Type.Optional(Type.Integer({ minimum: 1, default: 1048576, description: "Larger messages are dead-lettered, not decoded." })),
+  },
+  { additionalProperties: false },
+);
+type KafkaSource = Located<SourceConfig> & { options: Static<typeof KafkaDebeziumOptions> };
 
 interface Waiter {
   offset: bigint;
@@ -25,51 +35,28 @@ interface Waiter {
 
 const KEEP_RAW_BYTES = 64 * 1024;
 
-export function kafkaClientConfig(app: KafkaApp, logger: Logger): KafkaConfig {
-  const o = app.options;
-  const brokers = Array.isArray(o.brokers) ? o.brokers : o.brokers.split(",").map((b) => b.trim());
-  const levels: Record<number, "error" | "warn" | "info" | "debug"> = { [logLevel.ERROR]: "error", [logLevel.WARN]: "warn", [logLevel.INFO]: "info", [logLevel.DEBUG]: "debug" };
-  return {
-    clientId: o.clientId ?? "grouparoo-stream",
-    brokers,
-    ...(o.ssl === undefined ? {} : { ssl: o.ssl }),
-    ...(o.sasl ? { sasl: { mechanism: o.sasl.mechanism, username: o.sasl.username, password: o.sasl.password } as KafkaConfig["sasl"] } : {}),
-    retry: { initialRetryTime: 300, maxRetryTime: 10_000, retries: 12 },
-    logLevel: logLevel.WARN,
-    logCreator: () => (entry: LogEntry) => {
-      const { message, ...rest } = entry.log;
-      logger[levels[entry.level] ?? "info"]({ kafka: entry.namespace, ...rest }, message);
-    },
-  };
-}
-
-export class KafkaDebeziumSource implements SourceConnector {
-  readonly appId: string;
+export class KafkaDebeziumSource extends ChangeReader {
   private readonly kafka: Kafka;
   private readonly consumer: Consumer;
   private producer: Producer | undefined;
   private readonly sources: KafkaSource[];
   private readonly logger: Logger;
   private readonly observer: SourceObserver | undefined;
-  private subscriber: Subscriber<Change> | undefined;
   private readonly waiters = new Map<string, Waiter[]>();
   private readonly durable = new Map<string, bigint>();
   private joined = false;
-  private stopped = false;
-  private readonly gate = new PauseGate();
-  private done: Promise<void> | undefined;
 
   constructor(app: Located<AppConfig>, sources: readonly Located<SourceConfig>[], context: SourceContext) {
-    if (app.type !== "kafka") throw new Error(`kafka-debezium needs a kafka app, not ${app.type}`);
-    this.appId = app.id;
+    super(app.id);
+    const options = app.options as KafkaAppOptions;
     this.logger = context.logger;
     this.observer = context.observer;
-    this.sources = sources.filter((s): s is Located<KafkaSource> => s.type === "kafka-debezium");
+    this.sources = sources.filter((s): s is KafkaSource => s.type === "kafka-debezium");
     this.kafka = new Kafka(kafkaClientConfig(app, context.logger));
     this.consumer = this.kafka.consumer({
-      groupId: app.options.groupId ?? "grouparoo-stream",
-      sessionTimeout: app.options.sessionTimeoutMs ?? 30_000,
-      heartbeatInterval: Math.max(100, Math.floor((app.options.sessionTimeoutMs ?? 30_000) / 10)),
+      groupId: options.groupId ?? "grouparoo-stream",
+      sessionTimeout: options.sessionTimeoutMs ?? 30_000,
+      heartbeatInterval: Math.max(100, Math.floor((options.sessionTimeoutMs ?? 30_000) / 10)),
       retry: { initialRetryTime: 300, maxRetryTime: 10_000, retries: 12, restartOnFailure: async () => !this.stopped },
     });
     this.consumer.on(this.consumer.events.GROUP_JOIN, () => {
@@ -90,19 +77,6 @@ export class KafkaDebeziumSource implements SourceConnector {
     });
   }
 
-  changes(): Observable<Change> {
-    return new Observable<Change>((subscriber) => {
-      this.subscriber = subscriber;
-      this.done = this.start().then(
-        () => undefined,
-        (error: Error) => subscriber.error(error),
-      );
-      return () => {
-        this.stopped = true;
-      };
-    });
-  }
-
   private async start(): Promise<void> {
     await this.consumer.connect();
     const topics = this.sources.map((s) => (s.options.topic.startsWith("/") && s.options.topic.endsWith("/") ? new RegExp(s.options.topic.slice(1, -1)) : s.options.topic));
@@ -120,6 +94,15 @@ export class KafkaDebeziumSource implements SourceConnector {
     this.logger.info({ topics: this.sources.map((s) => s.options.topic) }, "consuming");
   }
 
+  protected async read(): Promise<void> {
+    await this.start();
+    await this.stopRequested;
+    await this.consumer.disconnect().catch(() => undefined);
+    await this.producer?.disconnect().catch(() => undefined);
+  }
+
+  protected async interrupt(): Promise<void> {}
+
   private streamOf(topic: string, partition: number): string {
     return `kafka:${this.appId}:${topic}:${partition}`;
   }
@@ -134,7 +117,7 @@ export class KafkaDebeziumSource implements SourceConnector {
     let sinceHeartbeat = Date.now();
     for (const message of batch.messages) {
       if (!isRunning() || isStale() || this.stopped) break;
-      await this.gate.wait(() => this.stopped, { ms: 1000, run: heartbeat });
+      await this.waitWhilePaused({ ms: 1000, run: heartbeat });
       const position = { stream, position: message.offset };
       const commitTime = Number(message.timestamp);
       const size = (message.value?.length ?? 0) + (message.key?.length ?? 0);
@@ -171,7 +154,7 @@ export class KafkaDebeziumSource implements SourceConnector {
         sinceHeartbeat = Date.now();
       }
     }
-    this.observer?.consumerLag(batch.topic, batch.partition, Number(batch.offsetLag()));
+    this.observer?.consumerLag?.(batch.topic, batch.partition, Number(batch.offsetLag()));
     if (last === undefined) return;
     // Commit only what is durable in the state: wait for the core's acknowledgement of `last`.
     const durable = this.waitDurable(stream, BigInt(last));
@@ -183,10 +166,6 @@ export class KafkaDebeziumSource implements SourceConnector {
     }
     resolveOffset(last);
     await this.consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() }]);
-  }
-
-  private emit(change: Change): void {
-    this.subscriber?.next(change);
   }
 
   private waitDurable(stream: string, offset: bigint): Promise<void> {
@@ -226,30 +205,20 @@ export class KafkaDebeziumSource implements SourceConnector {
     }
   }
 
-  pause(): void {
-    if (this.gate.pause()) this.setFetching(false);
-  }
-
-  resume(): void {
-    if (this.gate.resume()) this.setFetching(true);
+  protected override paused(paused: boolean): void {
+    this.setFetching(!paused);
   }
 
   ready(): boolean {
     return this.joined && !this.stopped;
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true;
-    this.gate.wake();
-    await this.done;
-    await this.consumer.disconnect().catch(() => undefined);
-    await this.producer?.disconnect().catch(() => undefined);
-    this.subscriber?.complete();
-  }
 }
 
-export const kafkaDebeziumPlugin: SourcePlugin = {
+export const kafkaDebeziumSource: SourceComponent = {
+  type: "kafka-debezium",
   appType: "kafka",
-  sourceTypes: ["kafka-debezium"],
+  options: KafkaDebeziumOptions,
+  metrics: [METRICS.kafkaConsumerLag],
   create: (app, sources, context) => new KafkaDebeziumSource(app, sources, context),
 };

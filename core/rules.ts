@@ -12,6 +12,7 @@ import {
   RULE_OPERATORS_BY_TYPE,
   TOP_LEVEL_RULE_KEYS,
 } from "./vocabulary.js";
+import { DAY_MS, daysFromCivil, parseDateMatch } from "./dates.js";
 import type { MatchType, PropertyScalar, PropertyType, PropertyValue, RelativeUnit, RuleOperator } from "./vocabulary.js";
 
 export interface GroupRuleSpec {
@@ -64,23 +65,33 @@ export interface CompiledGroup {
   readonly rules: readonly CompiledRule[];
 }
 
+/** One problem of a group or rule: the field it is in (as config names it) and what is wrong. */
+export interface RuleProblem {
+  /** The field of the rule ("op", "match", ...), or of the group ("rules", "matchType") when ruleIndex is null. */
+  field: string;
+  message: string;
+}
+
 export class GroupRuleError extends Error {
   readonly code = "GROUP_RULE_INVALID" as const;
   readonly groupId: string;
   /** The 0-based index of the offending rule, or null for a problem with the group as a whole. */
   readonly ruleIndex: number | null;
+  readonly field: string;
+  readonly problem: string;
 
-  constructor(groupId: string, ruleIndex: number | null, message: string) {
-    super(message);
+  constructor(groupId: string, ruleIndex: number | null, problem: RuleProblem) {
+    super(`group ${show(groupId)}${ruleIndex === null ? "" : ` rules[${ruleIndex}]`}.${problem.field}: ${problem.message}`);
     this.name = "GroupRuleError";
     this.groupId = groupId;
     this.ruleIndex = ruleIndex;
+    this.field = problem.field;
+    this.problem = problem.message;
   }
 }
 
 export type Transition = "enter" | "leave" | "stay" | "none";
 
-const DAY_MS = 86_400_000;
 const WEEK_MS = 7 * DAY_MS;
 /** Bounds relative spans so every window stays inside the Date range and exact in float arithmetic. */
 const MAX_RELATIVE_NUMBER = 100_000;
@@ -90,20 +101,88 @@ const NEGATED_OPS: ReadonlySet<RuleOperator> = new Set<RuleOperator>(["ne", "not
 const NEVER = (): boolean => false;
 
 // ---------------------------------------------------------------------------------------------------
-// Compilation
+// Checking and compilation: `groupProblems` / `ruleProblems` are the only checks of a group's rules;
+// the config validator reports what they find, and compileGroup refuses a group that has any.
+
+/** Every problem of the group as a whole (its rules are checked by ruleProblems). */
+export function groupProblems(spec: { matchType: string; rules: readonly unknown[] }): RuleProblem[] {
+  const problems: RuleProblem[] = [];
+  if (!(MATCH_TYPES as readonly string[]).includes(spec.matchType)) problems.push({ field: "matchType", message: `must be one of ${MATCH_TYPES.join(", ")} (got ${show(spec.matchType)})` });
+  if (!Array.isArray(spec.rules)) problems.push({ field: "rules", message: "must be a list" });
+  else if (spec.rules.length > MAX_GROUP_RULES) problems.push({ field: "rules", message: `has ${spec.rules.length} rules; at most ${MAX_GROUP_RULES} are allowed` });
+  return problems;
+}
+
+/** Every problem of one rule, in the order a reader would fix them; none means it compiles. */
+export function ruleProblems(spec: GroupRuleSpec): RuleProblem[] {
+  const { key, type, op, match } = spec;
+  const problems: RuleProblem[] = [];
+  const add = (field: string, message: string) => problems.push({ field, message });
+  if (typeof key !== "string" || key === "") return [{ field: "key", message: "must be a non-empty string" }];
+  if (!(PROPERTY_TYPES as readonly string[]).includes(type)) return [{ field: "type", message: `must be one of ${PROPERTY_TYPES.join(", ")} (got ${show(type)})` }];
+  if (!RULE_OPERATORS.includes(op)) return [{ field: "op", message: `must be one of ${RULE_OPERATORS.join(", ")} (got ${show(op)})` }];
+  if (Object.hasOwn(TOP_LEVEL_RULE_KEYS, key)) {
+    const topType = TOP_LEVEL_RULE_KEYS[key as keyof typeof TOP_LEVEL_RULE_KEYS];
+    if (type !== topType) return [{ field: "key", message: `top-level key ${key} has type ${topType}, not ${type}` }];
+    if (spec.isArray) return [{ field: "key", message: `top-level key ${key} is not an array` }];
+  }
+  const validOps = RULE_OPERATORS_BY_TYPE[type];
+  if (!validOps.includes(op)) return [{ field: "op", message: `${op} is not valid for a ${type} property (valid: ${validOps.join(", ")})` }];
+
+  if (op === "relative_gt" || op === "relative_lt") {
+    const n = spec.relativeMatchNumber;
+    const unit = spec.relativeMatchUnit;
+    if (n === undefined) add("relativeMatchNumber", `is required for ${op}`);
+    else if (typeof n !== "number" || !Number.isInteger(n) || n < 0 || n > MAX_RELATIVE_NUMBER) add("relativeMatchNumber", `must be an integer from 0 to ${MAX_RELATIVE_NUMBER} (got ${show(n)})`);
+    if (unit === undefined) add("relativeMatchUnit", `is required for ${op}`);
+    else if (!(RELATIVE_UNITS as readonly string[]).includes(unit)) add("relativeMatchUnit", `must be one of ${RELATIVE_UNITS.join(", ")} (got ${show(unit)})`);
+    if (match !== undefined) add("match", `${op} takes relativeMatchNumber and relativeMatchUnit, not match`);
+    return problems;
+  }
+  for (const field of ["relativeMatchNumber", "relativeMatchUnit"] as const) {
+    if (spec[field] !== undefined) add(field, `only applies to relative_gt and relative_lt (op is ${op})`);
+  }
+  if (op === "exists" || op === "notExists") {
+    if (match !== undefined) add("match", `${op} takes no match`);
+    return problems;
+  }
+  if (match === undefined) add("match", `is required for ${op}`);
+  else if (isNullMatch(match)) {
+    if (op !== "eq" && op !== "ne") add("match", `null can only be matched with eq or ne (op is ${op})`);
+  } else {
+    const problem = matchProblem(type, op, match);
+    if (problem !== null) add("match", problem);
+  }
+  return problems;
+}
+
+/** `null` or the string "null" (any case, as Grouparoo) means SQL NULL. */
+function isNullMatch(match: GroupRuleSpec["match"]): match is null | string {
+  return match === null || (typeof match === "string" && match.toLowerCase() === "null");
+}
+
+/** Why a (non-null) match cannot be compared with values of this type, or null. */
+function matchProblem(type: PropertyType, op: RuleOperator, match: string | number | boolean): string | null {
+  switch (type) {
+    case "boolean":
+      return coerceBoolean(match) === null ? `${show(match)} is not true or false` : null;
+    case "integer":
+    case "float":
+      return coerceNumber(match) === null ? `${show(match)} is not a number` : null;
+    case "date":
+      return parseDateMatch(match) === null ? `${show(match)} is not an ISO-8601 date or epoch milliseconds` : null;
+    default:
+      if ((op === "like" || op === "notLike" || op === "iLike" || op === "notILike") && likePattern(String(match), false) === null) {
+        return `pattern ${show(String(match))} ends with the escape character \\`;
+      }
+      return null;
+  }
+}
 
 export function compileGroup(spec: GroupSpec): CompiledGroup {
   const groupId = String(spec.id);
-  const groupFail = (problem: string): never => {
-    throw new GroupRuleError(groupId, null, `group ${show(groupId)}: ${problem}`);
-  };
-  if (!(MATCH_TYPES as readonly string[]).includes(spec.matchType)) {
-    groupFail(`matchType ${show(spec.matchType)} is not one of ${MATCH_TYPES.join(", ")}`);
-  }
-  if (!Array.isArray(spec.rules)) groupFail("rules must be a list");
-  if (spec.rules.length > MAX_GROUP_RULES) {
-    groupFail(`has ${spec.rules.length} rules; at most ${MAX_GROUP_RULES} are allowed`);
-  }
+  const problem = groupProblems(spec)[0];
+  if (problem) throw new GroupRuleError(groupId, null, problem);
   const rules = spec.rules.map((rule, index) => compileRule(groupId, index, rule));
   return {
     id: groupId,
@@ -115,86 +194,40 @@ export function compileGroup(spec: GroupSpec): CompiledGroup {
 }
 
 function compileRule(groupId: string, index: number, spec: GroupRuleSpec): CompiledRule {
-  const fail = (problem: string): never => {
-    throw new GroupRuleError(groupId, index, `group ${show(groupId)} rules[${index}] (key ${show(spec.key)}): ${problem}`);
-  };
+  const problem = ruleProblems(spec)[0];
+  if (problem) throw new GroupRuleError(groupId, index, problem);
   const { key, type, op, match } = spec;
-  if (typeof key !== "string" || key === "") fail("key must be a non-empty string");
-  if (!(PROPERTY_TYPES as readonly string[]).includes(type)) {
-    fail(`type ${show(type)} is not one of ${PROPERTY_TYPES.join(", ")}`);
-  }
-  if (!RULE_OPERATORS.includes(op)) fail(`operator ${show(op)} is not one of ${RULE_OPERATORS.join(", ")}`);
-  const validOps = RULE_OPERATORS_BY_TYPE[type];
-  if (!validOps.includes(op)) {
-    fail(`operator ${show(op)} is not valid for type ${type}; valid operators: ${validOps.join(", ")}`);
-  }
-  if (Object.hasOwn(TOP_LEVEL_RULE_KEYS, key)) {
-    const topType = TOP_LEVEL_RULE_KEYS[key as keyof typeof TOP_LEVEL_RULE_KEYS];
-    if (type !== topType) fail(`top-level key ${key} has type ${topType}, not ${type}`);
-    if (spec.isArray) fail(`top-level key ${key} is not an array`);
-  }
-  const isArray = spec.isArray === true;
-  const base = { index, key, isArray, op, test: NEVER, calendar: false, spanMs: 0, spanMonths: 0 };
-
+  const base = { index, key, isArray: spec.isArray === true, op, test: NEVER, calendar: false, spanMs: 0, spanMonths: 0 };
   if (op === "exists" || op === "notExists") return { ...base, kind: op };
-
   if (op === "relative_gt" || op === "relative_lt") {
-    const n = spec.relativeMatchNumber;
-    const unit = spec.relativeMatchUnit;
-    if (typeof n !== "number" || !Number.isInteger(n) || n < 0 || n > MAX_RELATIVE_NUMBER) {
-      fail(`${op} needs relativeMatchNumber, an integer from 0 to ${MAX_RELATIVE_NUMBER} (got ${show(n)})`);
-    }
-    if (typeof unit !== "string" || !(RELATIVE_UNITS as readonly string[]).includes(unit)) {
-      fail(`${op} needs relativeMatchUnit, one of ${RELATIVE_UNITS.join(", ")} (got ${show(unit)})`);
-    }
-    const u = unit as RelativeUnit;
-    const count = n as number;
+    const unit = spec.relativeMatchUnit as RelativeUnit;
+    const count = spec.relativeMatchNumber as number;
     return {
       ...base,
       kind: op === "relative_gt" ? "past" : "future",
-      calendar: CALENDAR_MONTHS[u] > 0,
-      spanMs: FIXED_MS[u] * count,
-      spanMonths: CALENDAR_MONTHS[u] * count,
+      calendar: CALENDAR_MONTHS[unit] > 0,
+      spanMs: FIXED_MS[unit] * count,
+      spanMonths: CALENDAR_MONTHS[unit] * count,
     };
   }
-
-  if (match === undefined) fail(`operator ${op} needs a match`);
-  if (match === null || (typeof match === "string" && match.toLowerCase() === "null")) {
-    // SQL NULL: `eq null` is IS NULL, `ne null` is IS NOT NULL; nothing else compares with NULL.
-    if (op === "eq") return { ...base, kind: "notExists" };
-    if (op === "ne") return { ...base, kind: "exists" };
-    fail(`match null is only meaningful with eq or ne, not ${op}`);
-  }
+  // SQL NULL: `eq null` is IS NULL, `ne null` is IS NOT NULL; nothing else compares with NULL.
+  if (isNullMatch(match as GroupRuleSpec["match"])) return { ...base, kind: op === "eq" ? "notExists" : "exists" };
   const kind: RuleKind = NEGATED_OPS.has(op) ? "none" : "some";
-  return { ...base, kind, test: elementTest(type, op, match as string | number | boolean, fail) };
+  return { ...base, kind, test: elementTest(type, op, match as string | number | boolean) };
 }
 
-/** Builds the positive element predicate once, so evaluation never parses or allocates. */
-function elementTest(
-  type: PropertyType,
-  op: RuleOperator,
-  match: string | number | boolean,
-  fail: (problem: string) => never,
-): (element: PropertyScalar) => boolean {
+/** Builds the positive element predicate once (the match was checked by ruleProblems), so evaluation never parses or allocates. */
+function elementTest(type: PropertyType, op: RuleOperator, match: string | number | boolean): (element: PropertyScalar) => boolean {
   switch (type) {
     case "boolean": {
-      const m = coerceBoolean(match) ?? fail(`match ${show(match)} is not a valid boolean ("true" or "false")`);
+      const m = coerceBoolean(match);
       return (v) => v === m;
     }
     case "integer":
     case "float":
     case "date": {
-      const m =
-        (type === "date" ? coerceDate(match) : coerceNumber(match)) ??
-        fail(
-          type === "date"
-            ? `match ${show(match)} is not a valid date (an ISO-8601 string or epoch milliseconds)`
-            : `match ${show(match)} is not a valid ${type}`,
-        );
+      const m = (type === "date" ? parseDateMatch(match) : coerceNumber(match)) as number;
       switch (op) {
-        case "eq":
-        case "ne":
-          return (v) => v === m;
         case "gt":
           return (v) => typeof v === "number" && v > m;
         case "lt":
@@ -204,20 +237,17 @@ function elementTest(
         case "lte":
           return (v) => typeof v === "number" && v <= m;
         default:
-          return fail(`operator ${op} has no comparison for type ${type}`);
+          return (v) => v === m;
       }
     }
     default: {
       const m = String(match);
       switch (op) {
-        case "eq":
-        case "ne":
-          return (v) => v === m;
         case "like":
         case "notLike":
         case "iLike":
         case "notILike": {
-          const re = likePattern(m, op === "iLike" || op === "notILike") ?? fail(`${op} pattern ${show(m)} ends with the escape character \\`);
+          const re = likePattern(m, op === "iLike" || op === "notILike") as RegExp;
           return (v) => typeof v === "string" && re.test(v);
         }
         case "startsWith":
@@ -227,7 +257,7 @@ function elementTest(
         case "substring":
           return (v) => typeof v === "string" && v.includes(m);
         default:
-          return fail(`operator ${op} has no comparison for type ${type}`);
+          return (v) => v === m;
       }
     }
   }
@@ -244,39 +274,6 @@ function coerceNumber(match: string | number | boolean): number | null {
   if (typeof match === "string" && match.trim() === "") return null; // Number("") is 0, not a match value
   const n = Number(match);
   return Number.isFinite(n) ? n : null;
-}
-
-const EPOCH_MS = /^[+-]?\d+$/;
-const ISO_8601 = /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?([Zz]|[+-]\d{2}(?::?\d{2})?)?)?$/;
-
-/** ISO-8601 (a time without offset is UTC, so the answer never depends on the host's zone) or epoch ms. */
-function coerceDate(match: string | number | boolean): number | null {
-  if (typeof match === "number") return Number.isSafeInteger(match) ? match : null;
-  if (typeof match !== "string") return null;
-  if (EPOCH_MS.test(match)) {
-    const n = Number(match);
-    return Number.isSafeInteger(n) ? n : null;
-  }
-  const m = ISO_8601.exec(match);
-  if (m === null) return null;
-  const [, ys, mos, ds, hs, mis, ss, fs, zone] = m;
-  const year = Number(ys);
-  const month = Number(mos);
-  const day = Number(ds);
-  const hour = Number(hs ?? 0);
-  const minute = Number(mis ?? 0);
-  const second = Number(ss ?? 0);
-  const millis = fs === undefined ? 0 : Number(fs.slice(0, 3).padEnd(3, "0"));
-  if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year * 12 + month - 1)) return null;
-  if (hour > 23 || minute > 59 || second > 59) return null;
-  let offsetMinutes = 0;
-  if (zone !== undefined && zone.toUpperCase() !== "Z") {
-    const oh = Number(zone.slice(1, 3));
-    const om = Number(zone.slice(zone.length > 3 ? zone.length - 2 : 3) || 0);
-    if (oh > 23 || om > 59) return null;
-    offsetMinutes = (zone.startsWith("-") ? -1 : 1) * (oh * 60 + om);
-  }
-  return daysFromCivil(year, month, day) * DAY_MS + hour * 3_600_000 + minute * 60_000 + second * 1000 + millis - offsetMinutes * 60_000;
 }
 
 const REGEXP_SYNTAX = /[\\^$.*+?()[\]{}|/]/;
@@ -562,22 +559,9 @@ function splitUtc(t: number): void {
   splitMonth = (yearOfEra + era * 400 + (month <= 2 ? 1 : 0)) * 12 + month - 1;
 }
 
-function daysFromCivil(year: number, month: number, day: number): number {
-  const y = month <= 2 ? year - 1 : year;
-  const era = Math.floor(y / 400);
-  const yearOfEra = y - era * 400;
-  const dayOfYear = Math.floor((153 * (month > 2 ? month - 3 : month + 9) + 2) / 5) + day - 1;
-  const dayOfEra = yearOfEra * 365 + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100) + dayOfYear;
-  return era * 146_097 + dayOfEra - 719_468;
-}
-
 function monthStartDay(month: number): number {
   const year = Math.floor(month / 12);
   return daysFromCivil(year, month - year * 12 + 1, 1);
-}
-
-function daysInMonth(month: number): number {
-  return monthStartDay(month + 1) - monthStartDay(month);
 }
 
 /** t moved by `months` calendar months in UTC: same day of month and time, clamped to the month's last day. */

@@ -1,8 +1,9 @@
 // The domain compiled from a validated config: per model its primary source and key, per source its
 // mapping and the properties it feeds (directly, or as aggregates over many rows), per model its
 // compiled groups, per destination what it exports. Built once per config load; pure.
-import type { Config } from "../daemon/config/validate.js";
 import type { AggregateSpec } from "./aggregates.js";
+import type { GroupRuleConfig, PropertyConfig } from "./config/schema.js";
+import type { Config } from "./config/types.js";
 import { compileGroup, type CompiledGroup, type GroupRuleSpec } from "./rules.js";
 import { TOP_LEVEL_RULE_KEYS, type PropertyType, type PropertyValue, type SyncMode, type Collection } from "./vocabulary.js";
 
@@ -67,6 +68,33 @@ export interface Domain {
 /** The record's value for a rule key: a property, or a top-level column. */
 export type RecordValueMap = Record<string, PropertyValue | PropertyValue[]>;
 
+/** The aggregation a property config describes (exact, for a property of a primary source). */
+export function aggregateSpecOf(p: PropertyConfig): AggregateSpec {
+  return {
+    method: p.options.aggregationMethod ?? "exact",
+    column: p.options.column,
+    ...(p.options.sortColumn === undefined ? {} : { sortColumn: p.options.sortColumn }),
+    filters: (p.filters ?? []).map((f) => ({ key: f.key, op: f.op, ...(f.match === undefined ? {} : { match: f.match }) })),
+    isArray: p.isArray === true,
+  };
+}
+
+/** A group rule as the rule compiler takes it, given the type of the property (or top-level key) it reads. */
+export function ruleSpecOf(r: GroupRuleConfig, type: PropertyType, isArray: boolean): GroupRuleSpec {
+  // url values are stored lower-cased, so their matches are compared lower-cased too.
+  const match = type === "url" && typeof r.match === "string" && r.match !== "null" ? r.match.toLowerCase() : r.match;
+  return {
+    key: r.propertyId,
+    type,
+    isArray,
+    op: r.op,
+    ...(match === undefined ? {} : { match }),
+    ...(r.relativeMatchNumber === undefined ? {} : { relativeMatchNumber: r.relativeMatchNumber }),
+    ...(r.relativeMatchUnit === undefined ? {} : { relativeMatchUnit: r.relativeMatchUnit }),
+  };
+}
+
+/** Compiles a validated config; throws only if the validator let through what the compilers refuse (a bug). */
 export function compileDomain(config: Config): Domain {
   const sourcesById = new Map(config.sources.map((s) => [s.id, s]));
   const properties = new Map<string, PropertyDef>();
@@ -81,13 +109,7 @@ export function compileDomain(config: Config): Domain {
       unique: p.unique === true,
       isArray: p.isArray === true,
       column: p.options.column,
-      aggregate: {
-        method: p.options.aggregationMethod ?? "exact",
-        column: p.options.column,
-        ...(p.options.sortColumn === undefined ? {} : { sortColumn: p.options.sortColumn }),
-        filters: (p.filters ?? []).map((f) => ({ key: f.key, op: f.op, ...(f.match === undefined ? {} : { match: f.match }) })),
-        isArray: p.isArray === true,
-      },
+      aggregate: aggregateSpecOf(p),
     });
   }
 
@@ -108,18 +130,7 @@ export function compileDomain(config: Config): Domain {
     const rules: GroupRuleSpec[] = g.rules.map((r) => {
       const topLevel = (TOP_LEVEL_RULE_KEYS as Record<string, PropertyType>)[r.propertyId];
       const property = properties.get(r.propertyId);
-      const type = topLevel ?? property?.type ?? "string";
-      // url values are stored lower-cased, so their matches are compared lower-cased too.
-      const match = type === "url" && typeof r.match === "string" && r.match !== "null" ? r.match.toLowerCase() : r.match;
-      return {
-        key: r.propertyId,
-        type,
-        isArray: property?.isArray === true,
-        op: r.op,
-        ...(match === undefined ? {} : { match }),
-        ...(r.relativeMatchNumber === undefined ? {} : { relativeMatchNumber: r.relativeMatchNumber }),
-        ...(r.relativeMatchUnit === undefined ? {} : { relativeMatchUnit: r.relativeMatchUnit }),
-      };
+      return ruleSpecOf(r, topLevel ?? property?.type ?? "string", property?.isArray === true);
     });
     const spec = { id: g.id, matchType: g.matchType ?? "all", rules };
     groups.set(g.id, { ...compileGroup(spec), modelId: g.modelId, fingerprint: JSON.stringify(spec) });

@@ -24,7 +24,7 @@
 
 import { normalizeValue } from "./values.js";
 import { AGGREGATION_METHODS, FILTER_OPERATORS, SORTED_AGGREGATIONS } from "./vocabulary.js";
-import type { AggregationMethod, FilterOperator, PropertyScalar, PropertyValue } from "./vocabulary.js";
+import type { AggregationMethod, FilterOperator, PropertyScalar, PropertyType, PropertyValue } from "./vocabulary.js";
 
 export interface PropertyFilter {
   key: string;
@@ -297,25 +297,82 @@ function isScalarMatch(x: unknown): x is PropertyScalar {
   return typeof x === "string" || typeof x === "boolean" || (typeof x === "number" && Number.isFinite(x));
 }
 
-export function isAggregateSpecValid(spec: AggregateSpec): string | null {
-  if (!(AGGREGATION_METHODS as readonly string[]).includes(spec.method)) return `Unknown aggregation method "${String(spec.method)}"`;
-  if (typeof spec.column !== "string" || spec.column === "") return "An aggregation needs a column";
-  if (SORTED_AGGREGATIONS.includes(spec.method) && (typeof spec.sortColumn !== "string" || spec.sortColumn === ""))
-    return `Aggregation method "${spec.method}" needs a sortColumn`;
-  if (spec.isArray && spec.method !== "exact") return `An array property needs aggregation method "exact", not "${spec.method}"`;
-  for (const filter of spec.filters) {
-    if (typeof filter.key !== "string" || filter.key === "") return "A filter needs a key";
-    if (!(FILTER_OPERATORS as readonly string[]).includes(filter.op)) return `Unknown filter operator "${String(filter.op)}" on "${filter.key}"`;
-    if (filter.op === "exists" || filter.op === "notExists") continue;
+/** One problem of an aggregation: the field of the property it is in (as config names it) and what is wrong. */
+export interface AggregateProblem {
+  field: readonly (string | number)[];
+  message: string;
+}
+
+/** What the property around an aggregation says about it (the config knows; a bare spec does not). */
+export interface AggregatedProperty {
+  type: PropertyType;
+  unique: boolean;
+  /** The id of its source when that is its model's primary source (one row per record). */
+  primarySourceId?: string;
+}
+
+const NUMERIC_TYPES: readonly PropertyType[] = ["integer", "float"];
+
+/**
+ * Every problem of an aggregation spec (and, given the property around it, of the combination): the
+ * only check of aggregations, reported by the config validator and enforced by emptyAggregate.
+ */
+export function aggregateProblems(spec: AggregateSpec, property?: AggregatedProperty): AggregateProblem[] {
+  const problems: AggregateProblem[] = [];
+  const add = (field: readonly (string | number)[], message: string) => problems.push({ field, message });
+  const method = spec.method;
+  if (!(AGGREGATION_METHODS as readonly string[]).includes(method)) {
+    return [{ field: ["options", "aggregationMethod"], message: `must be one of ${AGGREGATION_METHODS.join(", ")} (got ${JSON.stringify(method)})` }];
+  }
+  if (typeof spec.column !== "string" || spec.column === "") add(["options", "column"], "is required");
+  if (property?.unique && spec.isArray) add(["isArray"], "a unique property cannot be an array");
+  if (property?.unique && method !== "exact") add(["options", "aggregationMethod"], `a unique property must use exact (got ${method})`);
+  if (method !== "exact" && property?.primarySourceId !== undefined) {
+    add(["options", "aggregationMethod"], `${method} needs a source with many rows per record; "${property.primarySourceId}" is its model's primary source (one row per record)`);
+  }
+  if (spec.isArray && method !== "exact") add(["options", "aggregationMethod"], `an array property collects values with exact (got ${method})`);
+  if (property && (method === "sum" || method === "average") && !NUMERIC_TYPES.includes(property.type)) {
+    add(["options", "aggregationMethod"], `${method} needs an integer or float property (type is ${property.type})`);
+  }
+  if (property && method === "count" && property.type !== "integer") add(["options", "aggregationMethod"], `count needs an integer property (type is ${property.type})`);
+  const sorted = SORTED_AGGREGATIONS.includes(method);
+  const hasSort = typeof spec.sortColumn === "string" && spec.sortColumn !== "";
+  if (sorted && !hasSort) add(["options", "sortColumn"], `is required for ${method}`);
+  if (!sorted && spec.sortColumn !== undefined) add(["options", "sortColumn"], `only applies to most recent value and least recent value (method is ${method})`);
+  spec.filters.forEach((filter, i) => {
+    const at = (field: string) => ["filters", i, field];
+    if (typeof filter.key !== "string" || filter.key === "") add(at("key"), "is required");
+    if (!(FILTER_OPERATORS as readonly string[]).includes(filter.op)) {
+      add(at("op"), `must be one of ${FILTER_OPERATORS.join(", ")} (got ${JSON.stringify(filter.op)})`);
+      return;
+    }
+    if (filter.op === "exists" || filter.op === "notExists") {
+      if (filter.match !== undefined) add(at("match"), `op ${filter.op} takes no match`);
+      return;
+    }
+    if (filter.match === undefined) {
+      add(at("match"), `is required for op ${filter.op}`);
+      return;
+    }
+    if (filter.match === null) {
+      add(at("match"), `null matches no row with op ${filter.op} (use exists or notExists)`);
+      return;
+    }
     if (filter.op === "in") {
       const ok = typeof filter.match === "string" || (Array.isArray(filter.match) && (filter.match as readonly unknown[]).every(isScalarMatch));
-      if (!ok) return `Filter "in" on "${filter.key}" needs a list of values or a comma-separated string`;
-      continue;
+      if (!ok) add(at("match"), "op in needs a list (or a comma-separated string)");
+      return;
     }
-    if (!isScalarMatch(filter.match))
-      return `Filter "${filter.op}" on "${filter.key}" needs a string, number or boolean match (use exists / notExists for null)`;
-  }
-  return null;
+    if (Array.isArray(filter.match)) add(at("match"), `only op in takes a list (op is ${filter.op})`);
+    else if (!isScalarMatch(filter.match)) add(at("match"), `must be a string, number or boolean for op ${filter.op}`);
+  });
+  return problems;
+}
+
+/** The first problem of a bare spec as "field: message", or null when it can be maintained. */
+export function isAggregateSpecValid(spec: AggregateSpec): string | null {
+  const problem = aggregateProblems(spec)[0];
+  return problem === undefined ? null : `${problem.field.map((f) => (typeof f === "number" ? `[${f}]` : f)).join(".").replace(/\.\[/g, "[")}: ${problem.message}`;
 }
 
 function stateKind(method: AggregationMethod): AggregateState["kind"] {

@@ -4,6 +4,7 @@
 // hot path allocates no closures and keeps its regexes as module constants.
 
 import { parsePhoneNumberFromString } from "libphonenumber-js";
+import { MAX_EPOCH_MS, parseDateText } from "./dates.js";
 import { PROPERTY_TYPES } from "./vocabulary.js";
 import type { PropertyType, PropertyValue } from "./vocabulary.js";
 
@@ -31,18 +32,11 @@ const BOOLEAN_STRINGS: ReadonlyMap<string, boolean> = new Map([
 const INTEGER_RE = /^[+-]?\d+$/;
 // Decimal only: Number() alone would also accept "0x10", "0b1", "Infinity" and "" (as 0).
 const FLOAT_RE = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?$/i;
-// ISO-8601 and Postgres text forms: date, optional time ("T" or space), optional fraction, optional zone
-// ("Z", "+HH", "+HHMM", "+HH:MM", and Postgres' historical "+HH:MM:SS").
-const DATE_RE =
-  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?(?:(Z)|([+-])(\d{2})(?::?(\d{2})(?::?(\d{2}))?)?)?)?$/i;
 // No whitespace anywhere, one "@", a non-empty local part, and a domain of two or more non-empty labels.
 const EMAIL_RE = /^[^\s@]+@[^\s@.]+(?:\.[^\s@.]+)+$/;
 
-// The range of a JavaScript Date, in epoch milliseconds.
-const MAX_EPOCH_MS = 8.64e15;
 const MIN_SAFE_BIGINT = BigInt(Number.MIN_SAFE_INTEGER);
 const MAX_SAFE_BIGINT = BigInt(Number.MAX_SAFE_INTEGER);
-const MS_PER_DAY = 86_400_000;
 
 // Fresh objects rather than shared constants: callers own (and may mutate) what they get back.
 function valid(value: PropertyValue): NormalizedValue {
@@ -97,54 +91,12 @@ function normalizeFloat(raw: unknown): NormalizedValue {
   return n !== null && Number.isFinite(n) ? valid(noNegativeZero(n)) : invalid("float");
 }
 
-/** Days since 1970-01-01 of a proleptic Gregorian date (Hinnant's days_from_civil); unlike Date.UTC it
- * does not map years 0-99 to 1900-1999. */
-function daysFromCivil(year: number, month: number, day: number): number {
-  const y = month <= 2 ? year - 1 : year;
-  const era = Math.floor(y / 400);
-  const yoe = y - era * 400;
-  const doy = Math.floor((153 * (month + (month > 2 ? -3 : 9)) + 2) / 5) + day - 1;
-  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
-  return era * 146097 + doe - 719468;
-}
-
-function daysInMonth(year: number, month: number): number {
-  if (month === 2) return year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28;
-  return month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31;
-}
-
-function parseDateString(text: string): number | null {
-  const m = DATE_RE.exec(text);
-  if (m === null) return null;
-  const year = Number(m[1]);
-  const month = Number(m[2]);
-  const day = Number(m[3]);
-  const hour = m[4] === undefined ? 0 : Number(m[4]);
-  const minute = m[5] === undefined ? 0 : Number(m[5]);
-  const second = m[6] === undefined ? 0 : Number(m[6]);
-  // Keep at most three fraction digits: microseconds (Postgres) and beyond are truncated, not rounded.
-  const fraction = m[7] === undefined ? 0 : Number(m[7].slice(0, 3).padEnd(3, "0"));
-  if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month)) return null;
-  if (hour > 23 || minute > 59 || second > 59) return null;
-  let offsetMs = 0;
-  if (m[9] !== undefined) {
-    const offsetHour = Number(m[10]);
-    const offsetMinute = m[11] === undefined ? 0 : Number(m[11]);
-    const offsetSecond = m[12] === undefined ? 0 : Number(m[12]);
-    if (offsetHour > 23 || offsetMinute > 59 || offsetSecond > 59) return null;
-    offsetMs = (offsetHour * 3600 + offsetMinute * 60 + offsetSecond) * 1000 * (m[9] === "-" ? -1 : 1);
-  }
-  const local = daysFromCivil(year, month, day) * MS_PER_DAY + ((hour * 60 + minute) * 60 + second) * 1000 + fraction;
-  // A local time east of UTC is earlier in UTC.
-  return local - offsetMs;
-}
-
 function normalizeDate(raw: unknown): NormalizedValue {
   let ms: number | null = null;
   if (raw instanceof Date) ms = raw.getTime();
   else if (typeof raw === "number") ms = raw;
   else if (typeof raw === "bigint") ms = safeBigint(raw);
-  else if (typeof raw === "string") ms = parseDateString(raw.trim());
+  else if (typeof raw === "string") ms = parseDateText(raw.trim());
   // Dates are whole milliseconds; anything outside a Date's range cannot be shown or compared as one.
   if (ms === null || !Number.isFinite(ms) || Math.abs(ms) > MAX_EPOCH_MS) return invalid("date");
   return valid(noNegativeZero(Math.trunc(ms)));

@@ -1,8 +1,9 @@
 // Debezium Postgres connector configs: the keys grouparoo-stream honours (with Debezium's names and
 // defaults), the values it cannot honour (errors) and the keys it ignores (warnings). Used both for
 // `options.debezium` of a postgres app and by `import-debezium`.
-import type { SnapshotMode } from "./schema.js";
-import { SNAPSHOT_MODES } from "./schema.js";
+
+export const SNAPSHOT_MODES = ["initial", "no_data", "never", "always", "initial_only", "when_needed"] as const;
+export type SnapshotMode = (typeof SNAPSHOT_MODES)[number];
 
 export type DebeziumValue = string | number | boolean;
 export type DebeziumConfig = Readonly<Record<string, DebeziumValue>>;

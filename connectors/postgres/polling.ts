@@ -4,19 +4,35 @@
 // twice); postgres-query-import runs its query and upserts every row. Each row's position (the high
 // watermark and offset after it) goes through the core, so a restart resumes from durable state. An
 // app `refresh` query that returns something new triggers the app's schedules at once.
-import { Observable, type Subscriber } from "rxjs";
+import { Type, type Static } from "@sinclair/typebox";
 import type pg from "pg";
 import type { Logger } from "pino";
-import { qualifyTable, readDebezium } from "../../daemon/config/debezium.js";
-import type { AppConfig, ScheduleConfig, SourceConfig } from "../../daemon/config/schema.js";
-import type { Located } from "../../daemon/config/validate.js";
-import type { Change, Row } from "../../streams/change.js";
-import type { SourceConnector, SourceContext, SourcePlugin } from "../types.js";
+import type { Row } from "../../core/change.js";
+import type { AppConfig, ScheduleConfig, SourceConfig } from "../../core/config/schema.js";
+import type { Located } from "../../core/config/types.js";
+import { ChangeReader } from "../reader.js";
+import type { SourceComponent, SourceContext } from "../types.js";
+import type { PostgresAppOptions } from "./app.js";
+import { qualifyTable } from "./debezium.js";
 import { primaryKeyColumns, quoteIdent, quoteTable, withClient } from "./introspect.js";
-import { PauseGate } from "../pause.js";
 import { resolvePostgresApp } from "./settings.js";
 
-type PollingSource = Located<Extract<SourceConfig, { type: "postgres-table-import" | "postgres-query-import" }>>;
+export const PostgresTableImportOptions = Type.Object(
+  {
+    table: Type.String({ minLength: 1, description: "Table as schema.table, or table in public." }),
+    highWatermarkColumn: Type.String({ minLength: 1, description: "Column compared with >= the last high watermark (ties resolved by an offset)." }),
+    batchSize: Type.Optional(Type.Integer({ minimum: 1, default: 1000, description: "Rows per query." })),
+  },
+  { additionalProperties: false },
+);
+export const PostgresQueryImportOptions = Type.Object(
+  { query: Type.String({ minLength: 1, description: "SELECT whose rows are imported on each scheduled run." }) },
+  { additionalProperties: false },
+);
+
+type TableImport = Located<SourceConfig> & { type: "postgres-table-import"; options: Static<typeof PostgresTableImportOptions> };
+type QueryImport = Located<SourceConfig> & { type: "postgres-query-import"; options: Static<typeof PostgresQueryImportOptions> };
+type PollingSource = TableImport | QueryImport;
 
 /** Where a table import stands: the last high watermark (as text) and how many rows with it were read. */
 export interface Watermark {
@@ -26,8 +42,7 @@ export interface Watermark {
 
 const HW = "__grouparoo_hw";
 
-export class PostgresPollingSource implements SourceConnector {
-  readonly appId: string;
+export class PostgresPollingSource extends ChangeReader {
   private readonly connection: pg.ClientConfig;
   private readonly sources: PollingSource[];
   private readonly schedules: readonly Located<ScheduleConfig>[];
@@ -36,19 +51,15 @@ export class PostgresPollingSource implements SourceConnector {
   private readonly watermarks = new Map<string, Watermark>();
   private readonly running = new Set<string>();
   private readonly timers: NodeJS.Timeout[] = [];
-  private subscriber: Subscriber<Change> | undefined;
-  private stopped = false;
-  private readonly gate = new PauseGate();
   private connected = false;
   private lastRefresh: string | undefined;
-  private runs: Promise<void>[] = [];
+  /** The runs under way (each removes itself when it settles). */
+  private readonly runs = new Set<Promise<void>>();
 
   constructor(app: Located<AppConfig>, sources: readonly Located<SourceConfig>[], context: SourceContext) {
-    if (app.type !== "postgres") throw new Error("polling sources need a postgres app");
-    this.appId = app.id;
-    const debezium = app.options.debezium ? readDebezium(app.options.debezium).settings : undefined;
-    this.connection = resolvePostgresApp(app.id, app.options, debezium).connection;
-    this.refresh = app.options.refresh;
+    super(app.id);
+    this.connection = resolvePostgresApp(app).connection;
+    this.refresh = (app.options as PostgresAppOptions).refresh;
     this.sources = sources.filter((s): s is PollingSource => s.type === "postgres-table-import" || s.type === "postgres-query-import");
     this.schedules = context.schedules ?? [];
     this.logger = context.logger;
@@ -62,17 +73,12 @@ export class PostgresPollingSource implements SourceConnector {
     return `poll:${this.appId}:${sourceId}`;
   }
 
-  changes(): Observable<Change> {
-    return new Observable<Change>((subscriber) => {
-      this.subscriber = subscriber;
-      void this.start();
-      return () => {
-        this.stopped = true;
-      };
-    });
+  /** Number of runs under way (a finished run leaves nothing behind). */
+  get runsUnderWay(): number {
+    return this.runs.size;
   }
 
-  private async start(): Promise<void> {
+  protected async read(): Promise<void> {
     try {
       await withClient(this.connection, (client) => client.query("SELECT 1"));
       this.connected = true;
@@ -84,6 +90,12 @@ export class PostgresPollingSource implements SourceConnector {
       if (schedule.recurring !== false) this.timers.push(setInterval(() => this.trigger(schedule.sourceId), schedule.recurringFrequency));
     }
     if (this.refresh) this.timers.push(setInterval(() => void this.checkRefresh(), this.refresh.recurringFrequency));
+    await this.stopRequested;
+    await Promise.allSettled([...this.runs]);
+  }
+
+  protected async interrupt(): Promise<void> {
+    for (const timer of this.timers) clearInterval(timer);
   }
 
   /** Runs a source now unless a run of it is under way. */
@@ -100,8 +112,11 @@ export class PostgresPollingSource implements SourceConnector {
         this.connected = false;
         this.logger.error({ err: error, source: sourceId }, "polling run failed; the next scheduled run retries");
       })
-      .finally(() => this.running.delete(sourceId));
-    this.runs.push(run);
+      .finally(() => {
+        this.running.delete(sourceId);
+        this.runs.delete(run);
+      });
+    this.runs.add(run);
   }
 
   private async checkRefresh(): Promise<void> {
@@ -119,15 +134,7 @@ export class PostgresPollingSource implements SourceConnector {
     }
   }
 
-  private async waitWhilePaused(): Promise<void> {
-    await this.gate.wait(() => this.stopped);
-  }
-
-  private emit(change: Change): void {
-    this.subscriber?.next(change);
-  }
-
-  private async importTable(source: Extract<PollingSource, { type: "postgres-table-import" }>): Promise<void> {
+  private async importTable(source: TableImport): Promise<void> {
     const table = qualifyTable(source.options.table);
     const column = quoteIdent(source.options.highWatermarkColumn);
     const batchSize = source.options.batchSize ?? 1000;
@@ -172,7 +179,7 @@ export class PostgresPollingSource implements SourceConnector {
     });
   }
 
-  private async importQuery(source: Extract<PollingSource, { type: "postgres-query-import" }>): Promise<void> {
+  private async importQuery(source: QueryImport): Promise<void> {
     const mapped = Object.keys(source.mapping);
     const started = new Date().toISOString();
     await withClient(this.connection, async (client) => {
@@ -197,29 +204,21 @@ export class PostgresPollingSource implements SourceConnector {
     // Positions live in the state; there is nothing to confirm upstream.
   }
 
-  pause(): void {
-    this.gate.pause();
-  }
-
-  resume(): void {
-    this.gate.resume();
-  }
-
   ready(): boolean {
     return this.connected && !this.stopped;
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true;
-    for (const timer of this.timers) clearInterval(timer);
-    this.resume();
-    await Promise.allSettled(this.runs);
-    this.subscriber?.complete();
-  }
 }
 
-export const postgresPollingPlugin: SourcePlugin = {
+const pollingSource = (type: string, options: typeof PostgresTableImportOptions | typeof PostgresQueryImportOptions): SourceComponent => ({
+  type,
   appType: "postgres",
-  sourceTypes: ["postgres-table-import", "postgres-query-import"],
+  options,
+  polling: true,
+  connector: "postgres-polling",
+  metrics: [],
   create: (app, sources, context) => new PostgresPollingSource(app, sources, context),
-};
+});
+
+export const postgresTableImportSource = pollingSource("postgres-table-import", PostgresTableImportOptions);
+export const postgresQueryImportSource = pollingSource("postgres-query-import", PostgresQueryImportOptions);

@@ -1,0 +1,34 @@
+// The postgres-cdc source type: rows of one table of a postgres app, streamed by logical replication.
+// All postgres-cdc sources of one app share one connector (one slot); see source.ts.
+import { Type, type Static } from "@sinclair/typebox";
+import type { FieldProblem } from "../../../core/config/types.js";
+import { METRICS } from "../../../metrics/names.js";
+import type { SourceComponent } from "../../types.js";
+import type { PostgresAppOptions } from "../app.js";
+import { qualifyTable, readDebezium, tableIncluded } from "../debezium.js";
+import { PostgresCdcSource } from "./source.js";
+
+export const PostgresCdcOptions = Type.Object(
+  { table: Type.String({ minLength: 1, description: "Table as schema.table, or table in public." }) },
+  { additionalProperties: false },
+);
+type PostgresCdcOptions = Static<typeof PostgresCdcOptions>;
+
+export const postgresCdcSource: SourceComponent = {
+  type: "postgres-cdc",
+  appType: "postgres",
+  options: PostgresCdcOptions,
+  metrics: [METRICS.replicationLagBytes, METRICS.snapshotRowsRead, METRICS.snapshotRowsEstimated],
+  check(source, context) {
+    const problems: FieldProblem[] = [];
+    const app = context.app(source.appId);
+    const debezium = (app?.options as PostgresAppOptions | undefined)?.debezium;
+    const include = debezium ? readDebezium(debezium).settings.tableIncludeList : undefined;
+    const table = qualifyTable((source.options as PostgresCdcOptions).table);
+    if (include && !tableIncluded(include, table)) {
+      problems.push({ field: ["options", "table"], message: `${table} is not captured by app "${source.appId}" (options.debezium["table.include.list"])` });
+    }
+    return problems;
+  },
+  create: (app, sources, context) => new PostgresCdcSource(app, sources, context),
+};

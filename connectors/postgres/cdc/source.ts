@@ -1,0 +1,206 @@
+// postgres-cdc: one logical replication stream (one slot, pgoutput) per postgres app, covering all
+// of its postgres-cdc sources. Prepares the publication and slot (slot.ts), reads an initial snapshot
+// in the slot's exported snapshot (snapshot.ts), then streams from the slot's consistent point
+// (stream.ts), with lag and heartbeat timers beside it (lag.ts). The slot's confirmed_flush_lsn only
+// moves to LSNs the core reports durable: pg-logical-replication's own acknowledgement timer is off
+// (timeoutSeconds: 0, its issue 174) and keepalives that ask for a reply are answered with the last
+// durable LSN.
+import type { LogicalReplicationService, Pgoutput } from "pg-logical-replication";
+import type { Logger } from "pino";
+import type { Change, Row } from "../../../core/change.js";
+import type { AppConfig, SourceConfig } from "../../../core/config/schema.js";
+import type { Located } from "../../../core/config/types.js";
+import { ChangeReader } from "../../reader.js";
+import type { SourceContext, SourceObserver } from "../../types.js";
+import { qualifyTable } from "../debezium.js";
+import { compareLsn, previousLsn, resolvePostgresApp, type PostgresAppSettings } from "../settings.js";
+import { startHeartbeat, startLagPoller } from "./lag.js";
+import { createSlot, planSlot, SlotLostError, type CapturedTable } from "./slot.js";
+import { readSnapshot } from "./snapshot.js";
+import { openReplication, PgoutputChanges, type Undecodable } from "./stream.js";
+
+export class PostgresCdcSource extends ChangeReader {
+  readonly stream: string;
+  private readonly settings: PostgresAppSettings;
+  private readonly tables: CapturedTable[];
+  private readonly logger: Logger;
+  private readonly positions: ReadonlyMap<string, string>;
+  private readonly observer: SourceObserver | undefined;
+  private service: LogicalReplicationService | undefined;
+  private connected = false;
+  private pausedKeepalive: NodeJS.Timeout | undefined;
+  private warnedNoSocket = false;
+  /** column.exclude.list, compiled once. */
+  private excluded: RegExp[] | undefined;
+  /** The highest LSN whose changes are durable in the state; the only LSN ever acknowledged. */
+  private durableLsn = "0/0";
+  /** The LSN of the last change handed to the core (durable once durableLsn reaches it). */
+  private lastEmittedLsn = "0/0";
+  private readonly decoder: PgoutputChanges;
+  /** Set once publication and slot were prepared in this process (reconnects do not snapshot again). */
+  private prepared = false;
+
+  constructor(app: Located<AppConfig>, sources: readonly Located<SourceConfig>[], context: SourceContext) {
+    super(app.id);
+    this.stream = `postgres:${app.id}`;
+    this.settings = resolvePostgresApp(app);
+    this.tables = sources.flatMap((s) => (s.type === "postgres-cdc" ? [{ sourceId: s.id, table: qualifyTable(String(s.options.table)) }] : []));
+    this.logger = context.logger;
+    this.positions = context.positions;
+    this.observer = context.observer;
+    const resumed = context.positions.get(this.stream);
+    if (resumed) this.durableLsn = resumed;
+    this.decoder = new PgoutputChanges(this.stream, this.tables, resumed ?? "0/0", (table, row) => this.withoutExcluded(table, row), (change) => this.emit(change), this.logger);
+  }
+
+  ready(): boolean {
+    return this.connected && !this.stopped;
+  }
+
+  /**
+   * Confirms exactly `lsn` to the server: every position here is an LSN that may be confirmed as is
+   * (a change's own start, a commit's end, a keepalive's sent position). pg-logical-replication sends
+   * the LSN it is given plus one, which past a commit's end would skip a transaction that starts there.
+   */
+  private confirm(lsn: string): Promise<boolean> {
+    return this.service?.acknowledge(previousLsn(lsn)) ?? Promise.resolve(false);
+  }
+
+  /**
+   * Flow control of the stream: its socket stops being read (what was already received is still
+   * emitted, a bounded overshoot). Unread keepalive requests go unanswered meanwhile, so a status
+   * update with the durable LSN every 10 s keeps wal_sender_timeout from dropping us.
+   * pg-logical-replication's own flow control (its `flowControl` option) pauses the same socket, but
+   * queues every message behind two awaits, which costs more than decoding it.
+   */
+  protected override paused(paused: boolean): void {
+    const connection = (this.service as unknown as { _connection?: { stream?: { pause?: () => void; resume?: () => void } } } | undefined)?._connection;
+    if (connection && typeof connection.stream?.pause !== "function" && !this.warnedNoSocket) {
+      this.warnedNoSocket = true;
+      this.logger.warn("the replication connection exposes no socket to pause (pg-logical-replication changed?): backpressure cannot stop the stream");
+    }
+    if (paused) {
+      connection?.stream?.pause?.();
+      this.pausedKeepalive ??= setInterval(() => void this.confirm(this.durableLsn).catch(() => undefined), 10_000).unref();
+    } else {
+      connection?.stream?.resume?.();
+      if (this.pausedKeepalive) clearInterval(this.pausedKeepalive);
+      this.pausedKeepalive = undefined;
+    }
+  }
+
+  async acknowledge(positions: ReadonlyMap<string, string>): Promise<void> {
+    const lsn = positions.get(this.stream);
+    if (!lsn || compareLsn(lsn, this.durableLsn) <= 0) return;
+    this.durableLsn = lsn;
+    await this.confirm(lsn).catch((error: Error) => this.logger.warn({ err: error }, "acknowledging the slot failed; it is retried with the next batch"));
+  }
+
+  protected async interrupt(): Promise<void> {
+    if (this.pausedKeepalive) clearInterval(this.pausedKeepalive);
+    this.pausedKeepalive = undefined;
+    await this.service?.stop().catch(() => undefined);
+  }
+
+  protected override emit(change: Change): void {
+    if (change.position.stream === this.stream) this.lastEmittedLsn = change.position.position;
+    super.emit(change);
+  }
+
+  protected async read(): Promise<void> {
+    let delay = 500;
+    while (!this.stopped) {
+      try {
+        await this.prepare();
+        if (this.stopped) break;
+        await this.streamChanges();
+        delay = 500;
+      } catch (error) {
+        this.connected = false;
+        if (this.stopped) break;
+        if (error instanceof SlotLostError) throw error;
+        this.logger.error({ err: error, retryInMs: delay }, "postgres replication failed; reconnecting");
+        await Promise.race([new Promise((r) => setTimeout(r, delay)), this.stopRequested]);
+        delay = Math.min(delay * 2, 30_000);
+      }
+    }
+    this.connected = false;
+  }
+
+  /** Publication and slot: created when missing; the initial snapshot when the mode asks for one. */
+  private async prepare(): Promise<void> {
+    const snapshotStream = `${this.stream}:snapshot`;
+    // After the first successful preparation (a reconnect), the snapshot this process took counts as done.
+    const snapshotDone = this.prepared || this.positions.get(snapshotStream)?.startsWith("complete:") === true;
+    const plan = await planSlot(this.settings, this.tables, { prepared: this.prepared, snapshotDone, streamed: this.positions.has(this.stream) }, this.logger);
+    if (plan.kind === "create") {
+      await createSlot(this.settings, plan.snapshot, this.logger, async (snapshotName, consistentPoint) => {
+        const rows = await readSnapshot(this.settings, this.tables, snapshotName, consistentPoint, {
+          stream: snapshotStream,
+          emit: (change) => this.emit(change),
+          waitWhilePaused: () => this.waitWhilePaused(),
+          stopped: () => this.stopped,
+          withoutExcluded: (table, row) => this.withoutExcluded(table, row),
+          observer: this.observer,
+        });
+        this.logger.info({ rows, tables: this.tables.length, consistentPoint }, "initial snapshot read");
+      });
+    }
+    this.prepared = true;
+  }
+
+  private withoutExcluded(table: string, row: Row): Row {
+    const patterns = this.settings.columnExcludeList;
+    if (!patterns) return row;
+    this.excluded ??= patterns.map((p) => new RegExp(`^${p}$`));
+    const out: Record<string, unknown> = {};
+    for (const [column, value] of Object.entries(row)) if (!this.excluded.some((p) => p.test(`${table}.${column}`))) out[column] = value;
+    return out;
+  }
+
+  private async streamChanges(): Promise<void> {
+    if (this.settings.snapshot === "initial_only") {
+      this.logger.info("snapshot.mode initial_only: not streaming");
+      this.connected = true;
+      await this.stopRequested;
+      return;
+    }
+    const { service, plugin } = openReplication(this.settings);
+    this.service = service;
+    // Messages are handled synchronously as they are decoded, in stream order; pause() stops the socket.
+    service.on("start", () => {
+      if (this.gate.isPaused) this.paused(true);
+    });
+    service.on("data", (lsn: string, message: Pgoutput.Message | Undecodable) => {
+      this.connected = true;
+      this.decoder.receive(lsn, message);
+    });
+    service.on("heartbeat", (lsn: string, _timestamp: number, shouldRespond: boolean) => {
+      this.connected = true;
+      // Answer with the last durable LSN, never the last received one, or wal_sender_timeout drops us.
+      if (shouldRespond) void this.confirm(this.durableLsn).catch(() => undefined);
+      // A keepalive carries the position the server has sent up to. When everything it sent before is
+      // in the core and durable (messages are handled in stream order as they arrive, so none is still
+      // queued), every transaction committed before that position is durable too, as they are sent in
+      // commit order. That position then goes through the core as a marker and is confirmed once
+      // durable, so the slot advances while the captured tables are quiet, and a server shutting down
+      // (which waits until the confirmed position equals what it sent) is not held up.
+      const idle = compareLsn(this.lastEmittedLsn, this.durableLsn) <= 0;
+      if (idle && compareLsn(lsn, this.durableLsn) > 0 && compareLsn(lsn, this.lastEmittedLsn) > 0) this.decoder.idleAt(lsn);
+    });
+    const failed = new Promise<never>((_, reject) => service.on("error", reject));
+    const heartbeat = startHeartbeat(this.settings, this.logger, () => this.stopped);
+    const lagTimer = startLagPoller(this.settings, this.observer?.replicationLagBytes ? (bytes) => this.observer?.replicationLagBytes?.(this.appId, bytes) : undefined, () => this.stopped);
+    this.logger.info({ slot: this.settings.slot, from: this.durableLsn }, "streaming from the replication slot");
+    this.connected = true;
+    try {
+      await Promise.race([service.subscribe(plugin, this.settings.slot, this.durableLsn), failed]);
+    } finally {
+      if (heartbeat) clearInterval(heartbeat);
+      clearInterval(lagTimer);
+      this.connected = false;
+      await service.stop().catch(() => undefined);
+    }
+    if (!this.stopped) throw new Error("the replication stream ended");
+  }
+}

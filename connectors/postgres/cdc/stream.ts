@@ -1,0 +1,141 @@
+// The replication stream: pgoutput messages decoded by pg-logical-replication and turned into changes
+// in stream order. Every change carries as its position the end of the last transaction received
+// whole (a change's own LSN can be older than earlier commits when transactions interleave), so
+// positions only move forward; every commit moves it to its own end. A message that cannot be decoded,
+// or not be made sense of, becomes a dead letter at that position instead of stopping the stream.
+import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from "pg-logical-replication";
+import type { Logger } from "pino";
+import type { Change, Row } from "../../../core/change.js";
+import type { PostgresAppSettings } from "../settings.js";
+import { compareLsn } from "../settings.js";
+import type { CapturedTable } from "./slot.js";
+
+const UNDECODABLE = "undecodable";
+
+/** What the wrapped plugin returns for a message it could not decode. */
+interface Undecodable {
+  tag: typeof UNDECODABLE;
+  reason: string;
+  bytes: string;
+}
+
+/** A decoded message as plain data (bigints as text), safe to store with a dead letter. */
+function plain(message: unknown): unknown {
+  try {
+    return JSON.parse(JSON.stringify(message, (_key, value: unknown) => (typeof value === "bigint" ? value.toString() : value))) as unknown;
+  } catch {
+    return String(message);
+  }
+}
+
+/** A replication service and a pgoutput plugin whose undecodable messages come out as data, not exceptions. */
+export function openReplication(settings: PostgresAppSettings): { service: LogicalReplicationService; plugin: PgoutputPlugin } {
+  const service = new LogicalReplicationService(settings.connection, {
+    acknowledge: { auto: false, timeoutSeconds: 0 },
+    flowControl: { enabled: false },
+  });
+  // messages: true delivers pg_logical_emit_message() heartbeats, which need no table.
+  const plugin = new PgoutputPlugin({ protoVersion: 1, publicationNames: [settings.publication], messages: true });
+  // A message the plugin cannot decode must not throw inside the socket's data handler (it would
+  // crash the process): it becomes an undecodable message, and a dead letter.
+  const parse = plugin.parse.bind(plugin);
+  plugin.parse = (buffer: Buffer) => {
+    try {
+      return parse(buffer);
+    } catch (error) {
+      return { tag: UNDECODABLE, reason: error instanceof Error ? error.message : String(error), bytes: Buffer.from(buffer).toString("base64") } as unknown as Pgoutput.Message;
+    }
+  };
+  return { service, plugin };
+}
+
+/** Turns the messages of one replication stream into changes, in stream order. */
+export class PgoutputChanges {
+  /** The end of the last transaction received whole: the position every change carries. */
+  committedLsn: string;
+  private commitTime = Date.now();
+  private readonly bySource = new Map<string, string[]>();
+  private readonly firstSourceId: string;
+
+  constructor(
+    private readonly stream: string,
+    tables: readonly CapturedTable[],
+    resumedLsn: string,
+    private readonly withoutExcluded: (table: string, row: Row) => Row,
+    private readonly emit: (change: Change) => void,
+    private readonly logger: Logger,
+  ) {
+    this.committedLsn = resumedLsn;
+    for (const t of tables) this.bySource.set(t.table, [...(this.bySource.get(t.table) ?? []), t.sourceId]);
+    this.firstSourceId = tables[0]?.sourceId ?? "";
+  }
+
+  /** A change that carries only a position (a commit, a keepalive, a dead letter). */
+  private marker(position: string, commitTime: number, deadLetter?: Change["deadLetter"]): Change {
+    return { sourceId: this.firstSourceId, op: "marker", key: "", before: null, after: null, position: { stream: this.stream, position }, commitTime, ...(deadLetter ? { deadLetter } : {}) };
+  }
+
+  /** One message as the service delivers it; never throws (what it cannot handle is a dead letter). */
+  receive(lsn: string, message: Pgoutput.Message | Undecodable): void {
+    try {
+      if (message.tag === UNDECODABLE) this.deadLetter(lsn, `pgoutput message at ${lsn} could not be decoded: ${message.reason}`, { lsn, bytes: message.bytes });
+      else this.handle(lsn, message);
+    } catch (error) {
+      // Bad input never stops the stream nor vanishes: the message goes to the dead letters at the
+      // position of the last whole transaction (which stays unconfirmed until that is durable).
+      const reason = error instanceof Error ? error.message : String(error);
+      this.deadLetter(lsn, `postgres-cdc could not handle the ${message.tag} message at ${lsn}: ${reason}`, { lsn, message: plain(message) });
+    }
+  }
+
+  /** A keepalive's sent position, once everything before it is durable: a marker that lets the slot advance. */
+  idleAt(sent: string): void {
+    this.committedLsn = sent;
+    this.emit(this.marker(sent, Date.now()));
+  }
+
+  private deadLetter(lsn: string, reason: string, payload: unknown): void {
+    this.logger.error({ lsn, reason }, "postgres-cdc message set aside as a dead letter");
+    this.emit(this.marker(this.committedLsn, this.commitTime, { reason, payload }));
+  }
+
+  private handle(lsn: string, message: Pgoutput.Message): void {
+    switch (message.tag) {
+      case "begin":
+        this.commitTime = Number(BigInt(message.commitTime.toString()) / 1000n);
+        return;
+      case "commit": {
+        // Every commit moves the stream to its end: once durable, everything committed up to there
+        // is applied (transactions arrive in commit order), so that is what the slot may confirm.
+        const end = message.commitEndLsn ?? lsn;
+        if (compareLsn(end, this.committedLsn) > 0) this.committedLsn = end;
+        this.emit(this.marker(this.committedLsn, this.commitTime));
+        return;
+      }
+      case "insert":
+      case "update":
+      case "delete": {
+        const table = `${message.relation.schema}.${message.relation.name}`;
+        const after = message.tag === "delete" ? null : this.withoutExcluded(table, message.new);
+        const before = message.tag === "insert" ? null : (message.old ?? message.key ?? null);
+        const keyRow = after ?? before ?? {};
+        const key = message.relation.keyColumns.map((k) => String(keyRow[k])).join(",");
+        for (const sourceId of this.bySource.get(table) ?? []) {
+          this.emit({ sourceId, op: message.tag, key, before, after, position: { stream: this.stream, position: this.committedLsn }, commitTime: this.commitTime });
+        }
+        return;
+      }
+      case "truncate":
+        for (const relation of message.relations) {
+          for (const sourceId of this.bySource.get(`${relation.schema}.${relation.name}`) ?? []) {
+            this.emit({ sourceId, op: "truncate", key: "", before: null, after: null, position: { stream: this.stream, position: this.committedLsn }, commitTime: this.commitTime });
+          }
+        }
+        return;
+      default:
+        return;
+    }
+  }
+}
+
+export type { Undecodable };

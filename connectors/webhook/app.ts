@@ -1,0 +1,17 @@
+// The webhook app: an HTTP endpoint (base URL, HMAC secret, headers, timeout) its destinations POST to.
+import { Type, type Static } from "@sinclair/typebox";
+import { StringMap } from "../../core/config/schema.js";
+import type { AppComponent } from "../types.js";
+
+export const WebhookAppOptions = Type.Object(
+  {
+    url: Type.String({ pattern: "^https?://", description: "Base URL exports are POSTed to." }),
+    secret: Type.Optional(Type.String({ minLength: 1, description: "HMAC-SHA256 key for the signature header (use ${VAR})." })),
+    headers: Type.Optional(StringMap("Extra request headers.")),
+    timeoutMs: Type.Optional(Type.Integer({ minimum: 1, default: 10000, description: "Request timeout in ms." })),
+  },
+  { additionalProperties: false },
+);
+export type WebhookAppOptions = Static<typeof WebhookAppOptions>;
+
+export const webhookApp: AppComponent = { type: "webhook", options: WebhookAppOptions };

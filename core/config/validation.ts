@@ -1,0 +1,138 @@
+// What the checks of every config class share while one config is validated: the objects by class
+// and id, the issues found so far (each with its file, object, field and message), and lookups that
+// report what they cannot resolve.
+import type { ConfigIssue, FieldPath, Severity } from "./issues.js";
+import { formatField } from "./issues.js";
+import type { ConfigClass } from "./schema.js";
+import type { CheckContext, ComponentCatalog, FieldProblem, Located, RawObject } from "./types.js";
+import type { AppConfig, PropertyConfig, SourceConfig } from "./schema.js";
+
+export interface Entry {
+  cls: ConfigClass;
+  id: string;
+  raw: RawObject;
+  /** The object after defaults, when its shape is valid. */
+  value?: Record<string, unknown>;
+}
+
+const article = (word: string) => (/^[aeiou]/i.test(word) ? "an" : "a");
+
+export class Validation {
+  readonly issues: ConfigIssue[];
+  /** Where each issue's object sits in its file, so issues read in file order. */
+  private readonly positions = new Map<ConfigIssue, number>();
+  readonly entries: Entry[] = [];
+  private readonly byClass: Map<ConfigClass, Map<string, Entry>>;
+
+  constructor(
+    readonly catalog: ComponentCatalog,
+    classes: readonly ConfigClass[],
+    extraIssues: readonly ConfigIssue[],
+  ) {
+    this.issues = [...extraIssues];
+    this.byClass = new Map(classes.map((c) => [c, new Map()]));
+  }
+
+  report(entry: Pick<Entry, "raw" | "id"> & { cls?: string }, path: FieldPath | string, message: string, severity: Severity = "error"): void {
+    const issue: ConfigIssue = {
+      severity,
+      file: entry.raw.file,
+      objectClass: entry.cls ?? "",
+      id: entry.id,
+      field: typeof path === "string" ? path : formatField(path),
+      message,
+    };
+    this.positions.set(issue, entry.raw.index);
+    this.issues.push(issue);
+  }
+
+  reportAll(entry: Entry, problems: readonly FieldProblem[]): void {
+    for (const p of problems) this.report(entry, p.field, p.message, p.severity);
+  }
+
+  /** Registers an object by class and id; false (and an issue) when the id is taken. */
+  add(entry: Entry): boolean {
+    const sameClass = this.byClass.get(entry.cls);
+    const previous = sameClass?.get(entry.id);
+    if (previous) {
+      this.report(entry, "id", `duplicate ${entry.cls} id; also defined in ${previous.raw.file} (item ${previous.raw.index})`);
+      return false;
+    }
+    if (typeof entry.raw.value.id === "string" && entry.raw.value.id !== "") sameClass?.set(entry.id, entry);
+    this.entries.push(entry);
+    return true;
+  }
+
+  /** All objects of a class, whatever their shape. */
+  all(cls: ConfigClass): Entry[] {
+    return [...(this.byClass.get(cls)?.values() ?? [])];
+  }
+
+  /** The objects of a class whose shape is valid. */
+  valid(cls: ConfigClass): Entry[] {
+    return this.all(cls).filter((e) => e.value !== undefined);
+  }
+
+  get<T>(cls: ConfigClass, id: string): T | undefined {
+    return this.byClass.get(cls)?.get(id)?.value as T | undefined;
+  }
+
+  /** Resolves a reference to an object of `cls`, reporting one that is missing or of another class. */
+  ref(entry: Entry, field: FieldPath, id: unknown, cls: ConfigClass): boolean {
+    if (typeof id !== "string") return false;
+    if (this.byClass.get(cls)?.has(id)) return this.byClass.get(cls)?.get(id)?.value !== undefined;
+    const other = [...this.byClass.keys()].find((c) => this.byClass.get(c)?.has(id));
+    this.report(entry, field, other ? `"${id}" is ${article(other)} ${other}, not ${article(cls)} ${cls}` : `no ${cls} with id "${id}"`);
+    return false;
+  }
+
+  modelOfProperty(property: PropertyConfig): string | undefined {
+    return this.get<SourceConfig>("source", property.sourceId)?.modelId;
+  }
+
+  /** Resolves a property that must belong to `modelId`. */
+  propertyOfModel(entry: Entry, field: FieldPath, propertyId: string, modelId: string): PropertyConfig | undefined {
+    if (!this.ref(entry, field, propertyId, "property")) return undefined;
+    const property = this.get<PropertyConfig>("property", propertyId);
+    const model = property && this.modelOfProperty(property);
+    if (property && model !== undefined && model !== modelId) {
+      this.report(entry, field, `property "${propertyId}" belongs to model "${model}", not "${modelId}"`);
+      return undefined;
+    }
+    return property;
+  }
+
+  /** Checks that `appId` names an app of the type a component of `type` needs. */
+  checkAppType(entry: Entry, appId: string, type: string, wanted: string | undefined): void {
+    const app = this.get<AppConfig>("app", appId);
+    if (app && wanted !== undefined && app.type !== wanted) {
+      this.report(entry, "appId", `app "${appId}" is a ${app.type} app; a ${type} ${entry.cls} needs a ${wanted} app`);
+    }
+  }
+
+  located<T>(entry: Entry): Located<T> {
+    return { ...(entry.value as T), origin: { file: entry.raw.file, index: entry.raw.index } };
+  }
+
+  /** What a component's own check may look up. */
+  context(): CheckContext {
+    return {
+      app: (id) => {
+        const entry = this.byClass.get("app")?.get(id);
+        return entry?.value ? this.located<AppConfig>(entry) : undefined;
+      },
+      property: (id) => {
+        const entry = this.byClass.get("property")?.get(id);
+        return entry?.value ? this.located<PropertyConfig>(entry) : undefined;
+      },
+    };
+  }
+
+  /** The issues in file order (each file in the order read, objects by position). */
+  sorted(objects: readonly RawObject[]): ConfigIssue[] {
+    const fileOrder = new Map(objects.map((o, i) => [o.file, i]));
+    return [...this.issues].sort(
+      (a, b) => (fileOrder.get(a.file) ?? -1) - (fileOrder.get(b.file) ?? -1) || (this.positions.get(a) ?? -1) - (this.positions.get(b) ?? -1),
+    );
+  }
+}

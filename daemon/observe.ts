@@ -1,0 +1,42 @@
+// What the daemon records in the metrics (defined in metrics/) as batches commit and destinations
+// answer, and what sources report through their observer.
+import type { OutboxEntry } from "../state/store.js";
+import type { SourceObserver } from "../connectors/types.js";
+import type { Metrics } from "../metrics/registry.js";
+import type { DeliveryOutcome } from "../streams/delivery.js";
+import type { CommittedBatch } from "../streams/pipeline.js";
+
+export function recordCommitted(metrics: Metrics, batch: CommittedBatch): void {
+  if (!batch.result) return;
+  if (batch.kind === "changes") {
+    metrics.batchApplySeconds.observe(batch.seconds);
+    metrics.batchChanges.observe(batch.changes);
+    const now = Date.now();
+    for (const [stream, commitTime] of batch.commitTimes) metrics.replicationLagSeconds.set({ stream }, Math.max(0, now - commitTime) / 1000);
+  }
+  for (const [source, ops] of batch.result.applied) for (const [op, n] of ops) metrics.changesApplied.inc({ source, op }, n);
+  for (const [group, delta] of batch.result.memberDelta) if (delta !== 0) metrics.groupTransitions.inc({ group, direction: delta > 0 ? "enter" : "leave" }, Math.abs(delta));
+  for (const [source, kinds] of batch.result.deadLettersBySource) for (const [kind, n] of kinds) metrics.deadLetters.inc({ component: source, kind }, n);
+}
+
+export function recordDelivered(metrics: Metrics, destinationId: string, outcomes: readonly DeliveryOutcome<OutboxEntry>[], batchSize: number): void {
+  metrics.deliveryBatchSize.observe({ destination: destinationId }, batchSize);
+  const now = Date.now();
+  for (const outcome of outcomes) {
+    const result = outcome.status === "error" ? (outcome.retryAt === undefined ? "dead_letter" : "retry") : outcome.status;
+    metrics.exports.inc({ destination: destinationId, result });
+    if (outcome.status === "ok") metrics.endToEndLatency.observe({ destination: destinationId }, Math.max(0, now - outcome.entry.commitTime) / 1000);
+  }
+}
+
+/** What sources report, into the metrics. */
+export function sourceObserver(metrics: Metrics): SourceObserver {
+  return {
+    consumerLag: (topic, partition, lag) => metrics.kafkaConsumerLag.set({ topic, partition: String(partition) }, lag),
+    replicationLagBytes: (app, bytes) => metrics.replicationLagBytes.set({ app }, bytes),
+    snapshotProgress: (source, table, read, estimated) => {
+      metrics.snapshotRowsRead.set({ source, table }, read);
+      metrics.snapshotRowsEstimated.set({ source, table }, estimated);
+    },
+  };
+}

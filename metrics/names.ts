@@ -1,0 +1,24 @@
+// The name of every metric the daemon exports (prefix grouparoo_, Prometheus naming), so components
+// can say which ones they report and tests and dashboards can check them against one list.
+export const METRICS = {
+  changesApplied: "grouparoo_changes_applied_total",
+  batchApplySeconds: "grouparoo_batch_apply_seconds",
+  batchChanges: "grouparoo_batch_changes",
+  groupTransitions: "grouparoo_group_transitions_total",
+  exportsPlanned: "grouparoo_exports_planned_total",
+  deadLetters: "grouparoo_dead_letters_total",
+  exports: "grouparoo_exports_total",
+  deliveryBatchSize: "grouparoo_delivery_batch_size",
+  endToEndLatency: "grouparoo_end_to_end_latency_seconds",
+  replicationLagBytes: "grouparoo_replication_lag_bytes",
+  replicationLagSeconds: "grouparoo_replication_lag_seconds",
+  snapshotRowsRead: "grouparoo_snapshot_rows_read",
+  snapshotRowsEstimated: "grouparoo_snapshot_rows_estimated",
+  kafkaConsumerLag: "grouparoo_kafka_consumer_lag",
+  sourcesPaused: "grouparoo_sources_paused",
+  records: "grouparoo_records",
+  groupMembers: "grouparoo_group_members",
+  outboxDepth: "grouparoo_outbox_depth",
+} as const;
+
+export type MetricName = (typeof METRICS)[keyof typeof METRICS];

@@ -1,0 +1,71 @@
+// Backpressure, end to end (invariant 6): the sources are paused while the pipeline holds more changes
+// than its high-water mark (buffered or being applied) until fewer than the low-water mark remain, and
+// while any destination's outbox holds its bound until it is below half. This is the one owner of the
+// decision; the daemon applies it to the sources.
+import { tap, type MonoTypeOperatorFunction } from "rxjs";
+
+export interface BackpressureMarks {
+  highWaterMark: number;
+  lowWaterMark: number;
+  /** Exports waiting per destination above which the sources pause (they resume below half). */
+  outboxBound: number;
+}
+
+export type PauseReason = "pipeline" | "outbox";
+
+export interface BackpressureEvents {
+  /** `reason` became full (or no longer is); `paused` says whether the sources must now be paused. */
+  changed(reason: PauseReason, full: boolean, paused: boolean): void;
+}
+
+export class Backpressure {
+  private inFlight = 0;
+  private pipelineFull = false;
+  private outboxFull = false;
+
+  constructor(
+    private readonly marks: BackpressureMarks,
+    private readonly events: BackpressureEvents,
+  ) {}
+
+  get paused(): boolean {
+    return this.pipelineFull || this.outboxFull;
+  }
+
+  /** A destination's outbox is at its bound (until it is below half). */
+  get outboxAtBound(): boolean {
+    return this.outboxFull;
+  }
+
+  /** Changes held by the pipeline (buffered or being applied). */
+  get held(): number {
+    return this.inFlight;
+  }
+
+  /** Counts each change entering the pipeline. */
+  count<T>(): MonoTypeOperatorFunction<T> {
+    return tap(() => {
+      this.inFlight += 1;
+      if (!this.pipelineFull && this.inFlight >= this.marks.highWaterMark) this.set("pipeline", true);
+    });
+  }
+
+  /** `n` changes are durably applied and off the pipeline's hands. */
+  release(n: number): void {
+    this.inFlight -= n;
+    if (this.pipelineFull && this.inFlight <= this.marks.lowWaterMark) this.set("pipeline", false);
+  }
+
+  /** The outbox depth of every destination, after a batch planned exports or a delivery completed. */
+  outboxDepths(depths: readonly number[]): void {
+    const bound = this.marks.outboxBound;
+    const full = this.outboxFull ? depths.some((n) => n >= bound / 2) : depths.some((n) => n >= bound);
+    if (full !== this.outboxFull) this.set("outbox", full);
+  }
+
+  private set(reason: PauseReason, full: boolean): void {
+    if (reason === "pipeline") this.pipelineFull = full;
+    else this.outboxFull = full;
+    this.events.changed(reason, full, this.paused);
+  }
+}
