@@ -40,6 +40,9 @@ export interface DeliveryOptions {
   random: () => number;
 }
 
+/** The longest delay setTimeout takes as given. */
+const MAX_TIMER_MS = 2_147_483_647;
+
 export const DEFAULT_DELIVERY_OPTIONS: DeliveryOptions = {
   batchSize: 100,
   maxBatchBytes: 1_048_576,
@@ -48,7 +51,7 @@ export const DEFAULT_DELIVERY_OPTIONS: DeliveryOptions = {
   maxAttempts: 10,
   baseBackoffMs: 200,
   maxBackoffMs: 60_000,
-  clock: Date.now,
+  clock: () => Date.now(),
   random: Math.random,
 };
 
@@ -115,7 +118,10 @@ export class Delivery<E extends DeliveryEntry> {
 
   private sleep(until: number | undefined): Promise<void> {
     return new Promise((resolve) => {
-      const timer = until === undefined ? undefined : setTimeout(() => this.wake(), Math.max(0, until - this.options.clock()));
+      // setTimeout fires at once for a delay past 2^31-1 ms (a Retry-After of weeks would spin): wait
+      // at most that long; the loop looks again when it wakes.
+      const delay = until === undefined ? 0 : Math.min(MAX_TIMER_MS, Math.max(0, until - this.options.clock()));
+      const timer = until === undefined ? undefined : setTimeout(() => this.wake(), delay);
       this.wakeUp = () => {
         if (timer) clearTimeout(timer);
         resolve();

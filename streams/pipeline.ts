@@ -35,7 +35,7 @@ export const DEFAULT_PIPELINE_OPTIONS: PipelineOptions = {
   maxBatchDelayMs: 5,
   highWaterMark: 20_000,
   lowWaterMark: 5_000,
-  clock: Date.now,
+  clock: () => Date.now(),
 };
 
 /** The backpressure marks follow the batch size, so a full batch can always form before the sources pause. */

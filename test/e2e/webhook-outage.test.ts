@@ -88,6 +88,8 @@ describe("webhook outage", () => {
       expect((sample(text, 'grouparoo_exports_total{destination="crm",result="retry"}') ?? 0) > 0).toBe(true);
       expect(tooMany).toBe(3);
       expect(receiver.requests.filter((r) => r.status === 503).length).toBeGreaterThan(3);
+      // The destination's options.batchSize (50) caps every request, below --delivery-batch-size (100).
+      expect(Math.max(...receiver.requests.map((r) => r.exports))).toBe(50);
       expect([...receiver.records].sort(([a], [b]) => Number(a) - Number(b))).toEqual(
         Array.from({ length: ROWS }, (_, i) => [String(i + 1), { properties: { id: i + 1, email: `u${i + 1}@example.com` }, groups: [] }]),
       );

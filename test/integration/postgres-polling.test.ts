@@ -2,7 +2,7 @@
 // page boundaries, picks up later changes on its schedule and resumes from its durable position; a
 // query import upserts its rows; an app refresh query triggers the schedules as soon as it changes.
 import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
-import { postgresTableImportSource } from "../../connectors/postgres/polling.js";
+import { postgresTableImportSource, type PostgresPollingSource } from "../../connectors/postgres/polling.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import { startSource, validConfig, type CdcRun } from "../helpers/cdc.js";
 import { waitFor } from "../helpers/daemon.js";
@@ -49,6 +49,11 @@ describe("postgres polling sources", () => {
     await db.query(`INSERT INTO users VALUES (11, 11, '2026-02-01T00:00:00Z')`);
     await waitFor("the next scheduled run", async () => (run && scores(run)["11"] === 11 && scores(run)["2"] === 100 && scores(run)["9"] === 100 ? true : undefined));
     expect(JSON.parse(run.store.position("poll:pg:users_import") ?? "{}")).toEqual({ hw: "2026-02-01 00:00:00+00", offset: 3 });
+    // Finished runs leave nothing behind (a long-running daemon schedules one every period).
+    const poller = run.connector as PostgresPollingSource;
+    await waitFor("runs settled", async () => (poller.runsUnderWay === 0 ? true : undefined));
+    await new Promise((r) => setTimeout(r, 2500)); // two or three more scheduled runs
+    await waitFor("runs settled again", async () => (poller.runsUnderWay === 0 ? true : undefined));
 
     // A restart resumes from the durable position: only rows at or past it are read again.
     const state = run.store.path;

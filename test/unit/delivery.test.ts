@@ -1,7 +1,8 @@
 // Delivery without I/O: a fake outbox and a scripted destination. Retries honour Retry-After and back
 // off exponentially, a whole-batch rejection is split until the bad exports are alone, info skips,
-// errors past maxAttempts become dead letters, and the rate limit and concurrency hold.
-import { describe, expect, it } from "vitest";
+// errors past maxAttempts become dead letters, the rate limit and concurrency hold, and a Retry-After
+// too far for a timer does not make the loop spin. On fake timers: no test waits for real time.
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { DeliveryError, type DeliverableExport, type DestinationConnector, type ExportResult } from "../../connectors/types.js";
 import { DEFAULT_DELIVERY_OPTIONS, Delivery, type DeliveryEntry, type DeliveryOptions, type DeliveryOutcome } from "../../streams/delivery.js";
 
@@ -21,12 +22,16 @@ const entry = (seq: number): DeliveryEntry => ({
 function outbox(count: number, clock: () => number) {
   const entries = new Map<number, DeliveryEntry & { notBefore?: number }>(Array.from({ length: count }, (_, i) => [i + 1, entry(i + 1)]));
   const completed: DeliveryOutcome<DeliveryEntry>[] = [];
+  const calls = { pending: 0 };
   return {
     entries,
     completed,
+    calls,
     store: {
-      pending: (limit: number, now: number, inFlight: ReadonlySet<number>) =>
-        [...entries.values()].filter((e) => !inFlight.has(e.seq) && (e.notBefore ?? 0) <= now).slice(0, limit),
+      pending: (limit: number, now: number, inFlight: ReadonlySet<number>) => {
+        calls.pending += 1;
+        return [...entries.values()].filter((e) => !inFlight.has(e.seq) && (e.notBefore ?? 0) <= now).slice(0, limit);
+      },
       markSending: async () => undefined,
       complete: async (outcomes: readonly DeliveryOutcome<DeliveryEntry>[]) => {
         for (const o of outcomes) {
@@ -57,12 +62,17 @@ async function run(count: number, deliver: (batch: readonly DeliverableExport[])
     ...options,
   });
   delivery.start();
-  for (let waited = 0; box.entries.size > 0 && waited < 8000; waited += 10) await new Promise((r) => setTimeout(r, 10));
-  await delivery.stop();
+  for (let waited = 0; box.entries.size > 0 && waited < 8000; waited += 10) await vi.advanceTimersByTimeAsync(10);
+  const stopped = delivery.stop();
+  await vi.advanceTimersByTimeAsync(100);
+  await stopped;
   return box;
 }
 
 describe("Delivery", () => {
+  beforeEach(() => void vi.useFakeTimers());
+  afterEach(() => void vi.useRealTimers());
+
   it("delivers in batches of the configured size, oldest first", async () => {
     const batches: number[][] = [];
     await run(7, async (batch) => (batches.push(batch.map((e) => e.seq)), batch.map((e) => ({ seq: e.seq, status: "ok" }))), { batchSize: 3, concurrency: 1 });
@@ -93,7 +103,7 @@ describe("Delivery", () => {
       return batch.map((e) => ({ seq: e.seq, status: "ok" }));
     });
     expect(times).toHaveLength(2);
-    expect((times[1] ?? 0) - (times[0] ?? 0)).toBeGreaterThanOrEqual(295);
+    expect((times[1] ?? 0) - (times[0] ?? 0)).toBeGreaterThanOrEqual(300);
     expect(box.completed.map((o) => o.status)).toEqual(["error", "ok"]);
   });
 
@@ -109,9 +119,9 @@ describe("Delivery", () => {
     );
     expect(times).toHaveLength(4);
     const gaps = times.slice(1).map((t, i) => t - (times[i] ?? 0));
-    expect(gaps[0]).toBeGreaterThanOrEqual(38);
-    expect(gaps[1]).toBeGreaterThanOrEqual(78);
-    expect(gaps[2]).toBeGreaterThanOrEqual(158);
+    expect(gaps[0]).toBeGreaterThanOrEqual(40);
+    expect(gaps[1]).toBeGreaterThanOrEqual(80);
+    expect(gaps[2]).toBeGreaterThanOrEqual(160);
     expect(box.completed.at(-1)).toMatchObject({ status: "error", message: "temporarily broken" });
     expect(box.completed.at(-1)?.retryAt).toBeUndefined();
   });
@@ -127,7 +137,7 @@ describe("Delivery", () => {
     const started = Date.now();
     await run(30, async (batch) => batch.map((e) => ({ seq: e.seq, status: "ok" })), { ratePerSecond: 20, batchSize: 5, concurrency: 1 });
     // 20 tokens at the start, then 10 more at 20 per second: at least half a second.
-    expect(Date.now() - started).toBeGreaterThanOrEqual(450);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(500);
   });
 
   it("keeps at most `concurrency` batches in flight", async () => {
@@ -145,5 +155,31 @@ describe("Delivery", () => {
       { batchSize: 2, concurrency: 3 },
     );
     expect(peak).toBe(3);
+  });
+
+  it("waits out a Retry-After longer than a timer can hold without spinning", async () => {
+    const month = 30 * 24 * 3600 * 1000;
+    const box = outbox(1, Date.now);
+    let attempts = 0;
+    const delivery = new Delivery(
+      connector(async () => {
+        attempts += 1;
+        throw new DeliveryError("429", true, month);
+      }),
+      box.store,
+      { completed: () => undefined, failed: (e) => { throw e; } },
+      { ...DEFAULT_DELIVERY_OPTIONS, random: () => 1, maxBackoffMs: month },
+    );
+    delivery.start();
+    await vi.advanceTimersByTimeAsync(50);
+    expect(attempts).toBe(1);
+    const before = box.calls.pending;
+    await vi.advanceTimersByTimeAsync(2000);
+    // A spinning loop would look at the outbox every millisecond; a waiting one not at all.
+    expect(box.calls.pending - before).toBeLessThanOrEqual(1);
+    expect(attempts).toBe(1);
+    const stopped = delivery.stop();
+    await vi.advanceTimersByTimeAsync(100);
+    await stopped;
   });
 });
