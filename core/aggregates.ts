@@ -1,4 +1,4 @@
-// Aggregations over a secondary source's many rows per record (DESIGN.md section 4): the row filters,
+// Aggregations over a secondary source's many rows per record (ARCHITECTURE.md, "Domain semantics"): the row filters,
 // the from-scratch definition of every aggregation method, and the small serialisable state that
 // maintains one (property, record) aggregate incrementally under row inserts, updates and deletes.
 // Pure: no I/O, no clock. The caller stores the state (LMDB + msgpack) and routes each row change to

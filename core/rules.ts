@@ -1,4 +1,4 @@
-// Group rules (DESIGN.md section 4): compiles a group's rules once, then judges a record's membership at
+// Group rules (ARCHITECTURE.md, "Domain semantics"): compiles a group's rules once, then judges a record's membership at
 // an instant, the enter/leave transition between two versions of a record, which groups a change can
 // affect, and the next instant a relative-date rule can flip (the key of the time index, invariant 5).
 // Pure: no I/O, no clock; `now` is always an argument.

@@ -1,4 +1,4 @@
-// Property values (DESIGN.md section 4): normalises a raw source value (a pg driver value, a JSON field, a
+// Property values (ARCHITECTURE.md, "Domain semantics"): normalises a raw source value (a pg driver value, a JSON field, a
 // CSV cell) into the stored form of a property type, or into null with the reason it was invalid.
 // Pure: no I/O, no clock. The apply stage calls this for every mapped column of every change, so the
 // hot path allocates no closures and keeps its regexes as module constants.

@@ -21,7 +21,7 @@ const TEXT_OPERATORS = [
 const NUMBER_OPERATORS = ["exists", "notExists", "eq", "ne", "gt", "lt", "gte", "lte"] as const;
 const DATE_OPERATORS = [...NUMBER_OPERATORS, "relative_gt", "relative_lt"] as const;
 
-/** Group-rule operators valid for each property type (DESIGN.md section 4). */
+/** Group-rule operators valid for each property type (ARCHITECTURE.md, "Domain semantics"). */
 export const RULE_OPERATORS_BY_TYPE: Readonly<Record<PropertyType, readonly RuleOperator[]>> = {
   boolean: ["exists", "notExists", "eq", "ne"],
   integer: NUMBER_OPERATORS,

@@ -1,6 +1,6 @@
 // The only module that touches LMDB. One environment under --state DIR with typed sub-databases,
 // every key led by model (or source / destination) and record so the state can later be split by
-// partition (DESIGN.md section 6), and one write transaction per batch.
+// partition (ARCHITECTURE.md, "The state's key layout"), and one write transaction per batch.
 //
 // Durability: lmdb-js runs each `transaction()` callback inside one LMDB write transaction (all of
 // the batch's writes, its outbox entries and its source positions commit together or not at all).

@@ -40,6 +40,20 @@ describe("grouparoo-stream validate", () => {
     );
   });
 
+  it("refuses a date no calendar has in validate and in run alike (exit 78, never a crash at start)", async () => {
+    const dir = join(work, "bad-date");
+    cpSync(example, dir, { recursive: true });
+    const groups = join(dir, "groups.yml");
+    writeFileSync(groups, readFileSync(groups, "utf8").replace("{ propertyId: email, op: exists }", '{ propertyId: last_purchase_at, op: gt, match: "2020-02-30" }'));
+    const message = `error: ${groups}: group "high_value": rules[1].match: "2020-02-30" is not an ISO-8601 date or epoch milliseconds`;
+    const validated = await runCli(["validate", "--config", dir]);
+    expect(validated.code).toBe(78);
+    expect(validated.stderr.split("\n")[0]).toBe(message);
+    const run = await runCli(["run", "--config", dir, "--state", join(work, "bad-date-state"), "--http", "127.0.0.1:0"]);
+    expect(run.code).toBe(78);
+    expect(run.stdout).toContain('rules[1].match: \\"2020-02-30\\" is not an ISO-8601 date or epoch milliseconds');
+  });
+
   it("prints the issues as JSON with --json", async () => {
     const result = await runCli(["validate", "--config", join(work, "missing.yml"), "--json"]);
     expect(result.code).toBe(78);
