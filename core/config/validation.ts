@@ -102,12 +102,15 @@ export class Validation {
     return property;
   }
 
-  /** Checks that `appId` names an app of the type a component of `type` needs. */
-  checkAppType(entry: Entry, appId: string, type: string, wanted: string | undefined): void {
-    const app = this.get<AppConfig>("app", appId);
-    if (app && wanted !== undefined && app.type !== wanted) {
-      this.report(entry, "appId", `app "${appId}" is a ${app.type} app; a ${type} ${entry.cls} needs a ${wanted} app`);
+  /** The app (of the type a component of `type` runs on) and the model a source or destination names. */
+  checkComponentRefs(entry: Entry, object: { type: string; appId: string; modelId: string }, appType: string | undefined): void {
+    if (this.ref(entry, ["appId"], object.appId, "app")) {
+      const app = this.get<AppConfig>("app", object.appId);
+      if (app && appType !== undefined && app.type !== appType) {
+        this.report(entry, "appId", `app "${object.appId}" is a ${app.type} app; a ${object.type} ${entry.cls} needs a ${appType} app`);
+      }
     }
+    this.ref(entry, ["modelId"], object.modelId, "model");
   }
 
   located<T>(entry: Entry): Located<T> {

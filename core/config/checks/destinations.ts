@@ -9,8 +9,7 @@ export function checkDestinations(v: Validation): void {
   for (const entry of v.valid("destination")) {
     const destination = entry.value as unknown as DestinationConfig;
     const spec = v.catalog.destinations.get(destination.type);
-    if (v.ref(entry, ["appId"], destination.appId, "app")) v.checkAppType(entry, destination.appId, destination.type, spec?.appType);
-    v.ref(entry, ["modelId"], destination.modelId, "model");
+    v.checkComponentRefs(entry, destination, spec?.appType);
     if (destination.collection === "group") {
       if (destination.groupId === undefined) v.report(entry, "groupId", "is required when collection is group");
       else if (v.ref(entry, ["groupId"], destination.groupId, "group")) {

@@ -8,8 +8,7 @@ export function checkSources(v: Validation): void {
   for (const entry of v.valid("source")) {
     const source = entry.value as unknown as SourceConfig;
     const spec = v.catalog.sources.get(source.type);
-    if (v.ref(entry, ["appId"], source.appId, "app")) v.checkAppType(entry, source.appId, source.type, spec?.appType);
-    v.ref(entry, ["modelId"], source.modelId, "model");
+    v.checkComponentRefs(entry, source, spec?.appType);
     if (Object.keys(source.mapping).length === 0) v.report(entry, "mapping", "maps no column; map a source column to a unique property");
     for (const [column, propertyId] of Object.entries(source.mapping)) {
       if (!v.ref(entry, ["mapping", column], propertyId, "property")) continue;

@@ -55,7 +55,7 @@ const mutation = fc.record({
 });
 
 /** The valid config with one group's rules and one property's aggregation replaced. */
-function configOf(m: fc.Infer<typeof mutation>): Obj[] {
+function configOf(m: typeof mutation extends fc.Arbitrary<infer M> ? M : never): Obj[] {
   const objects = validConfigObjects();
   const group = objects.find((o) => o.id === "high_value") as Obj;
   if (m.rules) group.rules = m.rules;
