@@ -30,6 +30,20 @@ export interface SourceConnector {
   ready(): boolean;
   /** Stops reading; the changes() stream completes once in-flight reads are handed over. */
   stop(): Promise<void>;
+  /**
+   * Reads the current rows of these sources again while streaming goes on (a Run; ARCHITECTURE.md,
+   * "Runs"). The rows come on changes() like any change; progress comes as markers on the position
+   * stream `run:<runId>` (an opaque resume point), and last a marker whose position is "complete".
+   * Resolves once reading is under way; a connector that cannot re-read does not have this method.
+   */
+  reread?(request: RereadRequest): Promise<void>;
+}
+
+export interface RereadRequest {
+  runId: string;
+  sourceIds: readonly string[];
+  /** Where an interrupted re-read of this Run stopped (its last progress position). */
+  resumeFrom?: string;
 }
 
 /** What a source reports for metrics (the definitions live in metrics/). */
@@ -58,6 +72,11 @@ export interface SourceComponent extends SourceSpec {
   readonly connector?: string;
   /** The `grouparoo_` metrics it reports through its SourceObserver. */
   readonly metrics: readonly MetricName[];
+  /**
+   * Whether a source of this type added now would miss the rows its system already holds, given the
+   * positions the state has durably reached (the stream is past its start): then a config change re-reads it.
+   */
+  needsReread?(source: Located<SourceConfig>, app: Located<AppConfig>, positions: ReadonlyMap<string, string>): boolean;
   create(app: Located<AppConfig>, sources: readonly Located<SourceConfig>[], context: SourceContext): SourceConnector;
 }
 

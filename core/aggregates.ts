@@ -50,11 +50,15 @@ export type Row = Readonly<Record<string, unknown>>;
 type Key = number | string;
 
 interface CountState {
+  /** The hash of the spec that built it (aggregateHash; stamped by the caller, which rebuilds a state of another spec). */
+  g?: string;
   kind: "count";
   /** passing rows with a non-null column value */
   n: number;
 }
 interface SumState {
+  /** The hash of the spec that built it (aggregateHash; stamped by the caller, which rebuilds a state of another spec). */
+  g?: string;
   kind: "sum";
   /** passing rows with a numeric column value */
   n: number;
@@ -63,11 +67,15 @@ interface SumState {
   e: number;
 }
 interface ValuesState {
+  /** The hash of the spec that built it (aggregateHash; stamped by the caller, which rebuilds a state of another spec). */
+  g?: string;
   kind: "values";
   /** [rowKey, value], sorted by rowKey, non-null values only */
   rows: [string, PropertyScalar][];
 }
 interface KeyedState {
+  /** The hash of the spec that built it (aggregateHash; stamped by the caller, which rebuilds a state of another spec). */
+  g?: string;
   kind: "keyed";
   /** The method that chose `best` (unlike the other kinds, the state is not shared between methods). */
   method: AggregationMethod;
@@ -367,6 +375,21 @@ export function aggregateProblems(spec: AggregateSpec, property?: AggregatedProp
     else if (!isScalarMatch(filter.match)) add(at("match"), `must be a string, number or boolean for op ${filter.op}`);
   });
   return problems;
+}
+
+/**
+ * A short, stable hash of what an aggregation's state depends on (method, column, sort column, filters,
+ * isArray): a state stamped with another hash was built by another definition and is rebuilt from the
+ * rows, never reused (FNV-1a over the spec's JSON).
+ */
+export function aggregateHash(spec: AggregateSpec): string {
+  const text = JSON.stringify([spec.method, spec.column, spec.sortColumn ?? null, spec.filters.map((f) => [f.key, f.op, f.match ?? null]), spec.isArray]);
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h.toString(36);
 }
 
 /** The first problem of a bare spec as "field: message", or null when it can be maintained. */

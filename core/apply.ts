@@ -115,13 +115,22 @@ export interface BatchResult {
   /** Net change of records by model and members by group. */
   recordDelta: Map<string, number>;
   memberDelta: Map<string, number>;
+  /** Aggregates found inconsistent with their rows (built by another definition, or a count below zero) and rebuilt from them. */
+  repairs: AggregateRepair[];
+}
+
+export interface AggregateRepair {
+  modelId: string;
+  recordId: string;
+  propertyId: string;
+  reason: string;
 }
 
 /** What settling a record needs of its state before the batch. */
 interface PriorRecord {
   id: string;
   groups: readonly string[];
-  boundaries: Readonly<Record<string, number>>;
+  boundaries: Record<string, number>;
 }
 
 interface Touched {
@@ -145,7 +154,7 @@ export class BatchApplier {
   private readonly touched = new Map<string, Touched>();
   /** The last position of each stream in the batch, written once at the end. */
   private readonly positions = new Map<string, string>();
-  private readonly result: BatchResult = { applied: new Map(), deadLetters: 0, deadLettersBySource: new Map(), exports: 0, recordDelta: new Map(), memberDelta: new Map() };
+  private readonly result: BatchResult = { applied: new Map(), deadLetters: 0, deadLettersBySource: new Map(), exports: 0, recordDelta: new Map(), memberDelta: new Map(), repairs: [] };
 
   constructor(
     private readonly domain: Domain,
@@ -231,6 +240,92 @@ export class BatchApplier {
     if (!model) return;
     const touched = this.touch(model, recordId, this.now);
     if (touched.current) (touched.forceGroups ??= new Set()).add(groupId);
+  }
+
+  // --- Runs: work over records already held, after a definition changed -------------------------
+
+  /** Recomputes these (non-primary) properties of one record from its stored rows; groups and exports follow. */
+  rebuild(modelId: string, recordId: string, propertyIds: readonly string[]): void {
+    const model = this.domain.models.get(modelId);
+    if (!model) return;
+    const t = this.touch(model, recordId, this.now);
+    const record = t.current;
+    if (!record) return;
+    for (const propertyId of propertyIds) {
+      const property = this.domain.properties.get(propertyId);
+      if (!property || property.modelId !== modelId) continue;
+      const source = this.domain.sources.get(property.sourceId);
+      if (!source || source.primary) continue;
+      const state = this.aggregateFromRows(modelId, recordId, source.id, property);
+      record.aggregates[property.id] = state;
+      t.dirty = true;
+      this.setProperty(t, property, this.normalize(property, aggregateValue(property.aggregate, state)));
+    }
+  }
+
+  /**
+   * Takes what no definition holds any more out of one record: the values, invalid reasons and aggregate
+   * states of properties, and memberships (with their time-index entries) of groups; exports follow.
+   */
+  forget(modelId: string, recordId: string, what: { properties?: readonly string[]; groups?: readonly string[] }): void {
+    const model = this.domain.models.get(modelId);
+    if (!model) return;
+    const t = this.touch(model, recordId, this.now);
+    const record = t.current;
+    if (!record) return;
+    for (const propertyId of what.properties ?? []) {
+      if (propertyId in record.values || propertyId in record.invalid || propertyId in record.aggregates) {
+        delete record.values[propertyId];
+        delete record.invalid[propertyId];
+        delete record.aggregates[propertyId];
+        t.dirty = true;
+      }
+    }
+    for (const groupId of what.groups ?? []) {
+      if (record.groups.includes(groupId)) {
+        record.groups = record.groups.filter((g) => g !== groupId);
+        t.dirty = true;
+      }
+      const boundary = record.boundaries[groupId];
+      if (boundary !== undefined) {
+        this.state.setBoundary(modelId, groupId, recordId, boundary, null);
+        delete record.boundaries[groupId];
+        if (t.before) delete t.before.boundaries[groupId];
+        t.dirty = true;
+      }
+    }
+  }
+
+  /**
+   * Takes a stored row of a source that no longer exists out of the state (its index entries with it);
+   * the properties it fed are gone with the source, so no aggregate changes.
+   */
+  forgetRow(modelId: string, sourceId: string, rowKey: string): void {
+    const stored = this.state.getRow(sourceId, rowKey);
+    if (!stored) return;
+    const ref = { sourceId, rowKey };
+    if (stored.recordId) this.state.detachRow(modelId, stored.recordId, ref);
+    else if (stored.identity) this.state.deletePending(modelId, stored.identity, ref);
+    this.state.deleteRow(sourceId, rowKey);
+  }
+
+  /** Deletes one record as if its primary row were deleted (its source is gone). */
+  deleteRecordOf(modelId: string, recordId: string): void {
+    const model = this.domain.models.get(modelId);
+    if (!model) return;
+    this.deleteRecord(this.touch(model, recordId, this.now));
+  }
+
+  /** Plans one destination's export of a record as it is now, against what the destination holds. */
+  replan(destinationId: string, recordId: string): void {
+    const destination = this.domain.destinations.get(destinationId);
+    const model = destination && this.domain.models.get(destination.modelId);
+    if (!destination || !model) return;
+    const record = this.touched.get(`${model.id}\u0000${recordId}`)?.current ?? this.state.getRecord(model.id, recordId) ?? null;
+    const baseline = this.state.getBaseline(destination.id, recordId);
+    const plan = planExport(destination, recordId, record ? { values: record.values, groups: record.groups } : null, baseline, this.now);
+    this.state.putExport(destination.id, recordId, plan, baseline);
+    if (plan) this.result.exports += 1;
   }
 
   /** Evaluates groups, writes records and plans exports for everything touched. */
@@ -356,12 +451,46 @@ export class BatchApplier {
     // lost its chosen row (the changing row is still stored at its old value; the aggregate skips it).
     const others = () => this.rowsOf(model.id, recordId, source.id);
     for (const property of source.properties) {
-      const state = record.aggregates[property.id] ?? emptyAggregate(property.aggregate);
-      const next = applyRowChange(property.aggregate, state, rowKey, before, after, others);
+      const spec = property.aggregate;
+      let state = record.aggregates[property.id];
+      let next: AggregateState;
+      if (state === undefined && (t.before === null || t.recreated)) state = emptyAggregate(spec);
+      if (state === undefined || state.g !== property.aggregateHash) {
+        // Built by another definition (or before the property existed): rebuilt from the record's rows,
+        // the changing row taken as it is after the change.
+        next = this.aggregateFromRows(model.id, recordId, source.id, property, rowKey);
+        next = applyRowChange(spec, next, rowKey, null, after, others);
+        if (state !== undefined || this.hasOtherRows(model.id, recordId, source.id, rowKey)) {
+          this.result.repairs.push({ modelId: model.id, recordId, propertyId: property.id, reason: state === undefined ? "no state for this definition" : "state of another definition" });
+        }
+      } else {
+        try {
+          next = applyRowChange(spec, state, rowKey, before, after, others);
+        } catch (error) {
+          // An inconsistency confined to this record (a count below zero): rebuilt from its rows.
+          next = applyRowChange(spec, this.aggregateFromRows(model.id, recordId, source.id, property, rowKey), rowKey, null, after, others);
+          this.result.repairs.push({ modelId: model.id, recordId, propertyId: property.id, reason: error instanceof Error ? error.message : String(error) });
+        }
+      }
+      next.g = property.aggregateHash;
       record.aggregates[property.id] = next;
       t.dirty = true;
-      this.setProperty(t, property, this.normalize(property, aggregateValue(property.aggregate, next)));
+      this.setProperty(t, property, this.normalize(property, aggregateValue(spec, next)));
     }
+  }
+
+  /** The aggregate of one property over the record's stored rows of its source, `except` one row. */
+  private aggregateFromRows(modelId: string, recordId: string, sourceId: string, property: PropertyDef, except?: string): AggregateState {
+    let state = emptyAggregate(property.aggregate);
+    for (const [key, row] of this.rowsOf(modelId, recordId, sourceId)) {
+      if (key !== except) state = applyRowChange(property.aggregate, state, key, null, row);
+    }
+    state.g = property.aggregateHash;
+    return state;
+  }
+
+  private hasOtherRows(modelId: string, recordId: string, sourceId: string, except: string): boolean {
+    return this.state.attachedRows(modelId, recordId, sourceId).some((ref) => ref.rowKey !== except);
   }
 
   private *rowsOf(modelId: string, recordId: string, sourceId: string): Generator<readonly [string, Row]> {

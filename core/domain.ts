@@ -1,7 +1,7 @@
 // The domain compiled from a validated config: per model its primary source and key, per source its
 // mapping and the properties it feeds (directly, or as aggregates over many rows), per model its
 // compiled groups, per destination what it exports. Built once per config load; pure.
-import type { AggregateSpec } from "./aggregates.js";
+import { aggregateHash, type AggregateSpec } from "./aggregates.js";
 import type { GroupRuleConfig, PropertyConfig } from "./config/schema.js";
 import type { Config } from "./config/types.js";
 import { compileGroup, type CompiledGroup, type GroupRuleSpec } from "./rules.js";
@@ -17,6 +17,8 @@ export interface PropertyDef {
   column: string;
   /** How rows of a non-primary source combine into this property's value. */
   aggregate: AggregateSpec;
+  /** aggregateHash(aggregate): a record's state of this property stamped otherwise is rebuilt from its rows. */
+  aggregateHash: string;
 }
 
 export interface MappingEntry {
@@ -110,6 +112,7 @@ export function compileDomain(config: Config): Domain {
       isArray: p.isArray === true,
       column: p.options.column,
       aggregate: aggregateSpecOf(p),
+      aggregateHash: aggregateHash(aggregateSpecOf(p)),
     });
   }
 

@@ -47,6 +47,7 @@ export function buildProgram(): Command {
     .option("--max-attempts <n>", "deliveries of an export before it is dead-lettered", (v) => Number(v), 10)
     .option("--plugin <package>", "load a plugin package: an npm package name (resolved from the working directory) or a path (repeatable)", collect, [])
     .option("--max-backoff-ms <ms>", "longest wait between two attempts of an export (exponential from 200 ms, with jitter)", (v) => Number(v), 60_000)
+    .option("--watch-config", "reload the config when a file of it changes (as on SIGHUP)")
     .action(
       async (options: {
         config: string;
@@ -62,6 +63,7 @@ export function buildProgram(): Command {
         maxAttempts: number;
         maxBackoffMs: number;
         plugin: string[];
+        watchConfig?: boolean;
       }) => {
         // Exit explicitly: a connection a failed source left open must not keep the process alive.
         process.exit(

@@ -6,7 +6,13 @@ import type { Config } from "../core/config/types.js";
 import type { ComponentRegistry } from "../connectors/registry.js";
 import type { DeliveryTuning, DestinationConnector, SourceConnector, SourceObserver } from "../connectors/types.js";
 
-export function createSources(config: Config, registry: ComponentRegistry, positions: ReadonlyMap<string, string>, logger: Logger, observer: SourceObserver): SourceConnector[] {
+export interface CreatedSources {
+  connectors: SourceConnector[];
+  /** The connector reading each source. */
+  bySource: Map<string, SourceConnector>;
+}
+
+export function createSources(config: Config, registry: ComponentRegistry, positions: ReadonlyMap<string, string>, logger: Logger, observer: SourceObserver): CreatedSources {
   const groups = new Map<string, { appId: string; sources: Config["sources"] }>();
   for (const source of config.sources) {
     const component = registry.sources.get(source.type);
@@ -17,21 +23,30 @@ export function createSources(config: Config, registry: ComponentRegistry, posit
     groups.set(key, group);
   }
   const connectors: SourceConnector[] = [];
+  const bySource = new Map<string, SourceConnector>();
   for (const { appId, sources } of groups.values()) {
     const app = config.apps.find((a) => a.id === appId);
     const component = registry.sources.get(sources[0]?.type ?? "");
     if (!app || !component) continue;
     const ids = new Set(sources.map((s) => s.id));
-    connectors.push(
-      component.create(app, sources, {
-        logger: logger.child({ app: appId }),
-        positions,
-        observer,
-        schedules: config.schedules.filter((s) => ids.has(s.sourceId)),
-      }),
-    );
+    const connector = component.create(app, sources, {
+      logger: logger.child({ app: appId }),
+      positions,
+      observer,
+      schedules: config.schedules.filter((s) => ids.has(s.sourceId)),
+    });
+    connectors.push(connector);
+    for (const id of ids) bySource.set(id, connector);
   }
-  return connectors;
+  return { connectors, bySource };
+}
+
+/** Whether a source would miss its system's existing rows unless read again (its component decides). */
+export function needsReread(config: Config, registry: ComponentRegistry, positions: ReadonlyMap<string, string>, sourceId: string): boolean {
+  const source = config.sources.find((s) => s.id === sourceId);
+  const app = source && config.apps.find((a) => a.id === source.appId);
+  if (!source || !app) return false;
+  return registry.sources.get(source.type)?.needsReread?.(source, app, positions) ?? false;
 }
 
 export interface CreatedDestination {

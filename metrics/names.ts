@@ -19,6 +19,11 @@ export const METRICS = {
   records: "grouparoo_records",
   groupMembers: "grouparoo_group_members",
   outboxDepth: "grouparoo_outbox_depth",
+  runs: "grouparoo_runs",
+  runProgressRatio: "grouparoo_run_progress_ratio",
+  runItems: "grouparoo_run_items_total",
+  configReloads: "grouparoo_config_reload_total",
+  aggregateRepairs: "grouparoo_aggregate_repairs_total",
 } as const;
 
 export type MetricName = (typeof METRICS)[keyof typeof METRICS];

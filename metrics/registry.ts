@@ -8,6 +8,10 @@ export interface StateGauges {
   records(): Iterable<[modelId: string, count: number]>;
   members(): Iterable<[groupId: string, count: number]>;
   outboxDepth(): Iterable<[destinationId: string, depth: number]>;
+  /** Runs of the state by kind and state. */
+  runs(): Iterable<[kind: string, state: string, count: number]>;
+  /** The Runs in progress: their id, kind, target and how far they are (0 to 1; null when the total is unknown). */
+  runProgress(): Iterable<[run: string, kind: string, target: string, ratio: number | null]>;
 }
 
 export function createMetrics(state: StateGauges) {
@@ -112,6 +116,7 @@ export function createMetrics(state: StateGauges) {
       labelNames: ["model"] as const,
       registers: [registry],
       collect() {
+        this.reset();
         for (const [model, count] of state.records()) this.set({ model }, count);
       },
     }),
@@ -121,6 +126,7 @@ export function createMetrics(state: StateGauges) {
       labelNames: ["group"] as const,
       registers: [registry],
       collect() {
+        this.reset();
         for (const [group, count] of state.members()) this.set({ group }, count);
       },
     }),
@@ -130,8 +136,47 @@ export function createMetrics(state: StateGauges) {
       labelNames: ["destination"] as const,
       registers: [registry],
       collect() {
+        this.reset();
         for (const [destination, depth] of state.outboxDepth()) this.set({ destination }, depth);
       },
+    }),
+    runs: new Gauge({
+      name: METRICS.runs,
+      help: "Runs of the state (work a config change needs), by kind and state (queued, running, complete, failed, superseded).",
+      labelNames: ["kind", "state"] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [kind, runState, count] of state.runs()) this.set({ kind, state: runState }, count);
+      },
+    }),
+    runProgressRatio: new Gauge({
+      name: METRICS.runProgressRatio,
+      help: "How far each Run in progress is, from 0 to 1 (items done over items known at its start).",
+      labelNames: ["run", "kind", "target"] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [run, kind, target, ratio] of state.runProgress()) if (ratio !== null) this.set({ run, kind, target }, ratio);
+      },
+    }),
+    runItems: new Counter({
+      name: METRICS.runItems,
+      help: "Items (records, rows, entries) Runs have processed, by kind.",
+      labelNames: ["kind"] as const,
+      registers: [registry],
+    }),
+    configReloads: new Counter({
+      name: METRICS.configReloads,
+      help: "Config reloads (SIGHUP, --watch-config), by result: applied, or invalid (the running config is kept).",
+      labelNames: ["result"] as const,
+      registers: [registry],
+    }),
+    aggregateRepairs: new Counter({
+      name: METRICS.aggregateRepairs,
+      help: "Aggregates found inconsistent with their rows (another definition's state, a count below zero) and rebuilt from them, by property.",
+      labelNames: ["property"] as const,
+      registers: [registry],
     }),
   };
   return metrics;

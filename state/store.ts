@@ -63,12 +63,21 @@ export interface BoundaryEntry {
   recordId: string;
 }
 
-/** One write transaction: the core's BatchState, plus the counters and meta entries written with it. */
+/** Sub-databases whose entries a Run may drop by key prefix when their definition is removed. */
+export type PrefixedIndex = "records" | "unique" | "members" | "attached" | "pending" | "outbox" | "outbox-by-record" | "remote";
+
+/** One write transaction: the core's BatchState, plus the counters, meta entries and removals written with it. */
 export interface StateTransaction extends BatchState {
   /** Adds `delta` to the count of records of a model or members of a group. */
   bump(kind: "records" | "members", id: string, delta: number): void;
+  dropCounter(kind: "records" | "members", id: string): void;
   putMeta(key: string, value: unknown): void;
   getMeta<T>(key: string): T | undefined;
+  deleteMeta(key: string): void;
+  /** Drops up to `limit` entries whose keys start with `prefix`; returns how many. */
+  dropPrefix(index: PrefixedIndex, prefix: Key, limit: number): number;
+  /** Drops up to `limit` time-index entries of a model (of one group, if given); returns how many. */
+  dropTimeIndex(modelId: string, groupId: string | undefined, limit: number): number;
 }
 
 export class Store {
@@ -90,6 +99,7 @@ export class Store {
   private readonly counters: Database<number, Key>;
   private readonly meta: Database<unknown, string>;
   private failed: Error | undefined;
+  private readonly indexes: Record<PrefixedIndex, Database<unknown, Key>>;
 
   private constructor(readonly path: string) {
     mkdirSync(path, { recursive: true });
@@ -114,6 +124,16 @@ export class Store {
     this.positions = db<string, string>("positions");
     this.counters = db("counters");
     this.meta = db<unknown, string>("meta");
+    this.indexes = {
+      records: this.records,
+      unique: this.unique,
+      members: this.members,
+      attached: this.attached,
+      pending: this.pending,
+      outbox: this.outbox,
+      "outbox-by-record": this.outboxByRecord,
+      remote: this.remote,
+    } as Record<PrefixedIndex, Database<unknown, Key>>;
     this.checkFormat();
   }
 
@@ -161,8 +181,29 @@ export class Store {
       const tx: StateTransaction = {
         ...this.batchState(seqs),
         bump: (kind, id, delta) => this.bump([kind, id], delta),
+        dropCounter: (kind, id) => void this.counters.remove([kind, id]),
         putMeta: (key, value) => void this.meta.put(key, value),
         getMeta: <M>(key: string) => this.meta.get(key) as M | undefined,
+        deleteMeta: (key) => void this.meta.remove(key),
+        dropPrefix: (index, prefix, limit) => {
+          const db = this.indexes[index];
+          let n = 0;
+          for (const key of db.getKeys({ start: prefix, end: [...prefix, END], limit })) {
+            db.remove(key as Key);
+            n += 1;
+          }
+          return n;
+        },
+        dropTimeIndex: (modelId, groupId, limit) => {
+          let n = 0;
+          for (const key of this.timeIndex.getKeys()) {
+            const k = key as Key;
+            if (k[1] !== modelId || (groupId !== undefined && k[2] !== groupId)) continue;
+            this.timeIndex.remove(k);
+            if (++n >= limit) break;
+          }
+          return n;
+        },
       };
       result = { value: body(tx) };
       for (const [name, seq] of seqs) this.meta.put(`seq:${name}`, seq);
@@ -257,14 +298,39 @@ export class Store {
   }
 
   recordIdsOf(modelId: string, after: string | undefined, limit: number): string[] {
-    const start: Key = after === undefined ? [modelId] : [modelId, after];
+    return this.secondKeys(this.records, modelId, after, limit);
+  }
+
+  /** Row keys of a source after `after` (exclusive), in key order. */
+  rowKeysOf(sourceId: string, after: string | undefined, limit: number): string[] {
+    return this.secondKeys(this.rows, sourceId, after, limit);
+  }
+
+  /** Ids of the records a destination holds (acknowledged), after `after`, in key order. */
+  remoteRecordIds(destinationId: string, after: string | undefined, limit: number): string[] {
+    return this.secondKeys(this.remote, destinationId, after, limit);
+  }
+
+  /** The second key element of the entries under [first], after `after` (exclusive). */
+  private secondKeys(db: Database<unknown, Key>, first: string, after: string | undefined, limit: number): string[] {
+    const start: Key = after === undefined ? [first] : [first, after];
     const ids: string[] = [];
-    for (const key of this.records.getKeys({ start, end: [modelId, END], limit: limit + 1 })) {
+    for (const key of db.getKeys({ start, end: [first, END], limit: limit + 1 })) {
       const id = String((key as Key)[1]);
       if (id !== after) ids.push(id);
       if (ids.length === limit) break;
     }
     return ids;
+  }
+
+  /** How many entries a source has in the row store. */
+  rowCount(sourceId: string): number {
+    return this.rows.getCount({ start: [sourceId], end: [sourceId, END] });
+  }
+
+  /** The stored definitions (meta entries def:<class>:<id>). */
+  definitionEntries(): [string, unknown][] {
+    return [...this.meta.getRange({ start: "def:", end: "def:\uffff" })].map(({ key, value }) => [key, value]);
   }
 
   membersOf(modelId: string, groupId: string): string[] {
@@ -309,6 +375,12 @@ export class Store {
 
   position(stream: string): string | undefined {
     return this.positions.get(stream);
+  }
+
+  /** True for a state that has read nothing yet (no position, no record). */
+  isEmpty(): boolean {
+    const hasRecords = [...this.records.getKeys({ limit: 2 })].some((key) => Array.isArray(key));
+    return !hasRecords && this.positions.getKeysCount({ limit: 1 }) === 0;
   }
 
   allPositions(): Map<string, string> {

@@ -1,61 +1,507 @@
-// Runs: work over the records already held, done a chunk at a time between batches of changes, each
-// chunk and its progress in one durable transaction. Today: the backfill of a group that is new or
-// whose rules changed since the state last saw it.
+// Runs: the work a config change needs over what the state already holds (core/definitions.ts plans
+// them), done one Run at a time between batches of changes. A Run over the state is chunked work: each
+// chunk, its progress and (with the last chunk) the definitions it brings the state to commit in one
+// transaction, so a Run survives a SIGKILL and resumes where it stopped. A re-read is driven by the
+// source's connector: its rows and progress markers flow through the pipeline like every change.
 import type { Logger } from "pino";
+import type { BatchApplier } from "../core/apply.js";
+import { DEFINITION_CLASSES, planRuns, type DefinitionUpdate, type Definitions, type PlannedRun, type RunKind, type RunPlan, type RunSpec } from "../core/definitions.js";
 import type { Domain } from "../core/domain.js";
-import type { Store } from "../state/store.js";
-import { backfillChunk } from "./batch.js";
-import type { ChunkedWork } from "./pipeline.js";
+import type { SourceConnector } from "../connectors/types.js";
+import type { StateTransaction, Store } from "../state/store.js";
+import { applyBatch } from "./batch.js";
+import type { ChunkedWork, CommittedBatch } from "./pipeline.js";
+
+export type RunStatus = "queued" | "running" | "complete" | "failed" | "superseded";
 
 export interface RunState {
   id: string;
-  kind: "backfill";
-  groupId: string;
-  state: "running" | "complete";
+  kind: RunKind;
+  target: string;
+  reason: string;
+  spec: RunSpec;
+  updates: DefinitionUpdate[];
+  state: RunStatus;
+  /** Items done (records, rows, entries) and, when known, how many there are. */
   processed: number;
-  startedAt: number;
-  completedAt?: number;
+  total: number | null;
+  /** Where the Run resumes: its phase and the last key done in it. */
+  phase: number;
+  cursor?: string;
+  createdAt: number;
+  startedAt?: number;
+  finishedAt?: number;
+  error?: string;
 }
 
-const CHUNK = 500;
+export interface RunEvents {
+  started?(run: RunState): void;
+  progressed?(run: RunState, items: number): void;
+  finished?(run: RunState): void;
+}
 
-/** The Runs of the state (meta entries `run:<id>`). */
+const RECORDS_PER_CHUNK = 500;
+const KEYS_PER_CHUNK = 5000;
+const LOG_EVERY_MS = 5000;
+/** The position stream a re-read reports its progress on (in the transaction of the rows it read). */
+export const runStream = (runId: string) => `run:${runId}`;
+export const RUN_COMPLETE = "complete";
+
+/** The Runs of the state (meta entries `run:<id>`), oldest first. */
 export function listRuns(store: Store): RunState[] {
-  return store.metaWithPrefix<RunState>("run:");
+  return store.metaWithPrefix<RunState>("run:").sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
 }
 
-/** The backfill of one group over its model's records, as chunked work. */
-function backfill(store: Store, domain: Domain, run: RunState, modelId: string, logger: Logger): ChunkedWork {
-  let after: string | undefined;
-  return {
-    step: async () => {
-      const done = await backfillChunk(store, domain, modelId, run.groupId, after, Date.now(), CHUNK, (tx, _last, count) => {
-        const current = tx.getMeta<RunState>(`run:${run.id}`) ?? run;
-        tx.putMeta(`run:${run.id}`, { ...current, processed: current.processed + count });
-      });
-      if (done) {
-        after = done.last;
-        return true;
-      }
-      const group = domain.groups.get(run.groupId);
-      await store.transact((tx) => {
-        const current = tx.getMeta<RunState>(`run:${run.id}`) ?? run;
-        tx.putMeta(`run:${run.id}`, { ...current, state: "complete", completedAt: Date.now() });
-        if (group) tx.putMeta(`group:${group.id}`, group.fingerprint);
-        logger.info({ run: run.id, processed: current.processed }, "backfill complete");
-      });
-      return false;
-    },
-  };
-}
-
-/** Starts a backfill Run for every group that is new or whose rules changed since the state last saw it. */
-export async function startBackfills(domain: Domain, store: Store, schedule: (work: ChunkedWork) => void, logger: Logger): Promise<void> {
-  for (const group of domain.groups.values()) {
-    if (store.getMeta<string>(`group:${group.id}`) === group.fingerprint) continue;
-    const run: RunState = { id: `backfill:${group.id}:${Date.now()}`, kind: "backfill", groupId: group.id, state: "running", processed: 0, startedAt: Date.now() };
-    await store.putMeta(`run:${run.id}`, run);
-    logger.info({ run: run.id, group: group.id }, "group is new or changed: backfilling it over existing records");
-    schedule(backfill(store, domain, run, group.modelId, logger));
+/** The definitions the state records (meta entries def:<class>:<id>), or undefined when it records none. */
+export function storedDefinitions(store: Store): Definitions | undefined {
+  const entries = store.definitionEntries();
+  if (entries.length === 0) return undefined;
+  const definitions: Definitions = { models: {}, sources: {}, properties: {}, groups: {}, destinations: {} };
+  for (const [key, value] of entries) {
+    const [, cls, ...id] = key.split(":");
+    if ((DEFINITION_CLASSES as readonly string[]).includes(cls ?? "")) (definitions[cls as keyof Definitions] as Record<string, unknown>)[id.join(":")] = value;
   }
+  return definitions;
+}
+
+function writeUpdates(tx: StateTransaction, updates: readonly DefinitionUpdate[]): void {
+  for (const u of updates) {
+    const key = `def:${u.cls}:${u.id}`;
+    if (u.definition === null) tx.deleteMeta(key);
+    else tx.putMeta(key, u.definition);
+  }
+}
+
+export interface RunsContext {
+  store: Store;
+  domain: Domain;
+  /** Queues chunked work in the pipeline (between batches of changes). */
+  schedule(work: ChunkedWork): void;
+  /** The connector reading a source, for re-reads. */
+  connectorOf(sourceId: string): SourceConnector | undefined;
+  logger: Logger;
+  events?: RunEvents;
+  clock?: () => number;
+}
+
+/** Executes the Runs of a plan, one at a time, in order. */
+export class Runs {
+  private queue: RunState[] = [];
+  private current: RunState | undefined;
+  private stopped = false;
+  private lastLog = 0;
+  private lastLogged = 0;
+  private finalUpdates: DefinitionUpdate[] = [];
+  private idleWaiters: (() => void)[] = [];
+  private readonly clock: () => number;
+
+  constructor(private readonly context: RunsContext) {
+    this.clock = context.clock ?? Date.now;
+  }
+
+  /**
+   * Plans the Runs from the stored definitions to `next`, resumes a Run of the state that does the same
+   * work (after a crash or a restart), supersedes the others, and starts the first.
+   */
+  async start(next: Definitions, needsReread: (sourceId: string) => boolean, isEmpty: boolean): Promise<RunPlan> {
+    const { store, logger } = this.context;
+    let stored = storedDefinitions(store);
+    if (stored === undefined) {
+      if (isEmpty) {
+        // A new state: what it will hold is read under these definitions from the start.
+        await store.transact((tx) => writeUpdates(tx, allUpdates(next)));
+        return { runs: [], updates: [] };
+      }
+      // A state from before definitions were recorded: it is taken to match the config, except the
+      // groups, whose fingerprints it did record.
+      logger.warn("the state records no definitions (an older version wrote it): taking it to match this config, groups excepted");
+      stored = { ...next, groups: {} };
+      for (const [id, group] of Object.entries(next.groups)) if (store.getMeta<string>(`group:${id}`) === group.fingerprint) stored.groups[id] = group;
+    }
+    const plan = planRuns(stored, next, { needsReread });
+    const existing = listRuns(store).filter((r) => r.state === "running" || r.state === "queued");
+    const runs: RunState[] = [];
+    const now = this.clock();
+    await store.transact((tx) => {
+      let n = 0;
+      for (const planned of plan.runs) {
+        const resumed = existing.find((r) => sameWork(r, planned));
+        if (resumed) {
+          runs.push(resumed);
+          continue;
+        }
+        const id = `${now.toString(36)}-${String(n++).padStart(3, "0")}-${planned.spec.kind}`;
+        const run: RunState = { id, kind: planned.spec.kind, target: planned.target, reason: planned.reason, spec: planned.spec, updates: planned.updates, state: "queued", processed: 0, total: null, phase: 0, createdAt: now };
+        tx.putMeta(`run:${id}`, run);
+        runs.push(run);
+      }
+      for (const r of existing) {
+        if (!runs.some((q) => q.id === r.id)) tx.putMeta(`run:${r.id}`, { ...r, state: "superseded", finishedAt: now });
+      }
+      if (plan.runs.length === 0) writeUpdates(tx, plan.updates);
+    });
+    this.queue = runs;
+    this.finalUpdates = plan.runs.length === 0 ? [] : plan.updates;
+    for (const run of runs) logger.info({ run: run.id, kind: run.kind, target: run.target, reason: run.reason, resumed: run.state === "running" }, "run planned");
+    this.next();
+    return plan;
+  }
+
+  /** Queues a Run asked for by hand (grouparoo-stream rebuild, the API). */
+  async request(spec: RunSpec, target: string, reason: string): Promise<RunState> {
+    const now = this.clock();
+    const run: RunState = { id: `${now.toString(36)}-req-${spec.kind}`, kind: spec.kind, target, reason, spec, updates: [], state: "queued", processed: 0, total: null, phase: 0, createdAt: now };
+    await this.context.store.putMeta(`run:${run.id}`, run);
+    this.queue.push(run);
+    if (!this.current) this.next();
+    return run;
+  }
+
+  /** Runs in progress or waiting (the current one first). */
+  pending(): RunState[] {
+    return [...(this.current ? [this.current] : []), ...this.queue];
+  }
+
+  /** Resolves when no Run is in progress or waiting. */
+  idle(): Promise<void> {
+    if (!this.current && this.queue.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Stops taking Runs (a drain or a reload); the one in progress stops at its next chunk and resumes after a restart. */
+  stop(): void {
+    this.stopped = true;
+  }
+
+  /** Follows re-reads: their progress and completion arrive as positions of their run stream. */
+  committed(batch: CommittedBatch): void {
+    const run = this.current;
+    if (!run || run.kind !== "reread") return;
+    const position = batch.positions.get(runStream(run.id));
+    if (position === undefined) return;
+    if (position === RUN_COMPLETE) {
+      void this.finish(run, (tx) => writeUpdates(tx, run.updates));
+      return;
+    }
+    if (position.startsWith("failed:")) {
+      this.fail(run, new Error(position.slice("failed:".length)));
+      return;
+    }
+    const progress = JSON.parse(position) as { rows?: number };
+    const items = (progress.rows ?? run.processed) - run.processed;
+    run.processed = progress.rows ?? run.processed;
+    run.cursor = position;
+    this.progressed(run, items);
+  }
+
+  private next(): void {
+    if (this.stopped) return;
+    const run = this.queue.shift();
+    this.current = run;
+    if (!run) {
+      const updates = this.finalUpdates;
+      this.finalUpdates = [];
+      const settle = updates.length > 0 ? this.context.store.transact((tx) => writeUpdates(tx, updates)) : Promise.resolve();
+      void settle.then(() => {
+        for (const wake of this.idleWaiters.splice(0)) wake();
+      });
+      return;
+    }
+    void this.begin(run).catch((error: unknown) => this.fail(run, error));
+  }
+
+  private async begin(run: RunState): Promise<void> {
+    const { store, logger } = this.context;
+    run.state = "running";
+    run.startedAt ??= this.clock();
+    run.total = this.totalOf(run.spec);
+    await store.putMeta(`run:${run.id}`, run);
+    this.lastLog = this.clock();
+    this.lastLogged = run.processed;
+    logger.info({ run: run.id, kind: run.kind, target: run.target, total: run.total, from: run.processed }, run.processed > 0 ? "run resumed" : "run started");
+    this.context.events?.started?.(run);
+    if (run.spec.kind === "reread") {
+      await this.reread(run, run.spec.sourceId);
+      return;
+    }
+    this.context.schedule(this.work(run));
+  }
+
+  private totalOf(spec: RunSpec): number | null {
+    const { store } = this.context;
+    switch (spec.kind) {
+      case "remove-source":
+        return spec.primary ? store.countOf("records", spec.modelId) : store.rowCount(spec.sourceId);
+      case "reread":
+      case "remove-destination":
+      case "remove-model":
+        return null;
+      default:
+        return store.countOf("records", spec.modelId);
+    }
+  }
+
+  /** A re-read by the source's connector; completion arrives through committed(). */
+  private async reread(run: RunState, sourceId: string): Promise<void> {
+    const connector = this.context.connectorOf(sourceId);
+    if (!connector?.reread) {
+      throw new Error(`source ${sourceId} cannot be read again: its connector does not re-read (for a Kafka topic, the source's messages must be sent again); its properties keep the values they have`);
+    }
+    const resumeFrom = this.context.store.position(runStream(run.id));
+    if (resumeFrom === RUN_COMPLETE) {
+      await this.finish(run, (tx) => writeUpdates(tx, run.updates));
+      return;
+    }
+    await connector.reread({ runId: run.id, sourceIds: [sourceId], ...(resumeFrom === undefined ? {} : { resumeFrom }) });
+  }
+
+  /** The chunked work of a Run over the state. */
+  private work(run: RunState): ChunkedWork {
+    return {
+      step: async () => {
+        if (this.stopped) return false;
+        try {
+          const done = await this.chunk(run);
+          if (done) this.next();
+          // A rebuild that turned into a re-read is driven by the connector from here on.
+          return !done && run.spec.kind !== "reread";
+        } catch (error) {
+          this.fail(run, error);
+          return false;
+        }
+      },
+    };
+  }
+
+  /** One chunk; true when the Run is done (its last chunk committed its definitions). */
+  private async chunk(run: RunState): Promise<boolean> {
+    const { store, domain } = this.context;
+    const spec = run.spec;
+    const now = this.clock();
+    /** Runs `body` over the next chunk of keys of one phase, in one transaction with the Run's progress. */
+    const over = async (keys: string[], body: (applier: BatchApplier, tx: StateTransaction, key: string) => void, items = keys.length): Promise<void> => {
+      const last = keys[keys.length - 1];
+      await applyBatch(store, domain, [], now, (applier, tx) => {
+        for (const key of keys) body(applier, tx, key);
+        run.processed += items;
+        run.cursor = last;
+        tx.putMeta(`run:${run.id}`, run);
+      });
+      this.progressed(run, items);
+    };
+    const nextPhase = async (finalize?: (tx: StateTransaction) => void): Promise<boolean> => {
+      run.phase += 1;
+      delete run.cursor;
+      return this.phaseDone(run, finalize);
+    };
+    const records = (modelId: string) => store.recordIdsOf(modelId, run.cursor, RECORDS_PER_CHUNK);
+    /** Drops one prefix a chunk at a time. */
+    const drop = async (index: Parameters<StateTransaction["dropPrefix"]>[0], prefix: string[]): Promise<boolean> => {
+      let dropped = 0;
+      await store.transact((tx) => {
+        dropped = tx.dropPrefix(index, prefix, KEYS_PER_CHUNK);
+        run.processed += dropped;
+        tx.putMeta(`run:${run.id}`, run);
+      });
+      this.progressed(run, dropped);
+      return dropped < KEYS_PER_CHUNK;
+    };
+
+    switch (spec.kind) {
+      case "remove-destination": {
+        const d = spec.destinationId;
+        const phases = ["outbox", "outbox-by-record", "remote"] as const;
+        const index = phases[run.phase];
+        if (index === undefined) return this.phaseDone(run, (tx) => tx.deleteMeta(`seq:outbox:${d}`));
+        if (await drop(index, [d])) return nextPhase();
+        return false;
+      }
+      case "remove-group": {
+        if (run.phase === 0) {
+          const ids = records(spec.modelId);
+          if (ids.length === 0) return nextPhase();
+          await over(ids, (applier, _tx, id) => applier.forget(spec.modelId, id, { groups: [spec.groupId] }));
+          return false;
+        }
+        return this.phaseDone(run, (tx) => {
+          tx.dropPrefix("members", [spec.modelId, spec.groupId], Number.MAX_SAFE_INTEGER);
+          tx.dropTimeIndex(spec.modelId, spec.groupId, Number.MAX_SAFE_INTEGER);
+          tx.dropCounter("members", spec.groupId);
+        });
+      }
+      case "remove-property": {
+        if (run.phase === 0 && spec.unique) {
+          if (await drop("unique", [spec.modelId, spec.propertyId])) {
+            run.phase = 1;
+            delete run.cursor;
+          }
+          return false;
+        }
+        const ids = records(spec.modelId);
+        if (ids.length === 0) return this.phaseDone(run);
+        await over(ids, (applier, _tx, id) => applier.forget(spec.modelId, id, { properties: [spec.propertyId] }));
+        return false;
+      }
+      case "remove-source": {
+        if (spec.primary) {
+          const ids = records(spec.modelId);
+          if (ids.length === 0) return this.phaseDone(run);
+          await over(ids, (applier, _tx, id) => applier.deleteRecordOf(spec.modelId, id));
+          // Deleted records are gone: the next chunk starts again at the first remaining one.
+          delete run.cursor;
+          return false;
+        }
+        const keys = store.rowKeysOf(spec.sourceId, undefined, KEYS_PER_CHUNK);
+        if (keys.length === 0) return this.phaseDone(run);
+        await over(keys, (applier, _tx, key) => applier.forgetRow(spec.modelId, spec.sourceId, key));
+        delete run.cursor;
+        return false;
+      }
+      case "remove-model": {
+        const m = spec.modelId;
+        const phases = ["records", "unique", "members", "attached", "pending"] as const;
+        const index = phases[run.phase];
+        if (index !== undefined) {
+          if (await drop(index, [m])) {
+            run.phase += 1;
+            delete run.cursor;
+          }
+          return false;
+        }
+        let dropped = 0;
+        await store.transact((tx) => {
+          dropped = tx.dropTimeIndex(m, undefined, KEYS_PER_CHUNK);
+          if (dropped < KEYS_PER_CHUNK) tx.dropCounter("records", m);
+        });
+        if (dropped < KEYS_PER_CHUNK) return this.phaseDone(run, (tx) => {
+          for (const u of run.updates) if (u.cls === "groups") tx.dropCounter("members", u.id);
+        });
+        return false;
+      }
+      case "rebuild": {
+        if (run.phase === 0) {
+          const missing = this.missingColumns(spec.sourceId, spec.propertyIds);
+          if (missing.length > 0 && this.context.connectorOf(spec.sourceId)?.reread) {
+            // The stored rows lack a column the new definition reads: the source is read again instead.
+            this.context.logger.warn({ run: run.id, source: spec.sourceId, missing }, "the stored rows lack columns the new definition reads: reading the source again");
+            run.spec = { kind: "reread", sourceId: spec.sourceId, modelId: spec.modelId };
+            run.kind = "reread";
+            run.phase = 0;
+            await store.putMeta(`run:${run.id}`, run);
+            await this.reread(run, spec.sourceId);
+            return false;
+          }
+          run.phase = 1;
+        }
+        const ids = records(spec.modelId);
+        if (ids.length === 0) return this.phaseDone(run);
+        await over(ids, (applier, _tx, id) => applier.rebuild(spec.modelId, id, spec.propertyIds));
+        return false;
+      }
+      case "backfill": {
+        const ids = records(spec.modelId);
+        if (ids.length === 0) return this.phaseDone(run);
+        await over(ids, (applier, _tx, id) => applier.evaluate(spec.modelId, spec.groupId, id));
+        return false;
+      }
+      case "export": {
+        const d = spec.destinationId;
+        // Phases: 0-2 forget what the destination held (reset only), 3 every record, 4 what it holds
+        // of records that no longer exist.
+        if (run.phase < 3) {
+          const index = (["outbox", "outbox-by-record", "remote"] as const)[run.phase];
+          if (!spec.reset || index === undefined || (await drop(index, [d]))) {
+            run.phase = spec.reset ? run.phase + 1 : 3;
+            delete run.cursor;
+          }
+          return false;
+        }
+        if (run.phase === 3) {
+          const ids = records(spec.modelId);
+          if (ids.length === 0) return nextPhase();
+          await over(ids, (applier, _tx, id) => applier.replan(d, id));
+          return false;
+        }
+        const ids = store.remoteRecordIds(d, run.cursor, RECORDS_PER_CHUNK);
+        if (ids.length === 0) return this.phaseDone(run);
+        await over(ids, (applier, _tx, id) => {
+          if (!store.getRecord(spec.modelId, id)) applier.replan(d, id);
+        });
+        return false;
+      }
+      case "reread":
+        return false;
+    }
+  }
+
+  /** Columns a rebuild reads that the stored rows of the source (a sample) do not have. */
+  private missingColumns(sourceId: string, propertyIds: readonly string[]): string[] {
+    const needed = new Set<string>();
+    for (const id of propertyIds) {
+      const spec = this.context.domain.properties.get(id)?.aggregate;
+      if (!spec) continue;
+      needed.add(spec.column);
+      if (spec.sortColumn) needed.add(spec.sortColumn);
+      for (const f of spec.filters) needed.add(f.key);
+    }
+    const missing = new Set<string>();
+    let sampled = 0;
+    for (const [, row] of this.context.store.rowsOf(sourceId)) {
+      for (const column of needed) if (!(column in row.row)) missing.add(column);
+      if (++sampled >= 100) break;
+    }
+    return [...missing];
+  }
+
+  /** The Run is done: its definitions (and `finalize`) commit with its completion. */
+  private async phaseDone(run: RunState, finalize?: (tx: StateTransaction) => void): Promise<boolean> {
+    await this.finish(run, (tx) => {
+      finalize?.(tx);
+      writeUpdates(tx, run.updates);
+    });
+    return true;
+  }
+
+  private async finish(run: RunState, body: (tx: StateTransaction) => void): Promise<void> {
+    run.state = "complete";
+    run.finishedAt = this.clock();
+    await this.context.store.transact((tx) => {
+      body(tx);
+      tx.putMeta(`run:${run.id}`, run);
+    });
+    const seconds = ((run.finishedAt - (run.startedAt ?? run.finishedAt)) / 1000).toFixed(1);
+    this.context.logger.info({ run: run.id, kind: run.kind, target: run.target, processed: run.processed, seconds }, "run complete");
+    this.context.events?.finished?.(run);
+    if (run.kind === "reread") this.next();
+  }
+
+  private fail(run: RunState, error: unknown): void {
+    run.state = "failed";
+    run.finishedAt = this.clock();
+    run.error = error instanceof Error ? error.message : String(error);
+    this.context.logger.error({ run: run.id, kind: run.kind, target: run.target, err: error }, `run failed: ${run.error}`);
+    void this.context.store.putMeta(`run:${run.id}`, run).catch(() => undefined);
+    this.context.events?.finished?.(run);
+    this.next();
+  }
+
+  private progressed(run: RunState, items: number): void {
+    this.context.events?.progressed?.(run, items);
+    const now = this.clock();
+    if (now - this.lastLog < LOG_EVERY_MS) return;
+    const rate = Math.round(((run.processed - this.lastLogged) * 1000) / Math.max(1, now - this.lastLog));
+    this.context.logger.info({ run: run.id, kind: run.kind, target: run.target, processed: run.processed, total: run.total, perSecond: rate }, "run progress");
+    this.lastLog = now;
+    this.lastLogged = run.processed;
+  }
+}
+
+/** Whether a Run of the state does the work a planned Run would (so it resumes instead of starting over). */
+function sameWork(run: RunState, planned: PlannedRun): boolean {
+  return JSON.stringify(run.spec) === JSON.stringify(planned.spec) && JSON.stringify(run.updates) === JSON.stringify(planned.updates);
+}
+
+/** Every definition as an update (a new state records them all). */
+function allUpdates(definitions: Definitions): DefinitionUpdate[] {
+  return DEFINITION_CLASSES.flatMap((cls) => Object.entries(definitions[cls]).map(([id, definition]) => ({ cls, id, definition })));
 }

@@ -13,7 +13,8 @@ import type { AppConfig, SourceConfig } from "../../core/config/schema.js";
 import type { Located } from "../../core/config/types.js";
 import { METRICS } from "../../metrics/names.js";
 import { ChangeReader } from "../reader.js";
-import type { SourceComponent, SourceContext, SourceObserver } from "../types.js";
+import type { Change } from "../../core/change.js";
+import type { RereadRequest, SourceComponent, SourceContext, SourceObserver } from "../types.js";
 import { kafkaClientConfig, type KafkaAppOptions } from "./app.js";
 import { decodeMessage, type DebeziumFormat } from "./decode.js";
 
@@ -45,6 +46,10 @@ export class KafkaDebeziumSource extends ChangeReader {
   private readonly waiters = new Map<string, Waiter[]>();
   private readonly durable = new Map<string, bigint>();
   private joined = false;
+  /** The partitions this member was assigned at its last join, by topic. */
+  private assignment: Record<string, number[]> = {};
+  /** A replay under way (a re-read): per stream, where it starts and the last offset it must reach. */
+  private replay: { runId: string; sourceId: string; partitions: Map<string, { low: bigint; target: bigint; started: boolean; reached: boolean }> } | undefined;
 
   constructor(app: Located<AppConfig>, sources: readonly Located<SourceConfig>[], context: SourceContext) {
     super(app.id);
@@ -59,8 +64,9 @@ export class KafkaDebeziumSource extends ChangeReader {
       heartbeatInterval: Math.max(100, Math.floor((options.sessionTimeoutMs ?? 30_000) / 10)),
       retry: { initialRetryTime: 300, maxRetryTime: 10_000, retries: 12, restartOnFailure: async () => !this.stopped },
     });
-    this.consumer.on(this.consumer.events.GROUP_JOIN, () => {
+    this.consumer.on(this.consumer.events.GROUP_JOIN, (event) => {
       this.joined = true;
+      this.assignment = event.payload.memberAssignment as unknown as Record<string, number[]>;
       if (this.gate.isPaused) this.setFetching(false);
     });
     this.consumer.on(this.consumer.events.CRASH, (event) => {
@@ -149,6 +155,7 @@ export class KafkaDebeziumSource extends ChangeReader {
         this.emit({ sourceId: source.id, op: "marker", key: "", before: null, after: null, position, commitTime, deadLetter: { reason: decoded.reason, payload } });
       }
       last = message.offset;
+      this.replayed(stream, BigInt(message.offset));
       if (Date.now() - sinceHeartbeat > 1000) {
         await heartbeat();
         sinceHeartbeat = Date.now();
@@ -166,6 +173,58 @@ export class KafkaDebeziumSource extends ChangeReader {
     }
     resolveOffset(last);
     await this.consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() }]);
+  }
+
+  /**
+   * Reads a source's topic again (a Run) by replaying it from its earliest retained offset: for a
+   * compacted topic (or one that keeps everything) that is every row's latest change, so the state
+   * ends as a fresh consumer of the topic would have it. The Run completes once every assigned
+   * partition has been replayed up to the high watermark it had when the replay began.
+   */
+  async reread(request: RereadRequest): Promise<void> {
+    const marker = (position: string): Change => ({ sourceId: request.sourceIds[0] ?? "", op: "marker", key: "", before: null, after: null, position: { stream: `run:${request.runId}`, position }, commitTime: Date.now() });
+    const sources = this.sources.filter((s) => request.sourceIds.includes(s.id));
+    const partitions = new Map<string, { low: bigint; target: bigint; started: boolean; reached: boolean }>();
+    const admin = this.kafka.admin();
+    try {
+      while (!this.joined && !this.stopped) await Promise.race([new Promise((r) => setTimeout(r, 100)), this.stopRequested]);
+      await admin.connect();
+      for (const [topic, assigned] of Object.entries(this.assignment)) {
+        if (!sources.some((s) => this.sourceFor(topic) === s)) continue;
+        const offsets = await admin.fetchTopicOffsets(topic);
+        for (const { partition, low, high } of offsets) {
+          if (!assigned.includes(partition) || BigInt(high) <= BigInt(low)) continue;
+          const stream = this.streamOf(topic, partition);
+          partitions.set(stream, { low: BigInt(low), target: BigInt(high) - 1n, started: false, reached: false });
+          this.durable.set(stream, BigInt(low) - 1n);
+          this.consumer.seek({ topic, partition, offset: low });
+        }
+      }
+    } catch (error) {
+      this.emit(marker(`failed:replaying the topic from its earliest offset failed: ${(error as Error).message}`));
+      return;
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+    this.logger.info({ run: request.runId, partitions: partitions.size }, "replaying the source's topic from its earliest offsets");
+    if (partitions.size === 0) {
+      this.emit(marker("complete"));
+      return;
+    }
+    this.replay = { runId: request.runId, sourceId: sources[0]?.id ?? "", partitions };
+  }
+
+  /** Follows a replay: once every partition reached its target, the Run's completion follows in the stream. */
+  private replayed(stream: string, offset: bigint): void {
+    const replay = this.replay;
+    const partition = replay?.partitions.get(stream);
+    if (!replay || !partition) return;
+    // Messages of a batch fetched before the seek may still pass; the replay counts from its first offset.
+    if (offset === partition.low) partition.started = true;
+    if (partition.started && offset >= partition.target) partition.reached = true;
+    if (![...replay.partitions.values()].every((p) => p.reached)) return;
+    this.replay = undefined;
+    this.emit({ sourceId: replay.sourceId, op: "marker", key: "", before: null, after: null, position: { stream: `run:${replay.runId}`, position: "complete" }, commitTime: Date.now() });
   }
 
   private waitDurable(stream: string, offset: bigint): Promise<void> {
@@ -220,5 +279,15 @@ export const kafkaDebeziumSource: SourceComponent = {
   appType: "kafka",
   options: KafkaDebeziumOptions,
   metrics: [METRICS.kafkaConsumerLag],
+  // Once the group has consumed a topic, a source added on it reads only new messages: it is replayed.
+  needsReread: (source, app, positions) => {
+    const topic = String(source.options.topic);
+    const prefix = `kafka:${app.id}:`;
+    return [...positions.keys()].some((stream) => {
+      if (!stream.startsWith(prefix)) return false;
+      const consumed = stream.slice(prefix.length, stream.lastIndexOf(":"));
+      return topic.startsWith("/") && topic.endsWith("/") && topic.length > 2 ? new RegExp(topic.slice(1, -1)).test(consumed) : consumed === topic;
+    });
+  },
   create: (app, sources, context) => new KafkaDebeziumSource(app, sources, context),
 };

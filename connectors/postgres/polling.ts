@@ -7,11 +7,11 @@
 import { Type, type Static } from "@sinclair/typebox";
 import type pg from "pg";
 import type { Logger } from "pino";
-import type { Row } from "../../core/change.js";
+import type { Change, Row } from "../../core/change.js";
 import type { AppConfig, ScheduleConfig, SourceConfig } from "../../core/config/schema.js";
 import type { Located } from "../../core/config/types.js";
 import { ChangeReader } from "../reader.js";
-import type { SourceComponent, SourceContext } from "../types.js";
+import type { RereadRequest, SourceComponent, SourceContext } from "../types.js";
 import type { PostgresAppOptions } from "./app.js";
 import { qualifyTable } from "./debezium.js";
 import { primaryKeyColumns, quoteIdent, quoteTable, withClient } from "./introspect.js";
@@ -49,12 +49,13 @@ export class PostgresPollingSource extends ChangeReader {
   private readonly refresh: { query: string; recurringFrequency: number } | undefined;
   private readonly logger: Logger;
   private readonly watermarks = new Map<string, Watermark>();
-  private readonly running = new Set<string>();
+  /** The run under way of each source. */
+  private readonly running = new Map<string, Promise<boolean>>();
   private readonly timers: NodeJS.Timeout[] = [];
   private connected = false;
   private lastRefresh: string | undefined;
   /** The runs under way (each removes itself when it settles). */
-  private readonly runs = new Set<Promise<void>>();
+  private readonly runs = new Set<Promise<boolean>>();
 
   constructor(app: Located<AppConfig>, sources: readonly Located<SourceConfig>[], context: SourceContext) {
     super(app.id);
@@ -86,8 +87,8 @@ export class PostgresPollingSource extends ChangeReader {
       this.logger.error({ err: error }, "cannot reach the database of the polling sources; the schedules will retry");
     }
     for (const schedule of this.schedules) {
-      this.trigger(schedule.sourceId);
-      if (schedule.recurring !== false) this.timers.push(setInterval(() => this.trigger(schedule.sourceId), schedule.recurringFrequency));
+      void this.trigger(schedule.sourceId);
+      if (schedule.recurring !== false) this.timers.push(setInterval(() => void this.trigger(schedule.sourceId), schedule.recurringFrequency));
     }
     if (this.refresh) this.timers.push(setInterval(() => void this.checkRefresh(), this.refresh.recurringFrequency));
     await this.stopRequested;
@@ -99,24 +100,50 @@ export class PostgresPollingSource extends ChangeReader {
   }
 
   /** Runs a source now unless a run of it is under way. */
-  trigger(sourceId: string): void {
-    if (this.stopped || this.running.has(sourceId)) return;
+  trigger(sourceId: string): Promise<boolean> {
+    if (this.stopped) return Promise.resolve(false);
     const source = this.sources.find((s) => s.id === sourceId);
-    if (!source) return;
-    this.running.add(sourceId);
-    const run = (source.type === "postgres-table-import" ? this.importTable(source) : this.importQuery(source))
+    if (!source) return Promise.resolve(false);
+    const under = this.running.get(sourceId);
+    if (under) return under;
+    const run: Promise<boolean> = (source.type === "postgres-table-import" ? this.importTable(source) : this.importQuery(source))
       .then(() => {
         this.connected = true;
+        return true;
       })
       .catch((error: Error) => {
         this.connected = false;
         this.logger.error({ err: error, source: sourceId }, "polling run failed; the next scheduled run retries");
+        return false;
       })
       .finally(() => {
         this.running.delete(sourceId);
         this.runs.delete(run);
       });
     this.runs.add(run);
+    this.running.set(sourceId, run);
+    return run;
+  }
+
+  /**
+   * Reads sources again (a Run): a table import from no high watermark (its rows upserted again), a query
+   * import at once; then the Run's completion marker.
+   */
+  async reread(request: RereadRequest): Promise<void> {
+    const runStream = `run:${request.runId}`;
+    const marker = (position: string): Change => ({ sourceId: request.sourceIds[0] ?? "", op: "marker", key: "", before: null, after: null, position: { stream: runStream, position }, commitTime: Date.now() });
+    void (async () => {
+      for (const sourceId of request.sourceIds) {
+        // A run under way finishes first: the re-read starts after it, from no watermark.
+        await this.running.get(sourceId);
+        this.watermarks.delete(sourceId);
+        if (!(await this.trigger(sourceId))) {
+          if (!this.stopped) this.emit(marker(`failed:reading source ${sourceId} again failed (see the log)`));
+          return;
+        }
+      }
+      this.emit(marker("complete"));
+    })();
   }
 
   private async checkRefresh(): Promise<void> {
@@ -126,7 +153,7 @@ export class PostgresPollingSource extends ChangeReader {
       const value = JSON.stringify(rows);
       if (this.lastRefresh !== undefined && value !== this.lastRefresh) {
         this.logger.info({ app: this.appId }, "refresh query changed: running the app's schedules now");
-        for (const schedule of this.schedules) this.trigger(schedule.sourceId);
+        for (const schedule of this.schedules) void this.trigger(schedule.sourceId);
       }
       this.lastRefresh = value;
     } catch (error) {
@@ -179,24 +206,24 @@ export class PostgresPollingSource extends ChangeReader {
     });
   }
 
+  /**
+   * Each run of a query import is a snapshot of its rows: what the query returns is upserted, and once
+   * all of it is applied, the rows it did not return are removed (their properties go back to null, or,
+   * for a primary source, their records are deleted), as a fresh import would have them.
+   */
   private async importQuery(source: QueryImport): Promise<void> {
     const mapped = Object.keys(source.mapping);
     const started = new Date().toISOString();
+    const snapshotId = `query:${started}`;
+    const position = { stream: this.stream(source.id), position: started };
     await withClient(this.connection, async (client) => {
       const { rows } = await client.query<Row>(source.options.query);
       for (const row of rows) {
         await this.waitWhilePaused();
         if (this.stopped) return;
-        this.emit({
-          sourceId: source.id,
-          op: "update",
-          key: mapped.map((c) => String(row[c])).join(","),
-          before: null,
-          after: row,
-          position: { stream: this.stream(source.id), position: started },
-          commitTime: Date.now(),
-        });
+        this.emit({ sourceId: source.id, op: "snapshot", key: mapped.map((c) => String(row[c])).join(","), before: null, after: row, position, commitTime: Date.now(), snapshotId });
       }
+      this.emit({ sourceId: source.id, op: "marker", key: "", before: null, after: null, position, commitTime: Date.now(), snapshotComplete: { snapshotId, sourceIds: [source.id] } });
     });
   }
 
@@ -217,6 +244,8 @@ const pollingSource = (type: string, options: typeof PostgresTableImportOptions 
   polling: true,
   connector: "postgres-polling",
   metrics: [],
+  // A table import that has a watermark is past the rows behind it; a query import reads every row on every run.
+  needsReread: (source, app, positions) => type === "postgres-table-import" && positions.has(`poll:${app.id}:${source.id}`),
   create: (app, sources, context) => new PostgresPollingSource(app, sources, context),
 });
 

@@ -107,7 +107,7 @@ describe("grouparoo-stream run", () => {
     daemon = startDaemon(["--config", join(work, "config.yml"), "--state", join(work, "state")], http);
     // ltv: user 1 = 10 + 50 = 60, user 2 = 100; both now match.
     await waitForSample('grouparoo_group_members{group="high_value"}', 2);
-    await waitFor("backfill complete", async () => (daemon?.logs().includes('"msg":"backfill complete"') ? true : undefined));
+    await waitFor("backfill complete", async () => (daemon?.logs().split("\n").some((l) => l.includes('"kind":"backfill"') && l.includes('"msg":"run complete"')) ? true : undefined));
     daemon.child.kill("SIGTERM");
     expect((await daemon.exited).code).toBe(0);
   });

@@ -9,7 +9,7 @@ import type { Change } from "../../core/change.js";
 import { Backpressure } from "../../streams/backpressure.js";
 import { Pipeline, type ChunkedWork, type CommittedBatch, type CoreOperations } from "../../streams/pipeline.js";
 
-const empty = (): BatchResult => ({ applied: new Map(), deadLetters: 0, deadLettersBySource: new Map(), exports: 0, recordDelta: new Map(), memberDelta: new Map() });
+const empty = (): BatchResult => ({ applied: new Map(), deadLetters: 0, deadLettersBySource: new Map(), exports: 0, recordDelta: new Map(), memberDelta: new Map(), repairs: [] });
 const change = (i: number): Change => ({
   sourceId: "s",
   op: "insert",

@@ -6,6 +6,7 @@ import { METRICS } from "../../../metrics/names.js";
 import type { SourceComponent } from "../../types.js";
 import type { PostgresAppOptions } from "../app.js";
 import { qualifyTable, readDebezium, tableIncluded } from "../debezium.js";
+import { resolvePostgresApp } from "../settings.js";
 import { PostgresCdcSource } from "./source.js";
 
 export const PostgresCdcOptions = Type.Object(
@@ -19,6 +20,13 @@ export const postgresCdcSource: SourceComponent = {
   appType: "postgres",
   options: PostgresCdcOptions,
   metrics: [METRICS.replicationLagBytes, METRICS.snapshotRowsRead, METRICS.snapshotRowsEstimated],
+  // Past its initial snapshot the slot streams only what changes: a table added to the app then is read
+  // again (incremental snapshot). A snapshot mode that reads no rows, or reads them at every start
+  // (always), needs none; initial_only does not stream, so there is nothing to read it into.
+  needsReread: (_source, app, positions) => {
+    const { snapshot } = resolvePostgresApp(app);
+    return (snapshot === "initial" || snapshot === "when_needed") && positions.get(`postgres:${app.id}:snapshot`)?.startsWith("complete:") === true;
+  },
   check(source, context) {
     const problems: FieldProblem[] = [];
     const app = context.app(source.appId);

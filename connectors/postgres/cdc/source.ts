@@ -11,11 +11,12 @@ import type { Change, Row } from "../../../core/change.js";
 import type { AppConfig, SourceConfig } from "../../../core/config/schema.js";
 import type { Located } from "../../../core/config/types.js";
 import { ChangeReader } from "../../reader.js";
-import type { SourceContext, SourceObserver } from "../../types.js";
+import type { RereadRequest, SourceContext, SourceObserver } from "../../types.js";
 import { qualifyTable } from "../debezium.js";
 import { compareLsn, previousLsn, resolvePostgresApp, type PostgresAppSettings } from "../settings.js";
 import { startHeartbeat, startLagPoller } from "./lag.js";
 import { createSlot, planSlot, SlotLostError, type CapturedTable } from "./slot.js";
+import { rereadTables } from "./reread.js";
 import { readSnapshot } from "./snapshot.js";
 import { openReplication, PgoutputChanges, type Undecodable } from "./stream.js";
 
@@ -94,6 +95,31 @@ export class PostgresCdcSource extends ChangeReader {
     if (!lsn || compareLsn(lsn, this.durableLsn) <= 0) return;
     this.durableLsn = lsn;
     await this.confirm(lsn).catch((error: Error) => this.logger.warn({ err: error }, "acknowledging the slot failed; it is retried with the next batch"));
+  }
+
+  /** Re-reads tables while streaming goes on (reread.ts); the Run's end is a marker in the stream. */
+  async reread(request: RereadRequest): Promise<void> {
+    const runStream = `run:${request.runId}`;
+    const marker = (position: string): Change => ({ sourceId: request.sourceIds[0] ?? "", op: "marker", key: "", before: null, after: null, position: { stream: runStream, position }, commitTime: Date.now() });
+    void rereadTables(request, {
+      settings: this.settings,
+      tables: this.tables,
+      decoder: this.decoder,
+      ready: async () => {
+        while (!this.stopped && (!this.ready() || this.gate.isPaused)) await Promise.race([new Promise((r) => setTimeout(r, 100)), this.stopRequested]);
+      },
+      stopped: () => this.stopped,
+      stopRequested: this.stopRequested,
+    }).then(
+      (result) => {
+        if (result === "complete") this.emit(marker("complete"));
+      },
+      (error: unknown) => {
+        const reason = error instanceof Error ? error.message : String(error);
+        this.logger.error({ run: request.runId, err: error }, "re-reading failed");
+        this.emit(marker(`failed:${reason}`));
+      },
+    );
   }
 
   protected async interrupt(): Promise<void> {

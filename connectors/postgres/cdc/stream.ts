@@ -49,8 +49,34 @@ export function openReplication(settings: PostgresAppSettings): { service: Logic
   return { service, plugin };
 }
 
+/** The prefix of the logical messages that bracket a re-read chunk (DBLog's low and high watermarks). */
+export const WATERMARK_PREFIX = "grouparoo_stream_watermark";
+
+/**
+ * One chunk of a re-read between its low and high watermarks: keys of its table that change in the
+ * stream inside that window are dropped from the chunk (the streamed change is newer), and at the high
+ * watermark the rest of the chunk enters the stream, followed by the Run's progress marker.
+ */
+export interface ChunkWindow {
+  /** `<runId>/<chunk>`: what the watermark messages carry. */
+  id: string;
+  table: string;
+  sourceId: string;
+  keyColumns: readonly string[];
+  rows: readonly Row[];
+  /** The progress marker emitted after the rows: its stream (run:<id>) and position. */
+  progress: { stream: string; position: string };
+  open: boolean;
+  changed: Set<string>;
+  truncated: boolean;
+  /** Called once the chunk's rows are in the stream. */
+  done(): void;
+}
+
 /** Turns the messages of one replication stream into changes, in stream order. */
 export class PgoutputChanges {
+  /** The re-read chunk waiting for its watermarks, if any. */
+  window: ChunkWindow | undefined;
   /** The end of the last transaction received whole: the position every change carries. */
   committedLsn: string;
   private commitTime = Date.now();
@@ -94,6 +120,29 @@ export class PgoutputChanges {
     this.emit(this.marker(sent, Date.now()));
   }
 
+  /** A watermark of the chunk waiting: the low one opens its window, the high one puts its rows in the stream. */
+  private watermark(content: string): void {
+    const window = this.window;
+    const [mark, id] = [content.slice(0, content.indexOf(" ")), content.slice(content.indexOf(" ") + 1)];
+    if (!window || window.id !== id) return;
+    if (mark === "low") {
+      window.open = true;
+      return;
+    }
+    if (mark !== "high" || !window.open) return;
+    this.window = undefined;
+    if (!window.truncated) {
+      for (const row of window.rows) {
+        const key = window.keyColumns.map((k) => String(row[k])).join(",");
+        if (window.changed.has(key)) continue;
+        const after = this.withoutExcluded(window.table, row);
+        this.emit({ sourceId: window.sourceId, op: "snapshot", key, before: null, after, position: { stream: this.stream, position: this.committedLsn }, commitTime: this.commitTime });
+      }
+    }
+    this.emit({ sourceId: window.sourceId, op: "marker", key: "", before: null, after: null, position: window.progress, commitTime: this.commitTime });
+    window.done();
+  }
+
   private deadLetter(lsn: string, reason: string, payload: unknown): void {
     this.logger.error({ lsn, reason }, "postgres-cdc message set aside as a dead letter");
     this.emit(this.marker(this.committedLsn, this.commitTime, { reason, payload }));
@@ -112,6 +161,9 @@ export class PgoutputChanges {
         this.emit(this.marker(this.committedLsn, this.commitTime));
         return;
       }
+      case "message":
+        if (message.prefix === WATERMARK_PREFIX) this.watermark(Buffer.from(message.content).toString("utf8"));
+        return;
       case "insert":
       case "update":
       case "delete": {
@@ -120,6 +172,7 @@ export class PgoutputChanges {
         const before = message.tag === "insert" ? null : (message.old ?? message.key ?? null);
         const keyRow = after ?? before ?? {};
         const key = message.relation.keyColumns.map((k) => String(keyRow[k])).join(",");
+        if (this.window?.open && this.window.table === table) this.window.changed.add(key);
         for (const sourceId of this.bySource.get(table) ?? []) {
           this.emit({ sourceId, op: message.tag, key, before, after, position: { stream: this.stream, position: this.committedLsn }, commitTime: this.commitTime });
         }
@@ -127,6 +180,7 @@ export class PgoutputChanges {
       }
       case "truncate":
         for (const relation of message.relations) {
+          if (this.window?.open && this.window.table === `${relation.schema}.${relation.name}`) this.window.truncated = true;
           for (const sourceId of this.bySource.get(`${relation.schema}.${relation.name}`) ?? []) {
             this.emit({ sourceId, op: "truncate", key: "", before: null, after: null, position: { stream: this.stream, position: this.committedLsn }, commitTime: this.commitTime });
           }

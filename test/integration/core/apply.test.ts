@@ -162,8 +162,8 @@ describe("applying batches", () => {
   it("keeps only the chosen row of a max or most recent value, and chooses again from the stored rows when it goes", async () => {
     const purchases = Array.from({ length: 50 }, (_, i) => purchase(i + 1, { user_id: 1, amount: i + 1, state: "paid", sku: "A", created_at: new Date(T - (i + 1) * 1000) }));
     await apply([user(1), ...purchases]);
-    expect(store.aggregateOf("users", "1", "max_amount")).toEqual({ kind: "keyed", method: "max", best: ["50", 50, 50] });
-    expect(store.aggregateOf("users", "1", "last_purchase_at")).toEqual({ kind: "keyed", method: "most recent value", best: ["1", T - 1000, T - 1000] });
+    expect(store.aggregateOf("users", "1", "max_amount")).toMatchObject({ kind: "keyed", method: "max", best: ["50", 50, 50] });
+    expect(store.aggregateOf("users", "1", "last_purchase_at")).toMatchObject({ kind: "keyed", method: "most recent value", best: ["1", T - 1000, T - 1000] });
     await apply([change("purchases_table", "delete", "50", null), change("purchases_table", "delete", "1", null)]);
     expect(store.getRecord("users", "1")?.values).toMatchObject({ max_amount: 49, last_purchase_at: T - 2000, purchase_count: 48 });
     // A chosen row that gets worse competes again with the others.

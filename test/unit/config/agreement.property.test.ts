@@ -121,7 +121,7 @@ describe("validate and run agree", () => {
         const logger = pino({ level: "silent" });
         const sources = createSources(result.config, registry, new Map(), logger, {});
         const destinations = createDestinations(result.config, registry, logger);
-        expect(sources.length).toBeGreaterThan(0);
+        expect(sources.connectors.length).toBeGreaterThan(0);
         expect(destinations).toHaveLength(1);
       }),
       { numRuns: 500 },

@@ -1,0 +1,274 @@
+// The definitions a state was built from, and the Runs a config change needs (invariant 9): the state
+// records, for every model, source, property, group and destination, what it was built with; at start
+// and on reload the stored definitions are compared with the config's, and exactly what changed gets a
+// Run, after which the state equals what a fresh daemon on the new config builds from the same data.
+// Pure: the caller supplies what the state and the connectors know (which sources would miss their
+// existing rows unless they are read again).
+import type { AggregateSpec } from "./aggregates.js";
+import type { Config } from "./config/types.js";
+import type { Domain } from "./domain.js";
+
+export interface ModelDefinition {
+  primarySourceId: string;
+  primaryKeyPropertyId: string;
+}
+
+export interface SourceDefinition {
+  modelId: string;
+  type: string;
+  appId: string;
+  primary: boolean;
+  mapping: Record<string, string>;
+  options: Record<string, unknown>;
+}
+
+export interface PropertyDefinition {
+  modelId: string;
+  sourceId: string;
+  type: string;
+  unique: boolean;
+  isArray: boolean;
+  aggregate: AggregateSpec;
+}
+
+export interface GroupDefinition {
+  modelId: string;
+  /** The compiled rules (types included): a property changing type changes the group too. */
+  fingerprint: string;
+}
+
+export interface DestinationDefinition {
+  modelId: string;
+  type: string;
+  appId: string;
+  options: Record<string, unknown>;
+  collection: string;
+  groupId: string | null;
+  syncMode: string;
+  mapping: Record<string, string>;
+  groupMemberships: Record<string, string>;
+}
+
+export interface Definitions {
+  models: Record<string, ModelDefinition>;
+  sources: Record<string, SourceDefinition>;
+  properties: Record<string, PropertyDefinition>;
+  groups: Record<string, GroupDefinition>;
+  destinations: Record<string, DestinationDefinition>;
+}
+
+export type DefinitionClass = keyof Definitions;
+export const DEFINITION_CLASSES: readonly DefinitionClass[] = ["models", "sources", "properties", "groups", "destinations"];
+
+/** A definition to record (or, with `definition: null`, to forget) once a Run is done. */
+export interface DefinitionUpdate {
+  cls: DefinitionClass;
+  id: string;
+  definition: Definitions[DefinitionClass][string] | null;
+}
+
+const sorted = <T>(record: Readonly<Record<string, T>>): Record<string, T> => Object.fromEntries(Object.entries(record).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+
+/** The definitions of a validated config, as the state records them. */
+export function definitionsOf(config: Config, domain: Domain): Definitions {
+  const definitions: Definitions = { models: {}, sources: {}, properties: {}, groups: {}, destinations: {} };
+  for (const [id, model] of domain.models) definitions.models[id] = { primarySourceId: model.primarySourceId, primaryKeyPropertyId: model.primaryKeyPropertyId };
+  for (const source of config.sources) {
+    definitions.sources[source.id] = {
+      modelId: source.modelId,
+      type: source.type,
+      appId: source.appId,
+      primary: domain.sources.get(source.id)?.primary === true,
+      mapping: sorted(source.mapping),
+      options: sorted(source.options),
+    };
+  }
+  for (const [id, property] of domain.properties) {
+    definitions.properties[id] = { modelId: property.modelId, sourceId: property.sourceId, type: property.type, unique: property.unique, isArray: property.isArray, aggregate: property.aggregate };
+  }
+  for (const [id, group] of domain.groups) definitions.groups[id] = { modelId: group.modelId, fingerprint: group.fingerprint };
+  for (const destination of config.destinations) {
+    definitions.destinations[destination.id] = {
+      modelId: destination.modelId,
+      type: destination.type,
+      appId: destination.appId,
+      options: sorted(destination.options),
+      collection: destination.collection,
+      groupId: destination.groupId ?? null,
+      syncMode: destination.syncMode,
+      mapping: sorted(destination.mapping),
+      groupMemberships: sorted(destination.destinationGroupMemberships ?? {}),
+    };
+  }
+  return definitions;
+}
+
+/** What one Run does; `updates` are the definitions recorded when it is done. */
+export type RunSpec =
+  | { kind: "remove-destination"; destinationId: string }
+  | { kind: "remove-group"; groupId: string; modelId: string }
+  | { kind: "remove-property"; propertyId: string; modelId: string; unique: boolean }
+  | { kind: "remove-source"; sourceId: string; modelId: string; primary: boolean }
+  | { kind: "remove-model"; modelId: string }
+  | { kind: "reread"; sourceId: string; modelId: string }
+  | { kind: "rebuild"; sourceId: string; modelId: string; propertyIds: string[] }
+  | { kind: "backfill"; groupId: string; modelId: string }
+  | { kind: "export"; destinationId: string; modelId: string; reset: boolean };
+
+export type RunKind = RunSpec["kind"];
+export const RUN_KINDS: readonly RunKind[] = ["remove-destination", "remove-group", "remove-property", "remove-source", "remove-model", "reread", "rebuild", "backfill", "export"];
+
+export interface PlannedRun {
+  spec: RunSpec;
+  /** What it is about, for people: "property lifetime_value", "source purchases_table". */
+  target: string;
+  /** Why it runs. */
+  reason: string;
+  updates: DefinitionUpdate[];
+}
+
+export interface RunPlan {
+  runs: PlannedRun[];
+  /** Definitions that change without a Run of their own; recorded after the plan's Runs are done. */
+  updates: DefinitionUpdate[];
+}
+
+export interface PlanContext {
+  /** True when the source's connector has read past its start: its existing rows come only from a re-read. */
+  needsReread(sourceId: string): boolean;
+}
+
+const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
+
+/**
+ * The Runs that take a state built from `stored` to what `next` builds: removals first (destinations,
+ * groups, properties, sources, models), then re-reads, rebuilds from stored rows, group backfills and
+ * export runs. A definition that changed in a way its records cannot be updated in place (a property
+ * that moved source or became unique, a source whose table, mapping or role changed) is removed and
+ * added again.
+ */
+export function planRuns(stored: Definitions, next: Definitions, context: PlanContext): RunPlan {
+  const runs: PlannedRun[] = [];
+  const updates: DefinitionUpdate[] = [];
+  const update = (cls: DefinitionClass, id: string): DefinitionUpdate => ({ cls, id, definition: next[cls][id] ?? null });
+  const forget = (cls: DefinitionClass, id: string): DefinitionUpdate => ({ cls, id, definition: null });
+  const run = (spec: RunSpec, target: string, reason: string, runUpdates: DefinitionUpdate[]) => runs.push({ spec, target, reason, updates: runUpdates });
+
+  const removedModels = new Set(Object.keys(stored.models).filter((id) => !next.models[id]));
+  const keptModel = (modelId: string) => !removedModels.has(modelId);
+
+  // Sources removed, or changed in a way that needs their rows again from scratch.
+  const replacedSources = new Set<string>();
+  for (const [id, before] of Object.entries(stored.sources)) {
+    const after = next.sources[id];
+    if (after && same(before, after)) continue;
+    if (after) replacedSources.add(id);
+  }
+  // Properties removed, or changed in a way a rebuild cannot follow (another source, uniqueness, role).
+  const replacedProperties = new Set<string>();
+  for (const [id, before] of Object.entries(stored.properties)) {
+    const after = next.properties[id];
+    if (!after || same(before, after)) continue;
+    const moved = before.sourceId !== after.sourceId || before.unique !== after.unique || before.modelId !== after.modelId || replacedSources.has(after.sourceId);
+    if (moved) replacedProperties.add(id);
+  }
+
+  // 1. Removals.
+  for (const id of Object.keys(stored.destinations)) {
+    if (!next.destinations[id]) {
+      run({ kind: "remove-destination", destinationId: id }, `destination ${id}`, "removed from the config", [forget("destinations", id)]);
+    }
+  }
+  for (const [id, before] of Object.entries(stored.groups)) {
+    if (next.groups[id] || !keptModel(before.modelId)) continue;
+    run({ kind: "remove-group", groupId: id, modelId: before.modelId }, `group ${id}`, "removed from the config", [forget("groups", id)]);
+  }
+  for (const [id, before] of Object.entries(stored.properties)) {
+    if (!keptModel(before.modelId)) continue;
+    if (next.properties[id] && !replacedProperties.has(id)) continue;
+    const why = next.properties[id] ? "its source, uniqueness or role changed: removed, then read again" : "removed from the config";
+    run({ kind: "remove-property", propertyId: id, modelId: before.modelId, unique: before.unique }, `property ${id}`, why, [forget("properties", id)]);
+  }
+  for (const [id, before] of Object.entries(stored.sources)) {
+    if (!keptModel(before.modelId)) continue;
+    if (next.sources[id] && !replacedSources.has(id)) continue;
+    const why = next.sources[id] ? "its table, mapping, type or role changed: removed, then read again" : "removed from the config";
+    run({ kind: "remove-source", sourceId: id, modelId: before.modelId, primary: before.primary }, `source ${id}`, why, [forget("sources", id)]);
+  }
+  for (const id of removedModels) {
+    const dependents: DefinitionUpdate[] = [];
+    for (const cls of ["sources", "properties", "groups"] as const) {
+      for (const [depId, def] of Object.entries(stored[cls])) if (def.modelId === id && !next[cls][depId]) dependents.push(forget(cls, depId));
+    }
+    run({ kind: "remove-model", modelId: id }, `model ${id}`, "removed from the config", [forget("models", id), ...dependents]);
+  }
+
+  // 2. Sources read again: added (when their connector has read past their existing rows) or replaced.
+  const reread = new Set<string>();
+  for (const [id, after] of Object.entries(next.sources)) {
+    const before = stored.sources[id];
+    if (before && same(before, after)) continue;
+    const properties = Object.entries(next.properties).filter(([, p]) => p.sourceId === id);
+    const covered = [update("sources", id), ...properties.filter(([pid, p]) => !same(stored.properties[pid], p)).map(([pid]) => update("properties", pid))];
+    if (context.needsReread(id)) {
+      reread.add(id);
+      run({ kind: "reread", sourceId: id, modelId: after.modelId }, `source ${id}`, before ? "changed: its rows are read again" : "added on a stream that is past its existing rows", covered);
+    } else updates.push(...covered);
+  }
+
+  // 3. Properties added or changed on sources not read again.
+  const rebuilds = new Map<string, { modelId: string; propertyIds: string[] }>();
+  for (const [id, after] of Object.entries(next.properties)) {
+    if (same(stored.properties[id], after) || reread.has(after.sourceId)) continue;
+    const source = next.sources[after.sourceId];
+    if (!source || !stored.sources[after.sourceId] || replacedSources.has(after.sourceId)) {
+      // Its source is new or replaced, and its connector reads it whole anyway (else it is read again above).
+      updates.push(update("properties", id));
+      continue;
+    }
+    if (source.primary) {
+      // A primary row is kept only as its properties' values: the column is read again from the source.
+      if (context.needsReread(after.sourceId)) {
+        reread.add(after.sourceId);
+        const properties = Object.entries(next.properties).filter(([pid, p]) => p.sourceId === after.sourceId && !same(stored.properties[pid], p));
+        run({ kind: "reread", sourceId: after.sourceId, modelId: after.modelId }, `source ${after.sourceId}`, `property ${id} is new or changed: the source's rows are read again`, properties.map(([pid]) => update("properties", pid)));
+      } else updates.push(update("properties", id));
+      continue;
+    }
+    const rebuild = rebuilds.get(after.sourceId) ?? { modelId: after.modelId, propertyIds: [] };
+    rebuild.propertyIds.push(id);
+    rebuilds.set(after.sourceId, rebuild);
+  }
+  for (const [sourceId, { modelId, propertyIds }] of rebuilds) {
+    run({ kind: "rebuild", sourceId, modelId, propertyIds }, `${propertyIds.length === 1 ? "property" : "properties"} ${propertyIds.join(", ")}`, "new or changed: recomputed from the stored rows", propertyIds.map((id) => update("properties", id)));
+  }
+
+  // 4. Groups added or changed (or back after a removal).
+  for (const [id, after] of Object.entries(next.groups)) {
+    if (same(stored.groups[id], after)) continue;
+    run({ kind: "backfill", groupId: id, modelId: after.modelId }, `group ${id}`, stored.groups[id] ? "its rules changed" : "new", [update("groups", id)]);
+  }
+
+  // 5. Destinations added or changed: every record planned again under the new definition.
+  for (const [id, after] of Object.entries(next.destinations)) {
+    const before = stored.destinations[id];
+    if (same(before, after)) continue;
+    const reset = !before || before.type !== after.type || before.appId !== after.appId || !same(before.options, after.options) || before.modelId !== after.modelId;
+    const why = !before ? "new" : reset ? "its type, app or options changed: every record is sent again" : "its mapping, groups, collection or sync mode changed";
+    run({ kind: "export", destinationId: id, modelId: after.modelId, reset }, `destination ${id}`, why, [update("destinations", id)]);
+  }
+
+  for (const [id, after] of Object.entries(next.models)) if (!same(stored.models[id], after)) updates.push(update("models", id));
+  return { runs, updates };
+}
+
+/** Applies definition updates to a set of definitions (what the state records after them). */
+export function applyUpdates(definitions: Definitions, updates: readonly DefinitionUpdate[]): Definitions {
+  const out: Definitions = { models: { ...definitions.models }, sources: { ...definitions.sources }, properties: { ...definitions.properties }, groups: { ...definitions.groups }, destinations: { ...definitions.destinations } };
+  for (const u of updates) {
+    const table = out[u.cls] as Record<string, unknown>;
+    if (u.definition === null) delete table[u.id];
+    else table[u.id] = u.definition;
+  }
+  return out;
+}

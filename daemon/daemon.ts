@@ -1,0 +1,350 @@
+// The daemon at run time: the state, the metrics and the HTTP listener live as long as the process; the
+// rest (connectors, pipeline, deliveries, Runs) is one generation built from one config. A reload
+// validates the new config, keeps the running generation when it is invalid, and otherwise drains it
+// (the batch in flight commits and is acknowledged) and starts a generation of the new config, whose
+// Runs take the state where the new config wants it: a restart and a reload do the same.
+import { watch, type FSWatcher } from "node:fs";
+import type { Server } from "node:http";
+import type { Logger } from "pino";
+import { formatIssue } from "../core/config/issues.js";
+import type { Config } from "../core/config/types.js";
+import { definitionsOf, type RunSpec } from "../core/definitions.js";
+import type { Domain } from "../core/domain.js";
+import type { ComponentRegistry } from "../connectors/registry.js";
+import type { DestinationConnector, SourceConnector } from "../connectors/types.js";
+import { createMetrics, type Metrics } from "../metrics/registry.js";
+import { Store, type OutboxEntry } from "../state/store.js";
+import { DEFAULT_DELIVERY_OPTIONS, Delivery, type DeliveryOptions } from "../streams/delivery.js";
+import { flowIntoState, type Flow } from "../streams/flow.js";
+import { DEFAULT_PIPELINE_OPTIONS, pipelineOptions } from "../streams/pipeline.js";
+import { listRuns, Runs } from "../streams/runs.js";
+import { EX_CONFIG } from "./commands/validate.js";
+import { loadConfigWithPlugins, type ValidationResult } from "./config/validate.js";
+import { createDestinations, createSources, needsReread, type CreatedDestination } from "./connectors.js";
+import { parseListen, startHttpServer } from "./http.js";
+import { recordCommitted, recordDelivered, sourceObserver } from "./observe.js";
+
+export interface RunOptions {
+  config: string;
+  /** Plugin packages (or paths) to load, resolved from the working directory. */
+  plugins?: string[];
+  state: string;
+  http: string;
+  maxBatchSize?: number;
+  maxBatchDelayMs?: number;
+  /** How long SIGTERM keeps delivering the outbox before exiting. */
+  drainTimeoutMs?: number;
+  /** Exports waiting per destination above which the sources pause (they resume below half). */
+  outboxBound?: number;
+  /** Delivery tuning for every destination. */
+  delivery?: Partial<DeliveryOptions>;
+  /** Reload when a config file changes (as on SIGHUP). */
+  watchConfig?: boolean;
+}
+
+export const EX_SOFTWARE = 70;
+
+/** A Run asked for by hand (grouparoo-stream rebuild), waiting in the state for the daemon. */
+export interface RunRequest {
+  spec: RunSpec;
+  target: string;
+  reason: string;
+  at: number;
+}
+
+/** Everything built from one config. */
+interface Generation {
+  config: Config;
+  domain: Domain;
+  sources: SourceConnector[];
+  destinations: DestinationConnector[];
+  deliveries: Delivery<OutboxEntry>[];
+  flow: Flow;
+  runs: Runs;
+  requests: NodeJS.Timeout;
+}
+
+export class Daemon {
+  private generation: Generation | undefined;
+  private server: Server | undefined;
+  private watcher: FSWatcher | undefined;
+  private draining = false;
+  private reloading: Promise<unknown> = Promise.resolve();
+  private settle: (code: number) => void = () => undefined;
+  /** Resolves with the exit code once the daemon stopped. */
+  readonly finished: Promise<number>;
+
+  private constructor(
+    private readonly options: RunOptions,
+    private readonly logger: Logger,
+    private readonly store: Store,
+    private readonly metrics: Metrics,
+  ) {
+    this.finished = new Promise((resolve) => (this.settle = resolve));
+  }
+
+  /** Validates the config, opens the state, starts everything; an exit code when it cannot start. */
+  static async start(options: RunOptions, logger: Logger): Promise<Daemon | number> {
+    const loaded = await Daemon.load(options, logger);
+    if (!loaded.config || !loaded.domain || !loaded.registry) return EX_CONFIG;
+    let listen: { host: string; port: number };
+    try {
+      listen = parseListen(options.http);
+    } catch (error) {
+      logger.error({ http: options.http }, (error as Error).message);
+      return 64;
+    }
+    const store = Store.open(options.state);
+    let daemon: Daemon | undefined = undefined;
+    const current = () => daemon?.generation;
+    const metrics = createMetrics({
+      records: () => [...(current()?.domain.models.keys() ?? [])].map((m) => [m, store.countOf("records", m)] as [string, number]),
+      members: () => [...(current()?.domain.groups.keys() ?? [])].map((g) => [g, store.countOf("members", g)] as [string, number]),
+      outboxDepth: () => [...(current()?.domain.destinations.keys() ?? [])].map((d) => [d, store.outboxDepth(d)] as [string, number]),
+      runs: () => {
+        const counts = new Map<string, number>();
+        for (const run of listRuns(store)) counts.set(`${run.kind}\u0000${run.state}`, (counts.get(`${run.kind}\u0000${run.state}`) ?? 0) + 1);
+        return [...counts].map(([key, count]) => [...(key.split("\u0000") as [string, string]), count] as [string, string, number]);
+      },
+      runProgress: () =>
+        (current()?.runs.pending() ?? [])
+          .filter((r) => r.state === "running")
+          .map((r) => [r.id, r.kind, r.target, r.total ? Math.min(1, r.processed / r.total) : null] as [string, string, string, number | null]),
+    });
+    daemon = new Daemon(options, logger, store, metrics);
+    try {
+      await daemon.startGeneration(loaded.config, loaded.domain, loaded.registry);
+    } catch (error) {
+      logger.error({ err: error }, (error as Error).message);
+      await store.close();
+      return EX_CONFIG;
+    }
+    try {
+      daemon.server = await startHttpServer(listen, { registry: metrics.registry, notReady: () => (daemon ? daemon.notReady() : "starting") });
+    } catch (error) {
+      logger.error({ err: error, http: options.http }, "cannot listen for HTTP");
+      await daemon.stopGeneration();
+      await store.close();
+      return EX_SOFTWARE;
+    }
+    if (options.watchConfig) daemon.watchConfig();
+    logger.info({ http: options.http, state: options.state, sources: daemon.generation?.sources.map((s) => s.appId) }, "grouparoo-stream running");
+    return daemon;
+  }
+
+  private static async load(options: RunOptions, logger: Logger): Promise<ValidationResult & { registry?: ComponentRegistry }> {
+    try {
+      const loaded = await loadConfigWithPlugins(options.config, options.plugins ?? []);
+      for (const issue of loaded.issues) (issue.severity === "error" ? logger.error.bind(logger) : logger.warn.bind(logger))({ issue }, formatIssue(issue));
+      if (!loaded.config) logger.error({ config: options.config }, "invalid config");
+      return loaded;
+    } catch (error) {
+      logger.error({ err: error }, (error as Error).message);
+      return { issues: [] };
+    }
+  }
+
+  /** null when ready, else why not. */
+  notReady(): string | null {
+    const generation = this.generation;
+    if (this.draining) return "draining";
+    if (!generation) return "reloading";
+    const down = generation.sources.filter((s) => !s.ready()).map((s) => s.appId);
+    if (down.length > 0) return `sources not connected: ${down.join(", ")}`;
+    const unreachable = generation.destinations.filter((d) => !d.ready()).map((d) => d.destinationId);
+    return unreachable.length > 0 ? `destinations unreachable: ${unreachable.join(", ")}` : null;
+  }
+
+  /** Everything of one config: connectors, pipeline, deliveries, and the Runs its definitions need. */
+  private async startGeneration(config: Config, domain: Domain, registry: ComponentRegistry): Promise<void> {
+    const { store, metrics, logger, options } = this;
+    const positions = store.allPositions();
+    const { connectors: sources, bySource } = createSources(config, registry, positions, logger, sourceObserver(metrics));
+    const created = createDestinations(config, registry, logger);
+    const destinations = created.map((d) => d.connector);
+    const marks = pipelineOptions(options.maxBatchSize ?? DEFAULT_PIPELINE_OPTIONS.maxBatchSize, options.maxBatchDelayMs ?? DEFAULT_PIPELINE_OPTIONS.maxBatchDelayMs);
+    const outboxBound = options.outboxBound ?? 100_000;
+    const outboxDepths = () => destinations.map((d) => store.outboxDepth(d.destinationId));
+    // The generation being built, for the callbacks that run once it is.
+    const self: { generation?: Generation } = {};
+    const deliveries = this.deliveries(created, () => {
+      if (self.generation?.flow.backpressure.outboxAtBound) self.generation.flow.backpressure.outboxDepths(outboxDepths());
+    });
+    const runs = new Runs({
+      store,
+      domain,
+      schedule: (work) => self.generation?.flow.pipeline.schedule(work),
+      connectorOf: (sourceId) => bySource.get(sourceId),
+      logger,
+      events: { progressed: (run, items) => metrics.runItems.inc({ kind: run.kind }, items) },
+    });
+    const flow = flowIntoState(
+      sources,
+      store,
+      domain,
+      {
+        committed: (batch) => {
+          recordCommitted(metrics, batch);
+          runs.committed(batch);
+          const repairs = batch.result?.repairs ?? [];
+          if (repairs.length > 0) {
+            for (const r of repairs) metrics.aggregateRepairs.inc({ property: r.propertyId });
+            logger.warn({ repairs: repairs.length, first: repairs.slice(0, 3) }, "aggregates rebuilt from their rows (another definition built them, or they were inconsistent)");
+          }
+          if ((batch.result?.exports ?? 0) > 0) {
+            for (const d of deliveries) d.wake();
+            flow.backpressure.outboxDepths(outboxDepths());
+          }
+        },
+        failed: (error) => logger.error({ err: error }, "pipeline failed"),
+        pressure: (reason, full, paused) => {
+          if (reason === "outbox") logger.warn({ outboxBound, depths: outboxDepths() }, full ? "outbox full: pausing sources" : "outbox drained: resuming sources");
+          else logger.warn({ paused: full }, full ? "backpressure: pausing sources" : "backpressure released: resuming sources");
+          metrics.sourcesPaused.set(paused ? 1 : 0);
+        },
+        acknowledgeFailed: (source, error) => logger.warn({ err: error, app: source.appId }, "acknowledging positions failed"),
+      },
+      { pipeline: marks, outboxBound },
+    );
+    const generation: Generation = { config, domain, sources, destinations, deliveries, flow, runs, requests: setInterval(() => void this.takeRequests(), 1000) };
+    generation.requests.unref();
+    self.generation = generation;
+    this.generation = generation;
+    const started = generation;
+    flow.done.then(
+      () => {
+        // The sources completed on their own (not a drain or a reload): nothing is left to do.
+        if (this.generation === started && !this.draining) void this.stop(0);
+      },
+      (error: unknown) => {
+        logger.error({ err: error }, "pipeline stopped on an error");
+        if (this.generation === started) void this.stop(EX_SOFTWARE);
+      },
+    );
+    for (const d of deliveries) d.start();
+    await runs.start(definitionsOf(config, domain), (sourceId) => needsReread(config, registry, positions, sourceId), store.isEmpty());
+    await this.takeRequests();
+  }
+
+  private deliveries(created: readonly CreatedDestination[], delivered: () => void): Delivery<OutboxEntry>[] {
+    return created.map(
+      ({ connector, tuning }) =>
+        new Delivery<OutboxEntry>(
+          connector,
+          this.store.outboxFor(connector.destinationId),
+          {
+            completed: (outcomes, batchSize) => {
+              recordDelivered(this.metrics, connector.destinationId, outcomes, batchSize);
+              delivered();
+            },
+            failed: (error) => this.logger.error({ err: error, destination: connector.destinationId }, "delivery failed"),
+          },
+          { ...DEFAULT_DELIVERY_OPTIONS, ...this.options.delivery, ...tuning },
+        ),
+    );
+  }
+
+  /** Runs asked for by hand (meta entries request:<at>), queued in the order they came. */
+  private async takeRequests(): Promise<void> {
+    const generation = this.generation;
+    if (!generation || this.draining) return;
+    for (const request of this.store.metaWithPrefix<RunRequest>("request:")) {
+      await this.store.transact((tx) => tx.deleteMeta(`request:${request.at}`));
+      await generation.runs.request(request.spec, request.target, request.reason);
+    }
+  }
+
+  /**
+   * Stops a generation: its Runs stop at their next chunk (they resume in the next generation), the
+   * sources stop reading, the batch in flight commits and is acknowledged, and delivery stops; with
+   * `drainMs`, the outbox is delivered for up to that long first.
+   */
+  private async stopGeneration(drainMs?: number): Promise<void> {
+    const generation = this.generation;
+    if (!generation) return;
+    clearInterval(generation.requests);
+    generation.runs.stop();
+    generation.flow.pipeline.drain();
+    await Promise.race([Promise.allSettled(generation.sources.map((s) => s.stop())), new Promise((r) => setTimeout(r, 10_000))]);
+    await generation.flow.done.catch(() => undefined);
+    await Promise.all(generation.deliveries.map((d) => (drainMs === undefined ? d.stop(10_000) : d.drain(drainMs))));
+    await Promise.all(generation.destinations.map((d) => d.stop().catch(() => undefined)));
+  }
+
+  /**
+   * Reloads the config: an invalid one is refused (every error logged, the running config kept); a
+   * valid one replaces the running generation.
+   */
+  reload(reason: string): Promise<"applied" | "invalid" | "ignored"> {
+    const next = this.reloading.then(() => this.reloadNow(reason));
+    this.reloading = next.catch(() => undefined);
+    return next;
+  }
+
+  private async reloadNow(reason: string): Promise<"applied" | "invalid" | "ignored"> {
+    if (this.draining) return "ignored";
+    this.logger.info({ reason, config: this.options.config }, "reloading the config");
+    const loaded = await Daemon.load(this.options, this.logger);
+    if (!loaded.config || !loaded.domain || !loaded.registry) {
+      this.metrics.configReloads.inc({ result: "invalid" });
+      this.logger.error({ config: this.options.config }, "the new config is invalid: the running config is kept");
+      return "invalid";
+    }
+    await this.stopGeneration();
+    this.generation = undefined;
+    if (this.draining) return "ignored";
+    try {
+      await this.startGeneration(loaded.config, loaded.domain, loaded.registry);
+    } catch (error) {
+      this.logger.error({ err: error }, `the new config cannot start: ${(error as Error).message}`);
+      // Not awaited: stopping waits for the reload in progress, which is this one.
+      void this.stop(EX_SOFTWARE);
+      return "invalid";
+    }
+    this.metrics.configReloads.inc({ result: "applied" });
+    this.logger.info({ config: this.options.config }, "config reloaded");
+    return "applied";
+  }
+
+  private watchConfig(): void {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      this.watcher = watch(this.options.config, { recursive: true }, () => {
+        if (timer) clearTimeout(timer);
+        timer = setTimeout(() => void this.reload("the config changed (--watch-config)"), 500);
+      });
+    } catch (error) {
+      this.logger.warn({ err: error }, "cannot watch the config for changes");
+    }
+  }
+
+  /** Drains (SIGTERM, SIGINT): not ready, sources stop, the batch in flight commits, the outbox is flushed up to the drain timeout. */
+  async drain(signal: string): Promise<void> {
+    if (this.draining) return;
+    this.logger.info({ signal }, "draining: not ready, stopping sources, committing the batch in flight");
+    await this.stop(0);
+  }
+
+  private async stop(code: number): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    this.watcher?.close();
+    await this.reloading;
+    await this.stopGeneration(this.options.drainTimeoutMs ?? 10_000);
+    this.generation = undefined;
+    await new Promise<void>((resolve) => this.server?.close(() => resolve()) ?? resolve());
+    await this.store.close();
+    this.logger.info({ code }, "stopped");
+    this.settle(code);
+  }
+
+  /** The state, for in-process tests and benchmarks. */
+  get state(): Store {
+    return this.store;
+  }
+
+  /** The Runs of the running generation. */
+  get runs(): Runs | undefined {
+    return this.generation?.runs;
+  }
+}
