@@ -71,7 +71,7 @@ describe("deploy/systemd/grouparoo-stream.service", () => {
   const verify = (unitText: string) => {
     const dir = verifyRoot(unitText);
     roots.push(dir);
-    return runTool("systemd-analyze", ["verify", `--root=${dir}`, "grouparoo-stream.service"], "systemd");
+    return runTool("systemd-analyze", ["verify", `--root=${dir}`, "grouparoo-stream.service"], "apt-get install systemd (bash .ci/run does)");
   };
 
   it("passes systemd-analyze verify without a single message", () => {
@@ -84,7 +84,7 @@ describe("deploy/systemd/grouparoo-stream.service", () => {
     const missing = verifyRoot(text);
     roots.push(missing);
     rmSync(join(missing, CLI_PATH));
-    const result = runTool("systemd-analyze", ["verify", `--root=${missing}`, "grouparoo-stream.service"], "systemd");
+    const result = runTool("systemd-analyze", ["verify", `--root=${missing}`, "grouparoo-stream.service"], "apt-get install systemd (bash .ci/run does)");
     expect(result.code).toBe(1);
     expect(result.stderr).toContain(`Command ${CLI_PATH} is not executable: No such file or directory`);
   });
@@ -92,7 +92,7 @@ describe("deploy/systemd/grouparoo-stream.service", () => {
   it("keeps systemd-analyze security's exposure at 2.0 or below (OK)", () => {
     const dir = verifyRoot(text);
     roots.push(dir);
-    const result = runTool("systemd-analyze", ["security", "--offline=true", `--root=${dir}`, "grouparoo-stream.service"], "systemd");
+    const result = runTool("systemd-analyze", ["security", "--offline=true", `--root=${dir}`, "grouparoo-stream.service"], "apt-get install systemd (bash .ci/run does)");
     const exposure = /Overall exposure level for grouparoo-stream\.service: (\d+\.\d+) (\w+)/.exec(result.stdout);
     expect(exposure, result.stdout + result.stderr).not.toBeNull();
     expect(Number(exposure?.[1])).toBeLessThanOrEqual(2.0);
