@@ -5,6 +5,10 @@
 // around a reload. Without NOTIFY_SOCKET every call is a no-op: no socket, no timer, and the native
 // datagram module is not even loaded.
 //
+// Wiring (daemon/run.ts): create it first; status() while starting; ready() once HTTP listens and the
+// pipeline and deliveries run; status() when /readyz's answer changes; stopping() as a drain begins;
+// reloading() then ready() around a SIGHUP reload; close() before returning the exit code.
+//
 // Node's dgram has no AF_UNIX datagram sockets, so the datagram goes through `unix-dgram` (a small
 // native addon, built by npm ci: package.json allowScripts). Like libsystemd's sd_notify, each message
 // opens a socket, sends one datagram and closes it, so nothing stays open to keep the process alive.

@@ -159,6 +159,8 @@ describe("deploy/systemd/grouparoo-stream.service", () => {
 
     it("ExecStartPre validates the example config (exit 0) with the env file's variables", () => {
       cpSync(join(root, "examples/users-purchases"), config, { recursive: true });
+      copyFileSync(ENV_EXAMPLE, join(config, "env")); // the env file beside the config is not read as config
+      chmodSync(join(config, "env"), 0o600);
       const result = exec(value("Service", "ExecStartPre"));
       expect(result.output).toBe(`${config}: valid config: 2 apps, 1 model, 2 sources, 8 properties, 2 groups, 1 destination\n`);
       expect(result.code).toBe(0);
