@@ -13,7 +13,7 @@ import type { Located } from "../../daemon/config/validate.js";
 import type { Change } from "../../streams/change.js";
 import type { SourceConnector, SourceContext, SourceObserver, SourcePlugin } from "../types.js";
 import { PauseGate } from "../pause.js";
-import { decodeMessage, type DebeziumFormat } from "./decode.js";
+import { decodeMessage, type DebeziumFormat, type DecodeOptions } from "./decode.js";
 
 type KafkaApp = Extract<AppConfig, { type: "kafka" }>;
 type KafkaSource = Extract<SourceConfig, { type: "kafka-debezium" }>;
@@ -130,6 +130,10 @@ export class KafkaDebeziumSource implements SourceConnector {
     const stream = this.streamOf(batch.topic, batch.partition);
     const format: DebeziumFormat = source.options.format ?? "debezium";
     const maxBytes = source.options.maxMessageBytes ?? 1_048_576;
+    const options: DecodeOptions = {
+      ...(source.options.unavailableValuePlaceholder === undefined ? {} : { unavailableValuePlaceholder: source.options.unavailableValuePlaceholder }),
+      ...(source.options.binaryHandlingMode === undefined ? {} : { binaryHandlingMode: source.options.binaryHandlingMode }),
+    };
     let last: string | undefined;
     let sinceHeartbeat = Date.now();
     for (const message of batch.messages) {
@@ -141,11 +145,11 @@ export class KafkaDebeziumSource implements SourceConnector {
       const decoded =
         size > maxBytes
           ? { ok: false as const, reason: `the message is ${size} bytes, over the source's maxMessageBytes ${maxBytes}` }
-          : decodeMessage(format, message.key, message.value);
+          : decodeMessage(format, message.key, message.value, options);
       if (decoded.ok) {
         const c = decoded.change;
         if (c.op === "skip") this.emit({ sourceId: source.id, op: "marker", key: "", before: null, after: null, position, commitTime });
-        else this.emit({ sourceId: source.id, op: c.op, key: c.key, before: c.before, after: c.after, position, commitTime: c.commitTime ?? commitTime });
+        else this.emit({ sourceId: source.id, op: c.op, key: c.key, before: c.before, after: c.after, position, commitTime: c.commitTime ?? commitTime, ...(c.tombstone ? { tombstone: true } : {}) });
       } else {
         const payload = {
           topic: batch.topic,

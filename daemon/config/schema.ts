@@ -132,6 +132,16 @@ export const SourceOptions = {
       format: Type.Optional(literals(["debezium", "debezium-unwrapped", "json"], "Message format.", "debezium")),
       deadLetterTopic: Type.Optional(Type.String({ minLength: 1, description: "Also copy messages that cannot be decoded to this topic (with the reason in headers)." })),
       maxMessageBytes: Type.Optional(Type.Integer({ minimum: 1, default: 1048576, description: "Larger messages are dead-lettered, not decoded." })),
+      unavailableValuePlaceholder: Type.Optional(
+        Type.String({
+          minLength: 1,
+          default: "__debezium_unavailable_value",
+          description: "The connector's unavailable.value.placeholder: a column holding it (as text, in an array, or as bytes) keeps its stored value.",
+        }),
+      ),
+      binaryHandlingMode: Type.Optional(
+        literals(["bytes", "base64", "base64-url-safe", "hex"], "The connector's binary.handling.mode: how bytea values and the placeholder in them are written.", "bytes"),
+      ),
     },
     { additionalProperties: false },
   ),
