@@ -644,15 +644,15 @@ function textOf(value: unknown, schema: FieldSchema, source: string | undefined,
     case "io.debezium.data.Bits":
       return { oid: OID.bit, text: bitsText(value, schema) };
     case "io.debezium.data.geometry.Point": {
-      if (!isObject(value) || typeof value.x !== "number" || typeof value.y !== "number") throw new Error(`${name} must be a struct with x and y`);
-      return { oid: OID.point, text: `(${String(value.x)},${String(value.y)})` };
+      const what = `${name} must be a struct with x and y`;
+      if (!isObject(value)) throw new Error(what);
+      return { oid: OID.point, text: `(${String(double(value.x, what))},${String(double(value.y, what))})` };
     }
     case "io.debezium.data.geometry.Circle": {
+      const what = `${name} must be a struct with center and radius`;
       const center = isObject(value) ? value.center : undefined;
-      if (!isObject(value) || !isObject(center) || typeof center.x !== "number" || typeof center.y !== "number" || typeof value.radius !== "number") {
-        throw new Error(`${name} must be a struct with center and radius`);
-      }
-      return { oid: OID.circle, text: `<(${String(center.x)},${String(center.y)}),${String(value.radius)}>` };
+      if (!isObject(value) || !isObject(center)) throw new Error(what);
+      return { oid: OID.circle, text: `<(${String(double(center.x, what))},${String(double(center.y, what))}),${String(double(value.radius, what))}>` };
     }
     default:
       break;
@@ -716,9 +716,10 @@ function decodeValue(value: unknown, schema: FieldSchema | undefined, ctx: Conte
   const source = sourceType(schema);
   if (schema.type === "array") {
     if (!Array.isArray(value)) throw new Error(`${schema.field ?? "value"} must be an array`);
-    const items = schema.items;
-    if (!items) return plainValue(value);
+    if (!schema.items) return plainValue(value);
     const elementSource = source?.startsWith("_") ? source.slice(1) : undefined;
+    // The propagated length and scale of an array column describe its elements.
+    const items: FieldSchema = elementSource === undefined ? schema.items : { ...schema.items, parameters: { ...schema.parameters, ...schema.items.parameters } };
     const texts: (string | null)[] = [];
     for (const item of value as unknown[]) {
       if (item === null || item === undefined) {
