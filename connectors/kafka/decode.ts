@@ -15,12 +15,12 @@
 // UnchangedToastedPlaceholder.java and ReselectColumnsPostProcessor.java (the placeholder forms).
 import { createHash } from "node:crypto";
 import pg from "pg";
+import type { BinaryHandlingMode } from "../../daemon/config/debezium.js";
 
 export type DebeziumFormat = "debezium" | "debezium-unwrapped" | "json";
 
 /** Debezium's binary.handling.mode: how bytea values (and the placeholder in them) are written. */
-export const BINARY_HANDLING_MODES = ["bytes", "base64", "base64-url-safe", "hex"] as const;
-export type BinaryHandlingMode = (typeof BINARY_HANDLING_MODES)[number];
+export type { BinaryHandlingMode };
 
 export interface DecodeOptions {
   /** The connector's unavailable.value.placeholder (Debezium's default when not given). */
