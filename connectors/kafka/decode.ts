@@ -62,10 +62,19 @@ const fail = (reason: string): DecodeResult => ({ ok: false, reason });
 
 // ---------------------------------------------------------------------------------------------
 // JSON with exact 64-bit integers. JSON.parse turns an int64 past 2^53 (a bigint column, a
-// NanoTimestamp) into the nearest double; a message holding a run of 16 digits is parsed by a small
-// parser that keeps such integers as bigints instead.
+// NanoTimestamp) into the nearest double. Messages are parsed with JSON.parse; only when a value the
+// decoder reads as an integer (or a schemaless row value) turns out to be past 2^53 is the message
+// parsed again by a small parser that keeps such integers as bigints. Fields the decoder never reads
+// (source.ts_ns, ts_us) do not cost the slower parse.
 
-const LONG_DIGITS = /\d{16}/;
+/** Thrown when an integer past 2^53 was read from a lossy parse: the message is decoded again exactly. */
+class NeedsExact extends Error {}
+const NEEDS_EXACT = new NeedsExact("an integer past 2^53 needs an exact parse");
+
+function hasControlCharacter(text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) < 0x20) return true;
+  return false;
+}
 
 class LosslessJson {
   private i = 0;
@@ -97,11 +106,17 @@ class LosslessJson {
     if (c === "[") return this.array();
     if (c === '"') return this.string();
     if (c === "-" || (c !== undefined && c >= "0" && c <= "9")) return this.number();
-    for (const [word, value] of [["true", true], ["false", false], ["null", null]] as const) {
-      if (this.text.startsWith(word, this.i)) {
-        this.i += word.length;
-        return value;
-      }
+    if (this.text.startsWith("true", this.i)) {
+      this.i += 4;
+      return true;
+    }
+    if (this.text.startsWith("false", this.i)) {
+      this.i += 5;
+      return false;
+    }
+    if (this.text.startsWith("null", this.i)) {
+      this.i += 4;
+      return null;
     }
     return this.error();
   }
@@ -121,7 +136,9 @@ class LosslessJson {
       this.space();
       if (this.text[this.i] !== ":") this.error();
       this.i += 1;
-      Object.defineProperty(out, key, { value: this.value(), enumerable: true, writable: true, configurable: true });
+      const value = this.value();
+      if (key === "__proto__") Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
+      else out[key] = value;
       this.space();
       const next = this.text[this.i];
       this.i += 1;
@@ -155,37 +172,52 @@ class LosslessJson {
   }
 
   private string(): string {
-    const start = this.i;
-    this.i += 1;
+    const start = this.i + 1;
+    let end = this.text.indexOf('"', start);
+    // A quote preceded by an odd number of backslashes is part of the string.
     for (;;) {
-      const c = this.text[this.i];
-      if (c === undefined) this.error();
-      if (c === "\\") this.i += 2;
-      else if (c === '"') break;
-      else this.i += 1;
+      if (end < 0) this.error();
+      let slashes = 0;
+      while (end - 1 - slashes >= start && this.text.charCodeAt(end - 1 - slashes) === 0x5c) slashes += 1;
+      if (slashes % 2 === 0) break;
+      end = this.text.indexOf('"', end + 1);
     }
-    this.i += 1;
-    return JSON.parse(this.text.slice(start, this.i)) as string;
+    this.i = end + 1;
+    const raw = this.text.slice(start, end);
+    // Escapes and control characters (not allowed unescaped) are JSON.parse's to read or refuse.
+    return raw.includes("\\") || hasControlCharacter(raw) ? (JSON.parse(`"${raw}"`) as string) : raw;
   }
 
   private number(): number | bigint {
-    const match = /^-?(?:0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(this.text.slice(this.i, this.i + 400));
-    if (!match) return this.error();
-    this.i += match[0].length;
-    const n = Number(match[0]);
-    return match[1] === undefined && match[2] === undefined && !Number.isSafeInteger(n) ? BigInt(match[0]) : n;
+    const start = this.i;
+    let integerOnly = true;
+    if (this.text[this.i] === "-") this.i += 1;
+    const digits = this.i;
+    while (this.i < this.text.length) {
+      const c = this.text.charCodeAt(this.i);
+      if (c >= 0x30 && c <= 0x39) this.i += 1;
+      else if (c === 0x2e || c === 0x65 || c === 0x45 || c === 0x2b || c === 0x2d) {
+        integerOnly = false;
+        this.i += 1;
+      } else break;
+    }
+    const token = this.text.slice(start, this.i);
+    if (this.i === digits || !/^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?$/.test(token)) this.error();
+    const n = Number(token);
+    return integerOnly && !Number.isSafeInteger(n) ? BigInt(token) : n;
   }
 }
 
 /** JSON.parse, except that integers outside the safe range come back as bigints. */
 export function parseJsonExact(text: string): unknown {
-  return LONG_DIGITS.test(text) ? new LosslessJson(text).parse() : (JSON.parse(text) as unknown);
+  return new LosslessJson(text).parse();
 }
 
-function parseJson(bytes: Buffer | null, what: string): { value?: unknown; error?: string } {
+function parseJson(bytes: Buffer | null, what: string, exact: boolean): { value?: unknown; error?: string } {
   if (bytes === null) return { value: null };
   try {
-    return { value: parseJsonExact(bytes.toString("utf8")) };
+    const text = bytes.toString("utf8");
+    return { value: exact ? parseJsonExact(text) : (JSON.parse(text) as unknown) };
   } catch (error) {
     return { error: `${what} is not valid JSON: ${(error as Error).message}` };
   }
@@ -242,7 +274,9 @@ function isPlaceholder(value: unknown, schema: FieldSchema | undefined, p: Place
   if (typeof value === "string") {
     if (value === p.text) return true;
     if ((schema === undefined || schema.type === "bytes") && value === p.bytesBase64) return true;
-    if (p.binaryText !== undefined && (schema === undefined || schema.type === "string") && (value === p.binaryText || (p.hex && value.toLowerCase() === p.binaryText))) return true;
+    if (p.binaryText !== undefined && value.length === p.binaryText.length && (schema === undefined || schema.type === "string") && (value === p.binaryText || (p.hex && value.toLowerCase() === p.binaryText))) {
+      return true;
+    }
     if (schema?.name === "io.debezium.data.Json" && value === p.json) return true;
     if (schema?.name === "io.debezium.data.Uuid" && value === p.uuid) return true;
     return false;
@@ -410,9 +444,12 @@ const NANO_INFINITY = new Map([
   [-9223372036854775808n, "-infinity"],
 ]);
 
-function integer(value: unknown, what: string): bigint {
+function integer(value: unknown, what: string, ctx: Context): bigint {
   if (typeof value === "bigint") return value;
-  if (typeof value === "number" && Number.isInteger(value)) return BigInt(value);
+  if (typeof value === "number" && Number.isInteger(value)) {
+    if (!Number.isSafeInteger(value) && !ctx.exact) throw NEEDS_EXACT;
+    return BigInt(value);
+  }
   throw new Error(what);
 }
 
@@ -566,6 +603,8 @@ function arrayLiteral(elements: readonly (string | null)[]): string {
 interface Context {
   placeholder: Placeholder;
   binaryMode: BinaryHandlingMode;
+  /** The message was parsed with exact integers (bigints past 2^53). */
+  exact: boolean;
 }
 
 type Text = { oid: number; text: string } | { value: unknown };
@@ -601,15 +640,15 @@ function textOf(value: unknown, schema: FieldSchema, source: string | undefined,
     }
     case "io.debezium.time.Timestamp":
     case "org.apache.kafka.connect.data.Timestamp": {
-      const ms = integer(value, `${name} must be epoch milliseconds`);
+      const ms = integer(value, `${name} must be epoch milliseconds`, ctx);
       return { oid: OID.timestamp, text: MILLI_INFINITY.get(ms) ?? timestampText(ms * 1000n) };
     }
     case "io.debezium.time.MicroTimestamp": {
-      const micros = integer(value, `${name} must be epoch microseconds`);
+      const micros = integer(value, `${name} must be epoch microseconds`, ctx);
       return { oid: OID.timestamp, text: MICRO_INFINITY.get(micros) ?? timestampText(micros) };
     }
     case "io.debezium.time.NanoTimestamp": {
-      const nanos = integer(value, `${name} must be epoch nanoseconds`);
+      const nanos = integer(value, `${name} must be epoch nanoseconds`, ctx);
       return { oid: OID.timestamp, text: NANO_INFINITY.get(nanos) ?? timestampText(floorDiv(nanos, 1000n)) };
     }
     case "io.debezium.time.IsoTimestamp":
@@ -620,11 +659,11 @@ function textOf(value: unknown, schema: FieldSchema, source: string | undefined,
       return { oid: OID.timestamptz, text: isoDateTimeText(value, true, `${name} must be an ISO-8601 string`) };
     case "io.debezium.time.Time":
     case "org.apache.kafka.connect.data.Time":
-      return { oid: OID.time, text: clock(integer(value, `${name} must be milliseconds since midnight`) * 1000n) };
+      return { oid: OID.time, text: clock(integer(value, `${name} must be milliseconds since midnight`, ctx) * 1000n) };
     case "io.debezium.time.MicroTime":
-      return { oid: OID.time, text: clock(integer(value, `${name} must be microseconds since midnight`)) };
+      return { oid: OID.time, text: clock(integer(value, `${name} must be microseconds since midnight`, ctx)) };
     case "io.debezium.time.NanoTime":
-      return { oid: OID.time, text: clock(integer(value, `${name} must be nanoseconds since midnight`) / 1000n) };
+      return { oid: OID.time, text: clock(integer(value, `${name} must be nanoseconds since midnight`, ctx) / 1000n) };
     case "io.debezium.time.IsoTime":
     case "io.debezium.time.ZonedTime": {
       const m = typeof value === "string" ? ISO_TIME.exec(value) : null;
@@ -634,7 +673,7 @@ function textOf(value: unknown, schema: FieldSchema, source: string | undefined,
       return name === "io.debezium.time.IsoTime" ? { oid: OID.time, text: time } : { oid: OID.timetz, text: `${time}${offsetText(offset)}` };
     }
     case "io.debezium.time.MicroDuration":
-      return { oid: OID.interval, text: intervalFromMicros(integer(value, `${name} must be microseconds`)) };
+      return { oid: OID.interval, text: intervalFromMicros(integer(value, `${name} must be microseconds`, ctx)) };
     case "io.debezium.time.Interval":
       if (typeof value !== "string") throw new Error(`${name} must be an ISO-8601 duration`);
       return { oid: OID.interval, text: intervalFromIso(value) };
@@ -666,9 +705,9 @@ function textOf(value: unknown, schema: FieldSchema, source: string | undefined,
     case "int8":
     case "int16":
     case "int32":
-      return { oid: OID.int4, text: integer(value, `${schema.field ?? "value"} must be an integer`).toString() };
+      return { oid: OID.int4, text: integer(value, `${schema.field ?? "value"} must be an integer`, ctx).toString() };
     case "int64":
-      return { oid: source === "OID" ? OID.oid : OID.int8, text: integer(value, `${schema.field ?? "value"} must be an integer`).toString() };
+      return { oid: source === "OID" ? OID.oid : OID.int8, text: integer(value, `${schema.field ?? "value"} must be an integer`, ctx).toString() };
     case "float32":
     case "float64": {
       const n = double(value, `${schema.field ?? "value"} must be a number`);
@@ -693,17 +732,18 @@ function textOf(value: unknown, schema: FieldSchema, source: string | undefined,
       if (!isObject(value)) throw new Error(`${schema.field ?? "value"} must be an object`);
       return { value: decodeRow(value, schema, ctx) };
     default:
-      return { value: plainValue(value) };
+      return { value: plainValue(value, ctx) };
   }
 }
 
 /** Values without a schema pass as they are; integers past 2^53 as their exact digits (Postgres' int8 text). */
-function plainValue(value: unknown): unknown {
+function plainValue(value: unknown, ctx: Context): unknown {
   if (typeof value === "bigint") return value.toString();
-  if (Array.isArray(value)) return value.map(plainValue);
+  if (typeof value === "number" && Number.isInteger(value) && !Number.isSafeInteger(value) && !ctx.exact) throw NEEDS_EXACT;
+  if (Array.isArray(value)) return value.map((v) => plainValue(v, ctx));
   if (isObject(value)) {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = plainValue(v);
+    for (const [k, v] of Object.entries(value)) out[k] = plainValue(v, ctx);
     return out;
   }
   return value;
@@ -712,11 +752,11 @@ function plainValue(value: unknown): unknown {
 /** Decodes one value by its Connect schema into what pg's parser gives for the column's Postgres text. */
 function decodeValue(value: unknown, schema: FieldSchema | undefined, ctx: Context): unknown {
   if (value === null || value === undefined) return null;
-  if (!schema) return plainValue(value);
+  if (!schema) return plainValue(value, ctx);
   const source = sourceType(schema);
   if (schema.type === "array") {
     if (!Array.isArray(value)) throw new Error(`${schema.field ?? "value"} must be an array`);
-    if (!schema.items) return plainValue(value);
+    if (!schema.items) return plainValue(value, ctx);
     const elementSource = source?.startsWith("_") ? source.slice(1) : undefined;
     // The propagated length and scale of an array column describe its elements.
     const items: FieldSchema = elementSource === undefined ? schema.items : { ...schema.items, parameters: { ...schema.parameters, ...schema.items.parameters } };
@@ -788,13 +828,20 @@ function arrayOid(items: FieldSchema, elementSource: string | undefined): number
 /** Decodes a row (struct) by its schema; unavailable values are left out so stored ones are kept. */
 function decodeRow(row: Record<string, unknown>, schema: FieldSchema | undefined, ctx: Context): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  const fields = new Map((schema?.fields ?? []).map((f) => [f.field, f]));
-  for (const [column, value] of Object.entries(row)) {
-    const field = fields.get(column);
+  const fields = schema?.fields ? new Map(schema.fields.map((f) => [f.field, f])) : undefined;
+  for (const column in row) {
+    const value = row[column];
+    const field = fields?.get(column);
+    // Schemaless scalars (the common case without schemas) pass as they are.
+    if (field === undefined && (typeof value === "boolean" || (typeof value === "number" && (ctx.exact || Number.isSafeInteger(value) || !Number.isInteger(value))))) {
+      out[column] = value;
+      continue;
+    }
     if (isPlaceholder(value, field, ctx.placeholder)) continue;
     try {
       out[column] = decodeValue(value, field, ctx);
     } catch (error) {
+      if (error instanceof NeedsExact) throw error;
       throw new Error(`column ${column}: ${(error as Error).message}`);
     }
   }
@@ -802,20 +849,29 @@ function decodeRow(row: Record<string, unknown>, schema: FieldSchema | undefined
 }
 
 const contexts = new Map<string, Context>();
-function contextOf(options: DecodeOptions | undefined): Context {
+const contextsByOptions = new WeakMap<DecodeOptions, Context>();
+const DEFAULT_CONTEXT: Context = { placeholder: placeholderOf(undefined), binaryMode: "bytes", exact: false };
+
+function contextOf(options: DecodeOptions | undefined, exact = false): Context {
+  if (!exact) {
+    if (!options) return DEFAULT_CONTEXT;
+    const known = contextsByOptions.get(options);
+    if (known) return known;
+  }
   const binaryMode = options?.binaryHandlingMode ?? "bytes";
-  const cacheKey = `${binaryMode}\u0000${options?.unavailableValuePlaceholder ?? UNAVAILABLE_VALUE}`;
+  const cacheKey = `${binaryMode}\u0000${exact}\u0000${options?.unavailableValuePlaceholder ?? UNAVAILABLE_VALUE}`;
   let ctx = contexts.get(cacheKey);
   if (!ctx) {
-    ctx = { placeholder: placeholderOf(options), binaryMode };
+    ctx = { placeholder: placeholderOf(options), binaryMode, exact };
     contexts.set(cacheKey, ctx);
   }
+  if (!exact && options) contextsByOptions.set(options, ctx);
   return ctx;
 }
 
 /** Decodes one column value by its Connect schema (exported for tests): what postgres-cdc gives for it. */
 export function decodeLogical(value: unknown, schema: FieldSchema | undefined, options?: DecodeOptions): unknown {
-  return decodeValue(value, schema, contextOf(options));
+  return decodeValue(value, schema, contextOf(options, true));
 }
 
 /**
@@ -823,11 +879,20 @@ export function decodeLogical(value: unknown, schema: FieldSchema | undefined, o
  * With a schema, the key columns are decoded like row values and joined as postgres-cdc joins them.
  */
 export function decodeKey(key: Buffer | null, options?: DecodeOptions): { key?: string; error?: string } {
+  try {
+    return keyOf(key, contextOf(options));
+  } catch (error) {
+    if (!(error instanceof NeedsExact)) throw error;
+    return keyOf(key, contextOf(options, true));
+  }
+}
+
+function keyOf(key: Buffer | null, ctx: Context): { key?: string; error?: string } {
   if (key === null || key.length === 0) return { error: "the message has no key" };
   const text = key.toString("utf8");
   let parsed: unknown;
   try {
-    parsed = parseJsonExact(text);
+    parsed = ctx.exact ? parseJsonExact(text) : (JSON.parse(text) as unknown);
   } catch {
     return { key: text };
   }
@@ -837,20 +902,29 @@ export function decodeKey(key: Buffer | null, options?: DecodeOptions): { key?: 
     parsed = parsed.payload;
   }
   if (isObject(parsed)) {
-    const entries = Object.entries(parsed);
-    // A struct-typed key column (VariableScaleDecimal, ...) is an object in JSON; other objects are not keys.
-    const struct = (column: string) => schema?.fields?.some((f) => f.field === column && f.type === "struct") === true;
-    if (entries.length === 0 || entries.some(([column, v]) => v === null || (typeof v === "object" && !struct(column)))) {
-      return { error: `the key ${text.slice(0, 200)} has no scalar key columns` };
+    const columns = Object.keys(parsed);
+    if (columns.length === 0) return { error: `the key ${text.slice(0, 200)} has no scalar key columns` };
+    for (const column of columns) {
+      const v = parsed[column];
+      // A struct-typed key column (VariableScaleDecimal, ...) is an object in JSON; other objects are not keys.
+      if (v === null || (typeof v === "object" && schema?.fields?.some((f) => f.field === column && f.type === "struct") !== true)) {
+        return { error: `the key ${text.slice(0, 200)} has no scalar key columns` };
+      }
     }
-    if (!schema) return { key: entries.map(([, v]) => String(v)).join(",") };
+    if (!schema) {
+      let joined = "";
+      for (let i = 0; i < columns.length; i++) joined += (i === 0 ? "" : ",") + String(plainValue(parsed[columns[i] as string], ctx));
+      return { key: joined };
+    }
     try {
-      const row = decodeRow(parsed, schema, contextOf(options));
-      return { key: entries.map(([column]) => String(row[column])).join(",") };
+      const row = decodeRow(parsed, schema, ctx);
+      return { key: columns.map((column) => String(row[column])).join(",") };
     } catch (error) {
+      if (error instanceof NeedsExact) throw error;
       return { error: `the key ${text.slice(0, 200)}: ${(error as Error).message}` };
     }
   }
+  if (typeof parsed === "number" && !Number.isSafeInteger(parsed) && Number.isInteger(parsed) && !ctx.exact) throw NEEDS_EXACT;
   if (typeof parsed === "string" || typeof parsed === "number" || typeof parsed === "bigint") return { key: String(parsed) };
   return { error: `the key ${text.slice(0, 200)} is not an object, string or number` };
 }
@@ -861,13 +935,21 @@ function envelopeSchema(schema: unknown, part: "before" | "after"): FieldSchema 
 }
 
 export function decodeMessage(format: DebeziumFormat, key: Buffer | null, value: Buffer | null, options?: DecodeOptions): DecodeResult {
-  const ctx = contextOf(options);
-  const keyResult = decodeKey(key, options);
+  try {
+    return decodeWith(format, key, value, contextOf(options));
+  } catch (error) {
+    if (!(error instanceof NeedsExact)) throw error;
+    return decodeWith(format, key, value, contextOf(options, true));
+  }
+}
+
+function decodeWith(format: DebeziumFormat, key: Buffer | null, value: Buffer | null, ctx: Context): DecodeResult {
+  const keyResult = keyOf(key, ctx);
   // A tombstone deletes the row by key (after a Debezium delete it is a harmless repeat).
   if (value === null) {
     return keyResult.key === undefined ? fail(`tombstone without a usable key: ${keyResult.error}`) : { ok: true, change: { op: "delete", key: keyResult.key, before: null, after: null, tombstone: true } };
   }
-  const parsed = parseJson(value, "the value");
+  const parsed = parseJson(value, "the value", ctx.exact);
   if (parsed.error) return fail(parsed.error);
   let body = parsed.value;
   let schema: unknown;
@@ -907,6 +989,7 @@ export function decodeMessage(format: DebeziumFormat, key: Buffer | null, value:
     if ((op === "insert" || op === "update" || op === "snapshot") && !after) return fail(`op ${opCode} without after`);
     return { ok: true, change: { op, key: keyResult.key, before, after: op === "delete" ? null : after, ...timing } };
   } catch (error) {
+    if (error instanceof NeedsExact) throw error;
     return fail((error as Error).message);
   }
 }

@@ -261,7 +261,19 @@ describe("exact JSON", () => {
   it("keeps integers past 2^53 exact and parses everything else as JSON.parse does", () => {
     const text = '{"a": 9223372036854775807, "b": -9223372036854775808, "c": 1.5e300, "d": "12345678901234567890", "e": [1, true, null, {"f": "\\u00e9\\""}], "g": 9007199254740991}';
     expect(parseJsonExact(text)).toEqual({ a: 9223372036854775807n, b: -9223372036854775808n, c: 1.5e300, d: "12345678901234567890", e: [1, true, null, { f: 'é"' }], g: 9007199254740991 });
-    for (const bad of ['{"a": 12345678901234567 ', '{"a": 12345678901234567,}', '[12345678901234567] x', '{"a" 12345678901234567}']) expect(() => parseJsonExact(bad)).toThrow(SyntaxError);
+    for (const bad of ['{"a": 12345678901234567 ', '{"a": 12345678901234567,}', '[12345678901234567] x', '{"a" 12345678901234567}', '["\u0001", 12345678901234567]', "[01234567890123456]", '["\\x"]']) {
+      expect(() => parseJsonExact(bad)).toThrow(SyntaxError);
+    }
+    expect(parseJsonExact('{"__proto__": 1, "s": "a\\\\", "t": "\\"q\\""}')).toEqual(JSON.parse('{"__proto__": 1, "s": "a\\\\", "t": "\\"q\\""}'));
+  });
+
+  it("a message whose decoded values hold an integer past 2^53 is decoded exactly; envelope fields it does not read do not matter", () => {
+    const schema = { type: "struct", fields: [{ field: "after", type: "struct", fields: [{ field: "id", type: "int32" }, { field: "big", type: "int64" }, { field: "ns", type: "int64", name: "io.debezium.time.NanoTimestamp" }] }] };
+    const payload = '{"before": null, "after": {"id": 1, "big": 9223372036854775807, "ns": 1709212455123456789}, "source": {"ts_ms": 1, "ts_ns": 1559033904863123000}, "op": "c"}';
+    const result = decodeMessage("debezium", Buffer.from('{"id": 1}'), Buffer.from(`{"schema": ${JSON.stringify(schema)}, "payload": ${payload}}`));
+    expect(result.ok && result.change.after).toEqual({ id: 1, big: "9223372036854775807", ns: new Date(2024, 1, 29, 13, 14, 15, 123) });
+    const schemaless = decodeMessage("debezium", Buffer.from('{"id": 9007199254740993}'), Buffer.from(payload));
+    expect(schemaless.ok && schemaless.change).toEqual({ op: "insert", key: "9007199254740993", before: null, after: { id: 1, big: "9223372036854775807", ns: "1709212455123456789" }, commitTime: 1 });
   });
 });
 
