@@ -16,7 +16,7 @@ export function createMetrics(state: StateGauges) {
     registry,
     changesApplied: new Counter({
       name: "grouparoo_changes_applied_total",
-      help: "Source changes applied to the state, by source and operation.",
+      help: "Source changes applied to the state, by source and operation: insert, update, delete (Kafka tombstones included), truncate, snapshot.",
       labelNames: ["source", "op"] as const,
       registers: [registry],
     }),
