@@ -325,7 +325,6 @@ const OID = {
   bit: 1560,
   numeric: 1700,
   uuid: 2950,
-  unknown: 0,
 } as const;
 
 /** Array type OIDs by element type OID (element types without one give an array literal as text). */
@@ -587,11 +586,11 @@ function intervalFromIso(value: string): string {
   return parts.join(" ");
 }
 
-/** Postgres' array output: elements quoted when empty, NULL-like or holding a delimiter, quote, backslash or space. */
+/** Postgres' array output (array_out): elements quoted when empty, NULL-like or holding a brace, comma, quote, backslash or white space. */
 function arrayLiteral(elements: readonly (string | null)[]): string {
   const quoted = elements.map((e) => {
     if (e === null) return "NULL";
-    if (e === "" || /^null$/i.test(e) || /[{}",\\\s]/.test(e)) return `"${e.replace(/[\\"]/g, "\\$&")}"`;
+    if (e === "" || /^null$/i.test(e) || /[{}",\\ \t\n\r\v\f]/.test(e)) return `"${e.replace(/[\\"]/g, "\\$&")}"`;
     return e;
   });
   return `{${quoted.join(",")}}`;
