@@ -183,7 +183,9 @@ export class BatchApplier {
     }
     this.positions.set(change.position.stream, change.position.position);
     const bySource = this.result.applied.get(source.id) ?? new Map<string, number>();
-    bySource.set(change.op, (bySource.get(change.op) ?? 0) + 1);
+    // A Kafka tombstone deletes like any delete, and is counted apart.
+    const op = change.tombstone ? "tombstone" : change.op;
+    bySource.set(op, (bySource.get(op) ?? 0) + 1);
     this.result.applied.set(source.id, bySource);
 
     if (change.op === "truncate") {

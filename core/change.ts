@@ -35,6 +35,8 @@ export interface Change {
    * store in the same transaction that moves the position past it, so it is neither lost nor retried.
    */
   readonly deadLetter?: { readonly reason: string; readonly payload: unknown };
+  /** On a `delete`: it is a Kafka tombstone (a key with a null value), counted apart in the metrics. */
+  readonly tombstone?: boolean;
   /** On a `snapshot` change: the snapshot it belongs to. */
   readonly snapshotId?: string;
   /**

@@ -86,7 +86,10 @@ export class Daemon {
   /** Validates the config, opens the state, starts everything; an exit code when it cannot start. */
   static async start(options: RunOptions, logger: Logger): Promise<Daemon | number> {
     const loaded = await Daemon.load(options, logger);
-    if (!loaded.config || !loaded.domain || !loaded.registry) return EX_CONFIG;
+    if (!loaded.config || !loaded.domain || !loaded.registry) {
+      logger.error({ config: options.config }, "invalid config; not starting");
+      return EX_CONFIG;
+    }
     let listen: { host: string; port: number };
     try {
       listen = parseListen(options.http);
@@ -136,7 +139,6 @@ export class Daemon {
     try {
       const loaded = await loadConfigWithPlugins(options.config, options.plugins ?? []);
       for (const issue of loaded.issues) (issue.severity === "error" ? logger.error.bind(logger) : logger.warn.bind(logger))({ issue }, formatIssue(issue));
-      if (!loaded.config) logger.error({ config: options.config }, "invalid config");
       return loaded;
     } catch (error) {
       logger.error({ err: error }, (error as Error).message);

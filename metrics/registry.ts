@@ -21,7 +21,7 @@ export function createMetrics(state: StateGauges) {
     registry,
     changesApplied: new Counter({
       name: METRICS.changesApplied,
-      help: "Source changes applied to the state, by source and operation.",
+      help: "Source changes applied to the state, by source and operation: insert, update, delete, tombstone (a Kafka message with a key and no value), truncate, snapshot.",
       labelNames: ["source", "op"] as const,
       registers: [registry],
     }),

@@ -16,7 +16,7 @@ import { ChangeReader } from "../reader.js";
 import type { Change } from "../../core/change.js";
 import type { RereadRequest, SourceComponent, SourceContext, SourceObserver } from "../types.js";
 import { kafkaClientConfig, type KafkaAppOptions } from "./app.js";
-import { decodeMessage, type DebeziumFormat } from "./decode.js";
+import { decodeMessage, type DebeziumFormat, type DecodeOptions } from "./decode.js";
 
 export const KafkaDebeziumOptions = Type.Object(
   {
@@ -24,6 +24,16 @@ export const KafkaDebeziumOptions = Type.Object(
     format: Type.Optional(literals(["debezium", "debezium-unwrapped", "json"], "Message format.", "debezium")),
     deadLetterTopic: Type.Optional(Type.String({ minLength: 1, description: "Also copy messages that cannot be decoded to this topic (with the reason in headers)." })),
     maxMessageBytes: Type.Optional(Type.Integer({ minimum: 1, default: 1048576, description: "Larger messages are dead-lettered, not decoded." })),
+    unavailableValuePlaceholder: Type.Optional(
+      Type.String({
+        minLength: 1,
+        default: "__debezium_unavailable_value",
+        description: "The connector's unavailable.value.placeholder: a column holding it (as text, in an array, or as bytes) keeps its stored value.",
+      }),
+    ),
+    binaryHandlingMode: Type.Optional(
+      literals(["bytes", "base64", "base64-url-safe", "hex"], "The connector's binary.handling.mode: how bytea values and the placeholder in them are written.", "bytes"),
+    ),
   },
   { additionalProperties: false },
 );
@@ -119,6 +129,10 @@ export class KafkaDebeziumSource extends ChangeReader {
     const stream = this.streamOf(batch.topic, batch.partition);
     const format: DebeziumFormat = source.options.format ?? "debezium";
     const maxBytes = source.options.maxMessageBytes ?? 1_048_576;
+    const options: DecodeOptions = {
+      ...(source.options.unavailableValuePlaceholder === undefined ? {} : { unavailableValuePlaceholder: source.options.unavailableValuePlaceholder }),
+      ...(source.options.binaryHandlingMode === undefined ? {} : { binaryHandlingMode: source.options.binaryHandlingMode }),
+    };
     let last: string | undefined;
     let sinceHeartbeat = Date.now();
     for (const message of batch.messages) {
@@ -130,11 +144,11 @@ export class KafkaDebeziumSource extends ChangeReader {
       const decoded =
         size > maxBytes
           ? { ok: false as const, reason: `the message is ${size} bytes, over the source's maxMessageBytes ${maxBytes}` }
-          : decodeMessage(format, message.key, message.value);
+          : decodeMessage(format, message.key, message.value, options);
       if (decoded.ok) {
         const c = decoded.change;
         if (c.op === "skip") this.emit({ sourceId: source.id, op: "marker", key: "", before: null, after: null, position, commitTime });
-        else this.emit({ sourceId: source.id, op: c.op, key: c.key, before: c.before, after: c.after, position, commitTime: c.commitTime ?? commitTime });
+        else this.emit({ sourceId: source.id, op: c.op, key: c.key, before: c.before, after: c.after, position, commitTime: c.commitTime ?? commitTime, ...(c.tombstone ? { tombstone: true } : {}) });
       } else {
         const payload = {
           topic: batch.topic,

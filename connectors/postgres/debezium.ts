@@ -8,6 +8,10 @@ export type SnapshotMode = (typeof SNAPSHOT_MODES)[number];
 export type DebeziumValue = string | number | boolean;
 export type DebeziumConfig = Readonly<Record<string, DebeziumValue>>;
 
+/** binary.handling.mode values (Debezium's). */
+export const BINARY_HANDLING_MODES = ["bytes", "base64", "base64-url-safe", "hex"] as const;
+export type BinaryHandlingMode = (typeof BINARY_HANDLING_MODES)[number];
+
 export const PUBLICATION_AUTOCREATE_MODES = ["all_tables", "filtered", "disabled"] as const;
 export type PublicationAutocreateMode = (typeof PUBLICATION_AUTOCREATE_MODES)[number];
 
@@ -27,6 +31,10 @@ export interface DebeziumSettings {
   columnExcludeList?: string[];
   heartbeatIntervalMs: number;
   heartbeatActionQuery?: string;
+  /** unavailable.value.placeholder: for kafka-debezium sources reading this connector's topics. */
+  unavailableValuePlaceholder?: string;
+  /** binary.handling.mode: for kafka-debezium sources reading this connector's topics. */
+  binaryHandlingMode?: BinaryHandlingMode;
 }
 
 export interface DebeziumIssue {
@@ -66,6 +74,10 @@ const SUPPORTED_KEYS = [
   "column.exclude.list",
   "heartbeat.interval.ms",
   "heartbeat.action.query",
+  // How the connector writes values: postgres-cdc needs neither, kafka-debezium sources reading the
+  // connector's topics do (their unavailableValuePlaceholder and binaryHandlingMode options).
+  "unavailable.value.placeholder",
+  "binary.handling.mode",
 ] as const;
 export const DEBEZIUM_SUPPORTED_KEYS: readonly string[] = SUPPORTED_KEYS;
 
@@ -167,6 +179,13 @@ export function readDebezium(config: DebeziumConfig): { settings: DebeziumSettin
   assign("tableIncludeList", checkRegexList("table.include.list"));
   assign("columnExcludeList", checkRegexList("column.exclude.list"));
   assign("heartbeatActionQuery", str("heartbeat.action.query"));
+  const placeholder = str("unavailable.value.placeholder");
+  if (placeholder === "") error("unavailable.value.placeholder", "must not be empty");
+  else assign("unavailableValuePlaceholder", placeholder);
+  const binary = str("binary.handling.mode");
+  if (binary !== undefined && !(BINARY_HANDLING_MODES as readonly string[]).includes(binary)) {
+    error("binary.handling.mode", `${binary} is not one of ${BINARY_HANDLING_MODES.join(", ")}`);
+  } else assign("binaryHandlingMode", binary as BinaryHandlingMode | undefined);
   return { settings, issues };
 }
 

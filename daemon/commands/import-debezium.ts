@@ -59,5 +59,14 @@ export async function importDebeziumCommand(file: string, options: ImportDebeziu
     process.stderr.write(`error: no table of the database matches table.include.list (${(settings.tableIncludeList ?? []).join(",")})\n`);
     return 66;
   }
-  return writeGenerated(tables, { appId, appOptions: { debezium }, out: options.out, force: options.force, columnExcludeList: settings.columnExcludeList });
+  const written = await writeGenerated(tables, { appId, appOptions: { debezium }, out: options.out, force: options.force, columnExcludeList: settings.columnExcludeList });
+  // How the connector writes its topics: what a kafka-debezium source reading them must be told.
+  const kafkaOptions = {
+    ...(settings.unavailableValuePlaceholder === undefined ? {} : { unavailableValuePlaceholder: settings.unavailableValuePlaceholder }),
+    ...(settings.binaryHandlingMode === undefined ? {} : { binaryHandlingMode: settings.binaryHandlingMode }),
+  };
+  if (written === 0 && Object.keys(kafkaOptions).length > 0) {
+    process.stdout.write(`kafka-debezium sources reading this connector's topics need options ${JSON.stringify(kafkaOptions)} (kept in options.debezium of app ${appId})\n`);
+  }
+  return written;
 }

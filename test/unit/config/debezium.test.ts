@@ -72,4 +72,14 @@ describe("readDebezium", () => {
       { severity: "error", key: "table.include.list", message: '"public.(users" is not a valid regular expression' },
     ]);
   });
+
+  it("keeps unavailable.value.placeholder and binary.handling.mode for kafka-debezium sources reading the connector's topics", () => {
+    const { settings, issues } = readDebezium({ "plugin.name": "pgoutput", "unavailable.value.placeholder": "<toast>", "binary.handling.mode": "hex" });
+    expect(issues).toEqual([]);
+    expect(settings).toMatchObject({ unavailableValuePlaceholder: "<toast>", binaryHandlingMode: "hex" });
+    expect(readDebezium({ "plugin.name": "pgoutput", "binary.handling.mode": "base32", "unavailable.value.placeholder": "" }).issues).toEqual([
+      { severity: "error", key: "unavailable.value.placeholder", message: "must not be empty" },
+      { severity: "error", key: "binary.handling.mode", message: "base32 is not one of bytes, base64, base64-url-safe, hex" },
+    ]);
+  });
 });
