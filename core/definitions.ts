@@ -168,8 +168,9 @@ export function planRuns(stored: Definitions, next: Definitions, context: PlanCo
   const replacedProperties = new Set<string>();
   for (const [id, before] of Object.entries(stored.properties)) {
     const after = next.properties[id];
-    if (!after || same(before, after)) continue;
-    const moved = before.sourceId !== after.sourceId || before.unique !== after.unique || before.modelId !== after.modelId || replacedSources.has(after.sourceId);
+    if (!after) continue;
+    // A replaced source's rows are removed and read again: what its properties hold goes with them.
+    const moved = before.sourceId !== after.sourceId || before.unique !== after.unique || before.modelId !== after.modelId || replacedSources.has(after.sourceId) || replacedSources.has(before.sourceId);
     if (moved) replacedProperties.add(id);
   }
 
@@ -209,17 +210,28 @@ export function planRuns(stored: Definitions, next: Definitions, context: PlanCo
     const before = stored.sources[id];
     if (before && same(before, after)) continue;
     const properties = Object.entries(next.properties).filter(([, p]) => p.sourceId === id);
-    const covered = [update("sources", id), ...properties.filter(([pid, p]) => !same(stored.properties[pid], p)).map(([pid]) => update("properties", pid))];
+    const covered = [update("sources", id), ...properties.filter(([pid, p]) => !same(stored.properties[pid], p) || replacedProperties.has(pid)).map(([pid]) => update("properties", pid))];
     if (context.needsReread(id)) {
       reread.add(id);
-      run({ kind: "reread", sourceId: id, modelId: after.modelId }, `source ${id}`, before ? "changed: its rows are read again" : "added on a stream that is past its existing rows", covered);
+      if (after.primary) {
+        run({ kind: "reread", sourceId: id, modelId: after.modelId }, `source ${id}`, before ? "changed: its rows are read again" : "added on a stream that is past its existing rows", covered);
+      } else {
+        // A source with many rows per record: read again, then every record's aggregates computed, the
+        // records it has no rows for included (count and sum over no rows are 0).
+        const [sourceUpdate, ...propertyUpdates] = covered;
+        run({ kind: "reread", sourceId: id, modelId: after.modelId }, `source ${id}`, before ? "changed: its rows are read again" : "added on a stream that is past its existing rows", sourceUpdate ? [sourceUpdate] : []);
+        if (propertyUpdates.length > 0) {
+          const propertyIds = propertyUpdates.map((u) => u.id);
+          run({ kind: "rebuild", sourceId: id, modelId: after.modelId, propertyIds }, `${propertyIds.length === 1 ? "property" : "properties"} ${propertyIds.join(", ")}`, "its source was read again: every record's value computed", propertyUpdates);
+        }
+      }
     } else updates.push(...covered);
   }
 
   // 3. Properties added or changed on sources not read again.
   const rebuilds = new Map<string, { modelId: string; propertyIds: string[] }>();
   for (const [id, after] of Object.entries(next.properties)) {
-    if (same(stored.properties[id], after) || reread.has(after.sourceId)) continue;
+    if ((same(stored.properties[id], after) && !replacedProperties.has(id)) || reread.has(after.sourceId)) continue;
     const source = next.sources[after.sourceId];
     if (!source || !stored.sources[after.sourceId] || replacedSources.has(after.sourceId)) {
       // Its source is new or replaced, and its connector reads it whole anyway (else it is read again above).
@@ -230,7 +242,7 @@ export function planRuns(stored: Definitions, next: Definitions, context: PlanCo
       // A primary row is kept only as its properties' values: the column is read again from the source.
       if (context.needsReread(after.sourceId)) {
         reread.add(after.sourceId);
-        const properties = Object.entries(next.properties).filter(([pid, p]) => p.sourceId === after.sourceId && !same(stored.properties[pid], p));
+        const properties = Object.entries(next.properties).filter(([pid, p]) => p.sourceId === after.sourceId && (!same(stored.properties[pid], p) || replacedProperties.has(pid)));
         run({ kind: "reread", sourceId: after.sourceId, modelId: after.modelId }, `source ${after.sourceId}`, `property ${id} is new or changed: the source's rows are read again`, properties.map(([pid]) => update("properties", pid)));
       } else updates.push(update("properties", id));
       continue;

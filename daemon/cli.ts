@@ -5,6 +5,7 @@ import { DEFAULT_PIPELINE_OPTIONS } from "../streams/pipeline.js";
 import { generateCommand } from "./commands/generate.js";
 import { importDebeziumCommand } from "./commands/import-debezium.js";
 import { retryExportsCommand } from "./commands/retry-exports.js";
+import { rebuildCommand, runsCommand, type RebuildOptions } from "./commands/runs.js";
 import { validateCommand } from "./commands/validate.js";
 import { readPackageInfo } from "./package-info.js";
 import { runDaemon } from "./run.js";
@@ -93,6 +94,30 @@ export function buildProgram(): Command {
     .option("--plugin <package>", "load a plugin package (repeatable)", collect, [])
     .action(async (options: { config: string; state: string; destination: string; since?: string; until?: string; plugin: string[] }) => {
       process.exitCode = await retryExportsCommand(options);
+    });
+
+  program
+    .command("runs")
+    .description("list the Runs of a state (the work config changes and rebuild ask for): kind, target, state, progress, start and end")
+    .requiredOption("-s, --state <dir>", "directory of the LMDB state")
+    .option("--json", "print them as JSON")
+    .action(async (options: { state: string; json?: boolean }) => {
+      process.exitCode = await runsCommand(options);
+    });
+
+  program
+    .command("rebuild")
+    .description("ask for Runs that rebuild part of the state from the source data; a running daemon starts them within a second")
+    .requiredOption("-c, --config <path>", "config file or directory")
+    .requiredOption("-s, --state <dir>", "directory of the LMDB state")
+    .option("--property <id>", "recompute a property (from the stored rows, or by reading its primary source again)")
+    .option("--source <id>", "read a source's rows again")
+    .option("--group <id>", "evaluate a group over every record again")
+    .option("--destination <id>", "plan every record's export to a destination again")
+    .option("--all", "read every source again, then every group and destination")
+    .option("--plugin <package>", "load a plugin package (repeatable)", collect, [])
+    .action(async (options: RebuildOptions) => {
+      process.exitCode = await rebuildCommand(options);
     });
 
   program

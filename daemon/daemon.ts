@@ -23,6 +23,7 @@ import { loadConfigWithPlugins, type ValidationResult } from "./config/validate.
 import { createDestinations, createSources, needsReread, type CreatedDestination } from "./connectors.js";
 import { parseListen, startHttpServer } from "./http.js";
 import { recordCommitted, recordDelivered, sourceObserver } from "./observe.js";
+import type { SystemdNotifier } from "./systemd.js";
 
 export interface RunOptions {
   config: string;
@@ -71,6 +72,8 @@ export class Daemon {
   private draining = false;
   private reloading: Promise<unknown> = Promise.resolve();
   private settle: (code: number) => void = () => undefined;
+  private statusTimer: NodeJS.Timeout | undefined;
+  private lastStatus: string | undefined;
   /** Resolves with the exit code once the daemon stopped. */
   readonly finished: Promise<number>;
 
@@ -79,12 +82,14 @@ export class Daemon {
     private readonly logger: Logger,
     private readonly store: Store,
     private readonly metrics: Metrics,
+    private readonly systemd: SystemdNotifier | undefined,
   ) {
     this.finished = new Promise((resolve) => (this.settle = resolve));
   }
 
   /** Validates the config, opens the state, starts everything; an exit code when it cannot start. */
-  static async start(options: RunOptions, logger: Logger): Promise<Daemon | number> {
+  static async start(options: RunOptions, logger: Logger, systemd?: SystemdNotifier): Promise<Daemon | number> {
+    systemd?.status("starting: loading the config");
     const loaded = await Daemon.load(options, logger);
     if (!loaded.config || !loaded.domain || !loaded.registry) {
       logger.error({ config: options.config }, "invalid config; not starting");
@@ -114,7 +119,7 @@ export class Daemon {
           .filter((r) => r.state === "running")
           .map((r) => [r.id, r.kind, r.target, r.total ? Math.min(1, r.processed / r.total) : null] as [string, string, string, number | null]),
     });
-    daemon = new Daemon(options, logger, store, metrics);
+    daemon = new Daemon(options, logger, store, metrics, systemd);
     try {
       await daemon.startGeneration(loaded.config, loaded.domain, loaded.registry);
     } catch (error) {
@@ -132,6 +137,7 @@ export class Daemon {
     }
     if (options.watchConfig) daemon.watchConfig();
     logger.info({ http: options.http, state: options.state, sources: daemon.generation?.sources.map((s) => s.appId) }, "grouparoo-stream running");
+    daemon.announceReady();
     return daemon;
   }
 
@@ -144,6 +150,23 @@ export class Daemon {
       logger.error({ err: error }, (error as Error).message);
       return { issues: [] };
     }
+  }
+
+  /**
+   * READY=1 to systemd once started (not once the sources connect: a database that is down must not
+   * fail the start; /readyz tells), then STATUS= whenever /readyz's answer changes.
+   */
+  private announceReady(): void {
+    const generation = this.generation;
+    this.systemd?.ready(`running: ${generation?.sources.length ?? 0} source connectors, ${generation?.destinations.length ?? 0} destinations`);
+    if (!this.systemd?.enabled || this.statusTimer) return;
+    this.statusTimer = setInterval(() => {
+      const reason = this.notReady();
+      const status = reason === null ? "ready" : `not ready: ${reason}`;
+      if (status !== this.lastStatus) this.systemd?.status(status);
+      this.lastStatus = status;
+    }, 5000);
+    this.statusTimer.unref();
   }
 
   /** null when ready, else why not. */
@@ -264,6 +287,8 @@ export class Daemon {
   private async stopGeneration(drainMs?: number): Promise<void> {
     const generation = this.generation;
     if (!generation) return;
+    // No longer current: its pipeline ending is not the daemon ending.
+    this.generation = undefined;
     clearInterval(generation.requests);
     generation.runs.stop();
     generation.flow.pipeline.drain();
@@ -286,14 +311,15 @@ export class Daemon {
   private async reloadNow(reason: string): Promise<"applied" | "invalid" | "ignored"> {
     if (this.draining) return "ignored";
     this.logger.info({ reason, config: this.options.config }, "reloading the config");
+    this.systemd?.reloading("reloading the config");
     const loaded = await Daemon.load(this.options, this.logger);
     if (!loaded.config || !loaded.domain || !loaded.registry) {
       this.metrics.configReloads.inc({ result: "invalid" });
       this.logger.error({ config: this.options.config }, "the new config is invalid: the running config is kept");
+      this.systemd?.ready("running: the new config is invalid, the previous one is kept (see the log)");
       return "invalid";
     }
     await this.stopGeneration();
-    this.generation = undefined;
     if (this.draining) return "ignored";
     try {
       await this.startGeneration(loaded.config, loaded.domain, loaded.registry);
@@ -305,6 +331,7 @@ export class Daemon {
     }
     this.metrics.configReloads.inc({ result: "applied" });
     this.logger.info({ config: this.options.config }, "config reloaded");
+    this.announceReady();
     return "applied";
   }
 
@@ -330,13 +357,15 @@ export class Daemon {
   private async stop(code: number): Promise<void> {
     if (this.draining) return;
     this.draining = true;
+    this.systemd?.stopping(code === 0 ? "draining" : "stopping: the pipeline failed");
+    if (this.statusTimer) clearInterval(this.statusTimer);
     this.watcher?.close();
     await this.reloading;
     await this.stopGeneration(this.options.drainTimeoutMs ?? 10_000);
-    this.generation = undefined;
     await new Promise<void>((resolve) => this.server?.close(() => resolve()) ?? resolve());
     await this.store.close();
     this.logger.info({ code }, "stopped");
+    this.systemd?.close();
     this.settle(code);
   }
 

@@ -5,20 +5,35 @@
 import type { Logger } from "pino";
 import { Daemon, type RunOptions } from "./daemon.js";
 import { createLogger } from "./logger.js";
+import { createSystemdNotifier } from "./systemd.js";
 
 export { EX_SOFTWARE, type RunOptions } from "./daemon.js";
 
 export async function runDaemon(options: RunOptions, logger: Logger = createLogger()): Promise<number> {
-  const daemon = await Daemon.start(options, logger);
-  if (typeof daemon === "number") return daemon;
-  const onDrain = (signal: NodeJS.Signals) => void daemon.drain(signal);
-  const onReload = () => void daemon.reload("SIGHUP");
-  process.on("SIGTERM", onDrain);
-  process.on("SIGINT", onDrain);
-  process.on("SIGHUP", onReload);
+  const systemd = createSystemdNotifier(process.env, { onError: (error) => logger.warn({ err: error }, "systemd notification failed") });
+  // Signals are handled from the start: a stop during start-up still drains once the daemon runs.
+  let stopAsked: NodeJS.Signals | undefined;
+  let onDrain = (signal: NodeJS.Signals) => void (stopAsked = signal);
+  let onReload = () => undefined as void;
+  const drainHandler = (signal: NodeJS.Signals) => onDrain(signal);
+  const reloadHandler = () => onReload();
+  process.on("SIGTERM", drainHandler);
+  process.on("SIGINT", drainHandler);
+  process.on("SIGHUP", reloadHandler);
+  const daemon = await Daemon.start(options, logger, systemd);
+  if (typeof daemon === "number") {
+    process.off("SIGTERM", drainHandler);
+    process.off("SIGINT", drainHandler);
+    process.off("SIGHUP", reloadHandler);
+    systemd.close();
+    return daemon;
+  }
+  onDrain = (signal) => void daemon.drain(signal);
+  onReload = () => void daemon.reload("SIGHUP");
+  if (stopAsked) onDrain(stopAsked);
   const code = await daemon.finished;
-  process.off("SIGTERM", onDrain);
-  process.off("SIGINT", onDrain);
-  process.off("SIGHUP", onReload);
+  process.off("SIGTERM", drainHandler);
+  process.off("SIGINT", drainHandler);
+  process.off("SIGHUP", reloadHandler);
   return code;
 }

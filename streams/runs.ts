@@ -289,10 +289,12 @@ export class Runs {
       });
       this.progressed(run, items);
     };
-    const nextPhase = async (finalize?: (tx: StateTransaction) => void): Promise<boolean> => {
+    /** On to the Run's next phase (recorded, so a restart resumes there). */
+    const nextPhase = async (): Promise<boolean> => {
       run.phase += 1;
       delete run.cursor;
-      return this.phaseDone(run, finalize);
+      await store.putMeta(`run:${run.id}`, run);
+      return false;
     };
     const records = (modelId: string) => store.recordIdsOf(modelId, run.cursor, RECORDS_PER_CHUNK);
     /** Drops one prefix a chunk at a time. */

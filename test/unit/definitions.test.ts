@@ -1,0 +1,133 @@
+// Planning Runs from definitions (pure): each kind of config change gets exactly the Runs that take
+// the state to what a fresh daemon on the new config builds, and nothing else.
+import { describe, expect, it } from "vitest";
+import { applyUpdates, definitionsOf, planRuns, type Definitions, type RunPlan } from "../../core/definitions.js";
+import { validateObjects } from "../../daemon/config/validate.js";
+import { asRaw, find, validConfigObjects } from "../helpers/config.js";
+
+type Obj = Record<string, unknown>;
+
+function definitions(objects: Obj[]): Definitions {
+  const result = validateObjects(asRaw(objects));
+  if (!result.config || !result.domain) throw new Error(JSON.stringify(result.issues));
+  return definitionsOf(result.config, result.domain);
+}
+
+/** The Runs (kind and target) a change needs, with every source past its existing rows unless `fresh` names it. */
+function plan(change: (objects: Obj[]) => void, fresh: string[] = []): string[] {
+  const before = validConfigObjects();
+  const after = validConfigObjects();
+  change(after);
+  const result = planRuns(definitions(before), definitions(after), { needsReread: (id) => !fresh.includes(id) });
+  expectConverges(definitions(before), definitions(after), result);
+  return result.runs.map((r) => `${r.spec.kind} ${r.target}`);
+}
+
+/** Once every Run of a plan is done, the state records exactly the new definitions. */
+function expectConverges(before: Definitions, after: Definitions, plan: RunPlan): void {
+  const recorded = applyUpdates(before, [...plan.runs.flatMap((r) => r.updates), ...plan.updates]);
+  expect(JSON.stringify(recorded, Object.keys(recorded).sort())).toBe(JSON.stringify(after, Object.keys(after).sort()));
+  expect(recorded).toEqual(after);
+}
+
+const property = (o: Obj[], id: string) => find(o, id);
+
+describe("planRuns", () => {
+  it("plans nothing for the same config, and records every definition of a new state", () => {
+    expect(plan(() => undefined)).toEqual([]);
+    const d = definitions(validConfigObjects());
+    expect(Object.keys(d.properties).sort()).toEqual(["email", "first_name", "last_purchase_at", "lifetime_value", "purchase_count", "signed_up_at", "skus", "user_id", "vip"]);
+  });
+
+  it("recomputes a property added on a source with many rows from the stored rows", () => {
+    expect(plan((o) => o.push({ class: "property", id: "max_amount", type: "float", sourceId: "purchases_table", options: { column: "amount", aggregationMethod: "max" } }))).toEqual([
+      "rebuild property max_amount",
+    ]);
+  });
+
+  it("recomputes a property whose method, filter or column changed, all of one source in one Run", () => {
+    expect(
+      plan((o) => {
+        (property(o, "lifetime_value").options as Obj).aggregationMethod = "average";
+        property(o, "purchase_count").filters = [{ key: "state", op: "eq", match: "paid" }];
+      }),
+    ).toEqual(["rebuild properties purchase_count, lifetime_value"]);
+  });
+
+  it("reads the primary source again for a property added on it (its rows are kept only as values)", () => {
+    expect(plan((o) => o.push({ class: "property", id: "last_name", type: "string", sourceId: "users_table", options: { column: "last_name" } }))).toEqual(["reread source users_table"]);
+    // unless its connector reads the source whole anyway (a snapshot still to come)
+    expect(plan((o) => o.push({ class: "property", id: "last_name", type: "string", sourceId: "users_table", options: { column: "last_name" } }), ["users_table"])).toEqual([]);
+  });
+
+  it("removes a property from every record, and a unique one from the unique index too", () => {
+    expect(
+      plan((o) => {
+        o.splice(o.indexOf(property(o, "vip")), 1);
+      }),
+    ).toEqual(["remove-property property vip"]);
+    const runs = planRuns(
+      definitions(validConfigObjects()),
+      definitions(validConfigObjects().map((x) => (x.id === "email" ? { ...x, unique: false } : x))),
+      { needsReread: () => true },
+    ).runs;
+    expect(runs.map((r) => r.spec)).toEqual([
+      { kind: "remove-property", propertyId: "email", modelId: "users", unique: true },
+      { kind: "reread", sourceId: "users_table", modelId: "users" },
+    ]);
+  });
+
+  it("reads a source added on a stream past its rows, and removes one taken out with its properties", () => {
+    const added: Obj[] = [
+      { class: "source", id: "refunds_table", type: "postgres-cdc", appId: "shop_db", modelId: "users", options: { table: "refunds" }, mapping: { user_id: "user_id" } },
+      { class: "property", id: "refund_count", type: "integer", sourceId: "refunds_table", options: { column: "id", aggregationMethod: "count" } },
+    ];
+    expect(plan((o) => o.push(...added))).toEqual(["reread source refunds_table", "rebuild property refund_count"]);
+    expect(plan((o) => o.push(...added), ["refunds_table"])).toEqual([]);
+    const removed = planRuns(definitions([...validConfigObjects(), ...added]), definitions(validConfigObjects()), { needsReread: () => true });
+    expect(removed.runs.map((r) => `${r.spec.kind} ${r.target}`)).toEqual(["remove-property property refund_count", "remove-source source refunds_table"]);
+    expect(removed.runs.flatMap((r) => r.updates)).toEqual([
+      { cls: "properties", id: "refund_count", definition: null },
+      { cls: "sources", id: "refunds_table", definition: null },
+    ]);
+  });
+
+  it("removes and reads again a source whose table changed, with its properties", () => {
+    expect(plan((o) => ((find(o, "purchases_table").options as Obj).table = "public.orders"))).toEqual([
+      "remove-property property purchase_count",
+      "remove-property property lifetime_value",
+      "remove-property property last_purchase_at",
+      "remove-property property skus",
+      "remove-source source purchases_table",
+      "reread source purchases_table",
+      "rebuild properties purchase_count, lifetime_value, last_purchase_at, skus",
+    ]);
+  });
+
+  it("backfills a new, changed or returning group and removes a group taken out", () => {
+    expect(plan((o) => o.push({ class: "group", id: "vips", modelId: "users", rules: [{ propertyId: "vip", op: "eq", match: true }] }))).toEqual(["backfill group vips"]);
+    expect(plan((o) => ((find(o, "recent_buyers").rules as Obj[])[0] = { propertyId: "last_purchase_at", op: "relative_gt", relativeMatchNumber: 7, relativeMatchUnit: "days" }))).toEqual([
+      "backfill group recent_buyers",
+    ]);
+    expect(
+      plan((o) => {
+        find(o, "crm").destinationGroupMemberships = {};
+        o.splice(o.indexOf(find(o, "recent_buyers")), 1);
+      }),
+    ).toEqual(["remove-group group recent_buyers", "export destination crm"]);
+  });
+
+  it("plans every record again for a destination whose mapping, tracked group or sync mode changed, from scratch when its target changed", () => {
+    const exports = (change: (o: Obj[]) => void) =>
+      planRuns(definitions(validConfigObjects()), definitions((() => {
+        const o = validConfigObjects();
+        change(o);
+        return o;
+      })()), { needsReread: () => true }).runs.map((r) => r.spec);
+    expect(exports((o) => (find(o, "crm").mapping = { id: "user_id" }))).toEqual([{ kind: "export", destinationId: "crm", modelId: "users", reset: false }]);
+    expect(exports((o) => (find(o, "crm").syncMode = "additive"))).toEqual([{ kind: "export", destinationId: "crm", modelId: "users", reset: false }]);
+    expect(exports((o) => (find(o, "crm").groupId = "recent_buyers"))).toEqual([{ kind: "export", destinationId: "crm", modelId: "users", reset: false }]);
+    expect(exports((o) => (find(o, "crm").options = { path: "/other" }))).toEqual([{ kind: "export", destinationId: "crm", modelId: "users", reset: true }]);
+    expect(exports((o) => o.splice(o.indexOf(find(o, "crm")), 1))).toEqual([{ kind: "remove-destination", destinationId: "crm" }]);
+  });
+});
