@@ -84,4 +84,26 @@ describe("postgres polling sources", () => {
     // The schedule is hourly: only the refresh query can bring this in within seconds.
     await waitFor("refresh-triggered run", async () => (run && scores(run)["2"] === 107 ? true : undefined), 10_000);
   });
+
+  it("takes what a query no longer returns out of the records: back to null for a secondary source", { timeout: 60_000 }, async () => {
+    await db.query(`CREATE TABLE users (id int PRIMARY KEY, updated_at timestamptz NOT NULL DEFAULT now())`);
+    await db.query(`CREATE TABLE scores (user_id int PRIMARY KEY, score int, active boolean)`);
+    await db.query(`INSERT INTO users (id) VALUES (1), (2), (3)`);
+    await db.query(`INSERT INTO scores VALUES (1, 10, true), (2, 20, true), (3, 30, false)`);
+    const objects: Obj[] = [
+      { class: "source", id: "users_import", type: "postgres-table-import", appId: "pg", modelId: "users", options: { table: "users", highWatermarkColumn: "updated_at" }, mapping: { id: "user_id" } },
+      { class: "property", id: "user_id", type: "integer", unique: true, sourceId: "users_import", options: { column: "id" } },
+      { class: "source", id: "active_scores", type: "postgres-query-import", appId: "pg", modelId: "users", options: { query: "SELECT user_id, score FROM scores WHERE active" }, mapping: { user_id: "user_id" } },
+      { class: "property", id: "score", type: "integer", sourceId: "active_scores", options: { column: "score", aggregationMethod: "max" } },
+      { class: "schedule", id: "users_often", sourceId: "users_import", recurringFrequency: 1000 },
+      { class: "schedule", id: "scores_often", sourceId: "active_scores", recurringFrequency: 1000 },
+    ];
+    run = startSource(config(objects), postgresTableImportSource);
+    await waitFor("first runs", async () => (JSON.stringify(scores(run as CdcRun)) === JSON.stringify({ "1": 10, "2": 20, "3": null }) ? true : undefined));
+    await db.query(`UPDATE scores SET active = false WHERE user_id = 2`);
+    await db.query(`UPDATE scores SET active = true WHERE user_id = 3`);
+    // The query no longer returns user 2's row: its score goes back to what no rows give, null.
+    await waitFor("the next query run", async () => (JSON.stringify(scores(run as CdcRun)) === JSON.stringify({ "1": 10, "2": null, "3": 30 }) ? true : undefined));
+    expect(run.store.rowOf("active_scores", "2")).toBeUndefined();
+  });
 });

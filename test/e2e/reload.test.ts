@@ -1,0 +1,84 @@
+// Reloading the config of a running daemon process: SIGHUP with an invalid config keeps the running one
+// (every error logged, counted as invalid), with a valid one applies it live (its Runs start, the new
+// group fills); --watch-config reloads when a file changes; `runs` lists the Runs and `rebuild` asks for
+// one beside the running daemon.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, inject, it } from "vitest";
+import { freePort } from "../services/process.js";
+import { runCli } from "../helpers/cli.js";
+import { shopConfig, SHOP_DATA, SHOP_SCHEMA, type Obj } from "../helpers/converge.js";
+import { get, sample, startDaemon, waitFor, type DaemonProcess } from "../helpers/daemon.js";
+import { createTestDatabase } from "../helpers/postgres.js";
+
+const concrete = (objects: Obj[], url: string): Obj[] =>
+  objects.map((o) => (o.class === "app" ? { ...o, options: { connectionString: url, slot: "reload_slot", publication: "reload_pub" } } : o));
+
+describe("reloading the config", () => {
+  const work = mkdtempSync(join(tmpdir(), "reload-"));
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  it("refuses an invalid config on SIGHUP, applies a valid one live, and follows --watch-config", { timeout: 120_000 }, async () => {
+    const db = await createTestDatabase(inject("pgUrl"), "reload");
+    let daemon: DaemonProcess | undefined;
+    try {
+      for (const sql of [...SHOP_SCHEMA, ...SHOP_DATA]) await db.query(sql);
+      const config = join(work, "config.json");
+      const state = join(work, "state");
+      writeFileSync(config, JSON.stringify(concrete(shopConfig(), db.url)));
+      const http = `127.0.0.1:${await freePort()}`;
+      daemon = startDaemon(["--config", config, "--state", state, "--watch-config"], http);
+      const metrics = async () => (await get(http, "/metrics")).body;
+      await waitFor("ready", async () => ((await get(http, "/readyz")).status === 200 ? true : undefined), 30_000);
+      await waitFor("the records", async () => (sample(await metrics(), 'grouparoo_records{model="users"}') === 12 ? true : undefined));
+
+      // An invalid config: refused, the running one kept, every error in the log.
+      const invalid = concrete(shopConfig(), db.url).map((o) => (o.id === "high_value" ? { ...o, rules: [{ propertyId: "nope", op: "gt", match: 1 }] } : o));
+      writeFileSync(config, JSON.stringify(invalid));
+      await waitFor("the invalid reload counted", async () => (sample(await metrics(), 'grouparoo_config_reload_total{result="invalid"}') === 1 ? true : undefined));
+      expect(daemon.logs()).toContain('rules[0].propertyId: no property with id \\"nope\\"');
+      expect(daemon.logs()).toContain("the new config is invalid: the running config is kept");
+      expect((await get(http, "/readyz")).status).toBe(200);
+
+      // SIGHUP with a valid config that adds a group: applied live, its backfill Run fills it.
+      const withGroup = [...concrete(shopConfig(), db.url), { class: "group", id: "big", modelId: "users", rules: [{ propertyId: "max_amount", op: "gt", match: 90 }] }];
+      writeFileSync(config, JSON.stringify(withGroup));
+      daemon.child.kill("SIGHUP");
+      await waitFor("the valid reload applied", async () => ((sample(await metrics(), 'grouparoo_config_reload_total{result="applied"}') ?? 0) >= 1 ? true : undefined));
+      const { rows } = await db.query<{ n: string }>(`SELECT count(DISTINCT user_id) AS n FROM purchases WHERE amount > 90`);
+      await waitFor("the new group filled", async () => (sample(await metrics(), 'grouparoo_group_members{group="big"}') === Number(rows[0]?.n) ? true : undefined));
+      expect(Number(rows[0]?.n)).toBeGreaterThan(0);
+      await waitFor("ready again", async () => ((await get(http, "/readyz")).status === 200 ? true : undefined));
+
+      // `runs` lists the backfill; `rebuild` asks for another beside the running daemon.
+      const listed = await runCli(["runs", "--state", state, "--json"]);
+      expect(listed.code).toBe(0);
+      const runs = JSON.parse(listed.stdout) as { kind: string; target: string; state: string }[];
+      expect(runs.filter((r) => r.kind === "backfill").map((r) => [r.target, r.state])).toEqual([["group big", "complete"]]);
+      const table = await runCli(["runs", "--state", state]);
+      expect(table.stdout.split("\n")[0]).toMatch(/^ID +KIND +TARGET +STATE +DONE\/TOTAL +% +STARTED +FINISHED +ERROR$/);
+      const rebuilt = await runCli(["rebuild", "--config", config, "--state", state, "--property", "lifetime_value"]);
+      expect(rebuilt).toEqual({
+        code: 0,
+        stdout: "requested 1 run: rebuild property lifetime_value; a running daemon starts them within a second, a stopped one when it starts\n",
+        stderr: "",
+      });
+      await waitFor("the requested rebuild done", async () => {
+        const again = JSON.parse((await runCli(["runs", "--state", state, "--json"])).stdout) as { kind: string; state: string; processed: number }[];
+        const rebuild = again.find((r) => r.kind === "rebuild");
+        return rebuild?.state === "complete" ? rebuild : undefined;
+      });
+      expect(sample(await metrics(), 'grouparoo_run_items_total{kind="rebuild"}')).toBe(12);
+
+      daemon.child.kill("SIGTERM");
+      expect((await daemon.exited).code).toBe(0);
+    } finally {
+      if (daemon && daemon.child.exitCode === null) {
+        daemon.child.kill("SIGKILL");
+        await daemon.exited;
+      }
+      await db.drop();
+    }
+  });
+});

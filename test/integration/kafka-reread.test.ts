@@ -1,0 +1,80 @@
+// A property added on a Kafka source that is past its topic's start: the Run replays the topic from its
+// earliest offset (on every partition the daemon holds), so the state ends as a fresh consumer group's
+// on the new config; a topic that keeps every row's latest message (compacted, or kept whole) gives
+// back every row.
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Kafka, logLevel } from "kafkajs";
+import { pino } from "pino";
+import { describe, expect, inject, it } from "vitest";
+import { Daemon } from "../../daemon/daemon.js";
+import { freePort } from "../services/process.js";
+import { dumpState, type Obj } from "../helpers/converge.js";
+import { waitFor } from "../helpers/daemon.js";
+
+const kafka = new Kafka({ clientId: "kafka-reread-test", brokers: inject("kafkaBrokers"), logLevel: logLevel.NOTHING });
+
+const config = (topic: string, groupId: string, withName: boolean): Obj[] => [
+  { class: "app", id: "bus", type: "kafka", options: { brokers: inject("kafkaBrokers"), groupId } },
+  { class: "model", id: "users" },
+  { class: "source", id: "users_topic", type: "kafka-debezium", appId: "bus", modelId: "users", options: { topic, format: "json" }, mapping: { id: "user_id" } },
+  { class: "property", id: "user_id", type: "integer", unique: true, sourceId: "users_topic", options: { column: "id" } },
+  { class: "property", id: "email", type: "email", sourceId: "users_topic", options: { column: "email" } },
+  ...(withName ? [{ class: "property", id: "name", type: "string", sourceId: "users_topic", options: { column: "name" } }] : []),
+  { class: "group", id: "named_a", modelId: "users", rules: [{ propertyId: withName ? "name" : "email", op: "like", match: withName ? "a%" : "%a%" }] },
+];
+
+describe("kafka-debezium re-read", () => {
+  it("replays the topic from its earliest offsets for a property added on it, and ends as a fresh consumer", { timeout: 120_000 }, async () => {
+    const topic = `users-${randomBytes(4).toString("hex")}`;
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.createTopics({ topics: [{ topic, numPartitions: 3 }], waitForLeaders: true });
+    await admin.disconnect();
+    const producer = kafka.producer();
+    await producer.connect();
+    const send = (ids: number[], round: number) =>
+      producer.send({ topic, messages: ids.map((id) => ({ key: String(id), value: JSON.stringify({ id, email: `u${id}@example.com`, name: `${round % 2 ? "a" : "b"}name${id}r${round}` }) })) });
+    await send(Array.from({ length: 60 }, (_, i) => i + 1), 1);
+
+    const work = mkdtempSync(join(tmpdir(), "kafka-reread-"));
+    const file = join(work, "config.json");
+    const start = async (path: string, objects: Obj[], state: string) => {
+      writeFileSync(path, JSON.stringify(objects));
+      const daemon = await Daemon.start({ config: path, state, http: `127.0.0.1:${await freePort()}`, maxBatchDelayMs: 2 }, pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }));
+      if (typeof daemon === "number") throw new Error(`exit ${daemon}`);
+      return daemon;
+    };
+    const daemon = await start(file, config(topic, `g-${topic}`, false), join(work, "state"));
+    const oracleRef: { daemon?: Daemon } = {};
+    try {
+      await waitFor("the first messages", async () => (daemon.state.countOf("records", "users") === 60 ? true : undefined), 60_000);
+      await send([5, 6, 61], 2);
+      await waitFor("the next messages", async () => (daemon.state.countOf("records", "users") === 61 ? true : undefined));
+
+      writeFileSync(file, JSON.stringify(config(topic, `g-${topic}`, true)));
+      expect(await daemon.reload("test")).toBe("applied");
+      await send([7, 62], 3);
+      await waitFor("the replay done", async () => (daemon.runs?.pending().length === 0 && daemon.state.countOf("records", "users") === 62 ? true : undefined), 60_000);
+      await waitFor("the replay done", async () => (daemon.state.getRecord("users", "62")?.values.name === "aname62r3" ? true : undefined), 60_000);
+
+      const oracle = await start(join(work, "oracle.json"), config(topic, `oracle-${topic}`, true), join(work, "oracle-state"));
+      oracleRef.daemon = oracle;
+      await waitFor("the oracle read the topic", async () => (oracle.state.getRecord("users", "62") && oracle.runs?.pending().length === 0 ? true : undefined), 60_000);
+      const dump = (d: Daemon) => dumpState(d.state, ["users"], [], ["named_a"], []);
+      expect(dump(daemon)).toEqual(dump(oracle));
+      expect(daemon.state.getRecord("users", "1")?.values.name).toBe("aname1r1");
+      expect(daemon.state.countOf("members", "named_a")).toBeGreaterThan(0);
+    } finally {
+      await producer.disconnect();
+      for (const d of [daemon, oracleRef.daemon]) {
+        if (!d) continue;
+        await d.drain("SIGTERM");
+        await d.finished;
+      }
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
+});
