@@ -114,6 +114,17 @@ function scalar(raw: unknown): PropertyValue {
   }
 }
 
+/** Whether a text's first character (after blanks) can start a decimal number or a date. */
+function startsNumberOrDate(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 32 || (c >= 9 && c <= 13)) continue;
+    // Other Unicode blanks (which trim() also removes) go the full way.
+    return (c >= 48 && c <= 57) || c === 43 || c === 45 || c === 46 || c > 127;
+  }
+  return false;
+}
+
 /** A number, or a decimal string (the float property type's parser); else null. Booleans are not numbers. */
 function numeric(v: PropertyScalar): number | null {
   if (typeof v === "number") return v;
@@ -129,6 +140,8 @@ function numeric(v: PropertyScalar): number | null {
  */
 function keyOf(v: PropertyScalar): Key {
   if (typeof v === "boolean") return v ? "true" : "false";
+  // Text that cannot start a number or a date ("paid", "sku1") is its own key: no parsing per row.
+  if (typeof v === "string" && !startsNumberOrDate(v)) return v;
   const n = numeric(v);
   if (n !== null) return n;
   if (typeof v === "number") return v;
@@ -416,9 +429,15 @@ function stateKind(method: AggregationMethod): AggregateState["kind"] {
 }
 
 /** The state over no rows. Throws on an invalid spec (see isAggregateSpecValid). */
+/** Specs already checked (a spec is checked once, not at every record it starts a state for). */
+const validSpecs = new WeakSet<AggregateSpec>();
+
 export function emptyAggregate(spec: AggregateSpec): AggregateState {
-  const problem = isAggregateSpecValid(spec);
-  if (problem !== null) throw new Error(problem);
+  if (!validSpecs.has(spec)) {
+    const problem = isAggregateSpecValid(spec);
+    if (problem !== null) throw new Error(problem);
+    validSpecs.add(spec);
+  }
   switch (stateKind(spec.method)) {
     case "count":
       return { kind: "count", n: 0 };

@@ -5,6 +5,7 @@
 // index, and exports are planned per destination. The algorithm is pure over the `BatchState`
 // interface; state/ implements it inside one LMDB write transaction.
 import { aggregateValue, applyRowChange, emptyAggregate, type AggregateState } from "./aggregates.js";
+export { applyRowChange, emptyAggregate, type AggregateState };
 import type { Change, Row } from "./change.js";
 import type { Domain, ModelDef, PropertyDef, RecordValueMap, SourceDef } from "./domain.js";
 import { planExport, type ExportPlan, type RemoteState } from "./exports.js";
@@ -260,6 +261,29 @@ export class BatchApplier {
       if (!source || source.primary) continue;
       const state = this.aggregateFromRows(modelId, recordId, source.id, property);
       record.aggregates[property.id] = state;
+      t.dirty = true;
+      this.setProperty(t, property, this.normalize(property, aggregateValue(property.aggregate, state)));
+    }
+  }
+
+  /**
+   * Sets these properties of one record from aggregate states computed over its rows elsewhere (a scan
+   * of the row store); no state means no rows (count and sum 0, the others null). A record whose state
+   * already carries the property's current definition was rebuilt by a change meanwhile, from rows
+   * newer than the scan's: it is left as it is.
+   */
+  setAggregates(modelId: string, recordId: string, propertyIds: readonly string[], states: ReadonlyMap<string, AggregateState> | undefined): void {
+    const model = this.domain.models.get(modelId);
+    if (!model) return;
+    const t = this.touch(model, recordId, this.now);
+    const record = t.current;
+    if (!record) return;
+    for (const propertyId of propertyIds) {
+      const property = this.domain.properties.get(propertyId);
+      if (!property || property.modelId !== modelId || record.aggregates[propertyId]?.g === property.aggregateHash) continue;
+      const state = states?.get(propertyId) ?? emptyAggregate(property.aggregate);
+      state.g = property.aggregateHash;
+      record.aggregates[propertyId] = state;
       t.dirty = true;
       this.setProperty(t, property, this.normalize(property, aggregateValue(property.aggregate, state)));
     }

@@ -111,7 +111,8 @@ export type RunSpec =
   | { kind: "remove-source"; sourceId: string; modelId: string; primary: boolean }
   | { kind: "remove-model"; modelId: string }
   | { kind: "reread"; sourceId: string; modelId: string }
-  | { kind: "rebuild"; sourceId: string; modelId: string; propertyIds: string[] }
+  /** scan: the row store read in key order, states kept per record, written after (a definition change); else each record from its rows (a repair). */
+  | { kind: "rebuild"; sourceId: string; modelId: string; propertyIds: string[]; scan?: boolean }
   | { kind: "backfill"; groupId: string; modelId: string }
   | { kind: "export"; destinationId: string; modelId: string; reset: boolean };
 
@@ -222,7 +223,7 @@ export function planRuns(stored: Definitions, next: Definitions, context: PlanCo
         run({ kind: "reread", sourceId: id, modelId: after.modelId }, `source ${id}`, before ? "changed: its rows are read again" : "added on a stream that is past its existing rows", sourceUpdate ? [sourceUpdate] : []);
         if (propertyUpdates.length > 0) {
           const propertyIds = propertyUpdates.map((u) => u.id);
-          run({ kind: "rebuild", sourceId: id, modelId: after.modelId, propertyIds }, `${propertyIds.length === 1 ? "property" : "properties"} ${propertyIds.join(", ")}`, "its source was read again: every record's value computed", propertyUpdates);
+          run({ kind: "rebuild", sourceId: id, modelId: after.modelId, propertyIds, scan: true }, `${propertyIds.length === 1 ? "property" : "properties"} ${propertyIds.join(", ")}`, "its source was read again: every record's value computed", propertyUpdates);
         }
       }
     } else updates.push(...covered);
@@ -252,7 +253,7 @@ export function planRuns(stored: Definitions, next: Definitions, context: PlanCo
     rebuilds.set(after.sourceId, rebuild);
   }
   for (const [sourceId, { modelId, propertyIds }] of rebuilds) {
-    run({ kind: "rebuild", sourceId, modelId, propertyIds }, `${propertyIds.length === 1 ? "property" : "properties"} ${propertyIds.join(", ")}`, "new or changed: recomputed from the stored rows", propertyIds.map((id) => update("properties", id)));
+    run({ kind: "rebuild", sourceId, modelId, propertyIds, scan: true }, `${propertyIds.length === 1 ? "property" : "properties"} ${propertyIds.join(", ")}`, "new or changed: recomputed from the stored rows", propertyIds.map((id) => update("properties", id)));
   }
 
   // 4. Groups added or changed (or back after a removal).

@@ -323,6 +323,19 @@ export class Store {
     return ids;
   }
 
+  /** Up to `limit` stored rows of a source after `after` (exclusive), in key order. */
+  rowsAfter(sourceId: string, after: string | undefined, limit: number): [string, StoredRow][] {
+    const start: Key = after === undefined ? [sourceId] : [sourceId, after];
+    const out: [string, StoredRow][] = [];
+    for (const { key, value } of this.rows.getRange({ start, end: [sourceId, END], limit: limit + 1 })) {
+      const rowKey = String((key as Key)[1]);
+      if (rowKey === after) continue;
+      out.push([rowKey, value]);
+      if (out.length === limit) break;
+    }
+    return out;
+  }
+
   /** How many entries a source has in the row store. */
   rowCount(sourceId: string): number {
     return this.rows.getCount({ start: [sourceId], end: [sourceId, END] });

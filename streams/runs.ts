@@ -4,7 +4,7 @@
 // transaction, so a Run survives a SIGKILL and resumes where it stopped. A re-read is driven by the
 // source's connector: its rows and progress markers flow through the pipeline like every change.
 import type { Logger } from "pino";
-import type { BatchApplier } from "../core/apply.js";
+import { applyRowChange, emptyAggregate, type AggregateState, type BatchApplier } from "../core/apply.js";
 import { DEFINITION_CLASSES, planRuns, type DefinitionUpdate, type Definitions, type PlannedRun, type RunKind, type RunPlan, type RunSpec } from "../core/definitions.js";
 import type { Domain } from "../core/domain.js";
 import type { SourceConnector } from "../connectors/types.js";
@@ -42,6 +42,8 @@ export interface RunEvents {
 
 const RECORDS_PER_CHUNK = 500;
 const KEYS_PER_CHUNK = 5000;
+/** Records written per transaction from a rebuild's scanned states (cheap per record, so more of them). */
+const SCANNED_RECORDS_PER_CHUNK = 2000;
 const LOG_EVERY_MS = 5000;
 /** The position stream a re-read reports its progress on (in the transaction of the rows it read). */
 export const runStream = (runId: string) => `run:${runId}`;
@@ -94,6 +96,8 @@ export class Runs {
   private finalUpdates: DefinitionUpdate[] = [];
   private idleWaiters: (() => void)[] = [];
   private readonly clock: () => number;
+  /** The row-store scan of a rebuild in progress: its position and the states per record so far. */
+  private scan: { runId: string; after: string | undefined; done: boolean; states: Map<string, Map<string, AggregateState>> } | undefined;
 
   constructor(private readonly context: RunsContext) {
     this.clock = context.clock ?? Date.now;
@@ -296,7 +300,7 @@ export class Runs {
       await store.putMeta(`run:${run.id}`, run);
       return false;
     };
-    const records = (modelId: string) => store.recordIdsOf(modelId, run.cursor, RECORDS_PER_CHUNK);
+    const records = (modelId: string, limit = RECORDS_PER_CHUNK) => store.recordIdsOf(modelId, run.cursor, limit);
     /** Drops one prefix a chunk at a time. */
     const drop = async (index: Parameters<StateTransaction["dropPrefix"]>[0], prefix: string[]): Promise<boolean> => {
       let dropped = 0;
@@ -395,9 +399,39 @@ export class Runs {
           }
           run.phase = 1;
         }
-        const ids = records(spec.modelId);
-        if (ids.length === 0) return this.phaseDone(run);
-        await over(ids, (applier, _tx, id) => applier.rebuild(spec.modelId, id, spec.propertyIds));
+        if (!spec.scan) {
+          // Each record from its own rows, read in its transaction (a repair asked for by hand).
+          const ids = records(spec.modelId);
+          if (ids.length === 0) return this.phaseDone(run);
+          await over(ids, (applier, _tx, id) => applier.rebuild(spec.modelId, id, spec.propertyIds));
+          return false;
+        }
+        // The row store read in key order into per-record states (in memory: after a restart the scan is
+        // done again), then every record written from them, a chunk at a time.
+        const scan = this.scan?.runId === run.id ? this.scan : (this.scan = { runId: run.id, after: undefined, done: false, states: new Map() });
+        if (!scan.done) {
+          const rows = store.rowsAfter(spec.sourceId, scan.after, KEYS_PER_CHUNK);
+          const specs = spec.propertyIds.flatMap((id) => {
+            const property = domain.properties.get(id);
+            return property ? [property] : [];
+          });
+          for (const [rowKey, stored] of rows) {
+            if (!stored.recordId) continue;
+            let states = scan.states.get(stored.recordId);
+            if (!states) scan.states.set(stored.recordId, (states = new Map()));
+            for (const property of specs) states.set(property.id, applyRowChange(property.aggregate, states.get(property.id) ?? emptyAggregate(property.aggregate), rowKey, null, stored.row));
+          }
+          scan.after = rows[rows.length - 1]?.[0] ?? scan.after;
+          if (rows.length < KEYS_PER_CHUNK) scan.done = true;
+          this.progressed(run, 0);
+          return false;
+        }
+        const ids = records(spec.modelId, SCANNED_RECORDS_PER_CHUNK);
+        if (ids.length === 0) {
+          this.scan = undefined;
+          return this.phaseDone(run);
+        }
+        await over(ids, (applier, _tx, id) => applier.setAggregates(spec.modelId, id, spec.propertyIds, scan.states.get(id)));
         return false;
       }
       case "backfill": {
