@@ -9,7 +9,7 @@ import type { RereadRequest } from "../../types.js";
 import { quoteIdent, quoteTable, withClient } from "../introspect.js";
 import type { PostgresAppSettings } from "../settings.js";
 import type { CapturedTable } from "./slot.js";
-import { WATERMARK_PREFIX, type PgoutputChanges } from "./stream.js";
+import { WATERMARK_PREFIX, type ChunkWindow, type PgoutputChanges } from "./stream.js";
 
 const CHUNK_ROWS = 2000;
 
@@ -57,6 +57,11 @@ export async function rereadTables(request: RereadRequest, context: RereadContex
       if (context.stopped()) return "stopped";
       chunk += 1;
       const id = `${request.runId}/${chunk}`;
+      // The window waits before the low watermark is written: the stream may reach it before the chunk is read.
+      let inStream: () => void = () => undefined;
+      const arrived = new Promise<void>((resolve) => (inStream = resolve));
+      const window: ChunkWindow = { id, table, sourceId, keyColumns, rows: [], progress: { stream: `run:${request.runId}`, position: "" }, open: false, changed: new Set(), truncated: false, done: () => inStream() };
+      decoder.window = window;
       const read = await withClient(settings.connection, async (client) => {
         // Each watermark is its own committed transaction, so it takes its place in commit order.
         await client.query(`SELECT pg_logical_emit_message(true, $1, $2)`, [WATERMARK_PREFIX, `low ${id}`]);
@@ -69,14 +74,12 @@ export async function rereadTables(request: RereadRequest, context: RereadContex
       });
       const last = read[read.length - 1];
       const next: RereadProgress = { table: progress.table, after: last ? last.__grouparoo_key : progress.after, rows: progress.rows + read.length };
-      const rows = read.map(({ __grouparoo_key: _key, ...row }) => row as Row);
       const finished = read.length < CHUNK_ROWS;
       const position = finished ? { ...next, table: progress.table + 1, after: null } : next;
-      const inStream = new Promise<void>((resolve) => {
-        decoder.window = { id, table, sourceId, keyColumns, rows, progress: { stream: `run:${request.runId}`, position: JSON.stringify(position) }, open: false, changed: new Set(), truncated: false, done: resolve };
-      });
+      window.rows = read.map(({ __grouparoo_key: _key, ...row }) => row as Row);
+      window.progress = { stream: `run:${request.runId}`, position: JSON.stringify(position) };
       await withClient(settings.connection, (client) => client.query(`SELECT pg_logical_emit_message(true, $1, $2)`, [WATERMARK_PREFIX, `high ${id}`]));
-      await Promise.race([inStream, context.stopRequested]);
+      await Promise.race([arrived, context.stopRequested]);
       if (context.stopped()) return "stopped";
       Object.assign(progress, position);
       if (finished) break;

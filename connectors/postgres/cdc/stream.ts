@@ -63,6 +63,7 @@ export interface ChunkWindow {
   table: string;
   sourceId: string;
   keyColumns: readonly string[];
+  /** The chunk's rows, set once read (before the high watermark is written). */
   rows: readonly Row[];
   /** The progress marker emitted after the rows: its stream (run:<id>) and position. */
   progress: { stream: string; position: string };
