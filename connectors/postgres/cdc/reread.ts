@@ -11,7 +11,7 @@ import type { PostgresAppSettings } from "../settings.js";
 import type { CapturedTable } from "./slot.js";
 import { WATERMARK_PREFIX, type ChunkWindow, type PgoutputChanges } from "./stream.js";
 
-const CHUNK_ROWS = 2000;
+const CHUNK_ROWS = 1000;
 
 /** Where a re-read stands: the table being read, the last primary key read in it (as text), rows so far. */
 interface RereadProgress {
