@@ -10,6 +10,7 @@ import type { Change } from "../core/change.js";
 import { DEFAULT_PIPELINE_OPTIONS } from "../streams/pipeline.js";
 import { coreDomain } from "../test/helpers/core.js";
 import { applyBatch } from "../streams/batch.js";
+import { profiled } from "./profile.js";
 
 const COUNT = Number(process.env.BENCH_CHANGES ?? 200_000);
 // Batches as the daemon cuts them under a backlog (its --max-batch-size default).
@@ -44,7 +45,9 @@ async function applyThroughCore(input: Change[]): Promise<number> {
   const store = Store.open(dir);
   const domain = coreDomain();
   const started = performance.now();
-  for (let i = 0; i < input.length; i += BATCH) await applyBatch(store, domain, input.slice(i, i + BATCH), NOW);
+  await profiled("apply", async () => {
+    for (let i = 0; i < input.length; i += BATCH) await applyBatch(store, domain, input.slice(i, i + BATCH), NOW);
+  });
   const seconds = (performance.now() - started) / 1000;
   await store.close();
   rmSync(dir, { recursive: true, force: true });

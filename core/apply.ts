@@ -33,6 +33,8 @@ export interface StoredRecord {
   boundaries: Record<string, number>;
   /** The snapshot that last read the record's primary row, if a snapshot did (its row is the record). */
   snapshot?: string;
+  /** The model's aggregatesHash when the record was created (see ModelDef.aggregatesHash). */
+  defs?: string;
 }
 
 export interface Identity {
@@ -89,7 +91,6 @@ export interface BatchState {
   deletePending(modelId: string, identity: Identity, ref: RowRef): void;
   pendingRows(modelId: string, identity: Identity): RowRef[];
 
-  setMember(modelId: string, groupId: string, recordId: string, member: boolean): void;
   /** Moves a (record, group) entry of the time index from `previous` to `next` (null: none). */
   setBoundary(modelId: string, groupId: string, recordId: string, previous: number | undefined, next: number | null): void;
 
@@ -259,7 +260,7 @@ export class BatchApplier {
       if (!property || property.modelId !== modelId) continue;
       const source = this.domain.sources.get(property.sourceId);
       if (!source || source.primary) continue;
-      const state = this.aggregateFromRows(modelId, recordId, source.id, property);
+      const { state } = this.aggregateFromRows(modelId, recordId, source.id, property);
       record.aggregates[property.id] = state;
       t.dirty = true;
       this.setProperty(t, property, this.normalize(property, aggregateValue(property.aggregate, state)));
@@ -387,7 +388,7 @@ export class BatchApplier {
       const t = this.touch(model, rowKey, commitTime);
       const existed = t.current !== null;
       if (!t.current) {
-        t.current = { id: rowKey, createdAt: commitTime, values: {}, invalid: {}, groups: [], aggregates: {}, boundaries: {} };
+        t.current = { id: rowKey, createdAt: commitTime, values: {}, invalid: {}, groups: [], aggregates: {}, boundaries: {}, defs: model.aggregatesHash };
         t.recreated = t.before !== null;
         // Aggregates start over no rows (count and sum 0, the others null); rows waiting for this
         // record attach when its unique values are claimed below.
@@ -480,13 +481,17 @@ export class BatchApplier {
       const spec = property.aggregate;
       let state = record.aggregates[property.id];
       let next: AggregateState;
-      if (state === undefined && (t.before === null || t.recreated)) state = emptyAggregate(spec);
+      // No state: a record created under these definitions has no rows for it yet.
+      if (state === undefined && (t.before === null || t.recreated || record.defs === model.aggregatesHash)) {
+        state = emptyAggregate(spec);
+        state.g = property.aggregateHash;
+      }
       if (state === undefined || state.g !== property.aggregateHash) {
         // Built by another definition (or before the property existed): rebuilt from the record's rows,
         // the changing row taken as it is after the change.
-        next = this.aggregateFromRows(model.id, recordId, source.id, property, rowKey);
-        next = applyRowChange(spec, next, rowKey, null, after, others);
-        if (state !== undefined || this.hasOtherRows(model.id, recordId, source.id, rowKey)) {
+        const rebuilt = this.aggregateFromRows(model.id, recordId, source.id, property, rowKey);
+        next = applyRowChange(spec, rebuilt.state, rowKey, null, after, others);
+        if (state !== undefined || rebuilt.rows > 0) {
           this.result.repairs.push({ modelId: model.id, recordId, propertyId: property.id, reason: state === undefined ? "no state for this definition" : "state of another definition" });
         }
       } else {
@@ -494,7 +499,7 @@ export class BatchApplier {
           next = applyRowChange(spec, state, rowKey, before, after, others);
         } catch (error) {
           // An inconsistency confined to this record (a count below zero): rebuilt from its rows.
-          next = applyRowChange(spec, this.aggregateFromRows(model.id, recordId, source.id, property, rowKey), rowKey, null, after, others);
+          next = applyRowChange(spec, this.aggregateFromRows(model.id, recordId, source.id, property, rowKey).state, rowKey, null, after, others);
           this.result.repairs.push({ modelId: model.id, recordId, propertyId: property.id, reason: error instanceof Error ? error.message : String(error) });
         }
       }
@@ -506,17 +511,17 @@ export class BatchApplier {
   }
 
   /** The aggregate of one property over the record's stored rows of its source, `except` one row. */
-  private aggregateFromRows(modelId: string, recordId: string, sourceId: string, property: PropertyDef, except?: string): AggregateState {
+  /** The aggregate of one property over the record's stored rows of its source, `except` one row, and how many rows it read. */
+  private aggregateFromRows(modelId: string, recordId: string, sourceId: string, property: PropertyDef, except?: string): { state: AggregateState; rows: number } {
     let state = emptyAggregate(property.aggregate);
+    let rows = 0;
     for (const [key, row] of this.rowsOf(modelId, recordId, sourceId)) {
-      if (key !== except) state = applyRowChange(property.aggregate, state, key, null, row);
+      if (key === except) continue;
+      state = applyRowChange(property.aggregate, state, key, null, row);
+      rows += 1;
     }
     state.g = property.aggregateHash;
-    return state;
-  }
-
-  private hasOtherRows(modelId: string, recordId: string, sourceId: string, except: string): boolean {
-    return this.state.attachedRows(modelId, recordId, sourceId).some((ref) => ref.rowKey !== except);
+    return { state, rows };
   }
 
   private *rowsOf(modelId: string, recordId: string, sourceId: string): Generator<readonly [string, Row]> {
@@ -659,19 +664,17 @@ export class BatchApplier {
     if (isNew || t.changed.size > 0 || groupsChanged) this.planExports(t, record.id, { values: record.values, groups: record.groups });
   }
 
-  /** Writes the membership index for the difference between two sorted group lists; true if any. */
+  /** Counts the difference between two sorted group lists (membership lives in the record); true if any. */
   private reconcileMembership(modelId: string, recordId: string, before: readonly string[], after: readonly string[]): boolean {
     let changed = false;
     for (const groupId of before) {
       if (after.includes(groupId)) continue;
       changed = true;
-      this.state.setMember(modelId, groupId, recordId, false);
       this.bump(this.result.memberDelta, groupId, -1);
     }
     for (const groupId of after) {
       if (before.includes(groupId)) continue;
       changed = true;
-      this.state.setMember(modelId, groupId, recordId, true);
       this.bump(this.result.memberDelta, groupId, 1);
     }
     return changed;

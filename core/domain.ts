@@ -50,6 +50,12 @@ export interface DestinationDef {
 
 export interface ModelDef {
   id: string;
+  /**
+   * A hash of the aggregations of its properties fed by many rows: a record created under it has no
+   * state for a property only because it has no rows for it (a record from before a definition
+   * changed may miss a state it has rows for; that one is rebuilt from the rows).
+   */
+  aggregatesHash: string;
   primarySourceId: string;
   primaryKeyPropertyId: string;
   properties: readonly PropertyDef[];
@@ -156,8 +162,10 @@ export function compileDomain(config: Config): Domain {
   for (const m of config.models) {
     const pk = config.primaryKeys[m.id];
     if (!pk) continue;
+    const aggregated = [...properties.values()].filter((p) => p.modelId === m.id && p.sourceId !== pk.sourceId);
     models.set(m.id, {
       id: m.id,
+      aggregatesHash: aggregateHash({ method: "exact", column: aggregated.map((p) => `${p.id}=${p.aggregateHash}`).sort().join(","), filters: [], isArray: false }),
       primarySourceId: pk.sourceId,
       primaryKeyPropertyId: pk.propertyId,
       properties: [...properties.values()].filter((p) => p.modelId === m.id),

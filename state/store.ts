@@ -19,7 +19,7 @@ import type { ExportPlan, RemoteState } from "../core/exports.js";
 
 type Key = (string | number)[];
 /** The layout of the sub-databases; bumped whenever a key or value shape changes. */
-export const STATE_FORMAT = 2;
+export const STATE_FORMAT = 3;
 /** Sorts after every string, so [a, b, END] closes the range of keys that start with [a, b]. */
 const END = "\uffff\uffff";
 
@@ -64,7 +64,7 @@ export interface BoundaryEntry {
 }
 
 /** Sub-databases whose entries a Run may drop by key prefix when their definition is removed. */
-export type PrefixedIndex = "records" | "unique" | "members" | "attached" | "pending" | "outbox" | "outbox-by-record" | "remote";
+export type PrefixedIndex = "records" | "unique" | "attached" | "pending" | "outbox" | "outbox-by-record" | "remote";
 
 /** One write transaction: the core's BatchState, plus the counters, meta entries and removals written with it. */
 export interface StateTransaction extends BatchState {
@@ -87,7 +87,6 @@ export class Store {
   private readonly rows: Database<StoredRow, Key>;
   /** Rows waiting for a record with their identity: [model, property, value, source, row key] → true. */
   private readonly pending: Database<true, Key>;
-  private readonly members: Database<true, Key>;
   /** Rows feeding a record: [model, record, source, row key] → true. */
   private readonly attached: Database<true, Key>;
   private readonly timeIndex: Database<true, Key>;
@@ -114,7 +113,6 @@ export class Store {
     this.unique = db("unique");
     this.rows = structured("rows");
     this.pending = db("pending");
-    this.members = db("members");
     this.attached = db("attached");
     this.timeIndex = db("time-index");
     this.remote = structured("remote");
@@ -127,7 +125,6 @@ export class Store {
     this.indexes = {
       records: this.records,
       unique: this.unique,
-      members: this.members,
       attached: this.attached,
       pending: this.pending,
       outbox: this.outbox,
@@ -141,6 +138,12 @@ export class Store {
   private checkFormat(): void {
     const format = this.meta.get("format");
     if (format === STATE_FORMAT) return;
+    if (format === 2) {
+      // Layout 2 also kept an index of members per group; the records hold their groups, so it goes.
+      this.root.openDB({ name: "members" }).dropSync();
+      this.meta.putSync("format", STATE_FORMAT);
+      return;
+    }
     const hasRecords = [...this.records.getKeys({ limit: 2 })].some((key) => Array.isArray(key));
     const empty = !hasRecords && this.positions.getKeysCount({ limit: 1 }) === 0;
     if (format !== undefined || !empty) {
@@ -255,7 +258,6 @@ export class Store {
       addPending: (m, id: Identity, ref: RowRef) => void this.pending.put([m, id.propertyId, id.valueKey, ref.sourceId, ref.rowKey], true),
       deletePending: (m, id, ref) => void this.pending.remove([m, id.propertyId, id.valueKey, ref.sourceId, ref.rowKey]),
       pendingRows: (m, id) => keysOf(this.pending, [m, id.propertyId, id.valueKey]).map((k) => ({ sourceId: String(k[3]), rowKey: String(k[4]) })),
-      setMember: (m, g, r, member) => void (member ? this.members.put([m, g, r], true) : this.members.remove([m, g, r])),
       setBoundary: (m, g, r, previous, next) => {
         if (previous !== undefined) this.timeIndex.remove([previous, m, g, r]);
         if (next !== null) this.timeIndex.put([next, m, g, r], true);
@@ -346,8 +348,20 @@ export class Store {
     return [...this.meta.getRange({ start: "def:", end: "def:\uffff" })].map(({ key, value }) => [key, value]);
   }
 
-  membersOf(modelId: string, groupId: string): string[] {
-    return [...this.members.getKeys({ start: [modelId, groupId], end: [modelId, groupId, END] })].map((k) => String((k as Key)[2]));
+  /**
+   * The members of a group in record order, after `after`, at most `limit`. Membership lives in each
+   * record (its groups), not in an index of its own: a change entering or leaving groups writes its
+   * record once, whatever the number of groups; listing reads records in order.
+   */
+  membersOf(modelId: string, groupId: string, after?: string, limit = Number.MAX_SAFE_INTEGER): string[] {
+    const ids: string[] = [];
+    for (const { key, value } of this.records.getRange({ start: after === undefined ? [modelId] : [modelId, after], end: [modelId, END] })) {
+      const id = String((key as Key)[1]);
+      if (id === after || !value.groups.includes(groupId)) continue;
+      ids.push(id);
+      if (ids.length >= limit) break;
+    }
+    return ids;
   }
 
   aggregateOf(modelId: string, recordId: string, propertyId: string): AggregateState | undefined {

@@ -330,7 +330,6 @@ export class Runs {
           return false;
         }
         return this.phaseDone(run, (tx) => {
-          tx.dropPrefix("members", [spec.modelId, spec.groupId], Number.MAX_SAFE_INTEGER);
           tx.dropTimeIndex(spec.modelId, spec.groupId, Number.MAX_SAFE_INTEGER);
           tx.dropCounter("members", spec.groupId);
         });
@@ -365,7 +364,7 @@ export class Runs {
       }
       case "remove-model": {
         const m = spec.modelId;
-        const phases = ["records", "unique", "members", "attached", "pending"] as const;
+        const phases = ["records", "unique", "attached", "pending"] as const;
         const index = phases[run.phase];
         if (index !== undefined) {
           if (await drop(index, [m])) {

@@ -3,6 +3,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { open } from "lmdb";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { STATE_FORMAT, Store } from "../../../state/store.js";
 import type { Change } from "../../../core/change.js";
@@ -23,7 +24,12 @@ describe("applying batches", () => {
     await store.close();
     rmSync(dir, { recursive: true, force: true });
   });
-  const apply = (changes: Change[], now = T) => applyBatch(store, domain, changes, now);
+  /** Applies changes; under one config nothing is ever found inconsistent (no aggregate is repaired). */
+  const apply = async (changes: Change[], now = T) => {
+    const result = await applyBatch(store, domain, changes, now);
+    expect(result.repairs).toEqual([]);
+    return result;
+  };
 
   it("creates a record from a primary row with normalised values, empty aggregates and its groups", async () => {
     const result = await apply([user(1, { email: " Ada@Example.COM ", first_name: "Ada", vip: "t" })]);
@@ -47,6 +53,7 @@ describe("applying batches", () => {
       groups: ["example_emails", "named_a", "never_a", "vip_or_big", "vips"],
       aggregates: {},
       boundaries: {},
+      defs: domain.models.get("users")?.aggregatesHash,
     });
     expect(store.membersOf("users", "vips")).toEqual(["1"]);
     expect(store.countOf("records", "users")).toBe(1);
@@ -257,6 +264,29 @@ describe("the state layout", () => {
       await store.putMeta("format", 1);
       await store.close();
       expect(() => Store.open(dir)).toThrow(`the state in ${dir} has layout 1, this version reads layout ${STATE_FORMAT}: start from an empty --state directory`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("takes a layout 2 state over: its index of members is dropped, the records keep their groups", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "core-layout-"));
+    try {
+      const store = Store.open(dir);
+      await applyBatch(store, domain, [user(1, { vip: true }), user(2, { vip: false })], T);
+      await store.putMeta("format", 2);
+      await store.close();
+      const old = open({ path: dir, maxDbs: 32 });
+      await old.openDB<true, (string | number)[]>({ name: "members" }).put(["users", "vips", "1"], true);
+      await old.close();
+      const reopened = Store.open(dir);
+      expect(reopened.getMeta("format")).toBe(STATE_FORMAT);
+      expect(reopened.membersOf("users", "vips")).toEqual(["1"]);
+      expect(reopened.countOf("members", "vips")).toBe(1);
+      await reopened.close();
+      const raw = open({ path: dir, maxDbs: 32 });
+      expect([...raw.openDB({ name: "members" }).getKeys()]).toEqual([]);
+      await raw.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

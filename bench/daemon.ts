@@ -1,0 +1,250 @@
+// Benchmark: the daemon as users run it. For each backlog, the same changes are read twice in one run:
+// raw pgoutput decoding with pg-logical-replication alone (a slot of its own), and `grouparoo-stream
+// run` started as a child process with a config file (built CLI, the launcher's Node flags), timed from
+// its start until its slot's confirmed_flush_lsn reaches the backlog's end, which by the
+// acknowledgement rule means every change is durably applied. Also: its memory at the end (heap, and
+// resident LMDB pages apart), a restart to /readyz, and a group added by SIGHUP backfilled.
+// BENCH_DAEMON=users10,users0,... picks scenarios; BENCH_PROFILE=DIR writes the daemon's CPU profile.
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
+import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from "pg-logical-replication";
+import { Store } from "../state/store.js";
+import { listRuns, type RunState } from "../streams/runs.js";
+import { startPostgres } from "../test/services/postgres.js";
+import { freePort } from "../test/services/process.js";
+import { sql } from "./common.js";
+
+const CLI = new URL("../dist/daemon/cli.js", import.meta.url).pathname;
+const postgres = process.env.PG_URL ? undefined : await startPostgres({ max_wal_size: "8GB" });
+const serverUrl = process.env.PG_URL ?? postgres?.url ?? "";
+type Obj = Record<string, unknown>;
+
+interface Scenario {
+  name: string;
+  /** What the backlog is, for the table. */
+  describe: string;
+  tables: string[];
+  /** The backlog's statements, each its own transaction. */
+  backlog: string[];
+  changes: number;
+  objects: (url: string) => Obj[];
+  /** A group added by SIGHUP once caught up, whose backfill is timed. */
+  addGroup?: Obj;
+}
+
+const app = (url: string, snapshot = "no_data"): Obj => ({ class: "app", id: "shop", type: "postgres", options: { connectionString: url, slot: "daemon_slot", publication: "bench_pub", snapshot } });
+const usersObjects = (groups: number) => (url: string): Obj[] => [
+  app(url),
+  { class: "model", id: "users" },
+  { class: "source", id: "users_table", type: "postgres-cdc", appId: "shop", modelId: "users", options: { table: "users" }, mapping: { id: "user_id" } },
+  { class: "property", id: "user_id", type: "integer", unique: true, sourceId: "users_table", options: { column: "id" } },
+  { class: "property", id: "email", type: "email", unique: true, sourceId: "users_table", options: { column: "email" } },
+  { class: "property", id: "name", type: "string", sourceId: "users_table", options: { column: "name" } },
+  { class: "property", id: "ltv", type: "float", sourceId: "users_table", options: { column: "ltv" } },
+  { class: "property", id: "plan", type: "string", sourceId: "users_table", options: { column: "plan" } },
+  ...Array.from({ length: groups }, (_, g) => ({
+    class: "group",
+    id: `g${g}`,
+    modelId: "users",
+    rules: [
+      { propertyId: "ltv", op: "gt", match: g * 10 },
+      { propertyId: "plan", op: "ne", match: `p${g}` },
+    ],
+  })),
+];
+
+function usersScenario(name: string, users: number, groups: number, perTransaction: number): Scenario {
+  const backlog: string[] = [];
+  for (let i = 1; i <= users; i += perTransaction) {
+    backlog.push(`INSERT INTO users SELECT g, 'u' || g || '@example.com', 'name' || g, g % 100, 'p' || (g % 10) FROM generate_series(${i}, ${Math.min(users, i + perTransaction - 1)}) g`);
+  }
+  for (let i = 1; i <= users; i += perTransaction) {
+    backlog.push(`UPDATE users SET ltv = ltv + 50, plan = 'p' || ((id + 3) % 10) WHERE id BETWEEN ${i} AND ${Math.min(users, i + perTransaction - 1)}`);
+  }
+  return {
+    name,
+    describe: `users table, 5 properties (one unique email), ${groups} two-rule groups; ${users.toLocaleString("en")} inserts, then as many updates, ${perTransaction.toLocaleString("en")} rows per transaction`,
+    tables: ["CREATE TABLE users (id int PRIMARY KEY, email text, name text, ltv numeric, plan text)"],
+    backlog,
+    changes: 2 * users,
+    objects: usersObjects(groups),
+    addGroup: { class: "group", id: "added", modelId: "users", rules: [{ propertyId: "ltv", op: "gt", match: 100 }] },
+  };
+}
+
+function purchasesScenario(): Scenario {
+  const users = 50_000;
+  const purchases = 150_000;
+  return {
+    name: "purchases10",
+    describe: `${users.toLocaleString("en")} users, then ${purchases.toLocaleString("en")} purchases aggregated into them (count, filtered sum, most recent value), 10 groups on the aggregates`,
+    tables: ["CREATE TABLE users (id int PRIMARY KEY, email text)", "CREATE TABLE purchases (id int PRIMARY KEY, user_id int, amount numeric, state text, created_at timestamptz)"],
+    backlog: [
+      `INSERT INTO users SELECT g, 'u' || g || '@example.com' FROM generate_series(1, ${users}) g`,
+      ...Array.from({ length: purchases / 50_000 }, (_, k) => `INSERT INTO purchases SELECT g, 1 + g % ${users}, g % 97, CASE WHEN g % 5 = 0 THEN 'refunded' ELSE 'paid' END, '2026-01-01T00:00:00Z'::timestamptz + g * interval '1 minute' FROM generate_series(${k * 50_000 + 1}, ${(k + 1) * 50_000}) g`),
+    ],
+    changes: users + purchases,
+    objects: (url) => [
+      app(url),
+      { class: "model", id: "users" },
+      { class: "source", id: "users_table", type: "postgres-cdc", appId: "shop", modelId: "users", options: { table: "users" }, mapping: { id: "user_id" } },
+      { class: "source", id: "purchases_table", type: "postgres-cdc", appId: "shop", modelId: "users", options: { table: "purchases" }, mapping: { user_id: "user_id" } },
+      { class: "property", id: "user_id", type: "integer", unique: true, sourceId: "users_table", options: { column: "id" } },
+      { class: "property", id: "email", type: "email", unique: true, sourceId: "users_table", options: { column: "email" } },
+      { class: "property", id: "purchase_count", type: "integer", sourceId: "purchases_table", options: { column: "id", aggregationMethod: "count" } },
+      { class: "property", id: "ltv", type: "float", sourceId: "purchases_table", options: { column: "amount", aggregationMethod: "sum" }, filters: [{ key: "state", op: "eq", match: "paid" }] },
+      { class: "property", id: "last_purchase", type: "date", sourceId: "purchases_table", options: { column: "created_at", aggregationMethod: "most recent value", sortColumn: "created_at" } },
+      ...Array.from({ length: 10 }, (_, g) => ({
+        class: "group",
+        id: `g${g}`,
+        modelId: "users",
+        rules: [
+          { propertyId: "ltv", op: "gt", match: g * 20 },
+          { propertyId: "purchase_count", op: "gte", match: (g % 4) + 1 },
+        ],
+      })),
+    ],
+  };
+}
+
+const ALL: Scenario[] = [
+  usersScenario("users10", 100_000, 10, 100_000),
+  usersScenario("users0", 100_000, 0, 100_000),
+  usersScenario("users100", 100_000, 100, 100_000),
+  usersScenario("users10-small-tx", 100_000, 10, 10_000),
+  purchasesScenario(),
+  usersScenario("users10-1M", 500_000, 10, 100_000),
+];
+const picked = process.env.BENCH_DAEMON?.split(",");
+const scenarios = picked ? ALL.filter((s) => picked.includes(s.name)) : ALL.filter((s) => s.name !== "users100" || process.env.BENCH_DAEMON_ALL);
+
+async function rawDecode(url: string, changes: number): Promise<number> {
+  const service = new LogicalReplicationService({ connectionString: url }, { acknowledge: { auto: false, timeoutSeconds: 0 } });
+  let rows = 0;
+  const started = performance.now();
+  await new Promise<void>((resolve, reject) => {
+    service.on("data", (_lsn: string, message: Pgoutput.Message) => {
+      if (message.tag === "insert" || message.tag === "update") rows += 1;
+      if (rows === changes) resolve();
+    });
+    service.on("error", reject);
+    void service.subscribe(new PgoutputPlugin({ protoVersion: 1, publicationNames: ["bench_pub"] }), "raw_slot").catch(() => undefined);
+  });
+  const seconds = (performance.now() - started) / 1000;
+  await service.stop();
+  return seconds;
+}
+
+function start(config: string, state: string, http: string, profile?: string): ChildProcess {
+  const args = ["--max-semi-space-size=64", ...(profile ? ["--cpu-prof", `--cpu-prof-dir=${profile}`] : []), CLI, "run", "--config", config, "--state", state, "--http", http];
+  return spawn(process.execPath, args, { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, LOG_LEVEL: "warn" } });
+}
+
+const exited = (child: ChildProcess) => new Promise<void>((resolve) => (child.exitCode !== null ? resolve() : child.once("exit", () => resolve())));
+
+/** The resident memory of a process, anonymous (heap and the rest) and file-backed (LMDB's mapped pages) apart, in MiB. */
+function memory(pid: number): { rssMiB: number; anonMiB: number; fileMiB: number } {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+)`, "m").exec(status)?.[1] ?? 0);
+  return { rssMiB: Math.round(kib("VmRSS") / 1024), anonMiB: Math.round(kib("RssAnon") / 1024), fileMiB: Math.round(kib("RssFile") / 1024) };
+}
+
+async function heapMiB(http: string): Promise<number> {
+  const text = await (await fetch(`http://${http}/metrics`)).text();
+  const used = /^grouparoo_nodejs_heap_size_used_bytes (\S+)/m.exec(text)?.[1];
+  return Math.round(Number(used ?? 0) / 2 ** 20);
+}
+
+async function until(what: string, done: () => Promise<boolean>, seconds = 900): Promise<void> {
+  const deadline = Date.now() + seconds * 1000;
+  while (!(await done())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+async function run(scenario: Scenario) {
+  const db = `bench_daemon_${scenario.name.replace(/[^a-z0-9]/g, "_")}`;
+  await sql(serverUrl, `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
+  await sql(serverUrl, `CREATE DATABASE ${db}`);
+  const url = serverUrl.replace(/\/postgres$/, `/${db}`);
+  for (const table of scenario.tables) await sql(url, table);
+  await sql(url, `CREATE PUBLICATION bench_pub FOR ALL TABLES`);
+  await sql(url, "SELECT pg_create_logical_replication_slot('raw_slot', 'pgoutput')");
+  await sql(url, "SELECT pg_create_logical_replication_slot('daemon_slot', 'pgoutput')");
+  for (const statement of scenario.backlog) await sql(url, statement);
+  const end = String((await sql(url, "SELECT pg_current_wal_lsn()::text AS lsn")).rows[0]?.lsn);
+
+  const rawSeconds = await rawDecode(url, scenario.changes);
+
+  const work = mkdtempSync(join(tmpdir(), "bench-daemon-"));
+  const config = join(work, "config.json");
+  writeFileSync(config, JSON.stringify(scenario.objects(url)));
+  const http = `127.0.0.1:${await freePort()}`;
+  const profile = process.env.BENCH_PROFILE;
+  const started = performance.now();
+  let child = start(config, join(work, "state"), http, profile);
+  const confirmed = async () => {
+    const { rows } = await sql(url, "SELECT confirmed_flush_lsn >= $1::pg_lsn AS done FROM pg_replication_slots WHERE slot_name = 'daemon_slot'", [end]);
+    return rows[0]?.done === true;
+  };
+  await until("the daemon caught up", confirmed);
+  const daemonSeconds = (performance.now() - started) / 1000;
+  const mem = memory(child.pid ?? 0);
+  const heap = await heapMiB(http);
+
+  // A group added by SIGHUP, backfilled over every record: its Run's own start and end.
+  let backfill: { records: number; perSecond: number } | undefined;
+  if (scenario.addGroup && !profile) {
+    writeFileSync(config, JSON.stringify([...scenario.objects(url), scenario.addGroup]));
+    child.kill("SIGHUP");
+    let done: RunState | undefined;
+    await until("the backfill", async () => {
+      const store = Store.open(join(work, "state"));
+      try {
+        done = listRuns(store).find((r) => r.kind === "backfill" && r.state === "complete");
+        return done !== undefined;
+      } finally {
+        await store.close();
+      }
+    });
+    if (done) backfill = { records: done.processed, perSecond: Math.round((done.processed * 1000) / Math.max(1, (done.finishedAt ?? 0) - (done.startedAt ?? 0))) };
+  }
+
+  // A restart: from spawn to /readyz 200.
+  child.kill("SIGTERM");
+  await exited(child);
+  const restartStarted = performance.now();
+  child = start(config, join(work, "state"), http);
+  await until("ready after a restart", async () => (await fetch(`http://${http}/readyz`).then((r) => r.status, () => 0)) === 200, 60);
+  const restartSeconds = (performance.now() - restartStarted) / 1000;
+  child.kill("SIGTERM");
+  await exited(child);
+  rmSync(work, { recursive: true, force: true });
+  await sql(serverUrl, `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
+  return {
+    scenario: scenario.name,
+    describe: scenario.describe,
+    changes: scenario.changes,
+    rawPerSecond: Math.round(scenario.changes / rawSeconds),
+    daemonPerSecond: Math.round(scenario.changes / daemonSeconds),
+    daemonToRaw: Number((rawSeconds / daemonSeconds).toFixed(3)),
+    rssMiB: mem.rssMiB,
+    anonMiB: mem.anonMiB,
+    lmdbResidentMiB: mem.fileMiB,
+    heapUsedMiB: heap,
+    restartToReadySeconds: Number(restartSeconds.toFixed(2)),
+    ...(backfill ? { backfillRecords: backfill.records, backfillRecordsPerSecond: backfill.perSecond } : {}),
+  };
+}
+
+const results = [];
+for (const scenario of scenarios) results.push(await run(scenario));
+await postgres?.stop();
+const machine = `${cpus().length} × ${cpus()[0]?.model ?? "unknown CPU"}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
+console.log(JSON.stringify({ benchmark: "daemon", machine, results }));
+console.log("| scenario | raw decode (changes/s) | daemon (changes/s) | daemon / raw | RSS (MiB: heap used, LMDB resident) | restart to ready (s) |");
+console.log("|---|---|---|---|---|---|");
+for (const r of results) console.log(`| ${r.describe} | ${r.rawPerSecond.toLocaleString("en")} | ${r.daemonPerSecond.toLocaleString("en")} | ${r.daemonToRaw} | ${r.rssMiB} (${r.heapUsedMiB}, ${r.lmdbResidentMiB}) | ${r.restartToReadySeconds} |`);
