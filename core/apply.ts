@@ -9,7 +9,7 @@ export { applyRowChange, emptyAggregate, type AggregateState };
 import type { Change, Row } from "./change.js";
 import type { Domain, ModelDef, PropertyDef, RecordValueMap, SourceDef } from "./domain.js";
 import { planExport, type ExportPlan, type RemoteState } from "./exports.js";
-import { isMember, nextBoundary, groupsAffectedBy, type CompiledGroup } from "./rules.js";
+import { isMember, nextBoundary, type CompiledGroup } from "./rules.js";
 import { normalizeArray, normalizeValue, sameValue } from "./values.js";
 import { TOP_LEVEL_RULE_KEYS, type PropertyValue } from "./vocabulary.js";
 
@@ -139,7 +139,8 @@ interface Touched {
   model: ModelDef;
   before: PriorRecord | null;
   current: StoredRecord | null;
-  changed: Set<string>;
+  /** The properties whose values changed (few: an array, not a set). */
+  changed: string[];
   /** Groups to evaluate whatever changed (time-index sweeps, backfills). */
   forceGroups?: Set<string>;
   /** Deleted and created again within the batch: evaluated like a new record. */
@@ -150,6 +151,12 @@ interface Touched {
 }
 
 const valueKey = (value: PropertyValue): string => (typeof value === "string" ? value : JSON.stringify(value));
+const NO_INDEXES: readonly number[] = [];
+const NO_BOUNDARIES: Record<string, number> = Object.freeze({}) as Record<string, number>;
+const hasKeys = (o: object): boolean => {
+  for (const _ in o) return true;
+  return false;
+};
 
 /** Applies changes (and any sweeps or backfills queued on it) through one BatchState. */
 export class BatchApplier {
@@ -370,8 +377,8 @@ export class BatchApplier {
       // A read returns a fresh copy, changed in place; `before` keeps what settling compares against
       // (groups are replaced, never changed in place; boundaries are changed in place, so copied).
       const stored = this.state.getRecord(model.id, recordId) ?? null;
-      const before = stored ? { id: stored.id, groups: stored.groups, boundaries: { ...stored.boundaries } } : null;
-      t = { model, before, current: stored, changed: new Set(), recreated: false, dirty: false, commitTime };
+      const before = stored ? { id: stored.id, groups: stored.groups, boundaries: hasKeys(stored.boundaries) ? { ...stored.boundaries } : NO_BOUNDARIES } : null;
+      t = { model, before, current: stored, changed: [], recreated: false, dirty: false, commitTime };
       this.touched.set(key, t);
     }
     t.commitTime = Math.max(t.commitTime, commitTime);
@@ -571,7 +578,7 @@ export class BatchApplier {
       if (keptKey !== null && keptKey !== oldKey) this.claimUnique(t, property, keptKey);
     }
     if (!sameValue(old, value)) {
-      t.changed.add(property.id);
+      if (!t.changed.includes(property.id)) t.changed.push(property.id);
       record.values[property.id] = value;
     } else if (!(property.id in record.values)) {
       // Every property has a value, null included, so records read the same whichever way they were built.
@@ -636,32 +643,47 @@ export class BatchApplier {
     if (t.before === null) this.bump(this.result.recordDelta, model.id, 1);
     // Only groups whose rules read a changed property (all of them for a new record), plus those a
     // sweep or backfill asked for, are evaluated.
-    let evaluate: readonly CompiledGroup[] = isNew ? model.groups : t.changed.size === 0 ? [] : groupsAffectedBy(model.groups, t.changed);
-    const forced = t.forceGroups;
-    if (forced) evaluate = model.groups.filter((g) => forced.has(g.id) || evaluate.includes(g));
-    let members: Set<string> | undefined;
-    const values: RecordValueMap | null = evaluate.length === 0 ? null : { ...record.values, grouparooId: record.id, grouparooCreatedAt: record.createdAt };
-    for (const group of evaluate) {
-      const member = isMember(group, values, this.now);
+    const evaluate = this.groupsToEvaluate(t, isNew);
+    let groups: string[] | undefined;
+    for (let i = 0; i < evaluate.length; i++) {
+      const group = model.groups[evaluate[i] as number] as CompiledGroup;
+      const member = isMember(group, record.values, this.now, record.id, record.createdAt);
       if (member !== record.groups.includes(group.id)) {
-        members ??= new Set(record.groups);
-        if (member) members.add(group.id);
-        else members.delete(group.id);
+        groups ??= record.groups.slice();
+        if (member) groups.push(group.id);
+        else groups.splice(groups.indexOf(group.id), 1);
       }
       if (group.hasRelativeRules) {
-        const next = nextBoundary(group, values, this.now);
+        const next = nextBoundary(group, record.values, this.now, record.id, record.createdAt);
         const previous = t.recreated ? t.before?.boundaries[group.id] : record.boundaries[group.id];
-        if (previous !== (next ?? undefined)) this.state.setBoundary(model.id, group.id, record.id, previous, next);
-        if (previous !== (next ?? undefined)) t.dirty = true;
+        if (previous !== (next ?? undefined)) {
+          this.state.setBoundary(model.id, group.id, record.id, previous, next);
+          t.dirty = true;
+        }
         if (next === null) delete record.boundaries[group.id];
         else record.boundaries[group.id] = next;
       }
     }
-    if (members) record.groups = [...members].sort();
+    if (groups) record.groups = groups.sort();
     const groupsChanged = this.reconcileMembership(model.id, record.id, oldGroups, record.groups);
-    if (!isNew && !t.dirty && t.changed.size === 0 && !groupsChanged) return;
+    if (!isNew && !t.dirty && t.changed.length === 0 && !groupsChanged) return;
     this.state.putRecord(model.id, record);
-    if (isNew || t.changed.size > 0 || groupsChanged) this.planExports(t, record.id, { values: record.values, groups: record.groups });
+    if (isNew || t.changed.length > 0 || groupsChanged) this.planExports(t, record.id, { values: record.values, groups: record.groups });
+  }
+
+  /** Indexes (in the model's groups) of the groups to evaluate for a settling record, without duplicates. */
+  private groupsToEvaluate(t: Touched, isNew: boolean): readonly number[] {
+    const { model } = t;
+    if (isNew) return model.allGroupIndexes;
+    const forced = t.forceGroups;
+    if (t.changed.length === 0 && !forced) return NO_INDEXES;
+    if (t.changed.length === 1 && !forced) return model.groupsReading.get(t.changed[0] as string) ?? NO_INDEXES;
+    const marked = new Uint8Array(model.groups.length);
+    for (const key of t.changed) for (const index of model.groupsReading.get(key) ?? NO_INDEXES) marked[index] = 1;
+    if (forced) model.groups.forEach((g, index) => (marked[index] ||= forced.has(g.id) ? 1 : 0));
+    const out: number[] = [];
+    for (let i = 0; i < marked.length; i++) if (marked[i]) out.push(i);
+    return out;
   }
 
   /** Counts the difference between two sorted group lists (membership lives in the record); true if any. */

@@ -62,6 +62,10 @@ export interface ModelDef {
   /** The unique properties the model's other sources find their records by (rows may wait on them). */
   identityProperties: ReadonlySet<string>;
   groups: readonly CompiledGroup[];
+  /** The model's groups (their indexes in `groups`) that read each key: what a change to it re-evaluates. */
+  groupsReading: ReadonlyMap<string, readonly number[]>;
+  /** 0 .. groups.length - 1: every group, for a new record. */
+  allGroupIndexes: readonly number[];
   destinations: readonly DestinationDef[];
 }
 
@@ -100,6 +104,19 @@ export function ruleSpecOf(r: GroupRuleConfig, type: PropertyType, isArray: bool
     ...(r.relativeMatchNumber === undefined ? {} : { relativeMatchNumber: r.relativeMatchNumber }),
     ...(r.relativeMatchUnit === undefined ? {} : { relativeMatchUnit: r.relativeMatchUnit }),
   };
+}
+
+/** A model's groups in id order (a record's groups are kept in that order). */
+function modelGroups(groups: ReadonlyMap<string, CompiledGroup & { modelId: string }>, modelId: string): CompiledGroup[] {
+  return [...groups.values()].filter((g) => g.modelId === modelId).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
+function groupsReading(groups: readonly CompiledGroup[]): Map<string, number[]> {
+  const reading = new Map<string, number[]>();
+  groups.forEach((group, index) => {
+    for (const key of group.reads) reading.set(key, [...(reading.get(key) ?? []), index]);
+  });
+  return reading;
 }
 
 /** Compiles a validated config; throws only if the validator let through what the compilers refuse (a bug). */
@@ -170,7 +187,9 @@ export function compileDomain(config: Config): Domain {
       primaryKeyPropertyId: pk.propertyId,
       properties: [...properties.values()].filter((p) => p.modelId === m.id),
       identityProperties: new Set([...sources.values()].filter((s) => s.modelId === m.id && !s.primary).flatMap((s) => s.mapping.map((e) => e.propertyId))),
-      groups: [...groups.values()].filter((g) => g.modelId === m.id),
+      groups: modelGroups(groups, m.id),
+      groupsReading: groupsReading(modelGroups(groups, m.id)),
+      allGroupIndexes: modelGroups(groups, m.id).map((_, i) => i),
       destinations: [...destinations.values()].filter((d) => d.modelId === m.id),
     });
   }

@@ -44,6 +44,8 @@ export type RuleKind = "exists" | "notExists" | "some" | "none" | "past" | "futu
 
 export interface CompiledRule {
   readonly index: number;
+  /** A top-level key read from the record itself rather than its values: 1 grouparooId, 2 grouparooCreatedAt. */
+  readonly top: 0 | 1 | 2;
   readonly key: string;
   readonly isArray: boolean;
   readonly op: RuleOperator;
@@ -197,7 +199,8 @@ function compileRule(groupId: string, index: number, spec: GroupRuleSpec): Compi
   const problem = ruleProblems(spec)[0];
   if (problem) throw new GroupRuleError(groupId, index, problem);
   const { key, type, op, match } = spec;
-  const base = { index, key, isArray: spec.isArray === true, op, test: NEVER, calendar: false, spanMs: 0, spanMonths: 0 };
+  const top: 0 | 1 | 2 = key === "grouparooId" ? 1 : key === "grouparooCreatedAt" ? 2 : 0;
+  const base = { index, key, top, isArray: spec.isArray === true, op, test: NEVER, calendar: false, spanMs: 0, spanMonths: 0 };
   if (op === "exists" || op === "notExists") return { ...base, kind: op };
   if (op === "relative_gt" || op === "relative_lt") {
     const unit = spec.relativeMatchUnit as RelativeUnit;
@@ -315,10 +318,21 @@ function show(value: unknown): string {
 // ---------------------------------------------------------------------------------------------------
 // Evaluation (runs per change: loops, no closures or allocation)
 
-export function isMember(group: CompiledGroup, record: RecordValues | null, now: number): boolean {
+// The record's own id and creation instant while one record is evaluated (top-level rule keys), so
+// evaluation needs no copy of its values with them added. Synchronous and never re-entered.
+let topId: string | undefined;
+let topCreatedAt: number | undefined;
+
+/**
+ * Whether a record is a member at `now`. The top-level keys (grouparooId, grouparooCreatedAt) are read
+ * from `id` and `createdAt` when given, else from the values.
+ */
+export function isMember(group: CompiledGroup, record: RecordValues | null, now: number, id?: string, createdAt?: number): boolean {
   if (record === null) return false;
   const rules = group.rules;
   if (rules.length === 0) return false;
+  topId = id;
+  topCreatedAt = createdAt;
   if (group.matchType === "all") {
     for (let i = 0; i < rules.length; i++) if (!ruleHolds(rules[i] as CompiledRule, record, now)) return false;
     return true;
@@ -351,7 +365,10 @@ export function groupsAffectedBy(groups: readonly CompiledGroup[], changedKeys: 
 
 type RuleInput = PropertyValue | readonly PropertyValue[];
 
-function valueAt(record: RecordValues, key: string): RuleInput {
+function valueAt(record: RecordValues, rule: CompiledRule): RuleInput {
+  if (rule.top === 1 && topId !== undefined) return topId;
+  if (rule.top === 2 && topCreatedAt !== undefined) return topCreatedAt;
+  const key = rule.key;
   // hasOwn: a property id such as "constructor" must not read Object.prototype.
   return Object.hasOwn(record, key) ? (record[key] ?? null) : null;
 }
@@ -361,7 +378,7 @@ function isList(value: RuleInput): value is readonly PropertyValue[] {
 }
 
 function ruleHolds(rule: CompiledRule, record: RecordValues, now: number): boolean {
-  const value = valueAt(record, rule.key);
+  const value = valueAt(record, rule);
   switch (rule.kind) {
     case "exists":
       return hasElement(value);
@@ -417,12 +434,14 @@ function someWithin(value: RuleInput, lo: number, hi: number): boolean {
  * change the answer for this record. Exact per element; the group answer may not change there (the
  * caller re-evaluates), but it never changes earlier.
  */
-export function nextBoundary(group: CompiledGroup, record: RecordValues | null, now: number): number | null {
+export function nextBoundary(group: CompiledGroup, record: RecordValues | null, now: number, id?: string, createdAt?: number): number | null {
   if (record === null || !group.hasRelativeRules) return null;
+  topId = id;
+  topCreatedAt = createdAt;
   const all = group.matchType === "all";
   let best = Infinity;
   for (const rule of group.rules) {
-    const value = valueAt(record, rule.key);
+    const value = valueAt(record, rule);
     const flip = rule.kind === "past" || rule.kind === "future" ? ruleNextFlip(rule, value, now) : Infinity;
     if (flip === Infinity) {
       // A rule that never flips again pins the group: false under "all", true under "any".
