@@ -13,6 +13,7 @@ import type { Located } from "../../../core/config/types.js";
 import { ChangeReader } from "../../reader.js";
 import type { RereadRequest, SourceContext, SourceObserver } from "../../types.js";
 import { qualifyTable } from "../debezium.js";
+import { primaryKeyColumns, withClient } from "../introspect.js";
 import { compareLsn, previousLsn, resolvePostgresApp, type PostgresAppSettings } from "../settings.js";
 import { startHeartbeat, startLagPoller } from "./lag.js";
 import { createSlot, planSlot, SlotLostError, type CapturedTable } from "./slot.js";
@@ -172,6 +173,13 @@ export class PostgresCdcSource extends ChangeReader {
         this.logger.info({ rows, tables: this.tables.length, consistentPoint }, "initial snapshot read");
       });
     }
+    // Relations are cached by the stream per message object: a new order applies from the next reconnect.
+    const keyOrder = await withClient(this.settings.connection, async (client) => {
+      const order = new Map<string, readonly string[]>();
+      for (const { table } of this.tables) order.set(table, await primaryKeyColumns(client, table));
+      return order;
+    });
+    this.decoder.keyOrder = keyOrder;
     this.prepared = true;
   }
 

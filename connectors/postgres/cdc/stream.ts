@@ -83,6 +83,13 @@ export class PgoutputChanges {
   private commitTime = Date.now();
   private readonly bySource = new Map<string, string[]>();
   private readonly firstSourceId: string;
+  /**
+   * Each captured table's primary key in its declared order (set as the source prepares): pgoutput
+   * lists key columns in the table's column order, and a record id joins them in the key's order, as
+   * the snapshot, re-reads and Debezium do.
+   */
+  keyOrder = new Map<string, readonly string[]>();
+  private readonly keyColumnsOf = new WeakMap<Pgoutput.MessageRelation, readonly string[]>();
 
   constructor(
     private readonly stream: string,
@@ -113,6 +120,18 @@ export class PgoutputChanges {
       const reason = error instanceof Error ? error.message : String(error);
       this.deadLetter(lsn, `postgres-cdc could not handle the ${message.tag} message at ${lsn}: ${reason}`, { lsn, message: plain(message) });
     }
+  }
+
+  /** The relation's replica identity columns, in the primary key's order when they are its columns. */
+  private keyColumns(relation: Pgoutput.MessageRelation, table: string): readonly string[] {
+    let columns = this.keyColumnsOf.get(relation);
+    if (columns === undefined) {
+      const declared = this.keyOrder.get(table);
+      const same = declared !== undefined && declared.length === relation.keyColumns.length && declared.every((c) => relation.keyColumns.includes(c));
+      columns = same ? declared : relation.keyColumns;
+      this.keyColumnsOf.set(relation, columns);
+    }
+    return columns;
   }
 
   /** A keepalive's sent position, once everything before it is durable: a marker that lets the slot advance. */
@@ -172,7 +191,7 @@ export class PgoutputChanges {
         const after = message.tag === "delete" ? null : this.withoutExcluded(table, message.new);
         const before = message.tag === "insert" ? null : (message.old ?? message.key ?? null);
         const keyRow = after ?? before ?? {};
-        const key = message.relation.keyColumns.map((k) => String(keyRow[k])).join(",");
+        const key = this.keyColumns(message.relation, table).map((k) => String(keyRow[k])).join(",");
         if (this.window?.open && this.window.table === table) this.window.changed.add(key);
         for (const sourceId of this.bySource.get(table) ?? []) {
           this.emit({ sourceId, op: message.tag, key, before, after, position: { stream: this.stream, position: this.committedLsn }, commitTime: this.commitTime });
