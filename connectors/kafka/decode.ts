@@ -17,6 +17,7 @@ import { createHash } from "node:crypto";
 import pg from "pg";
 import { civilFromDays } from "../../core/dates.js";
 import type { BinaryHandlingMode } from "../postgres/debezium.js";
+import "../postgres/types.js";
 
 export type DebeziumFormat = "debezium" | "debezium-unwrapped" | "json";
 

@@ -5,6 +5,8 @@ import { literals } from "../../core/config/schema.js";
 import type { FieldProblem } from "../../core/config/types.js";
 import type { AppComponent } from "../types.js";
 import { readDebezium, SNAPSHOT_MODES } from "./debezium.js";
+// Zone-less dates and timestamps read as UTC by every postgres connector (see types.ts).
+import "./types.js";
 
 /** A Postgres identifier as accepted for slot and publication names. */
 const PgName = (description: string) => Type.String({ pattern: "^[a-z_][a-z0-9_]{0,62}$", description });
