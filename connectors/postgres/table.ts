@@ -11,6 +11,7 @@ import type { PropertyType } from "../../core/vocabulary.js";
 import { DeliveryError, type DeliverableExport, type DestinationComponent, type DestinationConnector, type ExportResult } from "../types.js";
 import { qualifyTable } from "./debezium.js";
 import { quoteIdent, quoteTable } from "./introspect.js";
+import { checkPostgresTableDestination } from "./live.js";
 import { resolvePostgresApp } from "./settings.js";
 
 export const PostgresTableOptions = Type.Object(
@@ -130,6 +131,7 @@ export const postgresTableDestination: DestinationComponent = {
     }
     return problems;
   },
+  checkLive: checkPostgresTableDestination,
   create(destination, app, context) {
     const options = destination.options as PostgresTableOptions;
     const { connection } = resolvePostgresApp(app);
