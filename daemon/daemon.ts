@@ -259,7 +259,12 @@ export class Daemon {
       schedule: (work) => self.generation?.flow.pipeline.schedule(work),
       connectorOf: (sourceId) => bySource.get(sourceId),
       logger,
-      events: { progressed: (run, items) => metrics.runItems.inc({ kind: run.kind }, items) },
+      events: {
+        progressed: (run, items) => {
+          metrics.runItems.inc({ kind: run.kind }, items);
+          logger.debug({ run: run.id, kind: run.kind, target: run.target, items, processed: run.processed, total: run.total }, "run chunk committed");
+        },
+      },
     });
     const flow = flowIntoState(
       sources,
