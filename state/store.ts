@@ -533,9 +533,11 @@ export class Store {
     await this.write(() => {
       const seqs = new Map<string, number>();
       const done = new Set<string>();
-      for (const { key, value } of this.deadLetters.getRange()) {
+      for (const { value } of this.deadLetters.getRange()) {
         if (value.kind !== "export" || value.destinationId !== destinationId || value.at < from || value.at > to) continue;
-        this.deadLetters.remove(key);
+        // By the key it was written with: getRange hands a one-element key [seq] back as seq, which
+        // names another key, so removing by it left every re-queued letter in place.
+        this.deadLetters.remove([value.seq]);
         const recordId = value.entry.recordId;
         if (done.has(recordId) || this.outboxByRecord.get([destinationId, recordId]) !== undefined) continue;
         done.add(recordId);
