@@ -120,6 +120,18 @@ describe("exit codes and messages", () => {
     expect(JSON.parse(warning ?? "{}")).toMatchObject({ level: 40, msg: "the config defines no sources: the daemon would run idle" });
   });
 
+  it("logs readable lines with LOG_FORMAT=pretty (item 7)", async () => {
+    const http = `127.0.0.1:${await freePort()}`;
+    const daemon = startDaemon(["--config", empty, "--state", join(work, "pretty-state")], http, { ...process.env, LOG_FORMAT: "pretty", LOG_LEVEL: "debug" });
+    await waitFor("running", async () => (daemon.logs().includes("grouparoo-stream running") ? true : undefined));
+    daemon.child.kill("SIGTERM");
+    expect((await daemon.exited).code).toBe(0);
+    const running = daemon.logs().split("\n").find((l) => l.includes("grouparoo-stream running")) ?? "";
+    expect(running).toMatch(/^\[\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3} [^\]]+\] INFO/);
+    expect(() => JSON.parse(running) as unknown).toThrow();
+    expect(running).toContain(`INFO (${daemon.child.pid}): grouparoo-stream running`);
+  });
+
   it("refuses a connection string the driver cannot parse in validate (item 2)", async () => {
     const config = join(work, "bad-url.yml");
     writeFileSync(config, `- { class: app, id: db, type: postgres, options: { connectionString: "postgres://app:secret@127.0.0.1:notaport/shop" } }\n`);
