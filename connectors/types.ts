@@ -149,6 +149,12 @@ export interface DestinationConnector {
   deliver(batch: readonly DeliverableExport[]): Promise<ExportResult[]>;
   /** True while the destination is reachable as far as the connector knows. */
   ready(): boolean;
+  /**
+   * A permanent problem of the destination itself (its table missing, permission denied, bad
+   * credentials), for /readyz: the reason, or null. Its exports are retried meanwhile, not
+   * dead-lettered as bad data. Optional.
+   */
+  problem?(): string | null;
   stop(): Promise<void>;
 }
 

@@ -233,7 +233,12 @@ export class Daemon {
     if (failing.length > 0) reasons.push(`sources failing: ${failing.join("; ")}`);
     const down = generation.sources.filter((s) => !s.ready() && (s.problem?.() ?? null) === null).map((s) => s.appId);
     if (down.length > 0) reasons.push(`sources not connected: ${down.join(", ")}`);
-    const unreachable = generation.destinations.filter((d) => !d.ready()).map((d) => d.destinationId);
+    const broken = generation.destinations.flatMap((d) => {
+      const problem = d.problem?.() ?? null;
+      return problem === null ? [] : [`${d.destinationId} (${problem})`];
+    });
+    if (broken.length > 0) reasons.push(`destinations failing: ${broken.join("; ")}`);
+    const unreachable = generation.destinations.filter((d) => !d.ready() && (d.problem?.() ?? null) === null).map((d) => d.destinationId);
     if (unreachable.length > 0) reasons.push(`destinations unreachable: ${unreachable.join(", ")}`);
     return reasons.length > 0 ? reasons.join("; ") : null;
   }
