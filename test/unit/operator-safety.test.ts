@@ -2,6 +2,8 @@
 // Postgres errors classified as permanent or transient (item 2), one LSN format (item 7), failures
 // logged without flooding (items 2, 3 and 7), and the exit code of each state problem (item 4).
 import { InvalidArgumentError } from "commander";
+import { KafkaJSConnectionError, KafkaJSNumberOfRetriesExceeded, KafkaJSProtocolError, KafkaJSSASLAuthenticationError } from "kafkajs";
+import { classifyKafkaError } from "../../connectors/kafka/errors.js";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { ProblemLog } from "../../connectors/problem-log.js";
@@ -95,6 +97,19 @@ describe("Postgres errors (item 2)", () => {
     ]) {
       expect(classifyPostgresError(error).permanent, error.message).toBe(false);
     }
+  });
+});
+
+describe("Kafka errors (item 2)", () => {
+  it("calls authentication and authorization permanent, an unreachable cluster transient, also when kafkajs wraps them", () => {
+    // The type declarations give this class no constructor arguments; the class takes the message.
+    const Sasl = KafkaJSSASLAuthenticationError as unknown as new (message: string) => Error;
+    const auth = new Sasl("SASL SCRAM SHA256 authentication failed");
+    expect(classifyKafkaError(auth)).toEqual({ permanent: true, reason: "SASL SCRAM SHA256 authentication failed" });
+    const denied = new KafkaJSProtocolError({ message: "Not authorized to access topics: [Topic authorization failed]", type: "TOPIC_AUTHORIZATION_FAILED", code: 29, retriable: false } as unknown as string);
+    expect(classifyKafkaError(new KafkaJSNumberOfRetriesExceeded(denied, { retryCount: 5, retryTime: 1000 })).permanent).toBe(true);
+    const refused = new KafkaJSConnectionError("Connection error: connect ECONNREFUSED 127.0.0.1:1");
+    expect(classifyKafkaError(new KafkaJSNumberOfRetriesExceeded(refused, { retryCount: 12, retryTime: 10000 }))).toEqual({ permanent: false, reason: "Connection error: connect ECONNREFUSED 127.0.0.1:1" });
   });
 });
 
