@@ -114,9 +114,14 @@ export interface BatchResult {
   /** Dead letters by source id and kind. */
   deadLettersBySource: Map<string, Map<DeadLetter["kind"], number>>;
   exports: number;
+  /** Exports planned, by destination (their sum is `exports`). */
+  exportsByDestination: Map<string, number>;
   /** Net change of records by model and members by group. */
   recordDelta: Map<string, number>;
   memberDelta: Map<string, number>;
+  /** Records that entered and that left each group: every transition, not the net change. */
+  entered: Map<string, number>;
+  left: Map<string, number>;
   /** Aggregates found inconsistent with their rows (built by another definition, or a count below zero) and rebuilt from them. */
   repairs: AggregateRepair[];
 }
@@ -163,7 +168,18 @@ export class BatchApplier {
   private readonly touched = new Map<string, Touched>();
   /** The last position of each stream in the batch, written once at the end. */
   private readonly positions = new Map<string, string>();
-  private readonly result: BatchResult = { applied: new Map(), deadLetters: 0, deadLettersBySource: new Map(), exports: 0, recordDelta: new Map(), memberDelta: new Map(), repairs: [] };
+  private readonly result: BatchResult = {
+    applied: new Map(),
+    deadLetters: 0,
+    deadLettersBySource: new Map(),
+    exports: 0,
+    exportsByDestination: new Map(),
+    recordDelta: new Map(),
+    memberDelta: new Map(),
+    entered: new Map(),
+    left: new Map(),
+    repairs: [],
+  };
 
   constructor(
     private readonly domain: Domain,
@@ -359,7 +375,12 @@ export class BatchApplier {
     const baseline = this.state.getBaseline(destination.id, recordId);
     const plan = planExport(destination, recordId, record ? { values: record.values, groups: record.groups } : null, baseline, this.now);
     this.state.putExport(destination.id, recordId, plan, baseline);
-    if (plan) this.result.exports += 1;
+    if (plan) this.planned(destination.id);
+  }
+
+  private planned(destinationId: string): void {
+    this.result.exports += 1;
+    this.bump(this.result.exportsByDestination, destinationId, 1);
   }
 
   /** Evaluates groups, writes records and plans exports for everything touched. */
@@ -693,11 +714,13 @@ export class BatchApplier {
       if (after.includes(groupId)) continue;
       changed = true;
       this.bump(this.result.memberDelta, groupId, -1);
+      this.bump(this.result.left, groupId, 1);
     }
     for (const groupId of after) {
       if (before.includes(groupId)) continue;
       changed = true;
       this.bump(this.result.memberDelta, groupId, 1);
+      this.bump(this.result.entered, groupId, 1);
     }
     return changed;
   }
@@ -707,7 +730,7 @@ export class BatchApplier {
       const baseline = this.state.getBaseline(destination.id, recordId);
       const plan = planExport(destination, recordId, snapshot, baseline, t.commitTime);
       this.state.putExport(destination.id, recordId, plan, baseline);
-      if (plan) this.result.exports += 1;
+      if (plan) this.planned(destination.id);
     }
   }
 

@@ -15,7 +15,10 @@ export function recordCommitted(metrics: Metrics, batch: CommittedBatch): void {
     for (const [stream, commitTime] of batch.commitTimes) metrics.replicationLagSeconds.set({ stream }, Math.max(0, now - commitTime) / 1000);
   }
   for (const [source, ops] of batch.result.applied) for (const [op, n] of ops) metrics.changesApplied.inc({ source, op }, n);
-  for (const [group, delta] of batch.result.memberDelta) if (delta !== 0) metrics.groupTransitions.inc({ group, direction: delta > 0 ? "enter" : "leave" }, Math.abs(delta));
+  // Every record's transition: one entering and another leaving in the same batch are both counted.
+  for (const [group, n] of batch.result.entered) metrics.groupTransitions.inc({ group, direction: "enter" }, n);
+  for (const [group, n] of batch.result.left) metrics.groupTransitions.inc({ group, direction: "leave" }, n);
+  for (const [destination, n] of batch.result.exportsByDestination) metrics.exportsPlanned.inc({ destination }, n);
   for (const [source, kinds] of batch.result.deadLettersBySource) for (const [kind, n] of kinds) metrics.deadLetters.inc({ component: source, kind }, n);
 }
 

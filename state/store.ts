@@ -11,11 +11,11 @@
 // visible means durable, so the state a restart sees is exactly what was acknowledged or more).
 // `applyBatch` also awaits `db.flushed` before it returns; only then may a source acknowledge the
 // batch's positions (invariant 1).
-import { mkdirSync } from "node:fs";
 import { open, type Database, type RootDatabase } from "lmdb";
 import type { AggregateState } from "../core/aggregates.js";
 import type { BatchState, DeadLetter, Identity, RowRef, StoredRecord, StoredRow } from "../core/apply.js";
 import type { ExportPlan, RemoteState } from "../core/exports.js";
+import { createStateDir, DaemonLock, requireExistingState, StateOpenError, stateFsError } from "./open.js";
 
 type Key = (string | number)[];
 /** The layout of the sub-databases; bumped whenever a key or value shape changes. */
@@ -80,8 +80,19 @@ export interface StateTransaction extends BatchState {
   dropTimeIndex(modelId: string, groupId: string | undefined, limit: number): number;
 }
 
+/** How a state is opened (state/open.ts): by the daemon (created, locked), or by a command beside it. */
+export interface StoreOpenOptions {
+  /** Open for reading only (read-only commands, beside a running daemon); the state must exist. */
+  readOnly?: boolean;
+  /** Create the directory when missing (default); false refuses a path that holds no state. */
+  create?: boolean;
+  /** Take the exclusive daemon lock (one daemon per state) before LMDB is opened. */
+  lock?: boolean;
+}
+
 export class Store {
   readonly root: RootDatabase;
+  private readonly lock: DaemonLock | undefined;
   private readonly records: Database<StoredRecord, Key>;
   private readonly unique: Database<string, Key>;
   private readonly rows: Database<StoredRow, Key>;
@@ -100,9 +111,19 @@ export class Store {
   private failed: Error | undefined;
   private readonly indexes: Record<PrefixedIndex, Database<unknown, Key>>;
 
-  private constructor(readonly path: string) {
-    mkdirSync(path, { recursive: true });
-    this.root = open({ path, noSync: false, useWritemap: false, overlappingSync: false, maxDbs: 32, cache: false });
+  private constructor(
+    readonly path: string,
+    private readonly options: StoreOpenOptions = {},
+  ) {
+    if (options.readOnly || options.create === false) requireExistingState(path);
+    else createStateDir(path);
+    this.lock = options.lock ? DaemonLock.acquire(path) : undefined;
+    try {
+      this.root = open({ path, noSync: false, useWritemap: false, overlappingSync: false, maxDbs: 32, cache: false, ...(options.readOnly ? { readOnly: true } : {}) });
+    } catch (error) {
+      this.lock?.release();
+      throw stateFsError(error, path);
+    }
     const db = <V, K extends Key | string = Key>(name: string) => this.root.openDB<V, K>({ name });
     // Object values of one shape (records, rows, exports) keep their property names once, in a shared
     // structures entry of their sub-database (msgpackr records), instead of in every value: values are
@@ -148,13 +169,14 @@ export class Store {
     const empty = !hasRecords && this.positions.getKeysCount({ limit: 1 }) === 0;
     if (format !== undefined || !empty) {
       this.root.close();
-      throw new Error(`the state in ${this.path} has layout ${String(format ?? 1)}, this version reads layout ${STATE_FORMAT}: start from an empty --state directory (sources re-read from their snapshot or earliest position)`);
+      this.lock?.release();
+      throw new StateOpenError(`the state in ${this.path} has layout ${String(format ?? 1)}, this version reads layout ${STATE_FORMAT}: start from an empty --state directory (sources re-read from their snapshot or earliest position)`, "layout");
     }
-    this.meta.putSync("format", STATE_FORMAT);
+    if (!this.options.readOnly) this.meta.putSync("format", STATE_FORMAT);
   }
 
-  static open(path: string): Store {
-    return new Store(path);
+  static open(path: string, options: StoreOpenOptions = {}): Store {
+    return new Store(path, options);
   }
 
   /**
@@ -525,9 +547,11 @@ export class Store {
     await this.write(() => {
       const seqs = new Map<string, number>();
       const done = new Set<string>();
-      for (const { key, value } of this.deadLetters.getRange()) {
+      for (const { value } of this.deadLetters.getRange()) {
         if (value.kind !== "export" || value.destinationId !== destinationId || value.at < from || value.at > to) continue;
-        this.deadLetters.remove(key);
+        // By the key it was written with: getRange hands a one-element key [seq] back as seq, which
+        // names another key, so removing by it left every re-queued letter in place.
+        this.deadLetters.remove([value.seq]);
         const recordId = value.entry.recordId;
         if (done.has(recordId) || this.outboxByRecord.get([destinationId, recordId]) !== undefined) continue;
         done.add(recordId);
@@ -551,6 +575,11 @@ export class Store {
 
   listDeadLetters(limit = 1000): StoredDeadLetter[] {
     return [...this.deadLetters.getRange({ limit })].map((e) => e.value);
+  }
+
+  /** The newest `limit` dead letters, oldest first. */
+  recentDeadLetters(limit: number): StoredDeadLetter[] {
+    return [...this.deadLetters.getRange({ reverse: true, limit })].map((e) => e.value).reverse();
   }
 
   /** Dead letters of sources: undecodable messages and changes the core could not apply. */
@@ -578,5 +607,6 @@ export class Store {
 
   async close(): Promise<void> {
     await this.root.close();
+    this.lock?.release();
   }
 }

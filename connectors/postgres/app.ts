@@ -53,6 +53,15 @@ export const postgresApp: AppComponent = {
     if (o.connectionString !== undefined && separate.length > 0) {
       problems.push({ field: ["options", "connectionString"], message: `give either connectionString or ${separate.join(", ")}, not both` });
     }
+    // A URI the driver cannot parse (a port that is not a number, ...) would fail at every connect.
+    if (o.connectionString !== undefined && /^postgres(ql)?:\/\//i.test(o.connectionString)) {
+      try {
+        const url = new URL(o.connectionString);
+        if (url.port !== "" && !/^\d+$/.test(url.port)) throw new Error("the port is not a number");
+      } catch (error) {
+        problems.push({ field: ["options", "connectionString"], message: `is not a valid connection URI (${(error as Error).message}); expected postgres://user:password@host:port/database` });
+      }
+    }
     let debeziumDatabase: string | undefined;
     if (o.debezium) {
       const { settings, issues } = readDebezium(o.debezium);

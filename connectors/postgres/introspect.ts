@@ -59,6 +59,11 @@ export const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`;
 /** schema.table → "schema"."table" */
 export const quoteTable = (qualified: string) => qualified.split(".").map(quoteIdent).join(".");
 
+/** A table named that the database does not have (an input error, not an unreachable database). */
+export class TableNotFoundError extends Error {
+  readonly code = "TABLE_NOT_FOUND";
+}
+
 /** Lists schema.table of every ordinary or partitioned table outside the system schemas. */
 export async function listTables(client: pg.ClientBase): Promise<string[]> {
   const { rows } = await client.query<{ schema: string; name: string }>(TABLES);
@@ -70,7 +75,7 @@ export async function describeTable(client: pg.ClientBase, qualified: string): P
   const [schema, name] = qualified.includes(".") ? (qualified.split(".", 2) as [string, string]) : ["public", qualified];
   const regclass = `${quoteIdent(schema)}.${quoteIdent(name)}`;
   const exists = await client.query<{ found: string | null }>(`SELECT to_regclass($1) AS found`, [regclass]);
-  if (!exists.rows[0]?.found) throw new Error(`table ${schema}.${name} does not exist`);
+  if (!exists.rows[0]?.found) throw new TableNotFoundError(`table ${schema}.${name} does not exist`);
   const columns = await client.query<{ name: string; type: string; is_array: boolean; nullable: boolean }>(COLUMNS, [regclass]);
   const primaryKey = await client.query<{ name: string; type: string }>(PRIMARY_KEY, [regclass]);
   const foreignKeys = await client.query<{ column: string; schema: string; table: string; referenced_column: string }>(FOREIGN_KEYS, [regclass]);

@@ -57,6 +57,13 @@ export function compareLsn(a: string, b: string): number {
   return x < y ? -1 : x > y ? 1 : 0;
 }
 
+/** An LSN in Postgres's own format: uppercase hex, no zero padding ("0/291EDD8", never "00000000/0291EDD8"). */
+export function normalizeLsn(lsn: string): string {
+  const [high, low] = lsn.split("/");
+  if (high === undefined || low === undefined || !/^[0-9A-Fa-f]+$/.test(high) || !/^[0-9A-Fa-f]+$/.test(low)) return lsn;
+  return `${BigInt(`0x${high}`).toString(16).toUpperCase()}/${BigInt(`0x${low}`).toString(16).toUpperCase()}`;
+}
+
 /** lsn - 1: pg-logical-replication reports the LSN it is given plus one. */
 export function previousLsn(lsn: string): string {
   const n = lsnToBigInt(lsn);

@@ -5,7 +5,7 @@ import { Store } from "../../state/store.js";
 import { planExport } from "../../core/exports.js";
 import { formatIssue } from "../../core/config/issues.js";
 import { loadConfigWithPlugins, type ValidationResult } from "../config/validate.js";
-import { EX_CONFIG } from "./validate.js";
+import { EX_CONFIG, EX_USAGE, withStateErrors } from "../exit-codes.js";
 
 export interface RetryExportsOptions {
   config: string;
@@ -46,19 +46,22 @@ export async function retryExportsCommand(options: RetryExportsOptions): Promise
     to = instant(options.until, Number.MAX_SAFE_INTEGER, "until");
   } catch (error) {
     process.stderr.write(`error: ${(error as Error).message}\n`);
-    return 64;
+    return EX_USAGE;
   }
   const destination = loaded.domain.destinations.get(options.destination);
   if (!destination) return EX_CONFIG;
-  const store = Store.open(options.state);
-  try {
-    const count = await store.requeueExports(options.destination, from, to, (recordId, remote) => {
-      const record = store.getRecord(destination.modelId, recordId);
-      return planExport(destination, recordId, record ? { values: record.values, groups: record.groups } : null, remote, Date.now());
-    });
-    process.stdout.write(`re-queued ${count} export${count === 1 ? "" : "s"} for destination ${options.destination}\n`);
-    return 0;
-  } finally {
-    await store.close();
-  }
+  // Beside a running daemon too: LMDB's own multi-process transactions; an existing state only.
+  return withStateErrors(async () => {
+    const store = Store.open(options.state, { create: false });
+    try {
+      const count = await store.requeueExports(options.destination, from, to, (recordId, remote) => {
+        const record = store.getRecord(destination.modelId, recordId);
+        return planExport(destination, recordId, record ? { values: record.values, groups: record.groups } : null, remote, Date.now());
+      });
+      process.stdout.write(`re-queued ${count} export${count === 1 ? "" : "s"} for destination ${options.destination}\n`);
+      return 0;
+    } finally {
+      await store.close();
+    }
+  });
 }

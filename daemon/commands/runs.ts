@@ -8,7 +8,7 @@ import { listRuns, type RunState } from "../../streams/runs.js";
 import { formatIssue } from "../../core/config/issues.js";
 import { loadConfigWithPlugins, type ValidationResult } from "../config/validate.js";
 import type { RunRequest } from "../daemon.js";
-import { EX_CONFIG } from "./validate.js";
+import { EX_CONFIG, EX_USAGE, withStateErrors } from "../exit-codes.js";
 
 const when = (ms: number | undefined) => (ms === undefined ? "" : new Date(ms).toISOString().replace(/\.\d+Z$/, "Z"));
 
@@ -30,14 +30,16 @@ export function formatRuns(runs: readonly RunState[]): string {
 }
 
 export async function runsCommand(options: { state: string; json?: boolean }): Promise<number> {
-  const store = Store.open(options.state);
-  try {
-    const runs = listRuns(store);
-    process.stdout.write(options.json ? `${JSON.stringify(runs, null, 2)}\n` : runs.length === 0 ? "no runs\n" : formatRuns(runs));
-    return 0;
-  } finally {
-    await store.close();
-  }
+  return withStateErrors(async () => {
+    const store = Store.open(options.state, { readOnly: true });
+    try {
+      const runs = listRuns(store);
+      process.stdout.write(options.json ? `${JSON.stringify(runs, null, 2)}\n` : runs.length === 0 ? "no runs\n" : formatRuns(runs));
+      return 0;
+    } finally {
+      await store.close();
+    }
+  });
 }
 
 export interface RebuildOptions {
@@ -102,20 +104,22 @@ export async function rebuildCommand(options: RebuildOptions): Promise<number> {
   const requests = rebuildRequests(loaded.domain, options);
   if (typeof requests === "string") {
     process.stderr.write(`error: ${requests}\n`);
-    return 64;
+    return EX_USAGE;
   }
-  const store = Store.open(options.state);
-  try {
-    const at = Date.now();
-    await store.transact((tx) => {
-      requests.forEach(({ spec, target }, i) => {
-        const request: RunRequest = { spec, target, reason: "asked for by grouparoo-stream rebuild", at: at * 1000 + i };
-        tx.putMeta(`request:${request.at}`, request);
+  return withStateErrors(async () => {
+    const store = Store.open(options.state, { create: false });
+    try {
+      const at = Date.now();
+      await store.transact((tx) => {
+        requests.forEach(({ spec, target }, i) => {
+          const request: RunRequest = { spec, target, reason: "asked for by grouparoo-stream rebuild", at: at * 1000 + i };
+          tx.putMeta(`request:${request.at}`, request);
+        });
       });
-    });
-    process.stdout.write(`requested ${requests.length} run${requests.length === 1 ? "" : "s"}: ${requests.map((r) => `${r.spec.kind} ${r.target}`).join(", ")}; a running daemon starts them within a second, a stopped one when it starts\n`);
-    return 0;
-  } finally {
-    await store.close();
-  }
+      process.stdout.write(`requested ${requests.length} run${requests.length === 1 ? "" : "s"}: ${requests.map((r) => `${r.spec.kind} ${r.target}`).join(", ")}; a running daemon starts them within a second, a stopped one when it starts\n`);
+      return 0;
+    } finally {
+      await store.close();
+    }
+  });
 }

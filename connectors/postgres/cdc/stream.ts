@@ -7,7 +7,7 @@ import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from "pg-log
 import type { Logger } from "pino";
 import type { Change, Row } from "../../../core/change.js";
 import type { PostgresAppSettings } from "../settings.js";
-import { compareLsn } from "../settings.js";
+import { compareLsn, normalizeLsn } from "../settings.js";
 import type { CapturedTable } from "./slot.js";
 
 const UNDECODABLE = "undecodable";
@@ -176,7 +176,8 @@ export class PgoutputChanges {
       case "commit": {
         // Every commit moves the stream to its end: once durable, everything committed up to there
         // is applied (transactions arrive in commit order), so that is what the slot may confirm.
-        const end = message.commitEndLsn ?? lsn;
+        // pg-logical-replication pads the LSNs it decodes (00000000/01E59C90): Postgres's X/Y instead.
+        const end = message.commitEndLsn ? normalizeLsn(message.commitEndLsn) : lsn;
         if (compareLsn(end, this.committedLsn) > 0) this.committedLsn = end;
         this.emit(this.marker(this.committedLsn, this.commitTime));
         return;
