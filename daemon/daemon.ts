@@ -28,7 +28,7 @@ import { checkLive, formatLiveProblem, idleWarning } from "./live.js";
 import { DeliveryLog } from "./problems.js";
 import { readPackageInfo } from "./package-info.js";
 import { parseListen, startHttpServer } from "./http.js";
-import { recordCommitted, recordDelivered, sourceObserver } from "./observe.js";
+import { recordCommitted, recordResult, recordDelivered, sourceObserver } from "./observe.js";
 import type { SystemdNotifier } from "./systemd.js";
 
 export interface RunOptions {
@@ -269,6 +269,7 @@ export class Daemon {
           metrics.runItems.inc({ kind: run.kind }, items);
           logger.debug({ run: run.id, kind: run.kind, target: run.target, items, processed: run.processed, total: run.total }, "run chunk committed");
         },
+        applied: (_run, result) => recordResult(metrics, result),
       },
     });
     const flow = flowIntoState(

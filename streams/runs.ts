@@ -4,7 +4,7 @@
 // transaction, so a Run survives a SIGKILL and resumes where it stopped. A re-read is driven by the
 // source's connector: its rows and progress markers flow through the pipeline like every change.
 import type { Logger } from "pino";
-import { applyRowChange, emptyAggregate, type AggregateState, type BatchApplier } from "../core/apply.js";
+import { applyRowChange, emptyAggregate, type AggregateState, type BatchApplier, type BatchResult } from "../core/apply.js";
 import { DEFINITION_CLASSES, planRuns, type DefinitionUpdate, type Definitions, type PlannedRun, type RunKind, type RunPlan, type RunSpec } from "../core/definitions.js";
 import type { Domain } from "../core/domain.js";
 import type { SourceConnector } from "../connectors/types.js";
@@ -37,6 +37,8 @@ export interface RunState {
 export interface RunEvents {
   started?(run: RunState): void;
   progressed?(run: RunState, items: number): void;
+  /** What one chunk did to records, groups and exports (as a batch of changes reports it). */
+  applied?(run: RunState, result: BatchResult): void;
   finished?(run: RunState): void;
 }
 
@@ -285,12 +287,13 @@ export class Runs {
     /** Runs `body` over the next chunk of keys of one phase, in one transaction with the Run's progress. */
     const over = async (keys: string[], body: (applier: BatchApplier, tx: StateTransaction, key: string) => void, items = keys.length): Promise<void> => {
       const last = keys[keys.length - 1];
-      await applyBatch(store, domain, [], now, (applier, tx) => {
+      const result = await applyBatch(store, domain, [], now, (applier, tx) => {
         for (const key of keys) body(applier, tx, key);
         run.processed += items;
         run.cursor = last;
         tx.putMeta(`run:${run.id}`, run);
       });
+      this.context.events?.applied?.(run, result);
       this.progressed(run, items);
     };
     /** On to the Run's next phase (recorded, so a restart resumes there). */
