@@ -263,21 +263,25 @@ export class BatchApplier {
 
   /** Re-evaluates one group for one record (a time-index sweep or a backfill). */
   evaluate(modelId: string, groupId: string, recordId: string): void {
+    const touched = this.held(modelId, recordId);
+    if (touched) (touched.forceGroups ??= new Set()).add(groupId);
+  }
+
+  /** A stored record touched for work over the state (a sweep, a backfill, a Run); undefined when it is not held. */
+  private held(modelId: string, recordId: string): Touched | undefined {
     const model = this.domain.models.get(modelId);
-    if (!model) return;
-    const touched = this.touch(model, recordId, this.now);
-    if (touched.current) (touched.forceGroups ??= new Set()).add(groupId);
+    if (!model) return undefined;
+    const t = this.touch(model, recordId, this.now);
+    return t.current ? t : undefined;
   }
 
   // --- Runs: work over records already held, after a definition changed -------------------------
 
   /** Recomputes these (non-primary) properties of one record from its stored rows; groups and exports follow. */
   rebuild(modelId: string, recordId: string, propertyIds: readonly string[]): void {
-    const model = this.domain.models.get(modelId);
-    if (!model) return;
-    const t = this.touch(model, recordId, this.now);
-    const record = t.current;
-    if (!record) return;
+    const t = this.held(modelId, recordId);
+    const record = t?.current;
+    if (!t || !record) return;
     for (const propertyId of propertyIds) {
       const property = this.domain.properties.get(propertyId);
       if (!property || property.modelId !== modelId) continue;
@@ -297,11 +301,9 @@ export class BatchApplier {
    * newer than the scan's: it is left as it is.
    */
   setAggregates(modelId: string, recordId: string, propertyIds: readonly string[], states: ReadonlyMap<string, AggregateState> | undefined): void {
-    const model = this.domain.models.get(modelId);
-    if (!model) return;
-    const t = this.touch(model, recordId, this.now);
-    const record = t.current;
-    if (!record) return;
+    const t = this.held(modelId, recordId);
+    const record = t?.current;
+    if (!t || !record) return;
     for (const propertyId of propertyIds) {
       const property = this.domain.properties.get(propertyId);
       if (!property || property.modelId !== modelId || record.aggregates[propertyId]?.g === property.aggregateHash) continue;
@@ -318,11 +320,9 @@ export class BatchApplier {
    * states of properties, and memberships (with their time-index entries) of groups; exports follow.
    */
   forget(modelId: string, recordId: string, what: { properties?: readonly string[]; groups?: readonly string[] }): void {
-    const model = this.domain.models.get(modelId);
-    if (!model) return;
-    const t = this.touch(model, recordId, this.now);
-    const record = t.current;
-    if (!record) return;
+    const t = this.held(modelId, recordId);
+    const record = t?.current;
+    if (!t || !record) return;
     for (const propertyId of what.properties ?? []) {
       if (propertyId in record.values || propertyId in record.invalid || propertyId in record.aggregates) {
         delete record.values[propertyId];
@@ -361,9 +361,8 @@ export class BatchApplier {
 
   /** Deletes one record as if its primary row were deleted (its source is gone). */
   deleteRecordOf(modelId: string, recordId: string): void {
-    const model = this.domain.models.get(modelId);
-    if (!model) return;
-    this.deleteRecord(this.touch(model, recordId, this.now));
+    const t = this.held(modelId, recordId);
+    if (t) this.deleteRecord(t);
   }
 
   /** Plans one destination's export of a record as it is now, against what the destination holds. */

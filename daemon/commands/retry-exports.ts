@@ -3,8 +3,7 @@
 // picks them up within a second, a stopped one when it starts.
 import { Store } from "../../state/store.js";
 import { planExport } from "../../core/exports.js";
-import { formatIssue } from "../../core/config/issues.js";
-import { loadConfigWithPlugins, type ValidationResult } from "../config/validate.js";
+import { loadValidConfig } from "../config/validate.js";
 import { EX_CONFIG, EX_USAGE, withStateErrors } from "../exit-codes.js";
 
 export interface RetryExportsOptions {
@@ -24,17 +23,8 @@ function instant(value: string | undefined, fallback: number, name: string): num
 }
 
 export async function retryExportsCommand(options: RetryExportsOptions): Promise<number> {
-  let loaded: ValidationResult;
-  try {
-    loaded = await loadConfigWithPlugins(options.config, options.plugin ?? []);
-  } catch (error) {
-    process.stderr.write(`error: ${(error as Error).message}\n`);
-    return EX_CONFIG;
-  }
-  if (!loaded.config || !loaded.domain) {
-    for (const issue of loaded.issues) process.stderr.write(`${formatIssue(issue)}\n`);
-    return EX_CONFIG;
-  }
+  const loaded = await loadValidConfig(options.config, options.plugin ?? []);
+  if (typeof loaded === "number") return loaded;
   if (!loaded.config.destinations.some((d) => d.id === options.destination)) {
     process.stderr.write(`error: no destination "${options.destination}" in ${options.config}\n`);
     return EX_CONFIG;

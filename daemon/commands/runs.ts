@@ -5,10 +5,9 @@ import type { Domain } from "../../core/domain.js";
 import type { RunSpec } from "../../core/definitions.js";
 import { Store } from "../../state/store.js";
 import { listRuns, type RunState } from "../../streams/runs.js";
-import { formatIssue } from "../../core/config/issues.js";
-import { loadConfigWithPlugins, type ValidationResult } from "../config/validate.js";
+import { loadValidConfig } from "../config/validate.js";
 import type { RunRequest } from "../daemon.js";
-import { EX_CONFIG, EX_USAGE, withStateErrors } from "../exit-codes.js";
+import { EX_USAGE, withStateErrors } from "../exit-codes.js";
 
 const when = (ms: number | undefined) => (ms === undefined ? "" : new Date(ms).toISOString().replace(/\.\d+Z$/, "Z"));
 
@@ -90,17 +89,8 @@ export function rebuildRequests(domain: Domain, options: RebuildOptions): { spec
 }
 
 export async function rebuildCommand(options: RebuildOptions): Promise<number> {
-  let loaded: ValidationResult;
-  try {
-    loaded = await loadConfigWithPlugins(options.config, options.plugin ?? []);
-  } catch (error) {
-    process.stderr.write(`error: ${(error as Error).message}\n`);
-    return EX_CONFIG;
-  }
-  if (!loaded.domain) {
-    for (const issue of loaded.issues) process.stderr.write(`${formatIssue(issue)}\n`);
-    return EX_CONFIG;
-  }
+  const loaded = await loadValidConfig(options.config, options.plugin ?? []);
+  if (typeof loaded === "number") return loaded;
   const requests = rebuildRequests(loaded.domain, options);
   if (typeof requests === "string") {
     process.stderr.write(`error: ${requests}\n`);
