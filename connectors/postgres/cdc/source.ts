@@ -249,7 +249,8 @@ export class PostgresCdcSource extends ChangeReader {
     });
     service.on("data", (lsn: string, message: Pgoutput.Message | Undecodable) => {
       this.connected = true;
-      this.decoder.receive(normalizeLsn(lsn), message);
+      // The decoder puts the LSN in Postgres's format where it keeps one (commits, dead letters), not per message.
+      this.decoder.receive(lsn, message);
     });
     service.on("heartbeat", (rawLsn: string, _timestamp: number, shouldRespond: boolean) => {
       const lsn = normalizeLsn(rawLsn);

@@ -110,14 +110,17 @@ export class PgoutputChanges {
   }
 
   /** One message as the service delivers it; never throws (what it cannot handle is a dead letter). */
-  receive(lsn: string, message: Pgoutput.Message | Undecodable): void {
+  receive(rawLsn: string, message: Pgoutput.Message | Undecodable): void {
     try {
-      if (message.tag === UNDECODABLE) this.deadLetter(lsn, `pgoutput message at ${lsn} could not be decoded: ${message.reason}`, { lsn, bytes: message.bytes });
-      else this.handle(lsn, message);
+      if (message.tag === UNDECODABLE) {
+        const lsn = normalizeLsn(rawLsn);
+        this.deadLetter(lsn, `pgoutput message at ${lsn} could not be decoded: ${message.reason}`, { lsn, bytes: message.bytes });
+      } else this.handle(rawLsn, message);
     } catch (error) {
       // Bad input never stops the stream nor vanishes: the message goes to the dead letters at the
       // position of the last whole transaction (which stays unconfirmed until that is durable).
       const reason = error instanceof Error ? error.message : String(error);
+      const lsn = normalizeLsn(rawLsn);
       this.deadLetter(lsn, `postgres-cdc could not handle the ${message.tag} message at ${lsn}: ${reason}`, { lsn, message: plain(message) });
     }
   }
@@ -168,7 +171,8 @@ export class PgoutputChanges {
     this.emit(this.marker(this.committedLsn, this.commitTime, { reason, payload }));
   }
 
-  private handle(lsn: string, message: Pgoutput.Message): void {
+  /** `rawLsn` as pg-logical-replication gives it (zero-padded): normalised only where it is kept. */
+  private handle(rawLsn: string, message: Pgoutput.Message): void {
     switch (message.tag) {
       case "begin":
         this.commitTime = Number(BigInt(message.commitTime.toString()) / 1000n);
@@ -177,7 +181,7 @@ export class PgoutputChanges {
         // Every commit moves the stream to its end: once durable, everything committed up to there
         // is applied (transactions arrive in commit order), so that is what the slot may confirm.
         // pg-logical-replication pads the LSNs it decodes (00000000/01E59C90): Postgres's X/Y instead.
-        const end = message.commitEndLsn ? normalizeLsn(message.commitEndLsn) : lsn;
+        const end = normalizeLsn(message.commitEndLsn ?? rawLsn);
         if (compareLsn(end, this.committedLsn) > 0) this.committedLsn = end;
         this.emit(this.marker(this.committedLsn, this.commitTime));
         return;
