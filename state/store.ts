@@ -411,6 +411,26 @@ export class Store {
     return ids;
   }
 
+  /**
+   * A page of a group's members in record order after `after` (exclusive): at most `limit`, reading at
+   * most `scan` records (members live in their records, so a small group is found by reading past the
+   * others); `last` is the last record read, where the next page starts, and `more` whether any is left.
+   */
+  membersAfter(modelId: string, groupId: string, after: string | undefined, limit: number, scan: number): { ids: string[]; last: string | undefined; more: boolean } {
+    const ids: string[] = [];
+    let last: string | undefined;
+    let read = 0;
+    for (const { key, value } of this.records.getRange({ start: after === undefined ? [modelId] : [modelId, after], end: [modelId, END] })) {
+      const id = String((key as Key)[1]);
+      if (id === after) continue;
+      if (read >= scan || ids.length >= limit) return { ids, last, more: true };
+      read += 1;
+      last = id;
+      if (value.groups.includes(groupId)) ids.push(id);
+    }
+    return { ids, last, more: false };
+  }
+
   aggregateOf(modelId: string, recordId: string, propertyId: string): AggregateState | undefined {
     return this.records.get([modelId, recordId])?.aggregates[propertyId];
   }

@@ -363,7 +363,7 @@ export class Runs {
     switch (spec.kind) {
       case "remove-destination": {
         const d = spec.destinationId;
-        const phases = ["outbox", "outbox-by-record", "remote"] as const;
+        const phases = ["outbox", "outbox-by-record", "remote", "export-results"] as const;
         const index = phases[run.phase];
         if (index === undefined) return this.phaseDone(run, (tx) => tx.deleteMeta(`seq:outbox:${d}`));
         if (await drop(index, [d])) return nextPhase();
