@@ -2,7 +2,8 @@
 // replayed or dropped. Each is one write transaction. The `retry-exports` command runs them on a state
 // beside the daemon; the daemon's API runs the same functions inside its pipeline (Pipeline.perform),
 // in turn with the batches, so the daemon stays the only writer of its state.
-import { BatchApplier, type BatchResult } from "../core/apply.js";
+import type { BatchApplier} from "../core/apply.js";
+import { type BatchResult } from "../core/apply.js";
 import type { DestinationDef, Domain } from "../core/domain.js";
 import { planExport } from "../core/exports.js";
 import type { StoredDeadLetter, StoredExportDeadLetter, Store } from "../state/store.js";
