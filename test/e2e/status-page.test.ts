@@ -89,10 +89,10 @@ describe.skipIf(!CHROMIUM && !process.env.CI)("the status page in headless Chrom
       rows.map((row) => {
         const bar = row.querySelector("[role=progressbar]");
         const fill = row.querySelector(".fill");
-        return { kind: row.children[1]?.textContent, target: row.children[2]?.textContent, state: row.children[3]?.textContent, value: bar?.getAttribute("aria-valuenow"), width: fill ? getComputedStyle(fill).width : null, label: row.querySelector(".progress span")?.textContent };
+        return { kind: row.children[1]?.textContent, target: row.children[2]?.textContent, state: row.children[3]?.textContent, value: bar?.getAttribute("aria-valuenow"), width: fill?.getAttribute("style"), label: row.querySelector(".progress span")?.textContent };
       }),
     );
-    expect(runs).toEqual([{ kind: "backfill", target: "group vips", state: "complete", value: "100", width: "192px", label: "100 % (400 / 400)" }]);
+    expect(runs).toEqual([{ kind: "backfill", target: "group vips", state: "complete", value: "100", width: "width:100.0%", label: "100 % (400 / 400)" }]);
     expect(await page.textContent("#dead-letters")).toBe("0 change, 0 message, 0 export");
     // Everything came from the daemon itself: no CDN, no other origin.
     expect(requests.every((url) => url.startsWith(`http://${http}/`))).toBe(true);
