@@ -128,6 +128,7 @@ export async function buildHttpServer(backend: ApiBackend, options: HttpOptions)
 
   app.addHook("onResponse", async (request, reply) => {
     // Never the headers (they carry the key): the route, the status, which key, how long.
+    if (!options.logger.isLevelEnabled("debug")) return;
     options.logger.debug({ method: request.method, route: request.routeOptions.url ?? null, status: reply.statusCode, key: request.apiKey?.id ?? null, ms: Math.round(reply.elapsedTime * 10) / 10 }, "http request");
   });
 
