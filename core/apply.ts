@@ -156,6 +156,17 @@ interface Touched {
 }
 
 const valueKey = (value: PropertyValue): string => (typeof value === "string" ? value : JSON.stringify(value));
+
+/**
+ * The key a unique property's value is indexed by, from a value as a person writes it (a lookup by
+ * email, by id): normalised as the property's type normalises source values; null with the reason
+ * when the text is not a valid value of the type.
+ */
+export function uniqueValueKey(type: PropertyDef["type"], raw: string): { key: string } | { invalid: string } {
+  const normalized = normalizeValue(type, raw);
+  if (normalized.value === null) return { invalid: normalized.invalidReason ?? `no ${type} value` };
+  return { key: valueKey(normalized.value) };
+}
 const NO_INDEXES: readonly number[] = [];
 const NO_BOUNDARIES: Record<string, number> = Object.freeze({}) as Record<string, number>;
 const hasKeys = (o: object): boolean => {
@@ -186,6 +197,18 @@ export class BatchApplier {
     private readonly state: BatchState,
     private readonly now: number,
   ) {}
+
+  /**
+   * Applies a change again (a dead letter replayed by hand): like apply(), but its stream's position
+   * stays where it is, since the change is older than what the stream has reached.
+   */
+  replay(change: Change): void {
+    const stream = change.position.stream;
+    const before = this.positions.get(stream);
+    this.apply(change);
+    if (before === undefined) this.positions.delete(stream);
+    else this.positions.set(stream, before);
+  }
 
   apply(change: Change): void {
     if (change.op === "marker") {

@@ -7,10 +7,10 @@ import { generateCommand } from "./commands/generate.js";
 import { importDebeziumCommand } from "./commands/import-debezium.js";
 import { retryExportsCommand } from "./commands/retry-exports.js";
 import { rebuildCommand, runsCommand, type RebuildOptions } from "./commands/runs.js";
-import { statusCommand } from "./commands/status.js";
+import { API_KEY_ENV, statusCommand, type StatusOptions } from "./commands/status.js";
 import { validateCommand } from "./commands/validate.js";
 import { EX_SOFTWARE, EX_USAGE } from "./exit-codes.js";
-import { environmentProblems, hostPort, instant, integer, list, milliseconds, oneOf, path, postgresUrl } from "./flags.js";
+import { apiFlagProblems, environmentProblems, hostPort, httpUrl, instant, integer, list, milliseconds, oneOf, path, postgresUrl } from "./flags.js";
 import { readPackageInfo } from "./package-info.js";
 import { runDaemon } from "./run.js";
 
@@ -47,7 +47,9 @@ export function buildProgram(): Command {
     .description("run the daemon: stream changes from the configured sources into records, groups and the outbox")
     .requiredOption("-c, --config <path>", "config file or directory (YAML or JSON)")
     .requiredOption("-s, --state <dir>", "directory of the LMDB state (created if missing; one daemon per state)", path)
-    .option("--http <host:port>", "where /metrics, /healthz and /readyz listen", hostPort, "127.0.0.1:9464")
+    .option("--http <host:port>", "where /metrics, /healthz, /readyz, the API (/api/v1) and the status page (/) listen", hostPort, "127.0.0.1:9464")
+    .option("--api-insecure", "serve the API and the status page without keys when the config has no apiKey objects (only with --http on a loopback address)")
+    .option("--metrics-auth", "put /metrics behind an API key (one with read on the metrics topic; Prometheus sends it as a bearer token)")
     .option("--max-batch-size <n>", "most changes per batch (one LMDB transaction), 1 or more", integer(1), DEFAULT_PIPELINE_OPTIONS.maxBatchSize)
     .option("--max-batch-delay-ms <ms>", "longest a change waits for its batch while the core is idle", milliseconds(0), DEFAULT_PIPELINE_OPTIONS.maxBatchDelayMs)
     .option("--drain-timeout-ms <ms>", "how long SIGTERM keeps delivering the outbox", milliseconds(0), 10_000)
@@ -59,9 +61,9 @@ export function buildProgram(): Command {
     .option("--plugin <package>", "load a plugin package: an npm package name (resolved from the working directory) or a path (repeatable)", collect, [])
     .option("--max-backoff-ms <ms>", "longest wait between two attempts of an export (exponential from 200 ms, with jitter)", milliseconds(1), 60_000)
     .option("--watch-config", "reload the config when a file of it changes (as on SIGHUP)")
-    .hook("preAction", () => {
+    .hook("preAction", (command) => {
       // The environment the daemon reads is checked before anything starts, like its flags.
-      const problems = environmentProblems(process.env);
+      const problems = [...environmentProblems(process.env), ...apiFlagProblems(command.opts<{ http: string; apiInsecure?: boolean }>())];
       if (problems.length === 0) return;
       process.stderr.write(`error: ${problems.join("; ")}\n`);
       throw new CommanderError(EX_USAGE, "grouparoo.invalidEnvironment", problems.join("; "));
@@ -82,6 +84,8 @@ export function buildProgram(): Command {
         maxBackoffMs: number;
         plugin: string[];
         watchConfig?: boolean;
+        apiInsecure?: boolean;
+        metricsAuth?: boolean;
       }) => {
         // Exit explicitly: a connection a failed source left open must not keep the process alive.
         process.exit(
@@ -124,10 +128,12 @@ export function buildProgram(): Command {
 
   program
     .command("status")
-    .description("summarise a state: positions, records, group sizes, outbox depths, dead letters and Runs (read-only, beside a running daemon too)")
-    .requiredOption("-s, --state <dir>", "directory of an existing LMDB state", path)
+    .description("the status of a running daemon (--url: sources, destinations, groups, Runs, version, uptime) or of a state (--state: positions, records, group sizes, outbox depths, dead letters and Runs, read-only, beside a running daemon too)")
+    .option("-s, --state <dir>", "directory of an existing LMDB state", path)
+    .option("-u, --url <url>", "base URL of a running daemon's HTTP listener (e.g. http://127.0.0.1:9464)", httpUrl)
+    .option("-k, --api-key <key>", `API key for --url (default: the ${API_KEY_ENV} environment variable, which keeps it out of the process list)`)
     .option("--json", "print it as JSON")
-    .action(async (options: { state: string; json?: boolean }) => {
+    .action(async (options: StatusOptions) => {
       process.exitCode = await statusCommand(options);
     });
 

@@ -5,7 +5,6 @@
 // Runs take the state where the new config wants it: a restart and a reload do the same.
 import { createHash } from "node:crypto";
 import { watch, type FSWatcher } from "node:fs";
-import type { Server } from "node:http";
 import type { Logger } from "pino";
 import { formatIssue } from "../core/config/issues.js";
 import type { Config } from "../core/config/types.js";
@@ -27,7 +26,12 @@ import { summarize } from "./commands/validate.js";
 import { checkLive, formatLiveProblem, idleWarning } from "./live.js";
 import { DeliveryLog } from "./problems.js";
 import { readPackageInfo } from "./package-info.js";
-import { parseListen, startHttpServer } from "./http.js";
+import { parseListen } from "./http.js";
+import { unavailable } from "./api/errors.js";
+import { ApiKeys } from "./api/keys.js";
+import { apiMode, startHttpServer, type Api, type ApiBackend } from "./api/server.js";
+import { daemonStatus, type DaemonStatus } from "./api/status.js";
+import type { Operation } from "../streams/pipeline.js";
 import { recordCommitted, recordResult, recordDelivered, sourceObserver } from "./observe.js";
 import type { SystemdNotifier } from "./systemd.js";
 
@@ -47,6 +51,10 @@ export interface RunOptions {
   delivery?: Partial<DeliveryOptions>;
   /** Reload when a config file changes (as on SIGHUP). */
   watchConfig?: boolean;
+  /** Serve the API and the status page without keys when the config has none (the CLI allows it on loopback only). */
+  apiInsecure?: boolean;
+  /** /metrics needs a key with read on the metrics topic. */
+  metricsAuth?: boolean;
 }
 
 export { EX_SOFTWARE };
@@ -68,8 +76,13 @@ export interface RunRequest {
 /** Everything built from one config. */
 interface Generation {
   config: Config;
+  /** configDigest(config), taken before the API keys' secrets were dropped from it. */
+  digest: string;
   domain: Domain;
+  /** The config's API keys, hashed (the config itself no longer holds their secrets). */
+  keys: ApiKeys;
   sources: SourceConnector[];
+  bySource: ReadonlyMap<string, SourceConnector>;
   destinations: DestinationConnector[];
   deliveries: Delivery<OutboxEntry>[];
   flow: Flow;
@@ -79,11 +92,14 @@ interface Generation {
 
 export class Daemon {
   private generation: Generation | undefined;
-  private server: Server | undefined;
+  private server: Api | undefined;
+  private readonly startedAt = Date.now();
   private watcher: FSWatcher | undefined;
   private draining = false;
   private reloading: Promise<unknown> = Promise.resolve();
   private settle: (code: number) => void = () => undefined;
+  /** The keys of the generation last stopped, while a reload builds the next. */
+  private lastKeys: ApiKeys | undefined;
   private statusTimer: NodeJS.Timeout | undefined;
   private lastStatus: string | undefined;
   /** Resolves with the exit code once the daemon stopped. */
@@ -113,6 +129,10 @@ export class Daemon {
     } catch (error) {
       logger.error({ http: options.http }, (error as Error).message);
       return EX_USAGE;
+    }
+    if (options.metricsAuth && loaded.config.apiKeys.length === 0) {
+      logger.error({ config: options.config }, "--metrics-auth puts /metrics behind a key, but the config has no apiKey objects; not starting");
+      return EX_CONFIG;
     }
     const idle = idleWarning(loaded.config);
     if (idle) logger.warn({ config: options.config }, idle);
@@ -163,7 +183,7 @@ export class Daemon {
       return EX_CONFIG;
     }
     try {
-      daemon.server = await startHttpServer(listen, { registry: metrics.registry, notReady: () => (daemon ? daemon.notReady() : "starting") });
+      daemon.server = await startHttpServer(daemon.backend(), { listen, apiInsecure: options.apiInsecure ?? false, metricsAuth: options.metricsAuth ?? false, logger });
     } catch (error) {
       logger.error({ err: error, http: options.http }, "cannot listen for HTTP");
       await daemon.stopGeneration();
@@ -179,7 +199,7 @@ export class Daemon {
         pid: process.pid,
         state: options.state,
         config: options.config,
-        configDigest: configDigest(config),
+        configDigest: daemon.generation?.digest,
         objects: summarize(config) || "none",
         http: options.http,
         sources: daemon.generation?.sources.map((s) => s.appId),
@@ -187,8 +207,83 @@ export class Daemon {
       },
       "grouparoo-stream running",
     );
+    daemon.logApiMode();
     daemon.announceReady();
     return daemon;
+  }
+
+  /** Says how the API is served with the running config's keys (at start, and after a reload changes it). */
+  private logApiMode(previous?: "keys" | "insecure" | "off"): void {
+    const keys = this.generation?.keys.size ?? 0;
+    const mode = apiMode(keys, this.options.apiInsecure ?? false);
+    if (mode === previous) return;
+    const where = `http://${this.options.http}`;
+    if (mode === "keys") {
+      this.logger.info({ http: this.options.http, keys: this.generation?.keys.list().map((k) => k.id), metricsAuth: this.options.metricsAuth ?? false }, `API on at ${where}/api/v1 and status page at ${where}/: ${keys} API key${keys === 1 ? "" : "s"}`);
+      if (this.options.apiInsecure) this.logger.warn("--api-insecure is ignored: the config has API keys, which every API request needs");
+    } else if (mode === "insecure") {
+      this.logger.warn({ http: this.options.http }, `API on at ${where}/api/v1 WITHOUT keys (--api-insecure, loopback only): anyone who can reach it may read and write`);
+    } else {
+      this.logger.info({ http: this.options.http }, "API off: the config has no apiKey objects (/api/v1 and / answer 404; --api-insecure serves them without keys on loopback)");
+    }
+    if (this.options.metricsAuth && keys === 0) this.logger.warn("--metrics-auth: the config has no apiKey objects, so /metrics answers 401 to every scrape");
+  }
+
+  /** What the HTTP listener reads and asks of the daemon. */
+  private backend(): ApiBackend {
+    const generation = () => {
+      const current = this.generation;
+      if (!current) throw unavailable("the daemon is reloading its config; try again in a moment");
+      return current;
+    };
+    const noKeys = new ApiKeys([]);
+    return {
+      store: this.store,
+      keys: () => this.generation?.keys ?? this.lastKeys ?? noKeys,
+      domain: () => this.generation?.domain,
+      notReady: () => this.notReady(),
+      status: () => this.status(),
+      metrics: async () => ({ contentType: this.metrics.registry.contentType, text: await this.metrics.registry.metrics() }),
+      perform: async <T>(operation: Operation<T>) => {
+        const current = generation();
+        const value = await current.flow.pipeline.perform(operation);
+        // What an operation queued goes out now, not at the next batch.
+        for (const d of current.deliveries) d.wake();
+        current.flow.backpressure.outboxDepths(current.destinations.map((d) => this.store.outboxDepth(d.destinationId)));
+        return value;
+      },
+      requestRuns: async (requests, reason) => {
+        const current = generation();
+        const runs = [];
+        for (const { spec, target } of requests) runs.push(await current.runs.request(spec, target, reason));
+        return runs;
+      },
+      stopRun: (id) => generation().runs.stopRun(id),
+    };
+  }
+
+  /** The running daemon's status (the API, the page, `status --url`). */
+  async status(): Promise<DaemonStatus> {
+    const generation = this.generation;
+    if (!generation) throw unavailable("the daemon is reloading its config; try again in a moment");
+    const connectorSources = new Map<SourceConnector, string[]>();
+    for (const [sourceId, connector] of generation.bySource) connectorSources.set(connector, [...(connectorSources.get(connector) ?? []), sourceId]);
+    return daemonStatus({
+      store: this.store,
+      metrics: this.metrics,
+      version: readPackageInfo().version,
+      startedAt: this.startedAt,
+      configDigest: generation.digest,
+      notReady: this.notReady(),
+      config: generation.config,
+      domain: generation.domain,
+      sources: generation.sources,
+      sourceIdsOf: (connector) => (connectorSources.get(connector) ?? []).sort(),
+      destinations: generation.destinations,
+      streams: generation.flow.streams(),
+      paused: generation.flow.backpressure.paused,
+      pendingRuns: generation.runs.pending(),
+    });
   }
 
   private static async load(options: RunOptions, logger: Logger): Promise<ValidationResult & { registry?: ComponentRegistry }> {
@@ -308,7 +403,11 @@ export class Daemon {
       },
       { pipeline: marks, outboxBound },
     );
-    const generation: Generation = { config, domain, sources, destinations, deliveries, flow, runs, requests: setInterval(() => void this.takeRequests(), 1000) };
+    // The keys' secrets leave the config here: the daemon keeps their digests only.
+    const digest = configDigest(config);
+    const keys = new ApiKeys(config.apiKeys.map((k) => ({ ...k })));
+    for (const key of config.apiKeys) (key as { apiKey: string }).apiKey = "[redacted]";
+    const generation: Generation = { config, digest, domain, keys, sources, bySource, destinations, deliveries, flow, runs, requests: setInterval(() => void this.takeRequests(), 1000) };
     generation.requests.unref();
     self.generation = generation;
     this.generation = generation;
@@ -381,7 +480,8 @@ export class Daemon {
   private async stopGeneration(drainMs?: number): Promise<void> {
     const generation = this.generation;
     if (!generation) return;
-    // No longer current: its pipeline ending is not the daemon ending.
+    // No longer current: its pipeline ending is not the daemon ending. Its keys still answer meanwhile.
+    this.lastKeys = generation.keys;
     this.generation = undefined;
     clearInterval(generation.requests);
     generation.runs.stop();
@@ -425,6 +525,7 @@ export class Daemon {
     }
     this.metrics.configReloads.inc({ result: "applied" });
     this.logger.info({ config: this.options.config }, "config reloaded");
+    this.logApiMode(apiMode(this.lastKeys?.size ?? 0, this.options.apiInsecure ?? false));
     this.announceReady();
     return "applied";
   }
@@ -456,7 +557,7 @@ export class Daemon {
     this.watcher?.close();
     await this.reloading;
     await this.stopGeneration(this.options.drainTimeoutMs ?? 10_000);
-    await new Promise<void>((resolve) => this.server?.close(() => resolve()) ?? resolve());
+    await this.server?.close();
     await this.store.close();
     this.logger.info({ code }, "stopped");
     this.systemd?.close();

@@ -12,6 +12,8 @@ export const EX_DATAERR = 65;
 export const EX_NOINPUT = 66;
 /** A service is unavailable: the database `generate` or `import-debezium` reads cannot be reached. */
 export const EX_UNAVAILABLE = 69;
+/** Permission denied: the daemon refused the API key (`status --url`). */
+export const EX_NOPERM = 77;
 /** An internal software error: the pipeline failed, a write transaction failed, HTTP cannot listen. */
 export const EX_SOFTWARE = 70;
 /** An output cannot be created: the state directory (permission denied, a file in its place), an existing generated file. */

@@ -4,7 +4,7 @@
 // (LOG_LEVEL, LOG_FORMAT) are checked the same way.
 import { existsSync } from "node:fs";
 import { InvalidArgumentError } from "commander";
-import { parseListen } from "./http.js";
+import { isLoopback, parseListen } from "./http.js";
 
 /** A whole number in [min, max]. */
 export function integer(min: number, max = Number.MAX_SAFE_INTEGER): (value: string) => number {
@@ -81,10 +81,30 @@ export function oneOf<T extends string>(values: readonly T[]): (value: string) =
   };
 }
 
+/** An http:// or https:// URL (a daemon's listener). */
+export function httpUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new InvalidArgumentError("expected an http://host:port URL (e.g. http://127.0.0.1:9464)");
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new InvalidArgumentError("expected an http:// or https:// URL");
+  if (url.username || url.password) throw new InvalidArgumentError("expected a URL without credentials (give the key with --api-key or GROUPAROO_API_KEY)");
+  return value;
+}
+
 /** A comma-separated list with at least one entry. */
 export function list(value: string): string {
   if (value.split(",").every((v) => v.trim() === "")) throw new InvalidArgumentError("expected a comma-separated list of names");
   return value;
+}
+
+/** Problems with the API flags together (--api-insecure only where nobody else can connect); empty when fine. */
+export function apiFlagProblems(options: { http: string; apiInsecure?: boolean }): string[] {
+  if (!options.apiInsecure) return [];
+  const { host } = parseListen(options.http);
+  return isLoopback(host) ? [] : [`--api-insecure serves the API without keys, so only on a loopback address (127.0.0.1, ::1, localhost); --http is ${options.http}`];
 }
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;

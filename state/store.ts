@@ -45,6 +45,19 @@ export interface ExportOutcome {
   retryAt?: number;
 }
 
+/** The last answer a destination gave for a record's export (the sub-database export-results). */
+export interface ExportResultEntry {
+  /** ok: acknowledged; info: skipped by the destination; retry: failed, to be tried again; dead_letter: failed for good. */
+  status: "ok" | "info" | "retry" | "dead_letter";
+  /** When the answer came (epoch ms). */
+  at: number;
+  seq: number;
+  message?: string;
+  /** Failed deliveries of that export so far. */
+  attempts: number;
+  toDelete: boolean;
+}
+
 export interface StoredExportDeadLetter {
   seq: number;
   at: number;
@@ -64,7 +77,7 @@ export interface BoundaryEntry {
 }
 
 /** Sub-databases whose entries a Run may drop by key prefix when their definition is removed. */
-export type PrefixedIndex = "records" | "unique" | "attached" | "pending" | "outbox" | "outbox-by-record" | "remote";
+export type PrefixedIndex = "records" | "unique" | "attached" | "pending" | "outbox" | "outbox-by-record" | "remote" | "export-results";
 
 /** One write transaction: the core's BatchState, plus the counters, meta entries and removals written with it. */
 export interface StateTransaction extends BatchState {
@@ -78,6 +91,8 @@ export interface StateTransaction extends BatchState {
   dropPrefix(index: PrefixedIndex, prefix: Key, limit: number): number;
   /** Drops up to `limit` time-index entries of a model (of one group, if given); returns how many. */
   dropTimeIndex(modelId: string, groupId: string | undefined, limit: number): number;
+  /** Removes one dead letter (replayed, or dropped by hand); false when there is none with that seq. */
+  deleteDeadLetter(seq: number): boolean;
 }
 
 /** How a state is opened (state/open.ts): by the daemon (created, locked), or by a command beside it. */
@@ -105,6 +120,8 @@ export class Store {
   private readonly outbox: Database<OutboxEntry, Key>;
   private readonly outboxByRecord: Database<number, Key>;
   private readonly deadLetters: Database<StoredDeadLetter, Key>;
+  /** [destination, record] → the destination's last answer for the record's export; absent in a state opened read-only that predates it. */
+  private readonly exportResults: Database<ExportResultEntry, Key> | undefined;
   private readonly positions: Database<string, string>;
   private readonly counters: Database<number, Key>;
   private readonly meta: Database<unknown, string>;
@@ -140,6 +157,8 @@ export class Store {
     this.outbox = structured("outbox");
     this.outboxByRecord = db("outbox-by-record");
     this.deadLetters = db("dead-letters");
+    // Added after layout 3 without changing it: a state written before has none until a daemon opens it.
+    this.exportResults = (db<ExportResultEntry>("export-results") as Database<ExportResultEntry, Key> | undefined) ?? undefined;
     this.positions = db<string, string>("positions");
     this.counters = db("counters");
     this.meta = db<unknown, string>("meta");
@@ -151,6 +170,7 @@ export class Store {
       outbox: this.outbox,
       "outbox-by-record": this.outboxByRecord,
       remote: this.remote,
+      "export-results": this.exportResults ?? this.remote,
     } as Record<PrefixedIndex, Database<unknown, Key>>;
     this.checkFormat();
   }
@@ -228,6 +248,11 @@ export class Store {
             if (++n >= limit) break;
           }
           return n;
+        },
+        deleteDeadLetter: (seq) => {
+          if (this.deadLetters.get([seq]) === undefined) return false;
+          this.deadLetters.remove([seq]);
+          return true;
         },
       };
       result = { value: body(tx) };
@@ -386,6 +411,26 @@ export class Store {
     return ids;
   }
 
+  /**
+   * A page of a group's members in record order after `after` (exclusive): at most `limit`, reading at
+   * most `scan` records (members live in their records, so a small group is found by reading past the
+   * others); `last` is the last record read, where the next page starts, and `more` whether any is left.
+   */
+  membersAfter(modelId: string, groupId: string, after: string | undefined, limit: number, scan: number): { ids: string[]; last: string | undefined; more: boolean } {
+    const ids: string[] = [];
+    let last: string | undefined;
+    let read = 0;
+    for (const { key, value } of this.records.getRange({ start: after === undefined ? [modelId] : [modelId, after], end: [modelId, END] })) {
+      const id = String((key as Key)[1]);
+      if (id === after) continue;
+      if (read >= scan || ids.length >= limit) return { ids, last, more: true };
+      read += 1;
+      last = id;
+      if (value.groups.includes(groupId)) ids.push(id);
+    }
+    return { ids, last, more: false };
+  }
+
   aggregateOf(modelId: string, recordId: string, propertyId: string): AggregateState | undefined {
     return this.records.get([modelId, recordId])?.aggregates[propertyId];
   }
@@ -506,8 +551,12 @@ export class Store {
   async completeExports(destinationId: string, outcomes: readonly ExportOutcome[]): Promise<void> {
     await this.write(() => {
       const seqs = new Map<string, number>();
+      const now = Date.now();
       for (const { entry, status, message, retryAt } of outcomes) {
         const current = this.outbox.get([destinationId, entry.seq]);
+        const attempts = (current?.attempts ?? entry.attempts ?? 0) + (status === "error" ? 1 : 0);
+        const result: ExportResultEntry = { status: status === "error" ? (retryAt === undefined ? "dead_letter" : "retry") : status, at: now, seq: entry.seq, attempts, toDelete: entry.toDelete, ...(message ? { message } : {}) };
+        this.exportResults?.put([destinationId, entry.recordId], result);
         const remove = () => {
           if (!current) return;
           this.outbox.remove([destinationId, entry.seq]);
@@ -537,18 +586,18 @@ export class Store {
   }
 
   /**
-   * Re-queues the records behind dead-lettered exports of a destination (dead-lettered between `from`
-   * and `to`): each gets a fresh export planned by `replan` from the record as it is now against what
+   * Re-queues the records behind the dead-lettered exports of a destination that `select` picks (by
+   * when they were dead-lettered, or by seq): each gets a fresh export planned by `replan` from the record as it is now against what
    * the destination acknowledged, so an old letter never pushes stale values over newer ones. A record
    * with an export already queued is left to it. Returns how many exports were queued.
    */
-  async requeueExports(destinationId: string, from: number, to: number, replan: (recordId: string, remote: RemoteState | null) => ExportPlan | null): Promise<number> {
+  async requeueExports(destinationId: string, select: (letter: StoredExportDeadLetter) => boolean, replan: (recordId: string, remote: RemoteState | null) => ExportPlan | null): Promise<number> {
     let count = 0;
     await this.write(() => {
       const seqs = new Map<string, number>();
       const done = new Set<string>();
       for (const { value } of this.deadLetters.getRange()) {
-        if (value.kind !== "export" || value.destinationId !== destinationId || value.at < from || value.at > to) continue;
+        if (value.kind !== "export" || value.destinationId !== destinationId || !select(value)) continue;
         // By the key it was written with: getRange hands a one-element key [seq] back as seq, which
         // names another key, so removing by it left every re-queued letter in place.
         this.deadLetters.remove([value.seq]);
@@ -567,6 +616,61 @@ export class Store {
     });
     await this.root.flushed;
     return count;
+  }
+
+  /** The record holding a unique value (its key as the core writes it: core/apply.ts uniqueValueKey). */
+  recordIdByUnique(modelId: string, propertyId: string, valueKey: string): string | undefined {
+    return this.unique.get([modelId, propertyId, valueKey]);
+  }
+
+  /** The export of a record waiting in a destination's outbox, if any. */
+  queuedExportOf(destinationId: string, recordId: string): OutboxEntry | undefined {
+    const seq = this.outboxByRecord.get([destinationId, recordId]);
+    return seq === undefined ? undefined : this.outbox.get([destinationId, seq]);
+  }
+
+  /** The destination's last answer for a record's export. */
+  exportResultOf(destinationId: string, recordId: string): ExportResultEntry | undefined {
+    return this.exportResults?.get([destinationId, recordId]);
+  }
+
+  /** Up to `limit` exports of a destination's outbox after seq `after` (exclusive), oldest first, those `keep` accepts. */
+  outboxAfter(destinationId: string, after: number | undefined, limit: number, keep: (entry: OutboxEntry) => boolean = () => true): { entries: OutboxEntry[]; last: number | undefined } {
+    const entries: OutboxEntry[] = [];
+    let last: number | undefined;
+    for (const { value } of this.outbox.getRange({ start: [destinationId, after === undefined ? 0 : after + 1], end: [destinationId, Number.MAX_SAFE_INTEGER] })) {
+      last = value.seq;
+      if (keep(value)) entries.push(value);
+      if (entries.length >= limit) break;
+    }
+    return { entries, last };
+  }
+
+  /** The oldest export waiting in a destination's outbox. */
+  oldestExport(destinationId: string): OutboxEntry | undefined {
+    for (const { value } of this.outbox.getRange({ start: [destinationId], end: [destinationId, Number.MAX_SAFE_INTEGER], limit: 1 })) return value;
+    return undefined;
+  }
+
+  deadLetterOf(seq: number): StoredDeadLetter | undefined {
+    return this.deadLetters.get([seq]);
+  }
+
+  /**
+   * Dead letters after seq `after` (exclusive), oldest first, those `keep` accepts, at most `limit`;
+   * at most `scan` are read, and `last` is the seq of the last one read (where the next page starts).
+   */
+  deadLettersAfter(after: number | undefined, limit: number, keep: (letter: StoredDeadLetter) => boolean = () => true, scan = Number.MAX_SAFE_INTEGER): { letters: StoredDeadLetter[]; last: number | undefined; more: boolean } {
+    const letters: StoredDeadLetter[] = [];
+    let last: number | undefined;
+    let read = 0;
+    for (const { value } of this.deadLetters.getRange({ start: [after === undefined ? 0 : after + 1] })) {
+      if (read >= scan || letters.length >= limit) return { letters, last, more: true };
+      read += 1;
+      last = value.seq;
+      if (keep(value)) letters.push(value);
+    }
+    return { letters, last, more: false };
   }
 
   remoteOf(destinationId: string, recordId: string): RemoteState | undefined {

@@ -1,8 +1,9 @@
 // `grouparoo-stream retry-exports`: for exports dead-lettered for a destination (within a time range),
 // queues a fresh export of each record as it is now (never the stale letter itself); a running daemon
-// picks them up within a second, a stopped one when it starts.
+// picks them up within a second, a stopped one when it starts. The daemon's API does the same work
+// (streams/operations.ts retryExports) through its own pipeline.
 import { Store } from "../../state/store.js";
-import { planExport } from "../../core/exports.js";
+import { retryExports } from "../../streams/operations.js";
 import { loadValidConfig } from "../config/validate.js";
 import { EX_CONFIG, EX_USAGE, withStateErrors } from "../exit-codes.js";
 
@@ -44,10 +45,7 @@ export async function retryExportsCommand(options: RetryExportsOptions): Promise
   return withStateErrors(async () => {
     const store = Store.open(options.state, { create: false });
     try {
-      const count = await store.requeueExports(options.destination, from, to, (recordId, remote) => {
-        const record = store.getRecord(destination.modelId, recordId);
-        return planExport(destination, recordId, record ? { values: record.values, groups: record.groups } : null, remote, Date.now());
-      });
+      const count = await retryExports(store, destination, (letter) => letter.at >= from && letter.at <= to);
       process.stdout.write(`re-queued ${count} export${count === 1 ? "" : "s"} for destination ${options.destination}\n`);
       return 0;
     } finally {

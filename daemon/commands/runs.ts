@@ -53,7 +53,7 @@ export interface RebuildOptions {
 }
 
 /** The Runs that rebuild what the options name, from the source data. */
-export function rebuildRequests(domain: Domain, options: RebuildOptions): { spec: RunSpec; target: string }[] | string {
+export function rebuildRequests(domain: Domain, options: Pick<RebuildOptions, "property" | "source" | "group" | "destination" | "all">): { spec: RunSpec; target: string }[] | string {
   const requests: { spec: RunSpec; target: string }[] = [];
   const reread = (sourceId: string) => {
     const source = domain.sources.get(sourceId);
