@@ -42,7 +42,7 @@ describe("Runs under SIGKILL", () => {
   const work = mkdtempSync(join(tmpdir(), "run-kill-"));
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-  it(`resume where they stopped after ${KILLS} kills during each kind, and end as a fresh daemon`, { timeout: 300_000 }, async () => {
+  it(`resume where they stopped after ${KILLS} kills during each kind, and end as a fresh daemon`, { timeout: 600_000 }, async () => {
     const db = await createTestDatabase(inject("pgUrl"), "run_kill");
     let daemon: DaemonProcess | undefined;
     let writing = true;
