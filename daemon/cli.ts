@@ -9,6 +9,7 @@ import { rebuildCommand, runsCommand, type RebuildOptions } from "./commands/run
 import { validateCommand } from "./commands/validate.js";
 import { readPackageInfo } from "./package-info.js";
 import { runDaemon } from "./run.js";
+import { scaleOutCommands } from "./scale-out-commands.js";
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
@@ -82,6 +83,8 @@ export function buildProgram(): Command {
         );
       },
     );
+
+  scaleOutCommands(program);
 
   program
     .command("retry-exports")
