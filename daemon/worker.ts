@@ -212,8 +212,9 @@ export class Worker implements Drainable, PartitionOwner {
           if (takeover.records > 0) this.scale.restoredRecords.inc({ model: task.modelId }, takeover.records);
         },
         (error: unknown) => {
-          if (this.tasks.get(`${task.topic}\u0000${task.partition}`) === task) this.logger.error({ err: error, partition: task.partition }, "taking the partition over failed; the worker stops so it can start over");
-          else return;
+          // A partition closed while it was being taken over (revoked, or the worker stops) is no failure.
+          if (this.draining || this.tasks.get(`${task.topic}\u0000${task.partition}`) !== task) return;
+          this.logger.error({ err: error, partition: task.partition }, "taking the partition over failed; the worker stops so it can start over");
           void this.stop(EX_SOFTWARE);
         },
       );
@@ -281,8 +282,8 @@ export class Worker implements Drainable, PartitionOwner {
     this.draining = true;
     // Deliver what is committed while the partitions are still ours, then leave the group.
     const tasks = [...this.tasks.values()];
-    await Promise.all(tasks.map((t) => t.close(code === 0 ? (this.options.drainTimeoutMs ?? 10_000) : undefined)));
     this.tasks.clear();
+    await Promise.all(tasks.map((t) => t.close(code === 0 ? (this.options.drainTimeoutMs ?? 10_000) : undefined)));
     await this.group?.consumer.stop();
     for (const reader of this.group?.reader.values() ?? []) await reader.stop();
     await this.admin?.disconnect().catch(() => undefined);

@@ -7,8 +7,7 @@
 // previous owner: its open transaction is aborted, its later ones fail) and writes a claim marker; a
 // restore reads the changelog partition from its start up to that marker.
 import { randomBytes } from "node:crypto";
-import type { Kafka} from "kafkajs";
-import { type Admin, type Consumer, type EachBatchPayload, type Producer } from "kafkajs";
+import { Partitioners, type Admin, type Consumer, type EachBatchPayload, type Kafka, type Producer } from "kafkajs";
 import type { Logger } from "pino";
 import type { ChangelogRecord } from "../../core/partitions.js";
 
@@ -44,6 +43,8 @@ export class PartitionChangelog {
       idempotent: true,
       maxInFlightRequests: 1,
       transactionTimeout: 60_000,
+      createPartitioner: Partitioners.DefaultPartitioner,
+      retry: { retries: Number.MAX_SAFE_INTEGER, maxRetryTime: 10_000 },
     });
   }
 

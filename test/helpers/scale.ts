@@ -2,7 +2,9 @@
 // model (the relay routes users by id and purchases by user_id), a CRM table as destination, and the
 // oracle: one daemon on the same config without `partitioned`, reading the same tables through its own
 // slot into its own table.
+import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { CLI } from "./cli.js";
 import type { Obj } from "./converge.js";
 
 export interface ScaleNames {
@@ -72,4 +74,30 @@ export function scaleWrites(round: number, users: number): string[] {
     `UPDATE users SET email = NULL, seen_at = now() WHERE id = ${u(3)}`,
     `DELETE FROM users WHERE id = ${u(5)}`,
   ];
+}
+
+/** The scale config with a jsonl-file destination beside the CRM table, written under ${EXPORT_DIR}. */
+export function withExportFile(objects: Obj[]): Obj[] {
+  return [
+    ...objects,
+    { class: "app", id: "files", type: "file", options: { directory: "${EXPORT_DIR}" } },
+    { class: "destination", id: "ledger", type: "jsonl-file", appId: "files", modelId: "users", collection: "model", syncMode: "sync", options: { path: "exports.jsonl" }, mapping: { id: "user_id", ltv: "lifetime_value", name: "name" }, destinationGroupMemberships: { Recent: "recent", VIP: "vips" } },
+  ];
+}
+
+export interface ModeProcess {
+  child: ChildProcess;
+  http: string;
+  logs: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** `grouparoo-stream relay|worker|run ...` as a process, the way an SRE starts it. */
+export function startMode(command: "relay" | "worker" | "run", args: string[], http: string, env: NodeJS.ProcessEnv = process.env): ModeProcess {
+  const child = spawn(process.execPath, ["--max-semi-space-size=64", CLI, command, ...args, "--http", http], { env, stdio: ["ignore", "pipe", "pipe"] });
+  let logs = "";
+  child.stdout?.on("data", (chunk: Buffer) => (logs += chunk.toString()));
+  child.stderr?.on("data", (chunk: Buffer) => (logs += chunk.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+  return { child, http, logs: () => logs, exited };
 }
