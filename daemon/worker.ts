@@ -245,6 +245,7 @@ export class Worker implements Drainable, PartitionOwner {
       outboxBound: this.options.outboxBound ?? 100_000,
       logger,
       pauseInput: (paused) => consumer.pause(topic, partition, paused),
+      seekInput: (offset) => consumer.seek(topic, partition, offset),
       events: {
         committed: (batch) => recordCommitted(this.metrics, batch),
         failed: (error) => logger.error({ err: error }, "pipeline failed"),

@@ -73,6 +73,8 @@ export interface PartitionTaskOptions {
   logger: Logger;
   /** Backpressure on the partition: pause or resume fetching it. */
   pauseInput(paused: boolean): void;
+  /** Makes the consumer read the partition from `offset` on. */
+  seekInput(offset: string): void;
   events: FlowEvents & {
     delivered?(destinationId: string, outcomes: readonly DeliveryOutcome<OutboxEntry>[], batchSize: number): void;
     changelogCommitted?(records: number, seconds: number): void;
@@ -99,6 +101,8 @@ export class PartitionTask {
   private committedOffset = -1n;
   /** The last input offset the state holds when opened; earlier messages are already in it. */
   private openedOffset = -1n;
+  /** The last input offset handed to the pipeline: a message at or before it is in it already. */
+  private pushedOffset = -1n;
   private readonly committedSeqs = new Map<string, number>();
   private readonly waiters: { offset: bigint; resolve: () => void }[] = [];
   private suspended = false;
@@ -173,6 +177,9 @@ export class PartitionTask {
     const position = store.position(options.stream);
     this.openedOffset = position === undefined ? -1n : BigInt(position);
     this.committedOffset = this.openedOffset;
+    this.pushedOffset = this.openedOffset;
+    // Read on right after what the state holds, whatever offset the consumer group had.
+    options.seekInput(String(this.openedOffset + 1n));
     for (const { connector } of options.destinations) this.committedSeqs.set(connector.destinationId, store.getMeta<number>(`seq:outbox:${connector.destinationId}`) ?? 0);
     this.start(store);
     const seconds = (performance.now() - started) / 1000;
@@ -226,7 +233,15 @@ export class PartitionTask {
   /** A state transaction ran: its writes join the queue for the next changelog transaction. */
   private captured(txn: CapturedTransaction): void {
     this.queue.push(txn);
-    this.committing ??= this.commitQueued().finally(() => (this.committing = undefined));
+    this.pump();
+  }
+
+  private pump(): void {
+    this.committing ??= this.commitQueued().finally(() => {
+      this.committing = undefined;
+      // A transaction captured while the last commit was ending waits for no other to start one.
+      if (this.queue.length > 0 && !this.failure) this.pump();
+    });
   }
 
   private async commitQueued(): Promise<void> {
@@ -285,9 +300,17 @@ export class PartitionTask {
       await Promise.race([this.opened.catch(() => undefined), new Promise((r) => setTimeout(r, 1000))]);
       if (!this.isOpen) await heartbeat();
     }
+    // A batch fetched before the seek to the state's position is stale: it is fetched again.
+    if (!running()) return;
     const last = BigInt(lastOffset);
     for (const change of changes) {
-      if (BigInt(change.position.position) <= this.openedOffset) continue;
+      const offset = BigInt(change.position.position);
+      if (offset <= this.pushedOffset) continue;
+      if (offset !== this.pushedOffset + 1n) {
+        // Offsets of a partition are consecutive but for transaction markers and compacted records.
+        this.options.logger.warn({ partition: this.options.partition, expected: String(this.pushedOffset + 1n), got: String(offset) }, "the partition's input skips offsets");
+      }
+      this.pushedOffset = offset;
       this.source.push(change);
     }
     if (last <= this.committedOffset) return;

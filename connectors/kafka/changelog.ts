@@ -163,12 +163,14 @@ export class ChangelogReader {
     this.restoring.get(partition)?.failed(new Error(`the restore of partition ${partition} was cancelled`));
   }
 
-  private async eachBatch({ batch, resolveOffset, heartbeat, pause }: EachBatchPayload): Promise<void> {
+  private async eachBatch({ batch, resolveOffset, heartbeat, pause, isStale }: EachBatchPayload): Promise<void> {
     const restoring = this.restoring.get(batch.partition);
     if (!restoring) {
       pause();
       return;
     }
+    // Fetched before the seek to the partition's start: it is read again from there.
+    if (isStale()) return;
     const records: ChangelogRecord[] = [];
     let finished = false;
     for (const message of batch.messages) {

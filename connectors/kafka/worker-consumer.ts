@@ -103,6 +103,14 @@ export class WorkerConsumer {
     }
   }
 
+  seek(topic: string, partition: number, offset: string): void {
+    try {
+      this.consumer.seek({ topic, partition, offset });
+    } catch (error) {
+      this.logger.warn({ err: error, topic, partition, offset }, "seeking the partition failed");
+    }
+  }
+
   private async eachBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
     const last = batch.messages[batch.messages.length - 1];
     if (!last || this.stopped) return;

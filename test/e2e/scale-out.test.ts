@@ -18,7 +18,8 @@ const USERS = 2000;
 
 describe("relay and three workers under SIGKILL and rebalances", () => {
   const work = mkdtempSync(join(tmpdir(), "scale-e2e-"));
-  afterAll(() => rmSync(work, { recursive: true, force: true }));
+  // SCALE_E2E_KEEP=1 keeps the work directory (states, exports, process logs) for a look after a failure.
+  afterAll(() => (process.env.SCALE_E2E_KEEP ? console.log(`[scale-out e2e] kept ${work}`) : rmSync(work, { recursive: true, force: true })));
 
   it(`end where one daemon ends after ${CHANGES} changes`, { timeout: 600_000 }, async () => {
     const began = performance.now();
@@ -162,12 +163,11 @@ describe("relay and three workers under SIGKILL and rebalances", () => {
       }
       const planned = [...byExport].filter(([, e]) => e.contents.size > 1);
       expect(planned.map(([id]) => id)).toEqual([]);
+      // The same export (same content) sent again by the partition's next owner: it was in flight
+      // (sent, its acknowledgement not yet in the changelog) when its sender died or lost the partition.
+      // At most one delivery batch in flight per destination, partition and concurrency slot each time.
       const resent = [...byExport].filter(([, e]) => e.senders.size > 1);
-      // A sender other than the last one must have been killed (SIGKILL) with the export in flight.
-      for (const [id, e] of resent) {
-        const senders = [...e.senders].sort((x, y) => x - y);
-        for (const s of senders.slice(0, -1)) expect({ id, sender: s, killed: incarnations[s]?.killed }).toEqual({ id, sender: s, killed: true });
-      }
+      expect(resent.length).toBeLessThanOrEqual(rebalances * 6 * 2 * 100);
       console.log(
         `[scale-out e2e] ${changes} changes, ${rebalances} membership changes, ${incarnations.length} worker processes; writes ${((written - began) / 1000).toFixed(1)} s, caught up ${((caughtUp - began) / 1000).toFixed(1)} s, total ${((performance.now() - began) / 1000).toFixed(1)} s; ${lines} ledger lines, ${byExport.size} exports, ${resent.length} re-sent after a SIGKILL`,
       );
@@ -175,10 +175,11 @@ describe("relay and three workers under SIGKILL and rebalances", () => {
       expect(rebalances).toBeGreaterThanOrEqual(6);
       await admin.disconnect();
     } finally {
+      if (process.env.SCALE_E2E_KEEP) for (const [i, p] of running.entries()) writeFileSync(join(work, `process-${i}.log`), p.logs());
       for (const p of running) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill("SIGTERM");
       await Promise.all(running.map((p) => Promise.race([p.exited, new Promise((r) => setTimeout(r, 15_000))])));
       for (const p of running) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill("SIGKILL");
-      await db.drop();
+      if (!process.env.SCALE_E2E_KEEP) await db.drop();
     }
   });
 });
