@@ -13,7 +13,7 @@ import { Relay } from "../../daemon/relay.js";
 import { Worker } from "../../daemon/worker.js";
 import { decodeRelayEvent } from "../../connectors/kafka/relay-codec.js";
 import { freePort } from "../services/process.js";
-import { waitFor } from "../helpers/daemon.js";
+import { get, sample, waitFor } from "../helpers/daemon.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import { SCALE_SCHEMA, scaleConfig, scaleNames, scaleWrites } from "../helpers/scale.js";
 
@@ -46,8 +46,10 @@ describe("relay and workers", () => {
     const http = async () => `127.0.0.1:${await freePort()}`;
     const relay = await Relay.start({ config: file, state: join(work, "relay"), http: await http(), maxBatchDelayMs: 2 }, logger);
     if (typeof relay === "number") throw new Error(`relay exit ${relay}`);
+    let lastHttp = "";
     const startWorker = async (n: string) => {
-      const w = await Worker.start({ config: file, state: join(work, `worker-${n}`), http: await http(), maxBatchDelayMs: 2, drainTimeoutMs: 2000 }, logger);
+      lastHttp = await http();
+      const w = await Worker.start({ config: file, state: join(work, `worker-${n}`), http: lastHttp, maxBatchDelayMs: 2, drainTimeoutMs: 2000 }, logger);
       if (typeof w === "number") throw new Error(`worker ${n} exit ${w}`);
       return w;
     };
@@ -64,6 +66,14 @@ describe("relay and workers", () => {
     await b.finished;
     rmSync(join(work, "worker-b"), { recursive: true, force: true });
     b = await startWorker("b");
+    // Its partitions come back from the changelog, not from a local copy.
+    const restored = await waitFor("worker b restored its partitions", async () => {
+      const text = (await get(lastHttp, "/metrics")).body;
+      const owned = sample(text, 'grouparoo_partitions_owned{model="users"}') ?? 0;
+      return owned > 0 && (await get(lastHttp, "/readyz")).status === 200 ? text : undefined;
+    }, 60_000);
+    expect(sample(restored, 'grouparoo_restored_records_total{model="users"}')).toBeGreaterThan(100);
+    expect(sample(restored, 'grouparoo_restore_seconds_count{model="users",how="restored"}')).toBeGreaterThanOrEqual(sample(restored, 'grouparoo_partitions_owned{model="users"}') ?? 1);
     for (const sql of scaleWrites(7, USERS)) await db.query(sql);
 
     const oracle = await Daemon.start({ config: oracleFile, state: join(work, "oracle"), http: await http(), maxBatchDelayMs: 2 }, logger);
