@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
+import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from "pg-logical-replication";
 import type { SourceConnector } from "../connectors/types.js";
 import { Store } from "../state/store.js";
 import type { Domain } from "../core/domain.js";
@@ -17,6 +18,27 @@ export async function sql(url: string, text: string, params: unknown[] = []): Pr
   } finally {
     await client.end();
   }
+}
+
+/**
+ * The raw ceiling of the Postgres benchmarks: seconds for pg-logical-replication alone (no
+ * acknowledgement, nothing kept) to decode `changes` inserts and updates from `slot`.
+ */
+export async function rawDecode(url: string, slot: string, publication: string, changes: number): Promise<number> {
+  const service = new LogicalReplicationService({ connectionString: url }, { acknowledge: { auto: false, timeoutSeconds: 0 } });
+  let rows = 0;
+  const started = performance.now();
+  await new Promise<void>((resolve, reject) => {
+    service.on("data", (_lsn: string, message: Pgoutput.Message) => {
+      if (message.tag === "insert" || message.tag === "update") rows += 1;
+      if (rows === changes) resolve();
+    });
+    service.on("error", reject);
+    void service.subscribe(new PgoutputPlugin({ protoVersion: 1, publicationNames: [publication] }), slot).catch(() => undefined);
+  });
+  const seconds = (performance.now() - started) / 1000;
+  await service.stop();
+  return seconds;
 }
 
 /** Seconds from subscribing to `source` until `count` of its changes are durable in a fresh state. */

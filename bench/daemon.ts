@@ -9,12 +9,11 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
-import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from "pg-logical-replication";
 import { Store } from "../state/store.js";
 import { listRuns, type RunState } from "../streams/runs.js";
 import { startPostgres } from "../test/services/postgres.js";
 import { freePort } from "../test/services/process.js";
-import { sql } from "./common.js";
+import { rawDecode, sql } from "./common.js";
 
 const CLI = new URL("../dist/daemon/cli.js", import.meta.url).pathname;
 const postgres = process.env.PG_URL ? undefined : await startPostgres({ max_wal_size: "8GB" });
@@ -120,23 +119,6 @@ const ALL: Scenario[] = [
 const picked = process.env.BENCH_DAEMON?.split(",");
 const scenarios = picked ? ALL.filter((s) => picked.includes(s.name)) : ALL.filter((s) => s.name !== "users100" || process.env.BENCH_DAEMON_ALL);
 
-async function rawDecode(url: string, changes: number): Promise<number> {
-  const service = new LogicalReplicationService({ connectionString: url }, { acknowledge: { auto: false, timeoutSeconds: 0 } });
-  let rows = 0;
-  const started = performance.now();
-  await new Promise<void>((resolve, reject) => {
-    service.on("data", (_lsn: string, message: Pgoutput.Message) => {
-      if (message.tag === "insert" || message.tag === "update") rows += 1;
-      if (rows === changes) resolve();
-    });
-    service.on("error", reject);
-    void service.subscribe(new PgoutputPlugin({ protoVersion: 1, publicationNames: ["bench_pub"] }), "raw_slot").catch(() => undefined);
-  });
-  const seconds = (performance.now() - started) / 1000;
-  await service.stop();
-  return seconds;
-}
-
 function start(config: string, state: string, http: string, profile?: string): ChildProcess {
   const args = ["--max-semi-space-size=64", ...(profile ? ["--cpu-prof", `--cpu-prof-dir=${profile}`] : []), CLI, "run", "--config", config, "--state", state, "--http", http];
   return spawn(process.execPath, args, { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, LOG_LEVEL: "warn" } });
@@ -177,7 +159,7 @@ async function run(scenario: Scenario) {
   for (const statement of scenario.backlog) await sql(url, statement);
   const end = String((await sql(url, "SELECT pg_current_wal_lsn()::text AS lsn")).rows[0]?.lsn);
 
-  const rawSeconds = await rawDecode(url, scenario.changes);
+  const rawSeconds = await rawDecode(url, "raw_slot", "bench_pub", scenario.changes);
 
   const work = mkdtempSync(join(tmpdir(), "bench-daemon-"));
   const config = join(work, "config.json");

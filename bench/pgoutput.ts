@@ -3,11 +3,10 @@
 // postgres-cdc source into committed LMDB state (records + groups). Uses PG_URL or starts Postgres.
 import { cpus, totalmem } from "node:os";
 import { pino } from "pino";
-import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from "pg-logical-replication";
 import { postgresCdcSource } from "../connectors/postgres/cdc/index.js";
 import { validateObjects } from "../daemon/config/validate.js";
 import { compileDomain } from "../core/domain.js";
-import { readIntoState, sql } from "./common.js";
+import { rawDecode, readIntoState, sql } from "./common.js";
 import { startPostgres } from "../test/services/postgres.js";
 
 const CHANGES = Number(process.env.BENCH_PG_CHANGES ?? 1_000_000);
@@ -25,23 +24,6 @@ await sql(url, "SELECT pg_create_logical_replication_slot('e2e_slot', 'pgoutput'
 const users = CHANGES / 2;
 for (let i = 1; i <= users; i += 10_000) await sql(url, "INSERT INTO users SELECT g, 'u' || g || '@example.com', g FROM generate_series($1::int, $2::int) g", [i, i + 9_999]);
 for (let i = 1; i <= users; i += 10_000) await sql(url, "UPDATE users SET score = score + 1 WHERE id BETWEEN $1 AND $2", [i, i + 9_999]);
-
-async function raw(): Promise<number> {
-  const service = new LogicalReplicationService({ connectionString: url }, { acknowledge: { auto: false, timeoutSeconds: 0 } });
-  let rows = 0;
-  const started = performance.now();
-  await new Promise<void>((resolve, reject) => {
-    service.on("data", (_lsn: string, message: Pgoutput.Message) => {
-      if (message.tag === "insert" || message.tag === "update") rows += 1;
-      if (rows === CHANGES) resolve();
-    });
-    service.on("error", reject);
-    void service.subscribe(new PgoutputPlugin({ protoVersion: 1, publicationNames: ["bench_pub"] }), "raw_slot").catch(() => undefined);
-  });
-  const seconds = (performance.now() - started) / 1000;
-  await service.stop();
-  return seconds;
-}
 
 async function endToEnd(): Promise<number> {
   const result = validateObjects(
@@ -64,7 +46,7 @@ async function endToEnd(): Promise<number> {
   return readIntoState(source, compileDomain(config), CHANGES);
 }
 
-const rawSeconds = await raw();
+const rawSeconds = await rawDecode(url, "raw_slot", "bench_pub", CHANGES);
 const e2eSeconds = await endToEnd();
 await sql(serverUrl, "DROP DATABASE IF EXISTS pgoutput_bench WITH (FORCE)");
 await postgres?.stop();

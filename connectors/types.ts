@@ -31,6 +31,14 @@ export interface SourceConnector {
   /** Stops reading; the changes() stream completes once in-flight reads are handed over. */
   stop(): Promise<void>;
   /**
+   * A permanent problem (a missing table, permission denied, bad credentials, an invalid connection
+   * string) that stops this connector, or part of it, until the system or the config is fixed: the
+   * reason, for /readyz and the log; null when there is none. Transient failures (connection refused,
+   * reset, timeout, a server shutting down) are not problems: the connector retries them and is only
+   * not ready() meanwhile. A connector without this method never reports one.
+   */
+  problem?(): string | null;
+  /**
    * Reads the current rows of these sources again while streaming goes on (a Run; ARCHITECTURE.md,
    * "Runs"). The rows come on changes() like any change; progress comes as markers on the position
    * stream `run:<runId>` (an opaque resume point), and last a marker whose position is "complete".
@@ -64,6 +72,19 @@ export interface SourceContext {
   positions: ReadonlyMap<string, string>;
 }
 
+/**
+ * What a start-time check against the live system found wrong with a config object (`checkLive`):
+ * `permanent` problems (a table or query that does not exist or cannot be read, bad credentials)
+ * stop `run` with exit 78 and fail `validate --connect`; others (the system could not be reached to
+ * check) are warnings: the connector retries once running.
+ */
+export interface LiveProblem {
+  objectClass: "app" | "source" | "destination";
+  id: string;
+  message: string;
+  permanent: boolean;
+}
+
 export interface SourceComponent extends SourceSpec {
   /**
    * Sources of the components naming the same connector, on one app, share one connector (one
@@ -78,6 +99,11 @@ export interface SourceComponent extends SourceSpec {
    */
   needsReread?(source: Located<SourceConfig>, app: Located<AppConfig>, positions: ReadonlyMap<string, string>): boolean;
   create(app: Located<AppConfig>, sources: readonly Located<SourceConfig>[], context: SourceContext): SourceConnector;
+  /**
+   * Checks these sources (of one app, this type) against the live system before the daemon starts
+   * (and for `validate --connect`): every table or query exists and is readable. Optional.
+   */
+  checkLive?(app: Located<AppConfig>, sources: readonly Located<SourceConfig>[]): Promise<LiveProblem[]>;
 }
 
 // --- Destinations --------------------------------------------------------------------------------
@@ -123,6 +149,12 @@ export interface DestinationConnector {
   deliver(batch: readonly DeliverableExport[]): Promise<ExportResult[]>;
   /** True while the destination is reachable as far as the connector knows. */
   ready(): boolean;
+  /**
+   * A permanent problem of the destination itself (its table missing, permission denied, bad
+   * credentials), for /readyz: the reason, or null. Its exports are retried meanwhile, not
+   * dead-lettered as bad data. Optional.
+   */
+  problem?(): string | null;
   stop(): Promise<void>;
 }
 
@@ -143,6 +175,8 @@ export interface DestinationComponent extends DestinationSpec {
   /** Delivery settings taken from the destination's options. */
   delivery?(destination: Located<DestinationConfig>): DeliveryTuning;
   create(destination: Located<DestinationConfig>, app: Located<AppConfig>, context: DestinationContext): DestinationConnector;
+  /** Checks the destination against the live system before the daemon starts: its table exists and takes writes. Optional. */
+  checkLive?(destination: Located<DestinationConfig>, app: Located<AppConfig>): Promise<LiveProblem[]>;
 }
 
 // --- Apps and plugins ------------------------------------------------------------------------------

@@ -114,9 +114,14 @@ export interface BatchResult {
   /** Dead letters by source id and kind. */
   deadLettersBySource: Map<string, Map<DeadLetter["kind"], number>>;
   exports: number;
+  /** Exports planned, by destination (their sum is `exports`). */
+  exportsByDestination: Map<string, number>;
   /** Net change of records by model and members by group. */
   recordDelta: Map<string, number>;
   memberDelta: Map<string, number>;
+  /** Records that entered and that left each group: every transition, not the net change. */
+  entered: Map<string, number>;
+  left: Map<string, number>;
   /** Aggregates found inconsistent with their rows (built by another definition, or a count below zero) and rebuilt from them. */
   repairs: AggregateRepair[];
 }
@@ -151,6 +156,17 @@ interface Touched {
 }
 
 const valueKey = (value: PropertyValue): string => (typeof value === "string" ? value : JSON.stringify(value));
+
+/**
+ * The key a unique property's value is indexed by, from a value as a person writes it (a lookup by
+ * email, by id): normalised as the property's type normalises source values; null with the reason
+ * when the text is not a valid value of the type.
+ */
+export function uniqueValueKey(type: PropertyDef["type"], raw: string): { key: string } | { invalid: string } {
+  const normalized = normalizeValue(type, raw);
+  if (normalized.value === null) return { invalid: normalized.invalidReason ?? `no ${type} value` };
+  return { key: valueKey(normalized.value) };
+}
 const NO_INDEXES: readonly number[] = [];
 const NO_BOUNDARIES: Record<string, number> = Object.freeze({}) as Record<string, number>;
 const hasKeys = (o: object): boolean => {
@@ -159,17 +175,34 @@ const hasKeys = (o: object): boolean => {
 };
 
 /** Applies changes (and any sweeps or backfills queued on it) through one BatchState. */
+/** What a batch that changed nothing reports. */
+export function emptyBatchResult(): BatchResult {
+  return { applied: new Map(), deadLetters: 0, deadLettersBySource: new Map(), exports: 0, exportsByDestination: new Map(), recordDelta: new Map(), memberDelta: new Map(), entered: new Map(), left: new Map(), repairs: [] };
+}
+
 export class BatchApplier {
   private readonly touched = new Map<string, Touched>();
   /** The last position of each stream in the batch, written once at the end. */
   private readonly positions = new Map<string, string>();
-  private readonly result: BatchResult = { applied: new Map(), deadLetters: 0, deadLettersBySource: new Map(), exports: 0, recordDelta: new Map(), memberDelta: new Map(), repairs: [] };
+  private readonly result: BatchResult = emptyBatchResult();
 
   constructor(
     private readonly domain: Domain,
     private readonly state: BatchState,
     private readonly now: number,
   ) {}
+
+  /**
+   * Applies a change again (a dead letter replayed by hand): like apply(), but its stream's position
+   * stays where it is, since the change is older than what the stream has reached.
+   */
+  replay(change: Change): void {
+    const stream = change.position.stream;
+    const before = this.positions.get(stream);
+    this.apply(change);
+    if (before === undefined) this.positions.delete(stream);
+    else this.positions.set(stream, before);
+  }
 
   apply(change: Change): void {
     if (change.op === "marker") {
@@ -247,21 +280,25 @@ export class BatchApplier {
 
   /** Re-evaluates one group for one record (a time-index sweep or a backfill). */
   evaluate(modelId: string, groupId: string, recordId: string): void {
+    const touched = this.held(modelId, recordId);
+    if (touched) (touched.forceGroups ??= new Set()).add(groupId);
+  }
+
+  /** A stored record touched for work over the state (a sweep, a backfill, a Run); undefined when it is not held. */
+  private held(modelId: string, recordId: string): Touched | undefined {
     const model = this.domain.models.get(modelId);
-    if (!model) return;
-    const touched = this.touch(model, recordId, this.now);
-    if (touched.current) (touched.forceGroups ??= new Set()).add(groupId);
+    if (!model) return undefined;
+    const t = this.touch(model, recordId, this.now);
+    return t.current ? t : undefined;
   }
 
   // --- Runs: work over records already held, after a definition changed -------------------------
 
   /** Recomputes these (non-primary) properties of one record from its stored rows; groups and exports follow. */
   rebuild(modelId: string, recordId: string, propertyIds: readonly string[]): void {
-    const model = this.domain.models.get(modelId);
-    if (!model) return;
-    const t = this.touch(model, recordId, this.now);
-    const record = t.current;
-    if (!record) return;
+    const t = this.held(modelId, recordId);
+    const record = t?.current;
+    if (!t || !record) return;
     for (const propertyId of propertyIds) {
       const property = this.domain.properties.get(propertyId);
       if (!property || property.modelId !== modelId) continue;
@@ -281,11 +318,9 @@ export class BatchApplier {
    * newer than the scan's: it is left as it is.
    */
   setAggregates(modelId: string, recordId: string, propertyIds: readonly string[], states: ReadonlyMap<string, AggregateState> | undefined): void {
-    const model = this.domain.models.get(modelId);
-    if (!model) return;
-    const t = this.touch(model, recordId, this.now);
-    const record = t.current;
-    if (!record) return;
+    const t = this.held(modelId, recordId);
+    const record = t?.current;
+    if (!t || !record) return;
     for (const propertyId of propertyIds) {
       const property = this.domain.properties.get(propertyId);
       if (!property || property.modelId !== modelId || record.aggregates[propertyId]?.g === property.aggregateHash) continue;
@@ -302,11 +337,9 @@ export class BatchApplier {
    * states of properties, and memberships (with their time-index entries) of groups; exports follow.
    */
   forget(modelId: string, recordId: string, what: { properties?: readonly string[]; groups?: readonly string[] }): void {
-    const model = this.domain.models.get(modelId);
-    if (!model) return;
-    const t = this.touch(model, recordId, this.now);
-    const record = t.current;
-    if (!record) return;
+    const t = this.held(modelId, recordId);
+    const record = t?.current;
+    if (!t || !record) return;
     for (const propertyId of what.properties ?? []) {
       if (propertyId in record.values || propertyId in record.invalid || propertyId in record.aggregates) {
         delete record.values[propertyId];
@@ -345,9 +378,8 @@ export class BatchApplier {
 
   /** Deletes one record as if its primary row were deleted (its source is gone). */
   deleteRecordOf(modelId: string, recordId: string): void {
-    const model = this.domain.models.get(modelId);
-    if (!model) return;
-    this.deleteRecord(this.touch(model, recordId, this.now));
+    const t = this.held(modelId, recordId);
+    if (t) this.deleteRecord(t);
   }
 
   /** Plans one destination's export of a record as it is now, against what the destination holds. */
@@ -359,7 +391,12 @@ export class BatchApplier {
     const baseline = this.state.getBaseline(destination.id, recordId);
     const plan = planExport(destination, recordId, record ? { values: record.values, groups: record.groups } : null, baseline, this.now);
     this.state.putExport(destination.id, recordId, plan, baseline);
-    if (plan) this.result.exports += 1;
+    if (plan) this.planned(destination.id);
+  }
+
+  private planned(destinationId: string): void {
+    this.result.exports += 1;
+    this.bump(this.result.exportsByDestination, destinationId, 1);
   }
 
   /** Evaluates groups, writes records and plans exports for everything touched. */
@@ -693,11 +730,13 @@ export class BatchApplier {
       if (after.includes(groupId)) continue;
       changed = true;
       this.bump(this.result.memberDelta, groupId, -1);
+      this.bump(this.result.left, groupId, 1);
     }
     for (const groupId of after) {
       if (before.includes(groupId)) continue;
       changed = true;
       this.bump(this.result.memberDelta, groupId, 1);
+      this.bump(this.result.entered, groupId, 1);
     }
     return changed;
   }
@@ -707,7 +746,7 @@ export class BatchApplier {
       const baseline = this.state.getBaseline(destination.id, recordId);
       const plan = planExport(destination, recordId, snapshot, baseline, t.commitTime);
       this.state.putExport(destination.id, recordId, plan, baseline);
-      if (plan) this.result.exports += 1;
+      if (plan) this.planned(destination.id);
     }
   }
 

@@ -12,7 +12,7 @@ import {
   RULE_OPERATORS_BY_TYPE,
   TOP_LEVEL_RULE_KEYS,
 } from "./vocabulary.js";
-import { DAY_MS, daysFromCivil, parseDateMatch } from "./dates.js";
+import { civilFromDays, DAY_MS, daysFromCivil, parseDateMatch } from "./dates.js";
 import type { MatchType, PropertyScalar, PropertyType, PropertyValue, RelativeUnit, RuleOperator } from "./vocabulary.js";
 
 export interface GroupRuleSpec {
@@ -557,7 +557,7 @@ function scanEnd(): number {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// UTC calendar arithmetic without Date objects (Howard Hinnant's civil-date algorithms).
+// UTC calendar arithmetic without Date objects (core/dates.ts).
 
 /** Months counted from year 0 (year * 12 + month - 1), day of month, and ms into the day of the last split. */
 let splitMonth = 0;
@@ -567,15 +567,9 @@ let splitTimeOfDay = 0;
 function splitUtc(t: number): void {
   const days = Math.floor(t / DAY_MS);
   splitTimeOfDay = t - days * DAY_MS;
-  const z = days + 719_468;
-  const era = Math.floor(z / 146_097);
-  const dayOfEra = z - era * 146_097;
-  const yearOfEra = Math.floor((dayOfEra - Math.floor(dayOfEra / 1460) + Math.floor(dayOfEra / 36_524) - Math.floor(dayOfEra / 146_096)) / 365);
-  const dayOfYear = dayOfEra - (365 * yearOfEra + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100));
-  const mp = Math.floor((5 * dayOfYear + 2) / 153);
-  splitDay = dayOfYear - Math.floor((153 * mp + 2) / 5) + 1;
-  const month = mp < 10 ? mp + 3 : mp - 9;
-  splitMonth = (yearOfEra + era * 400 + (month <= 2 ? 1 : 0)) * 12 + month - 1;
+  const [year, month, day] = civilFromDays(days);
+  splitDay = day;
+  splitMonth = year * 12 + month - 1;
 }
 
 function monthStartDay(month: number): number {

@@ -3,8 +3,8 @@
 // validates the new config, keeps the running generation when it is invalid, and otherwise drains it
 // (the batch in flight commits and is acknowledged) and starts a generation of the new config, whose
 // Runs take the state where the new config wants it: a restart and a reload do the same.
+import { createHash } from "node:crypto";
 import { watch, type FSWatcher } from "node:fs";
-import type { Server } from "node:http";
 import type { Logger } from "pino";
 import { formatIssue } from "../core/config/issues.js";
 import type { Config } from "../core/config/types.js";
@@ -13,16 +13,26 @@ import type { Domain } from "../core/domain.js";
 import type { ComponentRegistry } from "../connectors/registry.js";
 import type { DestinationConnector, SourceConnector } from "../connectors/types.js";
 import { createMetrics, type Metrics } from "../metrics/registry.js";
+import { StateOpenError } from "../state/open.js";
 import { Store, type OutboxEntry } from "../state/store.js";
 import { DEFAULT_DELIVERY_OPTIONS, Delivery, type DeliveryOptions } from "../streams/delivery.js";
 import { flowIntoState, type Flow } from "../streams/flow.js";
 import { DEFAULT_PIPELINE_OPTIONS, pipelineOptions } from "../streams/pipeline.js";
 import { listRuns, Runs } from "../streams/runs.js";
-import { EX_CONFIG } from "./commands/validate.js";
+import { EX_CONFIG, EX_SOFTWARE, EX_USAGE, stateExitCode } from "./exit-codes.js";
 import { loadConfigWithPlugins, type ValidationResult } from "./config/validate.js";
 import { createDestinations, createSources, needsReread, type CreatedDestination } from "./connectors.js";
-import { parseListen, startHttpServer } from "./http.js";
-import { recordCommitted, recordDelivered, sourceObserver } from "./observe.js";
+import { summarize } from "./commands/validate.js";
+import { checkLive, formatLiveProblem, idleWarning } from "./live.js";
+import { DeliveryLog } from "./problems.js";
+import { readPackageInfo } from "./package-info.js";
+import { parseListen } from "./http.js";
+import { unavailable } from "./api/errors.js";
+import { ApiKeys } from "./api/keys.js";
+import { apiMode, startHttpServer, type Api, type ApiBackend } from "./api/server.js";
+import { daemonStatus, type DaemonStatus } from "./api/status.js";
+import type { Operation } from "../streams/pipeline.js";
+import { recordCommitted, recordResult, recordDelivered, sourceObserver } from "./observe.js";
 import type { SystemdNotifier } from "./systemd.js";
 
 export interface RunOptions {
@@ -41,9 +51,19 @@ export interface RunOptions {
   delivery?: Partial<DeliveryOptions>;
   /** Reload when a config file changes (as on SIGHUP). */
   watchConfig?: boolean;
+  /** Serve the API and the status page without keys when the config has none (the CLI allows it on loopback only). */
+  apiInsecure?: boolean;
+  /** /metrics needs a key with read on the metrics topic. */
+  metricsAuth?: boolean;
 }
 
-export const EX_SOFTWARE = 70;
+export { EX_SOFTWARE };
+
+/** A short digest of the loaded config objects (sha256, 12 hex digits), to tell two configs apart in logs. */
+export function configDigest(config: Config): string {
+  const json = JSON.stringify(config, (key, value: unknown) => (key === "origin" ? undefined : value));
+  return createHash("sha256").update(json).digest("hex").slice(0, 12);
+}
 
 /** A Run asked for by hand (grouparoo-stream rebuild), waiting in the state for the daemon. */
 export interface RunRequest {
@@ -56,8 +76,13 @@ export interface RunRequest {
 /** Everything built from one config. */
 interface Generation {
   config: Config;
+  /** configDigest(config), taken before the API keys' secrets were dropped from it. */
+  digest: string;
   domain: Domain;
+  /** The config's API keys, hashed (the config itself no longer holds their secrets). */
+  keys: ApiKeys;
   sources: SourceConnector[];
+  bySource: ReadonlyMap<string, SourceConnector>;
   destinations: DestinationConnector[];
   deliveries: Delivery<OutboxEntry>[];
   flow: Flow;
@@ -67,11 +92,14 @@ interface Generation {
 
 export class Daemon {
   private generation: Generation | undefined;
-  private server: Server | undefined;
+  private server: Api | undefined;
+  private readonly startedAt = Date.now();
   private watcher: FSWatcher | undefined;
   private draining = false;
   private reloading: Promise<unknown> = Promise.resolve();
   private settle: (code: number) => void = () => undefined;
+  /** The keys of the generation last stopped, while a reload builds the next. */
+  private lastKeys: ApiKeys | undefined;
   private statusTimer: NodeJS.Timeout | undefined;
   private lastStatus: string | undefined;
   /** Resolves with the exit code once the daemon stopped. */
@@ -100,9 +128,36 @@ export class Daemon {
       listen = parseListen(options.http);
     } catch (error) {
       logger.error({ http: options.http }, (error as Error).message);
-      return 64;
+      return EX_USAGE;
     }
-    const store = Store.open(options.state);
+    if (options.metricsAuth && loaded.config.apiKeys.length === 0) {
+      logger.error({ config: options.config }, "--metrics-auth puts /metrics behind a key, but the config has no apiKey objects; not starting");
+      return EX_CONFIG;
+    }
+    const idle = idleWarning(loaded.config);
+    if (idle) logger.warn({ config: options.config }, idle);
+    let store: Store;
+    try {
+      // One daemon per state: the exclusive lock is taken before LMDB is opened (state/open.ts).
+      store = Store.open(options.state, { lock: true });
+    } catch (error) {
+      if (!(error instanceof StateOpenError)) throw error;
+      logger.error({ state: options.state, ...(error.holderPid === undefined ? {} : { holderPid: error.holderPid }) }, error.message);
+      return stateExitCode(error);
+    }
+    // Every source's table or query and every destination's table, against the live databases: a
+    // missing one is a config error (exit 78), named; a database that cannot be reached is not (the
+    // connectors retry it once running).
+    systemd?.status("starting: checking the sources and destinations against the live systems");
+    const live = await checkLive(loaded.config, loaded.registry);
+    for (const problem of live) {
+      if (problem.permanent) logger.error({ [problem.objectClass]: problem.id }, `${formatLiveProblem(problem)}; not starting`);
+      else logger.warn({ [problem.objectClass]: problem.id }, `${formatLiveProblem(problem)}; starting anyway (it is retried)`);
+    }
+    if (live.some((p) => p.permanent)) {
+      await store.close();
+      return EX_CONFIG;
+    }
     let daemon: Daemon | undefined = undefined;
     const current = () => daemon?.generation;
     const metrics = createMetrics({
@@ -118,7 +173,7 @@ export class Daemon {
         (current()?.runs.pending() ?? [])
           .filter((r) => r.state === "running")
           .map((r) => [r.id, r.kind, r.target, r.total ? Math.min(1, r.processed / r.total) : null] as [string, string, string, number | null]),
-    });
+    }, { version: readPackageInfo().version, node: process.version });
     daemon = new Daemon(options, logger, store, metrics, systemd);
     try {
       await daemon.startGeneration(loaded.config, loaded.domain, loaded.registry);
@@ -128,7 +183,7 @@ export class Daemon {
       return EX_CONFIG;
     }
     try {
-      daemon.server = await startHttpServer(listen, { registry: metrics.registry, notReady: () => (daemon ? daemon.notReady() : "starting") });
+      daemon.server = await startHttpServer(daemon.backend(), { listen, apiInsecure: options.apiInsecure ?? false, metricsAuth: options.metricsAuth ?? false, logger });
     } catch (error) {
       logger.error({ err: error, http: options.http }, "cannot listen for HTTP");
       await daemon.stopGeneration();
@@ -136,9 +191,99 @@ export class Daemon {
       return EX_SOFTWARE;
     }
     if (options.watchConfig) daemon.watchConfig();
-    logger.info({ http: options.http, state: options.state, sources: daemon.generation?.sources.map((s) => s.appId) }, "grouparoo-stream running");
+    const config = loaded.config;
+    logger.info(
+      {
+        version: readPackageInfo().version,
+        node: process.version,
+        pid: process.pid,
+        state: options.state,
+        config: options.config,
+        configDigest: daemon.generation?.digest,
+        objects: summarize(config) || "none",
+        http: options.http,
+        sources: daemon.generation?.sources.map((s) => s.appId),
+        maxBatchSize: options.maxBatchSize ?? DEFAULT_PIPELINE_OPTIONS.maxBatchSize,
+      },
+      "grouparoo-stream running",
+    );
+    daemon.logApiMode();
     daemon.announceReady();
     return daemon;
+  }
+
+  /** Says how the API is served with the running config's keys (at start, and after a reload changes it). */
+  private logApiMode(previous?: "keys" | "insecure" | "off"): void {
+    const keys = this.generation?.keys.size ?? 0;
+    const mode = apiMode(keys, this.options.apiInsecure ?? false);
+    if (mode === previous) return;
+    const where = `http://${this.options.http}`;
+    if (mode === "keys") {
+      this.logger.info({ http: this.options.http, keys: this.generation?.keys.list().map((k) => k.id), metricsAuth: this.options.metricsAuth ?? false }, `API on at ${where}/api/v1 and status page at ${where}/: ${keys} API key${keys === 1 ? "" : "s"}`);
+      if (this.options.apiInsecure) this.logger.warn("--api-insecure is ignored: the config has API keys, which every API request needs");
+    } else if (mode === "insecure") {
+      this.logger.warn({ http: this.options.http }, `API on at ${where}/api/v1 WITHOUT keys (--api-insecure, loopback only): anyone who can reach it may read and write`);
+    } else {
+      this.logger.info({ http: this.options.http }, "API off: the config has no apiKey objects (/api/v1 and / answer 404; --api-insecure serves them without keys on loopback)");
+    }
+    if (this.options.metricsAuth && keys === 0) this.logger.warn("--metrics-auth: the config has no apiKey objects, so /metrics answers 401 to every scrape");
+  }
+
+  /** What the HTTP listener reads and asks of the daemon. */
+  private backend(): ApiBackend {
+    const generation = () => {
+      const current = this.generation;
+      if (!current) throw unavailable("the daemon is reloading its config; try again in a moment");
+      return current;
+    };
+    const noKeys = new ApiKeys([]);
+    return {
+      store: this.store,
+      keys: () => this.generation?.keys ?? this.lastKeys ?? noKeys,
+      domain: () => this.generation?.domain,
+      notReady: () => this.notReady(),
+      status: () => this.status(),
+      metrics: async () => ({ contentType: this.metrics.registry.contentType, text: await this.metrics.registry.metrics() }),
+      perform: async <T>(operation: Operation<T>) => {
+        const current = generation();
+        const value = await current.flow.pipeline.perform(operation);
+        // What an operation queued goes out now, not at the next batch.
+        for (const d of current.deliveries) d.wake();
+        current.flow.backpressure.outboxDepths(current.destinations.map((d) => this.store.outboxDepth(d.destinationId)));
+        return value;
+      },
+      requestRuns: async (requests, reason) => {
+        const current = generation();
+        const runs = [];
+        for (const { spec, target } of requests) runs.push(await current.runs.request(spec, target, reason));
+        return runs;
+      },
+      stopRun: (id) => generation().runs.stopRun(id),
+    };
+  }
+
+  /** The running daemon's status (the API, the page, `status --url`). */
+  async status(): Promise<DaemonStatus> {
+    const generation = this.generation;
+    if (!generation) throw unavailable("the daemon is reloading its config; try again in a moment");
+    const connectorSources = new Map<SourceConnector, string[]>();
+    for (const [sourceId, connector] of generation.bySource) connectorSources.set(connector, [...(connectorSources.get(connector) ?? []), sourceId]);
+    return daemonStatus({
+      store: this.store,
+      metrics: this.metrics,
+      version: readPackageInfo().version,
+      startedAt: this.startedAt,
+      configDigest: generation.digest,
+      notReady: this.notReady(),
+      config: generation.config,
+      domain: generation.domain,
+      sources: generation.sources,
+      sourceIdsOf: (connector) => (connectorSources.get(connector) ?? []).sort(),
+      destinations: generation.destinations,
+      streams: generation.flow.streams(),
+      paused: generation.flow.backpressure.paused,
+      pendingRuns: generation.runs.pending(),
+    });
   }
 
   private static async load(options: RunOptions, logger: Logger): Promise<ValidationResult & { registry?: ComponentRegistry }> {
@@ -174,10 +319,23 @@ export class Daemon {
     const generation = this.generation;
     if (this.draining) return "draining";
     if (!generation) return "reloading";
-    const down = generation.sources.filter((s) => !s.ready()).map((s) => s.appId);
-    if (down.length > 0) return `sources not connected: ${down.join(", ")}`;
-    const unreachable = generation.destinations.filter((d) => !d.ready()).map((d) => d.destinationId);
-    return unreachable.length > 0 ? `destinations unreachable: ${unreachable.join(", ")}` : null;
+    const reasons: string[] = [];
+    // A permanent problem names its app and why; the others keep running (and stay ready).
+    const failing = generation.sources.flatMap((s) => {
+      const problem = s.problem?.() ?? null;
+      return problem === null ? [] : [`${s.appId} (${problem})`];
+    });
+    if (failing.length > 0) reasons.push(`sources failing: ${failing.join("; ")}`);
+    const down = generation.sources.filter((s) => !s.ready() && (s.problem?.() ?? null) === null).map((s) => s.appId);
+    if (down.length > 0) reasons.push(`sources not connected: ${down.join(", ")}`);
+    const broken = generation.destinations.flatMap((d) => {
+      const problem = d.problem?.() ?? null;
+      return problem === null ? [] : [`${d.destinationId} (${problem})`];
+    });
+    if (broken.length > 0) reasons.push(`destinations failing: ${broken.join("; ")}`);
+    const unreachable = generation.destinations.filter((d) => !d.ready() && (d.problem?.() ?? null) === null).map((d) => d.destinationId);
+    if (unreachable.length > 0) reasons.push(`destinations unreachable: ${unreachable.join(", ")}`);
+    return reasons.length > 0 ? reasons.join("; ") : null;
   }
 
   /** Everything of one config: connectors, pipeline, deliveries, and the Runs its definitions need. */
@@ -201,7 +359,13 @@ export class Daemon {
       schedule: (work) => self.generation?.flow.pipeline.schedule(work),
       connectorOf: (sourceId) => bySource.get(sourceId),
       logger,
-      events: { progressed: (run, items) => metrics.runItems.inc({ kind: run.kind }, items) },
+      events: {
+        progressed: (run, items) => {
+          metrics.runItems.inc({ kind: run.kind }, items);
+          logger.debug({ run: run.id, kind: run.kind, target: run.target, items, processed: run.processed, total: run.total }, "run chunk committed");
+        },
+        applied: (_run, result) => recordResult(metrics, result),
+      },
     });
     const flow = flowIntoState(
       sources,
@@ -210,7 +374,10 @@ export class Daemon {
       {
         committed: (batch) => {
           recordCommitted(metrics, batch);
+          if (batch.kind === "changes") logger.debug({ changes: batch.changes, seconds: batch.seconds, positions: Object.fromEntries(batch.positions) }, "batch committed; positions acknowledged to their sources");
+          else if (batch.kind === "sweep") logger.debug({ seconds: batch.seconds }, "time-index sweep committed");
           runs.committed(batch);
+          if ((batch.result?.deadLetters ?? 0) > 0) this.logDeadLetters(batch.result?.deadLetters ?? 0);
           const repairs = batch.result?.repairs ?? [];
           if (repairs.length > 0) {
             for (const r of repairs) metrics.aggregateRepairs.inc({ property: r.propertyId });
@@ -223,15 +390,24 @@ export class Daemon {
         },
         failed: (error) => logger.error({ err: error }, "pipeline failed"),
         pressure: (reason, full, paused) => {
-          if (reason === "outbox") logger.warn({ outboxBound, depths: outboxDepths() }, full ? "outbox full: pausing sources" : "outbox drained: resuming sources");
-          else logger.warn({ paused: full }, full ? "backpressure: pausing sources" : "backpressure released: resuming sources");
+          if (reason === "outbox") {
+            if (full) logger.warn({ outboxBound, depths: outboxDepths() }, "outbox full: pausing sources");
+            else if (self.generation === this.generation && !this.draining) logger.info({ outboxBound, depths: outboxDepths() }, "outbox drained: resuming sources");
+          }
+          // While a drain or reload stops the sources, nothing resumes them: say nothing of resuming.
+          else if (full) logger.warn({ paused }, "backpressure: pausing sources");
+          else if (self.generation === this.generation && !this.draining) logger.info({ paused }, paused ? "backpressure released (the outbox still holds the sources)" : "backpressure released: resuming sources");
           metrics.sourcesPaused.set(paused ? 1 : 0);
         },
         acknowledgeFailed: (source, error) => logger.warn({ err: error, app: source.appId }, "acknowledging positions failed"),
       },
       { pipeline: marks, outboxBound },
     );
-    const generation: Generation = { config, domain, sources, destinations, deliveries, flow, runs, requests: setInterval(() => void this.takeRequests(), 1000) };
+    // The keys' secrets leave the config here: the daemon keeps their digests only.
+    const digest = configDigest(config);
+    const keys = new ApiKeys(config.apiKeys.map((k) => ({ ...k })));
+    for (const key of config.apiKeys) (key as { apiKey: string }).apiKey = "[redacted]";
+    const generation: Generation = { config, digest, domain, keys, sources, bySource, destinations, deliveries, flow, runs, requests: setInterval(() => void this.takeRequests(), 1000) };
     generation.requests.unref();
     self.generation = generation;
     this.generation = generation;
@@ -252,21 +428,38 @@ export class Daemon {
   }
 
   private deliveries(created: readonly CreatedDestination[], delivered: () => void): Delivery<OutboxEntry>[] {
-    return created.map(
-      ({ connector, tuning }) =>
-        new Delivery<OutboxEntry>(
-          connector,
-          this.store.outboxFor(connector.destinationId),
-          {
-            completed: (outcomes, batchSize) => {
-              recordDelivered(this.metrics, connector.destinationId, outcomes, batchSize);
-              delivered();
-            },
-            failed: (error) => this.logger.error({ err: error, destination: connector.destinationId }, "delivery failed"),
+    return created.map(({ connector, tuning }) => {
+      // Every failure has a log line: retries summed per destination (at most one line per interval,
+      // with counts), each dead letter with its reason.
+      const log = new DeliveryLog(this.logger.child({ destination: connector.destinationId }));
+      return new Delivery<OutboxEntry>(
+        connector,
+        this.store.outboxFor(connector.destinationId),
+        {
+          completed: (outcomes, batchSize) => {
+            recordDelivered(this.metrics, connector.destinationId, outcomes, batchSize);
+            log.delivered(outcomes, batchSize);
+            delivered();
           },
-          { ...DEFAULT_DELIVERY_OPTIONS, ...this.options.delivery, ...tuning },
-        ),
-    );
+          failed: (error) => this.logger.error({ err: error, destination: connector.destinationId }, "delivery failed"),
+        },
+        { ...DEFAULT_DELIVERY_OPTIONS, ...this.options.delivery, ...tuning },
+      );
+    });
+  }
+
+  /** Each change or message a batch set aside, with its source, position and reason (the first 100 of a batch). */
+  private logDeadLetters(count: number): void {
+    const shown = Math.min(count, 100);
+    // The batch's letters are the newest of its sources (delivery may have added export letters since).
+    const letters = this.store.recentDeadLetters(shown + 1000).flatMap((l) => (l.kind === "export" ? [] : [l])).slice(-shown);
+    for (const letter of letters) {
+      this.logger.error(
+        { source: letter.sourceId, kind: letter.kind, seq: letter.seq, stream: letter.change.position.stream, position: letter.change.position.position, reason: letter.reason },
+        `${letter.kind} set aside as a dead letter (grouparoo-stream dead-letters lists it)`,
+      );
+    }
+    if (count > shown) this.logger.error({ count, logged: shown }, "more changes set aside as dead letters in this batch (grouparoo-stream dead-letters lists them)");
   }
 
   /** Runs asked for by hand (meta entries request:<at>), queued in the order they came. */
@@ -287,7 +480,8 @@ export class Daemon {
   private async stopGeneration(drainMs?: number): Promise<void> {
     const generation = this.generation;
     if (!generation) return;
-    // No longer current: its pipeline ending is not the daemon ending.
+    // No longer current: its pipeline ending is not the daemon ending. Its keys still answer meanwhile.
+    this.lastKeys = generation.keys;
     this.generation = undefined;
     clearInterval(generation.requests);
     generation.runs.stop();
@@ -331,6 +525,7 @@ export class Daemon {
     }
     this.metrics.configReloads.inc({ result: "applied" });
     this.logger.info({ config: this.options.config }, "config reloaded");
+    this.logApiMode(apiMode(this.lastKeys?.size ?? 0, this.options.apiInsecure ?? false));
     this.announceReady();
     return "applied";
   }
@@ -362,7 +557,7 @@ export class Daemon {
     this.watcher?.close();
     await this.reloading;
     await this.stopGeneration(this.options.drainTimeoutMs ?? 10_000);
-    await new Promise<void>((resolve) => this.server?.close(() => resolve()) ?? resolve());
+    await this.server?.close();
     await this.store.close();
     this.logger.info({ code }, "stopped");
     this.systemd?.close();

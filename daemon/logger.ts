@@ -1,5 +1,8 @@
-// JSON logs (pino) with secrets redacted wherever they may appear in logged objects.
+// Logs (pino) with secrets redacted wherever they may appear in logged objects: JSON lines on stdout,
+// or with LOG_FORMAT=pretty one readable line per entry (pino-pretty, synchronous as well). LOG_LEVEL
+// and LOG_FORMAT are checked before the daemon starts (daemon/flags.ts).
 import { pino, type Logger } from "pino";
+import pretty from "pino-pretty";
 
 export const REDACTED_PATHS = [
   "password",
@@ -17,7 +20,9 @@ export const REDACTED_PATHS = [
   "*.sasl",
 ];
 
-export function createLogger(level = process.env.LOG_LEVEL ?? "info"): Logger {
+export function createLogger(level = process.env.LOG_LEVEL || "info", format = process.env.LOG_FORMAT || "json"): Logger {
+  const options = { level, base: { service: "grouparoo-stream" }, redact: { paths: REDACTED_PATHS, censor: "[redacted]" } };
   // Synchronous writes: every line is out before the process exits (the CLI exits explicitly).
-  return pino({ level, base: { service: "grouparoo-stream" }, redact: { paths: REDACTED_PATHS, censor: "[redacted]" } }, pino.destination({ dest: 1, sync: true }));
+  if (format === "pretty") return pino(options, pretty({ sync: true, destination: 1, ignore: "service,hostname", translateTime: "SYS:yyyy-mm-dd HH:MM:ss.l o" }));
+  return pino(options, pino.destination({ dest: 1, sync: true }));
 }

@@ -1,5 +1,6 @@
 // What the daemon records in the metrics (defined in metrics/) as batches commit and destinations
 // answer, and what sources report through their observer.
+import type { BatchResult } from "../core/apply.js";
 import type { OutboxEntry } from "../state/store.js";
 import type { SourceObserver } from "../connectors/types.js";
 import type { Metrics } from "../metrics/registry.js";
@@ -14,9 +15,17 @@ export function recordCommitted(metrics: Metrics, batch: CommittedBatch): void {
     const now = Date.now();
     for (const [stream, commitTime] of batch.commitTimes) metrics.replicationLagSeconds.set({ stream }, Math.max(0, now - commitTime) / 1000);
   }
-  for (const [source, ops] of batch.result.applied) for (const [op, n] of ops) metrics.changesApplied.inc({ source, op }, n);
-  for (const [group, delta] of batch.result.memberDelta) if (delta !== 0) metrics.groupTransitions.inc({ group, direction: delta > 0 ? "enter" : "leave" }, Math.abs(delta));
-  for (const [source, kinds] of batch.result.deadLettersBySource) for (const [kind, n] of kinds) metrics.deadLetters.inc({ component: source, kind }, n);
+  recordResult(metrics, batch.result);
+}
+
+/** What a committed unit of work did (a batch of changes, a sweep, a Run's chunk), into the metrics. */
+export function recordResult(metrics: Metrics, result: BatchResult): void {
+  for (const [source, ops] of result.applied) for (const [op, n] of ops) metrics.changesApplied.inc({ source, op }, n);
+  // Every record's transition: one entering and another leaving in the same batch are both counted.
+  for (const [group, n] of result.entered) metrics.groupTransitions.inc({ group, direction: "enter" }, n);
+  for (const [group, n] of result.left) metrics.groupTransitions.inc({ group, direction: "leave" }, n);
+  for (const [destination, n] of result.exportsByDestination) metrics.exportsPlanned.inc({ destination }, n);
+  for (const [source, kinds] of result.deadLettersBySource) for (const [kind, n] of kinds) metrics.deadLetters.inc({ component: source, kind }, n);
 }
 
 export function recordDelivered(metrics: Metrics, destinationId: string, outcomes: readonly DeliveryOutcome<OutboxEntry>[], batchSize: number): void {

@@ -3,7 +3,6 @@
 // and publishes every change to its model's topic, keyed by the record's primary key, through
 // streams/relay.ts. The slot is confirmed only after the broker acknowledged the events (acks from all
 // in-sync replicas, idempotent producer) and the relay's own small state (rows' routes) is durable.
-import type { Server } from "node:http";
 import type { Logger } from "pino";
 import { formatIssue } from "../core/config/issues.js";
 import type { Config } from "../core/config/types.js";
@@ -15,11 +14,11 @@ import { createMetrics, createScaleOutMetrics } from "../metrics/registry.js";
 import { RelayState } from "../state/relay.js";
 import { DEFAULT_PIPELINE_OPTIONS, pipelineOptions } from "../streams/pipeline.js";
 import { relayFlow, type RelayFlow } from "../streams/relay.js";
-import { EX_CONFIG } from "./commands/validate.js";
 import { loadConfigWithPlugins } from "./config/validate.js";
 import { createSources } from "./connectors.js";
-import { EX_SOFTWARE } from "./daemon.js";
-import { parseListen, startHttpServer } from "./http.js";
+import { EX_CONFIG, EX_SOFTWARE, EX_USAGE, withStateLock } from "./exit-codes.js";
+import { parseListen } from "./http.js";
+import { startProbeServer, type Api } from "./api/server.js";
 import { recordCommitted, sourceObserver } from "./observe.js";
 import { runUntilSignalled, type Drainable } from "./signals.js";
 
@@ -46,7 +45,7 @@ export class Relay implements Drainable {
   private settle: (code: number) => void = () => undefined;
   readonly finished: Promise<number>;
   private draining = false;
-  private server: Server | undefined;
+  private server: Api | undefined;
 
   private constructor(
     private readonly logger: Logger,
@@ -82,7 +81,7 @@ export class Relay implements Drainable {
       listen = parseListen(options.http);
     } catch (error) {
       logger.error({ http: options.http }, (error as Error).message);
-      return 64;
+      return EX_USAGE;
     }
     const state = RelayState.open(options.state);
     const metrics = createMetrics({ records: () => [], members: () => [], outboxDepth: () => [], runs: () => [], runProgress: () => [] });
@@ -140,7 +139,7 @@ export class Relay implements Drainable {
       () => void relay.stop(EX_SOFTWARE),
     );
     try {
-      relay.server = await startHttpServer(listen, { registry: metrics.registry, notReady: () => relay.notReady() });
+      relay.server = await startProbeServer({ notReady: () => relay.notReady(), metrics: async () => ({ contentType: metrics.registry.contentType, text: await metrics.registry.metrics() }) }, listen);
     } catch (error) {
       logger.error({ err: error, http: options.http }, "cannot listen for HTTP");
       await relay.stop(EX_SOFTWARE);
@@ -168,7 +167,7 @@ export class Relay implements Drainable {
     this.flow?.pipeline.drain();
     await Promise.race([Promise.allSettled(this.sources.map((s) => s.stop())), new Promise((r) => setTimeout(r, 10_000))]);
     await this.flow?.done.catch(() => undefined);
-    await new Promise<void>((resolve) => this.server?.close(() => resolve()) ?? resolve());
+    await this.server?.close();
     await this.close();
     this.logger.info({ code }, "stopped");
     this.settle(code);
@@ -181,5 +180,5 @@ export class Relay implements Drainable {
 }
 
 export function runRelay(options: RelayOptions, logger: Logger): Promise<number> {
-  return runUntilSignalled(() => Relay.start(options, logger), logger, "relay");
+  return withStateLock(options.state, () => runUntilSignalled(() => Relay.start(options, logger), logger, "relay"));
 }

@@ -4,7 +4,6 @@
 // --state/<model>/<partition>, restored from the changelog on assignment unless the local copy is
 // current, and closed on revocation. A rebalance suspends every partition's deliveries until the
 // assignment is known, so exports of a record leave only from the worker that owns it.
-import type { Server } from "node:http";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { formatIssue } from "../core/config/issues.js";
@@ -19,11 +18,11 @@ import { createMetrics, createScaleOutMetrics, type Metrics, type ScaleOutMetric
 import { DEFAULT_DELIVERY_OPTIONS, type DeliveryOptions } from "../streams/delivery.js";
 import { PartitionTask } from "../streams/partition-task.js";
 import { DEFAULT_PIPELINE_OPTIONS, pipelineOptions, type PipelineOptions } from "../streams/pipeline.js";
-import { EX_CONFIG } from "./commands/validate.js";
 import { loadConfigWithPlugins } from "./config/validate.js";
 import { createDestinations, type CreatedDestination } from "./connectors.js";
-import { EX_SOFTWARE } from "./daemon.js";
-import { parseListen, startHttpServer } from "./http.js";
+import { EX_CONFIG, EX_SOFTWARE, EX_USAGE, withStateLock } from "./exit-codes.js";
+import { parseListen } from "./http.js";
+import { startProbeServer, type Api } from "./api/server.js";
 import { recordCommitted, recordDelivered, sourceObserver } from "./observe.js";
 import { partitionedModels } from "./relay.js";
 import { runUntilSignalled, type Drainable } from "./signals.js";
@@ -52,7 +51,7 @@ export class Worker implements Drainable, PartitionOwner {
   private settle: (code: number) => void = () => undefined;
   readonly finished: Promise<number>;
   private draining = false;
-  private server: Server | undefined;
+  private server: Api | undefined;
   /** The partitions owned, by topic and partition. */
   private readonly tasks = new Map<string, PartitionTask>();
   private group!: Group;
@@ -96,7 +95,7 @@ export class Worker implements Drainable, PartitionOwner {
       listen = parseListen(options.http);
     } catch (error) {
       logger.error({ http: options.http }, (error as Error).message);
-      return 64;
+      return EX_USAGE;
     }
     const destinations = createDestinations({ ...config, destinations: config.destinations.filter((d) => models.has(d.modelId)) }, registry, logger);
     // The worker being built, for the gauges that read it at scrape time.
@@ -155,7 +154,7 @@ export class Worker implements Drainable, PartitionOwner {
       return EX_SOFTWARE;
     }
     try {
-      worker.server = await startHttpServer(listen, { registry: metrics.registry, notReady: () => worker.notReady() });
+      worker.server = await startProbeServer({ notReady: () => worker.notReady(), metrics: async () => ({ contentType: metrics.registry.contentType, text: await metrics.registry.metrics() }) }, listen);
     } catch (error) {
       logger.error({ err: error, http: options.http }, "cannot listen for HTTP");
       await worker.stop(EX_SOFTWARE);
@@ -289,12 +288,12 @@ export class Worker implements Drainable, PartitionOwner {
     for (const reader of this.group?.reader.values() ?? []) await reader.stop();
     await this.admin?.disconnect().catch(() => undefined);
     await Promise.all(this.destinations.map((d) => d.connector.stop().catch(() => undefined)));
-    await new Promise<void>((resolve) => this.server?.close(() => resolve()) ?? resolve());
+    await this.server?.close();
     this.logger.info({ code }, "stopped");
     this.settle(code);
   }
 }
 
 export function runWorker(options: WorkerOptions, logger: Logger): Promise<number> {
-  return runUntilSignalled(() => Worker.start(options, logger), logger, "worker");
+  return withStateLock(options.state, () => runUntilSignalled(() => Worker.start(options, logger), logger, "worker"));
 }

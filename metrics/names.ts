@@ -24,6 +24,7 @@ export const METRICS = {
   runItems: "grouparoo_run_items_total",
   configReloads: "grouparoo_config_reload_total",
   aggregateRepairs: "grouparoo_aggregate_repairs_total",
+  buildInfo: "grouparoo_build_info",
   // Relay and workers (README, "Relay and workers").
   relayEvents: "grouparoo_relay_events_total",
   relayRoutes: "grouparoo_relay_routes",

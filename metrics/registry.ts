@@ -14,7 +14,13 @@ export interface StateGauges {
   runProgress(): Iterable<[run: string, kind: string, target: string, ratio: number | null]>;
 }
 
-export function createMetrics(state: StateGauges) {
+/** What grouparoo_build_info reports: the package version and the Node.js version running it. */
+export interface BuildInfo {
+  version: string;
+  node: string;
+}
+
+export function createMetrics(state: StateGauges, build?: BuildInfo) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "grouparoo_" });
   const metrics = {
@@ -39,13 +45,13 @@ export function createMetrics(state: StateGauges) {
     }),
     groupTransitions: new Counter({
       name: METRICS.groupTransitions,
-      help: "Records entering (+) and leaving (-) groups, by group and direction.",
+      help: "Records entering and leaving groups, by group and direction (enter, leave): every record's transition counts, also when another record goes the other way in the same batch.",
       labelNames: ["group", "direction"] as const,
       registers: [registry],
     }),
     exportsPlanned: new Counter({
       name: METRICS.exportsPlanned,
-      help: "Exports written to the outbox, by destination.",
+      help: "Exports planned into the outbox, by destination (a newer export replacing an unsent one counts again).",
       labelNames: ["destination"] as const,
       registers: [registry],
     }),
@@ -178,7 +184,14 @@ export function createMetrics(state: StateGauges) {
       labelNames: ["property"] as const,
       registers: [registry],
     }),
+    buildInfo: new Gauge({
+      name: METRICS.buildInfo,
+      help: "1, labelled with the grouparoo-stream version and the Node.js version running it.",
+      labelNames: ["version", "node"] as const,
+      registers: [registry],
+    }),
   };
+  if (build) metrics.buildInfo.set({ version: build.version, node: build.node }, 1);
   return metrics;
 }
 

@@ -12,13 +12,13 @@
 // `applyBatch` also awaits `db.flushed` before it returns; only then may a source acknowledge the
 // batch's positions (invariant 1).
 import { randomBytes } from "node:crypto";
-import { mkdirSync } from "node:fs";
 import { deserialize, serialize } from "node:v8";
 import { open, type Database, type RootDatabase } from "lmdb";
 import type { AggregateState } from "../core/aggregates.js";
 import type { BatchState, DeadLetter, Identity, RowRef, StoredRecord, StoredRow } from "../core/apply.js";
 import type { ExportPlan, RemoteState } from "../core/exports.js";
 import { CHANGELOG_TXN_KEY, type CapturedTransaction, type ChangelogRecord } from "../core/partitions.js";
+import { createStateDir, DaemonLock, requireExistingState, StateOpenError, stateFsError } from "./open.js";
 
 type Key = (string | number)[];
 /** The layout of the sub-databases; bumped whenever a key or value shape changes. */
@@ -48,6 +48,19 @@ export interface ExportOutcome {
   retryAt?: number;
 }
 
+/** The last answer a destination gave for a record's export (the sub-database export-results). */
+export interface ExportResultEntry {
+  /** ok: acknowledged; info: skipped by the destination; retry: failed, to be tried again; dead_letter: failed for good. */
+  status: "ok" | "info" | "retry" | "dead_letter";
+  /** When the answer came (epoch ms). */
+  at: number;
+  seq: number;
+  message?: string;
+  /** Failed deliveries of that export so far. */
+  attempts: number;
+  toDelete: boolean;
+}
+
 export interface StoredExportDeadLetter {
   seq: number;
   at: number;
@@ -67,7 +80,7 @@ export interface BoundaryEntry {
 }
 
 /** Sub-databases whose entries a Run may drop by key prefix when their definition is removed. */
-export type PrefixedIndex = "records" | "unique" | "attached" | "pending" | "outbox" | "outbox-by-record" | "remote";
+export type PrefixedIndex = "records" | "unique" | "attached" | "pending" | "outbox" | "outbox-by-record" | "remote" | "export-results";
 
 /** One write transaction: the core's BatchState, plus the counters, meta entries and removals written with it. */
 export interface StateTransaction extends BatchState {
@@ -81,9 +94,21 @@ export interface StateTransaction extends BatchState {
   dropPrefix(index: PrefixedIndex, prefix: Key, limit: number): number;
   /** Drops up to `limit` time-index entries of a model (of one group, if given); returns how many. */
   dropTimeIndex(modelId: string, groupId: string | undefined, limit: number): number;
+  /** Removes one dead letter (replayed, or dropped by hand); false when there is none with that seq. */
+  deleteDeadLetter(seq: number): boolean;
 }
 
-export interface StoreOptions {
+/** How a state is opened (state/open.ts): by the daemon (created, locked), or by a command beside it. */
+export interface StoreOpenOptions {
+  /** Open for reading only (read-only commands, beside a running daemon); the state must exist. */
+  readOnly?: boolean;
+  /** Create the directory when missing (default); false refuses a path that holds no state. */
+  create?: boolean;
+  /** Take the exclusive daemon lock (one daemon per state) before LMDB is opened. */
+  lock?: boolean;
+}
+
+export interface StoreOptions extends StoreOpenOptions {
   /**
    * Called inside every write transaction, after its body ran, with everything it wrote (a partition's
    * changelog, README "Relay and workers"): keys and values encoded as they are for LMDB's callers.
@@ -92,10 +117,11 @@ export interface StoreOptions {
 }
 
 /** The sub-databases a changelog carries (every one the state writes in transactions). */
-const CAPTURED = ["records", "unique", "rows", "pending", "attached", "time-index", "remote", "outbox", "outbox-by-record", "dead-letters", "positions", "counters", "meta"] as const;
+const CAPTURED = ["records", "unique", "rows", "pending", "attached", "time-index", "remote", "export-results", "outbox", "outbox-by-record", "dead-letters", "positions", "counters", "meta"] as const;
 
 export class Store {
   readonly root: RootDatabase;
+  private readonly lock: DaemonLock | undefined;
   private readonly records: Database<StoredRecord, Key>;
   private readonly unique: Database<string, Key>;
   private readonly rows: Database<StoredRow, Key>;
@@ -108,6 +134,8 @@ export class Store {
   private readonly outbox: Database<OutboxEntry, Key>;
   private readonly outboxByRecord: Database<number, Key>;
   private readonly deadLetters: Database<StoredDeadLetter, Key>;
+  /** [destination, record] → the destination's last answer for the record's export; absent in a state opened read-only that predates it. */
+  private readonly exportResults: Database<ExportResultEntry, Key> | undefined;
   private readonly positions: Database<string, string>;
   private readonly counters: Database<number, Key>;
   private readonly meta: Database<unknown, string>;
@@ -121,8 +149,15 @@ export class Store {
     readonly path: string,
     private readonly options: StoreOptions = {},
   ) {
-    mkdirSync(path, { recursive: true });
-    this.root = open({ path, noSync: false, useWritemap: false, overlappingSync: false, maxDbs: 32, cache: false });
+    if (options.readOnly || options.create === false) requireExistingState(path);
+    else createStateDir(path);
+    this.lock = options.lock ? DaemonLock.acquire(path) : undefined;
+    try {
+      this.root = open({ path, noSync: false, useWritemap: false, overlappingSync: false, maxDbs: 32, cache: false, ...(options.readOnly ? { readOnly: true } : {}) });
+    } catch (error) {
+      this.lock?.release();
+      throw stateFsError(error, path);
+    }
     const db = <V, K extends Key | string = Key>(name: string) => this.root.openDB<V, K>({ name });
     // Object values of one shape (records, rows, exports) keep their property names once, in a shared
     // structures entry of their sub-database (msgpackr records), instead of in every value: values are
@@ -139,6 +174,8 @@ export class Store {
     this.outbox = structured("outbox");
     this.outboxByRecord = db("outbox-by-record");
     this.deadLetters = db("dead-letters");
+    // Added after layout 3 without changing it: a state written before has none until a daemon opens it.
+    this.exportResults = (db<ExportResultEntry>("export-results") as Database<ExportResultEntry, Key> | undefined) ?? undefined;
     this.positions = db<string, string>("positions");
     this.counters = db("counters");
     this.meta = db<unknown, string>("meta");
@@ -150,9 +187,10 @@ export class Store {
       outbox: this.outbox,
       "outbox-by-record": this.outboxByRecord,
       remote: this.remote,
+      "export-results": this.exportResults ?? this.remote,
     } as Record<PrefixedIndex, Database<unknown, Key>>;
     this.checkFormat();
-    const named: Record<(typeof CAPTURED)[number], Database<unknown, Key | string>> = {
+    const named: Record<(typeof CAPTURED)[number], Database<unknown, Key | string> | undefined> = {
       records: this.records,
       unique: this.unique,
       rows: this.rows,
@@ -160,16 +198,19 @@ export class Store {
       attached: this.attached,
       "time-index": this.timeIndex,
       remote: this.remote,
+      "export-results": this.exportResults,
       outbox: this.outbox,
       "outbox-by-record": this.outboxByRecord,
       "dead-letters": this.deadLetters,
       positions: this.positions,
       counters: this.counters,
       meta: this.meta,
-    } as Record<(typeof CAPTURED)[number], Database<unknown, Key | string>>;
+    } as Record<(typeof CAPTURED)[number], Database<unknown, Key | string> | undefined>;
     for (const name of CAPTURED) {
-      this.byName.set(name, named[name]);
-      if (options.capture) this.captureWrites(name, named[name]);
+      const sub = named[name];
+      if (!sub) continue;
+      this.byName.set(name, sub);
+      if (options.capture) this.captureWrites(name, sub);
     }
   }
 
@@ -239,9 +280,10 @@ export class Store {
     const empty = !hasRecords && this.positions.getKeysCount({ limit: 1 }) === 0;
     if (format !== undefined || !empty) {
       this.root.close();
-      throw new Error(`the state in ${this.path} has layout ${String(format ?? 1)}, this version reads layout ${STATE_FORMAT}: start from an empty --state directory (sources re-read from their snapshot or earliest position)`);
+      this.lock?.release();
+      throw new StateOpenError(`the state in ${this.path} has layout ${String(format ?? 1)}, this version reads layout ${STATE_FORMAT}: start from an empty --state directory (sources re-read from their snapshot or earliest position)`, "layout");
     }
-    this.meta.putSync("format", STATE_FORMAT);
+    if (!this.options.readOnly) this.meta.putSync("format", STATE_FORMAT);
   }
 
   static open(path: string, options: StoreOptions = {}): Store {
@@ -315,6 +357,11 @@ export class Store {
             if (++n >= limit) break;
           }
           return n;
+        },
+        deleteDeadLetter: (seq) => {
+          if (this.deadLetters.get([seq]) === undefined) return false;
+          this.deadLetters.remove([seq]);
+          return true;
         },
       };
       result = { value: body(tx) };
@@ -473,6 +520,26 @@ export class Store {
     return ids;
   }
 
+  /**
+   * A page of a group's members in record order after `after` (exclusive): at most `limit`, reading at
+   * most `scan` records (members live in their records, so a small group is found by reading past the
+   * others); `last` is the last record read, where the next page starts, and `more` whether any is left.
+   */
+  membersAfter(modelId: string, groupId: string, after: string | undefined, limit: number, scan: number): { ids: string[]; last: string | undefined; more: boolean } {
+    const ids: string[] = [];
+    let last: string | undefined;
+    let read = 0;
+    for (const { key, value } of this.records.getRange({ start: after === undefined ? [modelId] : [modelId, after], end: [modelId, END] })) {
+      const id = String((key as Key)[1]);
+      if (id === after) continue;
+      if (read >= scan || ids.length >= limit) return { ids, last, more: true };
+      read += 1;
+      last = id;
+      if (value.groups.includes(groupId)) ids.push(id);
+    }
+    return { ids, last, more: false };
+  }
+
   aggregateOf(modelId: string, recordId: string, propertyId: string): AggregateState | undefined {
     return this.records.get([modelId, recordId])?.aggregates[propertyId];
   }
@@ -593,8 +660,12 @@ export class Store {
   async completeExports(destinationId: string, outcomes: readonly ExportOutcome[]): Promise<void> {
     await this.write(() => {
       const seqs = new Map<string, number>();
+      const now = Date.now();
       for (const { entry, status, message, retryAt } of outcomes) {
         const current = this.outbox.get([destinationId, entry.seq]);
+        const attempts = (current?.attempts ?? entry.attempts ?? 0) + (status === "error" ? 1 : 0);
+        const result: ExportResultEntry = { status: status === "error" ? (retryAt === undefined ? "dead_letter" : "retry") : status, at: now, seq: entry.seq, attempts, toDelete: entry.toDelete, ...(message ? { message } : {}) };
+        this.exportResults?.put([destinationId, entry.recordId], result);
         const remove = () => {
           if (!current) return;
           this.outbox.remove([destinationId, entry.seq]);
@@ -624,19 +695,21 @@ export class Store {
   }
 
   /**
-   * Re-queues the records behind dead-lettered exports of a destination (dead-lettered between `from`
-   * and `to`): each gets a fresh export planned by `replan` from the record as it is now against what
+   * Re-queues the records behind the dead-lettered exports of a destination that `select` picks (by
+   * when they were dead-lettered, or by seq): each gets a fresh export planned by `replan` from the record as it is now against what
    * the destination acknowledged, so an old letter never pushes stale values over newer ones. A record
    * with an export already queued is left to it. Returns how many exports were queued.
    */
-  async requeueExports(destinationId: string, from: number, to: number, replan: (recordId: string, remote: RemoteState | null) => ExportPlan | null): Promise<number> {
+  async requeueExports(destinationId: string, select: (letter: StoredExportDeadLetter) => boolean, replan: (recordId: string, remote: RemoteState | null) => ExportPlan | null): Promise<number> {
     let count = 0;
     await this.write(() => {
       const seqs = new Map<string, number>();
       const done = new Set<string>();
-      for (const { key, value } of this.deadLetters.getRange()) {
-        if (value.kind !== "export" || value.destinationId !== destinationId || value.at < from || value.at > to) continue;
-        this.deadLetters.remove(key);
+      for (const { value } of this.deadLetters.getRange()) {
+        if (value.kind !== "export" || value.destinationId !== destinationId || !select(value)) continue;
+        // By the key it was written with: getRange hands a one-element key [seq] back as seq, which
+        // names another key, so removing by it left every re-queued letter in place.
+        this.deadLetters.remove([value.seq]);
         const recordId = value.entry.recordId;
         if (done.has(recordId) || this.outboxByRecord.get([destinationId, recordId]) !== undefined) continue;
         done.add(recordId);
@@ -654,12 +727,72 @@ export class Store {
     return count;
   }
 
+  /** The record holding a unique value (its key as the core writes it: core/apply.ts uniqueValueKey). */
+  recordIdByUnique(modelId: string, propertyId: string, valueKey: string): string | undefined {
+    return this.unique.get([modelId, propertyId, valueKey]);
+  }
+
+  /** The export of a record waiting in a destination's outbox, if any. */
+  queuedExportOf(destinationId: string, recordId: string): OutboxEntry | undefined {
+    const seq = this.outboxByRecord.get([destinationId, recordId]);
+    return seq === undefined ? undefined : this.outbox.get([destinationId, seq]);
+  }
+
+  /** The destination's last answer for a record's export. */
+  exportResultOf(destinationId: string, recordId: string): ExportResultEntry | undefined {
+    return this.exportResults?.get([destinationId, recordId]);
+  }
+
+  /** Up to `limit` exports of a destination's outbox after seq `after` (exclusive), oldest first, those `keep` accepts. */
+  outboxAfter(destinationId: string, after: number | undefined, limit: number, keep: (entry: OutboxEntry) => boolean = () => true): { entries: OutboxEntry[]; last: number | undefined } {
+    const entries: OutboxEntry[] = [];
+    let last: number | undefined;
+    for (const { value } of this.outbox.getRange({ start: [destinationId, after === undefined ? 0 : after + 1], end: [destinationId, Number.MAX_SAFE_INTEGER] })) {
+      last = value.seq;
+      if (keep(value)) entries.push(value);
+      if (entries.length >= limit) break;
+    }
+    return { entries, last };
+  }
+
+  /** The oldest export waiting in a destination's outbox. */
+  oldestExport(destinationId: string): OutboxEntry | undefined {
+    for (const { value } of this.outbox.getRange({ start: [destinationId], end: [destinationId, Number.MAX_SAFE_INTEGER], limit: 1 })) return value;
+    return undefined;
+  }
+
+  deadLetterOf(seq: number): StoredDeadLetter | undefined {
+    return this.deadLetters.get([seq]);
+  }
+
+  /**
+   * Dead letters after seq `after` (exclusive), oldest first, those `keep` accepts, at most `limit`;
+   * at most `scan` are read, and `last` is the seq of the last one read (where the next page starts).
+   */
+  deadLettersAfter(after: number | undefined, limit: number, keep: (letter: StoredDeadLetter) => boolean = () => true, scan = Number.MAX_SAFE_INTEGER): { letters: StoredDeadLetter[]; last: number | undefined; more: boolean } {
+    const letters: StoredDeadLetter[] = [];
+    let last: number | undefined;
+    let read = 0;
+    for (const { value } of this.deadLetters.getRange({ start: [after === undefined ? 0 : after + 1] })) {
+      if (read >= scan || letters.length >= limit) return { letters, last, more: true };
+      read += 1;
+      last = value.seq;
+      if (keep(value)) letters.push(value);
+    }
+    return { letters, last, more: false };
+  }
+
   remoteOf(destinationId: string, recordId: string): RemoteState | undefined {
     return this.remote.get([destinationId, recordId]);
   }
 
   listDeadLetters(limit = 1000): StoredDeadLetter[] {
     return [...this.deadLetters.getRange({ limit })].map((e) => e.value);
+  }
+
+  /** The newest `limit` dead letters, oldest first. */
+  recentDeadLetters(limit: number): StoredDeadLetter[] {
+    return [...this.deadLetters.getRange({ reverse: true, limit })].map((e) => e.value).reverse();
   }
 
   /** Dead letters of sources: undecodable messages and changes the core could not apply. */
@@ -687,5 +820,6 @@ export class Store {
 
   async close(): Promise<void> {
     await this.root.close();
+    this.lock?.release();
   }
 }

@@ -19,6 +19,11 @@ export class PositionRouter<S extends Acknowledger> {
     });
   }
 
+  /** The streams seen so far and the source owning each. */
+  streams(): ReadonlyMap<string, S> {
+    return this.owners;
+  }
+
   /** Hands each source the durable positions of its own streams. */
   route(positions: ReadonlyMap<string, string>, onError: (source: S, error: unknown) => void): void {
     const bySource = new Map<S, Map<string, string>>();

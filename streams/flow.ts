@@ -37,6 +37,8 @@ export interface Flow {
   backpressure: Backpressure;
   /** Resolves when the sources completed and queued work is done; rejects when the pipeline failed. */
   done: Promise<void>;
+  /** The streams seen since the flow started, and the source reading each. */
+  streams(): ReadonlyMap<string, SourceConnector>;
 }
 
 export function flowIntoState(sources: readonly SourceConnector[], store: Store, domain: Domain, events: FlowEvents = {}, options: FlowOptions = {}): Flow {
@@ -78,5 +80,5 @@ export function flowIntoState(sources: readonly SourceConnector[], store: Store,
     backpressure,
     marks,
   );
-  return { pipeline, backpressure, done: pipeline.run() };
+  return { pipeline, backpressure, done: pipeline.run(), streams: () => router.streams() };
 }

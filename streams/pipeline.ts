@@ -44,8 +44,25 @@ export function pipelineOptions(maxBatchSize: number, maxBatchDelayMs: number): 
   return { ...DEFAULT_PIPELINE_OPTIONS, maxBatchSize, maxBatchDelayMs, highWaterMark: Math.max(highWaterMark, 4 * maxBatchSize), lowWaterMark: Math.max(lowWaterMark, maxBatchSize) };
 }
 
+/**
+ * A write asked for from outside the stream (the API: replaying dead letters, retrying exports): run
+ * once, in its turn, like every other unit of work, so the daemon stays the state's one writer.
+ */
+export interface Operation<T> {
+  run(): Promise<{ value: T; result?: BatchResult }>;
+}
+
+/** The pipeline no longer takes work (it is draining or stopped). */
+export class PipelineClosedError extends Error {
+  readonly code = "PIPELINE_CLOSED";
+  constructor() {
+    super("the daemon is stopping or reloading; try again");
+    this.name = "PipelineClosedError";
+  }
+}
+
 export interface CommittedBatch {
-  kind: "changes" | "sweep" | "run";
+  kind: "changes" | "sweep" | "run" | "operation";
   changes: number;
   /** The last position of each stream in the batch: durable now, safe to acknowledge. */
   positions: Map<string, string>;
@@ -60,7 +77,11 @@ export interface PipelineEvents {
   failed(error: Error): void;
 }
 
-type Job = { kind: "changes"; changes: Change[] } | { kind: "sweep" } | { kind: "run"; work: ChunkedWork };
+type Job =
+  | { kind: "changes"; changes: Change[] }
+  | { kind: "sweep" }
+  | { kind: "run"; work: ChunkedWork }
+  | { kind: "operation"; operation: Operation<unknown>; settle: (outcome: { value: unknown } | { error: unknown }) => void };
 
 export class Pipeline {
   private readonly jobs$ = new Subject<Job>();
@@ -113,6 +134,18 @@ export class Pipeline {
     if (!this.draining) this.jobs$.next({ kind: "run", work });
   }
 
+  /** Runs an operation in its turn (after the unit of work in progress and those queued before it); resolves with its value once durable. */
+  perform<T>(operation: Operation<T>): Promise<T> {
+    if (this.draining) return Promise.reject(new PipelineClosedError());
+    return new Promise<T>((resolve, reject) => {
+      this.jobs$.next({
+        kind: "operation",
+        operation,
+        settle: (outcome) => ("error" in outcome ? reject(outcome.error as Error) : resolve(outcome.value as T)),
+      });
+    });
+  }
+
   /** Stops accepting timer and Run work; run() resolves once the change stream completes too. */
   drain(): void {
     this.draining = true;
@@ -157,6 +190,18 @@ export class Pipeline {
         // A Run queues its next chunk behind whatever arrived meanwhile, so changes never wait for a whole Run.
         if (await job.work.step()) this.schedule(job.work);
         return { kind: "run", changes: 0, positions: new Map(), commitTimes: new Map(), seconds: seconds() };
+      }
+      case "operation": {
+        // An operation's failure is its caller's (a 4xx or 5xx answer), not the pipeline's.
+        let done: { value: unknown; result?: BatchResult };
+        try {
+          done = await job.operation.run();
+        } catch (error) {
+          job.settle({ error });
+          return undefined;
+        }
+        job.settle({ value: done.value });
+        return { kind: "operation", changes: 0, positions: new Map(), commitTimes: new Map(), ...(done.result ? { result: done.result } : {}), seconds: seconds() };
       }
     }
   }

@@ -6,10 +6,9 @@
 // from the last acknowledged position: events may be published twice, never lost, and a worker
 // applying one twice ends where it would have (replays are no-ops, ARCHITECTURE.md invariant 4).
 import { merge } from "rxjs";
-import type { BatchResult } from "../core/apply.js";
+import { emptyBatchResult, type BatchResult } from "../core/apply.js";
 import type { Change } from "../core/change.js";
-import type { RelayRouter} from "../core/relay.js";
-import { type RelayEvent, type RouteState } from "../core/relay.js";
+import type { RelayEvent, RelayRouter, RouteState } from "../core/relay.js";
 import type { SourceConnector } from "../connectors/types.js";
 import type { RelayState, StoredRoute } from "../state/relay.js";
 import { PositionRouter } from "./acknowledge.js";
@@ -68,7 +67,6 @@ class BatchRoutes implements RouteState {
   }
 }
 
-const NO_RESULT = (): BatchResult => ({ applied: new Map(), deadLetters: 0, deadLettersBySource: new Map(), exports: 0, recordDelta: new Map(), memberDelta: new Map(), repairs: [] });
 
 export function relayFlow(sources: readonly SourceConnector[], state: RelayState, router: RelayRouter, sink: RelaySink, events: RelayFlowEvents = {}, marks: PipelineOptions = DEFAULT_PIPELINE_OPTIONS): RelayFlow {
   const backpressure = new Backpressure(
@@ -90,7 +88,7 @@ export function relayFlow(sources: readonly SourceConnector[], state: RelayState
     const routes = new BatchRoutes(state);
     const out: RelayEvent[] = [];
     const positions = new Map<string, string>();
-    const result = NO_RESULT();
+    const result = emptyBatchResult();
     for (const change of changes) {
       positions.set(change.position.stream, change.position.position);
       const routed = router.route(change, routes);

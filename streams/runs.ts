@@ -4,7 +4,7 @@
 // transaction, so a Run survives a SIGKILL and resumes where it stopped. A re-read is driven by the
 // source's connector: its rows and progress markers flow through the pipeline like every change.
 import type { Logger } from "pino";
-import { applyRowChange, emptyAggregate, type AggregateState, type BatchApplier } from "../core/apply.js";
+import { applyRowChange, emptyAggregate, type AggregateState, type BatchApplier, type BatchResult } from "../core/apply.js";
 import { DEFINITION_CLASSES, planRuns, type DefinitionUpdate, type Definitions, type PlannedRun, type RunKind, type RunPlan, type RunSpec } from "../core/definitions.js";
 import type { Domain } from "../core/domain.js";
 import type { SourceConnector } from "../connectors/types.js";
@@ -12,7 +12,18 @@ import type { StateTransaction, Store } from "../state/store.js";
 import { applyBatch } from "./batch.js";
 import type { ChunkedWork, CommittedBatch } from "./pipeline.js";
 
-export type RunStatus = "queued" | "running" | "complete" | "failed" | "superseded";
+export type RunStatus = "queued" | "running" | "complete" | "failed" | "superseded" | "stopped";
+
+/** Why a Run cannot be stopped. */
+export class RunStopError extends Error {
+  constructor(
+    readonly code: "RUN_NOT_FOUND" | "RUN_FINISHED" | "RUN_NOT_STOPPABLE",
+    message: string,
+  ) {
+    super(message);
+    this.name = "RunStopError";
+  }
+}
 
 export interface RunState {
   id: string;
@@ -37,6 +48,8 @@ export interface RunState {
 export interface RunEvents {
   started?(run: RunState): void;
   progressed?(run: RunState, items: number): void;
+  /** What one chunk did to records, groups and exports (as a batch of changes reports it). */
+  applied?(run: RunState, result: BatchResult): void;
   finished?(run: RunState): void;
 }
 
@@ -95,6 +108,7 @@ export class Runs {
   private lastLogged = 0;
   private finalUpdates: DefinitionUpdate[] = [];
   private idleWaiters: (() => void)[] = [];
+  private requested = 0;
   private readonly clock: () => number;
   /** The row-store scan of a rebuild in progress: its position and the states per record so far. */
   private scan: { runId: string; after: string | undefined; done: boolean; states: Map<string, Map<string, AggregateState>> } | undefined;
@@ -154,10 +168,43 @@ export class Runs {
   /** Queues a Run asked for by hand (grouparoo-stream rebuild, the API). */
   async request(spec: RunSpec, target: string, reason: string): Promise<RunState> {
     const now = this.clock();
-    const run: RunState = { id: `${now.toString(36)}-req-${spec.kind}`, kind: spec.kind, target, reason, spec, updates: [], state: "queued", processed: 0, total: null, phase: 0, createdAt: now };
+    // Several asked for in one millisecond (rebuild --all) each get their own id.
+    const run: RunState = { id: `${now.toString(36)}-req${String(this.requested++).padStart(3, "0")}-${spec.kind}`, kind: spec.kind, target, reason, spec, updates: [], state: "queued", processed: 0, total: null, phase: 0, createdAt: now };
     await this.context.store.putMeta(`run:${run.id}`, run);
     this.queue.push(run);
     if (!this.current) this.next();
+    return run;
+  }
+
+  /**
+   * Stops one Run by hand (the API's DELETE /runs/{id}): a queued one leaves the queue, the one in
+   * progress stops before its next chunk (what its chunks committed stays). A Run a config change
+   * planned has not brought the state to its definitions: the next restart or reload plans it again.
+   * A re-read in progress is driven by its source's connector and cannot be stopped.
+   */
+  async stopRun(id: string): Promise<RunState> {
+    const run = this.current?.id === id ? this.current : this.queue.find((r) => r.id === id);
+    if (!run) {
+      const stored = this.context.store.getMeta<RunState>(`run:${id}`);
+      if (!stored) throw new RunStopError("RUN_NOT_FOUND", `no run "${id}"`);
+      throw new RunStopError("RUN_FINISHED", `run "${id}" is ${stored.state} already`);
+    }
+    if (run === this.current && run.kind === "reread") throw new RunStopError("RUN_NOT_STOPPABLE", `run "${id}" re-reads source ${run.spec.kind === "reread" ? run.spec.sourceId : "?"} and its connector cannot be interrupted; it stops with the daemon (and resumes after a restart)`);
+    // Its definitions are not reached: nothing may record them as reached when the queue empties.
+    if (run.updates.length > 0) this.finalUpdates = [];
+    run.state = "stopped";
+    run.finishedAt = this.clock();
+    await this.context.store.putMeta(`run:${run.id}`, run);
+    this.context.logger.info({ run: run.id, kind: run.kind, target: run.target, processed: run.processed, total: run.total }, "run stopped by hand");
+    this.context.events?.finished?.(run);
+    if (run === this.current) {
+      // Not waiting for the chunk in flight: its step sees the state and moves on.
+      this.current = undefined;
+      this.scan = undefined;
+      this.next();
+    } else {
+      this.queue = this.queue.filter((r) => r !== run);
+    }
     return run;
   }
 
@@ -263,9 +310,11 @@ export class Runs {
   private work(run: RunState): ChunkedWork {
     return {
       step: async () => {
-        if (this.stopped) return false;
+        if (this.stopped || run.state === "stopped") return false;
         try {
           const done = await this.chunk(run);
+          // Stopped by hand while the chunk ran: the next Run has started already.
+          if (this.current !== run) return false;
           if (done) this.next();
           // A rebuild that turned into a re-read is driven by the connector from here on.
           return !done && run.spec.kind !== "reread";
@@ -285,12 +334,13 @@ export class Runs {
     /** Runs `body` over the next chunk of keys of one phase, in one transaction with the Run's progress. */
     const over = async (keys: string[], body: (applier: BatchApplier, tx: StateTransaction, key: string) => void, items = keys.length): Promise<void> => {
       const last = keys[keys.length - 1];
-      await applyBatch(store, domain, [], now, (applier, tx) => {
+      const result = await applyBatch(store, domain, [], now, (applier, tx) => {
         for (const key of keys) body(applier, tx, key);
         run.processed += items;
         run.cursor = last;
         tx.putMeta(`run:${run.id}`, run);
       });
+      this.context.events?.applied?.(run, result);
       this.progressed(run, items);
     };
     /** On to the Run's next phase (recorded, so a restart resumes there). */
@@ -316,7 +366,7 @@ export class Runs {
     switch (spec.kind) {
       case "remove-destination": {
         const d = spec.destinationId;
-        const phases = ["outbox", "outbox-by-record", "remote"] as const;
+        const phases = ["outbox", "outbox-by-record", "remote", "export-results"] as const;
         const index = phases[run.phase];
         if (index === undefined) return this.phaseDone(run, (tx) => tx.deleteMeta(`seq:outbox:${d}`));
         if (await drop(index, [d])) return nextPhase();
@@ -517,7 +567,7 @@ export class Runs {
     this.context.logger.error({ run: run.id, kind: run.kind, target: run.target, err: error }, `run failed: ${run.error}`);
     void this.context.store.putMeta(`run:${run.id}`, run).catch(() => undefined);
     this.context.events?.finished?.(run);
-    this.next();
+    if (this.current === run) this.next();
   }
 
   private progressed(run: RunState, items: number): void {

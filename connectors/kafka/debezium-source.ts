@@ -12,11 +12,13 @@ import { literals } from "../../core/config/schema.js";
 import type { AppConfig, SourceConfig } from "../../core/config/schema.js";
 import type { Located } from "../../core/config/types.js";
 import { METRICS } from "../../metrics/names.js";
+import { ProblemLog } from "../problem-log.js";
 import { ChangeReader } from "../reader.js";
 import type { Change } from "../../core/change.js";
 import type { RereadRequest, SourceComponent, SourceContext, SourceObserver } from "../types.js";
 import { kafkaClientConfig, type KafkaAppOptions } from "./app.js";
 import { decodeMessage, type DebeziumFormat, type DecodeOptions } from "./decode.js";
+import { classifyKafkaError } from "./errors.js";
 
 export const KafkaDebeziumOptions = Type.Object(
   {
@@ -98,7 +100,7 @@ export class KafkaDebeziumSource extends ChangeReader {
     const topics = this.sources.map((s) => (s.options.topic.startsWith("/") && s.options.topic.endsWith("/") ? new RegExp(s.options.topic.slice(1, -1)) : s.options.topic));
     await this.consumer.subscribe({ topics, fromBeginning: true });
     if (this.sources.some((s) => s.options.deadLetterTopic)) {
-      this.producer = this.kafka.producer();
+      this.producer ??= this.kafka.producer();
       await this.producer.connect();
     }
     await this.consumer.run({
@@ -110,8 +112,40 @@ export class KafkaDebeziumSource extends ChangeReader {
     this.logger.info({ topics: this.sources.map((s) => s.options.topic) }, "consuming");
   }
 
+  /** A permanent problem (errors.ts) keeping the consumer from starting, for /readyz; null when none. */
+  private failing: string | null = null;
+
+  problem(): string | null {
+    return this.stopped ? null : this.failing;
+  }
+
+  /**
+   * Starts the consumer, retrying until stopped: a cluster that cannot be reached (kafkajs gives up
+   * after its own retries) is tried again with backoff from 1 s to 30 s and logged at warn; a permanent
+   * error (authentication, authorization) is this app's problem(), logged at error once (then at most
+   * once a minute) and tried again once a minute. Either way the other apps keep running.
+   */
   protected async read(): Promise<void> {
-    await this.start();
+    const reconnects = new ProblemLog(this.logger, "warn", 0);
+    const permanents = new ProblemLog(this.logger, "error", 60_000);
+    let delay = 1000;
+    while (!this.stopped) {
+      try {
+        await this.start();
+        this.failing = null;
+        break;
+      } catch (error) {
+        await this.consumer.disconnect().catch(() => undefined);
+        if (this.stopped) break;
+        const { permanent, reason } = classifyKafkaError(error);
+        this.failing = permanent ? reason : null;
+        const wait = permanent ? 60_000 : delay;
+        if (permanent) permanents.report(reason, { retryInMs: wait }, "the kafka consumer cannot start until this is fixed; other apps go on", error);
+        else reconnects.report(reason, { retryInMs: wait }, "the kafka consumer cannot start; retrying", error);
+        if (!permanent) delay = Math.min(delay * 2, 30_000);
+        await Promise.race([new Promise((r) => setTimeout(r, wait)), this.stopRequested]);
+      }
+    }
     await this.stopRequested;
     await this.consumer.disconnect().catch(() => undefined);
     await this.producer?.disconnect().catch(() => undefined);

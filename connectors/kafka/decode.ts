@@ -15,7 +15,9 @@
 // UnchangedToastedPlaceholder.java and ReselectColumnsPostProcessor.java (the placeholder forms).
 import { createHash } from "node:crypto";
 import pg from "pg";
+import { civilFromDays } from "../../core/dates.js";
 import type { BinaryHandlingMode } from "../postgres/debezium.js";
+import "../postgres/types.js";
 
 export type DebeziumFormat = "debezium" | "debezium-unwrapped" | "json";
 
@@ -386,19 +388,6 @@ const ARRAY_OIDS_BY_SOURCE: Readonly<Record<string, number>> = {
 };
 
 const pad = (n: number | bigint, width = 2): string => String(n).padStart(width, "0");
-
-/** Days since 1970-01-01 → proleptic Gregorian year, month, day (Hinnant's civil_from_days). */
-function civilFromDays(days: number): [number, number, number] {
-  const z = days + 719468;
-  const era = Math.floor(z / 146097);
-  const doe = z - era * 146097;
-  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365);
-  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
-  const mp = Math.floor((5 * doy + 2) / 153);
-  const day = doy - Math.floor((153 * mp + 2) / 5) + 1;
-  const month = mp < 10 ? mp + 3 : mp - 9;
-  return [yoe + era * 400 + (month <= 2 ? 1 : 0), month, day];
-}
 
 /** Postgres' date text: year 0 and before are written as "<1 - year> BC". */
 function dateParts(days: number): { date: string; bc: boolean } {

@@ -5,6 +5,8 @@ import { literals } from "../../core/config/schema.js";
 import type { FieldProblem } from "../../core/config/types.js";
 import type { AppComponent } from "../types.js";
 import { readDebezium, SNAPSHOT_MODES } from "./debezium.js";
+// Zone-less dates and timestamps read as UTC by every postgres connector (see types.ts).
+import "./types.js";
 
 /** A Postgres identifier as accepted for slot and publication names. */
 const PgName = (description: string) => Type.String({ pattern: "^[a-z_][a-z0-9_]{0,62}$", description });
@@ -50,6 +52,15 @@ export const postgresApp: AppComponent = {
     const separate = (["host", "port", "user", "password", "database"] as const).filter((k) => o[k] !== undefined);
     if (o.connectionString !== undefined && separate.length > 0) {
       problems.push({ field: ["options", "connectionString"], message: `give either connectionString or ${separate.join(", ")}, not both` });
+    }
+    // A URI the driver cannot parse (a port that is not a number, ...) would fail at every connect.
+    if (o.connectionString !== undefined && /^postgres(ql)?:\/\//i.test(o.connectionString)) {
+      try {
+        const url = new URL(o.connectionString);
+        if (url.port !== "" && !/^\d+$/.test(url.port)) throw new Error("the port is not a number");
+      } catch (error) {
+        problems.push({ field: ["options", "connectionString"], message: `is not a valid connection URI (${(error as Error).message}); expected postgres://user:password@host:port/database` });
+      }
     }
     let debeziumDatabase: string | undefined;
     if (o.debezium) {

@@ -38,7 +38,7 @@ const COLUMNS = `
    ORDER BY a.attnum`;
 
 const PRIMARY_KEY = `
-  SELECT a.attname AS name
+  SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type
     FROM pg_index i
     JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) ON true
     JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
@@ -59,6 +59,11 @@ export const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`;
 /** schema.table → "schema"."table" */
 export const quoteTable = (qualified: string) => qualified.split(".").map(quoteIdent).join(".");
 
+/** A table named that the database does not have (an input error, not an unreachable database). */
+export class TableNotFoundError extends Error {
+  readonly code = "TABLE_NOT_FOUND";
+}
+
 /** Lists schema.table of every ordinary or partitioned table outside the system schemas. */
 export async function listTables(client: pg.ClientBase): Promise<string[]> {
   const { rows } = await client.query<{ schema: string; name: string }>(TABLES);
@@ -70,9 +75,9 @@ export async function describeTable(client: pg.ClientBase, qualified: string): P
   const [schema, name] = qualified.includes(".") ? (qualified.split(".", 2) as [string, string]) : ["public", qualified];
   const regclass = `${quoteIdent(schema)}.${quoteIdent(name)}`;
   const exists = await client.query<{ found: string | null }>(`SELECT to_regclass($1) AS found`, [regclass]);
-  if (!exists.rows[0]?.found) throw new Error(`table ${schema}.${name} does not exist`);
+  if (!exists.rows[0]?.found) throw new TableNotFoundError(`table ${schema}.${name} does not exist`);
   const columns = await client.query<{ name: string; type: string; is_array: boolean; nullable: boolean }>(COLUMNS, [regclass]);
-  const primaryKey = await client.query<{ name: string }>(PRIMARY_KEY, [regclass]);
+  const primaryKey = await client.query<{ name: string; type: string }>(PRIMARY_KEY, [regclass]);
   const foreignKeys = await client.query<{ column: string; schema: string; table: string; referenced_column: string }>(FOREIGN_KEYS, [regclass]);
   return {
     schema,
@@ -95,8 +100,18 @@ export async function withClient<T>(connection: string | pg.ClientConfig, use: (
   }
 }
 
-/** The primary key columns of a table (schema.table), in key order. */
+/**
+ * The primary key's columns of schema.table, with their types, in the key's own order (as declared,
+ * which Debezium's keys follow too, whatever the columns' order in the table): a composite key's record
+ * id joins their values in this order whichever way the row was read (snapshot, stream, re-read,
+ * polling). Empty when it has none.
+ */
+export async function primaryKey(client: pg.ClientBase, qualified: string): Promise<{ name: string; type: string }[]> {
+  const { rows } = await client.query<{ name: string; type: string }>(PRIMARY_KEY, [quoteTable(qualified)]);
+  return rows;
+}
+
+/** The primary key's column names of schema.table, in key order (see primaryKey). */
 export async function primaryKeyColumns(client: pg.ClientBase, qualified: string): Promise<string[]> {
-  const { rows } = await client.query<{ name: string }>(PRIMARY_KEY, [quoteTable(qualified)]);
-  return rows.map((r) => r.name);
+  return (await primaryKey(client, qualified)).map((k) => k.name);
 }

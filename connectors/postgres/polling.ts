@@ -10,11 +10,14 @@ import type { Logger } from "pino";
 import type { Change, Row } from "../../core/change.js";
 import type { AppConfig, ScheduleConfig, SourceConfig } from "../../core/config/schema.js";
 import type { Located } from "../../core/config/types.js";
+import { ProblemLog } from "../problem-log.js";
 import { ChangeReader } from "../reader.js";
 import type { RereadRequest, SourceComponent, SourceContext } from "../types.js";
 import type { PostgresAppOptions } from "./app.js";
 import { qualifyTable } from "./debezium.js";
 import { primaryKeyColumns, quoteIdent, quoteTable, withClient } from "./introspect.js";
+import { classifyPostgresError, PermanentError } from "./errors.js";
+import { checkPostgresSources } from "./live.js";
 import { resolvePostgresApp } from "./settings.js";
 
 export const PostgresTableImportOptions = Type.Object(
@@ -56,6 +59,10 @@ export class PostgresPollingSource extends ChangeReader {
   private lastRefresh: string | undefined;
   /** The runs under way (each removes itself when it settles). */
   private readonly runs = new Set<Promise<boolean>>();
+  /** Permanent problems by source (a missing table, permission denied): for /readyz. */
+  private readonly problems = new Map<string, string>();
+  /** Failed runs by source: permanent ones at error, transient at warn; the same reason at most once a minute. */
+  private readonly failures = new Map<string, ProblemLog>();
 
   constructor(app: Located<AppConfig>, sources: readonly Located<SourceConfig>[], context: SourceContext) {
     super(app.id);
@@ -109,11 +116,18 @@ export class PostgresPollingSource extends ChangeReader {
     const run: Promise<boolean> = (source.type === "postgres-table-import" ? this.importTable(source) : this.importQuery(source))
       .then(() => {
         this.connected = true;
+        this.problems.delete(sourceId);
+        this.failures.delete(sourceId);
+        this.logger.debug({ source: sourceId }, "polling run complete");
         return true;
       })
       .catch((error: Error) => {
-        this.connected = false;
-        this.logger.error({ err: error, source: sourceId }, "polling run failed; the next scheduled run retries");
+        const { permanent, reason } = classifyPostgresError(error);
+        if (permanent) this.problems.set(sourceId, reason);
+        else this.connected = false;
+        let log = this.failures.get(sourceId);
+        if (!log) this.failures.set(sourceId, (log = new ProblemLog(this.logger, permanent ? "error" : "warn")));
+        log.report(reason, { source: sourceId }, "polling run failed; the next scheduled run retries", error);
         return false;
       })
       .finally(() => {
@@ -167,7 +181,7 @@ export class PostgresPollingSource extends ChangeReader {
     const batchSize = source.options.batchSize ?? 1000;
     await withClient(this.connection, async (client) => {
       const keys = await primaryKeyColumns(client, table);
-      if (keys.length === 0) throw new Error(`${table} has no primary key: rows of a table import need one`);
+      if (keys.length === 0) throw new PermanentError(`${table} has no primary key: rows of a table import need one`);
       const order = [column, ...keys.map(quoteIdent)].join(", ");
       // The watermark travels as text and is compared in the column's own type (timestamps, numbers).
       const typed = await client.query<{ type: string | null }>(
@@ -175,7 +189,7 @@ export class PostgresPollingSource extends ChangeReader {
         [quoteTable(table), source.options.highWatermarkColumn],
       );
       const type = typed.rows[0]?.type;
-      if (!type) throw new Error(`${table} has no column ${source.options.highWatermarkColumn}`);
+      if (!type) throw new PermanentError(`${table} has no column ${source.options.highWatermarkColumn}`);
       let mark: Watermark = this.watermarks.get(source.id) ?? { hw: null, offset: 0 };
       for (;;) {
         await this.waitWhilePaused();
@@ -235,6 +249,10 @@ export class PostgresPollingSource extends ChangeReader {
     return this.connected && !this.stopped;
   }
 
+  problem(): string | null {
+    if (this.stopped || this.problems.size === 0) return null;
+    return [...this.problems].map(([source, reason]) => `source ${source}: ${reason}`).join("; ");
+  }
 }
 
 const pollingSource = (type: string, options: typeof PostgresTableImportOptions | typeof PostgresQueryImportOptions): SourceComponent => ({
@@ -246,6 +264,7 @@ const pollingSource = (type: string, options: typeof PostgresTableImportOptions 
   metrics: [],
   // A table import that has a watermark is past the rows behind it; a query import reads every row on every run.
   needsReread: (source, app, positions) => type === "postgres-table-import" && positions.has(`poll:${app.id}:${source.id}`),
+  checkLive: checkPostgresSources,
   create: (app, sources, context) => new PostgresPollingSource(app, sources, context),
 });
 

@@ -57,6 +57,18 @@ export function compareLsn(a: string, b: string): number {
   return x < y ? -1 : x > y ? 1 : 0;
 }
 
+/** An LSN in Postgres's own format: uppercase hex, no zero padding ("0/291EDD8", never "00000000/0291EDD8"). */
+export function normalizeLsn(lsn: string): string {
+  const m = LSN_RE.exec(lsn);
+  return m === null ? lsn : `${withoutLeadingZeros(m[1] as string)}/${withoutLeadingZeros(m[2] as string)}`.toUpperCase();
+}
+const LSN_RE = /^([0-9A-Fa-f]+)\/([0-9A-Fa-f]+)$/;
+function withoutLeadingZeros(hex: string): string {
+  let i = 0;
+  while (i < hex.length - 1 && hex.charCodeAt(i) === 48) i += 1;
+  return i === 0 ? hex : hex.slice(i);
+}
+
 /** lsn - 1: pg-logical-replication reports the LSN it is given plus one. */
 export function previousLsn(lsn: string): string {
   const n = lsnToBigInt(lsn);

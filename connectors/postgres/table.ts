@@ -11,6 +11,8 @@ import type { PropertyType } from "../../core/vocabulary.js";
 import { DeliveryError, type DeliverableExport, type DestinationComponent, type DestinationConnector, type ExportResult } from "../types.js";
 import { qualifyTable } from "./debezium.js";
 import { quoteIdent, quoteTable } from "./introspect.js";
+import { classifyPostgresError } from "./errors.js";
+import { checkPostgresTableDestination } from "./live.js";
 import { resolvePostgresApp } from "./settings.js";
 
 export const PostgresTableOptions = Type.Object(
@@ -26,6 +28,8 @@ type PostgresTableOptions = Static<typeof PostgresTableOptions>;
 export class PostgresTableDestination implements DestinationConnector {
   private readonly pool: pg.Pool;
   private reachable = true;
+  /** A permanent problem of the table or the connection (errors.ts), until a batch goes through. */
+  private failing: string | null = null;
 
   constructor(
     readonly destinationId: string,
@@ -62,8 +66,10 @@ export class PostgresTableDestination implements DestinationConnector {
     try {
       client = await this.pool.connect();
     } catch (error) {
+      const { permanent, reason } = classifyPostgresError(error);
       this.reachable = false;
-      throw new DeliveryError(`connecting to the destination database failed: ${(error as Error).message}`, true);
+      this.failing = permanent ? reason : null;
+      throw new DeliveryError(`connecting to the destination database failed: ${reason}`, true);
     }
     this.reachable = true;
     try {
@@ -94,12 +100,17 @@ export class PostgresTableDestination implements DestinationConnector {
         }
       }
       await client.query("COMMIT");
+      this.failing = null;
       return [...results.values()];
     } catch (error) {
       await client.query("ROLLBACK").catch(() => undefined);
       const code = (error as { code?: string }).code ?? "";
-      // Class 22 (data exception) and 23 (integrity constraint): the data is at fault, not the link.
-      const rejected = code.startsWith("22") || code.startsWith("23") || code === "42703" || code === "42P01";
+      // Class 22 (data exception) and 23 (integrity constraint): the data is at fault, not the link:
+      // rejected (split to isolate the bad records, which are dead-lettered). A missing table or
+      // column, or permission denied, is the destination's own problem: retried, named on /readyz.
+      const rejected = code.startsWith("22") || code.startsWith("23");
+      const { permanent, reason } = classifyPostgresError(error);
+      this.failing = !rejected && permanent ? reason : null;
       throw new DeliveryError(`writing ${this.table} failed (${code || "no code"}): ${(error as Error).message}`, !rejected);
     } finally {
       client.release();
@@ -107,7 +118,11 @@ export class PostgresTableDestination implements DestinationConnector {
   }
 
   ready(): boolean {
-    return this.reachable;
+    return this.reachable && this.failing === null;
+  }
+
+  problem(): string | null {
+    return this.failing;
   }
 
   async stop(): Promise<void> {
@@ -130,6 +145,7 @@ export const postgresTableDestination: DestinationComponent = {
     }
     return problems;
   },
+  checkLive: checkPostgresTableDestination,
   create(destination, app, context) {
     const options = destination.options as PostgresTableOptions;
     const { connection } = resolvePostgresApp(app);

@@ -145,23 +145,33 @@ export const ScheduleSchema = base(
   "Drives a polling source (postgres-table-import, postgres-query-import).",
 );
 
-export const API_TOPICS = ["status", "records", "groups", "runs", "exports", "deadLetters"] as const;
+/**
+ * The topics of the HTTP API a specific key is given read and write on (Grouparoo's topic names, those
+ * that apply here): `metrics` is /metrics when the daemon runs with --metrics-auth.
+ */
+export const API_TOPICS = ["status", "record", "group", "run", "export", "deadLetter", "metrics"] as const;
+export type ApiTopic = (typeof API_TOPICS)[number];
 
 export const ApiKeySchema = base(
   {
-    type: Type.Optional(literals(["full", "specific"], "full: every topic read/write; specific: the listed permissions.", "full")),
-    apiKey: Type.String({ minLength: 16, description: "The key (use ${VAR}); stored hashed, never logged." }),
+    type: Type.Optional(literals(["full", "specific"], "full: read and write on every topic; specific: what permissionAllRead, permissionAllWrite and permissions give.", "full")),
+    apiKey: Type.String({
+      minLength: 16,
+      description: "The key, as a `${VAR}` reference to an environment variable (a literal key in a file is refused); 16 characters or more. Kept hashed in memory, never logged.",
+    }),
+    permissionAllRead: Type.Optional(Type.Boolean({ description: "A specific key: read on every topic." })),
+    permissionAllWrite: Type.Optional(Type.Boolean({ description: "A specific key: write on every topic." })),
     permissions: Type.Optional(
       Type.Array(
         Type.Object(
           { topic: literals(API_TOPICS, "API topic."), read: Type.Boolean(), write: Type.Boolean() },
           { additionalProperties: false },
         ),
-        { description: "Permissions of a specific key." },
+        { description: "A specific key: read and write per topic (status, record, group, run, export, deadLetter, metrics)." },
       ),
     ),
   },
-  "A key for the HTTP API (Authorization: Bearer).",
+  "A key for the HTTP API and the status page (`Authorization: Bearer <key>`, or HTTP Basic with the key as the password).",
 );
 
 const CLASS_SCHEMAS = {

@@ -93,4 +93,9 @@ export interface RawObject {
   /** Its position in that file's list. */
   index: number;
   value: Record<string, unknown>;
+  /**
+   * The fields (formatted paths: "apiKey", "options.password") whose whole value in the file was one
+   * `${VAR}` reference without a default: their value is a secret from the environment, not the file.
+   */
+  fromEnvironment?: readonly string[];
 }

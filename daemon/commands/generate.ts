@@ -1,5 +1,6 @@
 // `grouparoo-stream generate`: config files from a Postgres database's tables, one or many at once.
-import { describeTable, listTables, withClient, type TableInfo } from "../../connectors/postgres/introspect.js";
+import { describeTable, listTables, TableNotFoundError, withClient, type TableInfo } from "../../connectors/postgres/introspect.js";
+import { EX_CANTCREAT, EX_NOINPUT, EX_UNAVAILABLE, EX_USAGE } from "../exit-codes.js";
 import { planConfigFiles, writeConfigFiles, type ConfigObject } from "../config/generate.js";
 
 export interface GenerateCommandOptions {
@@ -42,7 +43,7 @@ export async function writeGenerated(
   const { written, existing } = writeConfigFiles(options.out, files, options.force === true);
   if (existing.length > 0 && written.length === 0) {
     process.stderr.write(`error: not overwriting existing ${existing.join(", ")} (use --force); nothing written\n`);
-    return 73; // EX_CANTCREAT
+    return EX_CANTCREAT;
   }
   for (const path of written) process.stdout.write(`wrote ${path}\n`);
   return 0;
@@ -52,7 +53,7 @@ export async function generateCommand(options: GenerateCommandOptions): Promise<
   const requested = options.tables?.split(",").map((t) => t.trim()).filter((t) => t !== "") ?? [];
   if (!options.all && requested.length === 0) {
     process.stderr.write("error: name tables with --tables a,b or use --all\n");
-    return 64; // EX_USAGE
+    return EX_USAGE;
   }
   const qualify = (t: string) => (t.includes(".") ? t : `${options.schema}.${t}`);
   let tables: TableInfo[];
@@ -60,11 +61,12 @@ export async function generateCommand(options: GenerateCommandOptions): Promise<
     tables = await readTables(options.databaseUrl, (all) => (options.all ? all.filter((t) => t.startsWith(`${options.schema}.`)) : requested.map(qualify)));
   } catch (error) {
     process.stderr.write(`error: ${(error as Error).message}\n`);
-    return 69; // EX_UNAVAILABLE
+    // A table the database does not have is an input named wrong; anything else, the database unreachable.
+    return error instanceof TableNotFoundError ? EX_NOINPUT : EX_UNAVAILABLE;
   }
   if (tables.length === 0) {
     process.stderr.write(`error: no tables in schema ${options.schema}\n`);
-    return 66; // EX_NOINPUT
+    return EX_NOINPUT;
   }
   return writeGenerated(tables, {
     appId: options.appId,

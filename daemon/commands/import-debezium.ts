@@ -4,7 +4,7 @@
 // captured tables, read from the database.
 import { readFileSync } from "node:fs";
 import { readDebezium, tableIncluded, DEBEZIUM_SUPPORTED_KEYS, type DebeziumValue } from "../../connectors/postgres/debezium.js";
-import { EX_CONFIG } from "./validate.js";
+import { EX_CONFIG, EX_NOINPUT, EX_UNAVAILABLE } from "../exit-codes.js";
 import { readTables, writeGenerated } from "./generate.js";
 
 export interface ImportDebeziumOptions {
@@ -53,11 +53,11 @@ export async function importDebeziumCommand(file: string, options: ImportDebeziu
     tables = await readTables(url, (all) => all.filter((t) => tableIncluded(settings.tableIncludeList, t)));
   } catch (error) {
     process.stderr.write(`error: reading the captured tables from ${settings.host ?? "127.0.0.1"}:${settings.port ?? 5432}/${settings.database ?? "postgres"} failed: ${(error as Error).message}\n`);
-    return 69; // EX_UNAVAILABLE
+    return EX_UNAVAILABLE;
   }
   if (tables.length === 0) {
     process.stderr.write(`error: no table of the database matches table.include.list (${(settings.tableIncludeList ?? []).join(",")})\n`);
-    return 66;
+    return EX_NOINPUT;
   }
   const written = await writeGenerated(tables, { appId, appOptions: { debezium }, out: options.out, force: options.force, columnExcludeList: settings.columnExcludeList });
   // How the connector writes its topics: what a kafka-debezium source reading them must be told.

@@ -1,11 +1,11 @@
 // `grouparoo-stream retry-exports`: for exports dead-lettered for a destination (within a time range),
 // queues a fresh export of each record as it is now (never the stale letter itself); a running daemon
-// picks them up within a second, a stopped one when it starts.
+// picks them up within a second, a stopped one when it starts. The daemon's API does the same work
+// (streams/operations.ts retryExports) through its own pipeline.
 import { Store } from "../../state/store.js";
-import { planExport } from "../../core/exports.js";
-import { formatIssue } from "../../core/config/issues.js";
-import { loadConfigWithPlugins, type ValidationResult } from "../config/validate.js";
-import { EX_CONFIG } from "./validate.js";
+import { retryExports } from "../../streams/operations.js";
+import { loadValidConfig } from "../config/validate.js";
+import { EX_CONFIG, EX_USAGE, withStateErrors } from "../exit-codes.js";
 
 export interface RetryExportsOptions {
   config: string;
@@ -24,17 +24,8 @@ function instant(value: string | undefined, fallback: number, name: string): num
 }
 
 export async function retryExportsCommand(options: RetryExportsOptions): Promise<number> {
-  let loaded: ValidationResult;
-  try {
-    loaded = await loadConfigWithPlugins(options.config, options.plugin ?? []);
-  } catch (error) {
-    process.stderr.write(`error: ${(error as Error).message}\n`);
-    return EX_CONFIG;
-  }
-  if (!loaded.config || !loaded.domain) {
-    for (const issue of loaded.issues) process.stderr.write(`${formatIssue(issue)}\n`);
-    return EX_CONFIG;
-  }
+  const loaded = await loadValidConfig(options.config, options.plugin ?? []);
+  if (typeof loaded === "number") return loaded;
   if (!loaded.config.destinations.some((d) => d.id === options.destination)) {
     process.stderr.write(`error: no destination "${options.destination}" in ${options.config}\n`);
     return EX_CONFIG;
@@ -46,19 +37,19 @@ export async function retryExportsCommand(options: RetryExportsOptions): Promise
     to = instant(options.until, Number.MAX_SAFE_INTEGER, "until");
   } catch (error) {
     process.stderr.write(`error: ${(error as Error).message}\n`);
-    return 64;
+    return EX_USAGE;
   }
   const destination = loaded.domain.destinations.get(options.destination);
   if (!destination) return EX_CONFIG;
-  const store = Store.open(options.state);
-  try {
-    const count = await store.requeueExports(options.destination, from, to, (recordId, remote) => {
-      const record = store.getRecord(destination.modelId, recordId);
-      return planExport(destination, recordId, record ? { values: record.values, groups: record.groups } : null, remote, Date.now());
-    });
-    process.stdout.write(`re-queued ${count} export${count === 1 ? "" : "s"} for destination ${options.destination}\n`);
-    return 0;
-  } finally {
-    await store.close();
-  }
+  // Beside a running daemon too: LMDB's own multi-process transactions; an existing state only.
+  return withStateErrors(async () => {
+    const store = Store.open(options.state, { create: false });
+    try {
+      const count = await retryExports(store, destination, (letter) => letter.at >= from && letter.at <= to);
+      process.stdout.write(`re-queued ${count} export${count === 1 ? "" : "s"} for destination ${options.destination}\n`);
+      return 0;
+    } finally {
+      await store.close();
+    }
+  });
 }

@@ -5,10 +5,9 @@ import type { Domain } from "../../core/domain.js";
 import type { RunSpec } from "../../core/definitions.js";
 import { Store } from "../../state/store.js";
 import { listRuns, type RunState } from "../../streams/runs.js";
-import { formatIssue } from "../../core/config/issues.js";
-import { loadConfigWithPlugins, type ValidationResult } from "../config/validate.js";
+import { loadValidConfig } from "../config/validate.js";
 import type { RunRequest } from "../daemon.js";
-import { EX_CONFIG } from "./validate.js";
+import { EX_USAGE, withStateErrors } from "../exit-codes.js";
 
 const when = (ms: number | undefined) => (ms === undefined ? "" : new Date(ms).toISOString().replace(/\.\d+Z$/, "Z"));
 
@@ -30,14 +29,16 @@ export function formatRuns(runs: readonly RunState[]): string {
 }
 
 export async function runsCommand(options: { state: string; json?: boolean }): Promise<number> {
-  const store = Store.open(options.state);
-  try {
-    const runs = listRuns(store);
-    process.stdout.write(options.json ? `${JSON.stringify(runs, null, 2)}\n` : runs.length === 0 ? "no runs\n" : formatRuns(runs));
-    return 0;
-  } finally {
-    await store.close();
-  }
+  return withStateErrors(async () => {
+    const store = Store.open(options.state, { readOnly: true });
+    try {
+      const runs = listRuns(store);
+      process.stdout.write(options.json ? `${JSON.stringify(runs, null, 2)}\n` : runs.length === 0 ? "no runs\n" : formatRuns(runs));
+      return 0;
+    } finally {
+      await store.close();
+    }
+  });
 }
 
 export interface RebuildOptions {
@@ -52,7 +53,7 @@ export interface RebuildOptions {
 }
 
 /** The Runs that rebuild what the options name, from the source data. */
-export function rebuildRequests(domain: Domain, options: RebuildOptions): { spec: RunSpec; target: string }[] | string {
+export function rebuildRequests(domain: Domain, options: Pick<RebuildOptions, "property" | "source" | "group" | "destination" | "all">): { spec: RunSpec; target: string }[] | string {
   const requests: { spec: RunSpec; target: string }[] = [];
   const reread = (sourceId: string) => {
     const source = domain.sources.get(sourceId);
@@ -88,34 +89,27 @@ export function rebuildRequests(domain: Domain, options: RebuildOptions): { spec
 }
 
 export async function rebuildCommand(options: RebuildOptions): Promise<number> {
-  let loaded: ValidationResult;
-  try {
-    loaded = await loadConfigWithPlugins(options.config, options.plugin ?? []);
-  } catch (error) {
-    process.stderr.write(`error: ${(error as Error).message}\n`);
-    return EX_CONFIG;
-  }
-  if (!loaded.domain) {
-    for (const issue of loaded.issues) process.stderr.write(`${formatIssue(issue)}\n`);
-    return EX_CONFIG;
-  }
+  const loaded = await loadValidConfig(options.config, options.plugin ?? []);
+  if (typeof loaded === "number") return loaded;
   const requests = rebuildRequests(loaded.domain, options);
   if (typeof requests === "string") {
     process.stderr.write(`error: ${requests}\n`);
-    return 64;
+    return EX_USAGE;
   }
-  const store = Store.open(options.state);
-  try {
-    const at = Date.now();
-    await store.transact((tx) => {
-      requests.forEach(({ spec, target }, i) => {
-        const request: RunRequest = { spec, target, reason: "asked for by grouparoo-stream rebuild", at: at * 1000 + i };
-        tx.putMeta(`request:${request.at}`, request);
+  return withStateErrors(async () => {
+    const store = Store.open(options.state, { create: false });
+    try {
+      const at = Date.now();
+      await store.transact((tx) => {
+        requests.forEach(({ spec, target }, i) => {
+          const request: RunRequest = { spec, target, reason: "asked for by grouparoo-stream rebuild", at: at * 1000 + i };
+          tx.putMeta(`request:${request.at}`, request);
+        });
       });
-    });
-    process.stdout.write(`requested ${requests.length} run${requests.length === 1 ? "" : "s"}: ${requests.map((r) => `${r.spec.kind} ${r.target}`).join(", ")}; a running daemon starts them within a second, a stopped one when it starts\n`);
-    return 0;
-  } finally {
-    await store.close();
-  }
+      process.stdout.write(`requested ${requests.length} run${requests.length === 1 ? "" : "s"}: ${requests.map((r) => `${r.spec.kind} ${r.target}`).join(", ")}; a running daemon starts them within a second, a stopped one when it starts\n`);
+      return 0;
+    } finally {
+      await store.close();
+    }
+  });
 }

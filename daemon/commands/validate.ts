@@ -2,9 +2,11 @@
 // with every error, each naming the file, the object, the field and the problem.
 import { formatIssue } from "../../core/config/issues.js";
 import type { Config } from "../../core/config/types.js";
-import { loadConfigWithPlugins, type ValidationResult } from "../config/validate.js";
+import { loadConfigWithPlugins } from "../config/validate.js";
+import { EX_CONFIG } from "../exit-codes.js";
+import { checkLive, formatLiveProblem, idleWarning } from "../live.js";
 
-export const EX_CONFIG = 78;
+export { EX_CONFIG };
 
 export function summarize(config: Config): string {
   const counts: [string, string, number][] = [
@@ -26,11 +28,13 @@ export function summarize(config: Config): string {
 export interface ValidateOptions {
   config: string;
   json?: boolean;
+  /** Also check the sources and destinations against the live systems (daemon/live.ts). */
+  connect?: boolean;
   plugin?: string[];
 }
 
 export async function validateCommand(options: ValidateOptions): Promise<number> {
-  let result: ValidationResult;
+  let result: Awaited<ReturnType<typeof loadConfigWithPlugins>>;
   try {
     result = await loadConfigWithPlugins(options.config, options.plugin ?? []);
   } catch (error) {
@@ -38,15 +42,26 @@ export async function validateCommand(options: ValidateOptions): Promise<number>
     return EX_CONFIG;
   }
   const errors = result.issues.filter((i) => i.severity === "error");
+  const idle = result.config ? idleWarning(result.config) : undefined;
+  // With --connect, a valid config is also checked against the live databases.
+  const live = options.connect && result.config ? await checkLive(result.config, result.registry) : [];
+  const liveErrors = live.filter((p) => p.permanent);
+  const valid = errors.length === 0 && liveErrors.length === 0;
   if (options.json) {
-    process.stdout.write(`${JSON.stringify({ valid: errors.length === 0, issues: result.issues }, null, 2)}\n`);
-    return errors.length === 0 ? 0 : EX_CONFIG;
+    process.stdout.write(`${JSON.stringify({ valid, issues: result.issues, ...(idle ? { warnings: [idle] } : {}), ...(options.connect ? { live } : {}) }, null, 2)}\n`);
+    return valid ? 0 : EX_CONFIG;
   }
   for (const issue of result.issues) process.stderr.write(`${formatIssue(issue)}\n`);
   if (!result.config) {
     process.stderr.write(`${options.config}: invalid config: ${errors.length} error${errors.length === 1 ? "" : "s"}\n`);
     return EX_CONFIG;
   }
-  process.stdout.write(`${options.config}: valid config: ${summarize(result.config)}\n`);
+  if (idle) process.stderr.write(`warning: ${options.config}: ${idle}\n`);
+  for (const problem of live) process.stderr.write(`${problem.permanent ? "error" : "warning"}: ${formatLiveProblem(problem)}\n`);
+  if (liveErrors.length > 0) {
+    process.stderr.write(`${options.config}: the live check failed: ${liveErrors.length} error${liveErrors.length === 1 ? "" : "s"}\n`);
+    return EX_CONFIG;
+  }
+  process.stdout.write(`${options.config}: valid config: ${summarize(result.config) || "nothing defined"}${options.connect ? " (checked against the live systems)" : ""}\n`);
   return 0;
 }

@@ -30,6 +30,16 @@ function displayPath(file: string): string {
 }
 
 const VARIABLE = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+/** A whole value that is one reference without a default: a secret from the environment alone. */
+const WHOLE_REFERENCE = /^\$\{[A-Za-z_][A-Za-z0-9_]*\}$/;
+
+/** The fields of a raw object whose whole value is one `${VAR}` reference (formatted paths). */
+export function environmentFields(value: unknown, path: FieldPath = []): string[] {
+  if (typeof value === "string") return WHOLE_REFERENCE.test(value) ? [formatField(path)] : [];
+  if (Array.isArray(value)) return value.flatMap((item, i) => environmentFields(item, [...path, i]));
+  if (value !== null && typeof value === "object") return Object.entries(value).flatMap(([key, item]) => environmentFields(item, [...path, key]));
+  return [];
+}
 
 /** Replaces ${VAR} and ${VAR:-default} in every string of value; reports variables that are unset. */
 export function interpolate(
@@ -117,7 +127,8 @@ export function readConfig(path: string, env: Readonly<Record<string, string | u
           message: `environment variable ${variable} is not set (use \${${variable}:-default} for a default)`,
         }),
       ) as Record<string, unknown>;
-      objects.push({ file, index, value });
+      const fromEnvironment = environmentFields(raw);
+      objects.push({ file, index, value, ...(fromEnvironment.length > 0 ? { fromEnvironment } : {}) });
     });
   }
   return { objects, issues };

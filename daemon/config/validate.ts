@@ -1,9 +1,12 @@
 // Loading and validating a config as the commands do: the files read (load.ts), then validated and
 // compiled by the core against the component registry (built-ins and loaded plugins).
 import { validateObjects as validateWith, type ValidationResult } from "../../core/config/validate.js";
-import type { ConfigIssue } from "../../core/config/issues.js";
+import { formatIssue, type ConfigIssue } from "../../core/config/issues.js";
+import type { Config } from "../../core/config/types.js";
+import type { Domain } from "../../core/domain.js";
 import type { RawObject } from "../../core/config/types.js";
 import { builtinComponents, type ComponentRegistry } from "../../connectors/registry.js";
+import { EX_CONFIG } from "../exit-codes.js";
 import { loadPlugins } from "../plugins.js";
 import { readConfig } from "./load.js";
 
@@ -29,4 +32,23 @@ export async function loadConfigWithPlugins(path: string, plugins: readonly stri
   const registry = builtinComponents();
   await loadPlugins(plugins, registry);
   return { ...loadConfig(path, registry), registry };
+}
+
+/**
+ * For a command that needs a valid config (rebuild, retry-exports): the config and its domain, or the
+ * exit code after the reason went to stderr (a plugin that cannot load, every issue of an invalid config).
+ */
+export async function loadValidConfig(path: string, plugins: readonly string[] = []): Promise<{ config: Config; domain: Domain } | number> {
+  let loaded: ValidationResult;
+  try {
+    loaded = await loadConfigWithPlugins(path, plugins);
+  } catch (error) {
+    process.stderr.write(`error: ${(error as Error).message}\n`);
+    return EX_CONFIG;
+  }
+  if (!loaded.config || !loaded.domain) {
+    for (const issue of loaded.issues) process.stderr.write(`${formatIssue(issue)}\n`);
+    return EX_CONFIG;
+  }
+  return { config: loaded.config, domain: loaded.domain };
 }

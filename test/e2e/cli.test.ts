@@ -19,18 +19,18 @@ describe("grouparoo-stream CLI", () => {
     expect(stdout.split("\n")[0]).toBe("Usage: grouparoo-stream [options] [command]");
   });
 
-  it("rejects an unknown command with exit code 1 and names it", async () => {
+  it("rejects an unknown command with exit code 64 (EX_USAGE) and names it", async () => {
     const error = await run("node", [cli, "frobnicate"]).then(
       () => undefined,
       (e: { code: number; stderr: string }) => e,
     );
-    expect(error?.code).toBe(1);
+    expect(error?.code).toBe(64);
     expect(error?.stderr.split("\n")[0]).toBe("error: unknown command 'frobnicate'");
   });
 });
 
 describe("every command has --help", () => {
-  it.each(["run", "validate", "generate", "import-debezium", "retry-exports"])("%s --help prints its usage and exits 0", async (command) => {
+  it.each(["run", "validate", "generate", "import-debezium", "retry-exports", "runs", "rebuild", "status", "dead-letters"])("%s --help prints its usage and exits 0", async (command) => {
     const { stdout } = await run("node", [cli, command, "--help"]);
     expect(stdout.split("\n")[0]).toMatch(new RegExp(`^Usage: grouparoo-stream ${command} (\\[options\\]|\\[options\\] <file>)$`));
     expect(stdout).toContain("-h, --help");

@@ -49,6 +49,8 @@ describe("reloading the config", () => {
       const { rows } = await db.query<{ n: string }>(`SELECT count(DISTINCT user_id) AS n FROM purchases WHERE amount > 90`);
       await waitFor("the new group filled", async () => (sample(await metrics(), 'grouparoo_group_members{group="big"}') === Number(rows[0]?.n) ? true : undefined));
       expect(Number(rows[0]?.n)).toBeGreaterThan(0);
+      // The backfill Run's chunks count their transitions like batches of changes do.
+      expect(sample(await metrics(), 'grouparoo_group_transitions_total{group="big",direction="enter"}')).toBe(Number(rows[0]?.n));
       await waitFor("ready again", async () => ((await get(http, "/readyz")).status === 200 ? true : undefined));
 
       // `runs` lists the backfill; `rebuild` asks for another beside the running daemon.

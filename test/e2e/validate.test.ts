@@ -65,7 +65,7 @@ describe("grouparoo-stream validate", () => {
 
   it("requires --config and says so", async () => {
     const result = await runCli(["validate"]);
-    expect(result.code).toBe(1);
+    expect(result.code).toBe(64);
     expect(result.stderr.split("\n")[0]).toBe("error: required option '-c, --config <path>' not specified");
   });
 });

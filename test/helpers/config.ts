@@ -1,6 +1,9 @@
 // A complete valid config as raw objects (users + purchases, two groups, one destination), for
 // tests that break one thing at a time.
-import type { RawObject } from "../../daemon/config/load.js";
+import { environmentFields, interpolate, type RawObject } from "../../daemon/config/load.js";
+
+/** The environment the test configs' `${VAR}` references read (API keys must come from one). */
+export const TEST_ENV: Readonly<Record<string, string>> = { OPS_API_KEY: "0123456789abcdef0123", OTHER_API_KEY: "fedcba9876543210fedc" };
 
 type Obj = Record<string, unknown>;
 
@@ -55,12 +58,17 @@ export function validConfigObjects(): Obj[] {
       mapping: { id: "user_id", email: "email" },
       destinationGroupMemberships: { "Recent Buyers": "recent_buyers" },
     },
-    { class: "apiKey", id: "ops", type: "full", apiKey: "0123456789abcdef0123" },
+    { class: "apiKey", id: "ops", type: "full", apiKey: "${OPS_API_KEY}" },
   ];
 }
 
+/** The objects as read from a file: `${VAR}` references resolved from TEST_ENV, and noted as readConfig notes them. */
 export function asRaw(objects: Obj[], file = "config.yml"): RawObject[] {
-  return objects.map((value, index) => ({ file, index, value }));
+  return objects.map((raw, index) => {
+    const fromEnvironment = environmentFields(raw);
+    const value = interpolate(raw, TEST_ENV, () => undefined) as Obj;
+    return { file, index, value, ...(fromEnvironment.length > 0 ? { fromEnvironment } : {}) };
+  });
 }
 
 export function find(objects: Obj[], id: string): Obj {

@@ -172,6 +172,30 @@ describe("postgres-cdc", () => {
     await waitFor("insert after truncate", async () => (run?.store.getRecord("users", "3")?.values.bio === "back" ? true : undefined));
   });
 
+  it("keys a composite primary key in its declared order, whether the row came from the snapshot or the stream", async () => {
+    // The key (org, user_id) is declared in the other order than the columns: pgoutput lists key
+    // columns in column order; the record id follows the key's order, as the snapshot and Debezium do.
+    await db.query(`CREATE TABLE users (user_id int, org text, code text UNIQUE, visits int, PRIMARY KEY (org, user_id))`);
+    await db.query(`INSERT INTO users VALUES (1, 'acme', 'a1', 0), (2, 'acme', 'a2', 0), (1, 'zeta', 'z1', 0)`);
+    run = startCdc(
+      validConfig([
+        app(db.url),
+        model,
+        { class: "source", id: "users_table", type: "postgres-cdc", appId: "pg", modelId: "users", options: { table: "users" }, mapping: { code: "code" } },
+        prop("code", "string", "code", { unique: true }),
+        prop("visits", "integer", "visits"),
+      ]),
+    );
+    const records = () => Object.fromEntries([...(run?.store.recordsOf("users") ?? [])].map((r) => [r.id, r.values.visits]));
+    await waitFor("snapshot", async () => (run?.store.countOf("records", "users") === 3 ? true : undefined));
+    await db.query(`UPDATE users SET visits = 7 WHERE org = 'acme' AND user_id = 1`);
+    await db.query(`INSERT INTO users VALUES (3, 'zeta', 'z3', 1)`);
+    await db.query(`DELETE FROM users WHERE org = 'acme' AND user_id = 2`);
+    await db.query(`UPDATE users SET visits = 9 WHERE org = 'zeta' AND user_id = 3`);
+    await waitFor("streamed changes", async () => (run && records()["zeta,3"] === 9 ? true : undefined));
+    expect(records()).toEqual({ "acme,1": 7, "zeta,1": 0, "zeta,3": 9 });
+  });
+
   it("sets an undecodable or unhandleable message aside as a dead letter and keeps streaming", async () => {
     await db.query(`CREATE TABLE users (id int PRIMARY KEY)`);
     run = startCdc(validConfig([app(db.url, { snapshot: "no_data" }), model, usersSource(), prop("user_id", "integer", "id", { unique: true })]));

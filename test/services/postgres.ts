@@ -116,7 +116,8 @@ export async function startPostgres(settings: Readonly<Record<string, string>> =
 
   try {
     await run("initdb", ["-D", dataDir, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"], "initdb");
-    const port = await freePort();
+    // A `port` setting (the demo's DEMO_PG_PORT) is used as given; otherwise a free one.
+    const port = settings.port !== undefined ? Number(settings.port) : await freePort();
     const options = Object.entries({ ...POSTGRES_SETTINGS, ...settings, port: String(port), unix_socket_directories: base })
       .map(([key, value]) => `-c ${key}=${value}`)
       .join(" ");

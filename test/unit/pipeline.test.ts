@@ -9,7 +9,18 @@ import type { Change } from "../../core/change.js";
 import { Backpressure } from "../../streams/backpressure.js";
 import { Pipeline, type ChunkedWork, type CommittedBatch, type CoreOperations } from "../../streams/pipeline.js";
 
-const empty = (): BatchResult => ({ applied: new Map(), deadLetters: 0, deadLettersBySource: new Map(), exports: 0, recordDelta: new Map(), memberDelta: new Map(), repairs: [] });
+const empty = (): BatchResult => ({
+  applied: new Map(),
+  deadLetters: 0,
+  deadLettersBySource: new Map(),
+  exports: 0,
+  exportsByDestination: new Map(),
+  recordDelta: new Map(),
+  memberDelta: new Map(),
+  entered: new Map(),
+  left: new Map(),
+  repairs: [],
+});
 const change = (i: number): Change => ({
   sourceId: "s",
   op: "insert",

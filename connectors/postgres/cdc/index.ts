@@ -6,6 +6,7 @@ import { METRICS } from "../../../metrics/names.js";
 import type { SourceComponent } from "../../types.js";
 import type { PostgresAppOptions } from "../app.js";
 import { qualifyTable, readDebezium, tableIncluded } from "../debezium.js";
+import { checkPostgresSources } from "../live.js";
 import { resolvePostgresApp } from "../settings.js";
 import { PostgresCdcSource } from "./source.js";
 
@@ -38,5 +39,6 @@ export const postgresCdcSource: SourceComponent = {
     }
     return problems;
   },
+  checkLive: checkPostgresSources,
   create: (app, sources, context) => new PostgresCdcSource(app, sources, context),
 };

@@ -6,7 +6,7 @@
 // progress, durable with the chunk's rows, so a crash resumes the chunk, not the table.
 import type { Row } from "../../../core/change.js";
 import type { RereadRequest } from "../../types.js";
-import { quoteIdent, quoteTable, withClient } from "../introspect.js";
+import { primaryKey, quoteIdent, quoteTable, withClient } from "../introspect.js";
 import type { PostgresAppSettings } from "../settings.js";
 import type { CapturedTable } from "./slot.js";
 import { WATERMARK_PREFIX, type ChunkWindow, type PgoutputChanges } from "./stream.js";
@@ -39,19 +39,11 @@ export async function rereadTables(request: RereadRequest, context: RereadContex
   let chunk = 0;
   while (progress.table < tables.length) {
     const { sourceId, table } = tables[progress.table] as CapturedTable;
-    const keys = await withClient(settings.connection, (client) =>
-      client.query<{ name: string; type: string }>(
-        `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type FROM pg_index i
-           JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) ON true
-           JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-          WHERE i.indrelid = $1::regclass AND i.indisprimary ORDER BY k.ord`,
-        [quoteTable(table)],
-      ),
-    );
-    if (keys.rows.length === 0) throw new Error(`${table} has no primary key: it cannot be read again in chunks`);
-    const keyColumns = keys.rows.map((k) => k.name);
+    const keys = await withClient(settings.connection, (client) => primaryKey(client, table));
+    if (keys.length === 0) throw new Error(`${table} has no primary key: it cannot be read again in chunks`);
+    const keyColumns = keys.map((k) => k.name);
     const keyList = keyColumns.map(quoteIdent).join(", ");
-    const keyParams = keys.rows.map((k, i) => `$${i + 1}::${k.type}`).join(", ");
+    const keyParams = keys.map((k, i) => `$${i + 1}::${k.type}`).join(", ");
     for (;;) {
       await context.ready();
       if (context.stopped()) return "stopped";

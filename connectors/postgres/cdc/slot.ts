@@ -4,6 +4,7 @@
 import pg from "pg";
 import type { Logger } from "pino";
 import { quoteIdent, quoteTable, withClient } from "../introspect.js";
+import { PermanentError } from "../errors.js";
 import type { PostgresAppSettings } from "../settings.js";
 
 /** The slot is gone (dropped or invalidated) after this state read from it: not retried. */
@@ -33,7 +34,7 @@ async function preparePublicationAndCheckSlot(settings: PostgresAppSettings, tab
   return withClient(settings.connection, async (client) => {
     const pub = await client.query(`SELECT 1 FROM pg_publication WHERE pubname = $1`, [publication]);
     if (pub.rowCount === 0) {
-      if (publicationAutocreateMode === "disabled") throw new Error(`publication ${publication} does not exist and publication.autocreate.mode is disabled`);
+      if (publicationAutocreateMode === "disabled") throw new PermanentError(`publication ${publication} does not exist and publication.autocreate.mode is disabled`);
       const target = publicationAutocreateMode === "all_tables" ? "ALL TABLES" : `TABLE ${tables.map((t) => quoteTable(t.table)).join(", ")}`;
       await client.query(`CREATE PUBLICATION ${quoteIdent(publication)} FOR ${target}`);
       logger.info({ publication }, "created publication");

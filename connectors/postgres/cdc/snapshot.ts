@@ -3,7 +3,7 @@
 // it reads is exactly the tables as of the slot's consistent point: no gap, no double with the stream.
 import type { Change, Row } from "../../../core/change.js";
 import type { SourceObserver } from "../../types.js";
-import { quoteTable, withClient } from "../introspect.js";
+import { primaryKeyColumns, quoteTable, withClient } from "../introspect.js";
 import type { PostgresAppSettings } from "../settings.js";
 import type { CapturedTable } from "./slot.js";
 
@@ -28,12 +28,7 @@ export async function readSnapshot(settings: PostgresAppSettings, tables: readon
     const started = Date.now();
     let rows = 0;
     for (const { sourceId, table } of tables) {
-      const keys = await client.query<{ attname: string }>(
-        `SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
-          WHERE i.indrelid = $1::regclass AND i.indisprimary ORDER BY array_position(i.indkey, a.attnum)`,
-        [quoteTable(table)],
-      );
-      const keyColumns = keys.rows.map((r) => r.attname);
+      const keyColumns = await primaryKeyColumns(client, table);
       const estimate = await client.query<{ n: string }>(`SELECT greatest(reltuples, 0)::bigint AS n FROM pg_class WHERE oid = $1::regclass`, [quoteTable(table)]);
       const estimated = Number(estimate.rows[0]?.n ?? 0);
       let read = 0;

@@ -10,10 +10,13 @@ import type { Logger } from "pino";
 import type { Change, Row } from "../../../core/change.js";
 import type { AppConfig, SourceConfig } from "../../../core/config/schema.js";
 import type { Located } from "../../../core/config/types.js";
+import { ProblemLog } from "../../problem-log.js";
 import { ChangeReader } from "../../reader.js";
 import type { RereadRequest, SourceContext, SourceObserver } from "../../types.js";
 import { qualifyTable } from "../debezium.js";
-import { compareLsn, previousLsn, resolvePostgresApp, type PostgresAppSettings } from "../settings.js";
+import { classifyPostgresError } from "../errors.js";
+import { primaryKeyColumns, withClient } from "../introspect.js";
+import { compareLsn, normalizeLsn, previousLsn, resolvePostgresApp, type PostgresAppSettings } from "../settings.js";
 import { startHeartbeat, startLagPoller } from "./lag.js";
 import { createSlot, planSlot, SlotLostError, type CapturedTable } from "./slot.js";
 import { rereadTables } from "./reread.js";
@@ -40,6 +43,14 @@ export class PostgresCdcSource extends ChangeReader {
   private readonly decoder: PgoutputChanges;
   /** Set once publication and slot were prepared in this process (reconnects do not snapshot again). */
   private prepared = false;
+  /** A permanent problem (errors.ts) stopping the stream until fixed, for /readyz; null when none. */
+  private permanentProblem: string | null = null;
+  /** Reconnects after transient failures: warn, the stack only the first time. */
+  private readonly reconnects: ProblemLog;
+  /** Permanent problems: error, once, then at most once a minute while they last. */
+  private readonly permanents: ProblemLog;
+  /** How long to wait before checking a permanent problem again. */
+  static permanentRetryMs = 60_000;
 
   constructor(app: Located<AppConfig>, sources: readonly Located<SourceConfig>[], context: SourceContext) {
     super(app.id);
@@ -49,13 +60,21 @@ export class PostgresCdcSource extends ChangeReader {
     this.logger = context.logger;
     this.positions = context.positions;
     this.observer = context.observer;
-    const resumed = context.positions.get(this.stream);
+    this.reconnects = new ProblemLog(this.logger, "warn", 0);
+    this.permanents = new ProblemLog(this.logger, "error", PostgresCdcSource.permanentRetryMs);
+    const stored = context.positions.get(this.stream);
+    // One position format everywhere: Postgres's X/Y (an older state may hold the library's padded form).
+    const resumed = stored === undefined ? undefined : normalizeLsn(stored);
     if (resumed) this.durableLsn = resumed;
     this.decoder = new PgoutputChanges(this.stream, this.tables, resumed ?? "0/0", (table, row) => this.withoutExcluded(table, row), (change) => this.emit(change), this.logger);
   }
 
   ready(): boolean {
     return this.connected && !this.stopped;
+  }
+
+  problem(): string | null {
+    return this.stopped ? null : this.permanentProblem;
   }
 
   /**
@@ -94,6 +113,7 @@ export class PostgresCdcSource extends ChangeReader {
     const lsn = positions.get(this.stream);
     if (!lsn || compareLsn(lsn, this.durableLsn) <= 0) return;
     this.durableLsn = lsn;
+    this.logger.debug({ lsn }, "acknowledging the slot up to the durable position");
     await this.confirm(lsn).catch((error: Error) => this.logger.warn({ err: error }, "acknowledging the slot failed; it is retried with the next batch"));
   }
 
@@ -133,6 +153,14 @@ export class PostgresCdcSource extends ChangeReader {
     super.emit(change);
   }
 
+  /**
+   * Prepares and streams until stopped. Transient failures (errors.ts: the connection refused, reset
+   * or timed out, the server shutting down, the slot still held by a dying backend) reconnect with
+   * exponential backoff from 0.5 s to 30 s, logged at warn (the stack only the first time). Permanent
+   * ones (a missing table, permission denied, bad credentials, an invalid connection string) make
+   * this app not ready with the reason (problem(), on /readyz), are logged at error once (then at most
+   * once a minute) and checked again once a minute; other apps keep running. A lost slot stops it.
+   */
   protected async read(): Promise<void> {
     let delay = 500;
     while (!this.stopped) {
@@ -145,9 +173,19 @@ export class PostgresCdcSource extends ChangeReader {
         this.connected = false;
         if (this.stopped) break;
         if (error instanceof SlotLostError) throw error;
-        this.logger.error({ err: error, retryInMs: delay }, "postgres replication failed; reconnecting");
-        await Promise.race([new Promise((r) => setTimeout(r, delay)), this.stopRequested]);
-        delay = Math.min(delay * 2, 30_000);
+        const { permanent, reason } = classifyPostgresError(error);
+        let wait = delay;
+        if (permanent) {
+          this.permanentProblem = reason;
+          wait = PostgresCdcSource.permanentRetryMs;
+          this.permanents.report(reason, { slot: this.settings.slot, retryInMs: wait }, "postgres replication cannot run until this is fixed; other apps go on", error);
+        } else {
+          this.permanentProblem = null;
+          this.permanents.clear();
+          this.reconnects.report(reason, { retryInMs: delay }, "postgres replication failed; reconnecting", error);
+          delay = Math.min(delay * 2, 30_000);
+        }
+        await Promise.race([new Promise((r) => setTimeout(r, wait)), this.stopRequested]);
       }
     }
     this.connected = false;
@@ -172,6 +210,13 @@ export class PostgresCdcSource extends ChangeReader {
         this.logger.info({ rows, tables: this.tables.length, consistentPoint }, "initial snapshot read");
       });
     }
+    // Relations are cached by the stream per message object: a new order applies from the next reconnect.
+    const keyOrder = await withClient(this.settings.connection, async (client) => {
+      const order = new Map<string, readonly string[]>();
+      for (const { table } of this.tables) order.set(table, await primaryKeyColumns(client, table));
+      return order;
+    });
+    this.decoder.keyOrder = keyOrder;
     this.prepared = true;
   }
 
@@ -196,12 +241,19 @@ export class PostgresCdcSource extends ChangeReader {
     // Messages are handled synchronously as they are decoded, in stream order; pause() stops the socket.
     service.on("start", () => {
       if (this.gate.isPaused) this.paused(true);
+      // The server accepted START_REPLICATION: now, not before, the app is streaming.
+      this.logger.info({ slot: this.settings.slot, from: this.durableLsn, ...(this.reconnects.count > 0 ? { afterFailures: this.reconnects.count } : {}) }, "streaming from the replication slot");
+      this.permanentProblem = null;
+      this.permanents.clear();
+      this.reconnects.clear();
     });
     service.on("data", (lsn: string, message: Pgoutput.Message | Undecodable) => {
       this.connected = true;
+      // The decoder puts the LSN in Postgres's format where it keeps one (commits, dead letters), not per message.
       this.decoder.receive(lsn, message);
     });
-    service.on("heartbeat", (lsn: string, _timestamp: number, shouldRespond: boolean) => {
+    service.on("heartbeat", (rawLsn: string, _timestamp: number, shouldRespond: boolean) => {
+      const lsn = normalizeLsn(rawLsn);
       this.connected = true;
       // Answer with the last durable LSN, never the last received one, or wal_sender_timeout drops us.
       if (shouldRespond) void this.confirm(this.durableLsn).catch(() => undefined);
@@ -217,7 +269,6 @@ export class PostgresCdcSource extends ChangeReader {
     const failed = new Promise<never>((_, reject) => service.on("error", reject));
     const heartbeat = startHeartbeat(this.settings, this.logger, () => this.stopped);
     const lagTimer = startLagPoller(this.settings, this.observer?.replicationLagBytes ? (bytes) => this.observer?.replicationLagBytes?.(this.appId, bytes) : undefined, () => this.stopped);
-    this.logger.info({ slot: this.settings.slot, from: this.durableLsn }, "streaming from the replication slot");
     this.connected = true;
     try {
       await Promise.race([service.subscribe(plugin, this.settings.slot, this.durableLsn), failed]);

@@ -7,7 +7,7 @@ import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from "pg-log
 import type { Logger } from "pino";
 import type { Change, Row } from "../../../core/change.js";
 import type { PostgresAppSettings } from "../settings.js";
-import { compareLsn } from "../settings.js";
+import { compareLsn, normalizeLsn } from "../settings.js";
 import type { CapturedTable } from "./slot.js";
 
 const UNDECODABLE = "undecodable";
@@ -83,6 +83,13 @@ export class PgoutputChanges {
   private commitTime = Date.now();
   private readonly bySource = new Map<string, string[]>();
   private readonly firstSourceId: string;
+  /**
+   * Each captured table's primary key in its declared order (set as the source prepares): pgoutput
+   * lists key columns in the table's column order, and a record id joins them in the key's order, as
+   * the snapshot, re-reads and Debezium do.
+   */
+  keyOrder = new Map<string, readonly string[]>();
+  private readonly keyColumnsOf = new WeakMap<Pgoutput.MessageRelation, readonly string[]>();
 
   constructor(
     private readonly stream: string,
@@ -103,16 +110,31 @@ export class PgoutputChanges {
   }
 
   /** One message as the service delivers it; never throws (what it cannot handle is a dead letter). */
-  receive(lsn: string, message: Pgoutput.Message | Undecodable): void {
+  receive(rawLsn: string, message: Pgoutput.Message | Undecodable): void {
     try {
-      if (message.tag === UNDECODABLE) this.deadLetter(lsn, `pgoutput message at ${lsn} could not be decoded: ${message.reason}`, { lsn, bytes: message.bytes });
-      else this.handle(lsn, message);
+      if (message.tag === UNDECODABLE) {
+        const lsn = normalizeLsn(rawLsn);
+        this.deadLetter(lsn, `pgoutput message at ${lsn} could not be decoded: ${message.reason}`, { lsn, bytes: message.bytes });
+      } else this.handle(rawLsn, message);
     } catch (error) {
       // Bad input never stops the stream nor vanishes: the message goes to the dead letters at the
       // position of the last whole transaction (which stays unconfirmed until that is durable).
       const reason = error instanceof Error ? error.message : String(error);
+      const lsn = normalizeLsn(rawLsn);
       this.deadLetter(lsn, `postgres-cdc could not handle the ${message.tag} message at ${lsn}: ${reason}`, { lsn, message: plain(message) });
     }
+  }
+
+  /** The relation's replica identity columns, in the primary key's order when they are its columns. */
+  private keyColumns(relation: Pgoutput.MessageRelation, table: string): readonly string[] {
+    let columns = this.keyColumnsOf.get(relation);
+    if (columns === undefined) {
+      const declared = this.keyOrder.get(table);
+      const same = declared !== undefined && declared.length === relation.keyColumns.length && declared.every((c) => relation.keyColumns.includes(c));
+      columns = same ? declared : relation.keyColumns;
+      this.keyColumnsOf.set(relation, columns);
+    }
+    return columns;
   }
 
   /** A keepalive's sent position, once everything before it is durable: a marker that lets the slot advance. */
@@ -149,7 +171,8 @@ export class PgoutputChanges {
     this.emit(this.marker(this.committedLsn, this.commitTime, { reason, payload }));
   }
 
-  private handle(lsn: string, message: Pgoutput.Message): void {
+  /** `rawLsn` as pg-logical-replication gives it (zero-padded): normalised only where it is kept. */
+  private handle(rawLsn: string, message: Pgoutput.Message): void {
     switch (message.tag) {
       case "begin":
         this.commitTime = Number(BigInt(message.commitTime.toString()) / 1000n);
@@ -157,7 +180,8 @@ export class PgoutputChanges {
       case "commit": {
         // Every commit moves the stream to its end: once durable, everything committed up to there
         // is applied (transactions arrive in commit order), so that is what the slot may confirm.
-        const end = message.commitEndLsn ?? lsn;
+        // pg-logical-replication pads the LSNs it decodes (00000000/01E59C90): Postgres's X/Y instead.
+        const end = normalizeLsn(message.commitEndLsn ?? rawLsn);
         if (compareLsn(end, this.committedLsn) > 0) this.committedLsn = end;
         this.emit(this.marker(this.committedLsn, this.commitTime));
         return;
@@ -172,7 +196,7 @@ export class PgoutputChanges {
         const after = message.tag === "delete" ? null : this.withoutExcluded(table, message.new);
         const before = message.tag === "insert" ? null : (message.old ?? message.key ?? null);
         const keyRow = after ?? before ?? {};
-        const key = message.relation.keyColumns.map((k) => String(keyRow[k])).join(",");
+        const key = this.keyColumns(message.relation, table).map((k) => String(keyRow[k])).join(",");
         if (this.window?.open && this.window.table === table) this.window.changed.add(key);
         for (const sourceId of this.bySource.get(table) ?? []) {
           this.emit({ sourceId, op: message.tag, key, before, after, position: { stream: this.stream, position: this.committedLsn }, commitTime: this.commitTime });

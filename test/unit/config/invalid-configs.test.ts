@@ -272,11 +272,32 @@ const cases: [string, (o: Obj[]) => void, Expected[]][] = [
     (o) => o.push({ class: "schedule", id: "often", sourceId: "users_table", recurringFrequency: 10 }),
     [e("schedule", "often", "recurringFrequency", "must be at least 1000 (got 10)")],
   ],
-  ["specific key without permissions", (o) => (find(o, "ops").type = "specific"), [e("apiKey", "ops", "permissions", "is required for a specific key")]],
+  ["specific key without permissions", (o) => (find(o, "ops").type = "specific"), [e("apiKey", "ops", "permissions", "is required for a specific key (or permissionAllRead / permissionAllWrite)")]],
+  [
+    "literal api key",
+    (o) => (find(o, "ops").apiKey = "0123456789abcdef0123"),
+    [e("apiKey", "ops", "apiKey", "must be a ${VAR} reference to an environment variable (a literal key in a config file is refused: anyone who reads the file could use it)")],
+  ],
+  [
+    "api key with a default in the file",
+    (o) => (find(o, "ops").apiKey = "${OPS_API_KEY:-0123456789abcdef0123}"),
+    [e("apiKey", "ops", "apiKey", "must be a ${VAR} reference to an environment variable (a literal key in a config file is refused: anyone who reads the file could use it)")],
+  ],
+  ["full key with permissions", (o) => (find(o, "ops").permissionAllRead = true), [e("apiKey", "ops", "permissionAllRead", "only applies to a specific key (a full key has every permission)")]],
+  [
+    "a topic twice",
+    (o) => Object.assign(find(o, "ops"), { type: "specific", permissions: [{ topic: "record", read: true, write: false }, { topic: "record", read: true, write: true }] }),
+    [e("apiKey", "ops", "permissions[1].topic", 'topic "record" is listed twice')],
+  ],
+  [
+    "unknown topic",
+    (o) => Object.assign(find(o, "ops"), { type: "specific", permissions: [{ topic: "records", read: true, write: false }] }),
+    [e("apiKey", "ops", "permissions[0].topic", 'must be one of status, record, group, run, export, deadLetter, metrics (got "records")')],
+  ],
   ["short api key", (o) => (find(o, "ops").apiKey = "short"), [e("apiKey", "ops", "apiKey", "must be at least 16 characters long")]],
   [
     "two keys with the same secret",
-    (o) => o.push({ class: "apiKey", id: "ops2", apiKey: "0123456789abcdef0123" }),
+    (o) => o.push({ class: "apiKey", id: "ops2", apiKey: "${OPS_API_KEY}" }),
     [e("apiKey", "ops2", "apiKey", 'is the same key as apiKey "ops"')],
   ],
 ];

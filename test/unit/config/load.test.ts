@@ -67,10 +67,10 @@ describe("readConfig", () => {
   });
 
   it("accepts class names in any case", () => {
-    const path = write("m.yml", "- { class: MODEL, id: users }\n- { class: ApiKey, id: k, apiKey: '0123456789abcdef' }\n");
+    const path = write("m.yml", "- { class: MODEL, id: users }\n- { class: ApiKey, id: k, apiKey: '${K}' }\n");
     const { objects } = readConfig(path, {});
     expect(objects.map((o) => o.value.class)).toEqual(["MODEL", "ApiKey"]);
-    expect(errors(path)).toEqual([{ file: path, id: "users", field: "(model)", message: "has no primary key: no source maps a column to a unique property of its own" }]);
+    expect(errors(path, { K: "0123456789abcdef" })).toEqual([{ file: path, id: "users", field: "(model)", message: "has no primary key: no source maps a column to a unique property of its own" }]);
   });
 
   it("reports YAML syntax errors with line and column", () => {

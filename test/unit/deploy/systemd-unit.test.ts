@@ -114,7 +114,7 @@ describe("deploy/systemd/grouparoo-stream.service", () => {
     expect(values("Service", "SystemCallFilter")).toEqual(["@system-service", "~@privileged"]);
     expect(value("Service", "CapabilityBoundingSet")).toBe("");
     expect(value("Service", "Restart")).toBe("on-failure");
-    expect(value("Service", "RestartPreventExitStatus")).toBe("78");
+    expect(value("Service", "RestartPreventExitStatus")).toBe("64 65 73 78");
     expect(value("Service", "WatchdogSec")).toBe("30s");
     expect(value("Service", "EnvironmentFile")).toBe("-/etc/grouparoo-stream/env");
     expect(Number(value("Service", "LimitNOFILE"))).toBeGreaterThanOrEqual(65536);

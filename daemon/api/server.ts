@@ -1,0 +1,200 @@
+// The daemon's HTTP listener (fastify): /metrics for Prometheus, /healthz (the process is alive) and
+// /readyz (200 only while every source is connected and the daemon is not draining), the REST API
+// under /api/v1 (routes.ts) with its OpenAPI document, and the status page at /. Who may do what is
+// decided here, once, for every route: each route names its topic and access (read or write); a
+// request presents a key as `Authorization: Bearer <key>` (or HTTP Basic, the key as the password);
+// none or an unknown one is 401, one without the permission 403. With no apiKey objects in the config
+// the API and the page are off (404), unless --api-insecure (loopback only) serves them without keys.
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import swagger from "@fastify/swagger";
+import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import type { Logger } from "pino";
+import type { ApiTopic } from "../../core/config/schema.js";
+import type { Domain } from "../../core/domain.js";
+import type { RunSpec } from "../../core/definitions.js";
+import type { Store } from "../../state/store.js";
+import { PipelineClosedError, type Operation } from "../../streams/pipeline.js";
+import { RunStopError, type RunState } from "../../streams/runs.js";
+import { ApiError, ErrorBody, errorBody } from "./errors.js";
+import { permits, presentedSecret, type Access, type ApiKey, type ApiKeys } from "./keys.js";
+import { renderStatusPage } from "./page.js";
+import { registerApiRoutes } from "./routes.js";
+import type { DaemonStatus } from "./status.js";
+
+/** What the HTTP listener needs of the running daemon. */
+export interface ApiBackend {
+  /** The keys of the running config. */
+  keys(): ApiKeys;
+  readonly store: Store;
+  /** The running config's domain; undefined while a reload swaps generations. */
+  domain(): Domain | undefined;
+  status(): Promise<DaemonStatus>;
+  /** null when ready, else why not. */
+  notReady(): string | null;
+  metrics(): Promise<{ contentType: string; text: string }>;
+  /** Runs a write in the daemon's pipeline, in turn with the batches (the state's one writer). */
+  perform<T>(operation: Operation<T>): Promise<T>;
+  requestRuns(requests: readonly { spec: RunSpec; target: string }[], reason: string): Promise<RunState[]>;
+  stopRun(id: string): Promise<RunState>;
+}
+
+export interface HttpOptions {
+  listen: { host: string; port: number };
+  /** Serve the API and the page without keys when the config has none (loopback only; checked by the CLI). */
+  apiInsecure?: boolean;
+  /** /metrics needs a key with read on the metrics topic. */
+  metricsAuth?: boolean;
+  logger: Logger;
+}
+
+/** What a route needs: a topic and an access, or only a valid key (the OpenAPI document). */
+export interface RouteAccess {
+  topic?: ApiTopic;
+  access?: Access;
+  /** The status page: a browser is asked for a key by HTTP Basic. */
+  page?: boolean;
+}
+
+declare module "fastify" {
+  interface FastifyContextConfig {
+    guard?: RouteAccess;
+  }
+  interface FastifyRequest {
+    apiKey?: ApiKey;
+  }
+}
+
+export type Api = FastifyInstance<Server, IncomingMessage, ServerResponse, FastifyBaseLogger, TypeBoxTypeProvider>;
+
+/** How the API is served for a config with `keys` keys: with keys, without (--api-insecure), or not at all. */
+export function apiMode(keys: number, insecure: boolean): "keys" | "insecure" | "off" {
+  return keys > 0 ? "keys" : insecure ? "insecure" : "off";
+}
+
+/** What the probes need of a process: readiness and the metrics text. */
+export type ProbeBackend = Pick<ApiBackend, "notReady" | "metrics">;
+
+function newApp(): Api {
+  const app = Fastify({
+    logger: false,
+    // Large enough for any request this API takes (lists of seqs), small enough to refuse floods.
+    bodyLimit: 1_048_576,
+    routerOptions: { ignoreTrailingSlash: true },
+    requestTimeout: 30_000,
+  }).withTypeProvider<TypeBoxTypeProvider>();
+  // Query strings and path parameters are converted to their types; bodies are taken as sent.
+  app.setValidatorCompiler(TypeBoxValidatorCompiler);
+  app.addSchema(ErrorBody);
+  return app;
+}
+
+/** /healthz, /readyz and /metrics (behind a key with read on metrics when `metricsAuth`); other methods 405. */
+function registerProbes(app: Api, backend: ProbeBackend, metricsAuth: boolean): void {
+  app.get("/healthz", { schema: { hide: true } }, async (_request, reply) => reply.type("text/plain; charset=utf-8").send("ok\n"));
+  app.get("/readyz", { schema: { hide: true } }, async (_request, reply) => {
+    const reason = backend.notReady();
+    return reason === null ? reply.type("text/plain; charset=utf-8").send("ready\n") : reply.code(503).type("text/plain; charset=utf-8").send(`not ready: ${reason}\n`);
+  });
+  app.get("/metrics", { schema: { hide: true }, config: metricsAuth ? { guard: { topic: "metrics", access: "read" } } : {} }, async (_request, reply) => {
+    const { contentType, text } = await backend.metrics();
+    return reply.type(contentType).send(text);
+  });
+  app.route({
+    method: ["POST", "PUT", "PATCH", "DELETE"],
+    url: "/:endpoint(^(?:healthz|readyz|metrics)$)",
+    schema: { hide: true },
+    handler: async (_request: FastifyRequest, reply: FastifyReply) => reply.code(405).header("allow", "GET, HEAD").send(errorBody("METHOD_NOT_ALLOWED", "only GET and HEAD")),
+  });
+}
+
+/**
+ * The listener of the relay and of workers: the probes only (no API, no page), unknown routes 404 in
+ * JSON as on the daemon.
+ */
+export async function startProbeServer(backend: ProbeBackend, listen: { host: string; port: number }): Promise<Api> {
+  const app = newApp();
+  app.setNotFoundHandler((request, reply) => reply.code(404).send(errorBody("NOT_FOUND", `no route ${request.method} ${request.url.split("?")[0] ?? ""}`)));
+  registerProbes(app, backend, false);
+  await app.listen({ host: listen.host, port: listen.port });
+  return app;
+}
+
+export async function buildHttpServer(backend: ApiBackend, options: HttpOptions): Promise<Api> {
+  const app = newApp();
+
+  const deny = (reply: FastifyReply, status: number, code: string, message: string, page = false) => {
+    if (status === 401) reply.header("www-authenticate", page ? 'Basic realm="grouparoo-stream", charset="UTF-8"' : 'Bearer realm="grouparoo-stream"');
+    return reply.code(status).type("application/json; charset=utf-8").send(errorBody(code, message));
+  };
+
+  // One decision for every route, before its body is read: a request without a valid key never gets that far.
+  app.addHook("onRequest", async (request, reply) => {
+    const guard = request.routeOptions.config.guard;
+    if (!guard) return;
+    const keys = backend.keys();
+    const mode = apiMode(keys.size, options.apiInsecure ?? false);
+    const metrics = guard.topic === "metrics";
+    if (!metrics && mode === "off") {
+      return deny(reply, 404, "API_OFF", "the API is off: the config has no apiKey objects (add one, or run with --api-insecure on a loopback address)");
+    }
+    if (mode === "insecure" && !metrics) return;
+    const secret = presentedSecret(request.headers.authorization);
+    if (secret === undefined) return deny(reply, 401, "UNAUTHORIZED", "no API key: send Authorization: Bearer <key>", guard.page);
+    const key = keys.authenticate(secret);
+    if (!key) return deny(reply, 401, "UNAUTHORIZED", "the API key is not one of this daemon's keys", guard.page);
+    request.apiKey = key;
+    if (guard.topic && guard.access && !permits(key, guard.topic, guard.access)) {
+      return deny(reply, 403, "FORBIDDEN", `API key "${key.id}" may not ${guard.access} ${guard.topic}`);
+    }
+  });
+
+  app.setErrorHandler((error: Error & { statusCode?: number; code?: string; validation?: unknown }, request, reply) => {
+    if (error instanceof ApiError) return reply.code(error.statusCode).send(errorBody(error.code, error.message));
+    if (error instanceof PipelineClosedError) return reply.code(503).send(errorBody("UNAVAILABLE", error.message));
+    if (error instanceof RunStopError) return reply.code(error.code === "RUN_NOT_FOUND" ? 404 : 409).send(errorBody(error.code, error.message));
+    if (error.validation) return reply.code(400).send(errorBody("BAD_REQUEST", error.message));
+    const status = error.statusCode ?? 500;
+    if (status >= 400 && status < 500) {
+      const code = error.code === "FST_ERR_CTP_INVALID_JSON_BODY" || error instanceof SyntaxError ? "BAD_JSON" : error.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE" ? "UNSUPPORTED_MEDIA_TYPE" : error.code === "FST_ERR_CTP_BODY_TOO_LARGE" ? "BODY_TOO_LARGE" : "BAD_REQUEST";
+      return reply.code(status).send(errorBody(code, error.message));
+    }
+    options.logger.error({ err: error, method: request.method, path: request.routeOptions.url }, "HTTP request failed");
+    return reply.code(500).send(errorBody("INTERNAL", "the daemon failed to answer (see its log)"));
+  });
+
+  app.setNotFoundHandler((request, reply) => reply.code(404).send(errorBody("NOT_FOUND", `no route ${request.method} ${request.url.split("?")[0] ?? ""}`)));
+
+  app.addHook("onResponse", async (request, reply) => {
+    // Never the headers (they carry the key): the route, the status, which key, how long.
+    if (!options.logger.isLevelEnabled("debug")) return;
+    options.logger.debug({ method: request.method, route: request.routeOptions.url ?? null, status: reply.statusCode, key: request.apiKey?.id ?? null, ms: Math.round(reply.elapsedTime * 10) / 10 }, "http request");
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: "3.0.3",
+      info: { title: "grouparoo-stream", description: "The running daemon's REST API: status, records, groups, Runs, exports and dead letters.", version: "v1" },
+      components: { securitySchemes: { apiKey: { type: "http", scheme: "bearer", description: "An apiKey object's key (its ${VAR}'s value)." } } },
+      security: [{ apiKey: [] }],
+    },
+  });
+
+  // The operational endpoints keep the text answers they always had.
+  registerProbes(app, backend, options.metricsAuth ?? false);
+
+  app.get("/", { schema: { hide: true }, config: { guard: { topic: "status", access: "read", page: true } } }, async (_request, reply) => {
+    const status = await backend.status();
+    return reply.type("text/html; charset=utf-8").header("cache-control", "no-store").header("content-security-policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:").send(renderStatusPage(status));
+  });
+
+  await app.register(async (api) => registerApiRoutes(api as unknown as Api, backend), { prefix: "/api/v1" });
+  app.get("/api/v1/openapi.json", { schema: { hide: true }, config: { guard: {} } }, async () => app.swagger());
+  return app as unknown as Api;
+}
+
+export async function startHttpServer(backend: ApiBackend, options: HttpOptions): Promise<Api> {
+  const app = await buildHttpServer(backend, options);
+  await app.listen({ host: options.listen.host, port: options.listen.port });
+  return app;
+}

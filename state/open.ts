@@ -1,0 +1,150 @@
+// Opening the state directory safely: what exists, what may be created, and who holds it.
+//
+// The daemon lock. One `run` per state: the daemon takes an exclusive BSD `flock(2)` on
+// `<state>/daemon.lock` (through `fs-ext`, a small native addon built by npm ci) before LMDB is
+// opened, and holds it for the life of the process. The kernel releases a flock when the last
+// descriptor of its open file goes, so a daemon killed with SIGKILL (or crashing) never leaves a
+// stale lock: the next start takes it at once. The file keeps the holder's pid, for the error a
+// second daemon prints. Why not the alternatives: `proper-lockfile` and `lockfile` use mkdir/mtime
+// conventions that a dead process leaves behind (stale until a timeout); a pid file alone cannot tell
+// a live holder from a recycled pid; POSIX `fcntl` locks (os-lock) are dropped when the process closes
+// any descriptor of the file; LMDB's own lock.mdb lets several processes share an environment on
+// purpose (that is how `retry-exports` and `rebuild` write beside a running daemon), so it cannot say
+// "one daemon". Node opens files with O_CLOEXEC, so a child process never inherits the lock.
+import { closeSync, constants, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from "node:fs";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+
+/** What went wrong opening a state directory; the daemon and the commands map it to an exit code. */
+export type StateProblem = "missing" | "cannot-create" | "io" | "locked" | "layout";
+
+export class StateOpenError extends Error {
+  readonly code = "STATE_OPEN_FAILED";
+  constructor(
+    message: string,
+    readonly problem: StateProblem,
+    /** For `locked`: the pid written by the daemon that holds the state, when it could be read. */
+    readonly holderPid?: number,
+  ) {
+    super(message);
+    this.name = "StateOpenError";
+  }
+}
+
+/** The lock file inside a state directory. */
+export const LOCK_FILE = "daemon.lock";
+
+const CANNOT_CREATE = new Set(["EACCES", "EPERM", "EEXIST", "ENOTDIR", "EROFS", "ENAMETOOLONG", "ELOOP"]);
+
+/** A file-system error met while opening `path`, as a StateOpenError naming the path and the cause. */
+export function stateFsError(error: unknown, path: string): StateOpenError {
+  if (error instanceof StateOpenError) return error;
+  const code = (error as { code?: unknown }).code;
+  const message = error instanceof Error ? error.message : String(error);
+  const text = typeof code === "string" ? code : /permission denied/i.test(message) ? "EACCES" : undefined;
+  const cause =
+    text === "EACCES" || text === "EPERM"
+      ? "permission denied (the daemon's user must be able to create and write it)"
+      : text === "EEXIST" || text === "ENOTDIR"
+        ? "it (or a parent of it) is a file, not a directory"
+        : text === "EROFS"
+          ? "the file system is read-only"
+          : message;
+  return new StateOpenError(`cannot open the state directory ${path}: ${cause}`, text !== undefined && CANNOT_CREATE.has(text) ? "cannot-create" : "io");
+}
+
+/** Creates the state directory if missing (the daemon's own open). */
+export function createStateDir(path: string): void {
+  try {
+    mkdirSync(path, { recursive: true });
+    if (!statSync(path).isDirectory()) throw Object.assign(new Error("not a directory"), { code: "ENOTDIR" });
+  } catch (error) {
+    throw stateFsError(error, path);
+  }
+}
+
+/** Refuses a path that holds no state (commands that need one never create it). */
+export function requireExistingState(path: string): void {
+  let directory = false;
+  try {
+    directory = statSync(path).isDirectory();
+  } catch {
+    directory = false;
+  }
+  if (!directory) throw new StateOpenError(`no state at ${path}: the directory does not exist (check --state; nothing was created)`, "missing");
+  if (!existsSync(join(path, "data.mdb"))) throw new StateOpenError(`no state at ${path}: the directory holds no LMDB state (data.mdb) (check --state; nothing was created)`, "missing");
+}
+
+interface FsExt {
+  flockSync(fd: number, flags: "ex" | "exnb" | "sh" | "shnb" | "un"): void;
+}
+
+let fsExt: FsExt | undefined;
+const loadFsExt = (): FsExt => (fsExt ??= createRequire(import.meta.url)("fs-ext") as FsExt);
+
+/** The exclusive daemon lock on a state directory, held until release() or the process's end. */
+export class DaemonLock {
+  private fd: number | undefined;
+
+  private constructor(
+    readonly path: string,
+    fd: number,
+  ) {
+    this.fd = fd;
+  }
+
+  /** Takes the lock without waiting; throws StateOpenError("locked") naming the holder's pid. */
+  static acquire(stateDir: string): DaemonLock {
+    const path = join(stateDir, LOCK_FILE);
+    let fd: number;
+    try {
+      fd = openSync(path, constants.O_RDWR | constants.O_CREAT, 0o644);
+    } catch (error) {
+      throw stateFsError(error, stateDir);
+    }
+    try {
+      loadFsExt().flockSync(fd, "exnb");
+    } catch (error) {
+      closeSync(fd);
+      const code = (error as { code?: string }).code;
+      if (code === "EAGAIN" || code === "EWOULDBLOCK") {
+        const holder = readHolder(path);
+        throw new StateOpenError(
+          `the state ${stateDir} is in use by another grouparoo-stream daemon${holder === undefined ? "" : ` (pid ${holder})`}: one daemon per state; stop it first, or use another --state`,
+          "locked",
+          holder,
+        );
+      }
+      throw stateFsError(error, stateDir);
+    }
+    try {
+      ftruncateSync(fd, 0);
+      writeSync(fd, `${process.pid}\n`, 0);
+    } catch {
+      // The pid is for the message only; the lock itself is held.
+    }
+    return new DaemonLock(path, fd);
+  }
+
+  /** Releases the lock (the kernel does it anyway when the process ends). */
+  release(): void {
+    if (this.fd === undefined) return;
+    const fd = this.fd;
+    this.fd = undefined;
+    try {
+      loadFsExt().flockSync(fd, "un");
+    } finally {
+      closeSync(fd);
+    }
+  }
+}
+
+/** The pid a lock file names, if it holds one. */
+export function readHolder(lockPath: string): number | undefined {
+  try {
+    const pid = Number.parseInt(readFileSync(lockPath, "utf8").trim(), 10);
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}

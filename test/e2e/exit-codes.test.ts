@@ -1,0 +1,143 @@
+// Issue #12 items 4, 5 and 8, as an SRE meets them: every flag and environment variable is checked
+// before anything starts (64, naming the flag and what it takes), state problems are messages with
+// their sysexits code (66, 73, 75) and never stack traces, commands that need a state never create
+// one, `status` exists, and an empty config is warned about. The README's Commands table lists them.
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { CLI, runCli } from "../helpers/cli.js";
+import { get, startDaemon, waitFor } from "../helpers/daemon.js";
+import { freePort } from "../services/process.js";
+import { spawn } from "node:child_process";
+
+describe("exit codes and messages", () => {
+  const work = mkdtempSync(join(tmpdir(), "exit-codes-"));
+  chmodSync(work, 0o755);
+  const empty = join(work, "empty.yml");
+  writeFileSync(empty, "[]\n");
+  chmodSync(empty, 0o644);
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+  const run = (args: string[], env: NodeJS.ProcessEnv = process.env) => runCli(["run", "--config", empty, "--state", join(work, "state"), ...args], { env });
+  const firstLine = (text: string) => text.split("\n")[0];
+
+  it.each([
+    [["--max-batch-size", "abc"], "error: option '--max-batch-size <n>' argument 'abc' is invalid. expected a whole number >= 1"],
+    [["--max-batch-size", "0"], "error: option '--max-batch-size <n>' argument '0' is invalid. expected a whole number >= 1"],
+    [["--http", "localhost"], "error: option '--http <host:port>' argument 'localhost' is invalid. expected host:port (e.g. 127.0.0.1:9464, [::1]:9464, 0.0.0.0:9464), port 0 to 65535"],
+    [["--drain-timeout-ms", "10s"], "error: option '--drain-timeout-ms <ms>' argument '10s' is invalid. expected a duration in whole milliseconds >= 0 (e.g. 5000)"],
+    [["--delivery-rate", "-1"], "error: option '--delivery-rate <n>' argument '-1' is invalid. expected a whole number >= 0"],
+    [["--max-attempts", "ten"], "error: option '--max-attempts <n>' argument 'ten' is invalid. expected a whole number >= 1"],
+    [["--frobnicate"], "error: unknown option '--frobnicate'"],
+  ])("run %j exits 64 naming the flag and what it accepts, before anything starts", async (args, message) => {
+    const result = await run(args);
+    expect(result.code).toBe(64);
+    expect(firstLine(result.stderr)).toBe(message);
+    expect(result.stdout).toBe("");
+    expect(existsSync(join(work, "state"))).toBe(false);
+  });
+
+  it.each([
+    [{ LOG_LEVEL: "verbose" }, 'error: LOG_LEVEL "verbose" is invalid: expected one of fatal, error, warn, info, debug, trace, silent'],
+    [{ LOG_FORMAT: "xml" }, 'error: LOG_FORMAT "xml" is invalid: expected one of json, pretty'],
+  ])("run with %j exits 64 with the variable's name and what it accepts", async (env, message) => {
+    const result = await run([], { ...process.env, ...env });
+    expect(result).toEqual({ code: 64, stdout: "", stderr: `${message}\n` });
+    expect(existsSync(join(work, "state"))).toBe(false);
+  });
+
+  it("refuses a --state that is a file with 73 and a message, not a stack", async () => {
+    const file = join(work, "a-file");
+    writeFileSync(file, "x");
+    const result = await runCli(["run", "--config", empty, "--state", file, "--http", "127.0.0.1:0"]);
+    expect(result.code).toBe(73);
+    expect(result.stdout).toContain(`"msg":"cannot open the state directory ${file}: it (or a parent of it) is a file, not a directory"`);
+    expect(result.stdout + result.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it("refuses an unwritable --state with 73 and a message, not a stack", async () => {
+    const locked = join(work, "locked");
+    mkdirSync(locked, { mode: 0o700 });
+    const state = join(locked, "state");
+    const root = process.getuid?.() === 0;
+    // As root, the daemon runs as nobody (root ignores permissions); otherwise a directory it cannot write.
+    if (!root) chmodSync(locked, 0o500);
+    const args = [CLI, "run", "--config", empty, "--state", state, "--http", "127.0.0.1:0"];
+    const [command, argv] = root ? ["setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, ...args]] : [process.execPath, args];
+    const child = spawn(command, argv, { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (c: Buffer) => (out += c.toString()));
+    child.stderr.on("data", (c: Buffer) => (out += c.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once("close", resolve));
+    expect(code).toBe(73);
+    expect(out).toContain(`"msg":"cannot open the state directory ${state}: permission denied (the daemon's user must be able to create and write it)"`);
+    expect(out).not.toMatch(/\n\s+at /);
+  });
+
+  it.each([
+    [["retry-exports", "--config", "CONFIG", "--destination", "d"]],
+    [["runs"]],
+    [["status"]],
+    [["dead-letters"]],
+    [["rebuild", "--config", "CONFIG", "--all"]],
+  ])("%j on a --state with a typo exits 66 and creates nothing", async (args) => {
+    const config = join(work, "one-destination.yml");
+    writeFileSync(
+      config,
+      `
+- { class: app, id: files, type: file, options: { directory: "${work}/out" } }
+- { class: app, id: db, type: postgres, options: { database: shop } }
+- { class: model, id: users }
+- { class: source, id: users_table, type: postgres-cdc, appId: db, modelId: users, options: { table: users }, mapping: { id: user_id } }
+- { class: property, id: user_id, type: integer, unique: true, sourceId: users_table, options: { column: id } }
+- { class: destination, id: d, type: jsonl-file, appId: files, modelId: users, collection: model, syncMode: sync, options: { path: d.jsonl }, mapping: { id: user_id } }
+`,
+    );
+    const typo = join(work, "sttae");
+    const result = await runCli([...args.map((a) => (a === "CONFIG" ? config : a)), "--state", typo]);
+    expect(result).toEqual({ code: 66, stdout: "", stderr: `error: no state at ${typo}: the directory does not exist (check --state; nothing was created)\n` });
+    expect(existsSync(typo)).toBe(false);
+  });
+
+  it("has a status command with its own help (item 8)", async () => {
+    const help = await runCli(["status", "--help"]);
+    expect(help.code).toBe(0);
+    expect(firstLine(help.stdout)).toBe("Usage: grouparoo-stream status [options]");
+    const bad = await runCli(["dead-letters", "--state", work, "--kind", "all"]);
+    expect(bad.code).toBe(64);
+    expect(firstLine(bad.stderr)).toBe("error: option '--kind <kind>' argument 'all' is invalid. expected one of change, message, export");
+  });
+
+  it("warns about a config with no sources in validate and run (item 8)", async () => {
+    const validated = await runCli(["validate", "--config", empty]);
+    expect(validated).toEqual({ code: 0, stdout: `${empty}: valid config: nothing defined\n`, stderr: `warning: ${empty}: the config defines no sources: the daemon would run idle\n` });
+    const http = `127.0.0.1:${await freePort()}`;
+    const daemon = startDaemon(["--config", empty, "--state", join(work, "idle-state")], http);
+    await waitFor("/healthz", async () => ((await get(http, "/healthz")).status === 200 ? true : undefined));
+    daemon.child.kill("SIGTERM");
+    expect((await daemon.exited).code).toBe(0);
+    const warning = daemon.logs().split("\n").find((l) => l.includes("run idle"));
+    expect(JSON.parse(warning ?? "{}")).toMatchObject({ level: 40, msg: "the config defines no sources: the daemon would run idle" });
+  });
+
+  it("logs readable lines with LOG_FORMAT=pretty (item 7)", async () => {
+    const http = `127.0.0.1:${await freePort()}`;
+    const daemon = startDaemon(["--config", empty, "--state", join(work, "pretty-state")], http, { ...process.env, LOG_FORMAT: "pretty", LOG_LEVEL: "debug" });
+    await waitFor("running", async () => (daemon.logs().includes("grouparoo-stream running") ? true : undefined));
+    daemon.child.kill("SIGTERM");
+    expect((await daemon.exited).code).toBe(0);
+    const running = daemon.logs().split("\n").find((l) => l.includes("grouparoo-stream running")) ?? "";
+    expect(running).toMatch(/^\[\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3} [^\]]+\] INFO/);
+    expect(() => JSON.parse(running) as unknown).toThrow();
+    expect(running).toContain(`INFO (${daemon.child.pid}): grouparoo-stream running`);
+  });
+
+  it("refuses a connection string the driver cannot parse in validate (item 2)", async () => {
+    const config = join(work, "bad-url.yml");
+    writeFileSync(config, `- { class: app, id: db, type: postgres, options: { connectionString: "postgres://app:secret@127.0.0.1:notaport/shop" } }\n`);
+    const result = await runCli(["validate", "--config", config]);
+    expect(result.code).toBe(78);
+    expect(firstLine(result.stderr)).toBe(`error: ${config}: app "db": options.connectionString: is not a valid connection URI (Invalid URL); expected postgres://user:password@host:port/database`);
+    expect(result.stderr).not.toContain("secret");
+  });
+});
