@@ -113,6 +113,7 @@ try {
   for (const r of results) console.log(`| ${r.workers} | ${r.seconds.toFixed(1)} | ${Math.round(r.rate)} | ${(r.rate / (results[0]?.rate ?? 1)).toFixed(2)}× |`);
   console.log(`changelog of the 1-worker run: ${changelogRecords} records (one per state key written, per Kafka transaction)`);
   console.log(`restore: ${restored} changelog records into an empty state in ${restoreSeconds.toFixed(1)} s = ${Math.round(restored / restoreSeconds)} records/s (process start, group join and claims included)`);
+  console.log(JSON.stringify({ benchmark: "scale", events, relayPerSecond: Math.round(events / relaySeconds), workers: results.map((r) => ({ workers: r.workers, seconds: Number(r.seconds.toFixed(1)), perSecond: Math.round(r.rate) })), changelogRecords, restoredRecords: restored, restorePerSecond: Math.round(restored / restoreSeconds) }));
 } finally {
   for (const p of running) await stop(p).catch(() => undefined);
   await admin.disconnect().catch(() => undefined);
