@@ -93,6 +93,18 @@ const BENCHMARKS: { name: string; file: string; rows: (r: Json) => Line[] }[] = 
       ];
     },
   },
+  {
+    name: "scale",
+    file: "bench/scale.ts",
+    rows: (r) => {
+      const one = (r.workers as Json[])[0]?.perSecond as number | undefined;
+      return [
+        { benchmark: "scale (relay)", measure: `snapshot events/s published to a 6-partition topic (${n(r.events)} events)`, value: n(r.relayPerSecond), ceiling: "-", ratio: "-", target: "-" },
+        ...(r.workers as Json[]).map((w) => ({ benchmark: `scale (${n(w.workers)} worker${w.workers === 1 ? "" : "s"})`, measure: "events/s into committed state and changelog", value: n(w.perSecond), ceiling: "1 worker", ratio: one ? `×${(Number(w.perSecond) / one).toFixed(2)}` : "-", target: "-" })),
+        { benchmark: "scale (restore)", measure: `changelog records/s into an empty state (${n(r.restoredRecords)} records)`, value: n(r.restorePerSecond), ceiling: "-", ratio: "-", target: "-" },
+      ];
+    },
+  },
 ];
 
 function runOne(file: string): Promise<Json> {

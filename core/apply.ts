@@ -175,22 +175,16 @@ const hasKeys = (o: object): boolean => {
 };
 
 /** Applies changes (and any sweeps or backfills queued on it) through one BatchState. */
+/** What a batch that changed nothing reports. */
+export function emptyBatchResult(): BatchResult {
+  return { applied: new Map(), deadLetters: 0, deadLettersBySource: new Map(), exports: 0, exportsByDestination: new Map(), recordDelta: new Map(), memberDelta: new Map(), entered: new Map(), left: new Map(), repairs: [] };
+}
+
 export class BatchApplier {
   private readonly touched = new Map<string, Touched>();
   /** The last position of each stream in the batch, written once at the end. */
   private readonly positions = new Map<string, string>();
-  private readonly result: BatchResult = {
-    applied: new Map(),
-    deadLetters: 0,
-    deadLettersBySource: new Map(),
-    exports: 0,
-    exportsByDestination: new Map(),
-    recordDelta: new Map(),
-    memberDelta: new Map(),
-    entered: new Map(),
-    left: new Map(),
-    repairs: [],
-  };
+  private readonly result: BatchResult = emptyBatchResult();
 
   constructor(
     private readonly domain: Domain,

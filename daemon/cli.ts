@@ -13,6 +13,7 @@ import { EX_SOFTWARE, EX_USAGE } from "./exit-codes.js";
 import { apiFlagProblems, environmentProblems, hostPort, httpUrl, instant, integer, list, milliseconds, oneOf, path, postgresUrl } from "./flags.js";
 import { readPackageInfo } from "./package-info.js";
 import { runDaemon } from "./run.js";
+import { scaleOutCommands } from "./scale-out-commands.js";
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
@@ -103,6 +104,8 @@ export function buildProgram(): Command {
         );
       },
     );
+
+  scaleOutCommands(program);
 
   program
     .command("retry-exports")

@@ -1,6 +1,6 @@
 // The exit codes of every command (sysexits(3)), in one place; the README's Commands table lists
 // which command returns which.
-import { StateOpenError } from "../state/open.js";
+import { StateOpenError, createStateDir, DaemonLock } from "../state/open.js";
 
 /** Success. */
 export const EX_OK = 0;
@@ -53,4 +53,20 @@ export async function withStateErrors(body: () => Promise<number>): Promise<numb
     process.stderr.write(`error: ${error.message}\n`);
     return stateExitCode(error);
   }
+}
+
+/**
+ * Runs `body` holding the exclusive lock of a state directory (created when missing), as `run` does:
+ * one relay or worker per state; a state in use or unwritable exits with its code and message.
+ */
+export function withStateLock(dir: string, body: () => Promise<number>): Promise<number> {
+  return withStateErrors(async () => {
+    createStateDir(dir);
+    const lock = DaemonLock.acquire(dir);
+    try {
+      return await body();
+    } finally {
+      lock.release();
+    }
+  });
 }

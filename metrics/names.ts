@@ -25,6 +25,15 @@ export const METRICS = {
   configReloads: "grouparoo_config_reload_total",
   aggregateRepairs: "grouparoo_aggregate_repairs_total",
   buildInfo: "grouparoo_build_info",
+  // Relay and workers (README, "Relay and workers").
+  relayEvents: "grouparoo_relay_events_total",
+  relayRoutes: "grouparoo_relay_routes",
+  partitionsOwned: "grouparoo_partitions_owned",
+  rebalances: "grouparoo_rebalances_total",
+  changelogRecords: "grouparoo_changelog_records_total",
+  changelogTransactions: "grouparoo_changelog_transactions_total",
+  restoredRecords: "grouparoo_restored_records_total",
+  restoreSeconds: "grouparoo_restore_seconds",
 } as const;
 
 export type MetricName = (typeof METRICS)[keyof typeof METRICS];

@@ -196,3 +196,74 @@ export function createMetrics(state: StateGauges, build?: BuildInfo) {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/** What a relay or a worker reads at scrape time (README, "Relay and workers"). */
+export interface ScaleOutGauges {
+  /** Routes the relay keeps (rows of partitioned models' other sources). */
+  relayRoutes?(): number;
+  /** The partitions a worker owns, by model. */
+  partitionsOwned?(): Iterable<[modelId: string, count: number]>;
+}
+
+/** The metrics of relay and worker modes, in the daemon's registry. */
+export function createScaleOutMetrics(registry: Registry, gauges: ScaleOutGauges) {
+  return {
+    relayEvents: new Counter({
+      name: METRICS.relayEvents,
+      help: "Events the relay published (acknowledged by the broker), by model and op (insert, update, delete, snapshot, truncate, marker).",
+      labelNames: ["model", "op"] as const,
+      registers: [registry],
+    }),
+    relayRoutes: new Gauge({
+      name: METRICS.relayRoutes,
+      help: "Rows of partitioned models' non-primary sources whose partition the relay keeps.",
+      registers: [registry],
+      collect() {
+        if (gauges.relayRoutes) this.set(gauges.relayRoutes());
+      },
+    }),
+    partitionsOwned: new Gauge({
+      name: METRICS.partitionsOwned,
+      help: "Partitions of a partitioned model this worker owns (restored and processing or restoring), by model.",
+      labelNames: ["model"] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [model, count] of gauges.partitionsOwned?.() ?? []) this.set({ model }, count);
+      },
+    }),
+    rebalances: new Counter({
+      name: METRICS.rebalances,
+      help: "Consumer group assignments this worker received, by model.",
+      labelNames: ["model"] as const,
+      registers: [registry],
+    }),
+    changelogRecords: new Counter({
+      name: METRICS.changelogRecords,
+      help: "State writes sent to a changelog topic in committed transactions, by model.",
+      labelNames: ["model"] as const,
+      registers: [registry],
+    }),
+    changelogTransactions: new Counter({
+      name: METRICS.changelogTransactions,
+      help: "Kafka transactions of changelog records and consumer offsets, by model and result (committed, failed).",
+      labelNames: ["model", "result"] as const,
+      registers: [registry],
+    }),
+    restoredRecords: new Counter({
+      name: METRICS.restoredRecords,
+      help: "Changelog records a worker applied restoring partitions, by model.",
+      labelNames: ["model"] as const,
+      registers: [registry],
+    }),
+    restoreSeconds: new Histogram({
+      name: METRICS.restoreSeconds,
+      help: "Time to take a partition over: fencing its previous owner, then keeping the local state or restoring it from the changelog, by model and how (kept, restored).",
+      labelNames: ["model", "how"] as const,
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+      registers: [registry],
+    }),
+  };
+}
+
+export type ScaleOutMetrics = ReturnType<typeof createScaleOutMetrics>;

@@ -11,10 +11,13 @@
 // visible means durable, so the state a restart sees is exactly what was acknowledged or more).
 // `applyBatch` also awaits `db.flushed` before it returns; only then may a source acknowledge the
 // batch's positions (invariant 1).
+import { randomBytes } from "node:crypto";
+import { deserialize, serialize } from "node:v8";
 import { open, type Database, type RootDatabase } from "lmdb";
 import type { AggregateState } from "../core/aggregates.js";
 import type { BatchState, DeadLetter, Identity, RowRef, StoredRecord, StoredRow } from "../core/apply.js";
 import type { ExportPlan, RemoteState } from "../core/exports.js";
+import { CHANGELOG_TXN_KEY, type CapturedTransaction, type ChangelogRecord } from "../core/partitions.js";
 import { createStateDir, DaemonLock, requireExistingState, StateOpenError, stateFsError } from "./open.js";
 
 type Key = (string | number)[];
@@ -105,6 +108,17 @@ export interface StoreOpenOptions {
   lock?: boolean;
 }
 
+export interface StoreOptions extends StoreOpenOptions {
+  /**
+   * Called inside every write transaction, after its body ran, with everything it wrote (a partition's
+   * changelog, README "Relay and workers"): keys and values encoded as they are for LMDB's callers.
+   */
+  capture?: (transaction: CapturedTransaction) => void;
+}
+
+/** The sub-databases a changelog carries (every one the state writes in transactions). */
+const CAPTURED = ["records", "unique", "rows", "pending", "attached", "time-index", "remote", "export-results", "outbox", "outbox-by-record", "dead-letters", "positions", "counters", "meta"] as const;
+
 export class Store {
   readonly root: RootDatabase;
   private readonly lock: DaemonLock | undefined;
@@ -127,10 +141,13 @@ export class Store {
   private readonly meta: Database<unknown, string>;
   private failed: Error | undefined;
   private readonly indexes: Record<PrefixedIndex, Database<unknown, Key>>;
+  /** The writes of the transaction running, while a capture is set. */
+  private captured: { records: ChangelogRecord[]; positions: Map<string, string>; outboxSeqs: Map<string, number> } | undefined;
+  private readonly byName = new Map<string, Database<unknown, Key | string>>();
 
   private constructor(
     readonly path: string,
-    private readonly options: StoreOpenOptions = {},
+    private readonly options: StoreOptions = {},
   ) {
     if (options.readOnly || options.create === false) requireExistingState(path);
     else createStateDir(path);
@@ -173,6 +190,80 @@ export class Store {
       "export-results": this.exportResults ?? this.remote,
     } as Record<PrefixedIndex, Database<unknown, Key>>;
     this.checkFormat();
+    const named: Record<(typeof CAPTURED)[number], Database<unknown, Key | string> | undefined> = {
+      records: this.records,
+      unique: this.unique,
+      rows: this.rows,
+      pending: this.pending,
+      attached: this.attached,
+      "time-index": this.timeIndex,
+      remote: this.remote,
+      "export-results": this.exportResults,
+      outbox: this.outbox,
+      "outbox-by-record": this.outboxByRecord,
+      "dead-letters": this.deadLetters,
+      positions: this.positions,
+      counters: this.counters,
+      meta: this.meta,
+    } as Record<(typeof CAPTURED)[number], Database<unknown, Key | string> | undefined>;
+    for (const name of CAPTURED) {
+      const sub = named[name];
+      if (!sub) continue;
+      this.byName.set(name, sub);
+      if (options.capture) this.captureWrites(name, sub);
+    }
+  }
+
+  /**
+   * Records every put and remove of a sub-database made inside a write transaction. The value is
+   * encoded at once (v8 serialisation: Dates, Buffers and bigints survive), since the core may change
+   * an object after writing it. lmdb-js's own entry of shared structures (a symbol key) is not state.
+   */
+  private captureWrites(name: string, db: Database<unknown, Key | string>): void {
+    const put = db.put.bind(db) as (key: Key | string, value: unknown, ...rest: unknown[]) => Promise<boolean>;
+    const remove = db.remove.bind(db) as (key: Key | string, ...rest: unknown[]) => Promise<boolean>;
+    const encodeKey = (key: Key | string) => Buffer.from(JSON.stringify([name, key]));
+    (db as { put: unknown }).put = (key: Key | string, value: unknown, ...rest: unknown[]) => {
+      const captured = this.captured;
+      if (captured && typeof key !== "symbol") {
+        captured.records.push({ key: encodeKey(key), value: serialize(value) });
+        if (name === "positions") captured.positions.set(String(key), String(value));
+        else if (name === "meta" && typeof key === "string" && key.startsWith("seq:outbox:")) captured.outboxSeqs.set(key.slice("seq:outbox:".length), Number(value));
+      }
+      return put(key, value, ...rest);
+    };
+    (db as { remove: unknown }).remove = (key: Key | string, ...rest: unknown[]) => {
+      if (this.captured && typeof key !== "symbol") this.captured.records.push({ key: encodeKey(key), value: null });
+      return remove(key, ...rest);
+    };
+  }
+
+  /**
+   * Writes changelog records into the state (restoring a partition), in one transaction; nothing of it
+   * is captured again. Records of sub-databases this version does not know are refused.
+   */
+  async applyChangelog(records: readonly ChangelogRecord[]): Promise<void> {
+    const decoded = records.map((r) => {
+      const [name, key] = JSON.parse(r.key.toString("utf8")) as [string, Key | string];
+      const db = this.byName.get(name);
+      if (!db) throw new Error(`a changelog record of an unknown sub-database "${name}"`);
+      return { db, key, value: r.value === null ? undefined : (deserialize(r.value) as unknown) };
+    });
+    const capture = this.captured;
+    await this.root.transaction(() => {
+      this.captured = undefined;
+      for (const { db, key, value } of decoded) {
+        if (value === undefined) void db.remove(key);
+        else void db.put(key, value);
+      }
+      this.captured = capture;
+    });
+    await this.root.flushed;
+  }
+
+  /** The id of the last captured transaction this state reflects (a changelog's, once restored). */
+  changelogTransaction(): string | undefined {
+    return this.meta.get(CHANGELOG_TXN_KEY) as string | undefined;
   }
 
   /** Refuses a state written in another layout (it would be misread), and stamps a new one. */
@@ -195,7 +286,7 @@ export class Store {
     if (!this.options.readOnly) this.meta.putSync("format", STATE_FORMAT);
   }
 
-  static open(path: string, options: StoreOpenOptions = {}): Store {
+  static open(path: string, options: StoreOptions = {}): Store {
     return new Store(path, options);
   }
 
@@ -207,7 +298,25 @@ export class Store {
   private async write(body: () => void): Promise<void> {
     if (this.failed) throw new Error(`the state refuses writes after a failed transaction (${this.failed.message}); restart to reopen it`);
     try {
-      await this.root.transaction(body);
+      const capture = this.options.capture;
+      await this.root.transaction(
+        capture
+          ? () => {
+              this.captured = { records: [], positions: new Map(), outboxSeqs: new Map() };
+              try {
+                body();
+                if (this.captured.records.length > 0) {
+                  const id = randomBytes(8).toString("hex");
+                  void this.meta.put(CHANGELOG_TXN_KEY, id);
+                  const { records, positions, outboxSeqs } = this.captured;
+                  capture({ id, records, positions, outboxSeqs });
+                }
+              } finally {
+                this.captured = undefined;
+              }
+            }
+          : body,
+      );
     } catch (error) {
       this.failed = error instanceof Error ? error : new Error(String(error));
       throw error;

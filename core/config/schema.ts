@@ -38,8 +38,23 @@ const AnyType = Type.String({ minLength: 1 });
 
 export const AppSchema = base({ type: AnyType, options: OptionsField }, "A connection to an external system, shared by sources and destinations.");
 
+/** Beyond one machine (README, "Relay and workers"): the model's changes on a partitioned Kafka topic. */
+export const PartitionedSchema = Type.Object(
+  {
+    appId: Type.String({ minLength: 1, description: "Id of the kafka app whose cluster holds the model's topics (its groupId is the workers' consumer group)." }),
+    topic: Type.Optional(Type.String({ minLength: 1, pattern: "^[A-Za-z0-9._-]+$", description: "Topic the relay writes the model's changes to, keyed by record (default grouparoo.<model>.changes)." })),
+    changelogTopic: Type.Optional(Type.String({ minLength: 1, pattern: "^[A-Za-z0-9._-]+$", description: "Compacted topic of the workers' state, one partition per topic partition (default <topic>.changelog)." })),
+    partitions: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000, default: 12, description: "Partitions of both topics when the relay or a worker creates them: the most workers that can share the model." })),
+    replicationFactor: Type.Optional(Type.Integer({ minimum: 1, default: 1, description: "Replication factor of both topics when created." })),
+  },
+  { additionalProperties: false, description: "Shares the model between worker daemons through Kafka partitions (relay and worker modes)." },
+);
+
 export const ModelSchema = base(
-  { type: Type.Optional(literals(["profile", "account", "custom"], "Grouparoo's model type (informational).", "profile")) },
+  {
+    type: Type.Optional(literals(["profile", "account", "custom"], "Grouparoo's model type (informational).", "profile")),
+    partitioned: Type.Optional(PartitionedSchema),
+  },
   "A kind of Record (users, accounts, ...).",
 );
 
@@ -191,6 +206,7 @@ export type AppConfig = Static<typeof AppSchema>;
 export type SourceConfig = Static<typeof SourceSchema>;
 export type DestinationConfig = Static<typeof DestinationSchema>;
 export type ModelConfig = Static<typeof ModelSchema>;
+export type PartitionedConfig = Static<typeof PartitionedSchema>;
 export type PropertyConfig = Static<typeof PropertySchema>;
 export type PropertyFilterConfig = Static<typeof PropertyFilterSchema>;
 export type GroupConfig = Static<typeof GroupSchema>;

@@ -9,6 +9,7 @@ import { checkApps } from "./checks/apps.js";
 import { checkDestinations } from "./checks/destinations.js";
 import { checkGroups } from "./checks/groups.js";
 import { checkModels } from "./checks/models.js";
+import { checkPartitions } from "./checks/partitions.js";
 import { checkProperties } from "./checks/properties.js";
 import { checkSchedules } from "./checks/schedules.js";
 import { checkSources } from "./checks/sources.js";
@@ -84,6 +85,7 @@ export function validateObjects(objects: readonly RawObject[], catalog: Componen
   checkSources(v);
   const primaryKeys = checkModels(v);
   checkProperties(v, primaryKeys);
+  checkPartitions(v, primaryKeys);
   checkGroups(v);
   checkDestinations(v);
   checkSchedules(v);

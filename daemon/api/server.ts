@@ -72,7 +72,10 @@ export function apiMode(keys: number, insecure: boolean): "keys" | "insecure" | 
   return keys > 0 ? "keys" : insecure ? "insecure" : "off";
 }
 
-export async function buildHttpServer(backend: ApiBackend, options: HttpOptions): Promise<Api> {
+/** What the probes need of a process: readiness and the metrics text. */
+export type ProbeBackend = Pick<ApiBackend, "notReady" | "metrics">;
+
+function newApp(): Api {
   const app = Fastify({
     logger: false,
     // Large enough for any request this API takes (lists of seqs), small enough to refuse floods.
@@ -83,6 +86,42 @@ export async function buildHttpServer(backend: ApiBackend, options: HttpOptions)
   // Query strings and path parameters are converted to their types; bodies are taken as sent.
   app.setValidatorCompiler(TypeBoxValidatorCompiler);
   app.addSchema(ErrorBody);
+  return app;
+}
+
+/** /healthz, /readyz and /metrics (behind a key with read on metrics when `metricsAuth`); other methods 405. */
+function registerProbes(app: Api, backend: ProbeBackend, metricsAuth: boolean): void {
+  app.get("/healthz", { schema: { hide: true } }, async (_request, reply) => reply.type("text/plain; charset=utf-8").send("ok\n"));
+  app.get("/readyz", { schema: { hide: true } }, async (_request, reply) => {
+    const reason = backend.notReady();
+    return reason === null ? reply.type("text/plain; charset=utf-8").send("ready\n") : reply.code(503).type("text/plain; charset=utf-8").send(`not ready: ${reason}\n`);
+  });
+  app.get("/metrics", { schema: { hide: true }, config: metricsAuth ? { guard: { topic: "metrics", access: "read" } } : {} }, async (_request, reply) => {
+    const { contentType, text } = await backend.metrics();
+    return reply.type(contentType).send(text);
+  });
+  app.route({
+    method: ["POST", "PUT", "PATCH", "DELETE"],
+    url: "/:endpoint(^(?:healthz|readyz|metrics)$)",
+    schema: { hide: true },
+    handler: async (_request: FastifyRequest, reply: FastifyReply) => reply.code(405).header("allow", "GET, HEAD").send(errorBody("METHOD_NOT_ALLOWED", "only GET and HEAD")),
+  });
+}
+
+/**
+ * The listener of the relay and of workers: the probes only (no API, no page), unknown routes 404 in
+ * JSON as on the daemon.
+ */
+export async function startProbeServer(backend: ProbeBackend, listen: { host: string; port: number }): Promise<Api> {
+  const app = newApp();
+  app.setNotFoundHandler((request, reply) => reply.code(404).send(errorBody("NOT_FOUND", `no route ${request.method} ${request.url.split("?")[0] ?? ""}`)));
+  registerProbes(app, backend, false);
+  await app.listen({ host: listen.host, port: listen.port });
+  return app;
+}
+
+export async function buildHttpServer(backend: ApiBackend, options: HttpOptions): Promise<Api> {
+  const app = newApp();
 
   const deny = (reply: FastifyReply, status: number, code: string, message: string, page = false) => {
     if (status === 401) reply.header("www-authenticate", page ? 'Basic realm="grouparoo-stream", charset="UTF-8"' : 'Bearer realm="grouparoo-stream"');
@@ -142,21 +181,7 @@ export async function buildHttpServer(backend: ApiBackend, options: HttpOptions)
   });
 
   // The operational endpoints keep the text answers they always had.
-  app.get("/healthz", { schema: { hide: true } }, async (_request, reply) => reply.type("text/plain; charset=utf-8").send("ok\n"));
-  app.get("/readyz", { schema: { hide: true } }, async (_request, reply) => {
-    const reason = backend.notReady();
-    return reason === null ? reply.type("text/plain; charset=utf-8").send("ready\n") : reply.code(503).type("text/plain; charset=utf-8").send(`not ready: ${reason}\n`);
-  });
-  app.get("/metrics", { schema: { hide: true }, config: options.metricsAuth ? { guard: { topic: "metrics", access: "read" } } : {} }, async (_request, reply) => {
-    const { contentType, text } = await backend.metrics();
-    return reply.type(contentType).send(text);
-  });
-  app.route({
-    method: ["POST", "PUT", "PATCH", "DELETE"],
-    url: "/:endpoint(^(?:healthz|readyz|metrics)$)",
-    schema: { hide: true },
-    handler: async (_request: FastifyRequest, reply: FastifyReply) => reply.code(405).header("allow", "GET, HEAD").send(errorBody("METHOD_NOT_ALLOWED", "only GET and HEAD")),
-  });
+  registerProbes(app, backend, options.metricsAuth ?? false);
 
   app.get("/", { schema: { hide: true }, config: { guard: { topic: "status", access: "read", page: true } } }, async (_request, reply) => {
     const status = await backend.status();

@@ -127,6 +127,9 @@ export function configReferenceMarkdown(catalog: ComponentCatalog = builtinCompo
   for (const cls of CONFIG_CLASSES) {
     const schema = plain(schemas[cls]);
     out.push(`#### \`${CLASS_TITLES[cls]}\``, "", String(schema.description ?? ""), "", fieldTable(schema, ["class", "id", "name"]), "");
+    if (cls === "model") {
+      out.push("`partitioned` of a model:", "", fieldTable(plain((schema.properties as Record<string, TSchema>).partitioned as TSchema)), "");
+    }
     if (cls === "property") {
       out.push("`options` of a property:", "", fieldTable(plain((schema.properties as Record<string, TSchema>).options as TSchema)), "");
     }

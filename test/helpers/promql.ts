@@ -1,6 +1,6 @@
 // The metric names a PromQL expression reads, and the names the daemon exports, so the alert rules
 // and the dashboard can be checked against metrics/registry.ts.
-import { createMetrics } from "../../metrics/registry.js";
+import { createMetrics, createScaleOutMetrics } from "../../metrics/registry.js";
 
 const KEYWORDS = new Set(["and", "or", "unless", "offset", "bool", "inf", "nan", "atan2"]);
 
@@ -21,10 +21,12 @@ export function metricNamesIn(expr: string): string[] {
   return [...names].sort();
 }
 
-/** The series names the daemon's registry exposes: counters and gauges by name, histograms by their
+/** The series names the daemon's registry exposes (with the relay's and workers'): counters and gauges by name, histograms by their
  * _bucket, _sum and _count series, prom-client's default metrics (prefixed grouparoo_) included. */
 export async function exportedMetricNames(): Promise<Set<string>> {
   const metrics = createMetrics({ records: () => [], members: () => [], outboxDepth: () => [], runs: () => [], runProgress: () => [] });
+  // The relay and the workers export these beside the daemon's.
+  createScaleOutMetrics(metrics.registry, {});
   const names = new Set<string>();
   for (const metric of await metrics.registry.getMetricsAsJSON()) {
     if (String(metric.type) === "histogram") for (const suffix of ["_bucket", "_sum", "_count"]) names.add(`${metric.name}${suffix}`);

@@ -1,0 +1,206 @@
+// A partition's changelog (README, "Relay and workers"; the Kafka Streams pattern): its state's writes
+// on a compacted topic, partitioned like the model's topic, written by a transactional producer whose
+// transactional id belongs to the partition, so each transaction carries the writes of one or more
+// state transactions together with the consumer offset they reflect (sendOffsets), and the offset's
+// metadata names the last state transaction included: a local copy of the state is current exactly
+// when its last transaction is that one. Claiming the partition starts the producer (which fences the
+// previous owner: its open transaction is aborted, its later ones fail) and writes a claim marker; a
+// restore reads the changelog partition from its start up to that marker.
+import { randomBytes } from "node:crypto";
+import { Partitioners, type Admin, type Consumer, type EachBatchPayload, type Kafka, type Producer } from "kafkajs";
+import type { Logger } from "pino";
+import type { ChangelogRecord } from "../../core/partitions.js";
+
+const CLAIM_KEY = Buffer.from("__claim");
+
+export interface ChangelogPartition {
+  changelogTopic: string;
+  /** The model's topic and the consumer group whose offsets commit with the changelog. */
+  inputTopic: string;
+  groupId: string;
+  partition: number;
+}
+
+export interface Claim {
+  /** The marker a restore reads up to. */
+  nonce: string;
+  /** The last state transaction committed with the partition's offsets (undefined: none yet). */
+  checkpoint: string | undefined;
+}
+
+/** The writer of one partition's changelog. */
+export class PartitionChangelog {
+  private readonly producer: Producer;
+  private lastOffset: string | undefined;
+
+  constructor(
+    kafka: Kafka,
+    private readonly admin: Admin,
+    private readonly target: ChangelogPartition,
+  ) {
+    this.producer = kafka.producer({
+      transactionalId: `${target.groupId}.${target.changelogTopic}.${target.partition}`,
+      idempotent: true,
+      maxInFlightRequests: 1,
+      transactionTimeout: 60_000,
+      createPartitioner: Partitioners.DefaultPartitioner,
+      retry: { retries: Number.MAX_SAFE_INTEGER, maxRetryTime: 10_000 },
+    });
+  }
+
+  /** Fences the previous owner, writes the claim marker and reads the committed checkpoint. */
+  async claim(): Promise<Claim> {
+    await this.producer.connect();
+    const nonce = randomBytes(8).toString("hex");
+    const transaction = await this.producer.transaction();
+    try {
+      await transaction.send({ topic: this.target.changelogTopic, acks: -1, messages: [{ key: CLAIM_KEY, value: Buffer.from(nonce), partition: this.target.partition }] });
+      await transaction.commit();
+    } catch (error) {
+      await transaction.abort().catch(() => undefined);
+      throw error;
+    }
+    const [offsets] = await this.admin.fetchOffsets({ groupId: this.target.groupId, topics: [this.target.inputTopic] });
+    const committed = offsets?.partitions.find((p) => p.partition === this.target.partition);
+    if (committed && Number(committed.offset) >= 0) this.lastOffset = committed.offset;
+    const metadata = committed?.metadata ?? null;
+    return { nonce, checkpoint: metadata === null || metadata === "" ? undefined : metadata };
+  }
+
+  /**
+   * One Kafka transaction: the records (the last write of each key), and the consumer offset
+   * `nextOffset` (or the last one again) with `checkpoint` as its metadata.
+   */
+  async commit(records: readonly ChangelogRecord[], nextOffset: string | undefined, checkpoint: string): Promise<void> {
+    const offset = nextOffset ?? this.lastOffset;
+    const transaction = await this.producer.transaction();
+    try {
+      for (let i = 0; i < records.length; i += 5000) {
+        await transaction.send({
+          topic: this.target.changelogTopic,
+          acks: -1,
+          messages: records.slice(i, i + 5000).map((r) => ({ key: r.key, value: r.value, partition: this.target.partition })),
+        });
+      }
+      if (offset !== undefined) {
+        await transaction.sendOffsets({
+          consumerGroupId: this.target.groupId,
+          topics: [{ topic: this.target.inputTopic, partitions: [{ partition: this.target.partition, offset, metadata: checkpoint } as { partition: number; offset: string }] }],
+        });
+      }
+      await transaction.commit();
+    } catch (error) {
+      await transaction.abort().catch(() => undefined);
+      throw error;
+    }
+    this.lastOffset = offset;
+  }
+
+  async close(): Promise<void> {
+    await this.producer.disconnect().catch(() => undefined);
+  }
+}
+
+interface Restoring {
+  nonce: string;
+  apply(records: ChangelogRecord[]): Promise<void>;
+  done(count: number): void;
+  failed(error: Error): void;
+  count: number;
+}
+
+/**
+ * Reads changelog partitions back (restores). One consumer of its own (a group of one member, which
+ * is assigned every partition of the changelog and commits nothing); partitions stay paused except
+ * while one is restored, from its earliest offset up to its claim marker. Reads only committed records.
+ */
+export class ChangelogReader {
+  private readonly consumer: Consumer;
+  private readonly restoring = new Map<number, Restoring>();
+  private joined: Promise<void>;
+  private setJoined: () => void = () => undefined;
+
+  constructor(
+    kafka: Kafka,
+    private readonly admin: Admin,
+    private readonly topic: string,
+    groupId: string,
+    private readonly logger: Logger,
+  ) {
+    this.consumer = kafka.consumer({ groupId: `${groupId}.restore.${randomBytes(6).toString("hex")}`, readUncommitted: false, maxBytesPerPartition: 16 * 1024 * 1024, maxBytes: 64 * 1024 * 1024, sessionTimeout: 30_000 });
+    this.joined = new Promise((resolve) => (this.setJoined = resolve));
+  }
+
+  async start(): Promise<void> {
+    this.consumer.on(this.consumer.events.GROUP_JOIN, (event) => {
+      const assigned = (event.payload.memberAssignment as unknown as Record<string, number[]>)[this.topic] ?? [];
+      const idle = assigned.filter((p) => !this.restoring.has(p));
+      if (idle.length > 0) this.consumer.pause([{ topic: this.topic, partitions: idle }]);
+      this.setJoined();
+    });
+    await this.consumer.connect();
+    await this.consumer.subscribe({ topics: [this.topic], fromBeginning: true });
+    await this.consumer.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: 4, eachBatch: (payload) => this.eachBatch(payload) });
+  }
+
+  /** Applies partition `partition`'s changelog up to the claim marker `nonce`; resolves with the records applied. */
+  async restore(partition: number, nonce: string, apply: (records: ChangelogRecord[]) => Promise<void>): Promise<number> {
+    await this.joined;
+    const [low] = (await this.admin.fetchTopicOffsets(this.topic)).filter((o) => o.partition === partition);
+    const done = new Promise<number>((resolve, reject) => this.restoring.set(partition, { nonce, apply, done: resolve, failed: reject, count: 0 }));
+    this.consumer.seek({ topic: this.topic, partition, offset: low?.low ?? "0" });
+    this.consumer.resume([{ topic: this.topic, partitions: [partition] }]);
+    try {
+      return await done;
+    } finally {
+      this.restoring.delete(partition);
+      this.consumer.pause([{ topic: this.topic, partitions: [partition] }]);
+    }
+  }
+
+  /** Stops a restore under way (the partition was taken away meanwhile). */
+  cancel(partition: number): void {
+    this.restoring.get(partition)?.failed(new Error(`the restore of partition ${partition} was cancelled`));
+  }
+
+  private async eachBatch({ batch, resolveOffset, heartbeat, pause, isStale }: EachBatchPayload): Promise<void> {
+    const restoring = this.restoring.get(batch.partition);
+    if (!restoring) {
+      pause();
+      return;
+    }
+    // Fetched before the seek to the partition's start: it is read again from there.
+    if (isStale()) return;
+    const records: ChangelogRecord[] = [];
+    let finished = false;
+    for (const message of batch.messages) {
+      if (message.key?.equals(CLAIM_KEY)) {
+        if (message.value?.toString() === restoring.nonce) {
+          finished = true;
+          break;
+        }
+        continue;
+      }
+      if (message.key) records.push({ key: message.key, value: message.value });
+    }
+    try {
+      if (records.length > 0) await restoring.apply(records);
+    } catch (error) {
+      restoring.failed(error as Error);
+      pause();
+      return;
+    }
+    restoring.count += records.length;
+    const last = batch.messages[batch.messages.length - 1];
+    if (last) resolveOffset(last.offset);
+    await heartbeat().catch(() => undefined);
+    if (finished) {
+      pause();
+      restoring.done(restoring.count);
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.consumer.disconnect().catch((error: unknown) => this.logger.warn({ err: error }, "closing the restore consumer failed"));
+  }
+}

@@ -1,0 +1,49 @@
+// The topics of a partitioned model (README, "Relay and workers"): created when missing, with the
+// partitions and replication factor the model's config asks for; the changelog compacted. A topic that
+// exists with another partition count is an error naming both: records would move between partitions.
+import type { Admin } from "kafkajs";
+import type { ModelTopics } from "../../core/partitions.js";
+
+export class TopicLayoutError extends Error {
+  readonly code = "TOPIC_LAYOUT";
+}
+
+/** Creates the topic (and, with `changelog`, the changelog) when missing; returns the partition count. */
+export async function ensureModelTopics(admin: Admin, topics: ModelTopics, changelog: boolean): Promise<number> {
+  const wanted = [
+    { topic: topics.topic, numPartitions: topics.partitions, replicationFactor: topics.replicationFactor },
+    ...(changelog
+      ? [
+          {
+            topic: topics.changelogTopic,
+            numPartitions: topics.partitions,
+            replicationFactor: topics.replicationFactor,
+            configEntries: [
+              { name: "cleanup.policy", value: "compact" },
+              { name: "max.message.bytes", value: String(16 * 1024 * 1024) },
+            ],
+          },
+        ]
+      : []),
+  ];
+  const existing = new Set(await admin.listTopics());
+  const missing = wanted.filter((t) => !existing.has(t.topic));
+  if (missing.length > 0) {
+    try {
+      await admin.createTopics({ topics: missing, waitForLeaders: true });
+    } catch (error) {
+      // Another relay or worker may have created it meanwhile.
+      if (!/already exists/i.test((error as Error).message)) throw error;
+    }
+  }
+  const metadata = await admin.fetchTopicMetadata({ topics: wanted.map((t) => t.topic) });
+  const counts = new Map(metadata.topics.map((t) => [t.name, t.partitions.length]));
+  const count = counts.get(topics.topic) ?? 0;
+  if (changelog && counts.get(topics.changelogTopic) !== count) {
+    throw new TopicLayoutError(`model "${topics.modelId}": topic ${topics.topic} has ${count} partitions and its changelog ${topics.changelogTopic} ${counts.get(topics.changelogTopic) ?? 0}; they must have the same count`);
+  }
+  if (count !== topics.partitions) {
+    throw new TopicLayoutError(`model "${topics.modelId}": topic ${topics.topic} has ${count} partitions, the config says ${topics.partitions}; records would move between partitions (re-create the topics, or set partitioned.partitions to ${count})`);
+  }
+  return count;
+}

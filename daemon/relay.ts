@@ -1,0 +1,184 @@
+// `grouparoo-stream relay` (README, "Relay and workers"): reads the postgres-cdc sources of the
+// config's partitioned models (their slots, snapshots and acknowledgement rules as `run` reads them)
+// and publishes every change to its model's topic, keyed by the record's primary key, through
+// streams/relay.ts. The slot is confirmed only after the broker acknowledged the events (acks from all
+// in-sync replicas, idempotent producer) and the relay's own small state (rows' routes) is durable.
+import type { Logger } from "pino";
+import { formatIssue } from "../core/config/issues.js";
+import type { Config } from "../core/config/types.js";
+import { modelTopics, type ModelTopics } from "../core/partitions.js";
+import { RelayRouter } from "../core/relay.js";
+import { RelayProducer } from "../connectors/kafka/relay-producer.js";
+import type { SourceConnector } from "../connectors/types.js";
+import { createMetrics, createScaleOutMetrics } from "../metrics/registry.js";
+import { RelayState } from "../state/relay.js";
+import { DEFAULT_PIPELINE_OPTIONS, pipelineOptions } from "../streams/pipeline.js";
+import { relayFlow, type RelayFlow } from "../streams/relay.js";
+import { loadConfigWithPlugins } from "./config/validate.js";
+import { createSources } from "./connectors.js";
+import { EX_CONFIG, EX_SOFTWARE, EX_USAGE, withStateLock } from "./exit-codes.js";
+import { parseListen } from "./http.js";
+import { startProbeServer, type Api } from "./api/server.js";
+import { recordCommitted, sourceObserver } from "./observe.js";
+import { runUntilSignalled, type Drainable } from "./signals.js";
+
+export interface RelayOptions {
+  config: string;
+  plugins?: string[];
+  state: string;
+  http: string;
+  maxBatchSize?: number;
+  maxBatchDelayMs?: number;
+}
+
+/** The partitioned models of a config, with their topics. */
+export function partitionedModels(config: Config): Map<string, ModelTopics> {
+  const out = new Map<string, ModelTopics>();
+  for (const model of config.models) {
+    const topics = modelTopics(model);
+    if (topics) out.set(model.id, topics);
+  }
+  return out;
+}
+
+export class Relay implements Drainable {
+  private settle: (code: number) => void = () => undefined;
+  readonly finished: Promise<number>;
+  private draining = false;
+  private server: Api | undefined;
+
+  private constructor(
+    private readonly logger: Logger,
+    private readonly state: RelayState,
+    private readonly sources: SourceConnector[],
+    private readonly producers: RelayProducer[],
+    private flow: RelayFlow | undefined,
+  ) {
+    this.finished = new Promise((resolve) => (this.settle = resolve));
+  }
+
+  static async start(options: RelayOptions, logger: Logger): Promise<Relay | number> {
+    let loaded;
+    try {
+      loaded = await loadConfigWithPlugins(options.config, options.plugins ?? []);
+    } catch (error) {
+      logger.error({ err: error }, (error as Error).message);
+      return EX_CONFIG;
+    }
+    for (const issue of loaded.issues) (issue.severity === "error" ? logger.error.bind(logger) : logger.warn.bind(logger))({ issue }, formatIssue(issue));
+    const { config, domain, registry } = loaded;
+    if (!config || !domain) {
+      logger.error({ config: options.config }, "invalid config; not starting");
+      return EX_CONFIG;
+    }
+    const models = partitionedModels(config);
+    if (models.size === 0) {
+      logger.error({ config: options.config }, "no model of this config is partitioned (a model's `partitioned` option): the relay has nothing to publish");
+      return EX_CONFIG;
+    }
+    let listen: { host: string; port: number };
+    try {
+      listen = parseListen(options.http);
+    } catch (error) {
+      logger.error({ http: options.http }, (error as Error).message);
+      return EX_USAGE;
+    }
+    const state = RelayState.open(options.state);
+    const metrics = createMetrics({ records: () => [], members: () => [], outboxDepth: () => [], runs: () => [], runProgress: () => [] });
+    const scale = createScaleOutMetrics(metrics.registry, { relayRoutes: () => state.routeCount() });
+    // Only the partitioned models' sources are read (the validator made them all postgres-cdc).
+    const relayed = config.sources.filter((s) => models.has(s.modelId));
+    const { connectors: sources } = createSources({ ...config, sources: relayed }, registry, state.allPositions(), logger, sourceObserver(metrics));
+    const byApp = new Map<string, Map<string, ModelTopics>>();
+    for (const topics of models.values()) byApp.set(topics.appId, new Map([...(byApp.get(topics.appId) ?? []), [topics.modelId, topics]]));
+    const producers = [...byApp].map(([appId, topics]) => {
+      const app = config.apps.find((a) => a.id === appId);
+      if (!app) throw new Error(`no app ${appId}`);
+      return { producer: new RelayProducer(app, topics, logger.child({ app: appId })), models: new Set(topics.keys()) };
+    });
+    const relay = new Relay(logger, state, sources, producers.map((p) => p.producer), undefined);
+    try {
+      for (const { producer } of producers) await producer.start();
+    } catch (error) {
+      logger.error({ err: error }, `the relay cannot reach its Kafka cluster or create the topics: ${(error as Error).message}`);
+      await relay.close();
+      return EX_SOFTWARE;
+    }
+    const appOf = new Map(config.sources.map((s) => [s.id, s.appId]));
+    const router = new RelayRouter(domain, new Set(models.keys()));
+    const sink = {
+      send: async (events: Parameters<RelayProducer["send"]>[0]) => {
+        for (const { producer, models: own } of producers) {
+          const mine = producers.length === 1 ? events : events.filter((e) => own.has(e.modelId));
+          if (mine.length > 0) await producer.send(mine, (sourceId) => appOf.get(sourceId) ?? "");
+        }
+      },
+    };
+    const marks = pipelineOptions(options.maxBatchSize ?? DEFAULT_PIPELINE_OPTIONS.maxBatchSize, options.maxBatchDelayMs ?? DEFAULT_PIPELINE_OPTIONS.maxBatchDelayMs);
+    relay.flow = relayFlow(
+      sources,
+      state,
+      router,
+      sink,
+      {
+        committed: (batch, events) => {
+          recordCommitted(metrics, batch);
+          for (const e of events) scale.relayEvents.inc({ model: e.modelId, op: e.change.op });
+        },
+        failed: (error) => logger.error({ err: error }, `the relay stopped: ${error.message}`),
+        pressure: (_reason, full, paused) => {
+          logger.warn({ paused: full }, full ? "backpressure: pausing sources" : "backpressure released: resuming sources");
+          metrics.sourcesPaused.set(paused ? 1 : 0);
+        },
+        acknowledgeFailed: (source, error) => logger.warn({ err: error, app: source.appId }, "acknowledging positions failed"),
+      },
+      marks,
+    );
+    relay.flow.done.then(
+      () => void relay.stop(0),
+      () => void relay.stop(EX_SOFTWARE),
+    );
+    try {
+      relay.server = await startProbeServer({ notReady: () => relay.notReady(), metrics: async () => ({ contentType: metrics.registry.contentType, text: await metrics.registry.metrics() }) }, listen);
+    } catch (error) {
+      logger.error({ err: error, http: options.http }, "cannot listen for HTTP");
+      await relay.stop(EX_SOFTWARE);
+      return EX_SOFTWARE;
+    }
+    logger.info({ models: [...models.values()].map((m) => ({ model: m.modelId, topic: m.topic, partitions: m.partitions })), http: options.http }, "grouparoo-stream relay running");
+    return relay;
+  }
+
+  notReady(): string | null {
+    if (this.draining) return "draining";
+    const down = this.sources.filter((s) => !s.ready()).map((s) => s.appId);
+    if (down.length > 0) return `sources not connected: ${down.join(", ")}`;
+    return this.producers.every((p) => p.ready()) ? null : "kafka not connected";
+  }
+
+  drain(signal: string): Promise<void> {
+    this.logger.info({ signal }, "draining");
+    return this.stop(0);
+  }
+
+  private async stop(code: number): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    this.flow?.pipeline.drain();
+    await Promise.race([Promise.allSettled(this.sources.map((s) => s.stop())), new Promise((r) => setTimeout(r, 10_000))]);
+    await this.flow?.done.catch(() => undefined);
+    await this.server?.close();
+    await this.close();
+    this.logger.info({ code }, "stopped");
+    this.settle(code);
+  }
+
+  private async close(): Promise<void> {
+    await Promise.all(this.producers.map((p) => p.stop()));
+    await this.state.close();
+  }
+}
+
+export function runRelay(options: RelayOptions, logger: Logger): Promise<number> {
+  return withStateLock(options.state, () => runUntilSignalled(() => Relay.start(options, logger), logger, "relay"));
+}

@@ -1,0 +1,78 @@
+// The `relay` and `worker` commands (README, "Relay and workers"), kept apart from cli.ts so the
+// commands of one machine and those of many change independently.
+import { CommanderError, type Command } from "commander";
+import { DEFAULT_PIPELINE_OPTIONS } from "../streams/pipeline.js";
+import { EX_USAGE } from "./exit-codes.js";
+import { environmentProblems, hostPort, integer, milliseconds, path } from "./flags.js";
+import { createLogger } from "./logger.js";
+import { runRelay } from "./relay.js";
+import { runWorker } from "./worker.js";
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+/** LOG_LEVEL and LOG_FORMAT are checked before anything starts, as for `run`. */
+function checkEnvironment(): void {
+  const problems = environmentProblems(process.env);
+  if (problems.length === 0) return;
+  process.stderr.write(`error: ${problems.join("; ")}\n`);
+  throw new CommanderError(EX_USAGE, "grouparoo.invalidEnvironment", problems.join("; "));
+}
+
+export function scaleOutCommands(program: Command): void {
+  program
+    .command("relay")
+    .description("read the partitioned models' postgres-cdc sources and publish their changes to Kafka, keyed by record (the slot is confirmed once the broker acknowledged them)")
+    .requiredOption("-c, --config <path>", "config file or directory (YAML or JSON)")
+    .requiredOption("-s, --state <dir>", "directory of the relay's small state (rows' partitions, positions; one relay per state)", path)
+    .option("--http <host:port>", "where /metrics, /healthz and /readyz listen", hostPort, "127.0.0.1:9464")
+    .option("--max-batch-size <n>", "most changes per published batch, 1 or more", integer(1), DEFAULT_PIPELINE_OPTIONS.maxBatchSize)
+    .option("--max-batch-delay-ms <ms>", "longest a change waits for its batch while idle", milliseconds(0), DEFAULT_PIPELINE_OPTIONS.maxBatchDelayMs)
+    .option("--plugin <package>", "load a plugin package (repeatable)", collect, [])
+    .hook("preAction", checkEnvironment)
+    .action(async (options: { config: string; state: string; http: string; maxBatchSize: number; maxBatchDelayMs: number; plugin: string[] }) => {
+      process.exit(await runRelay({ ...options, plugins: options.plugin }, createLogger()));
+    });
+
+  program
+    .command("worker")
+    .description("share the partitioned models with the other workers of the model's consumer group: own some partitions, restore their state from the changelog, deliver their records' exports")
+    .requiredOption("-c, --config <path>", "config file or directory (YAML or JSON)")
+    .requiredOption("-s, --state <dir>", "directory of the local copies of the owned partitions' state (one worker per state)", path)
+    .option("--http <host:port>", "where /metrics, /healthz and /readyz listen", hostPort, "127.0.0.1:9464")
+    .option("--max-batch-size <n>", "most changes per batch (one LMDB transaction and one Kafka transaction), 1 or more", integer(1), DEFAULT_PIPELINE_OPTIONS.maxBatchSize)
+    .option("--max-batch-delay-ms <ms>", "longest a change waits for its batch while the partition is idle", milliseconds(0), DEFAULT_PIPELINE_OPTIONS.maxBatchDelayMs)
+    .option("--drain-timeout-ms <ms>", "how long SIGTERM keeps delivering the outbox", milliseconds(0), 10_000)
+    .option("--outbox-bound <n>", "exports waiting per destination and partition above which the partition pauses, 1 or more", integer(1), 100_000)
+    .option("--delivery-batch-size <n>", "exports per delivery request, 1 or more", integer(1), 100)
+    .option("--delivery-concurrency <n>", "delivery requests in flight per destination and partition, 1 or more", integer(1), 2)
+    .option("--max-attempts <n>", "deliveries of an export before it is dead-lettered, 1 or more", integer(1), 10)
+    .option("--max-backoff-ms <ms>", "longest wait between two attempts of an export", milliseconds(1), 60_000)
+    .option("--plugin <package>", "load a plugin package (repeatable)", collect, [])
+    .hook("preAction", checkEnvironment)
+    .action(
+      async (options: {
+        config: string;
+        state: string;
+        http: string;
+        maxBatchSize: number;
+        maxBatchDelayMs: number;
+        drainTimeoutMs: number;
+        outboxBound: number;
+        deliveryBatchSize: number;
+        deliveryConcurrency: number;
+        maxAttempts: number;
+        maxBackoffMs: number;
+        plugin: string[];
+      }) => {
+        const code = await runWorker(
+          {
+            ...options,
+            plugins: options.plugin,
+            delivery: { batchSize: options.deliveryBatchSize, concurrency: options.deliveryConcurrency, maxAttempts: options.maxAttempts, maxBackoffMs: options.maxBackoffMs },
+          },
+          createLogger(),
+        );
+        process.exit(code);
+      },
+    );
+}

@@ -1,0 +1,31 @@
+// Signals for the relay and worker modes (README, "Relay and workers"): SIGTERM and SIGINT drain
+// (the batch in flight is published or committed, positions acknowledged, the process exits 0);
+// SIGHUP is logged and ignored (a config change means restarting the process with the new config).
+import type { Logger } from "pino";
+
+export interface Drainable {
+  drain(signal: string): Promise<void>;
+  /** Resolves with the exit code once stopped. */
+  readonly finished: Promise<number>;
+}
+
+export async function runUntilSignalled(start: () => Promise<Drainable | number>, logger: Logger, mode: string): Promise<number> {
+  let stopAsked: NodeJS.Signals | undefined;
+  let onDrain = (signal: NodeJS.Signals) => void (stopAsked = signal);
+  const drainHandler = (signal: NodeJS.Signals) => onDrain(signal);
+  const reloadHandler = () => logger.warn({ mode }, `SIGHUP ignored: a ${mode} does not reload its config; restart it with the new one`);
+  process.on("SIGTERM", drainHandler);
+  process.on("SIGINT", drainHandler);
+  process.on("SIGHUP", reloadHandler);
+  try {
+    const running = await start();
+    if (typeof running === "number") return running;
+    onDrain = (signal) => void running.drain(signal);
+    if (stopAsked) onDrain(stopAsked);
+    return await running.finished;
+  } finally {
+    process.off("SIGTERM", drainHandler);
+    process.off("SIGINT", drainHandler);
+    process.off("SIGHUP", reloadHandler);
+  }
+}

@@ -1,0 +1,299 @@
+// `grouparoo-stream worker` (README, "Relay and workers"): one of N daemons sharing the config's
+// partitioned models through the model topic's consumer group. It owns the partitions the group
+// assigns it, each a PartitionTask (streams/partition-task.ts) with its own state under
+// --state/<model>/<partition>, restored from the changelog on assignment unless the local copy is
+// current, and closed on revocation. A rebalance suspends every partition's deliveries until the
+// assignment is known, so exports of a record leave only from the worker that owns it.
+import { join } from "node:path";
+import type { Logger } from "pino";
+import { formatIssue } from "../core/config/issues.js";
+import type { Config } from "../core/config/types.js";
+import type { Domain } from "../core/domain.js";
+import type { ModelTopics } from "../core/partitions.js";
+import { ChangelogReader, PartitionChangelog } from "../connectors/kafka/changelog.js";
+import { ensureModelTopics } from "../connectors/kafka/model-topics.js";
+import { partitionStream, WorkerConsumer, type PartitionBatch, type PartitionOwner } from "../connectors/kafka/worker-consumer.js";
+import type { DestinationConnector } from "../connectors/types.js";
+import { createMetrics, createScaleOutMetrics, type Metrics, type ScaleOutMetrics } from "../metrics/registry.js";
+import { DEFAULT_DELIVERY_OPTIONS, type DeliveryOptions } from "../streams/delivery.js";
+import { PartitionTask } from "../streams/partition-task.js";
+import { DEFAULT_PIPELINE_OPTIONS, pipelineOptions, type PipelineOptions } from "../streams/pipeline.js";
+import { loadConfigWithPlugins } from "./config/validate.js";
+import { createDestinations, type CreatedDestination } from "./connectors.js";
+import { EX_CONFIG, EX_SOFTWARE, EX_USAGE, withStateLock } from "./exit-codes.js";
+import { parseListen } from "./http.js";
+import { startProbeServer, type Api } from "./api/server.js";
+import { recordCommitted, recordDelivered, sourceObserver } from "./observe.js";
+import { partitionedModels } from "./relay.js";
+import { runUntilSignalled, type Drainable } from "./signals.js";
+
+export interface WorkerOptions {
+  config: string;
+  plugins?: string[];
+  state: string;
+  http: string;
+  maxBatchSize?: number;
+  maxBatchDelayMs?: number;
+  drainTimeoutMs?: number;
+  outboxBound?: number;
+  delivery?: Partial<DeliveryOptions>;
+}
+
+/** The models of one kafka app, read by one consumer. */
+interface Group {
+  consumer: WorkerConsumer;
+  reader: Map<string, ChangelogReader>;
+  models: Map<string, ModelTopics>;
+  byTopic: Map<string, ModelTopics>;
+}
+
+export class Worker implements Drainable, PartitionOwner {
+  private settle: (code: number) => void = () => undefined;
+  readonly finished: Promise<number>;
+  private draining = false;
+  private server: Api | undefined;
+  /** The partitions owned, by topic and partition. */
+  private readonly tasks = new Map<string, PartitionTask>();
+  private group!: Group;
+  private assignment: Promise<void> = Promise.resolve();
+
+  private constructor(
+    private readonly options: WorkerOptions,
+    private readonly logger: Logger,
+    private readonly config: Config,
+    private readonly domain: Domain,
+    private readonly destinations: CreatedDestination[],
+    private readonly metrics: Metrics,
+    private readonly scale: ScaleOutMetrics,
+    private readonly marks: PipelineOptions,
+  ) {
+    this.finished = new Promise((resolve) => (this.settle = resolve));
+  }
+
+  static async start(options: WorkerOptions, logger: Logger): Promise<Worker | number> {
+    let loaded;
+    try {
+      loaded = await loadConfigWithPlugins(options.config, options.plugins ?? []);
+    } catch (error) {
+      logger.error({ err: error }, (error as Error).message);
+      return EX_CONFIG;
+    }
+    for (const issue of loaded.issues) (issue.severity === "error" ? logger.error.bind(logger) : logger.warn.bind(logger))({ issue }, formatIssue(issue));
+    const { config, domain, registry } = loaded;
+    if (!config || !domain) {
+      logger.error({ config: options.config }, "invalid config; not starting");
+      return EX_CONFIG;
+    }
+    const models = partitionedModels(config);
+    const apps = new Set([...models.values()].map((m) => m.appId));
+    if (models.size === 0 || apps.size !== 1) {
+      logger.error({ config: options.config }, models.size === 0 ? "no model of this config is partitioned (a model's `partitioned` option): a worker has nothing to own" : "the partitioned models name different kafka apps; a worker reads one cluster and consumer group");
+      return EX_CONFIG;
+    }
+    let listen: { host: string; port: number };
+    try {
+      listen = parseListen(options.http);
+    } catch (error) {
+      logger.error({ http: options.http }, (error as Error).message);
+      return EX_USAGE;
+    }
+    const destinations = createDestinations({ ...config, destinations: config.destinations.filter((d) => models.has(d.modelId)) }, registry, logger);
+    // The worker being built, for the gauges that read it at scrape time.
+    const self: { worker?: Worker } = {};
+    const stores = () => [...(self.worker?.tasks.values() ?? [])].flatMap((t) => (t.state ? [t.state] : []));
+    const sum = (ids: Iterable<string>, count: (id: string) => number) => [...ids].map((id) => [id, count(id)] as [string, number]);
+    const metrics = createMetrics({
+      records: () => sum(models.keys(), (m) => stores().reduce((n, s) => n + s.countOf("records", m), 0)),
+      members: () => sum(domain.groups.keys(), (g) => stores().reduce((n, s) => n + s.countOf("members", g), 0)),
+      outboxDepth: () => sum(destinations.map((d) => d.connector.destinationId), (d) => stores().reduce((n, s) => n + s.outboxDepth(d), 0)),
+      runs: () => [],
+      runProgress: () => [],
+    });
+    const scale = createScaleOutMetrics(metrics.registry, {
+      partitionsOwned: () => {
+        const counts = new Map<string, number>([...models.keys()].map((m) => [m, 0]));
+        for (const task of self.worker?.tasks.values() ?? []) if (task.isOpen) counts.set(task.modelId, (counts.get(task.modelId) ?? 0) + 1);
+        return counts;
+      },
+    });
+    const marks = pipelineOptions(options.maxBatchSize ?? DEFAULT_PIPELINE_OPTIONS.maxBatchSize, options.maxBatchDelayMs ?? DEFAULT_PIPELINE_OPTIONS.maxBatchDelayMs);
+    const worker = new Worker(options, logger, config, domain, destinations, metrics, scale, marks);
+    self.worker = worker;
+    const appId = [...apps][0] as string;
+    const app = config.apps.find((a) => a.id === appId);
+    if (!app) return EX_CONFIG;
+    const byTopic = new Map([...models.values()].map((m) => [m.topic, m]));
+    const consumer = new WorkerConsumer(
+      app,
+      [...byTopic.keys()],
+      (topic) => ({ firstSourceId: config.sources.find((s) => s.modelId === byTopic.get(topic)?.modelId)?.id ?? "" }),
+      worker,
+      logger.child({ app: appId }),
+      sourceObserver(metrics),
+    );
+    worker.group = { consumer, reader: new Map(), models, byTopic };
+    try {
+      const admin = consumer.kafka.admin();
+      await admin.connect();
+      try {
+        for (const topics of models.values()) await ensureModelTopics(admin, topics, true);
+      } finally {
+        await admin.disconnect().catch(() => undefined);
+      }
+      worker.admin = consumer.kafka.admin();
+      await worker.admin.connect();
+      for (const topics of models.values()) {
+        const reader = new ChangelogReader(consumer.kafka, worker.admin, topics.changelogTopic, consumer.groupId, logger.child({ model: topics.modelId }));
+        await reader.start();
+        worker.group.reader.set(topics.modelId, reader);
+      }
+      await consumer.start();
+    } catch (error) {
+      logger.error({ err: error }, `the worker cannot reach its Kafka cluster: ${(error as Error).message}`);
+      await worker.stop(EX_SOFTWARE);
+      return EX_SOFTWARE;
+    }
+    try {
+      worker.server = await startProbeServer({ notReady: () => worker.notReady(), metrics: async () => ({ contentType: metrics.registry.contentType, text: await metrics.registry.metrics() }) }, listen);
+    } catch (error) {
+      logger.error({ err: error, http: options.http }, "cannot listen for HTTP");
+      await worker.stop(EX_SOFTWARE);
+      return EX_SOFTWARE;
+    }
+    logger.info({ models: [...models.values()].map((m) => ({ model: m.modelId, topic: m.topic, changelog: m.changelogTopic, partitions: m.partitions })), group: consumer.groupId, http: options.http }, "grouparoo-stream worker running");
+    return worker;
+  }
+
+  private admin: ReturnType<WorkerConsumer["kafka"]["admin"]> | undefined;
+
+  notReady(): string | null {
+    if (this.draining) return "draining";
+    if (!this.group.consumer.ready()) return "not in the consumer group (joining or rebalancing)";
+    const restoring = [...this.tasks.values()].filter((t) => !t.isOpen).map((t) => `${t.modelId}/${t.partition}`);
+    return restoring.length > 0 ? `taking over partitions: ${restoring.join(", ")}` : null;
+  }
+
+  // --- PartitionOwner --------------------------------------------------------------------------
+
+  rebalancing(): void {
+    for (const task of this.tasks.values()) task.suspend();
+  }
+
+  assigned(assignment: ReadonlyMap<string, readonly number[]>): void {
+    this.assignment = this.assignment.then(() => this.reassign(assignment)).catch((error: unknown) => this.logger.error({ err: error }, "taking the assignment failed"));
+  }
+
+  private async reassign(assignment: ReadonlyMap<string, readonly number[]>): Promise<void> {
+    if (this.draining) return;
+    const wanted = new Set<string>();
+    for (const [topic, partitions] of assignment) for (const p of partitions) if (this.group.byTopic.has(topic)) wanted.add(`${topic}\u0000${p}`);
+    const revoked = [...this.tasks].filter(([key]) => !wanted.has(key));
+    for (const [key] of revoked) this.tasks.delete(key);
+    await Promise.all(revoked.map(([, task]) => task.close()));
+    const added: PartitionTask[] = [];
+    for (const key of wanted) {
+      const kept = this.tasks.get(key);
+      if (kept) {
+        kept.resume();
+        continue;
+      }
+      const [topic, p] = key.split("\u0000") as [string, string];
+      const task = this.createTask(topic, Number(p));
+      this.tasks.set(key, task);
+      added.push(task);
+    }
+    for (const model of this.group.models.keys()) this.scale.rebalances.inc({ model });
+    this.logger.info({ owned: [...this.tasks.values()].map((t) => `${t.modelId}/${t.partition}`), added: added.map((t) => `${t.modelId}/${t.partition}`), revoked: revoked.map(([, t]) => `${t.modelId}/${t.partition}`) }, "partitions assigned");
+    for (const task of added) {
+      void task.open().then(
+        (takeover) => {
+          this.scale.restoreSeconds.observe({ model: task.modelId, how: takeover.how }, takeover.seconds);
+          if (takeover.records > 0) this.scale.restoredRecords.inc({ model: task.modelId }, takeover.records);
+        },
+        (error: unknown) => {
+          // A partition closed while it was being taken over (revoked, or the worker stops) is no failure.
+          if (this.draining || this.tasks.get(`${task.topic}\u0000${task.partition}`) !== task) return;
+          this.logger.error({ err: error, partition: task.partition }, "taking the partition over failed; the worker stops so it can start over");
+          void this.stop(EX_SOFTWARE);
+        },
+      );
+    }
+  }
+
+  private createTask(topic: string, partition: number): PartitionTask {
+    const topics = this.group.byTopic.get(topic) as ModelTopics;
+    const consumer = this.group.consumer;
+    const model = topics.modelId;
+    const logger = this.logger.child({ model, partition });
+    const changelog = new PartitionChangelog(consumer.kafka, this.admin as NonNullable<Worker["admin"]>, { changelogTopic: topics.changelogTopic, inputTopic: topic, groupId: consumer.groupId, partition });
+    const delivery = { ...DEFAULT_DELIVERY_OPTIONS, ...this.options.delivery };
+    const task = new PartitionTask({
+      modelId: model,
+      topic,
+      partition,
+      stream: partitionStream(consumer.app.id, topic, partition),
+      appId: consumer.app.id,
+      statePath: join(this.options.state, model, String(partition)),
+      domain: this.domain,
+      changelog,
+      reader: this.group.reader.get(model) as ChangelogReader,
+      destinations: this.destinations
+        .filter(({ connector }) => this.config.destinations.find((d) => d.id === connector.destinationId)?.modelId === model)
+        .map(({ connector, tuning }) => ({ connector: connector as DestinationConnector, delivery: { ...delivery, ...tuning } })),
+      pipeline: this.marks,
+      outboxBound: this.options.outboxBound ?? 100_000,
+      logger,
+      pauseInput: (paused) => consumer.pause(topic, partition, paused),
+      seekInput: (offset) => consumer.seek(topic, partition, offset),
+      events: {
+        committed: (batch) => recordCommitted(this.metrics, batch),
+        failed: (error) => logger.error({ err: error }, "pipeline failed"),
+        pressure: (_reason, _full, paused) => this.metrics.sourcesPaused.set(paused ? 1 : 0),
+        delivered: (destinationId, outcomes, size) => recordDelivered(this.metrics, destinationId, outcomes, size),
+        changelogCommitted: (records) => {
+          this.scale.changelogRecords.inc({ model }, records);
+          this.scale.changelogTransactions.inc({ model, result: "committed" });
+        },
+        changelogFailed: () => this.scale.changelogTransactions.inc({ model, result: "failed" }),
+        lost: () => {
+          // Fenced or failing: another worker holds the partition now, or the broker refuses; start over.
+          if (this.tasks.get(`${topic}\u0000${partition}`) === task && !this.draining) void this.stop(EX_SOFTWARE);
+        },
+      },
+    });
+    return task;
+  }
+
+  async batch(batch: PartitionBatch): Promise<void> {
+    const task = this.tasks.get(`${batch.topic}\u0000${batch.partition}`);
+    if (!task) return;
+    await task.process(batch.changes, batch.lastOffset, batch.heartbeat, batch.running);
+  }
+
+  // --- Lifecycle ---------------------------------------------------------------------------------
+
+  drain(signal: string): Promise<void> {
+    this.logger.info({ signal }, "draining");
+    return this.stop(0);
+  }
+
+  private async stop(code: number): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    // Deliver what is committed while the partitions are still ours, then leave the group.
+    const tasks = [...this.tasks.values()];
+    this.tasks.clear();
+    await Promise.all(tasks.map((t) => t.close(code === 0 ? (this.options.drainTimeoutMs ?? 10_000) : undefined)));
+    await this.group?.consumer.stop();
+    for (const reader of this.group?.reader.values() ?? []) await reader.stop();
+    await this.admin?.disconnect().catch(() => undefined);
+    await Promise.all(this.destinations.map((d) => d.connector.stop().catch(() => undefined)));
+    await this.server?.close();
+    this.logger.info({ code }, "stopped");
+    this.settle(code);
+  }
+}
+
+export function runWorker(options: WorkerOptions, logger: Logger): Promise<number> {
+  return withStateLock(options.state, () => runUntilSignalled(() => Worker.start(options, logger), logger, "worker"));
+}

@@ -1,0 +1,183 @@
+// The issue's scale-out check, with processes on the real broker (README, "Relay and workers"): a
+// relay and three workers on a 6-partition topic take 100,000 changes while workers are SIGKILLed,
+// stopped and started (at least 6 rebalances); the destination table ends equal to what one daemon
+// produces from the same data, and no change is planned into exports by two workers (an export with the
+// same partition sequence number is the same export, sent again only after its sender died).
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Kafka, logLevel } from "kafkajs";
+import { afterAll, describe, expect, inject, it } from "vitest";
+import { freePort } from "../services/process.js";
+import { get, sample, waitFor } from "../helpers/daemon.js";
+import { createTestDatabase } from "../helpers/postgres.js";
+import { SCALE_SCHEMA, scaleConfig, scaleNames, startMode, withExportFile, type ModeProcess } from "../helpers/scale.js";
+
+const CHANGES = Number(process.env.SCALE_E2E_CHANGES ?? 100_000);
+const USERS = 2000;
+
+describe("relay and three workers under SIGKILL and rebalances", () => {
+  const work = mkdtempSync(join(tmpdir(), "scale-e2e-"));
+  // SCALE_E2E_KEEP=1 keeps the work directory (states, exports, process logs) for a look after a failure.
+  afterAll(() => (process.env.SCALE_E2E_KEEP ? console.log(`[scale-out e2e] kept ${work}`) : rmSync(work, { recursive: true, force: true })));
+
+  it(`end where one daemon ends after ${CHANGES} changes`, { timeout: 600_000 }, async () => {
+    const began = performance.now();
+    const brokers = inject("kafkaBrokers");
+    const db = await createTestDatabase(inject("pgUrl"), "scale_e2e");
+    const running: ModeProcess[] = [];
+    try {
+      for (const sql of SCALE_SCHEMA) await db.query(sql);
+      await db.query(`INSERT INTO users SELECT g, 'u' || g || '@example.com', 'name' || g, g % 3 = 0, now() - (g % 4) * interval '1 day' + interval '25 seconds', ARRAY['a'] FROM generate_series(1, ${USERS}) g`);
+      const names = scaleNames("e2e");
+      const config = join(work, "config.json");
+      writeFileSync(config, JSON.stringify(withExportFile(scaleConfig(db.url, brokers, names, { partitioned: true, partitions: 6 }))));
+      const oracleConfig = join(work, "oracle.json");
+      writeFileSync(oracleConfig, JSON.stringify(withExportFile(scaleConfig(db.url, brokers, names, { partitioned: false, table: "crm_oracle", slot: `${names.slot}_oracle` }))));
+
+      const relay = startMode("relay", ["--config", config, "--state", join(work, "relay")], `127.0.0.1:${await freePort()}`, { ...process.env, EXPORT_DIR: join(work, "unused") });
+      running.push(relay);
+      const incarnations: { dir: string }[] = [];
+      const workers: (ModeProcess | undefined)[] = [undefined, undefined, undefined];
+      const start = async (n: number) => {
+        const dir = join(work, "exports", `w${n}-${incarnations.length}`);
+        mkdirSync(dir, { recursive: true });
+        incarnations.push({ dir });
+        const w = startMode("worker", ["--config", config, "--state", join(work, `worker-${n}`), "--max-batch-delay-ms", "2", "--drain-timeout-ms", "3000"], `127.0.0.1:${await freePort()}`, { ...process.env, EXPORT_DIR: dir });
+        workers[n] = w;
+        running.push(w);
+        await waitFor(`worker ${n} in the group`, async () => ((await get(w.http, "/healthz").catch(() => ({ status: 0 }))).status === 200 ? true : undefined), 30_000);
+      };
+      const stop = async (n: number, signal: "SIGKILL" | "SIGTERM") => {
+        const w = workers[n];
+        if (!w) return;
+        w.child.kill(signal);
+        const exit = await w.exited;
+        if (signal === "SIGTERM") expect(exit.code, w.logs().slice(-3000)).toBe(0);
+        workers[n] = undefined;
+      };
+      await Promise.all([start(0), start(1), start(2)]);
+
+      // The writer: transactions of inserts, updates, moves of purchases between users, deletes.
+      let changes = 0;
+      let step = 0;
+      const writer = (async () => {
+        while (changes < CHANGES) {
+          step += 1;
+          const base = step * 1000;
+          const results = await db.query(`
+            WITH ins AS (INSERT INTO purchases SELECT ${base} + g, 1 + (g * 37 + ${step}) % ${USERS}, (g * 13 + ${step}) % 97 + 0.5, CASE WHEN g % 4 = 0 THEN 'failed' ELSE 'successful' END, '2026-01-01T00:00:00Z'::timestamptz + (${step} * 100 + g) * interval '1 minute' FROM generate_series(1, 100) g RETURNING 1),
+                 upd AS (UPDATE purchases SET amount = amount + 1 WHERE id IN (SELECT (${step} - 1 - g % 5) * 1000 + (g * 7) % 100 + 1 FROM generate_series(1, 50) g) RETURNING 1),
+                 mov AS (UPDATE purchases SET user_id = user_id % ${USERS} + 1 WHERE id IN (SELECT (${step} - 2) * 1000 + g * 5 FROM generate_series(1, 20) g) RETURNING 1),
+                 del AS (DELETE FROM purchases WHERE id IN (SELECT (${step} - 3) * 1000 + g * 9 FROM generate_series(1, 10) g) RETURNING 1),
+                 usr AS (UPDATE users SET name = 'n' || ${step} || '-' || id, vip = NOT vip WHERE id IN (SELECT 1 + (g * 97 + ${step} * 11) % ${USERS} FROM generate_series(1, 20) g) RETURNING 1)
+            SELECT (SELECT count(*) FROM ins) + (SELECT count(*) FROM upd) + (SELECT count(*) FROM mov) + (SELECT count(*) FROM del) + (SELECT count(*) FROM usr) AS n`);
+          changes += Number((results.rows[0] as { n: string }).n);
+          if (step % 25 === 0) {
+            await db.query(`DELETE FROM users WHERE id = ${1 + ((step * 31) % USERS)}`);
+            await db.query(`INSERT INTO users VALUES (${1 + ((step * 31) % USERS)}, 'back${step}@example.com', 'back', true, now(), ARRAY['b']) ON CONFLICT DO NOTHING`);
+            changes += 2;
+          }
+          await new Promise((r) => setTimeout(r, 15));
+        }
+      })();
+
+      // Rebalances while the writer writes and the workers catch up: kills, graceful stops, starts.
+      let rebalances = 0;
+      const pause = () => new Promise((r) => setTimeout(r, 2500));
+      const chaos: [string, () => Promise<void>][] = [
+        ["SIGKILL worker 0", () => stop(0, "SIGKILL")],
+        ["start worker 0", () => start(0)],
+        ["SIGTERM worker 1", () => stop(1, "SIGTERM")],
+        ["start worker 1", () => start(1)],
+        ["SIGKILL worker 2", () => stop(2, "SIGKILL")],
+        ["start worker 2", () => start(2)],
+        ["SIGKILL workers 0 and 1", async () => void (await Promise.all([stop(0, "SIGKILL"), stop(1, "SIGKILL")]))],
+        ["start workers 0 and 1", async () => void (await Promise.all([start(0), start(1)]))],
+      ];
+      for (const [, action] of chaos) {
+        await pause();
+        await action();
+        rebalances += 1;
+      }
+      await writer;
+      const written = performance.now();
+
+      // Everything published is committed by the group, every outbox is empty, and the table settles.
+      const kafka = new Kafka({ clientId: "scale-e2e", brokers, logLevel: logLevel.NOTHING });
+      const admin = kafka.admin();
+      await admin.connect();
+      const { rows: lsn } = await db.query<{ lsn: string }>(`SELECT pg_current_wal_lsn()::text AS lsn`);
+      await waitFor("the relay confirmed the slot past the writes", async () => {
+        const { rows } = await db.query<{ ok: boolean }>(`SELECT confirmed_flush_lsn >= $1::pg_lsn AS ok FROM pg_replication_slots WHERE slot_name = $2`, [lsn[0]?.lsn, names.slot]);
+        return rows[0]?.ok ? true : undefined;
+      }, 180_000);
+      await waitFor("the group committed every offset", async () => {
+        const ends = await admin.fetchTopicOffsets(names.topic);
+        const [offsets] = await admin.fetchOffsets({ groupId: names.groupId, topics: [names.topic] });
+        return ends.every((end) => offsets?.partitions.find((p) => p.partition === end.partition)?.offset === end.high) ? true : undefined;
+      }, 240_000);
+      const live = workers.filter((w): w is ModeProcess => w !== undefined);
+      await waitFor("every outbox delivered", async () => {
+        let depth = 0;
+        for (const w of live) {
+          const text = (await get(w.http, "/metrics")).body;
+          depth += (sample(text, 'grouparoo_outbox_depth{destination="crm"}') ?? 0) + (sample(text, 'grouparoo_outbox_depth{destination="ledger"}') ?? 0);
+        }
+        return depth === 0 ? true : undefined;
+      }, 120_000);
+      const caughtUp = performance.now();
+
+      const table = async (name: string) => JSON.stringify((await db.query(`SELECT id, email, name, ltv, purchases, last_purchase, segments FROM ${name} ORDER BY id`)).rows);
+      const oracle = startMode("run", ["--config", oracleConfig, "--state", join(work, "oracle")], `127.0.0.1:${await freePort()}`, { ...process.env, EXPORT_DIR: join(work, "oracle-exports") });
+      running.push(oracle);
+      const expected = await waitFor("the oracle's table settles", async () => {
+        const one = await table("crm_oracle");
+        await new Promise((r) => setTimeout(r, 2000));
+        const two = await table("crm_oracle");
+        return one === two && one !== "[]" ? two : undefined;
+      }, 180_000);
+      const actual = await table("crm");
+      if (actual !== expected) expect(JSON.parse(actual)).toEqual(JSON.parse(expected));
+      expect((JSON.parse(expected) as unknown[]).length).toBeGreaterThan(USERS - 30);
+
+      // No change planned into exports twice: one content per (record, sequence number).
+      const byExport = new Map<string, { contents: Set<string>; senders: Set<number> }>();
+      let lines = 0;
+      for (const [i, incarnation] of incarnations.entries()) {
+        const file = join(incarnation.dir, "exports.jsonl");
+        const names = readdirSync(incarnation.dir);
+        if (!names.includes("exports.jsonl")) continue;
+        for (const line of readFileSync(file, "utf8").split("\n")) {
+          if (line === "") continue;
+          lines += 1;
+          const e = JSON.parse(line) as { seq: number; recordId: string; newRecordProperties: unknown; newGroups: unknown; toDelete: boolean };
+          const id = `${e.recordId}#${e.seq}`;
+          const entry = byExport.get(id) ?? { contents: new Set(), senders: new Set() };
+          entry.contents.add(JSON.stringify([e.newRecordProperties, e.newGroups, e.toDelete]));
+          entry.senders.add(i);
+          byExport.set(id, entry);
+        }
+      }
+      const planned = [...byExport].filter(([, e]) => e.contents.size > 1);
+      expect(planned.map(([id]) => id)).toEqual([]);
+      // The same export (same content) sent again by the partition's next owner: it was in flight
+      // (sent, its acknowledgement not yet in the changelog) when its sender died or lost the partition.
+      // At most one delivery batch in flight per destination, partition and concurrency slot each time.
+      const resent = [...byExport].filter(([, e]) => e.senders.size > 1);
+      expect(resent.length).toBeLessThanOrEqual(rebalances * 6 * 2 * 100);
+      console.log(
+        `[scale-out e2e] ${changes} changes, ${rebalances} membership changes, ${incarnations.length} worker processes; writes ${((written - began) / 1000).toFixed(1)} s, caught up ${((caughtUp - began) / 1000).toFixed(1)} s, total ${((performance.now() - began) / 1000).toFixed(1)} s; ${lines} ledger lines, ${byExport.size} exports, ${resent.length} re-sent by the next owner of their partition (in flight when their sender was killed or lost it)`,
+      );
+      expect(changes).toBeGreaterThanOrEqual(CHANGES);
+      expect(rebalances).toBeGreaterThanOrEqual(6);
+      await admin.disconnect();
+    } finally {
+      if (process.env.SCALE_E2E_KEEP) for (const [i, p] of running.entries()) writeFileSync(join(work, `process-${i}.log`), p.logs());
+      for (const p of running) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill("SIGTERM");
+      await Promise.all(running.map((p) => Promise.race([p.exited, new Promise((r) => setTimeout(r, 15_000))])));
+      for (const p of running) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill("SIGKILL");
+      if (!process.env.SCALE_E2E_KEEP) await db.drop();
+    }
+  });
+});
