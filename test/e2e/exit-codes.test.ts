@@ -108,6 +108,30 @@ describe("exit codes and messages", () => {
     expect(firstLine(bad.stderr)).toBe("error: option '--kind <kind>' argument 'all' is invalid. expected one of change, message, export");
   });
 
+  it.each([["relay"], ["worker"]])("%s checks its flags and LOG_LEVEL as run does, and refuses a state another process holds (75)", async (mode) => {
+    const state = join(work, `${mode}-state`);
+    const flag = await runCli([mode, "--config", empty, "--state", state, "--max-batch-size", "abc"]);
+    expect(flag.code).toBe(64);
+    expect(firstLine(flag.stderr)).toBe("error: option '--max-batch-size <n>' argument 'abc' is invalid. expected a whole number >= 1");
+    const level = await runCli([mode, "--config", empty, "--state", state], { env: { ...process.env, LOG_LEVEL: "verbose" } });
+    expect(level).toEqual({ code: 64, stdout: "", stderr: 'error: LOG_LEVEL "verbose" is invalid: expected one of fatal, error, warn, info, debug, trace, silent\n' });
+    expect(existsSync(state)).toBe(false);
+    const http = `127.0.0.1:${await freePort()}`;
+    const daemon = startDaemon(["--config", empty, "--state", state], http);
+    try {
+      await waitFor("/healthz", async () => ((await get(http, "/healthz")).status === 200 ? true : undefined));
+      const held = await runCli([mode, "--config", empty, "--state", state, "--http", "127.0.0.1:0"]);
+      expect(held).toEqual({ code: 75, stdout: "", stderr: `error: the state ${state} is in use by another grouparoo-stream daemon (pid ${daemon.child.pid}): one daemon per state; stop it first, or use another --state\n` });
+    } finally {
+      daemon.child.kill("SIGTERM");
+      expect((await daemon.exited).code).toBe(0);
+    }
+    // Free, the state is taken; this config has no partitioned model, which is a config error.
+    const free = await runCli([mode, "--config", empty, "--state", state, "--http", "127.0.0.1:0"]);
+    expect(free.code).toBe(78);
+    expect(free.stdout).toContain("no model of this config is partitioned");
+  });
+
   it("warns about a config with no sources in validate and run (item 8)", async () => {
     const validated = await runCli(["validate", "--config", empty]);
     expect(validated).toEqual({ code: 0, stdout: `${empty}: valid config: nothing defined\n`, stderr: `warning: ${empty}: the config defines no sources: the daemon would run idle\n` });

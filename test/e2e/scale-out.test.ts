@@ -46,7 +46,9 @@ describe("relay and three workers under SIGKILL and rebalances", () => {
         const w = startMode("worker", ["--config", config, "--state", join(work, `worker-${n}`), "--max-batch-delay-ms", "2", "--drain-timeout-ms", "3000"], `127.0.0.1:${await freePort()}`, { ...process.env, EXPORT_DIR: dir });
         workers[n] = w;
         running.push(w);
-        await waitFor(`worker ${n} in the group`, async () => ((await get(w.http, "/healthz").catch(() => ({ status: 0 }))).status === 200 ? true : undefined), 30_000);
+        await waitFor(`worker ${n} in the group`, async () => ((await get(w.http, "/healthz").catch(() => ({ status: 0 }))).status === 200 ? true : undefined), 90_000).catch((error: Error) => {
+          throw new Error(`${error.message}; its log ends:\n${w.logs().slice(-3000)}`);
+        });
       };
       const stop = async (n: number, signal: "SIGKILL" | "SIGTERM") => {
         const w = workers[n];
