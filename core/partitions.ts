@@ -41,3 +41,6 @@ export interface CapturedTransaction {
 
 /** The meta entry holding the id of the last transaction a state reflects. */
 export const CHANGELOG_TXN_KEY = "changelog:txn";
+
+/** The meta entry marking a worker's partition state: only its worker, which captures the changelog, writes it. */
+export const PARTITION_STATE_KEY = "changelog:partition";

@@ -17,6 +17,7 @@ import { relayFlow, type RelayFlow } from "../streams/relay.js";
 import { loadConfigWithPlugins } from "./config/validate.js";
 import { createSources } from "./connectors.js";
 import { EX_CONFIG, EX_SOFTWARE, EX_USAGE, withStateLock } from "./exit-codes.js";
+import { readPackageInfo } from "./package-info.js";
 import { parseListen } from "./http.js";
 import { startProbeServer, type Api } from "./api/server.js";
 import { recordCommitted, sourceObserver } from "./observe.js";
@@ -84,7 +85,7 @@ export class Relay implements Drainable {
       return EX_USAGE;
     }
     const state = RelayState.open(options.state);
-    const metrics = createMetrics({ records: () => [], members: () => [], outboxDepth: () => [], runs: () => [], runProgress: () => [] });
+    const metrics = createMetrics({ records: () => [], members: () => [], outboxDepth: () => [], runs: () => [], runProgress: () => [] }, { version: readPackageInfo().version, node: process.version });
     const scale = createScaleOutMetrics(metrics.registry, { relayRoutes: () => state.routeCount() });
     // Only the partitioned models' sources are read (the validator made them all postgres-cdc).
     const relayed = config.sources.filter((s) => models.has(s.modelId));

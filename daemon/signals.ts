@@ -1,7 +1,10 @@
 // Signals for the relay and worker modes (README, "Relay and workers"): SIGTERM and SIGINT drain
 // (the batch in flight is published or committed, positions acknowledged, the process exits 0);
 // SIGHUP is logged and ignored (a config change means restarting the process with the new config).
+// Under a Type=notify unit they tell systemd READY=1 once started (and ping its watchdog), STOPPING=1
+// as they drain, like `run` (daemon/systemd.ts).
 import type { Logger } from "pino";
+import { createSystemdNotifier } from "./systemd.js";
 
 export interface Drainable {
   drain(signal: string): Promise<void>;
@@ -17,13 +20,20 @@ export async function runUntilSignalled(start: () => Promise<Drainable | number>
   process.on("SIGTERM", drainHandler);
   process.on("SIGINT", drainHandler);
   process.on("SIGHUP", reloadHandler);
+  const systemd = createSystemdNotifier(process.env, { onError: (error) => logger.warn({ err: error }, "systemd notification failed") });
   try {
+    systemd.status(`starting the ${mode}`);
     const running = await start();
     if (typeof running === "number") return running;
-    onDrain = (signal) => void running.drain(signal);
+    systemd.ready(`running: ${mode}`);
+    onDrain = (signal) => {
+      systemd.stopping("draining");
+      void running.drain(signal);
+    };
     if (stopAsked) onDrain(stopAsked);
     return await running.finished;
   } finally {
+    systemd.close();
     process.off("SIGTERM", drainHandler);
     process.off("SIGINT", drainHandler);
     process.off("SIGHUP", reloadHandler);

@@ -21,6 +21,7 @@ import { DEFAULT_PIPELINE_OPTIONS, pipelineOptions, type PipelineOptions } from 
 import { loadConfigWithPlugins } from "./config/validate.js";
 import { createDestinations, type CreatedDestination } from "./connectors.js";
 import { EX_CONFIG, EX_SOFTWARE, EX_USAGE, withStateLock } from "./exit-codes.js";
+import { readPackageInfo } from "./package-info.js";
 import { parseListen } from "./http.js";
 import { startProbeServer, type Api } from "./api/server.js";
 import { recordCommitted, recordDelivered, sourceObserver } from "./observe.js";
@@ -54,6 +55,8 @@ export class Worker implements Drainable, PartitionOwner {
   private server: Api | undefined;
   /** The partitions owned, by topic and partition. */
   private readonly tasks = new Map<string, PartitionTask>();
+  /** Owned partitions their pipeline holds back (grouparoo_sources_paused is 1 while any is). */
+  private readonly paused = new Set<PartitionTask>();
   private group!: Group;
   private assignment: Promise<void> = Promise.resolve();
 
@@ -108,11 +111,11 @@ export class Worker implements Drainable, PartitionOwner {
       outboxDepth: () => sum(destinations.map((d) => d.connector.destinationId), (d) => stores().reduce((n, s) => n + s.outboxDepth(d), 0)),
       runs: () => [],
       runProgress: () => [],
-    });
+    }, { version: readPackageInfo().version, node: process.version });
     const scale = createScaleOutMetrics(metrics.registry, {
       partitionsOwned: () => {
         const counts = new Map<string, number>([...models.keys()].map((m) => [m, 0]));
-        for (const task of self.worker?.tasks.values() ?? []) if (task.isOpen) counts.set(task.modelId, (counts.get(task.modelId) ?? 0) + 1);
+        for (const task of self.worker?.tasks.values() ?? []) counts.set(task.modelId, (counts.get(task.modelId) ?? 0) + 1);
         return counts;
       },
     });
@@ -190,6 +193,13 @@ export class Worker implements Drainable, PartitionOwner {
     const revoked = [...this.tasks].filter(([key]) => !wanted.has(key));
     for (const [key] of revoked) this.tasks.delete(key);
     await Promise.all(revoked.map(([, task]) => task.close()));
+    // A partition that moved away leaves its gauges with its new owner (their sums stay the group's).
+    for (const [, task] of revoked) {
+      this.paused.delete(task);
+      this.metrics.kafkaConsumerLag.remove({ topic: task.topic, partition: String(task.partition) });
+      this.metrics.replicationLagSeconds.remove({ stream: partitionStream(this.group.consumer.app.id, task.topic, task.partition) });
+    }
+    this.metrics.sourcesPaused.set(this.paused.size > 0 ? 1 : 0);
     const added: PartitionTask[] = [];
     for (const key of wanted) {
       const kept = this.tasks.get(key);
@@ -248,7 +258,12 @@ export class Worker implements Drainable, PartitionOwner {
       events: {
         committed: (batch) => recordCommitted(this.metrics, batch),
         failed: (error) => logger.error({ err: error }, "pipeline failed"),
-        pressure: (_reason, _full, paused) => this.metrics.sourcesPaused.set(paused ? 1 : 0),
+        pressure: (_reason, _full, paused) => {
+          // 1 while any owned partition is held back.
+          if (paused) this.paused.add(task);
+          else this.paused.delete(task);
+          this.metrics.sourcesPaused.set(this.paused.size > 0 ? 1 : 0);
+        },
         delivered: (destinationId, outcomes, size) => recordDelivered(this.metrics, destinationId, outcomes, size),
         changelogCommitted: (records) => {
           this.scale.changelogRecords.inc({ model }, records);

@@ -224,7 +224,7 @@ export function createScaleOutMetrics(registry: Registry, gauges: ScaleOutGauges
     }),
     partitionsOwned: new Gauge({
       name: METRICS.partitionsOwned,
-      help: "Partitions of a partitioned model this worker owns (restored and processing or restoring), by model.",
+      help: "Partitions of a partitioned model assigned to this worker (processing, or being restored or claimed), by model.",
       labelNames: ["model"] as const,
       registers: [registry],
       collect() {

@@ -17,7 +17,7 @@ import { open, type Database, type RootDatabase } from "lmdb";
 import type { AggregateState } from "../core/aggregates.js";
 import type { BatchState, DeadLetter, Identity, RowRef, StoredRecord, StoredRow } from "../core/apply.js";
 import type { ExportPlan, RemoteState } from "../core/exports.js";
-import { CHANGELOG_TXN_KEY, type CapturedTransaction, type ChangelogRecord } from "../core/partitions.js";
+import { CHANGELOG_TXN_KEY, PARTITION_STATE_KEY, type CapturedTransaction, type ChangelogRecord } from "../core/partitions.js";
 import { createStateDir, DaemonLock, requireExistingState, StateOpenError, stateFsError } from "./open.js";
 
 type Key = (string | number)[];
@@ -190,6 +190,7 @@ export class Store {
       "export-results": this.exportResults ?? this.remote,
     } as Record<PrefixedIndex, Database<unknown, Key>>;
     this.checkFormat();
+    this.checkPartition();
     const named: Record<(typeof CAPTURED)[number], Database<unknown, Key | string> | undefined> = {
       records: this.records,
       unique: this.unique,
@@ -284,6 +285,24 @@ export class Store {
       throw new StateOpenError(`the state in ${this.path} has layout ${String(format ?? 1)}, this version reads layout ${STATE_FORMAT}: start from an empty --state directory (sources re-read from their snapshot or earliest position)`, "layout");
     }
     if (!this.options.readOnly) this.meta.putSync("format", STATE_FORMAT);
+  }
+
+  /**
+   * A worker's partition state is written only with its changelog captured (by its worker): a write
+   * without it (run, rebuild, retry-exports) would be lost at the partition's next restore. Read-only
+   * commands open it.
+   */
+  private checkPartition(): void {
+    if (this.options.readOnly) return;
+    const marked = this.meta.get(PARTITION_STATE_KEY) !== undefined;
+    if (this.options.capture) {
+      if (!marked) this.meta.putSync(PARTITION_STATE_KEY, true);
+      return;
+    }
+    if (!marked) return;
+    this.root.close();
+    this.lock?.release();
+    throw new StateOpenError(`the state in ${this.path} is a partition of a grouparoo-stream worker: only its worker writes it (its writes go to the partition's changelog); read it with status or dead-letters`, "layout");
   }
 
   static open(path: string, options: StoreOptions = {}): Store {

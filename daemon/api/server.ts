@@ -86,6 +86,8 @@ function newApp(): Api {
   // Query strings and path parameters are converted to their types; bodies are taken as sent.
   app.setValidatorCompiler(TypeBoxValidatorCompiler);
   app.addSchema(ErrorBody);
+  // Bodies are JSON only: any other content type is 415, not a string handed to a schema.
+  app.removeContentTypeParser("text/plain");
   return app;
 }
 

@@ -64,6 +64,21 @@ describe("opening a state", () => {
     expect(existsSync(join(dir, "data.mdb"))).toBe(false);
   });
 
+  it("keeps a worker's partition state to its worker: writers without the changelog are refused (65), readers are not", async () => {
+    const partition = join(dir, "users", "0");
+    const worker = Store.open(partition, { capture: () => undefined });
+    await worker.close();
+    const message = `the state in ${partition} is a partition of a grouparoo-stream worker: only its worker writes it (its writes go to the partition's changelog); read it with status or dead-letters`;
+    expect(problem(() => Store.open(partition, { lock: true }))).toEqual({ problem: "layout", holder: undefined, message });
+    expect(problem(() => Store.open(partition, { create: false }))?.problem).toBe("layout");
+    const reader = Store.open(partition, { readOnly: true });
+    await reader.close();
+    const again = Store.open(partition, { capture: () => undefined });
+    await again.close();
+    // The refused open released the lock it took.
+    DaemonLock.acquire(partition).release();
+  });
+
   it("names a file where the state directory should be (cannot create, 73)", () => {
     const file = join(dir, "file");
     writeFileSync(file, "x");

@@ -11,6 +11,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { pino } from "pino";
+import { runUntilSignalled } from "../../daemon/signals.js";
 import { createSystemdNotifier, watchdogIntervalMs, type SystemdNotifier } from "../../daemon/systemd.js";
 
 const unixDgram = createRequire(import.meta.url)("unix-dgram") as { createSocket(type: "unix_dgram"): { fd: number } };
@@ -92,6 +94,21 @@ describe("systemd notifier", () => {
       "READY=1",
     ]);
     expect(errors).toEqual([]);
+  });
+
+  it("tells systemd a relay or worker started, then that it drains on SIGTERM (runUntilSignalled)", async () => {
+    vi.stubEnv("NOTIFY_SOCKET", path);
+    let finish: (code: number) => void = () => undefined;
+    const drained: string[] = [];
+    const finished = new Promise<number>((resolve) => (finish = resolve));
+    const running = runUntilSignalled(async () => ({ finished, drain: async (signal: string) => void drained.push(signal) }), pino({ level: "silent" }), "worker");
+    await until("started", () => receiver.received.length === 2);
+    process.emit("SIGTERM", "SIGTERM");
+    await until("draining", () => receiver.received.length === 3);
+    finish(0);
+    expect(await running).toBe(0);
+    vi.unstubAllEnvs();
+    expect({ messages: receiver.messages(), drained }).toEqual({ messages: ["STATUS=starting the worker", "READY=1\nSTATUS=running: worker", "STOPPING=1\nSTATUS=draining"], drained: ["SIGTERM"] });
   });
 
   it("sends RELOADING=1 with MONOTONIC_USEC= (CLOCK_MONOTONIC in µs), then READY=1", async () => {
