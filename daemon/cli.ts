@@ -10,7 +10,7 @@ import { rebuildCommand, runsCommand, type RebuildOptions } from "./commands/run
 import { API_KEY_ENV, statusCommand, type StatusOptions } from "./commands/status.js";
 import { validateCommand } from "./commands/validate.js";
 import { EX_SOFTWARE, EX_USAGE } from "./exit-codes.js";
-import { apiFlagProblems, environmentProblems, hostPort, httpUrl, instant, integer, list, milliseconds, oneOf, path, postgresUrl } from "./flags.js";
+import { apiFlagProblems, environmentProblems, refuseUsage, hostPort, httpUrl, instant, integer, list, milliseconds, oneOf, path, postgresUrl } from "./flags.js";
 import { readPackageInfo } from "./package-info.js";
 import { runDaemon } from "./run.js";
 import { scaleOutCommands } from "./scale-out-commands.js";
@@ -64,10 +64,7 @@ export function buildProgram(): Command {
     .option("--watch-config", "reload the config when a file of it changes (as on SIGHUP)")
     .hook("preAction", (command) => {
       // The environment the daemon reads is checked before anything starts, like its flags.
-      const problems = [...environmentProblems(process.env), ...apiFlagProblems(command.opts<{ http: string; apiInsecure?: boolean }>())];
-      if (problems.length === 0) return;
-      process.stderr.write(`error: ${problems.join("; ")}\n`);
-      throw new CommanderError(EX_USAGE, "grouparoo.invalidEnvironment", problems.join("; "));
+      refuseUsage([...environmentProblems(process.env), ...apiFlagProblems(command.opts<{ http: string; apiInsecure?: boolean }>())]);
     })
     .action(
       async (options: {

@@ -3,7 +3,8 @@
 // (commander names the flag; the CLI exits 64, EX_USAGE). The environment variables the daemon reads
 // (LOG_LEVEL, LOG_FORMAT) are checked the same way.
 import { existsSync } from "node:fs";
-import { InvalidArgumentError } from "commander";
+import { CommanderError, InvalidArgumentError } from "commander";
+import { EX_USAGE } from "./exit-codes.js";
 import { isLoopback, parseListen } from "./http.js";
 
 /** A whole number in [min, max]. */
@@ -119,4 +120,11 @@ export function environmentProblems(env: Readonly<Record<string, string | undefi
   const format = env.LOG_FORMAT;
   if (format !== undefined && format !== "" && !(LOG_FORMATS as readonly string[]).includes(format)) problems.push(`LOG_FORMAT "${format}" is invalid: expected one of ${LOG_FORMATS.join(", ")}`);
   return problems;
+}
+
+/** Ends a command before it starts when there are problems: each on stderr, exit 64 (EX_USAGE). */
+export function refuseUsage(problems: readonly string[]): void {
+  if (problems.length === 0) return;
+  process.stderr.write(`error: ${problems.join("; ")}\n`);
+  throw new CommanderError(EX_USAGE, "grouparoo.invalidEnvironment", problems.join("; "));
 }

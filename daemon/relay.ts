@@ -4,9 +4,7 @@
 // streams/relay.ts. The slot is confirmed only after the broker acknowledged the events (acks from all
 // in-sync replicas, idempotent producer) and the relay's own small state (rows' routes) is durable.
 import type { Logger } from "pino";
-import { formatIssue } from "../core/config/issues.js";
-import type { Config } from "../core/config/types.js";
-import { modelTopics, type ModelTopics } from "../core/partitions.js";
+import type { ModelTopics } from "../core/partitions.js";
 import { RelayRouter } from "../core/relay.js";
 import { RelayProducer } from "../connectors/kafka/relay-producer.js";
 import type { SourceConnector } from "../connectors/types.js";
@@ -14,11 +12,10 @@ import { createMetrics, createScaleOutMetrics } from "../metrics/registry.js";
 import { RelayState } from "../state/relay.js";
 import { DEFAULT_PIPELINE_OPTIONS, pipelineOptions } from "../streams/pipeline.js";
 import { relayFlow, type RelayFlow } from "../streams/relay.js";
-import { loadConfigWithPlugins } from "./config/validate.js";
 import { createSources } from "./connectors.js";
-import { EX_CONFIG, EX_SOFTWARE, EX_USAGE, withStateLock } from "./exit-codes.js";
+import { EX_SOFTWARE, withStateLock } from "./exit-codes.js";
 import { readPackageInfo } from "./package-info.js";
-import { parseListen } from "./http.js";
+import { loadPartitioned } from "./partitioned.js";
 import { startProbeServer, type Api } from "./api/server.js";
 import { recordCommitted, sourceObserver } from "./observe.js";
 import { runUntilSignalled, type Drainable } from "./signals.js";
@@ -33,15 +30,6 @@ export interface RelayOptions {
 }
 
 /** The partitioned models of a config, with their topics. */
-export function partitionedModels(config: Config): Map<string, ModelTopics> {
-  const out = new Map<string, ModelTopics>();
-  for (const model of config.models) {
-    const topics = modelTopics(model);
-    if (topics) out.set(model.id, topics);
-  }
-  return out;
-}
-
 export class Relay implements Drainable {
   private settle: (code: number) => void = () => undefined;
   readonly finished: Promise<number>;
@@ -59,31 +47,9 @@ export class Relay implements Drainable {
   }
 
   static async start(options: RelayOptions, logger: Logger): Promise<Relay | number> {
-    let loaded;
-    try {
-      loaded = await loadConfigWithPlugins(options.config, options.plugins ?? []);
-    } catch (error) {
-      logger.error({ err: error }, (error as Error).message);
-      return EX_CONFIG;
-    }
-    for (const issue of loaded.issues) (issue.severity === "error" ? logger.error.bind(logger) : logger.warn.bind(logger))({ issue }, formatIssue(issue));
-    const { config, domain, registry } = loaded;
-    if (!config || !domain) {
-      logger.error({ config: options.config }, "invalid config; not starting");
-      return EX_CONFIG;
-    }
-    const models = partitionedModels(config);
-    if (models.size === 0) {
-      logger.error({ config: options.config }, "no model of this config is partitioned (a model's `partitioned` option): the relay has nothing to publish");
-      return EX_CONFIG;
-    }
-    let listen: { host: string; port: number };
-    try {
-      listen = parseListen(options.http);
-    } catch (error) {
-      logger.error({ http: options.http }, (error as Error).message);
-      return EX_USAGE;
-    }
+    const loaded = await loadPartitioned(options, logger, "the relay has nothing to publish");
+    if (typeof loaded === "number") return loaded;
+    const { config, domain, registry, models, listen } = loaded;
     const state = RelayState.open(options.state);
     const metrics = createMetrics({ records: () => [], members: () => [], outboxDepth: () => [], runs: () => [], runProgress: () => [] }, { version: readPackageInfo().version, node: process.version });
     const scale = createScaleOutMetrics(metrics.registry, { relayRoutes: () => state.routeCount() });

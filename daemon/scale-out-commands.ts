@@ -1,9 +1,8 @@
 // The `relay` and `worker` commands (README, "Relay and workers"), kept apart from cli.ts so the
 // commands of one machine and those of many change independently.
-import { CommanderError, type Command } from "commander";
+import type { Command } from "commander";
 import { DEFAULT_PIPELINE_OPTIONS } from "../streams/pipeline.js";
-import { EX_USAGE } from "./exit-codes.js";
-import { environmentProblems, hostPort, integer, milliseconds, path } from "./flags.js";
+import { environmentProblems, hostPort, integer, milliseconds, path, refuseUsage } from "./flags.js";
 import { createLogger } from "./logger.js";
 import { runRelay } from "./relay.js";
 import { runWorker } from "./worker.js";
@@ -11,12 +10,7 @@ import { runWorker } from "./worker.js";
 const collect = (value: string, previous: string[]) => [...previous, value];
 
 /** LOG_LEVEL and LOG_FORMAT are checked before anything starts, as for `run`. */
-function checkEnvironment(): void {
-  const problems = environmentProblems(process.env);
-  if (problems.length === 0) return;
-  process.stderr.write(`error: ${problems.join("; ")}\n`);
-  throw new CommanderError(EX_USAGE, "grouparoo.invalidEnvironment", problems.join("; "));
-}
+const checkEnvironment = () => refuseUsage(environmentProblems(process.env));
 
 export function scaleOutCommands(program: Command): void {
   program

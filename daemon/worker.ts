@@ -6,7 +6,6 @@
 // assignment is known, so exports of a record leave only from the worker that owns it.
 import { join } from "node:path";
 import type { Logger } from "pino";
-import { formatIssue } from "../core/config/issues.js";
 import type { Config } from "../core/config/types.js";
 import type { Domain } from "../core/domain.js";
 import type { ModelTopics } from "../core/partitions.js";
@@ -18,14 +17,12 @@ import { createMetrics, createScaleOutMetrics, type Metrics, type ScaleOutMetric
 import { DEFAULT_DELIVERY_OPTIONS, type DeliveryOptions } from "../streams/delivery.js";
 import { PartitionTask } from "../streams/partition-task.js";
 import { DEFAULT_PIPELINE_OPTIONS, pipelineOptions, type PipelineOptions } from "../streams/pipeline.js";
-import { loadConfigWithPlugins } from "./config/validate.js";
 import { createDestinations, type CreatedDestination } from "./connectors.js";
-import { EX_CONFIG, EX_SOFTWARE, EX_USAGE, withStateLock } from "./exit-codes.js";
+import { EX_CONFIG, EX_SOFTWARE, withStateLock } from "./exit-codes.js";
 import { readPackageInfo } from "./package-info.js";
-import { parseListen } from "./http.js";
 import { startProbeServer, type Api } from "./api/server.js";
 import { recordCommitted, recordDelivered, sourceObserver } from "./observe.js";
-import { partitionedModels } from "./relay.js";
+import { loadPartitioned } from "./partitioned.js";
 import { runUntilSignalled, type Drainable } from "./signals.js";
 
 export interface WorkerOptions {
@@ -74,31 +71,13 @@ export class Worker implements Drainable, PartitionOwner {
   }
 
   static async start(options: WorkerOptions, logger: Logger): Promise<Worker | number> {
-    let loaded;
-    try {
-      loaded = await loadConfigWithPlugins(options.config, options.plugins ?? []);
-    } catch (error) {
-      logger.error({ err: error }, (error as Error).message);
-      return EX_CONFIG;
-    }
-    for (const issue of loaded.issues) (issue.severity === "error" ? logger.error.bind(logger) : logger.warn.bind(logger))({ issue }, formatIssue(issue));
-    const { config, domain, registry } = loaded;
-    if (!config || !domain) {
-      logger.error({ config: options.config }, "invalid config; not starting");
-      return EX_CONFIG;
-    }
-    const models = partitionedModels(config);
+    const loaded = await loadPartitioned(options, logger, "a worker has nothing to own");
+    if (typeof loaded === "number") return loaded;
+    const { config, domain, registry, models, listen } = loaded;
     const apps = new Set([...models.values()].map((m) => m.appId));
-    if (models.size === 0 || apps.size !== 1) {
-      logger.error({ config: options.config }, models.size === 0 ? "no model of this config is partitioned (a model's `partitioned` option): a worker has nothing to own" : "the partitioned models name different kafka apps; a worker reads one cluster and consumer group");
+    if (apps.size !== 1) {
+      logger.error({ config: options.config }, "the partitioned models name different kafka apps; a worker reads one cluster and consumer group");
       return EX_CONFIG;
-    }
-    let listen: { host: string; port: number };
-    try {
-      listen = parseListen(options.http);
-    } catch (error) {
-      logger.error({ http: options.http }, (error as Error).message);
-      return EX_USAGE;
     }
     const destinations = createDestinations({ ...config, destinations: config.destinations.filter((d) => models.has(d.modelId)) }, registry, logger);
     // The worker being built, for the gauges that read it at scrape time.
