@@ -34,6 +34,8 @@ export function recordDelivered(metrics: Metrics, destinationId: string, outcome
   for (const outcome of outcomes) {
     const result = outcome.status === "error" ? (outcome.retryAt === undefined ? "dead_letter" : "retry") : outcome.status;
     metrics.exports.inc({ destination: destinationId, result });
+    // An export the destination refused for good is a dead letter like a change or a message is.
+    if (result === "dead_letter") metrics.deadLetters.inc({ component: destinationId, kind: "export" });
     if (outcome.status === "ok") metrics.endToEndLatency.observe({ destination: destinationId }, Math.max(0, now - outcome.entry.commitTime) / 1000);
   }
 }

@@ -10,7 +10,7 @@ import type { Config } from "../core/config/types.js";
 import type { Domain } from "../core/domain.js";
 import type { ModelTopics } from "../core/partitions.js";
 import { ChangelogReader, PartitionChangelog } from "../connectors/kafka/changelog.js";
-import { ensureModelTopics } from "../connectors/kafka/model-topics.js";
+import { ensureModelTopics, TopicLayoutError } from "../connectors/kafka/model-topics.js";
 import { partitionStream, WorkerConsumer, type PartitionBatch, type PartitionOwner } from "../connectors/kafka/worker-consumer.js";
 import type { DestinationConnector } from "../connectors/types.js";
 import { createMetrics, createScaleOutMetrics, type Metrics, type ScaleOutMetrics } from "../metrics/registry.js";
@@ -114,6 +114,14 @@ export class Worker implements Drainable, PartitionOwner {
       sourceObserver(metrics),
     );
     worker.group = { consumer, reader: new Map(), models, byTopic };
+    // Listening first: a port in use fails the start before the worker joins the group (and moves partitions).
+    try {
+      worker.server = await startProbeServer({ notReady: () => worker.notReady(), metrics: async () => ({ contentType: metrics.registry.contentType, text: await metrics.registry.metrics() }) }, listen);
+    } catch (error) {
+      logger.error({ err: error, http: options.http }, "cannot listen for HTTP");
+      await worker.stop(EX_SOFTWARE);
+      return EX_SOFTWARE;
+    }
     try {
       const admin = consumer.kafka.admin();
       await admin.connect();
@@ -131,14 +139,7 @@ export class Worker implements Drainable, PartitionOwner {
       }
       await consumer.start();
     } catch (error) {
-      logger.error({ err: error }, `the worker cannot reach its Kafka cluster: ${(error as Error).message}`);
-      await worker.stop(EX_SOFTWARE);
-      return EX_SOFTWARE;
-    }
-    try {
-      worker.server = await startProbeServer({ notReady: () => worker.notReady(), metrics: async () => ({ contentType: metrics.registry.contentType, text: await metrics.registry.metrics() }) }, listen);
-    } catch (error) {
-      logger.error({ err: error, http: options.http }, "cannot listen for HTTP");
+      logger.error({ err: error }, error instanceof TopicLayoutError ? error.message : `the worker cannot start on its Kafka cluster: ${(error as Error).message}`);
       await worker.stop(EX_SOFTWARE);
       return EX_SOFTWARE;
     }

@@ -217,7 +217,8 @@ export function createScaleOutMetrics(registry: Registry, gauges: ScaleOutGauges
     relayRoutes: new Gauge({
       name: METRICS.relayRoutes,
       help: "Rows of partitioned models' non-primary sources whose partition the relay keeps.",
-      registers: [registry],
+      // A relay's only: a worker does not export it.
+      registers: gauges.relayRoutes ? [registry] : [],
       collect() {
         if (gauges.relayRoutes) this.set(gauges.relayRoutes());
       },
@@ -226,7 +227,8 @@ export function createScaleOutMetrics(registry: Registry, gauges: ScaleOutGauges
       name: METRICS.partitionsOwned,
       help: "Partitions of a partitioned model assigned to this worker (processing, or being restored or claimed), by model.",
       labelNames: ["model"] as const,
-      registers: [registry],
+      // A worker's only.
+      registers: gauges.partitionsOwned ? [registry] : [],
       collect() {
         this.reset();
         for (const [model, count] of gauges.partitionsOwned?.() ?? []) this.set({ model }, count);

@@ -33,6 +33,8 @@ export class StateOpenError extends Error {
 
 /** The lock file inside a state directory. */
 export const LOCK_FILE = "daemon.lock";
+/** The file marking a relay's state (state/relay.ts), which no daemon command may open as its own. */
+export const RELAY_MARKER = "relay.state";
 
 const CANNOT_CREATE = new Set(["EACCES", "EPERM", "EEXIST", "ENOTDIR", "EROFS", "ENAMETOOLONG", "ELOOP"]);
 

@@ -1,8 +1,10 @@
 // The relay's own small state (README, "Relay and workers"): where each row of a partitioned model's
 // non-primary sources was last sent (deletes carry only the row's key), and the positions of the
 // streams it relays, written together once the batch's events are acknowledged by the broker.
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { open, type Database, type RootDatabase } from "lmdb";
+import { RELAY_MARKER } from "./open.js";
 
 type Key = [string, string];
 const END = "\uffff\uffff";
@@ -20,6 +22,9 @@ export class RelayState {
 
   private constructor(readonly path: string) {
     mkdirSync(path, { recursive: true });
+    // Marked, so that a daemon's command pointed here refuses it instead of writing its own layout in.
+    const marker = join(path, RELAY_MARKER);
+    if (!existsSync(marker)) writeFileSync(marker, "the state of a grouparoo-stream relay: only `grouparoo-stream relay` opens it\n");
     this.root = open({ path, noSync: false, useWritemap: false, overlappingSync: false, maxDbs: 4, cache: false });
     this.routes = this.root.openDB<StoredRoute, Key>({ name: "routes" });
     this.positions = this.root.openDB<string, string>({ name: "positions" });

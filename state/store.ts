@@ -12,13 +12,15 @@
 // `applyBatch` also awaits `db.flushed` before it returns; only then may a source acknowledge the
 // batch's positions (invariant 1).
 import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { deserialize, serialize } from "node:v8";
 import { open, type Database, type RootDatabase } from "lmdb";
 import type { AggregateState } from "../core/aggregates.js";
 import type { BatchState, DeadLetter, Identity, RowRef, StoredRecord, StoredRow } from "../core/apply.js";
 import type { ExportPlan, RemoteState } from "../core/exports.js";
 import { CHANGELOG_TXN_KEY, PARTITION_STATE_KEY, type CapturedTransaction, type ChangelogRecord } from "../core/partitions.js";
-import { createStateDir, DaemonLock, requireExistingState, StateOpenError, stateFsError } from "./open.js";
+import { createStateDir, DaemonLock, RELAY_MARKER, requireExistingState, StateOpenError, stateFsError } from "./open.js";
 
 type Key = (string | number)[];
 /** The layout of the sub-databases; bumped whenever a key or value shape changes. */
@@ -151,6 +153,9 @@ export class Store {
   ) {
     if (options.readOnly || options.create === false) requireExistingState(path);
     else createStateDir(path);
+    if (existsSync(join(path, RELAY_MARKER))) {
+      throw new StateOpenError(`the state in ${path} is a grouparoo-stream relay's state: only the relay opens it (nothing was changed); give a daemon's or a worker partition's --state`, "layout");
+    }
     this.lock = options.lock ? DaemonLock.acquire(path) : undefined;
     try {
       this.root = open({ path, noSync: false, useWritemap: false, overlappingSync: false, maxDbs: 32, cache: false, ...(options.readOnly ? { readOnly: true } : {}) });
@@ -269,6 +274,12 @@ export class Store {
 
   /** Refuses a state written in another layout (it would be misread), and stamps a new one. */
   private checkFormat(): void {
+    if (!this.meta) {
+      // Read-only, an environment without the daemon's sub-databases is not a daemon's state.
+      this.root.close();
+      this.lock?.release();
+      throw new StateOpenError(`the directory ${this.path} holds an LMDB environment that is not a grouparoo-stream state (nothing was changed)`, "layout");
+    }
     const format = this.meta.get("format");
     if (format === STATE_FORMAT) return;
     if (format === 2) {
@@ -593,6 +604,28 @@ export class Store {
 
   countOf(kind: "records" | "members", id: string): number {
     return this.counters.get([kind, id]) ?? 0;
+  }
+
+  /** The models ("records") or groups ("members") the state keeps a count of, in id order. */
+  countedIds(kind: "records" | "members"): string[] {
+    return [...this.counters.getKeys({ start: [kind], end: [kind, "\uffff"] })].map((key) => String(key[1]));
+  }
+
+  /** The destinations with an outbox, an acknowledged state or an export result, in id order. */
+  destinationIds(): string[] {
+    const ids = new Set<string>();
+    for (const index of [this.outbox, this.remote, this.exportResults]) {
+      if (!index) continue;
+      let last: string | undefined;
+      // One key per destination: jump past each one's range.
+      for (;;) {
+        const key = [...index.getKeys({ ...(last === undefined ? {} : { start: [last, "\uffff\uffff"] }), limit: 1 })][0];
+        if (!key) break;
+        last = String(key[0]);
+        ids.add(last);
+      }
+    }
+    return [...ids].sort();
   }
 
   position(stream: string): string | undefined {

@@ -19,18 +19,21 @@ export interface StateStatus {
   runs: RunState[];
 }
 
-/** The state's summary; models, groups and destinations are those the state's definitions record. */
+/**
+ * The state's summary; models, groups and destinations are those the state's definitions record, or,
+ * in a state without them (a worker's partition), those it holds counts and exports of.
+ */
 export function stateStatus(store: Store): StateStatus {
   const definitions = storedDefinitions(store);
-  const ids = (record: Record<string, unknown> | undefined) => Object.keys(record ?? {}).sort();
+  const ids = (record: Record<string, unknown> | undefined, held: () => string[]) => (definitions ? Object.keys(record ?? {}).sort() : held());
   const deadLetters = { change: 0, message: 0, export: 0 };
   for (const letter of store.listDeadLetters(Number.MAX_SAFE_INTEGER)) deadLetters[letter.kind] += 1;
   return {
     path: store.path,
     positions: [...store.allPositions()].map(([stream, position]) => ({ stream, position })).sort((a, b) => (a.stream < b.stream ? -1 : 1)),
-    records: ids(definitions?.models).map((model) => ({ model, count: store.countOf("records", model) })),
-    groups: ids(definitions?.groups).map((group) => ({ group, members: store.countOf("members", group) })),
-    outbox: ids(definitions?.destinations).map((destination) => ({ destination, depth: store.outboxDepth(destination) })),
+    records: ids(definitions?.models, () => store.countedIds("records")).map((model) => ({ model, count: store.countOf("records", model) })),
+    groups: ids(definitions?.groups, () => store.countedIds("members")).map((group) => ({ group, members: store.countOf("members", group) })),
+    outbox: ids(definitions?.destinations, () => store.destinationIds()).map((destination) => ({ destination, depth: store.outboxDepth(destination) })),
     deadLetters,
     runs: listRuns(store),
   };

@@ -36,7 +36,7 @@ export async function ensureModelTopics(admin: Admin, topics: ModelTopics, chang
       if (!/already exists/i.test((error as Error).message)) throw error;
     }
   }
-  const metadata = await admin.fetchTopicMetadata({ topics: wanted.map((t) => t.topic) });
+  const metadata = await settledMetadata(admin, wanted.map((t) => t.topic));
   const counts = new Map(metadata.topics.map((t) => [t.name, t.partitions.length]));
   const count = counts.get(topics.topic) ?? 0;
   if (changelog && counts.get(topics.changelogTopic) !== count) {
@@ -46,4 +46,23 @@ export async function ensureModelTopics(admin: Admin, topics: ModelTopics, chang
     throw new TopicLayoutError(`model "${topics.modelId}": topic ${topics.topic} has ${count} partitions, the config says ${topics.partitions}; records would move between partitions (re-create the topics, or set partitioned.partitions to ${count})`);
   }
   return count;
+}
+
+/**
+ * The topics' metadata once every partition has a leader: a topic another relay or worker has just
+ * created answers "does not host this topic-partition" or has no leaders for a moment. Retriable
+ * errors are retried for up to 30 s; others, and the last one, are thrown.
+ */
+async function settledMetadata(admin: Admin, topics: string[]): ReturnType<Admin["fetchTopicMetadata"]> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      const metadata = await admin.fetchTopicMetadata({ topics });
+      const settled = metadata.topics.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0));
+      if (settled || Date.now() > deadline) return metadata;
+    } catch (error) {
+      if (!(error as { retriable?: boolean }).retriable || Date.now() > deadline) throw error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
 }

@@ -163,6 +163,7 @@ export function registerApiRoutes(api: Api, backend: ApiBackend): void {
     },
     async (request, reply) => {
       const domain = domainOf();
+      if (request.body.all && Object.keys(request.body).length > 1) throw badRequest('"all" asks for every Run: give it alone, or name the property, source, group or destination without it');
       const requests = rebuildRequests(domain, request.body);
       if (typeof requests === "string") throw badRequest(requests);
       const runs = await backend.requestRuns(requests, `asked for through the API (key ${request.apiKey?.id ?? "none: --api-insecure"})`);

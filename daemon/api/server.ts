@@ -116,7 +116,7 @@ function registerProbes(app: Api, backend: ProbeBackend, metricsAuth: boolean): 
  */
 export async function startProbeServer(backend: ProbeBackend, listen: { host: string; port: number }): Promise<Api> {
   const app = newApp();
-  app.setNotFoundHandler((request, reply) => reply.code(404).send(errorBody("NOT_FOUND", `no route ${request.method} ${request.url.split("?")[0] ?? ""}`)));
+  app.setNotFoundHandler((request, reply) => reply.code(404).send(errorBody("NOT_FOUND", `no route ${request.method} ${request.url.split("?")[0] ?? ""}: a relay or worker serves only /metrics, /healthz and /readyz (no API, no status page)`)));
   registerProbes(app, backend, false);
   await app.listen({ host: listen.host, port: listen.port });
   return app;
@@ -159,7 +159,8 @@ export async function buildHttpServer(backend: ApiBackend, options: HttpOptions)
     const status = error.statusCode ?? 500;
     if (status >= 400 && status < 500) {
       const code = error.code === "FST_ERR_CTP_INVALID_JSON_BODY" || error instanceof SyntaxError ? "BAD_JSON" : error.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE" ? "UNSUPPORTED_MEDIA_TYPE" : error.code === "FST_ERR_CTP_BODY_TOO_LARGE" ? "BODY_TOO_LARGE" : "BAD_REQUEST";
-      return reply.code(status).send(errorBody(code, error.message));
+      const message = code === "UNSUPPORTED_MEDIA_TYPE" ? `${error.message}: send JSON with Content-Type: application/json` : error.message;
+      return reply.code(status).send(errorBody(code, message));
     }
     options.logger.error({ err: error, method: request.method, path: request.routeOptions.url }, "HTTP request failed");
     return reply.code(500).send(errorBody("INTERNAL", "the daemon failed to answer (see its log)"));

@@ -71,7 +71,8 @@ export const API_KEY_ENV = "GROUPAROO_API_KEY";
 
 export async function statusCommand(options: StatusOptions): Promise<number> {
   if ((options.state === undefined) === (options.url === undefined)) {
-    process.stderr.write("error: give --state DIR (a state on this machine) or --url URL (a running daemon), not both\n");
+    const which = options.state === undefined ? "neither was given" : "not both";
+    process.stderr.write(`error: give --state DIR (a state on this machine) or --url URL (a running daemon), ${which}\n`);
     return EX_USAGE;
   }
   if (options.url !== undefined) return remoteStatus(options.url, options.apiKey ?? process.env[API_KEY_ENV], options.json ?? false);

@@ -121,10 +121,14 @@ export function readConfig(path: string, env: Readonly<Record<string, string | u
         issues.push({
           severity: "error",
           file,
-          objectClass,
+          objectClass: typeof raw.class === "string" ? raw.class : "",
           id,
           field: formatField(fieldPath),
-          message: `environment variable ${variable} is not set (use \${${variable}:-default} for a default)`,
+          // An API key's secret has no default (a default would be a secret written in the file).
+          message:
+            objectClass === "apikey" && fieldPath.join(".") === "apiKey"
+              ? `environment variable ${variable} is not set: set it in the daemon's environment (an API key's secret comes only from there)`
+              : `environment variable ${variable} is not set (use \${${variable}:-default} for a default)`,
         }),
       ) as Record<string, unknown>;
       const fromEnvironment = environmentFields(raw);

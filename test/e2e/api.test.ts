@@ -384,10 +384,12 @@ describe("the REST API", () => {
     await bad("POST", "/api/v1/runs", { group: "vips", colour: "red" }, 400, "BAD_REQUEST", /body/);
     await bad("POST", "/api/v1/runs", "{not json", 400, "BAD_JSON", /JSON/);
     await bad("POST", "/api/v1/runs", [1, 2], 400, "BAD_REQUEST", /body/);
+    await bad("POST", "/api/v1/runs", { group: "vips", all: true }, 400, "BAD_REQUEST", '"all" asks for every Run: give it alone, or name the property, source, group or destination without it');
     // Bodies are JSON only (415), and at most 1 MiB (413).
     for (const contentType of ["text/plain", "application/x-www-form-urlencoded"]) {
-      const answer = await api.call<{ error: { code: string } }>("POST", "/api/v1/runs", { key: KEYS.OPS_KEY, body: "group=vips", contentType });
+      const answer = await api.call<{ error: { code: string; message: string } }>("POST", "/api/v1/runs", { key: KEYS.OPS_KEY, body: "group=vips", contentType });
       expect({ contentType, status: answer.status, code: answer.body.error?.code }).toEqual({ contentType, status: 415, code: "UNSUPPORTED_MEDIA_TYPE" });
+      expect(answer.body.error.message).toMatch(/send JSON with Content-Type: application\/json$/);
     }
     const huge = await api.call<{ error: { code: string } }>("POST", "/api/v1/dead-letters/replay", { key: KEYS.OPS_KEY, body: { seqs: Array.from({ length: 200_000 }, (_, i) => i + 1) } });
     expect({ status: huge.status, code: huge.body.error?.code }).toEqual({ status: 413, code: "BODY_TOO_LARGE" });

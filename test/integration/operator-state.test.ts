@@ -8,6 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { recordCommitted } from "../../daemon/observe.js";
 import { createMetrics } from "../../metrics/registry.js";
 import { DaemonLock, LOCK_FILE, StateOpenError } from "../../state/open.js";
+import { RelayState } from "../../state/relay.js";
 import { Store } from "../../state/store.js";
 import { applyBatch } from "../../streams/batch.js";
 import { deadLetters, stateStatus } from "../../streams/inspect.js";
@@ -79,6 +80,17 @@ describe("opening a state", () => {
     DaemonLock.acquire(partition).release();
   });
 
+  it("refuses a relay's state to every daemon command, changing nothing in it", async () => {
+    const relayDir = join(dir, "relay");
+    const relay = RelayState.open(relayDir);
+    await relay.close();
+    const message = `the state in ${relayDir} is a grouparoo-stream relay's state: only the relay opens it (nothing was changed); give a daemon's or a worker partition's --state`;
+    for (const options of [{ lock: true }, { create: false }, { readOnly: true }]) expect(problem(() => Store.open(relayDir, options))).toEqual({ problem: "layout", holder: undefined, message });
+    // Without the marker (a relay of an earlier version), a reader still says it is no daemon state.
+    rmSync(join(relayDir, "relay.state"));
+    expect(problem(() => Store.open(relayDir, { readOnly: true }))).toEqual({ problem: "layout", holder: undefined, message: `the directory ${relayDir} holds an LMDB environment that is not a grouparoo-stream state (nothing was changed)` });
+  });
+
   it("names a file where the state directory should be (cannot create, 73)", () => {
     const file = join(dir, "file");
     writeFileSync(file, "x");
@@ -142,6 +154,16 @@ describe("metrics that tell the truth (item 6) and what a state holds (items 3, 
       const status = stateStatus(reader);
       expect(status.positions).toContainEqual({ stream: "postgres:db", position: "0/1E59C90" });
       expect(status.deadLetters).toEqual({ change: 1, message: 0, export: 0 });
+      // No stored definitions here (as in a worker's partition): what the state counts and queues.
+      expect({ records: status.records, groups: status.groups, outbox: status.outbox }).toEqual({
+        records: [{ model: "users", count: 2 }],
+        groups: [
+          { group: "example_emails", members: 1 },
+          { group: "never_a", members: 2 },
+          { group: "no_email", members: 1 },
+        ],
+        outbox: [{ destination: "crm", depth: 2 }],
+      });
       const letters = deadLetters(reader, { kind: "change" });
       expect(letters).toMatchObject([{ seq: 1, kind: "change", component: "users_table", reason: "the change has no row key", position: expect.stringMatching(/^db \d+$/) as string }]);
       expect(deadLetters(reader, { kind: "export" })).toEqual([]);

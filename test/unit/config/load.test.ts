@@ -55,6 +55,21 @@ describe("readConfig", () => {
     ]);
   });
 
+  it("names an API key's unset variable without suggesting a default, with the class as written", () => {
+    const path = write("keys.yml", "class: apiKey\nid: ops\nname: ops\ntype: full\napiKey: ${OPS_API_KEY}\n");
+    const { issues } = readConfig(path, {});
+    expect(issues).toEqual([
+      {
+        severity: "error",
+        file: path,
+        objectClass: "apiKey",
+        id: "ops",
+        field: "apiKey",
+        message: "environment variable OPS_API_KEY is not set: set it in the daemon's environment (an API key's secret comes only from there)",
+      },
+    ]);
+  });
+
   it("uses the default when the variable is set but empty, like the shell", () => {
     expect(interpolate("${A:-x}-${B}", { A: "", B: "" }, () => undefined)).toBe("x-");
   });
