@@ -62,6 +62,14 @@ const LOG_EVERY_MS = 5000;
 export const runStream = (runId: string) => `run:${runId}`;
 export const RUN_COMPLETE = "complete";
 
+/**
+ * A re-read's last position: "complete", or its last progress with `complete: true` (so the rows of
+ * the last chunk are counted even when they commit in the batch that ends the Run).
+ */
+export function runComplete(position: string): boolean {
+  return position === RUN_COMPLETE || (position.startsWith("{") && (JSON.parse(position) as { complete?: boolean }).complete === true);
+}
+
 /** The Runs of the state (meta entries `run:<id>`), oldest first. */
 export function listRuns(store: Store): RunState[] {
   return store.metaWithPrefix<RunState>("run:").sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
@@ -230,19 +238,18 @@ export class Runs {
     if (!run || run.kind !== "reread") return;
     const position = batch.positions.get(runStream(run.id));
     if (position === undefined) return;
-    if (position === RUN_COMPLETE) {
-      void this.finish(run, (tx) => writeUpdates(tx, run.updates));
-      return;
-    }
     if (position.startsWith("failed:")) {
       this.fail(run, new Error(position.slice("failed:".length)));
       return;
     }
-    const progress = JSON.parse(position) as { rows?: number };
-    const items = (progress.rows ?? run.processed) - run.processed;
-    run.processed = progress.rows ?? run.processed;
-    run.cursor = position;
-    this.progressed(run, items);
+    if (position !== RUN_COMPLETE) {
+      const progress = JSON.parse(position) as { rows?: number };
+      const items = (progress.rows ?? run.processed) - run.processed;
+      run.processed = progress.rows ?? run.processed;
+      run.cursor = position;
+      this.progressed(run, items);
+    }
+    if (runComplete(position)) void this.finish(run, (tx) => writeUpdates(tx, run.updates));
   }
 
   private next(): void {
@@ -299,7 +306,7 @@ export class Runs {
       throw new Error(`source ${sourceId} cannot be read again: its connector does not re-read (for a Kafka topic, the source's messages must be sent again); its properties keep the values they have`);
     }
     const resumeFrom = this.context.store.position(runStream(run.id));
-    if (resumeFrom === RUN_COMPLETE) {
+    if (resumeFrom !== undefined && runComplete(resumeFrom)) {
       await this.finish(run, (tx) => writeUpdates(tx, run.updates));
       return;
     }
@@ -509,9 +516,11 @@ export class Runs {
         }
         const ids = store.remoteRecordIds(d, run.cursor, RECORDS_PER_CHUNK);
         if (ids.length === 0) return this.phaseDone(run);
+        // Only the records gone from the model are planned (and counted): the others were in phase 3.
+        const gone = new Set(ids.filter((id) => !store.getRecord(spec.modelId, id)));
         await over(ids, (applier, _tx, id) => {
-          if (!store.getRecord(spec.modelId, id)) applier.replan(d, id);
-        });
+          if (gone.has(id)) applier.replan(d, id);
+        }, gone.size);
         return false;
       }
       case "reread":

@@ -32,7 +32,8 @@ export interface RereadContext {
 }
 
 /** Reads the request's tables again, a chunk at a time; resolves when the last chunk is in the stream. */
-export async function rereadTables(request: RereadRequest, context: RereadContext): Promise<"complete" | "stopped"> {
+/** Re-reads the tables in chunks; "stopped", or the last progress (every row read) once complete. */
+export async function rereadTables(request: RereadRequest, context: RereadContext): Promise<RereadProgress | "stopped"> {
   const { settings, decoder } = context;
   const tables = request.sourceIds.map((id) => context.tables.find((t) => t.sourceId === id)).filter((t): t is CapturedTable => t !== undefined);
   const progress: RereadProgress = request.resumeFrom ? (JSON.parse(request.resumeFrom) as RereadProgress) : { table: 0, after: null, rows: 0 };
@@ -77,5 +78,5 @@ export async function rereadTables(request: RereadRequest, context: RereadContex
       if (finished) break;
     }
   }
-  return "complete";
+  return progress;
 }

@@ -132,7 +132,8 @@ export class PostgresCdcSource extends ChangeReader {
       stopRequested: this.stopRequested,
     }).then(
       (result) => {
-        if (result === "complete") this.emit(marker("complete"));
+        // The Run's end carries its row count: the last chunk may commit in the batch that ends it.
+        if (result !== "stopped") this.emit(marker(JSON.stringify({ ...result, complete: true })));
       },
       (error: unknown) => {
         const reason = error instanceof Error ? error.message : String(error);
