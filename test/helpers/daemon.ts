@@ -1,6 +1,6 @@
 // Runs `grouparoo-stream run` as a process, the way an SRE does, and reads its HTTP endpoints.
 import { spawn, type ChildProcess } from "node:child_process";
-import { CLI } from "./cli.js";
+import { CLI, reap } from "./cli.js";
 
 export interface DaemonProcess {
   child: ChildProcess;
@@ -10,7 +10,7 @@ export interface DaemonProcess {
 }
 
 export function startDaemon(args: string[], http: string, env: NodeJS.ProcessEnv = process.env): DaemonProcess {
-  const child = spawn(process.execPath, [CLI, "run", ...args, "--http", http], { env, stdio: ["ignore", "pipe", "pipe"] });
+  const child = reap(spawn(process.execPath, [CLI, "run", ...args, "--http", http], { env, stdio: ["ignore", "pipe", "pipe"] }));
   let logs = "";
   child.stdout?.on("data", (chunk: Buffer) => (logs += chunk.toString()));
   child.stderr?.on("data", (chunk: Buffer) => (logs += chunk.toString()));
