@@ -39,13 +39,25 @@ describe("relay and three workers under SIGKILL and rebalances", () => {
       running.push(relay);
       const incarnations: { dir: string }[] = [];
       const workers: (ModeProcess | undefined)[] = [undefined, undefined, undefined];
-      const start = async (n: number) => {
+      // Workers the test stops; any other exit is restarted as systemd's Restart=on-failure would (a
+      // worker that loses a partition it still held exits 70 by design, README "What an operator should know").
+      const stopping = new Set<ModeProcess>();
+      const unexpected: string[] = [];
+      let finishing = false;
+      const start = async (n: number): Promise<void> => {
         const dir = join(work, "exports", `w${n}-${incarnations.length}`);
         mkdirSync(dir, { recursive: true });
         incarnations.push({ dir });
         const w = startMode("worker", ["--config", config, "--state", join(work, `worker-${n}`), "--max-batch-delay-ms", "2", "--drain-timeout-ms", "3000"], `127.0.0.1:${await freePort()}`, { ...process.env, EXPORT_DIR: dir });
         workers[n] = w;
         running.push(w);
+        void w.exited.then(async (exit) => {
+          if (stopping.has(w) || workers[n] !== w || finishing) return;
+          unexpected.push(`worker ${n} exited ${String(exit.code ?? exit.signal)}: ${w.logs().split("\n").filter((l) => l.includes('"level":50')).slice(-2).join(" | ")}`);
+          workers[n] = undefined;
+          await new Promise((r) => setTimeout(r, 1000));
+          if (!finishing && workers[n] === undefined) await start(n).catch(() => undefined);
+        });
         await waitFor(`worker ${n} in the group`, async () => ((await get(w.http, "/healthz").catch(() => ({ status: 0 }))).status === 200 ? true : undefined), 90_000).catch((error: Error) => {
           throw new Error(`${error.message}; its log ends:\n${w.logs().slice(-3000)}`);
         });
@@ -53,6 +65,7 @@ describe("relay and three workers under SIGKILL and rebalances", () => {
       const stop = async (n: number, signal: "SIGKILL" | "SIGTERM") => {
         const w = workers[n];
         if (!w) return;
+        stopping.add(w);
         w.child.kill(signal);
         const exit = await w.exited;
         if (signal === "SIGTERM") expect(exit.code, w.logs().slice(-3000)).toBe(0);
@@ -119,16 +132,16 @@ describe("relay and three workers under SIGKILL and rebalances", () => {
         const [offsets] = await admin.fetchOffsets({ groupId: names.groupId, topics: [names.topic] });
         return ends.every((end) => offsets?.partitions.find((p) => p.partition === end.partition)?.offset === end.high) ? true : undefined;
       }, 240_000);
-      const live = workers.filter((w): w is ModeProcess => w !== undefined);
       await waitFor("every outbox delivered", async () => {
         let depth = 0;
-        for (const w of live) {
+        for (const w of workers.filter((p): p is ModeProcess => p !== undefined)) {
           const text = (await get(w.http, "/metrics")).body;
           depth += (sample(text, 'grouparoo_outbox_depth{destination="crm"}') ?? 0) + (sample(text, 'grouparoo_outbox_depth{destination="ledger"}') ?? 0);
         }
         return depth === 0 ? true : undefined;
       }, 120_000);
       const caughtUp = performance.now();
+      finishing = true;
 
       const table = async (name: string) => JSON.stringify((await db.query(`SELECT id, email, name, ltv, purchases, last_purchase, segments FROM ${name} ORDER BY id`)).rows);
       const oracle = startMode("run", ["--config", oracleConfig, "--state", join(work, "oracle")], `127.0.0.1:${await freePort()}`, { ...process.env, EXPORT_DIR: join(work, "oracle-exports") });
@@ -169,7 +182,7 @@ describe("relay and three workers under SIGKILL and rebalances", () => {
       const resent = [...byExport].filter(([, e]) => e.senders.size > 1);
       expect(resent.length).toBeLessThanOrEqual(rebalances * 6 * 2 * 100);
       console.log(
-        `[scale-out e2e] ${changes} changes, ${rebalances} membership changes, ${incarnations.length} worker processes; writes ${((written - began) / 1000).toFixed(1)} s, caught up ${((caughtUp - began) / 1000).toFixed(1)} s, total ${((performance.now() - began) / 1000).toFixed(1)} s; ${lines} ledger lines, ${byExport.size} exports, ${resent.length} re-sent by the next owner of their partition (in flight when their sender was killed or lost it)`,
+        `[scale-out e2e] ${changes} changes, ${rebalances} membership changes, ${incarnations.length} worker processes; writes ${((written - began) / 1000).toFixed(1)} s, caught up ${((caughtUp - began) / 1000).toFixed(1)} s, total ${((performance.now() - began) / 1000).toFixed(1)} s; ${lines} ledger lines, ${byExport.size} exports, ${resent.length} re-sent by the next owner of their partition (in flight when their sender was killed or lost it); ${unexpected.length} exits restarted as a supervisor would${unexpected.length > 0 ? `: ${unexpected.join("; ")}` : ""}`,
       );
       expect(changes).toBeGreaterThanOrEqual(CHANGES);
       expect(rebalances).toBeGreaterThanOrEqual(6);
