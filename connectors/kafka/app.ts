@@ -49,6 +49,9 @@ export type KafkaAppOptions = Static<typeof KafkaAppOptions>;
 
 export const kafkaApp: AppComponent = { type: "kafka", options: KafkaAppOptions };
 
+/** Broker answers kafkajs retries: a coordinator loading or moving, a rebalance, a leader election, a concurrent transaction step. */
+const TRANSIENT = /coordinator is (loading|not available)|not the correct coordinator|rebalanc|leader(ship)? (is )?not available|does not host this topic-partition|concurrent operation|heartbeat/i;
+
 /** The kafkajs client settings of a kafka app, logging through pino. */
 export function kafkaClientConfig(app: AppConfig, logger: Logger): KafkaConfig {
   const o = app.options as KafkaAppOptions;
@@ -63,7 +66,9 @@ export function kafkaClientConfig(app: AppConfig, logger: Logger): KafkaConfig {
     logLevel: logLevel.WARN,
     logCreator: () => (entry: LogEntry) => {
       const { message, ...rest } = entry.log;
-      logger[levels[entry.level] ?? "info"]({ kafka: entry.namespace, ...rest }, message);
+      // What kafkajs retries by itself during a rebalance or a broker's start is a warning, not an error.
+      const transient = entry.level === logLevel.ERROR && (rest.retryCount !== undefined || TRANSIENT.test(`${message} ${String(rest.error ?? "")}`));
+      logger[transient ? "warn" : (levels[entry.level] ?? "info")]({ kafka: entry.namespace, ...rest }, message);
     },
   };
 }
