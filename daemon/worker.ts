@@ -14,28 +14,20 @@ import { ensureModelTopics, TopicLayoutError } from "../connectors/kafka/model-t
 import { partitionStream, WorkerConsumer, type PartitionBatch, type PartitionOwner } from "../connectors/kafka/worker-consumer.js";
 import type { DestinationConnector } from "../connectors/types.js";
 import { createMetrics, createScaleOutMetrics, type Metrics, type ScaleOutMetrics } from "../metrics/registry.js";
-import { DEFAULT_DELIVERY_OPTIONS, type DeliveryOptions } from "../streams/delivery.js";
+import { DEFAULT_DELIVERY_OPTIONS } from "../streams/delivery.js";
 import { PartitionTask } from "../streams/partition-task.js";
 import { DEFAULT_PIPELINE_OPTIONS, pipelineOptions, type PipelineOptions } from "../streams/pipeline.js";
 import { createDestinations, type CreatedDestination } from "./connectors.js";
 import { EX_CONFIG, EX_SOFTWARE, withStateLock } from "./exit-codes.js";
+import type { RunOptions } from "./daemon.js";
 import { readPackageInfo } from "./package-info.js";
 import { startProbeServer, type Api } from "./api/server.js";
 import { recordCommitted, recordDelivered, sourceObserver } from "./observe.js";
 import { loadPartitioned } from "./partitioned.js";
 import { runUntilSignalled, type Drainable } from "./signals.js";
 
-export interface WorkerOptions {
-  config: string;
-  plugins?: string[];
-  state: string;
-  http: string;
-  maxBatchSize?: number;
-  maxBatchDelayMs?: number;
-  drainTimeoutMs?: number;
-  outboxBound?: number;
-  delivery?: Partial<DeliveryOptions>;
-}
+/** A worker takes run's options, minus the API's and the reload's (README, "What worker mode does not have yet"). */
+export type WorkerOptions = Pick<RunOptions, "config" | "plugins" | "state" | "http" | "maxBatchSize" | "maxBatchDelayMs" | "drainTimeoutMs" | "outboxBound" | "delivery">;
 
 /** The models of one kafka app, read by one consumer. */
 interface Group {

@@ -4,7 +4,7 @@ import { logLevel, type LogEntry } from "kafkajs";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { kafkaClientConfig } from "../../connectors/kafka/app.js";
-import type { AppConfig } from "../../core/config/types.js";
+import type { AppConfig } from "../../core/config/schema.js";
 
 function levelsOf(entries: { level: logLevel; message: string; extra?: Record<string, unknown> }[]): string[] {
   const lines: string[] = [];
