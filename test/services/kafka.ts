@@ -112,8 +112,11 @@ export async function startKafka(timeoutMs = 90_000): Promise<KafkaService> {
       `${libs}/*`,
     ];
     // KRaft needs its log directory formatted with a cluster id before the first start.
-    const clusterId = randomBytes(16).toString("base64url");
-    const format = await runCommand(java(), [...jvm, "kafka.tools.StorageTool", "format", "-t", clusterId, "-c", propertiesFile]);
+    // Like Kafka's Uuid.randomUuid(): 16 random bytes in base64url, never starting with "-" (the
+    // tool's argument parser would read such an id as an option; one start in 64 failed on it).
+    let clusterId = randomBytes(16).toString("base64url");
+    while (clusterId.startsWith("-")) clusterId = randomBytes(16).toString("base64url");
+    const format = await runCommand(java(), [...jvm, "kafka.tools.StorageTool", "format", `--cluster-id=${clusterId}`, "-c", propertiesFile]);
     if (format.code !== 0) throw fail(`formatting the log directory failed (exit ${format.code}):\n${format.output}`);
 
     const brokers = [`127.0.0.1:${ports.broker}`];
