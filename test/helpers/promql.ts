@@ -25,8 +25,8 @@ export function metricNamesIn(expr: string): string[] {
  * _bucket, _sum and _count series, prom-client's default metrics (prefixed grouparoo_) included. */
 export async function exportedMetricNames(): Promise<Set<string>> {
   const metrics = createMetrics({ records: () => [], members: () => [], outboxDepth: () => [], runs: () => [], runProgress: () => [] });
-  // The relay and the workers export these beside the daemon's.
-  createScaleOutMetrics(metrics.registry, {});
+  // The relay (its routes) and the workers (their partitions) export these beside the daemon's.
+  createScaleOutMetrics(metrics.registry, { relayRoutes: () => 0, partitionsOwned: () => [] });
   const names = new Set<string>();
   for (const metric of await metrics.registry.getMetricsAsJSON()) {
     if (String(metric.type) === "histogram") for (const suffix of ["_bucket", "_sum", "_count"]) names.add(`${metric.name}${suffix}`);
