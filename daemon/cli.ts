@@ -10,7 +10,7 @@ import { rebuildCommand, runsCommand, type RebuildOptions } from "./commands/run
 import { API_KEY_ENV, statusCommand, type StatusOptions } from "./commands/status.js";
 import { validateCommand } from "./commands/validate.js";
 import { EX_SOFTWARE, EX_USAGE } from "./exit-codes.js";
-import { apiFlagProblems, environmentProblems, refuseUsage, hostPort, httpUrl, instant, integer, list, milliseconds, oneOf, path, postgresUrl } from "./flags.js";
+import { apiFlagProblems, deliveryFlags, environmentProblems, refuseUsage, hostPort, httpUrl, instant, integer, list, milliseconds, oneOf, path, postgresUrl } from "./flags.js";
 import { readPackageInfo } from "./package-info.js";
 import { runDaemon } from "./run.js";
 import { scaleOutCommands } from "./scale-out-commands.js";
@@ -43,7 +43,7 @@ export function buildProgram(): Command {
       process.exitCode = await validateCommand(options);
     });
 
-  program
+  const run = program
     .command("run")
     .description("run the daemon: stream changes from the configured sources into records, groups and the outbox")
     .requiredOption("-c, --config <path>", "config file or directory (YAML or JSON)")
@@ -52,15 +52,10 @@ export function buildProgram(): Command {
     .option("--api-insecure", "serve the API and the status page without keys when the config has no apiKey objects (only with --http on a loopback address)")
     .option("--metrics-auth", "put /metrics behind an API key (one with read on the metrics topic; Prometheus sends it as a bearer token)")
     .option("--max-batch-size <n>", "most changes per batch (one LMDB transaction), 1 or more", integer(1), DEFAULT_PIPELINE_OPTIONS.maxBatchSize)
-    .option("--max-batch-delay-ms <ms>", "longest a change waits for its batch while the core is idle", milliseconds(0), DEFAULT_PIPELINE_OPTIONS.maxBatchDelayMs)
-    .option("--drain-timeout-ms <ms>", "how long SIGTERM keeps delivering the outbox", milliseconds(0), 10_000)
-    .option("--outbox-bound <n>", "exports waiting per destination above which the sources pause, 1 or more", integer(1), 100_000)
-    .option("--delivery-batch-size <n>", "exports per delivery request, 1 or more", integer(1), 100)
-    .option("--delivery-concurrency <n>", "delivery requests in flight per destination, 1 or more", integer(1), 2)
+    .option("--max-batch-delay-ms <ms>", "longest a change waits for its batch while the core is idle", milliseconds(0), DEFAULT_PIPELINE_OPTIONS.maxBatchDelayMs);
+  deliveryFlags(run, "destination", "the sources pause")
     .option("--delivery-rate <n>", "exports per second per destination (0 = unlimited)", integer(0), 0)
-    .option("--max-attempts <n>", "deliveries of an export before it is dead-lettered, 1 or more", integer(1), 10)
     .option("--plugin <package>", "load a plugin package: an npm package name (resolved from the working directory) or a path (repeatable)", collect, [])
-    .option("--max-backoff-ms <ms>", "longest wait between two attempts of an export (exponential from 200 ms, with jitter)", milliseconds(1), 60_000)
     .option("--watch-config", "reload the config when a file of it changes (as on SIGHUP)")
     .hook("preAction", (command) => {
       // The environment the daemon reads is checked before anything starts, like its flags.

@@ -3,7 +3,7 @@
 // (commander names the flag; the CLI exits 64, EX_USAGE). The environment variables the daemon reads
 // (LOG_LEVEL, LOG_FORMAT) are checked the same way.
 import { existsSync } from "node:fs";
-import { CommanderError, InvalidArgumentError } from "commander";
+import { CommanderError, InvalidArgumentError, type Command } from "commander";
 import { EX_USAGE } from "./exit-codes.js";
 import { isLoopback, parseListen } from "./http.js";
 
@@ -127,4 +127,18 @@ export function refuseUsage(problems: readonly string[]): void {
   if (problems.length === 0) return;
   process.stderr.write(`error: ${problems.join("; ")}\n`);
   throw new CommanderError(EX_USAGE, "grouparoo.invalidEnvironment", problems.join("; "));
+}
+
+/**
+ * The drain and delivery flags `run` and `worker` share, with one set of defaults: `scope` is what a
+ * bound and a concurrency apply to, `pauses` what the outbox bound holds back.
+ */
+export function deliveryFlags(command: Command, scope: string, pauses: string): Command {
+  return command
+    .option("--drain-timeout-ms <ms>", "how long SIGTERM keeps delivering the outbox", milliseconds(0), 10_000)
+    .option("--outbox-bound <n>", `exports waiting per ${scope} above which ${pauses}, 1 or more`, integer(1), 100_000)
+    .option("--delivery-batch-size <n>", "exports per delivery request, 1 or more", integer(1), 100)
+    .option("--delivery-concurrency <n>", `delivery requests in flight per ${scope}, 1 or more`, integer(1), 2)
+    .option("--max-attempts <n>", "deliveries of an export before it is dead-lettered, 1 or more", integer(1), 10)
+    .option("--max-backoff-ms <ms>", "longest wait between two attempts of an export (exponential from 200 ms, with jitter)", milliseconds(1), 60_000);
 }

@@ -2,7 +2,7 @@
 // commands of one machine and those of many change independently.
 import type { Command } from "commander";
 import { DEFAULT_PIPELINE_OPTIONS } from "../streams/pipeline.js";
-import { environmentProblems, hostPort, integer, milliseconds, path, refuseUsage } from "./flags.js";
+import { deliveryFlags, environmentProblems, hostPort, integer, milliseconds, path, refuseUsage } from "./flags.js";
 import { createLogger } from "./logger.js";
 import { runRelay } from "./relay.js";
 import { runWorker } from "./worker.js";
@@ -27,20 +27,15 @@ export function scaleOutCommands(program: Command): void {
       process.exit(await runRelay({ ...options, plugins: options.plugin }, createLogger()));
     });
 
-  program
+  const worker = program
     .command("worker")
     .description("share the partitioned models with the other workers of the model's consumer group: own some partitions, restore their state from the changelog, deliver their records' exports")
     .requiredOption("-c, --config <path>", "config file or directory (YAML or JSON)")
     .requiredOption("-s, --state <dir>", "directory of the local copies of the owned partitions' state (one worker per state)", path)
     .option("--http <host:port>", "where /metrics, /healthz and /readyz listen", hostPort, "127.0.0.1:9464")
     .option("--max-batch-size <n>", "most changes per batch (one LMDB transaction and one Kafka transaction), 1 or more", integer(1), DEFAULT_PIPELINE_OPTIONS.maxBatchSize)
-    .option("--max-batch-delay-ms <ms>", "longest a change waits for its batch while the partition is idle", milliseconds(0), DEFAULT_PIPELINE_OPTIONS.maxBatchDelayMs)
-    .option("--drain-timeout-ms <ms>", "how long SIGTERM keeps delivering the outbox", milliseconds(0), 10_000)
-    .option("--outbox-bound <n>", "exports waiting per destination and partition above which the partition pauses, 1 or more", integer(1), 100_000)
-    .option("--delivery-batch-size <n>", "exports per delivery request, 1 or more", integer(1), 100)
-    .option("--delivery-concurrency <n>", "delivery requests in flight per destination and partition, 1 or more", integer(1), 2)
-    .option("--max-attempts <n>", "deliveries of an export before it is dead-lettered, 1 or more", integer(1), 10)
-    .option("--max-backoff-ms <ms>", "longest wait between two attempts of an export", milliseconds(1), 60_000)
+    .option("--max-batch-delay-ms <ms>", "longest a change waits for its batch while the partition is idle", milliseconds(0), DEFAULT_PIPELINE_OPTIONS.maxBatchDelayMs);
+  deliveryFlags(worker, "destination and partition", "the partition pauses")
     .option("--plugin <package>", "load a plugin package (repeatable)", collect, [])
     .hook("preAction", checkEnvironment)
     .action(
