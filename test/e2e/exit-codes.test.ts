@@ -59,11 +59,12 @@ describe("exit codes and messages", () => {
     const locked = join(work, "locked");
     mkdirSync(locked, { mode: 0o700 });
     const state = join(locked, "state");
+    // A directory it cannot write. Root ignores permissions through CAP_DAC_OVERRIDE: as root the daemon
+    // runs without it (and without CAP_DAC_READ_SEARCH), still able to read the checkout wherever it is.
+    chmodSync(locked, 0o500);
     const root = process.getuid?.() === 0;
-    // As root, the daemon runs as nobody (root ignores permissions); otherwise a directory it cannot write.
-    if (!root) chmodSync(locked, 0o500);
     const args = [CLI, "run", "--config", empty, "--state", state, "--http", "127.0.0.1:0"];
-    const [command, argv] = root ? ["setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, ...args]] : [process.execPath, args];
+    const [command, argv] = root ? ["setpriv", ["--bounding-set=-dac_override,-dac_read_search", "--", process.execPath, ...args]] : [process.execPath, args];
     const child = spawn(command, argv, { stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     child.stdout.on("data", (c: Buffer) => (out += c.toString()));

@@ -120,7 +120,7 @@ describe("deploy/systemd/grouparoo-stream.service", () => {
     expect(Number(value("Service", "LimitNOFILE"))).toBeGreaterThanOrEqual(65536);
     expect(values("Service", "MemoryDenyWriteExecute")).toEqual([]); // V8's JIT
     // TimeoutStopSec covers the drain: at least three times the default --drain-timeout-ms.
-    const drainMs = Number(/"--drain-timeout-ms <ms>".*?,\s*([\d_]+)\)/.exec(readFileSync(join(root, "daemon/cli.ts"), "utf8"))?.[1]?.replace(/_/g, ""));
+    const drainMs = Number(/"--drain-timeout-ms <ms>".*?,\s*([\d_]+)\)/.exec(readFileSync(join(root, "daemon/flags.ts"), "utf8"))?.[1]?.replace(/_/g, ""));
     expect(drainMs).toBe(10_000);
     const stop = /^(\d+)s$/.exec(value("Service", "TimeoutStopSec"));
     expect(Number(stop?.[1]) * 1000).toBeGreaterThanOrEqual(3 * drainMs);
