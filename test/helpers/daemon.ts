@@ -7,6 +7,8 @@ export interface DaemonProcess {
   http: string;
   logs: () => string;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** waitFor, failing at once when the daemon exits, and naming its last log lines when it fails. */
+  until: <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs?: number) => Promise<T>;
 }
 
 export function startDaemon(args: string[], http: string, env: NodeJS.ProcessEnv = process.env): DaemonProcess {
@@ -15,8 +17,20 @@ export function startDaemon(args: string[], http: string, env: NodeJS.ProcessEnv
   child.stdout?.on("data", (chunk: Buffer) => (logs += chunk.toString()));
   child.stderr?.on("data", (chunk: Buffer) => (logs += chunk.toString()));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
-  return { child, http, logs: () => logs, exited };
+  let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  void exited.then((e) => (exit = e));
+  const tail = () => logs.trimEnd().split("\n").slice(-30).join("\n");
+  const until = <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs?: number): Promise<T> =>
+    waitFor(what, async () => {
+      if (exit) throw new DaemonExited(`the daemon exited (code ${exit.code}, signal ${exit.signal}) while waiting for ${what}; its last log lines:\n${tail()}`);
+      return probe();
+    }, timeoutMs).catch((error: Error) => {
+      throw error instanceof DaemonExited ? error : new Error(`${error.message}; the daemon's last log lines:\n${tail()}`);
+    });
+  return { child, http, logs: () => logs, exited, until };
 }
+
+class DaemonExited extends Error {}
 
 export async function get(http: string, path: string): Promise<{ status: number; body: string }> {
   const response = await fetch(`http://${http}${path}`);
@@ -39,6 +53,7 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
       const value = await probe();
       if (value !== undefined) return value;
     } catch (error) {
+      if (error instanceof DaemonExited) throw error;
       last = error;
     }
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${String(last)})` : ""}`);

@@ -1,5 +1,6 @@
 // Small process utilities the service harness shares: free loopback ports, running a command to
 // completion, waiting for a TCP port, and reading the tail of a log for error messages.
+import { randomInt } from "node:crypto";
 import { spawn, type SpawnOptions } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { createConnection, createServer } from "node:net";
@@ -18,9 +19,14 @@ export class ServiceStartError extends Error {
  * (listen on 0) can meanwhile become the local port of an outgoing connection, and the server meant
  * for it then fails with EADDRINUSE.
  */
+/** Ports this process handed out: two services started at once never get the same one. */
+const handedOut = new Set<number>();
+
 export async function freePort(): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt += 1) {
-    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const port = 20_000 + randomInt(12_000);
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
     if (await canListen(port)) return port;
   }
   throw new Error("no free port found below the ephemeral range after 50 attempts");
