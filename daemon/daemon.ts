@@ -29,7 +29,8 @@ import { readPackageInfo } from "./package-info.js";
 import { parseListen } from "./http.js";
 import { unavailable } from "./api/errors.js";
 import { ApiKeys } from "./api/keys.js";
-import { apiMode, startHttpServer, type Api, type ApiBackend } from "./api/server.js";
+import { apiMode, type ApiBackend } from "./api/server.js";
+import { startApiThread, type ApiListener } from "./api/thread.js";
 import { daemonStatus, type DaemonStatus } from "./api/status.js";
 import type { Operation } from "../streams/pipeline.js";
 import { recordCommitted, recordResult, recordDelivered, sourceObserver } from "./observe.js";
@@ -92,7 +93,7 @@ interface Generation {
 
 export class Daemon {
   private generation: Generation | undefined;
-  private server: Api | undefined;
+  private server: ApiListener | undefined;
   private readonly startedAt = Date.now();
   private watcher: FSWatcher | undefined;
   private draining = false;
@@ -183,7 +184,11 @@ export class Daemon {
       return EX_CONFIG;
     }
     try {
-      daemon.server = await startHttpServer(daemon.backend(), { listen, apiInsecure: options.apiInsecure ?? false, metricsAuth: options.metricsAuth ?? false, logger });
+      const serving = daemon.generation;
+      daemon.server = await startApiThread(daemon.backend(), { listen, apiInsecure: options.apiInsecure ?? false, metricsAuth: options.metricsAuth ?? false, logger }, serving ? { config: serving.config, keys: serving.keys } : null, (error) => {
+        logger.error({ err: error }, "the HTTP listener's thread died: stopping (a supervisor restarts the daemon)");
+        void daemon?.stop(EX_SOFTWARE);
+      });
     } catch (error) {
       logger.error({ err: error, http: options.http }, "cannot listen for HTTP");
       await daemon.stopGeneration();
@@ -411,6 +416,7 @@ export class Daemon {
     generation.requests.unref();
     self.generation = generation;
     this.generation = generation;
+    this.server?.generation({ config, keys });
     const started = generation;
     flow.done.then(
       () => {
@@ -483,6 +489,7 @@ export class Daemon {
     // No longer current: its pipeline ending is not the daemon ending. Its keys still answer meanwhile.
     this.lastKeys = generation.keys;
     this.generation = undefined;
+    this.server?.generation(null);
     clearInterval(generation.requests);
     generation.runs.stop();
     generation.flow.pipeline.drain();

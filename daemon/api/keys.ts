@@ -16,14 +16,22 @@ export interface ApiKey {
   write: ReadonlySet<ApiTopic>;
 }
 
-interface StoredKey extends ApiKey {
-  digest: Buffer;
+/** A key as kept: what it may do and its secret's digest (what the API thread is handed, api/thread.ts). */
+export interface StoredKey extends ApiKey {
+  digest: Uint8Array;
 }
 
 const digestOf = (secret: string): Buffer => createHash("sha256").update(secret, "utf8").digest();
 
 export class ApiKeys {
-  private readonly keys: StoredKey[];
+  private keys: StoredKey[];
+
+  /** Keys as another thread kept them (digests(), structured-cloned). */
+  static fromDigests(keys: readonly StoredKey[]): ApiKeys {
+    const made = new ApiKeys([]);
+    made.keys = keys.map((k) => ({ ...k }));
+    return made;
+  }
 
   constructor(configs: readonly ApiKeyConfig[]) {
     this.keys = configs.map((c) => {
@@ -50,6 +58,11 @@ export class ApiKeys {
       if (timingSafeEqual(key.digest, digest) && !found) found = key;
     }
     return found === undefined ? undefined : { id: found.id, name: found.name, type: found.type, read: found.read, write: found.write };
+  }
+
+  /** The keys with their digests, for the API thread only (never shown, logged or sent). */
+  digests(): StoredKey[] {
+    return this.keys.map((k) => ({ ...k }));
   }
 
   /** The keys as the API may show them: never their secrets or digests. */

@@ -31,12 +31,29 @@ export interface ApiBackend {
   domain(): Domain | undefined;
   status(): Promise<DaemonStatus>;
   /** null when ready, else why not. */
-  notReady(): string | null;
+  notReady(): string | null | Promise<string | null>;
   metrics(): Promise<{ contentType: string; text: string }>;
   /** Runs a write in the daemon's pipeline, in turn with the batches (the state's one writer). */
   perform<T>(operation: Operation<T>): Promise<T>;
   requestRuns(requests: readonly { spec: RunSpec; target: string }[], reason: string): Promise<RunState[]>;
   stopRun(id: string): Promise<RunState>;
+}
+
+/** What the listener logs: a request that failed, and each request at debug level. */
+export type HttpLogger = Pick<Logger, "isLevelEnabled" | "debug" | "error">;
+
+/** A request handed to the daemon's thread (api/thread.ts), as it came in, and its answer. */
+export interface ForwardedRequest {
+  method: string;
+  url: string;
+  headers: Record<string, string>;
+  /** The JSON body, parsed; undefined when there was none. */
+  body: unknown;
+}
+export interface ForwardedReply {
+  statusCode: number;
+  headers: Record<string, string>;
+  payload: string;
 }
 
 export interface HttpOptions {
@@ -45,8 +62,16 @@ export interface HttpOptions {
   apiInsecure?: boolean;
   /** /metrics needs a key with read on the metrics topic. */
   metricsAuth?: boolean;
-  logger: Logger;
+  logger: HttpLogger;
+  /**
+   * Where writes go when this listener is not on the daemon's thread (api/reader.ts): every write
+   * route, once its key and its input are checked here, is answered by the daemon's own listener.
+   */
+  forward?: (request: ForwardedRequest) => Promise<ForwardedReply>;
 }
+
+/** The headers of a forwarded answer that are passed on (the rest fastify sets itself). */
+const FORWARDED_HEADERS = ["content-type", "www-authenticate", "allow", "cache-control", "content-security-policy", "location", "retry-after"];
 
 /** What a route needs: a topic and an access, or only a valid key (the OpenAPI document). */
 export interface RouteAccess {
@@ -95,7 +120,7 @@ function newApp(): Api {
 function registerProbes(app: Api, backend: ProbeBackend, metricsAuth: boolean): void {
   app.get("/healthz", { schema: { hide: true } }, async (_request, reply) => reply.type("text/plain; charset=utf-8").send("ok\n"));
   app.get("/readyz", { schema: { hide: true } }, async (_request, reply) => {
-    const reason = backend.notReady();
+    const reason = await backend.notReady();
     return reason === null ? reply.type("text/plain; charset=utf-8").send("ready\n") : reply.code(503).type("text/plain; charset=utf-8").send(`not ready: ${reason}\n`);
   });
   app.get("/metrics", { schema: { hide: true }, config: metricsAuth ? { guard: { topic: "metrics", access: "read" } } : {} }, async (_request, reply) => {
@@ -150,6 +175,22 @@ export async function buildHttpServer(backend: ApiBackend, options: HttpOptions)
       return deny(reply, 403, "FORBIDDEN", `API key "${key.id}" may not ${guard.access} ${guard.topic}`);
     }
   });
+
+  // Writes run on the daemon's thread, the state's one writer: checked here, answered there.
+  const forward = options.forward;
+  if (forward) {
+    app.addHook("preHandler", async (request, reply) => {
+      if (request.routeOptions.config.guard?.access !== "write") return;
+      const headers: Record<string, string> = {};
+      for (const name of ["authorization", "content-type"]) {
+        const value = request.headers[name];
+        if (typeof value === "string") headers[name] = value;
+      }
+      const answer = await forward({ method: request.method, url: request.url, headers, body: request.body ?? undefined });
+      for (const name of FORWARDED_HEADERS) if (answer.headers[name] !== undefined) reply.header(name, answer.headers[name]);
+      return reply.code(answer.statusCode).send(answer.payload);
+    });
+  }
 
   app.setErrorHandler((error: Error & { statusCode?: number; code?: string; validation?: unknown }, request, reply) => {
     if (error instanceof ApiError) return reply.code(error.statusCode).send(errorBody(error.code, error.message));

@@ -1,0 +1,104 @@
+// The API thread (started by api/thread.ts): the daemon's HTTP listener, serving reads from its own
+// read-only view of the state and asking the daemon's thread, by message, for what only it knows or
+// may do (status, readiness, metrics, writes).
+import { parentPort, workerData } from "node:worker_threads";
+import { compileDomain, type Domain } from "../../core/domain.js";
+import { Store } from "../../state/store.js";
+import { ApiError } from "./errors.js";
+import { ApiKeys, type StoredKey } from "./keys.js";
+import { startHttpServer, type Api, type ApiBackend, type ForwardedReply, type HttpLogger } from "./server.js";
+import type { Call, FromReader, ReaderData, ToReader } from "./thread.js";
+import type { Config } from "../../core/config/types.js";
+import type { DaemonStatus } from "./status.js";
+
+const port = parentPort;
+if (!port) throw new Error("api/reader.ts runs only as the daemon's API thread");
+const data = workerData as ReaderData;
+const post = (message: FromReader) => port.postMessage(message);
+
+let keys = new ApiKeys([]);
+let domain: Domain | undefined;
+const use = (generation: { config: Config; keys: StoredKey[] } | null) => {
+  // While a reload swaps generations the old keys still answer (as on the daemon's thread); the
+  // routes that need a domain answer 503.
+  if (generation) keys = ApiKeys.fromDigests(generation.keys);
+  domain = generation ? compileDomain(generation.config) : undefined;
+};
+use(data.generation);
+
+let next = 0;
+const waiting = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
+const ask = <T>(call: Call): Promise<T> =>
+  new Promise<T>((resolve, reject) => {
+    const id = next++;
+    waiting.set(id, { resolve: resolve as (value: unknown) => void, reject });
+    post({ type: "call", id, call });
+  });
+
+const logger: HttpLogger = {
+  isLevelEnabled: (level: string) => (level === "debug" ? data.debug : true),
+  debug: (fields: object, message?: string) => post({ type: "log", level: "debug", fields: { ...fields }, message: message ?? "" }),
+  error: (fields: object, message?: string) => {
+    const { err, ...rest } = fields as { err?: Error };
+    // An Error crosses as its name, message and stack (pino's err serializer reads those).
+    post({ type: "log", level: "error", fields: { ...rest, ...(err ? { err: { type: err.name, message: err.message, stack: err.stack } } : {}) }, message: message ?? "" });
+  },
+} as HttpLogger;
+
+let store: Store;
+let server: Api | undefined;
+try {
+  store = Store.open(data.state, { readOnly: true });
+} catch (error) {
+  post({ type: "listen-failed", message: `the API thread cannot read the state: ${(error as Error).message}` });
+  process.exit(1);
+}
+
+const backend: ApiBackend = {
+  keys: () => keys,
+  store,
+  domain: () => domain,
+  status: () => ask<DaemonStatus>({ method: "status" }),
+  notReady: () => ask<string | null>({ method: "notReady" }),
+  metrics: () => ask<{ contentType: string; text: string }>({ method: "metrics" }),
+  // Writes never run here: server.ts hands every write route to the daemon's thread (forward).
+  perform: () => Promise.reject(new Error("writes run on the daemon's thread")),
+  requestRuns: () => Promise.reject(new Error("writes run on the daemon's thread")),
+  stopRun: () => Promise.reject(new Error("writes run on the daemon's thread")),
+};
+
+port.on("message", (message: ToReader) => {
+  switch (message.type) {
+    case "generation":
+      return use(message.generation);
+    case "result": {
+      const call = waiting.get(message.id);
+      if (!call) return;
+      waiting.delete(message.id);
+      if (!message.error) return call.resolve(message.value);
+      const { statusCode, code, message: text } = message.error;
+      return call.reject(statusCode !== undefined && code !== undefined ? new ApiError(statusCode, code, text) : new Error(text));
+    }
+    case "close":
+      void (async () => {
+        await server?.close();
+        await store.close();
+        port.close();
+      })();
+  }
+});
+
+try {
+  server = await startHttpServer(backend, {
+    listen: data.listen,
+    apiInsecure: data.apiInsecure,
+    metricsAuth: data.metricsAuth,
+    logger,
+    forward: (request) => ask<ForwardedReply>({ method: "forward", request }),
+  });
+  post({ type: "listening" });
+} catch (error) {
+  post({ type: "listen-failed", message: (error as Error).message });
+  await store.close();
+  port.close();
+}

@@ -1,0 +1,174 @@
+// The HTTP listener on its own thread (a worker_threads Worker running api/reader.ts), so that API
+// traffic never waits for a batch and a batch never waits for API traffic. The thread opens the state
+// read-only (LMDB serves any number of readers beside its one writer, each from its own snapshot) and
+// answers every read route itself: records, groups and their members, Runs, exports, dead letters,
+// /healthz and the OpenAPI document. What only the daemon's thread knows or may do is asked of it by
+// message: /status and the page (live source positions, lags, Runs in progress), /readyz, /metrics
+// (the registry lives here), and every write route, which the thread checks (key, input) and then
+// hands over whole to the daemon's own in-process listener, so that writes still run in the pipeline,
+// in turn with the batches. The thread learns each config generation (its domain and its keys, as
+// digests) by message when it starts and at every reload.
+import { existsSync } from "node:fs";
+import { Worker } from "node:worker_threads";
+import type { Config } from "../../core/config/types.js";
+import { PipelineClosedError } from "../../streams/pipeline.js";
+import { ApiError } from "./errors.js";
+import type { ApiKeys, StoredKey } from "./keys.js";
+import { buildHttpServer, type ApiBackend, type ForwardedReply, type ForwardedRequest, type HttpOptions } from "./server.js";
+
+/** What the daemon's thread answers the API thread. */
+export type Call = { method: "status" } | { method: "metrics" } | { method: "notReady" } | { method: "forward"; request: ForwardedRequest };
+
+/** An error crossing threads: an ApiError keeps its status and code (503 while reloading, say). */
+export interface CrossedError {
+  statusCode?: number;
+  code?: string;
+  message: string;
+}
+
+export type ToReader =
+  | { type: "generation"; generation: { config: Config; keys: StoredKey[] } | null }
+  | { type: "result"; id: number; value?: unknown; error?: CrossedError }
+  | { type: "close" };
+
+export type FromReader =
+  | { type: "listening" }
+  | { type: "listen-failed"; message: string }
+  | { type: "call"; id: number; call: Call }
+  | { type: "log"; level: "debug" | "error"; fields: Record<string, unknown>; message: string };
+
+export interface ReaderData {
+  state: string;
+  listen: { host: string; port: number };
+  apiInsecure: boolean;
+  metricsAuth: boolean;
+  debug: boolean;
+  /** The generation when the thread starts (then each one by message). */
+  generation: { config: Config; keys: StoredKey[] } | null;
+}
+
+export interface ApiListener {
+  /** The config generation the API serves (null while a reload swaps generations). */
+  generation(generation: { config: Config; keys: ApiKeys } | null): void;
+  close(): Promise<void>;
+}
+
+/**
+ * The API thread's code: the compiled reader, or (running from the TypeScript sources, as the tests
+ * do) the source imported through tsx, a development dependency.
+ */
+function readerThread(data: ReaderData): Worker {
+  const options = { workerData: data, name: "grouparoo-stream api" };
+  const compiled = new URL("./reader.js", import.meta.url);
+  if (existsSync(compiled)) return new Worker(compiled, options);
+  return new Worker(new URL("./reader-source.mjs", import.meta.url), options);
+}
+
+const crossed = (error: unknown): CrossedError => {
+  if (error instanceof ApiError) return { statusCode: error.statusCode, code: error.code, message: error.message };
+  if (error instanceof PipelineClosedError) return { statusCode: 503, code: "UNAVAILABLE", message: error.message };
+  return { message: error instanceof Error ? error.message : String(error) };
+};
+
+/**
+ * Starts the API thread listening on `options.listen`; resolves once it listens, rejects (with the
+ * listen error's message) when it cannot.
+ */
+export async function startApiThread(
+  backend: ApiBackend,
+  options: Omit<HttpOptions, "forward">,
+  generation: { config: Config; keys: ApiKeys } | null,
+  /** Called once if the thread dies after it listened (the daemon then stops: no listener, no probes). */
+  died: (error: Error) => void,
+): Promise<ApiListener> {
+  // The daemon's own listener, never bound to a socket: it answers the writes the thread hands over.
+  const local = await buildHttpServer(backend, options);
+  await local.ready();
+  const data: ReaderData = { state: backend.store.path, listen: options.listen, apiInsecure: options.apiInsecure ?? false, metricsAuth: options.metricsAuth ?? false, debug: options.logger.isLevelEnabled("debug"), generation: generation && { config: generation.config, keys: generation.keys.digests() } };
+  const worker = readerThread(data);
+  const send = (message: ToReader) => worker.postMessage(message);
+
+  const answer = async (call: Call): Promise<unknown> => {
+    switch (call.method) {
+      case "status":
+        return backend.status();
+      case "metrics":
+        return backend.metrics();
+      case "notReady":
+        return backend.notReady();
+      case "forward": {
+        const { request } = call;
+        const response = await local.inject({
+          method: request.method as "GET",
+          url: request.url,
+          headers: request.headers,
+          ...(request.body === undefined ? {} : { payload: JSON.stringify(request.body) }),
+        });
+        const headers: Record<string, string> = {};
+        for (const [name, value] of Object.entries(response.headers)) if (typeof value === "string") headers[name] = value;
+        return { statusCode: response.statusCode, headers, payload: response.payload } satisfies ForwardedReply;
+      }
+    }
+  };
+
+  let exited = false;
+  let closing = false;
+  let listening = false;
+  let failure: Error | undefined;
+  const gone = new Promise<void>((resolve) =>
+    worker.once("exit", (code) => {
+      exited = true;
+      resolve();
+      if (listening && !closing) died(failure ?? new Error(`the API thread exited (code ${code})`));
+    }),
+  );
+  await new Promise<void>((resolve, reject) => {
+    worker.on("message", (message: FromReader) => {
+      switch (message.type) {
+        case "listening":
+          return resolve();
+        case "listen-failed":
+          return reject(new Error(message.message));
+        case "call":
+          answer(message.call).then(
+            (value) => send({ type: "result", id: message.id, value }),
+            (error: unknown) => send({ type: "result", id: message.id, error: crossed(error) }),
+          );
+          return;
+        case "log":
+          if (message.level === "error") options.logger.error(message.fields, message.message);
+          else options.logger.debug(message.fields, message.message);
+          return;
+      }
+    });
+    worker.once("error", (error) => {
+      options.logger.error({ err: error }, "the API thread failed");
+      reject(error);
+    });
+    worker.once("exit", (code) => reject(new Error(`the API thread exited (code ${code}) before it listened`)));
+  }).catch(async (error: unknown) => {
+    await worker.terminate();
+    await local.close();
+    throw error;
+  });
+  listening = true;
+  worker.on("error", (error) => (failure = error));
+
+  return {
+    generation(generation) {
+      if (exited) return;
+      send({ type: "generation", generation: generation && { config: generation.config, keys: generation.keys.digests() } });
+    },
+    async close() {
+      closing = true;
+      if (!exited) {
+        send({ type: "close" });
+        // The thread closes its listener and its state; it is stopped if it does not within 10 s.
+        const timer = setTimeout(() => void worker.terminate(), 10_000);
+        await gone;
+        clearTimeout(timer);
+      }
+      await local.close();
+    },
+  };
+}
