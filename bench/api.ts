@@ -127,6 +127,13 @@ const workerCode = `
 const { parentPort, workerData } = require("node:worker_threads");
 const http = require("node:http");
 const { host, port, key, users, seconds, rate, concurrency } = workerData;
+// The load generator stands for clients on other machines: on this one it runs below the daemon's
+// threads and the webhook receiver (nice 10, as the daemon's API thread), so it does not starve the
+// stream whose latency is measured. Linux: setpriority on the thread's own id.
+try {
+  const tid = Number(require("node:fs").readlinkSync("/proc/thread-self").split("/").pop());
+  require("node:os").setPriority(tid, 10);
+} catch {}
 const agent = new http.Agent({ keepAlive: true, maxSockets: rate ? 256 : concurrency });
 const times = [];
 const statuses = {};

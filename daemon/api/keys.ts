@@ -3,7 +3,7 @@
 // no early exit, so the time taken says nothing about which key or how much of one matched), and what
 // a key may do is its type's: full = read and write on every topic; specific = permissionAllRead,
 // permissionAllWrite and its per-topic permissions. The secret itself is never kept, logged or sent.
-import { createHash, timingSafeEqual } from "node:crypto";
+import { createHash, hash, timingSafeEqual } from "node:crypto";
 import { API_TOPICS, type ApiKeyConfig, type ApiTopic } from "../../core/config/schema.js";
 
 export type Access = "read" | "write";
@@ -21,7 +21,8 @@ export interface StoredKey extends ApiKey {
   digest: Uint8Array;
 }
 
-const digestOf = (secret: string): Buffer => createHash("sha256").update(secret, "utf8").digest();
+// crypto.hash (Node 20.12+): one call, no Hash object per request.
+const digestOf = (secret: string): Buffer => (typeof hash === "function" ? hash("sha256", secret, "buffer") : createHash("sha256").update(secret, "utf8").digest());
 
 export class ApiKeys {
   private keys: StoredKey[];

@@ -1,6 +1,8 @@
 // The API thread (started by api/thread.ts): the daemon's HTTP listener, serving reads from its own
 // read-only view of the state and asking the daemon's thread, by message, for what only it knows or
 // may do (status, readiness, metrics, writes).
+import { readlinkSync } from "node:fs";
+import { getPriority, setPriority } from "node:os";
 import { parentPort, workerData } from "node:worker_threads";
 import { compileDomain, type Domain } from "../../core/domain.js";
 import { Store } from "../../state/store.js";
@@ -10,6 +12,19 @@ import { startHttpServer, type Api, type ApiBackend, type ForwardedReply, type H
 import type { Call, FromReader, ReaderData, ToReader } from "./thread.js";
 import type { Config } from "../../core/config/types.js";
 import type { DaemonStatus } from "./status.js";
+
+/**
+ * The thread's scheduling priority (nice): below the daemon's thread, so that on a busy machine the
+ * stream is served first and API reads take what CPU is left (a change waits for no lookup).
+ */
+const API_THREAD_NICE = 10;
+try {
+  // Linux: setpriority(2) on a thread id sets that thread's nice value (the thread's own, not the process's).
+  const tid = Number(readlinkSync("/proc/thread-self").split("/").pop());
+  if (Number.isInteger(tid) && tid > 0) setPriority(tid, Math.max(getPriority(tid), API_THREAD_NICE));
+} catch {
+  // Elsewhere the thread keeps the process's priority.
+}
 
 const port = parentPort;
 if (!port) throw new Error("api/reader.ts runs only as the daemon's API thread");

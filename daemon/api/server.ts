@@ -179,8 +179,7 @@ export async function buildHttpServer(backend: ApiBackend, options: HttpOptions)
   // Writes run on the daemon's thread, the state's one writer: checked here, answered there.
   const forward = options.forward;
   if (forward) {
-    app.addHook("preHandler", async (request, reply) => {
-      if (request.routeOptions.config.guard?.access !== "write") return;
+    const handOver = async (request: FastifyRequest, reply: FastifyReply) => {
       const headers: Record<string, string> = {};
       for (const name of ["authorization", "content-type"]) {
         const value = request.headers[name];
@@ -189,6 +188,12 @@ export async function buildHttpServer(backend: ApiBackend, options: HttpOptions)
       const answer = await forward({ method: request.method, url: request.url, headers, body: request.body ?? undefined });
       for (const name of FORWARDED_HEADERS) if (answer.headers[name] !== undefined) reply.header(name, answer.headers[name]);
       return reply.code(answer.statusCode).send(answer.payload);
+    };
+    // Only on the write routes: a read pays for no hook of its own.
+    app.addHook("onRoute", (route) => {
+      if ((route.config as { guard?: RouteAccess } | undefined)?.guard?.access !== "write") return;
+      const own = route.preHandler === undefined ? [] : Array.isArray(route.preHandler) ? route.preHandler : [route.preHandler];
+      route.preHandler = [...own, handOver];
     });
   }
 
@@ -209,9 +214,8 @@ export async function buildHttpServer(backend: ApiBackend, options: HttpOptions)
 
   app.setNotFoundHandler((request, reply) => reply.code(404).send(errorBody("NOT_FOUND", `no route ${request.method} ${request.url.split("?")[0] ?? ""}`)));
 
-  app.addHook("onResponse", async (request, reply) => {
-    // Never the headers (they carry the key): the route, the status, which key, how long.
-    if (!options.logger.isLevelEnabled("debug")) return;
+  // Never the headers (they carry the key): the route, the status, which key, how long.
+  if (options.logger.isLevelEnabled("debug")) app.addHook("onResponse", async (request, reply) => {
     options.logger.debug({ method: request.method, route: request.routeOptions.url ?? null, status: reply.statusCode, key: request.apiKey?.id ?? null, ms: Math.round(reply.elapsedTime * 10) / 10 }, "http request");
   });
 
