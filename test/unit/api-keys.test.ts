@@ -21,6 +21,16 @@ describe("API keys", () => {
     expect(keys.authenticate(`${SECRETS[0] as string} `)).toBeUndefined();
   });
 
+  it("crosses to the API thread as digests (structured clone) and authenticates the same", () => {
+    const handed = structuredClone(keys.digests());
+    for (const secret of SECRETS) expect(JSON.stringify(handed, (_key, value: unknown) => (value instanceof Set ? [...value] : value))).not.toContain(secret);
+    const there = ApiKeys.fromDigests(handed);
+    expect(SECRETS.map((s) => there.authenticate(s)?.id)).toEqual(["ops", "reader", "runner"]);
+    expect(there.authenticate("read-0123456789abcdeF")).toBeUndefined();
+    const runner = there.authenticate(SECRETS[2] as string);
+    expect(runner && [permits(runner, "run", "write"), permits(runner, "run", "read"), permits(runner, "record", "read")]).toEqual([true, false, true]);
+  });
+
   it("keeps no secret: neither in what it lists nor in itself", () => {
     expect(keys.list().map((k) => [k.id, k.name, k.type])).toEqual([["ops", "ops", "full"], ["reader", "Read only", "specific"], ["runner", "runner", "specific"]]);
     const inside = JSON.stringify(keys, (_key, value: unknown) => (value instanceof Set ? [...value] : value));
