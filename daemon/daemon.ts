@@ -27,7 +27,7 @@ import { checkLive, formatLiveProblem, idleWarning } from "./live.js";
 import { DeliveryLog } from "./problems.js";
 import { readPackageInfo } from "./package-info.js";
 import { parseListen } from "./http.js";
-import { unavailable } from "./api/errors.js";
+import { RELOADING, STARTING, STOPPING, unavailable } from "./api/errors.js";
 import { ApiKeys } from "./api/keys.js";
 import { apiMode, type ApiBackend } from "./api/server.js";
 import { startApiThread, type ApiListener } from "./api/thread.js";
@@ -94,6 +94,8 @@ interface Generation {
 export class Daemon {
   private generation: Generation | undefined;
   private server: ApiListener | undefined;
+  /** A config generation has started once (before: starting; between two: reloading). */
+  private served = false;
   private readonly startedAt = Date.now();
   private watcher: FSWatcher | undefined;
   private draining = false;
@@ -176,24 +178,24 @@ export class Daemon {
           .map((r) => [r.id, r.kind, r.target, r.total ? Math.min(1, r.processed / r.total) : null] as [string, string, string, number | null]),
     }, { version: readPackageInfo().version, node: process.version });
     daemon = new Daemon(options, logger, store, metrics, systemd);
+    // The listener first: probes and the API answer (503 "starting") before the sources start.
     try {
-      await daemon.startGeneration(loaded.config, loaded.domain, loaded.registry);
-    } catch (error) {
-      logger.error({ err: error }, (error as Error).message);
-      await store.close();
-      return EX_CONFIG;
-    }
-    try {
-      const serving = daemon.generation;
-      daemon.server = await startApiThread(daemon.backend(), { listen, apiInsecure: options.apiInsecure ?? false, metricsAuth: options.metricsAuth ?? false, logger }, serving ? { config: serving.config, keys: serving.keys } : null, (error) => {
+      daemon.server = await startApiThread(daemon.backend(), { listen, apiInsecure: options.apiInsecure ?? false, metricsAuth: options.metricsAuth ?? false, logger }, STARTING, (error) => {
         logger.error({ err: error }, "the HTTP listener's thread died: stopping (a supervisor restarts the daemon)");
         void daemon?.stop(EX_SOFTWARE);
       });
     } catch (error) {
       logger.error({ err: error, http: options.http }, "cannot listen for HTTP");
-      await daemon.stopGeneration();
       await store.close();
       return EX_SOFTWARE;
+    }
+    try {
+      await daemon.startGeneration(loaded.config, loaded.domain, loaded.registry);
+    } catch (error) {
+      logger.error({ err: error }, (error as Error).message);
+      await daemon.server.close();
+      await store.close();
+      return EX_CONFIG;
     }
     if (options.watchConfig) daemon.watchConfig();
     const config = loaded.config;
@@ -218,10 +220,18 @@ export class Daemon {
   }
 
   /** Says how the API is served with the running config's keys (at start, and after a reload changes it). */
-  private logApiMode(previous?: "keys" | "insecure" | "off"): void {
+  private logApiMode(previous?: "keys" | "insecure" | "off", previousKeys?: ApiKeys): void {
     const keys = this.generation?.keys.size ?? 0;
     const mode = apiMode(keys, this.options.apiInsecure ?? false);
-    if (mode === previous) return;
+    if (mode === previous) {
+      const ids = (k: ApiKeys | undefined) => (k?.list() ?? []).map((key) => key.id);
+      const before = ids(previousKeys);
+      const after = ids(this.generation?.keys);
+      if (mode === "keys" && JSON.stringify(before) !== JSON.stringify(after)) {
+        this.logger.info({ keys: after, added: after.filter((id) => !before.includes(id)), removed: before.filter((id) => !after.includes(id)) }, `API keys changed: ${keys} API key${keys === 1 ? "" : "s"}`);
+      }
+      return;
+    }
     const where = `http://${this.options.http}`;
     if (mode === "keys") {
       this.logger.info({ http: this.options.http, keys: this.generation?.keys.list().map((k) => k.id), metricsAuth: this.options.metricsAuth ?? false }, `API on at ${where}/api/v1 and status page at ${where}/: ${keys} API key${keys === 1 ? "" : "s"}`);
@@ -238,7 +248,7 @@ export class Daemon {
   private backend(): ApiBackend {
     const generation = () => {
       const current = this.generation;
-      if (!current) throw unavailable("the daemon is reloading its config; try again in a moment");
+      if (!current) throw unavailable(this.notServing());
       return current;
     };
     const noKeys = new ApiKeys([]);
@@ -246,6 +256,7 @@ export class Daemon {
       store: this.store,
       keys: () => this.generation?.keys ?? this.lastKeys ?? noKeys,
       domain: () => this.generation?.domain,
+      notServing: () => this.notServing(),
       notReady: () => this.notReady(),
       status: () => this.status(),
       metrics: async () => ({ contentType: this.metrics.registry.contentType, text: await this.metrics.registry.metrics() }),
@@ -267,10 +278,14 @@ export class Daemon {
     };
   }
 
+  private notServing(): string {
+    return this.draining ? STOPPING : this.served ? RELOADING : STARTING;
+  }
+
   /** The running daemon's status (the API, the page, `status --url`). */
   async status(): Promise<DaemonStatus> {
     const generation = this.generation;
-    if (!generation) throw unavailable("the daemon is reloading its config; try again in a moment");
+    if (!generation) throw unavailable(this.notServing());
     const connectorSources = new Map<SourceConnector, string[]>();
     for (const [sourceId, connector] of generation.bySource) connectorSources.set(connector, [...(connectorSources.get(connector) ?? []), sourceId]);
     return daemonStatus({
@@ -323,7 +338,7 @@ export class Daemon {
   notReady(): string | null {
     const generation = this.generation;
     if (this.draining) return "draining";
-    if (!generation) return "reloading";
+    if (!generation) return this.served ? "reloading" : "starting";
     const reasons: string[] = [];
     // A permanent problem names its app and why; the others keep running (and stay ready).
     const failing = generation.sources.flatMap((s) => {
@@ -416,6 +431,7 @@ export class Daemon {
     generation.requests.unref();
     self.generation = generation;
     this.generation = generation;
+    this.served = true;
     this.server?.generation({ config, keys });
     const started = generation;
     flow.done.then(
@@ -489,7 +505,7 @@ export class Daemon {
     // No longer current: its pipeline ending is not the daemon ending. Its keys still answer meanwhile.
     this.lastKeys = generation.keys;
     this.generation = undefined;
-    this.server?.generation(null);
+    this.server?.generation(null, this.notServing());
     clearInterval(generation.requests);
     generation.runs.stop();
     generation.flow.pipeline.drain();
@@ -532,7 +548,7 @@ export class Daemon {
     }
     this.metrics.configReloads.inc({ result: "applied" });
     this.logger.info({ config: this.options.config }, "config reloaded");
-    this.logApiMode(apiMode(this.lastKeys?.size ?? 0, this.options.apiInsecure ?? false));
+    this.logApiMode(apiMode(this.lastKeys?.size ?? 0, this.options.apiInsecure ?? false), this.lastKeys);
     this.announceReady();
     return "applied";
   }

@@ -23,6 +23,11 @@ export const notFound = (message: string, code = "NOT_FOUND") => new ApiError(40
 export const conflict = (message: string, code = "CONFLICT") => new ApiError(409, code, message);
 export const unavailable = (message: string) => new ApiError(503, "UNAVAILABLE", message);
 
+/** Why the daemon has no config generation to answer from: before the first, between two, or at the end. */
+export const STARTING = "the daemon is starting; try again in a moment";
+export const RELOADING = "the daemon is reloading its config; try again in a moment";
+export const STOPPING = "the daemon is stopping (drain): it answers no more requests that need its config";
+
 export function errorBody(code: string, message: string): { error: { code: string; message: string } } {
   return { error: { code, message } };
 }

@@ -6,10 +6,10 @@ import { getPriority, setPriority } from "node:os";
 import { parentPort, workerData } from "node:worker_threads";
 import { compileDomain, type Domain } from "../../core/domain.js";
 import { Store } from "../../state/store.js";
-import { ApiError } from "./errors.js";
+import { ApiError, RELOADING, unavailable } from "./errors.js";
 import { ApiKeys, type StoredKey } from "./keys.js";
 import { startHttpServer, type Api, type ApiBackend, type ForwardedReply, type HttpLogger } from "./server.js";
-import type { Call, FromReader, ReaderData, ToReader } from "./thread.js";
+import { CALL_TIMEOUT_MS, HEARTBEAT_STALE_MS, type Call, type FromReader, type ReaderData, type ToReader } from "./thread.js";
 import type { Config } from "../../core/config/types.js";
 import type { DaemonStatus } from "./status.js";
 
@@ -33,22 +33,33 @@ const post = (message: FromReader) => port.postMessage(message);
 
 let keys = new ApiKeys([]);
 let domain: Domain | undefined;
+let why = data.why;
 const use = (generation: { config: Config; keys: StoredKey[] } | null) => {
   // While a reload swaps generations the old keys still answer (as on the daemon's thread); the
   // routes that need a domain answer 503.
   if (generation) keys = ApiKeys.fromDigests(generation.keys);
   domain = generation ? compileDomain(generation.config) : undefined;
 };
-use(data.generation);
 
 let next = 0;
 const waiting = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
-const ask = <T>(call: Call): Promise<T> =>
+/** Asks the daemon's thread; with `timeoutMs`, a 503 when it has not answered by then. */
+const ask = <T>(call: Call, timeoutMs?: number): Promise<T> =>
   new Promise<T>((resolve, reject) => {
     const id = next++;
-    waiting.set(id, { resolve: resolve as (value: unknown) => void, reject });
+    const timer = timeoutMs === undefined ? undefined : setTimeout(() => {
+      waiting.delete(id);
+      reject(unavailable(`the daemon's thread did not answer within ${timeoutMs / 1000} s (its event loop is blocked or overloaded; see its log and grouparoo_nodejs_eventloop_lag_seconds)`));
+    }, timeoutMs);
+    waiting.set(id, {
+      resolve: (value) => (clearTimeout(timer), resolve(value as T)),
+      reject: (error) => (clearTimeout(timer), reject(error)),
+    });
     post({ type: "call", id, call });
   });
+
+/** When the daemon's thread last said it is alive (thread.ts HEARTBEAT_MS). */
+let lastBeat = Date.now();
 
 const logger: HttpLogger = {
   isLevelEnabled: (level: string) => (level === "debug" ? data.debug : true),
@@ -73,9 +84,14 @@ const backend: ApiBackend = {
   keys: () => keys,
   store,
   domain: () => domain,
-  status: () => ask<DaemonStatus>({ method: "status" }),
-  notReady: () => ask<string | null>({ method: "notReady" }),
-  metrics: () => ask<{ contentType: string; text: string }>({ method: "metrics" }),
+  notServing: () => why,
+  alive: () => {
+    const silent = Date.now() - lastBeat;
+    return silent <= HEARTBEAT_STALE_MS ? null : `the daemon's thread has not run for ${Math.round(silent / 1000)} s (its event loop is blocked)`;
+  },
+  status: () => ask<DaemonStatus>({ method: "status" }, CALL_TIMEOUT_MS),
+  notReady: () => ask<string | null>({ method: "notReady" }, CALL_TIMEOUT_MS).catch((error: Error) => error.message),
+  metrics: () => ask<{ contentType: string; text: string }>({ method: "metrics" }, CALL_TIMEOUT_MS),
   // Writes never run here: server.ts hands every write route to the daemon's thread (forward).
   perform: () => Promise.reject(new Error("writes run on the daemon's thread")),
   requestRuns: () => Promise.reject(new Error("writes run on the daemon's thread")),
@@ -85,7 +101,11 @@ const backend: ApiBackend = {
 port.on("message", (message: ToReader) => {
   switch (message.type) {
     case "generation":
+      why = message.why ?? RELOADING;
       return use(message.generation);
+    case "beat":
+      lastBeat = Date.now();
+      return;
     case "result": {
       const call = waiting.get(message.id);
       if (!call) return;
@@ -96,7 +116,10 @@ port.on("message", (message: ToReader) => {
     }
     case "close":
       void (async () => {
+        // In-flight requests finish; a client that never completes its request is cut off after 2 s.
+        const cut = setTimeout(() => server?.server.closeAllConnections(), 2000);
         await server?.close();
+        clearTimeout(cut);
         await store.close();
         port.close();
       })();

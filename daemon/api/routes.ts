@@ -42,7 +42,7 @@ export function registerApiRoutes(api: Api, backend: ApiBackend): void {
   const { store } = backend;
   const domainOf = (): Domain => {
     const domain = backend.domain();
-    if (!domain) throw unavailable("the daemon is reloading its config; try again in a moment");
+    if (!domain) throw unavailable(backend.notServing());
     return domain;
   };
 

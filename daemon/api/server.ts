@@ -27,11 +27,15 @@ export interface ApiBackend {
   /** The keys of the running config. */
   keys(): ApiKeys;
   readonly store: Store;
-  /** The running config's domain; undefined while a reload swaps generations. */
+  /** The running config's domain; undefined while a reload swaps generations, or once stopping. */
   domain(): Domain | undefined;
+  /** Why domain() is undefined (RELOADING or STOPPING, errors.ts). */
+  notServing(): string;
   status(): Promise<DaemonStatus>;
   /** null when ready, else why not. */
   notReady(): string | null | Promise<string | null>;
+  /** For a listener off the daemon's thread: null while that thread runs, else why it seems stuck (/healthz 503). */
+  alive?(): string | null;
   metrics(): Promise<{ contentType: string; text: string }>;
   /** Runs a write in the daemon's pipeline, in turn with the batches (the state's one writer). */
   perform<T>(operation: Operation<T>): Promise<T>;
@@ -98,7 +102,7 @@ export function apiMode(keys: number, insecure: boolean): "keys" | "insecure" | 
 }
 
 /** What the probes need of a process: readiness and the metrics text. */
-export type ProbeBackend = Pick<ApiBackend, "notReady" | "metrics">;
+export type ProbeBackend = Pick<ApiBackend, "notReady" | "metrics" | "alive">;
 
 function newApp(): Api {
   const app = Fastify({
@@ -118,7 +122,10 @@ function newApp(): Api {
 
 /** /healthz, /readyz and /metrics (behind a key with read on metrics when `metricsAuth`); other methods 405. */
 function registerProbes(app: Api, backend: ProbeBackend, metricsAuth: boolean): void {
-  app.get("/healthz", { schema: { hide: true } }, async (_request, reply) => reply.type("text/plain; charset=utf-8").send("ok\n"));
+  app.get("/healthz", { schema: { hide: true } }, async (_request, reply) => {
+    const stuck = backend.alive?.() ?? null;
+    return stuck === null ? reply.type("text/plain; charset=utf-8").send("ok\n") : reply.code(503).type("text/plain; charset=utf-8").send(`not alive: ${stuck}\n`);
+  });
   app.get("/readyz", { schema: { hide: true } }, async (_request, reply) => {
     const reason = await backend.notReady();
     return reason === null ? reply.type("text/plain; charset=utf-8").send("ready\n") : reply.code(503).type("text/plain; charset=utf-8").send(`not ready: ${reason}\n`);

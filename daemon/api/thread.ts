@@ -27,7 +27,8 @@ export interface CrossedError {
 }
 
 export type ToReader =
-  | { type: "generation"; generation: { config: Config; keys: StoredKey[] } | null }
+  | { type: "generation"; generation: { config: Config; keys: StoredKey[] } | null; why?: string }
+  | { type: "beat" }
   | { type: "result"; id: number; value?: unknown; error?: CrossedError }
   | { type: "close" };
 
@@ -43,13 +44,20 @@ export interface ReaderData {
   apiInsecure: boolean;
   metricsAuth: boolean;
   debug: boolean;
-  /** The generation when the thread starts (then each one by message). */
-  generation: { config: Config; keys: StoredKey[] } | null;
+  /** Why there is no config generation yet (each one comes by message). */
+  why: string;
 }
 
+/** How often the daemon's thread tells the API thread it is alive. */
+export const HEARTBEAT_MS = 1000;
+/** /healthz fails once the daemon's thread has not said so for this long. */
+export const HEARTBEAT_STALE_MS = 10_000;
+/** How long /status, /readyz and /metrics wait for the daemon's thread (writes wait for the pipeline). */
+export const CALL_TIMEOUT_MS = 10_000;
+
 export interface ApiListener {
-  /** The config generation the API serves (null while a reload swaps generations). */
-  generation(generation: { config: Config; keys: ApiKeys } | null): void;
+  /** The config generation the API serves (null while a reload swaps generations, or once stopping: `why`). */
+  generation(generation: { config: Config; keys: ApiKeys } | null, why?: string): void;
   close(): Promise<void>;
 }
 
@@ -77,14 +85,17 @@ const crossed = (error: unknown): CrossedError => {
 export async function startApiThread(
   backend: ApiBackend,
   options: Omit<HttpOptions, "forward">,
-  generation: { config: Config; keys: ApiKeys } | null,
+  /** Why the API has no config generation yet (it comes by generation()). */
+  why: string,
   /** Called once if the thread dies after it listened (the daemon then stops: no listener, no probes). */
   died: (error: Error) => void,
 ): Promise<ApiListener> {
-  // The daemon's own listener, never bound to a socket: it answers the writes the thread hands over.
-  const local = await buildHttpServer(backend, options);
+  // The daemon's own listener, never bound to a socket: it answers the writes the thread hands over
+  // (the thread logs each request once; this one logs only failures).
+  const quiet: HttpOptions["logger"] = { isLevelEnabled: (level: string) => level !== "debug" && options.logger.isLevelEnabled(level), debug: () => undefined, error: options.logger.error.bind(options.logger) } as HttpOptions["logger"];
+  const local = await buildHttpServer(backend, { ...options, logger: quiet });
   await local.ready();
-  const data: ReaderData = { state: backend.store.path, listen: options.listen, apiInsecure: options.apiInsecure ?? false, metricsAuth: options.metricsAuth ?? false, debug: options.logger.isLevelEnabled("debug"), generation: generation && { config: generation.config, keys: generation.keys.digests() } };
+  const data: ReaderData = { state: backend.store.path, listen: options.listen, apiInsecure: options.apiInsecure ?? false, metricsAuth: options.metricsAuth ?? false, debug: options.logger.isLevelEnabled("debug"), why };
   const worker = readerThread(data);
   const send = (message: ToReader) => worker.postMessage(message);
 
@@ -153,14 +164,19 @@ export async function startApiThread(
   });
   listening = true;
   worker.on("error", (error) => (failure = error));
+  // The daemon's thread says it is alive every second: the API thread's /healthz fails when these stop
+  // (a blocked event loop), as it did when the daemon's thread answered it.
+  const beat = setInterval(() => send({ type: "beat" }), HEARTBEAT_MS);
+  beat.unref();
 
   return {
-    generation(generation) {
+    generation(generation, why) {
       if (exited) return;
-      send({ type: "generation", generation: generation && { config: generation.config, keys: generation.keys.digests() } });
+      send({ type: "generation", generation: generation && { config: generation.config, keys: generation.keys.digests() }, ...(why ? { why } : {}) });
     },
     async close() {
       closing = true;
+      clearInterval(beat);
       if (!exited) {
         send({ type: "close" });
         // The thread closes its listener and its state; it is stopped if it does not within 10 s.

@@ -1,7 +1,8 @@
 // The API on its own thread (daemon/api/thread.ts): a daemon in this process on real Postgres, whose
-// event loop is then blocked on purpose for two seconds. A record lookup sent meanwhile by another
-// process is answered during the block (reads never wait for the daemon's thread), while /status,
-// which needs the daemon's thread, is answered only after it. Writes (a Run asked for) still run on
+// event loop is then blocked on purpose for 11.5 s. Record lookups sent meanwhile by another process
+// are answered during the block (reads never wait for the daemon's thread); /status, which needs the
+// daemon's thread, gets a 503 after waiting 10 s for it; /healthz fails once the daemon's thread has
+// not run for 10 s; both answer 200 again after the block. Writes (a Run asked for) still run on
 // the daemon's thread, and a record the stream changed is seen by the next lookup.
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -52,7 +53,7 @@ describe("the API thread", () => {
   const work = mkdtempSync(join(tmpdir(), "api-thread-"));
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-  it("answers lookups while the daemon's thread is blocked, and /status only after it", { timeout: 120_000 }, async () => {
+  it("answers lookups while the daemon's thread is blocked; /status and /healthz say it is stuck", { timeout: 120_000 }, async () => {
     const db = await createTestDatabase(inject("pgUrl"), "api_thread");
     let daemon: Daemon | undefined;
     try {
@@ -81,27 +82,49 @@ describe("the API thread", () => {
       expect(lookup.status).toBe(200);
       expect((lookup.body.record as { properties: Record<string, { value: unknown }> }).properties.score?.value).toBe(42);
 
-      // Another process asks for a record (and, separately, /status) every 20 ms for 5 s; this thread
-      // blocks for 2 s once both have answered at least once.
-      const records = poller(`http://${http}/api/v1/records/users?user_id=7`, 5000);
-      const status = poller(`http://${http}/api/v1/status`, 5000);
-      await waitFor("both pollers answered", async () => (records.answers().length > 0 && status.answers().length > 0 ? true : undefined));
+      // Other processes ask for a record, /status and /healthz every 20 ms for 16 s; this thread blocks
+      // for 11.5 s once all three have answered at least once.
+      const records = poller(`http://${http}/api/v1/records/users?user_id=7`, 16_000);
+      const status = poller(`http://${http}/api/v1/status`, 16_000);
+      const health = poller(`http://${http}/healthz`, 16_000);
+      await waitFor("the pollers answered", async () => (records.answers().length > 0 && status.answers().length > 0 && health.answers().length > 0 ? true : undefined));
       const blockedFrom = Date.now();
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2000);
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 11_500);
       const blockedUntil = Date.now();
-      await Promise.all([records.done, status.done]);
+      await Promise.all([records.done, status.done, health.done]);
 
-      // Answers sent after the block began and received before it ended: lookups, many; /status, none.
-      const during = (answers: ReturnType<typeof records.answers>) => answers.filter((a) => a.sent >= blockedFrom + 50 && a.at <= blockedUntil - 50);
+      // Answers to requests sent during the block and received before it ended.
+      type Answer = ReturnType<typeof records.answers>[number];
+      const during = (answers: Answer[]) => answers.filter((a) => a.sent >= blockedFrom + 50 && a.at <= blockedUntil - 50);
+      // Lookups: many, every one the record.
       const lookups = during(records.answers());
-      expect(lookups.length).toBeGreaterThan(10);
+      expect(lookups.length).toBeGreaterThan(50);
       for (const a of lookups) {
         expect(a.status).toBe(200);
         expect((JSON.parse(a.body ?? "{}") as { record: { properties: { email: { value: string } } } }).record.properties.email.value).toBe("u7@example.com");
       }
-      expect(during(status.answers())).toEqual([]);
-      // ... and /status answered again once the daemon's thread was free.
-      expect(status.answers().filter((a) => a.at > blockedUntil && a.status === 200).length).toBeGreaterThan(0);
+      // /status needs the daemon's thread: what arrived during the block is a 503 after 10 s of waiting
+      // for it (the poller asks one at a time, so that is the request in flight when the block began).
+      const statuses = status.answers().filter((a) => a.at >= blockedFrom + 50 && a.at <= blockedUntil - 50);
+      expect(statuses.length).toBeGreaterThan(0);
+      for (const a of statuses) {
+        expect(a.status).toBe(503);
+        expect(a.at - a.sent).toBeGreaterThanOrEqual(10_000);
+        expect(a.body).toContain("did not answer within 10 s");
+      }
+      // /healthz: alive for the first 8 s of the block (the last beat came at most a second before it),
+      // 503 after 10.5 s (the daemon's thread stopped running).
+      const probes = during(health.answers());
+      expect(probes.filter((a) => a.at < blockedFrom + 8_000 && !(a.status === 200 && a.body === "ok\n"))).toEqual([]);
+      const late = probes.filter((a) => a.sent > blockedFrom + 10_500);
+      expect(late.length).toBeGreaterThan(0);
+      for (const a of late) {
+        expect(a.status).toBe(503);
+        expect(a.body).toMatch(/^not alive: the daemon's thread has not run for 1\d s \(its event loop is blocked\)\n$/);
+      }
+      // ... and both answered 200 again once the daemon's thread was free.
+      expect(status.answers().filter((a) => a.sent > blockedUntil + 100 && a.status === 200).length).toBeGreaterThan(0);
+      expect(health.answers().filter((a) => a.sent > blockedUntil + 1500 && a.status === 200).length).toBeGreaterThan(0);
 
       // The stream's writes are seen by the thread's next read.
       await db.query(`UPDATE users SET score = 4242 WHERE id = 7`);
