@@ -9,6 +9,8 @@ import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import swagger from "@fastify/swagger";
 import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import { Type } from "@sinclair/typebox";
+import { DefaultErrorFunction, SetErrorFunction, ValueErrorType } from "@sinclair/typebox/errors";
 import type { Logger } from "pino";
 import type { ApiTopic } from "../../core/config/schema.js";
 import type { Domain } from "../../core/domain.js";
@@ -103,6 +105,15 @@ export function apiMode(keys: number, insecure: boolean): "keys" | "insecure" | 
 
 /** What the probes need of a process: readiness and the metrics text. */
 export type ProbeBackend = Pick<ApiBackend, "notReady" | "metrics" | "alive">;
+
+// A value outside a closed list (?state=, ?kind=) is answered with the list, not "Expected union value".
+SetErrorFunction((error) => {
+  const options = (error.schema as { anyOf?: { const?: unknown }[] }).anyOf;
+  if (error.errorType === ValueErrorType.Union && options?.every((o) => o.const !== undefined)) {
+    return `must be one of ${options.map((o) => JSON.stringify(o.const)).join(", ")}`;
+  }
+  return DefaultErrorFunction(error);
+});
 
 function newApp(): Api {
   const app = Fastify({
@@ -220,6 +231,12 @@ export async function buildHttpServer(backend: ApiBackend, options: HttpOptions)
   });
 
   app.setNotFoundHandler((request, reply) => reply.code(404).send(errorBody("NOT_FOUND", `no route ${request.method} ${request.url.split("?")[0] ?? ""}`)));
+
+  // An API route that takes no query parameters refuses any (a typo is an error, not ignored).
+  app.addHook("onRoute", (route) => {
+    if (!route.url.startsWith("/api/v1/") || route.url === "/api/v1/openapi.json" || route.schema?.querystring !== undefined) return;
+    route.schema = { ...route.schema, querystring: Type.Object({}, { additionalProperties: false }) };
+  });
 
   // Never the headers (they carry the key): the route, the status, which key, how long.
   if (options.logger.isLevelEnabled("debug")) app.addHook("onResponse", async (request, reply) => {

@@ -385,13 +385,14 @@ describe("the REST API", () => {
     await bad("GET", "/api/v1/groups/vips/members?limit=0", undefined, 400, "BAD_REQUEST", /limit/);
     await bad("GET", "/api/v1/groups/vips/members?limit=ten", undefined, 400, "BAD_REQUEST", /limit/);
     await bad("GET", "/api/v1/groups/vips/members?page=2", undefined, 400, "BAD_REQUEST", /additional properties|page/i);
+    await bad("GET", "/api/v1/groups?colour=red", undefined, 400, "BAD_REQUEST", "querystring/colour Unexpected property");
     await bad("GET", "/api/v1/groups/vips/members?cursor=!!!", undefined, 400, "INVALID_CURSOR", /is not a cursor this API handed out/);
     await bad("GET", "/api/v1/groups/vips/members?cursor=bm90IGpzb24", undefined, 400, "INVALID_CURSOR", /is not a cursor this API handed out/);
     const highCursor = (await api.get<{ nextCursor: string }>("/api/v1/groups/high/members?limit=1", KEYS.OPS_KEY)).body.nextCursor;
     await bad("GET", `/api/v1/groups/vips/members?cursor=${highCursor}`, undefined, 400, "INVALID_CURSOR", "cursor is for members:high, not members:vips");
     // Runs.
     await bad("GET", "/api/v1/runs/nope", undefined, 404, "RUN_NOT_FOUND", 'no run "nope"');
-    await bad("GET", "/api/v1/runs?state=sleeping", undefined, 400, "BAD_REQUEST", /state/);
+    await bad("GET", "/api/v1/runs?state=sleeping", undefined, 400, "BAD_REQUEST", 'querystring/state must be one of "queued", "running", "complete", "failed", "superseded", "stopped"');
     await bad("POST", "/api/v1/runs", {}, 400, "BAD_REQUEST", /body/);
     await bad("POST", "/api/v1/runs", { group: "nope" }, 400, "BAD_REQUEST", 'no group "nope" in the config');
     await bad("POST", "/api/v1/runs", { group: 5 }, 400, "BAD_REQUEST", /body\/group/);
