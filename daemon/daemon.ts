@@ -60,6 +60,30 @@ export interface RunOptions {
 
 export { EX_SOFTWARE };
 
+/**
+ * What the listener asks of the daemon while it starts: the daemon's own answers once it exists
+ * (`daemon()`), before that 503 "starting" (and /readyz `not ready: starting`).
+ */
+function startingBackend(store: Store, daemon: () => ApiBackend | undefined): ApiBackend {
+  const starting = () => Promise.reject(unavailable(STARTING));
+  const noKeys = new ApiKeys([]);
+  return {
+    store,
+    keys: () => daemon()?.keys() ?? noKeys,
+    domain: () => daemon()?.domain(),
+    notServing: () => daemon()?.notServing() ?? STARTING,
+    notReady: () => {
+      const running = daemon();
+      return running ? running.notReady() : "starting";
+    },
+    status: () => daemon()?.status() ?? starting(),
+    metrics: () => daemon()?.metrics() ?? starting(),
+    perform: (operation) => daemon()?.perform(operation) ?? starting(),
+    requestRuns: (requests, reason) => daemon()?.requestRuns(requests, reason) ?? starting(),
+    stopRun: (id) => daemon()?.stopRun(id) ?? starting(),
+  };
+}
+
 /** A short digest of the loaded config objects (sha256, 12 hex digits), to tell two configs apart in logs. */
 export function configDigest(config: Config): string {
   const json = JSON.stringify(config, (key, value: unknown) => (key === "origin" ? undefined : value));
@@ -148,6 +172,15 @@ export class Daemon {
       logger.error({ state: options.state, ...(error.holderPid === undefined ? {} : { holderPid: error.holderPid }) }, error.message);
       return stateExitCode(error);
     }
+    // The listener's thread boots (about a second: its own isolate and modules) while the live checks
+    // run; it listens before the sources start. Until the daemon exists it answers 503 "starting".
+    let daemon: Daemon | undefined = undefined;
+    const thread = startApiThread(startingBackend(store, () => daemon?.backend()), { listen, apiInsecure: options.apiInsecure ?? false, metricsAuth: options.metricsAuth ?? false, logger }, STARTING, (error) => {
+      logger.error({ err: error }, "the HTTP listener's thread died: stopping (a supervisor restarts the daemon)");
+      void daemon?.stop(EX_SOFTWARE);
+    });
+    thread.catch(() => undefined);
+    const closeThread = () => thread.then((listener) => listener.close(), () => undefined);
     // Every source's table or query and every destination's table, against the live databases: a
     // missing one is a config error (exit 78), named; a database that cannot be reached is not (the
     // connectors retry it once running).
@@ -158,10 +191,10 @@ export class Daemon {
       else logger.warn({ [problem.objectClass]: problem.id }, `${formatLiveProblem(problem)}; starting anyway (it is retried)`);
     }
     if (live.some((p) => p.permanent)) {
+      await closeThread();
       await store.close();
       return EX_CONFIG;
     }
-    let daemon: Daemon | undefined = undefined;
     const current = () => daemon?.generation;
     const metrics = createMetrics({
       records: () => [...(current()?.domain.models.keys() ?? [])].map((m) => [m, store.countOf("records", m)] as [string, number]),
@@ -180,10 +213,7 @@ export class Daemon {
     daemon = new Daemon(options, logger, store, metrics, systemd);
     // The listener first: probes and the API answer (503 "starting") before the sources start.
     try {
-      daemon.server = await startApiThread(daemon.backend(), { listen, apiInsecure: options.apiInsecure ?? false, metricsAuth: options.metricsAuth ?? false, logger }, STARTING, (error) => {
-        logger.error({ err: error }, "the HTTP listener's thread died: stopping (a supervisor restarts the daemon)");
-        void daemon?.stop(EX_SOFTWARE);
-      });
+      daemon.server = await thread;
     } catch (error) {
       logger.error({ err: error, http: options.http }, "cannot listen for HTTP");
       await store.close();

@@ -11,7 +11,7 @@ import { deadLettersPage, exportsPage, findRecord, recordView, uniqueProperties,
 import { deleteDeadLetters, replayDeadLetters, retryExports, unreplayable } from "../../streams/operations.js";
 import { listRuns } from "../../streams/runs.js";
 import type { StoredDeadLetter } from "../../state/store.js";
-import { rebuildRequests } from "../commands/runs.js";
+import { rebuildRequests } from "../../core/rebuild.js";
 import { decodeCursor, encodeCursor } from "./cursor.js";
 import { badRequest, conflict, notFound, unavailable } from "./errors.js";
 import type { Api, ApiBackend, RouteAccess } from "./server.js";

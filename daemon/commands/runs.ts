@@ -1,8 +1,7 @@
 // `grouparoo-stream runs` lists the Runs of a state (what config changes, or `rebuild`, asked for, and
 // how far each is); `grouparoo-stream rebuild` asks for Runs by hand: the running daemon starts them
 // within a second, a stopped one when it starts.
-import type { Domain } from "../../core/domain.js";
-import type { RunSpec } from "../../core/definitions.js";
+import { rebuildRequests } from "../../core/rebuild.js";
 import { Store } from "../../state/store.js";
 import { listRuns, type RunState } from "../../streams/runs.js";
 import { loadValidConfig } from "../config/validate.js";
@@ -50,42 +49,6 @@ export interface RebuildOptions {
   group?: string;
   destination?: string;
   all?: boolean;
-}
-
-/** The Runs that rebuild what the options name, from the source data. */
-export function rebuildRequests(domain: Domain, options: Pick<RebuildOptions, "property" | "source" | "group" | "destination" | "all">): { spec: RunSpec; target: string }[] | string {
-  const requests: { spec: RunSpec; target: string }[] = [];
-  const reread = (sourceId: string) => {
-    const source = domain.sources.get(sourceId);
-    if (source) requests.push({ spec: { kind: "reread", sourceId, modelId: source.modelId }, target: `source ${sourceId}` });
-  };
-  if (options.property !== undefined) {
-    const property = domain.properties.get(options.property);
-    if (!property) return `no property "${options.property}" in the config`;
-    if (domain.sources.get(property.sourceId)?.primary) reread(property.sourceId);
-    else requests.push({ spec: { kind: "rebuild", sourceId: property.sourceId, modelId: property.modelId, propertyIds: [property.id] }, target: `property ${property.id}` });
-  }
-  if (options.source !== undefined) {
-    if (!domain.sources.has(options.source)) return `no source "${options.source}" in the config`;
-    reread(options.source);
-  }
-  if (options.group !== undefined) {
-    const group = domain.groups.get(options.group);
-    if (!group) return `no group "${options.group}" in the config`;
-    requests.push({ spec: { kind: "backfill", groupId: group.id, modelId: group.modelId }, target: `group ${group.id}` });
-  }
-  if (options.destination !== undefined) {
-    const destination = domain.destinations.get(options.destination);
-    if (!destination) return `no destination "${options.destination}" in the config`;
-    requests.push({ spec: { kind: "export", destinationId: destination.id, modelId: destination.modelId, reset: false }, target: `destination ${destination.id}` });
-  }
-  if (options.all) {
-    for (const id of domain.sources.keys()) reread(id);
-    for (const group of domain.groups.values()) requests.push({ spec: { kind: "backfill", groupId: group.id, modelId: group.modelId }, target: `group ${group.id}` });
-    for (const d of domain.destinations.values()) requests.push({ spec: { kind: "export", destinationId: d.id, modelId: d.modelId, reset: false }, target: `destination ${d.id}` });
-  }
-  if (requests.length === 0) return "name what to rebuild: --property, --source, --group, --destination or --all";
-  return requests;
 }
 
 export async function rebuildCommand(options: RebuildOptions): Promise<number> {

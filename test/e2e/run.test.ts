@@ -4,9 +4,9 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { freePort } from "../services/process.js";
-import { startDaemon, get, sample, waitFor, type DaemonProcess } from "../helpers/daemon.js";
+import { startDaemon as startProcess, get, sample, waitFor, type DaemonProcess } from "../helpers/daemon.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 
 const config = (url: string) => `
@@ -26,6 +26,13 @@ describe("grouparoo-stream run", () => {
   let work: string;
   let http: string;
   let daemon: DaemonProcess | undefined;
+  /** Every daemon a test started: a failed test's is still stopped, and never answers for the next one. */
+  const started: DaemonProcess[] = [];
+  const startDaemon = (...args: Parameters<typeof startProcess>) => {
+    const d = startProcess(...args);
+    started.push(d);
+    return d;
+  };
 
   beforeAll(async () => {
     db = await createTestDatabase(inject("pgUrl"), "e2e_run");
@@ -37,11 +44,15 @@ describe("grouparoo-stream run", () => {
     writeFileSync(join(work, "config.yml"), config(db.url));
     http = `127.0.0.1:${await freePort()}`;
   });
-  afterAll(async () => {
-    if (daemon && daemon.child.exitCode === null) {
-      daemon.child.kill("SIGKILL");
-      await daemon.exited;
+  afterEach(async () => {
+    for (const d of started.splice(0)) {
+      if (d.child.exitCode === null && d.child.signalCode === null) {
+        d.child.kill("SIGKILL");
+        await d.exited;
+      }
     }
+  });
+  afterAll(async () => {
     await db?.drop();
     rmSync(work, { recursive: true, force: true });
   });
@@ -52,7 +63,7 @@ describe("grouparoo-stream run", () => {
 
   it("snapshots, streams, serves metrics and health, and drains on SIGTERM", async () => {
     daemon = startDaemon(["--config", join(work, "config.yml"), "--state", join(work, "state")], http);
-    await waitFor("/readyz 200", async () => ((await get(http, "/readyz")).status === 200 ? true : undefined));
+    await daemon.until("/readyz 200", async () => ((await get(http, "/readyz")).status === 200 ? true : undefined));
     expect(await get(http, "/healthz")).toEqual({ status: 200, body: "ok\n" });
     await waitForSample('grouparoo_records{model="users"}', 2);
     await waitForSample('grouparoo_group_members{group="high_value"}', 1);
@@ -64,6 +75,8 @@ describe("grouparoo-stream run", () => {
     await waitForSample('grouparoo_records{model="users"}', 3);
     await waitForSample('grouparoo_group_members{group="high_value"}', 1);
     await waitForSample('grouparoo_group_members{group="example_emails"}', 2);
+    // The update changes no count above (user 1 leaves high_value as user 3 enters it): wait for it too.
+    await waitForSample('grouparoo_changes_applied_total{source="purchases_table",op="update"}', 1);
     const text = await metrics();
     expect(sample(text, 'grouparoo_changes_applied_total{source="users_table",op="snapshot"}')).toBe(2);
     expect(sample(text, 'grouparoo_changes_applied_total{source="purchases_table",op="update"}')).toBe(1);
