@@ -67,7 +67,24 @@ export const RUN_COMPLETE = "complete";
  * the last chunk are counted even when they commit in the batch that ends the Run).
  */
 export function runComplete(position: string): boolean {
-  return position === RUN_COMPLETE || (position.startsWith("{") && (JSON.parse(position) as { complete?: boolean }).complete === true);
+  return position === RUN_COMPLETE || runProgress(position).complete === true;
+}
+
+/**
+ * What a re-read's position says of its progress. Positions are the connector's opaque resume points:
+ * a JSON object may carry `rows` (read so far) and `complete`; anything else (an empty position before
+ * the first chunk, an offset) says nothing, and never fails.
+ */
+export function runProgress(position: string): { rows?: number; complete?: boolean } {
+  if (!position.startsWith("{")) return {};
+  try {
+    const parsed = JSON.parse(position) as unknown;
+    if (typeof parsed !== "object" || parsed === null) return {};
+    const { rows, complete } = parsed as { rows?: unknown; complete?: unknown };
+    return { ...(typeof rows === "number" && Number.isFinite(rows) ? { rows } : {}), ...(complete === true ? { complete: true } : {}) };
+  } catch {
+    return {};
+  }
 }
 
 /** The Runs of the state (meta entries `run:<id>`), oldest first. */
@@ -243,7 +260,7 @@ export class Runs {
       return;
     }
     if (position !== RUN_COMPLETE) {
-      const progress = JSON.parse(position) as { rows?: number };
+      const progress = runProgress(position);
       const items = (progress.rows ?? run.processed) - run.processed;
       run.processed = progress.rows ?? run.processed;
       run.cursor = position;
