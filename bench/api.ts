@@ -2,12 +2,15 @@
 // 1,000 changes/s (issue #16). The daemon runs as a process (`grouparoo-stream run`, from dist/) on a
 // real Postgres; a writer updates 10 random users every 10 ms, each carrying its own write time, which
 // a group makes exported to a local webhook receiver: streaming latency = receipt - write time, per
-// export, exact. First the stream alone (the baseline), then the same stream while a worker thread
-// looks records up over keep-alive connections (by user_id and by email, alternately, random users)
-// as fast as the daemon answers. Reported: lookups/s, their p50/p99, and streaming p99 with and
-// without the lookups. BENCH_SECONDS sets each phase's length (default 15), BENCH_USERS the records.
+// export, exact, counted in the phase its row was written in. After a warm-up, the stream alone (the
+// baseline) and the same stream while a worker thread offers lookups at a fixed rate (open loop, over
+// keep-alive connections, by user_id and by email alternately, random users) alternate in rounds;
+// then the lookups run as fast as the daemon answers (closed loop). Reported: lookups/s, their p50/p99,
+// streaming p99 with and without the lookups, and where the machine's CPU went in each phase.
+// BENCH_SECONDS sets the length of each kind of phase (default 15), BENCH_USERS the records.
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
@@ -23,6 +26,14 @@ const RATE = 1000;
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
 /** Lookups offered per second while streaming (the issue's target rate). */
 const LOOKUP_RATE = Number(process.env.BENCH_LOOKUP_RATE ?? 5000);
+/** Lookups before the measured phases, at the offered rate (not measured). */
+const WARMUP_SECONDS = 5;
+/** The stream alone and with lookups alternate this many times (each for BENCH_SECONDS / ROUNDS). */
+const ROUNDS = 3;
+/** The load generator's nice value (see the worker below). */
+const CLIENT_NICE = 10;
+/** The daemon's --api-nice (BENCH_API_NICE; the daemon's default, 0, when unset). */
+const API_NICE = process.env.BENCH_API_NICE;
 const KEY = "bench-api-key-0123456789abcdef";
 const CLI = new URL("../dist/daemon/cli.js", import.meta.url).pathname;
 
@@ -41,8 +52,16 @@ for (let i = 1; i <= USERS; i += 100_000) await sql(url, `INSERT INTO users SELE
 log(`${USERS.toLocaleString("en")} users inserted in ${round((performance.now() - began) / 1000)} s`);
 
 // The receiver: each export's latency from its row's write time.
-let phase: "idle" | "quiet" | "loaded" | "max" = "idle";
-const latencies: Record<"quiet" | "loaded" | "max", number[]> = { quiet: [], loaded: [], max: [] };
+type Phase = "quiet" | "loaded" | "max";
+/** The measured phases, by wall clock: an export counts in the phase its row was written in. */
+const phases: { phase: Phase; from: number; to: number }[] = [];
+const setPhase = (next: Phase | "idle") => {
+  const now = Date.now();
+  const open = phases[phases.length - 1];
+  if (open && open.to === Infinity) open.to = now;
+  if (next !== "idle") phases.push({ phase: next, from: now, to: Infinity });
+};
+const received: { writtenAt: number; latency: number }[] = [];
 const receiverPort = await freePort();
 const receiver = createServer((request, response) => {
   let body = "";
@@ -50,7 +69,10 @@ const receiver = createServer((request, response) => {
   request.on("end", () => {
     const now = Date.now();
     const { exports } = JSON.parse(body) as { exports: { seq: number; newRecordProperties: { written_at?: number } }[] };
-    if (phase !== "idle") for (const e of exports) if (typeof e.newRecordProperties.written_at === "number") latencies[phase].push(now - e.newRecordProperties.written_at);
+    for (const e of exports) {
+      const writtenAt = e.newRecordProperties.written_at;
+      if (typeof writtenAt === "number") received.push({ writtenAt, latency: now - writtenAt });
+    }
     response.writeHead(200, { "content-type": "application/json" });
     response.end(JSON.stringify({ results: exports.map((e) => ({ seq: e.seq, status: "ok" })) }));
   });
@@ -78,7 +100,7 @@ writeFileSync(
 );
 const http = `127.0.0.1:${await freePort()}`;
 // The launcher's Node flags (the CLI's shebang); BENCH_PROFILE=DIR writes the daemon's CPU profile.
-const daemon = spawn(process.execPath, ["--max-semi-space-size=64", ...(process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []), CLI, "run", "--config", config, "--state", join(work, "state"), "--http", http], { env: { ...process.env, BENCH_API_KEY: KEY, LOG_LEVEL: "warn" }, stdio: ["ignore", "ignore", "inherit"] });
+const daemon = spawn(process.execPath, ["--max-semi-space-size=64", ...(process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []), CLI, "run", "--config", config, "--state", join(work, "state"), "--http", http, ...(API_NICE ? ["--api-nice", API_NICE] : [])], { env: { ...process.env, BENCH_API_KEY: KEY, LOG_LEVEL: "warn" }, stdio: ["ignore", "ignore", "inherit"] });
 const status = async (): Promise<{ ready: boolean; records: { count: number }[] } | undefined> => {
   try {
     const response = await fetch(`http://${http}/api/v1/status`, { headers: { authorization: `Bearer ${KEY}` } });
@@ -112,93 +134,169 @@ const writerDone = (async () => {
   }
 })();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-await sleep(3000); // warm-up: the stream settles
-phase = "quiet";
-let phaseStart = written;
-await sleep(SECONDS * 1000);
-const quietRate = (written - phaseStart) / SECONDS;
-phase = "idle";
-await sleep(1000);
-
+// Where the machine's CPU goes during a phase (Linux /proc): the machine as a whole, and the busiest
+// threads of the daemon and of this process (the load generator is a worker thread here).
+const TICK_MS = 10; // USER_HZ = 100 on Linux
+const machineTicks = () => {
+  const [, ...fields] = (readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "").trim().split(/\s+/);
+  const n = fields.map(Number);
+  return { busy: n.reduce((a, b) => a + b, 0) - (n[3] ?? 0) - (n[4] ?? 0), all: n.reduce((a, b) => a + b, 0) };
+};
+const threadTicks = (pid: number) => {
+  const out = new Map<string, number>();
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      out.set(tid, Number(f[11]) + Number(f[12]));
+    }
+  } catch {
+    // Not Linux, or the process is gone: no thread figures.
+  }
+  return out;
+};
+const cpuSnapshot = () => ({ at: performance.now(), machine: machineTicks(), daemon: threadTicks(daemon.pid ?? 0), bench: threadTicks(process.pid) });
+type CpuSnapshot = ReturnType<typeof cpuSnapshot>;
+/** CPU use between two snapshots, in cores: the machine, and the top threads of the daemon and of the benchmark. */
+const cpuBetween = (a: CpuSnapshot, b: CpuSnapshot) => {
+  const seconds = (b.at - a.at) / 1000;
+  const cores = (x: Map<string, number>, y: Map<string, number>, tid: string) => round((((y.get(tid) ?? 0) - (x.get(tid) ?? 0)) * TICK_MS) / 1000 / seconds, 2);
+  const others = (x: Map<string, number>, y: Map<string, number>, main: string) =>
+    [...y.keys()].filter((tid) => tid !== main).map((tid) => cores(x, y, tid)).sort((p, q) => q - p).slice(0, 2);
+  const daemonMain = String(daemon.pid);
+  const benchMain = String(process.pid);
+  return {
+    machineCores: round(((b.machine.busy - a.machine.busy) / (b.machine.all - a.machine.all)) * cpus().length, 2),
+    daemonMainThread: cores(a.daemon, b.daemon, daemonMain),
+    daemonOtherThreads: others(a.daemon, b.daemon, daemonMain),
+    benchMainThread: cores(a.bench, b.bench, benchMain),
+    benchOtherThreads: others(a.bench, b.bench, benchMain),
+  };
+};
 // The lookups, from a worker thread over keep-alive connections. Offered at a fixed rate (open loop:
 // each request's latency counts from when it was due, so a daemon that falls behind is not excused),
 // then as fast as the daemon answers (closed loop, CONCURRENCY in flight): its ceiling.
 const workerCode = `
 const { parentPort, workerData } = require("node:worker_threads");
-const http = require("node:http");
-const { host, port, key, users, seconds, rate, concurrency } = workerData;
-// The load generator stands for clients on other machines: on this one it runs below the daemon's
-// threads and the webhook receiver (nice 10, as the daemon's API thread), so it does not starve the
-// stream whose latency is measured. Linux: setpriority on the thread's own id.
+const { Pool } = require(workerData.undici);
+const { origin, key, users, concurrency } = workerData;
+// The load generator stands for clients on other machines. On this one it must cost as little as it
+// can (undici's pool, keep-alive connections, the body discarded unread) and run below the daemon's
+// threads and the webhook receiver (nice 10), so that it does not starve the stream whose latency is
+// measured. Linux: setpriority on the thread's own id.
 try {
   const tid = Number(require("node:fs").readlinkSync("/proc/thread-self").split("/").pop());
-  require("node:os").setPriority(tid, 10);
+  require("node:os").setPriority(tid, workerData.nice);
 } catch {}
-const agent = new http.Agent({ keepAlive: true, maxSockets: rate ? 256 : concurrency });
-const times = [];
-const statuses = {};
+// One pool for every phase: its connections stay open, as a client's would.
+const pool = new Pool(origin, { connections: 64, pipelining: 1 });
+const headers = { authorization: "Bearer " + key };
 let n = 0;
-let inFlight = 0;
-let skipped = 0;
-function one(due) {
-  inFlight += 1;
-  return new Promise((resolve) => {
+// One phase: { seconds, rate } (rate 0: closed loop, concurrency in flight).
+parentPort.on("message", ({ seconds, rate }) => {
+  const times = [];
+  const statuses = {};
+  let inFlight = 0;
+  let skipped = 0;
+  async function one(due) {
+    inFlight += 1;
     const id = 1 + Math.floor(Math.random() * users);
     const path = (n++ % 2 === 0) ? "/api/v1/records/users?user_id=" + id : "/api/v1/records/users?email=user" + id + "%40example.com";
-    const request = http.request({ host, port, path, agent, headers: { authorization: "Bearer " + key } }, (response) => {
-      response.resume();
-      response.on("end", () => {
-        inFlight -= 1;
-        times.push(performance.now() - due);
-        statuses[response.statusCode] = (statuses[response.statusCode] || 0) + 1;
-        resolve();
-      });
-    });
-    request.on("error", () => { inFlight -= 1; statuses.error = (statuses.error || 0) + 1; resolve(); });
-    request.end();
-  });
-}
-const started = performance.now();
-const deadline = started + seconds * 1000;
-const finish = () => { agent.destroy(); parentPort.postMessage({ times, statuses, skipped, seconds: (performance.now() - started) / 1000 }); };
-if (rate) {
-  const pending = [];
-  let sent = 0;
-  const tick = () => {
-    const now = performance.now();
-    const due = Math.min(Math.floor(((now - started) / 1000) * rate), seconds * rate);
-    for (; sent < due; sent += 1) {
-      const at = started + (sent * 1000) / rate;
-      if (inFlight >= 256) { skipped += 1; continue; }
-      pending.push(one(at));
+    try {
+      const { statusCode, body } = await pool.request({ path, method: "GET", headers });
+      await body.dump();
+      statuses[statusCode] = (statuses[statusCode] || 0) + 1;
+    } catch {
+      statuses.error = (statuses.error || 0) + 1;
     }
-    if (now < deadline) setTimeout(tick, 1);
-    else Promise.all(pending).then(finish);
-  };
-  tick();
-} else {
-  const loop = async () => { while (performance.now() < deadline) await one(performance.now()); };
-  Promise.all(Array.from({ length: concurrency }, loop)).then(finish);
-}
+    inFlight -= 1;
+    times.push(performance.now() - due);
+  }
+  const started = performance.now();
+  const deadline = started + seconds * 1000;
+  const finish = () => parentPort.postMessage({ times, statuses, skipped, seconds: (performance.now() - started) / 1000 });
+  if (rate) {
+    const pending = [];
+    let sent = 0;
+    const tick = () => {
+      const now = performance.now();
+      const due = Math.min(Math.floor(((now - started) / 1000) * rate), seconds * rate);
+      for (; sent < due; sent += 1) {
+        const at = started + (sent * 1000) / rate;
+        if (inFlight >= 256) { skipped += 1; continue; }
+        pending.push(one(at));
+      }
+      if (now < deadline) setTimeout(tick, 1);
+      else Promise.all(pending).then(finish);
+    };
+    tick();
+  } else {
+    const loop = async () => { while (performance.now() < deadline) await one(performance.now()); };
+    Promise.all(Array.from({ length: concurrency }, loop)).then(finish);
+  }
+});
 `;
-const [host, port] = http.split(":") as [string, string];
 type Load = { times: number[]; statuses: Record<string, number>; skipped: number; seconds: number };
-const lookups = (rate: number): Promise<Load> =>
+const loadGenerator = new Worker(workerCode, { eval: true, workerData: { undici: createRequire(import.meta.url).resolve("undici"), origin: `http://${http}`, key: KEY, users: USERS, concurrency: CONCURRENCY, nice: CLIENT_NICE } });
+const lookups = (rate: number, seconds = SECONDS): Promise<Load> =>
   new Promise((resolve, reject) => {
-    const worker = new Worker(workerCode, { eval: true, workerData: { host, port: Number(port), key: KEY, users: USERS, seconds: SECONDS, rate, concurrency: CONCURRENCY } });
-    worker.once("message", resolve);
-    worker.once("error", reject);
+    loadGenerator.once("message", resolve);
+    loadGenerator.once("error", reject);
+    loadGenerator.postMessage({ seconds, rate });
   });
-phase = "loaded";
-phaseStart = written;
-const offered = await lookups(LOOKUP_RATE);
-const loadedRate = (written - phaseStart) / SECONDS;
-phase = "idle";
-const load1 = loadavg()[0] ?? 0;
+// Warm-up, not measured: the stream settles; the daemon's API thread and the load generator compile
+// their hot paths and open their connections, as a daemon that has served lookups for a while would have.
+await sleep(3000);
+await lookups(LOOKUP_RATE, WARMUP_SECONDS);
 await sleep(1000);
-phase = "max";
+// The stream alone and the stream with lookups offered at LOOKUP_RATE, interleaved in ROUNDS rounds
+// (the disk's and the scheduler's slow moments fall on both alike, not on whichever phase they hit).
+const sum = (a: Record<string, number>, b: Record<string, number>) => {
+  for (const [k, v] of Object.entries(b)) a[k] = (a[k] ?? 0) + v;
+  return a;
+};
+const cpuSum: Record<"quiet" | "loaded", ReturnType<typeof cpuBetween>[]> = { quiet: [], loaded: [] };
+const writtenIn = { quiet: 0, loaded: 0 };
+const offered: Load = { times: [], statuses: {}, skipped: 0, seconds: 0 };
+const slice = SECONDS / ROUNDS;
+for (let round = 0; round < ROUNDS; round += 1) {
+  setPhase("quiet");
+  let from = written;
+  let cpuAt = cpuSnapshot();
+  await sleep(slice * 1000);
+  cpuSum.quiet.push(cpuBetween(cpuAt, cpuSnapshot()));
+  writtenIn.quiet += written - from;
+  setPhase("loaded");
+  from = written;
+  cpuAt = cpuSnapshot();
+  const load = await lookups(LOOKUP_RATE, slice);
+  cpuSum.loaded.push(cpuBetween(cpuAt, cpuSnapshot()));
+  writtenIn.loaded += written - from;
+  for (const t of load.times) offered.times.push(t);
+  sum(offered.statuses, load.statuses);
+  offered.skipped += load.skipped;
+  offered.seconds += load.seconds;
+  setPhase("idle");
+  await sleep(500); // the last lookups' exports drain before the next quiet slice
+}
+const quietRate = writtenIn.quiet / SECONDS;
+const loadedRate = writtenIn.loaded / SECONDS;
+const load1 = loadavg()[0] ?? 0;
+/** The mean of a phase's per-round CPU figures. */
+const meanCpu = (list: ReturnType<typeof cpuBetween>[]) => {
+  const mean = (f: (c: ReturnType<typeof cpuBetween>) => number) => round(list.reduce((t, c) => t + f(c), 0) / list.length, 2);
+  return { machineCores: mean((c) => c.machineCores), daemonMainThread: mean((c) => c.daemonMainThread), daemonOtherThreads: [0, 1].map((i) => mean((c) => c.daemonOtherThreads[i] ?? 0)), benchMainThread: mean((c) => c.benchMainThread), benchOtherThreads: [0, 1].map((i) => mean((c) => c.benchOtherThreads[i] ?? 0)) };
+};
+const quietCpu = meanCpu(cpuSum.quiet);
+const loadedCpu = meanCpu(cpuSum.loaded);
+await sleep(1000);
+// Then as fast as the daemon answers (closed loop, CONCURRENCY in flight): its ceiling.
+setPhase("max");
+const cpuAt = cpuSnapshot();
 const ceiling = await lookups(0);
-phase = "idle";
+const maxCpu = cpuBetween(cpuAt, cpuSnapshot());
+await loadGenerator.terminate();
+setPhase("idle");
 writing = false;
 await writerDone;
 await writer.end();
@@ -206,13 +304,20 @@ await writer.end();
 daemon.kill("SIGTERM");
 await new Promise((resolve) => daemon.once("exit", resolve));
 receiver.close();
-rmSync(work, { recursive: true, force: true });
+// BENCH_KEEP=1 keeps the daemon's state (and its config) for a look afterwards; the path is logged.
+if (process.env.BENCH_KEEP) log(`state kept in ${work}`);
+else rmSync(work, { recursive: true, force: true });
 await sql(serverUrl, `DROP DATABASE ${name} WITH (FORCE)`).catch(() => undefined);
 await postgres?.stop();
 
 const sorted = (values: number[]) => values.sort((a, b) => a - b);
 const times = sorted(offered.times);
 const maxTimes = sorted(ceiling.times);
+const latencies: Record<Phase, number[]> = { quiet: [], loaded: [], max: [] };
+for (const { writtenAt, latency } of received) {
+  const during = phases.find((p) => writtenAt >= p.from && writtenAt < p.to);
+  if (during) latencies[during.phase].push(latency);
+}
 const quiet = sorted(latencies.quiet);
 const loaded = sorted(latencies.loaded);
 const max = sorted(latencies.max);
@@ -232,12 +337,15 @@ const result = {
   maxLookupsPerSecond: Math.round(maxTimes.length / ceiling.seconds),
   maxLookupP99Ms: round(percentile(maxTimes, 99), 2),
   maxConcurrency: CONCURRENCY,
+  apiNice: Number(API_NICE ?? 0),
   changesPerSecondQuiet: Math.round(quietRate),
   changesPerSecondLoaded: Math.round(loadedRate),
   streamingQuiet: { exports: quiet.length, p50Ms: percentile(quiet, 50), p99Ms: percentile(quiet, 99) },
   streamingLoaded: { exports: loaded.length, p50Ms: percentile(loaded, 50), p99Ms: percentile(loaded, 99) },
   streamingMax: { exports: max.length, p50Ms: percentile(max, 50), p99Ms: percentile(max, 99) },
   streamingP99Ratio: round(percentile(loaded, 99) / percentile(quiet, 99), 2),
+  /** Cores busy per phase: the machine, the daemon's three busiest threads, this process's (the load generator's worker, the receiver). */
+  cpu: { quiet: quietCpu, loaded: loadedCpu, max: maxCpu },
 };
 console.log(JSON.stringify(result));
 console.log(

@@ -51,6 +51,7 @@ export function buildProgram(): Command {
     .option("--http <host:port>", "where /metrics, /healthz, /readyz, the API (/api/v1) and the status page (/) listen", hostPort, "127.0.0.1:9464")
     .option("--api-insecure", "serve the API and the status page without keys when the config has no apiKey objects (only with --http on a loopback address)")
     .option("--metrics-auth", "put /metrics behind an API key (one with read on the metrics topic; Prometheus sends it as a bearer token)")
+    .option("--api-nice <n>", "the API thread's nice value, 0-19 (Linux): above 0, API reads yield the CPU to the stream on a busy machine", integer(0, 19), 0)
     .option("--max-batch-size <n>", "most changes per batch (one LMDB transaction), 1 or more", integer(1), DEFAULT_PIPELINE_OPTIONS.maxBatchSize)
     .option("--max-batch-delay-ms <ms>", "longest a change waits for its batch while the core is idle", milliseconds(0), DEFAULT_PIPELINE_OPTIONS.maxBatchDelayMs);
   deliveryFlags(run, "destination", "the sources pause")
@@ -79,6 +80,7 @@ export function buildProgram(): Command {
         watchConfig?: boolean;
         apiInsecure?: boolean;
         metricsAuth?: boolean;
+        apiNice: number;
       }) => {
         // Exit explicitly: a connection a failed source left open must not keep the process alive.
         process.exit(

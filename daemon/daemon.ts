@@ -56,6 +56,8 @@ export interface RunOptions {
   apiInsecure?: boolean;
   /** /metrics needs a key with read on the metrics topic. */
   metricsAuth?: boolean;
+  /** The API thread's nice value (Linux; 0, the default, keeps the process's priority). */
+  apiNice?: number;
 }
 
 export { EX_SOFTWARE };
@@ -175,7 +177,7 @@ export class Daemon {
     // The listener's thread boots (about a second: its own isolate and modules) while the live checks
     // run; it listens before the sources start. Until the daemon exists it answers 503 "starting".
     let daemon: Daemon | undefined = undefined;
-    const thread = startApiThread(startingBackend(store, () => daemon?.backend()), { listen, apiInsecure: options.apiInsecure ?? false, metricsAuth: options.metricsAuth ?? false, logger }, STARTING, (error) => {
+    const thread = startApiThread(startingBackend(store, () => daemon?.backend()), { listen, apiInsecure: options.apiInsecure ?? false, metricsAuth: options.metricsAuth ?? false, nice: options.apiNice ?? 0, logger }, STARTING, (error) => {
       logger.error({ err: error }, "the HTTP listener's thread died: stopping (a supervisor restarts the daemon)");
       void daemon?.stop(EX_SOFTWARE);
     });
@@ -264,7 +266,7 @@ export class Daemon {
     }
     const where = `http://${this.options.http}`;
     if (mode === "keys") {
-      this.logger.info({ http: this.options.http, keys: this.generation?.keys.list().map((k) => k.id), metricsAuth: this.options.metricsAuth ?? false }, `API on at ${where}/api/v1 and status page at ${where}/: ${keys} API key${keys === 1 ? "" : "s"}`);
+      this.logger.info({ http: this.options.http, keys: this.generation?.keys.list().map((k) => k.id), metricsAuth: this.options.metricsAuth ?? false, apiNice: this.options.apiNice ?? 0 }, `API on at ${where}/api/v1 and status page at ${where}/: ${keys} API key${keys === 1 ? "" : "s"}`);
       if (this.options.apiInsecure) this.logger.warn("--api-insecure is ignored: the config has API keys, which every API request needs");
     } else if (mode === "insecure") {
       this.logger.warn({ http: this.options.http }, `API on at ${where}/api/v1 WITHOUT keys (--api-insecure, loopback only): anyone who can reach it may read and write`);

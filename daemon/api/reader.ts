@@ -13,23 +13,22 @@ import { CALL_TIMEOUT_MS, HEARTBEAT_STALE_MS, type Call, type FromReader, type R
 import type { Config } from "../../core/config/types.js";
 import type { DaemonStatus } from "./status.js";
 
-/**
- * The thread's scheduling priority (nice): below the daemon's thread, so that on a busy machine the
- * stream is served first and API reads take what CPU is left (a change waits for no lookup).
- */
-const API_THREAD_NICE = 10;
-try {
-  // Linux: setpriority(2) on a thread id sets that thread's nice value (the thread's own, not the process's).
-  const tid = Number(readlinkSync("/proc/thread-self").split("/").pop());
-  if (Number.isInteger(tid) && tid > 0) setPriority(tid, Math.max(getPriority(tid), API_THREAD_NICE));
-} catch {
-  // Elsewhere the thread keeps the process's priority.
-}
-
 const port = parentPort;
 if (!port) throw new Error("api/reader.ts runs only as the daemon's API thread");
 const data = workerData as ReaderData;
 const post = (message: FromReader) => port.postMessage(message);
+
+// The thread's scheduling priority (--api-nice; Linux: setpriority(2) on a thread id sets that
+// thread's nice value, not the process's). Above the process's own, the stream is served first on a
+// busy machine and API reads take the CPU that is left. Elsewhere the thread keeps the process's.
+if (data.nice > 0) {
+  try {
+    const tid = Number(readlinkSync("/proc/thread-self").split("/").pop());
+    if (Number.isInteger(tid) && tid > 0) setPriority(tid, Math.max(getPriority(tid), data.nice));
+  } catch {
+    // Not Linux: nothing to do.
+  }
+}
 
 let keys = new ApiKeys([]);
 let domain: Domain | undefined;

@@ -68,8 +68,10 @@ export function registerApiRoutes(api: Api, backend: ApiBackend): void {
       const { modelId } = request.params;
       if (!domain.models.has(modelId)) throw notFound(`no model "${modelId}"`, "UNKNOWN_MODEL");
       const query = Object.entries(request.query);
-      const uniques = uniqueProperties(domain, modelId);
-      if (query.length !== 1) throw badRequest(`give exactly one unique property and its value (one of ${[...uniques, "grouparooId"].join(", ")}), e.g. ?${uniques[0] ?? "grouparooId"}=...; got ${query.length}`);
+      if (query.length !== 1) {
+        const uniques = uniqueProperties(domain, modelId);
+        throw badRequest(`give exactly one unique property and its value (one of ${[...uniques, "grouparooId"].join(", ")}), e.g. ?${uniques[0] ?? "grouparooId"}=...; got ${query.length}`);
+      }
       const [propertyId, value] = query[0] as [string, string];
       const found = findRecord(store, domain, modelId, propertyId, value);
       if ("problem" in found) {

@@ -174,16 +174,17 @@ export async function buildHttpServer(backend: ApiBackend, options: HttpOptions)
   };
 
   // One decision for every route, before its body is read: a request without a valid key never gets that far.
-  app.addHook("onRequest", async (request, reply) => {
+  // A callback hook, not an async one: every request passes here, and a promise per request is not free.
+  const authorize = (request: FastifyRequest, reply: FastifyReply): FastifyReply | undefined => {
     const guard = request.routeOptions.config.guard;
-    if (!guard) return;
+    if (!guard) return undefined;
     const keys = backend.keys();
     const mode = apiMode(keys.size, options.apiInsecure ?? false);
     const metrics = guard.topic === "metrics";
     if (!metrics && mode === "off") {
       return deny(reply, 404, "API_OFF", "the API is off: the config has no apiKey objects (add one, or run with --api-insecure on a loopback address)");
     }
-    if (mode === "insecure" && !metrics) return;
+    if (mode === "insecure" && !metrics) return undefined;
     const secret = presentedSecret(request.headers.authorization);
     if (secret === undefined) return deny(reply, 401, "UNAUTHORIZED", "no API key: send Authorization: Bearer <key>", guard.page);
     const key = keys.authenticate(secret);
@@ -192,6 +193,11 @@ export async function buildHttpServer(backend: ApiBackend, options: HttpOptions)
     if (guard.topic && guard.access && !permits(key, guard.topic, guard.access)) {
       return deny(reply, 403, "FORBIDDEN", `API key "${key.id}" may not ${guard.access} ${guard.topic}`);
     }
+    return undefined;
+  };
+  app.addHook("onRequest", (request, reply, done) => {
+    // A denied request is answered (reply.send) and goes no further; fastify then ignores done().
+    if (authorize(request, reply) === undefined) done();
   });
 
   // Writes run on the daemon's thread, the state's one writer: checked here, answered there.

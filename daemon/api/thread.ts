@@ -43,6 +43,8 @@ export interface ReaderData {
   listen: { host: string; port: number };
   apiInsecure: boolean;
   metricsAuth: boolean;
+  /** The thread's nice value (--api-nice); 0 keeps the process's priority. */
+  nice: number;
   debug: boolean;
   /** Why there is no config generation yet (each one comes by message). */
   why: string;
@@ -84,7 +86,7 @@ const crossed = (error: unknown): CrossedError => {
  */
 export async function startApiThread(
   backend: ApiBackend,
-  options: Omit<HttpOptions, "forward">,
+  options: Omit<HttpOptions, "forward"> & { nice?: number },
   /** Why the API has no config generation yet (it comes by generation()). */
   why: string,
   /** Called once if the thread dies after it listened (the daemon then stops: no listener, no probes). */
@@ -95,7 +97,7 @@ export async function startApiThread(
   const quiet: HttpOptions["logger"] = { isLevelEnabled: (level: string) => level !== "debug" && options.logger.isLevelEnabled(level), debug: () => undefined, error: options.logger.error.bind(options.logger) } as HttpOptions["logger"];
   const local = await buildHttpServer(backend, { ...options, logger: quiet });
   await local.ready();
-  const data: ReaderData = { state: backend.store.path, listen: options.listen, apiInsecure: options.apiInsecure ?? false, metricsAuth: options.metricsAuth ?? false, debug: options.logger.isLevelEnabled("debug"), why };
+  const data: ReaderData = { state: backend.store.path, listen: options.listen, apiInsecure: options.apiInsecure ?? false, metricsAuth: options.metricsAuth ?? false, nice: options.nice ?? 0, debug: options.logger.isLevelEnabled("debug"), why };
   const worker = readerThread(data);
   const send = (message: ToReader) => worker.postMessage(message);
 

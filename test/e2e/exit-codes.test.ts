@@ -2,7 +2,7 @@
 // before anything starts (64, naming the flag and what it takes), state problems are messages with
 // their sysexits code (66, 73, 75) and never stack traces, commands that need a state never create
 // one, `status` exists, and an empty config is warned about. The README's Commands table lists them.
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -28,6 +28,7 @@ describe("exit codes and messages", () => {
     [["--drain-timeout-ms", "10s"], "error: option '--drain-timeout-ms <ms>' argument '10s' is invalid. expected a duration in whole milliseconds >= 0 (e.g. 5000)"],
     [["--delivery-rate", "-1"], "error: option '--delivery-rate <n>' argument '-1' is invalid. expected a whole number >= 0"],
     [["--max-attempts", "ten"], "error: option '--max-attempts <n>' argument 'ten' is invalid. expected a whole number >= 1"],
+    [["--api-nice", "20"], "error: option '--api-nice <n>' argument '20' is invalid. expected a whole number from 0 to 19"],
     [["--frobnicate"], "error: unknown option '--frobnicate'"],
   ])("run %j exits 64 naming the flag and what it accepts, before anything starts", async (args, message) => {
     const result = await run(args);
@@ -143,6 +144,30 @@ describe("exit codes and messages", () => {
     expect((await daemon.exited).code).toBe(0);
     const warning = daemon.logs().split("\n").find((l) => l.includes("run idle"));
     expect(JSON.parse(warning ?? "{}")).toMatchObject({ level: 40, msg: "the config defines no sources: the daemon would run idle" });
+  });
+
+  // Linux only (/proc): the API thread's nice value is --api-nice; the daemon's own thread keeps the process's.
+  it.runIf(process.platform === "linux")("runs the API thread at the --api-nice value, and every thread at the process's priority without it", async () => {
+    const niceOf = (pid: number) =>
+      readdirSync(`/proc/${pid}/task`).map((tid) => {
+        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+        return { tid: Number(tid), nice: Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16]) };
+      });
+    for (const [args, expected] of [[["--api-nice", "7"], 7], [[], 0]] as const) {
+      const http = `127.0.0.1:${await freePort()}`;
+      const daemon = startDaemon(["--config", empty, "--state", join(work, `nice-state-${expected}`), ...args], http);
+      try {
+        // The listener is the API thread's: once it answers, the thread has set its priority.
+        await daemon.until("/healthz", async () => ((await get(http, "/healthz")).status === 200 ? true : undefined));
+        const threads = niceOf(daemon.child.pid ?? 0);
+        expect(threads.find((t) => t.tid === daemon.child.pid)?.nice).toBe(0);
+        expect(threads.filter((t) => t.nice !== 0).length).toBe(expected === 0 ? 0 : 1);
+        if (expected !== 0) expect(threads.find((t) => t.nice !== 0)?.nice).toBe(expected);
+      } finally {
+        daemon.child.kill("SIGTERM");
+        expect((await daemon.exited).code).toBe(0);
+      }
+    }
   });
 
   it("logs readable lines with LOG_FORMAT=pretty (item 7)", async () => {
