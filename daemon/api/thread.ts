@@ -154,6 +154,8 @@ export async function startApiThread(
           return;
       }
     });
+    // Until it listens, a failure of the thread is the start's (logged here, thrown to the caller);
+    // after that, it is died()'s, which the caller logs: once, not twice (removed below).
     worker.once("error", (error) => {
       options.logger.error({ err: error }, "the API thread failed");
       reject(error);
@@ -164,6 +166,7 @@ export async function startApiThread(
     await local.close();
     throw error;
   });
+  worker.removeAllListeners("error");
   listening = true;
   worker.on("error", (error) => (failure = error));
   // The daemon's thread says it is alive every second: the API thread's /healthz fails when these stop
