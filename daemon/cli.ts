@@ -2,19 +2,14 @@
 // The `grouparoo-stream` command line: parses arguments and dispatches to the daemon's commands.
 import { Command, CommanderError } from "commander";
 import { DEFAULT_PIPELINE_OPTIONS } from "../streams/pipeline.js";
-import { deadLettersCommand } from "./commands/dead-letters.js";
-import { generateCommand } from "./commands/generate.js";
-import { importDebeziumCommand } from "./commands/import-debezium.js";
-import { retryExportsCommand } from "./commands/retry-exports.js";
-import { rebuildCommand, runsCommand, type RebuildOptions } from "./commands/runs.js";
-import { API_KEY_ENV, statusCommand, type StatusOptions } from "./commands/status.js";
-import { validateCommand } from "./commands/validate.js";
+import type { RebuildOptions } from "./commands/runs.js";
+import type { StatusOptions } from "./commands/status.js";
 import { EX_SOFTWARE, EX_USAGE } from "./exit-codes.js";
-import { apiFlagProblems, deliveryFlags, environmentProblems, refuseUsage, hostPort, httpUrl, instant, integer, list, milliseconds, oneOf, path, postgresUrl } from "./flags.js";
+import { API_KEY_ENV, apiFlagProblems, deliveryFlags, environmentProblems, refuseUsage, hostPort, httpUrl, instant, integer, list, milliseconds, oneOf, path, postgresUrl } from "./flags.js";
 import { readPackageInfo } from "./package-info.js";
-import { runDaemon } from "./run.js";
 import { scaleOutCommands } from "./scale-out-commands.js";
 
+// Every command's module is imported when the command runs: a start compiles only what it uses.
 const collect = (value: string, previous: string[]) => [...previous, value];
 
 export function buildProgram(): Command {
@@ -40,7 +35,7 @@ export function buildProgram(): Command {
     .option("--connect", "also check, against the live systems, that every source's table or query and every destination's table exists and is readable")
     .option("--plugin <package>", "load a plugin package (repeatable)", collect, [])
     .action(async (options: { config: string; json?: boolean; connect?: boolean; plugin: string[] }) => {
-      process.exitCode = await validateCommand(options);
+      process.exitCode = await (await import("./commands/validate.js")).validateCommand(options);
     });
 
   const run = program
@@ -84,7 +79,7 @@ export function buildProgram(): Command {
       }) => {
         // Exit explicitly: a connection a failed source left open must not keep the process alive.
         process.exit(
-          await runDaemon({
+          await (await import("./run.js")).runDaemon({
           ...options,
           plugins: options.plugin,
           delivery: {
@@ -111,7 +106,7 @@ export function buildProgram(): Command {
     .option("--until <time>", "only exports dead-lettered at or before this time (ISO-8601 or epoch ms)", instant)
     .option("--plugin <package>", "load a plugin package (repeatable)", collect, [])
     .action(async (options: { config: string; state: string; destination: string; since?: string; until?: string; plugin: string[] }) => {
-      process.exitCode = await retryExportsCommand(options);
+      process.exitCode = await (await import("./commands/retry-exports.js")).retryExportsCommand(options);
     });
 
   program
@@ -120,7 +115,7 @@ export function buildProgram(): Command {
     .requiredOption("-s, --state <dir>", "directory of an existing LMDB state (read-only, beside a running daemon too)", path)
     .option("--json", "print them as JSON")
     .action(async (options: { state: string; json?: boolean }) => {
-      process.exitCode = await runsCommand(options);
+      process.exitCode = await (await import("./commands/runs.js")).runsCommand(options);
     });
 
   program
@@ -131,7 +126,7 @@ export function buildProgram(): Command {
     .option("-k, --api-key <key>", `API key for --url (default: the ${API_KEY_ENV} environment variable, which keeps it out of the process list)`)
     .option("--json", "print it as JSON")
     .action(async (options: StatusOptions) => {
-      process.exitCode = await statusCommand(options);
+      process.exitCode = await (await import("./commands/status.js")).statusCommand(options);
     });
 
   program
@@ -142,7 +137,7 @@ export function buildProgram(): Command {
     .option("--limit <n>", "at most this many, oldest first", integer(1))
     .option("--json", "print them as JSON")
     .action(async (options: { state: string; kind?: "change" | "message" | "export"; limit?: number; json?: boolean }) => {
-      process.exitCode = await deadLettersCommand(options);
+      process.exitCode = await (await import("./commands/dead-letters.js")).deadLettersCommand(options);
     });
 
   program
@@ -157,7 +152,7 @@ export function buildProgram(): Command {
     .option("--all", "read every source again, then every group and destination")
     .option("--plugin <package>", "load a plugin package (repeatable)", collect, [])
     .action(async (options: RebuildOptions) => {
-      process.exitCode = await rebuildCommand(options);
+      process.exitCode = await (await import("./commands/runs.js")).rebuildCommand(options);
     });
 
   program
@@ -171,7 +166,7 @@ export function buildProgram(): Command {
     .option("--app-id <id>", "id of the generated postgres app", "postgres")
     .option("-f, --force", "overwrite existing files")
     .action(async (options: { databaseUrl: string; tables?: string; all?: boolean; schema: string; out: string; appId: string; force?: boolean }) => {
-      process.exitCode = await generateCommand(options);
+      process.exitCode = await (await import("./commands/generate.js")).generateCommand(options);
     });
 
   program
@@ -183,7 +178,7 @@ export function buildProgram(): Command {
     .option("-d, --database-url <url>", "read the tables through this connection instead of the connector's database.* settings", postgresUrl)
     .option("-f, --force", "overwrite existing files")
     .action(async (file: string, options: { out: string; appId?: string; databaseUrl?: string; force?: boolean }) => {
-      process.exitCode = await importDebeziumCommand(file, options);
+      process.exitCode = await (await import("./commands/import-debezium.js")).importDebeziumCommand(file, options);
     });
   return program;
 }

@@ -28,8 +28,8 @@ import { DeliveryLog } from "./problems.js";
 import { readPackageInfo } from "./package-info.js";
 import { parseListen } from "./http.js";
 import { RELOADING, STARTING, STOPPING, unavailable } from "./api/errors.js";
-import { ApiKeys } from "./api/keys.js";
-import { apiMode, type ApiBackend } from "./api/server.js";
+import { ApiKeys, apiMode } from "./api/keys.js";
+import type { ApiBackend } from "./api/server.js";
 import { startApiThread, type ApiListener } from "./api/thread.js";
 import { daemonStatus, type DaemonStatus } from "./api/status.js";
 import type { Operation } from "../streams/pipeline.js";
@@ -175,7 +175,7 @@ export class Daemon {
       return stateExitCode(error);
     }
     // The listener's thread boots (about a second: its own isolate and modules) while the live checks
-    // run; it listens before the sources start. Until the daemon exists it answers 503 "starting".
+    // run and the sources start, not before them. Until the daemon exists it answers 503 "starting".
     let daemon: Daemon | undefined = undefined;
     const thread = startApiThread(startingBackend(store, () => daemon?.backend()), { listen, apiInsecure: options.apiInsecure ?? false, metricsAuth: options.metricsAuth ?? false, nice: options.apiNice ?? 0, logger }, STARTING, (error) => {
       logger.error({ err: error }, "the HTTP listener's thread died: stopping (a supervisor restarts the daemon)");
@@ -213,22 +213,31 @@ export class Daemon {
           .map((r) => [r.id, r.kind, r.target, r.total ? Math.min(1, r.processed / r.total) : null] as [string, string, string, number | null]),
     }, { version: readPackageInfo().version, node: process.version });
     daemon = new Daemon(options, logger, store, metrics, systemd);
-    // The listener first: probes and the API answer (503 "starting") before the sources start.
+    // The sources start without waiting for the listener's thread to boot (on an operator's restart
+    // path, and a backlog's catch-up is timed from the start); the daemon is ready only once both are.
+    const failed = await daemon.startGeneration(loaded.config, loaded.domain, loaded.registry).then(
+      () => undefined,
+      (error: unknown) => error as Error,
+    );
+    if (failed) {
+      logger.error({ err: failed }, failed.message);
+      await closeThread();
+      await store.close();
+      return EX_CONFIG;
+    }
     try {
       daemon.server = await thread;
     } catch (error) {
       logger.error({ err: error, http: options.http }, "cannot listen for HTTP");
+      await daemon.stopGeneration();
       await store.close();
       return EX_SOFTWARE;
     }
-    try {
-      await daemon.startGeneration(loaded.config, loaded.domain, loaded.registry);
-    } catch (error) {
-      logger.error({ err: error }, (error as Error).message);
-      await daemon.server.close();
-      await store.close();
-      return EX_CONFIG;
-    }
+    // The generation started before the listener existed: it learns it now (or that none is served,
+    // when the pipeline already stopped).
+    const started = daemon.generation;
+    if (started) daemon.server.generation({ config: started.config, keys: started.keys });
+    else daemon.server.generation(null, daemon.notServing());
     if (options.watchConfig) daemon.watchConfig();
     const config = loaded.config;
     logger.info(

@@ -7,6 +7,9 @@ import { CommanderError, InvalidArgumentError, type Command } from "commander";
 import { EX_USAGE } from "./exit-codes.js";
 import { isLoopback, parseListen } from "./http.js";
 
+/** The environment variable `status --url` takes its API key from (out of the process list). */
+export const API_KEY_ENV = "GROUPAROO_API_KEY";
+
 /** A whole number in [min, max]. */
 export function integer(min: number, max = Number.MAX_SAFE_INTEGER): (value: string) => number {
   return (value) => {

@@ -4,8 +4,6 @@ import type { Command } from "commander";
 import { DEFAULT_PIPELINE_OPTIONS } from "../streams/pipeline.js";
 import { deliveryFlags, environmentProblems, hostPort, integer, milliseconds, path, refuseUsage } from "./flags.js";
 import { createLogger } from "./logger.js";
-import { runRelay } from "./relay.js";
-import { runWorker } from "./worker.js";
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
@@ -24,7 +22,7 @@ export function scaleOutCommands(program: Command): void {
     .option("--plugin <package>", "load a plugin package (repeatable)", collect, [])
     .hook("preAction", checkEnvironment)
     .action(async (options: { config: string; state: string; http: string; maxBatchSize: number; maxBatchDelayMs: number; plugin: string[] }) => {
-      process.exit(await runRelay({ ...options, plugins: options.plugin }, createLogger()));
+      process.exit(await (await import("./relay.js")).runRelay({ ...options, plugins: options.plugin }, createLogger()));
     });
 
   const worker = program
@@ -53,7 +51,7 @@ export function scaleOutCommands(program: Command): void {
         maxBackoffMs: number;
         plugin: string[];
       }) => {
-        const code = await runWorker(
+        const code = await (await import("./worker.js")).runWorker(
           {
             ...options,
             plugins: options.plugin,

@@ -1,11 +1,16 @@
 // The kafka app: a Kafka cluster (brokers, client and consumer group ids, TLS, SASL) shared by its
 // kafka-debezium sources and kafka-topic destinations; kafkajs is configured here and nowhere else.
 import { Type, type Static } from "@sinclair/typebox";
-import { logLevel, type KafkaConfig, type LogEntry } from "kafkajs";
+import type * as Kafkajs from "kafkajs";
+import type { Kafka, KafkaConfig, LogEntry } from "kafkajs";
 import type { Logger } from "pino";
 import { literals } from "../../core/config/schema.js";
 import type { AppConfig } from "../../core/config/schema.js";
+import { lazyPackage } from "../lazy.js";
 import type { AppComponent } from "../types.js";
+
+/** kafkajs, loaded when the first Kafka client is made. */
+export const kafkajs = lazyPackage<typeof Kafkajs>("kafkajs");
 
 export const KafkaAppOptions = Type.Object(
   {
@@ -54,6 +59,7 @@ const TRANSIENT = /coordinator is (loading|not available)|not the correct coordi
 
 /** The kafkajs client settings of a kafka app, logging through pino. */
 export function kafkaClientConfig(app: AppConfig, logger: Logger): KafkaConfig {
+  const { logLevel } = kafkajs();
   const o = app.options as KafkaAppOptions;
   const brokers = Array.isArray(o.brokers) ? o.brokers : o.brokers.split(",").map((b) => b.trim());
   const levels: Record<number, "error" | "warn" | "info" | "debug"> = { [logLevel.ERROR]: "error", [logLevel.WARN]: "warn", [logLevel.INFO]: "info", [logLevel.DEBUG]: "debug" };
@@ -71,4 +77,9 @@ export function kafkaClientConfig(app: AppConfig, logger: Logger): KafkaConfig {
       logger[transient ? "warn" : (levels[entry.level] ?? "info")]({ kafka: entry.namespace, ...rest }, message);
     },
   };
+}
+
+/** A kafkajs client of a kafka app. */
+export function kafkaClient(app: AppConfig, logger: Logger): Kafka {
+  return new (kafkajs().Kafka)(kafkaClientConfig(app, logger));
 }

@@ -7,9 +7,10 @@
 // previous owner: its open transaction is aborted, its later ones fail) and writes a claim marker; a
 // restore reads the changelog partition from its start up to that marker.
 import { randomBytes } from "node:crypto";
-import { Partitioners, type Admin, type Consumer, type EachBatchPayload, type Kafka, type Producer } from "kafkajs";
+import type { Admin, Consumer, EachBatchPayload, Kafka, Producer } from "kafkajs";
 import type { Logger } from "pino";
 import type { ChangelogRecord } from "../../core/partitions.js";
+import { kafkajs } from "./app.js";
 
 const CLAIM_KEY = Buffer.from("__claim");
 
@@ -43,7 +44,7 @@ export class PartitionChangelog {
       idempotent: true,
       maxInFlightRequests: 1,
       transactionTimeout: 60_000,
-      createPartitioner: Partitioners.DefaultPartitioner,
+      createPartitioner: kafkajs().Partitioners.DefaultPartitioner,
       retry: { retries: Number.MAX_SAFE_INTEGER, maxRetryTime: 10_000 },
     });
   }

@@ -6,7 +6,7 @@
 // dead letter in the same transaction that moves the offset past it (and optionally a DLQ message).
 // kafkajs stays behind this file: a KafkaJS-compatible client can replace it without touching the core.
 import { Type, type Static } from "@sinclair/typebox";
-import { Kafka, type Consumer, type EachBatchPayload, type Producer } from "kafkajs";
+import type { Consumer, EachBatchPayload, Kafka, Producer } from "kafkajs";
 import type { Logger } from "pino";
 import { literals } from "../../core/config/schema.js";
 import type { AppConfig, SourceConfig } from "../../core/config/schema.js";
@@ -16,7 +16,7 @@ import { ProblemLog } from "../problem-log.js";
 import { ChangeReader } from "../reader.js";
 import type { Change } from "../../core/change.js";
 import type { RereadRequest, SourceComponent, SourceContext, SourceObserver } from "../types.js";
-import { kafkaClientConfig, type KafkaAppOptions } from "./app.js";
+import { kafkaClient, type KafkaAppOptions } from "./app.js";
 import { decodeMessage, type DebeziumFormat, type DecodeOptions } from "./decode.js";
 import { classifyKafkaError } from "./errors.js";
 
@@ -69,7 +69,7 @@ export class KafkaDebeziumSource extends ChangeReader {
     this.logger = context.logger;
     this.observer = context.observer;
     this.sources = sources.filter((s): s is KafkaSource => s.type === "kafka-debezium");
-    this.kafka = new Kafka(kafkaClientConfig(app, context.logger));
+    this.kafka = kafkaClient(app, context.logger);
     this.consumer = this.kafka.consumer({
       groupId: options.groupId ?? "grouparoo-stream",
       sessionTimeout: options.sessionTimeoutMs ?? 30_000,

@@ -1,12 +1,12 @@
 // The relay's producer (README, "Relay and workers"): an idempotent kafkajs producer with acks from all
 // in-sync replicas, one send at a time, so a partition's events keep their order and a retried send
 // is never written twice. `send` resolves once the broker acknowledged every event.
-import { Kafka, Partitioners, type Message, type Producer } from "kafkajs";
+import type { Kafka, Message, Producer } from "kafkajs";
 import type { Logger } from "pino";
 import type { AppConfig } from "../../core/config/schema.js";
 import type { ModelTopics } from "../../core/partitions.js";
 import type { RelayEvent } from "../../core/relay.js";
-import { kafkaClientConfig } from "./app.js";
+import { kafkajs, kafkaClient } from "./app.js";
 import { ensureModelTopics } from "./model-topics.js";
 import { encodeRelayEvent } from "./relay-codec.js";
 
@@ -24,9 +24,9 @@ export class RelayProducer {
     private readonly topics: ReadonlyMap<string, ModelTopics>,
     logger: Logger,
   ) {
-    this.kafka = new Kafka(kafkaClientConfig(app, logger));
+    this.kafka = kafkaClient(app, logger);
     // Retried without end: nothing is acknowledged to the slot until the broker has the events.
-    this.producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner, retry: { retries: Number.MAX_SAFE_INTEGER, maxRetryTime: 10_000 } });
+    this.producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: kafkajs().Partitioners.DefaultPartitioner, retry: { retries: Number.MAX_SAFE_INTEGER, maxRetryTime: 10_000 } });
   }
 
   /** Connects and creates the models' topics when missing. */

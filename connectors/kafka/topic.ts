@@ -1,10 +1,10 @@
 // kafka-topic destination: one message per export, keyed by record id, the export as JSON; a
 // tombstone (null value) when the record is deleted remotely. Idempotent producer, acks from all
 // in-sync replicas; a failed send is retried.
-import { Kafka, type Producer } from "kafkajs";
+import type { Kafka, Producer } from "kafkajs";
 import { Type, type Static } from "@sinclair/typebox";
 import { DeliveryError, type DeliverableExport, type DestinationComponent, type DestinationConnector, type ExportResult } from "../types.js";
-import { kafkaClientConfig } from "./app.js";
+import { kafkaClient } from "./app.js";
 
 export const KafkaTopicOptions = Type.Object(
   { topic: Type.String({ minLength: 1, description: "Topic written, keyed by record; a tombstone on delete." }) },
@@ -58,6 +58,6 @@ export const kafkaTopicDestination: DestinationComponent = {
   options: KafkaTopicOptions,
   metrics: [],
   create(destination, app, context) {
-    return new KafkaTopicDestination(destination.id, new Kafka(kafkaClientConfig(app, context.logger)), (destination.options as KafkaTopicOptions).topic);
+    return new KafkaTopicDestination(destination.id, kafkaClient(app, context.logger), (destination.options as KafkaTopicOptions).topic);
   },
 };

@@ -5,12 +5,12 @@
 // committed (changelog and offsets in one Kafka transaction). A rebalance waits for the batches in
 // flight; `rebalancing` is told when it starts (before the member rejoins) and `assigned` the
 // partitions it ends with.
-import { Kafka, type Consumer, type EachBatchPayload } from "kafkajs";
+import type { Consumer, EachBatchPayload, Kafka } from "kafkajs";
 import type { Logger } from "pino";
 import type { Change } from "../../core/change.js";
 import type { AppConfig } from "../../core/config/schema.js";
 import type { SourceObserver } from "../types.js";
-import { kafkaClientConfig, type KafkaAppOptions } from "./app.js";
+import { kafkaClient, type KafkaAppOptions } from "./app.js";
 import { decodeRelayEvent } from "./relay-codec.js";
 
 export interface PartitionBatch {
@@ -50,7 +50,7 @@ export class WorkerConsumer {
     private readonly observer?: SourceObserver,
   ) {
     const options = app.options as KafkaAppOptions;
-    this.kafka = new Kafka(kafkaClientConfig(app, logger));
+    this.kafka = kafkaClient(app, logger);
     const session = options.sessionTimeoutMs ?? 30_000;
     this.consumer = this.kafka.consumer({
       groupId: this.groupId,

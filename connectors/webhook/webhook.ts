@@ -5,9 +5,12 @@
 // (honouring Retry-After); any other status rejects the batch as a whole, a redirect too (never followed).
 import { createHash, createHmac } from "node:crypto";
 import { Type, type Static } from "@sinclair/typebox";
-import { request } from "undici";
+import type * as Undici from "undici";
+import { lazyPackage } from "../lazy.js";
 import { DeliveryError, type DeliverableExport, type DestinationComponent, type DestinationConnector, type ExportResult } from "../types.js";
 import type { WebhookAppOptions } from "./app.js";
+
+const undici = lazyPackage<typeof Undici>("undici");
 
 /** One header's value (undici gives a repeated header as an array: its first). */
 const header = (value: string | string[] | undefined): string | null => (Array.isArray(value) ? (value[0] ?? null) : (value ?? null));
@@ -55,7 +58,7 @@ export class WebhookDestination implements DestinationConnector {
     let headers: Record<string, string | string[] | undefined>;
     let text: string;
     try {
-      const response = await request(this.url, {
+      const response = await undici().request(this.url, {
         method: "POST",
         headers: {
           ...this.headers,

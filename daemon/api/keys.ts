@@ -90,3 +90,8 @@ export function presentedSecret(authorization: string | undefined): string | und
   const colon = decoded.indexOf(":");
   return colon < 0 ? undefined : decoded.slice(colon + 1);
 }
+
+/** How the API is served for a config with `keys` keys: with keys, without (--api-insecure), or not at all. */
+export function apiMode(keys: number, insecure: boolean): "keys" | "insecure" | "off" {
+  return keys > 0 ? "keys" : insecure ? "insecure" : "off";
+}

@@ -19,7 +19,7 @@ import type { Store } from "../../state/store.js";
 import { PipelineClosedError, type Operation } from "../../streams/pipeline.js";
 import { RunStopError, type RunState } from "../../streams/runs.js";
 import { ApiError, ErrorBody, errorBody } from "./errors.js";
-import { permits, presentedSecret, type Access, type ApiKey, type ApiKeys } from "./keys.js";
+import { apiMode, permits, presentedSecret, type Access, type ApiKey, type ApiKeys } from "./keys.js";
 import { renderStatusPage } from "./page.js";
 import { registerApiRoutes } from "./routes.js";
 import type { DaemonStatus } from "./status.js";
@@ -97,11 +97,6 @@ declare module "fastify" {
 }
 
 export type Api = FastifyInstance<Server, IncomingMessage, ServerResponse, FastifyBaseLogger, TypeBoxTypeProvider>;
-
-/** How the API is served for a config with `keys` keys: with keys, without (--api-insecure), or not at all. */
-export function apiMode(keys: number, insecure: boolean): "keys" | "insecure" | "off" {
-  return keys > 0 ? "keys" : insecure ? "insecure" : "off";
-}
 
 /** What the probes need of a process: readiness and the metrics text. */
 export type ProbeBackend = Pick<ApiBackend, "notReady" | "metrics" | "alive">;

@@ -14,7 +14,7 @@ import type { Config } from "../../core/config/types.js";
 import { PipelineClosedError } from "../../streams/pipeline.js";
 import { ApiError } from "./errors.js";
 import type { ApiKeys, StoredKey } from "./keys.js";
-import { buildHttpServer, type ApiBackend, type ForwardedReply, type ForwardedRequest, type HttpOptions } from "./server.js";
+import type { Api, ApiBackend, ForwardedReply, ForwardedRequest, HttpOptions } from "./server.js";
 
 /** What the daemon's thread answers the API thread. */
 export type Call = { method: "status" } | { method: "metrics" } | { method: "notReady" } | { method: "forward"; request: ForwardedRequest };
@@ -95,8 +95,18 @@ export async function startApiThread(
   // The daemon's own listener, never bound to a socket: it answers the writes the thread hands over
   // (the thread logs each request once; this one logs only failures).
   const quiet: HttpOptions["logger"] = { isLevelEnabled: (level: string) => level !== "debug" && options.logger.isLevelEnabled(level), debug: () => undefined, error: options.logger.error.bind(options.logger) } as HttpOptions["logger"];
-  const local = await buildHttpServer(backend, { ...options, logger: quiet });
-  await local.ready();
+  // Built on the first write handed over (most daemons never get one): fastify and the routes are
+  // then compiled on this thread only when needed, not at every start.
+  let built: Promise<Api> | undefined;
+  const local = () =>
+    (built ??= import("./server.js").then(async ({ buildHttpServer }) => {
+      const app = await buildHttpServer(backend, { ...options, logger: quiet });
+      await app.ready();
+      return app;
+    }));
+  const closeLocal = async () => {
+    if (built) await built.then((app) => app.close(), () => undefined);
+  };
   const data: ReaderData = { state: backend.store.path, listen: options.listen, apiInsecure: options.apiInsecure ?? false, metricsAuth: options.metricsAuth ?? false, nice: options.nice ?? 0, debug: options.logger.isLevelEnabled("debug"), why };
   const worker = readerThread(data);
   const send = (message: ToReader) => worker.postMessage(message);
@@ -111,7 +121,7 @@ export async function startApiThread(
         return backend.notReady();
       case "forward": {
         const { request } = call;
-        const response = await local.inject({
+        const response = await (await local()).inject({
           method: request.method as "GET",
           url: request.url,
           headers: request.headers,
@@ -163,7 +173,7 @@ export async function startApiThread(
     worker.once("exit", (code) => reject(new Error(`the API thread exited (code ${code}) before it listened`)));
   }).catch(async (error: unknown) => {
     await worker.terminate();
-    await local.close();
+    await closeLocal();
     throw error;
   });
   worker.removeAllListeners("error");
@@ -189,7 +199,7 @@ export async function startApiThread(
         await gone;
         clearTimeout(timer);
       }
-      await local.close();
+      await closeLocal();
     },
   };
 }

@@ -8,6 +8,7 @@ import { Store } from "../../state/store.js";
 import { stateStatus, type StateStatus } from "../../streams/inspect.js";
 import type { DaemonStatus } from "../api/status.js";
 import { EX_NOPERM, EX_UNAVAILABLE, EX_USAGE, withStateErrors } from "../exit-codes.js";
+import { API_KEY_ENV } from "../flags.js";
 import { formatRuns } from "./runs.js";
 
 /** Rows of cells as aligned columns. */
@@ -67,7 +68,6 @@ export interface StatusOptions {
 }
 
 /** The env variable `status --url` reads its key from when --api-key is not given. */
-export const API_KEY_ENV = "GROUPAROO_API_KEY";
 
 export async function statusCommand(options: StatusOptions): Promise<number> {
   if ((options.state === undefined) === (options.url === undefined)) {

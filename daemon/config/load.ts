@@ -2,10 +2,14 @@
 // object or a list of objects. `${VAR}` and `${VAR:-default}` in string values read the environment.
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { extname, join, relative } from "node:path";
-import { parseDocument } from "yaml";
+import type * as Yaml from "yaml";
+import { lazyPackage } from "../../connectors/lazy.js";
 import type { ConfigIssue, FieldPath } from "../../core/config/issues.js";
 import { formatField } from "../../core/config/issues.js";
 import type { RawObject } from "../../core/config/types.js";
+
+/** Loaded when the first YAML file is read. */
+const yaml = lazyPackage<typeof Yaml>("yaml");
 
 export type { RawObject };
 
@@ -75,7 +79,7 @@ function parseFile(file: string, text: string): { data?: unknown; error?: string
       return { error: `not valid JSON: ${(error as Error).message}` };
     }
   }
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  const doc = yaml().parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   const first = doc.errors[0];
   if (first) {
     const at = first.linePos?.[0];

@@ -44,7 +44,8 @@ describe("a drain under backpressure", () => {
     daemon = startDaemon(["--config", join(work, "config.yml"), "--state", join(work, "state"), "--max-batch-size", "500"], http);
     const running = daemon;
     await waitFor("paused", async () => (running.logs().includes('"msg":"backpressure: pausing sources"') ? true : undefined), 60_000);
-    const metrics = (await get(http, "/metrics")).body;
+    // The sources start while the listener's thread boots: a backlog may pause them before it listens.
+    const metrics = await running.until("/metrics", async () => (await get(http, "/metrics").catch(() => undefined))?.body);
     const count = sample(metrics, "grouparoo_batch_changes_count") ?? 0;
     expect(count).toBeGreaterThan(0);
     expect(sample(metrics, 'grouparoo_batch_changes_bucket{le="500"}')).toBe(count);

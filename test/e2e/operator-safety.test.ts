@@ -86,6 +86,8 @@ describe("operating the daemon", () => {
     const state = join(work, "fault-state");
     const daemon = start(["--config", config, "--state", state], http, { ...process.env, LOG_LEVEL: "debug" });
     await waitFor("apps a and b streaming", async () => (lines(daemon).filter((l) => l.msg === "streaming from the replication slot").length >= 2 ? true : undefined), 30_000);
+    // Logged once the listener listens too (its thread boots while the sources start).
+    await waitFor("the start line", async () => (lines(daemon).some((l) => l.msg === "grouparoo-stream running") ? true : undefined), 30_000);
 
     // The start line (item 7): version, pid, state, config digest, object counts.
     const started = lines(daemon).find((l) => l.msg === "grouparoo-stream running");

@@ -81,9 +81,15 @@ describe("Runs under SIGKILL", () => {
         while ((killed.get(kind) ?? 0) < KILLS) {
           http = `127.0.0.1:${await freePort()}`;
           daemon = startDaemon(args, http);
+          const running = daemon;
           const seen = await daemon.until(`a ${kind} Run in progress (after ${killed.get(kind)} kills)`, async () => {
+            // From its log: the sources and Runs start while the listener's thread still boots, and
+            // a short Run may be over before /metrics answers.
+            const lines = running.logs().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as { msg?: string; kind?: string; run?: string });
+            const begun = lines.filter((l) => l.kind === kind && (l.msg === "run started" || l.msg === "run resumed")).map((l) => l.run);
+            const over = new Set(lines.filter((l) => l.kind === kind && l.msg === "run complete").map((l) => l.run));
+            if (begun.some((run) => !over.has(run))) return "running";
             const text = (await get(http, "/metrics").catch(() => ({ body: "" }))).body;
-            if ((sample(text, `grouparoo_runs{kind="${kind}",state="running"}`) ?? 0) > 0) return "running";
             const done = sample(text, `grouparoo_runs{kind="${kind}",state="complete"}`) ?? 0;
             const open = ["queued", "running"].reduce((n, s) => n + (sample(text, `grouparoo_runs{kind="${kind}",state="${s}"}`) ?? 0), 0);
             return done > 0 && open === 0 ? "done" : undefined;

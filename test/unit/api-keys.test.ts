@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { decodeCursor, encodeCursor } from "../../daemon/api/cursor.js";
 import { ApiKeys, permits, presentedSecret } from "../../daemon/api/keys.js";
-import { apiMode } from "../../daemon/api/server.js";
+import { apiMode } from "../../daemon/api/keys.js";
 import { apiFlagProblems } from "../../daemon/flags.js";
 
 const SECRETS = ["full-0123456789abcdef", "read-0123456789abcdef", "topic-0123456789abcdef"];
