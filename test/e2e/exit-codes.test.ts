@@ -56,6 +56,28 @@ describe("exit codes and messages", () => {
     expect(result.stdout + result.stderr).not.toMatch(/\n\s+at /);
   });
 
+  it("exits 70 naming the address when --http cannot listen, after stopping what had started", async () => {
+    const { createServer } = await import("node:net");
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, "127.0.0.1", resolve));
+    const port = (holder.address() as { port: number }).port;
+    try {
+      const result = await runCli(["run", "--config", empty, "--state", join(work, "listen-state"), "--http", `127.0.0.1:${port}`]);
+      expect(result.code).toBe(70);
+      const logged = result.stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as { level: number; msg: string; http?: string; err?: { message?: string } });
+      const failure = logged.find((l) => l.msg === "cannot listen for HTTP");
+      expect(failure).toMatchObject({ level: 50, http: `127.0.0.1:${port}` });
+      expect(failure?.err?.message).toContain("EADDRINUSE");
+      expect(logged.some((l) => l.msg === "grouparoo-stream running")).toBe(false);
+      expect(result.stdout + result.stderr).not.toMatch(/\n\s+at /);
+      // The state was closed and its lock released: a second daemon may take it.
+      const again = await runCli(["status", "--state", join(work, "listen-state")]);
+      expect(again.code).toBe(0);
+    } finally {
+      holder.close();
+    }
+  });
+
   it("refuses an unwritable --state with 73 and a message, not a stack", async () => {
     const locked = join(work, "locked");
     mkdirSync(locked, { mode: 0o700 });
