@@ -155,7 +155,8 @@ interface Touched {
   commitTime: number;
 }
 
-const valueKey = (value: PropertyValue): string => (typeof value === "string" ? value : JSON.stringify(value));
+// A number's or boolean's String() is its JSON text (finite numbers: normalised values are), without the call.
+const valueKey = (value: PropertyValue): string => (typeof value === "string" ? value : typeof value === "number" || typeof value === "boolean" ? String(value) : JSON.stringify(value));
 
 /**
  * The key a unique property's value is indexed by, from a value as a person writes it (a lookup by
@@ -585,19 +586,20 @@ export class BatchApplier {
     if (t.current) this.state.detachRow(model.id, recordId, ref);
   }
 
-  private normalize(property: PropertyDef, raw: unknown): { value: PropertyValue | PropertyValue[]; reason?: string } {
+  /** A property's value from its source's raw value (a scalar's is normalizeValue's own result, not a copy). */
+  private normalize(property: PropertyDef, raw: unknown): { value: PropertyValue | PropertyValue[]; invalidReason?: string } {
     if (property.isArray) {
       const { values, invalidReasons } = normalizeArray(property.type, raw);
-      return invalidReasons[0] === undefined ? { value: values } : { value: values, reason: invalidReasons[0] };
+      return invalidReasons[0] === undefined ? { value: values } : { value: values, invalidReason: invalidReasons[0] };
     }
-    const { value, invalidReason } = normalizeValue(property.type, raw);
-    return invalidReason === undefined ? { value } : { value, reason: invalidReason };
+    return normalizeValue(property.type, raw);
   }
 
-  private setProperty(t: Touched, property: PropertyDef, next: { value: PropertyValue | PropertyValue[]; reason?: string }): void {
+  private setProperty(t: Touched, property: PropertyDef, next: { value: PropertyValue | PropertyValue[]; invalidReason?: string }): void {
     const record = t.current;
     if (!record) return;
-    let { value, reason } = next;
+    let value = next.value;
+    let reason = next.invalidReason;
     const old = record.values[property.id] ?? null;
     if (property.unique && !Array.isArray(value)) {
       const oldKey = old === null || Array.isArray(old) ? null : valueKey(old);
@@ -687,7 +689,7 @@ export class BatchApplier {
       const member = isMember(group, record.values, this.now, record.id, record.createdAt);
       if (member !== record.groups.includes(group.id)) {
         groups ??= record.groups.slice();
-        if (member) groups.push(group.id);
+        if (member) insertSorted(groups, group.id);
         else groups.splice(groups.indexOf(group.id), 1);
       }
       if (group.hasRelativeRules) {
@@ -701,7 +703,7 @@ export class BatchApplier {
         else record.boundaries[group.id] = next;
       }
     }
-    if (groups) record.groups = groups.sort();
+    if (groups) record.groups = groups;
     const groupsChanged = this.reconcileMembership(model.id, record.id, oldGroups, record.groups);
     if (!isNew && !t.dirty && t.changed.length === 0 && !groupsChanged) return;
     this.state.putRecord(model.id, record);
@@ -753,6 +755,13 @@ export class BatchApplier {
   private bump(map: Map<string, number>, key: string, delta: number): void {
     map.set(key, (map.get(key) ?? 0) + delta);
   }
+}
+
+/** Inserts `id` into a sorted list of group ids, keeping it sorted (a record is in a few groups: a scan beats a sort). */
+function insertSorted(ids: string[], id: string): void {
+  let i = ids.length;
+  while (i > 0 && (ids[i - 1] as string) > id) i -= 1;
+  ids.splice(i, 0, id);
 }
 
 /** The stored row updated with the columns the change carries (undefined = not sent, kept). */

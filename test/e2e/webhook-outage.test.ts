@@ -52,8 +52,17 @@ describe("webhook outage", () => {
         http,
       );
       await waitFor("ready", async () => ((await get(http, "/readyz")).status === 200 ? true : undefined));
+      // Each transaction is read before the next is written, until the sources pause: what was read
+      // before the pause is applied whatever the machine's load, so the pause must come before the end.
+      let paused = false;
       for (let i = 0; i < ROWS; i += 100) {
         await db.query(`INSERT INTO users SELECT g, 'u' || g || '@example.com' FROM generate_series($1::int, $2::int) g`, [i + 1, i + 100]);
+        if (paused) continue;
+        paused = await waitFor(`row ${i + 100} applied or the sources paused`, async () => {
+          const text = (await get(http, "/metrics")).body;
+          if (sample(text, "grouparoo_sources_paused") === 1) return true;
+          return (sample(text, 'grouparoo_records{model="users"}') ?? 0) >= i + 100 ? false : undefined;
+        }, 20_000);
       }
       // The outbox reaches its bound and the sources pause while the webhook is down.
       await waitFor("sources paused", async () => (sample((await get(http, "/metrics")).body, "grouparoo_sources_paused") === 1 ? true : undefined), 20_000);
