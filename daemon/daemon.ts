@@ -120,6 +120,8 @@ interface Generation {
 export class Daemon {
   private generation: Generation | undefined;
   private server: ApiListener | undefined;
+  /** The listener while its thread boots (the sources do not wait for it); stopping waits for it, to close it. */
+  private listening: Promise<ApiListener> | undefined;
   /** A config generation has started once (before: starting; between two: reloading). */
   private served = false;
   private readonly startedAt = Date.now();
@@ -215,29 +217,42 @@ export class Daemon {
     daemon = new Daemon(options, logger, store, metrics, systemd);
     // The sources start without waiting for the listener's thread to boot (on an operator's restart
     // path, and a backlog's catch-up is timed from the start); the daemon is ready only once both are.
+    // The listener is attached as soon as it listens, with the generation running then (later ones
+    // reach it through startGeneration and stopGeneration).
+    const running = daemon;
+    running.listening = thread.then((listener) => {
+      running.server = listener;
+      const current = running.generation;
+      if (current) listener.generation({ config: current.config, keys: current.keys });
+      else if (running.served) listener.generation(null, running.notServing());
+      return listener;
+    });
+    running.listening.catch(() => undefined);
     const failed = await daemon.startGeneration(loaded.config, loaded.domain, loaded.registry).then(
       () => undefined,
       (error: unknown) => error as Error,
     );
+    // Stopped meanwhile (the pipeline failed at once, or the listener's thread died): it ends through
+    // `finished`, with the code it stopped with.
+    if (daemon.draining) return daemon;
     if (failed) {
       logger.error({ err: failed }, failed.message);
+      await daemon.stopGeneration();
       await closeThread();
       await store.close();
       return EX_CONFIG;
     }
     try {
-      daemon.server = await thread;
+      await running.listening;
     } catch (error) {
+      if (daemon.draining) return daemon;
+      // The sources had started: they stop (the batch in flight commits and is acknowledged) first.
       logger.error({ err: error, http: options.http }, "cannot listen for HTTP");
       await daemon.stopGeneration();
       await store.close();
       return EX_SOFTWARE;
     }
-    // The generation started before the listener existed: it learns it now (or that none is served,
-    // when the pipeline already stopped).
-    const started = daemon.generation;
-    if (started) daemon.server.generation({ config: started.config, keys: started.keys });
-    else daemon.server.generation(null, daemon.notServing());
+    if (daemon.draining) return daemon;
     if (options.watchConfig) daemon.watchConfig();
     const config = loaded.config;
     logger.info(
@@ -621,7 +636,9 @@ export class Daemon {
     this.watcher?.close();
     await this.reloading;
     await this.stopGeneration(this.options.drainTimeoutMs ?? 10_000);
-    await this.server?.close();
+    // A listener still booting is waited for, so that it is closed too.
+    const server = this.server ?? (await this.listening?.catch(() => undefined));
+    await server?.close();
     await this.store.close();
     this.logger.info({ code }, "stopped");
     this.systemd?.close();

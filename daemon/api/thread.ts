@@ -99,11 +99,18 @@ export async function startApiThread(
   // then compiled on this thread only when needed, not at every start.
   let built: Promise<Api> | undefined;
   const local = () =>
-    (built ??= import("./server.js").then(async ({ buildHttpServer }) => {
-      const app = await buildHttpServer(backend, { ...options, logger: quiet });
-      await app.ready();
-      return app;
-    }));
+    (built ??= import("./server.js")
+      .then(async ({ buildHttpServer }) => {
+        const app = await buildHttpServer(backend, { ...options, logger: quiet });
+        await app.ready();
+        return app;
+      })
+      .catch((error: unknown) => {
+        // Not kept: the next write tries again (each failed one answers 500 with the reason).
+        built = undefined;
+        options.logger.error({ err: error }, "cannot build the listener for the writes the API thread hands over");
+        throw error;
+      }));
   const closeLocal = async () => {
     if (built) await built.then((app) => app.close(), () => undefined);
   };

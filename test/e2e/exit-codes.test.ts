@@ -5,9 +5,10 @@
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, inject, it } from "vitest";
 import { CLI, runCli } from "../helpers/cli.js";
 import { get, startDaemon, waitFor } from "../helpers/daemon.js";
+import { createTestDatabase } from "../helpers/postgres.js";
 import { freePort } from "../services/process.js";
 import { spawn } from "node:child_process";
 
@@ -75,6 +76,40 @@ describe("exit codes and messages", () => {
       expect(again.code).toBe(0);
     } finally {
       holder.close();
+    }
+  });
+
+  it("exits 70 naming the lost slot when the pipeline fails as it starts, the listener's thread booting meanwhile", { timeout: 60_000 }, async () => {
+    const db = await createTestDatabase(inject("pgUrl"), "exit_slot");
+    try {
+      await db.query("CREATE TABLE users (id int PRIMARY KEY)");
+      await db.query("INSERT INTO users VALUES (1)");
+      const config = join(work, "slot.yml");
+      writeFileSync(
+        config,
+        `
+- { class: app, id: shop, type: postgres, options: { connectionString: "${db.url}", slot: exit_slot, snapshot: initial } }
+- { class: model, id: users }
+- { class: source, id: users_table, type: postgres-cdc, appId: shop, modelId: users, options: { table: users }, mapping: { id: user_id } }
+- { class: property, id: user_id, type: integer, unique: true, sourceId: users_table, options: { column: id } }
+`,
+      );
+      const state = join(work, "slot-state");
+      const http = `127.0.0.1:${await freePort()}`;
+      const first = startDaemon(["--config", config, "--state", state], http);
+      await first.until("ready", async () => ((await get(http, "/readyz").catch(() => undefined))?.status === 200 ? true : undefined), 30_000);
+      first.child.kill("SIGTERM");
+      expect((await first.exited).code).toBe(0);
+      await db.query("SELECT pg_drop_replication_slot('exit_slot')");
+
+      const result = await runCli(["run", "--config", config, "--state", state, "--http", `127.0.0.1:${await freePort()}`]);
+      expect(result.code).toBe(70);
+      const logged = result.stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as { level: number; msg: string; code?: number; err?: { message?: string } });
+      expect(logged.some((l) => l.level >= 50 && (l.err?.message ?? "").startsWith("replication slot exit_slot no longer exists but this state has read from it"))).toBe(true);
+      expect(logged.find((l) => l.msg === "stopped")).toMatchObject({ code: 70 });
+      expect(result.stdout + result.stderr).not.toMatch(/\n\s+at /);
+    } finally {
+      await db.drop();
     }
   });
 
