@@ -519,7 +519,11 @@ export class Daemon {
             log.delivered(outcomes, batchSize);
             delivered();
           },
-          failed: (error) => this.logger.error({ err: error, destination: connector.destinationId }, "delivery failed"),
+          failed: (error) => {
+            this.logger.error({ err: error, destination: connector.destinationId }, "delivery failed");
+            // A state that refuses writes stays so until a restart: stop, as when the pipeline fails.
+            if (this.store.writesRefused && !this.draining) void this.stop(EX_SOFTWARE);
+          },
         },
         { ...DEFAULT_DELIVERY_OPTIONS, ...this.options.delivery, ...tuning },
       );

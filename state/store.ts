@@ -142,6 +142,11 @@ export class Store {
   private readonly counters: Database<number, Key>;
   private readonly meta: Database<unknown, string>;
   private failed: Error | undefined;
+
+  /** The error of the write transaction that failed, after which every write is refused until a restart. */
+  get writesRefused(): Error | undefined {
+    return this.failed;
+  }
   private readonly indexes: Record<PrefixedIndex, Database<unknown, Key>>;
   /** The writes of the transaction running, while a capture is set. */
   private captured: { records: ChangelogRecord[]; positions: Map<string, string>; outboxSeqs: Map<string, number> } | undefined;

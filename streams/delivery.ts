@@ -67,6 +67,8 @@ export class Delivery<E extends DeliveryEntry> {
   private batches = 0;
   private running = false;
   private stopped = false;
+  /** When a send last failed outside the destination (the state refusing a write): the loop waits a second. */
+  private failedAt: number | undefined;
   private wakeUp: (() => void) | undefined;
   private loopDone: Promise<void> | undefined;
   private tokens: number;
@@ -141,6 +143,11 @@ export class Delivery<E extends DeliveryEntry> {
 
   private async loop(): Promise<void> {
     while (!this.stopped) {
+      const pauseUntil = this.failedAt === undefined ? undefined : this.failedAt + 1000;
+      if (pauseUntil !== undefined && this.options.clock() < pauseUntil) {
+        await this.sleep(pauseUntil);
+        continue;
+      }
       if (this.batches >= this.options.concurrency) {
         await this.sleep(undefined);
         continue;
@@ -171,7 +178,10 @@ export class Delivery<E extends DeliveryEntry> {
       }
       this.batches += 1;
       void this.send(batch)
-        .catch((error: Error) => this.events.failed(error))
+        .catch((error: Error) => {
+          this.failedAt = this.options.clock();
+          this.events.failed(error);
+        })
         .finally(() => {
           for (const entry of batch) {
             this.inFlight.delete(entry.seq);
