@@ -675,27 +675,39 @@ export class Store {
   /** The outbox of one destination, as its delivery loop reads and updates it (streams/delivery.ts's DeliveryStore). */
   outboxFor(destinationId: string): {
     pending(limit: number, now: number, inFlight: ReadonlySet<number>, recordsInFlight: ReadonlySet<string>): OutboxEntry[];
-    markSending(entries: readonly OutboxEntry[]): Promise<void>;
+    markSending(entries: readonly OutboxEntry[]): Promise<OutboxEntry[]>;
     complete(outcomes: readonly ExportOutcome[]): Promise<void>;
     nextRetryAt(): number | undefined;
   } {
     return {
       pending: (limit, now, inFlight, recordsInFlight) => this.pendingExports(destinationId, limit, now, inFlight, recordsInFlight),
-      markSending: (entries) => this.markSending(destinationId, entries.map((e) => e.seq)),
+      markSending: async (entries) => {
+        const held = new Set(await this.markSending(destinationId, entries.map((e) => e.seq)));
+        return entries.filter((e) => held.has(e.seq));
+      },
       complete: (outcomes) => this.completeExports(destinationId, outcomes),
       nextRetryAt: () => this.nextRetryAt(destinationId),
     };
   }
 
-  /** Marks exports as handed to the destination (before it answers). */
-  async markSending(destinationId: string, seqs: readonly number[]): Promise<void> {
+  /**
+   * Marks exports as handed to the destination (before it answers); returns the seqs still in the
+   * outbox. One read before the mark may have been superseded meanwhile (a batch that committed
+   * between the read and this transaction replaced or dropped it): it must not be sent, since the
+   * export that replaced it was planned against the baseline it would have moved.
+   */
+  async markSending(destinationId: string, seqs: readonly number[]): Promise<number[]> {
+    const held: number[] = [];
     await this.write(() => {
       for (const seq of seqs) {
         const entry = this.outbox.get([destinationId, seq]);
-        if (entry && !entry.sending) this.outbox.put([destinationId, seq], { ...entry, sending: true });
+        if (!entry) continue;
+        held.push(seq);
+        if (!entry.sending) this.outbox.put([destinationId, seq], { ...entry, sending: true });
       }
     });
     await this.root.flushed;
+    return held;
   }
 
   /** The earliest retry instant among waiting exports, if any. */

@@ -21,8 +21,12 @@ export interface DeliveryOutcome<E extends DeliveryEntry> {
 export interface DeliveryStore<E extends DeliveryEntry> {
   /** Oldest first, at most one per record, none of `inFlight` (seqs) or `recordsInFlight`. */
   pending(limit: number, now: number, inFlight: ReadonlySet<number>, recordsInFlight: ReadonlySet<string>): E[];
-  /** Durably notes that these exports are being sent (a newer export then queues behind, not over, them). */
-  markSending(entries: readonly E[]): Promise<void>;
+  /**
+   * Durably notes that these exports are being sent (a newer export then queues behind, not over,
+   * them); resolves with those still queued, the only ones to send (the others were superseded since
+   * they were read).
+   */
+  markSending(entries: readonly E[]): Promise<E[]>;
   complete(outcomes: readonly DeliveryOutcome<E>[]): Promise<void>;
   nextRetryAt(): number | undefined;
 }
@@ -193,8 +197,9 @@ export class Delivery<E extends DeliveryEntry> {
     }
   }
 
-  private async send(batch: E[]): Promise<void> {
-    await this.store.markSending(batch);
+  private async send(read: E[]): Promise<void> {
+    const batch = await this.store.markSending(read);
+    if (batch.length === 0) return;
     const outcomes = await this.attempt(batch);
     await this.store.complete(outcomes);
     this.events.completed(outcomes, batch.length);

@@ -32,7 +32,7 @@ function outbox(count: number, clock: () => number) {
         calls.pending += 1;
         return [...entries.values()].filter((e) => !inFlight.has(e.seq) && (e.notBefore ?? 0) <= now).slice(0, limit);
       },
-      markSending: async () => undefined,
+      markSending: async (read: readonly DeliveryEntry[]) => read.filter((e) => entries.has(e.seq)),
       complete: async (outcomes: readonly DeliveryOutcome<DeliveryEntry>[]) => {
         for (const o of outcomes) {
           completed.push(o);

@@ -85,3 +85,56 @@ describe("outbox with an export in flight", () => {
     expect(store.remoteOf("crm", "1")).toBeUndefined();
   });
 });
+
+describe("outbox read before a batch supersedes it", () => {
+  let dir: string;
+  let store: Store;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), "outbox-"));
+    store = Store.open(dir);
+  });
+  afterEach(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  // The delivery loop reads what is pending, then marks it in a transaction of its own; a batch that
+  // commits in between may replace or drop what was read. What it dropped must not be sent.
+  it("an export dropped between its read and its mark is not sent, and the destination ends at the record's state", async () => {
+    const delivered: DeliverableExport[] = [];
+    const remote = new Map<string, Record<string, unknown>>();
+    const connector: DestinationConnector = {
+      destinationId: "crm",
+      async deliver(batch: readonly DeliverableExport[]): Promise<ExportResult[]> {
+        for (const e of batch) {
+          delivered.push(e);
+          if (e.toDelete) remote.delete(e.recordId);
+          else remote.set(e.recordId, e.newRecordProperties);
+        }
+        return batch.map((e) => ({ seq: e.seq, status: "ok" }));
+      },
+      ready: () => true,
+      stop: async () => undefined,
+    };
+    const outbox = store.outboxFor("crm");
+    let marks = 0;
+    const racing = {
+      ...outbox,
+      markSending: async (entries: readonly OutboxEntry[]) => {
+        // The first mark loses the race: the record is deleted (its creation never sent) first.
+        if (marks++ === 0) await applyBatch(store, domain, [change("users_table", "delete", "1", null)], Date.now());
+        return outbox.markSending(entries);
+      },
+    };
+    await applyBatch(store, domain, [change("users_table", "insert", "1", { id: 1, email: "a@example.com" }), change("users_table", "insert", "2", { id: 2, email: "b@example.com" })], Date.now());
+    const delivery = new Delivery<OutboxEntry>(connector, racing, { completed: () => undefined, failed: () => undefined }, DEFAULT_DELIVERY_OPTIONS);
+    delivery.start();
+    await waitFor("delivered", async () => (store.outboxDepth("crm") === 0 && delivery.idle() ? true : undefined));
+    await delivery.stop();
+    expect(marks).toBe(1);
+    expect(delivered.map((e) => e.recordId)).toEqual(["2"]);
+    expect([...remote.keys()]).toEqual(["2"]);
+    expect(store.remoteOf("crm", "1")).toBeUndefined();
+    expect(store.remoteOf("crm", "2")?.properties).toMatchObject({ email: "b@example.com" });
+  });
+});
