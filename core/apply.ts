@@ -727,6 +727,8 @@ export class BatchApplier {
 
   /** Counts the difference between two sorted group lists (membership lives in the record); true if any. */
   private reconcileMembership(modelId: string, recordId: string, before: readonly string[], after: readonly string[]): boolean {
+    // Lists are replaced, never changed in place: the same list is the same membership.
+    if (before === after) return false;
     let changed = false;
     for (const groupId of before) {
       if (after.includes(groupId)) continue;
