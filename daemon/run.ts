@@ -11,29 +11,51 @@ export { EX_SOFTWARE, type RunOptions } from "./daemon.js";
 
 export async function runDaemon(options: RunOptions, logger: Logger = createLogger()): Promise<number> {
   const systemd = createSystemdNotifier(process.env, { onError: (error) => logger.warn({ err: error }, "systemd notification failed") });
-  // Signals are handled from the start: a stop during start-up still drains once the daemon runs.
+  return runWithSignals(() => Daemon.start(options, logger, systemd), logger, () => systemd.close());
+}
+
+/** What the signals act on once the daemon runs. */
+export interface SignalTarget {
+  drain(signal: NodeJS.Signals): Promise<void>;
+  reload(reason: string): Promise<unknown>;
+  /** Resolves with the exit code. */
+  finished: Promise<number>;
+}
+
+/**
+ * Runs `start` with the signals handled from the first moment: a SIGTERM or SIGINT during start-up
+ * drains once the daemon runs, and a SIGHUP during start-up (the config may have changed after it was
+ * read) reloads once it runs. `failed` runs when start returned an exit code instead of a daemon.
+ */
+export async function runWithSignals(start: () => Promise<SignalTarget | number>, logger: Pick<Logger, "info">, failed: () => void): Promise<number> {
   let stopAsked: NodeJS.Signals | undefined;
+  let reloadAsked = false;
   let onDrain = (signal: NodeJS.Signals) => void (stopAsked = signal);
-  let onReload = () => undefined as void;
+  let onReload = () => void (reloadAsked = true);
   const drainHandler = (signal: NodeJS.Signals) => onDrain(signal);
   const reloadHandler = () => onReload();
   process.on("SIGTERM", drainHandler);
   process.on("SIGINT", drainHandler);
   process.on("SIGHUP", reloadHandler);
-  const daemon = await Daemon.start(options, logger, systemd);
-  if (typeof daemon === "number") {
+  const off = () => {
     process.off("SIGTERM", drainHandler);
     process.off("SIGINT", drainHandler);
     process.off("SIGHUP", reloadHandler);
-    systemd.close();
+  };
+  const daemon = await start();
+  if (typeof daemon === "number") {
+    off();
+    failed();
     return daemon;
   }
   onDrain = (signal) => void daemon.drain(signal);
   onReload = () => void daemon.reload("SIGHUP");
   if (stopAsked) onDrain(stopAsked);
+  else if (reloadAsked) {
+    logger.info({ signal: "SIGHUP" }, "a SIGHUP arrived while the daemon started: reloading the config now");
+    void daemon.reload("SIGHUP during start-up");
+  }
   const code = await daemon.finished;
-  process.off("SIGTERM", drainHandler);
-  process.off("SIGINT", drainHandler);
-  process.off("SIGHUP", reloadHandler);
+  off();
   return code;
 }
