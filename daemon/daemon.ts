@@ -596,6 +596,22 @@ export class Daemon {
       this.systemd?.ready("running: the new config is invalid, the previous one is kept (see the log)");
       return "invalid";
     }
+    // The live check of a start: a config naming a table or column the databases do not have is
+    // refused as an invalid one is (the running config keeps streaming); one whose database cannot be
+    // reached now is applied (its connectors retry it), as at start.
+    this.systemd?.status("reloading: checking the sources and destinations against the live systems");
+    const live = await checkLive(loaded.config, loaded.registry);
+    for (const problem of live) {
+      if (problem.permanent) this.logger.error({ [problem.objectClass]: problem.id }, `${formatLiveProblem(problem)}; the new config is refused`);
+      else this.logger.warn({ [problem.objectClass]: problem.id }, `${formatLiveProblem(problem)}; applying it anyway (it is retried)`);
+    }
+    if (live.some((p) => p.permanent)) {
+      this.metrics.configReloads.inc({ result: "invalid" });
+      this.logger.error({ config: this.options.config }, "the new config does not match the live systems: the running config is kept");
+      this.systemd?.ready("running: the new config does not match the live systems, the previous one is kept (see the log)");
+      return "invalid";
+    }
+    if (this.draining) return "ignored";
     await this.stopGeneration();
     if (this.draining) return "ignored";
     try {

@@ -1,5 +1,6 @@
 // Reloading the config of a running daemon process: SIGHUP with an invalid config keeps the running one
-// (every error logged, counted as invalid), with a valid one applies it live (its Runs start, the new
+// (every error logged, counted as invalid), as does a valid one naming a table the database does not
+// have (the start's live check), with a valid one applies it live (its Runs start, the new
 // group fills); --watch-config reloads when a file changes; `runs` lists the Runs and `rebuild` asks for
 // one beside the running daemon.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -19,7 +20,7 @@ describe("reloading the config", () => {
   const work = mkdtempSync(join(tmpdir(), "reload-"));
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-  it("refuses an invalid config on SIGHUP, applies a valid one live, and follows --watch-config", { timeout: 120_000 }, async () => {
+  it("refuses an invalid config on SIGHUP, and one the live check refuses, applies a valid one live, and follows --watch-config", { timeout: 120_000 }, async () => {
     const db = await createTestDatabase(inject("pgUrl"), "reload");
     let daemon: DaemonProcess | undefined;
     try {
@@ -40,6 +41,18 @@ describe("reloading the config", () => {
       expect(daemon.logs()).toContain('rules[0].propertyId: no property with id \\"nope\\"');
       expect(daemon.logs()).toContain("the new config is invalid: the running config is kept");
       expect((await get(http, "/readyz")).status).toBe(200);
+
+      // A valid config naming a table the database does not have: refused by the live check a start
+      // runs, the running one kept and still streaming.
+      const missingTable = concrete(shopConfig(), db.url).map((o) => (o.id === "purchases_table" ? { ...o, options: { table: "no_such_purchases" } } : o));
+      writeFileSync(config, JSON.stringify(missingTable));
+      await waitFor("the live-check refusal counted", async () => (sample(await metrics(), 'grouparoo_config_reload_total{result="invalid"}') === 2 ? true : undefined));
+      expect(daemon.logs()).toContain('source \\"purchases_table\\": table public.no_such_purchases does not exist; the new config is refused');
+      expect(daemon.logs()).toContain("the new config does not match the live systems: the running config is kept");
+      expect(sample(await metrics(), 'grouparoo_config_reload_total{result="applied"}') ?? 0).toBe(0);
+      expect((await get(http, "/readyz")).status).toBe(200);
+      await db.query(`INSERT INTO users (id, email, name) VALUES (13, 'u13@example.com', 'name13')`);
+      await waitFor("the running config still streaming", async () => (sample(await metrics(), 'grouparoo_records{model="users"}') === 13 ? true : undefined));
 
       // SIGHUP with a valid config that adds a group: applied live, its backfill Run fills it.
       const withGroup = [...concrete(shopConfig(), db.url), { class: "group", id: "big", modelId: "users", rules: [{ propertyId: "max_amount", op: "gt", match: 90 }] }];
@@ -71,7 +84,7 @@ describe("reloading the config", () => {
         const rebuild = again.find((r) => r.kind === "rebuild");
         return rebuild?.state === "complete" ? rebuild : undefined;
       });
-      expect(sample(await metrics(), 'grouparoo_run_items_total{kind="rebuild"}')).toBe(12);
+      expect(sample(await metrics(), 'grouparoo_run_items_total{kind="rebuild"}')).toBe(13); // every record: the 12 of the data and the one inserted after the refused config
 
       daemon.child.kill("SIGTERM");
       expect((await daemon.exited).code).toBe(0);
