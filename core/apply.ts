@@ -285,6 +285,17 @@ export class BatchApplier {
     if (touched) (touched.forceGroups ??= new Set()).add(groupId);
   }
 
+  /**
+   * evaluate() for a record its caller has just read in this transaction (a backfill scanning the
+   * records in order): the same, without reading it again.
+   */
+  evaluateRead(modelId: string, groupId: string, stored: StoredRecord): void {
+    const model = this.domain.models.get(modelId);
+    if (!model) return;
+    const t = this.touch(model, stored.id, this.now, stored);
+    (t.forceGroups ??= new Set()).add(groupId);
+  }
+
   /** A stored record touched for work over the state (a sweep, a backfill, a Run); undefined when it is not held. */
   private held(modelId: string, recordId: string): Touched | undefined {
     const model = this.domain.models.get(modelId);
@@ -408,13 +419,13 @@ export class BatchApplier {
     return this.result;
   }
 
-  private touch(model: ModelDef, recordId: string, commitTime: number): Touched {
+  private touch(model: ModelDef, recordId: string, commitTime: number, read?: StoredRecord): Touched {
     const key = `${model.id}\u0000${recordId}`;
     let t = this.touched.get(key);
     if (!t) {
       // A read returns a fresh copy, changed in place; `before` keeps what settling compares against
       // (groups are replaced, never changed in place; boundaries are changed in place, so copied).
-      const stored = this.state.getRecord(model.id, recordId) ?? null;
+      const stored = read ?? this.state.getRecord(model.id, recordId) ?? null;
       const before = stored ? { id: stored.id, groups: stored.groups, boundaries: hasKeys(stored.boundaries) ? { ...stored.boundaries } : NO_BOUNDARIES } : null;
       t = { model, before, current: stored, changed: [], recreated: false, dirty: false, commitTime };
       this.touched.set(key, t);

@@ -490,6 +490,18 @@ export class Store {
     for (const { value } of this.records.getRange({ start: [modelId], end: [modelId, END] })) yield value;
   }
 
+  /** Up to `limit` records of a model after the id `after` (exclusive), in key order, each a fresh copy. */
+  recordsAfter(modelId: string, after: string | undefined, limit: number): StoredRecord[] {
+    const start: Key = after === undefined ? [modelId] : [modelId, after];
+    const out: StoredRecord[] = [];
+    for (const { key, value } of this.records.getRange({ start, end: [modelId, END], limit: limit + 1 })) {
+      if (after !== undefined && String((key as Key)[1]) === after) continue;
+      out.push(value);
+      if (out.length === limit) break;
+    }
+    return out;
+  }
+
   recordIdsOf(modelId: string, after: string | undefined, limit: number): string[] {
     return this.secondKeys(this.records, modelId, after, limit);
   }

@@ -33,8 +33,9 @@ export async function sweep(store: Store, domain: Domain, now: number): Promise<
 }
 
 /**
- * Evaluates one group for the next `limit` records after `after`, with `progress` (the Run's
- * bookkeeping) written in the same transaction; returns the last id done, or undefined when none were left.
+ * Evaluates one group for the next `limit` records after `after`, read in that transaction in key
+ * order (each once), with `progress` (the Run's bookkeeping) written in the same transaction; returns
+ * the last id done and what the chunk did, or undefined when none were left.
  */
 export async function backfillChunk(
   store: Store,
@@ -45,13 +46,15 @@ export async function backfillChunk(
   now: number,
   limit = 500,
   progress?: (tx: StateTransaction, last: string, count: number) => void,
-): Promise<{ last: string; count: number } | undefined> {
-  const ids = store.recordIdsOf(modelId, after, limit);
-  const last = ids[ids.length - 1];
-  if (last === undefined) return undefined;
-  await applyBatch(store, domain, [], now, (applier, tx) => {
-    for (const id of ids) applier.evaluate(modelId, groupId, id);
-    progress?.(tx, last, ids.length);
+): Promise<{ last: string; count: number; result: BatchResult } | undefined> {
+  let done: { last: string; count: number } | undefined;
+  const result = await applyBatch(store, domain, [], now, (applier, tx) => {
+    const records = store.recordsAfter(modelId, after, limit);
+    const last = records[records.length - 1]?.id;
+    if (last === undefined) return;
+    for (const record of records) applier.evaluateRead(modelId, groupId, record);
+    progress?.(tx, last, records.length);
+    done = { last, count: records.length };
   });
-  return { last, count: ids.length };
+  return done && { ...done, result };
 }

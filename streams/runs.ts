@@ -9,7 +9,7 @@ import { DEFINITION_CLASSES, planRuns, type DefinitionUpdate, type Definitions, 
 import type { Domain } from "../core/domain.js";
 import type { SourceConnector } from "../connectors/types.js";
 import type { StateTransaction, Store } from "../state/store.js";
-import { applyBatch } from "./batch.js";
+import { applyBatch, backfillChunk } from "./batch.js";
 import type { ChunkedWork, CommittedBatch } from "./pipeline.js";
 
 export type RunStatus = "queued" | "running" | "complete" | "failed" | "superseded" | "stopped";
@@ -55,7 +55,7 @@ export interface RunEvents {
 
 const RECORDS_PER_CHUNK = 500;
 const KEYS_PER_CHUNK = 5000;
-/** Records written per transaction from a rebuild's scanned states (cheap per record, so more of them). */
+/** Records written per transaction from a rebuild's scanned states, or evaluated by a backfill (cheap per record, so more of them). */
 const SCANNED_RECORDS_PER_CHUNK = 2000;
 const LOG_EVERY_MS = 5000;
 /** The position stream a re-read reports its progress on (in the transaction of the rows it read). */
@@ -508,9 +508,14 @@ export class Runs {
         return false;
       }
       case "backfill": {
-        const ids = records(spec.modelId);
-        if (ids.length === 0) return this.phaseDone(run);
-        await over(ids, (applier, _tx, id) => applier.evaluate(spec.modelId, spec.groupId, id));
+        const chunk = await backfillChunk(store, domain, spec.modelId, spec.groupId, run.cursor, now, SCANNED_RECORDS_PER_CHUNK, (tx, last, count) => {
+          run.processed += count;
+          run.cursor = last;
+          tx.putMeta(`run:${run.id}`, run);
+        });
+        if (!chunk) return this.phaseDone(run);
+        this.context.events?.applied?.(run, chunk.result);
+        this.progressed(run, chunk.count);
         return false;
       }
       case "export": {
