@@ -15,7 +15,7 @@ import type { DestinationConnector, SourceConnector } from "../connectors/types.
 import { createMetrics, type Metrics } from "../metrics/registry.js";
 import { StateOpenError } from "../state/open.js";
 import { Store, type OutboxEntry } from "../state/store.js";
-import { DEFAULT_DELIVERY_OPTIONS, Delivery, type DeliveryOptions } from "../streams/delivery.js";
+import { DEFAULT_DELIVERY_OPTIONS, Delivery, type DeliveryOptions, type InFlight } from "../streams/delivery.js";
 import { flowIntoState, type Flow } from "../streams/flow.js";
 import { DEFAULT_PIPELINE_OPTIONS, pipelineOptions } from "../streams/pipeline.js";
 import { listRuns, Runs } from "../streams/runs.js";
@@ -125,6 +125,8 @@ export class Daemon {
   /** A config generation has started once (before: starting; between two: reloading). */
   private served = false;
   private readonly startedAt = Date.now();
+  /** Per destination, what its delivery loops have in flight, shared across reloads (streams/delivery.ts, InFlight). */
+  private readonly inFlight = new Map<string, InFlight>();
   private watcher: FSWatcher | undefined;
   private draining = false;
   private reloading: Promise<unknown> = Promise.resolve();
@@ -510,6 +512,9 @@ export class Daemon {
       // Every failure has a log line: retries summed per destination (at most one line per interval,
       // with counts), each dead letter with its reason.
       const log = new DeliveryLog(this.logger.child({ destination: connector.destinationId }));
+      const id = connector.destinationId;
+      const inFlight = this.inFlight.get(id) ?? { seqs: new Set<number>(), records: new Set<string>() };
+      this.inFlight.set(id, inFlight);
       return new Delivery<OutboxEntry>(
         connector,
         this.store.outboxFor(connector.destinationId),
@@ -526,6 +531,7 @@ export class Daemon {
           },
         },
         { ...DEFAULT_DELIVERY_OPTIONS, ...this.options.delivery, ...tuning },
+        inFlight,
       );
     });
   }

@@ -727,7 +727,7 @@ export class Store {
     let next: number | undefined;
     const now = Date.now();
     for (const { value } of this.outbox.getRange({ start: [destinationId], end: [destinationId, Number.MAX_SAFE_INTEGER] })) {
-      if (value.sending || value.notBefore === undefined || value.notBefore <= now) continue;
+      if (value.notBefore === undefined || value.notBefore <= now) continue;
       if (next === undefined || value.notBefore < next) next = value.notBefore;
     }
     return next;
@@ -746,28 +746,32 @@ export class Store {
         const current = this.outbox.get([destinationId, entry.seq]);
         const attempts = (current?.attempts ?? entry.attempts ?? 0) + (status === "error" ? 1 : 0);
         const result: ExportResultEntry = { status: status === "error" ? (retryAt === undefined ? "dead_letter" : "retry") : status, at: now, seq: entry.seq, attempts, toDelete: entry.toDelete, ...(message ? { message } : {}) };
-        this.exportResults?.put([destinationId, entry.recordId], result);
+        if (current) this.exportResults?.put([destinationId, entry.recordId], result);
         const remove = () => {
           if (!current) return;
           this.outbox.remove([destinationId, entry.seq]);
           if (this.outboxByRecord.get([destinationId, entry.recordId]) === entry.seq) this.outboxByRecord.remove([destinationId, entry.recordId]);
         };
-        if (status === "ok") {
+        if (!current) {
+          // No longer queued: another delivery loop completed it already (one of the config before a
+          // reload whose send outlived its stop), or its destination's state was dropped (a Run). What
+          // the destination holds was recorded then; this answer is older news.
+        } else if (status === "ok") {
           if (entry.toDelete) this.remote.remove([destinationId, entry.recordId]);
           else this.remote.put([destinationId, entry.recordId], { properties: entry.newRecordProperties, groups: entry.newGroups });
           remove();
         } else if (status === "info") {
           remove();
-        } else if (!current) {
-          // Superseded while in flight: the newer export carries the record's state.
         } else if (retryAt === undefined) {
           const seq = this.nextSeq(seqs, "dead-letters");
           const letter: StoredExportDeadLetter = { seq, at: Date.now(), kind: "export", destinationId, reason: message ?? "rejected", entry: { ...current, lastError: message } };
           this.deadLetters.put([seq], letter);
           remove();
         } else {
-          // Not delivered after all: unsent again, so a newer export may replace it.
-          this.outbox.put([destinationId, entry.seq], { ...current, sending: false, attempts: (current.attempts ?? 0) + 1, notBefore: retryAt, ...(message ? { lastError: message } : {}) });
+          // Failed, to be retried: it may have landed all the same (a timeout, a connection lost after
+          // the request left), so it stays as being sent: a newer export queues behind it, planned
+          // against what it carries, rather than replacing it against a baseline it may have moved.
+          this.outbox.put([destinationId, entry.seq], { ...current, sending: true, attempts: (current.attempts ?? 0) + 1, notBefore: retryAt, ...(message ? { lastError: message } : {}) });
         }
       }
       for (const [name, seq] of seqs) this.meta.put(`seq:${name}`, seq);

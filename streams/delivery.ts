@@ -31,6 +31,17 @@ export interface DeliveryStore<E extends DeliveryEntry> {
   nextRetryAt(): number | undefined;
 }
 
+/**
+ * The exports a destination has in flight (seqs) and their records. The loops of one destination
+ * across reloads share them: a batch of the config before a reload that outlived its loop's stop is
+ * still being answered, and the next loop must neither send it again nor send a newer export of its
+ * records before it is answered (it would land after that newer one).
+ */
+export interface InFlight {
+  seqs: Set<number>;
+  records: Set<string>;
+}
+
 export interface DeliveryOptions {
   batchSize: number;
   maxBatchBytes: number;
@@ -66,8 +77,8 @@ export interface DeliveryEvents<E extends DeliveryEntry> {
 }
 
 export class Delivery<E extends DeliveryEntry> {
-  private readonly inFlight = new Set<number>();
-  private readonly recordsInFlight = new Set<string>();
+  private readonly inFlight: Set<number>;
+  private readonly recordsInFlight: Set<string>;
   private batches = 0;
   private running = false;
   private stopped = false;
@@ -83,7 +94,10 @@ export class Delivery<E extends DeliveryEntry> {
     private readonly store: DeliveryStore<E>,
     private readonly events: DeliveryEvents<E>,
     private readonly options: DeliveryOptions = DEFAULT_DELIVERY_OPTIONS,
+    inFlight: InFlight = { seqs: new Set(), records: new Set() },
   ) {
+    this.inFlight = inFlight.seqs;
+    this.recordsInFlight = inFlight.records;
     this.tokens = options.ratePerSecond;
     this.tokensAt = options.clock();
   }

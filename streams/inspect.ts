@@ -144,7 +144,7 @@ export function recordView(store: Store, domain: Domain, modelId: string, record
 export interface ExportView {
   seq: number;
   recordId: string;
-  /** waiting: not sent yet; sending: handed to the destination; retrying: failed before, waits for its next attempt. */
+  /** waiting: not sent yet; sending: handed to the destination; retrying: failed before (it may have landed), waits for or is in its next attempt. */
   state: "waiting" | "sending" | "retrying";
   toDelete: boolean;
   attempts: number;
@@ -160,7 +160,7 @@ export function viewExport(entry: OutboxEntry): ExportView {
   return {
     seq: entry.seq,
     recordId: entry.recordId,
-    state: entry.sending ? "sending" : attempts > 0 ? "retrying" : "waiting",
+    state: attempts > 0 ? "retrying" : entry.sending ? "sending" : "waiting",
     toDelete: entry.toDelete,
     attempts,
     ...(entry.notBefore !== undefined && attempts > 0 ? { notBefore: new Date(entry.notBefore).toISOString() } : {}),

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { DeliverableExport, DestinationConnector, ExportResult } from "../../../connectors/types.js";
+import { DeliveryError, type DeliverableExport, type DestinationConnector, type ExportResult } from "../../../connectors/types.js";
 import { Store, type OutboxEntry } from "../../../state/store.js";
 import { Delivery, DEFAULT_DELIVERY_OPTIONS } from "../../../streams/delivery.js";
 import { change, coreDomain } from "../../helpers/core.js";
@@ -136,5 +136,91 @@ describe("outbox read before a batch supersedes it", () => {
     expect([...remote.keys()]).toEqual(["2"]);
     expect(store.remoteOf("crm", "1")).toBeUndefined();
     expect(store.remoteOf("crm", "2")?.properties).toMatchObject({ email: "b@example.com" });
+  });
+});
+
+describe("outbox after a send whose outcome is unknown", () => {
+  let dir: string;
+  let store: Store;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), "outbox-"));
+    store = Store.open(dir);
+  });
+  afterEach(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** A destination that applies what it is sent, like an upsert store, and records each request. */
+  function applying(fail: (call: number) => DeliveryError | undefined, hold?: Promise<void>) {
+    const remote = new Map<string, Record<string, unknown>>();
+    const requests: string[][] = [];
+    let started: () => void = () => undefined;
+    const firstStarted = new Promise<void>((r) => (started = r));
+    const connector: DestinationConnector = {
+      destinationId: "crm",
+      async deliver(batch: readonly DeliverableExport[]): Promise<ExportResult[]> {
+        requests.push(batch.map((e) => `${e.recordId}:${e.toDelete ? "delete" : String(e.newRecordProperties.email)}`));
+        const call = requests.length;
+        if (call === 1) {
+          started();
+          await hold;
+        }
+        for (const e of batch) {
+          if (e.toDelete) remote.delete(e.recordId);
+          else remote.set(e.recordId, e.newRecordProperties);
+        }
+        // Applied, and then the answer is lost (a timeout, a connection reset).
+        const error = fail(call);
+        if (error) throw error;
+        return batch.map((e) => ({ seq: e.seq, status: "ok" }));
+      },
+      ready: () => true,
+      stop: async () => undefined,
+    };
+    return { connector, remote, requests, firstStarted };
+  }
+
+  it("a failed attempt that landed all the same, then the record deleted: the destination ends without it", async () => {
+    const dest = applying((call) => (call === 1 ? new DeliveryError("timed out after the request was sent", true) : undefined));
+    const delivery = new Delivery<OutboxEntry>(dest.connector, store.outboxFor("crm"), { completed: () => undefined, failed: () => undefined }, { ...DEFAULT_DELIVERY_OPTIONS, baseBackoffMs: 300, random: () => 1 });
+    delivery.start();
+    await applyBatch(store, domain, [change("users_table", "insert", "1", { id: 1, email: "a@example.com" })], Date.now());
+    delivery.wake();
+    await waitFor("the failed attempt recorded", async () => (store.exportResultOf("crm", "1")?.status === "retry" ? true : undefined));
+    // Deleted while the create waits for its retry: the delete follows it, planned as if it landed.
+    await applyBatch(store, domain, [change("users_table", "delete", "1", null)], Date.now());
+    delivery.wake();
+    await waitFor("delivered", async () => (store.outboxDepth("crm") === 0 && delivery.idle() ? true : undefined));
+    await delivery.stop();
+    expect(dest.requests).toEqual([["1:a@example.com"], ["1:a@example.com"], ["1:delete"]]);
+    expect(dest.remote.has("1")).toBe(false);
+    expect(store.remoteOf("crm", "1")).toBeUndefined();
+  });
+
+  it("a send of the config before a reload that outlives its loop's stop is neither sent again nor overtaken", async () => {
+    let release: () => void = () => undefined;
+    const dest = applying(() => undefined, new Promise<void>((r) => (release = r)));
+    const inFlight = { seqs: new Set<number>(), records: new Set<string>() };
+    const events = { completed: () => undefined, failed: () => undefined };
+    const before = new Delivery<OutboxEntry>(dest.connector, store.outboxFor("crm"), events, DEFAULT_DELIVERY_OPTIONS, inFlight);
+    before.start();
+    await applyBatch(store, domain, [change("users_table", "insert", "1", { id: 1, email: "a@example.com" })], Date.now());
+    before.wake();
+    await dest.firstStarted;
+    // The reload: the old loop stops with its send still unanswered, the record changes, a new loop starts.
+    await before.stop(50);
+    await applyBatch(store, domain, [change("users_table", "update", "1", { id: 1, email: "b@example.com" })], Date.now());
+    const after = new Delivery<OutboxEntry>(dest.connector, store.outboxFor("crm"), events, DEFAULT_DELIVERY_OPTIONS, inFlight);
+    after.start();
+    after.wake();
+    await new Promise((r) => setTimeout(r, 300));
+    expect(dest.requests).toEqual([["1:a@example.com"]]);
+    release();
+    await waitFor("delivered", async () => (store.outboxDepth("crm") === 0 && after.idle() && inFlight.seqs.size === 0 ? true : undefined));
+    await after.stop();
+    expect(dest.requests).toEqual([["1:a@example.com"], ["1:b@example.com"]]);
+    expect(dest.remote.get("1")).toMatchObject({ email: "b@example.com" });
+    expect(store.remoteOf("crm", "1")?.properties).toMatchObject({ email: "b@example.com" });
   });
 });
