@@ -461,10 +461,10 @@ export class Daemon {
             for (const r of repairs) metrics.aggregateRepairs.inc({ property: r.propertyId });
             logger.warn({ repairs: repairs.length, first: repairs.slice(0, 3) }, "aggregates rebuilt from their rows (another definition built them, or they were inconsistent)");
           }
-          if ((batch.result?.exports ?? 0) > 0) {
-            for (const d of deliveries) d.wake();
-            flow.backpressure.outboxDepths(outboxDepths());
-          }
+          if ((batch.result?.exports ?? 0) > 0) for (const d of deliveries) d.wake();
+          // At the bound, every commit looks again: a batch may have shrunk the outbox by replacing or
+          // dropping exports without queuing any, and the sources wait for it to go below half.
+          if ((batch.result?.exports ?? 0) > 0 || flow.backpressure.outboxAtBound) flow.backpressure.outboxDepths(outboxDepths());
         },
         failed: (error) => logger.error({ err: error }, "pipeline failed"),
         pressure: (reason, full, paused) => {
