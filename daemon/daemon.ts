@@ -36,6 +36,9 @@ import type { Operation } from "../streams/pipeline.js";
 import { recordCommitted, recordResult, recordDelivered, sourceObserver } from "./observe.js";
 import type { SystemdNotifier } from "./systemd.js";
 
+/** Longest a reload waits for the live check of the new config. */
+const RELOAD_LIVE_CHECK_MS = 15_000;
+
 export interface RunOptions {
   config: string;
   /** Plugin packages (or paths) to load, resolved from the working directory. */
@@ -606,12 +609,19 @@ export class Daemon {
     // refused as an invalid one is (the running config keeps streaming); one whose database cannot be
     // reached now is applied (its connectors retry it), as at start.
     this.systemd?.status("reloading: checking the sources and destinations against the live systems");
-    const live = await checkLive(loaded.config, loaded.registry);
-    for (const problem of live) {
+    // Bounded, and given up for a drain: a query waiting on a lock must not hold a SIGTERM back.
+    let checking = true;
+    const checked = checkLive(loaded.config, loaded.registry).finally(() => (checking = false));
+    checked.catch(() => undefined);
+    const live = await Promise.race([checked, this.drainOrAfter(RELOAD_LIVE_CHECK_MS, () => checking)]);
+    if (this.draining) return "ignored";
+    if (live === "timeout") this.logger.warn({ seconds: RELOAD_LIVE_CHECK_MS / 1000 }, "the live check of the new config did not finish in time; applying it anyway (its connectors retry)");
+    const problems = live === "timeout" ? [] : live;
+    for (const problem of problems) {
       if (problem.permanent) this.logger.error({ [problem.objectClass]: problem.id }, `${formatLiveProblem(problem)}; the new config is refused`);
       else this.logger.warn({ [problem.objectClass]: problem.id }, `${formatLiveProblem(problem)}; applying it anyway (it is retried)`);
     }
-    if (live.some((p) => p.permanent)) {
+    if (problems.some((p) => p.permanent)) {
       this.metrics.configReloads.inc({ result: "invalid" });
       this.logger.error({ config: this.options.config }, "the new config does not match the live systems: the running config is kept");
       this.systemd?.ready("running: the new config does not match the live systems, the previous one is kept (see the log)");
@@ -633,6 +643,13 @@ export class Daemon {
     this.logApiMode(apiMode(this.lastKeys?.size ?? 0, this.options.apiInsecure ?? false), this.lastKeys);
     this.announceReady();
     return "applied";
+  }
+
+  /** Resolves with "timeout" after `ms`, or earlier once a drain began (this.draining); looks while `waiting()`. */
+  private async drainOrAfter(ms: number, waiting: () => boolean): Promise<"timeout"> {
+    const until = Date.now() + ms;
+    while (waiting() && !this.draining && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    return "timeout";
   }
 
   private watchConfig(): void {

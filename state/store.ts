@@ -39,6 +39,8 @@ export interface OutboxEntry extends ExportPlan {
   /** Not to be retried before this instant (epoch ms). */
   notBefore?: number;
   lastError?: string;
+  /** An attempt failed without an answer for it (a timeout, a lost connection): it may have landed. */
+  mayHaveLanded?: boolean;
 }
 
 /** What happened to one export sent to a destination. */
@@ -48,6 +50,8 @@ export interface ExportOutcome {
   message?: string;
   /** For errors: when to try again (epoch ms); past maxAttempts the export is dead-lettered instead. */
   retryAt?: number;
+  /** For errors: no answer for this export came back (the request may have been applied all the same). */
+  mayHaveLanded?: boolean;
 }
 
 /** The last answer a destination gave for a record's export (the sub-database export-results). */
@@ -742,7 +746,7 @@ export class Store {
     await this.write(() => {
       const seqs = new Map<string, number>();
       const now = Date.now();
-      for (const { entry, status, message, retryAt } of outcomes) {
+      for (const { entry, status, message, retryAt, mayHaveLanded } of outcomes) {
         const current = this.outbox.get([destinationId, entry.seq]);
         const attempts = (current?.attempts ?? entry.attempts ?? 0) + (status === "error" ? 1 : 0);
         const result: ExportResultEntry = { status: status === "error" ? (retryAt === undefined ? "dead_letter" : "retry") : status, at: now, seq: entry.seq, attempts, toDelete: entry.toDelete, ...(message ? { message } : {}) };
@@ -768,10 +772,20 @@ export class Store {
           this.deadLetters.put([seq], letter);
           remove();
         } else {
-          // Failed, to be retried: it may have landed all the same (a timeout, a connection lost after
-          // the request left), so it stays as being sent: a newer export queues behind it, planned
-          // against what it carries, rather than replacing it against a baseline it may have moved.
-          this.outbox.put([destinationId, entry.seq], { ...current, sending: true, attempts: (current.attempts ?? 0) + 1, notBefore: retryAt, ...(message ? { lastError: message } : {}) });
+          // Failed, to be retried. Rejected by the destination's own answer, it did not land: unsent
+          // again, so a newer export may replace it. Without an answer (a timeout, a connection lost
+          // after the request left), now or at an earlier attempt, it may have landed: it stays as
+          // being sent, and a newer export queues behind it, planned against what it carries, rather
+          // than replacing it against a baseline it may have moved.
+          const uncertain = mayHaveLanded === true || current.mayHaveLanded === true;
+          this.outbox.put([destinationId, entry.seq], {
+            ...current,
+            sending: uncertain,
+            ...(uncertain ? { mayHaveLanded: true } : {}),
+            attempts: (current.attempts ?? 0) + 1,
+            notBefore: retryAt,
+            ...(message ? { lastError: message } : {}),
+          });
         }
       }
       for (const [name, seq] of seqs) this.meta.put(`seq:${name}`, seq);

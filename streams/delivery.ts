@@ -15,6 +15,8 @@ export interface DeliveryOutcome<E extends DeliveryEntry> {
   message?: string;
   /** For errors: the next attempt (epoch ms); undefined = no more attempts (dead letter). */
   retryAt?: number;
+  /** For errors: no answer for this export came back (the request failed as a whole, or the answer left it out), so it may have been applied. */
+  mayHaveLanded?: boolean;
 }
 
 /** The outbox of one destination (state/ implements it). */
@@ -40,6 +42,8 @@ export interface DeliveryStore<E extends DeliveryEntry> {
 export interface InFlight {
   seqs: Set<number>;
   records: Set<string>;
+  /** The running loops sharing them, woken when a batch of any of them is answered. */
+  loops?: Set<() => void>;
 }
 
 export interface DeliveryOptions {
@@ -79,6 +83,8 @@ export interface DeliveryEvents<E extends DeliveryEntry> {
 export class Delivery<E extends DeliveryEntry> {
   private readonly inFlight: Set<number>;
   private readonly recordsInFlight: Set<string>;
+  private readonly loops: Set<() => void>;
+  private readonly wakeThis = () => this.wake();
   private batches = 0;
   private running = false;
   private stopped = false;
@@ -98,6 +104,7 @@ export class Delivery<E extends DeliveryEntry> {
   ) {
     this.inFlight = inFlight.seqs;
     this.recordsInFlight = inFlight.records;
+    this.loops = inFlight.loops ??= new Set();
     this.tokens = options.ratePerSecond;
     this.tokensAt = options.clock();
   }
@@ -105,6 +112,7 @@ export class Delivery<E extends DeliveryEntry> {
   start(): void {
     if (this.running) return;
     this.running = true;
+    this.loops.add(this.wakeThis);
     this.loopDone = this.loop();
   }
 
@@ -130,6 +138,7 @@ export class Delivery<E extends DeliveryEntry> {
   /** Stops taking work and waits up to `timeoutMs` for batches in flight (unanswered ones stay in the outbox). */
   async stop(timeoutMs = 30_000): Promise<void> {
     this.stopped = true;
+    this.loops.delete(this.wakeThis);
     this.wake();
     await this.loopDone;
     const deadline = Date.now() + timeoutMs;
@@ -206,7 +215,9 @@ export class Delivery<E extends DeliveryEntry> {
             this.recordsInFlight.delete(entry.recordId);
           }
           this.batches -= 1;
+          // Its records may hold back exports another loop of this destination waits to send (after a reload).
           this.wake();
+          for (const wake of this.loops) wake();
         });
     }
   }
@@ -225,10 +236,11 @@ export class Delivery<E extends DeliveryEntry> {
     return Math.max(jittered, retryAfterMs ?? 0);
   }
 
-  private failure(entry: E, message: string, retryable: boolean, retryAfterMs?: number): DeliveryOutcome<E> {
+  private failure(entry: E, message: string, retryable: boolean, mayHaveLanded: boolean, retryAfterMs?: number): DeliveryOutcome<E> {
     const attempts = (entry.attempts ?? 0) + 1;
-    if (!retryable || attempts >= this.options.maxAttempts) return { entry, status: "error", message };
-    return { entry, status: "error", message, retryAt: this.options.clock() + this.backoff(attempts - 1, retryAfterMs) };
+    const unknown = mayHaveLanded ? { mayHaveLanded } : {};
+    if (!retryable || attempts >= this.options.maxAttempts) return { entry, status: "error", message, ...unknown };
+    return { entry, status: "error", message, retryAt: this.options.clock() + this.backoff(attempts - 1, retryAfterMs), ...unknown };
   }
 
   private async attempt(batch: E[]): Promise<DeliveryOutcome<E>[]> {
@@ -237,8 +249,8 @@ export class Delivery<E extends DeliveryEntry> {
       const bySeq = new Map(results.map((r) => [r.seq, r]));
       return batch.map((entry) => {
         const result = bySeq.get(entry.seq);
-        if (!result) return this.failure(entry, "the destination returned no result for this export", true);
-        if (result.status === "error") return this.failure(entry, result.message ?? "rejected by the destination", true);
+        if (!result) return this.failure(entry, "the destination returned no result for this export", true, true);
+        if (result.status === "error") return this.failure(entry, result.message ?? "rejected by the destination", true, false);
         return { entry, status: result.status, ...(result.message ? { message: result.message } : {}) };
       });
     } catch (error) {
@@ -248,7 +260,7 @@ export class Delivery<E extends DeliveryEntry> {
         const half = Math.ceil(batch.length / 2);
         return [...(await this.attempt(batch.slice(0, half))), ...(await this.attempt(batch.slice(half)))];
       }
-      return batch.map((entry) => this.failure(entry, e.message, e.retryable, e.retryAfterMs));
+      return batch.map((entry) => this.failure(entry, e.message, e.retryable, true, e.retryAfterMs));
     }
   }
 }

@@ -198,6 +198,35 @@ describe("outbox after a send whose outcome is unknown", () => {
     expect(store.remoteOf("crm", "1")).toBeUndefined();
   });
 
+  it("an export the destination rejected in its answer did not land: a newer one replaces it", async () => {
+    const remote = new Map<string, Record<string, unknown>>();
+    const requests: string[][] = [];
+    const connector: DestinationConnector = {
+      destinationId: "crm",
+      async deliver(batch: readonly DeliverableExport[]): Promise<ExportResult[]> {
+        requests.push(batch.map((e) => `${e.recordId}:${String(e.newRecordProperties.email)}`));
+        // The first answer rejects the record (a value the destination refuses); later ones apply.
+        if (requests.length === 1) return batch.map((e) => ({ seq: e.seq, status: "error", message: "invalid email" }));
+        for (const e of batch) remote.set(e.recordId, e.newRecordProperties);
+        return batch.map((e) => ({ seq: e.seq, status: "ok" }));
+      },
+      ready: () => true,
+      stop: async () => undefined,
+    };
+    const delivery = new Delivery<OutboxEntry>(connector, store.outboxFor("crm"), { completed: () => undefined, failed: () => undefined }, { ...DEFAULT_DELIVERY_OPTIONS, baseBackoffMs: 60_000, random: () => 1 });
+    delivery.start();
+    await applyBatch(store, domain, [change("users_table", "insert", "1", { id: 1, email: "a@example.com" })], Date.now());
+    delivery.wake();
+    await waitFor("the rejection recorded", async () => (store.exportResultOf("crm", "1")?.status === "retry" ? true : undefined));
+    // The source corrects the value: the new export goes out now, not after the rejected one's retries.
+    await applyBatch(store, domain, [change("users_table", "update", "1", { id: 1, email: "b@example.com" })], Date.now());
+    delivery.wake();
+    await waitFor("delivered", async () => (store.outboxDepth("crm") === 0 && delivery.idle() ? true : undefined));
+    await delivery.stop();
+    expect(requests).toEqual([["1:a@example.com"], ["1:b@example.com"]]);
+    expect(remote.get("1")).toMatchObject({ email: "b@example.com" });
+  });
+
   it("a send of the config before a reload that outlives its loop's stop is neither sent again nor overtaken", async () => {
     let release: () => void = () => undefined;
     const dest = applying(() => undefined, new Promise<void>((r) => (release = r)));
