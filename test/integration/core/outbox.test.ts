@@ -41,17 +41,19 @@ function slowDestination() {
   return { connector, remote, firstStarted, release: () => release() };
 }
 
+// Every test on a state of its own.
+let dir: string;
+let store: Store;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), "outbox-"));
+  store = Store.open(dir);
+});
+afterEach(async () => {
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
 describe("outbox with an export in flight", () => {
-  let dir: string;
-  let store: Store;
-  beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), "outbox-"));
-    store = Store.open(dir);
-  });
-  afterEach(async () => {
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
 
   async function scenario(afterFirstSent: () => Promise<void>) {
     const slow = slowDestination();
@@ -87,16 +89,6 @@ describe("outbox with an export in flight", () => {
 });
 
 describe("outbox read before a batch supersedes it", () => {
-  let dir: string;
-  let store: Store;
-  beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), "outbox-"));
-    store = Store.open(dir);
-  });
-  afterEach(async () => {
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
 
   // The delivery loop reads what is pending, then marks it in a transaction of its own; a batch that
   // commits in between may replace or drop what was read. What it dropped must not be sent.
@@ -140,16 +132,6 @@ describe("outbox read before a batch supersedes it", () => {
 });
 
 describe("outbox after a send whose outcome is unknown", () => {
-  let dir: string;
-  let store: Store;
-  beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), "outbox-"));
-    store = Store.open(dir);
-  });
-  afterEach(async () => {
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
 
   /** A destination that applies what it is sent, like an upsert store, and records each request. */
   function applying(fail: (call: number) => DeliveryError | undefined, hold?: Promise<void>) {
