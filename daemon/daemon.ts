@@ -661,7 +661,20 @@ export class Daemon {
       });
     } catch (error) {
       this.logger.warn({ err: error }, "cannot watch the config for changes");
+      return;
     }
+    // The watch begins once the daemon runs, long after the start read the config (the live check
+    // alone may wait on a lock): a change made meanwhile would wait for the next one. It is read again
+    // now, and reloaded when it is not the config running.
+    void this.reloadIfChangedSinceStart();
+  }
+
+  private async reloadIfChangedSinceStart(): Promise<void> {
+    const loaded = await Daemon.load(this.options, this.logger.child({}, { level: "silent" }));
+    const running = this.generation?.digest;
+    if (this.draining || running === undefined) return;
+    if (loaded.config && configDigest(loaded.config) === running) return;
+    await this.reload("the config changed while the daemon started (--watch-config)");
   }
 
   /** Drains (SIGTERM, SIGINT): not ready, sources stop, the batch in flight commits, the outbox is flushed up to the drain timeout. */

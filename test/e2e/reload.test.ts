@@ -2,10 +2,11 @@
 // (every error logged, counted as invalid), as does a valid one naming a table the database does not
 // have (the start's live check), with a valid one applies it live (its Runs start, the new
 // group fills); --watch-config reloads when a file changes; `runs` lists the Runs and `rebuild` asks for
-// one beside the running daemon.
+// one beside the running daemon; --watch-config applies a change made while the daemon started.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import pg from "pg";
 import { afterAll, describe, expect, inject, it } from "vitest";
 import { freePort } from "../services/process.js";
 import { runCli } from "../helpers/cli.js";
@@ -89,6 +90,49 @@ describe("reloading the config", () => {
       daemon.child.kill("SIGTERM");
       expect((await daemon.exited).code).toBe(0);
     } finally {
+      if (daemon && daemon.child.exitCode === null) {
+        daemon.child.kill("SIGKILL");
+        await daemon.exited;
+      }
+      await db.drop();
+    }
+  });
+
+  it("with --watch-config, applies a change made while the daemon started (its live check waiting on a lock)", { timeout: 120_000 }, async () => {
+    const db = await createTestDatabase(inject("pgUrl"), "reload_start");
+    const holder = new pg.Client({ connectionString: db.url });
+    let daemon: DaemonProcess | undefined;
+    try {
+      for (const sql of [...SHOP_SCHEMA, ...SHOP_DATA]) await db.query(sql);
+      // A query import whose EXPLAIN (the start's live check) waits while a migration holds its table.
+      const refunds: Obj[] = [
+        { class: "source", id: "refund_totals", type: "postgres-query-import", appId: "shop", modelId: "users", options: { query: "SELECT user_id, sum(amount)::float8 AS refunded FROM refunds GROUP BY user_id" }, mapping: { user_id: "user_id" } },
+        { class: "property", id: "refunded", type: "float", sourceId: "refund_totals", options: { column: "refunded" } },
+      ];
+      const config = join(work, "config-start.json");
+      writeFileSync(config, JSON.stringify([...concrete(shopConfig(), db.url), ...refunds]));
+      await holder.connect();
+      await holder.query(`BEGIN`);
+      await holder.query(`LOCK TABLE refunds IN ACCESS EXCLUSIVE MODE`);
+      const http = `127.0.0.1:${await freePort()}`;
+      daemon = startDaemon(["--config", config, "--state", join(work, "state-start"), "--watch-config"], http);
+      await waitFor("the start's live check waiting on the lock", async () => {
+        const { rows } = await db.query(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'EXPLAIN %refunds%'`);
+        return rows.length === 1 ? true : undefined;
+      });
+      // The config changes now (a group added), after the start read it and before any watch began.
+      writeFileSync(config, JSON.stringify([...concrete(shopConfig(), db.url), ...refunds, { class: "group", id: "big", modelId: "users", rules: [{ propertyId: "max_amount", op: "gt", match: 90 }] }]));
+      await holder.query(`COMMIT`);
+      const metrics = async () => (await get(http, "/metrics")).body;
+      await waitFor("the change applied once running", async () => (sample(await metrics(), 'grouparoo_config_reload_total{result="applied"}') === 1 ? true : undefined), 60_000);
+      expect(daemon.logs()).toContain("the config changed while the daemon started (--watch-config)");
+      const { rows } = await db.query<{ n: string }>(`SELECT count(DISTINCT user_id) AS n FROM purchases WHERE amount > 90`);
+      expect(Number(rows[0]?.n)).toBeGreaterThan(0);
+      await waitFor("the new group filled", async () => (sample(await metrics(), 'grouparoo_group_members{group="big"}') === Number(rows[0]?.n) ? true : undefined));
+      daemon.child.kill("SIGTERM");
+      expect((await daemon.exited).code).toBe(0);
+    } finally {
+      await holder.end().catch(() => undefined);
       if (daemon && daemon.child.exitCode === null) {
         daemon.child.kill("SIGKILL");
         await daemon.exited;
