@@ -64,10 +64,6 @@ export interface ApiListener {
 }
 
 /**
- * The API thread's code: the compiled reader, or (running from the TypeScript sources, as the tests
- * do) the source imported through tsx, a development dependency.
- */
-/**
  * The listener thread's young generation, in MB. The process runs with --max-semi-space-size=64 for
  * the stream's batches, and the thread inherited it: its garbage is per request and short-lived, and
  * each scavenge of that space took the cores the stream shares for milliseconds. With 16 MB, in
@@ -76,6 +72,10 @@ export interface ApiListener {
  */
 const API_YOUNG_GENERATION_MB = 16;
 
+/**
+ * The API thread's code: the compiled reader, or (running from the TypeScript sources, as the tests
+ * do) the source imported through tsx, a development dependency.
+ */
 function readerThread(data: ReaderData): Worker {
   const options = { workerData: data, name: "grouparoo-stream api", resourceLimits: { maxYoungGenerationSizeMb: API_YOUNG_GENERATION_MB } };
   const compiled = new URL("./reader.js", import.meta.url);
