@@ -17,6 +17,13 @@ import { createTestDatabase } from "../helpers/postgres.js";
 
 const KILLS = 5;
 const KINDS = ["remove-group", "remove-property", "reread", "rebuild", "backfill", "export"] as const;
+/**
+ * Groups the new config adds beside "buyers", each its own backfill Run (Runs go one at a time). A
+ * backfill reads 2,000 records a transaction, so one over 20,000 records is ten commits: a fast
+ * machine finished it before it was caught five times (CI on 2026-12-01: "finished after 0 kills").
+ * 25 in a row last long enough there, and cost a slow machine seconds, not minutes.
+ */
+const MORE_GROUPS = Array.from({ length: 24 }, (_, i) => `buyers_${i + 1}`);
 
 const concrete = (objects: Obj[], url: string, slot: string, table: string): Obj[] =>
   objects.map((o) =>
@@ -34,6 +41,7 @@ function changed(): Obj[] {
     { class: "source", id: "refunds_table", type: "postgres-cdc", appId: "shop", modelId: "users", options: { table: "refunds" }, mapping: { user_id: "user_id" } },
     { class: "property", id: "refund_total", type: "float", sourceId: "refunds_table", options: { column: "amount", aggregationMethod: "sum" } },
     { class: "group", id: "buyers", modelId: "users", rules: [{ propertyId: "purchase_count", op: "gt", match: 2 }] },
+    ...MORE_GROUPS.map((id, i) => ({ class: "group", id, modelId: "users", rules: [{ propertyId: "purchase_count", op: "gt", match: i % 6 }] })),
   );
   return objects;
 }
@@ -94,7 +102,9 @@ describe("Runs under SIGKILL", () => {
             const open = ["queued", "running"].reduce((n, s) => n + (sample(text, `grouparoo_runs{kind="${kind}",state="${s}"}`) ?? 0), 0);
             return done > 0 && open === 0 ? "done" : undefined;
             // Generous: on a loaded machine a restart may first wait out the killed walsender's slot.
-          }, 180_000);
+            // Looked for every 10 ms (the log is read first, in memory): a Run found late is
+            // killed late, and a fast machine could finish one in the time a slower probe takes.
+          }, 180_000, 10);
           if (seen === "done") throw new Error(`the ${kind} Runs finished after ${killed.get(kind)} kills: make them longer`);
           random = (random * 1103515245 + 12345) % 2147483648;
           await new Promise((r) => setTimeout(r, random % 80));
@@ -129,7 +139,7 @@ describe("Runs under SIGKILL", () => {
       const oracle = await Daemon.start({ config: oracleConfig, state: join(work, "oracle-state"), http: `127.0.0.1:${await freePort()}` }, pino({ level: "silent" }));
       if (typeof oracle === "number") throw new Error(`the oracle did not start (${oracle})`);
       await waitFor("the oracle read everything", async () => (oracle.state.getRecord("users", "999999") && (oracle.runs?.pending().length ?? 1) === 0 && oracle.state.outboxDepth("crm") === 0 ? true : undefined), 120_000);
-      const args5 = [["users"], ["crm"], ["high_value", "buyers"], ["purchases_table", "refunds_table"]] as const;
+      const args5 = [["users"], ["crm"], ["high_value", "buyers", ...MORE_GROUPS], ["purchases_table", "refunds_table"]] as const;
       const oracleDump = dumpState(oracle.state, ...args5);
       await oracle.drain("SIGTERM");
       await oracle.finished;

@@ -8,7 +8,7 @@ export interface DaemonProcess {
   logs: () => string;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** waitFor, failing at once when the daemon exits, and naming its last log lines when it fails. */
-  until: <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs?: number) => Promise<T>;
+  until: <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs?: number, intervalMs?: number) => Promise<T>;
 }
 
 export function startDaemon(args: string[], http: string, env: NodeJS.ProcessEnv = process.env): DaemonProcess {
@@ -20,11 +20,11 @@ export function startDaemon(args: string[], http: string, env: NodeJS.ProcessEnv
   let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   void exited.then((e) => (exit = e));
   const tail = () => logs.trimEnd().split("\n").slice(-30).join("\n");
-  const until = <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs?: number): Promise<T> =>
+  const until = <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs?: number, intervalMs?: number): Promise<T> =>
     waitFor(what, async () => {
       if (exit) throw new DaemonExited(`the daemon exited (code ${exit.code}, signal ${exit.signal}) while waiting for ${what}; its last log lines:\n${tail()}`);
       return probe();
-    }, timeoutMs).catch((error: Error) => {
+    }, timeoutMs, intervalMs).catch((error: Error) => {
       throw error instanceof DaemonExited ? error : new Error(`${error.message}; the daemon's last log lines:\n${tail()}`);
     });
   return { child, http, logs: () => logs, exited, until };
@@ -45,7 +45,8 @@ export function sample(metrics: string, series: string): number | undefined {
   return undefined;
 }
 
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+/** Probes every `intervalMs` until `probe` gives a value; fails after `timeoutMs` naming `what`. */
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000, intervalMs = 100): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -57,6 +58,6 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
       last = error;
     }
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${String(last)})` : ""}`);
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
