@@ -88,7 +88,7 @@ const BENCHMARKS: { name: string; file: string; rows: (r: Json) => Line[] }[] = 
       const max = r.streamingMax as Json;
       const records = n(r.records);
       return [
-        { benchmark: "api (daemon process)", measure: `GET /records lookups/s of ${n(r.lookupRateOffered)} offered, ${records} records, ${n(r.changesPerSecondLoaded)} changes/s (p50 / p99 ms)`, value: `${n(r.lookupsPerSecond)} (${n(r.lookupP50Ms)} / ${n(r.lookupP99Ms)})`, ceiling: `closed loop ${n(r.maxLookupsPerSecond)} (p99 ${n(r.maxLookupP99Ms)})`, ratio: "-", target: `≥ 5,000, p99 < 20 (${Number(r.lookupsPerSecond) >= 5000 && Number(r.lookupP99Ms) < 20 ? "met" : "not met"})` },
+        { benchmark: "api (daemon process)", measure: `GET /records lookups/s of ${n(r.lookupRateOffered)} offered, ${records} records, ${n(r.changesPerSecondLoaded)} changes/s (p50 / p99 ms)`, value: `${n(r.lookupsPerSecond)} (${n(r.lookupP50Ms)} / ${n(r.lookupP99Ms)})`, ceiling: `closed loop ${n(r.maxLookupsPerSecond)} (p99 ${n(r.maxLookupP99Ms)})`, ratio: "-", target: `≥ 5,000, p99 < 20 (${Number(r.lookupsPerSecond) >= 5000 && Number(r.lookupsSkipped) === 0 && Number(r.lookupP99Ms) < 20 ? "met" : "not met"})` },
         { benchmark: "api (daemon process)", measure: "streaming p99 with those lookups (ms; without; closed loop)", value: `${n(loaded.p99Ms)} (${n(quiet.p99Ms)}; ${n(max.p99Ms)})`, ceiling: "-", ratio: `×${n(r.streamingP99Ratio)}`, target: `≤ ×1.2 (${Number(r.streamingP99Ratio) <= 1.2 ? "met" : "not met"})` },
       ];
     },
