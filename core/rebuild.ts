@@ -14,8 +14,14 @@ export interface RebuildTargets {
   all?: boolean | undefined;
 }
 
+/** Why nothing was asked for: an id the config does not have (`unknown` says of what), or no target. */
+export interface RebuildRefusal {
+  message: string;
+  unknown?: "property" | "source" | "group" | "destination";
+}
+
 /** The Runs that rebuild what the options name, from the source data. */
-export function rebuildRequests(domain: Domain, options: RebuildTargets): { spec: RunSpec; target: string }[] | string {
+export function rebuildRequests(domain: Domain, options: RebuildTargets): { spec: RunSpec; target: string }[] | RebuildRefusal {
   const requests: { spec: RunSpec; target: string }[] = [];
   const reread = (sourceId: string) => {
     const source = domain.sources.get(sourceId);
@@ -23,22 +29,22 @@ export function rebuildRequests(domain: Domain, options: RebuildTargets): { spec
   };
   if (options.property !== undefined) {
     const property = domain.properties.get(options.property);
-    if (!property) return `no property "${options.property}" in the config`;
+    if (!property) return { message: `no property "${options.property}" in the config`, unknown: "property" };
     if (domain.sources.get(property.sourceId)?.primary) reread(property.sourceId);
     else requests.push({ spec: { kind: "rebuild", sourceId: property.sourceId, modelId: property.modelId, propertyIds: [property.id] }, target: `property ${property.id}` });
   }
   if (options.source !== undefined) {
-    if (!domain.sources.has(options.source)) return `no source "${options.source}" in the config`;
+    if (!domain.sources.has(options.source)) return { message: `no source "${options.source}" in the config`, unknown: "source" };
     reread(options.source);
   }
   if (options.group !== undefined) {
     const group = domain.groups.get(options.group);
-    if (!group) return `no group "${options.group}" in the config`;
+    if (!group) return { message: `no group "${options.group}" in the config`, unknown: "group" };
     requests.push({ spec: { kind: "backfill", groupId: group.id, modelId: group.modelId }, target: `group ${group.id}` });
   }
   if (options.destination !== undefined) {
     const destination = domain.destinations.get(options.destination);
-    if (!destination) return `no destination "${options.destination}" in the config`;
+    if (!destination) return { message: `no destination "${options.destination}" in the config`, unknown: "destination" };
     requests.push({ spec: { kind: "export", destinationId: destination.id, modelId: destination.modelId, reset: false }, target: `destination ${destination.id}` });
   }
   if (options.all) {
@@ -46,6 +52,6 @@ export function rebuildRequests(domain: Domain, options: RebuildTargets): { spec
     for (const group of domain.groups.values()) requests.push({ spec: { kind: "backfill", groupId: group.id, modelId: group.modelId }, target: `group ${group.id}` });
     for (const d of domain.destinations.values()) requests.push({ spec: { kind: "export", destinationId: d.id, modelId: d.modelId, reset: false }, target: `destination ${d.id}` });
   }
-  if (requests.length === 0) return "name what to rebuild: --property, --source, --group, --destination or --all";
+  if (requests.length === 0) return { message: options.all ? "nothing to rebuild: the config has no source, group or destination" : "name what to rebuild: --property, --source, --group, --destination or --all" };
   return requests;
 }

@@ -197,6 +197,7 @@ export class Runs {
     const run: RunState = { id: `${now.toString(36)}-req${String(this.requested++).padStart(3, "0")}-${spec.kind}`, kind: spec.kind, target, reason, spec, updates: [], state: "queued", processed: 0, total: null, phase: 0, createdAt: now };
     await this.context.store.putMeta(`run:${run.id}`, run);
     this.queue.push(run);
+    this.context.logger.info({ run: run.id, kind: run.kind, target: run.target, reason, resumed: false }, "run planned");
     if (!this.current) this.next();
     return run;
   }

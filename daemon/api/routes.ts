@@ -31,6 +31,12 @@ const errors = { 400: Type.Ref("Error"), 401: Type.Ref("Error"), 403: Type.Ref("
 const response = (description: string, more: Record<number, TSchema> = {}) => ({ 200: Anything(description), ...errors, ...more });
 const guard = (topic: (typeof API_TOPICS)[number], access: "read" | "write"): { config: { guard: RouteAccess } } => ({ config: { guard: { topic, access } } });
 
+const LOOKUP = "Exactly one: a unique property id (or grouparooId) and its value.";
+const LOOKUP_PARAMETER = Type.Object(
+  { lookup: Type.Object({}, { additionalProperties: Type.String(), description: `${LOOKUP} Sent as ?{propertyId}={value}, e.g. ?email=ada@example.com.` }) },
+  { style: "form", explode: true },
+);
+
 const instantOf = (value: string | number | undefined, name: string, fallback: number): number => {
   if (value === undefined) return fallback;
   const ms = typeof value === "number" ? value : /^\d+$/.test(value) ? Number(value) : Date.parse(value);
@@ -46,7 +52,7 @@ export function registerApiRoutes(api: Api, backend: ApiBackend): void {
     return domain;
   };
 
-  api.get("/status", { ...guard("status", "read"), schema: { summary: "The daemon's status: sources, destinations, groups, Runs, version, uptime.", tags: ["status"], response: response("DaemonStatus") } }, async () => backend.status());
+  api.get("/status", { ...guard("status", "read"), schema: { operationId: "getStatus", summary: "The daemon's status: sources, destinations, groups, Runs, version, uptime.", tags: ["status"], response: response("DaemonStatus") } }, async () => backend.status());
 
   // --- Records ------------------------------------------------------------------------------
 
@@ -55,13 +61,18 @@ export function registerApiRoutes(api: Api, backend: ApiBackend): void {
     {
       ...guard("record", "read"),
       schema: {
+        operationId: "getRecord",
         summary: "One record, looked up by one unique property's value (?email=ada@example.com) or by ?grouparooId=.",
         description: "Its properties with their invalid reasons, its groups, and per destination what it acknowledged, what is queued and its last answer.",
         tags: ["records"],
         params: Type.Object({ modelId: Id("model") }),
-        querystring: Type.Record(Type.String(), Type.String(), { description: "Exactly one: a unique property id (or grouparooId) and its value." }),
+        querystring: Type.Record(Type.String(), Type.String(), { description: LOOKUP }),
         response: response("{record: RecordView}"),
       },
+      // The OpenAPI document lists a query string's properties as parameters, and this one has none
+      // of its own (any unique property of the model): it is published as one free-form parameter,
+      // an object exploded into the query string (OpenAPI 3.0's form style).
+      config: { ...guard("record", "read").config, swaggerTransform: ({ schema, url }) => ({ url, schema: { ...schema, querystring: LOOKUP_PARAMETER } }) },
     },
     async (request) => {
       const domain = domainOf();
@@ -86,7 +97,7 @@ export function registerApiRoutes(api: Api, backend: ApiBackend): void {
 
   // --- Groups -------------------------------------------------------------------------------
 
-  api.get("/groups", { ...guard("group", "read"), schema: { summary: "Every group with its model, match type, rule count and size.", tags: ["groups"], response: response("{groups: [...]}") } }, async () => {
+  api.get("/groups", { ...guard("group", "read"), schema: { operationId: "listGroups", summary: "Every group with its model, match type, rule count and size.", tags: ["groups"], response: response("{groups: [...]}") } }, async () => {
     const domain = domainOf();
     return {
       groups: [...domain.groups.values()].map((g) => ({ id: g.id, modelId: g.modelId, matchType: g.matchType, rules: g.rules.length, members: store.countOf("members", g.id) })),
@@ -98,6 +109,7 @@ export function registerApiRoutes(api: Api, backend: ApiBackend): void {
     {
       ...guard("group", "read"),
       schema: {
+        operationId: "listGroupMembers",
         summary: "A page of a group's members (record ids) in record order.",
         description: `Follow nextCursor until it is null. A page holds at most limit members and may hold fewer (a page reads at most 20,000 records): only a null nextCursor means the end. Records joining or leaving meanwhile never shift a page.`,
         tags: ["groups"],
@@ -124,6 +136,7 @@ export function registerApiRoutes(api: Api, backend: ApiBackend): void {
     {
       ...guard("run", "read"),
       schema: {
+        operationId: "listRuns",
         summary: "The Runs of the state, oldest first (optionally of one state).",
         tags: ["runs"],
         querystring: Type.Object({ state: Type.Optional(Type.Union(["queued", "running", "complete", "failed", "superseded", "stopped"].map((s) => Type.Literal(s)))) }, { additionalProperties: false }),
@@ -135,7 +148,7 @@ export function registerApiRoutes(api: Api, backend: ApiBackend): void {
 
   api.get(
     "/runs/:runId",
-    { ...guard("run", "read"), schema: { summary: "One Run: its kind, target, state and progress.", tags: ["runs"], params: Type.Object({ runId: Id("run") }), response: response("{run: RunState}") } },
+    { ...guard("run", "read"), schema: { operationId: "getRun", summary: "One Run: its kind, target, state and progress.", tags: ["runs"], params: Type.Object({ runId: Id("run") }), response: response("{run: RunState}") } },
     async (request) => {
       const run = listRuns(store).find((r) => r.id === request.params.runId);
       if (!run) throw notFound(`no run "${request.params.runId}"`, "RUN_NOT_FOUND");
@@ -148,6 +161,7 @@ export function registerApiRoutes(api: Api, backend: ApiBackend): void {
     {
       ...guard("run", "write"),
       schema: {
+        operationId: "startRuns",
         summary: "Start Runs, as `grouparoo-stream rebuild` asks for them: a property recomputed, a source read again, a group evaluated over every record, a destination's exports planned again, or all of them.",
         tags: ["runs"],
         body: Type.Object(
@@ -167,7 +181,7 @@ export function registerApiRoutes(api: Api, backend: ApiBackend): void {
       const domain = domainOf();
       if (request.body.all && Object.keys(request.body).length > 1) throw badRequest('"all" asks for every Run: give it alone, or name the property, source, group or destination without it');
       const requests = rebuildRequests(domain, request.body);
-      if (typeof requests === "string") throw badRequest(requests);
+      if (!Array.isArray(requests)) throw requests.unknown ? notFound(requests.message, `UNKNOWN_${requests.unknown.toUpperCase()}`) : badRequest(requests.message);
       const runs = await backend.requestRuns(requests, `asked for through the API (key ${request.apiKey?.id ?? "none: --api-insecure"})`);
       return reply.code(202).send({ runs });
     },
@@ -175,7 +189,7 @@ export function registerApiRoutes(api: Api, backend: ApiBackend): void {
 
   api.delete(
     "/runs/:runId",
-    { ...guard("run", "write"), schema: { summary: "Stop a queued or running Run (what it committed stays; a config change's Run is planned again by the next restart or reload).", tags: ["runs"], params: Type.Object({ runId: Id("run") }), response: response("{run: RunState}") } },
+    { ...guard("run", "write"), schema: { operationId: "stopRun", summary: "Stop a queued or running Run (what it committed stays; a config change's Run is planned again by the next restart or reload).", tags: ["runs"], params: Type.Object({ runId: Id("run") }), response: response("{run: RunState}") } },
     async (request) => ({ run: await backend.stopRun(request.params.runId) }),
   );
 
@@ -186,6 +200,7 @@ export function registerApiRoutes(api: Api, backend: ApiBackend): void {
     {
       ...guard("export", "read"),
       schema: {
+        operationId: "listExports",
         summary: "A page of a destination's exports: queued (in the outbox), retrying (queued after a failed attempt) or failed (dead-lettered).",
         tags: ["exports"],
         querystring: Type.Object(
@@ -214,6 +229,7 @@ export function registerApiRoutes(api: Api, backend: ApiBackend): void {
     {
       ...guard("export", "write"),
       schema: {
+        operationId: "retryExports",
         summary: "Retry a destination's dead-lettered exports (as `retry-exports` does): each record's export is planned afresh from the record as it is now.",
         tags: ["exports"],
         body: Type.Object(
@@ -232,7 +248,7 @@ export function registerApiRoutes(api: Api, backend: ApiBackend): void {
       const domain = domainOf();
       const { destinationId, seqs } = request.body;
       const destination = domain.destinations.get(destinationId);
-      if (!destination) throw badRequest(`no destination "${destinationId}" in the config`, "UNKNOWN_DESTINATION");
+      if (!destination) throw notFound(`no destination "${destinationId}" in the config`, "UNKNOWN_DESTINATION");
       const from = instantOf(request.body.since, "since", 0);
       const to = instantOf(request.body.until, "until", Number.MAX_SAFE_INTEGER);
       if (from > to) throw badRequest("since is after until");
@@ -241,7 +257,7 @@ export function registerApiRoutes(api: Api, backend: ApiBackend): void {
           const letter = store.deadLetterOf(seq);
           return letter?.kind !== "export" || letter.destinationId !== destinationId;
         });
-        if (missing.length > 0) throw badRequest(`no dead-lettered export of destination "${destinationId}" with seq ${missing.join(", ")}`, "UNKNOWN_DEAD_LETTER");
+        if (missing.length > 0) throw notFound(`no dead-lettered export of destination "${destinationId}" with seq ${missing.join(", ")}`, "UNKNOWN_DEAD_LETTER");
       }
       const wanted = seqs ? new Set(seqs) : undefined;
       const requeued = await backend.perform({ run: async () => ({ value: await retryExports(store, destination, (l) => l.at >= from && l.at <= to && (!wanted || wanted.has(l.seq))) }) });
@@ -257,6 +273,7 @@ export function registerApiRoutes(api: Api, backend: ApiBackend): void {
     {
       ...guard("deadLetter", "read"),
       schema: {
+        operationId: "listDeadLetters",
         summary: "A page of dead letters, oldest first, with their reasons.",
         tags: ["deadLetters"],
         querystring: Type.Object({ kind: Kind, component: Type.Optional(Id("source or destination")), cursor: Cursor, limit: Limit }, { additionalProperties: false }),
@@ -276,6 +293,7 @@ export function registerApiRoutes(api: Api, backend: ApiBackend): void {
     {
       ...guard("deadLetter", "write"),
       schema: {
+        operationId: "replayDeadLetters",
         summary: "Replay dead letters: changes are applied again (their stream's position stays), exports are planned afresh and queued; each replayed letter leaves the store.",
         description: "Name them by seqs (all must exist and be replayable, or nothing happens), or all: true with an optional kind and component (up to 10,000 per request; those that cannot be replayed are listed as skipped). Messages a source could not decode cannot be replayed.",
         tags: ["deadLetters"],
@@ -322,7 +340,7 @@ export function registerApiRoutes(api: Api, backend: ApiBackend): void {
 
   api.delete(
     "/dead-letters/:seq",
-    { ...guard("deadLetter", "write"), schema: { summary: "Drop one dead letter.", tags: ["deadLetters"], params: Type.Object({ seq: Seq }), response: response("{deleted: seq}") } },
+    { ...guard("deadLetter", "write"), schema: { operationId: "deleteDeadLetter", summary: "Drop one dead letter.", tags: ["deadLetters"], params: Type.Object({ seq: Seq }), response: response("{deleted: seq}") } },
     async (request) => {
       const { seq } = request.params;
       if (!store.deadLetterOf(seq)) throw notFound(`no dead letter with seq ${seq}`, "UNKNOWN_DEAD_LETTER");

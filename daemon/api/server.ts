@@ -181,7 +181,10 @@ export async function buildHttpServer(backend: ApiBackend, options: HttpOptions)
     }
     if (mode === "insecure" && !metrics) return undefined;
     const secret = presentedSecret(request.headers.authorization);
-    if (secret === undefined) return deny(reply, 401, "UNAUTHORIZED", "no API key: send Authorization: Bearer <key>", guard.page);
+    if (secret === undefined) {
+      const why = request.headers.authorization === undefined ? "no API key" : "the Authorization header holds no API key";
+      return deny(reply, 401, "UNAUTHORIZED", `${why}: send Authorization: Bearer <key>`, guard.page);
+    }
     const key = keys.authenticate(secret);
     if (!key) return deny(reply, 401, "UNAUTHORIZED", "the API key is not one of this daemon's keys", guard.page);
     request.apiKey = key;

@@ -55,8 +55,8 @@ export async function rebuildCommand(options: RebuildOptions): Promise<number> {
   const loaded = await loadValidConfig(options.config, options.plugin ?? []);
   if (typeof loaded === "number") return loaded;
   const requests = rebuildRequests(loaded.domain, options);
-  if (typeof requests === "string") {
-    process.stderr.write(`error: ${requests}\n`);
+  if (!Array.isArray(requests)) {
+    process.stderr.write(`error: ${requests.message}\n`);
     return EX_USAGE;
   }
   return withStateErrors(async () => {

@@ -4,6 +4,7 @@
 // `grouparoo-stream status --url URL [--api-key KEY] [--json]`: the running daemon's status, from its
 // API (GET /api/v1/status): the same summary, and what only the running daemon knows (sources' state
 // and lag, destinations' readiness and failures, Runs in progress, version, uptime).
+import { request } from "undici";
 import { Store } from "../../state/store.js";
 import { stateStatus, type StateStatus } from "../../streams/inspect.js";
 import type { DaemonStatus } from "../api/status.js";
@@ -92,27 +93,30 @@ export async function statusCommand(options: StatusOptions): Promise<number> {
 /** GET <url>/api/v1/status: 0 and the status; 77 when the key is refused; 69 when the daemon cannot answer. */
 async function remoteStatus(url: string, apiKey: string | undefined, json: boolean): Promise<number> {
   const base = url.replace(/\/+$/, "");
-  let response: Response;
+  // undici's request, not fetch: fetch refuses the ports browsers block (6000, 6665-6669, 10080, ...),
+  // and `run --http` may listen on any of them.
+  let response: { statusCode: number; body: { text(): Promise<string> } };
   try {
-    response = await fetch(`${base}/api/v1/status`, { headers: { accept: "application/json", ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}) }, signal: AbortSignal.timeout(10_000) });
+    response = await request(`${base}/api/v1/status`, { headers: { accept: "application/json", ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}) }, headersTimeout: 10_000, bodyTimeout: 10_000 });
   } catch (error) {
-    const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-    process.stderr.write(`error: cannot reach the daemon at ${base}: ${cause?.code ?? cause?.message ?? (error as Error).message}\n`);
+    const { code, message } = error as { code?: string; message?: string };
+    process.stderr.write(`error: cannot reach the daemon at ${base}: ${code && !code.startsWith("UND_ERR") ? code : (message ?? String(error))}\n`);
     return EX_UNAVAILABLE;
   }
-  const text = await response.text();
+  const ok = response.statusCode >= 200 && response.statusCode < 300;
+  const text = await response.body.text();
   let body: unknown;
   try {
     body = JSON.parse(text);
   } catch {
-    process.stderr.write(`error: ${base}/api/v1/status answered ${response.status} without JSON: is it a grouparoo-stream daemon?\n`);
+    process.stderr.write(`error: ${base}/api/v1/status answered ${response.statusCode} without JSON: is it a grouparoo-stream daemon?\n`);
     return EX_UNAVAILABLE;
   }
-  if (!response.ok) {
+  if (!ok) {
     const error = (body as { error?: { code?: string; message?: string } }).error;
-    const hint = response.status === 401 && !apiKey ? ` (give --api-key or set ${API_KEY_ENV})` : "";
-    process.stderr.write(`error: the daemon at ${base} answered ${response.status} ${error?.code ?? ""}: ${error?.message ?? text}${hint}\n`);
-    return response.status === 401 || response.status === 403 ? EX_NOPERM : EX_UNAVAILABLE;
+    const hint = response.statusCode === 401 && !apiKey ? ` (give --api-key or set ${API_KEY_ENV})` : "";
+    process.stderr.write(`error: the daemon at ${base} answered ${response.statusCode} ${error?.code ?? ""}: ${error?.message ?? text}${hint}\n`);
+    return response.statusCode === 401 || response.statusCode === 403 ? EX_NOPERM : EX_UNAVAILABLE;
   }
   process.stdout.write(json ? `${JSON.stringify(body, null, 2)}\n` : formatDaemonStatus(body as DaemonStatus));
   return 0;

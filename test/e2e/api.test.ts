@@ -5,8 +5,11 @@
 // replayed and dropped) done by the daemon itself, `status --url`, and no key's secret in any log
 // line or answer. The API off without keys, --api-insecure and --metrics-auth run their own daemons.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import SwaggerParser from "@apidevtools/swagger-parser";
+import type { OpenAPI } from "openapi-types";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { Store } from "../../state/store.js";
 import { ApiClient } from "../helpers/api.js";
@@ -125,6 +128,10 @@ describe("the REST API", () => {
     expect(wrong.status).toBe(401);
     expect(wrong.body).toEqual({ error: { code: "UNAUTHORIZED", message: "the API key is not one of this daemon's keys" } });
     expect((await api.call("GET", "/api/v1/status", { key: "" })).status).toBe(401);
+    // A header with a scheme the daemon does not take is told apart from no header at all.
+    const scheme = await api.call("GET", "/api/v1/status", { authorization: `Token ${KEYS.OPS_KEY}` });
+    expect(scheme.status).toBe(401);
+    expect(scheme.body).toEqual({ error: { code: "UNAUTHORIZED", message: "the Authorization header holds no API key: send Authorization: Bearer <key>" } });
     // A read-only key: reads everything, writes nothing; the body is never looked at.
     expect((await api.get("/api/v1/runs", KEYS.READER_KEY)).status).toBe(200);
     const readOnly = await api.call("POST", "/api/v1/runs", { key: KEYS.READER_KEY, body: { group: "vips" } });
@@ -163,6 +170,15 @@ describe("the REST API", () => {
       "/api/v1/runs/{runId}",
       "/api/v1/status",
     ]);
+    // A valid OpenAPI 3.0 document (its schema, and what it says of parameters and paths), as client
+    // generators read it; the lookup's free-form query string is one exploded object parameter.
+    await expect(SwaggerParser.validate(structuredClone(openapi.body) as OpenAPI.Document)).resolves.toBeDefined();
+    const lookup = (openapi.body.paths["/api/v1/records/{modelId}"] as { get: { parameters: { in: string; name: string }[] } }).get.parameters;
+    expect(lookup.map((p) => `${p.in} ${p.name}`).sort()).toEqual(["path modelId", "query lookup"]);
+    // Each operation named once, for the clients a generator makes.
+    const operations = Object.values(openapi.body.paths).flatMap((path) => Object.values(path as Record<string, { operationId?: string }>));
+    expect(operations).toHaveLength(13);
+    expect(new Set(operations.map((o) => o.operationId ?? "none")).size).toBe(13);
   });
 
   it("GET /status: sources, destinations, groups, Runs, version and uptime", async () => {
@@ -259,6 +275,9 @@ describe("the REST API", () => {
     const [groupRun] = backfill.body.runs as [Json];
     expect(readRun).toMatchObject({ kind: "reread", target: "source users_table", reason: "asked for through the API (key ops)" });
     expect(groupRun).toMatchObject({ kind: "backfill", target: "group high", state: "queued" });
+    // Logged as a config change's Runs are, with who asked.
+    const planned = daemon.logs().split("\n").filter((l) => l.includes('"msg":"run planned"')).map((l) => JSON.parse(l) as Json);
+    expect(planned).toContainEqual(expect.objectContaining({ run: readRun.id, kind: "reread", target: "source users_table", reason: "asked for through the API (key ops)" }));
     // Behind the re-read, the backfill waits: it is stopped before it starts.
     const stopped = await api.call<{ run: Json }>("DELETE", `/api/v1/runs/${String(groupRun.id)}`, { key: KEYS.OPS_KEY });
     expect(stopped.status).toBe(200);
@@ -394,7 +413,7 @@ describe("the REST API", () => {
     await bad("GET", "/api/v1/runs/nope", undefined, 404, "RUN_NOT_FOUND", 'no run "nope"');
     await bad("GET", "/api/v1/runs?state=sleeping", undefined, 400, "BAD_REQUEST", 'querystring/state must be one of "queued", "running", "complete", "failed", "superseded", "stopped"');
     await bad("POST", "/api/v1/runs", {}, 400, "BAD_REQUEST", /body/);
-    await bad("POST", "/api/v1/runs", { group: "nope" }, 400, "BAD_REQUEST", 'no group "nope" in the config');
+    await bad("POST", "/api/v1/runs", { group: "nope" }, 404, "UNKNOWN_GROUP", 'no group "nope" in the config');
     await bad("POST", "/api/v1/runs", { group: 5 }, 400, "BAD_REQUEST", /body\/group/);
     await bad("POST", "/api/v1/runs", { group: "vips", colour: "red" }, 400, "BAD_REQUEST", /body/);
     await bad("POST", "/api/v1/runs", "{not json", 400, "BAD_JSON", /JSON/);
@@ -415,10 +434,10 @@ describe("the REST API", () => {
     await bad("GET", "/api/v1/exports?destinationId=contacts&state=lost", undefined, 400, "BAD_REQUEST", /state/);
     await bad("GET", "/api/v1/exports?destinationId=contacts&cursor=abc", undefined, 400, "INVALID_CURSOR", /is not a cursor this API handed out/);
     await bad("POST", "/api/v1/exports/retry", {}, 400, "BAD_REQUEST", /destinationId/);
-    await bad("POST", "/api/v1/exports/retry", { destinationId: "nope" }, 400, "UNKNOWN_DESTINATION", 'no destination "nope" in the config');
+    await bad("POST", "/api/v1/exports/retry", { destinationId: "nope" }, 404, "UNKNOWN_DESTINATION", 'no destination "nope" in the config');
     await bad("POST", "/api/v1/exports/retry", { destinationId: "contacts", since: "yesterday" }, 400, "BAD_REQUEST", 'since must be an ISO-8601 time or epoch milliseconds (got "yesterday")');
     await bad("POST", "/api/v1/exports/retry", { destinationId: "contacts", since: "2026-01-02T00:00:00Z", until: "2026-01-01T00:00:00Z" }, 400, "BAD_REQUEST", "since is after until");
-    await bad("POST", "/api/v1/exports/retry", { destinationId: "contacts", seqs: [424242] }, 400, "UNKNOWN_DEAD_LETTER", 'no dead-lettered export of destination "contacts" with seq 424242');
+    await bad("POST", "/api/v1/exports/retry", { destinationId: "contacts", seqs: [424242] }, 404, "UNKNOWN_DEAD_LETTER", 'no dead-lettered export of destination "contacts" with seq 424242');
     await bad("POST", "/api/v1/exports/retry", { destinationId: "contacts", seqs: ["one"] }, 400, "BAD_REQUEST", /seqs/);
     // Dead letters.
     await bad("GET", "/api/v1/dead-letters?kind=poison", undefined, 400, "BAD_REQUEST", /kind/);
@@ -450,6 +469,30 @@ describe("the REST API", () => {
     const nobody = await runCli(["status", "--url", `http://127.0.0.1:${await freePort()}`, "--api-key", KEYS.OPS_KEY]);
     expect(nobody.code).toBe(69);
     expect(nobody.stderr).toMatch(/^error: cannot reach the daemon at http:\/\/127\.0\.0\.1:\d+: ECONNREFUSED\n$/);
+    // A port that fetch refuses ("bad port": 6000, 6665-6669, 10080, ...) but `run --http` takes: the
+    // daemon is reached through a TCP relay listening on the first of them that is free here.
+    const relay = createServer((socket) => {
+      const upstream = connect(Number(api.http.split(":")[1]), "127.0.0.1");
+      upstream.on("error", () => socket.destroy());
+      socket.on("error", () => upstream.destroy());
+      socket.pipe(upstream).pipe(socket);
+    });
+    let blocked: number | undefined;
+    for (const port of [6665, 6666, 6667, 6668, 6669, 6000, 10080]) {
+      const bound = await new Promise<boolean>((resolve) => relay.once("error", () => resolve(false)).listen(port, "127.0.0.1", () => resolve(true)));
+      if (bound) {
+        blocked = port;
+        break;
+      }
+    }
+    expect(blocked).toBeDefined();
+    try {
+      const through = await runCli(["status", "--url", `http://127.0.0.1:${blocked}`, "--json", "--api-key", KEYS.READER_KEY]);
+      expect(through.stderr).toBe("");
+      expect(JSON.parse(through.stdout)).toMatchObject({ pid: daemon.child.pid, ready: true });
+    } finally {
+      await new Promise((resolve) => relay.close(resolve));
+    }
     expect((await runCli(["status"])).code).toBe(64);
     expect((await runCli(["status", "--url", url, "--state", state])).code).toBe(64);
     expect((await runCli(["status", "--url", "ftp://x"])).code).toBe(64);

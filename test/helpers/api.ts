@@ -12,6 +12,8 @@ export interface ApiCallOptions {
   key?: string;
   /** Sent as HTTP Basic (user "operator", the key as the password), as a browser does. */
   basic?: string;
+  /** The Authorization header as it is (a scheme the daemon does not take, say). */
+  authorization?: string;
   /** A value is sent as JSON; a string as it is (for bad JSON). */
   body?: unknown;
   contentType?: string;
@@ -27,6 +29,7 @@ export class ApiClient {
     const headers: Record<string, string> = {};
     if (options.key !== undefined) headers.authorization = `Bearer ${options.key}`;
     if (options.basic !== undefined) headers.authorization = `Basic ${Buffer.from(`operator:${options.basic}`).toString("base64")}`;
+    if (options.authorization !== undefined) headers.authorization = options.authorization;
     let body: string | undefined;
     if (options.body !== undefined) {
       body = typeof options.body === "string" ? options.body : JSON.stringify(options.body);

@@ -1,0 +1,24 @@
+// What `grouparoo-stream rebuild` and `POST /api/v1/runs` ask for (core/rebuild.ts).
+import { describe, expect, it } from "vitest";
+import { compileDomain } from "../../core/domain.js";
+import { rebuildRequests } from "../../core/rebuild.js";
+import { validateObjects } from "../../daemon/config/validate.js";
+import { asRaw } from "../helpers/config.js";
+import { coreDomain } from "../helpers/core.js";
+
+describe("rebuildRequests", () => {
+  it("names each Run's target, refuses an unknown id, and says why nothing was asked for", () => {
+    const domain = coreDomain();
+    const groups = [...domain.groups.keys()];
+    expect(rebuildRequests(domain, { group: groups[0] })).toEqual([{ spec: { kind: "backfill", groupId: groups[0], modelId: "users" }, target: `group ${groups[0]}` }]);
+    expect(rebuildRequests(domain, { group: "nope" })).toEqual({ message: 'no group "nope" in the config', unknown: "group" });
+    expect(rebuildRequests(domain, { destination: "nope" })).toEqual({ message: 'no destination "nope" in the config', unknown: "destination" });
+    expect(rebuildRequests(domain, {})).toEqual({ message: "name what to rebuild: --property, --source, --group, --destination or --all" });
+    const all = rebuildRequests(domain, { all: true });
+    expect(Array.isArray(all) && all.map((r) => r.target)).toEqual([...[...domain.sources.keys()].map((id) => `source ${id}`), ...groups.map((id) => `group ${id}`), ...[...domain.destinations.keys()].map((id) => `destination ${id}`)]);
+    // A config with nothing to rebuild: said as such (the API's {"all": true} gets it), not as CLI flags.
+    const bare = validateObjects(asRaw([]));
+    if (!bare.config) throw new Error(JSON.stringify(bare.issues));
+    expect(rebuildRequests(compileDomain(bare.config), { all: true })).toEqual({ message: "nothing to rebuild: the config has no source, group or destination" });
+  });
+});
