@@ -139,6 +139,8 @@ describe("the REST API", () => {
     expect((await api.call("POST", "/api/v1/runs", { key: KEYS.READER_KEY, body: "{not json" })).status).toBe(403);
     // Per topic: records_only reads records, nothing else; writes dead letters, does not read them.
     expect((await api.get("/api/v1/records/users?user_id=1", KEYS.RECORDS_KEY)).status).toBe(200);
+    expect((await api.get("/api/v1/records/users?user_id=1", KEYS.SCRAPER_KEY)).body).toEqual({ error: { code: "FORBIDDEN", message: 'API key "scraper" may not read record' } });
+    expect((await api.get("/api/v1/records/users?user_id=1")).status).toBe(401);
     expect((await api.get("/api/v1/groups", KEYS.RECORDS_KEY)).body).toEqual({ error: { code: "FORBIDDEN", message: 'API key "records_only" may not read group' } });
     expect((await api.get("/api/v1/status", KEYS.RECORDS_KEY)).status).toBe(403);
     expect((await api.get("/api/v1/dead-letters", KEYS.RECORDS_KEY)).status).toBe(403);
