@@ -6,7 +6,7 @@
 // resident LMDB pages apart), a restart to /readyz, and a group added by SIGHUP backfilled.
 // BENCH_DAEMON=users10,users0,... picks scenarios; BENCH_PROFILE=DIR writes the daemon's CPU profile.
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { Store } from "../state/store.js";
@@ -120,17 +120,27 @@ const picked = process.env.BENCH_DAEMON?.split(",");
 const scenarios = picked ? ALL.filter((s) => picked.includes(s.name)) : ALL.filter((s) => s.name !== "users100" || process.env.BENCH_DAEMON_ALL);
 
 function start(config: string, state: string, http: string, profile?: string): ChildProcess {
-  const args = ["--max-semi-space-size=64", ...(profile ? ["--cpu-prof", `--cpu-prof-dir=${profile}`] : []), CLI, "run", "--config", config, "--state", state, "--http", http];
+  const args = [`--max-semi-space-size=${process.env.SEMI ?? 64}`, ...(profile ? ["--cpu-prof", `--cpu-prof-dir=${profile}`] : []), CLI, "run", "--config", config, "--state", state, "--http", http];
   return spawn(process.execPath, args, { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, LOG_LEVEL: "warn" } });
 }
 
 const exited = (child: ChildProcess) => new Promise<void>((resolve) => (child.exitCode !== null ? resolve() : child.once("exit", () => resolve())));
 
-/** The resident memory of a process, anonymous (heap and the rest) and file-backed (LMDB's mapped pages) apart, in MiB. */
-function memory(pid: number): { rssMiB: number; anonMiB: number; fileMiB: number } {
+/**
+ * The resident memory of a process in MiB: all of it, the anonymous part (heaps and the rest), and the
+ * resident pages of LMDB's map (the data.mdb mapping in smaps; the rest of the file-backed part is
+ * Node's binary and libraries).
+ */
+function memory(pid: number): { rssMiB: number; anonMiB: number; lmdbMiB: number } {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+)`, "m").exec(status)?.[1] ?? 0);
-  return { rssMiB: Math.round(kib("VmRSS") / 1024), anonMiB: Math.round(kib("RssAnon") / 1024), fileMiB: Math.round(kib("RssFile") / 1024) };
+  let lmdbKiB = 0;
+  let inLmdb = false;
+  for (const line of readFileSync(`/proc/${pid}/smaps`, "utf8").split("\n")) {
+    if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) inLmdb = line.endsWith("/data.mdb");
+    else if (inLmdb && line.startsWith("Rss:")) lmdbKiB += Number(/(\d+)/.exec(line)?.[1] ?? 0);
+  }
+  return { rssMiB: Math.round(kib("VmRSS") / 1024), anonMiB: Math.round(kib("RssAnon") / 1024), lmdbMiB: Math.round(lmdbKiB / 1024) };
 }
 
 async function heapMiB(http: string): Promise<number> {
@@ -176,6 +186,7 @@ async function run(scenario: Scenario) {
   const daemonSeconds = (performance.now() - started) / 1000;
   const mem = memory(child.pid ?? 0);
   const heap = await heapMiB(http);
+  if (process.env.BENCH_HEAP) console.error((await (await fetch(`http://${http}/metrics`)).text()).split("\n").filter((l) => /heap_space_size_(total|used)|external|rss|heap_size/.test(l) && !l.startsWith("#")).join("\n"));
 
   // A group added by SIGHUP, backfilled over every record: its Run's own start and end.
   let backfill: { records: number; perSecond: number } | undefined;
@@ -204,6 +215,7 @@ async function run(scenario: Scenario) {
   const restartSeconds = (performance.now() - restartStarted) / 1000;
   child.kill("SIGTERM");
   await exited(child);
+  const lmdbFileMiB = Math.round(statSync(join(work, "state", "data.mdb")).size / 2 ** 20);
   rmSync(work, { recursive: true, force: true });
   await sql(serverUrl, `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
   return {
@@ -215,7 +227,8 @@ async function run(scenario: Scenario) {
     daemonToRaw: Number((rawSeconds / daemonSeconds).toFixed(3)),
     rssMiB: mem.rssMiB,
     anonMiB: mem.anonMiB,
-    lmdbResidentMiB: mem.fileMiB,
+    lmdbResidentMiB: mem.lmdbMiB,
+    lmdbFileMiB,
     heapUsedMiB: heap,
     restartToReadySeconds: Number(restartSeconds.toFixed(2)),
     ...(backfill ? { backfillRecords: backfill.records, backfillRecordsPerSecond: backfill.perSecond } : {}),

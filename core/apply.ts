@@ -169,6 +169,9 @@ export function uniqueValueKey(type: PropertyDef["type"], raw: string): { key: s
   return { key: valueKey(normalized.value) };
 }
 const NO_INDEXES: readonly number[] = [];
+/** How many unions of the groups reading several changed keys a model keeps (see groupsToEvaluate). */
+const MAX_READING_UNIONS = 256;
+const READING_UNIONS = new WeakMap<ModelDef, Map<string, readonly number[]>>();
 const NO_BOUNDARIES: Record<string, number> = Object.freeze({}) as Record<string, number>;
 const hasKeys = (o: object): boolean => {
   for (const _ in o) return true;
@@ -413,7 +416,7 @@ export class BatchApplier {
 
   /** Evaluates groups, writes records and plans exports for everything touched. */
   finish(): BatchResult {
-    for (const [, t] of this.touched) this.settle(t);
+    for (const t of this.touched.values()) this.settle(t);
     this.touched.clear();
     for (const [stream, position] of this.positions) this.state.setPosition(stream, position);
     return this.result;
@@ -728,11 +731,24 @@ export class BatchApplier {
     const forced = t.forceGroups;
     if (t.changed.length === 0 && !forced) return NO_INDEXES;
     if (t.changed.length === 1 && !forced) return model.groupsReading.get(t.changed[0] as string) ?? NO_INDEXES;
+    // A change of several keys: the same keys (in the same order) are changed by every row of a
+    // statement, so their union is kept per model (a bounded number of them), not built per change.
+    // Ids hold no NUL (the config's id pattern), so the joined keys name one list of keys.
+    let memo: Map<string, readonly number[]> | undefined;
+    let memoKey: string | undefined;
+    if (!forced) {
+      memo = READING_UNIONS.get(model);
+      if (!memo) READING_UNIONS.set(model, (memo = new Map()));
+      memoKey = t.changed.join("\u0000");
+      const known = memo.get(memoKey);
+      if (known) return known;
+    }
     const marked = new Uint8Array(model.groups.length);
     for (const key of t.changed) for (const index of model.groupsReading.get(key) ?? NO_INDEXES) marked[index] = 1;
     if (forced) model.groups.forEach((g, index) => (marked[index] ||= forced.has(g.id) ? 1 : 0));
     const out: number[] = [];
     for (let i = 0; i < marked.length; i++) if (marked[i]) out.push(i);
+    if (memo && memoKey !== undefined && memo.size < MAX_READING_UNIONS) memo.set(memoKey, out);
     return out;
   }
 

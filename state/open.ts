@@ -33,6 +33,16 @@ export class StateOpenError extends Error {
 
 /** The lock file inside a state directory. */
 export const LOCK_FILE = "daemon.lock";
+
+/**
+ * The LMDB map's size: address space reserved once, not memory or disk (the file grows as data does,
+ * and only pages read are resident). lmdb-js otherwise starts small and, as the state grows, maps the
+ * file again at twice the size, keeping the earlier maps: a page read through two maps is resident in
+ * both and counts twice in the process's RSS (at 1,000,000 changes, 298 MiB resident of a 202 MiB file).
+ * A state that outgrows it still grows the map.
+ */
+export const MAP_SIZE = 2 ** 36;
+
 /** The file marking a relay's state (state/relay.ts), which no daemon command may open as its own. */
 export const RELAY_MARKER = "relay.state";
 

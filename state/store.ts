@@ -20,13 +20,14 @@ import type { AggregateState } from "../core/aggregates.js";
 import type { BatchState, DeadLetter, Identity, RowRef, StoredRecord, StoredRow } from "../core/apply.js";
 import type { ExportPlan, RemoteState } from "../core/exports.js";
 import { CHANGELOG_TXN_KEY, PARTITION_STATE_KEY, type CapturedTransaction, type ChangelogRecord } from "../core/partitions.js";
-import { createStateDir, DaemonLock, RELAY_MARKER, requireExistingState, StateOpenError, stateFsError } from "./open.js";
+import { createStateDir, DaemonLock, MAP_SIZE, RELAY_MARKER, requireExistingState, StateOpenError, stateFsError } from "./open.js";
 
 type Key = (string | number)[];
 /** The layout of the sub-databases; bumped whenever a key or value shape changes. */
 export const STATE_FORMAT = 3;
 /** Sorts after every string, so [a, b, END] closes the range of keys that start with [a, b]. */
 const END = "\uffff\uffff";
+
 
 export interface OutboxEntry extends ExportPlan {
   seq: number;
@@ -167,7 +168,7 @@ export class Store {
     }
     this.lock = options.lock ? DaemonLock.acquire(path) : undefined;
     try {
-      this.root = open({ path, noSync: false, useWritemap: false, overlappingSync: false, maxDbs: 32, cache: false, ...(options.readOnly ? { readOnly: true } : {}) });
+      this.root = open({ path, noSync: false, useWritemap: false, overlappingSync: false, maxDbs: 32, cache: false, mapSize: MAP_SIZE, ...(options.readOnly ? { readOnly: true } : {}) });
     } catch (error) {
       this.lock?.release();
       throw stateFsError(error, path);

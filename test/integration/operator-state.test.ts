@@ -1,7 +1,7 @@
 // Issue #12 against real LMDB state: one daemon per state (item 1), states that are refused rather
 // than created (items 4, 5), the status and dead-letter listings read-only (items 3, 8), and metrics
 // that tell the truth, each driven by a known change and asserted exactly (item 6).
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -89,6 +89,27 @@ describe("opening a state", () => {
     // Without the marker (a relay of an earlier version), a reader still says it is no daemon state.
     rmSync(join(relayDir, "relay.state"));
     expect(problem(() => Store.open(relayDir, { readOnly: true }))).toEqual({ problem: "layout", holder: undefined, message: `the directory ${relayDir} holds an LMDB environment that is not a grouparoo-stream state (nothing was changed)` });
+  });
+
+  it("maps its file once however far the state grows, so no page is resident twice, and readers share the one map", async () => {
+    const state = join(dir, "state");
+    const store = Store.open(state, { lock: true });
+    const domain = coreDomain();
+    // 20 MiB of records and unique values in batches: lmdb-js would otherwise map the file again at
+    // each doubling (about eight maps by here), keeping the earlier ones.
+    for (let batch = 0; batch < 20; batch++) {
+      const users = Array.from({ length: 1_000 }, (_, i) => user(batch * 1_000 + i + 1, { email: `user${batch * 1_000 + i + 1}@example.com`, first_name: "x".repeat(800) }));
+      await applyBatch(store, domain, users, T);
+    }
+    const reader = Store.open(state, { readOnly: true });
+    expect(reader.getRecord("users", "20000")?.values.email).toBe("user20000@example.com");
+    const maps = readFileSync("/proc/self/smaps", "utf8")
+      .split("\n")
+      .filter((line) => /^[0-9a-f]+-[0-9a-f]+ /.test(line) && line.endsWith(join(state, "data.mdb")));
+    expect(statSync(join(state, "data.mdb")).size).toBeGreaterThan(20 * 2 ** 20);
+    expect(maps).toHaveLength(1);
+    await reader.close();
+    await store.close();
   });
 
   it("names a file where the state directory should be (cannot create, 73)", () => {
