@@ -4,7 +4,9 @@
 // its start until its slot's confirmed_flush_lsn reaches the backlog's end, which by the
 // acknowledgement rule means every change is durably applied. Also: its memory at the end (heap, and
 // resident LMDB pages apart), a restart to /readyz, and a group added by SIGHUP backfilled.
-// BENCH_DAEMON=users10,users0,... picks scenarios; BENCH_PROFILE=DIR writes the daemon's CPU profile.
+// BENCH_DAEMON=users10,users0,... picks scenarios; BENCH_DAEMON_ROUNDS (default 3) how many times the
+// backlogs of 200,000 changes run (their median is reported, and the cost of groups computed from it);
+// BENCH_PROFILE=DIR writes the daemon's CPU profile.
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
@@ -115,12 +117,17 @@ const ALL: Scenario[] = [
   usersScenario("users10-small-tx", 100_000, 10, 10_000),
   purchasesScenario(),
   usersScenario("users10-1M", 500_000, 10, 100_000),
+  usersScenario("users10-1M-records", 1_000_000, 10, 100_000),
 ];
 const picked = process.env.BENCH_DAEMON?.split(",");
-const scenarios = picked ? ALL.filter((s) => picked.includes(s.name)) : ALL.filter((s) => s.name !== "users100" || process.env.BENCH_DAEMON_ALL);
+const scenarios = picked ? ALL.filter((s) => picked.includes(s.name)) : ALL;
+// Backlogs of 200,000 changes run this many times, one scenario after the other in turn, and report
+// their median run (by the daemon's rate): one run's rate moves by 10 % from run to run here, and the
+// cost of groups is a difference of two rates. Larger backlogs run once.
+const ROUNDS = Math.max(1, Number(process.env.BENCH_DAEMON_ROUNDS ?? 3));
 
 function start(config: string, state: string, http: string, profile?: string): ChildProcess {
-  const args = [`--max-semi-space-size=${process.env.SEMI ?? 64}`, ...(profile ? ["--cpu-prof", `--cpu-prof-dir=${profile}`] : []), CLI, "run", "--config", config, "--state", state, "--http", http];
+  const args = ["--max-semi-space-size=64", ...(profile ? ["--cpu-prof", `--cpu-prof-dir=${profile}`] : []), CLI, "run", "--config", config, "--state", state, "--http", http];
   return spawn(process.execPath, args, { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, LOG_LEVEL: "warn" } });
 }
 
@@ -143,10 +150,11 @@ function memory(pid: number): { rssMiB: number; anonMiB: number; lmdbMiB: number
   return { rssMiB: Math.round(kib("VmRSS") / 1024), anonMiB: Math.round(kib("RssAnon") / 1024), lmdbMiB: Math.round(lmdbKiB / 1024) };
 }
 
-async function heapMiB(http: string): Promise<number> {
+/** The main thread's V8 heap in MiB: used, and committed (what of it is resident, in the anonymous part). */
+async function heapMiB(http: string): Promise<{ used: number; total: number }> {
   const text = await (await fetch(`http://${http}/metrics`)).text();
-  const used = /^grouparoo_nodejs_heap_size_used_bytes (\S+)/m.exec(text)?.[1];
-  return Math.round(Number(used ?? 0) / 2 ** 20);
+  const mib = (name: string) => Math.round(Number(new RegExp(`^grouparoo_nodejs_heap_size_${name}_bytes (\\S+)`, "m").exec(text)?.[1] ?? 0) / 2 ** 20);
+  return { used: mib("used"), total: mib("total") };
 }
 
 async function until(what: string, done: () => Promise<boolean>, seconds = 900): Promise<void> {
@@ -186,7 +194,6 @@ async function run(scenario: Scenario) {
   const daemonSeconds = (performance.now() - started) / 1000;
   const mem = memory(child.pid ?? 0);
   const heap = await heapMiB(http);
-  if (process.env.BENCH_HEAP) console.error((await (await fetch(`http://${http}/metrics`)).text()).split("\n").filter((l) => /heap_space_size_(total|used)|external|rss|heap_size/.test(l) && !l.startsWith("#")).join("\n"));
 
   // A group added by SIGHUP, backfilled over every record: its Run's own start and end.
   let backfill: { records: number; perSecond: number } | undefined;
@@ -229,17 +236,40 @@ async function run(scenario: Scenario) {
     anonMiB: mem.anonMiB,
     lmdbResidentMiB: mem.lmdbMiB,
     lmdbFileMiB,
-    heapUsedMiB: heap,
+    heapUsedMiB: heap.used,
+    heapTotalMiB: heap.total,
     restartToReadySeconds: Number(restartSeconds.toFixed(2)),
     ...(backfill ? { backfillRecords: backfill.records, backfillRecordsPerSecond: backfill.perSecond } : {}),
   };
 }
 
-const results = [];
-for (const scenario of scenarios) results.push(await run(scenario));
+type Result = Awaited<ReturnType<typeof run>>;
+const runs = new Map<string, Result[]>();
+for (let round = 0; round < ROUNDS; round++) {
+  for (const scenario of scenarios) {
+    if (round > 0 && scenario.changes > 200_000) continue;
+    const result = await run(scenario);
+    runs.set(scenario.name, [...(runs.get(scenario.name) ?? []), result]);
+  }
+}
+const results = scenarios.map((scenario) => {
+  const all = runs.get(scenario.name) ?? [];
+  const median = [...all].sort((a, b) => a.daemonPerSecond - b.daemonPerSecond)[Math.floor((all.length - 1) / 2)] as Result;
+  return { ...median, runs: all.map((r) => ({ rawPerSecond: r.rawPerSecond, daemonPerSecond: r.daemonPerSecond })) };
+});
+// What groups cost: the rate with 10 and with 100 groups against the same backlog with none (medians).
+const rate = (name: string) => results.find((r) => r.scenario === name)?.daemonPerSecond;
+const groupCost = Object.fromEntries(
+  ["users10", "users100"].flatMap((name) => {
+    const none = rate("users0");
+    const some = rate(name);
+    return none && some ? [[name, Number((1 - some / none).toFixed(3))]] : [];
+  }),
+);
 await postgres?.stop();
 const machine = `${cpus().length} × ${cpus()[0]?.model ?? "unknown CPU"}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
-console.log(JSON.stringify({ benchmark: "daemon", machine, results }));
+console.log(JSON.stringify({ benchmark: "daemon", machine, rounds: ROUNDS, groupCost, results }));
 console.log("| scenario | raw decode (changes/s) | daemon (changes/s) | daemon / raw | RSS (MiB: heap used, LMDB resident) | restart to ready (s) |");
 console.log("|---|---|---|---|---|---|");
 for (const r of results) console.log(`| ${r.describe} | ${r.rawPerSecond.toLocaleString("en")} | ${r.daemonPerSecond.toLocaleString("en")} | ${r.daemonToRaw} | ${r.rssMiB} (${r.heapUsedMiB}, ${r.lmdbResidentMiB}) | ${r.restartToReadySeconds} |`);
+for (const [name, cost] of Object.entries(groupCost)) console.log(`groups cost ${name}: ${(cost * 100).toFixed(1)} % of the rate without groups`);
