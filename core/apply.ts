@@ -169,6 +169,7 @@ export function uniqueValueKey(type: PropertyDef["type"], raw: string): { key: s
   return { key: valueKey(normalized.value) };
 }
 const NO_INDEXES: readonly number[] = [];
+const NO_FLAGS = new Uint8Array(0);
 /** How many unions of the groups reading several changed keys a model keeps (see groupsToEvaluate). */
 const MAX_READING_UNIONS = 256;
 const READING_UNIONS = new WeakMap<ModelDef, Map<string, readonly number[]>>();
@@ -186,6 +187,8 @@ export function emptyBatchResult(): BatchResult {
 
 export class BatchApplier {
   private readonly touched = new Map<string, Touched>();
+  /** Membership flags of the record being settled (see membershipFlags). */
+  private flags = new Uint8Array(64);
   /** The last position of each stream in the batch, written once at the end. */
   private readonly positions = new Map<string, string>();
   private readonly result: BatchResult = emptyBatchResult();
@@ -697,14 +700,17 @@ export class BatchApplier {
     // Only groups whose rules read a changed property (all of them for a new record), plus those a
     // sweep or backfill asked for, are evaluated.
     const evaluate = this.groupsToEvaluate(t, isNew);
-    let groups: string[] | undefined;
+    // The record's memberships as one flag per group of the model (its list is read once: with many
+    // groups, asking the list for each would be quadratic); the list is rebuilt only if one flips.
+    const flags = evaluate.length > 0 ? this.membershipFlags(model, record.groups) : NO_FLAGS;
+    let flipped = false;
     for (let i = 0; i < evaluate.length; i++) {
-      const group = model.groups[evaluate[i] as number] as CompiledGroup;
+      const index = evaluate[i] as number;
+      const group = model.groups[index] as CompiledGroup;
       const member = isMember(group, record.values, this.now, record.id, record.createdAt);
-      if (member !== record.groups.includes(group.id)) {
-        groups ??= record.groups.slice();
-        if (member) insertSorted(groups, group.id);
-        else groups.splice(groups.indexOf(group.id), 1);
+      if (member !== (flags[index] === 1)) {
+        flags[index] = member ? 1 : 0;
+        flipped = true;
       }
       if (group.hasRelativeRules) {
         const next = nextBoundary(group, record.values, this.now, record.id, record.createdAt);
@@ -717,11 +723,47 @@ export class BatchApplier {
         else record.boundaries[group.id] = next;
       }
     }
-    if (groups) record.groups = groups;
+    if (flipped) record.groups = this.groupList(model, flags, record.groups);
     const groupsChanged = this.reconcileMembership(model.id, record.id, oldGroups, record.groups);
     if (!isNew && !t.dirty && t.changed.length === 0 && !groupsChanged) return;
     this.state.putRecord(model.id, record);
     if (isNew || t.changed.length > 0 || groupsChanged) this.planExports(t, record.id, { values: record.values, groups: record.groups });
+  }
+
+  /**
+   * One flag per group of the model, set for the groups in `ids` (a record's list, sorted as the
+   * model's groups are), in a buffer reused from one record to the next.
+   */
+  private membershipFlags(model: ModelDef, ids: readonly string[]): Uint8Array {
+    if (this.flags.length < model.groups.length) this.flags = new Uint8Array(model.groups.length * 2);
+    const flags = this.flags;
+    flags.fill(0, 0, model.groups.length);
+    // Both are in id order: one walk (comparing short strings, no hashing of strings read from LMDB).
+    const groups = model.groups;
+    let index = 0;
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i] as string;
+      while (index < groups.length && (groups[index] as CompiledGroup).id < id) index += 1;
+      if (index < groups.length && (groups[index] as CompiledGroup).id === id) flags[index] = 1;
+    }
+    return flags;
+  }
+
+  /**
+   * The sorted list of group ids the flags say (the model's groups are in id order), with any id of
+   * `previous` that is not a group of the model kept (a group the config dropped is forgotten by a Run).
+   */
+  private groupList(model: ModelDef, flags: Uint8Array, previous: readonly string[]): string[] {
+    const out: string[] = [];
+    for (let i = 0; i < model.groups.length; i++) if (flags[i] === 1) out.push((model.groups[i] as CompiledGroup).id);
+    let foreign = false;
+    for (const id of previous) {
+      if (model.groupIndex.has(id)) continue;
+      out.push(id);
+      foreign = true;
+    }
+    if (foreign) out.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    return out;
   }
 
   /** Indexes (in the model's groups) of the groups to evaluate for a settling record, without duplicates. */
@@ -756,18 +798,27 @@ export class BatchApplier {
   private reconcileMembership(modelId: string, recordId: string, before: readonly string[], after: readonly string[]): boolean {
     // Lists are replaced, never changed in place: the same list is the same membership.
     if (before === after) return false;
+    // Both lists are sorted: one walk through them together finds what left and what entered.
     let changed = false;
-    for (const groupId of before) {
-      if (after.includes(groupId)) continue;
-      changed = true;
-      this.bump(this.result.memberDelta, groupId, -1);
-      this.bump(this.result.left, groupId, 1);
-    }
-    for (const groupId of after) {
-      if (before.includes(groupId)) continue;
-      changed = true;
-      this.bump(this.result.memberDelta, groupId, 1);
-      this.bump(this.result.entered, groupId, 1);
+    let i = 0;
+    let j = 0;
+    while (i < before.length || j < after.length) {
+      const was = before[i];
+      const is = after[j];
+      if (is === undefined || (was !== undefined && was < is)) {
+        changed = true;
+        this.bump(this.result.memberDelta, was as string, -1);
+        this.bump(this.result.left, was as string, 1);
+        i += 1;
+      } else if (was === undefined || is < was) {
+        changed = true;
+        this.bump(this.result.memberDelta, is, 1);
+        this.bump(this.result.entered, is, 1);
+        j += 1;
+      } else {
+        i += 1;
+        j += 1;
+      }
     }
     return changed;
   }
@@ -784,13 +835,6 @@ export class BatchApplier {
   private bump(map: Map<string, number>, key: string, delta: number): void {
     map.set(key, (map.get(key) ?? 0) + delta);
   }
-}
-
-/** Inserts `id` into a sorted list of group ids, keeping it sorted (a record is in a few groups: a scan beats a sort). */
-function insertSorted(ids: string[], id: string): void {
-  let i = ids.length;
-  while (i > 0 && (ids[i - 1] as string) > id) i -= 1;
-  ids.splice(i, 0, id);
 }
 
 /** The stored row updated with the columns the change carries (undefined = not sent, kept). */

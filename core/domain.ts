@@ -66,6 +66,8 @@ export interface ModelDef {
   groupsReading: ReadonlyMap<string, readonly number[]>;
   /** 0 .. groups.length - 1: every group, for a new record. */
   allGroupIndexes: readonly number[];
+  /** Each group's index in `groups`, by id. */
+  groupIndex: ReadonlyMap<string, number>;
   destinations: readonly DestinationDef[];
 }
 
@@ -190,6 +192,7 @@ export function compileDomain(config: Config): Domain {
       groups: modelGroups(groups, m.id),
       groupsReading: groupsReading(modelGroups(groups, m.id)),
       allGroupIndexes: modelGroups(groups, m.id).map((_, i) => i),
+      groupIndex: new Map(modelGroups(groups, m.id).map((g, i) => [g.id, i])),
       destinations: [...destinations.values()].filter((d) => d.modelId === m.id),
     });
   }
