@@ -8,6 +8,7 @@ import { kafkaDebeziumSource } from "../connectors/kafka/debezium-source.js";
 import { validateObjects } from "../daemon/config/validate.js";
 import { compileDomain } from "../core/domain.js";
 import { readIntoState } from "./common.js";
+import { profiled } from "./profile.js";
 import { startKafka } from "../test/services/kafka.js";
 import { envelope, key } from "../test/fixtures/debezium.js";
 
@@ -66,7 +67,7 @@ async function intoState(): Promise<number> {
   const app = config.apps[0];
   if (!app) throw new Error("no app");
   const source = kafkaDebeziumSource.create(app, config.sources, { logger: pino({ level: "silent" }), positions: new Map() });
-  return readIntoState(source, compileDomain(config), COUNT);
+  return profiled("kafka", () => readIntoState(source, compileDomain(config), COUNT));
 }
 
 const bareSeconds = await bare();

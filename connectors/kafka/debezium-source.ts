@@ -169,9 +169,18 @@ export class KafkaDebeziumSource extends ChangeReader {
     };
     let last: string | undefined;
     let sinceHeartbeat = Date.now();
+    // A batch goes stale when the consumer seeks (a Run's replay), which this source does only after
+    // awaiting: asked at the start and after each await, not per message (kafkajs looks the partition
+    // up in a map for it).
+    let awaited = true;
     for (const message of batch.messages) {
-      if (!isRunning() || isStale() || this.stopped) break;
-      await this.waitWhilePaused({ ms: 1000, run: heartbeat });
+      if (!isRunning() || this.stopped || (awaited && isStale())) break;
+      awaited = false;
+      // Only a paused source waits: an await per message would cost every message two turns of the microtask queue.
+      if (this.gate.isPaused) {
+        await this.waitWhilePaused({ ms: 1000, run: heartbeat });
+        if (!isRunning() || isStale() || this.stopped) break;
+      }
       const position = { stream, position: message.offset };
       const commitTime = Number(message.timestamp);
       const size = (message.value?.length ?? 0) + (message.key?.length ?? 0);
@@ -195,6 +204,7 @@ export class KafkaDebeziumSource extends ChangeReader {
         };
         this.logger.warn({ topic: batch.topic, partition: batch.partition, offset: message.offset, reason: decoded.reason }, "undecodable message set aside as a dead letter");
         if (source.options.deadLetterTopic && this.producer) {
+          awaited = true;
           await this.producer.send({
             topic: source.options.deadLetterTopic,
             messages: [{ key: message.key, value: message.value, headers: { "x-grouparoo-reason": decoded.reason, "x-grouparoo-origin": `${batch.topic}/${batch.partition}/${message.offset}` } }],
@@ -203,10 +213,11 @@ export class KafkaDebeziumSource extends ChangeReader {
         this.emit({ sourceId: source.id, op: "marker", key: "", before: null, after: null, position, commitTime, deadLetter: { reason: decoded.reason, payload } });
       }
       last = message.offset;
-      this.replayed(stream, BigInt(message.offset));
+      if (this.replay) this.replayed(stream, BigInt(message.offset));
       if (Date.now() - sinceHeartbeat > 1000) {
         await heartbeat();
         sinceHeartbeat = Date.now();
+        awaited = true;
       }
     }
     this.observer?.consumerLag?.(batch.topic, batch.partition, Number(batch.offsetLag()));
