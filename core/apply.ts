@@ -170,9 +170,8 @@ export function uniqueValueKey(type: PropertyDef["type"], raw: string): { key: s
 }
 const NO_INDEXES: readonly number[] = [];
 const NO_FLAGS = new Uint8Array(0);
-/** How many unions of the groups reading several changed keys a model keeps (see groupsToEvaluate). */
-const MAX_READING_UNIONS = 256;
-const READING_UNIONS = new WeakMap<ModelDef, Map<string, readonly number[]>>();
+/** The unions of the groups reading several changed keys, per model and by the keys' bits (see groupsToEvaluate). */
+const READING_UNIONS = new WeakMap<ModelDef, Map<number, readonly number[]>>();
 const NO_BOUNDARIES: Record<string, number> = Object.freeze({}) as Record<string, number>;
 const hasKeys = (o: object): boolean => {
   for (const _ in o) return true;
@@ -187,8 +186,11 @@ export function emptyBatchResult(): BatchResult {
 
 export class BatchApplier {
   private readonly touched = new Map<string, Touched>();
-  /** Membership flags of the record being settled (see membershipFlags). */
+  /** Membership flags of the record being settled (see membershipFlags), and whether its list named groups the model does not have. */
   private flags = new Uint8Array(64);
+  private foreignIds = false;
+  /** Transitions counted by group index while settling, per model: entered (0 .. n - 1), then left (n .. 2n - 1); see finish. */
+  private readonly transitions = new Map<ModelDef, Int32Array>();
   /** The last position of each stream in the batch, written once at the end. */
   private readonly positions = new Map<string, string>();
   private readonly result: BatchResult = emptyBatchResult();
@@ -421,6 +423,19 @@ export class BatchApplier {
   finish(): BatchResult {
     for (const t of this.touched.values()) this.settle(t);
     this.touched.clear();
+    for (const [model, counts] of this.transitions) {
+      const n = model.groups.length;
+      for (let i = 0; i < n; i++) {
+        const entered = counts[i] as number;
+        const left = counts[n + i] as number;
+        if (entered === 0 && left === 0) continue;
+        const groupId = (model.groups[i] as CompiledGroup).id;
+        this.bump(this.result.memberDelta, groupId, entered - left);
+        if (entered > 0) this.bump(this.result.entered, groupId, entered);
+        if (left > 0) this.bump(this.result.left, groupId, left);
+      }
+    }
+    this.transitions.clear();
     for (const [stream, position] of this.positions) this.state.setPosition(stream, position);
     return this.result;
   }
@@ -703,6 +718,10 @@ export class BatchApplier {
     // The record's memberships as one flag per group of the model (its list is read once: with many
     // groups, asking the list for each would be quadratic); the list is rebuilt only if one flips.
     const flags = evaluate.length > 0 ? this.membershipFlags(model, record.groups) : NO_FLAGS;
+    // When settling starts from the membership the batch found (the common case: not recreated, no
+    // group forgotten), each flip is a transition, counted by the group's index; otherwise the old
+    // and new lists are compared.
+    const counting = record.groups === oldGroups || (t.before === null && record.groups.length === 0);
     let flipped = false;
     for (let i = 0; i < evaluate.length; i++) {
       const index = evaluate[i] as number;
@@ -711,6 +730,11 @@ export class BatchApplier {
       if (member !== (flags[index] === 1)) {
         flags[index] = member ? 1 : 0;
         flipped = true;
+        if (counting) {
+          const counts = this.transitionsOf(model);
+          const slot = member ? index : model.groups.length + index;
+          counts[slot] = (counts[slot] as number) + 1;
+        }
       }
       if (group.hasRelativeRules) {
         const next = nextBoundary(group, record.values, this.now, record.id, record.createdAt);
@@ -724,10 +748,16 @@ export class BatchApplier {
       }
     }
     if (flipped) record.groups = this.groupList(model, flags, record.groups);
-    const groupsChanged = this.reconcileMembership(model.id, record.id, oldGroups, record.groups);
+    const groupsChanged = counting ? flipped : this.reconcileMembership(model.id, record.id, oldGroups, record.groups);
     if (!isNew && !t.dirty && t.changed.length === 0 && !groupsChanged) return;
     this.state.putRecord(model.id, record);
     if (isNew || t.changed.length > 0 || groupsChanged) this.planExports(t, record.id, { values: record.values, groups: record.groups });
+  }
+
+  private transitionsOf(model: ModelDef): Int32Array {
+    let counts = this.transitions.get(model);
+    if (!counts) this.transitions.set(model, (counts = new Int32Array(model.groups.length * 2)));
+    return counts;
   }
 
   /**
@@ -738,6 +768,7 @@ export class BatchApplier {
     if (this.flags.length < model.groups.length) this.flags = new Uint8Array(model.groups.length * 2);
     const flags = this.flags;
     flags.fill(0, 0, model.groups.length);
+    this.foreignIds = false;
     // Both are in id order: one walk (comparing short strings, no hashing of strings read from LMDB).
     const groups = model.groups;
     let index = 0;
@@ -745,6 +776,7 @@ export class BatchApplier {
       const id = ids[i] as string;
       while (index < groups.length && (groups[index] as CompiledGroup).id < id) index += 1;
       if (index < groups.length && (groups[index] as CompiledGroup).id === id) flags[index] = 1;
+      else this.foreignIds = true;
     }
     return flags;
   }
@@ -756,14 +788,9 @@ export class BatchApplier {
   private groupList(model: ModelDef, flags: Uint8Array, previous: readonly string[]): string[] {
     const out: string[] = [];
     for (let i = 0; i < model.groups.length; i++) if (flags[i] === 1) out.push((model.groups[i] as CompiledGroup).id);
-    let foreign = false;
-    for (const id of previous) {
-      if (model.groupIndex.has(id)) continue;
-      out.push(id);
-      foreign = true;
-    }
-    if (foreign) out.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    return out;
+    if (!this.foreignIds) return out;
+    for (const id of previous) if (!model.groupIndex.has(id)) out.push(id);
+    return out.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   }
 
   /** Indexes (in the model's groups) of the groups to evaluate for a settling record, without duplicates. */
@@ -773,16 +800,15 @@ export class BatchApplier {
     const forced = t.forceGroups;
     if (t.changed.length === 0 && !forced) return NO_INDEXES;
     if (t.changed.length === 1 && !forced) return model.groupsReading.get(t.changed[0] as string) ?? NO_INDEXES;
-    // A change of several keys: the same keys (in the same order) are changed by every row of a
-    // statement, so their union is kept per model (a bounded number of them), not built per change.
-    // Ids hold no NUL (the config's id pattern), so the joined keys name one list of keys.
-    let memo: Map<string, readonly number[]> | undefined;
-    let memoKey: string | undefined;
-    if (!forced) {
+    // A change of several keys: every row of a statement changes the same ones, so the union of the
+    // groups reading them is kept per model, by the keys' bits (see ModelDef.readBits).
+    let memo: Map<number, readonly number[]> | undefined;
+    let mask = 0;
+    if (!forced && model.readBits.size > 0) {
+      for (const key of t.changed) mask |= model.readBits.get(key) ?? 0;
       memo = READING_UNIONS.get(model);
       if (!memo) READING_UNIONS.set(model, (memo = new Map()));
-      memoKey = t.changed.join("\u0000");
-      const known = memo.get(memoKey);
+      const known = memo.get(mask);
       if (known) return known;
     }
     const marked = new Uint8Array(model.groups.length);
@@ -790,7 +816,7 @@ export class BatchApplier {
     if (forced) model.groups.forEach((g, index) => (marked[index] ||= forced.has(g.id) ? 1 : 0));
     const out: number[] = [];
     for (let i = 0; i < marked.length; i++) if (marked[i]) out.push(i);
-    if (memo && memoKey !== undefined && memo.size < MAX_READING_UNIONS) memo.set(memoKey, out);
+    memo?.set(mask, out);
     return out;
   }
 

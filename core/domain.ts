@@ -68,6 +68,11 @@ export interface ModelDef {
   allGroupIndexes: readonly number[];
   /** Each group's index in `groups`, by id. */
   groupIndex: ReadonlyMap<string, number>;
+  /**
+   * One bit for each key the model's groups read (when they read at most 30 keys, else empty): the
+   * keys a change touched, as one number, name the union of the groups reading them.
+   */
+  readBits: ReadonlyMap<string, number>;
   destinations: readonly DestinationDef[];
 }
 
@@ -119,6 +124,11 @@ function groupsReading(groups: readonly CompiledGroup[]): Map<string, number[]> 
     for (const key of group.reads) reading.set(key, [...(reading.get(key) ?? []), index]);
   });
   return reading;
+}
+
+function readBits(groups: readonly CompiledGroup[]): Map<string, number> {
+  const keys = [...new Set(groups.flatMap((group) => [...group.reads]))];
+  return keys.length > 30 ? new Map() : new Map(keys.map((key, bit) => [key, 1 << bit]));
 }
 
 /** Compiles a validated config; throws only if the validator let through what the compilers refuse (a bug). */
@@ -193,6 +203,7 @@ export function compileDomain(config: Config): Domain {
       groupsReading: groupsReading(modelGroups(groups, m.id)),
       allGroupIndexes: modelGroups(groups, m.id).map((_, i) => i),
       groupIndex: new Map(modelGroups(groups, m.id).map((g, i) => [g.id, i])),
+      readBits: readBits(modelGroups(groups, m.id)),
       destinations: [...destinations.values()].filter((d) => d.modelId === m.id),
     });
   }
