@@ -21,7 +21,10 @@ export interface StoredRecord {
   values: RecordValueMap;
   /** Why a property holds null although its source had a value ("Invalid integer value", "Duplicate Value"). */
   invalid: Record<string, string>;
-  /** Ids of the groups the record is a member of, sorted. */
+  /**
+   * Ids of the groups the record is a member of, without duplicates, sorted by UTF-16 code units (as
+   * `<` compares strings, and as a model's groups are ordered). Replaced, never changed in place.
+   */
   groups: string[];
   /**
    * Aggregate state of each property fed by many rows; kept with the record: one read, one write. It
@@ -170,7 +173,8 @@ export function uniqueValueKey(type: PropertyDef["type"], raw: string): { key: s
 }
 const NO_INDEXES: readonly number[] = [];
 const NO_FLAGS = new Uint8Array(0);
-/** The unions of the groups reading several changed keys, per model and by the keys' bits (see groupsToEvaluate). */
+/** The unions of the groups reading several changed keys, per model and by the keys' bits (see groupsToEvaluate), and how many a model keeps. */
+const MAX_READING_UNIONS = 256;
 const READING_UNIONS = new WeakMap<ModelDef, Map<number, readonly number[]>>();
 const NO_BOUNDARIES: Record<string, number> = Object.freeze({}) as Record<string, number>;
 const hasKeys = (o: object): boolean => {
@@ -770,10 +774,12 @@ export class BatchApplier {
     flags.fill(0, 0, model.groups.length);
     this.foreignIds = false;
     // Both are in id order: one walk (comparing short strings, no hashing of strings read from LMDB).
+    // A list out of order or with duplicates (none is written so) is sorted first rather than misread.
+    const sorted = isSortedIds(ids) ? ids : [...new Set(ids)].sort(compareIds);
     const groups = model.groups;
     let index = 0;
-    for (let i = 0; i < ids.length; i++) {
-      const id = ids[i] as string;
+    for (let i = 0; i < sorted.length; i++) {
+      const id = sorted[i] as string;
       while (index < groups.length && (groups[index] as CompiledGroup).id < id) index += 1;
       if (index < groups.length && (groups[index] as CompiledGroup).id === id) flags[index] = 1;
       else this.foreignIds = true;
@@ -789,8 +795,8 @@ export class BatchApplier {
     const out: string[] = [];
     for (let i = 0; i < model.groups.length; i++) if (flags[i] === 1) out.push((model.groups[i] as CompiledGroup).id);
     if (!this.foreignIds) return out;
-    for (const id of previous) if (!model.groupIndex.has(id)) out.push(id);
-    return out.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    for (const id of previous) if (!model.groupIndex.has(id) && !out.includes(id)) out.push(id);
+    return out.sort(compareIds);
   }
 
   /** Indexes (in the model's groups) of the groups to evaluate for a settling record, without duplicates. */
@@ -800,8 +806,9 @@ export class BatchApplier {
     const forced = t.forceGroups;
     if (t.changed.length === 0 && !forced) return NO_INDEXES;
     if (t.changed.length === 1 && !forced) return model.groupsReading.get(t.changed[0] as string) ?? NO_INDEXES;
-    // A change of several keys: every row of a statement changes the same ones, so the union of the
-    // groups reading them is kept per model, by the keys' bits (see ModelDef.readBits).
+    // A change of several keys (those a record's changes in this batch changed): the same few sets
+    // recur, so the union of the groups reading them is kept per model, by the keys' bits (see
+    // ModelDef.readBits), up to MAX_READING_UNIONS of them.
     let memo: Map<number, readonly number[]> | undefined;
     let mask = 0;
     if (!forced && model.readBits.size > 0) {
@@ -816,7 +823,7 @@ export class BatchApplier {
     if (forced) model.groups.forEach((g, index) => (marked[index] ||= forced.has(g.id) ? 1 : 0));
     const out: number[] = [];
     for (let i = 0; i < marked.length; i++) if (marked[i]) out.push(i);
-    memo?.set(mask, out);
+    if (memo && memo.size < MAX_READING_UNIONS) memo.set(mask, out);
     return out;
   }
 
@@ -824,7 +831,10 @@ export class BatchApplier {
   private reconcileMembership(modelId: string, recordId: string, before: readonly string[], after: readonly string[]): boolean {
     // Lists are replaced, never changed in place: the same list is the same membership.
     if (before === after) return false;
-    // Both lists are sorted: one walk through them together finds what left and what entered.
+    // Both lists sorted (a list out of order, which none is written as, is sorted first): one walk
+    // through them together finds what left and what entered.
+    if (!isSortedIds(before)) before = [...new Set(before)].sort(compareIds);
+    if (!isSortedIds(after)) after = [...new Set(after)].sort(compareIds);
     let changed = false;
     let i = 0;
     let j = 0;
@@ -861,6 +871,17 @@ export class BatchApplier {
   private bump(map: Map<string, number>, key: string, delta: number): void {
     map.set(key, (map.get(key) ?? 0) + delta);
   }
+}
+
+/** Group ids in a record's order: UTF-16 code units, as `<` compares strings. */
+function compareIds(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Whether a list of group ids is in a record's order, without duplicates. */
+function isSortedIds(ids: readonly string[]): boolean {
+  for (let i = 1; i < ids.length; i++) if (!((ids[i - 1] as string) < (ids[i] as string))) return false;
+  return true;
 }
 
 /** The stored row updated with the columns the change carries (undefined = not sent, kept). */
