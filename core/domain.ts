@@ -192,6 +192,7 @@ export function compileDomain(config: Config): Domain {
     const pk = config.primaryKeys[m.id];
     if (!pk) continue;
     const aggregated = [...properties.values()].filter((p) => p.modelId === m.id && p.sourceId !== pk.sourceId);
+    const ordered = modelGroups(groups, m.id);
     models.set(m.id, {
       id: m.id,
       aggregatesHash: aggregateHash({ method: "exact", column: aggregated.map((p) => `${p.id}=${p.aggregateHash}`).sort().join(","), filters: [], isArray: false }),
@@ -199,11 +200,11 @@ export function compileDomain(config: Config): Domain {
       primaryKeyPropertyId: pk.propertyId,
       properties: [...properties.values()].filter((p) => p.modelId === m.id),
       identityProperties: new Set([...sources.values()].filter((s) => s.modelId === m.id && !s.primary).flatMap((s) => s.mapping.map((e) => e.propertyId))),
-      groups: modelGroups(groups, m.id),
-      groupsReading: groupsReading(modelGroups(groups, m.id)),
-      allGroupIndexes: modelGroups(groups, m.id).map((_, i) => i),
-      groupIndex: new Map(modelGroups(groups, m.id).map((g, i) => [g.id, i])),
-      readBits: readBits(modelGroups(groups, m.id)),
+      groups: ordered,
+      groupsReading: groupsReading(ordered),
+      allGroupIndexes: ordered.map((_, i) => i),
+      groupIndex: new Map(ordered.map((g, i) => [g.id, i])),
+      readBits: readBits(ordered),
       destinations: [...destinations.values()].filter((d) => d.modelId === m.id),
     });
   }

@@ -28,7 +28,6 @@ export const STATE_FORMAT = 3;
 /** Sorts after every string, so [a, b, END] closes the range of keys that start with [a, b]. */
 const END = "\uffff\uffff";
 
-
 export interface OutboxEntry extends ExportPlan {
   seq: number;
   /** What the destination was expected to hold when this export was planned (null: nothing). */
