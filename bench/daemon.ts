@@ -6,9 +6,10 @@
 // resident LMDB pages apart), a restart to /readyz, and a group added by SIGHUP backfilled.
 // BENCH_DAEMON=users10,users0,... picks scenarios; BENCH_DAEMON_ROUNDS (default 3) how many times the
 // backlogs of 200,000 changes run (their median is reported, and the cost of groups computed from it);
-// BENCH_PROFILE=DIR writes the daemon's CPU profile.
+// BENCH_PROFILE=DIR writes the daemon's CPU profiles there, and prints where its main thread's time
+// went (bench/profile.ts's parts, and the top functions by self time).
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { Store } from "../state/store.js";
@@ -16,6 +17,7 @@ import { listRuns, type RunState } from "../streams/runs.js";
 import { startPostgres } from "../test/services/postgres.js";
 import { freePort } from "../test/services/process.js";
 import { rawDecode, sql } from "./common.js";
+import { profileParts, profileTop } from "./profile.js";
 
 const CLI = new URL("../dist/daemon/cli.js", import.meta.url).pathname;
 const postgres = process.env.PG_URL ? undefined : await startPostgres({ max_wal_size: "8GB" });
@@ -75,18 +77,19 @@ function usersScenario(name: string, users: number, groups: number, perTransacti
   };
 }
 
-function purchasesScenario(): Scenario {
-  const users = 50_000;
-  const purchases = 150_000;
+function purchasesScenario(name: string, users: number, purchases: number): Scenario {
+  // Users in transactions of up to 100,000 rows, purchases in transactions of 50,000.
+  const userRanges = Array.from({ length: Math.ceil(users / 100_000) }, (_, k) => [k * 100_000 + 1, Math.min(users, (k + 1) * 100_000)]);
   return {
-    name: "purchases10",
+    name,
     describe: `${users.toLocaleString("en")} users, then ${purchases.toLocaleString("en")} purchases aggregated into them (count, filtered sum, most recent value), 10 groups on the aggregates`,
     tables: ["CREATE TABLE users (id int PRIMARY KEY, email text)", "CREATE TABLE purchases (id int PRIMARY KEY, user_id int, amount numeric, state text, created_at timestamptz)"],
     backlog: [
-      `INSERT INTO users SELECT g, 'u' || g || '@example.com' FROM generate_series(1, ${users}) g`,
+      ...userRanges.map(([from, to]) => `INSERT INTO users SELECT g, 'u' || g || '@example.com' FROM generate_series(${from}, ${to}) g`),
       ...Array.from({ length: purchases / 50_000 }, (_, k) => `INSERT INTO purchases SELECT g, 1 + g % ${users}, g % 97, CASE WHEN g % 5 = 0 THEN 'refunded' ELSE 'paid' END, '2026-01-01T00:00:00Z'::timestamptz + g * interval '1 minute' FROM generate_series(${k * 50_000 + 1}, ${(k + 1) * 50_000}) g`),
     ],
     changes: users + purchases,
+    addGroup: { class: "group", id: "added", modelId: "users", rules: [{ propertyId: "ltv", op: "gt", match: 100 }] },
     objects: (url) => [
       app(url),
       { class: "model", id: "users" },
@@ -115,9 +118,11 @@ const ALL: Scenario[] = [
   usersScenario("users0", 100_000, 0, 100_000),
   usersScenario("users100", 100_000, 100, 100_000),
   usersScenario("users10-small-tx", 100_000, 10, 10_000),
-  purchasesScenario(),
+  purchasesScenario("purchases10", 50_000, 150_000),
   usersScenario("users10-1M", 500_000, 10, 100_000),
   usersScenario("users10-1M-records", 1_000_000, 10, 100_000),
+  // The memory target's scale: 1,000,000 records and 3,000,000 purchase rows (4,000,000 changes).
+  purchasesScenario("purchases10-3M-rows", 1_000_000, 3_000_000),
 ];
 const picked = process.env.BENCH_DAEMON?.split(",");
 const scenarios = picked ? ALL.filter((s) => picked.includes(s.name)) : ALL;
@@ -216,6 +221,9 @@ async function run(scenario: Scenario) {
   // A restart: from spawn to /readyz 200.
   child.kill("SIGTERM");
   await exited(child);
+  // The main thread's profile (thread 0 of the first process; its other threads have their own).
+  const mainProfile = profile && readdirSync(profile).find((f) => f.includes(`.${child.pid}.0.`) && f.endsWith(".cpuprofile"));
+  const cpu = mainProfile ? JSON.parse(readFileSync(join(profile, mainProfile), "utf8")) : undefined;
   const restartStarted = performance.now();
   child = start(config, join(work, "state"), http);
   await until("ready after a restart", async () => (await fetch(`http://${http}/readyz`).then((r) => r.status, () => 0)) === 200, 60);
@@ -240,6 +248,7 @@ async function run(scenario: Scenario) {
     heapTotalMiB: heap.total,
     restartToReadySeconds: Number(restartSeconds.toFixed(2)),
     ...(backfill ? { backfillRecords: backfill.records, backfillRecordsPerSecond: backfill.perSecond } : {}),
+    ...(cpu ? { profile: { file: mainProfile, ...profileParts(cpu), top: profileTop(cpu, 10) } } : {}),
   };
 }
 
@@ -273,3 +282,11 @@ console.log("| scenario | raw decode (changes/s) | daemon (changes/s) | daemon /
 console.log("|---|---|---|---|---|---|");
 for (const r of results) console.log(`| ${r.describe} | ${r.rawPerSecond.toLocaleString("en")} | ${r.daemonPerSecond.toLocaleString("en")} | ${r.daemonToRaw} | ${r.rssMiB} (${r.heapUsedMiB}, ${r.lmdbResidentMiB}) | ${r.restartToReadySeconds} |`);
 for (const [name, cost] of Object.entries(groupCost)) console.log(`groups cost ${name}: ${(cost * 100).toFixed(1)} % of the rate without groups`);
+for (const r of results) {
+  if (!r.profile) continue;
+  console.log(`\nwhere ${r.scenario}'s main thread spent ${r.profile.busySeconds.toFixed(2)} s of CPU (${r.profile.file}):`);
+  console.log("| part | share | what |");
+  console.log("|---|---|---|");
+  for (const p of r.profile.parts) console.log(`| ${p.part} | ${(p.share * 100).toFixed(1)} % | ${p.what} |`);
+  console.log(`top by self time: ${r.profile.top.map((t) => `${t.name} ${(t.share * 100).toFixed(1)} %`).join(", ")}`);
+}

@@ -18,3 +18,84 @@ export async function profiled<T>(label: string, body: () => Promise<T>): Promis
     session.disconnect();
   }
 }
+
+/** A CPU profile as `--cpu-prof` and the inspector write it. */
+interface CpuProfile {
+  nodes: { id: number; callFrame: { functionName: string; url: string }; children?: number[] }[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+/**
+ * The parts of the daemon's work, in the order a sample's stack is matched against them from its leaf
+ * up: a sample counts once, in the first part one of its frames belongs to (so the LMDB work and the
+ * encoding done for an identity lookup count as LMDB and encoding). Matched on the frame's file (the
+ * built code under dist/ and the libraries) and, inside core/apply, its function.
+ */
+export const PROFILE_PARTS: { part: string; what: string; test: (fn: string, url: string) => boolean }[] = [
+  { part: "garbage collection", what: "", test: (fn) => fn === "(garbage collector)" },
+  { part: "start-up", what: "module loading and compiling", test: (fn, url) => /node:internal\/modules|internal\/bootstrap/.test(url) || /^(compileForInternalLoader|wrapSafe|compileSourceTextModule)$/.test(fn) },
+  { part: "encoding", what: "msgpack values and ordered-binary keys of the state, both ways", test: (_, url) => /node_modules\/(msgpackr|ordered-binary)\//.test(url) },
+  { part: "LMDB writes", what: "lmdb-js's put and remove: `writeInstructions` runs LMDB's own put inside the transaction", test: (_, url) => /node_modules\/lmdb\/write\.js/.test(url) },
+  { part: "LMDB reads", what: "lmdb-js's get and range reads (`getBinaryFast`)", test: (_, url) => /node_modules\/lmdb\//.test(url) },
+  { part: "metrics", what: "prom-client and the daemon's metrics", test: (_, url) => /node_modules\/prom-client\/|\/dist\/metrics\//.test(url) },
+  { part: "logging", what: "pino and the daemon's logger", test: (_, url) => /node_modules\/(pino|sonic-boom|thread-stream)\/|\/dist\/daemon\/logger\.js/.test(url) },
+  { part: "pgoutput decoding", what: "pg-protocol and pg-logical-replication's parser, turning messages into changes", test: (_, url) => /node_modules\/(pg-logical-replication|pg-protocol|pg)\/|\/dist\/connectors\/postgres\//.test(url) },
+  { part: "group settling", what: "evaluating the affected groups' rules, membership flags and transitions", test: (fn, url) => /\/dist\/core\/rules\.js/.test(url) || (/\/dist\/core\/apply\.js/.test(url) && /^(settle|membershipFlags|groupList|reconcileMembership|groupsToEvaluate|transitionsOf|finish)$/.test(fn)) },
+  { part: "normalisation", what: "typing and normalising values, change detection (`normalize`, `setProperty`)", test: (fn, url) => /\/dist\/core\/values\.js/.test(url) || (/\/dist\/core\/apply\.js/.test(url) && /^(normalize|setProperty)$/.test(fn)) },
+  { part: "identity lookups", what: "finding a row's record: its identity, unique values, rows waiting on them", test: (fn, url) => /\/dist\/core\/apply\.js/.test(url) && /^(identityOf|claimUnique|releaseUnique|uniqueValueKey|touch)$/.test(fn) },
+  { part: "aggregate updates", what: "aggregates folded with a row's contribution, rows attached and detached", test: (fn, url) => /\/dist\/core\/aggregates\.js/.test(url) || (/\/dist\/core\/apply\.js/.test(url) && /^(contribute|aggregateFromRows|attach|detach|setAggregates)$/.test(fn)) },
+  { part: "applying rows", what: "the rest of the core: rows stored and merged, records written", test: (_, url) => /\/dist\/core\//.test(url) },
+];
+
+/** The busy time of a profile's thread, and each part's share of it (the rest is "pipeline and other"). */
+export function profileParts(profile: CpuProfile): { busySeconds: number; parts: { part: string; what: string; share: number }[] } {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const partOf = new Map<number, string>();
+  const classify = (leaf: number): string => {
+    const known = partOf.get(leaf);
+    if (known !== undefined) return known;
+    let found = "pipeline and other";
+    for (let id: number | undefined = leaf; id !== undefined; id = parent.get(id)) {
+      const frame = byId.get(id)?.callFrame;
+      const match = frame && PROFILE_PARTS.find((p) => p.test(frame.functionName, frame.url));
+      if (match) {
+        found = match.part;
+        break;
+      }
+    }
+    partOf.set(leaf, found);
+    return found;
+  };
+  const totals = new Map<string, number>();
+  let busy = 0;
+  profile.samples.forEach((sample, i) => {
+    const fn = byId.get(sample)?.callFrame.functionName;
+    if (fn === "(idle)" || fn === "(program)") return;
+    const delta = profile.timeDeltas[i] ?? 0;
+    busy += delta;
+    const part = classify(sample);
+    totals.set(part, (totals.get(part) ?? 0) + delta);
+  });
+  const parts = [...PROFILE_PARTS, { part: "pipeline and other", what: "batching, acknowledging, the RxJS pipeline" }].map(({ part, what }) => ({ part, what, share: busy > 0 ? (totals.get(part) ?? 0) / busy : 0 }));
+  return { busySeconds: busy / 1e6, parts: parts.sort((a, b) => b.share - a.share) };
+}
+
+/** The self time of a profile's busiest functions, as shares of its busy time. */
+export function profileTop(profile: CpuProfile, count: number): { name: string; share: number }[] {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const self = new Map<string, number>();
+  let busy = 0;
+  profile.samples.forEach((sample, i) => {
+    const frame = byId.get(sample)?.callFrame;
+    if (!frame || frame.functionName === "(idle)" || frame.functionName === "(program)") return;
+    const delta = profile.timeDeltas[i] ?? 0;
+    busy += delta;
+    const file = frame.url.replace(/^.*node_modules\//, "").replace(/^.*\/dist\//, "");
+    const name = `${frame.functionName || "(anonymous)"}${file ? ` (${file})` : ""}`;
+    self.set(name, (self.get(name) ?? 0) + delta);
+  });
+  return [...self].sort((a, b) => b[1] - a[1]).slice(0, count).map(([name, t]) => ({ name, share: t / busy }));
+}

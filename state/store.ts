@@ -433,6 +433,9 @@ export class Store {
       lastQueued = { d, r, entry };
       return entry;
     };
+    // Models with no row waiting for its record, as found once in this transaction (until one is
+    // added): each new unique value of theirs then claims nothing without a range read.
+    const noneWaiting = new Set<string>();
     return {
       getRecord: (m, r) => this.records.get([m, r]),
       recordIdsOf: (m) => keysOf(this.records, [m]).map((k) => String(k[1])),
@@ -450,9 +453,19 @@ export class Store {
       attachedRows: (m, r, s) => keysOf(this.attached, s === undefined ? [m, r] : [m, r, s]).map((k) => ({ sourceId: String(k[2]), rowKey: String(k[3]) })),
       // One key per waiting row: many rows waiting on one value (guest purchases with user_id 0) stay
       // O(log n) each to add, remove and claim.
-      addPending: (m, id: Identity, ref: RowRef) => void this.pending.put([m, id.propertyId, id.valueKey, ref.sourceId, ref.rowKey], true),
+      addPending: (m, id: Identity, ref: RowRef) => {
+        noneWaiting.delete(m);
+        void this.pending.put([m, id.propertyId, id.valueKey, ref.sourceId, ref.rowKey], true);
+      },
       deletePending: (m, id, ref) => void this.pending.remove([m, id.propertyId, id.valueKey, ref.sourceId, ref.rowKey]),
-      pendingRows: (m, id) => keysOf(this.pending, [m, id.propertyId, id.valueKey]).map((k) => ({ sourceId: String(k[3]), rowKey: String(k[4]) })),
+      pendingRows: (m, id) => {
+        if (noneWaiting.has(m)) return [];
+        if (this.pending.getKeysCount({ start: [m], end: [m, END], limit: 1 }) === 0) {
+          noneWaiting.add(m);
+          return [];
+        }
+        return keysOf(this.pending, [m, id.propertyId, id.valueKey]).map((k) => ({ sourceId: String(k[3]), rowKey: String(k[4]) }));
+      },
       setBoundary: (m, g, r, previous, next) => {
         if (previous !== undefined) this.timeIndex.remove([previous, m, g, r]);
         if (next !== null) this.timeIndex.put([next, m, g, r], true);

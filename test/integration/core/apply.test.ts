@@ -94,6 +94,25 @@ describe("applying batches", () => {
     expect(store.rowOf("purchases_table", "10")?.recordId).toBe("7");
   });
 
+  it("attaches rows that start waiting in the batch that already found none waiting", async () => {
+    // The first user finds no row waiting (remembered for the batch); the purchases then wait, and the
+    // users after them in the same batch still claim them.
+    await apply([
+      user(1),
+      purchase(10, { user_id: 7, amount: 150, state: "paid", sku: "A", created_at: T }),
+      purchase(11, { user_id: 8, amount: 20, state: "paid", sku: "B", created_at: T }),
+      user(7),
+      user(2),
+    ]);
+    expect(store.getRecord("users", "7")?.values).toMatchObject({ purchase_count: 1, lifetime_value: 150 });
+    expect(store.rowOf("purchases_table", "10")?.recordId).toBe("7");
+    expect(store.rowOf("purchases_table", "11")?.recordId).toBeNull();
+    await apply([user(3), user(8)]);
+    expect(store.getRecord("users", "8")?.values).toMatchObject({ purchase_count: 1, lifetime_value: 20 });
+    expect(store.getRecord("users", "3")?.values).toMatchObject({ purchase_count: 0 });
+    expect(store.rowOf("purchases_table", "11")?.recordId).toBe("8");
+  });
+
   it("moves a row from one record to another on update", async () => {
     await apply([user(1), user(2), purchase(10, { user_id: 1, amount: 120, state: "paid", sku: "A", created_at: T })]);
     await apply([change("purchases_table", "update", "10", { id: 10, user_id: 2, amount: 120, state: "paid", sku: "A", created_at: T })]);
