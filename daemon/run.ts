@@ -4,6 +4,7 @@
 // the config (an invalid one is refused and the running one kept).
 import type { Logger } from "pino";
 import { Daemon, type RunOptions } from "./daemon.js";
+import { takeEarlySighup } from "./early-signals.js";
 import { createLogger } from "./logger.js";
 import { createSystemdNotifier } from "./systemd.js";
 
@@ -37,6 +38,8 @@ export async function runWithSignals(start: () => Promise<SignalTarget | number>
   process.on("SIGTERM", drainHandler);
   process.on("SIGINT", drainHandler);
   process.on("SIGHUP", reloadHandler);
+  // One that arrived while the command line loaded counts as one during start-up.
+  if (takeEarlySighup()) reloadAsked = true;
   const off = () => {
     process.off("SIGTERM", drainHandler);
     process.off("SIGINT", drainHandler);

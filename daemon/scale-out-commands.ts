@@ -1,4 +1,4 @@
-// The `relay` and `worker` commands (README, "Relay and workers"), kept apart from cli.ts so the
+// The `relay` and `worker` commands (README, "Relay and workers"), kept apart from program.ts so the
 // commands of one machine and those of many change independently.
 import type { Command } from "commander";
 import { DEFAULT_PIPELINE_OPTIONS } from "../streams/pipeline.js";

@@ -4,6 +4,7 @@
 // Under a Type=notify unit they tell systemd READY=1 once started (and ping its watchdog), STOPPING=1
 // as they drain, like `run` (daemon/systemd.ts).
 import type { Logger } from "pino";
+import { takeEarlySighup } from "./early-signals.js";
 import { createSystemdNotifier } from "./systemd.js";
 
 export interface Drainable {
@@ -20,6 +21,7 @@ export async function runUntilSignalled(start: () => Promise<Drainable | number>
   process.on("SIGTERM", drainHandler);
   process.on("SIGINT", drainHandler);
   process.on("SIGHUP", reloadHandler);
+  if (takeEarlySighup()) reloadHandler();
   const systemd = createSystemdNotifier(process.env, { onError: (error) => logger.warn({ err: error }, "systemd notification failed") });
   try {
     systemd.status(`starting the ${mode}`);

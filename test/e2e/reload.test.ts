@@ -3,7 +3,7 @@
 // have (the start's live check), with a valid one applies it live (its Runs start, the new
 // group fills); --watch-config reloads when a file changes; `runs` lists the Runs and `rebuild` asks for
 // one beside the running daemon; --watch-config applies a change made while the daemon started.
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
@@ -91,6 +91,57 @@ describe("reloading the config", () => {
       expect((await daemon.exited).code).toBe(0);
     } finally {
       if (daemon && daemon.child.exitCode === null) {
+        daemon.child.kill("SIGKILL");
+        await daemon.exited;
+      }
+      await db.drop();
+    }
+  });
+
+  it("survives SIGHUPs sent from the first moment it catches them, and reloads once started", { timeout: 120_000 }, async () => {
+    const db = await createTestDatabase(inject("pgUrl"), "reload_early");
+    let daemon: DaemonProcess | undefined;
+    try {
+      for (const sql of [...SHOP_SCHEMA, ...SHOP_DATA]) await db.query(sql);
+      const config = join(work, "early.json");
+      writeFileSync(config, JSON.stringify(concrete(shopConfig(), db.url)));
+      const http = `127.0.0.1:${await freePort()}`;
+      daemon = startDaemon(["--config", config, "--state", join(work, "early-state")], http);
+      const pid = daemon.child.pid ?? 0;
+      // SigCgt: the signals the process catches (bit 0 is SIGHUP). Before Node runs JavaScript nothing
+      // catches it; from then on the command line does, while it still loads its modules.
+      const catchesHup = () => {
+        try {
+          return (BigInt(`0x${/^SigCgt:\s+([0-9a-f]+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? "0"}`) & 1n) === 1n;
+        } catch {
+          return false;
+        }
+      };
+      const deadline = Date.now() + 10_000;
+      while (!catchesHup()) {
+        if (daemon.child.exitCode !== null || Date.now() > deadline) throw new Error(`the daemon never caught SIGHUP; its logs:\n${daemon.logs()}`);
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      // A config with one more group, then SIGHUPs every 5 ms until it is ready: each would end a
+      // process that does not catch them.
+      const withGroup = [...concrete(shopConfig(), db.url), { class: "group", id: "big", modelId: "users", rules: [{ propertyId: "max_amount", op: "gt", match: 90 }] }];
+      writeFileSync(config, JSON.stringify(withGroup));
+      let sent = 0;
+      while ((await get(http, "/readyz").catch(() => ({ status: 0 }))).status !== 200) {
+        if (daemon.child.exitCode !== null || daemon.child.signalCode !== null) throw new Error(`the daemon exited after ${sent} SIGHUPs (${daemon.child.signalCode ?? daemon.child.exitCode}); its logs:\n${daemon.logs()}`);
+        daemon.child.kill("SIGHUP");
+        sent += 1;
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      expect(sent).toBeGreaterThan(0);
+      expect(daemon.logs()).toContain("a SIGHUP arrived while the daemon started: reloading the config now");
+      const { rows } = await db.query<{ n: string }>(`SELECT count(DISTINCT user_id) AS n FROM purchases WHERE amount > 90`);
+      await daemon.until("the new group filled", async () => (sample((await get(http, "/metrics")).body, 'grouparoo_group_members{group="big"}') === Number(rows[0]?.n) ? true : undefined));
+      expect(Number(rows[0]?.n)).toBeGreaterThan(0);
+      daemon.child.kill("SIGTERM");
+      expect(await daemon.exited).toEqual({ code: 0, signal: null });
+    } finally {
+      if (daemon && daemon.child.exitCode === null && daemon.child.signalCode === null) {
         daemon.child.kill("SIGKILL");
         await daemon.exited;
       }

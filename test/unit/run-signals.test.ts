@@ -1,7 +1,12 @@
 // The signals of `run` from the first moment: a SIGHUP or SIGTERM that arrives while the daemon
 // starts is acted on once it runs (a SIGHUP used to be dropped, so a config changed during start-up
-// was never applied); after start, each signal acts at once; a failed start removes the handlers.
+// was never applied); after start, each signal acts at once; a failed start removes the handlers. And
+// before that, while the executable loads: a SIGHUP to `run`, `relay` or `worker` is caught from the
+// executable's first module and handed to the command (it used to end the process).
+import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
+import { catchEarlySighup } from "../../daemon/early-signals.js";
 import { runWithSignals, type SignalTarget } from "../../daemon/run.js";
 
 function fakeDaemon() {
@@ -71,5 +76,41 @@ describe("run's signals", () => {
     let failed = 0;
     expect(await runWithSignals(async () => 78, logger, () => void (failed += 1))).toBe(78);
     expect(failed).toBe(1);
+  });
+});
+
+describe("a SIGHUP while the executable loads", () => {
+  const EARLY = new URL("../../daemon/early-signals.ts", import.meta.url).pathname;
+  /** A Node process with the given command line that loads early-signals, sends itself a SIGHUP, then reports. */
+  const probe = (command: string) =>
+    spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", `const early = await import(${JSON.stringify(EARLY)}); process.kill(process.pid, "SIGHUP"); await new Promise((r) => setTimeout(r, 100)); console.log(String(early.takeEarlySighup()), process.listenerCount("SIGHUP"));`, "grouparoo-stream", command], { encoding: "utf8", timeout: 30_000 });
+
+  it.each(["run", "relay", "worker"])("is remembered for %s, and handed over once", (command) => {
+    const result = probe(command);
+    expect(result.signal).toBeNull();
+    expect(result.stdout).toBe("true 0\n");
+  });
+
+  it("keeps its default action for the other commands (a hang-up ends them)", () => {
+    const result = probe("validate");
+    expect(result.signal).toBe("SIGHUP");
+    expect(result.stdout).toBe("");
+  });
+
+  it("is caught before any other module of the executable is read: cli.ts imports only early-signals statically", () => {
+    const source = readFileSync(new URL("../../daemon/cli.ts", import.meta.url), "utf8");
+    expect([...source.matchAll(/^import\b.*$/gm)].map((m) => m[0])).toEqual(['import "./early-signals.js";']);
+  });
+
+  it("reloads a started daemon when it arrived before run's own handlers", async () => {
+    const { daemon, calls, finish } = fakeDaemon();
+    catchEarlySighup(["node", "grouparoo-stream", "run"]);
+    process.emit("SIGHUP");
+    const running = runWithSignals(async () => daemon, logger, () => undefined);
+    await new Promise((r) => setImmediate(r));
+    expect(calls).toEqual(["reload SIGHUP during start-up"]);
+    finish(0);
+    expect(await running).toBe(0);
+    expect(process.listenerCount("SIGHUP")).toBe(0);
   });
 });
