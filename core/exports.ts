@@ -33,12 +33,33 @@ export interface RecordSnapshot {
   groups: readonly string[];
 }
 
+/**
+ * A destination's mapping and group memberships as arrays, made once per destination object: the
+ * memberships ordered by remote name, so the groups of a remote state come out sorted.
+ */
+const COMPILED = new WeakMap<DestinationDef, { mapping: readonly (readonly [string, string])[]; memberships: readonly (readonly [string, string])[] }>();
+function compiled(destination: DestinationDef) {
+  let entry = COMPILED.get(destination);
+  if (!entry) {
+    const memberships = Object.entries(destination.groupMemberships).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    entry = { mapping: Object.entries(destination.mapping), memberships };
+    COMPILED.set(destination, entry);
+  }
+  return entry;
+}
+
 export function remoteStateOf(destination: DestinationDef, record: RecordSnapshot): RemoteState {
+  const { mapping, memberships } = compiled(destination);
   const properties: ExportedProperties = {};
-  for (const [remote, propertyId] of Object.entries(destination.mapping)) properties[remote] = record.values[propertyId] ?? null;
+  for (let i = 0; i < mapping.length; i++) {
+    const [remote, propertyId] = mapping[i] as readonly [string, string];
+    properties[remote] = record.values[propertyId] ?? null;
+  }
   const groups: string[] = [];
-  for (const [remote, groupId] of Object.entries(destination.groupMemberships)) if (record.groups.includes(groupId)) groups.push(remote);
-  groups.sort();
+  for (let i = 0; i < memberships.length; i++) {
+    const [remote, groupId] = memberships[i] as readonly [string, string];
+    if (record.groups.includes(groupId)) groups.push(remote);
+  }
   return { properties, groups };
 }
 
@@ -48,10 +69,22 @@ function inScope(destination: DestinationDef, record: RecordSnapshot | null): bo
 }
 
 function sameState(a: RemoteState, b: RemoteState): boolean {
-  if (a.groups.length !== b.groups.length || a.groups.some((g, i) => g !== b.groups[i])) return false;
-  const keys = Object.keys(a.properties);
-  if (keys.length !== Object.keys(b.properties).length) return false;
-  return keys.every((k) => sameValue(a.properties[k], b.properties[k]));
+  if (a.groups.length !== b.groups.length) return false;
+  for (let i = 0; i < a.groups.length; i++) if (a.groups[i] !== b.groups[i]) return false;
+  let keys = 0;
+  for (const key in a.properties) {
+    if (!Object.hasOwn(a.properties, key)) continue;
+    keys += 1;
+    if (!sameValue(a.properties[key], b.properties[key])) return false;
+  }
+  return keys === ownKeyCount(b.properties);
+}
+
+/** Object.keys(object).length without the array. */
+function ownKeyCount(object: object): number {
+  let n = 0;
+  for (const key in object) if (Object.hasOwn(object, key)) n += 1;
+  return n;
 }
 
 /**
@@ -67,21 +100,31 @@ export function planExport(
   commitTime: number,
 ): ExportPlan | null {
   const old: RemoteState = remote ?? { properties: {}, groups: [] };
-  const base = { destinationId: destination.id, recordId, oldRecordProperties: old.properties, oldGroups: old.groups, commitTime };
+  const plan = (newRecordProperties: ExportedProperties, newGroups: string[], toDelete: boolean, updateOnly: boolean): ExportPlan => ({
+    destinationId: destination.id,
+    recordId,
+    oldRecordProperties: old.properties,
+    oldGroups: old.groups,
+    commitTime,
+    newRecordProperties,
+    newGroups,
+    toDelete,
+    updateOnly,
+  });
   if (inScope(destination, record) && record) {
     const next = remoteStateOf(destination, record);
     if (remote && sameState(remote, next)) return null;
-    return { ...base, newRecordProperties: next.properties, newGroups: next.groups, toDelete: false, updateOnly: destination.syncMode === "enrich" };
+    return plan(next.properties, next.groups, false, destination.syncMode === "enrich");
   }
   // Out of scope (deleted, or not in the tracked group): only a record the destination has matters.
   if (!remote) return null;
   switch (destination.syncMode) {
     case "sync":
-      return { ...base, newRecordProperties: old.properties, newGroups: [], toDelete: true, updateOnly: false };
+      return plan(old.properties, [], true, false);
     case "additive":
       // Additive never deletes: the record stays remotely without its groups.
       if (remote.groups.length === 0) return null;
-      return { ...base, newRecordProperties: old.properties, newGroups: [], toDelete: false, updateOnly: false };
+      return plan(old.properties, [], false, false);
     case "enrich":
       return null;
   }
