@@ -133,6 +133,8 @@ export class Daemon {
   private watcher: FSWatcher | undefined;
   private draining = false;
   private reloading: Promise<unknown> = Promise.resolve();
+  /** A reload waiting for the one under way: the requests made meanwhile join it. */
+  private queuedReload: Promise<"applied" | "invalid" | "ignored"> | undefined;
   private settle: (code: number) => void = () => undefined;
   /** The keys of the generation last stopped, while a reload builds the next. */
   private lastKeys: ApiKeys | undefined;
@@ -586,10 +588,17 @@ export class Daemon {
 
   /**
    * Reloads the config: an invalid one is refused (every error logged, the running config kept); a
-   * valid one replaces the running generation.
+   * valid one replaces the running generation. Requests made while one waits for the reload under way
+   * join it (it reads the config when it starts, so it covers them all): a burst of SIGHUPs or file
+   * events reloads at most twice, not once each.
    */
   reload(reason: string): Promise<"applied" | "invalid" | "ignored"> {
-    const next = this.reloading.then(() => this.reloadNow(reason));
+    if (this.queuedReload) return this.queuedReload;
+    const next = this.reloading.then(() => {
+      this.queuedReload = undefined;
+      return this.reloadNow(reason);
+    });
+    this.queuedReload = next;
     this.reloading = next.catch(() => undefined);
     return next;
   }

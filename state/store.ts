@@ -433,9 +433,20 @@ export class Store {
       lastQueued = { d, r, entry };
       return entry;
     };
-    // Models with no row waiting for its record, as found once in this transaction (until one is
-    // added): each new unique value of theirs then claims nothing without a range read.
-    const noneWaiting = new Set<string>();
+    // Whether a model has rows waiting for their record, as found once in this transaction (true once
+    // one is added, unknown again once one is removed): while none wait, each new unique value of its
+    // records claims nothing without a range read.
+    const waiting = new Map<string, boolean>();
+    const anyWaiting = (m: string): boolean => {
+      let known = waiting.get(m);
+      if (known === undefined) {
+        // getKeysCount ignores `limit` (lmdb-js counts the whole range): one key read says it.
+        known = false;
+        for (const _key of this.pending.getKeys({ start: [m], end: [m, END], limit: 1 })) known = true;
+        waiting.set(m, known);
+      }
+      return known;
+    };
     return {
       getRecord: (m, r) => this.records.get([m, r]),
       recordIdsOf: (m) => keysOf(this.records, [m]).map((k) => String(k[1])),
@@ -454,18 +465,14 @@ export class Store {
       // One key per waiting row: many rows waiting on one value (guest purchases with user_id 0) stay
       // O(log n) each to add, remove and claim.
       addPending: (m, id: Identity, ref: RowRef) => {
-        noneWaiting.delete(m);
+        waiting.set(m, true);
         void this.pending.put([m, id.propertyId, id.valueKey, ref.sourceId, ref.rowKey], true);
       },
-      deletePending: (m, id, ref) => void this.pending.remove([m, id.propertyId, id.valueKey, ref.sourceId, ref.rowKey]),
-      pendingRows: (m, id) => {
-        if (noneWaiting.has(m)) return [];
-        if (this.pending.getKeysCount({ start: [m], end: [m, END], limit: 1 }) === 0) {
-          noneWaiting.add(m);
-          return [];
-        }
-        return keysOf(this.pending, [m, id.propertyId, id.valueKey]).map((k) => ({ sourceId: String(k[3]), rowKey: String(k[4]) }));
+      deletePending: (m, id, ref) => {
+        waiting.delete(m);
+        void this.pending.remove([m, id.propertyId, id.valueKey, ref.sourceId, ref.rowKey]);
       },
+      pendingRows: (m, id) => (anyWaiting(m) ? keysOf(this.pending, [m, id.propertyId, id.valueKey]).map((k) => ({ sourceId: String(k[3]), rowKey: String(k[4]) })) : []),
       setBoundary: (m, g, r, previous, next) => {
         if (previous !== undefined) this.timeIndex.remove([previous, m, g, r]);
         if (next !== null) this.timeIndex.put([next, m, g, r], true);

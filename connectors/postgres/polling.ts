@@ -45,6 +45,12 @@ export interface Watermark {
 
 const HW = "__grouparoo_hw";
 
+/**
+ * How often the database of polling sources is asked whether it answers while no run is under way:
+ * between two runs of a long schedule, /readyz would otherwise say ready for a database that is down.
+ */
+export const POLLING_PROBE_MS = 5_000;
+
 export class PostgresPollingSource extends ChangeReader {
   private readonly connection: pg.ClientConfig;
   private readonly sources: PollingSource[];
@@ -63,6 +69,9 @@ export class PostgresPollingSource extends ChangeReader {
   private readonly problems = new Map<string, string>();
   /** Failed runs by source: permanent ones at error, transient at warn; the same reason at most once a minute. */
   private readonly failures = new Map<string, ProblemLog>();
+  /** Failed probes of the database between runs (at warn, the same reason at most once a minute). */
+  private readonly probeFailures: ProblemLog;
+  private probing = false;
 
   constructor(app: Located<AppConfig>, sources: readonly Located<SourceConfig>[], context: SourceContext) {
     super(app.id);
@@ -71,6 +80,7 @@ export class PostgresPollingSource extends ChangeReader {
     this.sources = sources.filter((s): s is PollingSource => s.type === "postgres-table-import" || s.type === "postgres-query-import");
     this.schedules = context.schedules ?? [];
     this.logger = context.logger;
+    this.probeFailures = new ProblemLog(this.logger, "warn");
     for (const source of this.sources) {
       const stored = context.positions.get(this.stream(source.id));
       if (stored && source.type === "postgres-table-import") this.watermarks.set(source.id, JSON.parse(stored) as Watermark);
@@ -93,6 +103,7 @@ export class PostgresPollingSource extends ChangeReader {
     } catch (error) {
       this.logger.error({ err: error }, "cannot reach the database of the polling sources; the schedules will retry");
     }
+    this.timers.push(setInterval(() => void this.probe(), POLLING_PROBE_MS));
     for (const schedule of this.schedules) {
       void this.trigger(schedule.sourceId);
       if (schedule.recurring !== false) this.timers.push(setInterval(() => void this.trigger(schedule.sourceId), schedule.recurringFrequency));
@@ -104,6 +115,30 @@ export class PostgresPollingSource extends ChangeReader {
 
   protected async interrupt(): Promise<void> {
     for (const timer of this.timers) clearInterval(timer);
+  }
+
+  /**
+   * Asks the database whether it answers, while no run is under way (a run's own outcome says it
+   * then): readiness follows the answer, and a failure is logged at warn (once a minute per reason).
+   */
+  private async probe(): Promise<void> {
+    if (this.stopped || this.probing || this.runs.size > 0) return;
+    this.probing = true;
+    try {
+      await withClient(this.connection, (client) => client.query("SELECT 1"));
+      if (!this.stopped && this.runs.size === 0) {
+        if (!this.connected && this.probeFailures.count > 0) this.logger.info({ app: this.appId }, "the database of the polling sources answers again");
+        this.connected = true;
+        this.probeFailures.clear();
+      }
+    } catch (error) {
+      if (!this.stopped && this.runs.size === 0) {
+        this.connected = false;
+        this.probeFailures.report(classifyPostgresError(error as Error).reason, { app: this.appId }, "the database of the polling sources does not answer: not ready until it does", error);
+      }
+    } finally {
+      this.probing = false;
+    }
   }
 
   /** Runs a source now unless a run of it is under way. */

@@ -1,8 +1,10 @@
 // Polling sources against real Postgres: a table import pages by high watermark with ties across
 // page boundaries, picks up later changes on its schedule and resumes from its durable position; a
-// query import upserts its rows; an app refresh query triggers the schedules as soon as it changes.
+// query import upserts its rows; an app refresh query triggers the schedules as soon as it changes;
+// between two runs, readiness follows whether the database answers.
 import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
-import { postgresTableImportSource, type PostgresPollingSource } from "../../connectors/postgres/polling.js";
+import { POLLING_PROBE_MS, postgresTableImportSource, type PostgresPollingSource } from "../../connectors/postgres/polling.js";
+import { startPostgres } from "../services/postgres.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import { startSource, validConfig, type CdcRun } from "../helpers/cdc.js";
 import { waitFor } from "../helpers/daemon.js";
@@ -105,5 +107,49 @@ describe("postgres polling sources", () => {
     // The query no longer returns user 2's row: its score goes back to what no rows give, null.
     await waitFor("the next query run", async () => (JSON.stringify(scores(run as CdcRun)) === JSON.stringify({ "1": 10, "2": null, "3": 30 }) ? true : undefined));
     expect(run.store.rowOf("active_scores", "2")).toBeUndefined();
+  });
+
+  it("is not ready while its database is down between two runs, and ready again once it answers", { timeout: 90_000 }, async () => {
+    // A server of its own, to take down: the schedule is hourly, so no run can notice.
+    const server = await startPostgres();
+    let own: CdcRun | undefined;
+    let restarted: Promise<void> | undefined;
+    try {
+      const url = server.url;
+      const { default: pg } = await import("pg");
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      await client.query(`CREATE TABLE users (id int PRIMARY KEY, updated_at timestamptz NOT NULL DEFAULT now())`);
+      await client.query(`INSERT INTO users (id) VALUES (1), (2)`);
+      await client.end();
+      own = startSource(
+        validConfig([
+          { class: "app", id: "pg", type: "postgres", options: { connectionString: url } },
+          { class: "model", id: "users" },
+          { class: "source", id: "users_import", type: "postgres-table-import", appId: "pg", modelId: "users", options: { table: "users", highWatermarkColumn: "updated_at" }, mapping: { id: "user_id" } },
+          { class: "property", id: "user_id", type: "integer", unique: true, sourceId: "users_import", options: { column: "id" } },
+          { class: "schedule", id: "hourly", sourceId: "users_import", recurringFrequency: 3_600_000 },
+        ]),
+        postgresTableImportSource,
+      );
+      const poller = own.connector as PostgresPollingSource;
+      await waitFor("the first run", async () => (own && own.store.countOf("records", "users") === 2 && poller.runsUnderWay === 0 ? true : undefined));
+      expect(poller.ready()).toBe(true);
+      // Down for three probe periods: not ready within one, ready again within one of its return.
+      const downMs = 3 * POLLING_PROBE_MS;
+      const wentDown = Date.now();
+      restarted = server.restart(downMs);
+      await waitFor("not ready", async () => (poller.ready() ? undefined : true), downMs);
+      expect(Date.now() - wentDown).toBeLessThan(downMs);
+      await restarted;
+      await waitFor("ready again", async () => (poller.ready() ? true : undefined), 3 * POLLING_PROBE_MS);
+      expect(poller.problem()).toBeNull();
+      expect(poller.runsUnderWay).toBe(0);
+    } finally {
+      await own?.stop();
+      // A failure while the server is down: it comes back before it is stopped for good.
+      await restarted?.catch(() => undefined);
+      await server.stop();
+    }
   });
 });

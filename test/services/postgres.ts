@@ -19,8 +19,8 @@ export interface PostgresService {
   url: string;
   port: number;
   binaries: PostgresBinaries;
-  /** A fast shutdown and a start again, same port and data. */
-  restart(): Promise<void>;
+  /** A fast shutdown and a start again (after `downMs` of being down, if given), same port and data. */
+  restart(downMs?: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -127,8 +127,9 @@ export async function startPostgres(settings: Readonly<Record<string, string>> =
       url: `postgres://postgres@127.0.0.1:${port}/postgres`,
       port,
       binaries,
-      async restart() {
+      async restart(downMs = 0) {
         await run("pg_ctl", ["-D", dataDir, "-m", "fast", "-w", "-t", "30", "stop"], "pg_ctl stop");
+        if (downMs > 0) await new Promise((resolve) => setTimeout(resolve, downMs));
         await run("pg_ctl", ["-D", dataDir, "-l", logFile, "-o", options, "-w", "-t", "60", "start"], "pg_ctl start");
       },
       async stop() {
