@@ -170,6 +170,8 @@ async function until(what: string, done: () => Promise<boolean>, seconds = 900):
   }
 }
 
+let profiledRuns = 0;
+
 async function run(scenario: Scenario) {
   const db = `bench_daemon_${scenario.name.replace(/[^a-z0-9]/g, "_")}`;
   await sql(serverUrl, `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
@@ -188,7 +190,8 @@ async function run(scenario: Scenario) {
   const config = join(work, "config.json");
   writeFileSync(config, JSON.stringify(scenario.objects(url)));
   const http = `127.0.0.1:${await freePort()}`;
-  const profile = process.env.BENCH_PROFILE;
+  // Each run's profiles in a directory of their own (pids recycle over a long benchmark).
+  const profile = process.env.BENCH_PROFILE ? join(process.env.BENCH_PROFILE, `${scenario.name}-${++profiledRuns}`) : undefined;
   const started = performance.now();
   let child = start(config, join(work, "state"), http, profile);
   const confirmed = async () => {
@@ -221,9 +224,9 @@ async function run(scenario: Scenario) {
   // A restart: from spawn to /readyz 200.
   child.kill("SIGTERM");
   await exited(child);
-  // The main thread's profile (thread 0 of the first process; its other threads have their own).
+  // The main thread's profile (thread 0; the process's other threads have their own files).
   const mainProfile = profile && readdirSync(profile).find((f) => f.includes(`.${child.pid}.0.`) && f.endsWith(".cpuprofile"));
-  const cpu = mainProfile ? JSON.parse(readFileSync(join(profile, mainProfile), "utf8")) : undefined;
+  const cpu = profile && mainProfile ? JSON.parse(readFileSync(join(profile, mainProfile), "utf8")) : undefined;
   const restartStarted = performance.now();
   child = start(config, join(work, "state"), http);
   await until("ready after a restart", async () => (await fetch(`http://${http}/readyz`).then((r) => r.status, () => 0)) === 200, 60);
@@ -248,7 +251,7 @@ async function run(scenario: Scenario) {
     heapTotalMiB: heap.total,
     restartToReadySeconds: Number(restartSeconds.toFixed(2)),
     ...(backfill ? { backfillRecords: backfill.records, backfillRecordsPerSecond: backfill.perSecond } : {}),
-    ...(cpu ? { profile: { file: mainProfile, ...profileParts(cpu), top: profileTop(cpu, 10) } } : {}),
+    ...(cpu && profile ? { profile: { file: join(profile, mainProfile ?? ""), ...profileParts(cpu), top: profileTop(cpu, 10) } } : {}),
   };
 }
 

@@ -46,9 +46,11 @@ export const PROFILE_PARTS: { part: string; what: string; test: (fn: string, url
   { part: "identity lookups", what: "finding a row's record: its identity, unique values, rows waiting on them", test: (fn, url) => /\/dist\/core\/apply\.js/.test(url) && /^(identityOf|claimUnique|releaseUnique|uniqueValueKey|touch)$/.test(fn) },
   { part: "aggregate updates", what: "aggregates folded with a row's contribution, rows attached and detached", test: (fn, url) => /\/dist\/core\/aggregates\.js/.test(url) || (/\/dist\/core\/apply\.js/.test(url) && /^(contribute|aggregateFromRows|attach|detach|setAggregates)$/.test(fn)) },
   { part: "applying rows", what: "the rest of the core: rows stored and merged, records written", test: (_, url) => /\/dist\/core\//.test(url) },
+  { part: "pipeline", what: "the RxJS pipeline, batching, transactions, acknowledging (streams/, daemon/)", test: (_, url) => /node_modules\/rxjs\/|\/dist\/(streams|daemon)\//.test(url) },
+  { part: "native, outside JavaScript", what: "V8's `(program)`: the event loop and other native work", test: (fn) => fn === "(program)" },
 ];
 
-/** The busy time of a profile's thread, and each part's share of it (the rest is "pipeline and other"). */
+/** The busy time of a profile's thread (all but idle), and each part's share of it (the rest is "other"). */
 export function profileParts(profile: CpuProfile): { busySeconds: number; parts: { part: string; what: string; share: number }[] } {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
@@ -57,7 +59,7 @@ export function profileParts(profile: CpuProfile): { busySeconds: number; parts:
   const classify = (leaf: number): string => {
     const known = partOf.get(leaf);
     if (known !== undefined) return known;
-    let found = "pipeline and other";
+    let found = "other";
     for (let id: number | undefined = leaf; id !== undefined; id = parent.get(id)) {
       const frame = byId.get(id)?.callFrame;
       const match = frame && PROFILE_PARTS.find((p) => p.test(frame.functionName, frame.url));
@@ -73,13 +75,13 @@ export function profileParts(profile: CpuProfile): { busySeconds: number; parts:
   let busy = 0;
   profile.samples.forEach((sample, i) => {
     const fn = byId.get(sample)?.callFrame.functionName;
-    if (fn === "(idle)" || fn === "(program)") return;
+    if (fn === "(idle)") return;
     const delta = profile.timeDeltas[i] ?? 0;
     busy += delta;
     const part = classify(sample);
     totals.set(part, (totals.get(part) ?? 0) + delta);
   });
-  const parts = [...PROFILE_PARTS, { part: "pipeline and other", what: "batching, acknowledging, the RxJS pipeline" }].map(({ part, what }) => ({ part, what, share: busy > 0 ? (totals.get(part) ?? 0) / busy : 0 }));
+  const parts = [...PROFILE_PARTS, { part: "other", what: "Node's own modules, the rest" }].map(({ part, what }) => ({ part, what, share: busy > 0 ? (totals.get(part) ?? 0) / busy : 0 }));
   return { busySeconds: busy / 1e6, parts: parts.sort((a, b) => b.share - a.share) };
 }
 
@@ -90,7 +92,7 @@ export function profileTop(profile: CpuProfile, count: number): { name: string; 
   let busy = 0;
   profile.samples.forEach((sample, i) => {
     const frame = byId.get(sample)?.callFrame;
-    if (!frame || frame.functionName === "(idle)" || frame.functionName === "(program)") return;
+    if (!frame || frame.functionName === "(idle)") return;
     const delta = profile.timeDeltas[i] ?? 0;
     busy += delta;
     const file = frame.url.replace(/^.*node_modules\//, "").replace(/^.*\/dist\//, "");

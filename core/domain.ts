@@ -182,8 +182,10 @@ export function compileDomain(config: Config): Domain {
       collection: d.collection,
       ...(d.groupId === undefined ? {} : { groupId: d.groupId }),
       syncMode: d.syncMode,
-      mapping: d.mapping,
-      groupMemberships: d.destinationGroupMemberships ?? {},
+      // Copies: the domain's own (exports.ts compiles them once per destination), not the config's
+      // objects a destination connector is also handed.
+      mapping: { ...d.mapping },
+      groupMemberships: { ...d.destinationGroupMemberships },
     });
   }
 

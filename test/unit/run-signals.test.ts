@@ -6,8 +6,11 @@
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
-import { catchEarlySighup } from "../../daemon/early-signals.js";
+import { pino } from "pino";
+import { catchEarlySighup, LONG_RUNNING_COMMANDS } from "../../daemon/early-signals.js";
+import { buildProgram } from "../../daemon/program.js";
 import { runWithSignals, type SignalTarget } from "../../daemon/run.js";
+import { runUntilSignalled } from "../../daemon/signals.js";
 
 function fakeDaemon() {
   const calls: string[] = [];
@@ -112,5 +115,29 @@ describe("a SIGHUP while the executable loads", () => {
     finish(0);
     expect(await running).toBe(0);
     expect(process.listenerCount("SIGHUP")).toBe(0);
+  });
+
+  it("is logged and ignored by a relay or worker, as any SIGHUP is", async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: "warn" }, { write: (line: string) => void lines.push(line) });
+    catchEarlySighup(["node", "grouparoo-stream", "worker"]);
+    process.emit("SIGHUP");
+    let finish: (code: number) => void = () => undefined;
+    const finished = new Promise<number>((resolve) => (finish = resolve));
+    const running = runUntilSignalled(async () => ({ finished, drain: async () => undefined }), logger, "worker");
+    await new Promise((r) => setImmediate(r));
+    finish(0);
+    expect(await running).toBe(0);
+    expect(lines.map((line) => (JSON.parse(line) as { msg: string }).msg)).toEqual(["SIGHUP ignored: a worker does not reload its config; restart it with the new one"]);
+    expect(process.listenerCount("SIGHUP")).toBe(0);
+  });
+
+  it("names the commands that run until signalled, and the program has no option before its command", () => {
+    const program = buildProgram();
+    // argv[2] is the command only while the program takes no option of its own but --version and --help.
+    expect(program.options.map((o) => o.long)).toEqual(["--version"]);
+    const names = program.commands.map((c) => c.name());
+    for (const command of LONG_RUNNING_COMMANDS) expect(names).toContain(command);
+    expect([...LONG_RUNNING_COMMANDS].sort()).toEqual(["relay", "run", "worker"]);
   });
 });
