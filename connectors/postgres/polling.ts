@@ -5,7 +5,7 @@
 // watermark and offset after it) goes through the core, so a restart resumes from durable state. An
 // app `refresh` query that returns something new triggers the app's schedules at once.
 import { Type, type Static } from "@sinclair/typebox";
-import type pg from "pg";
+import pg from "pg";
 import type { Logger } from "pino";
 import type { Change, Row } from "../../core/change.js";
 import type { AppConfig, ScheduleConfig, SourceConfig } from "../../core/config/schema.js";
@@ -48,6 +48,8 @@ const HW = "__grouparoo_hw";
 /**
  * How often the database of polling sources is asked whether it answers while no run is under way:
  * between two runs of a long schedule, /readyz would otherwise say ready for a database that is down.
+ * The probe keeps one connection open (a new one every 5 s would fill a connection log), and opens it
+ * again after a failure.
  */
 export const POLLING_PROBE_MS = 5_000;
 
@@ -72,6 +74,7 @@ export class PostgresPollingSource extends ChangeReader {
   /** Failed probes of the database between runs (at warn, the same reason at most once a minute). */
   private readonly probeFailures: ProblemLog;
   private probing = false;
+  private probeClient: pg.Client | undefined;
 
   constructor(app: Located<AppConfig>, sources: readonly Located<SourceConfig>[], context: SourceContext) {
     super(app.id);
@@ -115,6 +118,7 @@ export class PostgresPollingSource extends ChangeReader {
 
   protected async interrupt(): Promise<void> {
     for (const timer of this.timers) clearInterval(timer);
+    await this.closeProbe();
   }
 
   /**
@@ -125,13 +129,22 @@ export class PostgresPollingSource extends ChangeReader {
     if (this.stopped || this.probing || this.runs.size > 0) return;
     this.probing = true;
     try {
-      await withClient(this.connection, (client) => client.query("SELECT 1"));
-      if (!this.stopped && this.runs.size === 0) {
+      if (!this.probeClient) {
+        const client = new pg.Client({ connectionTimeoutMillis: 10_000, ...this.connection });
+        // A server going away fails the next query; the event alone must not crash the process.
+        client.on("error", () => undefined);
+        this.probeClient = client;
+        await client.connect();
+      }
+      await this.probeClient.query("SELECT 1");
+      if (this.stopped) await this.closeProbe();
+      else if (this.runs.size === 0) {
         if (!this.connected && this.probeFailures.count > 0) this.logger.info({ app: this.appId }, "the database of the polling sources answers again");
         this.connected = true;
         this.probeFailures.clear();
       }
     } catch (error) {
+      await this.closeProbe();
       if (!this.stopped && this.runs.size === 0) {
         this.connected = false;
         this.probeFailures.report(classifyPostgresError(error as Error).reason, { app: this.appId }, "the database of the polling sources does not answer: not ready until it does", error);
@@ -139,6 +152,12 @@ export class PostgresPollingSource extends ChangeReader {
     } finally {
       this.probing = false;
     }
+  }
+
+  private async closeProbe(): Promise<void> {
+    const client = this.probeClient;
+    this.probeClient = undefined;
+    await client?.end().catch(() => undefined);
   }
 
   /** Runs a source now unless a run of it is under way. */
