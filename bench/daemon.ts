@@ -7,7 +7,8 @@
 // BENCH_DAEMON=users10,users0,... picks scenarios; BENCH_DAEMON_ROUNDS (default 3) how many times the
 // backlogs of 200,000 changes run (their median is reported, and the cost of groups computed from it);
 // BENCH_PROFILE=DIR writes the daemon's CPU profiles there, and prints where its main thread's time
-// went (bench/profile.ts's parts, and the top functions by self time).
+// went (bench/profile.ts's parts, and the top functions by self time); a profiled daemon is slower,
+// and its backfill is skipped.
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";

@@ -34,13 +34,13 @@ interface CpuProfile {
  */
 export const PROFILE_PARTS: { part: string; what: string; test: (fn: string, url: string) => boolean }[] = [
   { part: "garbage collection", what: "", test: (fn) => fn === "(garbage collector)" },
-  { part: "start-up", what: "module loading and compiling", test: (fn, url) => /node:internal\/modules|internal\/bootstrap/.test(url) || /^(compileForInternalLoader|wrapSafe|compileSourceTextModule)$/.test(fn) },
+  { part: "start-up", what: "module loading and compiling (whenever it happens; nearly all of it before the first change)", test: (fn, url) => /node:internal\/modules|internal\/bootstrap/.test(url) || /^(compileForInternalLoader|wrapSafe|compileSourceTextModule)$/.test(fn) },
   { part: "encoding", what: "msgpack values and ordered-binary keys of the state, both ways", test: (_, url) => /node_modules\/(msgpackr|ordered-binary)\//.test(url) },
   { part: "LMDB writes", what: "lmdb-js's put and remove: `writeInstructions` runs LMDB's own put inside the transaction", test: (_, url) => /node_modules\/lmdb\/write\.js/.test(url) },
   { part: "LMDB reads", what: "lmdb-js's get and range reads (`getBinaryFast`)", test: (_, url) => /node_modules\/lmdb\//.test(url) },
   { part: "metrics", what: "prom-client and the daemon's metrics", test: (_, url) => /node_modules\/prom-client\/|\/dist\/metrics\//.test(url) },
   { part: "logging", what: "pino and the daemon's logger", test: (_, url) => /node_modules\/(pino|sonic-boom|thread-stream)\/|\/dist\/daemon\/logger\.js/.test(url) },
-  { part: "pgoutput decoding", what: "pg-protocol and pg-logical-replication's parser, turning messages into changes", test: (_, url) => /node_modules\/(pg-logical-replication|pg-protocol|pg)\/|\/dist\/connectors\/postgres\//.test(url) },
+  { part: "pgoutput decoding", what: "pg, pg-protocol and pg-logical-replication's parser, and the daemon's postgres connector turning messages into changes", test: (_, url) => /node_modules\/(pg-logical-replication|pg-protocol|pg)\/|\/dist\/connectors\/postgres\//.test(url) },
   { part: "group settling", what: "evaluating the affected groups' rules, membership flags and transitions", test: (fn, url) => /\/dist\/core\/rules\.js/.test(url) || (/\/dist\/core\/apply\.js/.test(url) && /^(settle|membershipFlags|groupList|reconcileMembership|groupsToEvaluate|transitionsOf|finish)$/.test(fn)) },
   { part: "normalisation", what: "typing and normalising values, change detection (`normalize`, `setProperty`)", test: (fn, url) => /\/dist\/core\/values\.js/.test(url) || (/\/dist\/core\/apply\.js/.test(url) && /^(normalize|setProperty)$/.test(fn)) },
   { part: "identity lookups", what: "finding a row's record: its identity, unique values, rows waiting on them", test: (fn, url) => /\/dist\/core\/apply\.js/.test(url) && /^(identityOf|claimUnique|releaseUnique|uniqueValueKey|touch)$/.test(fn) },

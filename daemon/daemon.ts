@@ -648,7 +648,7 @@ export class Daemon {
       return "invalid";
     }
     this.metrics.configReloads.inc({ result: "applied" });
-    this.logger.info({ config: this.options.config }, "config reloaded");
+    this.logger.info({ config: this.options.config, configDigest: this.generation?.digest }, "config reloaded");
     this.logApiMode(apiMode(this.lastKeys?.size ?? 0, this.options.apiInsecure ?? false), this.lastKeys);
     this.announceReady();
     return "applied";

@@ -53,7 +53,8 @@ console.log(
     `try:      psql ${shopUrl} -c "INSERT INTO purchases (user_id, amount, state) VALUES (2, 120, 'successful')"\n` +
     `then:     psql ${crmUrl} -c "SELECT * FROM contacts"\n`,
 );
-const daemon = spawn(process.execPath, [new URL("../dist/daemon/cli.js", import.meta.url).pathname, "run", "--config", new URL("./users-purchases", import.meta.url).pathname, "--state", state, "--http", http], {
+// The launcher's Node flags, as `grouparoo-stream` runs it.
+const daemon = spawn(process.execPath, ["--max-semi-space-size=64", new URL("../dist/daemon/cli.js", import.meta.url).pathname, "run", "--config", new URL("./users-purchases", import.meta.url).pathname, "--state", state, "--http", http], {
   stdio: "inherit",
   env: { ...process.env, DATABASE_URL: shopUrl, CRM_PORT: String(postgres.port) },
 });

@@ -139,7 +139,7 @@ export class PostgresPollingSource extends ChangeReader {
       await this.probeClient.query("SELECT 1");
       if (this.stopped) await this.closeProbe();
       else if (this.runs.size === 0) {
-        if (!this.connected && this.probeFailures.count > 0) this.logger.info({ app: this.appId }, "the database of the polling sources answers again");
+        if (!this.connected && this.probeFailures.count > 0) this.logger.info("the database of the polling sources answers again");
         this.connected = true;
         this.probeFailures.clear();
       }
@@ -147,7 +147,7 @@ export class PostgresPollingSource extends ChangeReader {
       await this.closeProbe();
       if (!this.stopped && this.runs.size === 0) {
         this.connected = false;
-        this.probeFailures.report(classifyPostgresError(error as Error).reason, { app: this.appId }, "the database of the polling sources does not answer: not ready until it does", error);
+        this.probeFailures.report(classifyPostgresError(error as Error).reason, {}, "the database of the polling sources does not answer: not ready until it does", error);
       }
     } finally {
       this.probing = false;
@@ -220,7 +220,7 @@ export class PostgresPollingSource extends ChangeReader {
       const { rows } = await withClient(this.connection, (client) => client.query(this.refresh?.query ?? "SELECT 1"));
       const value = JSON.stringify(rows);
       if (this.lastRefresh !== undefined && value !== this.lastRefresh) {
-        this.logger.info({ app: this.appId }, "refresh query changed: running the app's schedules now");
+        this.logger.info("refresh query changed: running the app's schedules now");
         for (const schedule of this.schedules) void this.trigger(schedule.sourceId);
       }
       this.lastRefresh = value;

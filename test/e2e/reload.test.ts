@@ -3,7 +3,8 @@
 // have (the start's live check), with a valid one applies it live (its Runs start, the new
 // group fills); --watch-config reloads when a file changes; `runs` lists the Runs and `rebuild` asks for
 // one beside the running daemon; --watch-config applies a change made while the daemon started; a
-// SIGHUP before the program is even loaded reloads once it runs, and a burst of them reloads at most twice.
+// SIGHUP before the program is even loaded reloads once it runs, and SIGHUPs that arrive while a
+// reload runs add one more reload, not one each.
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -99,7 +100,7 @@ describe("reloading the config", () => {
     }
   });
 
-  it("survives a SIGHUP sent before its program is loaded, reloads once started, and joins a burst of them", { timeout: 120_000 }, async () => {
+  it("survives a SIGHUP sent before its program is loaded, reloads once started, and joins the SIGHUPs of a burst", { timeout: 120_000 }, async () => {
     const db = await createTestDatabase(inject("pgUrl"), "reload_early");
     let daemon: DaemonProcess | undefined;
     try {
