@@ -89,6 +89,9 @@ function startingBackend(store: Store, daemon: () => ApiBackend | undefined): Ap
   };
 }
 
+/** What a reload did: applied a new config, refused an invalid one, found the running one, or came during a drain. */
+export type ReloadResult = "applied" | "invalid" | "unchanged" | "ignored";
+
 /** A short digest of the loaded config objects (sha256, 12 hex digits), to tell two configs apart in logs. */
 export function configDigest(config: Config): string {
   const json = JSON.stringify(config, (key, value: unknown) => (key === "origin" ? undefined : value));
@@ -134,7 +137,7 @@ export class Daemon {
   private draining = false;
   private reloading: Promise<unknown> = Promise.resolve();
   /** A reload waiting for the one under way: the requests made meanwhile join it. */
-  private queuedReload: Promise<"applied" | "invalid" | "ignored"> | undefined;
+  private queuedReload: Promise<ReloadResult> | undefined;
   private settle: (code: number) => void = () => undefined;
   /** The keys of the generation last stopped, while a reload builds the next. */
   private lastKeys: ApiKeys | undefined;
@@ -592,7 +595,7 @@ export class Daemon {
    * join it (it reads the config when it starts, so it covers them all): a burst of SIGHUPs or file
    * events reloads at most twice, not once each.
    */
-  reload(reason: string): Promise<"applied" | "invalid" | "ignored"> {
+  reload(reason: string): Promise<ReloadResult> {
     if (this.queuedReload) return this.queuedReload;
     const next = this.reloading.then(() => {
       this.queuedReload = undefined;
@@ -603,11 +606,20 @@ export class Daemon {
     return next;
   }
 
-  private async reloadNow(reason: string): Promise<"applied" | "invalid" | "ignored"> {
+  private async reloadNow(reason: string): Promise<ReloadResult> {
     if (this.draining) return "ignored";
     this.logger.info({ reason, config: this.options.config }, "reloading the config");
     this.systemd?.reloading("reloading the config");
     const loaded = await Daemon.load(this.options, this.logger);
+    const running = this.generation;
+    if (loaded.config && running && configDigest(loaded.config) === running.digest) {
+      // The config running, read again: nothing to apply, and the sources keep streaming (a reload
+      // restarts them). Tools that send SIGHUP on every run of theirs leave /readyz alone.
+      this.metrics.configReloads.inc({ result: "unchanged" });
+      this.logger.info({ config: this.options.config, configDigest: running.digest }, "config unchanged: the running config goes on");
+      this.announceReady();
+      return "unchanged";
+    }
     if (!loaded.config || !loaded.domain || !loaded.registry) {
       this.metrics.configReloads.inc({ result: "invalid" });
       this.logger.error({ config: this.options.config }, "the new config is invalid: the running config is kept");

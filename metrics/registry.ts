@@ -174,7 +174,7 @@ export function createMetrics(state: StateGauges, build?: BuildInfo) {
     }),
     configReloads: new Counter({
       name: METRICS.configReloads,
-      help: "Config reloads (SIGHUP, --watch-config), by result: applied, or invalid (the running config is kept).",
+      help: "Config reloads (SIGHUP, --watch-config), by result: applied, invalid (the running config is kept), or unchanged (the config running was read again; nothing restarted).",
       labelNames: ["result"] as const,
       registers: [registry],
     }),

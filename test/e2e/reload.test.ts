@@ -5,7 +5,7 @@
 // one beside the running daemon; --watch-config applies a change made while the daemon started; a
 // SIGHUP before the program is even loaded reloads once it runs, and SIGHUPs that arrive while a
 // reload runs add one more reload, not one each.
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
@@ -122,26 +122,43 @@ describe("reloading the config", () => {
       const metrics = async () => (await get(http, "/metrics")).body;
       await daemon.until("ready", async () => ((await get(http, "/readyz").catch(() => ({ status: 0 }))).status === 200 ? true : undefined), 30_000);
       expect(daemon.logs()).toContain("a SIGHUP arrived while the daemon started: reloading the config now");
-      await daemon.until("the start-up reload applied", async () => (sample(await metrics(), 'grouparoo_config_reload_total{result="applied"}') === 1 ? true : undefined));
+      // The config it reads again is the one it started with: nothing to apply, nothing restarted.
+      const reloads = async (result: string) => sample(await metrics(), `grouparoo_config_reload_total{result="${result}"}`) ?? 0;
+      await daemon.until("the start-up reload done", async () => ((await reloads("unchanged")) === 1 ? true : undefined));
+      expect(daemon.logs()).toContain("config unchanged: the running config goes on");
 
-      // A burst: a SIGHUP every 25 ms for a second (each its own signal; the kernel merges only those
-      // pending at once). Requests made while a reload waits join it, so once the burst ends at most
-      // the reload under way and one queued behind it remain; one reload each would leave dozens.
-      const applied = async () => sample(await metrics(), 'grouparoo_config_reload_total{result="applied"}') ?? 0;
+      // Another SIGHUP, the config unchanged: /readyz stays 200 throughout (a reload restarts the streams).
+      daemon.child.kill("SIGHUP");
+      const answers = new Set<number>();
+      while ((await reloads("unchanged")) < 2) answers.add((await get(http, "/readyz")).status);
+      for (let i = 0; i < 20; i++) answers.add((await get(http, "/readyz")).status);
+      expect([...answers]).toEqual([200]);
+      expect(await reloads("applied")).toBe(0);
+
+      // A burst: a SIGHUP every 25 ms for a second, the config switched between two versions before
+      // each, so every reload has something to apply and restarts the streams. Requests made while a
+      // reload waits join it: once the burst ends, at most the reload under way and one queued behind
+      // it remain; one reload each would leave dozens.
+      const plain = concrete(shopConfig(), db.url);
+      const withGroup = [...plain, { class: "group", id: "big", modelId: "users", rules: [{ propertyId: "max_amount", op: "gt", match: 90 }] }];
+      const done = async () => (await reloads("applied")) + (await reloads("unchanged")) + (await reloads("invalid"));
       for (let i = 0; i < 40; i++) {
+        // Written whole, then renamed over it: a reload never reads half a file.
+        writeFileSync(`${config}.next`, JSON.stringify(i % 2 === 0 ? withGroup : plain));
+        renameSync(`${config}.next`, config);
         daemon.child.kill("SIGHUP");
         await new Promise((resolve) => setTimeout(resolve, 25));
       }
-      const atEnd = await applied();
+      const atEnd = await done();
       let settled = atEnd;
       await daemon.until("the reloads done", async () => {
         await new Promise((resolve) => setTimeout(resolve, 2_000));
-        const now = await applied();
-        const done = now === settled && (await get(http, "/readyz")).status === 200;
+        const now = await done();
+        const finished = now === settled && (await get(http, "/readyz")).status === 200;
         settled = now;
-        return done ? true : undefined;
+        return finished ? true : undefined;
       }, 60_000, 0);
-      expect(settled).toBeGreaterThan(1);
+      expect(await reloads("applied")).toBeGreaterThan(0);
       expect(settled - atEnd).toBeLessThanOrEqual(2);
       await daemon.until("the records", async () => (sample(await metrics(), 'grouparoo_records{model="users"}') === 12 ? true : undefined));
       daemon.child.kill("SIGTERM");

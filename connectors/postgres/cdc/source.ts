@@ -31,6 +31,8 @@ export class PostgresCdcSource extends ChangeReader {
   private readonly positions: ReadonlyMap<string, string>;
   private readonly observer: SourceObserver | undefined;
   private service: LogicalReplicationService | undefined;
+  /** Whether the service's replication started (its "start" event): before that it is still opening. */
+  private streaming = false;
   private connected = false;
   private pausedKeepalive: NodeJS.Timeout | undefined;
   private warnedNoSocket = false;
@@ -146,7 +148,11 @@ export class PostgresCdcSource extends ChangeReader {
   protected async interrupt(): Promise<void> {
     if (this.pausedKeepalive) clearInterval(this.pausedKeepalive);
     this.pausedKeepalive = undefined;
-    await this.service?.stop().catch(() => undefined);
+    // A service still opening its connection is not stopped from here: pg-logical-replication's
+    // stop() racing its own start can strip the new connection's listeners and leave subscribe()
+    // pending for ever (a stop during a reload then never finished). It ends itself once started
+    // (the "start" handler below), or fails to open (bounded by the connection timeout).
+    if (this.streaming) await this.service?.stop().catch(() => undefined);
   }
 
   protected override emit(change: Change): void {
@@ -239,8 +245,16 @@ export class PostgresCdcSource extends ChangeReader {
     }
     const { service, plugin } = openReplication(this.settings);
     this.service = service;
+    this.streaming = false;
     // Messages are handled synchronously as they are decoded, in stream order; pause() stops the socket.
     service.on("start", () => {
+      // A stop that came while the service was opening its connection left it alone (see interrupt):
+      // the stream that started now is ended here, or it would stream on unread, holding the slot.
+      if (this.stopped) {
+        void service.stop().catch(() => undefined);
+        return;
+      }
+      this.streaming = true;
       if (this.gate.isPaused) this.paused(true);
       // The server accepted START_REPLICATION: now, not before, the app is streaming.
       this.logger.info({ slot: this.settings.slot, from: this.durableLsn, ...(this.reconnects.count > 0 ? { afterFailures: this.reconnects.count } : {}) }, "streaming from the replication slot");
@@ -277,6 +291,7 @@ export class PostgresCdcSource extends ChangeReader {
       if (heartbeat) clearInterval(heartbeat);
       clearInterval(lagTimer);
       this.connected = false;
+      this.streaming = false;
       await service.stop().catch(() => undefined);
     }
     if (!this.stopped) throw new Error("the replication stream ended");

@@ -30,7 +30,8 @@ function plain(message: unknown): unknown {
 
 /** A replication service and a pgoutput plugin whose undecodable messages come out as data, not exceptions. */
 export function openReplication(settings: PostgresAppSettings): { service: LogicalReplicationService; plugin: PgoutputPlugin } {
-  const service = new LogicalReplicationService(settings.connection, {
+  // Opening is bounded: a stop waits for the replication connection to open or fail (source.ts).
+  const service = new LogicalReplicationService({ connectionTimeoutMillis: 10_000, ...settings.connection }, {
     acknowledge: { auto: false, timeoutSeconds: 0 },
     flowControl: { enabled: false },
   });
