@@ -49,6 +49,9 @@ export abstract class ChangeReader implements SourceConnector {
   }
 
   pause(): void {
+    // A stopped reader is not paused again (backpressure can still close during a drain): a paused
+    // socket would hold up a connection still opening, and nothing resumes it.
+    if (this.stopped) return;
     if (this.gate.pause()) this.paused(true);
   }
 

@@ -94,8 +94,12 @@ export type ReloadResult = "applied" | "invalid" | "unchanged" | "ignored";
 
 /** A short digest of the loaded config objects (sha256, 12 hex digits), to tell two configs apart in logs. */
 export function configDigest(config: Config): string {
-  const json = JSON.stringify(config, (key, value: unknown) => (key === "origin" ? undefined : value));
-  return createHash("sha256").update(json).digest("hex").slice(0, 12);
+  // Without each object's own `origin` (where it was read from): only that, not a mapping's or an
+  // option's key that happens to be named "origin", since a reload of the same digest applies nothing.
+  const objects = Object.fromEntries(
+    Object.entries(config).map(([name, value]) => [name, Array.isArray(value) ? value.map(({ origin: _origin, ...object }: { origin?: unknown }) => object) : value]),
+  );
+  return createHash("sha256").update(JSON.stringify(objects)).digest("hex").slice(0, 12);
 }
 
 /** A Run asked for by hand (grouparoo-stream rebuild), waiting in the state for the daemon. */
@@ -611,6 +615,7 @@ export class Daemon {
     this.logger.info({ reason, config: this.options.config }, "reloading the config");
     this.systemd?.reloading("reloading the config");
     const loaded = await Daemon.load(this.options, this.logger);
+    if (this.draining) return "ignored";
     const running = this.generation;
     if (loaded.config && running && configDigest(loaded.config) === running.digest) {
       // The config running, read again: nothing to apply, and the sources keep streaming (a reload

@@ -205,7 +205,8 @@ export class Runs {
   /**
    * Stops one Run by hand (the API's DELETE /runs/{id}): a queued one leaves the queue, the one in
    * progress stops before its next chunk (what its chunks committed stays). A Run a config change
-   * planned has not brought the state to its definitions: the next restart or reload plans it again.
+   * planned has not brought the state to its definitions: the next restart, or reload that applies a
+   * config, plans it again (a reload of the config running restarts nothing).
    * A re-read in progress is driven by its source's connector and cannot be stopped.
    */
   async stopRun(id: string): Promise<RunState> {

@@ -148,11 +148,14 @@ export class PostgresCdcSource extends ChangeReader {
   protected async interrupt(): Promise<void> {
     if (this.pausedKeepalive) clearInterval(this.pausedKeepalive);
     this.pausedKeepalive = undefined;
-    // A service still opening its connection is not stopped from here: pg-logical-replication's
-    // stop() racing its own start can strip the new connection's listeners and leave subscribe()
-    // pending for ever (a stop during a reload then never finished). It ends itself once started
-    // (the "start" handler below), or fails to open (bounded by the connection timeout).
+    // A service still opening its connection is not stopped through the library: pg-logical-
+    // replication's stop() racing its own start can strip the new connection's listeners and leave
+    // subscribe() pending for ever (a stop during a reload then never finished). Its socket, once it
+    // has one, is closed instead: the opening fails and the library's own error path cleans up (a
+    // START_REPLICATION then unanswered fails too). Before its client exists, the service opens and
+    // the "start" handler below ends it, or it fails to open (bounded by the connect timeout).
     if (this.streaming) await this.service?.stop().catch(() => undefined);
+    else openingSocket(this.service)?.destroy();
   }
 
   protected override emit(change: Change): void {
@@ -296,4 +299,9 @@ export class PostgresCdcSource extends ChangeReader {
     }
     if (!this.stopped) throw new Error("the replication stream ended");
   }
+}
+
+/** The socket of the client a replication service is opening, once it has created one (library internals). */
+function openingSocket(service: LogicalReplicationService | undefined): { destroy(): void } | undefined {
+  return (service as unknown as { _client?: { connection?: { stream?: { destroy(): void } } } | null } | undefined)?._client?.connection?.stream;
 }
