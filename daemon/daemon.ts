@@ -92,7 +92,10 @@ function startingBackend(store: Store, daemon: () => ApiBackend | undefined): Ap
 /** What a reload did: applied a new config, refused an invalid one, found the running one, or came during a drain. */
 export type ReloadResult = "applied" | "invalid" | "unchanged" | "ignored";
 
-/** A short digest of the loaded config objects (sha256, 12 hex digits), to tell two configs apart in logs. */
+/**
+ * A short digest of the loaded config objects (sha256, 12 hex digits): it tells two configs apart in
+ * logs, and a reload whose config has the running one's digest applies nothing.
+ */
 export function configDigest(config: Config): string {
   // Without each object's own `origin` (where it was read from): only that, not a mapping's or an
   // option's key that happens to be named "origin", since a reload of the same digest applies nothing.
@@ -596,8 +599,8 @@ export class Daemon {
   /**
    * Reloads the config: an invalid one is refused (every error logged, the running config kept); a
    * valid one replaces the running generation. Requests made while one waits for the reload under way
-   * join it (it reads the config when it starts, so it covers them all): a burst of SIGHUPs or file
-   * events reloads at most twice, not once each.
+   * join it (it reads the config when it starts, so it covers them all): the SIGHUPs or file events
+   * that arrive while a reload runs add one more reload, not one each.
    */
   reload(reason: string): Promise<ReloadResult> {
     if (this.queuedReload) return this.queuedReload;
