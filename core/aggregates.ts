@@ -22,7 +22,7 @@
 //                            depend on `before` either, so a redelivered change is harmless.
 // Every state is canonical: the same set of rows gives a deep-equal state whatever the history.
 
-import { normalizeValue } from "./values.js";
+import { compareStrings, normalizeValue } from "./values.js";
 import { AGGREGATION_METHODS, FILTER_OPERATORS, SORTED_AGGREGATIONS } from "./vocabulary.js";
 import type { AggregationMethod, FilterOperator, PropertyScalar, PropertyType, PropertyValue } from "./vocabulary.js";
 
@@ -157,10 +157,6 @@ function compareKeys(a: Key, b: Key): number {
     return a < b ? -1 : a > b ? 1 : 0;
   }
   if (typeof b === "number") return 1;
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-function compareStrings(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 

@@ -10,7 +10,7 @@ import type { Change, Row } from "./change.js";
 import type { Domain, ModelDef, PropertyDef, RecordValueMap, SourceDef } from "./domain.js";
 import { planExport, type ExportPlan, type RemoteState } from "./exports.js";
 import { isMember, nextBoundary, type CompiledGroup } from "./rules.js";
-import { normalizeArray, normalizeValue, sameValue } from "./values.js";
+import { compareStrings, normalizeArray, normalizeValue, sameValue } from "./values.js";
 import { TOP_LEVEL_RULE_KEYS, type PropertyValue } from "./vocabulary.js";
 
 export const DUPLICATE_VALUE = "Duplicate Value";
@@ -775,7 +775,7 @@ export class BatchApplier {
     this.foreignIds = false;
     // Both are in id order: one walk (comparing short strings, no hashing of strings read from LMDB).
     // A list out of order or with duplicates (none is written so) is sorted first rather than misread.
-    const sorted = isSortedIds(ids) ? ids : [...new Set(ids)].sort(compareIds);
+    const sorted = isSortedIds(ids) ? ids : [...new Set(ids)].sort(compareStrings);
     const groups = model.groups;
     let index = 0;
     for (let i = 0; i < sorted.length; i++) {
@@ -796,7 +796,7 @@ export class BatchApplier {
     for (let i = 0; i < model.groups.length; i++) if (flags[i] === 1) out.push((model.groups[i] as CompiledGroup).id);
     if (!this.foreignIds) return out;
     for (const id of previous) if (!model.groupIndex.has(id) && !out.includes(id)) out.push(id);
-    return out.sort(compareIds);
+    return out.sort(compareStrings);
   }
 
   /** Indexes (in the model's groups) of the groups to evaluate for a settling record, without duplicates. */
@@ -833,8 +833,8 @@ export class BatchApplier {
     if (before === after) return false;
     // Both lists sorted (a list out of order, which none is written as, is sorted first): one walk
     // through them together finds what left and what entered.
-    if (!isSortedIds(before)) before = [...new Set(before)].sort(compareIds);
-    if (!isSortedIds(after)) after = [...new Set(after)].sort(compareIds);
+    if (!isSortedIds(before)) before = [...new Set(before)].sort(compareStrings);
+    if (!isSortedIds(after)) after = [...new Set(after)].sort(compareStrings);
     let changed = false;
     let i = 0;
     let j = 0;
@@ -871,11 +871,6 @@ export class BatchApplier {
   private bump(map: Map<string, number>, key: string, delta: number): void {
     map.set(key, (map.get(key) ?? 0) + delta);
   }
-}
-
-/** Group ids in a record's order: UTF-16 code units, as `<` compares strings. */
-function compareIds(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /** Whether a list of group ids is in a record's order, without duplicates. */

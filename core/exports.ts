@@ -2,7 +2,7 @@
 // mode, relative to what the destination last acknowledged. Exports carry old and new mapped
 // properties and group names; nothing is planned when nothing mapped changed.
 import type { DestinationDef, RecordValueMap } from "./domain.js";
-import { sameValue } from "./values.js";
+import { compareStrings, sameValue } from "./values.js";
 import type { PropertyValue } from "./vocabulary.js";
 
 export type ExportedProperties = Record<string, PropertyValue | PropertyValue[]>;
@@ -41,7 +41,7 @@ const COMPILED = new WeakMap<DestinationDef, { mapping: readonly (readonly [stri
 function compiled(destination: DestinationDef) {
   let entry = COMPILED.get(destination);
   if (!entry) {
-    const memberships = Object.entries(destination.groupMemberships).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const memberships = Object.entries(destination.groupMemberships).sort(([a], [b]) => compareStrings(a, b));
     entry = { mapping: Object.entries(destination.mapping), memberships };
     COMPILED.set(destination, entry);
   }

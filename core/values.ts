@@ -210,6 +210,11 @@ function pushNormalized(type: PropertyType, raw: unknown, values: PropertyValue[
   else if (value !== null) values.push(value);
 }
 
+/** Strings in UTF-16 code unit order, as `<` compares them (a record's group ids, row keys, remote names). */
+export function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
 /** Whether two property values are equal: scalars by identity, arrays element by element, else by their JSON. */
 export function sameValue(a: unknown, b: unknown): boolean {
   if (a === b) return true;
