@@ -5,7 +5,7 @@ import { cpus, totalmem, tmpdir } from "node:os";
 import { mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { open } from "lmdb";
-import { Store } from "../state/store.js";
+import { Store, idKey } from "../state/store.js";
 import type { Change } from "../core/change.js";
 import { DEFAULT_PIPELINE_OPTIONS } from "../streams/pipeline.js";
 import { coreDomain } from "../test/helpers/core.js";
@@ -62,7 +62,7 @@ async function rawPuts(input: Change[]): Promise<number> {
   for (let i = 0; i < input.length; i += BATCH) {
     const batch = input.slice(i, i + BATCH);
     await root.transaction(() => {
-      for (const c of batch) db.put([c.sourceId, c.key], { id: c.key, values: c.after, groups: [] });
+      for (const c of batch) db.put([c.sourceId, idKey(c.key)], { id: c.key, values: c.after, groups: [] });
     });
     await root.flushed;
   }
@@ -77,7 +77,7 @@ async function rawPuts(input: Change[]): Promise<number> {
  * at all: a user insert writes its record and its unique value; a purchase reads its row (replays must
  * be idempotent), finds its user by unique value, reads and rewrites the user's record (a counter and
  * a sum stand for the aggregates), writes its row and queues one outbox entry. Same batches, same
- * durability, tiny values, shared structures.
+ * durability, tiny values, shared structures, ids in keys as the state stores them (idKey).
  */
 async function minimalWork(input: Change[]): Promise<number> {
   type K = (string | number)[];
@@ -96,21 +96,21 @@ async function minimalWork(input: Change[]): Promise<number> {
       for (const c of batch) {
         const row = c.after ?? {};
         if (c.sourceId === "users_table") {
-          records.put(["users", c.key], { id: c.key, values: { user_id: row.id, email: row.email, count: 0, sum: 0 }, groups: [] });
-          unique.put(["users", "user_id", c.key], c.key);
+          records.put(["users", idKey(c.key)], { id: c.key, values: { user_id: row.id, email: row.email, count: 0, sum: 0 }, groups: [] });
+          unique.put(["users", "user_id", idKey(c.key)], c.key);
           continue;
         }
-        rows.get([c.sourceId, c.key]);
-        const recordId = unique.get(["users", "user_id", String(row.user_id)]);
-        const record = recordId === undefined ? undefined : records.get(["users", recordId]);
+        rows.get([c.sourceId, idKey(c.key)]);
+        const recordId = unique.get(["users", "user_id", idKey(String(row.user_id))]);
+        const record = recordId === undefined ? undefined : records.get(["users", idKey(recordId)]);
         if (record && recordId !== undefined) {
           record.values.count = Number(record.values.count) + 1;
           record.values.sum = Number(record.values.sum) + Number(row.amount);
-          records.put(["users", recordId], record);
+          records.put(["users", idKey(recordId)], record);
           seq += 1;
           outbox.put(["crm", seq], { recordId, newRecordProperties: { id: row.user_id, ltv: record.values.sum }, newGroups: [] });
         }
-        rows.put([c.sourceId, c.key], { recordId: recordId ?? null, row });
+        rows.put([c.sourceId, idKey(c.key)], { recordId: recordId ?? null, row });
       }
     });
     await root.flushed;

@@ -14,7 +14,7 @@ import type { ComponentRegistry } from "../connectors/registry.js";
 import type { DestinationConnector, SourceConnector } from "../connectors/types.js";
 import { createMetrics, type Metrics } from "../metrics/registry.js";
 import { StateOpenError } from "../state/open.js";
-import { Store, type OutboxEntry } from "../state/store.js";
+import { STATE_FORMAT, Store, type OutboxEntry } from "../state/store.js";
 import { DEFAULT_DELIVERY_OPTIONS, Delivery, type DeliveryOptions, type InFlight } from "../streams/delivery.js";
 import { flowIntoState, type Flow } from "../streams/flow.js";
 import { DEFAULT_PIPELINE_OPTIONS, pipelineOptions } from "../streams/pipeline.js";
@@ -193,6 +193,7 @@ export class Daemon {
       logger.error({ state: options.state, ...(error.holderPid === undefined ? {} : { holderPid: error.holderPid }) }, error.message);
       return stateExitCode(error);
     }
+    if (store.upgraded) logger.info({ state: options.state, fromLayout: store.upgraded.from, layout: STATE_FORMAT, keysRewritten: store.upgraded.keys, ms: store.upgraded.ms }, "state upgraded to this version's layout");
     // The listener's thread boots (about a second: its own isolate and modules) while the live checks
     // run and the sources start, not before them. Until the daemon exists it answers 503 "starting".
     let daemon: Daemon | undefined = undefined;

@@ -24,9 +24,62 @@ import { createStateDir, DaemonLock, MAP_SIZE, RELAY_MARKER, requireExistingStat
 
 type Key = (string | number)[];
 /** The layout of the sub-databases; bumped whenever a key or value shape changes. */
-export const STATE_FORMAT = 3;
-/** Sorts after every string, so [a, b, END] closes the range of keys that start with [a, b]. */
+export const STATE_FORMAT = 4;
+/** Sorts after every string (and every number), so [a, b, END] closes the range of keys that start with [a, b]. */
 const END = "\uffff\uffff";
+
+/**
+ * A record id, row key or unique value as it stands in a key (layout 4): canonical integer text ("0",
+ * "42", "-7"; no "+", no leading zero, at most 15 digits) as that number, anything else as itself.
+ * Numbers sort before strings and among themselves by value, so the ids of a serial primary key that
+ * only grows are appended at the end of their B-tree, where LMDB leaves each page full, instead of
+ * splitting pages in the middle of text order ("100000" sorts between "10000" and "10001"), which left
+ * them half full: half the pages for the same records, and fewer pages written per batch. The mapping
+ * is one to one (String() gives the text back), so every reader turns a key part back with String().
+ */
+export function idKey(id: string): string | number {
+  const n = id.length;
+  if (n === 0 || n > 16) return id;
+  const from = id.charCodeAt(0) === 45 ? 1 : 0; // "-"
+  if (from === n || n - from > 15) return id;
+  if (id.charCodeAt(from) === 48) return n === 1 ? 0 : id; // "0" alone; "-0", "007" stay text
+  for (let i = from; i < n; i++) {
+    const c = id.charCodeAt(i);
+    if (c < 48 || c > 57) return id;
+  }
+  return Number(id);
+}
+
+/** The positions of ids (record ids, row keys, unique values) in the keys of each sub-database. */
+const ID_POSITIONS: Readonly<Record<string, readonly number[]>> = {
+  records: [1], // [model, record]
+  unique: [2], // [model, property, value]
+  rows: [1], // [source, row key]
+  attached: [1, 3], // [model, record, source, row key]
+  pending: [2, 4], // [model, property, value, source, row key]
+  "time-index": [3], // [instant, model, group, record]
+  remote: [1], // [destination, record]
+  "export-results": [1],
+  "outbox-by-record": [1],
+};
+
+/** A key of a sub-database with its ids as stored (idKey), from ids as text or as stored. */
+function storedKey(name: string, key: Key | string): Key | string {
+  const at = ID_POSITIONS[name];
+  if (!at || !Array.isArray(key)) return key;
+  const out = [...key];
+  for (const i of at) if (typeof out[i] === "string") out[i] = idKey(out[i]);
+  return out;
+}
+
+/** A key of a sub-database with its ids as text: how a changelog carries it, whatever the layout. */
+function textKey(name: string, key: Key | string): Key | string {
+  const at = ID_POSITIONS[name];
+  if (!at || !Array.isArray(key)) return key;
+  const out = [...key];
+  for (const i of at) if (typeof out[i] === "number") out[i] = String(out[i]);
+  return out;
+}
 
 export interface OutboxEntry extends ExportPlan {
   seq: number;
@@ -146,6 +199,8 @@ export class Store {
   private readonly counters: Database<number, Key>;
   private readonly meta: Database<unknown, string>;
   private failed: Error | undefined;
+  /** Set when opening upgraded the state from an older layout: from which, how many keys it rewrote, how long it took. */
+  upgraded: { from: number; keys: number; ms: number } | undefined;
 
   /** The error of the write transaction that failed, after which every write is refused until a restart. */
   get writesRefused(): Error | undefined {
@@ -203,8 +258,6 @@ export class Store {
       remote: this.remote,
       "export-results": this.exportResults ?? this.remote,
     } as Record<PrefixedIndex, Database<unknown, Key>>;
-    this.checkFormat();
-    this.checkPartition();
     const named: Record<(typeof CAPTURED)[number], Database<unknown, Key | string> | undefined> = {
       records: this.records,
       unique: this.unique,
@@ -223,10 +276,11 @@ export class Store {
     } as Record<(typeof CAPTURED)[number], Database<unknown, Key | string> | undefined>;
     for (const name of CAPTURED) {
       const sub = named[name];
-      if (!sub) continue;
-      this.byName.set(name, sub);
-      if (options.capture) this.captureWrites(name, sub);
+      if (sub) this.byName.set(name, sub);
     }
+    this.checkFormat();
+    this.checkPartition();
+    if (options.capture) for (const [name, sub] of this.byName) this.captureWrites(name, sub);
   }
 
   /**
@@ -237,7 +291,8 @@ export class Store {
   private captureWrites(name: string, db: Database<unknown, Key | string>): void {
     const put = db.put.bind(db) as (key: Key | string, value: unknown, ...rest: unknown[]) => Promise<boolean>;
     const remove = db.remove.bind(db) as (key: Key | string, ...rest: unknown[]) => Promise<boolean>;
-    const encodeKey = (key: Key | string) => Buffer.from(JSON.stringify([name, key]));
+    // Ids as text: a changelog's keys (its compaction keys) are the same whatever the state's layout.
+    const encodeKey = (key: Key | string) => Buffer.from(JSON.stringify([name, textKey(name, key)]));
     (db as { put: unknown }).put = (key: Key | string, value: unknown, ...rest: unknown[]) => {
       const captured = this.captured;
       if (captured && typeof key !== "symbol") {
@@ -262,7 +317,7 @@ export class Store {
       const [name, key] = JSON.parse(r.key.toString("utf8")) as [string, Key | string];
       const db = this.byName.get(name);
       if (!db) throw new Error(`a changelog record of an unknown sub-database "${name}"`);
-      return { db, key, value: r.value === null ? undefined : (deserialize(r.value) as unknown) };
+      return { db, key: storedKey(name, key), value: r.value === null ? undefined : (deserialize(r.value) as unknown) };
     });
     const capture = this.captured;
     await this.root.transaction(() => {
@@ -291,10 +346,17 @@ export class Store {
     }
     const format = this.meta.get("format");
     if (format === STATE_FORMAT) return;
-    if (format === 2) {
+    if (format === 2 || format === 3) {
+      if (this.options.readOnly) {
+        this.root.close();
+        throw new StateOpenError(`the state in ${this.path} has layout ${format}, which this version upgrades to layout ${STATE_FORMAT} when the daemon (run) starts on it; start the daemon first (nothing was changed)`, "layout");
+      }
       // Layout 2 also kept an index of members per group; the records hold their groups, so it goes.
-      this.root.openDB({ name: "members" }).dropSync();
+      const started = performance.now();
+      if (format === 2) this.root.openDB({ name: "members" }).dropSync();
+      const keys = this.upgradeIdKeys();
       this.meta.putSync("format", STATE_FORMAT);
+      this.upgraded = { from: format, keys, ms: Math.round(performance.now() - started) };
       return;
     }
     const hasRecords = [...this.records.getKeys({ limit: 2 })].some((key) => Array.isArray(key));
@@ -305,6 +367,57 @@ export class Store {
       throw new StateOpenError(`the state in ${this.path} has layout ${String(format ?? 1)}, this version reads layout ${STATE_FORMAT}: start from an empty --state directory (sources re-read from their snapshot or earliest position)`, "layout");
     }
     if (!this.options.readOnly) this.meta.putSync("format", STATE_FORMAT);
+  }
+
+  /**
+   * Layout 3 to 4: the ids in keys become numbers where they are canonical integers (idKey). Each chunk
+   * of keys commits on its own; a stop in between resumes where it was at the next start (the layout
+   * is stamped only at the end, a converted key is not converted again, and it sorts before the key it
+   * replaces, behind the scan). A changelog's keys do not change (they carry ids as text).
+   */
+  private upgradeIdKeys(): number {
+    const chunk = 10_000;
+    let rewritten = 0;
+    for (const name of Object.keys(ID_POSITIONS)) {
+      const db = this.byName.get(name);
+      if (!db) continue;
+      let start: Key | undefined;
+      for (;;) {
+        const moves: { from: Key; to: Key; value: unknown }[] = [];
+        let read = 0;
+        let last: Key | undefined;
+        for (const { key, value } of db.getRange({ ...(start === undefined ? {} : { start }), limit: chunk })) {
+          read += 1;
+          if (!Array.isArray(key)) continue; // lmdb-js's entry of shared structures
+          last = key;
+          const to = storedKey(name, key) as Key;
+          if (to.some((part, i) => part !== key[i])) moves.push({ from: key, to, value });
+        }
+        if (moves.length > 0) {
+          rewritten += moves.length;
+          this.root.transactionSync(() => {
+            for (const move of moves) {
+              void db.remove(move.from);
+              void db.put(move.to, move.value);
+            }
+          });
+        }
+        if (read < chunk || last === undefined) break;
+        start = last;
+      }
+    }
+    // A Run part-way through records or rows resumed after the last id it did, in text order: its phase
+    // starts again from the first id, in the new order (every phase that pages by id is idempotent).
+    // A re-read's cursor is a stream position, not an id.
+    this.root.transactionSync(() => {
+      for (const { key, value } of this.meta.getRange({ start: "run:", end: "run:\uffff" })) {
+        const run = value as { kind?: string; cursor?: string };
+        if (run.kind === "reread" || run.cursor === undefined) continue;
+        const { cursor: _cursor, ...rest } = run;
+        void this.meta.put(key, rest);
+      }
+    });
+    return rewritten;
   }
 
   /**
@@ -428,7 +541,7 @@ export class Store {
     let lastQueued: { d: string; r: string; entry: OutboxEntry | undefined } | undefined;
     const queuedExport = (d: string, r: string): OutboxEntry | undefined => {
       if (lastQueued?.d === d && lastQueued.r === r) return lastQueued.entry;
-      const seq = this.outboxByRecord.get([d, r]);
+      const seq = this.outboxByRecord.get([d, idKey(r)]);
       const entry = seq === undefined ? undefined : this.outbox.get([d, seq]);
       lastQueued = { d, r, entry };
       return entry;
@@ -448,40 +561,40 @@ export class Store {
       return known;
     };
     return {
-      getRecord: (m, r) => this.records.get([m, r]),
+      getRecord: (m, r) => this.records.get([m, idKey(r)]),
       recordIdsOf: (m) => keysOf(this.records, [m]).map((k) => String(k[1])),
-      putRecord: (m, record) => void this.records.put([m, record.id], record),
-      deleteRecord: (m, r) => void this.records.remove([m, r]),
-      getUnique: (m, p, v) => this.unique.get([m, p, v]),
-      setUnique: (m, p, v, r) => void this.unique.put([m, p, v], r),
-      deleteUnique: (m, p, v) => void this.unique.remove([m, p, v]),
-      getRow: (s, k) => this.rows.get([s, k]),
-      putRow: (s, k, row) => void this.rows.put([s, k], row),
-      deleteRow: (s, k) => void this.rows.remove([s, k]),
+      putRecord: (m, record) => void this.records.put([m, idKey(record.id)], record),
+      deleteRecord: (m, r) => void this.records.remove([m, idKey(r)]),
+      getUnique: (m, p, v) => this.unique.get([m, p, idKey(v)]),
+      setUnique: (m, p, v, r) => void this.unique.put([m, p, idKey(v)], r),
+      deleteUnique: (m, p, v) => void this.unique.remove([m, p, idKey(v)]),
+      getRow: (s, k) => this.rows.get([s, idKey(k)]),
+      putRow: (s, k, row) => void this.rows.put([s, idKey(k)], row),
+      deleteRow: (s, k) => void this.rows.remove([s, idKey(k)]),
       rowKeysOfSource: (s) => keysOf(this.rows, [s]).map((k) => String(k[1])),
-      attachRow: (m, r, ref) => void this.attached.put([m, r, ref.sourceId, ref.rowKey], true),
-      detachRow: (m, r, ref) => void this.attached.remove([m, r, ref.sourceId, ref.rowKey]),
-      attachedRows: (m, r, s) => keysOf(this.attached, s === undefined ? [m, r] : [m, r, s]).map((k) => ({ sourceId: String(k[2]), rowKey: String(k[3]) })),
+      attachRow: (m, r, ref) => void this.attached.put([m, idKey(r), ref.sourceId, idKey(ref.rowKey)], true),
+      detachRow: (m, r, ref) => void this.attached.remove([m, idKey(r), ref.sourceId, idKey(ref.rowKey)]),
+      attachedRows: (m, r, s) => keysOf(this.attached, s === undefined ? [m, idKey(r)] : [m, idKey(r), s]).map((k) => ({ sourceId: String(k[2]), rowKey: String(k[3]) })),
       // One key per waiting row: many rows waiting on one value (guest purchases with user_id 0) stay
       // O(log n) each to add, remove and claim.
       addPending: (m, id: Identity, ref: RowRef) => {
         waiting.set(m, true);
-        void this.pending.put([m, id.propertyId, id.valueKey, ref.sourceId, ref.rowKey], true);
+        void this.pending.put([m, id.propertyId, idKey(id.valueKey), ref.sourceId, idKey(ref.rowKey)], true);
       },
       deletePending: (m, id, ref) => {
         waiting.delete(m);
-        void this.pending.remove([m, id.propertyId, id.valueKey, ref.sourceId, ref.rowKey]);
+        void this.pending.remove([m, id.propertyId, idKey(id.valueKey), ref.sourceId, idKey(ref.rowKey)]);
       },
-      pendingRows: (m, id) => (anyWaiting(m) ? keysOf(this.pending, [m, id.propertyId, id.valueKey]).map((k) => ({ sourceId: String(k[3]), rowKey: String(k[4]) })) : []),
+      pendingRows: (m, id) => (anyWaiting(m) ? keysOf(this.pending, [m, id.propertyId, idKey(id.valueKey)]).map((k) => ({ sourceId: String(k[3]), rowKey: String(k[4]) })) : []),
       setBoundary: (m, g, r, previous, next) => {
-        if (previous !== undefined) this.timeIndex.remove([previous, m, g, r]);
-        if (next !== null) this.timeIndex.put([next, m, g, r], true);
+        if (previous !== undefined) this.timeIndex.remove([previous, m, g, idKey(r)]);
+        if (next !== null) this.timeIndex.put([next, m, g, idKey(r)], true);
       },
       getBaseline: (d, r) => {
         const queued = queuedExport(d, r);
         if (queued?.sending) return queued.toDelete ? null : { properties: queued.newRecordProperties, groups: queued.newGroups };
         if (queued) return queued.base ?? null;
-        return this.remote.get([d, r]) ?? null;
+        return this.remote.get([d, idKey(r)]) ?? null;
       },
       putExport: (d, r, plan, baseline) => {
         const queued = queuedExport(d, r);
@@ -489,12 +602,12 @@ export class Store {
         // A newer export supersedes an unsent older one; one being sent stays, and the new one follows it.
         if (queued && !queued.sending) this.outbox.remove([d, queued.seq]);
         if (!plan) {
-          if (queued && !queued.sending) this.outboxByRecord.remove([d, r]);
+          if (queued && !queued.sending) this.outboxByRecord.remove([d, idKey(r)]);
           return;
         }
         const seq = this.nextSeq(seqs, `outbox:${d}`);
         this.outbox.put([d, seq], { ...plan, seq, base: baseline });
-        this.outboxByRecord.put([d, r], seq);
+        this.outboxByRecord.put([d, idKey(r)], seq);
       },
       deadLetter: (entry) => {
         const seq = this.nextSeq(seqs, "dead-letters");
@@ -507,7 +620,7 @@ export class Store {
   // --- Reads (outside the write path) --------------------------------------------------------
 
   getRecord(modelId: string, recordId: string): StoredRecord | undefined {
-    return this.records.get([modelId, recordId]);
+    return this.records.get([modelId, idKey(recordId)]);
   }
 
   *recordsOf(modelId: string): Generator<StoredRecord> {
@@ -516,7 +629,7 @@ export class Store {
 
   /** Up to `limit` records of a model after the id `after` (exclusive), in key order, each a fresh copy. */
   recordsAfter(modelId: string, after: string | undefined, limit: number): StoredRecord[] {
-    const start: Key = after === undefined ? [modelId] : [modelId, after];
+    const start: Key = after === undefined ? [modelId] : [modelId, idKey(after)];
     const out: StoredRecord[] = [];
     for (const { key, value } of this.records.getRange({ start, end: [modelId, END], limit: limit + 1 })) {
       if (after !== undefined && String((key as Key)[1]) === after) continue;
@@ -542,7 +655,7 @@ export class Store {
 
   /** The second key element of the entries under [first], after `after` (exclusive). */
   private secondKeys(db: Database<unknown, Key>, first: string, after: string | undefined, limit: number): string[] {
-    const start: Key = after === undefined ? [first] : [first, after];
+    const start: Key = after === undefined ? [first] : [first, idKey(after)];
     const ids: string[] = [];
     for (const key of db.getKeys({ start, end: [first, END], limit: limit + 1 })) {
       const id = String((key as Key)[1]);
@@ -554,7 +667,7 @@ export class Store {
 
   /** Up to `limit` stored rows of a source after `after` (exclusive), in key order. */
   rowsAfter(sourceId: string, after: string | undefined, limit: number): [string, StoredRow][] {
-    const start: Key = after === undefined ? [sourceId] : [sourceId, after];
+    const start: Key = after === undefined ? [sourceId] : [sourceId, idKey(after)];
     const out: [string, StoredRow][] = [];
     for (const { key, value } of this.rows.getRange({ start, end: [sourceId, END], limit: limit + 1 })) {
       const rowKey = String((key as Key)[1]);
@@ -582,7 +695,7 @@ export class Store {
    */
   membersOf(modelId: string, groupId: string, after?: string, limit = Number.MAX_SAFE_INTEGER): string[] {
     const ids: string[] = [];
-    for (const { key, value } of this.records.getRange({ start: after === undefined ? [modelId] : [modelId, after], end: [modelId, END] })) {
+    for (const { key, value } of this.records.getRange({ start: after === undefined ? [modelId] : [modelId, idKey(after)], end: [modelId, END] })) {
       const id = String((key as Key)[1]);
       if (id === after || !value.groups.includes(groupId)) continue;
       ids.push(id);
@@ -600,7 +713,7 @@ export class Store {
     const ids: string[] = [];
     let last: string | undefined;
     let read = 0;
-    for (const { key, value } of this.records.getRange({ start: after === undefined ? [modelId] : [modelId, after], end: [modelId, END] })) {
+    for (const { key, value } of this.records.getRange({ start: after === undefined ? [modelId] : [modelId, idKey(after)], end: [modelId, END] })) {
       const id = String((key as Key)[1]);
       if (id === after) continue;
       if (read >= scan || ids.length >= limit) return { ids, last, more: true };
@@ -612,11 +725,11 @@ export class Store {
   }
 
   aggregateOf(modelId: string, recordId: string, propertyId: string): AggregateState | undefined {
-    return this.records.get([modelId, recordId])?.aggregates[propertyId];
+    return this.records.get([modelId, idKey(recordId)])?.aggregates[propertyId];
   }
 
   rowOf(sourceId: string, rowKey: string): StoredRow | undefined {
-    return this.rows.get([sourceId, rowKey]);
+    return this.rows.get([sourceId, idKey(rowKey)]);
   }
 
   *rowsOf(sourceId: string): Generator<[string, StoredRow]> {
@@ -624,15 +737,15 @@ export class Store {
   }
 
   boundaryOf(modelId: string, groupId: string, recordId: string): number | undefined {
-    return this.records.get([modelId, recordId])?.boundaries[groupId];
+    return this.records.get([modelId, idKey(recordId)])?.boundaries[groupId];
   }
 
   /** Time-index entries due at or before `now`, earliest first. */
   dueBoundaries(now: number, limit = 10_000): BoundaryEntry[] {
     const due: BoundaryEntry[] = [];
     for (const key of this.timeIndex.getKeys({ start: [0], end: [now, END], limit })) {
-      const [instant, modelId, groupId, recordId] = key as [number, string, string, string];
-      due.push({ instant, modelId, groupId, recordId });
+      const [instant, modelId, groupId, recordId] = key as [number, string, string, string | number];
+      due.push({ instant, modelId, groupId, recordId: String(recordId) });
     }
     return due;
   }
@@ -770,19 +883,20 @@ export class Store {
         const current = this.outbox.get([destinationId, entry.seq]);
         const attempts = (current?.attempts ?? entry.attempts ?? 0) + (status === "error" ? 1 : 0);
         const result: ExportResultEntry = { status: status === "error" ? (retryAt === undefined ? "dead_letter" : "retry") : status, at: now, seq: entry.seq, attempts, toDelete: entry.toDelete, ...(message ? { message } : {}) };
-        if (current) this.exportResults?.put([destinationId, entry.recordId], result);
+        if (current) this.exportResults?.put([destinationId, idKey(entry.recordId)], result);
         const remove = () => {
           if (!current) return;
           this.outbox.remove([destinationId, entry.seq]);
-          if (this.outboxByRecord.get([destinationId, entry.recordId]) === entry.seq) this.outboxByRecord.remove([destinationId, entry.recordId]);
+          const byRecord = [destinationId, idKey(entry.recordId)];
+          if (this.outboxByRecord.get(byRecord) === entry.seq) this.outboxByRecord.remove(byRecord);
         };
         if (!current) {
           // No longer queued: another delivery loop completed it already (one of the config before a
           // reload whose send outlived its stop), or its destination's state was dropped (a Run). What
           // the destination holds was recorded then; this answer is older news.
         } else if (status === "ok") {
-          if (entry.toDelete) this.remote.remove([destinationId, entry.recordId]);
-          else this.remote.put([destinationId, entry.recordId], { properties: entry.newRecordProperties, groups: entry.newGroups });
+          if (entry.toDelete) this.remote.remove([destinationId, idKey(entry.recordId)]);
+          else this.remote.put([destinationId, idKey(entry.recordId)], { properties: entry.newRecordProperties, groups: entry.newGroups });
           remove();
         } else if (status === "info") {
           remove();
@@ -830,14 +944,14 @@ export class Store {
         // names another key, so removing by it left every re-queued letter in place.
         this.deadLetters.remove([value.seq]);
         const recordId = value.entry.recordId;
-        if (done.has(recordId) || this.outboxByRecord.get([destinationId, recordId]) !== undefined) continue;
+        if (done.has(recordId) || this.outboxByRecord.get([destinationId, idKey(recordId)]) !== undefined) continue;
         done.add(recordId);
-        const remote = this.remote.get([destinationId, recordId]) ?? null;
+        const remote = this.remote.get([destinationId, idKey(recordId)]) ?? null;
         const plan = replan(recordId, remote);
         if (!plan) continue;
         const seq = this.nextSeq(seqs, `outbox:${destinationId}`);
         this.outbox.put([destinationId, seq], { ...plan, seq, base: remote });
-        this.outboxByRecord.put([destinationId, recordId], seq);
+        this.outboxByRecord.put([destinationId, idKey(recordId)], seq);
         count += 1;
       }
       for (const [name, seq] of seqs) this.meta.put(`seq:${name}`, seq);
@@ -848,18 +962,18 @@ export class Store {
 
   /** The record holding a unique value (its key as the core writes it: core/apply.ts uniqueValueKey). */
   recordIdByUnique(modelId: string, propertyId: string, valueKey: string): string | undefined {
-    return this.unique.get([modelId, propertyId, valueKey]);
+    return this.unique.get([modelId, propertyId, idKey(valueKey)]);
   }
 
   /** The export of a record waiting in a destination's outbox, if any. */
   queuedExportOf(destinationId: string, recordId: string): OutboxEntry | undefined {
-    const seq = this.outboxByRecord.get([destinationId, recordId]);
+    const seq = this.outboxByRecord.get([destinationId, idKey(recordId)]);
     return seq === undefined ? undefined : this.outbox.get([destinationId, seq]);
   }
 
   /** The destination's last answer for a record's export. */
   exportResultOf(destinationId: string, recordId: string): ExportResultEntry | undefined {
-    return this.exportResults?.get([destinationId, recordId]);
+    return this.exportResults?.get([destinationId, idKey(recordId)]);
   }
 
   /** Up to `limit` exports of a destination's outbox after seq `after` (exclusive), oldest first, those `keep` accepts. */
@@ -902,7 +1016,7 @@ export class Store {
   }
 
   remoteOf(destinationId: string, recordId: string): RemoteState | undefined {
-    return this.remote.get([destinationId, recordId]);
+    return this.remote.get([destinationId, idKey(recordId)]);
   }
 
   listDeadLetters(limit = 1000): StoredDeadLetter[] {

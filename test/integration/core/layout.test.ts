@@ -1,0 +1,236 @@
+// The state's key layout 4 on real LMDB: ids that are canonical integers stand in keys as numbers
+// (so serial ids append to the B-tree), every reader gets the text back, a layout 3 state is upgraded
+// in place to exactly what layout 4 writes, and a partition's changelog carries ids as text.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { open, type RootDatabase } from "lmdb";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { CapturedTransaction } from "../../../core/partitions.js";
+import { STATE_FORMAT, Store, idKey } from "../../../state/store.js";
+import { applyBatch, sweep } from "../../../streams/batch.js";
+import { DAY, change, coreDomain, generateChanges, purchase, user } from "../../helpers/core.js";
+
+const T = Date.UTC(2026, 10, 1, 12, 0, 0);
+const domain = coreDomain();
+
+/** Where ids stand in each sub-database's keys, restated here (layout 4 converts exactly these). */
+const IDS: Record<string, number[]> = {
+  records: [1],
+  unique: [2],
+  rows: [1],
+  attached: [1, 3],
+  pending: [2, 4],
+  "time-index": [3],
+  remote: [1],
+  "export-results": [1],
+  "outbox-by-record": [1],
+};
+const STRUCTURED = new Set(["records", "rows", "remote", "outbox"]);
+const NAMES = [...Object.keys(IDS), "outbox", "dead-letters", "counters"];
+
+const subDatabase = (root: RootDatabase, name: string) => root.openDB<unknown, (string | number)[]>({ name, ...(STRUCTURED.has(name) ? { sharedStructuresKey: Symbol.for("structures") } : {}) });
+
+/** Every entry of the sub-databases that hold ids, as [name, key, value], read straight from LMDB. */
+async function dump(dir: string): Promise<[string, unknown, unknown][]> {
+  const root = open({ path: dir, maxDbs: 32 });
+  const out: [string, unknown, unknown][] = [];
+  for (const name of NAMES) {
+    for (const { key, value } of subDatabase(root, name).getRange()) if (Array.isArray(key)) out.push([name, key, value]);
+  }
+  await root.close();
+  return out;
+}
+
+/**
+ * Rewrites a layout 4 state as layout 3 wrote it: ids as text in every key. `share` (0 to 1) of each
+ * sub-database's entries is rewritten, the rest left as they are (an upgrade stopped part-way).
+ */
+async function asLayout3(dir: string, share = 1): Promise<number> {
+  const root = open({ path: dir, maxDbs: 32 });
+  let rewritten = 0;
+  await root.transaction(() => {
+    for (const [name, positions] of Object.entries(IDS)) {
+      const db = subDatabase(root, name);
+      const entries = [...db.getRange()].filter(({ key }) => Array.isArray(key) && positions.some((i) => typeof key[i] === "number"));
+      for (const { key, value } of entries.slice(0, Math.ceil(entries.length * share))) {
+        const text = key.map((part, i) => (positions.includes(i) && typeof part === "number" ? String(part) : part));
+        void db.remove(key);
+        void db.put(text, value);
+        rewritten += 1;
+      }
+    }
+    void root.openDB({ name: "meta" }).put("format", 3);
+  });
+  await root.close();
+  return rewritten;
+}
+
+describe("ids in keys", () => {
+  let dir: string;
+  let store: Store;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), "layout-"));
+    store = Store.open(dir);
+  });
+  afterEach(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("are numbers exactly for canonical integer text, which String() gives back", () => {
+    for (const [id, stored] of [
+      ["0", 0],
+      ["7", 7],
+      ["-7", -7],
+      ["123456789012345", 123456789012345],
+      ["1234567890123456", "1234567890123456"],
+      ["-0", "-0"],
+      ["007", "007"],
+      ["+7", "+7"],
+      ["7.0", "7.0"],
+      ["1e3", "1e3"],
+      ["", ""],
+      ["-", "-"],
+      [" 7", " 7"],
+      ["abc", "abc"],
+    ] as const) {
+      expect(idKey(id), id).toBe(stored);
+      expect(String(idKey(id))).toBe(id);
+    }
+  });
+
+  it("order integer ids by value before text ids, in every listing and page, and read back as text", async () => {
+    const ids = ["10", "2", "abc", "007", "-3", "100000", "10001"];
+    await applyBatch(store, domain, ids.map((id, i) => change("users_table", "insert", id, { id: i + 1, first_name: "Ada", vip: true })), T);
+    const order = ["-3", "2", "10", "10001", "100000", "007", "abc"];
+    expect(store.recordIdsOf("users", undefined, 100)).toEqual(order);
+    expect([...store.recordsOf("users")].map((r) => r.id)).toEqual(order);
+    expect(store.membersOf("users", "vips")).toEqual(order);
+    expect(store.recordIdsOf("users", "10", 2)).toEqual(["10001", "100000"]);
+    expect(store.recordIdsOf("users", "100000", 10)).toEqual(["007", "abc"]);
+    expect(store.membersAfter("users", "vips", "2", 2, 10)).toEqual({ ids: ["10", "10001"], last: "10001", more: true });
+    expect(store.recordsAfter("users", "007", 10).map((r) => r.id)).toEqual(["abc"]);
+    expect(store.getRecord("users", "007")?.values.user_id).toBe(4);
+    expect(store.getRecord("users", "7")).toBeUndefined();
+    expect(store.rowKeysOf("users_table", undefined, 100)).toEqual([]);
+    // The unique index of an integer property holds its values as numbers and finds the records.
+    expect(store.recordIdByUnique("users", "user_id", "4")).toBe("007");
+    const raw = await dump(dir);
+    expect(raw.filter(([name]) => name === "records").map(([, key]) => key)).toEqual([
+      ["users", -3],
+      ["users", 2],
+      ["users", 10],
+      ["users", 10001],
+      ["users", 100000],
+      ["users", "007"],
+      ["users", "abc"],
+    ]);
+  });
+
+  it("of rows, attached rows and rows waiting for their record are numbers too, and found again", async () => {
+    await applyBatch(store, domain, [purchase(1001, { user_id: 5, amount: 10, state: "paid", sku: "A", created_at: new Date(T - DAY) })], T);
+    await applyBatch(store, domain, [user(5, { vip: false })], T);
+    await applyBatch(store, domain, [purchase(1002, { user_id: 5, amount: 20, state: "paid", sku: "B", created_at: new Date(T) })], T);
+    expect(store.getRecord("users", "5")?.values.purchase_count).toBe(2);
+    expect(store.rowKeysOf("purchases_table", undefined, 10)).toEqual(["1001", "1002"]);
+    expect(store.rowOf("purchases_table", "1001")?.recordId).toBe("5");
+    const raw = await dump(dir);
+    expect(raw.filter(([name]) => name === "attached").map(([, key]) => key)).toEqual([
+      ["users", 5, "purchases_table", 1001],
+      ["users", 5, "purchases_table", 1002],
+    ]);
+    expect(raw.filter(([name]) => name === "pending")).toEqual([]);
+    expect(raw.filter(([name]) => name === "time-index").map(([, key]) => (key as unknown[])[3])).toEqual([5]);
+    expect(store.dueBoundaries(T + 10 * DAY).map((b) => b.recordId)).toEqual(["5"]);
+  });
+});
+
+describe("a layout 3 state", () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), "layout3-"));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** A state with records, unique values, attached and waiting rows, a time index and an outbox. */
+  async function build(): Promise<void> {
+    const store = Store.open(dir);
+    const changes = generateChanges(11, 600, 40, 150);
+    for (let i = 0; i < changes.length; i += 50) await applyBatch(store, domain, changes.slice(i, i + 50), T);
+    // Rows waiting for a record that never came.
+    await applyBatch(store, domain, [purchase(5000, { user_id: 999, amount: 1, state: "paid", sku: "A", created_at: new Date(T) })], T);
+    await sweep(store, domain, T + DAY);
+    await store.putMeta("run:r1", { id: "r1", kind: "backfill", phase: 0, cursor: "17", processed: 3 });
+    await store.putMeta("run:r2", { id: "r2", kind: "reread", phase: 0, cursor: "0/16B3748" });
+    await store.close();
+  }
+
+  it("is upgraded when the daemon opens it to exactly the entries layout 4 writes", async () => {
+    await build();
+    const written = await dump(dir);
+    const kinds = new Set(written.map(([name]) => name));
+    for (const name of ["records", "unique", "rows", "attached", "pending", "time-index", "outbox", "outbox-by-record"]) expect(kinds, name).toContain(name);
+    expect(await asLayout3(dir)).toBeGreaterThan(300);
+    expect(await dump(dir)).not.toEqual(written);
+
+    const store = Store.open(dir);
+    try {
+      expect(store.getMeta("format")).toBe(STATE_FORMAT);
+      expect(await dump(dir)).toEqual(written);
+      // A Run paging by id starts its phase again (the order changed); a re-read keeps its position.
+      expect(store.getMeta("run:r1")).toEqual({ id: "r1", kind: "backfill", phase: 0, processed: 3 });
+      expect(store.getMeta("run:r2")).toEqual({ id: "r2", kind: "reread", phase: 0, cursor: "0/16B3748" });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("upgraded part-way (a stop during the upgrade) ends the same", async () => {
+    await build();
+    const written = await dump(dir);
+    await asLayout3(dir, 0.5);
+    const store = Store.open(dir);
+    await store.close();
+    expect(await dump(dir)).toEqual(written);
+  });
+
+  it("is not upgraded by a read-only open, which says what to do", async () => {
+    await build();
+    await asLayout3(dir);
+    const before = await dump(dir);
+    expect(() => Store.open(dir, { readOnly: true })).toThrow(`the state in ${dir} has layout 3, which this version upgrades to layout ${STATE_FORMAT} when the daemon (run) starts on it`);
+    expect(await dump(dir)).toEqual(before);
+  });
+});
+
+describe("a partition's changelog", () => {
+  it("carries ids as text, and a restore stores them as numbers", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "layout-changelog-"));
+    const restored = mkdtempSync(join(tmpdir(), "layout-restored-"));
+    try {
+      const captured: CapturedTransaction[] = [];
+      const store = Store.open(dir, { capture: (t) => captured.push(t) });
+      await applyBatch(store, domain, [user(5, { email: "a@example.com" }), purchase(1001, { user_id: 5, amount: 10, state: "paid", sku: "A", created_at: new Date(T) })], T);
+      await store.close();
+      const keys = captured.flatMap((t) => t.records.map((r) => r.key.toString("utf8")));
+      expect(keys).toContain(JSON.stringify(["records", ["users", "5"]]));
+      expect(keys).toContain(JSON.stringify(["unique", ["users", "user_id", "5"]]));
+      expect(keys).toContain(JSON.stringify(["attached", ["users", "5", "purchases_table", "1001"]]));
+      const numericIds = keys
+        .map((k) => JSON.parse(k) as [string, unknown])
+        .filter(([name, key]) => Array.isArray(key) && (IDS[name] ?? []).some((i) => typeof key[i] !== "string"));
+      expect(numericIds).toEqual([]);
+
+      const restore = Store.open(restored, { capture: () => undefined });
+      await restore.applyChangelog(captured.flatMap((t) => t.records));
+      expect(restore.getRecord("users", "5")?.values.purchase_count).toBe(1);
+      expect(restore.recordIdByUnique("users", "email", "a@example.com")).toBe("5");
+      await restore.close();
+      expect(await dump(restored)).toEqual(await dump(dir));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      rmSync(restored, { recursive: true, force: true });
+    }
+  });
+});
