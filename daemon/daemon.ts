@@ -38,6 +38,8 @@ import type { SystemdNotifier } from "./systemd.js";
 
 /** Longest a reload waits for the live check of the new config. */
 const RELOAD_LIVE_CHECK_MS = 15_000;
+/** How much longer systemd is to wait for start-up after each chunk of a state upgrade (a chunk takes tens of ms). */
+const UPGRADE_STEP_TIMEOUT_MS = 60_000;
 
 export interface RunOptions {
   config: string;
@@ -187,11 +189,26 @@ export class Daemon {
     let store: Store;
     try {
       // One daemon per state: the exclusive lock is taken before LMDB is opened (state/open.ts).
-      store = Store.open(options.state, { lock: true });
+      store = Store.open(options.state, { lock: true, deferUpgrade: true });
     } catch (error) {
       if (!(error instanceof StateOpenError)) throw error;
       logger.error({ state: options.state, ...(error.holderPid === undefined ? {} : { holderPid: error.holderPid }) }, error.message);
       return stateExitCode(error);
+    }
+    if (store.needsUpgrade) {
+      // Before anything reads the state. Each chunk extends systemd's start timeout (a large state
+      // takes longer than TimeoutStartSec=), and the event loop turns between chunks.
+      logger.info({ state: options.state, layout: STATE_FORMAT }, "upgrading the state to this version's layout");
+      const status = (keys: number) => `starting: upgrading the state's layout (${keys.toLocaleString("en")} keys rewritten)`;
+      systemd?.extendTimeout(UPGRADE_STEP_TIMEOUT_MS, status(0));
+      let logged = performance.now();
+      await store.upgrade((keys) => {
+        systemd?.extendTimeout(UPGRADE_STEP_TIMEOUT_MS, status(keys));
+        if (performance.now() - logged >= 10_000) {
+          logged = performance.now();
+          logger.info({ state: options.state, keysRewritten: keys }, "upgrading the state");
+        }
+      });
     }
     if (store.upgraded) logger.info({ state: options.state, fromLayout: store.upgraded.from, layout: STATE_FORMAT, keysRewritten: store.upgraded.keys, ms: store.upgraded.ms }, "state upgraded to this version's layout");
     // The listener's thread boots (about a second: its own isolate and modules) while the live checks

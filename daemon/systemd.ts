@@ -24,6 +24,8 @@ export interface SystemdNotifier {
   ready(status?: string): void;
   /** STATUS=: a one-line state shown by `systemctl status`. */
   status(text: string): void;
+  /** EXTEND_TIMEOUT_USEC= (and STATUS=): start-up goes on for at least `ms` more (long work before READY=1). */
+  extendTimeout(ms: number, status?: string): void;
   /** RELOADING=1 with MONOTONIC_USEC= (CLOCK_MONOTONIC, µs); follow it with ready() when done. */
   reloading(status?: string): void;
   /** STOPPING=1: the daemon is draining. */
@@ -56,6 +58,7 @@ const DISABLED: SystemdNotifier = {
   watchdogIntervalMs: undefined,
   ready: () => undefined,
   status: () => undefined,
+  extendTimeout: () => undefined,
   reloading: () => undefined,
   stopping: () => undefined,
   close: () => undefined,
@@ -134,6 +137,7 @@ export function createSystemdNotifier(env: NodeJS.ProcessEnv = process.env, opti
     },
     ready: (status) => send(["READY=1", statusLine(status)]),
     status: (text) => send([statusLine(text)]),
+    extendTimeout: (ms, status) => send([`EXTEND_TIMEOUT_USEC=${Math.max(1, Math.round(ms * 1000))}`, statusLine(status)]),
     reloading: (status) => send(["RELOADING=1", `MONOTONIC_USEC=${monotonicUsec()}`, statusLine(status)]),
     stopping: (status) => send(["STOPPING=1", statusLine(status)]),
     close: () => {

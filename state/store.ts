@@ -25,6 +25,10 @@ import { createStateDir, DaemonLock, MAP_SIZE, RELAY_MARKER, requireExistingStat
 type Key = (string | number)[];
 /** The layout of the sub-databases; bumped whenever a key or value shape changes. */
 export const STATE_FORMAT = 4;
+/** The meta entry of an upgrade under way: the layout it started from. */
+const UPGRADING_FROM = "upgrading-from";
+/** Keys rewritten per transaction (and per step) of an upgrade; a test makes it small to cross chunks. */
+export const UPGRADE_CHUNK = { keys: 10_000 };
 /** Sorts after every string (and every number), so [a, b, END] closes the range of keys that start with [a, b]. */
 const END = "\uffff\uffff";
 
@@ -165,6 +169,11 @@ export interface StoreOpenOptions {
   create?: boolean;
   /** Take the exclusive daemon lock (one daemon per state) before LMDB is opened. */
   lock?: boolean;
+  /**
+   * A state of an older layout is upgraded by `upgrade()`, which the caller awaits before anything
+   * else (it yields between chunks), instead of inside `open` (default: inside `open`).
+   */
+  deferUpgrade?: boolean;
 }
 
 export interface StoreOptions extends StoreOpenOptions {
@@ -199,8 +208,10 @@ export class Store {
   private readonly counters: Database<number, Key>;
   private readonly meta: Database<unknown, string>;
   private failed: Error | undefined;
-  /** Set when opening upgraded the state from an older layout: from which, how many keys it rewrote, how long it took. */
+  /** Set once the state was upgraded from an older layout: from which, how many keys it rewrote, how long it took. */
   upgraded: { from: number; keys: number; ms: number } | undefined;
+  /** The older layout of a state whose upgrade has yet to run (or to finish); writes are refused meanwhile. */
+  private upgradeFrom: number | undefined;
 
   /** The error of the write transaction that failed, after which every write is refused until a restart. */
   get writesRefused(): Error | undefined {
@@ -280,6 +291,7 @@ export class Store {
     }
     this.checkFormat();
     this.checkPartition();
+    // The upgrade's own writes are not captured (a changelog carries ids as text in every layout).
     if (options.capture) for (const [name, sub] of this.byName) this.captureWrites(name, sub);
   }
 
@@ -345,18 +357,22 @@ export class Store {
       throw new StateOpenError(`the directory ${this.path} holds an LMDB environment that is not a grouparoo-stream state (nothing was changed)`, "layout");
     }
     const format = this.meta.get("format");
-    if (format === STATE_FORMAT) return;
-    if (format === 2 || format === 3) {
-      if (this.options.readOnly) {
+    const upgrading = this.meta.get(UPGRADING_FROM) as number | undefined;
+    if (format === STATE_FORMAT && upgrading === undefined) return;
+    if (format === 2 || format === 3 || (format === STATE_FORMAT && upgrading !== undefined)) {
+      // Only the state's owner upgrades it: the daemon (holding the lock) or a worker (its partitions).
+      // A command beside a daemon of the older version would rewrite keys under it.
+      if (this.options.readOnly || !(this.options.lock || this.options.capture)) {
         this.root.close();
-        throw new StateOpenError(`the state in ${this.path} has layout ${format}, which this version upgrades to layout ${STATE_FORMAT} when the daemon (run) starts on it; start the daemon first (nothing was changed)`, "layout");
+        this.lock?.release();
+        throw new StateOpenError(
+          upgrading === undefined
+            ? `the state in ${this.path} has layout ${String(format)}, which this version upgrades to layout ${STATE_FORMAT} when the daemon (run) or a worker starts on it; start it first (nothing was changed)`
+            : `the state in ${this.path} is being upgraded from layout ${upgrading} to layout ${STATE_FORMAT}, or its upgrade stopped part-way; the daemon (run) or a worker finishes it when it starts (nothing was changed)`,
+          "layout",
+        );
       }
-      // Layout 2 also kept an index of members per group; the records hold their groups, so it goes.
-      const started = performance.now();
-      if (format === 2) this.root.openDB({ name: "members" }).dropSync();
-      const keys = this.upgradeIdKeys();
-      this.meta.putSync("format", STATE_FORMAT);
-      this.upgraded = { from: format, keys, ms: Math.round(performance.now() - started) };
+      this.upgradeFrom = upgrading ?? (format as number);
       return;
     }
     const hasRecords = [...this.records.getKeys({ limit: 2 })].some((key) => Array.isArray(key));
@@ -369,14 +385,39 @@ export class Store {
     if (!this.options.readOnly) this.meta.putSync("format", STATE_FORMAT);
   }
 
+  /** True while the state's upgrade from an older layout has yet to run or to finish. */
+  get needsUpgrade(): boolean {
+    return this.upgradeFrom !== undefined;
+  }
+
   /**
-   * Layout 3 to 4: the ids in keys become numbers where they are canonical integers (idKey). Each chunk
-   * of keys commits on its own; a stop in between resumes where it was at the next start (the layout
-   * is stamped only at the end, a converted key is not converted again, and it sorts before the key it
-   * replaces, behind the scan). A changelog's keys do not change (they carry ids as text).
+   * Upgrades a state of an older layout (see StoreOpenOptions.deferUpgrade), yielding to the event
+   * loop after each chunk of keys; `progress` gets the number of keys rewritten so far.
    */
-  private upgradeIdKeys(): number {
-    const chunk = 10_000;
+  async upgrade(progress?: (keys: number) => void): Promise<void> {
+    for (const keys of this.upgradeSteps()) {
+      progress?.(keys);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+
+  /**
+   * Layout 2 or 3 to 4, one chunk of keys per step and per transaction. The new layout is stamped
+   * first, with the layout it comes from (an older version refuses the state from then on, and a stop
+   * part-way resumes at the next start). Layout 2's index of members goes (the records hold their
+   * groups). The ids in keys become numbers where they are canonical integers (idKey): a converted key
+   * is not converted again, and it sorts before the key it replaces, behind the scan.
+   */
+  private *upgradeSteps(): Generator<number> {
+    const from = this.upgradeFrom;
+    if (from === undefined) return;
+    const started = performance.now();
+    this.root.transactionSync(() => {
+      void this.meta.put("format", STATE_FORMAT);
+      void this.meta.put(UPGRADING_FROM, from);
+    });
+    if (from === 2) this.root.openDB({ name: "members" }).dropSync();
+    const chunk = UPGRADE_CHUNK.keys;
     let rewritten = 0;
     for (const name of Object.keys(ID_POSITIONS)) {
       const db = this.byName.get(name);
@@ -401,23 +442,27 @@ export class Store {
               void db.put(move.to, move.value);
             }
           });
+          yield rewritten;
         }
         if (read < chunk || last === undefined) break;
         start = last;
       }
     }
     // A Run part-way through records or rows resumed after the last id it did, in text order: its phase
-    // starts again from the first id, in the new order (every phase that pages by id is idempotent).
-    // A re-read's cursor is a stream position, not an id.
+    // starts again from the first id, in the new order, and counts its progress again from zero (every
+    // phase that pages by id is idempotent). A re-read's cursor is a stream position, not an id.
+    const runs = [...this.meta.getRange({ start: "run:", end: "run:\uffff" })];
     this.root.transactionSync(() => {
-      for (const { key, value } of this.meta.getRange({ start: "run:", end: "run:\uffff" })) {
-        const run = value as { kind?: string; cursor?: string };
+      for (const { key, value } of runs) {
+        const run = value as { kind?: string; cursor?: string; processed?: number };
         if (run.kind === "reread" || run.cursor === undefined) continue;
         const { cursor: _cursor, ...rest } = run;
-        void this.meta.put(key, rest);
+        void this.meta.put(key, { ...rest, processed: 0 });
       }
+      void this.meta.remove(UPGRADING_FROM);
     });
-    return rewritten;
+    this.upgradeFrom = undefined;
+    this.upgraded = { from, keys: rewritten, ms: Math.round(performance.now() - started) };
   }
 
   /**
@@ -439,7 +484,9 @@ export class Store {
   }
 
   static open(path: string, options: StoreOptions = {}): Store {
-    return new Store(path, options);
+    const store = new Store(path, options);
+    if (!options.deferUpgrade) for (const _keys of store.upgradeSteps());
+    return store;
   }
 
   /**
@@ -448,6 +495,7 @@ export class Store {
    * with it would not read back after a restart. Reopening the state (restarting) reloads them.
    */
   private async write(body: () => void): Promise<void> {
+    if (this.upgradeFrom !== undefined) throw new Error(`the state's upgrade from layout ${this.upgradeFrom} to layout ${STATE_FORMAT} has not run: await upgrade() first`);
     if (this.failed) throw new Error(`the state refuses writes after a failed transaction (${this.failed.message}); restart to reopen it`);
     try {
       const capture = this.options.capture;

@@ -159,7 +159,8 @@ export class PartitionTask {
     const claim = await options.changelog.claim();
     if (this.closed) throw new Error("closed while claiming");
     const capture = (txn: CapturedTransaction) => this.captured(txn);
-    let store = Store.open(options.statePath, { capture });
+    // A local copy of an older layout is upgraded only once it is known to be kept.
+    let store = Store.open(options.statePath, { capture, deferUpgrade: true });
     let how: Takeover["how"] = "kept";
     let records = 0;
     if (claim.checkpoint === undefined || store.changelogTransaction() !== claim.checkpoint) {
@@ -173,6 +174,7 @@ export class PartitionTask {
       records = await options.reader.restore(options.partition, claim.nonce, (batch: ChangelogRecord[]) => restoring.applyChangelog(batch));
     }
     this.store = store;
+    await store.upgrade();
     if (this.closed) throw new Error("closed while restoring");
     const position = store.position(options.stream);
     this.openedOffset = position === undefined ? -1n : BigInt(position);

@@ -122,9 +122,11 @@ export function registerApiRoutes(api: Api, backend: ApiBackend): void {
       const { groupId } = request.params;
       const group = domain.groups.get(groupId);
       if (!group) throw notFound(`no group "${groupId}"`, "UNKNOWN_GROUP");
-      const after = decodeCursor(request.query.cursor, `members:${groupId}`, "string");
+      // "group-members": state layout 4 orders integer ids by value; a cursor of the text order before it ("members:") is refused.
+      const over = `group-members:${groupId}`;
+      const after = decodeCursor(request.query.cursor, over, "string");
       const page = store.membersAfter(group.modelId, groupId, after, request.query.limit ?? DEFAULT_LIMIT, 20_000);
-      return { groupId, modelId: group.modelId, members: page.ids, nextCursor: page.more && page.last !== undefined ? encodeCursor(`members:${groupId}`, page.last) : null };
+      return { groupId, modelId: group.modelId, members: page.ids, nextCursor: page.more && page.last !== undefined ? encodeCursor(over, page.last) : null };
     },
   );
 

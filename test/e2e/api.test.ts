@@ -409,7 +409,10 @@ describe("the REST API", () => {
     await bad("GET", "/api/v1/groups/vips/members?cursor=!!!", undefined, 400, "INVALID_CURSOR", /is not a cursor this API handed out/);
     await bad("GET", "/api/v1/groups/vips/members?cursor=bm90IGpzb24", undefined, 400, "INVALID_CURSOR", /is not a cursor this API handed out/);
     const highCursor = (await api.get<{ nextCursor: string }>("/api/v1/groups/high/members?limit=1", KEYS.OPS_KEY)).body.nextCursor;
-    await bad("GET", `/api/v1/groups/vips/members?cursor=${highCursor}`, undefined, 400, "INVALID_CURSOR", "cursor is for members:high, not members:vips");
+    await bad("GET", `/api/v1/groups/vips/members?cursor=${highCursor}`, undefined, 400, "INVALID_CURSOR", "cursor is for group-members:high, not group-members:vips");
+    // A cursor of the text order an earlier state layout listed members in.
+    const textOrderCursor = Buffer.from(JSON.stringify(["members:vips", "1042"])).toString("base64url");
+    await bad("GET", `/api/v1/groups/vips/members?cursor=${textOrderCursor}`, undefined, 400, "INVALID_CURSOR", "cursor is for members:vips, not group-members:vips");
     // Runs.
     await bad("GET", "/api/v1/runs/nope", undefined, 404, "RUN_NOT_FOUND", 'no run "nope"');
     await bad("GET", "/api/v1/runs?state=sleeping", undefined, 400, "BAD_REQUEST", 'querystring/state must be one of "queued", "running", "complete", "failed", "superseded", "stopped"');

@@ -76,18 +76,20 @@ describe("systemd notifier", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it("sends READY=1 with STATUS=, STATUS= alone (one line), then STOPPING=1", async () => {
+  it("sends READY=1 with STATUS=, STATUS= alone (one line), EXTEND_TIMEOUT_USEC=, then STOPPING=1", async () => {
     notifier = createSystemdNotifier({ NOTIFY_SOCKET: path }, { onError: (e) => errors.push(e) });
     expect(notifier.enabled).toBe(true);
     expect(notifier.watchdogIntervalMs).toBeUndefined();
     notifier.status("starting: opening the state");
+    notifier.extendTimeout(60_000, "starting: upgrading the state's layout (10,000 keys rewritten)");
     notifier.ready("running: 2 sources, 1 destination");
     notifier.status("not ready: sources not connected:\nshop_db");
     notifier.stopping("draining");
     notifier.ready();
-    await until("five datagrams", () => receiver.received.length === 5);
+    await until("six datagrams", () => receiver.received.length === 6);
     expect(receiver.messages()).toEqual([
       "STATUS=starting: opening the state",
+      "EXTEND_TIMEOUT_USEC=60000000\nSTATUS=starting: upgrading the state's layout (10,000 keys rewritten)",
       "READY=1\nSTATUS=running: 2 sources, 1 destination",
       "STATUS=not ready: sources not connected: shop_db",
       "STOPPING=1\nSTATUS=draining",

@@ -298,7 +298,7 @@ describe("the state layout", () => {
       const old = open({ path: dir, maxDbs: 32 });
       await old.openDB<true, (string | number)[]>({ name: "members" }).put(["users", "vips", "1"], true);
       await old.close();
-      const reopened = Store.open(dir);
+      const reopened = Store.open(dir, { lock: true });
       expect(reopened.getMeta("format")).toBe(STATE_FORMAT);
       expect(reopened.membersOf("users", "vips")).toEqual(["1"]);
       expect(reopened.countOf("members", "vips")).toBe(1);

@@ -4,67 +4,15 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { open, type RootDatabase } from "lmdb";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { CapturedTransaction } from "../../../core/partitions.js";
-import { STATE_FORMAT, Store, idKey } from "../../../state/store.js";
+import { STATE_FORMAT, Store, UPGRADE_CHUNK, idKey } from "../../../state/store.js";
 import { applyBatch, sweep } from "../../../streams/batch.js";
 import { DAY, change, coreDomain, generateChanges, purchase, user } from "../../helpers/core.js";
+import { IDS, asLayout3, dumpLmdb as dump } from "../../helpers/layout.js";
 
 const T = Date.UTC(2026, 10, 1, 12, 0, 0);
 const domain = coreDomain();
-
-/** Where ids stand in each sub-database's keys, restated here (layout 4 converts exactly these). */
-const IDS: Record<string, number[]> = {
-  records: [1],
-  unique: [2],
-  rows: [1],
-  attached: [1, 3],
-  pending: [2, 4],
-  "time-index": [3],
-  remote: [1],
-  "export-results": [1],
-  "outbox-by-record": [1],
-};
-const STRUCTURED = new Set(["records", "rows", "remote", "outbox"]);
-const NAMES = [...Object.keys(IDS), "outbox", "dead-letters", "counters"];
-
-const subDatabase = (root: RootDatabase, name: string) => root.openDB<unknown, (string | number)[]>({ name, ...(STRUCTURED.has(name) ? { sharedStructuresKey: Symbol.for("structures") } : {}) });
-
-/** Every entry of the sub-databases that hold ids, as [name, key, value], read straight from LMDB. */
-async function dump(dir: string): Promise<[string, unknown, unknown][]> {
-  const root = open({ path: dir, maxDbs: 32 });
-  const out: [string, unknown, unknown][] = [];
-  for (const name of NAMES) {
-    for (const { key, value } of subDatabase(root, name).getRange()) if (Array.isArray(key)) out.push([name, key, value]);
-  }
-  await root.close();
-  return out;
-}
-
-/**
- * Rewrites a layout 4 state as layout 3 wrote it: ids as text in every key. `share` (0 to 1) of each
- * sub-database's entries is rewritten, the rest left as they are (an upgrade stopped part-way).
- */
-async function asLayout3(dir: string, share = 1): Promise<number> {
-  const root = open({ path: dir, maxDbs: 32 });
-  let rewritten = 0;
-  await root.transaction(() => {
-    for (const [name, positions] of Object.entries(IDS)) {
-      const db = subDatabase(root, name);
-      const entries = [...db.getRange()].filter(({ key }) => Array.isArray(key) && positions.some((i) => typeof key[i] === "number"));
-      for (const { key, value } of entries.slice(0, Math.ceil(entries.length * share))) {
-        const text = key.map((part, i) => (positions.includes(i) && typeof part === "number" ? String(part) : part));
-        void db.remove(key);
-        void db.put(text, value);
-        rewritten += 1;
-      }
-    }
-    void root.openDB({ name: "meta" }).put("format", 3);
-  });
-  await root.close();
-  return rewritten;
-}
 
 describe("ids in keys", () => {
   let dir: string;
@@ -161,7 +109,7 @@ describe("a layout 3 state", () => {
     // Rows waiting for a record that never came.
     await applyBatch(store, domain, [purchase(5000, { user_id: 999, amount: 1, state: "paid", sku: "A", created_at: new Date(T) })], T);
     await sweep(store, domain, T + DAY);
-    await store.putMeta("run:r1", { id: "r1", kind: "backfill", phase: 0, cursor: "17", processed: 3 });
+    await store.putMeta("run:r1", { id: "r1", kind: "backfill", phase: 0, cursor: "17", processed: 38 });
     await store.putMeta("run:r2", { id: "r2", kind: "reread", phase: 0, cursor: "0/16B3748" });
     await store.close();
   }
@@ -171,36 +119,74 @@ describe("a layout 3 state", () => {
     const written = await dump(dir);
     const kinds = new Set(written.map(([name]) => name));
     for (const name of ["records", "unique", "rows", "attached", "pending", "time-index", "outbox", "outbox-by-record"]) expect(kinds, name).toContain(name);
-    expect(await asLayout3(dir)).toBeGreaterThan(300);
+    const rewritten = await asLayout3(dir);
+    expect(rewritten).toBeGreaterThan(300);
     expect(await dump(dir)).not.toEqual(written);
 
-    const store = Store.open(dir);
+    const store = Store.open(dir, { lock: true });
     try {
       expect(store.getMeta("format")).toBe(STATE_FORMAT);
+      expect(store.getMeta("upgrading-from")).toBeUndefined();
+      expect(store.upgraded).toMatchObject({ from: 3, keys: rewritten });
       expect(await dump(dir)).toEqual(written);
       // A Run paging by id starts its phase again (the order changed); a re-read keeps its position.
-      expect(store.getMeta("run:r1")).toEqual({ id: "r1", kind: "backfill", phase: 0, processed: 3 });
+      expect(store.getMeta("run:r1")).toEqual({ id: "r1", kind: "backfill", phase: 0, processed: 0 });
       expect(store.getMeta("run:r2")).toEqual({ id: "r2", kind: "reread", phase: 0, cursor: "0/16B3748" });
     } finally {
       await store.close();
     }
   });
 
-  it("upgraded part-way (a stop during the upgrade) ends the same", async () => {
+  it("is upgraded a chunk at a time, yielding between chunks, and refuses writes until it is", async () => {
     await build();
     const written = await dump(dir);
-    await asLayout3(dir, 0.5);
-    const store = Store.open(dir);
+    const rewritten = await asLayout3(dir);
+    const chunk = UPGRADE_CHUNK.keys;
+    UPGRADE_CHUNK.keys = 7;
+    try {
+      const store = Store.open(dir, { lock: true, deferUpgrade: true });
+      expect(store.needsUpgrade).toBe(true);
+      await expect(store.putMeta("x", 1)).rejects.toThrow("the state's upgrade from layout 3 to layout 4 has not run");
+      const steps: number[] = [];
+      let turns = 0;
+      const ticking = setInterval(() => (turns += 1), 0);
+      await store.upgrade((keys) => steps.push(keys));
+      clearInterval(ticking);
+      expect(store.needsUpgrade).toBe(false);
+      expect(steps.length).toBeGreaterThan(rewritten / 7);
+      expect(steps.at(-1)).toBe(rewritten);
+      expect(steps).toEqual([...steps].sort((a, b) => a - b));
+      expect(turns).toBeGreaterThan(0);
+      await store.close();
+    } finally {
+      UPGRADE_CHUNK.keys = chunk;
+    }
+    expect(await dump(dir)).toEqual(written);
+  });
+
+  it("upgraded part-way (a stop during the upgrade) is refused by the older layout and finished by the next start", async () => {
+    await build();
+    const written = await dump(dir);
+    await asLayout3(dir, 0.5, true);
+    expect(() => Store.open(dir, { readOnly: true })).toThrow(`the state in ${dir} is being upgraded from layout 3 to layout ${STATE_FORMAT}, or its upgrade stopped part-way`);
+    const store = Store.open(dir, { lock: true });
+    expect(store.getMeta("upgrading-from")).toBeUndefined();
     await store.close();
     expect(await dump(dir)).toEqual(written);
   });
 
-  it("is not upgraded by a read-only open, which says what to do", async () => {
+  it("is upgraded by its owner only: read-only commands and commands beside a daemon refuse it, changing nothing", async () => {
     await build();
     await asLayout3(dir);
     const before = await dump(dir);
-    expect(() => Store.open(dir, { readOnly: true })).toThrow(`the state in ${dir} has layout 3, which this version upgrades to layout ${STATE_FORMAT} when the daemon (run) starts on it`);
+    const says = `the state in ${dir} has layout 3, which this version upgrades to layout ${STATE_FORMAT} when the daemon (run) or a worker starts on it`;
+    expect(() => Store.open(dir, { readOnly: true })).toThrow(says);
+    expect(() => Store.open(dir, { create: false })).toThrow(says);
     expect(await dump(dir)).toEqual(before);
+    // A worker's partition is its worker's to upgrade.
+    const partition = Store.open(dir, { capture: () => undefined });
+    expect(partition.upgraded?.from).toBe(3);
+    await partition.close();
   });
 });
 
