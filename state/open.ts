@@ -160,3 +160,12 @@ export function readHolder(lockPath: string): number | undefined {
     return undefined;
   }
 }
+
+/**
+ * Sorts after every string (and every number), so [a, b, KEY_END] closes the range of keys that start with
+ * [a, b]. Keys hold strings as UTF-8: U+FFFF (EF BF BF) sorts before every character outside the Basic
+ * Multilingual Plane (F0 to F4), so an id starting with an emoji fell outside ranges closed by
+ * "\uffff\uffff". U+10FFFF is the last code point (F4 8F BF BF); only an id starting with two of these
+ * noncharacters could sort after it.
+ */
+export const KEY_END = "\u{10FFFF}\u{10FFFF}";

@@ -4,10 +4,10 @@
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { open, type Database, type RootDatabase } from "lmdb";
-import { MAP_SIZE, RELAY_MARKER } from "./open.js";
+import { KEY_END, MAP_SIZE, RELAY_MARKER } from "./open.js";
 
 type Key = [string, string];
-const END = "\uffff\uffff";
+const END = KEY_END;
 
 export interface StoredRoute {
   route: string;

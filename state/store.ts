@@ -20,7 +20,7 @@ import type { AggregateState } from "../core/aggregates.js";
 import type { BatchState, DeadLetter, Identity, RowRef, StoredRecord, StoredRow } from "../core/apply.js";
 import type { ExportPlan, RemoteState } from "../core/exports.js";
 import { CHANGELOG_TXN_KEY, PARTITION_STATE_KEY, type CapturedTransaction, type ChangelogRecord } from "../core/partitions.js";
-import { createStateDir, DaemonLock, MAP_SIZE, RELAY_MARKER, requireExistingState, StateOpenError, stateFsError } from "./open.js";
+import { createStateDir, DaemonLock, KEY_END, MAP_SIZE, RELAY_MARKER, requireExistingState, StateOpenError, stateFsError } from "./open.js";
 
 type Key = (string | number)[];
 /** The layout of the sub-databases; bumped whenever a key or value shape changes. */
@@ -29,8 +29,7 @@ export const STATE_FORMAT = 4;
 const UPGRADING_FROM = "upgrading-from";
 /** Keys rewritten per transaction (and per step) of an upgrade; a test makes it small to cross chunks. */
 export const UPGRADE_CHUNK = { keys: 10_000 };
-/** Sorts after every string (and every number), so [a, b, END] closes the range of keys that start with [a, b]. */
-const END = "\uffff\uffff";
+const END = KEY_END;
 
 /**
  * A record id, row key or unique value as it stands in a key (layout 4): canonical integer text ("0",
@@ -821,7 +820,7 @@ export class Store {
       let last: string | undefined;
       // One key per destination: jump past each one's range.
       for (;;) {
-        const key = [...index.getKeys({ ...(last === undefined ? {} : { start: [last, "\uffff\uffff"] }), limit: 1 })][0];
+        const key = [...index.getKeys({ ...(last === undefined ? {} : { start: [last, END] }), limit: 1 })][0];
         if (!key) break;
         last = String(key[0]);
         ids.add(last);

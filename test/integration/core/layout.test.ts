@@ -49,16 +49,18 @@ describe("ids in keys", () => {
   });
 
   it("order integer ids by value before text ids, in every listing and page, and read back as text", async () => {
-    const ids = ["10", "2", "abc", "007", "-3", "100000", "10001"];
+    // An id starting outside the Basic Multilingual Plane (an emoji) sorts last, inside every range.
+    const ids = ["10", "2", "abc", "007", "-3", "100000", "10001", "\u{1F600}x"];
     await applyBatch(store, domain, ids.map((id, i) => change("users_table", "insert", id, { id: i + 1, first_name: "Ada", vip: true })), T);
-    const order = ["-3", "2", "10", "10001", "100000", "007", "abc"];
+    const order = ["-3", "2", "10", "10001", "100000", "007", "abc", "\u{1F600}x"];
     expect(store.recordIdsOf("users", undefined, 100)).toEqual(order);
     expect([...store.recordsOf("users")].map((r) => r.id)).toEqual(order);
     expect(store.membersOf("users", "vips")).toEqual(order);
     expect(store.recordIdsOf("users", "10", 2)).toEqual(["10001", "100000"]);
-    expect(store.recordIdsOf("users", "100000", 10)).toEqual(["007", "abc"]);
+    expect(store.recordIdsOf("users", "100000", 10)).toEqual(["007", "abc", "\u{1F600}x"]);
     expect(store.membersAfter("users", "vips", "2", 2, 10)).toEqual({ ids: ["10", "10001"], last: "10001", more: true });
-    expect(store.recordsAfter("users", "007", 10).map((r) => r.id)).toEqual(["abc"]);
+    expect(store.recordsAfter("users", "007", 10).map((r) => r.id)).toEqual(["abc", "\u{1F600}x"]);
+    expect(store.countOf("records", "users")).toBe(ids.length);
     expect(store.getRecord("users", "007")?.values.user_id).toBe(4);
     expect(store.getRecord("users", "7")).toBeUndefined();
     expect(store.rowKeysOf("users_table", undefined, 100)).toEqual([]);
@@ -73,6 +75,7 @@ describe("ids in keys", () => {
       ["users", 100000],
       ["users", "007"],
       ["users", "abc"],
+      ["users", "\u{1F600}x"],
     ]);
   });
 
