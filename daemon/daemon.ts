@@ -11,7 +11,7 @@ import type { Config } from "../core/config/types.js";
 import { definitionsOf, type RunSpec } from "../core/definitions.js";
 import type { Domain } from "../core/domain.js";
 import type { ComponentRegistry } from "../connectors/registry.js";
-import type { DestinationConnector, SourceConnector } from "../connectors/types.js";
+import type { DestinationConnector, LiveProblem, SourceConnector } from "../connectors/types.js";
 import { createMetrics, type Metrics } from "../metrics/registry.js";
 import { StateOpenError } from "../state/open.js";
 import { STATE_FORMAT, Store, type OutboxEntry } from "../state/store.js";
@@ -24,6 +24,7 @@ import { loadConfigWithPlugins, type ValidationResult } from "./config/validate.
 import { createDestinations, createSources, needsReread, type CreatedDestination } from "./connectors.js";
 import { summarize } from "./commands/validate.js";
 import { checkLive, formatLiveProblem, idleWarning } from "./live.js";
+import { createServer } from "node:net";
 import { DeliveryLog } from "./problems.js";
 import { readPackageInfo } from "./package-info.js";
 import { parseListen } from "./http.js";
@@ -40,6 +41,36 @@ import type { SystemdNotifier } from "./systemd.js";
 const RELOAD_LIVE_CHECK_MS = 15_000;
 /** How much longer systemd is to wait for start-up after each chunk of a state upgrade (a chunk takes tens of ms). */
 const UPGRADE_STEP_TIMEOUT_MS = 60_000;
+
+/**
+ * Upgrades a state of an older layout before anything reads it, a chunk at a time: each chunk extends
+ * systemd's start timeout and shows the progress in its status, and the log has a line every 5 s.
+ */
+async function upgradeState(store: Store, state: string, logger: Logger, systemd: SystemdNotifier | undefined): Promise<void> {
+  const total = store.upgradeKeyCount();
+  logger.info({ state, layout: STATE_FORMAT, keysToScan: total }, "upgrading the state to this version's layout (a stop part-way resumes at the next start)");
+  const status = (keys: number) => `starting: upgrading the state's layout (${keys.toLocaleString("en")} of at most ${total.toLocaleString("en")} keys rewritten)`;
+  systemd?.extendTimeout(UPGRADE_STEP_TIMEOUT_MS, status(0));
+  let logged = performance.now();
+  await store.upgrade((keys) => {
+    systemd?.extendTimeout(UPGRADE_STEP_TIMEOUT_MS, status(keys));
+    if (performance.now() - logged >= 5_000) {
+      logged = performance.now();
+      logger.info({ state, keysRewritten: keys, keysToScan: total }, "upgrading the state");
+    }
+  });
+  const done = store.upgraded;
+  if (done) logger.info({ state, fromLayout: done.from, layout: STATE_FORMAT, keysRewritten: done.keys, ms: done.ms }, "state upgraded to this version's layout");
+}
+
+/** Why `listen` cannot be bound (EADDRINUSE, EACCES, ...), or undefined once a probe bound and closed it. */
+function addressInUse(listen: { host: string; port: number }): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once("error", (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
+    server.listen({ host: listen.host, port: listen.port, exclusive: true }, () => server.close(() => resolve(undefined)));
+  });
+}
 
 export interface RunOptions {
   config: string;
@@ -195,22 +226,32 @@ export class Daemon {
       logger.error({ state: options.state, ...(error.holderPid === undefined ? {} : { holderPid: error.holderPid }) }, error.message);
       return stateExitCode(error);
     }
+    // Every source's table or query and every destination's table, against the live databases: a
+    // missing one is a config error (exit 78), named; a database that cannot be reached is not (the
+    // connectors retry it once running).
+    const { config: startConfig, registry: startRegistry } = loaded;
+    const checkLiveSystems = async (): Promise<LiveProblem[]> => {
+      systemd?.status("starting: checking the sources and destinations against the live systems");
+      const found = await checkLive(startConfig, startRegistry);
+      for (const problem of found) {
+        if (problem.permanent) logger.error({ [problem.objectClass]: problem.id }, `${formatLiveProblem(problem)}; not starting`);
+        else logger.warn({ [problem.objectClass]: problem.id }, `${formatLiveProblem(problem)}; starting anyway (it is retried)`);
+      }
+      return found;
+    };
+    let live: LiveProblem[] | undefined;
     if (store.needsUpgrade) {
-      // Before anything reads the state. Each chunk extends systemd's start timeout (a large state
-      // takes longer than TimeoutStartSec=), and the event loop turns between chunks.
-      logger.info({ state: options.state, layout: STATE_FORMAT }, "upgrading the state to this version's layout");
-      const status = (keys: number) => `starting: upgrading the state's layout (${keys.toLocaleString("en")} keys rewritten)`;
-      systemd?.extendTimeout(UPGRADE_STEP_TIMEOUT_MS, status(0));
-      let logged = performance.now();
-      await store.upgrade((keys) => {
-        systemd?.extendTimeout(UPGRADE_STEP_TIMEOUT_MS, status(keys));
-        if (performance.now() - logged >= 10_000) {
-          logged = performance.now();
-          logger.info({ state: options.state, keysRewritten: keys }, "upgrading the state");
-        }
-      });
+      // A start that is refused (a config the live systems do not match, an address in use) leaves the
+      // state as it was, in the layout the previous version reads: those checks come first.
+      live = await checkLiveSystems();
+      const inUse = live.some((p) => p.permanent) ? undefined : await addressInUse(listen);
+      if (inUse) logger.error({ http: options.http }, `cannot listen on ${options.http}: ${inUse}; not starting (the state was not upgraded)`);
+      if (inUse || live.some((p) => p.permanent)) {
+        await store.close();
+        return inUse ? EX_SOFTWARE : EX_CONFIG;
+      }
+      await upgradeState(store, options.state, logger, systemd);
     }
-    if (store.upgraded) logger.info({ state: options.state, fromLayout: store.upgraded.from, layout: STATE_FORMAT, keysRewritten: store.upgraded.keys, ms: store.upgraded.ms }, "state upgraded to this version's layout");
     // The listener's thread boots (about a second: its own isolate and modules) while the live checks
     // run and the sources start, not before them. Until the daemon exists it answers 503 "starting".
     let daemon: Daemon | undefined = undefined;
@@ -220,15 +261,7 @@ export class Daemon {
     });
     thread.catch(() => undefined);
     const closeThread = () => thread.then((listener) => listener.close(), () => undefined);
-    // Every source's table or query and every destination's table, against the live databases: a
-    // missing one is a config error (exit 78), named; a database that cannot be reached is not (the
-    // connectors retry it once running).
-    systemd?.status("starting: checking the sources and destinations against the live systems");
-    const live = await checkLive(loaded.config, loaded.registry);
-    for (const problem of live) {
-      if (problem.permanent) logger.error({ [problem.objectClass]: problem.id }, `${formatLiveProblem(problem)}; not starting`);
-      else logger.warn({ [problem.objectClass]: problem.id }, `${formatLiveProblem(problem)}; starting anyway (it is retried)`);
-    }
+    live ??= await checkLiveSystems();
     if (live.some((p) => p.permanent)) {
       await closeThread();
       await store.close();

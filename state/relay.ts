@@ -25,7 +25,7 @@ export class RelayState {
     // Marked, so that a daemon's command pointed here refuses it instead of writing its own layout in.
     const marker = join(path, RELAY_MARKER);
     if (!existsSync(marker)) writeFileSync(marker, "the state of a grouparoo-stream relay: only `grouparoo-stream relay` opens it\n");
-    this.root = open({ path, noSync: false, useWritemap: false, overlappingSync: false, maxDbs: 4, cache: false, mapSize: MAP_SIZE });
+    this.root = open({ path, noSubdir: false, noSync: false, useWritemap: false, overlappingSync: false, maxDbs: 4, cache: false, mapSize: MAP_SIZE });
     this.routes = this.root.openDB<StoredRoute, Key>({ name: "routes" });
     this.positions = this.root.openDB<string, string>({ name: "positions" });
   }

@@ -9,6 +9,8 @@
 // true: the fsync then runs after the commit is already visible, and after a crash a reopened
 // environment may pick either the last committed or the last flushed transaction; with it off,
 // visible means durable, so the state a restart sees is exactly what was acknowledged or more).
+// `noSubdir: false`: lmdb-js takes a path with an extension ("state.bak") for a file of its own
+// otherwise, and the --state directory is always a directory.
 // `applyBatch` also awaits `db.flushed` before it returns; only then may a source acknowledge the
 // batch's positions (invariant 1).
 import { randomBytes } from "node:crypto";
@@ -232,7 +234,7 @@ export class Store {
     }
     this.lock = options.lock ? DaemonLock.acquire(path) : undefined;
     try {
-      this.root = open({ path, noSync: false, useWritemap: false, overlappingSync: false, maxDbs: 32, cache: false, mapSize: MAP_SIZE, ...(options.readOnly ? { readOnly: true } : {}) });
+      this.root = open({ path, noSubdir: false, noSync: false, useWritemap: false, overlappingSync: false, maxDbs: 32, cache: false, mapSize: MAP_SIZE, ...(options.readOnly ? { readOnly: true } : {}) });
     } catch (error) {
       this.lock?.release();
       throw stateFsError(error, path);
@@ -366,13 +368,18 @@ export class Store {
         this.lock?.release();
         throw new StateOpenError(
           upgrading === undefined
-            ? `the state in ${this.path} has layout ${String(format)}, which this version upgrades to layout ${STATE_FORMAT} when the daemon (run) or a worker starts on it; start it first (nothing was changed)`
+            ? `the state in ${this.path} has layout ${String(format)}, which this version upgrades to layout ${STATE_FORMAT} when the daemon (run) or a worker starts on it; start it first, once a daemon of the older version is stopped (nothing was changed)`
             : `the state in ${this.path} is being upgraded from layout ${upgrading} to layout ${STATE_FORMAT}, or its upgrade stopped part-way; the daemon (run) or a worker finishes it when it starts (nothing was changed)`,
           "layout",
         );
       }
       this.upgradeFrom = upgrading ?? (format as number);
       return;
+    }
+    if (typeof format === "number" && format > STATE_FORMAT) {
+      this.root.close();
+      this.lock?.release();
+      throw new StateOpenError(`the state in ${this.path} has layout ${format}, written by a newer version; this version reads layouts up to ${STATE_FORMAT}: run the newer version on it (nothing was changed)`, "layout");
     }
     const hasRecords = [...this.records.getKeys({ limit: 2 })].some((key) => Array.isArray(key));
     const empty = !hasRecords && this.positions.getKeysCount({ limit: 1 }) === 0;
@@ -382,6 +389,13 @@ export class Store {
       throw new StateOpenError(`the state in ${this.path} has layout ${String(format ?? 1)}, this version reads layout ${STATE_FORMAT}: start from an empty --state directory (sources re-read from their snapshot or earliest position)`, "layout");
     }
     if (!this.options.readOnly) this.meta.putSync("format", STATE_FORMAT);
+  }
+
+  /** How many keys an upgrade scans at most: every entry of the sub-databases whose keys hold ids. */
+  upgradeKeyCount(): number {
+    let n = 0;
+    for (const name of Object.keys(ID_POSITIONS)) n += (this.byName.get(name)?.getStats() as { entryCount?: number } | undefined)?.entryCount ?? 0;
+    return n;
   }
 
   /** True while the state's upgrade from an older layout has yet to run or to finish. */

@@ -124,7 +124,7 @@ export function registerApiRoutes(api: Api, backend: ApiBackend): void {
       if (!group) throw notFound(`no group "${groupId}"`, "UNKNOWN_GROUP");
       // "group-members": state layout 4 orders integer ids by value; a cursor of the text order before it ("members:") is refused.
       const over = `group-members:${groupId}`;
-      const after = decodeCursor(request.query.cursor, over, "string");
+      const after = decodeCursor(request.query.cursor, over, "string", { over: `members:${groupId}`, why: "members are now listed with integer ids by value, not as text" });
       const page = store.membersAfter(group.modelId, groupId, after, request.query.limit ?? DEFAULT_LIMIT, 20_000);
       return { groupId, modelId: group.modelId, members: page.ids, nextCursor: page.more && page.last !== undefined ? encodeCursor(over, page.last) : null };
     },

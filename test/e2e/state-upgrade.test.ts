@@ -3,6 +3,7 @@
 // as it starts (and logs it), reads on from where the old state was, and ends exactly where a fresh
 // daemon on the same config and the same source data ends.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
@@ -13,7 +14,7 @@ import { freePort } from "../services/process.js";
 import { runCli } from "../helpers/cli.js";
 import { dumpState, SHOP_DATA, SHOP_SCHEMA, shopConfig, shopWrites, type Obj } from "../helpers/converge.js";
 import { startDaemon, waitFor, type DaemonProcess } from "../helpers/daemon.js";
-import { asLayout3 } from "../helpers/layout.js";
+import { asLayout3, dumpLmdb } from "../helpers/layout.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 
 const concrete = (url: string, slot: string, table: string): Obj[] =>
@@ -32,7 +33,7 @@ describe("a state of the previous layout", () => {
   const work = mkdtempSync(join(tmpdir(), "state-upgrade-"));
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-  it("is refused by read-only commands, upgraded by the daemon as it starts, and ends as a fresh daemon's", { timeout: 180_000 }, async () => {
+  it("is refused by read-only commands, left as it was by a start that is refused, upgraded by the daemon as it starts, and ends as a fresh daemon's", { timeout: 180_000 }, async () => {
     const db = await createTestDatabase(inject("pgUrl"), "upgrade");
     let daemon: DaemonProcess | undefined;
     try {
@@ -52,7 +53,23 @@ describe("a state of the previous layout", () => {
 
       const status = await runCli(["status", "--state", state]);
       expect(status.code).toBe(65);
-      expect(status.stdout + status.stderr).toContain(`the state in ${state} has layout 3, which this version upgrades to layout ${STATE_FORMAT} when the daemon (run) or a worker starts on it; start it first (nothing was changed)`);
+      expect(status.stdout + status.stderr).toContain(`the state in ${state} has layout 3, which this version upgrades to layout ${STATE_FORMAT} when the daemon (run) or a worker starts on it; start it first, once a daemon of the older version is stopped (nothing was changed)`);
+
+      // Starts that are refused leave the state in the layout the previous version reads.
+      const before = await dumpLmdb(state);
+      const wrong = join(work, "wrong.json");
+      writeFileSync(wrong, JSON.stringify(concrete(db.url, "upgrade", "crm").map((o) => (o.id === "users_table" ? { ...o, options: { table: "no_such_table" } } : o))));
+      const refused = await runCli(["run", "--config", wrong, "--state", state, "--http", `127.0.0.1:${await freePort()}`]);
+      expect(refused.code).toBe(78);
+      const busy = createServer();
+      await new Promise<void>((resolve) => busy.listen(0, "127.0.0.1", resolve));
+      const port = (busy.address() as AddressInfo).port;
+      const inUse = await runCli(["run", ...args, "--http", `127.0.0.1:${port}`]);
+      await new Promise((resolve) => busy.close(resolve));
+      expect(inUse.code).toBe(70);
+      expect(inUse.stdout).toContain(`cannot listen on 127.0.0.1:${port}: EADDRINUSE; not starting (the state was not upgraded)`);
+      expect(await dumpLmdb(state)).toEqual(before);
+      expect((await runCli(["status", "--state", state])).code).toBe(65);
 
       daemon = startDaemon(args, `127.0.0.1:${await freePort()}`);
       const running = daemon;

@@ -1,6 +1,6 @@
 // The core applied to real LMDB state: records, unique values, aggregates over many rows (and rows
 // waiting for their record), groups entering and leaving, exports planned, positions stored.
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { open } from "lmdb";
@@ -285,6 +285,35 @@ describe("the state layout", () => {
       expect(() => Store.open(dir)).toThrow(`the state in ${dir} has layout 1, this version reads layout ${STATE_FORMAT}: start from an empty --state directory`);
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("refuses a state of a newer layout, naming the newer version", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "core-layout-"));
+    try {
+      const store = Store.open(dir);
+      await store.putMeta("format", STATE_FORMAT + 1);
+      await store.close();
+      expect(() => Store.open(dir, { lock: true })).toThrow(`the state in ${dir} has layout ${STATE_FORMAT + 1}, written by a newer version; this version reads layouts up to ${STATE_FORMAT}: run the newer version on it (nothing was changed)`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("opens a --state directory whose name has a dot (state.bak) as a directory", async () => {
+    const parent = mkdtempSync(join(tmpdir(), "core-dotted-"));
+    try {
+      const dir = join(parent, "state.bak");
+      const store = Store.open(dir, { lock: true });
+      await applyBatch(store, domain, [user(1)], T);
+      await store.close();
+      expect(readdirSync(dir)).toEqual(expect.arrayContaining(["data.mdb", "lock.mdb"]));
+      expect(readdirSync(parent)).toEqual(["state.bak"]);
+      const again = Store.open(dir, { readOnly: true });
+      expect(again.getRecord("users", "1")?.id).toBe("1");
+      await again.close();
+    } finally {
+      rmSync(parent, { recursive: true, force: true });
     }
   });
 
