@@ -49,18 +49,20 @@ const UPGRADE_STEP_TIMEOUT_MS = 60_000;
 async function upgradeState(store: Store, state: string, logger: Logger, systemd: SystemdNotifier | undefined): Promise<void> {
   const total = store.upgradeKeyCount();
   logger.info({ state, layout: STATE_FORMAT, keysToScan: total }, "upgrading the state to this version's layout (a stop part-way resumes at the next start)");
-  const status = (keys: number) => `starting: upgrading the state's layout (${keys.toLocaleString("en")} of at most ${total.toLocaleString("en")} keys rewritten)`;
+  const status = (scanned: number) => `starting: upgrading the state's layout (${scanned.toLocaleString("en")} of ${total.toLocaleString("en")} keys read)`;
   systemd?.extendTimeout(UPGRADE_STEP_TIMEOUT_MS, status(0));
   let logged = performance.now();
-  await store.upgrade((keys) => {
-    systemd?.extendTimeout(UPGRADE_STEP_TIMEOUT_MS, status(keys));
+  await store.upgrade(({ rewritten, scanned }) => {
+    systemd?.extendTimeout(UPGRADE_STEP_TIMEOUT_MS, status(scanned));
     if (performance.now() - logged >= 5_000) {
       logged = performance.now();
-      logger.info({ state, keysRewritten: keys, keysToScan: total }, "upgrading the state");
+      logger.info({ state, keysScanned: scanned, keysToScan: total, keysRewritten: rewritten }, "upgrading the state");
     }
   });
   const done = store.upgraded;
   if (done) logger.info({ state, fromLayout: done.from, layout: STATE_FORMAT, keysRewritten: done.keys, ms: done.ms }, "state upgraded to this version's layout");
+  // What is left of the start (the listener, the sources) gets a timeout of its own again.
+  systemd?.extendTimeout(UPGRADE_STEP_TIMEOUT_MS, "starting: the state is upgraded");
 }
 
 /** Why `listen` cannot be bound (EADDRINUSE, EACCES, ...), or undefined once a probe bound and closed it. */
@@ -250,7 +252,12 @@ export class Daemon {
         await store.close();
         return inUse ? EX_SOFTWARE : EX_CONFIG;
       }
-      await upgradeState(store, options.state, logger, systemd);
+      try {
+        await upgradeState(store, options.state, logger, systemd);
+      } catch (error) {
+        await store.close();
+        throw error;
+      }
     }
     // The listener's thread boots (about a second: its own isolate and modules) while the live checks
     // run and the sources start, not before them. Until the daemon exists it answers 503 "starting".

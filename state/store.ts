@@ -29,7 +29,12 @@ type Key = (string | number)[];
 export const STATE_FORMAT = 4;
 /** The meta entry of an upgrade under way: the layout it started from. */
 const UPGRADING_FROM = "upgrading-from";
-/** Keys rewritten per transaction (and per step) of an upgrade; a test makes it small to cross chunks. */
+/** How far an upgrade is: keys rewritten, and keys read (rewritten or not). */
+export interface UpgradeProgress {
+  rewritten: number;
+  scanned: number;
+}
+/** Keys read (and rewritten) per transaction and per step of an upgrade; a test makes it small to cross chunks. */
 export const UPGRADE_CHUNK = { keys: 10_000 };
 const END = KEY_END;
 
@@ -326,6 +331,7 @@ export class Store {
    * is captured again. Records of sub-databases this version does not know are refused.
    */
   async applyChangelog(records: readonly ChangelogRecord[]): Promise<void> {
+    if (this.upgradeFrom !== undefined) throw new Error(`the state's upgrade from layout ${this.upgradeFrom} to layout ${STATE_FORMAT} has not run: await upgrade() first`);
     const decoded = records.map((r) => {
       const [name, key] = JSON.parse(r.key.toString("utf8")) as [string, Key | string];
       const db = this.byName.get(name);
@@ -405,11 +411,12 @@ export class Store {
 
   /**
    * Upgrades a state of an older layout (see StoreOpenOptions.deferUpgrade), yielding to the event
-   * loop after each chunk of keys; `progress` gets the number of keys rewritten so far.
+   * loop after each chunk of keys; `progress` gets the keys rewritten and scanned so far.
    */
-  async upgrade(progress?: (keys: number) => void): Promise<void> {
-    for (const keys of this.upgradeSteps()) {
-      progress?.(keys);
+  async upgrade(progress?: (step: UpgradeProgress) => void): Promise<void> {
+    for (const step of this.upgradeSteps()) {
+      // A throw from `progress` (a stop) leaves the upgrade to resume at the next start.
+      progress?.(step);
       await new Promise((resolve) => setImmediate(resolve));
     }
   }
@@ -421,7 +428,7 @@ export class Store {
    * groups). The ids in keys become numbers where they are canonical integers (idKey): a converted key
    * is not converted again, and it sorts before the key it replaces, behind the scan.
    */
-  private *upgradeSteps(): Generator<number> {
+  private *upgradeSteps(): Generator<UpgradeProgress> {
     const from = this.upgradeFrom;
     if (from === undefined) return;
     const started = performance.now();
@@ -430,8 +437,9 @@ export class Store {
       void this.meta.put(UPGRADING_FROM, from);
     });
     if (from === 2) this.root.openDB({ name: "members" }).dropSync();
-    const chunk = UPGRADE_CHUNK.keys;
+    const chunk = Math.max(2, UPGRADE_CHUNK.keys); // the scan re-reads its start: a chunk of 1 would not move on
     let rewritten = 0;
+    let scanned = 0;
     for (const name of Object.keys(ID_POSITIONS)) {
       const db = this.byName.get(name);
       if (!db) continue;
@@ -442,6 +450,7 @@ export class Store {
         let last: Key | undefined;
         for (const { key, value } of db.getRange({ ...(start === undefined ? {} : { start }), limit: chunk })) {
           read += 1;
+          scanned += 1;
           if (!Array.isArray(key)) continue; // lmdb-js's entry of shared structures
           last = key;
           const to = storedKey(name, key) as Key;
@@ -455,20 +464,22 @@ export class Store {
               void db.put(move.to, move.value);
             }
           });
-          yield rewritten;
         }
+        // After every chunk, moved or not: a resumed upgrade re-reads what it already converted.
+        yield { rewritten, scanned };
         if (read < chunk || last === undefined) break;
         start = last;
       }
     }
-    // A Run part-way through records or rows resumed after the last id it did, in text order: its phase
-    // starts again from the first id, in the new order, and counts its progress again from zero (every
-    // phase that pages by id is idempotent). A re-read's cursor is a stream position, not an id.
+    // A Run part-way through records or rows (queued or running) resumed after the last id it did, in
+    // text order: its phase starts again from the first id, in the new order, and counts its progress
+    // again from zero (every phase that pages by id is idempotent). A re-read's cursor is a stream
+    // position, not an id; a Run that ended keeps what it did.
     const runs = [...this.meta.getRange({ start: "run:", end: "run:\uffff" })];
     this.root.transactionSync(() => {
       for (const { key, value } of runs) {
-        const run = value as { kind?: string; cursor?: string; processed?: number };
-        if (run.kind === "reread" || run.cursor === undefined) continue;
+        const run = value as { kind?: string; state?: string; cursor?: string; processed?: number };
+        if (run.kind === "reread" || run.cursor === undefined || (run.state !== "running" && run.state !== "queued")) continue;
         const { cursor: _cursor, ...rest } = run;
         void this.meta.put(key, { ...rest, processed: 0 });
       }
@@ -498,7 +509,14 @@ export class Store {
 
   static open(path: string, options: StoreOptions = {}): Store {
     const store = new Store(path, options);
-    if (!options.deferUpgrade) for (const _keys of store.upgradeSteps());
+    if (options.deferUpgrade) return store;
+    try {
+      for (const _step of store.upgradeSteps());
+    } catch (error) {
+      store.root.close();
+      store.lock?.release();
+      throw error;
+    }
     return store;
   }
 

@@ -15,7 +15,7 @@ import type { CapturedTransaction, ChangelogRecord } from "../core/partitions.js
 import type { ChangelogReader, PartitionChangelog } from "../connectors/kafka/changelog.js";
 import { ChangeReader } from "../connectors/reader.js";
 import type { DestinationConnector } from "../connectors/types.js";
-import { Store, type OutboxEntry } from "../state/store.js";
+import { STATE_FORMAT, Store, type OutboxEntry } from "../state/store.js";
 import { Delivery, type DeliveryOptions, type DeliveryOutcome } from "./delivery.js";
 import { flowIntoState, type Flow, type FlowEvents } from "./flow.js";
 import type { PipelineOptions } from "./pipeline.js";
@@ -174,7 +174,14 @@ export class PartitionTask {
       records = await options.reader.restore(options.partition, claim.nonce, (batch: ChangelogRecord[]) => restoring.applyChangelog(batch));
     }
     this.store = store;
-    await store.upgrade();
+    if (store.needsUpgrade) {
+      // A partition given up meanwhile stops its upgrade between chunks (the next owner resumes it).
+      await store.upgrade(() => {
+        if (this.closed) throw new Error("closed while upgrading the partition's state");
+      });
+      const done = store.upgraded;
+      if (done) options.logger.info({ partition: options.partition, fromLayout: done.from, layout: STATE_FORMAT, keysRewritten: done.keys, ms: done.ms }, "partition state upgraded to this version's layout");
+    }
     if (this.closed) throw new Error("closed while restoring");
     const position = store.position(options.stream);
     this.openedOffset = position === undefined ? -1n : BigInt(position);
