@@ -5,6 +5,7 @@
 // Runs take the state where the new config wants it: a restart and a reload do the same.
 import { createHash } from "node:crypto";
 import { watch, type FSWatcher } from "node:fs";
+import { createServer } from "node:net";
 import type { Logger } from "pino";
 import { formatIssue } from "../core/config/issues.js";
 import type { Config } from "../core/config/types.js";
@@ -24,7 +25,6 @@ import { loadConfigWithPlugins, type ValidationResult } from "./config/validate.
 import { createDestinations, createSources, needsReread, type CreatedDestination } from "./connectors.js";
 import { summarize } from "./commands/validate.js";
 import { checkLive, formatLiveProblem, idleWarning } from "./live.js";
-import { createServer } from "node:net";
 import { DeliveryLog } from "./problems.js";
 import { readPackageInfo } from "./package-info.js";
 import { parseListen } from "./http.js";
