@@ -73,21 +73,18 @@ const ID_POSITIONS: Readonly<Record<string, readonly number[]>> = {
   "outbox-by-record": [1],
 };
 
-/** A key of a sub-database with its ids as stored (idKey), from ids as text or as stored. */
-function storedKey(name: string, key: Key | string): Key | string {
+/**
+ * A key of a sub-database with its ids as stored (idKey), or as text (how a changelog carries them,
+ * whatever the layout), from ids either way.
+ */
+function withIds(name: string, key: Key | string, as: "stored" | "text"): Key | string {
   const at = ID_POSITIONS[name];
   if (!at || !Array.isArray(key)) return key;
   const out = [...key];
-  for (const i of at) if (typeof out[i] === "string") out[i] = idKey(out[i]);
-  return out;
-}
-
-/** A key of a sub-database with its ids as text: how a changelog carries it, whatever the layout. */
-function textKey(name: string, key: Key | string): Key | string {
-  const at = ID_POSITIONS[name];
-  if (!at || !Array.isArray(key)) return key;
-  const out = [...key];
-  for (const i of at) if (typeof out[i] === "number") out[i] = String(out[i]);
+  for (const i of at) {
+    const part = out[i];
+    if (part !== undefined) out[i] = as === "stored" ? (typeof part === "string" ? idKey(part) : part) : String(part);
+  }
   return out;
 }
 
@@ -310,7 +307,7 @@ export class Store {
     const put = db.put.bind(db) as (key: Key | string, value: unknown, ...rest: unknown[]) => Promise<boolean>;
     const remove = db.remove.bind(db) as (key: Key | string, ...rest: unknown[]) => Promise<boolean>;
     // Ids as text: a changelog's keys (its compaction keys) are the same whatever the state's layout.
-    const encodeKey = (key: Key | string) => Buffer.from(JSON.stringify([name, textKey(name, key)]));
+    const encodeKey = (key: Key | string) => Buffer.from(JSON.stringify([name, withIds(name, key, "text")]));
     (db as { put: unknown }).put = (key: Key | string, value: unknown, ...rest: unknown[]) => {
       const captured = this.captured;
       if (captured && typeof key !== "symbol") {
@@ -336,7 +333,7 @@ export class Store {
       const [name, key] = JSON.parse(r.key.toString("utf8")) as [string, Key | string];
       const db = this.byName.get(name);
       if (!db) throw new Error(`a changelog record of an unknown sub-database "${name}"`);
-      return { db, key: storedKey(name, key), value: r.value === null ? undefined : (deserialize(r.value) as unknown) };
+      return { db, key: withIds(name, key, "stored"), value: r.value === null ? undefined : (deserialize(r.value) as unknown) };
     });
     const capture = this.captured;
     await this.root.transaction(() => {
@@ -453,7 +450,7 @@ export class Store {
           scanned += 1;
           if (!Array.isArray(key)) continue; // lmdb-js's entry of shared structures
           last = key;
-          const to = storedKey(name, key) as Key;
+          const to = withIds(name, key, "stored") as Key;
           if (to.some((part, i) => part !== key[i])) moves.push({ from: key, to, value });
         }
         if (moves.length > 0) {

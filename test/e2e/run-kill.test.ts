@@ -11,7 +11,7 @@ import { afterAll, describe, expect, inject, it } from "vitest";
 import { Daemon } from "../../daemon/daemon.js";
 import { Store } from "../../state/store.js";
 import { freePort } from "../services/process.js";
-import { dumpState, find, SHOP_SCHEMA, shopConfig, type Obj } from "../helpers/converge.js";
+import { concreteShop as concrete, dumpState, find, SHOP_SCHEMA, shopConfig, type Obj } from "../helpers/converge.js";
 import { get, sample, startDaemon, waitFor, type DaemonProcess } from "../helpers/daemon.js";
 import { createTestDatabase } from "../helpers/postgres.js";
 
@@ -24,11 +24,6 @@ const KINDS = ["remove-group", "remove-property", "reread", "rebuild", "backfill
  * 25 in a row last long enough there, and cost a slow machine seconds, not minutes.
  */
 const MORE_GROUPS = Array.from({ length: 24 }, (_, i) => `buyers_${i + 1}`);
-
-const concrete = (objects: Obj[], url: string, slot: string, table: string): Obj[] =>
-  objects.map((o) =>
-    o.class === "app" ? { ...o, options: { connectionString: url, slot, publication: slot } } : o.class === "destination" ? { ...o, options: { ...(o.options as Obj), table } } : o,
-  );
 
 /** The new config: every kind of Run at once. */
 function changed(): Obj[] {

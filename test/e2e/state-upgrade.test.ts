@@ -12,15 +12,12 @@ import { Daemon } from "../../daemon/daemon.js";
 import { STATE_FORMAT, Store } from "../../state/store.js";
 import { freePort } from "../services/process.js";
 import { runCli } from "../helpers/cli.js";
-import { dumpState, SHOP_DATA, SHOP_SCHEMA, shopConfig, shopWrites, type Obj } from "../helpers/converge.js";
+import { concreteShop, dumpState, SHOP_DATA, SHOP_SCHEMA, shopConfig, shopWrites, type Obj } from "../helpers/converge.js";
 import { startDaemon, waitFor, type DaemonProcess } from "../helpers/daemon.js";
 import { asLayout3, dumpLmdb } from "../helpers/layout.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 
-const concrete = (url: string, slot: string, table: string): Obj[] =>
-  shopConfig().map((o) =>
-    o.class === "app" ? { ...o, options: { connectionString: url, slot, publication: slot } } : o.class === "destination" ? { ...o, options: { ...(o.options as Obj), table } } : o,
-  );
+const concrete = (url: string, slot: string, table: string): Obj[] => concreteShop(shopConfig(), url, slot, table);
 
 /** Until the slot has confirmed everything written so far (acknowledged only once durably applied). */
 async function caughtUp(db: TestDatabase, slot: string, daemon?: DaemonProcess): Promise<void> {

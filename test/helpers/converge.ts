@@ -85,6 +85,12 @@ export function shopConfig(): Obj[] {
   ];
 }
 
+/** Shop objects made concrete for a run as a process: the app's connection, slot and publication, the destination's table. */
+export const concreteShop = (objects: Obj[], url: string, slot: string, table: string): Obj[] =>
+  objects.map((o) =>
+    o.class === "app" ? { ...o, options: { connectionString: url, slot, publication: slot } } : o.class === "destination" ? { ...o, options: { ...(o.options as Obj), table } } : o,
+  );
+
 export const find = (objects: Obj[], id: string, cls?: string): Obj => {
   const found = objects.find((o) => o.id === id && (cls === undefined || o.class === cls));
   if (!found) throw new Error(`no ${cls ?? "object"} ${id}`);
