@@ -8,7 +8,8 @@
 // backlogs of 200,000 changes run (their median is reported, and the cost of groups computed from it);
 // BENCH_PROFILE=DIR writes the daemon's CPU profiles there, and prints where its main thread's time
 // went (bench/profile.ts's parts, and the top functions by self time); a profiled daemon is slower,
-// and its backfill is skipped.
+// and its backfill is skipped. BENCH_SEMI=N starts the daemon with --max-semi-space-size=N instead of the
+// launcher's 64 (the memory it trades for speed; README, "Node flags").
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
@@ -133,7 +134,7 @@ const scenarios = picked ? ALL.filter((s) => picked.includes(s.name)) : ALL;
 const ROUNDS = Math.max(1, Number(process.env.BENCH_DAEMON_ROUNDS ?? 3));
 
 function start(config: string, state: string, http: string, profile?: string): ChildProcess {
-  const args = ["--max-semi-space-size=64", ...(profile ? ["--cpu-prof", `--cpu-prof-dir=${profile}`] : []), CLI, "run", "--config", config, "--state", state, "--http", http];
+  const args = [process.env.BENCH_SEMI ? `--max-semi-space-size=${process.env.BENCH_SEMI}` : "--max-semi-space-size=64", ...(profile ? ["--cpu-prof", `--cpu-prof-dir=${profile}`] : []), CLI, "run", "--config", config, "--state", state, "--http", http];
   return spawn(process.execPath, args, { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, LOG_LEVEL: "warn" } });
 }
 
