@@ -183,7 +183,12 @@ describe("the REST API", () => {
   });
 
   it("GET /status: sources, destinations, groups, Runs, version and uptime", async () => {
-    const { status, body } = await api.get<Json>("/api/v1/status", KEYS.OPS_KEY);
+    // The slot's lag is null until its first poll (at the stream's start, then every 5 s).
+    const { status, body } = await waitFor("the lag polled", async () => {
+      const answer = await api.get<Json>("/api/v1/status", KEYS.OPS_KEY);
+      const sources = answer.body.sources as Json[] | undefined;
+      return typeof sources?.[0]?.lagBytes === "number" ? answer : undefined;
+    });
     expect(status).toBe(200);
     const version = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
     expect(body).toMatchObject({ version, pid: daemon.child.pid, ready: true, notReady: null, path: state });

@@ -63,10 +63,15 @@ describe("reloading the config", () => {
       daemon.child.kill("SIGHUP");
       await waitFor("the valid reload applied", async () => ((sample(await metrics(), 'grouparoo_config_reload_total{result="applied"}') ?? 0) >= 1 ? true : undefined));
       const { rows } = await db.query<{ n: string }>(`SELECT count(DISTINCT user_id) AS n FROM purchases WHERE amount > 90`);
-      await waitFor("the new group filled", async () => (sample(await metrics(), 'grouparoo_group_members{group="big"}') === Number(rows[0]?.n) ? true : undefined));
+      // The backfill Run's chunks count their transitions like batches of changes do (once a chunk is
+      // durable, a moment after its members are visible), and the Run completes in a later transaction.
+      await waitFor("the new group filled, its transitions counted, its Run complete", async () => {
+        const text = await metrics();
+        const filled = sample(text, 'grouparoo_group_members{group="big"}') === Number(rows[0]?.n);
+        const counted = sample(text, 'grouparoo_group_transitions_total{group="big",direction="enter"}') === Number(rows[0]?.n);
+        return filled && counted && sample(text, 'grouparoo_runs{kind="backfill",state="complete"}') === 1 ? true : undefined;
+      });
       expect(Number(rows[0]?.n)).toBeGreaterThan(0);
-      // The backfill Run's chunks count their transitions like batches of changes do.
-      expect(sample(await metrics(), 'grouparoo_group_transitions_total{group="big",direction="enter"}')).toBe(Number(rows[0]?.n));
       await waitFor("ready again", async () => ((await get(http, "/readyz")).status === 200 ? true : undefined));
 
       // `runs` lists the backfill; `rebuild` asks for another beside the running daemon.
@@ -141,7 +146,11 @@ describe("reloading the config", () => {
       // it remain; one reload each would leave dozens.
       const plain = concrete(shopConfig(), db.url);
       const withGroup = [...plain, { class: "group", id: "big", modelId: "users", rules: [{ propertyId: "max_amount", op: "gt", match: 90 }] }];
-      const done = async () => (await reloads("applied")) + (await reloads("unchanged")) + (await reloads("invalid"));
+      // The three results from one scrape (a reload ending between three scrapes would be missed).
+      const done = async () => {
+        const text = await metrics();
+        return ["applied", "unchanged", "invalid"].reduce((n, result) => n + (sample(text, `grouparoo_config_reload_total{result="${result}"}`) ?? 0), 0);
+      };
       for (let i = 0; i < 40; i++) {
         // Written whole, then renamed over it: a reload never reads half a file.
         writeFileSync(`${config}.next`, JSON.stringify(i % 2 === 0 ? withGroup : plain));

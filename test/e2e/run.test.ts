@@ -77,7 +77,11 @@ describe("grouparoo-stream run", () => {
     await waitForSample('grouparoo_group_members{group="example_emails"}', 2);
     // The update changes no count above (user 1 leaves high_value as user 3 enters it): wait for it too.
     await waitForSample('grouparoo_changes_applied_total{source="purchases_table",op="update"}', 1);
-    const text = await metrics();
+    // The lag gauges are set by their own polls (the slot's lag at the stream's start, then every 5 s).
+    const text = await waitFor("the lag gauges set", async () => {
+      const body = await metrics();
+      return sample(body, 'grouparoo_replication_lag_seconds{stream="postgres:shop"}') !== undefined && sample(body, 'grouparoo_replication_lag_bytes{app="shop"}') !== undefined ? body : undefined;
+    });
     expect(sample(text, 'grouparoo_changes_applied_total{source="users_table",op="snapshot"}')).toBe(2);
     expect(sample(text, 'grouparoo_changes_applied_total{source="purchases_table",op="update"}')).toBe(1);
     expect(text).toContain("# TYPE grouparoo_batch_apply_seconds histogram");

@@ -158,11 +158,18 @@ describe("relay and three workers under SIGKILL and rebalances", () => {
       const table = async (name: string) => JSON.stringify((await db.query(`SELECT id, email, name, ltv, purchases, last_purchase, segments FROM ${name} ORDER BY id`)).rows);
       const oracle = startMode("run", ["--config", oracleConfig, "--state", join(work, "oracle")], `127.0.0.1:${await freePort()}`, { ...process.env, EXPORT_DIR: join(work, "oracle-exports") });
       running.push(oracle);
-      const expected = await waitFor("the oracle's table settles", async () => {
-        const one = await table("crm_oracle");
-        await new Promise((r) => setTimeout(r, 2000));
-        const two = await table("crm_oracle");
-        return one === two && one !== "[]" ? two : undefined;
+      // Settled: its snapshot read (the log line counts its rows), every row of it applied, and its
+      // outboxes empty. Nothing is written to the tables any more, so nothing follows the snapshot.
+      const expected = await waitFor("the oracle applied its snapshot and delivered it", async () => {
+        const read = oracle.logs().split("\n").find((line) => line.includes('"initial snapshot read"'));
+        if (!read) return undefined;
+        const rows = (JSON.parse(read) as { rows: number }).rows;
+        const text = (await get(oracle.http, "/metrics")).body;
+        const applied = [...text.matchAll(/^grouparoo_changes_applied_total\{[^}]*op="snapshot"[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+        const depth = (sample(text, 'grouparoo_outbox_depth{destination="crm"}') ?? 1) + (sample(text, 'grouparoo_outbox_depth{destination="ledger"}') ?? 1);
+        if (applied < rows || depth !== 0) return undefined;
+        const rowsNow = await table("crm_oracle");
+        return rowsNow !== "[]" ? rowsNow : undefined;
       }, 180_000);
       const actual = await table("crm");
       if (actual !== expected) expect(JSON.parse(actual)).toEqual(JSON.parse(expected));

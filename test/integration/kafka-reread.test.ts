@@ -62,7 +62,19 @@ describe("kafka-debezium re-read", () => {
 
       const oracle = await start(join(work, "oracle.json"), config(topic, `oracle-${topic}`, true), join(work, "oracle-state"));
       oracleRef.daemon = oracle;
-      await waitFor("the oracle read the topic", async () => (oracle.state.getRecord("users", "62") && oracle.runs?.pending().length === 0 ? true : undefined), 60_000);
+      // Both hold every message of every partition (one partition's batch may commit before another's).
+      const ends = await (async () => {
+        const a = kafka.admin();
+        await a.connect();
+        try {
+          return await a.fetchTopicOffsets(topic);
+        } finally {
+          await a.disconnect();
+        }
+      })();
+      const readAll = (d: Daemon) => ends.every((e) => d.state.position(`kafka:bus:${topic}:${e.partition}`) === String(BigInt(e.high) - 1n) || e.high === "0");
+      await waitFor("the daemon read every partition", async () => (readAll(daemon) && daemon.runs?.pending().length === 0 ? true : undefined), 60_000);
+      await waitFor("the oracle read the topic", async () => (readAll(oracle) && oracle.runs?.pending().length === 0 ? true : undefined), 60_000);
       const dump = (d: Daemon) => dumpState(d.state, ["users"], [], ["named_a"], []);
       expect(dump(daemon)).toEqual(dump(oracle));
       expect(daemon.state.getRecord("users", "1")?.values.name).toBe("aname1r1");

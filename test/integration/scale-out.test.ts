@@ -80,11 +80,14 @@ describe("relay and workers", () => {
     const oracle = await Daemon.start({ config: oracleFile, state: join(work, "oracle"), http: await http(), maxBatchDelayMs: 2 }, logger);
     if (typeof oracle === "number") throw new Error(`oracle exit ${oracle}`);
     try {
-      const expected = await waitFor("the oracle's table settles", async () => {
-        const one = JSON.stringify(await table("crm_oracle"));
-        await new Promise((r) => setTimeout(r, 1500));
-        const two = JSON.stringify(await table("crm_oracle"));
-        return one === two && one !== "[]" ? two : undefined;
+      // Settled: its snapshot read and applied (nothing is written to the tables any more, so nothing
+      // follows it), no Run left, and its outbox delivered.
+      const expected = await waitFor("the oracle applied its snapshot and delivered it", async () => {
+        const state = oracle.state;
+        if (state.position("postgres:shop:snapshot")?.startsWith("complete:") !== true) return undefined;
+        if ((oracle.runs?.pending().length ?? 1) > 0 || state.outboxDepth("crm") > 0) return undefined;
+        const rows = JSON.stringify(await table("crm_oracle"));
+        return rows !== "[]" ? rows : undefined;
       }, 60_000);
       await waitFor("the workers' table equals the oracle's", async () => (JSON.stringify(await table("crm")) === expected ? true : undefined), 90_000).catch(async (error: Error) => {
         expect(await table("crm")).toEqual(JSON.parse(expected));
