@@ -543,7 +543,8 @@ ${extra}`,
     const offHttp = `127.0.0.1:${await freePort()}`;
     const off = start(["--config", plain, "--state", join(work, "off-state")], offHttp);
     const offApi = new ApiClient(offHttp);
-    await waitFor("running", async () => ((await offApi.get("/healthz")).status === 200 ? true : undefined));
+    // The listener answers /healthz as soon as it listens; the mode is logged once the daemon runs.
+    await waitFor("running", async () => ((await offApi.get("/readyz")).status === 200 && lines(off).some((l) => String(l.msg).startsWith("API off")) ? true : undefined));
     expect((await offApi.get("/api/v1/status")).body).toEqual({ error: { code: "API_OFF", message: "the API is off: the config has no apiKey objects (add one, or run with --api-insecure on a loopback address)" } });
     expect((await offApi.get("/api/v1/status", KEYS.OPS_KEY)).status).toBe(404);
     expect((await offApi.get("/")).status).toBe(404);
@@ -553,7 +554,7 @@ ${extra}`,
     const insecureHttp = `127.0.0.1:${await freePort()}`;
     const insecure = start(["--config", plainConfig("insecure"), "--state", join(work, "insecure-state"), "--api-insecure"], insecureHttp);
     const insecureApi = new ApiClient(insecureHttp);
-    await waitFor("ready", async () => ((await insecureApi.get("/readyz")).status === 200 ? true : undefined));
+    await waitFor("ready", async () => ((await insecureApi.get("/readyz")).status === 200 && lines(insecure).some((l) => String(l.msg).startsWith("API on")) ? true : undefined));
     expect((await insecureApi.get<Json>("/api/v1/status")).body).toMatchObject({ ready: true, records: [{ model: "users", count: 0 }] });
     expect((await insecureApi.get("/")).status).toBe(200);
     expect(lines(insecure).find((l) => String(l.msg).startsWith("API on"))).toMatchObject({ level: 40, msg: `API on at http://${insecureHttp}/api/v1 WITHOUT keys (--api-insecure, loopback only): anyone who can reach it may read and write` });

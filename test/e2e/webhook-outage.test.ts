@@ -1,6 +1,7 @@
-// A webhook that answers 503 for 30 seconds, then 429 with Retry-After, then recovers, while rows keep
-// arriving in Postgres: the outbox fills to its bound, the sources pause (memory stays bounded), and
-// once the webhook recovers everything is delivered: nothing lost, the remote state exact.
+// A webhook that answers 503 until the outbox has filled and the sources have paused, then 429 with
+// Retry-After, then recovers, while rows keep arriving in Postgres: the outbox fills to its bound, the
+// sources pause (memory stays bounded), and once the webhook recovers everything is delivered: nothing
+// lost, the remote state exact.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -22,11 +23,11 @@ describe("webhook outage", () => {
     const receiver = await startReceiver("outage-secret");
     const http = `127.0.0.1:${await freePort()}`;
     let daemon: ReturnType<typeof startDaemon> | undefined;
-    let firstRequest: number | undefined;
+    // Down (503) until the test has seen the sources paused, then 429 with Retry-After three times.
+    let down = true;
     let tooMany = 0;
     receiver.respond = () => {
-      firstRequest ??= Date.now();
-      if (Date.now() - firstRequest < 30_000) return { status: 503 };
+      if (down) return { status: 503 };
       if (tooMany < 3) {
         tooMany += 1;
         return { status: 429, headers: { "retry-after": "1" } };
@@ -77,7 +78,7 @@ describe("webhook outage", () => {
         });
         await new Promise((r) => setTimeout(r, 1000));
       }
-      expect(Date.now() - (firstRequest ?? 0)).toBeLessThan(30_000);
+      down = false;
       // Paused: nothing more is read, so records and the outbox stop growing (the bound is passed only
       // by the changes already read when the sources paused).
       for (const d of during) {

@@ -81,7 +81,8 @@ describe("postgres polling sources", () => {
     ];
     run = startSource(config(objects, { refresh: { query: "SELECT count(*) FROM purchases", recurringFrequency: 200 } }), postgresTableImportSource);
     await waitFor("first run", async () => (JSON.stringify(scores(run as CdcRun)) === JSON.stringify({ "1": 15, "2": 7 }) ? true : undefined));
-    await new Promise((r) => setTimeout(r, 500)); // the refresh query has seen the current count
+    // The refresh query has seen the current count (its last result, private to the connector).
+    await waitFor("the refresh query ran", async () => ((run?.connector as unknown as { lastRefresh?: string }).lastRefresh === JSON.stringify([{ count: "3" }]) ? true : undefined));
     await db.query(`INSERT INTO purchases (user_id, amount) VALUES (2, 100)`);
     // The schedule is hourly: only the refresh query can bring this in within seconds.
     await waitFor("refresh-triggered run", async () => (run && scores(run)["2"] === 107 ? true : undefined), 10_000);
