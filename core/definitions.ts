@@ -285,3 +285,30 @@ export function applyUpdates(definitions: Definitions, updates: readonly Definit
   }
   return out;
 }
+
+/**
+ * Why a Run asked for by hand (`grouparoo-stream rebuild`, `POST /api/v1/runs`) no longer applies under
+ * these definitions (what it is about is gone, or moved to another model or source), or undefined when
+ * it still does: a restart or a reload keeps such a Run, since no config change plans it again.
+ */
+export function requestedRunObsolete(spec: RunSpec, next: Definitions): string | undefined {
+  switch (spec.kind) {
+    case "reread": {
+      const source = next.sources[spec.sourceId];
+      return source?.modelId === spec.modelId ? undefined : `source ${spec.sourceId} is no longer in the config (of model ${spec.modelId})`;
+    }
+    case "rebuild": {
+      const source = next.sources[spec.sourceId];
+      if (source?.modelId !== spec.modelId || source.primary) return `source ${spec.sourceId} is no longer a secondary source of model ${spec.modelId} in the config`;
+      const gone = spec.propertyIds.filter((id) => next.properties[id]?.sourceId !== spec.sourceId);
+      return gone.length === 0 ? undefined : `${gone.map((id) => `property ${id}`).join(", ")} no longer read from source ${spec.sourceId} in the config`;
+    }
+    case "backfill":
+      return next.groups[spec.groupId]?.modelId === spec.modelId ? undefined : `group ${spec.groupId} is no longer in the config (of model ${spec.modelId})`;
+    case "export":
+      return next.destinations[spec.destinationId]?.modelId === spec.modelId ? undefined : `destination ${spec.destinationId} is no longer in the config (of model ${spec.modelId})`;
+    default:
+      // The remove-* Runs are planned from definitions only; none is asked for by hand.
+      return `a ${spec.kind} Run is planned from the config, not asked for`;
+  }
+}

@@ -5,7 +5,7 @@
 // source's connector: its rows and progress markers flow through the pipeline like every change.
 import type { Logger } from "pino";
 import { applyRowChange, emptyAggregate, type AggregateState, type BatchApplier, type BatchResult } from "../core/apply.js";
-import { DEFINITION_CLASSES, planRuns, type DefinitionUpdate, type Definitions, type PlannedRun, type RunKind, type RunPlan, type RunSpec } from "../core/definitions.js";
+import { DEFINITION_CLASSES, planRuns, requestedRunObsolete, type DefinitionUpdate, type Definitions, type PlannedRun, type RunKind, type RunPlan, type RunSpec } from "../core/definitions.js";
 import type { Domain } from "../core/domain.js";
 import type { SourceConnector } from "../connectors/types.js";
 import type { StateTransaction, Store } from "../state/store.js";
@@ -87,6 +87,11 @@ export function runProgress(position: string): { rows?: number; complete?: boole
   }
 }
 
+/** Whether a Run was asked for by hand (Runs.request), not planned from a config change. */
+export function isRequested(run: RunState): boolean {
+  return /^[0-9a-z]+-req\d+-/.test(run.id);
+}
+
 /** The Runs of the state (meta entries `run:<id>`), oldest first. */
 export function listRuns(store: Store): RunState[] {
   return store.metaWithPrefix<RunState>("run:").sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
@@ -164,6 +169,7 @@ export class Runs {
     const plan = planRuns(stored, next, { needsReread });
     const existing = listRuns(store).filter((r) => r.state === "running" || r.state === "queued");
     const runs: RunState[] = [];
+    const superseded: { run: RunState; why: string }[] = [];
     const now = this.clock();
     await store.transact((tx) => {
       let n = 0;
@@ -178,11 +184,23 @@ export class Runs {
         tx.putMeta(`run:${id}`, run);
         runs.push(run);
       }
+      // A Run asked for by hand is planned by no config change: it stays (its progress too), after the
+      // planned ones, unless what it is about left the config or a planned Run does the same work.
       for (const r of existing) {
-        if (!runs.some((q) => q.id === r.id)) tx.putMeta(`run:${r.id}`, { ...r, state: "superseded", finishedAt: now });
+        if (!isRequested(r) || runs.includes(r)) continue;
+        const same = runs.find((q) => JSON.stringify(q.spec) === JSON.stringify(r.spec));
+        const why = same ? `run ${same.id} does the same work for the config change` : requestedRunObsolete(r.spec, next);
+        if (why === undefined) runs.push(r);
+        else superseded.push({ run: r, why });
+      }
+      for (const r of existing) {
+        if (runs.some((q) => q.id === r.id)) continue;
+        const why = superseded.find((s) => s.run === r)?.why;
+        tx.putMeta(`run:${r.id}`, { ...r, state: "superseded", finishedAt: now, ...(why === undefined ? {} : { error: `superseded: ${why}` }) });
       }
       if (plan.runs.length === 0) writeUpdates(tx, plan.updates);
     });
+    for (const { run, why } of superseded) logger.warn({ run: run.id, kind: run.kind, target: run.target, reason: why }, "run asked for by hand superseded: it no longer applies to this config");
     this.queue = runs;
     this.finalUpdates = plan.runs.length === 0 ? [] : plan.updates;
     for (const run of runs) logger.info({ run: run.id, kind: run.kind, target: run.target, reason: run.reason, resumed: run.state === "running" }, "run planned");
@@ -193,7 +211,7 @@ export class Runs {
   /** Queues a Run asked for by hand (grouparoo-stream rebuild, the API). */
   async request(spec: RunSpec, target: string, reason: string): Promise<RunState> {
     const now = this.clock();
-    // Several asked for in one millisecond (rebuild --all) each get their own id.
+    // Several asked for in one millisecond (rebuild --all) each get their own id; "-req" marks it asked for (isRequested).
     const run: RunState = { id: `${now.toString(36)}-req${String(this.requested++).padStart(3, "0")}-${spec.kind}`, kind: spec.kind, target, reason, spec, updates: [], state: "queued", processed: 0, total: null, phase: 0, createdAt: now };
     await this.context.store.putMeta(`run:${run.id}`, run);
     this.queue.push(run);

@@ -1,7 +1,7 @@
 // Planning Runs from definitions (pure): each kind of config change gets exactly the Runs that take
 // the state to what a fresh daemon on the new config builds, and nothing else.
 import { describe, expect, it } from "vitest";
-import { applyUpdates, definitionsOf, planRuns, type Definitions, type RunPlan } from "../../core/definitions.js";
+import { applyUpdates, definitionsOf, planRuns, requestedRunObsolete, type Definitions, type RunPlan } from "../../core/definitions.js";
 import { validateObjects } from "../../daemon/config/validate.js";
 import { asRaw, find, validConfigObjects } from "../helpers/config.js";
 
@@ -129,5 +129,22 @@ describe("planRuns", () => {
     expect(exports((o) => (find(o, "crm").groupId = "recent_buyers"))).toEqual([{ kind: "export", destinationId: "crm", modelId: "users", reset: false }]);
     expect(exports((o) => (find(o, "crm").options = { path: "/other" }))).toEqual([{ kind: "export", destinationId: "crm", modelId: "users", reset: true }]);
     expect(exports((o) => o.splice(o.indexOf(find(o, "crm")), 1))).toEqual([{ kind: "remove-destination", destinationId: "crm" }]);
+  });
+
+  it("keeps a Run asked for by hand while what it is about is in the config, and says why not otherwise", () => {
+    const now = definitions(validConfigObjects());
+    expect(requestedRunObsolete({ kind: "reread", sourceId: "purchases_table", modelId: "users" }, now)).toBeUndefined();
+    expect(requestedRunObsolete({ kind: "rebuild", sourceId: "purchases_table", modelId: "users", propertyIds: ["purchase_count", "lifetime_value"] }, now)).toBeUndefined();
+    expect(requestedRunObsolete({ kind: "backfill", groupId: "high_value", modelId: "users" }, now)).toBeUndefined();
+    expect(requestedRunObsolete({ kind: "export", destinationId: "crm", modelId: "users", reset: false }, now)).toBeUndefined();
+
+    expect(requestedRunObsolete({ kind: "reread", sourceId: "gone", modelId: "users" }, now)).toBe("source gone is no longer in the config (of model users)");
+    expect(requestedRunObsolete({ kind: "rebuild", sourceId: "purchases_table", modelId: "users", propertyIds: ["purchase_count", "gone", "email"] }, now)).toBe(
+      "property gone, property email no longer read from source purchases_table in the config",
+    );
+    expect(requestedRunObsolete({ kind: "rebuild", sourceId: "users_table", modelId: "users", propertyIds: ["email"] }, now)).toBe("source users_table is no longer a secondary source of model users in the config");
+    expect(requestedRunObsolete({ kind: "backfill", groupId: "high_value", modelId: "accounts" }, now)).toBe("group high_value is no longer in the config (of model accounts)");
+    expect(requestedRunObsolete({ kind: "export", destinationId: "gone", modelId: "users", reset: false }, now)).toBe("destination gone is no longer in the config (of model users)");
+    expect(requestedRunObsolete({ kind: "remove-group", groupId: "high_value", modelId: "users" }, now)).toBe("a remove-group Run is planned from the config, not asked for");
   });
 });

@@ -1,0 +1,135 @@
+// Runs asked for by hand (`grouparoo-stream rebuild`, `POST /api/v1/runs`) across a restart and a
+// reload, against real Postgres: no config change plans them again, so the new generation keeps them
+// (a running one resumes from its cursor) after the Runs the config change plans, and supersedes only
+// the ones whose target left the config, saying why. The state ends as a fresh daemon's.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pino } from "pino";
+import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
+import { Daemon } from "../../daemon/daemon.js";
+import { Store } from "../../state/store.js";
+import { listRuns, type RunState } from "../../streams/runs.js";
+import { freePort } from "../services/process.js";
+import { waitFor } from "../helpers/daemon.js";
+import { concreteShop, dumpState, SHOP_DATA, SHOP_SCHEMA, shopConfig, type Obj } from "../helpers/converge.js";
+import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
+
+const GROUPS = ["high_value", "vips"];
+
+describe("Runs asked for by hand", () => {
+  let db: TestDatabase;
+  let work: string;
+  beforeEach(async () => {
+    db = await createTestDatabase(inject("pgUrl"), "requested_runs");
+    for (const sql of [...SHOP_SCHEMA, ...SHOP_DATA]) await db.query(sql);
+    work = mkdtempSync(join(tmpdir(), "requested-runs-"));
+  });
+  afterEach(async () => {
+    await db.drop();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  const logs: { msg: string; run?: string; reason?: string; from?: number }[] = [];
+  const logger = pino({ level: "info" }, { write: (line: string) => void logs.push(JSON.parse(line) as (typeof logs)[number]) });
+  const start = async (file: string, objects: Obj[], state: string) => {
+    writeFileSync(file, JSON.stringify(objects));
+    const daemon = await Daemon.start({ config: file, state, http: `127.0.0.1:${await freePort()}`, maxBatchDelayMs: 2 }, logger);
+    if (typeof daemon === "number") throw new Error(`the daemon did not start (exit ${daemon})`);
+    return daemon;
+  };
+  const settled = (daemon: Daemon, records: number) =>
+    waitFor("records read, Runs done, exports delivered", async () => (daemon.state.countOf("records", "users") === records && daemon.runs?.pending().length === 0 && daemon.state.outboxDepth("crm") === 0 ? true : undefined), 60_000);
+  const stop = async (daemon: Daemon) => {
+    await daemon.drain("SIGTERM");
+    await daemon.finished;
+  };
+  const dump = (store: Store) => dumpState(store, ["users"], ["crm"], GROUPS, ["users_table", "purchases_table"]);
+  const byId = (runs: RunState[], id: string) => runs.find((r) => r.id === id);
+
+  it("keeps them through a restart (the running one resumes from its cursor) and supersedes one whose group left the config", { timeout: 120_000 }, async () => {
+    const config = concreteShop(shopConfig(), db.url, "requested", "crm");
+    const file = join(work, "config.json");
+    const state = join(work, "state");
+    let daemon = await start(file, config, state);
+    await settled(daemon, 12);
+    await stop(daemon);
+
+    // What a daemon stopped part-way through three Runs asked for by hand leaves in its state: a
+    // backfill past record 6, a destination's exports to plan again, and a backfill of a group this
+    // config does not have.
+    const at = Date.UTC(2026, 10, 30);
+    const asked = (n: number, spec: RunState["spec"], target: string, progress: Partial<RunState>): RunState => ({
+      id: `${at.toString(36)}-req00${n}-${spec.kind}`,
+      kind: spec.kind,
+      target,
+      reason: "asked for by hand (test)",
+      spec,
+      updates: [],
+      state: "queued",
+      processed: 0,
+      total: null,
+      phase: 0,
+      createdAt: at,
+      ...progress,
+    });
+    const running = asked(0, { kind: "backfill", groupId: "vips", modelId: "users" }, "group vips", { state: "running", processed: 6, total: 12, cursor: "6", startedAt: at });
+    const exports = asked(1, { kind: "export", destinationId: "crm", modelId: "users", reset: false }, "destination crm", {});
+    const gone = asked(2, { kind: "backfill", groupId: "gone", modelId: "users" }, "group gone", {});
+    const store = Store.open(state);
+    await store.transact((tx) => {
+      for (const run of [running, exports, gone]) tx.putMeta(`run:${run.id}`, run);
+    });
+    await store.close();
+
+    logs.length = 0;
+    daemon = await start(file, config, state);
+    try {
+      await settled(daemon, 12);
+      const runs = listRuns(daemon.state);
+      expect(byId(runs, running.id)).toMatchObject({ state: "complete", processed: 12, total: 12 });
+      expect(logs.find((l) => l.run === running.id && l.msg === "run resumed")).toMatchObject({ from: 6 });
+      expect(byId(runs, exports.id)).toMatchObject({ state: "complete", processed: 12 });
+      expect(byId(runs, gone.id)).toMatchObject({ state: "superseded", error: "superseded: group gone is no longer in the config (of model users)" });
+      expect(logs.find((l) => l.run === gone.id)).toMatchObject({ msg: "run asked for by hand superseded: it no longer applies to this config", reason: "group gone is no longer in the config (of model users)" });
+
+      const oracle = await start(join(work, "oracle.json"), concreteShop(shopConfig(), db.url, "requested_oracle", "crm_oracle"), join(work, "oracle"));
+      try {
+        await settled(oracle, 12);
+        expect({ ...dump(daemon.state), remote: null }).toEqual({ ...dump(oracle.state), remote: null });
+      } finally {
+        await stop(oracle);
+      }
+    } finally {
+      await stop(daemon);
+    }
+  });
+
+  it("keeps a queued one through a reload that applies a new config, after the Run the change plans", { timeout: 120_000 }, async () => {
+    const config = concreteShop(shopConfig(), db.url, "requested", "crm");
+    const file = join(work, "config.json");
+    const daemon = await start(file, config, join(work, "state"));
+    try {
+      await settled(daemon, 12);
+      // Queued while the Runs take nothing (as when a Run is in progress), then a group added by a reload.
+      const runs = daemon.runs;
+      if (!runs) throw new Error("no Runs");
+      runs.stop();
+      const queued = await runs.request({ kind: "backfill", groupId: "high_value", modelId: "users" }, "group high_value", "asked for by hand (test)");
+      expect(queued.state).toBe("queued");
+      const withGroup = [...config, { class: "group", id: "named_1", modelId: "users", rules: [{ propertyId: "name", op: "like", match: "name1%" }] }];
+      writeFileSync(file, JSON.stringify(withGroup));
+      expect(await daemon.reload("test")).toBe("applied");
+      await settled(daemon, 12);
+      const after = listRuns(daemon.state);
+      const planned = after.find((r) => r.kind === "backfill" && r.target === "group named_1");
+      expect(planned).toMatchObject({ state: "complete" });
+      expect(byId(after, queued.id)).toMatchObject({ state: "complete", processed: 12, total: 12 });
+      expect((byId(after, queued.id)?.startedAt ?? 0) >= (planned?.finishedAt ?? Infinity)).toBe(true);
+      // users 1 and 10 to 12 are named name1...
+      expect(daemon.state.membersOf("users", "named_1").sort()).toEqual(["1", "10", "11", "12"]);
+    } finally {
+      await stop(daemon);
+    }
+  });
+});
