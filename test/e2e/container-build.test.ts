@@ -148,8 +148,11 @@ describe("deploy/container/Containerfile, built as a script", () => {
         if (Date.now() > deadline || daemon.exitCode !== null) throw new Error(`HEALTHCHECK never passed; daemon logs:\n${logs}`);
         await new Promise((r) => setTimeout(r, 250));
       }
-      const ready = spawnSync("nsenter", [...inNetns, "node", "-e", "fetch('http://127.0.0.1:9464/readyz').then(async (r) => console.log(r.status, (await r.text()).trim()))"], { env, encoding: "utf8" });
-      expect(ready.stdout).toBe("503 not ready: sources not connected: shop_db\n");
+      // /healthz passes once the listener listens; /readyz says "starting" until the daemon runs.
+      const readyz = () => spawnSync("nsenter", [...inNetns, "node", "-e", "fetch('http://127.0.0.1:9464/readyz').then(async (r) => console.log(r.status, (await r.text()).trim()))"], { env, encoding: "utf8" }).stdout;
+      let ready = readyz();
+      for (const until = Date.now() + 20_000; ready === "503 not ready: starting\n" && Date.now() < until; ready = readyz()) await new Promise((r) => setTimeout(r, 250));
+      expect(ready).toBe("503 not ready: sources not connected: shop_db\n");
       const owners = readdirSync(join(imageRoot, "var/lib/grouparoo-stream")).map((f) => statSync(join(imageRoot, "var/lib/grouparoo-stream", f)).uid);
       expect(owners.length).toBeGreaterThan(0);
       expect(new Set(owners)).toEqual(new Set([1000]));
