@@ -312,3 +312,32 @@ export function requestedRunObsolete(spec: RunSpec, next: Definitions): string |
       return `a ${spec.kind} Run is planned from the config, not asked for`;
   }
 }
+
+/**
+ * What a Run asked for by hand depends on whose definition differs between the state's and the
+ * config's (undefined when nothing does): its progress was made under the old one, so it starts
+ * again from the beginning rather than resuming.
+ */
+export function requestedRunChanged(spec: RunSpec, stored: Definitions, next: Definitions): string | undefined {
+  const differs = (cls: DefinitionClass, id: string) => JSON.stringify(stored[cls][id] ?? null) !== JSON.stringify(next[cls][id] ?? null);
+  const sourceChanged = (sourceId: string, propertyIds: readonly string[]) => {
+    if (differs("sources", sourceId)) return `source ${sourceId}`;
+    const property = propertyIds.find((id) => differs("properties", id));
+    return property === undefined ? undefined : `property ${property}`;
+  };
+  switch (spec.kind) {
+    case "reread": {
+      // The rows it reads feed every property of the source.
+      const ofSource = (d: Definitions) => Object.keys(d.properties).filter((id) => d.properties[id]?.sourceId === spec.sourceId);
+      return sourceChanged(spec.sourceId, [...new Set([...ofSource(stored), ...ofSource(next)])]);
+    }
+    case "rebuild":
+      return sourceChanged(spec.sourceId, spec.propertyIds);
+    case "backfill":
+      return differs("groups", spec.groupId) ? `group ${spec.groupId}` : undefined;
+    case "export":
+      return differs("destinations", spec.destinationId) ? `destination ${spec.destinationId}` : undefined;
+    default:
+      return undefined;
+  }
+}

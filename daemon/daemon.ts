@@ -9,7 +9,7 @@ import { createServer } from "node:net";
 import type { Logger } from "pino";
 import { formatIssue } from "../core/config/issues.js";
 import type { Config } from "../core/config/types.js";
-import { definitionsOf, type RunSpec } from "../core/definitions.js";
+import { definitionsOf, requestedRunObsolete, type Definitions, type RunSpec } from "../core/definitions.js";
 import type { Domain } from "../core/domain.js";
 import type { ComponentRegistry } from "../connectors/registry.js";
 import type { DestinationConnector, LiveProblem, SourceConnector } from "../connectors/types.js";
@@ -627,8 +627,15 @@ export class Daemon {
   private async takeRequests(): Promise<void> {
     const generation = this.generation;
     if (!generation || this.draining) return;
+    let definitions: Definitions | undefined;
     for (const request of this.store.metaWithPrefix<RunRequest>("request:")) {
       await this.store.transact((tx) => tx.deleteMeta(`request:${request.at}`));
+      // `rebuild` checked it against the config it was given, which may not be this one.
+      const obsolete = requestedRunObsolete(request.spec, (definitions ??= definitionsOf(generation.config, generation.domain)));
+      if (obsolete !== undefined) {
+        this.logger.warn({ kind: request.spec.kind, target: request.target, reason: obsolete }, "a Run asked for by hand is not queued: it does not apply to the running config");
+        continue;
+      }
       await generation.runs.request(request.spec, request.target, request.reason);
     }
   }

@@ -5,7 +5,7 @@
 // source's connector: its rows and progress markers flow through the pipeline like every change.
 import type { Logger } from "pino";
 import { applyRowChange, emptyAggregate, type AggregateState, type BatchApplier, type BatchResult } from "../core/apply.js";
-import { DEFINITION_CLASSES, planRuns, requestedRunObsolete, type DefinitionUpdate, type Definitions, type PlannedRun, type RunKind, type RunPlan, type RunSpec } from "../core/definitions.js";
+import { DEFINITION_CLASSES, planRuns, requestedRunChanged, requestedRunObsolete, type DefinitionUpdate, type Definitions, type PlannedRun, type RunKind, type RunPlan, type RunSpec } from "../core/definitions.js";
 import type { Domain } from "../core/domain.js";
 import type { SourceConnector } from "../connectors/types.js";
 import type { StateTransaction, Store } from "../state/store.js";
@@ -139,6 +139,8 @@ export class Runs {
   private finalUpdates: DefinitionUpdate[] = [];
   private idleWaiters: (() => void)[] = [];
   private requested = 0;
+  /** The config's definitions being written (between the last planned Run and the next one). */
+  private recording = false;
   private readonly clock: () => number;
   /** The row-store scan of a rebuild in progress: its position and the states per record so far. */
   private scan: { runId: string; after: string | undefined; done: boolean; states: Map<string, Map<string, AggregateState>> } | undefined;
@@ -169,7 +171,7 @@ export class Runs {
     const plan = planRuns(stored, next, { needsReread });
     const existing = listRuns(store).filter((r) => r.state === "running" || r.state === "queued");
     const runs: RunState[] = [];
-    const superseded: { run: RunState; why: string }[] = [];
+    const superseded: { run: RunState; why: string; again?: RunState }[] = [];
     const now = this.clock();
     await store.transact((tx) => {
       let n = 0;
@@ -184,14 +186,34 @@ export class Runs {
         tx.putMeta(`run:${id}`, run);
         runs.push(run);
       }
-      // A Run asked for by hand is planned by no config change: it stays (its progress too), after the
-      // planned ones, unless what it is about left the config or a planned Run does the same work.
+      // A Run asked for by hand is planned by no config change: it stays, after the planned ones, unless
+      // what it is about left the config or a planned Run does the same work. It keeps its progress
+      // while what it depends on is defined as before; otherwise that progress was made under the old
+      // definition, and it starts again from the beginning, as a new Run (nothing of its old position).
+      const planned = [...runs];
       for (const r of existing) {
         if (!isRequested(r) || runs.includes(r)) continue;
-        const same = runs.find((q) => JSON.stringify(q.spec) === JSON.stringify(r.spec));
-        const why = same ? `run ${same.id} does the same work for the config change` : requestedRunObsolete(r.spec, next);
-        if (why === undefined) runs.push(r);
-        else superseded.push({ run: r, why });
+        const same = planned.find((q) => JSON.stringify(q.spec) === JSON.stringify(r.spec));
+        const obsolete = same ? `run ${same.id} does the same work for the config change` : requestedRunObsolete(r.spec, next);
+        if (obsolete !== undefined) {
+          superseded.push({ run: r, why: obsolete });
+          continue;
+        }
+        const changed = requestedRunChanged(r.spec, stored, next);
+        if (changed === undefined) {
+          // Waiting behind the planned Runs: queued, with its progress.
+          const kept: RunState = { ...r, state: "queued" };
+          tx.putMeta(`run:${r.id}`, kept);
+          runs.push(kept);
+          continue;
+        }
+        const again: RunState = { ...r, id: `${now.toString(36)}-req${String(this.requested++).padStart(3, "0")}-${r.kind}`, state: "queued", processed: 0, total: null, phase: 0, createdAt: now };
+        delete again.cursor;
+        delete again.startedAt;
+        delete again.error;
+        tx.putMeta(`run:${again.id}`, again);
+        runs.push(again);
+        superseded.push({ run: r, why: `the config changed ${changed}: asked for again as run ${again.id}`, again });
       }
       for (const r of existing) {
         if (runs.some((q) => q.id === r.id)) continue;
@@ -200,7 +222,10 @@ export class Runs {
       }
       if (plan.runs.length === 0) writeUpdates(tx, plan.updates);
     });
-    for (const { run, why } of superseded) logger.warn({ run: run.id, kind: run.kind, target: run.target, reason: why }, "run asked for by hand superseded: it no longer applies to this config");
+    for (const { run, why, again } of superseded) {
+      if (again) logger.warn({ run: run.id, kind: run.kind, target: run.target, reason: why, again: again.id }, "run asked for by hand starts again: what it depends on changed");
+      else logger.warn({ run: run.id, kind: run.kind, target: run.target, reason: why }, "run asked for by hand superseded: it no longer applies to this config");
+    }
     this.queue = runs;
     this.finalUpdates = plan.runs.length === 0 ? [] : plan.updates;
     for (const run of runs) logger.info({ run: run.id, kind: run.kind, target: run.target, reason: run.reason, resumed: run.state === "running" }, "run planned");
@@ -260,7 +285,7 @@ export class Runs {
 
   /** Resolves when no Run is in progress or waiting. */
   idle(): Promise<void> {
-    if (!this.current && this.queue.length === 0) return Promise.resolve();
+    if (!this.current && !this.recording && this.queue.length === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
@@ -290,16 +315,30 @@ export class Runs {
   }
 
   private next(): void {
-    if (this.stopped) return;
+    if (this.stopped || this.recording) return;
+    // The config's definitions are reached once the Runs it planned are done, before the Runs asked for
+    // by hand that wait behind them.
+    if (this.finalUpdates.length > 0 && !this.queue.some((r) => !isRequested(r))) {
+      const updates = this.finalUpdates;
+      this.finalUpdates = [];
+      this.current = undefined;
+      this.recording = true;
+      void this.context.store.transact((tx) => writeUpdates(tx, updates)).then(
+        () => {
+          this.recording = false;
+          this.next();
+        },
+        (error: unknown) => {
+          this.recording = false;
+          this.context.logger.error({ err: error }, "recording the config's definitions failed (the next start plans its Runs again)");
+        },
+      );
+      return;
+    }
     const run = this.queue.shift();
     this.current = run;
     if (!run) {
-      const updates = this.finalUpdates;
-      this.finalUpdates = [];
-      const settle = updates.length > 0 ? this.context.store.transact((tx) => writeUpdates(tx, updates)) : Promise.resolve();
-      void settle.then(() => {
-        for (const wake of this.idleWaiters.splice(0)) wake();
-      });
+      for (const wake of this.idleWaiters.splice(0)) wake();
       return;
     }
     void this.begin(run).catch((error: unknown) => this.fail(run, error));

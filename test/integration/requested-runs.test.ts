@@ -1,7 +1,9 @@
 // Runs asked for by hand (`grouparoo-stream rebuild`, `POST /api/v1/runs`) across a restart and a
 // reload, against real Postgres: no config change plans them again, so the new generation keeps them
-// (a running one resumes from its cursor) after the Runs the config change plans, and supersedes only
-// the ones whose target left the config, saying why. The state ends as a fresh daemon's.
+// (a running one resumes from its cursor) after the Runs the config change plans, starts one again
+// when a definition it depends on changed, and supersedes only the ones whose target left the config,
+// saying why; a request `rebuild` left for it is checked against its config. The state ends as a
+// fresh daemon's.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -76,9 +78,13 @@ describe("Runs asked for by hand", () => {
     const running = asked(0, { kind: "backfill", groupId: "vips", modelId: "users" }, "group vips", { state: "running", processed: 6, total: 12, cursor: "6", startedAt: at });
     const exports = asked(1, { kind: "export", destinationId: "crm", modelId: "users", reset: false }, "destination crm", {});
     const gone = asked(2, { kind: "backfill", groupId: "gone", modelId: "users" }, "group gone", {});
+    // And two requests `rebuild` left for the daemon, made with another config: one for a group this
+    // config has, one for a group it lacks.
+    const left = (at: number, groupId: string) => ({ spec: { kind: "backfill", groupId, modelId: "users" }, target: `group ${groupId}`, reason: "asked for by grouparoo-stream rebuild", at });
     const store = Store.open(state);
     await store.transact((tx) => {
       for (const run of [running, exports, gone]) tx.putMeta(`run:${run.id}`, run);
+      for (const request of [left(at * 1000, "high_value"), left(at * 1000 + 1, "elsewhere")]) tx.putMeta(`request:${request.at}`, request);
     });
     await store.close();
 
@@ -87,6 +93,9 @@ describe("Runs asked for by hand", () => {
     try {
       await settled(daemon, 12);
       const runs = listRuns(daemon.state);
+      expect(runs.filter((r) => r.reason === "asked for by grouparoo-stream rebuild").map((r) => [r.target, r.state])).toEqual([["group high_value", "complete"]]);
+      expect(logs.find((l) => l.msg === "a Run asked for by hand is not queued: it does not apply to the running config")).toMatchObject({ reason: "group elsewhere is no longer in the config (of model users)" });
+      expect(daemon.state.getMeta("request:" + String(at * 1000 + 1))).toBeUndefined();
       expect(byId(runs, running.id)).toMatchObject({ state: "complete", processed: 12, total: 12 });
       expect(logs.find((l) => l.run === running.id && l.msg === "run resumed")).toMatchObject({ from: 6 });
       expect(byId(runs, exports.id)).toMatchObject({ state: "complete", processed: 12 });
@@ -94,6 +103,63 @@ describe("Runs asked for by hand", () => {
       expect(logs.find((l) => l.run === gone.id)).toMatchObject({ msg: "run asked for by hand superseded: it no longer applies to this config", reason: "group gone is no longer in the config (of model users)" });
 
       const oracle = await start(join(work, "oracle.json"), concreteShop(shopConfig(), db.url, "requested_oracle", "crm_oracle"), join(work, "oracle"));
+      try {
+        await settled(oracle, 12);
+        expect({ ...dump(daemon.state), remote: null }).toEqual({ ...dump(oracle.state), remote: null });
+      } finally {
+        await stop(oracle);
+      }
+    } finally {
+      await stop(daemon);
+    }
+  });
+
+  it("starts one again from the beginning when the config changed what it depends on, after the planned Runs", { timeout: 120_000 }, async () => {
+    const config = concreteShop(shopConfig(), db.url, "requested", "crm");
+    const file = join(work, "config.json");
+    const state = join(work, "state");
+    let daemon = await start(file, config, state);
+    await settled(daemon, 12);
+    await stop(daemon);
+
+    // A rebuild of lifetime_value part-way (records 1 to 6 done), then its filter changed while stopped.
+    const at = Date.UTC(2026, 10, 30);
+    const rebuilding: RunState = {
+      id: `${at.toString(36)}-req000-rebuild`,
+      kind: "rebuild",
+      target: "property lifetime_value",
+      reason: "asked for by hand (test)",
+      spec: { kind: "rebuild", sourceId: "purchases_table", modelId: "users", propertyIds: ["lifetime_value"] },
+      updates: [],
+      state: "running",
+      processed: 6,
+      total: 12,
+      phase: 1,
+      cursor: "6",
+      createdAt: at,
+      startedAt: at,
+    };
+    const store = Store.open(state);
+    await store.transact((tx) => tx.putMeta(`run:${rebuilding.id}`, rebuilding));
+    await store.close();
+    const changed = config.map((o) => (o.id === "lifetime_value" ? { ...o, filters: [{ key: "state", op: "ne", match: "failed" }] } : o));
+
+    logs.length = 0;
+    daemon = await start(file, changed, state);
+    try {
+      await settled(daemon, 12);
+      const runs = listRuns(daemon.state);
+      const again = runs.find((r) => r.kind === "rebuild" && r.id !== rebuilding.id && r.reason === "asked for by hand (test)");
+      expect(again).toMatchObject({ state: "complete", processed: 12, total: 12, spec: rebuilding.spec });
+      expect(byId(runs, rebuilding.id)).toMatchObject({ state: "superseded", error: `superseded: the config changed property lifetime_value: asked for again as run ${again?.id}` });
+      expect(logs.find((l) => l.run === rebuilding.id)).toMatchObject({ msg: "run asked for by hand starts again: what it depends on changed" });
+      expect(logs.find((l) => l.run === again?.id && l.msg === "run started")).toBeDefined();
+      // The Run the filter change planned went first.
+      const planned = runs.find((r) => r.kind === "rebuild" && !r.id.includes("-req"));
+      expect(planned).toMatchObject({ state: "complete", target: "property lifetime_value" });
+      expect((again?.startedAt ?? 0) >= (planned?.finishedAt ?? Infinity)).toBe(true);
+
+      const oracle = await start(join(work, "oracle.json"), concreteShop(shopConfig(), db.url, "requested_oracle", "crm_oracle").map((o) => (o.id === "lifetime_value" ? { ...o, filters: [{ key: "state", op: "ne", match: "failed" }] } : o)), join(work, "oracle"));
       try {
         await settled(oracle, 12);
         expect({ ...dump(daemon.state), remote: null }).toEqual({ ...dump(oracle.state), remote: null });

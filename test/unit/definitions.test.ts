@@ -1,7 +1,7 @@
 // Planning Runs from definitions (pure): each kind of config change gets exactly the Runs that take
 // the state to what a fresh daemon on the new config builds, and nothing else.
 import { describe, expect, it } from "vitest";
-import { applyUpdates, definitionsOf, planRuns, requestedRunObsolete, type Definitions, type RunPlan } from "../../core/definitions.js";
+import { applyUpdates, definitionsOf, planRuns, requestedRunChanged, requestedRunObsolete, type Definitions, type RunPlan, type RunSpec } from "../../core/definitions.js";
 import { validateObjects } from "../../daemon/config/validate.js";
 import { asRaw, find, validConfigObjects } from "../helpers/config.js";
 
@@ -146,5 +146,30 @@ describe("planRuns", () => {
     expect(requestedRunObsolete({ kind: "backfill", groupId: "high_value", modelId: "accounts" }, now)).toBe("group high_value is no longer in the config (of model accounts)");
     expect(requestedRunObsolete({ kind: "export", destinationId: "gone", modelId: "users", reset: false }, now)).toBe("destination gone is no longer in the config (of model users)");
     expect(requestedRunObsolete({ kind: "remove-group", groupId: "high_value", modelId: "users" }, now)).toBe("a remove-group Run is planned from the config, not asked for");
+  });
+
+  it("starts a Run asked for by hand again when a definition it depends on changed", () => {
+    const before = definitions(validConfigObjects());
+    const after = (change: (objects: Obj[]) => void) => {
+      const objects = validConfigObjects();
+      change(objects);
+      return definitions(objects);
+    };
+    const rebuild: RunSpec = { kind: "rebuild", sourceId: "purchases_table", modelId: "users", propertyIds: ["purchase_count"] };
+    const reread: RunSpec = { kind: "reread", sourceId: "purchases_table", modelId: "users" };
+    const backfill: RunSpec = { kind: "backfill", groupId: "high_value", modelId: "users" };
+    const exports: RunSpec = { kind: "export", destinationId: "crm", modelId: "users", reset: false };
+    for (const spec of [rebuild, reread, backfill, exports]) expect(requestedRunChanged(spec, before, before)).toBeUndefined();
+
+    const filter = after((o) => (find(o, "lifetime_value").filters = [{ key: "state", op: "ne", match: "failed" }]));
+    expect(requestedRunChanged(rebuild, before, filter)).toBeUndefined();
+    expect(requestedRunChanged({ kind: "rebuild", sourceId: "purchases_table", modelId: "users", propertyIds: ["purchase_count", "lifetime_value"] }, before, filter)).toBe("property lifetime_value");
+    expect(requestedRunChanged(reread, before, filter)).toBe("property lifetime_value");
+    const table = after((o) => ((find(o, "purchases_table").options as Obj).table = "orders"));
+    expect(requestedRunChanged(rebuild, before, table)).toBe("source purchases_table");
+    expect(requestedRunChanged(reread, before, table)).toBe("source purchases_table");
+    expect(requestedRunChanged(backfill, before, after((o) => ((find(o, "high_value").rules as Obj[])[0] = { propertyId: "lifetime_value", op: "gt", match: 1 })))).toBe("group high_value");
+    expect(requestedRunChanged(exports, before, after((o) => ((find(o, "crm").mapping as Obj).id = "email")))).toBe("destination crm");
+    expect(requestedRunChanged(backfill, before, table)).toBeUndefined();
   });
 });
