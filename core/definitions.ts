@@ -326,11 +326,10 @@ export function requestedRunChanged(spec: RunSpec, stored: Definitions, next: De
     return property === undefined ? undefined : `property ${property}`;
   };
   switch (spec.kind) {
-    case "reread": {
-      // The rows it reads feed every property of the source.
-      const ofSource = (d: Definitions) => Object.keys(d.properties).filter((id) => d.properties[id]?.sourceId === spec.sourceId);
-      return sourceChanged(spec.sourceId, [...new Set([...ofSource(stored), ...ofSource(next)])]);
-    }
+    case "reread":
+      // Where it resumes is a position in the source's table; the rows it stored are raw, and a changed
+      // property of the source is recomputed from them by the Run its change plans.
+      return sourceChanged(spec.sourceId, []);
     case "rebuild":
       return sourceChanged(spec.sourceId, spec.propertyIds);
     case "backfill":
@@ -339,5 +338,25 @@ export function requestedRunChanged(spec: RunSpec, stored: Definitions, next: De
       return differs("destinations", spec.destinationId) ? `destination ${spec.destinationId}` : undefined;
     default:
       return undefined;
+  }
+}
+
+/**
+ * Whether a planned Run does all a Run asked for by hand would: the same source read again, a rebuild
+ * of the same source's properties among its own (scanned or not), the same group, or every export of
+ * the same destination planned again (from scratch or not).
+ */
+export function runCovers(planned: RunSpec, requested: RunSpec): boolean {
+  switch (requested.kind) {
+    case "reread":
+      return planned.kind === "reread" && planned.sourceId === requested.sourceId;
+    case "rebuild":
+      return planned.kind === "rebuild" && planned.sourceId === requested.sourceId && requested.propertyIds.every((id) => planned.propertyIds.includes(id));
+    case "backfill":
+      return planned.kind === "backfill" && planned.groupId === requested.groupId;
+    case "export":
+      return planned.kind === "export" && planned.destinationId === requested.destinationId;
+    default:
+      return JSON.stringify(planned) === JSON.stringify(requested);
   }
 }

@@ -177,6 +177,7 @@ export class Daemon {
   private readonly inFlight = new Map<string, InFlight>();
   private watcher: FSWatcher | undefined;
   private draining = false;
+  private takingRequests: Promise<void> | undefined;
   private reloading: Promise<unknown> = Promise.resolve();
   /** A reload waiting for the one under way: the requests made meanwhile join it. */
   private queuedReload: Promise<ReloadResult> | undefined;
@@ -627,6 +628,13 @@ export class Daemon {
   private async takeRequests(): Promise<void> {
     const generation = this.generation;
     if (!generation || this.draining) return;
+    // One at a time (the timer and a generation's start could otherwise queue a request twice).
+    if (this.takingRequests) return this.takingRequests;
+    this.takingRequests = this.takeRequestsOf(generation).finally(() => (this.takingRequests = undefined));
+    return this.takingRequests;
+  }
+
+  private async takeRequestsOf(generation: Generation): Promise<void> {
     let definitions: Definitions | undefined;
     for (const request of this.store.metaWithPrefix<RunRequest>("request:")) {
       await this.store.transact((tx) => tx.deleteMeta(`request:${request.at}`));

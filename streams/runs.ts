@@ -5,7 +5,7 @@
 // source's connector: its rows and progress markers flow through the pipeline like every change.
 import type { Logger } from "pino";
 import { applyRowChange, emptyAggregate, type AggregateState, type BatchApplier, type BatchResult } from "../core/apply.js";
-import { DEFINITION_CLASSES, planRuns, requestedRunChanged, requestedRunObsolete, type DefinitionUpdate, type Definitions, type PlannedRun, type RunKind, type RunPlan, type RunSpec } from "../core/definitions.js";
+import { DEFINITION_CLASSES, planRuns, requestedRunChanged, requestedRunObsolete, runCovers, type DefinitionUpdate, type Definitions, type PlannedRun, type RunKind, type RunPlan, type RunSpec } from "../core/definitions.js";
 import type { Domain } from "../core/domain.js";
 import type { SourceConnector } from "../connectors/types.js";
 import type { StateTransaction, Store } from "../state/store.js";
@@ -141,6 +141,8 @@ export class Runs {
   private requested = 0;
   /** The config's definitions being written (between the last planned Run and the next one). */
   private recording = false;
+  /** start() has not queued its Runs yet: a Run asked for meanwhile waits behind them. */
+  private starting = true;
   private readonly clock: () => number;
   /** The row-store scan of a rebuild in progress: its position and the states per record so far. */
   private scan: { runId: string; after: string | undefined; done: boolean; states: Map<string, Map<string, AggregateState>> } | undefined;
@@ -160,6 +162,8 @@ export class Runs {
       if (isEmpty) {
         // A new state: what it will hold is read under these definitions from the start.
         await store.transact((tx) => writeUpdates(tx, allUpdates(next)));
+        this.starting = false;
+        this.next();
         return { runs: [], updates: [] };
       }
       // A state from before definitions were recorded: it is taken to match the config, except the
@@ -193,7 +197,7 @@ export class Runs {
       const planned = [...runs];
       for (const r of existing) {
         if (!isRequested(r) || runs.includes(r)) continue;
-        const same = planned.find((q) => JSON.stringify(q.spec) === JSON.stringify(r.spec));
+        const same = planned.find((q) => runCovers(q.spec, r.spec));
         const obsolete = same ? `run ${same.id} does the same work for the config change` : requestedRunObsolete(r.spec, next);
         if (obsolete !== undefined) {
           superseded.push({ run: r, why: obsolete });
@@ -207,7 +211,8 @@ export class Runs {
           runs.push(kept);
           continue;
         }
-        const again: RunState = { ...r, id: `${now.toString(36)}-req${String(this.requested++).padStart(3, "0")}-${r.kind}`, state: "queued", processed: 0, total: null, phase: 0, createdAt: now };
+        // A new id (no position of the old one applies), its place in the order kept (createdAt).
+        const again: RunState = { ...r, id: `${now.toString(36)}-req${String(this.requested++).padStart(3, "0")}-${r.kind}`, state: "queued", processed: 0, total: null, phase: 0 };
         delete again.cursor;
         delete again.startedAt;
         delete again.error;
@@ -226,9 +231,11 @@ export class Runs {
       if (again) logger.warn({ run: run.id, kind: run.kind, target: run.target, reason: why, again: again.id }, "run asked for by hand starts again: what it depends on changed");
       else logger.warn({ run: run.id, kind: run.kind, target: run.target, reason: why }, "run asked for by hand superseded: it no longer applies to this config");
     }
-    this.queue = runs;
+    // Asked for while this start was planning (the API, a request left by `rebuild`): after these.
+    this.queue = [...runs, ...this.queue.filter((q) => !runs.some((r) => r.id === q.id))];
+    this.starting = false;
     this.finalUpdates = plan.runs.length === 0 ? [] : plan.updates;
-    for (const run of runs) logger.info({ run: run.id, kind: run.kind, target: run.target, reason: run.reason, resumed: run.state === "running" }, "run planned");
+    for (const run of runs) logger.info({ run: run.id, kind: run.kind, target: run.target, reason: run.reason, resumed: run.processed > 0 || run.cursor !== undefined }, "run planned");
     this.next();
     return plan;
   }
@@ -241,7 +248,8 @@ export class Runs {
     await this.context.store.putMeta(`run:${run.id}`, run);
     this.queue.push(run);
     this.context.logger.info({ run: run.id, kind: run.kind, target: run.target, reason, resumed: false }, "run planned");
-    if (!this.current) this.next();
+    // While start() plans, it queues this behind its Runs and starts the first.
+    if (!this.current && !this.starting) this.next();
     return run;
   }
 
@@ -331,6 +339,7 @@ export class Runs {
         (error: unknown) => {
           this.recording = false;
           this.context.logger.error({ err: error }, "recording the config's definitions failed (the next start plans its Runs again)");
+          this.next();
         },
       );
       return;
@@ -651,6 +660,8 @@ export class Runs {
   }
 
   private fail(run: RunState, error: unknown): void {
+    // Its definitions are not reached: nothing may record them as reached when the queue moves on.
+    if (run.updates.length > 0) this.finalUpdates = [];
     run.state = "failed";
     run.finishedAt = this.clock();
     run.error = error instanceof Error ? error.message : String(error);

@@ -122,14 +122,28 @@ describe("Runs asked for by hand", () => {
     await settled(daemon, 12);
     await stop(daemon);
 
-    // A rebuild of lifetime_value part-way (records 1 to 6 done), then its filter changed while stopped.
+    // A rebuild of purchase_count and lifetime_value part-way (records 1 to 6 done), and one of
+    // lifetime_value alone queued; then lifetime_value's filter changed while stopped.
     const at = Date.UTC(2026, 10, 30);
-    const rebuilding: RunState = {
-      id: `${at.toString(36)}-req000-rebuild`,
+    const covered: RunState = {
+      id: `${at.toString(36)}-req001-rebuild`,
       kind: "rebuild",
       target: "property lifetime_value",
       reason: "asked for by hand (test)",
       spec: { kind: "rebuild", sourceId: "purchases_table", modelId: "users", propertyIds: ["lifetime_value"] },
+      updates: [],
+      state: "queued",
+      processed: 0,
+      total: null,
+      phase: 0,
+      createdAt: at,
+    };
+    const rebuilding: RunState = {
+      id: `${at.toString(36)}-req000-rebuild`,
+      kind: "rebuild",
+      target: "properties purchase_count, lifetime_value",
+      reason: "asked for by hand (test)",
+      spec: { kind: "rebuild", sourceId: "purchases_table", modelId: "users", propertyIds: ["purchase_count", "lifetime_value"] },
       updates: [],
       state: "running",
       processed: 6,
@@ -140,7 +154,9 @@ describe("Runs asked for by hand", () => {
       startedAt: at,
     };
     const store = Store.open(state);
-    await store.transact((tx) => tx.putMeta(`run:${rebuilding.id}`, rebuilding));
+    await store.transact((tx) => {
+      for (const run of [rebuilding, covered]) tx.putMeta(`run:${run.id}`, run);
+    });
     await store.close();
     const changed = config.map((o) => (o.id === "lifetime_value" ? { ...o, filters: [{ key: "state", op: "ne", match: "failed" }] } : o));
 
@@ -149,14 +165,15 @@ describe("Runs asked for by hand", () => {
     try {
       await settled(daemon, 12);
       const runs = listRuns(daemon.state);
-      const again = runs.find((r) => r.kind === "rebuild" && r.id !== rebuilding.id && r.reason === "asked for by hand (test)");
+      const again = runs.find((r) => r.kind === "rebuild" && r.id !== rebuilding.id && r.id !== covered.id && r.reason === "asked for by hand (test)");
       expect(again).toMatchObject({ state: "complete", processed: 12, total: 12, spec: rebuilding.spec });
       expect(byId(runs, rebuilding.id)).toMatchObject({ state: "superseded", error: `superseded: the config changed property lifetime_value: asked for again as run ${again?.id}` });
       expect(logs.find((l) => l.run === rebuilding.id)).toMatchObject({ msg: "run asked for by hand starts again: what it depends on changed" });
       expect(logs.find((l) => l.run === again?.id && l.msg === "run started")).toBeDefined();
-      // The Run the filter change planned went first.
+      // The Run the filter change planned went first, and does all the other one asked for.
       const planned = runs.find((r) => r.kind === "rebuild" && !r.id.includes("-req"));
       expect(planned).toMatchObject({ state: "complete", target: "property lifetime_value" });
+      expect(byId(runs, covered.id)).toMatchObject({ state: "superseded", error: `superseded: run ${planned?.id} does the same work for the config change` });
       expect((again?.startedAt ?? 0) >= (planned?.finishedAt ?? Infinity)).toBe(true);
 
       const oracle = await start(join(work, "oracle.json"), concreteShop(shopConfig(), db.url, "requested_oracle", "crm_oracle").map((o) => (o.id === "lifetime_value" ? { ...o, filters: [{ key: "state", op: "ne", match: "failed" }] } : o)), join(work, "oracle"));

@@ -1,7 +1,7 @@
 // Planning Runs from definitions (pure): each kind of config change gets exactly the Runs that take
 // the state to what a fresh daemon on the new config builds, and nothing else.
 import { describe, expect, it } from "vitest";
-import { applyUpdates, definitionsOf, planRuns, requestedRunChanged, requestedRunObsolete, type Definitions, type RunPlan, type RunSpec } from "../../core/definitions.js";
+import { applyUpdates, definitionsOf, planRuns, requestedRunChanged, requestedRunObsolete, runCovers, type Definitions, type RunPlan, type RunSpec } from "../../core/definitions.js";
 import { validateObjects } from "../../daemon/config/validate.js";
 import { asRaw, find, validConfigObjects } from "../helpers/config.js";
 
@@ -164,12 +164,25 @@ describe("planRuns", () => {
     const filter = after((o) => (find(o, "lifetime_value").filters = [{ key: "state", op: "ne", match: "failed" }]));
     expect(requestedRunChanged(rebuild, before, filter)).toBeUndefined();
     expect(requestedRunChanged({ kind: "rebuild", sourceId: "purchases_table", modelId: "users", propertyIds: ["purchase_count", "lifetime_value"] }, before, filter)).toBe("property lifetime_value");
-    expect(requestedRunChanged(reread, before, filter)).toBe("property lifetime_value");
+    // A re-read's rows are stored raw: the Run a property's change plans recomputes it from them.
+    expect(requestedRunChanged(reread, before, filter)).toBeUndefined();
     const table = after((o) => ((find(o, "purchases_table").options as Obj).table = "orders"));
     expect(requestedRunChanged(rebuild, before, table)).toBe("source purchases_table");
     expect(requestedRunChanged(reread, before, table)).toBe("source purchases_table");
     expect(requestedRunChanged(backfill, before, after((o) => ((find(o, "high_value").rules as Obj[])[0] = { propertyId: "lifetime_value", op: "gt", match: 1 })))).toBe("group high_value");
     expect(requestedRunChanged(exports, before, after((o) => ((find(o, "crm").mapping as Obj).id = "email")))).toBe("destination crm");
     expect(requestedRunChanged(backfill, before, table)).toBeUndefined();
+  });
+
+  it("takes a planned Run to cover one asked for by hand when it does all of it", () => {
+    const rebuild = (propertyIds: string[], scan?: boolean): RunSpec => ({ kind: "rebuild", sourceId: "purchases_table", modelId: "users", propertyIds, ...(scan === undefined ? {} : { scan }) });
+    expect(runCovers(rebuild(["a", "b"], true), rebuild(["b"]))).toBe(true);
+    expect(runCovers(rebuild(["a"], true), rebuild(["a", "b"]))).toBe(false);
+    expect(runCovers({ kind: "rebuild", sourceId: "other", modelId: "users", propertyIds: ["a"] }, rebuild(["a"]))).toBe(false);
+    expect(runCovers({ kind: "export", destinationId: "crm", modelId: "users", reset: true }, { kind: "export", destinationId: "crm", modelId: "users", reset: false })).toBe(true);
+    expect(runCovers({ kind: "export", destinationId: "crm", modelId: "users", reset: false }, { kind: "export", destinationId: "other", modelId: "users", reset: false })).toBe(false);
+    expect(runCovers({ kind: "reread", sourceId: "s", modelId: "users" }, { kind: "reread", sourceId: "s", modelId: "users" })).toBe(true);
+    expect(runCovers({ kind: "reread", sourceId: "s", modelId: "users" }, rebuild(["a"]))).toBe(false);
+    expect(runCovers({ kind: "backfill", groupId: "g", modelId: "users" }, { kind: "backfill", groupId: "g", modelId: "users" })).toBe(true);
   });
 });
