@@ -47,15 +47,32 @@ describe("Runs asked for by hand", () => {
     await daemon.finished;
   };
   const dump = (store: Store) => dumpState(store, ["users"], ["crm"], GROUPS, ["users_table", "purchases_table"]);
+  /** The shop config for a daemon, or for its oracle (its own slot and table). */
+  const shop = (oracle = false, change: (objects: Obj[]) => Obj[] = (o) => o) => change(concreteShop(shopConfig(), db.url, oracle ? "requested_oracle" : "requested", oracle ? "crm_oracle" : "crm"));
+  const ltvFilterChanged = (objects: Obj[]) => objects.map((o) => (o.id === "lifetime_value" ? { ...o, filters: [{ key: "state", op: "ne", match: "failed" }] } : o));
+  /** A daemon's state after it read the shop and stopped, to write into as a stopped daemon leaves it. */
+  const stoppedState = async (config: Obj[], file: string, state: string) => {
+    const daemon = await start(file, config, state);
+    await settled(daemon, 12);
+    await stop(daemon);
+  };
+  /** The state equals a fresh daemon's on the same config and data. */
+  const expectAsFresh = async (daemon: Daemon, config: Obj[]) => {
+    const oracle = await start(join(work, "oracle.json"), config, join(work, "oracle"));
+    try {
+      await settled(oracle, 12);
+      expect({ ...dump(daemon.state), remote: null }).toEqual({ ...dump(oracle.state), remote: null });
+    } finally {
+      await stop(oracle);
+    }
+  };
   const byId = (runs: RunState[], id: string) => runs.find((r) => r.id === id);
 
   it("keeps them through a restart (the running one resumes from its cursor) and supersedes one whose group left the config", { timeout: 120_000 }, async () => {
-    const config = concreteShop(shopConfig(), db.url, "requested", "crm");
+    const config = shop();
     const file = join(work, "config.json");
     const state = join(work, "state");
-    let daemon = await start(file, config, state);
-    await settled(daemon, 12);
-    await stop(daemon);
+    await stoppedState(config, file, state);
 
     // What a daemon stopped part-way through three Runs asked for by hand leaves in its state: a
     // backfill past record 6, a destination's exports to plan again, and a backfill of a group this
@@ -89,7 +106,7 @@ describe("Runs asked for by hand", () => {
     await store.close();
 
     logs.length = 0;
-    daemon = await start(file, config, state);
+    const daemon = await start(file, config, state);
     try {
       await settled(daemon, 12);
       const runs = listRuns(daemon.state);
@@ -102,25 +119,17 @@ describe("Runs asked for by hand", () => {
       expect(byId(runs, gone.id)).toMatchObject({ state: "superseded", error: "superseded: group gone is no longer in the config (of model users)" });
       expect(logs.find((l) => l.run === gone.id)).toMatchObject({ msg: "run asked for by hand superseded: it no longer applies to this config", reason: "group gone is no longer in the config (of model users)" });
 
-      const oracle = await start(join(work, "oracle.json"), concreteShop(shopConfig(), db.url, "requested_oracle", "crm_oracle"), join(work, "oracle"));
-      try {
-        await settled(oracle, 12);
-        expect({ ...dump(daemon.state), remote: null }).toEqual({ ...dump(oracle.state), remote: null });
-      } finally {
-        await stop(oracle);
-      }
+      await expectAsFresh(daemon, shop(true));
     } finally {
       await stop(daemon);
     }
   });
 
   it("starts one again from the beginning when the config changed what it depends on, after the planned Runs", { timeout: 120_000 }, async () => {
-    const config = concreteShop(shopConfig(), db.url, "requested", "crm");
+    const config = shop();
     const file = join(work, "config.json");
     const state = join(work, "state");
-    let daemon = await start(file, config, state);
-    await settled(daemon, 12);
-    await stop(daemon);
+    await stoppedState(config, file, state);
 
     // A rebuild of purchase_count and lifetime_value part-way (records 1 to 6 done), and one of
     // lifetime_value alone queued; then lifetime_value's filter changed while stopped.
@@ -158,10 +167,10 @@ describe("Runs asked for by hand", () => {
       for (const run of [rebuilding, covered]) tx.putMeta(`run:${run.id}`, run);
     });
     await store.close();
-    const changed = config.map((o) => (o.id === "lifetime_value" ? { ...o, filters: [{ key: "state", op: "ne", match: "failed" }] } : o));
+    const changed = ltvFilterChanged(config);
 
     logs.length = 0;
-    daemon = await start(file, changed, state);
+    const daemon = await start(file, changed, state);
     try {
       await settled(daemon, 12);
       const runs = listRuns(daemon.state);
@@ -176,20 +185,14 @@ describe("Runs asked for by hand", () => {
       expect(byId(runs, covered.id)).toMatchObject({ state: "superseded", error: `superseded: run ${planned?.id} does the same work for the config change` });
       expect((again?.startedAt ?? 0) >= (planned?.finishedAt ?? Infinity)).toBe(true);
 
-      const oracle = await start(join(work, "oracle.json"), concreteShop(shopConfig(), db.url, "requested_oracle", "crm_oracle").map((o) => (o.id === "lifetime_value" ? { ...o, filters: [{ key: "state", op: "ne", match: "failed" }] } : o)), join(work, "oracle"));
-      try {
-        await settled(oracle, 12);
-        expect({ ...dump(daemon.state), remote: null }).toEqual({ ...dump(oracle.state), remote: null });
-      } finally {
-        await stop(oracle);
-      }
+      await expectAsFresh(daemon, shop(true, ltvFilterChanged));
     } finally {
       await stop(daemon);
     }
   });
 
   it("keeps a queued one through a reload that applies a new config, after the Run the change plans", { timeout: 120_000 }, async () => {
-    const config = concreteShop(shopConfig(), db.url, "requested", "crm");
+    const config = shop();
     const file = join(work, "config.json");
     const daemon = await start(file, config, join(work, "state"));
     try {
