@@ -9,7 +9,10 @@
 // BENCH_PROFILE=DIR writes the daemon's CPU profiles there, and prints where its main thread's time
 // went (bench/profile.ts's parts, and the top functions by self time); a profiled daemon is slower,
 // and its backfill is skipped. BENCH_SEMI=N starts the daemon with --max-semi-space-size=N instead of the
-// launcher's 64 (the memory it trades for speed; README, "Node flags").
+// launcher's 64 (the memory it trades for speed; README, "Node flags"); BENCH_NODE_FLAGS adds Node
+// flags of its own (space-separated). BENCH_KEEP=1 keeps each state directory and prints where;
+// BENCH_HEAPSNAPSHOT=MS, with BENCH_NODE_FLAGS=--heapsnapshot-signal=SIGUSR2, has the daemon write a
+// heap snapshot into the working directory once caught up, and waits MS for it.
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
@@ -134,7 +137,7 @@ const scenarios = picked ? ALL.filter((s) => picked.includes(s.name)) : ALL;
 const ROUNDS = Math.max(1, Number(process.env.BENCH_DAEMON_ROUNDS ?? 3));
 
 function start(config: string, state: string, http: string, profile?: string): ChildProcess {
-  const args = [process.env.BENCH_SEMI ? `--max-semi-space-size=${process.env.BENCH_SEMI}` : "--max-semi-space-size=64", ...(profile ? ["--cpu-prof", `--cpu-prof-dir=${profile}`] : []), CLI, "run", "--config", config, "--state", state, "--http", http];
+  const args = [process.env.BENCH_SEMI ? `--max-semi-space-size=${process.env.BENCH_SEMI}` : "--max-semi-space-size=64", ...(process.env.BENCH_NODE_FLAGS?.split(" ").filter(Boolean) ?? []), ...(profile ? ["--cpu-prof", `--cpu-prof-dir=${profile}`] : []), CLI, "run", "--config", config, "--state", state, "--http", http];
   return spawn(process.execPath, args, { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, LOG_LEVEL: "warn" } });
 }
 
@@ -204,6 +207,10 @@ async function run(scenario: Scenario) {
   const daemonSeconds = (performance.now() - started) / 1000;
   const mem = memory(child.pid ?? 0);
   const heap = await heapMiB(http);
+  if (process.env.BENCH_HEAPSNAPSHOT) {
+    child.kill("SIGUSR2");
+    await new Promise((r) => setTimeout(r, Number(process.env.BENCH_HEAPSNAPSHOT)));
+  }
 
   // A group added by SIGHUP, backfilled over every record: its Run's own start and end.
   let backfill: { records: number; perSecond: number } | undefined;
@@ -236,7 +243,8 @@ async function run(scenario: Scenario) {
   child.kill("SIGTERM");
   await exited(child);
   const lmdbFileMiB = Math.round(statSync(join(work, "state", "data.mdb")).size / 2 ** 20);
-  rmSync(work, { recursive: true, force: true });
+  if (process.env.BENCH_KEEP) console.error(`state kept in ${join(work, "state")}`);
+  else rmSync(work, { recursive: true, force: true });
   await sql(serverUrl, `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
   return {
     scenario: scenario.name,

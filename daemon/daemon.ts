@@ -46,14 +46,16 @@ const UPGRADE_STEP_TIMEOUT_MS = 60_000;
  * Upgrades a state of an older layout before anything reads it, a chunk at a time: each chunk extends
  * systemd's start timeout and shows the progress in its status, and the log has a line every 5 s.
  */
-async function upgradeState(store: Store, state: string, logger: Logger, systemd: SystemdNotifier | undefined): Promise<void> {
+async function upgradeState(store: Store, state: string, logger: Logger, systemd: SystemdNotifier | undefined, progress: (text: string) => void): Promise<void> {
   const total = store.upgradeKeyCount();
   logger.info({ state, layout: STATE_FORMAT, keysToScan: total }, "upgrading the state to this version's layout (a stop part-way resumes at the next start)");
   const status = (scanned: number) => `starting: upgrading the state's layout (${scanned.toLocaleString("en")} of ${total.toLocaleString("en")} keys read)`;
   systemd?.extendTimeout(UPGRADE_STEP_TIMEOUT_MS, status(0));
+  progress(status(0));
   let logged = performance.now();
   await store.upgrade(({ rewritten, scanned }) => {
     systemd?.extendTimeout(UPGRADE_STEP_TIMEOUT_MS, status(scanned));
+    progress(status(scanned));
     if (performance.now() - logged >= 5_000) {
       logged = performance.now();
       logger.info({ state, keysScanned: scanned, keysToScan: total, keysRewritten: rewritten }, "upgrading the state");
@@ -102,9 +104,10 @@ export { EX_SOFTWARE };
 
 /**
  * What the listener asks of the daemon while it starts: the daemon's own answers once it exists
- * (`daemon()`), before that 503 "starting" (and /readyz `not ready: starting`).
+ * (`daemon()`), before that 503 "starting" (and /readyz `not ready: ` with what the start is doing,
+ * an upgrade of the state's layout with its progress, say); /metrics answers from the start.
  */
-function startingBackend(store: Store, daemon: () => ApiBackend | undefined): ApiBackend {
+function startingBackend(store: Store, daemon: () => ApiBackend | undefined, metrics: Metrics, phase: () => string): ApiBackend {
   const starting = () => Promise.reject(unavailable(STARTING));
   const noKeys = new ApiKeys([]);
   return {
@@ -114,10 +117,10 @@ function startingBackend(store: Store, daemon: () => ApiBackend | undefined): Ap
     notServing: () => daemon()?.notServing() ?? STARTING,
     notReady: () => {
       const running = daemon();
-      return running ? running.notReady() : "starting";
+      return running ? running.notReady() : phase();
     },
     status: () => daemon()?.status() ?? starting(),
-    metrics: () => daemon()?.metrics() ?? starting(),
+    metrics: async () => daemon()?.metrics() ?? { contentType: metrics.registry.contentType, text: await metrics.registry.metrics() },
     perform: (operation) => daemon()?.perform(operation) ?? starting(),
     requestRuns: (requests, reason) => daemon()?.requestRuns(requests, reason) ?? starting(),
     stopRun: (id) => daemon()?.stopRun(id) ?? starting(),
@@ -242,39 +245,6 @@ export class Daemon {
       }
       return found;
     };
-    let live: LiveProblem[] | undefined;
-    if (store.needsUpgrade) {
-      // A start that is refused (a config the live systems do not match, an address in use) leaves the
-      // state as it was, in the layout the previous version reads: those checks come first.
-      live = await checkLiveSystems();
-      const inUse = live.some((p) => p.permanent) ? undefined : await addressInUse(listen);
-      if (inUse) logger.error({ http: options.http }, `cannot listen on ${options.http}: ${inUse}; not starting (the state was not upgraded)`);
-      if (inUse || live.some((p) => p.permanent)) {
-        await store.close();
-        return inUse ? EX_SOFTWARE : EX_CONFIG;
-      }
-      try {
-        await upgradeState(store, options.state, logger, systemd);
-      } catch (error) {
-        await store.close();
-        throw error;
-      }
-    }
-    // The listener's thread boots (about a second: its own isolate and modules) while the live checks
-    // run and the sources start, not before them. Until the daemon exists it answers 503 "starting".
-    let daemon: Daemon | undefined = undefined;
-    const thread = startApiThread(startingBackend(store, () => daemon?.backend()), { listen, apiInsecure: options.apiInsecure ?? false, metricsAuth: options.metricsAuth ?? false, nice: options.apiNice ?? 0, logger }, STARTING, (error) => {
-      logger.error({ err: error }, "the HTTP listener's thread died: stopping (a supervisor restarts the daemon)");
-      void daemon?.stop(EX_SOFTWARE);
-    });
-    thread.catch(() => undefined);
-    const closeThread = () => thread.then((listener) => listener.close(), () => undefined);
-    live ??= await checkLiveSystems();
-    if (live.some((p) => p.permanent)) {
-      await closeThread();
-      await store.close();
-      return EX_CONFIG;
-    }
     const current = () => daemon?.generation;
     const metrics = createMetrics({
       records: () => [...(current()?.domain.models.keys() ?? [])].map((m) => [m, store.countOf("records", m)] as [string, number]),
@@ -289,7 +259,59 @@ export class Daemon {
         (current()?.runs.pending() ?? [])
           .filter((r) => r.state === "running")
           .map((r) => [r.id, r.kind, r.target, r.total ? Math.min(1, r.processed / r.total) : null] as [string, string, string, number | null]),
-    }, { version: readPackageInfo().version, node: process.version });
+    }, { version: readPackageInfo().version, node: process.version, layout: STATE_FORMAT });
+    // Until the daemon exists, the listener answers 503 "starting" and /readyz says what the start is doing.
+    let daemon: Daemon | undefined = undefined;
+    let phase = "starting";
+    const startThread = (stateLater: boolean) =>
+      startApiThread(startingBackend(store, () => daemon?.backend(), metrics, () => phase), { listen, apiInsecure: options.apiInsecure ?? false, metricsAuth: options.metricsAuth ?? false, nice: options.apiNice ?? 0, logger }, STARTING, (error) => {
+        logger.error({ err: error }, "the HTTP listener's thread died: stopping (a supervisor restarts the daemon)");
+        void daemon?.stop(EX_SOFTWARE);
+      }, stateLater);
+    let thread: Promise<ApiListener> | undefined;
+    let live: LiveProblem[] | undefined;
+    if (store.needsUpgrade) {
+      // A start that is refused (a config the live systems do not match, an address in use) leaves the
+      // state as it was, in the layout the previous version reads: those checks come first.
+      live = await checkLiveSystems();
+      const inUse = live.some((p) => p.permanent) ? undefined : await addressInUse(listen);
+      if (inUse) logger.error({ http: options.http }, `cannot listen on ${options.http}: ${inUse}; not starting (the state was not upgraded)`);
+      if (inUse || live.some((p) => p.permanent)) {
+        await store.close();
+        return inUse ? EX_SOFTWARE : EX_CONFIG;
+      }
+      // An upgrade takes a while on a large state: the listener answers before it begins (/healthz 200,
+      // /readyz 503 with its progress, /metrics), so that probes and scrapes do not take the daemon for
+      // dead meanwhile. Its thread opens the state once the upgrade is done.
+      thread = startThread(true);
+      try {
+        await thread;
+      } catch (error) {
+        logger.error({ http: options.http }, `cannot listen on ${options.http}: ${(error as Error).message}; not starting (the state was not upgraded)`);
+        await store.close();
+        return EX_SOFTWARE;
+      }
+      try {
+        await upgradeState(store, options.state, logger, systemd, (text) => (phase = text));
+      } catch (error) {
+        await thread.then((listener) => listener.close(), () => undefined);
+        await store.close();
+        throw error;
+      }
+      phase = "starting";
+      (await thread).stateReady();
+    }
+    // The listener's thread boots (about a second: its own isolate and modules) while the live checks
+    // run and the sources start, not before them.
+    thread ??= startThread(false);
+    thread.catch(() => undefined);
+    const closeThread = () => (thread as Promise<ApiListener>).then((listener) => listener.close(), () => undefined);
+    live ??= await checkLiveSystems();
+    if (live.some((p) => p.permanent)) {
+      await closeThread();
+      await store.close();
+      return EX_CONFIG;
+    }
     daemon = new Daemon(options, logger, store, metrics, systemd);
     // The sources start without waiting for the listener's thread to boot (on an operator's restart
     // path, and a backlog's catch-up is timed from the start); the daemon is ready only once both are.

@@ -17,6 +17,7 @@ import { createMetrics, createScaleOutMetrics, type Metrics, type ScaleOutMetric
 import { DEFAULT_DELIVERY_OPTIONS } from "../streams/delivery.js";
 import { PartitionTask } from "../streams/partition-task.js";
 import { DEFAULT_PIPELINE_OPTIONS, pipelineOptions, type PipelineOptions } from "../streams/pipeline.js";
+import { STATE_FORMAT } from "../state/store.js";
 import { createDestinations, type CreatedDestination } from "./connectors.js";
 import { EX_CONFIG, EX_SOFTWARE, withStateLock } from "./exit-codes.js";
 import type { RunOptions } from "./daemon.js";
@@ -82,7 +83,7 @@ export class Worker implements Drainable, PartitionOwner {
       outboxDepth: () => sum(destinations.map((d) => d.connector.destinationId), (d) => stores().reduce((n, s) => n + s.outboxDepth(d), 0)),
       runs: () => [],
       runProgress: () => [],
-    }, { version: readPackageInfo().version, node: process.version });
+    }, { version: readPackageInfo().version, node: process.version, layout: STATE_FORMAT });
     const scale = createScaleOutMetrics(metrics.registry, {
       partitionsOwned: () => {
         const counts = new Map<string, number>([...models.keys()].map((m) => [m, 0]));

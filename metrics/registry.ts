@@ -14,10 +14,11 @@ export interface StateGauges {
   runProgress(): Iterable<[run: string, kind: string, target: string, ratio: number | null]>;
 }
 
-/** What grouparoo_build_info reports: the package version and the Node.js version running it. */
+/** What grouparoo_build_info reports: the package version, the Node.js version running it, and the state layout it reads and writes (a daemon's). */
 export interface BuildInfo {
   version: string;
   node: string;
+  layout?: number;
 }
 
 export function createMetrics(state: StateGauges, build?: BuildInfo) {
@@ -186,12 +187,12 @@ export function createMetrics(state: StateGauges, build?: BuildInfo) {
     }),
     buildInfo: new Gauge({
       name: METRICS.buildInfo,
-      help: "1, labelled with the grouparoo-stream version and the Node.js version running it.",
-      labelNames: ["version", "node"] as const,
+      help: "1, labelled with the grouparoo-stream version, the Node.js version running it and (a daemon's) the layout of the state it reads and writes.",
+      labelNames: ["version", "node", "layout"] as const,
       registers: [registry],
     }),
   };
-  if (build) metrics.buildInfo.set({ version: build.version, node: build.node }, 1);
+  if (build) metrics.buildInfo.set({ version: build.version, node: build.node, ...(build.layout === undefined ? {} : { layout: String(build.layout) }) }, 1);
   return metrics;
 }
 

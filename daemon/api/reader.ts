@@ -70,14 +70,33 @@ const logger: HttpLogger = {
   },
 } as HttpLogger;
 
-let store: Store;
 let server: Api | undefined;
+/** The state, read-only; undefined while the daemon's thread upgrades its layout (data.stateLater). */
+let opened: Store | undefined;
+const openState = (): Store => (opened = Store.open(data.state, { readOnly: true }));
 try {
-  store = Store.open(data.state, { readOnly: true });
+  if (!data.stateLater) openState();
 } catch (error) {
   post({ type: "listen-failed", message: `the API thread cannot read the state: ${(error as Error).message}` });
   process.exit(1);
 }
+/**
+ * What the routes read: the state once open; before that (an upgrade under way) every use of it
+ * answers 503, although no route reads it then, since the daemon has no config generation yet.
+ */
+const bound = new Map<PropertyKey, unknown>();
+const store = new Proxy({} as Store, {
+  get(_target, property) {
+    const real = opened;
+    if (!real) throw unavailable("the daemon is upgrading the state to this version's layout; try again once it is ready (/readyz)");
+    let value = bound.get(property);
+    if (value === undefined) {
+      value = Reflect.get(real, property, real) as unknown;
+      if (typeof value === "function") bound.set(property, (value = (value as (...args: unknown[]) => unknown).bind(real)));
+    }
+    return value;
+  },
+});
 
 const backend: ApiBackend = {
   keys: () => keys,
@@ -105,6 +124,11 @@ port.on("message", (message: ToReader) => {
     case "beat":
       lastBeat = Date.now();
       return;
+    case "state":
+      // The upgrade is done. The daemon would stop without a listener: a state this thread cannot
+      // open now ends the thread, and the daemon's thread then stops (died()).
+      if (!opened) openState();
+      return;
     case "result": {
       const call = waiting.get(message.id);
       if (!call) return;
@@ -119,7 +143,7 @@ port.on("message", (message: ToReader) => {
         const cut = setTimeout(() => server?.server.closeAllConnections(), 2000);
         await server?.close();
         clearTimeout(cut);
-        await store.close();
+        await opened?.close();
         port.close();
       })();
   }
@@ -136,6 +160,6 @@ try {
   post({ type: "listening" });
 } catch (error) {
   post({ type: "listen-failed", message: (error as Error).message });
-  await store.close();
+  await opened?.close();
   port.close();
 }

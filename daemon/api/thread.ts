@@ -30,6 +30,7 @@ export type ToReader =
   | { type: "generation"; generation: { config: Config; keys: StoredKey[] } | null; why?: string }
   | { type: "beat" }
   | { type: "result"; id: number; value?: unknown; error?: CrossedError }
+  | { type: "state" }
   | { type: "close" };
 
 export type FromReader =
@@ -48,6 +49,11 @@ export interface ReaderData {
   debug: boolean;
   /** Why there is no config generation yet (each one comes by message). */
   why: string;
+  /**
+   * The state is being upgraded to this version's layout: the thread opens it only once told it is
+   * done (a "state" message); until then the routes that read it answer 503.
+   */
+  stateLater?: boolean;
 }
 
 /** How often the daemon's thread tells the API thread it is alive. */
@@ -60,6 +66,8 @@ export const CALL_TIMEOUT_MS = 10_000;
 export interface ApiListener {
   /** The config generation the API serves (null while a reload swaps generations, or once stopping: `why`). */
   generation(generation: { config: Config; keys: ApiKeys } | null, why?: string): void;
+  /** The state's upgrade is done: a thread started with `stateLater` may open it now. */
+  stateReady(): void;
   close(): Promise<void>;
 }
 
@@ -100,6 +108,8 @@ export async function startApiThread(
   why: string,
   /** Called once if the thread dies after it listened (the daemon then stops: no listener, no probes). */
   died: (error: Error) => void,
+  /** The state is being upgraded: the thread opens it once stateReady() is called. */
+  stateLater = false,
 ): Promise<ApiListener> {
   // The daemon's own listener, never bound to a socket: it answers the writes the thread hands over
   // (the thread logs each request once; this one logs only failures).
@@ -123,7 +133,7 @@ export async function startApiThread(
   const closeLocal = async () => {
     if (built) await built.then((app) => app.close(), () => undefined);
   };
-  const data: ReaderData = { state: backend.store.path, listen: options.listen, apiInsecure: options.apiInsecure ?? false, metricsAuth: options.metricsAuth ?? false, nice: options.nice ?? 0, debug: options.logger.isLevelEnabled("debug"), why };
+  const data: ReaderData = { state: backend.store.path, listen: options.listen, apiInsecure: options.apiInsecure ?? false, metricsAuth: options.metricsAuth ?? false, nice: options.nice ?? 0, debug: options.logger.isLevelEnabled("debug"), why, ...(stateLater ? { stateLater } : {}) };
   const worker = readerThread(data);
   const send = (message: ToReader) => worker.postMessage(message);
 
@@ -204,6 +214,9 @@ export async function startApiThread(
     generation(generation, why) {
       if (exited) return;
       send({ type: "generation", generation: generation && { config: generation.config, keys: generation.keys.digests() }, ...(why ? { why } : {}) });
+    },
+    stateReady() {
+      if (!exited) send({ type: "state" });
     },
     async close() {
       closing = true;

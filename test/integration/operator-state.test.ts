@@ -163,9 +163,11 @@ describe("metrics that tell the truth (item 6) and what a state holds (items 3, 
     expect(store.outboxDepth("vip_hook")).toBe(1);
   });
 
-  it("reports the build: grouparoo_build_info{version,node} 1", async () => {
+  it("reports the build: grouparoo_build_info{version,node} 1, with the state's layout where there is one", async () => {
     const metrics = createMetrics(noGauges, { version: "1.2.3", node: "v20.19.0" });
     expect(sample(await metrics.registry.metrics(), 'grouparoo_build_info{version="1.2.3",node="v20.19.0"}')).toBe(1);
+    const daemon = createMetrics(noGauges, { version: "1.2.3", node: "v20.19.0", layout: 4 });
+    expect(sample(await daemon.registry.metrics(), 'grouparoo_build_info{version="1.2.3",node="v20.19.0",layout="4"}')).toBe(1);
   });
 
   it("summarises the state and lists dead letters with their reasons, read-only", async () => {
