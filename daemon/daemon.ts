@@ -263,9 +263,11 @@ export class Daemon {
     // Until the daemon exists, the listener answers 503 "starting" and /readyz says what the start is doing.
     let daemon: Daemon | undefined = undefined;
     let phase = "starting";
+    let listenerDied = false;
     const startThread = (stateLater: boolean) =>
       startApiThread(startingBackend(store, () => daemon?.backend(), metrics, () => phase), { listen, apiInsecure: options.apiInsecure ?? false, metricsAuth: options.metricsAuth ?? false, nice: options.apiNice ?? 0, logger }, STARTING, (error) => {
         logger.error({ err: error }, "the HTTP listener's thread died: stopping (a supervisor restarts the daemon)");
+        listenerDied = true;
         void daemon?.stop(EX_SOFTWARE);
       }, stateLater);
     let thread: Promise<ApiListener> | undefined;
@@ -297,6 +299,11 @@ export class Daemon {
         await thread.then((listener) => listener.close(), () => undefined);
         await store.close();
         throw error;
+      }
+      // A listener that died while the state was upgraded: the start stops there (the state stays upgraded).
+      if (listenerDied) {
+        await store.close();
+        return EX_SOFTWARE;
       }
       phase = "starting";
       (await thread).stateReady();
