@@ -103,6 +103,13 @@ export function definitionsOf(config: Config, domain: Domain): Definitions {
   return definitions;
 }
 
+/** The definitions of one model and what belongs to it: what a state holding only that model records (a worker's partition). */
+export function definitionsOfModel(definitions: Definitions, modelId: string): Definitions {
+  const of = <T extends { modelId: string }>(record: Record<string, T>): Record<string, T> => Object.fromEntries(Object.entries(record).filter(([, d]) => d.modelId === modelId));
+  const model = definitions.models[modelId];
+  return { models: model ? { [modelId]: model } : {}, sources: of(definitions.sources), properties: of(definitions.properties), groups: of(definitions.groups), destinations: of(definitions.destinations) };
+}
+
 /** What one Run does; `updates` are the definitions recorded when it is done. */
 export type RunSpec =
   | { kind: "remove-destination"; destinationId: string }

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import type { Logger } from "pino";
 import type { Config } from "../core/config/types.js";
 import type { Domain } from "../core/domain.js";
+import { definitionsOf, definitionsOfModel, type Definitions } from "../core/definitions.js";
 import type { ModelTopics } from "../core/partitions.js";
 import { ChangelogReader, PartitionChangelog } from "../connectors/kafka/changelog.js";
 import { ensureModelTopics, TopicLayoutError } from "../connectors/kafka/model-topics.js";
@@ -15,7 +16,8 @@ import { partitionStream, WorkerConsumer, type PartitionBatch, type PartitionOwn
 import type { DestinationConnector } from "../connectors/types.js";
 import { createMetrics, createScaleOutMetrics, type Metrics, type ScaleOutMetrics } from "../metrics/registry.js";
 import { DEFAULT_DELIVERY_OPTIONS } from "../streams/delivery.js";
-import { PartitionTask } from "../streams/partition-task.js";
+import { PartitionTask, UnsupportedConfigChangeError } from "../streams/partition-task.js";
+import { listRuns } from "../streams/runs.js";
 import { DEFAULT_PIPELINE_OPTIONS, pipelineOptions, type PipelineOptions } from "../streams/pipeline.js";
 import { STATE_FORMAT } from "../state/store.js";
 import { createDestinations, type CreatedDestination } from "./connectors.js";
@@ -23,7 +25,7 @@ import { EX_CONFIG, EX_SOFTWARE, withStateLock } from "./exit-codes.js";
 import type { RunOptions } from "./daemon.js";
 import { readPackageInfo } from "./package-info.js";
 import { startProbeServer, type Api } from "./api/server.js";
-import { recordCommitted, recordDelivered, sourceObserver } from "./observe.js";
+import { recordCommitted, recordDelivered, recordResult, sourceObserver } from "./observe.js";
 import { loadPartitioned } from "./partitioned.js";
 import { runUntilSignalled, type Drainable } from "./signals.js";
 
@@ -81,8 +83,16 @@ export class Worker implements Drainable, PartitionOwner {
       records: () => sum(models.keys(), (m) => stores().reduce((n, s) => n + s.countOf("records", m), 0)),
       members: () => sum(domain.groups.keys(), (g) => stores().reduce((n, s) => n + s.countOf("members", g), 0)),
       outboxDepth: () => sum(destinations.map((d) => d.connector.destinationId), (d) => stores().reduce((n, s) => n + s.outboxDepth(d), 0)),
-      runs: () => [],
-      runProgress: () => [],
+      runs: () => {
+        const counts = new Map<string, number>();
+        for (const store of stores()) for (const run of listRuns(store)) counts.set(`${run.kind}\u0000${run.state}`, (counts.get(`${run.kind}\u0000${run.state}`) ?? 0) + 1);
+        return [...counts].map(([key, count]) => [...(key.split("\u0000") as [string, string]), count] as [string, string, number]);
+      },
+      runProgress: () =>
+        [...(self.worker?.tasks.values() ?? [])]
+          .flatMap((t) => t.pendingRuns())
+          .filter((r) => r.state === "running")
+          .map((r) => [r.id, r.kind, r.target, r.total ? Math.min(1, r.processed / r.total) : null] as [string, string, string, number | null]),
     }, { version: readPackageInfo().version, node: process.version, layout: STATE_FORMAT });
     const scale = createScaleOutMetrics(metrics.registry, {
       partitionsOwned: () => {
@@ -196,11 +206,26 @@ export class Worker implements Drainable, PartitionOwner {
         (error: unknown) => {
           // A partition closed while it was being taken over (revoked, or the worker stops) is no failure.
           if (this.draining || this.tasks.get(`${task.topic}\u0000${task.partition}`) !== task) return;
+          if (error instanceof UnsupportedConfigChangeError) {
+            // Starting over would meet the same config: the worker stops for good (78, as systemd's unit is told not to restart).
+            this.logger.error({ model: task.modelId, partition: task.partition }, `${error.message}; not starting`);
+            void this.stop(EX_CONFIG);
+            return;
+          }
           this.logger.error({ err: error, partition: task.partition }, "taking the partition over failed; the worker stops so it can start over");
           void this.stop(EX_SOFTWARE);
         },
       );
     }
+  }
+
+  private readonly definitions = new Map<string, Definitions>();
+
+  /** The config's definitions of one model, computed once. */
+  private definitionsOf(modelId: string): Definitions {
+    let found = this.definitions.get(modelId);
+    if (!found) this.definitions.set(modelId, (found = definitionsOfModel(definitionsOf(this.config, this.domain), modelId)));
+    return found;
   }
 
   private createTask(topic: string, partition: number): PartitionTask {
@@ -218,6 +243,11 @@ export class Worker implements Drainable, PartitionOwner {
       appId: consumer.app.id,
       statePath: join(this.options.state, model, String(partition)),
       domain: this.domain,
+      definitions: this.definitionsOf(model),
+      runEvents: {
+        progressed: (run, items) => this.metrics.runItems.inc({ kind: run.kind }, items),
+        applied: (_run, result) => recordResult(this.metrics, result),
+      },
       changelog,
       reader: this.group.reader.get(model) as ChangelogReader,
       destinations: this.destinations

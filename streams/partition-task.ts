@@ -10,6 +10,7 @@
 import { rmSync } from "node:fs";
 import type { Logger } from "pino";
 import type { Change } from "../core/change.js";
+import type { Definitions } from "../core/definitions.js";
 import type { Domain } from "../core/domain.js";
 import type { CapturedTransaction, ChangelogRecord } from "../core/partitions.js";
 import type { ChangelogReader, PartitionChangelog } from "../connectors/kafka/changelog.js";
@@ -19,6 +20,7 @@ import { STATE_FORMAT, Store, type OutboxEntry } from "../state/store.js";
 import { Delivery, type DeliveryOptions, type DeliveryOutcome } from "./delivery.js";
 import { flowIntoState, type Flow, type FlowEvents } from "./flow.js";
 import type { PipelineOptions } from "./pipeline.js";
+import { Runs, type RunEvents } from "./runs.js";
 
 /** The changes of one partition, handed over by the worker's consumer. */
 export class PartitionSource extends ChangeReader {
@@ -65,6 +67,9 @@ export interface PartitionTaskOptions {
   appId: string;
   statePath: string;
   domain: Domain;
+  /** The config's definitions of this partition's model (definitionsOfModel): what its state is brought to. */
+  definitions: Definitions;
+  runEvents?: RunEvents;
   changelog: PartitionChangelog;
   reader: ChangelogReader;
   destinations: readonly { connector: DestinationConnector; delivery: DeliveryOptions }[];
@@ -84,6 +89,14 @@ export interface PartitionTaskOptions {
   };
 }
 
+/**
+ * The config changes what a partition's state was built with in a way only a re-read of a source
+ * follows (a worker gets rows only through the relay, once): the partition is not taken over.
+ */
+export class UnsupportedConfigChangeError extends Error {
+  readonly code = "UNSUPPORTED_CONFIG_CHANGE";
+}
+
 export interface Takeover {
   how: "kept" | "restored";
   records: number;
@@ -94,6 +107,8 @@ export class PartitionTask {
   readonly source: PartitionSource;
   private store: Store | undefined;
   private flow: Flow | undefined;
+  /** The Runs that bring the partition's state to the config's definitions (README, "Relay and workers"). */
+  private runs: Runs | undefined;
   private deliveries: Delivery<OutboxEntry>[] = [];
   private readonly queue: CapturedTransaction[] = [];
   private committing: Promise<void> | undefined;
@@ -135,6 +150,11 @@ export class PartitionTask {
 
   get state(): Store | undefined {
     return this.store;
+  }
+
+  /** Runs in progress or waiting on this partition. */
+  pendingRuns(): ReturnType<Runs["pending"]> {
+    return this.runs?.pending() ?? [];
   }
 
   get isOpen(): boolean {
@@ -184,6 +204,20 @@ export class PartitionTask {
     }
     if (this.closed) throw new Error("closed while restoring");
     const position = store.position(options.stream);
+    // The config's definitions against the state's: a change a Run over the state carries out (a group
+    // added or changed, a property of another source rebuilt from its stored rows, a destination's
+    // exports planned again, what was removed taken out) runs here, in this partition's pipeline, its
+    // writes in the changelog like any. A source's rows reach a worker only through the relay, once:
+    // past the partition's start, a change that needs them again is refused.
+    const runs = new Runs({ store, domain: options.domain, schedule: (work) => this.flow?.pipeline.schedule(work), connectorOf: () => undefined, logger: options.logger, ...(options.runEvents ? { events: options.runEvents } : {}) });
+    const needsReread = () => position !== undefined;
+    const empty = store.isEmpty();
+    const rereads = runs.plan(options.definitions, needsReread, empty).runs.filter((r) => r.spec.kind === "reread");
+    if (rereads.length > 0) {
+      throw new UnsupportedConfigChangeError(
+        `the config changes partition ${options.modelId}/${options.partition}'s state in a way a worker cannot follow: ${rereads.map((r) => `${r.target}: ${r.reason}`).join("; ")}. A worker gets a source's rows only through the relay, once, and cannot read them again: apply this change by starting the relay on a new slot and publication and the workers on a new consumer group and changelog, with empty --state directories, or undo it (the partition's state was not changed)`,
+      );
+    }
     this.openedOffset = position === undefined ? -1n : BigInt(position);
     this.committedOffset = this.openedOffset;
     this.pushedOffset = this.openedOffset;
@@ -191,6 +225,8 @@ export class PartitionTask {
     options.seekInput(String(this.openedOffset + 1n));
     for (const { connector } of options.destinations) this.committedSeqs.set(connector.destinationId, store.getMeta<number>(`seq:outbox:${connector.destinationId}`) ?? 0);
     this.start(store);
+    this.runs = runs;
+    await runs.start(options.definitions, needsReread, empty);
     const seconds = (performance.now() - started) / 1000;
     options.logger.info({ partition: options.partition, how, records, seconds: Number(seconds.toFixed(3)), position: position ?? null }, how === "kept" ? "partition taken over with its local state" : "partition restored from the changelog");
     return { how, records, seconds };
@@ -351,6 +387,8 @@ export class PartitionTask {
     this.closed = true;
     this.options.reader.cancel(this.options.partition);
     await this.opened.catch(() => undefined);
+    // A Run in progress stops at its next chunk; the partition's next owner resumes it.
+    this.runs?.stop();
     this.flow?.pipeline.drain();
     await this.source.stop();
     await this.flow?.done.catch(() => undefined);

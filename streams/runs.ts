@@ -157,20 +157,13 @@ export class Runs {
    */
   async start(next: Definitions, needsReread: (sourceId: string) => boolean, isEmpty: boolean): Promise<RunPlan> {
     const { store, logger } = this.context;
-    let stored = storedDefinitions(store);
+    const stored = this.baseline(next, isEmpty, true);
     if (stored === undefined) {
-      if (isEmpty) {
-        // A new state: what it will hold is read under these definitions from the start.
-        await store.transact((tx) => writeUpdates(tx, allUpdates(next)));
-        this.starting = false;
-        this.next();
-        return { runs: [], updates: [] };
-      }
-      // A state from before definitions were recorded: it is taken to match the config, except the
-      // groups, whose fingerprints it did record.
-      logger.warn("the state records no definitions (an older version wrote it): taking it to match this config, groups excepted");
-      stored = { ...next, groups: {} };
-      for (const [id, group] of Object.entries(next.groups)) if (store.getMeta<string>(`group:${id}`) === group.fingerprint) stored.groups[id] = group;
+      // A new state: what it will hold is read under these definitions from the start.
+      await store.transact((tx) => writeUpdates(tx, allUpdates(next)));
+      this.starting = false;
+      this.next();
+      return { runs: [], updates: [] };
     }
     const plan = planRuns(stored, next, { needsReread });
     const existing = listRuns(store).filter((r) => r.state === "running" || r.state === "queued");
@@ -238,6 +231,27 @@ export class Runs {
     for (const run of runs) logger.info({ run: run.id, kind: run.kind, target: run.target, reason: run.reason, resumed: run.processed > 0 || run.cursor !== undefined }, "run planned");
     this.next();
     return plan;
+  }
+
+  /** The plan start() would follow, without writing anything (a worker checks it can carry it out first). */
+  plan(next: Definitions, needsReread: (sourceId: string) => boolean, isEmpty: boolean): RunPlan {
+    const stored = this.baseline(next, isEmpty, false);
+    return stored === undefined ? { runs: [], updates: [] } : planRuns(stored, next, { needsReread });
+  }
+
+  /**
+   * The definitions the state was built with; undefined for a new state (it records the config's). A
+   * state from before definitions were recorded is taken to match the config, except the groups, whose
+   * fingerprints it did record.
+   */
+  private baseline(next: Definitions, isEmpty: boolean, warn: boolean): Definitions | undefined {
+    const { store, logger } = this.context;
+    const stored = storedDefinitions(store);
+    if (stored !== undefined || isEmpty) return stored;
+    if (warn) logger.warn("the state records no definitions (an older version wrote it): taking it to match this config, groups excepted");
+    const taken: Definitions = { ...next, groups: {} };
+    for (const [id, group] of Object.entries(next.groups)) if (store.getMeta<string>(`group:${id}`) === group.fingerprint) taken.groups[id] = group;
+    return taken;
   }
 
   /** Queues a Run asked for by hand (grouparoo-stream rebuild, the API). */

@@ -1,7 +1,7 @@
 // Planning Runs from definitions (pure): each kind of config change gets exactly the Runs that take
 // the state to what a fresh daemon on the new config builds, and nothing else.
 import { describe, expect, it } from "vitest";
-import { applyUpdates, definitionsOf, planRuns, requestedRunChanged, requestedRunObsolete, runCovers, type Definitions, type RunPlan, type RunSpec } from "../../core/definitions.js";
+import { applyUpdates, definitionsOf, definitionsOfModel, planRuns, requestedRunChanged, requestedRunObsolete, runCovers, type Definitions, type RunPlan, type RunSpec } from "../../core/definitions.js";
 import { validateObjects } from "../../daemon/config/validate.js";
 import { asRaw, find, validConfigObjects } from "../helpers/config.js";
 
@@ -184,5 +184,30 @@ describe("planRuns", () => {
     expect(runCovers({ kind: "reread", sourceId: "s", modelId: "users" }, { kind: "reread", sourceId: "s", modelId: "users" })).toBe(true);
     expect(runCovers({ kind: "reread", sourceId: "s", modelId: "users" }, rebuild(["a"]))).toBe(false);
     expect(runCovers({ kind: "backfill", groupId: "g", modelId: "users" }, { kind: "backfill", groupId: "g", modelId: "users" })).toBe(true);
+  });
+});
+
+describe("definitionsOfModel", () => {
+  it("keeps one model's definitions and what belongs to it (a worker's partition holds one model)", () => {
+    const objects: Obj[] = [
+      ...validConfigObjects(),
+      { class: "model", id: "accounts", type: "account" },
+      { class: "source", id: "accounts_table", type: "postgres-cdc", appId: "shop_db", modelId: "accounts", options: { table: "accounts" }, mapping: { id: "account_id" } },
+      { class: "property", id: "account_id", type: "integer", unique: true, sourceId: "accounts_table", options: { column: "id" } },
+      { class: "group", id: "big_accounts", modelId: "accounts", rules: [{ propertyId: "account_id", op: "gt", match: 10 }] },
+    ];
+    const all = definitions(objects);
+    const users = definitionsOfModel(all, "users");
+    const accounts = definitionsOfModel(all, "accounts");
+    expect(Object.keys(users.models)).toEqual(["users"]);
+    expect(Object.keys(users.sources).sort()).toEqual(["purchases_table", "users_table"]);
+    expect(Object.keys(users.properties).sort()).toEqual(["email", "first_name", "last_purchase_at", "lifetime_value", "purchase_count", "signed_up_at", "skus", "user_id", "vip"]);
+    expect(users.groups).toEqual(Object.fromEntries(Object.entries(all.groups).filter(([id]) => id !== "big_accounts")));
+    expect(users.destinations).toEqual(all.destinations);
+    expect(accounts).toEqual({ models: { accounts: all.models.accounts }, sources: { accounts_table: all.sources.accounts_table }, properties: { account_id: all.properties.account_id }, groups: { big_accounts: all.groups.big_accounts }, destinations: {} });
+    // A change to another model plans nothing for this one.
+    const changed = definitions(objects.filter((o) => o.id !== "big_accounts"));
+    expect(planRuns(users, definitionsOfModel(changed, "users"), { needsReread: () => true })).toEqual({ runs: [], updates: [] });
+    expect(definitionsOfModel(all, "nobody")).toEqual({ models: {}, sources: {}, properties: {}, groups: {}, destinations: {} });
   });
 });
