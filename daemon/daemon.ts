@@ -19,7 +19,7 @@ import { STATE_FORMAT, Store, type OutboxEntry } from "../state/store.js";
 import { DEFAULT_DELIVERY_OPTIONS, Delivery, type DeliveryOptions, type InFlight } from "../streams/delivery.js";
 import { flowIntoState, type Flow } from "../streams/flow.js";
 import { DEFAULT_PIPELINE_OPTIONS, pipelineOptions } from "../streams/pipeline.js";
-import { listRuns, Runs } from "../streams/runs.js";
+import { Runs } from "../streams/runs.js";
 import { EX_CONFIG, EX_SOFTWARE, EX_USAGE, stateExitCode } from "./exit-codes.js";
 import { loadConfigWithPlugins, type ValidationResult } from "./config/validate.js";
 import { createDestinations, createSources, needsReread, type CreatedDestination } from "./connectors.js";
@@ -34,7 +34,7 @@ import type { ApiBackend } from "./api/server.js";
 import { startApiThread, type ApiListener } from "./api/thread.js";
 import { daemonStatus, type DaemonStatus } from "./api/status.js";
 import type { Operation } from "../streams/pipeline.js";
-import { recordCommitted, recordResult, recordDelivered, sourceObserver } from "./observe.js";
+import { recordCommitted, recordResult, recordDelivered, runCounts, runningProgress, sourceObserver } from "./observe.js";
 import type { SystemdNotifier } from "./systemd.js";
 
 /** Longest a reload waits for the live check of the new config. */
@@ -250,15 +250,8 @@ export class Daemon {
       records: () => [...(current()?.domain.models.keys() ?? [])].map((m) => [m, store.countOf("records", m)] as [string, number]),
       members: () => [...(current()?.domain.groups.keys() ?? [])].map((g) => [g, store.countOf("members", g)] as [string, number]),
       outboxDepth: () => [...(current()?.domain.destinations.keys() ?? [])].map((d) => [d, store.outboxDepth(d)] as [string, number]),
-      runs: () => {
-        const counts = new Map<string, number>();
-        for (const run of listRuns(store)) counts.set(`${run.kind}\u0000${run.state}`, (counts.get(`${run.kind}\u0000${run.state}`) ?? 0) + 1);
-        return [...counts].map(([key, count]) => [...(key.split("\u0000") as [string, string]), count] as [string, string, number]);
-      },
-      runProgress: () =>
-        (current()?.runs.pending() ?? [])
-          .filter((r) => r.state === "running")
-          .map((r) => [r.id, r.kind, r.target, r.total ? Math.min(1, r.processed / r.total) : null] as [string, string, string, number | null]),
+      runs: () => runCounts([store]),
+      runProgress: () => runningProgress(current()?.runs.pending() ?? []),
     }, { version: readPackageInfo().version, node: process.version, layout: STATE_FORMAT });
     // Until the daemon exists, the listener answers 503 "starting" and /readyz says what the start is doing.
     let daemon: Daemon | undefined = undefined;

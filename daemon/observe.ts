@@ -1,11 +1,31 @@
 // What the daemon records in the metrics (defined in metrics/) as batches commit and destinations
 // answer, and what sources report through their observer.
 import type { BatchResult } from "../core/apply.js";
-import type { OutboxEntry } from "../state/store.js";
+import type { OutboxEntry, Store } from "../state/store.js";
 import type { SourceObserver } from "../connectors/types.js";
 import type { Metrics } from "../metrics/registry.js";
 import type { DeliveryOutcome } from "../streams/delivery.js";
 import type { CommittedBatch } from "../streams/pipeline.js";
+import { listRuns, type RunState } from "../streams/runs.js";
+
+/** grouparoo_runs at scrape time: the Runs these states hold, by kind and state. */
+export function runCounts(stores: Iterable<Store>): [kind: string, state: string, count: number][] {
+  const counts = new Map<string, [string, string, number]>();
+  for (const store of stores) {
+    for (const run of listRuns(store)) {
+      const key = `${run.kind}\u0000${run.state}`;
+      const entry = counts.get(key) ?? [run.kind, run.state, 0];
+      entry[2] += 1;
+      counts.set(key, entry);
+    }
+  }
+  return [...counts.values()];
+}
+
+/** grouparoo_run_progress_ratio at scrape time: the running Runs' share of their records done (null: unknown). */
+export function runningProgress(runs: Iterable<RunState>): [run: string, kind: string, target: string, ratio: number | null][] {
+  return [...runs].filter((r) => r.state === "running").map((r) => [r.id, r.kind, r.target, r.total ? Math.min(1, r.processed / r.total) : null]);
+}
 
 export function recordCommitted(metrics: Metrics, batch: CommittedBatch): void {
   if (!batch.result) return;

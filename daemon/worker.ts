@@ -17,7 +17,6 @@ import type { DestinationConnector } from "../connectors/types.js";
 import { createMetrics, createScaleOutMetrics, type Metrics, type ScaleOutMetrics } from "../metrics/registry.js";
 import { DEFAULT_DELIVERY_OPTIONS } from "../streams/delivery.js";
 import { PartitionTask, UnsupportedConfigChangeError } from "../streams/partition-task.js";
-import { listRuns } from "../streams/runs.js";
 import { DEFAULT_PIPELINE_OPTIONS, pipelineOptions, type PipelineOptions } from "../streams/pipeline.js";
 import { STATE_FORMAT } from "../state/store.js";
 import { createDestinations, type CreatedDestination } from "./connectors.js";
@@ -25,7 +24,7 @@ import { EX_CONFIG, EX_SOFTWARE, withStateLock } from "./exit-codes.js";
 import type { RunOptions } from "./daemon.js";
 import { readPackageInfo } from "./package-info.js";
 import { startProbeServer, type Api } from "./api/server.js";
-import { recordCommitted, recordDelivered, recordResult, sourceObserver } from "./observe.js";
+import { recordCommitted, recordDelivered, recordResult, runCounts, runningProgress, sourceObserver } from "./observe.js";
 import { loadPartitioned } from "./partitioned.js";
 import { runUntilSignalled, type Drainable } from "./signals.js";
 
@@ -83,16 +82,8 @@ export class Worker implements Drainable, PartitionOwner {
       records: () => sum(models.keys(), (m) => stores().reduce((n, s) => n + s.countOf("records", m), 0)),
       members: () => sum(domain.groups.keys(), (g) => stores().reduce((n, s) => n + s.countOf("members", g), 0)),
       outboxDepth: () => sum(destinations.map((d) => d.connector.destinationId), (d) => stores().reduce((n, s) => n + s.outboxDepth(d), 0)),
-      runs: () => {
-        const counts = new Map<string, number>();
-        for (const store of stores()) for (const run of listRuns(store)) counts.set(`${run.kind}\u0000${run.state}`, (counts.get(`${run.kind}\u0000${run.state}`) ?? 0) + 1);
-        return [...counts].map(([key, count]) => [...(key.split("\u0000") as [string, string]), count] as [string, string, number]);
-      },
-      runProgress: () =>
-        [...(self.worker?.tasks.values() ?? [])]
-          .flatMap((t) => t.pendingRuns())
-          .filter((r) => r.state === "running")
-          .map((r) => [r.id, r.kind, r.target, r.total ? Math.min(1, r.processed / r.total) : null] as [string, string, string, number | null]),
+      runs: () => runCounts(stores()),
+      runProgress: () => runningProgress([...(self.worker?.tasks.values() ?? [])].flatMap((t) => t.pendingRuns())),
     }, { version: readPackageInfo().version, node: process.version, layout: STATE_FORMAT });
     const scale = createScaleOutMetrics(metrics.registry, {
       partitionsOwned: () => {
