@@ -132,7 +132,11 @@ export class Relay implements Drainable {
     if (this.draining) return;
     this.draining = true;
     this.flow?.pipeline.drain();
-    await Promise.race([Promise.allSettled(this.sources.map((s) => s.stop())), new Promise((r) => setTimeout(r, 10_000))]);
+    // At most 10 s for the sources to stop (their last events published and confirmed); said when it runs out.
+    let timer: NodeJS.Timeout | undefined;
+    const late = await Promise.race([Promise.allSettled(this.sources.map((s) => s.stop())).then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), 10_000)))]);
+    clearTimeout(timer);
+    if (late) this.logger.warn({ apps: this.sources.map((s) => s.appId) }, "the sources did not stop within 10 s; the relay stops without waiting for them (what they did not confirm is read again at the next start)");
     await this.flow?.done.catch(() => undefined);
     await this.server?.close();
     await this.close();
