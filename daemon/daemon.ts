@@ -127,6 +127,9 @@ function startingBackend(store: Store, daemon: () => ApiBackend | undefined, met
   };
 }
 
+/** The listener's thread died while the state was upgraded (logged where it died). */
+class ListenerDiedError extends Error {}
+
 /** What a reload did: applied a new config, refused an invalid one, found the running one, or came during a drain. */
 export type ReloadResult = "applied" | "invalid" | "unchanged" | "ignored";
 
@@ -250,7 +253,7 @@ export class Daemon {
       records: () => [...(current()?.domain.models.keys() ?? [])].map((m) => [m, store.countOf("records", m)] as [string, number]),
       members: () => [...(current()?.domain.groups.keys() ?? [])].map((g) => [g, store.countOf("members", g)] as [string, number]),
       outboxDepth: () => [...(current()?.domain.destinations.keys() ?? [])].map((d) => [d, store.outboxDepth(d)] as [string, number]),
-      runs: () => runCounts([store]),
+      runs: () => (current() ? runCounts([store]) : []),
       runProgress: () => runningProgress(current()?.runs.pending() ?? []),
     }, { version: readPackageInfo().version, node: process.version, layout: STATE_FORMAT });
     // Until the daemon exists, the listener answers 503 "starting" and /readyz says what the start is doing.
@@ -287,14 +290,20 @@ export class Daemon {
         return EX_SOFTWARE;
       }
       try {
-        await upgradeState(store, options.state, logger, systemd, (text) => (phase = text));
+        await upgradeState(store, options.state, logger, systemd, (text) => {
+          // A listener that died stops the upgrade between chunks (the next start resumes it): no probe answers now.
+          if (listenerDied) throw new ListenerDiedError();
+          phase = text;
+        });
       } catch (error) {
         await thread.then((listener) => listener.close(), () => undefined);
         await store.close();
+        if (error instanceof ListenerDiedError) return EX_SOFTWARE;
         throw error;
       }
-      // A listener that died while the state was upgraded: the start stops there (the state stays upgraded).
+      // Died after the last chunk: the start stops here all the same (the state stays upgraded).
       if (listenerDied) {
+        await thread.then((listener) => listener.close(), () => undefined);
         await store.close();
         return EX_SOFTWARE;
       }
@@ -311,6 +320,12 @@ export class Daemon {
       await closeThread();
       await store.close();
       return EX_CONFIG;
+    }
+    // The listener's thread died before there was a daemon to stop (during the live checks): no start.
+    if (listenerDied) {
+      await closeThread();
+      await store.close();
+      return EX_SOFTWARE;
     }
     daemon = new Daemon(options, logger, store, metrics, systemd);
     // The sources start without waiting for the listener's thread to boot (on an operator's restart

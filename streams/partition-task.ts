@@ -208,14 +208,15 @@ export class PartitionTask {
     // added or changed, a property of another source rebuilt from its stored rows, a destination's
     // exports planned again, what was removed taken out) runs here, in this partition's pipeline, its
     // writes in the changelog like any. A source's rows reach a worker only through the relay, once:
-    // past the partition's start, a change that needs them again is refused.
+    // so a change that needs them again is refused (whatever this partition has consumed: the relay's
+    // topic already holds what the relay read under the old config). A new state has no plan.
     const runs = new Runs({ store, domain: options.domain, schedule: (work) => this.flow?.pipeline.schedule(work), connectorOf: () => undefined, logger: options.logger, ...(options.runEvents ? { events: options.runEvents } : {}) });
-    const needsReread = () => position !== undefined;
+    const needsReread = () => true;
     const empty = store.isEmpty();
-    const rereads = runs.plan(options.definitions, needsReread, empty).runs.filter((r) => r.spec.kind === "reread");
+    const rereads = runs.needingReread(runs.plan(options.definitions, needsReread, empty));
     if (rereads.length > 0) {
       throw new UnsupportedConfigChangeError(
-        `the config changes partition ${options.modelId}/${options.partition}'s state in a way a worker cannot follow: ${rereads.map((r) => `${r.target}: ${r.reason}`).join("; ")}. A worker gets a source's rows only through the relay, once, and cannot read them again: apply this change by starting the relay on a new slot and publication and the workers on a new consumer group and changelog, with empty --state directories, or undo it (the partition's state was not changed)`,
+        `the config changes partition ${options.modelId}/${options.partition}'s state in a way a worker cannot follow: ${rereads.join("; ")}. A worker gets a source's rows only through the relay, once, and cannot read them again: apply this change by starting the relay on a new slot and publication and the workers on a new consumer group and changelog, with empty --state directories, or undo it (the partition's state was not changed)`,
       );
     }
     this.openedOffset = position === undefined ? -1n : BigInt(position);

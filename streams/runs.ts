@@ -5,7 +5,7 @@
 // source's connector: its rows and progress markers flow through the pipeline like every change.
 import type { Logger } from "pino";
 import { applyRowChange, emptyAggregate, type AggregateState, type BatchApplier, type BatchResult } from "../core/apply.js";
-import { DEFINITION_CLASSES, planRuns, requestedRunChanged, requestedRunObsolete, runCovers, type DefinitionUpdate, type Definitions, type PlannedRun, type RunKind, type RunPlan, type RunSpec } from "../core/definitions.js";
+import { DEFINITION_CLASSES, planRuns, requestedRunChanged, requestedRunObsolete, runCovers, type DefinitionClass, type DefinitionUpdate, type Definitions, type PlannedRun, type RunKind, type RunPlan, type RunSpec } from "../core/definitions.js";
 import type { Domain } from "../core/domain.js";
 import type { SourceConnector } from "../connectors/types.js";
 import type { StateTransaction, Store } from "../state/store.js";
@@ -109,11 +109,24 @@ export function storedDefinitions(store: Store): Definitions | undefined {
   return definitions;
 }
 
+/**
+ * A definition a Run began to change and has not recorded (meta unfinished:<class>:<id>): the state is
+ * part-way between two definitions of it, so no stored definition describes it. `definition` is the
+ * one the Run works toward, or for a removal the one it removes.
+ */
+interface Unfinished {
+  cls: DefinitionClass;
+  id: string;
+  definition: Definitions[DefinitionClass][string];
+}
+const unfinishedKey = (u: { cls: DefinitionClass; id: string }) => `unfinished:${u.cls}:${u.id}`;
+
 function writeUpdates(tx: StateTransaction, updates: readonly DefinitionUpdate[]): void {
   for (const u of updates) {
     const key = `def:${u.cls}:${u.id}`;
     if (u.definition === null) tx.deleteMeta(key);
     else tx.putMeta(key, u.definition);
+    tx.deleteMeta(unfinishedKey(u));
   }
 }
 
@@ -157,6 +170,7 @@ export class Runs {
    */
   async start(next: Definitions, needsReread: (sourceId: string) => boolean, isEmpty: boolean): Promise<RunPlan> {
     const { store, logger } = this.context;
+    const recorded = storedDefinitions(store) !== undefined;
     const stored = this.baseline(next, isEmpty, true);
     if (stored === undefined) {
       // A new state: what it will hold is read under these definitions from the start.
@@ -218,6 +232,9 @@ export class Runs {
         const why = superseded.find((s) => s.run === r)?.why;
         tx.putMeta(`run:${r.id}`, { ...r, state: "superseded", finishedAt: now, ...(why === undefined ? {} : { error: `superseded: ${why}` }) });
       }
+      // A state that recorded no definitions records those it is taken to have, so that the next start
+      // compares with them (not with nothing: every source would look new); the Runs record the rest.
+      if (!recorded) writeUpdates(tx, allUpdates(stored));
       if (plan.runs.length === 0) writeUpdates(tx, plan.updates);
     });
     for (const { run, why, again } of superseded) {
@@ -247,7 +264,19 @@ export class Runs {
   private baseline(next: Definitions, isEmpty: boolean, warn: boolean): Definitions | undefined {
     const { store, logger } = this.context;
     const stored = storedDefinitions(store);
-    if (stored !== undefined || isEmpty) return stored;
+    if (stored !== undefined) {
+      // A definition a Run left part-way matches no config: a Run is planned for it whatever the config
+      // says now (the same Run again, resumed, when the config is the one it worked toward). One the
+      // state did not have before that Run is taken as held only when the config no longer has it (it
+      // is then removed); otherwise it is new, as before the Run began.
+      for (const u of store.metaWithPrefix<Unfinished>("unfinished:")) {
+        const held = (stored[u.cls] as Record<string, object>)[u.id];
+        if (held) (stored[u.cls] as Record<string, object>)[u.id] = { ...held, unfinished: true };
+        else if (!next[u.cls][u.id]) (stored[u.cls] as Record<string, object>)[u.id] = { ...u.definition, unfinished: true };
+      }
+      return stored;
+    }
+    if (isEmpty) return undefined;
     if (warn) logger.warn("the state records no definitions (an older version wrote it): taking it to match this config, groups excepted");
     const taken: Definitions = { ...next, groups: {} };
     for (const [id, group] of Object.entries(next.groups)) if (store.getMeta<string>(`group:${id}`) === group.fingerprint) taken.groups[id] = group;
@@ -372,7 +401,16 @@ export class Runs {
     run.state = "running";
     run.startedAt ??= this.clock();
     run.total = this.totalOf(run.spec);
-    await store.putMeta(`run:${run.id}`, run);
+    // What it changes is marked unfinished before its first chunk, and unmarked when it records them:
+    // a later config (one that undoes the change, say) then plans a Run for what it left part-way.
+    const stored = run.updates.length > 0 ? storedDefinitions(store) : undefined;
+    await store.transact((tx) => {
+      for (const u of run.updates) {
+        const definition = u.definition ?? stored?.[u.cls][u.id];
+        if (definition && tx.getMeta(unfinishedKey(u)) === undefined) tx.putMeta(unfinishedKey(u), { cls: u.cls, id: u.id, definition } satisfies Unfinished);
+      }
+      tx.putMeta(`run:${run.id}`, run);
+    });
     this.lastLog = this.clock();
     this.lastLogged = run.processed;
     logger.info({ run: run.id, kind: run.kind, target: run.target, total: run.total, from: run.processed }, run.processed > 0 ? "run resumed" : "run started");
@@ -542,7 +580,11 @@ export class Runs {
       case "rebuild": {
         if (run.phase === 0) {
           const missing = this.missingColumns(spec.sourceId, spec.propertyIds);
-          if (missing.length > 0 && this.context.connectorOf(spec.sourceId)?.reread) {
+          if (missing.length > 0 && !this.context.connectorOf(spec.sourceId)?.reread) {
+            // Computed from rows without the column, every value would be wrong: the Run fails, named.
+            throw new Error(`the stored rows of source ${spec.sourceId} lack ${missing.length === 1 ? "the column" : "the columns"} ${missing.join(", ")} that the new definition reads, and its connector cannot read the source again`);
+          }
+          if (missing.length > 0) {
             // The stored rows lack a column the new definition reads: the source is read again instead.
             this.context.logger.warn({ run: run.id, source: spec.sourceId, missing }, "the stored rows lack columns the new definition reads: reading the source again");
             run.spec = { kind: "reread", sourceId: spec.sourceId, modelId: spec.modelId };
@@ -630,6 +672,19 @@ export class Runs {
       case "reread":
         return false;
     }
+  }
+
+  /**
+   * What of a plan this state cannot carry out without reading a source again, as "target: why": its
+   * re-reads, and rebuilds whose source's stored rows lack a column the new definition reads.
+   */
+  needingReread(plan: RunPlan): string[] {
+    return plan.runs.flatMap((r) => {
+      if (r.spec.kind === "reread") return [`${r.target}: ${r.reason}`];
+      if (r.spec.kind !== "rebuild") return [];
+      const missing = this.missingColumns(r.spec.sourceId, r.spec.propertyIds);
+      return missing.length === 0 ? [] : [`${r.target}: the stored rows of source ${r.spec.sourceId} lack ${missing.length === 1 ? "the column" : "the columns"} ${missing.join(", ")} that the new definition reads`];
+    });
   }
 
   /** Columns a rebuild reads that the stored rows of the source (a sample) do not have. */

@@ -1,0 +1,176 @@
+// What a state's Runs start from, on real LMDB: a state that records no definitions (an older version
+// wrote it) is taken to match the config, groups excepted, and records what it was taken to have, so
+// a second start plans nothing; a rebuild whose stored rows lack a column the new definition reads is
+// what a state that cannot read its source again cannot carry out (a worker's partition), and fails
+// loudly rather than computing values from rows without the column.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pino } from "pino";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { definitionsOf, type Definitions } from "../../../core/definitions.js";
+import type { Domain } from "../../../core/domain.js";
+import { validateObjects } from "../../../daemon/config/validate.js";
+import { Store } from "../../../state/store.js";
+import { applyBatch } from "../../../streams/batch.js";
+import { listRuns, Runs, storedDefinitions } from "../../../streams/runs.js";
+import { asRaw } from "../../helpers/config.js";
+import { coreConfigObjects, purchase, user } from "../../helpers/core.js";
+
+type Obj = Record<string, unknown>;
+const T = Date.UTC(2026, 10, 1, 12, 0, 0);
+
+function compiled(objects: Obj[]): { domain: Domain; definitions: Definitions } {
+  const result = validateObjects(asRaw(objects));
+  if (!result.config || !result.domain) throw new Error(JSON.stringify(result.issues));
+  return { domain: result.domain, definitions: definitionsOf(result.config, result.domain) };
+}
+
+describe("the definitions a state's Runs start from", () => {
+  let dir: string;
+  let store: Store;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), "runs-baseline-"));
+    store = Store.open(dir);
+  });
+  afterEach(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Runs whose chunked work is stepped to its end as it is scheduled (no pipeline: nothing else runs). */
+  const runsOver = (domain: Domain) =>
+    new Runs({
+      store,
+      domain,
+      schedule: (work) => void (async () => {
+        while (await work.step());
+      })(),
+      connectorOf: () => undefined,
+      logger: pino({ level: "silent" }),
+    });
+
+  it("records what a state without definitions is taken to have, so the next start plans nothing", async () => {
+    const { domain, definitions } = compiled(coreConfigObjects());
+    await applyBatch(store, domain, [user(1, { email: "ada@example.com", vip: "t" }), user(2), purchase(10, { user_id: 1, amount: 120, state: "paid", sku: "A", created_at: "2026-10-30T00:00:00Z" })], T);
+    expect(storedDefinitions(store)).toBeUndefined();
+
+    const first = runsOver(domain);
+    const plan = await first.start(definitions, () => true, store.isEmpty());
+    // Only the groups, whose fingerprints it did not record, are backfilled.
+    expect(plan.runs.map((r) => `${r.spec.kind} ${r.target}`).sort()).toEqual(Object.keys(definitions.groups).map((g) => `backfill group ${g}`).sort());
+    await first.idle();
+    expect(listRuns(store).every((r) => r.state === "complete")).toBe(true);
+    expect(storedDefinitions(store)).toEqual(definitions);
+
+    expect(runsOver(domain).plan(definitions, () => true, store.isEmpty())).toEqual({ runs: [], updates: [] });
+  });
+
+  it("names a rebuild whose stored rows lack a column the new definition reads, and fails it without a connector that reads again", async () => {
+    const before = compiled(coreConfigObjects());
+    await applyBatch(store, before.domain, [user(1), purchase(10, { user_id: 1, amount: 5, state: "paid", sku: "A", created_at: "2026-10-30T00:00:00Z" })], T);
+    const first = runsOver(before.domain);
+    await first.start(before.definitions, () => true, false);
+    await first.idle();
+
+    // A property filtered on a column the stored purchase rows do not have.
+    const after = compiled(coreConfigObjects([{ class: "property", id: "usd_count", type: "integer", sourceId: "purchases_table", options: { column: "id", aggregationMethod: "count" }, filters: [{ key: "currency", op: "eq", match: "USD" }] }]));
+    const runs = runsOver(after.domain);
+    const plan = runs.plan(after.definitions, () => true, false);
+    expect(plan.runs.map((r) => `${r.spec.kind} ${r.target}`)).toEqual(["rebuild property usd_count"]);
+    expect(runs.needingReread(plan)).toEqual(["property usd_count: the stored rows of source purchases_table lack the column currency that the new definition reads"]);
+
+    await runs.start(after.definitions, () => true, false);
+    await runs.idle();
+    // A failed Run's state is written as the queue moves on (not awaited by idle()).
+    const run = await vi.waitFor(() => {
+      const found = listRuns(store).find((r) => r.kind === "rebuild" && r.state !== "running");
+      if (!found) throw new Error("the rebuild still running");
+      return found;
+    });
+    expect(run).toMatchObject({ state: "failed", error: "the stored rows of source purchases_table lack the column currency that the new definition reads, and its connector cannot read the source again" });
+    // Its definition is not recorded: the next start plans it again.
+    expect(storedDefinitions(store)?.properties.usd_count).toBeUndefined();
+    expect(store.getRecord("users", "1")?.values.usd_count).toBeUndefined();
+  });
+
+  /** A Run cut off after its first chunk (a crash): its work stepped once, then the Runs stopped. */
+  const cutAfterFirstChunk = async (domain: Domain, next: Definitions) => {
+    let stepped: Promise<boolean> | undefined;
+    const runs = new Runs({ store, domain, schedule: (work) => void (stepped ??= work.step()), connectorOf: () => undefined, logger: pino({ level: "silent" }) });
+    const plan = await runs.start(next, () => true, false);
+    await vi.waitFor(() => {
+      if (!stepped) throw new Error("not scheduled yet");
+    });
+    await stepped;
+    runs.stop();
+    return plan;
+  };
+  const usersWith = async (domain: Domain, n: number) => {
+    // More users than a backfill chunk (2,000): one chunk leaves the rest as they were.
+    await applyBatch(store, domain, Array.from({ length: n }, (_, i) => user(i + 1, { vip: i % 2 === 0 ? "t" : "f" })), T);
+  };
+  const membersOf = (group: string): Set<string> => new Set(store.membersAfter("users", group, undefined, 100_000, 100_000).ids);
+
+  it("plans a Run again for what a Run left part-way when the next config undoes its change", async () => {
+    const a = compiled(coreConfigObjects());
+    await usersWith(a.domain, 3000);
+    const fresh = runsOver(a.domain);
+    await fresh.start(a.definitions, () => true, false);
+    await fresh.idle();
+    expect(membersOf("vips").size).toBe(1500);
+
+    // vips changed to the non-VIPs; cut off after 2,000 of 3,000 records.
+    const flipped = coreConfigObjects().map((o) => (o.id === "vips" ? { ...o, rules: [{ propertyId: "vip", op: "eq", match: false }] } : o));
+    const b = compiled(flipped);
+    expect((await cutAfterFirstChunk(b.domain, b.definitions)).runs.map((r) => `${r.spec.kind} ${r.target}`)).toEqual(["backfill group vips"]);
+    // Part-way: the first chunk's records (1 to 2,000) under the new rules, the rest under the old.
+    expect(membersOf("vips").has("1")).toBe(false);
+    expect(membersOf("vips").has("2999")).toBe(true);
+
+    // Back to the first config: its definition of vips is the one stored, yet the records are not.
+    const back = runsOver(a.domain);
+    expect((await back.start(a.definitions, () => true, false)).runs.map((r) => `${r.spec.kind} ${r.target}: ${r.reason}`)).toEqual(["backfill group vips: its rules changed"]);
+    await back.idle();
+    const vips = membersOf("vips");
+    expect(vips.size).toBe(1500);
+    for (let i = 1; i <= 3000; i += 1) expect(vips.has(String(i))).toBe(i % 2 === 1);
+    expect(runsOver(a.domain).plan(a.definitions, () => true, false)).toEqual({ runs: [], updates: [] });
+  });
+
+  it("removes a group a cut-off backfill half added when the next config no longer has it", async () => {
+    const a = compiled(coreConfigObjects());
+    await usersWith(a.domain, 3000);
+    const fresh = runsOver(a.domain);
+    await fresh.start(a.definitions, () => true, false);
+    await fresh.idle();
+
+    const b = compiled(coreConfigObjects([{ class: "group", id: "odd_ones", modelId: "users", rules: [{ propertyId: "vip", op: "eq", match: true }] }]));
+    await cutAfterFirstChunk(b.domain, b.definitions);
+    expect(membersOf("odd_ones").size).toBeGreaterThan(0);
+
+    const back = runsOver(a.domain);
+    expect((await back.start(a.definitions, () => true, false)).runs.map((r) => `${r.spec.kind} ${r.target}`)).toEqual(["remove-group group odd_ones"]);
+    await back.idle();
+    expect(membersOf("odd_ones").size).toBe(0);
+    expect(store.getRecord("users", "1")?.groups).not.toContain("odd_ones");
+    expect(runsOver(a.domain).plan(a.definitions, () => true, false)).toEqual({ runs: [], updates: [] });
+  });
+
+  it("resumes a cut-off Run when the config is the one it worked toward", async () => {
+    const a = compiled(coreConfigObjects());
+    await usersWith(a.domain, 3000);
+    const fresh = runsOver(a.domain);
+    await fresh.start(a.definitions, () => true, false);
+    await fresh.idle();
+    const b = compiled(coreConfigObjects().map((o) => (o.id === "vips" ? { ...o, rules: [{ propertyId: "vip", op: "eq", match: false }] } : o)));
+    await cutAfterFirstChunk(b.domain, b.definitions);
+    const again = runsOver(b.domain);
+    await again.start(b.definitions, () => true, false);
+    const [run] = again.pending();
+    expect(run).toMatchObject({ kind: "backfill", processed: 2000 });
+    await again.idle();
+    expect(membersOf("vips").size).toBe(1500);
+    expect(runsOver(b.domain).plan(b.definitions, () => true, false)).toEqual({ runs: [], updates: [] });
+  });
+});
