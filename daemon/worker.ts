@@ -83,7 +83,8 @@ export class Worker implements Drainable, PartitionOwner {
       members: () => sum(domain.groups.keys(), (g) => stores().reduce((n, s) => n + s.countOf("members", g), 0)),
       outboxDepth: () => sum(destinations.map((d) => d.connector.destinationId), (d) => stores().reduce((n, s) => n + s.outboxDepth(d), 0)),
       runs: () => runCounts(stores()),
-      runProgress: () => runningProgress([...(self.worker?.tasks.values() ?? [])].flatMap((t) => t.pendingRuns())),
+      // Each partition runs its own Runs (often the same ones at once): the run label names the partition too.
+      runProgress: () => runningProgress([...(self.worker?.tasks.values() ?? [])].flatMap((t) => t.pendingRuns().map((r) => ({ ...r, id: `${t.modelId}/${t.partition}/${r.id}` })))),
     }, { version: readPackageInfo().version, node: process.version, layout: STATE_FORMAT });
     const scale = createScaleOutMetrics(metrics.registry, {
       partitionsOwned: () => {

@@ -5,7 +5,7 @@
 // source's connector: its rows and progress markers flow through the pipeline like every change.
 import type { Logger } from "pino";
 import { applyRowChange, emptyAggregate, type AggregateState, type BatchApplier, type BatchResult } from "../core/apply.js";
-import { DEFINITION_CLASSES, planRuns, requestedRunChanged, requestedRunObsolete, runCovers, type DefinitionClass, type DefinitionUpdate, type Definitions, type PlannedRun, type RunKind, type RunPlan, type RunSpec } from "../core/definitions.js";
+import { DEFINITION_CLASSES, planRuns, requestedRunChanged, requestedRunObsolete, runCovers, type DefinitionUpdate, type Definitions, type PlannedRun, type RunKind, type RunPlan, type RunSpec } from "../core/definitions.js";
 import type { Domain } from "../core/domain.js";
 import type { SourceConnector } from "../connectors/types.js";
 import type { StateTransaction, Store } from "../state/store.js";
@@ -109,24 +109,11 @@ export function storedDefinitions(store: Store): Definitions | undefined {
   return definitions;
 }
 
-/**
- * A definition a Run began to change and has not recorded (meta unfinished:<class>:<id>): the state is
- * part-way between two definitions of it, so no stored definition describes it. `definition` is the
- * one the Run works toward, or for a removal the one it removes.
- */
-interface Unfinished {
-  cls: DefinitionClass;
-  id: string;
-  definition: Definitions[DefinitionClass][string];
-}
-const unfinishedKey = (u: { cls: DefinitionClass; id: string }) => `unfinished:${u.cls}:${u.id}`;
-
 function writeUpdates(tx: StateTransaction, updates: readonly DefinitionUpdate[]): void {
   for (const u of updates) {
     const key = `def:${u.cls}:${u.id}`;
     if (u.definition === null) tx.deleteMeta(key);
     else tx.putMeta(key, u.definition);
-    tx.deleteMeta(unfinishedKey(u));
   }
 }
 
@@ -264,19 +251,7 @@ export class Runs {
   private baseline(next: Definitions, isEmpty: boolean, warn: boolean): Definitions | undefined {
     const { store, logger } = this.context;
     const stored = storedDefinitions(store);
-    if (stored !== undefined) {
-      // A definition a Run left part-way matches no config: a Run is planned for it whatever the config
-      // says now (the same Run again, resumed, when the config is the one it worked toward). One the
-      // state did not have before that Run is taken as held only when the config no longer has it (it
-      // is then removed); otherwise it is new, as before the Run began.
-      for (const u of store.metaWithPrefix<Unfinished>("unfinished:")) {
-        const held = (stored[u.cls] as Record<string, object>)[u.id];
-        if (held) (stored[u.cls] as Record<string, object>)[u.id] = { ...held, unfinished: true };
-        else if (!next[u.cls][u.id]) (stored[u.cls] as Record<string, object>)[u.id] = { ...u.definition, unfinished: true };
-      }
-      return stored;
-    }
-    if (isEmpty) return undefined;
+    if (stored !== undefined || isEmpty) return stored;
     if (warn) logger.warn("the state records no definitions (an older version wrote it): taking it to match this config, groups excepted");
     const taken: Definitions = { ...next, groups: {} };
     for (const [id, group] of Object.entries(next.groups)) if (store.getMeta<string>(`group:${id}`) === group.fingerprint) taken.groups[id] = group;
@@ -401,16 +376,7 @@ export class Runs {
     run.state = "running";
     run.startedAt ??= this.clock();
     run.total = this.totalOf(run.spec);
-    // What it changes is marked unfinished before its first chunk, and unmarked when it records them:
-    // a later config (one that undoes the change, say) then plans a Run for what it left part-way.
-    const stored = run.updates.length > 0 ? storedDefinitions(store) : undefined;
-    await store.transact((tx) => {
-      for (const u of run.updates) {
-        const definition = u.definition ?? stored?.[u.cls][u.id];
-        if (definition && tx.getMeta(unfinishedKey(u)) === undefined) tx.putMeta(unfinishedKey(u), { cls: u.cls, id: u.id, definition } satisfies Unfinished);
-      }
-      tx.putMeta(`run:${run.id}`, run);
-    });
+    await store.putMeta(`run:${run.id}`, run);
     this.lastLog = this.clock();
     this.lastLogged = run.processed;
     logger.info({ run: run.id, kind: run.kind, target: run.target, total: run.total, from: run.processed }, run.processed > 0 ? "run resumed" : "run started");
