@@ -75,6 +75,7 @@ export interface PartitionTaskOptions {
   destinations: readonly { connector: DestinationConnector; delivery: DeliveryOptions }[];
   pipeline: PipelineOptions;
   outboxBound: number;
+  /** Its lines name the model and the partition (the worker's child logger): they are not repeated here. */
   logger: Logger;
   /** Backpressure on the partition: pause or resume fetching it. */
   pauseInput(paused: boolean): void;
@@ -200,7 +201,7 @@ export class PartitionTask {
         if (this.closed) throw new Error("closed while upgrading the partition's state");
       });
       const done = store.upgraded;
-      if (done) options.logger.info({ partition: options.partition, fromLayout: done.from, layout: STATE_FORMAT, keysRewritten: done.keys, ms: done.ms }, "partition state upgraded to this version's layout");
+      if (done) options.logger.info({ fromLayout: done.from, layout: STATE_FORMAT, keysRewritten: done.keys, ms: done.ms }, "partition state upgraded to this version's layout");
     }
     if (this.closed) throw new Error("closed while restoring");
     const position = store.position(options.stream);
@@ -229,7 +230,7 @@ export class PartitionTask {
     this.runs = runs;
     await runs.start(options.definitions, needsReread, empty);
     const seconds = (performance.now() - started) / 1000;
-    options.logger.info({ partition: options.partition, how, records, seconds: Number(seconds.toFixed(3)), position: position ?? null }, how === "kept" ? "partition taken over with its local state" : "partition restored from the changelog");
+    options.logger.info({ how, restoredRecords: records, seconds: Number(seconds.toFixed(3)), position: position ?? null }, how === "kept" ? "partition taken over with its local state" : "partition restored from the changelog");
     return { how, records, seconds };
   }
 
@@ -253,7 +254,7 @@ export class PartitionTask {
             options.events.delivered?.(id, outcomes, size);
             if (this.flow?.backpressure.outboxAtBound) this.flow.backpressure.outboxDepths(outboxDepths());
           },
-          failed: (error) => options.logger.error({ err: error, destination: id, partition: options.partition }, "delivery failed"),
+          failed: (error) => options.logger.error({ err: error, destination: id }, "delivery failed"),
         },
         delivery,
       );
@@ -330,7 +331,7 @@ export class PartitionTask {
   private fail(error: Error): void {
     if (this.failure || this.closed) return;
     this.failure = error;
-    this.options.logger.error({ err: error, partition: this.options.partition }, "the partition's changelog or pipeline failed; giving the partition up");
+    this.options.logger.error({ err: error }, "the partition's changelog or pipeline failed; giving the partition up");
     for (const w of this.waiters.splice(0)) w.resolve();
     this.options.events.lost?.(error);
   }
@@ -354,7 +355,7 @@ export class PartitionTask {
       if (offset <= this.pushedOffset) continue;
       if (offset !== this.pushedOffset + 1n) {
         // Offsets of a partition are consecutive but for transaction markers and compacted records.
-        this.options.logger.warn({ partition: this.options.partition, expected: String(this.pushedOffset + 1n), got: String(offset) }, "the partition's input skips offsets");
+        this.options.logger.warn({ expected: String(this.pushedOffset + 1n), got: String(offset) }, "the partition's input skips offsets");
       }
       this.pushedOffset = offset;
       this.source.push(change);

@@ -271,7 +271,7 @@ describe("postgres-cdc", () => {
     run = startCdc(basic({ snapshot: "initial" }), state);
     const failure = await run.failure;
     expect(failure.message).toBe(
-      "replication slot cdc_slot no longer exists but this state has read from it: changes since then are lost; use snapshot.mode when_needed to take a new snapshot, or reset the state",
+      "replication slot cdc_slot no longer exists but this state has read from it (or, if the config now names another slot, from the slot it named before): changes since then are lost; use snapshot.mode when_needed to take a new snapshot, or start on an empty --state",
     );
     await run.stop({ keepState: true });
 

@@ -64,7 +64,7 @@ export async function planSlot(settings: PostgresAppSettings, tables: readonly C
   const slotExists = await preparePublicationAndCheckSlot(settings, tables, logger);
   const streamedBefore = history.prepared || history.streamed || history.snapshotDone;
   if (!slotExists && streamedBefore && snapshot !== "when_needed" && snapshot !== "always") {
-    throw new SlotLostError(`replication slot ${slot} no longer exists but this state has read from it: changes since then are lost; use snapshot.mode when_needed to take a new snapshot, or reset the state`);
+    throw new SlotLostError(`replication slot ${slot} no longer exists but this state has read from it (or, if the config now names another slot, from the slot it named before): changes since then are lost; use snapshot.mode when_needed to take a new snapshot, or start on an empty --state`);
   }
   const wantsSnapshot =
     (snapshot === "always" && !history.prepared) ||
