@@ -62,6 +62,13 @@ describe("relay and workers", () => {
     for (let round = 4; round <= 5; round += 1) for (const sql of scaleWrites(round, USERS)) await db.query(sql);
     b = await startWorker("b");
     for (const sql of scaleWrites(6, USERS)) await db.query(sql);
+    // Its partitions' states hold the stream so far (their changelogs with them) before they go.
+    const held = lastHttp;
+    await waitFor("worker b caught up", async () => {
+      const text = (await get(held, "/metrics")).body;
+      const lag = text.split("\n").filter((l) => l.startsWith("grouparoo_kafka_consumer_lag{")).map((l) => Number(l.slice(l.lastIndexOf(" ") + 1)));
+      return (sample(text, 'grouparoo_records{model="users"}') ?? 0) > 10 && lag.length > 0 && lag.every((n) => n === 0) ? true : undefined;
+    }, 60_000);
     await b.drain("SIGTERM");
     await b.finished;
     rmSync(join(work, "worker-b"), { recursive: true, force: true });
