@@ -157,8 +157,8 @@ export class Runs {
    */
   async start(next: Definitions, needsReread: (sourceId: string) => boolean, isEmpty: boolean): Promise<RunPlan> {
     const { store, logger } = this.context;
-    const recorded = storedDefinitions(store) !== undefined;
-    const stored = this.baseline(next, isEmpty, true);
+    const recorded = storedDefinitions(store);
+    const stored = this.baseline(next, isEmpty, true, recorded);
     if (stored === undefined) {
       // A new state: what it will hold is read under these definitions from the start.
       await store.transact((tx) => writeUpdates(tx, allUpdates(next)));
@@ -221,7 +221,7 @@ export class Runs {
       }
       // A state that recorded no definitions records those it is taken to have, so that the next start
       // compares with them (not with nothing: every source would look new); the Runs record the rest.
-      if (!recorded) writeUpdates(tx, allUpdates(stored));
+      if (recorded === undefined) writeUpdates(tx, allUpdates(stored));
       if (plan.runs.length === 0) writeUpdates(tx, plan.updates);
     });
     for (const { run, why, again } of superseded) {
@@ -248,9 +248,8 @@ export class Runs {
    * state from before definitions were recorded is taken to match the config, except the groups, whose
    * fingerprints it did record.
    */
-  private baseline(next: Definitions, isEmpty: boolean, warn: boolean): Definitions | undefined {
+  private baseline(next: Definitions, isEmpty: boolean, warn: boolean, stored = storedDefinitions(this.context.store)): Definitions | undefined {
     const { store, logger } = this.context;
-    const stored = storedDefinitions(store);
     if (stored !== undefined || isEmpty) return stored;
     if (warn) logger.warn("the state records no definitions (an older version wrote it): taking it to match this config, groups excepted");
     const taken: Definitions = { ...next, groups: {} };
@@ -548,7 +547,7 @@ export class Runs {
           const missing = this.missingColumns(spec.sourceId, spec.propertyIds);
           if (missing.length > 0 && !this.context.connectorOf(spec.sourceId)?.reread) {
             // Computed from rows without the column, every value would be wrong: the Run fails, named.
-            throw new Error(`the stored rows of source ${spec.sourceId} lack ${missing.length === 1 ? "the column" : "the columns"} ${missing.join(", ")} that the new definition reads, and its connector cannot read the source again`);
+            throw new Error(`${lacking(spec.sourceId, missing)}, and its connector cannot read the source again`);
           }
           if (missing.length > 0) {
             // The stored rows lack a column the new definition reads: the source is read again instead.
@@ -649,7 +648,7 @@ export class Runs {
       if (r.spec.kind === "reread") return [`${r.target}: ${r.reason}`];
       if (r.spec.kind !== "rebuild") return [];
       const missing = this.missingColumns(r.spec.sourceId, r.spec.propertyIds);
-      return missing.length === 0 ? [] : [`${r.target}: the stored rows of source ${r.spec.sourceId} lack ${missing.length === 1 ? "the column" : "the columns"} ${missing.join(", ")} that the new definition reads`];
+      return missing.length === 0 ? [] : [`${r.target}: ${lacking(r.spec.sourceId, missing)}`];
     });
   }
 
@@ -716,6 +715,9 @@ export class Runs {
     this.lastLogged = run.processed;
   }
 }
+
+/** Why a rebuild cannot be computed from a source's stored rows: the columns of the new definition they lack. */
+const lacking = (sourceId: string, missing: readonly string[]) => `the stored rows of source ${sourceId} lack ${missing.length === 1 ? "the column" : "the columns"} ${missing.join(", ")} that the new definition reads`;
 
 /** Whether a Run of the state does the work a planned Run would (so it resumes instead of starting over). */
 function sameWork(run: RunState, planned: PlannedRun): boolean {

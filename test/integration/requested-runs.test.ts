@@ -67,6 +67,22 @@ describe("Runs asked for by hand", () => {
     }
   };
   const byId = (runs: RunState[], id: string) => runs.find((r) => r.id === id);
+  /** A Run asked for by hand as a stopped daemon leaves it in its state (queued unless `progress` says otherwise). */
+  const at = Date.UTC(2026, 10, 30);
+  const asked = (n: number, spec: RunState["spec"], target: string, progress: Partial<RunState>): RunState => ({
+    id: `${at.toString(36)}-req00${n}-${spec.kind}`,
+    kind: spec.kind,
+    target,
+    reason: "asked for by hand (test)",
+    spec,
+    updates: [],
+    state: "queued",
+    processed: 0,
+    total: null,
+    phase: 0,
+    createdAt: at,
+    ...progress,
+  });
 
   it("keeps them through a restart (the running one resumes from its cursor) and supersedes one whose group left the config", { timeout: 120_000 }, async () => {
     const config = shop();
@@ -77,21 +93,6 @@ describe("Runs asked for by hand", () => {
     // What a daemon stopped part-way through three Runs asked for by hand leaves in its state: a
     // backfill past record 6, a destination's exports to plan again, and a backfill of a group this
     // config does not have.
-    const at = Date.UTC(2026, 10, 30);
-    const asked = (n: number, spec: RunState["spec"], target: string, progress: Partial<RunState>): RunState => ({
-      id: `${at.toString(36)}-req00${n}-${spec.kind}`,
-      kind: spec.kind,
-      target,
-      reason: "asked for by hand (test)",
-      spec,
-      updates: [],
-      state: "queued",
-      processed: 0,
-      total: null,
-      phase: 0,
-      createdAt: at,
-      ...progress,
-    });
     const running = asked(0, { kind: "backfill", groupId: "vips", modelId: "users" }, "group vips", { state: "running", processed: 6, total: 12, cursor: "6", startedAt: at });
     const exports = asked(1, { kind: "export", destinationId: "crm", modelId: "users", reset: false }, "destination crm", {});
     const gone = asked(2, { kind: "backfill", groupId: "gone", modelId: "users" }, "group gone", {});
@@ -133,35 +134,8 @@ describe("Runs asked for by hand", () => {
 
     // A rebuild of purchase_count and lifetime_value part-way (records 1 to 6 done), and one of
     // lifetime_value alone queued; then lifetime_value's filter changed while stopped.
-    const at = Date.UTC(2026, 10, 30);
-    const covered: RunState = {
-      id: `${at.toString(36)}-req001-rebuild`,
-      kind: "rebuild",
-      target: "property lifetime_value",
-      reason: "asked for by hand (test)",
-      spec: { kind: "rebuild", sourceId: "purchases_table", modelId: "users", propertyIds: ["lifetime_value"] },
-      updates: [],
-      state: "queued",
-      processed: 0,
-      total: null,
-      phase: 0,
-      createdAt: at,
-    };
-    const rebuilding: RunState = {
-      id: `${at.toString(36)}-req000-rebuild`,
-      kind: "rebuild",
-      target: "properties purchase_count, lifetime_value",
-      reason: "asked for by hand (test)",
-      spec: { kind: "rebuild", sourceId: "purchases_table", modelId: "users", propertyIds: ["purchase_count", "lifetime_value"] },
-      updates: [],
-      state: "running",
-      processed: 6,
-      total: 12,
-      phase: 1,
-      cursor: "6",
-      createdAt: at,
-      startedAt: at,
-    };
+    const covered = asked(1, { kind: "rebuild", sourceId: "purchases_table", modelId: "users", propertyIds: ["lifetime_value"] }, "property lifetime_value", {});
+    const rebuilding = asked(0, { kind: "rebuild", sourceId: "purchases_table", modelId: "users", propertyIds: ["purchase_count", "lifetime_value"] }, "properties purchase_count, lifetime_value", { state: "running", processed: 6, total: 12, phase: 1, cursor: "6", startedAt: at });
     const store = Store.open(state);
     await store.transact((tx) => {
       for (const run of [rebuilding, covered]) tx.putMeta(`run:${run.id}`, run);
