@@ -128,7 +128,10 @@ export class ChangelogReader {
     groupId: string,
     private readonly logger: Logger,
   ) {
-    this.consumer = kafka.consumer({ groupId: `${groupId}.restore.${randomBytes(6).toString("hex")}`, readUncommitted: false, maxBytesPerPartition: 16 * 1024 * 1024, maxBytes: 64 * 1024 * 1024, sessionTimeout: 30_000 });
+    // A fetch waits at most 200 ms for records (kafkajs' default is 5 s): a partition resumed for a
+    // restore joins the next fetch, so each takeover waited for the fetch in flight, 3 to 5 s even for
+    // an empty changelog. The wait applies only when nothing is there to read.
+    this.consumer = kafka.consumer({ groupId: `${groupId}.restore.${randomBytes(6).toString("hex")}`, readUncommitted: false, maxBytesPerPartition: 16 * 1024 * 1024, maxBytes: 64 * 1024 * 1024, sessionTimeout: 30_000, maxWaitTimeInMs: 200 });
     this.joined = new Promise((resolve) => (this.setJoined = resolve));
   }
 
