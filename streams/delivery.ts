@@ -9,6 +9,25 @@ export interface DeliveryEntry extends DeliverableExport {
   attempts?: number;
 }
 
+/**
+ * What a destination is given of an outbox entry: the export as the README documents it, none of the
+ * outbox's own bookkeeping (attempts, the baseline it was planned against, whether it is being sent).
+ */
+export function deliverable(e: DeliverableExport): DeliverableExport {
+  return {
+    seq: e.seq,
+    destinationId: e.destinationId,
+    recordId: e.recordId,
+    oldRecordProperties: e.oldRecordProperties,
+    newRecordProperties: e.newRecordProperties,
+    oldGroups: e.oldGroups,
+    newGroups: e.newGroups,
+    toDelete: e.toDelete,
+    updateOnly: e.updateOnly,
+    commitTime: e.commitTime,
+  };
+}
+
 export interface DeliveryOutcome<E extends DeliveryEntry> {
   entry: E;
   status: "ok" | "info" | "error";
@@ -245,7 +264,7 @@ export class Delivery<E extends DeliveryEntry> {
 
   private async attempt(batch: E[]): Promise<DeliveryOutcome<E>[]> {
     try {
-      const results = await this.connector.deliver(batch);
+      const results = await this.connector.deliver(batch.map(deliverable));
       const bySeq = new Map(results.map((r) => [r.seq, r]));
       return batch.map((entry) => {
         const result = bySeq.get(entry.seq);

@@ -79,6 +79,37 @@ describe("Delivery", () => {
     expect(batches).toEqual([[1, 2, 3], [4, 5, 6], [7]]);
   });
 
+  it("gives the destination the documented export and none of the outbox's bookkeeping", async () => {
+    const box = outbox(2, Date.now);
+    for (const [seq, e] of box.entries) box.entries.set(seq, { ...e, base: { properties: { id: 0 }, groups: ["g"] }, sending: true } as DeliveryEntry);
+    const seen: string[][] = [];
+    let calls = 0;
+    const delivery = new Delivery(
+      connector(async (batch) => {
+        calls += 1;
+        seen.push(...batch.map((e) => Object.keys(e)));
+        if (calls === 1) throw new DeliveryError("503", true);
+        return batch.map((e) => ({ seq: e.seq, status: "ok" }));
+      }),
+      box.store,
+      { completed: () => undefined, failed: () => undefined },
+      { ...DEFAULT_DELIVERY_OPTIONS, baseBackoffMs: 10, random: () => 1, concurrency: 1 },
+    );
+    delivery.start();
+    for (let waited = 0; box.entries.size > 0 && waited < 8000; waited += 10) await vi.advanceTimersByTimeAsync(10);
+    const stopped = delivery.stop();
+    await vi.advanceTimersByTimeAsync(100);
+    await stopped;
+    // The second attempt's entries carry `attempts` in the outbox; the destination sees the same ten keys.
+    const documented = ["seq", "destinationId", "recordId", "oldRecordProperties", "newRecordProperties", "oldGroups", "newGroups", "toDelete", "updateOnly", "commitTime"];
+    expect(calls).toBe(2);
+    expect(seen).toEqual([documented, documented, documented, documented]);
+    expect(box.completed.filter((o) => o.status === "ok").map((o) => [o.entry.seq, o.entry.attempts, (o.entry as { base?: unknown }).base])).toEqual([
+      [1, 1, { properties: { id: 0 }, groups: ["g"] }],
+      [2, 1, { properties: { id: 0 }, groups: ["g"] }],
+    ]);
+  });
+
   it("splits a batch rejected as a whole until the bad export is alone, and dead-letters only it", async () => {
     const calls: number[][] = [];
     const box = await run(
