@@ -34,6 +34,10 @@ describe("relay and three workers under SIGKILL and rebalances", () => {
     try {
       for (const sql of SCALE_SCHEMA) await db.query(sql);
       await db.query(`INSERT INTO users SELECT g, 'u' || g || '@example.com', 'name' || g, g % 3 = 0, now() - (g % 4) * interval '1 day' + interval '25 seconds', ARRAY['a'] FROM generate_series(1, ${USERS}) g`);
+      // Their relative-date memberships flip 25 s after this insert, while the workers run: a user
+      // with seen_at 25 s ahead enters "Recent" then, one 2 days minus 25 s ago leaves it.
+      const { rows: flipRows } = await db.query<{ at: number }>(`SELECT (extract(epoch FROM max(seen_at)) * 1000)::float8 AS at FROM users`);
+      const flipAt = Number(flipRows[0]?.at);
       const names = scaleNames("e2e");
       const config = join(work, "config.json");
       writeFileSync(config, JSON.stringify(withExportFile(scaleConfig(db.url, brokers, names, { partitioned: true, partitions: 6 }))));
@@ -144,6 +148,10 @@ describe("relay and three workers under SIGKILL and rebalances", () => {
         const [offsets] = await admin.fetchOffsets({ groupId: names.groupId, topics: [names.topic] });
         return ends.every((end) => offsets?.partitions.find((p) => p.partition === end.partition)?.offset === end.high) ? true : undefined;
       }, 240_000);
+      // A run fast enough to catch up before that instant compares only once the workers' sweep
+      // applied it (their timers fire at it; nothing else is written any more) and its exports left.
+      const untilFlipped = flipAt + 2000 - Date.now();
+      if (untilFlipped > 0) await new Promise((r) => setTimeout(r, untilFlipped));
       await waitFor("every outbox delivered", async () => {
         let depth = 0;
         for (const w of workers.filter((p): p is ModeProcess => p !== undefined)) {
@@ -171,9 +179,16 @@ describe("relay and three workers under SIGKILL and rebalances", () => {
         const rowsNow = await table("crm_oracle");
         return rowsNow !== "[]" ? rowsNow : undefined;
       }, 180_000);
-      const actual = await table("crm");
-      if (actual !== expected) expect(JSON.parse(actual)).toEqual(JSON.parse(expected));
-      expect((JSON.parse(expected) as unknown[]).length).toBeGreaterThan(USERS - 30);
+      // Each side applies a relative-date flip on its own timer and delivers it on its own: a read
+      // just after one may see one side ahead. They must come to agree (a lasting difference fails).
+      let actual = await table("crm");
+      let settled = expected;
+      for (const deadline = Date.now() + 30_000; actual !== settled && Date.now() < deadline; ) {
+        await new Promise((r) => setTimeout(r, 500));
+        [actual, settled] = [await table("crm"), await table("crm_oracle")];
+      }
+      if (actual !== settled) expect(JSON.parse(actual)).toEqual(JSON.parse(settled));
+      expect((JSON.parse(settled) as unknown[]).length).toBeGreaterThan(USERS - 30);
 
       // No change planned into exports twice: one content per (record, sequence number).
       const byExport = new Map<string, { contents: Set<string>; senders: Set<number> }>();
