@@ -12,7 +12,8 @@
 // launcher's 64 (the memory it trades for speed; README, "Node flags"); BENCH_NODE_FLAGS adds Node
 // flags of its own (space-separated). BENCH_KEEP=1 keeps each state directory and prints where;
 // BENCH_HEAPSNAPSHOT=MS, with BENCH_NODE_FLAGS=--heapsnapshot-signal=SIGUSR2, has the daemon write a
-// heap snapshot into the working directory once caught up, and waits MS for it.
+// heap snapshot into the working directory once caught up, and waits MS for it. BENCH_STREAM_SECONDS=N
+// then streams 1,000 changes/s for N seconds and measures the memory again (the JSON's `streaming`).
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
@@ -40,6 +41,8 @@ interface Scenario {
   objects: (url: string) => Obj[];
   /** A group added by SIGHUP once caught up, whose backfill is timed. */
   addGroup?: Obj;
+  /** The k-th transaction of the light stream after the catch-up (100 changes, BENCH_STREAM_SECONDS). */
+  stream: (k: number) => string;
 }
 
 const app = (url: string, snapshot = "no_data"): Obj => ({ class: "app", id: "shop", type: "postgres", options: { connectionString: url, slot: "daemon_slot", publication: "bench_pub", snapshot } });
@@ -78,6 +81,7 @@ function usersScenario(name: string, users: number, groups: number, perTransacti
     backlog,
     changes: 2 * users,
     objects: usersObjects(groups),
+    stream: (k) => `UPDATE users SET ltv = ltv + 1 WHERE id BETWEEN ${((k * 100) % users) + 1} AND ${((k * 100) % users) + 100}`,
     addGroup: { class: "group", id: "added", modelId: "users", rules: [{ propertyId: "ltv", op: "gt", match: 100 }] },
   };
 }
@@ -94,6 +98,7 @@ function purchasesScenario(name: string, users: number, purchases: number): Scen
       ...Array.from({ length: purchases / 50_000 }, (_, k) => `INSERT INTO purchases SELECT g, 1 + g % ${users}, g % 97, CASE WHEN g % 5 = 0 THEN 'refunded' ELSE 'paid' END, '2026-01-01T00:00:00Z'::timestamptz + g * interval '1 minute' FROM generate_series(${k * 50_000 + 1}, ${(k + 1) * 50_000}) g`),
     ],
     changes: users + purchases,
+    stream: (k) => `INSERT INTO purchases SELECT ${purchases} + g, 1 + g % ${users}, g % 97, 'paid', now() FROM generate_series(${k * 100 + 1}, ${k * 100 + 100}) g`,
     addGroup: { class: "group", id: "added", modelId: "users", rules: [{ propertyId: "ltv", op: "gt", match: 100 }] },
     objects: (url) => [
       app(url),
@@ -207,6 +212,22 @@ async function run(scenario: Scenario) {
   const daemonSeconds = (performance.now() - started) / 1000;
   const mem = memory(child.pid ?? 0);
   const heap = await heapMiB(http);
+  // BENCH_STREAM_SECONDS: then a light stream (100 changes every 100 ms) for that long, and the memory
+  // again at its end: what the process holds streaming, once the catch-up's burst is behind it.
+  let streaming: { seconds: number; rssMiB: number; lmdbMiB: number; heapUsed: number; heapTotal: number } | undefined;
+  const streamSeconds = Number(process.env.BENCH_STREAM_SECONDS ?? 0);
+  if (streamSeconds > 0) {
+    const until = performance.now() + streamSeconds * 1000;
+    for (let k = 0; performance.now() < until; k++) {
+      const next = performance.now() + 100;
+      await sql(url, scenario.stream(k));
+      await new Promise((r) => setTimeout(r, Math.max(0, next - performance.now())));
+      if (k % 50 === 49) console.error(`[${scenario.name}] streaming ${Math.round((k + 1) / 10)} s: RSS ${memory(child.pid ?? 0).rssMiB} MiB`);
+    }
+    const after = memory(child.pid ?? 0);
+    const afterHeap = await heapMiB(http);
+    streaming = { seconds: streamSeconds, rssMiB: after.rssMiB, lmdbMiB: after.lmdbMiB, heapUsed: afterHeap.used, heapTotal: afterHeap.total };
+  }
   if (process.env.BENCH_HEAPSNAPSHOT) {
     child.kill("SIGUSR2");
     await new Promise((r) => setTimeout(r, Number(process.env.BENCH_HEAPSNAPSHOT)));
@@ -260,6 +281,7 @@ async function run(scenario: Scenario) {
     heapUsedMiB: heap.used,
     heapTotalMiB: heap.total,
     restartToReadySeconds: Number(restartSeconds.toFixed(2)),
+    ...(streaming ? { streaming } : {}),
     ...(backfill ? { backfillRecords: backfill.records, backfillRecordsPerSecond: backfill.perSecond } : {}),
     ...(cpu && profile ? { profile: { file: join(profile, mainProfile ?? ""), ...profileParts(cpu), top: profileTop(cpu, 10) } } : {}),
   };
