@@ -226,6 +226,10 @@ async function run(scenario: Scenario) {
     }
     const after = memory(child.pid ?? 0);
     const afterHeap = await heapMiB(http);
+    if (process.env.BENCH_HEAPSNAPSHOT) {
+      child.kill("SIGUSR2");
+      await new Promise((r) => setTimeout(r, Number(process.env.BENCH_HEAPSNAPSHOT)));
+    }
     streaming = { seconds: streamSeconds, rssMiB: after.rssMiB, lmdbMiB: after.lmdbMiB, heapUsed: afterHeap.used, heapTotal: afterHeap.total };
   }
   if (process.env.BENCH_HEAPSNAPSHOT) {
