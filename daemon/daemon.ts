@@ -548,6 +548,13 @@ export class Daemon {
       schedule: (work) => self.generation?.flow.pipeline.schedule(work),
       connectorOf: (sourceId) => bySource.get(sourceId),
       logger,
+      // The depths as they are now (a Run's chunks plan exports without a batch of changes to report them).
+      exportsHeld: () => {
+        const backpressure = self.generation?.flow.backpressure;
+        if (!backpressure) return false;
+        backpressure.outboxDepths(outboxDepths());
+        return backpressure.outboxAtBound;
+      },
       events: {
         progressed: (run, items) => {
           metrics.runItems.inc({ kind: run.kind }, items);

@@ -211,7 +211,13 @@ export class PartitionTask {
     // writes in the changelog like any. A source's rows reach a worker only through the relay, once:
     // so a change that needs them again is refused (whatever this partition has consumed: the relay's
     // topic already holds what the relay read under the old config). A new state has no plan.
-    const runs = new Runs({ store, domain: options.domain, schedule: (work) => this.flow?.pipeline.schedule(work), connectorOf: () => undefined, logger: options.logger, ...(options.runEvents ? { events: options.runEvents } : {}) });
+    const exportsHeld = () => {
+      const backpressure = this.flow?.backpressure;
+      if (!backpressure) return false;
+      backpressure.outboxDepths(this.outboxDepths(store));
+      return backpressure.outboxAtBound;
+    };
+    const runs = new Runs({ store, domain: options.domain, schedule: (work) => this.flow?.pipeline.schedule(work), connectorOf: () => undefined, logger: options.logger, exportsHeld, ...(options.runEvents ? { events: options.runEvents } : {}) });
     const needsReread = () => true;
     const empty = store.isEmpty();
     const rereads = runs.needingReread(runs.plan(options.definitions, needsReread, empty));
@@ -236,7 +242,7 @@ export class PartitionTask {
 
   private start(store: Store): void {
     const { options } = this;
-    const outboxDepths = () => options.destinations.map((d) => store.outboxDepth(d.connector.destinationId));
+    const outboxDepths = () => this.outboxDepths(store);
     this.deliveries = options.destinations.map(({ connector, delivery }) => {
       const id = connector.destinationId;
       const outbox = store.outboxFor(id);
@@ -275,6 +281,11 @@ export class PartitionTask {
     this.flow = flow;
     flow.done.catch((error: unknown) => this.fail(error as Error));
     for (const d of this.deliveries) d.start();
+  }
+
+  /** Each destination's exports waiting in the partition's outbox. */
+  private outboxDepths(store: Store): number[] {
+    return this.options.destinations.map((d) => store.outboxDepth(d.connector.destinationId));
   }
 
   /** A state transaction ran: its writes join the queue for the next changelog transaction. */

@@ -127,7 +127,16 @@ export interface RunsContext {
   logger: Logger;
   events?: RunEvents;
   clock?: () => number;
+  /**
+   * True while a destination's outbox holds its bound (until it is below half, as for the sources): a
+   * chunk that plans exports waits meanwhile, so a Run over every record fills the outbox no further
+   * than one chunk past its bound. The default never holds.
+   */
+  exportsHeld?: () => boolean;
 }
+
+/** How often a Run waiting for the outboxes looks again. */
+const HELD_RECHECK_MS = 100;
 
 /** Executes the Runs of a plan, one at a time, in order. */
 export class Runs {
@@ -415,11 +424,59 @@ export class Runs {
     await connector.reread({ runId: run.id, sourceIds: [sourceId], ...(resumeFrom === undefined ? {} : { resumeFrom }) });
   }
 
+  /**
+   * Whether the Run's next chunk plans exports: every Run over records, but not the drops of a removed
+   * destination or of a reset one (they empty its outbox: waiting for it to drain first could wait for
+   * ever), nor a removed model's.
+   */
+  private plansExports(run: RunState): boolean {
+    switch (run.spec.kind) {
+      case "remove-destination":
+      case "remove-model":
+      case "reread":
+        return false;
+      case "export":
+        return run.phase >= 3;
+      default:
+        return true;
+    }
+  }
+
+  /**
+   * A Run whose next chunk would plan exports while an outbox is at its bound leaves the pipeline and
+   * comes back once the outboxes are below half: batches of changes (the sources are paused for the
+   * same reason), sweeps and operations go on meanwhile.
+   */
+  private holdWhileOutboxFull(run: RunState, work: ChunkedWork): boolean {
+    if (!this.context.exportsHeld?.() || !this.plansExports(run)) return false;
+    this.context.logger.info({ run: run.id, kind: run.kind, target: run.target, processed: run.processed }, "run waits: a destination's outbox holds its bound (--outbox-bound)");
+    const waited = this.clock();
+    const look = () => {
+      if (this.stopped || run.state === "stopped" || this.current !== run) return;
+      let held: boolean;
+      try {
+        held = this.context.exportsHeld?.() ?? false;
+      } catch (error) {
+        this.fail(run, error);
+        return;
+      }
+      if (held) {
+        setTimeout(look, HELD_RECHECK_MS).unref();
+        return;
+      }
+      this.context.logger.info({ run: run.id, kind: run.kind, target: run.target, waitedMs: this.clock() - waited }, "run resumes: the outboxes are below half their bound");
+      this.context.schedule(work);
+    };
+    setTimeout(look, HELD_RECHECK_MS).unref();
+    return true;
+  }
+
   /** The chunked work of a Run over the state. */
   private work(run: RunState): ChunkedWork {
-    return {
+    const work: ChunkedWork = {
       step: async () => {
         if (this.stopped || run.state === "stopped") return false;
+        if (this.holdWhileOutboxFull(run, work)) return false;
         try {
           const done = await this.chunk(run);
           // Stopped by hand while the chunk ran: the next Run has started already.
@@ -433,6 +490,7 @@ export class Runs {
         }
       },
     };
+    return work;
   }
 
   /** One chunk; true when the Run is done (its last chunk committed its definitions). */
@@ -460,15 +518,18 @@ export class Runs {
       return false;
     };
     const records = (modelId: string, limit = RECORDS_PER_CHUNK) => store.recordIdsOf(modelId, run.cursor, limit);
-    /** Drops one prefix a chunk at a time. */
-    const drop = async (index: Parameters<StateTransaction["dropPrefix"]>[0], prefix: string[]): Promise<boolean> => {
+    /**
+     * Drops one prefix a chunk at a time. What it drops counts as the Run's progress unless the Run
+     * counts records (a reset's drops come before its records: its done count stays within its total).
+     */
+    const drop = async (index: Parameters<StateTransaction["dropPrefix"]>[0], prefix: string[], counted = true): Promise<boolean> => {
       let dropped = 0;
       await store.transact((tx) => {
         dropped = tx.dropPrefix(index, prefix, KEYS_PER_CHUNK);
-        run.processed += dropped;
+        if (counted) run.processed += dropped;
         tx.putMeta(`run:${run.id}`, run);
       });
-      this.progressed(run, dropped);
+      if (counted) this.progressed(run, dropped);
       return dropped < KEYS_PER_CHUNK;
     };
 
@@ -613,7 +674,7 @@ export class Runs {
         // of records that no longer exist.
         if (run.phase < 3) {
           const index = (["outbox", "outbox-by-record", "remote"] as const)[run.phase];
-          if (!spec.reset || index === undefined || (await drop(index, [d]))) {
+          if (!spec.reset || index === undefined || (await drop(index, [d], false))) {
             run.phase = spec.reset ? run.phase + 1 : 3;
             delete run.cursor;
           }
