@@ -520,7 +520,7 @@ export class Runs {
     const records = (modelId: string, limit = RECORDS_PER_CHUNK) => store.recordIdsOf(modelId, run.cursor, limit);
     /**
      * Drops one prefix a chunk at a time. What it drops counts as the Run's progress unless the Run
-     * counts records (a reset's drops come before its records: its done count stays within its total).
+     * counts records (a reset's drops, a unique index's entries: its done count stays within its total).
      */
     const drop = async (index: Parameters<StateTransaction["dropPrefix"]>[0], prefix: string[], counted = true): Promise<boolean> => {
       let dropped = 0;
@@ -556,7 +556,7 @@ export class Runs {
       }
       case "remove-property": {
         if (run.phase === 0 && spec.unique) {
-          if (await drop("unique", [spec.modelId, spec.propertyId])) {
+          if (await drop("unique", [spec.modelId, spec.propertyId], false)) {
             run.phase = 1;
             delete run.cursor;
           }
@@ -767,6 +767,8 @@ export class Runs {
   }
 
   private progressed(run: RunState, items: number): void {
+    // Records created while the Run goes are done too: its total follows, so done never passes it.
+    if (run.total !== null && run.processed > run.total) run.total = Math.max(run.processed, this.totalOf(run.spec) ?? 0);
     this.context.events?.progressed?.(run, items);
     const now = this.clock();
     if (now - this.lastLog < LOG_EVERY_MS) return;

@@ -122,6 +122,21 @@ describe("Runs under the outbox bound", () => {
     expect(logged.filter((m) => m.startsWith("run resumes")).length).toBeGreaterThanOrEqual(1);
   });
 
+  it("counts a removed unique property's records as its done, not its index entries too", async () => {
+    await stateOf1200Records();
+    // email is unique: its 1,200 index entries are dropped first, then its values leave 1,200 records.
+    const after = compiled(withoutDestinations().filter((o) => !["email", "example_emails", "no_email"].includes(String(o.id))));
+    const { runs } = runsUnderBound(after.domain);
+    const plan = await runs.start(after.definitions, () => true, false);
+    expect(plan.runs.map((r) => `${r.spec.kind} ${r.target}`)).toEqual(["remove-group group example_emails", "remove-group group no_email", "remove-property property email"]);
+    await runs.idle();
+    expect(listRuns(store).map((r) => [r.kind, r.state, r.processed, r.total])).toEqual([
+      ["remove-group", "complete", RECORDS, RECORDS],
+      ["remove-group", "complete", RECORDS, RECORDS],
+      ["remove-property", "complete", RECORDS, RECORDS],
+    ]);
+  });
+
   it("empties a reset destination's full outbox before its Run waits for the bound", async () => {
     await stateOf1200Records();
     const added = compiled(withCrm());
