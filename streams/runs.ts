@@ -31,6 +31,8 @@ export interface RunState {
   target: string;
   reason: string;
   spec: RunSpec;
+  /** The spec it was planned with, when it changed on the way (a rebuild read again instead): the plan it still answers. */
+  plannedAs?: RunSpec;
   updates: DefinitionUpdate[];
   state: RunStatus;
   /** Items done (records, rows, entries) and, when known, how many there are. */
@@ -613,6 +615,7 @@ export class Runs {
           if (missing.length > 0) {
             // The stored rows lack a column the new definition reads: the source is read again instead.
             this.context.logger.warn({ run: run.id, source: spec.sourceId, missing }, "the stored rows lack columns the new definition reads: reading the source again");
+            run.plannedAs = spec;
             run.spec = { kind: "reread", sourceId: spec.sourceId, modelId: spec.modelId };
             run.kind = "reread";
             run.phase = 0;
@@ -784,7 +787,7 @@ const lacking = (sourceId: string, missing: readonly string[]) => `the stored ro
 
 /** Whether a Run of the state does the work a planned Run would (so it resumes instead of starting over). */
 function sameWork(run: RunState, planned: PlannedRun): boolean {
-  return JSON.stringify(run.spec) === JSON.stringify(planned.spec) && JSON.stringify(run.updates) === JSON.stringify(planned.updates);
+  return JSON.stringify(run.plannedAs ?? run.spec) === JSON.stringify(planned.spec) && JSON.stringify(run.updates) === JSON.stringify(planned.updates);
 }
 
 /** Every definition as an update (a new state records them all). */

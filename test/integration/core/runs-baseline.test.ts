@@ -2,7 +2,8 @@
 // wrote it) is taken to match the config, groups excepted, and records what it was taken to have, so
 // a second start plans nothing; a rebuild whose stored rows lack a column the new definition reads is
 // what a state that cannot read its source again cannot carry out (a worker's partition), and fails
-// loudly rather than computing values from rows without the column.
+// loudly rather than computing values from rows without the column; with a connector that reads again,
+// the rebuild becomes a re-read, which a restart on the same config resumes from its position.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,7 +14,8 @@ import type { Domain } from "../../../core/domain.js";
 import { validateObjects } from "../../../daemon/config/validate.js";
 import { Store } from "../../../state/store.js";
 import { applyBatch } from "../../../streams/batch.js";
-import { listRuns, Runs, storedDefinitions } from "../../../streams/runs.js";
+import type { SourceConnector } from "../../../connectors/types.js";
+import { listRuns, Runs, runStream, storedDefinitions } from "../../../streams/runs.js";
 import { asRaw } from "../../helpers/config.js";
 import { coreConfigObjects, purchase, user } from "../../helpers/core.js";
 
@@ -92,5 +94,35 @@ describe("the definitions a state's Runs start from", () => {
     // Its definition is not recorded: the next start plans it again.
     expect(storedDefinitions(store)?.properties.usd_count).toBeUndefined();
     expect(store.getRecord("users", "1")?.values.usd_count).toBeUndefined();
+  });
+
+  it("resumes a rebuild that reads its source again instead, after a restart on the same config", async () => {
+    const before = compiled(coreConfigObjects());
+    await applyBatch(store, before.domain, [user(1), purchase(10, { user_id: 1, amount: 5, state: "paid", sku: "A", created_at: "2026-10-30T00:00:00Z" })], T);
+    const first = runsOver(before.domain);
+    await first.start(before.definitions, () => true, false);
+    await first.idle();
+
+    const after = compiled(coreConfigObjects([{ class: "property", id: "usd_count", type: "integer", sourceId: "purchases_table", options: { column: "id", aggregationMethod: "count" }, filters: [{ key: "currency", op: "eq", match: "USD" }] }]));
+    // A connector that reads again: its re-read is asked for, and reports its progress as the stream's position.
+    const asked: { runId: string; resumeFrom?: string }[] = [];
+    const rereading = { reread: async (request: { runId: string; resumeFrom?: string }) => void asked.push(request) } as unknown as SourceConnector;
+    const withConnector = () =>
+      new Runs({ store, domain: after.domain, schedule: (work) => void (async () => { while (await work.step()); })(), connectorOf: () => rereading, logger: pino({ level: "silent" }) });
+    await withConnector().start(after.definitions, () => true, false);
+    await vi.waitFor(() => expect(asked).toHaveLength(1));
+    const runId = asked[0]?.runId ?? "";
+    expect(asked[0]?.resumeFrom).toBeUndefined();
+    expect(listRuns(store).find((r) => r.id === runId)).toMatchObject({ kind: "reread", state: "running", spec: { kind: "reread", sourceId: "purchases_table" }, plannedAs: { kind: "rebuild", propertyIds: ["usd_count"] } });
+    // Part of it read (its progress is durable), then the daemon stops and starts on the same config.
+    await store.transact((tx) => tx.setPosition(runStream(runId), '{"rows":1000,"key":"1000"}'));
+
+    const again = withConnector();
+    const plan = await again.start(after.definitions, () => true, false);
+    expect(plan.runs.map((r) => `${r.spec.kind} ${r.target}`)).toEqual(["rebuild property usd_count"]);
+    await vi.waitFor(() => expect(asked).toHaveLength(2));
+    // The same Run goes on from its position: not superseded, not started over as a new rebuild.
+    expect(asked[1]).toMatchObject({ runId, resumeFrom: '{"rows":1000,"key":"1000"}' });
+    expect(listRuns(store).filter((r) => r.kind !== "backfill").map((r) => [r.id, r.kind, r.state])).toEqual([[runId, "reread", "running"]]);
   });
 });
