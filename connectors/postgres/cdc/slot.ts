@@ -55,6 +55,9 @@ async function preparePublicationAndCheckSlot(settings: PostgresAppSettings, tab
   });
 }
 
+/** How long slot creation waits before a warning names why (transactions still running on the server). */
+const SLOT_WAIT_WARN_MS = 5000;
+
 /** What preparation decided: stream the existing slot, or a new slot was made (and whether with a snapshot). */
 export type SlotPlan = { kind: "stream" } | { kind: "create"; snapshot: boolean };
 
@@ -81,21 +84,41 @@ export async function planSlot(settings: PostgresAppSettings, tables: readonly C
 /**
  * Creates the slot (with an exported snapshot when asked) and, while its replication connection stays
  * open and idle (the exported snapshot lives exactly that long), runs `withSnapshot` on it.
+ * Postgres creates a logical slot only once every transaction running when it was asked for has ended
+ * (its starting point must see them whole): behind a long transaction, CREATE_REPLICATION_SLOT waits
+ * as long. `stopRequested` cancels that wait (pg_cancel_backend: no slot is made), so a stop is not
+ * held up by someone else's transaction.
  */
 export async function createSlot(
   settings: PostgresAppSettings,
   exportSnapshot: boolean,
   logger: Logger,
   withSnapshot: (snapshotName: string, consistentPoint: string) => Promise<void>,
+  stopRequested?: Promise<void>,
 ): Promise<void> {
   const { slot } = settings;
   const replication = new pg.Client({ ...settings.connection, replication: "database" } as pg.ClientConfig);
   replication.on("error", () => undefined);
   await replication.connect();
+  let creating = true;
+  const waiting = setTimeout(() => {
+    if (creating) logger.warn({ slot }, "creating the replication slot waits for transactions running on the server to end (pg_stat_activity shows them)");
+  }, SLOT_WAIT_WARN_MS);
+  void stopRequested?.then(async () => {
+    if (!creating) return;
+    const pid = (replication as unknown as { processID: number | null }).processID;
+    await withClient(settings.connection, (client) => client.query("SELECT pg_cancel_backend($1)", [pid])).catch(() => undefined);
+  });
   try {
-    const created = await replication.query<{ consistent_point: string; snapshot_name: string | null }>(
-      `CREATE_REPLICATION_SLOT ${quoteIdent(slot)} LOGICAL pgoutput (SNAPSHOT '${exportSnapshot ? "export" : "nothing"}')`,
-    );
+    let created;
+    try {
+      created = await replication.query<{ consistent_point: string; snapshot_name: string | null }>(
+        `CREATE_REPLICATION_SLOT ${quoteIdent(slot)} LOGICAL pgoutput (SNAPSHOT '${exportSnapshot ? "export" : "nothing"}')`,
+      );
+    } finally {
+      creating = false;
+      clearTimeout(waiting);
+    }
     const { consistent_point: consistentPoint, snapshot_name: snapshotName } = created.rows[0] ?? { consistent_point: "0/0", snapshot_name: null };
     logger.info({ slot, consistentPoint, snapshot: exportSnapshot }, "created replication slot");
     if (exportSnapshot && snapshotName) await withSnapshot(snapshotName, consistentPoint);

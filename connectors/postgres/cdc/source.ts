@@ -218,7 +218,7 @@ export class PostgresCdcSource extends ChangeReader {
           observer: this.observer,
         });
         this.logger.info({ rows, tables: this.tables.length, consistentPoint }, "initial snapshot read");
-      });
+      }, this.stopRequested);
     }
     // Relations are cached by the stream per message object: a new order applies from the next reconnect.
     const keyOrder = await withClient(this.settings.connection, async (client) => {
