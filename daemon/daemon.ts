@@ -537,6 +537,7 @@ export class Daemon {
     const marks = pipelineOptions(options.maxBatchSize ?? DEFAULT_PIPELINE_OPTIONS.maxBatchSize, options.maxBatchDelayMs ?? DEFAULT_PIPELINE_OPTIONS.maxBatchDelayMs);
     const outboxBound = options.outboxBound ?? 100_000;
     const outboxDepths = () => destinations.map((d) => store.outboxDepth(d.destinationId));
+    const namedDepths = () => Object.fromEntries(destinations.map((d) => [d.destinationId, store.outboxDepth(d.destinationId)]));
     // The generation being built, for the callbacks that run once it is.
     const self: { generation?: Generation } = {};
     const deliveries = this.deliveries(created, () => {
@@ -587,8 +588,8 @@ export class Daemon {
         failed: (error) => logger.error({ err: error }, "pipeline failed"),
         pressure: (reason, full, paused) => {
           if (reason === "outbox") {
-            if (full) logger.warn({ outboxBound, depths: outboxDepths() }, "outbox full: pausing sources");
-            else if (self.generation === this.generation && !this.draining) logger.info({ outboxBound, depths: outboxDepths() }, "outbox drained: resuming sources");
+            if (full) logger.warn({ outboxBound, depths: namedDepths() }, "outbox full: pausing sources");
+            else if (self.generation === this.generation && !this.draining) logger.info({ outboxBound, depths: namedDepths() }, "outbox drained: resuming sources");
           }
           // While a drain or reload stops the sources, nothing resumes them: say nothing of resuming.
           else if (full) logger.warn({ paused }, "backpressure: pausing sources");
@@ -621,6 +622,10 @@ export class Daemon {
       },
     );
     for (const d of deliveries) d.start();
+    // A generation (a start, a reload) begins with its sources reading: they pause at once if an outbox
+    // is still at its bound, and the gauge says which (a reload while paused left it at 1).
+    flow.backpressure.outboxDepths(outboxDepths());
+    metrics.sourcesPaused.set(flow.backpressure.paused ? 1 : 0);
     await runs.start(definitionsOf(config, domain), (sourceId) => needsReread(config, registry, positions, sourceId), store.isEmpty());
     await this.takeRequests();
   }

@@ -20,12 +20,13 @@ export interface StateStatus {
 }
 
 /**
- * The state's summary; models, groups and destinations are those the state's definitions record, or,
- * in a state without them (a worker's partition), those it holds counts and exports of.
+ * The state's summary; models, groups and destinations are those the state's definitions record and
+ * those it holds counts and exports of (one a config change added, whose Run has not recorded it yet;
+ * every one in a state without definitions, a worker's partition).
  */
 export function stateStatus(store: Store): StateStatus {
   const definitions = storedDefinitions(store);
-  const ids = (record: Record<string, unknown> | undefined, held: () => string[]) => (definitions ? Object.keys(record ?? {}).sort() : held());
+  const ids = (record: Record<string, unknown> | undefined, held: () => string[]) => [...new Set([...Object.keys(record ?? {}), ...held()])].sort();
   const deadLetters = { change: 0, message: 0, export: 0 };
   for (const letter of store.listDeadLetters(Number.MAX_SAFE_INTEGER)) deadLetters[letter.kind] += 1;
   return {

@@ -25,8 +25,16 @@ export const PostgresTableOptions = Type.Object(
 );
 type PostgresTableOptions = Static<typeof PostgresTableOptions>;
 
+/**
+ * How long one statement of a batch may run: a write behind a lock someone holds fails after it (and is
+ * retried with backoff, logged), rather than hang with nothing said.
+ */
+export const DESTINATION_STATEMENT_TIMEOUT_MS = 60_000;
+
 export class PostgresTableDestination implements DestinationConnector {
   private readonly pool: pg.Pool;
+  /** Connections of batches being written. */
+  private readonly busy = new Set<pg.PoolClient>();
   private reachable = true;
   /** A permanent problem of the table or the connection (errors.ts), until a batch goes through. */
   private failing: string | null = null;
@@ -39,7 +47,7 @@ export class PostgresTableDestination implements DestinationConnector {
     private readonly groupsColumn: string | undefined,
     private readonly fieldTypes: Readonly<Record<string, PropertyType>>,
   ) {
-    this.pool = new pg.Pool({ ...connection, max: 4 });
+    this.pool = new pg.Pool({ statement_timeout: DESTINATION_STATEMENT_TIMEOUT_MS, ...connection, max: 4 });
     this.pool.on("error", () => (this.reachable = false));
   }
 
@@ -72,6 +80,7 @@ export class PostgresTableDestination implements DestinationConnector {
       throw new DeliveryError(`connecting to the destination database failed: ${reason}`, true);
     }
     this.reachable = true;
+    this.busy.add(client);
     try {
       await client.query("BEGIN");
       if (deletes.length > 0) {
@@ -113,6 +122,7 @@ export class PostgresTableDestination implements DestinationConnector {
       this.failing = !rejected && permanent ? reason : null;
       throw new DeliveryError(`writing ${this.table} failed (${code || "no code"}): ${(error as Error).message}`, !rejected);
     } finally {
+      this.busy.delete(client);
       client.release();
     }
   }
@@ -125,7 +135,16 @@ export class PostgresTableDestination implements DestinationConnector {
     return this.failing;
   }
 
+  /**
+   * Called once the delivery loop stopped (after its drain): a batch still being written (behind a
+   * lock, say) is abandoned. Its connection is closed, so its transaction never commits; its exports
+   * stay in the outbox and are sent again. Ending the pool would otherwise wait for it.
+   */
   async stop(): Promise<void> {
+    for (const client of this.busy) {
+      client.on("error", () => undefined);
+      (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+    }
     await this.pool.end();
   }
 }

@@ -17,6 +17,7 @@ import { Store, type OutboxEntry } from "../../../state/store.js";
 import { Backpressure } from "../../../streams/backpressure.js";
 import { applyBatch } from "../../../streams/batch.js";
 import { Delivery, DEFAULT_DELIVERY_OPTIONS } from "../../../streams/delivery.js";
+import { stateStatus } from "../../../streams/inspect.js";
 import { listRuns, Runs } from "../../../streams/runs.js";
 import { asRaw } from "../../helpers/config.js";
 import { coreConfigObjects, user } from "../../helpers/core.js";
@@ -108,6 +109,8 @@ describe("Runs under the outbox bound", () => {
     expect(store.outboxDepth("crm")).toBe(500);
     expect(listRuns(store).map((r) => [r.kind, r.state, r.processed])).toEqual([["export", "running", 500]]);
     expect(logged.filter((m) => m.startsWith("run waits"))).toEqual(["run waits: a destination's outbox holds its bound (--outbox-bound)"]);
+    // `status` shows the new destination's outbox, though its definition is recorded only when its Run ends.
+    expect(stateStatus(store).outbox).toEqual([{ destination: "crm", depth: 500 }]);
 
     // Delivered, the outbox drains below half its bound, the Run goes on, and every record arrives.
     const { delivery, received } = delivering();
