@@ -279,6 +279,8 @@ export class PartitionTask {
       { pipeline: options.pipeline, outboxBound: options.outboxBound },
     );
     this.flow = flow;
+    // A partition taken over with its outbox at its bound pauses its input at once.
+    flow.backpressure.outboxDepths(outboxDepths());
     flow.done.catch((error: unknown) => this.fail(error as Error));
     for (const d of this.deliveries) d.start();
   }

@@ -385,7 +385,8 @@ export class Runs {
     const { store, logger } = this.context;
     run.state = "running";
     run.startedAt ??= this.clock();
-    run.total = this.totalOf(run.spec);
+    // A source's removal counts what is left of it: resumed, what it did is part of its total.
+    run.total = run.spec.kind === "remove-source" && run.processed > 0 ? run.processed + (this.totalOf(run.spec) ?? 0) : this.totalOf(run.spec);
     await store.putMeta(`run:${run.id}`, run);
     this.lastLog = this.clock();
     this.lastLogged = run.processed;
@@ -450,7 +451,7 @@ export class Runs {
    * same reason), sweeps and operations go on meanwhile.
    */
   private holdWhileOutboxFull(run: RunState, work: ChunkedWork): boolean {
-    if (!this.context.exportsHeld?.() || !this.plansExports(run)) return false;
+    if (!this.plansExports(run) || !this.context.exportsHeld?.()) return false;
     this.context.logger.info({ run: run.id, kind: run.kind, target: run.target, processed: run.processed }, "run waits: a destination's outbox holds its bound (--outbox-bound)");
     const waited = this.clock();
     const look = () => {
@@ -478,8 +479,8 @@ export class Runs {
     const work: ChunkedWork = {
       step: async () => {
         if (this.stopped || run.state === "stopped") return false;
-        if (this.holdWhileOutboxFull(run, work)) return false;
         try {
+          if (this.holdWhileOutboxFull(run, work)) return false;
           const done = await this.chunk(run);
           // Stopped by hand while the chunk ran: the next Run has started already.
           if (this.current !== run) return false;
@@ -507,6 +508,7 @@ export class Runs {
         for (const key of keys) body(applier, tx, key);
         run.processed += items;
         run.cursor = last;
+        this.fitTotal(run);
         tx.putMeta(`run:${run.id}`, run);
       });
       this.context.events?.applied?.(run, result);
@@ -529,6 +531,7 @@ export class Runs {
       await store.transact((tx) => {
         dropped = tx.dropPrefix(index, prefix, KEYS_PER_CHUNK);
         if (counted) run.processed += dropped;
+        this.fitTotal(run);
         tx.putMeta(`run:${run.id}`, run);
       });
       if (counted) this.progressed(run, dropped);
@@ -664,6 +667,7 @@ export class Runs {
         const chunk = await backfillChunk(store, domain, spec.modelId, spec.groupId, run.cursor, now, SCANNED_RECORDS_PER_CHUNK, (tx, last, count) => {
           run.processed += count;
           run.cursor = last;
+          this.fitTotal(run);
           tx.putMeta(`run:${run.id}`, run);
         });
         if (!chunk) return this.phaseDone(run);
@@ -769,9 +773,17 @@ export class Runs {
     if (this.current === run) this.next();
   }
 
+  /**
+   * Records created while the Run goes are done too: its total follows (in the transaction that writes
+   * its progress), so done never passes it. Record counts are counters (a cheap read); a source's rows
+   * are not counted again.
+   */
+  private fitTotal(run: RunState): void {
+    if (run.total === null || run.processed <= run.total) return;
+    run.total = Math.max(run.processed, run.spec.kind === "remove-source" ? 0 : (this.totalOf(run.spec) ?? 0));
+  }
+
   private progressed(run: RunState, items: number): void {
-    // Records created while the Run goes are done too: its total follows, so done never passes it.
-    if (run.total !== null && run.processed > run.total) run.total = Math.max(run.processed, this.totalOf(run.spec) ?? 0);
     this.context.events?.progressed?.(run, items);
     const now = this.clock();
     if (now - this.lastLog < LOG_EVERY_MS) return;

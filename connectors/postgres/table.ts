@@ -137,8 +137,9 @@ export class PostgresTableDestination implements DestinationConnector {
 
   /**
    * Called once the delivery loop stopped (after its drain): a batch still being written (behind a
-   * lock, say) is abandoned. Its connection is closed, so its transaction never commits; its exports
-   * stay in the outbox and are sent again. Ending the pool would otherwise wait for it.
+   * lock, say) is abandoned. Its connection is closed, so its transaction does not commit (unless its
+   * COMMIT was already on its way); either way its exports stay in the outbox and are sent again, and
+   * the writes are idempotent. Ending the pool would otherwise wait for it.
    */
   async stop(): Promise<void> {
     for (const client of this.busy) {

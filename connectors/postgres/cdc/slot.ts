@@ -105,9 +105,12 @@ export async function createSlot(
     if (creating) logger.warn({ slot }, "creating the replication slot waits for transactions running on the server to end (pg_stat_activity shows them)");
   }, SLOT_WAIT_WARN_MS);
   void stopRequested?.then(async () => {
-    if (!creating) return;
+    // Again until the query ends: a cancel that reaches the server before the command runs is lost.
     const pid = (replication as unknown as { processID: number | null }).processID;
-    await withClient(settings.connection, (client) => client.query("SELECT pg_cancel_backend($1)", [pid])).catch(() => undefined);
+    while (creating && pid !== null) {
+      await withClient(settings.connection, (client) => client.query("SELECT pg_cancel_backend($1)", [pid])).catch(() => undefined);
+      if (creating) await new Promise((r) => setTimeout(r, 500));
+    }
   });
   try {
     let created;

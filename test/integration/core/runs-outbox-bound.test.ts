@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { DeliverableExport, DestinationConnector, ExportResult } from "../../../connectors/types.js";
 import { definitionsOf, type Definitions } from "../../../core/definitions.js";
 import type { Domain } from "../../../core/domain.js";
@@ -20,7 +20,7 @@ import { Delivery, DEFAULT_DELIVERY_OPTIONS } from "../../../streams/delivery.js
 import { stateStatus } from "../../../streams/inspect.js";
 import { listRuns, Runs } from "../../../streams/runs.js";
 import { asRaw } from "../../helpers/config.js";
-import { coreConfigObjects, user } from "../../helpers/core.js";
+import { coreConfigObjects, purchase, user } from "../../helpers/core.js";
 import { waitFor } from "../../helpers/daemon.js";
 
 type Obj = Record<string, unknown>;
@@ -138,6 +138,49 @@ describe("Runs under the outbox bound", () => {
       ["remove-group", "complete", RECORDS, RECORDS],
       ["remove-property", "complete", RECORDS, RECORDS],
     ]);
+  });
+
+  it("keeps a removed source's total when its Run resumes part-way", async () => {
+    const before = compiled(withoutDestinations());
+    const first = new Runs({ store, domain: before.domain, schedule: () => undefined, connectorOf: () => undefined, logger: pino({ level: "silent" }) });
+    await first.start(before.definitions, () => true, store.isEmpty());
+    await applyBatch(store, before.domain, [user(1)], T);
+    for (let from = 1; from <= 6000; from += 1000) await applyBatch(store, before.domain, Array.from({ length: 1000 }, (_, i) => purchase(from + i, { user_id: 1, amount: 1, state: "paid", sku: "A", created_at: "2026-10-30T00:00:00Z" })), T);
+    // The purchases source taken out, with what reads it: its 6,000 rows go, 5,000 a chunk.
+    const purchaseProperties = new Set(coreConfigObjects().filter((o) => o.class === "property" && o.sourceId === "purchases_table").map((o) => String(o.id)));
+    const reads = (o: Obj) => JSON.stringify(o.rules ?? []).match(/"propertyId":"([^"]+)"/g)?.some((m) => purchaseProperties.has(m.slice(14, -1))) === true;
+    const after = compiled(withoutDestinations().filter((o) => o.id !== "purchases_table" && !purchaseProperties.has(String(o.id)) && !(o.class === "group" && reads(o))));
+    // Stepped as the pipeline would until the removal has done its first chunk, then stopped (a restart).
+    const removed = () => listRuns(store).find((r) => r.kind === "remove-source");
+    const once: Runs = new Runs({
+      store,
+      domain: after.domain,
+      schedule: (work) =>
+        void (async () => {
+          while (await work.step()) {
+            if ((removed()?.processed ?? 0) > 0) return once.stop();
+          }
+        })(),
+      connectorOf: () => undefined,
+      logger: pino({ level: "silent" }),
+    });
+    const plan = await once.start(after.definitions, () => true, false);
+    const removal = plan.runs.findIndex((r) => r.spec.kind === "remove-source");
+    expect(removal).toBeGreaterThanOrEqual(0);
+    await vi.waitFor(() => expect(removed()?.processed).toBe(5000));
+    expect(removed()?.total).toBe(6000);
+
+    // Resumed (its chunks not run yet): 5,000 done of 6,000, not of the 1,000 rows left.
+    const started: [string, number, number | null][] = [];
+    const resumed = new Runs({ store, domain: after.domain, schedule: () => undefined, connectorOf: () => undefined, logger: pino({ level: "silent" }), events: { started: (run) => void started.push([run.kind, run.processed, run.total]) } });
+    await resumed.start(after.definitions, () => true, false);
+    await vi.waitFor(() => expect(started).toEqual([["remove-source", 5000, 6000]]));
+    expect([removed()?.state, removed()?.processed, removed()?.total]).toEqual(["running", 5000, 6000]);
+    resumed.stop();
+    const again = runsUnderBound(after.domain);
+    await again.runs.start(after.definitions, () => true, false);
+    await again.runs.idle();
+    expect(listRuns(store).filter((r) => r.kind === "remove-source").map((r) => [r.state, r.processed, r.total])).toEqual([["complete", 6000, 6000]]);
   });
 
   it("empties a reset destination's full outbox before its Run waits for the bound", async () => {
