@@ -550,12 +550,7 @@ export class Daemon {
       connectorOf: (sourceId) => bySource.get(sourceId),
       logger,
       // The depths as they are now (a Run's chunks plan exports without a batch of changes to report them).
-      exportsHeld: () => {
-        const backpressure = self.generation?.flow.backpressure;
-        if (!backpressure) return false;
-        backpressure.outboxDepths(outboxDepths());
-        return backpressure.outboxAtBound;
-      },
+      exportsHeld: () => self.generation?.flow.backpressure.outboxHeld(outboxDepths()) ?? false,
       events: {
         progressed: (run, items) => {
           metrics.runItems.inc({ kind: run.kind }, items);

@@ -56,6 +56,12 @@ export class Backpressure {
     if (this.pipelineFull && this.inFlight <= this.marks.lowWaterMark) this.set("pipeline", false);
   }
 
+  /** Takes the outbox depths as they are now and says whether an outbox holds its bound (until below half). */
+  outboxHeld(depths: readonly number[]): boolean {
+    this.outboxDepths(depths);
+    return this.outboxFull;
+  }
+
   /** The outbox depth of every destination, after a batch planned exports or a delivery completed. */
   outboxDepths(depths: readonly number[]): void {
     const bound = this.marks.outboxBound;

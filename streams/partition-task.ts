@@ -211,12 +211,7 @@ export class PartitionTask {
     // writes in the changelog like any. A source's rows reach a worker only through the relay, once:
     // so a change that needs them again is refused (whatever this partition has consumed: the relay's
     // topic already holds what the relay read under the old config). A new state has no plan.
-    const exportsHeld = () => {
-      const backpressure = this.flow?.backpressure;
-      if (!backpressure) return false;
-      backpressure.outboxDepths(this.outboxDepths(store));
-      return backpressure.outboxAtBound;
-    };
+    const exportsHeld = () => this.flow?.backpressure.outboxHeld(this.outboxDepths(store)) ?? false;
     const runs = new Runs({ store, domain: options.domain, schedule: (work) => this.flow?.pipeline.schedule(work), connectorOf: () => undefined, logger: options.logger, exportsHeld, ...(options.runEvents ? { events: options.runEvents } : {}) });
     const needsReread = () => true;
     const empty = store.isEmpty();

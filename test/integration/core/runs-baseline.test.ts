@@ -52,6 +52,17 @@ describe("the definitions a state's Runs start from", () => {
       logger: pino({ level: "silent" }),
     });
 
+  /** One user with one purchase (its stored row has no currency column), its Runs done. */
+  async function statePlannedWithOnePurchase(): Promise<void> {
+    const before = compiled(coreConfigObjects());
+    await applyBatch(store, before.domain, [user(1), purchase(10, { user_id: 1, amount: 5, state: "paid", sku: "A", created_at: "2026-10-30T00:00:00Z" })], T);
+    const first = runsOver(before.domain);
+    await first.start(before.definitions, () => true, false);
+    await first.idle();
+  }
+  /** The config with a property filtered on a column the stored purchase rows do not have. */
+  const withUsdCount = () => compiled(coreConfigObjects([{ class: "property", id: "usd_count", type: "integer", sourceId: "purchases_table", options: { column: "id", aggregationMethod: "count" }, filters: [{ key: "currency", op: "eq", match: "USD" }] }]));
+
   it("records what a state without definitions is taken to have, so the next start plans nothing", async () => {
     const { domain, definitions } = compiled(coreConfigObjects());
     await applyBatch(store, domain, [user(1, { email: "ada@example.com", vip: "t" }), user(2), purchase(10, { user_id: 1, amount: 120, state: "paid", sku: "A", created_at: "2026-10-30T00:00:00Z" })], T);
@@ -69,14 +80,9 @@ describe("the definitions a state's Runs start from", () => {
   });
 
   it("names a rebuild whose stored rows lack a column the new definition reads, and fails it without a connector that reads again", async () => {
-    const before = compiled(coreConfigObjects());
-    await applyBatch(store, before.domain, [user(1), purchase(10, { user_id: 1, amount: 5, state: "paid", sku: "A", created_at: "2026-10-30T00:00:00Z" })], T);
-    const first = runsOver(before.domain);
-    await first.start(before.definitions, () => true, false);
-    await first.idle();
+    await statePlannedWithOnePurchase();
 
-    // A property filtered on a column the stored purchase rows do not have.
-    const after = compiled(coreConfigObjects([{ class: "property", id: "usd_count", type: "integer", sourceId: "purchases_table", options: { column: "id", aggregationMethod: "count" }, filters: [{ key: "currency", op: "eq", match: "USD" }] }]));
+    const after = withUsdCount();
     const runs = runsOver(after.domain);
     const plan = runs.plan(after.definitions, () => true, false);
     expect(plan.runs.map((r) => `${r.spec.kind} ${r.target}`)).toEqual(["rebuild property usd_count"]);
@@ -97,13 +103,9 @@ describe("the definitions a state's Runs start from", () => {
   });
 
   it("resumes a rebuild that reads its source again instead, after a restart on the same config", async () => {
-    const before = compiled(coreConfigObjects());
-    await applyBatch(store, before.domain, [user(1), purchase(10, { user_id: 1, amount: 5, state: "paid", sku: "A", created_at: "2026-10-30T00:00:00Z" })], T);
-    const first = runsOver(before.domain);
-    await first.start(before.definitions, () => true, false);
-    await first.idle();
+    await statePlannedWithOnePurchase();
 
-    const after = compiled(coreConfigObjects([{ class: "property", id: "usd_count", type: "integer", sourceId: "purchases_table", options: { column: "id", aggregationMethod: "count" }, filters: [{ key: "currency", op: "eq", match: "USD" }] }]));
+    const after = withUsdCount();
     // A connector that reads again: its re-read is asked for, and reports its progress as the stream's position.
     const asked: { runId: string; resumeFrom?: string }[] = [];
     const rereading = { reread: async (request: { runId: string; resumeFrom?: string }) => void asked.push(request) } as unknown as SourceConnector;

@@ -65,10 +65,7 @@ describe("Runs under the outbox bound", () => {
         })(),
       connectorOf: () => undefined,
       logger,
-      exportsHeld: () => {
-        backpressure.outboxDepths([store.outboxDepth("crm")]);
-        return backpressure.outboxAtBound;
-      },
+      exportsHeld: () => backpressure.outboxHeld([store.outboxDepth("crm")]),
     });
     return { runs, seen, logged };
   }
