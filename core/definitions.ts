@@ -144,9 +144,43 @@ export interface RunPlan {
 export interface PlanContext {
   /** True when the source's connector has read past its start: its existing rows come only from a re-read. */
   needsReread(sourceId: string): boolean;
+  /** What the Runs of an earlier plan were bringing objects to and had not recorded yet (see Unsettled). */
+  unsettled?: readonly Unsettled[];
+}
+
+type AnyDefinition = Definitions[DefinitionClass][string];
+
+/**
+ * An object a planned Run is changing, from the moment its Runs are planned until the Run that records
+ * its definition is done: part of the state may be built under the old definition and part under
+ * `target`. Another config (an undone change, a third one) finds it cut short, and plans the object
+ * redone whole (see planRuns).
+ */
+export interface Unsettled {
+  cls: DefinitionClass;
+  id: string;
+  /** What its Run records when done; null for its removal. */
+  target: AnyDefinition | null;
+  /** The last definition part of the state may be built under: a removal's, when the recorded definitions lack it (an addition cut short). */
+  seen: AnyDefinition;
+  /** Planned redone whole: it stays so until that Run is done, whatever the config (its state is still a mix). */
+  redo: boolean;
 }
 
 const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
+
+/** The model an object belongs to (a model's is itself). */
+export const modelOf = (cls: DefinitionClass, id: string, definition: AnyDefinition | undefined): string | undefined => (cls === "models" ? id : (definition as { modelId?: string } | undefined)?.modelId);
+
+/**
+ * Which objects a plan towards `next` redoes whole because a change to them was cut short: an unsettled
+ * object whose target `next` does not want (an undone or another change), or one already planned
+ * redone; and everything of a model cut short that way.
+ */
+export function cutShort(unsettled: readonly Unsettled[], next: Definitions): (cls: DefinitionClass, id: string, modelId?: string) => boolean {
+  const keys = new Set(unsettled.filter((u) => u.redo || !same(u.target, next[u.cls][u.id] ?? null)).map((u) => `${u.cls}:${u.id}`));
+  return (cls, id, modelId) => keys.has(`${cls}:${id}`) || (modelId !== undefined && keys.has(`models:${modelId}`));
+}
 
 /**
  * The Runs that take a state built from `stored` to what `next` builds: removals first (destinations,
@@ -155,7 +189,18 @@ const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.str
  * that moved source or became unique, a source whose table, mapping or role changed) is removed and
  * added again.
  */
-export function planRuns(stored: Definitions, next: Definitions, context: PlanContext): RunPlan {
+export function planRuns(recorded: Definitions, next: Definitions, context: PlanContext): RunPlan {
+  // An object whose change was cut short is redone whole: its source read again, its property removed
+  // and computed again, its group evaluated again, its destination sent everything again (what it
+  // holds of the state is a mix), or removed (one the recorded definitions lack is taken as it was
+  // seen last, so that it is removed).
+  const redone = cutShort(context.unsettled ?? [], next);
+  const stored: Definitions = { models: { ...recorded.models }, sources: { ...recorded.sources }, properties: { ...recorded.properties }, groups: { ...recorded.groups }, destinations: { ...recorded.destinations } };
+  for (const u of context.unsettled ?? []) {
+    if (redone(u.cls, u.id) && stored[u.cls][u.id] === undefined) (stored[u.cls] as Record<string, AnyDefinition>)[u.id] = u.seen;
+  }
+  const redo = (cls: DefinitionClass, id: string): boolean => redone(cls, id, modelOf(cls, id, next[cls][id] ?? stored[cls][id]));
+  const CUT_SHORT = "a change to it was cut short (its Run did not finish)";
   const runs: PlannedRun[] = [];
   const updates: DefinitionUpdate[] = [];
   const update = (cls: DefinitionClass, id: string): DefinitionUpdate => ({ cls, id, definition: next[cls][id] ?? null });
@@ -169,7 +214,7 @@ export function planRuns(stored: Definitions, next: Definitions, context: PlanCo
   const replacedSources = new Set<string>();
   for (const [id, before] of Object.entries(stored.sources)) {
     const after = next.sources[id];
-    if (after && same(before, after)) continue;
+    if (after && same(before, after) && !redo("sources", id)) continue;
     if (after) replacedSources.add(id);
   }
   // Properties removed, or changed in a way a rebuild cannot follow (another source, uniqueness, role).
@@ -178,7 +223,7 @@ export function planRuns(stored: Definitions, next: Definitions, context: PlanCo
     const after = next.properties[id];
     if (!after) continue;
     // A replaced source's rows are removed and read again: what its properties hold goes with them.
-    const moved = before.sourceId !== after.sourceId || before.unique !== after.unique || before.modelId !== after.modelId || replacedSources.has(after.sourceId) || replacedSources.has(before.sourceId);
+    const moved = before.sourceId !== after.sourceId || before.unique !== after.unique || before.modelId !== after.modelId || replacedSources.has(after.sourceId) || replacedSources.has(before.sourceId) || redo("properties", id);
     if (moved) replacedProperties.add(id);
   }
 
@@ -195,13 +240,13 @@ export function planRuns(stored: Definitions, next: Definitions, context: PlanCo
   for (const [id, before] of Object.entries(stored.properties)) {
     if (!keptModel(before.modelId)) continue;
     if (next.properties[id] && !replacedProperties.has(id)) continue;
-    const why = next.properties[id] ? "its source, uniqueness or role changed: removed, then read again" : "removed from the config";
+    const why = !next.properties[id] ? "removed from the config" : redo("properties", id) ? `${CUT_SHORT}: removed, then computed again` : "its source, uniqueness or role changed: removed, then read again";
     run({ kind: "remove-property", propertyId: id, modelId: before.modelId, unique: before.unique }, `property ${id}`, why, [forget("properties", id)]);
   }
   for (const [id, before] of Object.entries(stored.sources)) {
     if (!keptModel(before.modelId)) continue;
     if (next.sources[id] && !replacedSources.has(id)) continue;
-    const why = next.sources[id] ? "its table, mapping, type or role changed: removed, then read again" : "removed from the config";
+    const why = !next.sources[id] ? "removed from the config" : redo("sources", id) ? `${CUT_SHORT}: removed, then read again` : "its table, mapping, type or role changed: removed, then read again";
     run({ kind: "remove-source", sourceId: id, modelId: before.modelId, primary: before.primary }, `source ${id}`, why, [forget("sources", id)]);
   }
   for (const id of removedModels) {
@@ -216,7 +261,7 @@ export function planRuns(stored: Definitions, next: Definitions, context: PlanCo
   const reread = new Set<string>();
   for (const [id, after] of Object.entries(next.sources)) {
     const before = stored.sources[id];
-    if (before && same(before, after)) continue;
+    if (before && same(before, after) && !replacedSources.has(id)) continue;
     const properties = Object.entries(next.properties).filter(([, p]) => p.sourceId === id);
     const covered = [update("sources", id), ...properties.filter(([pid, p]) => !same(stored.properties[pid], p) || replacedProperties.has(pid)).map(([pid]) => update("properties", pid))];
     if (context.needsReread(id)) {
@@ -260,25 +305,27 @@ export function planRuns(stored: Definitions, next: Definitions, context: PlanCo
     rebuilds.set(after.sourceId, rebuild);
   }
   for (const [sourceId, { modelId, propertyIds }] of rebuilds) {
-    run({ kind: "rebuild", sourceId, modelId, propertyIds, scan: true }, `${propertyIds.length === 1 ? "property" : "properties"} ${propertyIds.join(", ")}`, "new or changed: recomputed from the stored rows", propertyIds.map((id) => update("properties", id)));
+    run({ kind: "rebuild", sourceId, modelId, propertyIds, scan: true }, `${propertyIds.length === 1 ? "property" : "properties"} ${propertyIds.join(", ")}`, propertyIds.some((id) => redo("properties", id)) ? `${CUT_SHORT}: recomputed from the stored rows` : "new or changed: recomputed from the stored rows", propertyIds.map((id) => update("properties", id)));
   }
 
   // 4. Groups added or changed (or back after a removal).
   for (const [id, after] of Object.entries(next.groups)) {
-    if (same(stored.groups[id], after)) continue;
-    run({ kind: "backfill", groupId: id, modelId: after.modelId }, `group ${id}`, stored.groups[id] ? "its rules changed" : "new", [update("groups", id)]);
+    const cut = redo("groups", id);
+    if (same(stored.groups[id], after) && !cut) continue;
+    run({ kind: "backfill", groupId: id, modelId: after.modelId }, `group ${id}`, cut ? `${CUT_SHORT}: evaluated again` : stored.groups[id] ? "its rules changed" : "new", [update("groups", id)]);
   }
 
   // 5. Destinations added or changed: every record planned again under the new definition.
   for (const [id, after] of Object.entries(next.destinations)) {
     const before = stored.destinations[id];
-    if (same(before, after)) continue;
-    const reset = !before || before.type !== after.type || before.appId !== after.appId || !same(before.options, after.options) || before.modelId !== after.modelId;
-    const why = !before ? "new" : reset ? "its type, app or options changed: every record is sent again" : "its mapping, groups, collection or sync mode changed";
+    const cut = redo("destinations", id);
+    if (same(before, after) && !cut) continue;
+    const reset = cut || !before || before.type !== after.type || before.appId !== after.appId || !same(before.options, after.options) || before.modelId !== after.modelId;
+    const why = cut ? `${CUT_SHORT}: every record is sent again` : !before ? "new" : reset ? "its type, app or options changed: every record is sent again" : "its mapping, groups, collection or sync mode changed";
     run({ kind: "export", destinationId: id, modelId: after.modelId, reset }, `destination ${id}`, why, [update("destinations", id)]);
   }
 
-  for (const [id, after] of Object.entries(next.models)) if (!same(stored.models[id], after)) updates.push(update("models", id));
+  for (const [id, after] of Object.entries(next.models)) if (!same(stored.models[id], after) || redo("models", id)) updates.push(update("models", id));
   return { runs, updates };
 }
 

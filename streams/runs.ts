@@ -5,7 +5,7 @@
 // source's connector: its rows and progress markers flow through the pipeline like every change.
 import type { Logger } from "pino";
 import { applyRowChange, emptyAggregate, type AggregateState, type BatchApplier, type BatchResult } from "../core/apply.js";
-import { DEFINITION_CLASSES, planRuns, requestedRunChanged, requestedRunObsolete, runCovers, type DefinitionUpdate, type Definitions, type PlannedRun, type RunKind, type RunPlan, type RunSpec } from "../core/definitions.js";
+import { cutShort, DEFINITION_CLASSES, modelOf, planRuns, requestedRunChanged, requestedRunObsolete, runCovers, type DefinitionUpdate, type Definitions, type PlannedRun, type RunKind, type RunPlan, type RunSpec, type Unsettled } from "../core/definitions.js";
 import type { Domain } from "../core/domain.js";
 import type { SourceConnector } from "../connectors/types.js";
 import type { StateTransaction, Store } from "../state/store.js";
@@ -111,12 +111,43 @@ export function storedDefinitions(store: Store): Definitions | undefined {
   return definitions;
 }
 
+/** Meta entries `unsettled:<class>:<id>`: what planned Runs are bringing objects to (core/definitions.ts, Unsettled). */
+const UNSETTLED = "unsettled:";
+
 function writeUpdates(tx: StateTransaction, updates: readonly DefinitionUpdate[]): void {
   for (const u of updates) {
     const key = `def:${u.cls}:${u.id}`;
     if (u.definition === null) tx.deleteMeta(key);
     else tx.putMeta(key, u.definition);
+    // Recorded, its definition is settled.
+    tx.deleteMeta(`${UNSETTLED}${u.cls}:${u.id}`);
   }
+}
+
+/**
+ * Marks what a plan's Runs change as unsettled, in the transaction that plans them (before any of their
+ * chunks), so that a config undoing the change before they are done finds it cut short: every object a
+ * Run records, and those of the plan's other updates that were unsettled already. What the plan no
+ * longer changes is settled (no entry); a plan with no Runs records everything at once.
+ */
+function markUnsettled(tx: StateTransaction, recorded: Definitions, next: Definitions, previous: readonly Unsettled[], plan: RunPlan): void {
+  const before = new Map(previous.map((u) => [`${u.cls}:${u.id}`, u]));
+  const redone = cutShort(previous, next);
+  const entries = new Map<string, Unsettled>();
+  const mark = (u: DefinitionUpdate, always: boolean) => {
+    const key = `${u.cls}:${u.id}`;
+    const earlier = before.get(key);
+    if (!always && !earlier) return;
+    const seen = u.definition ?? recorded[u.cls][u.id] ?? earlier?.seen;
+    if (seen === undefined) return;
+    entries.set(key, { cls: u.cls, id: u.id, target: u.definition, seen, redo: redone(u.cls, u.id, modelOf(u.cls, u.id, seen)) });
+  };
+  if (plan.runs.length > 0) {
+    for (const run of plan.runs) for (const u of run.updates) mark(u, true);
+    for (const u of plan.updates) mark(u, false);
+  }
+  for (const key of before.keys()) if (!entries.has(key)) tx.deleteMeta(`${UNSETTLED}${key}`);
+  for (const [key, entry] of entries) tx.putMeta(`${UNSETTLED}${key}`, entry);
 }
 
 export interface RunsContext {
@@ -177,7 +208,8 @@ export class Runs {
       this.next();
       return { runs: [], updates: [] };
     }
-    const plan = planRuns(stored, next, { needsReread });
+    const unsettled = store.metaWithPrefix<Unsettled>(UNSETTLED);
+    const plan = planRuns(stored, next, { needsReread, unsettled });
     const existing = listRuns(store).filter((r) => r.state === "running" || r.state === "queued");
     const runs: RunState[] = [];
     const superseded: { run: RunState; why: string; again?: RunState }[] = [];
@@ -233,6 +265,7 @@ export class Runs {
       // A state that recorded no definitions records those it is taken to have, so that the next start
       // compares with them (not with nothing: every source would look new); the Runs record the rest.
       if (recorded === undefined) writeUpdates(tx, allUpdates(stored));
+      markUnsettled(tx, stored, next, unsettled, plan);
       if (plan.runs.length === 0) writeUpdates(tx, plan.updates);
     });
     for (const { run, why, again } of superseded) {
@@ -251,7 +284,7 @@ export class Runs {
   /** The plan start() would follow, without writing anything (a worker checks it can carry it out first). */
   plan(next: Definitions, needsReread: (sourceId: string) => boolean, isEmpty: boolean): RunPlan {
     const stored = this.baseline(next, isEmpty, false);
-    return stored === undefined ? { runs: [], updates: [] } : planRuns(stored, next, { needsReread });
+    return stored === undefined ? { runs: [], updates: [] } : planRuns(stored, next, { needsReread, unsettled: this.context.store.metaWithPrefix<Unsettled>(UNSETTLED) });
   }
 
   /**

@@ -98,7 +98,7 @@ export const find = (objects: Obj[], id: string, cls?: string): Obj => {
 };
 
 /** A config with the connection, slot and destination table of one daemon. */
-function concrete(objects: Obj[], url: string, slot: string, table: string): Obj[] {
+export function concrete(objects: Obj[], url: string, slot: string, table: string): Obj[] {
   return objects.map((o) => {
     if (o.class === "app" && o.type === "postgres") return { ...o, options: { ...(o.options as Obj), connectionString: url, slot, publication: slot } };
     if (o.class === "destination" && o.type === "postgres-table") return { ...o, options: { ...(o.options as Obj), table } };
@@ -123,7 +123,7 @@ export interface ConvergenceScenario {
   unmapped?: string[];
 }
 
-interface Running {
+export interface Running {
   daemon: Daemon;
   state: string;
   destinations: string[];
@@ -134,7 +134,7 @@ let sentinel = 900_000;
 const destinationsOf = (config: Obj[]) => config.filter((o) => o.class === "destination").map((o) => String(o.id));
 
 /** A user row whose arrival in each state (and delivery) means everything written before it is applied. */
-async function settle(db: TestDatabase, daemons: readonly Running[], label: string): Promise<void> {
+export async function settle(db: TestDatabase, daemons: readonly Running[], label: string): Promise<void> {
   sentinel += 1;
   const id = sentinel;
   await db.query(`INSERT INTO users (id, email, name) VALUES ($1, $2, 'sentinel')`, [id, `sentinel${id}@example.com`]);
@@ -149,9 +149,10 @@ async function settle(db: TestDatabase, daemons: readonly Running[], label: stri
   }
 }
 
-async function start(file: string, config: Obj[], state: string): Promise<Running> {
+/** A daemon in-process on `config` (written to `file`), with its HTTP on a free loopback port. */
+export async function start(file: string, config: Obj[], state: string, options: { outboxBound?: number } = {}): Promise<Running> {
   writeFileSync(file, JSON.stringify(config, null, 1));
-  const daemon = await Daemon.start({ config: file, state, http: `127.0.0.1:${await freePort()}`, maxBatchDelayMs: 2 }, pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }));
+  const daemon = await Daemon.start({ config: file, state, http: `127.0.0.1:${await freePort()}`, maxBatchDelayMs: 2, ...options }, pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }));
   if (typeof daemon === "number") throw new Error(`the daemon did not start (exit ${daemon})`);
   return { daemon, state, destinations: destinationsOf(config) };
 }

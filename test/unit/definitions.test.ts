@@ -1,7 +1,7 @@
 // Planning Runs from definitions (pure): each kind of config change gets exactly the Runs that take
 // the state to what a fresh daemon on the new config builds, and nothing else.
 import { describe, expect, it } from "vitest";
-import { applyUpdates, definitionsOf, definitionsOfModel, planRuns, requestedRunChanged, requestedRunObsolete, runCovers, type Definitions, type RunPlan, type RunSpec } from "../../core/definitions.js";
+import { applyUpdates, definitionsOf, definitionsOfModel, planRuns, requestedRunChanged, requestedRunObsolete, runCovers, type Definitions, type RunPlan, type RunSpec, type Unsettled } from "../../core/definitions.js";
 import { validateObjects } from "../../daemon/config/validate.js";
 import { asRaw, find, validConfigObjects } from "../helpers/config.js";
 
@@ -184,6 +184,61 @@ describe("planRuns", () => {
     expect(runCovers({ kind: "reread", sourceId: "s", modelId: "users" }, { kind: "reread", sourceId: "s", modelId: "users" })).toBe(true);
     expect(runCovers({ kind: "reread", sourceId: "s", modelId: "users" }, rebuild(["a"]))).toBe(false);
     expect(runCovers({ kind: "backfill", groupId: "g", modelId: "users" }, { kind: "backfill", groupId: "g", modelId: "users" })).toBe(true);
+  });
+});
+
+describe("planRuns after a change cut short", () => {
+  /** Config B planned from A and cut short (every object its Runs record unsettled, redo as given), then config C planned. */
+  function undone(b: (objects: Obj[]) => void, c: (objects: Obj[]) => void = () => undefined, redo = false): { runs: string[]; reasons: string[]; plan: RunPlan } {
+    const a = definitions(validConfigObjects());
+    const bObjects = validConfigObjects();
+    b(bObjects);
+    const planB = planRuns(a, definitions(bObjects), { needsReread: () => true });
+    const unsettled: Unsettled[] = planB.runs.flatMap((r) => r.updates).map((u) => ({ cls: u.cls, id: u.id, target: u.definition, seen: u.definition ?? (a[u.cls][u.id] as NonNullable<Unsettled["seen"]>), redo }));
+    const cObjects = validConfigObjects();
+    c(cObjects);
+    const result = planRuns(a, definitions(cObjects), { needsReread: () => true, unsettled });
+    expectConverges(a, definitions(cObjects), result);
+    return { runs: result.runs.map((r) => `${r.spec.kind} ${r.target}`), reasons: result.runs.map((r) => r.reason), plan: result };
+  }
+  const addGroup = (o: Obj[]) => void o.push({ class: "group", id: "named_b", modelId: "users", rules: [{ propertyId: "first_name", op: "eq", match: "B" }] });
+
+  it("plans nothing more when the config is still the one cut short (its Runs resume)", () => {
+    const b = (o: Obj[]) => void (find(o, "recent_buyers").rules = [{ propertyId: "last_purchase_at", op: "relative_gt", relativeMatchNumber: 10, relativeMatchUnit: "days" }]);
+    expect(undone(b, b).runs).toEqual(["backfill group recent_buyers"]);
+    expect(undone(b, b).reasons).toEqual(["its rules changed"]);
+  });
+
+  it("evaluates a group again when its change is undone, and removes one whose addition is", () => {
+    const { runs, reasons } = undone((o) => void (find(o, "recent_buyers").rules = [{ propertyId: "vip", op: "eq", match: false }]));
+    expect(runs).toEqual(["backfill group recent_buyers"]);
+    expect(reasons).toEqual(["a change to it was cut short (its Run did not finish): evaluated again"]);
+    expect(undone(addGroup).runs).toEqual(["remove-group group named_b"]);
+    // A group whose removal was cut short comes back evaluated again.
+    const removed = (o: Obj[]) => {
+      o.splice(o.indexOf(find(o, "recent_buyers")), 1);
+      find(o, "crm").destinationGroupMemberships = {};
+    };
+    expect(undone(removed).runs).toEqual(["backfill group recent_buyers", "export destination crm"]);
+  });
+
+  it("removes and computes again a property cut short, and removes a source whose addition was", () => {
+    const sum = (o: Obj[]) => void ((find(o, "lifetime_value").options as Obj).aggregationMethod = "average");
+    expect(undone(sum).runs).toEqual(["remove-property property lifetime_value", "rebuild property lifetime_value"]);
+    const source = (o: Obj[]) => void o.push({ class: "source", id: "refunds_table", type: "postgres-cdc", appId: "shop_db", modelId: "users", options: { table: "refunds" }, mapping: { user_id: "user_id" } });
+    expect(undone(source).runs).toEqual(["remove-source source refunds_table"]);
+    // A primary property added, cut short while its source was read again, then removed.
+    expect(undone((o) => void o.push({ class: "property", id: "last_name", type: "string", sourceId: "users_table", options: { column: "last_name" } })).runs).toEqual(["remove-property property last_name"]);
+  });
+
+  it("sends every record again to a destination whose change was cut short", () => {
+    const { plan } = undone((o) => void ((find(o, "crm").mapping as Obj).name = "first_name"));
+    expect(plan.runs.map((r) => r.spec)).toEqual([{ kind: "export", destinationId: "crm", modelId: "users", reset: true }]);
+  });
+
+  it("keeps redoing an object already planned redone, even on the config it was cut short from", () => {
+    // Redo marked: the state is a mix whatever the config says, until that Run is done.
+    expect(undone(addGroup, addGroup, true).runs).toEqual(["backfill group named_b"]);
   });
 });
 
