@@ -20,14 +20,17 @@ export const PostgresTableOptions = Type.Object(
     table: Type.String({ minLength: 1, description: "Target table (schema.table or table in public); never created." }),
     primaryKey: Type.String({ minLength: 1, description: "Target column upserted on; must be a remote field of the mapping." }),
     groupsColumn: Type.Optional(Type.String({ minLength: 1, description: "text[] column holding the mapped group names." })),
+    statementTimeoutMs: Type.Optional(
+      Type.Integer({ minimum: 0, default: 60_000, description: "How long one statement of a batch may run (a write behind a lock) before it fails and is retried, as an attempt; 0: no limit." }),
+    ),
   },
   { additionalProperties: false },
 );
 type PostgresTableOptions = Static<typeof PostgresTableOptions>;
 
 /**
- * How long one statement of a batch may run: a write behind a lock someone holds fails after it (and is
- * retried with backoff, logged), rather than hang with nothing said.
+ * How long one statement of a batch may run unless `statementTimeoutMs` says otherwise: a write behind a
+ * lock someone holds fails after it (and is retried with backoff, logged), rather than hang with nothing said.
  */
 export const DESTINATION_STATEMENT_TIMEOUT_MS = 60_000;
 
@@ -46,8 +49,9 @@ export class PostgresTableDestination implements DestinationConnector {
     private readonly primaryKey: string,
     private readonly groupsColumn: string | undefined,
     private readonly fieldTypes: Readonly<Record<string, PropertyType>>,
+    statementTimeoutMs = DESTINATION_STATEMENT_TIMEOUT_MS,
   ) {
-    this.pool = new pg.Pool({ statement_timeout: DESTINATION_STATEMENT_TIMEOUT_MS, ...connection, max: 4 });
+    this.pool = new pg.Pool({ statement_timeout: statementTimeoutMs, ...connection, max: 4 });
     this.pool.on("error", () => (this.reachable = false));
   }
 
@@ -169,6 +173,6 @@ export const postgresTableDestination: DestinationComponent = {
   create(destination, app, context) {
     const options = destination.options as PostgresTableOptions;
     const { connection } = resolvePostgresApp(app);
-    return new PostgresTableDestination(destination.id, connection, options.table, options.primaryKey, options.groupsColumn, context.fieldTypes);
+    return new PostgresTableDestination(destination.id, connection, options.table, options.primaryKey, options.groupsColumn, context.fieldTypes, options.statementTimeoutMs);
   },
 };
