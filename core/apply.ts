@@ -368,7 +368,12 @@ export class BatchApplier {
       if (propertyId in record.values || propertyId in record.invalid || propertyId in record.aggregates) {
         delete record.values[propertyId];
         delete record.invalid[propertyId];
-        delete record.aggregates[propertyId];
+        if (propertyId in record.aggregates) {
+          delete record.aggregates[propertyId];
+          // A missing state no longer means "no rows yet" (the property may come back under the same
+          // definitions, its removal undone): a change rebuilds it from the record's rows.
+          delete record.defs;
+        }
         t.dirty = true;
       }
     }

@@ -151,10 +151,11 @@ export interface PlanContext {
 type AnyDefinition = Definitions[DefinitionClass][string];
 
 /**
- * An object a planned Run is changing, from the moment its Runs are planned until the Run that records
- * its definition is done: part of the state may be built under the old definition and part under
- * `target`. Another config (an undone change, a third one) finds it cut short, and plans the object
- * redone whole (see planRuns).
+ * An object a planned change is changing, from the moment its Runs are planned until its definition is
+ * recorded: part of the state may be built under the old definition and part under `target`. Another
+ * config (an undone change, a third one) finds it cut short, and plans the object redone whole (see
+ * planRuns). Once the object's removal is recorded on the way (remove, then add again), nothing of it
+ * is left in the state: it is no longer redone, only added.
  */
 export interface Unsettled {
   cls: DefinitionClass;
@@ -168,6 +169,9 @@ export interface Unsettled {
 }
 
 const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
+
+/** How the reason of a Run that redoes an object whose change was cut short begins. */
+export const CUT_SHORT_REASON = "a change to it was cut short (its Run did not finish)";
 
 /** The model an object belongs to (a model's is itself). */
 export const modelOf = (cls: DefinitionClass, id: string, definition: AnyDefinition | undefined): string | undefined => (cls === "models" ? id : (definition as { modelId?: string } | undefined)?.modelId);
@@ -190,24 +194,27 @@ export function cutShort(unsettled: readonly Unsettled[], next: Definitions): (c
  * added again.
  */
 export function planRuns(recorded: Definitions, next: Definitions, context: PlanContext): RunPlan {
-  // An object whose change was cut short is redone whole: its source read again, its property removed
-  // and computed again, its group evaluated again, its destination sent everything again (what it
-  // holds of the state is a mix), or removed (one the recorded definitions lack is taken as it was
-  // seen last, so that it is removed).
+  // An object whose change was cut short is redone whole (what the state holds of it is a mix): its
+  // source removed and read again, its property removed and computed again, its group evaluated again,
+  // every record planned again for its destination, its model removed and built again; or removed (one
+  // the recorded definitions lack is taken as it was seen last, so that it is removed).
   const redone = cutShort(context.unsettled ?? [], next);
   const stored: Definitions = { models: { ...recorded.models }, sources: { ...recorded.sources }, properties: { ...recorded.properties }, groups: { ...recorded.groups }, destinations: { ...recorded.destinations } };
   for (const u of context.unsettled ?? []) {
     if (redone(u.cls, u.id) && stored[u.cls][u.id] === undefined) (stored[u.cls] as Record<string, AnyDefinition>)[u.id] = u.seen;
   }
   const redo = (cls: DefinitionClass, id: string): boolean => redone(cls, id, modelOf(cls, id, next[cls][id] ?? stored[cls][id]));
-  const CUT_SHORT = "a change to it was cut short (its Run did not finish)";
+  const CUT_SHORT = CUT_SHORT_REASON;
+  // A model cut short (a change of it, its addition or its removal) that the config still has is
+  // removed whole and built again as new: its records, rows and indexes are a mix.
+  const rebuiltModels = new Set(Object.keys(next.models).filter((id) => stored.models[id] !== undefined && redone("models", id)));
   const runs: PlannedRun[] = [];
   const updates: DefinitionUpdate[] = [];
   const update = (cls: DefinitionClass, id: string): DefinitionUpdate => ({ cls, id, definition: next[cls][id] ?? null });
   const forget = (cls: DefinitionClass, id: string): DefinitionUpdate => ({ cls, id, definition: null });
   const run = (spec: RunSpec, target: string, reason: string, runUpdates: DefinitionUpdate[]) => runs.push({ spec, target, reason, updates: runUpdates });
 
-  const removedModels = new Set(Object.keys(stored.models).filter((id) => !next.models[id]));
+  const removedModels = new Set([...Object.keys(stored.models).filter((id) => !next.models[id]), ...rebuiltModels]);
   const keptModel = (modelId: string) => !removedModels.has(modelId);
 
   // Sources removed, or changed in a way that needs their rows again from scratch.
@@ -218,12 +225,17 @@ export function planRuns(recorded: Definitions, next: Definitions, context: Plan
     if (after) replacedSources.add(id);
   }
   // Properties removed, or changed in a way a rebuild cannot follow (another source, uniqueness, role).
+  const movedBetween = (a: PropertyDefinition, b: PropertyDefinition) => a.sourceId !== b.sourceId || a.unique !== b.unique || a.modelId !== b.modelId;
+  const targets = new Map((context.unsettled ?? []).map((u) => [`${u.cls}:${u.id}`, u.target]));
   const replacedProperties = new Set<string>();
   for (const [id, before] of Object.entries(stored.properties)) {
     const after = next.properties[id];
     if (!after) continue;
-    // A replaced source's rows are removed and read again: what its properties hold goes with them.
-    const moved = before.sourceId !== after.sourceId || before.unique !== after.unique || before.modelId !== after.modelId || replacedSources.has(after.sourceId) || replacedSources.has(before.sourceId) || redo("properties", id);
+    // A replaced source's rows are removed and read again: what its properties hold goes with them. A
+    // property cut short on its way to another source or uniqueness is removed too (its index entries
+    // and values are a mix); otherwise it is computed or read again whole, without removing it first.
+    const target = targets.get(`properties:${id}`) as PropertyDefinition | null | undefined;
+    const moved = movedBetween(before, after) || replacedSources.has(after.sourceId) || replacedSources.has(before.sourceId) || (redo("properties", id) && target != null && movedBetween(target, after));
     if (moved) replacedProperties.add(id);
   }
 
@@ -239,7 +251,13 @@ export function planRuns(recorded: Definitions, next: Definitions, context: Plan
   }
   for (const [id, before] of Object.entries(stored.properties)) {
     if (!keptModel(before.modelId)) continue;
-    if (next.properties[id] && !replacedProperties.has(id)) continue;
+    const after = next.properties[id];
+    if (after && !replacedProperties.has(id)) continue;
+    // Kept on a primary source replaced whole: its records are deleted with the source (which releases
+    // their unique values, so the rows attached through them wait for the records to come back) and
+    // built again by its re-read. Removing the property first would take the unique values the
+    // release needs, and leave those rows attached to deleted records.
+    if (after && after.sourceId === before.sourceId && after.unique === before.unique && replacedSources.has(before.sourceId) && stored.sources[before.sourceId]?.primary === true) continue;
     const why = !next.properties[id] ? "removed from the config" : redo("properties", id) ? `${CUT_SHORT}: removed, then computed again` : "its source, uniqueness or role changed: removed, then read again";
     run({ kind: "remove-property", propertyId: id, modelId: before.modelId, unique: before.unique }, `property ${id}`, why, [forget("properties", id)]);
   }
@@ -250,20 +268,30 @@ export function planRuns(recorded: Definitions, next: Definitions, context: Plan
     run({ kind: "remove-source", sourceId: id, modelId: before.modelId, primary: before.primary }, `source ${id}`, why, [forget("sources", id)]);
   }
   for (const id of removedModels) {
+    const rebuilt = rebuiltModels.has(id);
     const dependents: DefinitionUpdate[] = [];
     for (const cls of ["sources", "properties", "groups"] as const) {
-      for (const [depId, def] of Object.entries(stored[cls])) if (def.modelId === id && !next[cls][depId]) dependents.push(forget(cls, depId));
+      for (const [depId, def] of Object.entries(stored[cls])) if (def.modelId === id && (rebuilt || !next[cls][depId])) dependents.push(forget(cls, depId));
     }
-    run({ kind: "remove-model", modelId: id }, `model ${id}`, "removed from the config", [forget("models", id), ...dependents]);
+    run({ kind: "remove-model", modelId: id }, `model ${id}`, rebuilt ? `${CUT_SHORT}: removed whole, then built again as new` : "removed from the config", [forget("models", id), ...dependents]);
+  }
+  // From here on, a rebuilt model's sources, properties and groups are new: its removal took them all.
+  // Its destinations keep what they know the remote system holds, and are planned again (below).
+  const base: Definitions = { ...stored, models: { ...stored.models }, sources: { ...stored.sources }, properties: { ...stored.properties }, groups: { ...stored.groups } };
+  for (const id of rebuiltModels) {
+    delete base.models[id];
+    for (const cls of ["sources", "properties", "groups"] as const) {
+      for (const [depId, def] of Object.entries(base[cls])) if (def.modelId === id) delete (base[cls] as Record<string, unknown>)[depId];
+    }
   }
 
   // 2. Sources read again: added (when their connector has read past their existing rows) or replaced.
   const reread = new Set<string>();
   for (const [id, after] of Object.entries(next.sources)) {
-    const before = stored.sources[id];
+    const before = base.sources[id];
     if (before && same(before, after) && !replacedSources.has(id)) continue;
     const properties = Object.entries(next.properties).filter(([, p]) => p.sourceId === id);
-    const covered = [update("sources", id), ...properties.filter(([pid, p]) => !same(stored.properties[pid], p) || replacedProperties.has(pid)).map(([pid]) => update("properties", pid))];
+    const covered = [update("sources", id), ...properties.filter(([pid, p]) => !same(base.properties[pid], p) || replacedProperties.has(pid) || redo("properties", pid)).map(([pid]) => update("properties", pid))];
     if (context.needsReread(id)) {
       reread.add(id);
       if (after.primary) {
@@ -284,9 +312,9 @@ export function planRuns(recorded: Definitions, next: Definitions, context: Plan
   // 3. Properties added or changed on sources not read again.
   const rebuilds = new Map<string, { modelId: string; propertyIds: string[] }>();
   for (const [id, after] of Object.entries(next.properties)) {
-    if ((same(stored.properties[id], after) && !replacedProperties.has(id)) || reread.has(after.sourceId)) continue;
+    if ((same(base.properties[id], after) && !replacedProperties.has(id) && !redo("properties", id)) || reread.has(after.sourceId)) continue;
     const source = next.sources[after.sourceId];
-    if (!source || !stored.sources[after.sourceId] || replacedSources.has(after.sourceId)) {
+    if (!source || !base.sources[after.sourceId] || replacedSources.has(after.sourceId)) {
       // Its source is new or replaced, and its connector reads it whole anyway (else it is read again above).
       updates.push(update("properties", id));
       continue;
@@ -295,7 +323,7 @@ export function planRuns(recorded: Definitions, next: Definitions, context: Plan
       // A primary row is kept only as its properties' values: the column is read again from the source.
       if (context.needsReread(after.sourceId)) {
         reread.add(after.sourceId);
-        const properties = Object.entries(next.properties).filter(([pid, p]) => p.sourceId === after.sourceId && (!same(stored.properties[pid], p) || replacedProperties.has(pid)));
+        const properties = Object.entries(next.properties).filter(([pid, p]) => p.sourceId === after.sourceId && (!same(base.properties[pid], p) || replacedProperties.has(pid) || redo("properties", pid)));
         run({ kind: "reread", sourceId: after.sourceId, modelId: after.modelId }, `source ${after.sourceId}`, `property ${id} is new or changed: the source's rows are read again`, properties.map(([pid]) => update("properties", pid)));
       } else updates.push(update("properties", id));
       continue;
@@ -311,8 +339,8 @@ export function planRuns(recorded: Definitions, next: Definitions, context: Plan
   // 4. Groups added or changed (or back after a removal).
   for (const [id, after] of Object.entries(next.groups)) {
     const cut = redo("groups", id);
-    if (same(stored.groups[id], after) && !cut) continue;
-    run({ kind: "backfill", groupId: id, modelId: after.modelId }, `group ${id}`, cut ? `${CUT_SHORT}: evaluated again` : stored.groups[id] ? "its rules changed" : "new", [update("groups", id)]);
+    if (same(base.groups[id], after) && !cut) continue;
+    run({ kind: "backfill", groupId: id, modelId: after.modelId }, `group ${id}`, cut ? `${CUT_SHORT}: evaluated again` : base.groups[id] ? "its rules changed" : "new", [update("groups", id)]);
   }
 
   // 5. Destinations added or changed: every record planned again under the new definition.
@@ -320,12 +348,17 @@ export function planRuns(recorded: Definitions, next: Definitions, context: Plan
     const before = stored.destinations[id];
     const cut = redo("destinations", id);
     if (same(before, after) && !cut) continue;
-    const reset = cut || !before || before.type !== after.type || before.appId !== after.appId || !same(before.options, after.options) || before.modelId !== after.modelId;
-    const why = cut ? `${CUT_SHORT}: every record is sent again` : !before ? "new" : reset ? "its type, app or options changed: every record is sent again" : "its mapping, groups, collection or sync mode changed";
+    // Cut short: every record planned again against what the destination holds (a reset would forget
+    // what it holds of records since deleted, and never delete them there).
+    const reset = !before || before.type !== after.type || before.appId !== after.appId || !same(before.options, after.options) || before.modelId !== after.modelId;
+    const why = cut ? `${CUT_SHORT}: every record planned again` : !before ? "new" : reset ? "its type, app or options changed: every record is sent again" : "its mapping, groups, collection or sync mode changed";
     run({ kind: "export", destinationId: id, modelId: after.modelId, reset }, `destination ${id}`, why, [update("destinations", id)]);
+    // Cut short, it goes first: it replaces the exports still queued under the abandoned definition
+    // before they are sent (the Runs before it would wait for the outbox to drain them).
+    if (cut) runs.unshift(runs.pop() as PlannedRun);
   }
 
-  for (const [id, after] of Object.entries(next.models)) if (!same(stored.models[id], after) || redo("models", id)) updates.push(update("models", id));
+  for (const [id, after] of Object.entries(next.models)) if (!same(base.models[id], after) || redo("models", id)) updates.push(update("models", id));
   return { runs, updates };
 }
 

@@ -559,6 +559,10 @@ export class Daemon {
         applied: (_run, result) => recordResult(metrics, result),
       },
     });
+    // What this config changes is marked unsettled before its sources read a change under it.
+    const definitions = definitionsOf(config, domain);
+    const rereadNeeded = (sourceId: string) => needsReread(config, registry, positions, sourceId);
+    await runs.prepare(definitions, rereadNeeded);
     const flow = flowIntoState(
       sources,
       store,
@@ -621,7 +625,7 @@ export class Daemon {
     // is still at its bound, and the gauge says which (a reload while paused left it at 1).
     flow.backpressure.outboxDepths(outboxDepths());
     metrics.sourcesPaused.set(flow.backpressure.paused ? 1 : 0);
-    await runs.start(definitionsOf(config, domain), (sourceId) => needsReread(config, registry, positions, sourceId), store.isEmpty());
+    await runs.start(definitions, rereadNeeded, store.isEmpty());
     await this.takeRequests();
   }
 

@@ -146,7 +146,7 @@ export interface BoundaryEntry {
 }
 
 /** Sub-databases whose entries a Run may drop by key prefix when their definition is removed. */
-export type PrefixedIndex = "records" | "unique" | "attached" | "pending" | "outbox" | "outbox-by-record" | "remote" | "export-results";
+export type PrefixedIndex = "records" | "unique" | "attached" | "pending" | "rows" | "outbox" | "outbox-by-record" | "remote" | "export-results";
 
 /** One write transaction: the core's BatchState, plus the counters, meta entries and removals written with it. */
 export interface StateTransaction extends BatchState {
@@ -267,6 +267,7 @@ export class Store {
       unique: this.unique,
       attached: this.attached,
       pending: this.pending,
+      rows: this.rows,
       outbox: this.outbox,
       "outbox-by-record": this.outboxByRecord,
       remote: this.remote,

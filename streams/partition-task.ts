@@ -10,7 +10,7 @@
 import { rmSync } from "node:fs";
 import type { Logger } from "pino";
 import type { Change } from "../core/change.js";
-import type { Definitions } from "../core/definitions.js";
+import { CUT_SHORT_REASON, type Definitions } from "../core/definitions.js";
 import type { Domain } from "../core/domain.js";
 import type { CapturedTransaction, ChangelogRecord } from "../core/partitions.js";
 import type { ChangelogReader, PartitionChangelog } from "../connectors/kafka/changelog.js";
@@ -215,10 +215,16 @@ export class PartitionTask {
     const runs = new Runs({ store, domain: options.domain, schedule: (work) => this.flow?.pipeline.schedule(work), connectorOf: () => undefined, logger: options.logger, exportsHeld, ...(options.runEvents ? { events: options.runEvents } : {}) });
     const needsReread = () => true;
     const empty = store.isEmpty();
-    const rereads = runs.needingReread(runs.plan(options.definitions, needsReread, empty));
+    const plan = runs.plan(options.definitions, needsReread, empty);
+    const rereads = runs.needingReread(plan);
     if (rereads.length > 0) {
+      // A change cut short is redone whole: undoing it here is what needs the rows again.
+      const cut = plan.runs.some((r) => r.reason.startsWith(CUT_SHORT_REASON));
       throw new UnsupportedConfigChangeError(
-        `the config changes partition ${options.modelId}/${options.partition}'s state in a way a worker cannot follow: ${rereads.join("; ")}. A worker gets a source's rows only through the relay, once, and cannot read them again: apply this change by starting the relay on a new slot and publication and the workers on a new consumer group and changelog, with empty --state directories, or undo it (the partition's state was not changed)`,
+        `the config changes partition ${options.modelId}/${options.partition}'s state in a way a worker cannot follow: ${rereads.join("; ")}. A worker gets a source's rows only through the relay, once, and cannot read them again: ` +
+          (cut
+            ? "a config change was cut short on this partition (its Runs did not finish), and redoing it under this config needs them again. Start the workers on the config of that change and let its Runs finish (grouparoo-stream runs), or apply this config by starting the relay on a new slot and publication and the workers on a new consumer group and changelog, with empty --state directories (the partition's state was not changed)"
+            : "apply this change by starting the relay on a new slot and publication and the workers on a new consumer group and changelog, with empty --state directories, or undo it (the partition's state was not changed)"),
       );
     }
     this.openedOffset = position === undefined ? -1n : BigInt(position);
@@ -227,6 +233,7 @@ export class PartitionTask {
     // Read on right after what the state holds, whatever offset the consumer group had.
     options.seekInput(String(this.openedOffset + 1n));
     for (const { connector } of options.destinations) this.committedSeqs.set(connector.destinationId, store.getMeta<number>(`seq:outbox:${connector.destinationId}`) ?? 0);
+    await runs.prepare(options.definitions, needsReread);
     this.start(store);
     this.runs = runs;
     await runs.start(options.definitions, needsReread, empty);

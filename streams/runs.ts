@@ -111,6 +111,9 @@ export function storedDefinitions(store: Store): Definitions | undefined {
   return definitions;
 }
 
+/** Why a Run an earlier config planned is superseded. */
+const CONFIG_CHANGED = "the config changed before it was done (what it changed is redone if this config wants something else of it)";
+
 /** Meta entries `unsettled:<class>:<id>`: what planned Runs are bringing objects to (core/definitions.ts, Unsettled). */
 const UNSETTLED = "unsettled:";
 
@@ -119,35 +122,39 @@ function writeUpdates(tx: StateTransaction, updates: readonly DefinitionUpdate[]
     const key = `def:${u.cls}:${u.id}`;
     if (u.definition === null) tx.deleteMeta(key);
     else tx.putMeta(key, u.definition);
-    // Recorded, its definition is settled.
-    tx.deleteMeta(`${UNSETTLED}${u.cls}:${u.id}`);
+    // Its target recorded, the object is settled. Its removal recorded on the way to its target (removed,
+    // then added again), nothing of it is left in the state: from then on it is only added, not redone.
+    const entryKey = `${UNSETTLED}${u.cls}:${u.id}`;
+    const entry = tx.getMeta<Unsettled>(entryKey);
+    if (!entry) continue;
+    if (JSON.stringify(entry.target) === JSON.stringify(u.definition)) tx.deleteMeta(entryKey);
+    else if (u.definition === null && entry.redo) tx.putMeta(entryKey, { ...entry, redo: false });
   }
 }
 
 /**
- * Marks what a plan's Runs change as unsettled, in the transaction that plans them (before any of their
- * chunks), so that a config undoing the change before they are done finds it cut short: every object a
- * Run records, and those of the plan's other updates that were unsettled already. What the plan no
- * longer changes is settled (no entry); a plan with no Runs records everything at once.
+ * Marks what a plan changes as unsettled, before any of its Runs' chunks and before the sources read
+ * under the new config, so that a config undoing the change before it is recorded finds it cut short:
+ * every object the plan records (its Runs' and the others, recorded when the Runs are done: a source
+ * its connector reads whole anyway streams rows meanwhile), with the definition recorded last as its
+ * target. What the plan no longer changes is settled (no entry); a plan with no Runs records everything
+ * at once.
  */
-function markUnsettled(tx: StateTransaction, recorded: Definitions, next: Definitions, previous: readonly Unsettled[], plan: RunPlan): void {
+function markUnsettled(tx: StateTransaction, recorded: Definitions, next: Definitions, previous: readonly Unsettled[], plan: RunPlan, beforeStart = false): void {
   const before = new Map(previous.map((u) => [`${u.cls}:${u.id}`, u]));
   const redone = cutShort(previous, next);
   const entries = new Map<string, Unsettled>();
-  const mark = (u: DefinitionUpdate, always: boolean) => {
-    const key = `${u.cls}:${u.id}`;
-    const earlier = before.get(key);
-    if (!always && !earlier) return;
-    const seen = u.definition ?? recorded[u.cls][u.id] ?? earlier?.seen;
-    if (seen === undefined) return;
-    entries.set(key, { cls: u.cls, id: u.id, target: u.definition, seen, redo: redone(u.cls, u.id, modelOf(u.cls, u.id, seen)) });
-  };
-  if (plan.runs.length > 0) {
-    for (const run of plan.runs) for (const u of run.updates) mark(u, true);
-    for (const u of plan.updates) mark(u, false);
+  if (plan.runs.length > 0 || beforeStart) {
+    for (const u of [...plan.runs.flatMap((r) => r.updates), ...plan.updates]) {
+      const key = `${u.cls}:${u.id}`;
+      const earlier = before.get(key);
+      const seen = u.definition ?? entries.get(key)?.seen ?? recorded[u.cls][u.id] ?? earlier?.seen;
+      if (seen === undefined) continue;
+      entries.set(key, { cls: u.cls, id: u.id, target: u.definition, seen, redo: redone(u.cls, u.id, modelOf(u.cls, u.id, seen)) });
+    }
   }
   for (const key of before.keys()) if (!entries.has(key)) tx.deleteMeta(`${UNSETTLED}${key}`);
-  for (const [key, entry] of entries) tx.putMeta(`${UNSETTLED}${key}`, entry);
+  for (const [key, entry] of entries) if (JSON.stringify(entry) !== JSON.stringify(before.get(key))) tx.putMeta(`${UNSETTLED}${key}`, entry);
 }
 
 export interface RunsContext {
@@ -213,6 +220,8 @@ export class Runs {
     const existing = listRuns(store).filter((r) => r.state === "running" || r.state === "queued");
     const runs: RunState[] = [];
     const superseded: { run: RunState; why: string; again?: RunState }[] = [];
+    /** Runs of an earlier config that this one does not plan. */
+    const replaced: RunState[] = [];
     const now = this.clock();
     await store.transact((tx) => {
       let n = 0;
@@ -260,7 +269,8 @@ export class Runs {
       for (const r of existing) {
         if (runs.some((q) => q.id === r.id)) continue;
         const why = superseded.find((s) => s.run === r)?.why;
-        tx.putMeta(`run:${r.id}`, { ...r, state: "superseded", finishedAt: now, ...(why === undefined ? {} : { error: `superseded: ${why}` }) });
+        if (why === undefined) replaced.push(r);
+        tx.putMeta(`run:${r.id}`, { ...r, state: "superseded", finishedAt: now, error: `superseded: ${why ?? CONFIG_CHANGED}` });
       }
       // A state that recorded no definitions records those it is taken to have, so that the next start
       // compares with them (not with nothing: every source would look new); the Runs record the rest.
@@ -268,6 +278,7 @@ export class Runs {
       markUnsettled(tx, stored, next, unsettled, plan);
       if (plan.runs.length === 0) writeUpdates(tx, plan.updates);
     });
+    for (const run of replaced) logger.warn({ run: run.id, kind: run.kind, target: run.target, processed: run.processed, reason: CONFIG_CHANGED }, "run superseded");
     for (const { run, why, again } of superseded) {
       if (again) logger.warn({ run: run.id, kind: run.kind, target: run.target, reason: why, again: again.id }, "run asked for by hand starts again: what it depends on changed");
       else logger.warn({ run: run.id, kind: run.kind, target: run.target, reason: why }, "run asked for by hand superseded: it no longer applies to this config");
@@ -279,6 +290,21 @@ export class Runs {
     for (const run of runs) logger.info({ run: run.id, kind: run.kind, target: run.target, reason: run.reason, resumed: run.processed > 0 || run.cursor !== undefined }, "run planned");
     this.next();
     return plan;
+  }
+
+  /**
+   * Marks what the plan towards `next` changes as unsettled (start() marks it again with its Runs), to
+   * be called before the sources read under `next`: a process that dies between the two has streamed
+   * changes under the new config, and a config that undoes it must still find the change cut short.
+   */
+  async prepare(next: Definitions, needsReread: (sourceId: string) => boolean): Promise<void> {
+    const { store } = this.context;
+    const recorded = storedDefinitions(store);
+    if (recorded === undefined) return;
+    const unsettled = store.metaWithPrefix<Unsettled>(UNSETTLED);
+    const plan = planRuns(recorded, next, { needsReread, unsettled });
+    if (plan.runs.length === 0 && plan.updates.length === 0) return;
+    await store.transact((tx) => markUnsettled(tx, recorded, next, unsettled, plan, true));
   }
 
   /** The plan start() would follow, without writing anything (a worker checks it can carry it out first). */
@@ -622,10 +648,15 @@ export class Runs {
       }
       case "remove-model": {
         const m = spec.modelId;
-        const phases = ["records", "unique", "attached", "pending"] as const;
-        const index = phases[run.phase];
-        if (index !== undefined) {
-          if (await drop(index, [m])) {
+        // Its records and their indexes, then the rows of its sources (those it forgets), then its time
+        // index and counters.
+        const phases: [Parameters<typeof drop>[0], string[]][] = [
+          ...(["records", "unique", "attached", "pending"] as const).map((index): [Parameters<typeof drop>[0], string[]] => [index, [m]]),
+          ...run.updates.filter((u) => u.cls === "sources").map((u): [Parameters<typeof drop>[0], string[]] => ["rows", [u.id]]),
+        ];
+        const phase = phases[run.phase];
+        if (phase !== undefined) {
+          if (await drop(phase[0], phase[1])) {
             run.phase += 1;
             delete run.cursor;
           }

@@ -92,6 +92,12 @@ describe("planRuns", () => {
     ]);
   });
 
+  it("deletes the records of a primary source whose table changed and reads them again, keeping its properties", () => {
+    // Its records go with the source (their unique values released: the rows attached through them wait
+    // for the records to come back); its properties are not removed first.
+    expect(plan((o) => void ((find(o, "users_table").options as Obj).table = "users2"))).toEqual(["remove-source source users_table", "reread source users_table"]);
+  });
+
   it("removes and reads again a source whose table changed, with its properties", () => {
     expect(plan((o) => ((find(o, "purchases_table").options as Obj).table = "public.orders"))).toEqual([
       "remove-property property purchase_count",
@@ -219,26 +225,33 @@ describe("planRuns after a change cut short", () => {
       o.splice(o.indexOf(find(o, "recent_buyers")), 1);
       find(o, "crm").destinationGroupMemberships = {};
     };
-    expect(undone(removed).runs).toEqual(["backfill group recent_buyers", "export destination crm"]);
+    // The destination's Run goes first: it replaces what was queued for it under the abandoned definition.
+    expect(undone(removed).runs).toEqual(["export destination crm", "backfill group recent_buyers"]);
   });
 
-  it("removes and computes again a property cut short, and removes a source whose addition was", () => {
+  it("computes again a property cut short, removes it first if it was being moved, and removes a source whose addition was cut short", () => {
     const sum = (o: Obj[]) => void ((find(o, "lifetime_value").options as Obj).aggregationMethod = "average");
-    expect(undone(sum).runs).toEqual(["remove-property property lifetime_value", "rebuild property lifetime_value"]);
+    expect(undone(sum).runs).toEqual(["rebuild property lifetime_value"]);
+    expect(undone(sum).reasons).toEqual(["a change to it was cut short (its Run did not finish): recomputed from the stored rows"]);
+    // Made not unique, cut short: its index entries are a mix, so it is removed and read again.
+    expect(undone((o) => void (find(o, "email").unique = false)).runs).toEqual(["remove-property property email", "reread source users_table"]);
     const source = (o: Obj[]) => void o.push({ class: "source", id: "refunds_table", type: "postgres-cdc", appId: "shop_db", modelId: "users", options: { table: "refunds" }, mapping: { user_id: "user_id" } });
     expect(undone(source).runs).toEqual(["remove-source source refunds_table"]);
     // A primary property added, cut short while its source was read again, then removed.
     expect(undone((o) => void o.push({ class: "property", id: "last_name", type: "string", sourceId: "users_table", options: { column: "last_name" } })).runs).toEqual(["remove-property property last_name"]);
   });
 
-  it("sends every record again to a destination whose change was cut short", () => {
+  it("plans every record again for a destination whose change was cut short, against what it holds", () => {
+    // Not a reset: forgetting what the destination holds would never delete there the records since deleted.
     const { plan } = undone((o) => void ((find(o, "crm").mapping as Obj).name = "first_name"));
-    expect(plan.runs.map((r) => r.spec)).toEqual([{ kind: "export", destinationId: "crm", modelId: "users", reset: true }]);
+    expect(plan.runs.map((r) => r.spec)).toEqual([{ kind: "export", destinationId: "crm", modelId: "users", reset: false }]);
   });
 
   it("keeps redoing an object already planned redone, even on the config it was cut short from", () => {
     // Redo marked: the state is a mix whatever the config says, until that Run is done.
-    expect(undone(addGroup, addGroup, true).runs).toEqual(["backfill group named_b"]);
+    const average = (o: Obj[]) => void ((find(o, "lifetime_value").options as Obj).aggregationMethod = "average");
+    expect(undone(average, average, true).reasons).toEqual(["a change to it was cut short (its Run did not finish): recomputed from the stored rows"]);
+    expect(undone(average, average, false).reasons).toEqual(["new or changed: recomputed from the stored rows"]);
   });
 });
 

@@ -100,11 +100,23 @@ describe("a config change undone part-way", () => {
     return plan.runs.map((r) => `${r.spec.kind} ${r.target}`);
   }
 
-  async function settled(store: Store, objects: Obj[]): Promise<string[]> {
+  /** Takes `store` to `objects` until its Runs are done; `writes` arrive one batch after each chunk (the source changing meanwhile), the rest at the end. */
+  async function settled(store: Store, objects: Obj[], writes: Change[][] = []): Promise<string[]> {
     const { domain, definitions } = compiled(objects);
-    const r = runs(store, domain, toEnd);
+    const left = [...writes];
+    const r = runs(store, domain, (work) =>
+      void (async () => {
+        for (;;) {
+          const more = await work.step();
+          const batch = left.shift();
+          if (batch) await applyBatch(store, domain, batch, T);
+          if (!more) return;
+        }
+      })(),
+    );
     const plan = await r.start(definitions, () => true, false);
     await r.idle();
+    for (const batch of left.splice(0)) await applyBatch(store, domain, batch, T);
     expect(listRuns(store).filter((run) => run.state === "running" || run.state === "queued" || run.state === "failed")).toEqual([]);
     return plan.runs.map((run) => `${run.spec.kind} ${run.target}`);
   }
@@ -130,6 +142,42 @@ describe("a config change undone part-way", () => {
     await settled(store, final);
     const fresh = await built("fresh", final);
     expect(dump(store, final)).toEqual(dump(fresh, final));
+  });
+
+  /** The source changing: purchases added, changed (amount, state) and deleted, users changed; in batches of 50. */
+  function moreChanges(): Change[][] {
+    const all: Change[] = [];
+    for (let i = 1; i <= 300; i += 1) all.push(purchase(100_000 + i, { user_id: i, amount: 70, state: "paid", sku: "A", created_at: T - 86_400_000 }, T));
+    for (let i = 1; i <= 200; i += 1) all.push({ ...purchase(i, { user_id: 1 + (i % USERS), amount: 500 + i, state: i % 2 ? "paid" : "refunded", sku: "B", created_at: T }, T), op: "update" });
+    for (let i = 201; i <= 300; i += 1) all.push({ ...purchase(i, { user_id: 1 + (i % USERS) }, T), op: "delete", after: null });
+    for (let i = 1; i <= 100; i += 1) all.push({ ...user(i, { email: `u${i}@example.com`, first_name: "Cy", vip: i % 3 === 0 }, T), op: "update" });
+    return Array.from({ length: Math.ceil(all.length / 50) }, (_, k) => all.slice(k * 50, k * 50 + 50));
+  }
+
+  it.each([["vips' rule changed"], ["lifetime_value's filter changed"], ["an aggregate added"], ["purchase_count removed"], ["the destination's mapping changed"]])(
+    "%s, then undone while the source changes",
+    { timeout: 60_000 },
+    async (b) => {
+      const store = await built("state", A());
+      await partWay(store, (CONFIGS[b] as () => Obj[])());
+      await settled(store, A(), moreChanges());
+      const fresh = await built("fresh", A());
+      for (const batch of moreChanges()) await applyBatch(fresh, compiled(A()).domain, batch, T);
+      expect(dump(store, A())).toEqual(dump(fresh, A()));
+    },
+  );
+
+  it("a change that streamed under its config before its Runs were planned (the process died between), then undone", async () => {
+    const store = await built("state", A());
+    const b = compiled((CONFIGS["vips' rule changed"] as () => Obj[])());
+    // The daemon marks the change before its sources read (prepare), then streams under it; it dies before start().
+    await runs(store, b.domain, toEnd).prepare(b.definitions, () => true);
+    await applyBatch(store, b.domain, Array.from({ length: 100 }, (_, i) => ({ ...user(i + 1, { email: `u${i + 1}@example.com`, first_name: "Cy", vip: (i + 1) % 2 === 0 }, T), op: "update" as const })), T);
+    expect(listRuns(store)).toEqual([]);
+    expect(await settled(store, A())).toEqual(["backfill group vips"]);
+    const fresh = await built("fresh", A());
+    await applyBatch(fresh, compiled(A()).domain, Array.from({ length: 100 }, (_, i) => ({ ...user(i + 1, { email: `u${i + 1}@example.com`, first_name: "Cy", vip: (i + 1) % 2 === 0 }, T), op: "update" as const })), T);
+    expect(dump(store, A())).toEqual(dump(fresh, A()));
   });
 
   it("a change stopped part-way and started again on the same config resumes its Runs, planning nothing more", async () => {
