@@ -347,7 +347,14 @@ export class BatchApplier {
     if (!t || !record) return;
     for (const propertyId of propertyIds) {
       const property = this.domain.properties.get(propertyId);
-      if (!property || property.modelId !== modelId || record.aggregates[propertyId]?.g === property.aggregateHash) continue;
+      if (!property || property.modelId !== modelId) continue;
+      const current = record.aggregates[propertyId];
+      if (current?.g === property.aggregateHash) {
+        // Built by this definition already (a change reached the record meanwhile): kept, its value
+        // typed again (a change of the property's type alone leaves the aggregate as it was).
+        this.setProperty(t, property, this.normalize(property, aggregateValue(property.aggregate, current)));
+        continue;
+      }
       const state = states?.get(propertyId) ?? emptyAggregate(property.aggregate);
       state.g = property.aggregateHash;
       record.aggregates[propertyId] = state;

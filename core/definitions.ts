@@ -201,7 +201,7 @@ export function planRuns(recorded: Definitions, next: Definitions, context: Plan
   const redone = cutShort(context.unsettled ?? [], next);
   const stored: Definitions = { models: { ...recorded.models }, sources: { ...recorded.sources }, properties: { ...recorded.properties }, groups: { ...recorded.groups }, destinations: { ...recorded.destinations } };
   for (const u of context.unsettled ?? []) {
-    if (redone(u.cls, u.id) && stored[u.cls][u.id] === undefined) (stored[u.cls] as Record<string, AnyDefinition>)[u.id] = u.seen;
+    if (redone(u.cls, u.id, modelOf(u.cls, u.id, u.seen)) && stored[u.cls][u.id] === undefined) (stored[u.cls] as Record<string, AnyDefinition>)[u.id] = u.seen;
   }
   const redo = (cls: DefinitionClass, id: string): boolean => redone(cls, id, modelOf(cls, id, next[cls][id] ?? stored[cls][id]));
   const CUT_SHORT = CUT_SHORT_REASON;
@@ -239,6 +239,19 @@ export function planRuns(recorded: Definitions, next: Definitions, context: Plan
     if (moved) replacedProperties.add(id);
   }
 
+  // A source of many rows per record replaced because its change was cut short: the aggregates its
+  // rows built under the abandoned definition are in the records, whether or not the state still records
+  // its properties (their removal may have been recorded on the way). Its rows go without touching
+  // them, so the properties it has in the config are removed too, then computed again.
+  for (const [id, after] of Object.entries(next.properties)) {
+    const source = stored.sources[after.sourceId];
+    if (stored.properties[id] === undefined && replacedSources.has(after.sourceId) && source && !source.primary && redo("sources", after.sourceId)) {
+      (stored.properties as Record<string, PropertyDefinition>)[id] = after;
+      replacedProperties.add(id);
+    }
+  }
+  const keptOnPrimary = new Map<string, DefinitionUpdate[]>();
+
   // 1. Removals.
   for (const id of Object.keys(stored.destinations)) {
     if (!next.destinations[id]) {
@@ -257,7 +270,11 @@ export function planRuns(recorded: Definitions, next: Definitions, context: Plan
     // their unique values, so the rows attached through them wait for the records to come back) and
     // built again by its re-read. Removing the property first would take the unique values the
     // release needs, and leave those rows attached to deleted records.
-    if (after && after.sourceId === before.sourceId && after.unique === before.unique && replacedSources.has(before.sourceId) && stored.sources[before.sourceId]?.primary === true) continue;
+    if (after && after.sourceId === before.sourceId && after.unique === before.unique && replacedSources.has(before.sourceId) && stored.sources[before.sourceId]?.primary === true) {
+      // Forgotten with the source (a restart then plans the same re-read, which records them again).
+      keptOnPrimary.set(before.sourceId, [...(keptOnPrimary.get(before.sourceId) ?? []), forget("properties", id)]);
+      continue;
+    }
     const why = !next.properties[id] ? "removed from the config" : redo("properties", id) ? `${CUT_SHORT}: removed, then computed again` : "its source, uniqueness or role changed: removed, then read again";
     run({ kind: "remove-property", propertyId: id, modelId: before.modelId, unique: before.unique }, `property ${id}`, why, [forget("properties", id)]);
   }
@@ -265,7 +282,7 @@ export function planRuns(recorded: Definitions, next: Definitions, context: Plan
     if (!keptModel(before.modelId)) continue;
     if (next.sources[id] && !replacedSources.has(id)) continue;
     const why = !next.sources[id] ? "removed from the config" : redo("sources", id) ? `${CUT_SHORT}: removed, then read again` : "its table, mapping, type or role changed: removed, then read again";
-    run({ kind: "remove-source", sourceId: id, modelId: before.modelId, primary: before.primary }, `source ${id}`, why, [forget("sources", id)]);
+    run({ kind: "remove-source", sourceId: id, modelId: before.modelId, primary: before.primary }, `source ${id}`, why, [forget("sources", id), ...(keptOnPrimary.get(id) ?? [])]);
   }
   for (const id of removedModels) {
     const rebuilt = rebuiltModels.has(id);
@@ -350,12 +367,16 @@ export function planRuns(recorded: Definitions, next: Definitions, context: Plan
     if (same(before, after) && !cut) continue;
     // Cut short: every record planned again against what the destination holds (a reset would forget
     // what it holds of records since deleted, and never delete them there).
-    const reset = !before || before.type !== after.type || before.appId !== after.appId || !same(before.options, after.options) || before.modelId !== after.modelId;
+    const resetBetween = (a: DestinationDefinition, b: DestinationDefinition) => a.type !== b.type || a.appId !== b.appId || !same(a.options, b.options) || a.modelId !== b.modelId;
+    // A reset cut short (another target) forgot part of what the destination holds: reset again.
+    const target = targets.get(`destinations:${id}`) as DestinationDefinition | null | undefined;
+    const reset = !before || resetBetween(before, after) || (cut && target != null && resetBetween(target, after));
     const why = cut ? `${CUT_SHORT}: every record planned again` : !before ? "new" : reset ? "its type, app or options changed: every record is sent again" : "its mapping, groups, collection or sync mode changed";
     run({ kind: "export", destinationId: id, modelId: after.modelId, reset }, `destination ${id}`, why, [update("destinations", id)]);
     // Cut short, it goes first: it replaces the exports still queued under the abandoned definition
     // before they are sent (the Runs before it would wait for the outbox to drain them).
-    if (cut) runs.unshift(runs.pop() as PlannedRun);
+    // Not for a model built again: it would run before the model's removal, and miss what that removes.
+    if (cut && !rebuiltModels.has(after.modelId)) runs.unshift(runs.pop() as PlannedRun);
   }
 
   for (const [id, after] of Object.entries(next.models)) if (!same(base.models[id], after) || redo("models", id)) updates.push(update("models", id));

@@ -96,6 +96,18 @@ describe("planRuns", () => {
     // Its records go with the source (their unique values released: the rows attached through them wait
     // for the records to come back); its properties are not removed first.
     expect(plan((o) => void ((find(o, "users_table").options as Obj).table = "users2"))).toEqual(["remove-source source users_table", "reread source users_table"]);
+    // Forgotten with the source, so that a restart plans the same re-read (which records them again).
+    const objects = validConfigObjects();
+    (find(objects, "users_table").options as Obj).table = "users2";
+    const removal = planRuns(definitions(validConfigObjects()), definitions(objects), { needsReread: () => true }).runs[0];
+    expect(removal?.updates.map((u) => `${u.cls}:${u.id}:${u.definition === null ? "forget" : "record"}`)).toEqual([
+      "sources:users_table:forget",
+      "properties:user_id:forget",
+      "properties:email:forget",
+      "properties:first_name:forget",
+      "properties:signed_up_at:forget",
+      "properties:vip:forget",
+    ]);
   });
 
   it("removes and reads again a source whose table changed, with its properties", () => {
@@ -245,6 +257,9 @@ describe("planRuns after a change cut short", () => {
     // Not a reset: forgetting what the destination holds would never delete there the records since deleted.
     const { plan } = undone((o) => void ((find(o, "crm").mapping as Obj).name = "first_name"));
     expect(plan.runs.map((r) => r.spec)).toEqual([{ kind: "export", destinationId: "crm", modelId: "users", reset: false }]);
+    // A reset cut short (other options) forgot part of what the destination holds: a reset again.
+    const moved = undone((o) => void ((find(o, "crm").options as Obj).path = "/v2"), () => undefined);
+    expect(moved.plan.runs.map((r) => r.spec)).toEqual([{ kind: "export", destinationId: "crm", modelId: "users", reset: true }]);
   });
 
   it("keeps redoing an object already planned redone, even on the config it was cut short from", () => {
