@@ -406,6 +406,14 @@ export class BatchApplier {
   forgetRow(modelId: string, sourceId: string, rowKey: string): void {
     const stored = this.state.getRow(sourceId, rowKey);
     if (!stored) return;
+    // A source the config still has (replaced: read again after this): its row leaves the record's
+    // aggregates too, so that they stay those of its attached rows whatever reached them meanwhile (a
+    // change streamed under the new definition after the properties' removal, say).
+    const source = this.domain.sources.get(sourceId);
+    if (source && !source.primary && source.modelId === modelId) {
+      this.removeRow(source, rowKey, this.now);
+      return;
+    }
     const ref = { sourceId, rowKey };
     if (stored.recordId) this.state.detachRow(modelId, stored.recordId, ref);
     else if (stored.identity) this.state.deletePending(modelId, stored.identity, ref);

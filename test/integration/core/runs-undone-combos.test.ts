@@ -191,6 +191,22 @@ describe("config changes cut short, in combination", () => {
   it("purchases moved to another table, cut in its re-read, restarted on the same config", { timeout: 60_000 }, async () => {
     expect((await scenario("c10", [{ cfg: ordersTable, cut: 3 }, { cfg: ordersTable }])).again).toEqual([]);
   });
+  it("purchases moved to another table, a row streamed in between its properties' removal and its rows'", { timeout: 60_000 }, async () => {
+    const store = await built("stream-s", A());
+    // The move's Runs until every property of the source is removed; then a purchase streams in under
+    // the new config (an update that changes nothing), before the source's rows are removed and read again.
+    const removed = () => {
+      const properties = listRuns(store).filter((r) => r.kind === "remove-property");
+      return properties.length > 0 && properties.every((r) => r.state === "complete");
+    };
+    await take(store, ordersTable(), { stopWhen: removed });
+    expect(listRuns(store).some((r) => r.kind === "remove-source" && r.processed > 0)).toBe(false);
+    const row = tableRows("purchases_table").find(([key]) => key === "7") as [string, Row];
+    await applyBatch(store, compiled(ordersTable()).domain, [{ sourceId: "purchases_table", op: "update", key: "7", before: null, after: row[1], position: { stream: "db", position: "stream-1" }, commitTime: T }], T);
+    await take(store, ordersTable());
+    const fresh = await built("stream-f", ordersTable());
+    expect(dump(store, ordersTable())).toEqual(dump(fresh, ordersTable()));
+  });
   it("an aggregate's type changed, not cut", { timeout: 60_000 }, async () => {
     expect((await scenario("c7", [{ cfg: maxInt }])).again).toEqual([]);
   });

@@ -3,46 +3,18 @@
 // Run of their own, models removed and added, a redo itself cut short, a restart during a redo, and a
 // delete at the destination while an export is cut short. Each ends compared with a fresh state on the
 // config it ends on (or, for the destination, with what a fresh one would hold).
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { pino } from "pino";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { Change, Row } from "../../../core/change.js";
-import { definitionsOf, planRuns, type Definitions } from "../../../core/definitions.js";
-import type { Domain } from "../../../core/domain.js";
+import { describe, expect, it } from "vitest";
 import type { SourceConnector } from "../../../connectors/types.js";
-import { validateObjects } from "../../../daemon/config/validate.js";
-import { Store } from "../../../state/store.js";
+import type { Change, Row } from "../../../core/change.js";
+import { planRuns } from "../../../core/definitions.js";
+import type { Store } from "../../../state/store.js";
 import { applyBatch } from "../../../streams/batch.js";
-import { listRuns, Runs, runStream } from "../../../streams/runs.js";
-import { asRaw } from "../../helpers/config.js";
+import type { Runs} from "../../../streams/runs.js";
+import { listRuns, runStream } from "../../../streams/runs.js";
 import { dumpState } from "../../helpers/converge.js";
-import { change, coreConfigObjects, purchase, user } from "../../helpers/core.js";
+import { change, user } from "../../helpers/core.js";
+import { A, compiled, deliver, dumpUsers as dump, replace, runner, T, undoneStates, userRow, USERS, type Obj, type Rereader } from "../../helpers/undone.js";
 
-type Obj = Record<string, unknown>;
-const USERS = 3000;
-const T = Date.UTC(2026, 10, 1, 12, 0, 0);
-const silent = pino({ level: "silent" });
-
-function compiled(objects: Obj[]): { domain: Domain; definitions: Definitions; groups: string[] } {
-  const result = validateObjects(asRaw(objects));
-  if (!result.config || !result.domain) throw new Error(JSON.stringify(result.issues));
-  return { domain: result.domain, definitions: definitionsOf(result.config, result.domain), groups: [...result.domain.groups.keys()] };
-}
-
-const userRow = (i: number): Row => ({ id: i, email: `u${i}@example.com`, first_name: i % 3 ? "Ada" : "Bob", vip: i % 2 === 0 });
-function changes(): Change[] {
-  const out: Change[] = [];
-  for (let i = 1; i <= USERS; i += 1) out.push(user(i, { email: `u${i}@example.com`, first_name: i % 3 ? "Ada" : "Bob", vip: i % 2 === 0 }, T));
-  for (let i = 1; i <= 2 * USERS; i += 1) {
-    out.push(purchase(i, { user_id: 1 + (i % USERS), amount: (i % 90) + 10, state: i % 5 ? "paid" : "refunded", sku: i % 2 ? "A" : "B", created_at: T - (i % 5) * 86_400_000 }, T));
-  }
-  return out;
-}
-
-const A = (): Obj[] => coreConfigObjects();
-const replace = (objects: Obj[], id: string, f: (o: Obj) => Obj | null): Obj[] => objects.flatMap((o) => (o.id === id && o.class !== "destination" ? [f(o)].filter((x): x is Obj => x !== null) : [o]));
 const filterChanged = () => replace(A(), "lifetime_value", (o) => ({ ...o, filters: [{ key: "state", op: "eq", match: "refunded" }] }));
 /** lifetime_value taken out (with the group reading it and the destination's mapping of it). */
 const ltvRemoved = () =>
@@ -50,80 +22,54 @@ const ltvRemoved = () =>
     o.class === "destination" ? { ...o, mapping: { id: "user_id", email: "email" }, destinationGroupMemberships: { Recent: "recent" } } : o,
   );
 
+/** A second model, accounts (6,000 of them, a third "big"), beside the users. */
+const ACCOUNTS = 6000;
+const accounts = [
+  { class: "model", id: "accounts" },
+  { class: "source", id: "accounts_table", type: "postgres-cdc", appId: "db", modelId: "accounts", options: { table: "accounts" }, mapping: { id: "account_id" } },
+  { class: "property", id: "account_id", type: "integer", unique: true, sourceId: "accounts_table", options: { column: "id" } },
+  { class: "property", id: "plan", type: "string", sourceId: "accounts_table", options: { column: "plan" } },
+  { class: "group", id: "big", modelId: "accounts", rules: [{ propertyId: "plan", op: "eq", match: "big" }] },
+];
+const A2 = () => [...A(), ...accounts];
+const accountRows = Array.from({ length: ACCOUNTS }, (_, i) => ({ id: i + 1, plan: i % 3 ? "small" : "big" }));
+const accountChanges = (stream: string, position: (n: number) => string) => accountRows.map((row, i): Change => ({ sourceId: "accounts_table", op: "insert", key: String(row.id), before: null, after: row, position: { stream, position: position(i) }, commitTime: T }));
+
 describe("a config change undone part-way: sources, models, destinations", () => {
-  let dir: string;
-  const stores: Store[] = [];
-  beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), "zz-review-"));
-  });
-  afterEach(async () => {
-    for (const store of stores.splice(0)) await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-
-  /** A Runs whose chunked work runs until `stopWhen` holds (then it stops, as a reload would), with an optional re-reading connector. */
-  function runner(store: Store, domain: Domain, stopWhen: (() => boolean) | undefined, connector?: (runs: () => Runs) => SourceConnector): { runs: Runs; stopped: Promise<void> } {
-    let stoppedResolve!: () => void;
-    const stopped = new Promise<void>((resolve) => (stoppedResolve = resolve));
-    const conn = connector?.(() => r);
-    const r: Runs = new Runs({
-      store,
-      domain,
-      connectorOf: () => conn,
-      logger: silent,
-      clock: () => T,
-      schedule: (work) =>
-        void (async () => {
-          while (await work.step()) {
-            if (stopWhen?.()) {
-              r.stop();
-              stoppedResolve();
-              return;
-            }
-          }
-          if (stopWhen?.()) {
-            r.stop();
-            stoppedResolve();
-          }
-        })(),
-    });
-    return { runs: r, stopped };
-  }
-
-  async function built(name: string, objects: Obj[]): Promise<Store> {
-    const store = Store.open(join(dir, name));
-    stores.push(store);
-    const { domain, definitions } = compiled(objects);
-    await runner(store, domain, undefined).runs.start(definitions, () => true, store.isEmpty());
-    const all = changes();
-    for (let i = 0; i < all.length; i += 600) await applyBatch(store, domain, all.slice(i, i + 600), T);
-    return store;
-  }
-
-  async function settled(store: Store, objects: Obj[], needsReread: (id: string) => boolean = () => true, connector?: (runs: () => Runs) => SourceConnector): Promise<string[]> {
-    const { domain, definitions } = compiled(objects);
-    const { runs } = runner(store, domain, undefined, connector);
-    const plan = await runs.start(definitions, needsReread, false);
-    await runs.idle();
-    expect(listRuns(store).filter((run) => run.state === "running" || run.state === "queued" || run.state === "failed").map((r) => [r.kind, r.target, r.state, r.error])).toEqual([]);
-    return plan.runs.map((run) => `${run.spec.kind} ${run.target}`);
-  }
-
-  const dump = (store: Store, objects: Obj[], sources = ["purchases_table"]) => dumpState(store, ["users"], [], compiled(objects).groups, sources);
+  const states = undoneStates("runs-undone-more-");
+  const built = states.built;
+  const settled = (store: Store, objects: Obj[], needsReread: (id: string) => boolean = () => true, connector?: Rereader) => states.settled(store, objects, { needsReread, ...(connector ? { connector } : {}) });
+  /** A state under A2: the users, then the accounts. */
+  const built2 = (name: string) => built(name, A2(), accountChanges("db", (i) => String(1_000_000 + i)));
+  /** A connector reading the accounts table again, all of it in one batch. */
+  const accountsRereader =
+    (store: Store): Rereader =>
+    (runs: () => Runs): SourceConnector => {
+      const { domain } = compiled(A2());
+      return {
+        reread: async (request: { runId: string }) => {
+          void (async () => {
+            const cs = accountChanges(runStream(request.runId), (i) => (i === ACCOUNTS - 1 ? "complete" : JSON.stringify({ rows: i + 1 })));
+            await applyBatch(store, domain, cs, T);
+            runs().committed({ kind: "changes", changes: cs.length, positions: new Map([[runStream(request.runId), "complete"]]), commitTimes: new Map(), seconds: 0 });
+          })();
+        },
+      } as unknown as SourceConnector;
+    };
 
   it("a property redone whole, its redo cut short too, then taken out: it is removed", { timeout: 60_000 }, async () => {
     const store = await built("state", A());
     // B: lifetime_value's filter changed, cut once its rebuild wrote a chunk.
     {
       const { domain, definitions } = compiled(filterChanged());
-      const { runs, stopped } = runner(store, domain, () => listRuns(store).some((r) => r.state === "running" && r.processed > 0));
+      const { runs, stopped } = runner(store, domain, { stopWhen: () => listRuns(store).some((r) => r.state === "running" && r.processed > 0) });
       await runs.start(definitions, () => true, false);
       await stopped;
     }
     // A again: computed again over every record; cut once that rebuild wrote a chunk.
     {
       const { domain, definitions } = compiled(A());
-      const { runs, stopped } = runner(store, domain, () => listRuns(store).some((r) => r.kind === "rebuild" && r.state === "running" && r.processed > 0));
+      const { runs, stopped } = runner(store, domain, { stopWhen: () => listRuns(store).some((r) => r.kind === "rebuild" && r.state === "running" && r.processed > 0) });
       const plan = await runs.start(definitions, () => true, false);
       expect(plan.runs.map((r) => `${r.spec.kind} ${r.target}`)).toEqual(["rebuild property lifetime_value"]);
       await stopped;
@@ -148,7 +94,7 @@ describe("a config change undone part-way: sources, models, destinations", () =>
     // The new source's connector reads it from its start (needsReread false: a table import with no watermark yet, a topic not yet consumed).
     const needsReread = (id: string) => id !== "refunds_table";
     const { domain, definitions } = compiled(B());
-    const { runs, stopped } = runner(store, domain, () => listRuns(store).some((r) => r.state === "running" && r.processed > 0));
+    const { runs, stopped } = runner(store, domain, { stopWhen: () => listRuns(store).some((r) => r.state === "running" && r.processed > 0) });
     const plan = await runs.start(definitions, needsReread, false);
     expect(plan.runs.map((r) => `${r.spec.kind} ${r.target}`)).toEqual(["backfill group vips"]);
     expect([...new Set(plan.updates.map((u) => `${u.cls}:${u.id}`))].sort()).toEqual(["properties:refund_total", "sources:refunds_table"]);
@@ -213,7 +159,7 @@ describe("a config change undone part-way: sources, models, destinations", () =>
       let stop!: () => void;
       const stoppedReread = new Promise<void>((resolve) => (stop = resolve));
       const { domain, definitions } = compiled(B());
-      const { runs } = runner(store, domain, undefined, rereader(store, B(), true, () => stop()));
+      const { runs } = runner(store, domain, { connector: rereader(store, B(), true, () => stop()) });
       const plan = await runs.start(definitions, () => true, false);
       expect(plan.runs.map((r) => `${r.spec.kind} ${r.target}`).slice(-2)).toEqual(["remove-source source users_table", "reread source users_table"]);
       await stoppedReread;
@@ -229,30 +175,16 @@ describe("a config change undone part-way: sources, models, destinations", () =>
     });
     expect(dump(store, A())).toEqual(dump(fresh, A()));
   });
-  /** Delivers everything pending of crm to a fake remote table (as the destination would hold it). */
-  async function deliver(store: Store, table: Map<string, Obj>): Promise<void> {
-    const outbox = store.outboxFor("crm");
-    for (;;) {
-      const pending = outbox.pending(1000, T, new Set(), new Set());
-      if (pending.length === 0) return;
-      const sending = await outbox.markSending(pending);
-      for (const e of sending) {
-        if (e.toDelete) table.delete(e.recordId);
-        else table.set(e.recordId, { ...e.newRecordProperties, groups: [...e.newGroups].sort() });
-      }
-      await outbox.complete(sending.map((entry) => ({ entry, status: "ok" as const })));
-    }
-  }
 
   it("a destination's mapping change undone part-way: a record deleted meanwhile is deleted at the destination", { timeout: 60_000 }, async () => {
     const store = await built("state", A());
     const remote = new Map<string, Obj>();
-    await deliver(store, remote);
+    await deliver(store, "crm", remote);
     expect(remote.size).toBe(USERS);
     const B = () => A().map((o) => (o.class === "destination" ? { ...o, mapping: { id: "user_id", email: "email", count: "purchase_count" } } : o));
     {
       const { domain, definitions } = compiled(B());
-      const { runs, stopped } = runner(store, domain, () => listRuns(store).some((r) => r.state === "running" && r.processed > 0));
+      const { runs, stopped } = runner(store, domain, { stopWhen: () => listRuns(store).some((r) => r.state === "running" && r.processed > 0) });
       await runs.start(definitions, () => true, false);
       await stopped;
       // Streaming under B: user 5 deleted (its delete waits in the outbox: the destination is slow).
@@ -261,7 +193,7 @@ describe("a config change undone part-way: sources, models, destinations", () =>
     expect(store.outboxOf("crm", 10_000).filter((e) => e.toDelete).map((e) => e.recordId)).toEqual(["5"]);
     const planned = await settled(store, A());
     expect(planned).toEqual(["export destination crm"]);
-    await deliver(store, remote);
+    await deliver(store, "crm", remote);
     // A fresh daemon's destination (a new table) never holds 5: nor does this one.
     expect({ has5: remote.has("5"), pendingDeletes: store.outboxOf("crm", 10_000).filter((e) => e.toDelete).length }).toEqual({ has5: false, pendingDeletes: 0 });
   });
@@ -269,54 +201,25 @@ describe("a config change undone part-way: sources, models, destinations", () =>
   it("the same delete after an export Run that was not cut is sent (the control)", { timeout: 60_000 }, async () => {
     const store = await built("state", A());
     const remote = new Map<string, Obj>();
-    await deliver(store, remote);
+    await deliver(store, "crm", remote);
     const B = () => A().map((o) => (o.class === "destination" ? { ...o, mapping: { id: "user_id", email: "email", count: "purchase_count" } } : o));
     const { domain } = compiled(B());
     await settled(store, B());
     await applyBatch(store, domain, [change("users_table", "delete", "5", null, T)], T);
     await settled(store, A());
-    await deliver(store, remote);
+    await deliver(store, "crm", remote);
     expect(remote.has("5")).toBe(false);
   });
   it("a model's removal cut part-way, then undone: the model is built again whole", { timeout: 60_000 }, async () => {
-    const ACCOUNTS = 6000;
-    const accounts = [
-      { class: "model", id: "accounts" },
-      { class: "source", id: "accounts_table", type: "postgres-cdc", appId: "db", modelId: "accounts", options: { table: "accounts" }, mapping: { id: "account_id" } },
-      { class: "property", id: "account_id", type: "integer", unique: true, sourceId: "accounts_table", options: { column: "id" } },
-      { class: "property", id: "plan", type: "string", sourceId: "accounts_table", options: { column: "plan" } },
-      { class: "group", id: "big", modelId: "accounts", rules: [{ propertyId: "plan", op: "eq", match: "big" }] },
-    ];
-    const A2 = () => [...A(), ...accounts];
-    const accountRows = Array.from({ length: ACCOUNTS }, (_, i) => ({ id: i + 1, plan: i % 3 ? "small" : "big" }));
-    const accountChanges = (stream: string, position: (n: number) => string) => accountRows.map((row, i): Change => ({ sourceId: "accounts_table", op: "insert", key: String(row.id), before: null, after: row, position: { stream, position: position(i) }, commitTime: T }));
-    async function built2(name: string): Promise<Store> {
-      const store = await built(name, A2());
-      const { domain } = compiled(A2());
-      const cs = accountChanges("db", (i) => String(1_000_000 + i));
-      for (let i = 0; i < cs.length; i += 600) await applyBatch(store, domain, cs.slice(i, i + 600), T);
-      return store;
-    }
     const store = await built2("state");
     {
       const { domain, definitions } = compiled(A());
-      const { runs, stopped } = runner(store, domain, () => listRuns(store).some((r) => r.state === "running" && r.processed > 0));
+      const { runs, stopped } = runner(store, domain, { stopWhen: () => listRuns(store).some((r) => r.state === "running" && r.processed > 0) });
       const plan = await runs.start(definitions, () => true, false);
       expect(plan.runs.map((r) => `${r.spec.kind} ${r.target}`)).toEqual(["remove-model model accounts"]);
       await stopped;
     }
-    const rereader = (runs: () => Runs): SourceConnector => {
-      const { domain } = compiled(A2());
-      return {
-        reread: async (request: { runId: string }) => {
-          void (async () => {
-            const cs = accountChanges(runStream(request.runId), (i) => (i === ACCOUNTS - 1 ? "complete" : JSON.stringify({ rows: i + 1 })));
-            await applyBatch(store, domain, cs, T);
-            runs().committed({ kind: "changes", changes: cs.length, positions: new Map([[runStream(request.runId), "complete"]]), commitTimes: new Map(), seconds: 0 });
-          })();
-        },
-      } as unknown as SourceConnector;
-    };
+    const rereader = accountsRereader(store);
     const planned = await settled(store, A2(), () => true, rereader);
     const fresh = await built2("fresh");
     const counts = (st: Store) => ({ records: st.countOf("records", "accounts"), big: st.countOf("members", "big"), listed: [...st.recordsOf("accounts")].length, rows: st.rowCount("accounts_table") });
@@ -324,64 +227,20 @@ describe("a config change undone part-way: sources, models, destinations", () =>
     expect(dumpState(store, ["accounts"], [], ["big"], [])).toEqual(dumpState(fresh, ["accounts"], [], ["big"], []));
   });
   it("a model rebuilt whole, stopped after its re-read completed: the same config plans only what is left", { timeout: 60_000 }, async () => {
-    const ACCOUNTS = 6000;
-    const accounts = [
-      { class: "model", id: "accounts" },
-      { class: "source", id: "accounts_table", type: "postgres-cdc", appId: "db", modelId: "accounts", options: { table: "accounts" }, mapping: { id: "account_id" } },
-      { class: "property", id: "account_id", type: "integer", unique: true, sourceId: "accounts_table", options: { column: "id" } },
-      { class: "property", id: "plan", type: "string", sourceId: "accounts_table", options: { column: "plan" } },
-      { class: "group", id: "big", modelId: "accounts", rules: [{ propertyId: "plan", op: "eq", match: "big" }] },
-    ];
-    const A2 = () => [...A(), ...accounts];
-    const accountRows = Array.from({ length: ACCOUNTS }, (_, i) => ({ id: i + 1, plan: i % 3 ? "small" : "big" }));
-    const accountChanges = (stream: string, position: (n: number) => string) => accountRows.map((row, i): Change => ({ sourceId: "accounts_table", op: "insert", key: String(row.id), before: null, after: row, position: { stream, position: position(i) }, commitTime: T }));
-    async function built2(name: string): Promise<Store> {
-      const store = await built(name, A2());
-      const { domain } = compiled(A2());
-      const cs = accountChanges("db", (i) => String(1_000_000 + i));
-      for (let i = 0; i < cs.length; i += 600) await applyBatch(store, domain, cs.slice(i, i + 600), T);
-      return store;
-    }
     const store = await built2("state");
     {
       const { domain, definitions } = compiled(A());
-      const { runs, stopped } = runner(store, domain, () => listRuns(store).some((r) => r.state === "running" && r.processed > 0));
+      const { runs, stopped } = runner(store, domain, { stopWhen: () => listRuns(store).some((r) => r.state === "running" && r.processed > 0) });
       const plan = await runs.start(definitions, () => true, false);
       expect(plan.runs.map((r) => `${r.spec.kind} ${r.target}`)).toEqual(["remove-model model accounts"]);
       await stopped;
     }
-    const rereader = (runs: () => Runs): SourceConnector => {
-      const { domain } = compiled(A2());
-      return {
-        reread: async (request: { runId: string }) => {
-          void (async () => {
-            const cs = accountChanges(runStream(request.runId), (i) => (i === ACCOUNTS - 1 ? "complete" : JSON.stringify({ rows: i + 1 })));
-            await applyBatch(store, domain, cs, T);
-            runs().committed({ kind: "changes", changes: cs.length, positions: new Map([[runStream(request.runId), "complete"]]), commitTimes: new Map(), seconds: 0 });
-          })();
-        },
-      } as unknown as SourceConnector;
-    };
+    const rereader = accountsRereader(store);
     {
-      // A2: the model redone whole; stopped (a restart) once the re-read is done, before the backfill.
+      // A2: the model redone whole; stopped (a restart) once the re-read is done, after one chunk of the backfill.
       const { domain, definitions } = compiled(A2());
-      let stop!: () => void;
-      const stopped = new Promise<void>((resolve) => (stop = resolve));
       const reread = () => listRuns(store).some((x) => x.kind === "reread" && x.state === "complete");
-      const r: Runs = new Runs({
-        store,
-        domain,
-        connectorOf: () => conn,
-        logger: silent,
-        clock: () => T,
-        schedule: (work) =>
-          void (async () => {
-            // The Run after the re-read is not stepped: stopped there, as a restart would.
-            if (reread()) return (r.stop(), stop());
-            while (await work.step());
-          })(),
-      });
-      const conn = rereader(() => r);
+      const { runs: r, stopped } = runner(store, domain, { connector: rereader, stopWhen: reread });
       const first = await r.start(definitions, () => true, false);
       const names = first.runs.map((x) => `${x.spec.kind} ${x.target}`);
       expect(names).toEqual(["remove-model model accounts", "reread source accounts_table", "backfill group big"]);
@@ -389,7 +248,7 @@ describe("a config change undone part-way: sources, models, destinations", () =>
     }
     const states = listRuns(store).map((x) => `${x.kind}:${x.state}`);
     const { definitions } = compiled(A2());
-    const { runs } = runner(store, compiled(A2()).domain, () => true);
+    const { runs } = runner(store, compiled(A2()).domain, { stopWhen: () => true });
     const again = runs.plan(definitions, () => true, false).runs.map((x) => `${x.spec.kind} ${x.target}`);
     expect({ states, again }).toEqual({ states: ["remove-model:complete", "reread:complete", "backfill:running"], again: ["backfill group big"] });
   });
@@ -403,45 +262,39 @@ describe("a config change undone part-way: sources, models, destinations", () =>
   });
 
   it("a model added, its re-read cut part-way, then undone: the model is removed", { timeout: 60_000 }, async () => {
-    const ACCOUNTS = 6000;
-    const accounts = [
-      { class: "model", id: "accounts" },
-      { class: "source", id: "accounts_table", type: "postgres-cdc", appId: "db", modelId: "accounts", options: { table: "accounts" }, mapping: { id: "account_id" } },
-      { class: "property", id: "account_id", type: "integer", unique: true, sourceId: "accounts_table", options: { column: "id" } },
-      { class: "property", id: "plan", type: "string", sourceId: "accounts_table", options: { column: "plan" } },
-      { class: "group", id: "big", modelId: "accounts", rules: [{ propertyId: "plan", op: "eq", match: "big" }] },
-    ];
-    const A2 = () => [...A(), ...accounts];
-    const accountRows = Array.from({ length: ACCOUNTS }, (_, i) => ({ id: i + 1, plan: i % 3 ? "small" : "big" }));
     const store = await built("state", A());
     {
       let stop!: () => void;
       const stoppedReread = new Promise<void>((resolve) => (stop = resolve));
       const { domain, definitions } = compiled(A2());
-      const r: Runs = new Runs({ store, domain, connectorOf: () => conn, logger: silent, clock: () => T, schedule: (work) => void (async () => { while (await work.step()); })() });
-      const conn = {
-        reread: async (request: { runId: string }) => {
-          void (async () => {
-            const position = JSON.stringify({ rows: 500 });
-            const cs: Change[] = accountRows.slice(0, 500).map((row) => ({ sourceId: "accounts_table", op: "insert", key: String(row.id), before: null, after: row, position: { stream: runStream(request.runId), position }, commitTime: T }));
-            await applyBatch(store, domain, cs, T);
-            r.committed({ kind: "changes", changes: cs.length, positions: new Map([[runStream(request.runId), position]]), commitTimes: new Map(), seconds: 0 });
-            r.stop();
-            stop();
-          })();
-        },
-      } as unknown as SourceConnector;
+      // Reads 500 of the accounts, then the Runs stop (a restart).
+      const { runs: r } = runner(store, domain, {
+        connector: (runs) =>
+          ({
+            reread: async (request: { runId: string }) => {
+              void (async () => {
+                const position = JSON.stringify({ rows: 500 });
+                const cs: Change[] = accountRows.slice(0, 500).map((row) => ({ sourceId: "accounts_table", op: "insert", key: String(row.id), before: null, after: row, position: { stream: runStream(request.runId), position }, commitTime: T }));
+                await applyBatch(store, domain, cs, T);
+                runs().committed({ kind: "changes", changes: cs.length, positions: new Map([[runStream(request.runId), position]]), commitTimes: new Map(), seconds: 0 });
+                runs().stop();
+                stop();
+              })();
+            },
+          }) as unknown as SourceConnector,
+      });
       const plan = await r.start(definitions, () => true, false);
       expect(plan.runs.map((x) => `${x.spec.kind} ${x.target}`)).toEqual(["reread source accounts_table", "backfill group big"]);
       await stoppedReread;
       expect(store.countOf("records", "accounts")).toBe(500);
     }
     const { domain, definitions } = compiled(A());
+    // At most 200 chunks: a removal that starts over at each chunk never ends.
     let steps = 0;
-    const r = new Runs({ store, domain, connectorOf: () => undefined, logger: silent, clock: () => T, schedule: (work) => void (async () => { while (steps < 200 && (await work.step())) steps += 1; })() });
+    const { runs: r, stopped } = runner(store, domain, { stopWhen: () => ++steps >= 200 });
     const plan = await r.start(definitions, () => true, false);
     const names = plan.runs.map((x) => `${x.spec.kind} ${x.target}`);
-    await r.idle();
+    await Promise.race([stopped, r.idle()]);
     const removal = listRuns(store).find((x) => x.kind === "remove-model");
     expect({ names, done: steps < 200, removal: removal?.state, left: store.countOf("records", "accounts"), listed: [...store.recordsOf("accounts")].length, rows: store.rowCount("accounts_table") }).toEqual({ names: ["remove-model model accounts"], done: true, removal: "complete", left: 0, listed: 0, rows: 0 });
     expect(store.metaWithPrefix("unsettled:")).toEqual([]);
@@ -452,7 +305,7 @@ describe("a config change undone part-way: sources, models, destinations", () =>
       const store = await built(`s${Math.random()}`, A());
       for (const cfg of [b, A]) {
         const { domain, definitions } = compiled(cfg());
-        const { runs, stopped } = runner(store, domain, () => listRuns(store).some((r) => r.state === "running" && r.processed > 0));
+        const { runs, stopped } = runner(store, domain, { stopWhen: () => listRuns(store).some((r) => r.state === "running" && r.processed > 0) });
         const plan = await runs.start(definitions, () => true, false);
         if (plan.runs.length > 0) await stopped;
       }

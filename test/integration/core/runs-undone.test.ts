@@ -3,45 +3,14 @@
 // once one of them has written its first chunk; then config A comes back (or a third config C). Once the
 // Runs are done, the state equals a fresh state built under the last config from the same changes:
 // records, invalid reasons, memberships, counts and rows. The chunk done under B must not linger.
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { pino } from "pino";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { Change } from "../../../core/change.js";
-import { definitionsOf, type Definitions } from "../../../core/definitions.js";
-import type { Domain } from "../../../core/domain.js";
-import { validateObjects } from "../../../daemon/config/validate.js";
-import { Store } from "../../../state/store.js";
+import type { Store } from "../../../state/store.js";
 import { applyBatch } from "../../../streams/batch.js";
-import { listRuns, Runs } from "../../../streams/runs.js";
-import { asRaw } from "../../helpers/config.js";
-import { dumpState } from "../../helpers/converge.js";
-import { coreConfigObjects, purchase, user } from "../../helpers/core.js";
+import { listRuns } from "../../../streams/runs.js";
+import { purchase, user } from "../../helpers/core.js";
+import { A, compiled, dumpUsers as dump, replace, runner, T, undoneStates, USERS, type Obj } from "../../helpers/undone.js";
 
-type Obj = Record<string, unknown>;
-const USERS = 3000;
-const T = Date.UTC(2026, 10, 1, 12, 0, 0);
-const silent = pino({ level: "silent" });
-
-function compiled(objects: Obj[]): { domain: Domain; definitions: Definitions; groups: string[] } {
-  const result = validateObjects(asRaw(objects));
-  if (!result.config || !result.domain) throw new Error(JSON.stringify(result.issues));
-  return { domain: result.domain, definitions: definitionsOf(result.config, result.domain), groups: [...result.domain.groups.keys()] };
-}
-
-/** Users with every other one a vip and named A or B; two purchases each, some refunded. */
-function changes(): Change[] {
-  const out: Change[] = [];
-  for (let i = 1; i <= USERS; i += 1) out.push(user(i, { email: `u${i}@example.com`, first_name: i % 3 ? "Ada" : "Bob", vip: i % 2 === 0 }, T));
-  for (let i = 1; i <= 2 * USERS; i += 1) {
-    out.push(purchase(i, { user_id: 1 + (i % USERS), amount: (i % 90) + 10, state: i % 5 ? "paid" : "refunded", sku: i % 2 ? "A" : "B", created_at: T - (i % 5) * 86_400_000 }, T));
-  }
-  return out;
-}
-
-const A = (): Obj[] => coreConfigObjects();
-const replace = (objects: Obj[], id: string, change: (o: Obj) => Obj | null): Obj[] => objects.flatMap((o) => (o.id === id && o.class !== "destination" ? [change(o)].filter((x): x is Obj => x !== null) : [o]));
 const CONFIGS: Record<string, () => Obj[]> = {
   A,
   "vips' rule changed": () => replace(A(), "vips", (o) => ({ ...o, rules: [{ propertyId: "vip", op: "eq", match: false }] })),
@@ -55,73 +24,20 @@ const CONFIGS: Record<string, () => Obj[]> = {
 };
 
 describe("a config change undone part-way", () => {
-  let dir: string;
-  const stores: Store[] = [];
-  beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), "runs-undone-"));
-  });
-  afterEach(async () => {
-    for (const store of stores.splice(0)) await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-
-  const runs = (store: Store, domain: Domain, schedule: (work: { step(): Promise<boolean> }, runs: Runs) => void): Runs => {
-    const r: Runs = new Runs({ store, domain, schedule: (work) => schedule(work, r), connectorOf: () => undefined, logger: silent, clock: () => T });
-    return r;
-  };
-  const toEnd = (work: { step(): Promise<boolean> }) => void (async () => void (await (async () => { while (await work.step()); })()))();
-
-  /** A state built under `objects` from the changes: its definitions recorded first, as a first start does. */
-  async function built(name: string, objects: Obj[]): Promise<Store> {
-    const store = Store.open(join(dir, name));
-    stores.push(store);
-    const { domain, definitions } = compiled(objects);
-    await runs(store, domain, toEnd).start(definitions, () => true, store.isEmpty());
-    const all = changes();
-    for (let i = 0; i < all.length; i += 600) await applyBatch(store, domain, all.slice(i, i + 600), T);
-    return store;
-  }
+  const states = undoneStates("runs-undone-");
+  const built = states.built;
 
   /** Takes `store` to `objects`, stopping the Runs (as a reload would) once one has written its first chunk. */
   async function partWay(store: Store, objects: Obj[]): Promise<string[]> {
     const { domain, definitions } = compiled(objects);
-    let stepped!: () => void;
-    const done = new Promise<void>((resolve) => (stepped = resolve));
-    const wrote = () => listRuns(store).some((r) => r.state === "running" && r.processed > 0);
-    const first = runs(store, domain, (work, self) =>
-      void (async () => {
-        while ((await work.step()) && !wrote());
-        self.stop();
-        stepped();
-      })(),
-    );
-    const plan = await first.start(definitions, () => true, false);
-    if (plan.runs.length > 0) await done;
+    const { runs, stopped } = runner(store, domain, { stopWhen: () => listRuns(store).some((r) => r.state === "running" && r.processed > 0) });
+    const plan = await runs.start(definitions, () => true, false);
+    await Promise.race([stopped, runs.idle()]);
+    runs.stop();
     return plan.runs.map((r) => `${r.spec.kind} ${r.target}`);
   }
 
-  /** Takes `store` to `objects` until its Runs are done; `writes` arrive one batch after each chunk (the source changing meanwhile), the rest at the end. */
-  async function settled(store: Store, objects: Obj[], writes: Change[][] = []): Promise<string[]> {
-    const { domain, definitions } = compiled(objects);
-    const left = [...writes];
-    const r = runs(store, domain, (work) =>
-      void (async () => {
-        for (;;) {
-          const more = await work.step();
-          const batch = left.shift();
-          if (batch) await applyBatch(store, domain, batch, T);
-          if (!more) return;
-        }
-      })(),
-    );
-    const plan = await r.start(definitions, () => true, false);
-    await r.idle();
-    for (const batch of left.splice(0)) await applyBatch(store, domain, batch, T);
-    expect(listRuns(store).filter((run) => run.state === "running" || run.state === "queued" || run.state === "failed")).toEqual([]);
-    return plan.runs.map((run) => `${run.spec.kind} ${run.target}`);
-  }
-
-  const dump = (store: Store, objects: Obj[]) => dumpState(store, ["users"], [], compiled(objects).groups, ["purchases_table"]);
+  const settled = (store: Store, objects: Obj[], writes?: Change[][]) => states.settled(store, objects, writes ? { writes } : {});
 
   it.each([
     ["vips' rule changed", "A"],
@@ -171,7 +87,7 @@ describe("a config change undone part-way", () => {
     const store = await built("state", A());
     const b = compiled((CONFIGS["vips' rule changed"] as () => Obj[])());
     // The daemon marks the change before its sources read (prepare), then streams under it; it dies before start().
-    await runs(store, b.domain, toEnd).prepare(b.definitions, () => true);
+    await runner(store, b.domain).runs.prepare(b.definitions, () => true);
     await applyBatch(store, b.domain, Array.from({ length: 100 }, (_, i) => ({ ...user(i + 1, { email: `u${i + 1}@example.com`, first_name: "Cy", vip: (i + 1) % 2 === 0 }, T), op: "update" as const })), T);
     expect(listRuns(store)).toEqual([]);
     expect(await settled(store, A())).toEqual(["backfill group vips"]);
