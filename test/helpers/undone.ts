@@ -14,7 +14,7 @@ import type { Domain } from "../../core/domain.js";
 import { validateObjects } from "../../daemon/config/validate.js";
 import { Store } from "../../state/store.js";
 import { applyBatch } from "../../streams/batch.js";
-import { listRuns, Runs } from "../../streams/runs.js";
+import { listRuns, Runs, runStream } from "../../streams/runs.js";
 import { asRaw } from "./config.js";
 import { dumpState } from "./converge.js";
 import { coreConfigObjects, purchase, user } from "./core.js";
@@ -88,6 +88,63 @@ export function runner(store: Store, domain: Domain, options: { stopWhen?: () =>
   });
   const connector = options.connector?.(() => r);
   return { runs: r, stopped };
+}
+
+/** A second model, accounts (a third of them on the "big" plan, a group), beside the users; with a destination of its own if asked. */
+export const accountsObjects = (destination = false): Obj[] => [
+  { class: "model", id: "accounts" },
+  { class: "source", id: "accounts_table", type: "postgres-cdc", appId: "db", modelId: "accounts", options: { table: "accounts" }, mapping: { id: "account_id" } },
+  { class: "property", id: "account_id", type: "integer", unique: true, sourceId: "accounts_table", options: { column: "id" } },
+  { class: "property", id: "plan", type: "string", sourceId: "accounts_table", options: { column: "plan" } },
+  { class: "group", id: "big", modelId: "accounts", rules: [{ propertyId: "plan", op: "eq", match: "big" }] },
+  ...(destination ? [{ class: "destination", id: "acct_hook", type: "webhook", appId: "hooks", modelId: "accounts", collection: "model", syncMode: "sync", options: {}, mapping: { id: "account_id", plan: "plan" } }] : []),
+];
+export const accountRow = (i: number): Row => ({ id: i, plan: i % 3 ? "small" : "big" });
+/** Account i inserted (or, for a null row, deleted) at a position of a stream. */
+export const accountChange = (i: number, stream: string, position: string, row: Row | null = accountRow(i)): Change => ({ sourceId: "accounts_table", op: row ? "insert" : "delete", key: String(i), before: null, after: row, position: { stream, position }, commitTime: T });
+
+/** users2: 500 users the users table does not have first, then the same 3,000 (a primary source moved to another table). */
+export const USER_TABLES: Record<string, Row[]> = {
+  users: Array.from({ length: USERS }, (_, i) => userRow(i + 1)),
+  users2: [...Array.from({ length: 500 }, (_, i) => userRow(USERS + 1 + i)), ...Array.from({ length: USERS }, (_, i) => userRow(i + 1))],
+};
+/** The rows of users_table from the table `objects` name for it. */
+export const usersTableRows = (objects: Obj[]) => (): [string, Row][] => (USER_TABLES[String((objects.find((o) => o.id === "users_table")?.options as Obj).table)] as Row[]).map((row) => [String(row.id), row]);
+
+/**
+ * A connector that reads a source again 500 rows a chunk (`rowsOf` gives them), each chunk committed
+ * with its progress as a re-read's position, from where a resumed Run left off; after `stopAfter`
+ * chunks it stops the Runs (a restart) and calls `onStop`. `requests` records each re-read asked of it.
+ */
+export function chunkedRereader(store: Store, objects: Obj[], rowsOf: (sourceId: string) => [string, Row][], options: { stopAfter?: number; onStop?: () => void; requests?: string[] } = {}): Rereader {
+  return (runs) => {
+    const { domain } = compiled(objects);
+    return {
+      reread: async (request: { runId: string; sourceIds: readonly string[]; resumeFrom?: string }) => {
+        options.requests?.push(`${request.runId} from ${request.resumeFrom ?? "start"}`);
+        void (async () => {
+          const sourceId = request.sourceIds[0] as string;
+          const rows = rowsOf(sourceId);
+          const from = request.resumeFrom ? ((JSON.parse(request.resumeFrom) as { rows: number }).rows ?? 0) : 0;
+          let chunks = 0;
+          for (let at = from; at < rows.length; at += 500) {
+            const chunk = rows.slice(at, at + 500);
+            const complete = at + 500 >= rows.length;
+            const position = JSON.stringify({ rows: at + chunk.length, ...(complete ? { complete: true } : {}) });
+            const cs: Change[] = chunk.map(([key, row]) => ({ sourceId, op: "insert", key, before: null, after: row, position: { stream: runStream(request.runId), position }, commitTime: T }));
+            await applyBatch(store, domain, cs, T);
+            runs().committed({ kind: "changes", changes: cs.length, positions: new Map([[runStream(request.runId), position]]), commitTimes: new Map(), seconds: 0 });
+            chunks += 1;
+            if (chunks === options.stopAfter) {
+              runs().stop();
+              options.onStop?.();
+              return;
+            }
+          }
+        })();
+      },
+    } as unknown as SourceConnector;
+  };
 }
 
 /** Delivers everything pending of a destination to a fake remote table, as the destination would hold it. */

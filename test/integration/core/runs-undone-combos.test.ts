@@ -1,122 +1,33 @@
 // Combinations of config changes cut short, then undone or changed again, on real LMDB (a connector that
 // reads a source again in chunks): each compared with a fresh state on the config it ends on.
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { pino } from "pino";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { Change, Row } from "../../../core/change.js";
-import { definitionsOf, type Definitions } from "../../../core/definitions.js";
-import type { Domain } from "../../../core/domain.js";
-import type { SourceConnector } from "../../../connectors/types.js";
-import { validateObjects } from "../../../daemon/config/validate.js";
-import { Store } from "../../../state/store.js";
+import { describe, expect, it } from "vitest";
+import type { Row } from "../../../core/change.js";
+import type { Store } from "../../../state/store.js";
 import { applyBatch } from "../../../streams/batch.js";
-import { listRuns, Runs, runStream } from "../../../streams/runs.js";
-import { asRaw } from "../../helpers/config.js";
-import { dumpState } from "../../helpers/converge.js";
-import { coreConfigObjects, purchase, user } from "../../helpers/core.js";
+import { listRuns } from "../../../streams/runs.js";
+import { A, chunkedRereader, compiled, dumpUsers as dump, replace, runner, shopChanges, T, undoneStates, type Obj } from "../../helpers/undone.js";
 
-type Obj = Record<string, unknown>;
-const USERS = 3000;
-const T = Date.UTC(2026, 10, 1, 12, 0, 0);
-const silent = pino({ level: "silent" });
-/** Each Runs its own clock (a millisecond apart), so that Run ids differ between starts as they do in a daemon. */
-let starts = 0;
-const nextClock = () => {
-  const at = T + ++starts;
-  return () => at;
-};
-
-function compiled(objects: Obj[]): { domain: Domain; definitions: Definitions; groups: string[] } {
-  const result = validateObjects(asRaw(objects));
-  if (!result.config || !result.domain) throw new Error(JSON.stringify(result.issues));
-  return { domain: result.domain, definitions: definitionsOf(result.config, result.domain), groups: [...result.domain.groups.keys()] };
-}
-function changes(): Change[] {
-  const out: Change[] = [];
-  for (let i = 1; i <= USERS; i += 1) out.push(user(i, { email: `u${i}@example.com`, first_name: i % 3 ? "Ada" : "Bob", vip: i % 2 === 0 }, T));
-  for (let i = 1; i <= 2 * USERS; i += 1) {
-    out.push(purchase(i, { user_id: 1 + (i % USERS), amount: (i % 90) + 10.5, state: i % 5 ? "paid" : "refunded", sku: i % 2 ? "A" : "B", created_at: T - (i % 5) * 86_400_000 }, T));
-  }
-  return out;
-}
+/** Amounts with cents: sums and maxima that an integer type would change. */
+const changes = () => shopChanges((i) => (i % 90) + 10.5);
 const tableRows = (sourceId: string): [string, Row][] => changes().filter((c) => c.sourceId === sourceId).map((c) => [c.key, c.after as Row]);
-
-const A = (): Obj[] => coreConfigObjects();
-const replace = (objects: Obj[], id: string, f: (o: Obj) => Obj | null): Obj[] => objects.flatMap((o) => (o.id === id && o.class !== "destination" ? [f(o)].filter((x): x is Obj => x !== null) : [o]));
 const without = (objects: Obj[], ...ids: string[]) => objects.filter((o) => !ids.includes(String(o.id)) || o.class === "destination" || o.class === "app");
 
 describe("config changes cut short, in combination", () => {
-  let dir: string;
-  const stores: Store[] = [];
-  beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), "zz-review2c-"));
-  });
-  afterEach(async () => {
-    for (const store of stores.splice(0)) await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const states = undoneStates("runs-undone-combos-");
+  const built = (name: string, objects: Obj[]) => states.built(name, objects, [], changes());
 
   /** A connector re-reading users_table or purchases_table (500 rows a chunk); it stops the Runs after `stopAfter` chunks (-1: never). */
-  const rereader =
-    (store: Store, objects: Obj[], stopAfter: number, onStop: () => void) =>
-    (runs: () => Runs): SourceConnector => {
-      const { domain } = compiled(objects);
-      return {
-        reread: async (request: { runId: string; sourceIds: readonly string[]; resumeFrom?: string }) => {
-          void (async () => {
-            const sourceId = request.sourceIds[0] as string;
-            const rows = tableRows(sourceId);
-            const from = request.resumeFrom ? ((JSON.parse(request.resumeFrom) as { rows: number }).rows ?? 0) : 0;
-            let chunks = 0;
-            for (let at = from; at < rows.length; at += 500) {
-              const chunk = rows.slice(at, at + 500);
-              const complete = at + 500 >= rows.length;
-              const position = JSON.stringify({ rows: at + chunk.length, ...(complete ? { complete: true } : {}) });
-              const cs: Change[] = chunk.map(([key, row]) => ({ sourceId, op: "insert", key, before: null, after: row, position: { stream: runStream(request.runId), position }, commitTime: T }));
-              await applyBatch(store, domain, cs, T);
-              runs().committed({ kind: "changes", changes: cs.length, positions: new Map([[runStream(request.runId), position]]), commitTimes: new Map(), seconds: 0 });
-              chunks += 1;
-              if (chunks === stopAfter) {
-                runs().stop();
-                onStop();
-                return;
-              }
-            }
-          })();
-        },
-      } as unknown as SourceConnector;
-    };
+  const rereader = (store: Store, objects: Obj[], stopAfter: number, onStop: () => void) => chunkedRereader(store, objects, tableRows, { stopAfter, onStop });
 
   /** Runs the config's Runs until `stopWhen` (checked after every chunk) or a re-read's `stopAfter` chunks; undefined: to the end. */
   async function take(store: Store, objects: Obj[], cut?: { stopWhen?: () => boolean; rereadChunks?: number }): Promise<string[]> {
     const { domain, definitions } = compiled(objects);
-    let stop!: () => void;
-    const stopped = new Promise<void>((resolve) => (stop = resolve));
-    const conn = rereader(store, objects, cut?.rereadChunks ?? -1, () => stop())(() => r);
-    const r: Runs = new Runs({
-      store,
-      domain,
-      connectorOf: () => conn,
-      logger: silent,
-      clock: nextClock(),
-      schedule: (work) =>
-        void (async () => {
-          for (;;) {
-            const more = await work.step();
-            if (cut?.stopWhen?.()) {
-              r.stop();
-              stop();
-              return;
-            }
-            if (!more) return;
-          }
-        })(),
-    });
+    let readStop!: () => void;
+    const readStopped = new Promise<void>((resolve) => (readStop = resolve));
+    const { runs: r, stopped } = runner(store, domain, { connector: rereader(store, objects, cut?.rereadChunks ?? -1, () => readStop()), ...(cut?.stopWhen ? { stopWhen: cut.stopWhen } : {}) });
     const plan = await r.start(definitions, () => true, false);
     if (cut) {
-      await Promise.race([stopped, r.idle()]);
+      await Promise.race([stopped, readStopped, r.idle()]);
       r.stop();
     } else {
       await r.idle();
@@ -125,16 +36,6 @@ describe("config changes cut short, in combination", () => {
     return plan.runs.map((run) => `${run.spec.kind} ${run.target}`);
   }
 
-  async function built(name: string, objects: Obj[]): Promise<Store> {
-    const store = Store.open(join(dir, name));
-    stores.push(store);
-    const { domain, definitions } = compiled(objects);
-    await new Runs({ store, domain, connectorOf: () => undefined, logger: silent, clock: nextClock(), schedule: () => undefined }).start(definitions, () => true, true);
-    const all = changes();
-    for (let i = 0; i < all.length; i += 600) await applyBatch(store, domain, all.slice(i, i + 600), T);
-    return store;
-  }
-  const dump = (store: Store, objects: Obj[]) => dumpState(store, ["users"], [], compiled(objects).groups, ["purchases_table"]);
   const wrote = (store: Store) => () => listRuns(store).some((r) => r.state === "running" && r.processed > 0);
 
   async function scenario(name: string, steps: { cfg: () => Obj[]; cut?: "chunk" | number }[]): Promise<{ plans: string[][]; equal: boolean; again: string[]; unsettled: unknown[] }> {

@@ -13,7 +13,7 @@ import type { Runs} from "../../../streams/runs.js";
 import { listRuns, runStream } from "../../../streams/runs.js";
 import { dumpState } from "../../helpers/converge.js";
 import { change, user } from "../../helpers/core.js";
-import { A, compiled, deliver, dumpUsers as dump, replace, runner, T, undoneStates, userRow, USERS, type Obj, type Rereader } from "../../helpers/undone.js";
+import { A, accountChange, accountRow, accountsObjects, chunkedRereader, compiled, deliver, dumpUsers as dump, replace, runner, T, undoneStates, USER_TABLES, usersTableRows, USERS, type Obj, type Rereader } from "../../helpers/undone.js";
 
 const filterChanged = () => replace(A(), "lifetime_value", (o) => ({ ...o, filters: [{ key: "state", op: "eq", match: "refunded" }] }));
 /** lifetime_value taken out (with the group reading it and the destination's mapping of it). */
@@ -24,16 +24,9 @@ const ltvRemoved = () =>
 
 /** A second model, accounts (6,000 of them, a third "big"), beside the users. */
 const ACCOUNTS = 6000;
-const accounts = [
-  { class: "model", id: "accounts" },
-  { class: "source", id: "accounts_table", type: "postgres-cdc", appId: "db", modelId: "accounts", options: { table: "accounts" }, mapping: { id: "account_id" } },
-  { class: "property", id: "account_id", type: "integer", unique: true, sourceId: "accounts_table", options: { column: "id" } },
-  { class: "property", id: "plan", type: "string", sourceId: "accounts_table", options: { column: "plan" } },
-  { class: "group", id: "big", modelId: "accounts", rules: [{ propertyId: "plan", op: "eq", match: "big" }] },
-];
-const A2 = () => [...A(), ...accounts];
-const accountRows = Array.from({ length: ACCOUNTS }, (_, i) => ({ id: i + 1, plan: i % 3 ? "small" : "big" }));
-const accountChanges = (stream: string, position: (n: number) => string) => accountRows.map((row, i): Change => ({ sourceId: "accounts_table", op: "insert", key: String(row.id), before: null, after: row, position: { stream, position: position(i) }, commitTime: T }));
+const A2 = () => [...A(), ...accountsObjects()];
+const accountRows = Array.from({ length: ACCOUNTS }, (_, i) => accountRow(i + 1));
+const accountChanges = (stream: string, position: (n: number) => string) => accountRows.map((row, i) => accountChange(Number(row.id), stream, position(i)));
 
 describe("a config change undone part-way: sources, models, destinations", () => {
   const states = undoneStates("runs-undone-more-");
@@ -41,6 +34,16 @@ describe("a config change undone part-way: sources, models, destinations", () =>
   const settled = (store: Store, objects: Obj[], needsReread: (id: string) => boolean = () => true, connector?: Rereader) => states.settled(store, objects, { needsReread, ...(connector ? { connector } : {}) });
   /** A state under A2: the users, then the accounts. */
   const built2 = (name: string) => built(name, A2(), accountChanges("db", (i) => String(1_000_000 + i)));
+  /** A state under A2 taking A (the accounts model removed), its removal stopped after its first chunk. */
+  async function accountsRemovedPartWay(): Promise<Store> {
+    const store = await built2("state");
+    const { domain, definitions } = compiled(A());
+    const { runs, stopped } = runner(store, domain, { stopWhen: () => listRuns(store).some((r) => r.state === "running" && r.processed > 0) });
+    const plan = await runs.start(definitions, () => true, false);
+    expect(plan.runs.map((r) => `${r.spec.kind} ${r.target}`)).toEqual(["remove-model model accounts"]);
+    await stopped;
+    return store;
+  }
   /** A connector reading the accounts table again, all of it in one batch. */
   const accountsRereader =
     (store: Store): Rereader =>
@@ -110,44 +113,15 @@ describe("a config change undone part-way: sources, models, destinations", () =>
     expect(dump(store, A(), ["purchases_table", "refunds_table"])).toEqual(dump(fresh, A(), ["purchases_table", "refunds_table"]));
   });
 
-  /** users2: 500 users the users table does not have first, then the same 3000; a connector re-reading users_table from the table its config names, 500 rows a chunk. */
-  const tables: Record<string, Row[]> = {
-    users: Array.from({ length: USERS }, (_, i) => userRow(i + 1)),
-    users2: [...Array.from({ length: 500 }, (_, i) => userRow(USERS + 1 + i)), ...Array.from({ length: USERS }, (_, i) => userRow(i + 1))],
-  };
-  const rereader =
-    (store: Store, objects: Obj[], stopAfterFirstChunk: boolean, onStop: () => void) =>
-    (runs: () => Runs): SourceConnector => {
-      const { domain } = compiled(objects);
-      const table = String((objects.find((o) => o.id === "users_table")?.options as Obj).table);
-      return {
-        reread: async (request: { runId: string; sourceIds: readonly string[] }) => {
-          void (async () => {
-            const rows = tables[table] as Row[];
-            for (let at = 0; at < rows.length; at += 500) {
-              const chunk = rows.slice(at, at + 500);
-              const complete = at + 500 >= rows.length;
-              const position = JSON.stringify({ rows: at + chunk.length, ...(complete ? { complete: true } : {}) });
-              const cs: Change[] = chunk.map((row) => ({ sourceId: "users_table", op: "insert", key: String(row.id), before: null, after: row, position: { stream: runStream(request.runId), position }, commitTime: T }));
-              await applyBatch(store, domain, cs, T);
-              runs().committed({ kind: "changes", changes: cs.length, positions: new Map([[runStream(request.runId), position]]), commitTimes: new Map(), seconds: 0 });
-              if (stopAfterFirstChunk) {
-                runs().stop();
-                onStop();
-                return;
-              }
-            }
-          })();
-        },
-      } as unknown as SourceConnector;
-    };
+  /** A connector reading users_table again from the table the config names; it stops the Runs after the first chunk if asked to. */
+  const rereader = (store: Store, objects: Obj[], stopAfterFirstChunk: boolean, onStop: () => void) => chunkedRereader(store, objects, usersTableRows(objects), { stopAfter: stopAfterFirstChunk ? 1 : -1, onStop });
   const movedUsers = () => replace(A(), "users_table", (o) => ({ ...o, options: { table: "users2" } }));
 
   it("a primary source moved to another table (its Runs not cut) converges", { timeout: 60_000 }, async () => {
     const store = await built("state", A());
     await settled(store, movedUsers(), () => true, rereader(store, movedUsers(), false, () => undefined));
     const fresh = await built("fresh", movedUsers());
-    await applyBatch(fresh, compiled(movedUsers()).domain, (tables.users2 as Row[]).slice(0, 500).map((row) => user(Number(row.id), row, T)), T);
+    await applyBatch(fresh, compiled(movedUsers()).domain, (USER_TABLES.users2 as Row[]).slice(0, 500).map((row) => user(Number(row.id), row, T)), T);
     expect(store.countOf("records", "users")).toBe(USERS + 500);
     expect(dump(store, movedUsers())).toEqual(dump(fresh, movedUsers()));
   });
@@ -211,14 +185,7 @@ describe("a config change undone part-way: sources, models, destinations", () =>
     expect(remote.has("5")).toBe(false);
   });
   it("a model's removal cut part-way, then undone: the model is built again whole", { timeout: 60_000 }, async () => {
-    const store = await built2("state");
-    {
-      const { domain, definitions } = compiled(A());
-      const { runs, stopped } = runner(store, domain, { stopWhen: () => listRuns(store).some((r) => r.state === "running" && r.processed > 0) });
-      const plan = await runs.start(definitions, () => true, false);
-      expect(plan.runs.map((r) => `${r.spec.kind} ${r.target}`)).toEqual(["remove-model model accounts"]);
-      await stopped;
-    }
+    const store = await accountsRemovedPartWay();
     const rereader = accountsRereader(store);
     const planned = await settled(store, A2(), () => true, rereader);
     const fresh = await built2("fresh");
@@ -227,14 +194,7 @@ describe("a config change undone part-way: sources, models, destinations", () =>
     expect(dumpState(store, ["accounts"], [], ["big"], [])).toEqual(dumpState(fresh, ["accounts"], [], ["big"], []));
   });
   it("a model rebuilt whole, stopped after its re-read completed: the same config plans only what is left", { timeout: 60_000 }, async () => {
-    const store = await built2("state");
-    {
-      const { domain, definitions } = compiled(A());
-      const { runs, stopped } = runner(store, domain, { stopWhen: () => listRuns(store).some((r) => r.state === "running" && r.processed > 0) });
-      const plan = await runs.start(definitions, () => true, false);
-      expect(plan.runs.map((r) => `${r.spec.kind} ${r.target}`)).toEqual(["remove-model model accounts"]);
-      await stopped;
-    }
+    const store = await accountsRemovedPartWay();
     const rereader = accountsRereader(store);
     {
       // A2: the model redone whole; stopped (a restart) once the re-read is done, after one chunk of the backfill.
