@@ -240,9 +240,10 @@ export function planRuns(recorded: Definitions, next: Definitions, context: Plan
   }
 
   // A source of many rows per record replaced because its change was cut short: the aggregates its
-  // rows built under the abandoned definition are in the records, whether or not the state still records
-  // its properties (their removal may have been recorded on the way). Its rows go without touching
-  // them, so the properties it has in the config are removed too, then computed again.
+  // rows built under the abandoned definitions are in the records, whether or not the state still
+  // records its properties (their removal may have been recorded on the way), and taking its rows out
+  // under other definitions would not undo them exactly. So the properties it has in the config are
+  // removed too, then computed again.
   for (const [id, after] of Object.entries(next.properties)) {
     const source = stored.sources[after.sourceId];
     if (stored.properties[id] === undefined && replacedSources.has(after.sourceId) && source && !source.primary && redo("sources", after.sourceId)) {
@@ -373,9 +374,9 @@ export function planRuns(recorded: Definitions, next: Definitions, context: Plan
     const reset = !before || resetBetween(before, after) || (cut && target != null && resetBetween(target, after));
     const why = cut ? `${CUT_SHORT}: every record planned again` : !before ? "new" : reset ? "its type, app or options changed: every record is sent again" : "its mapping, groups, collection or sync mode changed";
     run({ kind: "export", destinationId: id, modelId: after.modelId, reset }, `destination ${id}`, why, [update("destinations", id)]);
-    // Cut short, it goes first: it replaces the exports still queued under the abandoned definition
-    // before they are sent (the Runs before it would wait for the outbox to drain them).
-    // Not for a model built again: it would run before the model's removal, and miss what that removes.
+    // Cut short, it goes first, to replace sooner what is queued under the abandoned definition (what
+    // delivery sends meanwhile still goes). Not for a model built again: it would run before the
+    // model's removal, and miss what that removes.
     if (cut && !rebuiltModels.has(after.modelId)) runs.unshift(runs.pop() as PlannedRun);
   }
 
