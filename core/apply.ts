@@ -400,8 +400,9 @@ export class BatchApplier {
   }
 
   /**
-   * Takes a stored row of a source that no longer exists out of the state (its index entries with it);
-   * the properties it fed are gone with the source, so no aggregate changes.
+   * Takes a stored row of a removed or replaced source out of the state (its index entries with it).
+   * A source gone from the config took the properties it fed with it, so no aggregate changes; one
+   * replaced (read again after this) takes its row out of its record's aggregates too.
    */
   forgetRow(modelId: string, sourceId: string, rowKey: string): void {
     const stored = this.state.getRow(sourceId, rowKey);
