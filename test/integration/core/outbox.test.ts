@@ -8,7 +8,6 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { DeliveryError, type DeliverableExport, type DestinationConnector, type ExportResult } from "../../../connectors/types.js";
 import { Store, type OutboxEntry } from "../../../state/store.js";
 import { Delivery, DEFAULT_DELIVERY_OPTIONS } from "../../../streams/delivery.js";
-import type { Change } from "../../../core/change.js";
 import { change, coreDomain } from "../../helpers/core.js";
 import { waitFor } from "../../helpers/daemon.js";
 import { applyBatch } from "../../../streams/batch.js";
@@ -91,11 +90,9 @@ describe("outbox with an export in flight", () => {
 
 describe("outbox read before a batch supersedes it", () => {
 
-  /**
-   * Delivers the outbox to a destination that applies what it is sent, like an upsert store, while
-   * `racing` commits between the loop's first read and its mark; resolves with what was sent.
-   */
-  async function raceOnFirstMark(racing: Change[]) {
+  // The delivery loop reads what is pending, then marks it in a transaction of its own; a batch that
+  // commits in between may replace or drop what was read. What it dropped must not be sent.
+  it("an export dropped between its read and its mark is not sent, and the destination ends at the record's state", async () => {
     const delivered: DeliverableExport[] = [];
     const remote = new Map<string, Record<string, unknown>>();
     const connector: DestinationConnector = {
@@ -113,40 +110,63 @@ describe("outbox read before a batch supersedes it", () => {
     };
     const outbox = store.outboxFor("crm");
     let marks = 0;
-    const losing = {
+    const racing = {
       ...outbox,
       markSending: async (entries: readonly OutboxEntry[]) => {
-        if (marks++ === 0) await applyBatch(store, domain, racing, Date.now());
+        // The first mark loses the race: the record is deleted (its creation never sent) first.
+        if (marks++ === 0) await applyBatch(store, domain, [change("users_table", "delete", "1", null)], Date.now());
         return outbox.markSending(entries);
       },
     };
-    const delivery = new Delivery<OutboxEntry>(connector, losing, { completed: () => undefined, failed: () => undefined }, DEFAULT_DELIVERY_OPTIONS);
+    await applyBatch(store, domain, [change("users_table", "insert", "1", { id: 1, email: "a@example.com" }), change("users_table", "insert", "2", { id: 2, email: "b@example.com" })], Date.now());
+    const delivery = new Delivery<OutboxEntry>(connector, racing, { completed: () => undefined, failed: () => undefined }, DEFAULT_DELIVERY_OPTIONS);
     delivery.start();
     await waitFor("delivered", async () => (store.outboxDepth("crm") === 0 && delivery.idle() ? true : undefined));
     await delivery.stop();
     expect(marks).toBe(1);
-    return { delivered, remote };
-  }
-
-  // The delivery loop reads what is pending, then marks it in a transaction of its own; a batch that
-  // commits in between may replace or drop what was read. What it dropped must not be sent.
-  it("an export dropped between its read and its mark is not sent, and the destination ends at the record's state", async () => {
-    await applyBatch(store, domain, [change("users_table", "insert", "1", { id: 1, email: "a@example.com" }), change("users_table", "insert", "2", { id: 2, email: "b@example.com" })], Date.now());
-    // The first mark loses the race: the record is deleted (its creation never sent) first.
-    const { delivered, remote } = await raceOnFirstMark([change("users_table", "delete", "1", null)]);
     expect(delivered.map((e) => e.recordId)).toEqual(["2"]);
     expect([...remote.keys()]).toEqual(["2"]);
     expect(store.remoteOf("crm", "1")).toBeUndefined();
     expect(store.remoteOf("crm", "2")?.properties).toMatchObject({ email: "b@example.com" });
   });
+});
+
+describe("outbox read before a batch replaces it in place", () => {
 
   // A newer export of a record replaces its unsent one where it stands (same seq): what the loop read
   // is then stale, and sending it would leave the destination behind the record, with the newer
   // export acknowledged as if it had been sent.
   it("an export replaced between its read and its mark is sent as the newer one, and the destination ends at the record's state", async () => {
+    const delivered: DeliverableExport[] = [];
+    const remote = new Map<string, Record<string, unknown>>();
+    const connector: DestinationConnector = {
+      destinationId: "crm",
+      async deliver(batch: readonly DeliverableExport[]): Promise<ExportResult[]> {
+        for (const e of batch) {
+          delivered.push(e);
+          remote.set(e.recordId, e.newRecordProperties);
+        }
+        return batch.map((e) => ({ seq: e.seq, status: "ok" }));
+      },
+      ready: () => true,
+      stop: async () => undefined,
+    };
+    const outbox = store.outboxFor("crm");
+    let marks = 0;
+    const racing = {
+      ...outbox,
+      markSending: async (entries: readonly OutboxEntry[]) => {
+        if (marks++ === 0) await applyBatch(store, domain, [change("users_table", "update", "1", { id: 1, email: "a2@example.com" })], Date.now());
+        return outbox.markSending(entries);
+      },
+    };
     await applyBatch(store, domain, [change("users_table", "insert", "1", { id: 1, email: "a@example.com" })], Date.now());
     const seq = store.queuedExportOf("crm", "1")?.seq;
-    const { delivered, remote } = await raceOnFirstMark([change("users_table", "update", "1", { id: 1, email: "a2@example.com" })]);
+    const delivery = new Delivery<OutboxEntry>(connector, racing, { completed: () => undefined, failed: () => undefined }, DEFAULT_DELIVERY_OPTIONS);
+    delivery.start();
+    await waitFor("delivered", async () => (store.outboxDepth("crm") === 0 && delivery.idle() ? true : undefined));
+    await delivery.stop();
+    expect(marks).toBe(1);
     expect(delivered.map((e) => [e.seq, e.recordId, e.newRecordProperties.email])).toEqual([[seq, "1", "a2@example.com"]]);
     expect(remote.get("1")).toMatchObject({ email: "a2@example.com" });
     expect(store.remoteOf("crm", "1")?.properties).toMatchObject({ email: "a2@example.com" });
