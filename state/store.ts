@@ -676,19 +676,12 @@ export class Store {
       putExport: (d, r, plan, baseline) => {
         const queued = queuedExport(d, r);
         lastQueued = undefined;
-        // A newer export replaces an unsent older one where that one stands in the queue (a record
-        // changing faster than the outbox drains is not sent to its back each time, and the
-        // replacement is one write); one being sent stays, and the new one queues behind it.
-        if (queued && !queued.sending) {
-          if (plan) {
-            this.outbox.put([d, queued.seq], { ...plan, seq: queued.seq, base: baseline });
-          } else {
-            this.outbox.remove([d, queued.seq]);
-            this.outboxByRecord.remove([d, idKey(r)]);
-          }
+        // A newer export supersedes an unsent older one; one being sent stays, and the new one follows it.
+        if (queued && !queued.sending) this.outbox.remove([d, queued.seq]);
+        if (!plan) {
+          if (queued && !queued.sending) this.outboxByRecord.remove([d, idKey(r)]);
           return;
         }
-        if (!plan) return;
         const seq = this.nextSeq(seqs, `outbox:${d}`);
         this.outbox.put([d, seq], { ...plan, seq, base: baseline });
         this.outboxByRecord.put([d, idKey(r)], seq);
@@ -914,28 +907,29 @@ export class Store {
   } {
     return {
       pending: (limit, now, inFlight, recordsInFlight) => this.pendingExports(destinationId, limit, now, inFlight, recordsInFlight),
-      markSending: (entries) => this.markSending(destinationId, entries.map((e) => e.seq)),
+      markSending: async (entries) => {
+        const held = new Set(await this.markSending(destinationId, entries.map((e) => e.seq)));
+        return entries.filter((e) => held.has(e.seq));
+      },
       complete: (outcomes) => this.completeExports(destinationId, outcomes),
       nextRetryAt: () => this.nextRetryAt(destinationId),
     };
   }
 
   /**
-   * Marks exports as handed to the destination (before it answers); returns them as they are stored
-   * now, the only ones to send. One read before the mark may have changed meanwhile (a batch that
-   * committed between the read and this transaction dropped it, or replaced it in place with a newer
-   * export of its record): a dropped one is not sent, and a replaced one is sent as it is now, never as
-   * it was read, since the newer export was planned against the baseline the older would have moved.
+   * Marks exports as handed to the destination (before it answers); returns the seqs still in the
+   * outbox. One read before the mark may have been superseded meanwhile (a batch that committed
+   * between the read and this transaction replaced or dropped it): it must not be sent, since the
+   * export that replaced it was planned against the baseline it would have moved.
    */
-  async markSending(destinationId: string, seqs: readonly number[]): Promise<OutboxEntry[]> {
-    const held: OutboxEntry[] = [];
+  async markSending(destinationId: string, seqs: readonly number[]): Promise<number[]> {
+    const held: number[] = [];
     await this.write(() => {
       for (const seq of seqs) {
         const entry = this.outbox.get([destinationId, seq]);
         if (!entry) continue;
-        const sending = entry.sending ? entry : { ...entry, sending: true };
-        held.push(sending);
-        if (!entry.sending) this.outbox.put([destinationId, seq], sending);
+        held.push(seq);
+        if (!entry.sending) this.outbox.put([destinationId, seq], { ...entry, sending: true });
       }
     });
     await this.root.flushed;

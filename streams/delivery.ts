@@ -44,9 +44,8 @@ export interface DeliveryStore<E extends DeliveryEntry> {
   pending(limit: number, now: number, inFlight: ReadonlySet<number>, recordsInFlight: ReadonlySet<string>): E[];
   /**
    * Durably notes that these exports are being sent (a newer export then queues behind, not over,
-   * them); resolves with those still queued, as they are queued now: the only ones to send (the others
-   * were dropped since they were read, and one replaced in place by a newer export of its record is
-   * sent as the newer one).
+   * them); resolves with those still queued, the only ones to send (the others were superseded since
+   * they were read).
    */
   markSending(entries: readonly E[]): Promise<E[]>;
   complete(outcomes: readonly DeliveryOutcome<E>[]): Promise<void>;

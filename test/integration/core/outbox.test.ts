@@ -131,49 +131,6 @@ describe("outbox read before a batch supersedes it", () => {
   });
 });
 
-describe("outbox read before a batch replaces it in place", () => {
-
-  // A newer export of a record replaces its unsent one where it stands (same seq): what the loop read
-  // is then stale, and sending it would leave the destination behind the record, with the newer
-  // export acknowledged as if it had been sent.
-  it("an export replaced between its read and its mark is sent as the newer one, and the destination ends at the record's state", async () => {
-    const delivered: DeliverableExport[] = [];
-    const remote = new Map<string, Record<string, unknown>>();
-    const connector: DestinationConnector = {
-      destinationId: "crm",
-      async deliver(batch: readonly DeliverableExport[]): Promise<ExportResult[]> {
-        for (const e of batch) {
-          delivered.push(e);
-          remote.set(e.recordId, e.newRecordProperties);
-        }
-        return batch.map((e) => ({ seq: e.seq, status: "ok" }));
-      },
-      ready: () => true,
-      stop: async () => undefined,
-    };
-    const outbox = store.outboxFor("crm");
-    let marks = 0;
-    const racing = {
-      ...outbox,
-      markSending: async (entries: readonly OutboxEntry[]) => {
-        if (marks++ === 0) await applyBatch(store, domain, [change("users_table", "update", "1", { id: 1, email: "a2@example.com" })], Date.now());
-        return outbox.markSending(entries);
-      },
-    };
-    await applyBatch(store, domain, [change("users_table", "insert", "1", { id: 1, email: "a@example.com" })], Date.now());
-    const seq = store.queuedExportOf("crm", "1")?.seq;
-    const delivery = new Delivery<OutboxEntry>(connector, racing, { completed: () => undefined, failed: () => undefined }, DEFAULT_DELIVERY_OPTIONS);
-    delivery.start();
-    await waitFor("delivered", async () => (store.outboxDepth("crm") === 0 && delivery.idle() ? true : undefined));
-    await delivery.stop();
-    expect(marks).toBe(1);
-    expect(delivered.map((e) => [e.seq, e.recordId, e.newRecordProperties.email])).toEqual([[seq, "1", "a2@example.com"]]);
-    expect(remote.get("1")).toMatchObject({ email: "a2@example.com" });
-    expect(store.remoteOf("crm", "1")?.properties).toMatchObject({ email: "a2@example.com" });
-    expect(store.queuedExportOf("crm", "1")).toBeUndefined();
-  });
-});
-
 describe("outbox after a send whose outcome is unknown", () => {
 
   /** A destination that applies what it is sent, like an upsert store, and records each request. */
