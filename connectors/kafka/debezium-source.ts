@@ -2,8 +2,11 @@
 // kafka-debezium sources. eachBatch with manual offsets: a partition's batch is decoded into changes,
 // the handler waits until the core reports them durable (heartbeating meanwhile), and only then
 // resolves and commits the offsets; so a rebalance, which waits for eachBatch, commits the batch in
-// flight first. Backpressure pauses the partitions. A message that cannot be decoded becomes a
-// dead letter in the same transaction that moves the offset past it (and optionally a DLQ message).
+// flight first. Backpressure holds the handler before its next message: kafkajs fetches a broker's next
+// batches only once its handlers returned, so nothing more is read meanwhile. (Pausing kafkajs's
+// partitions instead made its fetcher, finding no partition to fetch, sleep its maxWaitTime, 5 s,
+// which a resume did not cut short.) A message that cannot be decoded becomes a dead letter in the
+// same transaction that moves the offset past it (and optionally a DLQ message).
 // kafkajs stays behind this file: a KafkaJS-compatible client can replace it without touching the core.
 import { Type, type Static } from "@sinclair/typebox";
 import type { Consumer, EachBatchPayload, Kafka, Producer } from "kafkajs";
@@ -79,7 +82,6 @@ export class KafkaDebeziumSource extends ChangeReader {
     this.consumer.on(this.consumer.events.GROUP_JOIN, (event) => {
       this.joined = true;
       this.assignment = event.payload.memberAssignment as unknown as Record<string, number[]>;
-      if (this.gate.isPaused) this.setFetching(false);
     });
     this.consumer.on(this.consumer.events.CRASH, (event) => {
       this.joined = false;
@@ -309,22 +311,6 @@ export class KafkaDebeziumSource extends ChangeReader {
       });
       this.waiters.set(stream, remaining);
     }
-  }
-
-  /** The topics to pause and resume; kafkajs throws while its consumer group is not running. */
-  private setFetching(fetching: boolean): void {
-    const topics = this.sources.filter((s) => !s.options.topic.startsWith("/")).map((s) => ({ topic: s.options.topic }));
-    try {
-      if (fetching) this.consumer.resume(topics);
-      else this.consumer.pause(topics);
-    } catch {
-      // Not running (starting, restarting after a crash, stopping): the paused flag still holds the
-      // handler, and GROUP_JOIN applies it again.
-    }
-  }
-
-  protected override paused(paused: boolean): void {
-    this.setFetching(!paused);
   }
 
   ready(): boolean {

@@ -303,6 +303,33 @@ describe("kafka-debezium source", () => {
     }
   });
 
+  // Backpressure holds the handler before its next message. It used to pause kafkajs's partitions: with
+  // none left to fetch, kafkajs's fetcher slept its maxWaitTime (5 s by default), and a resume did not
+  // wake it, so each pause cost up to 5 s of reading after the core had caught up.
+  it("holds messages while paused and reads them as soon as it is resumed", async () => {
+    const topic = await topicWith();
+    const groupId = `g-${topic}`;
+    const producer = kafka.producer();
+    await producer.connect();
+    try {
+      await producer.send({ topic, messages: [{ key: key(1, false), value: envelope("c", null, { id: 1, first_name: "A" }, 1, false) }] });
+      run = startSource(validConfig(config(topic, groupId)), kafkaDebeziumSource);
+      await waitFor("first message applied", async () => (run?.store.countOf("records", "customers") === 1 ? true : undefined));
+      run.connector.pause();
+      // Long enough for kafkajs's fetcher to find every partition paused, if they were.
+      await new Promise((r) => setTimeout(r, 1500));
+      await producer.send({ topic, messages: Array.from({ length: 10 }, (_, i) => ({ key: key(10 + i, false), value: envelope("c", null, { id: 10 + i, first_name: "B" }, 2, false) })) });
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(run.received()).toBe(1);
+      run.connector.resume();
+      // Well under kafkajs's 5 s maxWaitTime: a fetcher asleep would miss it.
+      await waitFor("the held messages applied", async () => (run?.store.countOf("records", "customers") === 11 ? true : undefined), 3000);
+      expect(run.received()).toBe(11);
+    } finally {
+      await producer.disconnect();
+    }
+  });
+
   it("sets malformed messages aside as dead letters and keeps the partition moving", async () => {
     const topic = await topicWith();
     const dlq = `${topic}-dlq`;
