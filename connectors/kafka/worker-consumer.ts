@@ -56,6 +56,10 @@ export class WorkerConsumer {
       groupId: this.groupId,
       sessionTimeout: session,
       heartbeatInterval: Math.max(100, Math.floor(session / 10)),
+      // A partition is paused while its task holds its bound. With every owned partition paused,
+      // kafkajs's fetcher sleeps this long (its default is 5 s) and a resume does not wake it; a
+      // fetch also waits at most this long for records when there are none (Java's default).
+      maxWaitTimeInMs: 500,
       readUncommitted: false,
       retry: { initialRetryTime: 300, maxRetryTime: 10_000, retries: 12, restartOnFailure: async () => !this.stopped },
     });
