@@ -730,6 +730,11 @@ export class Store {
     return this.secondKeys(this.remote, destinationId, after, limit);
   }
 
+  /** Ids of the records with an export in a destination's outbox, after `after`, in key order. */
+  queuedRecordIds(destinationId: string, after: string | undefined, limit: number): string[] {
+    return this.secondKeys(this.outboxByRecord, destinationId, after, limit);
+  }
+
   /** The second key element of the entries under [first], after `after` (exclusive). */
   private secondKeys(db: Database<unknown, Key>, first: string, after: string | undefined, limit: number): string[] {
     const start: Key = after === undefined ? [first] : [first, idKey(after)];

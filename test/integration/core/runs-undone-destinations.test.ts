@@ -56,6 +56,43 @@ describe("a config change undone part-way: destinations and restarts", () => {
     expect({ planned, records: store.countOf("records", "accounts"), remote: remote.size, gone }).toEqual({ planned, records: ACCOUNTS - 100, remote: ACCOUNTS - 100, gone: 0 });
   });
 
+  it("a model's removal cut while its destination's outbox was half dropped, accounts never sent deleted at the source meanwhile, undone: their queued creates are not sent", { timeout: 60_000 }, async () => {
+    // 2,000 accounts delivered, then 6,000 more whose creates wait in the outbox: more than one chunk
+    // of the destination's removal drops (5,000 keys), so the last 1,000 are still queued when it is cut.
+    const store = await built("state", A2(), Array.from({ length: ACCOUNTS }, (_, i) => accountChange(i + 1, "db", String(2_000_000 + i))));
+    const remote = new Map<string, Obj>();
+    await deliver(store, "acct_hook", remote);
+    const later = Array.from({ length: 6000 }, (_, i) => accountChange(ACCOUNTS + 1 + i, "db", String(3_000_000 + i)));
+    for (let i = 0; i < later.length; i += 1000) await applyBatch(store, compiled(A2()).domain, later.slice(i, i + 1000), T);
+    expect(store.outboxDepth("acct_hook")).toBe(6000);
+    {
+      const { domain, definitions } = compiled(A());
+      const { runs, stopped } = runner(store, domain, { stopWhen: () => listRuns(store).some((r) => r.state === "running" && r.processed > 0) });
+      await runs.start(definitions, () => true, false);
+      await stopped;
+    }
+    expect(store.outboxDepth("acct_hook")).toBe(1000);
+    // Meanwhile the last 1,000 accounts (never sent) are deleted at the source: the table holds 1..7000.
+    const TABLE = ACCOUNTS + 5000;
+    const rereader = (runs: () => Runs): SourceConnector => {
+      const { domain } = compiled(A2());
+      return {
+        reread: async (request: { runId: string }) => {
+          void (async () => {
+            const cs = Array.from({ length: TABLE }, (_, i) => accountChange(i + 1, runStream(request.runId), i + 1 === TABLE ? "complete" : JSON.stringify({ rows: i + 1 })));
+            await applyBatch(store, domain, cs, T);
+            runs().committed({ kind: "changes", changes: cs.length, positions: new Map([[runStream(request.runId), "complete"]]), commitTimes: new Map(), seconds: 0 });
+          })();
+        },
+      } as unknown as SourceConnector;
+    };
+    await settled(store, A2(), () => true, rereader);
+    await deliver(store, "acct_hook", remote);
+    // A fresh daemon's destination holds the table's 7,000 accounts: so does this one.
+    const beyond = [...remote.keys()].filter((id) => Number(id) > TABLE).length;
+    expect({ records: store.countOf("records", "accounts"), remote: remote.size, beyond }).toEqual({ records: TABLE, remote: TABLE, beyond: 0 });
+  });
+
   /** A second webhook app, and the destination moved to it (a reset). */
   const A3 = () => [...A(), { class: "app", id: "hooks2", type: "webhook", options: { url: "https://other.example.com" } }];
   const otherApp = () => A3().map((o) => (o.class === "destination" ? { ...o, appId: "hooks2" } : o));
