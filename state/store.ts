@@ -94,6 +94,8 @@ export interface OutboxEntry extends ExportPlan {
   base?: RemoteState | null;
   /** Handed to the destination and not yet answered: a newer export queues behind it instead of replacing it. */
   sending?: boolean;
+  /** The seq of the export being sent that this one was queued behind (the record's index names it again if this one is dropped). */
+  behind?: number;
   /** Failed deliveries so far. */
   attempts?: number;
   /** Not to be retried before this instant (epoch ms). */
@@ -677,13 +679,20 @@ export class Store {
         const queued = queuedExport(d, r);
         lastQueued = undefined;
         // A newer export supersedes an unsent older one; one being sent stays, and the new one follows it.
+        const behind = queued?.sending ? queued.seq : queued?.behind;
         if (queued && !queued.sending) this.outbox.remove([d, queued.seq]);
         if (!plan) {
-          if (queued && !queued.sending) this.outboxByRecord.remove([d, idKey(r)]);
+          if (queued && !queued.sending) {
+            // Nothing more to send: the record's index names the export it followed again, while that
+            // one is still queued (later plans are made against what it carries, not against what
+            // the destination held before it).
+            if (behind !== undefined && this.outbox.get([d, behind]) !== undefined) this.outboxByRecord.put([d, idKey(r)], behind);
+            else this.outboxByRecord.remove([d, idKey(r)]);
+          }
           return;
         }
         const seq = this.nextSeq(seqs, `outbox:${d}`);
-        this.outbox.put([d, seq], { ...plan, seq, base: baseline });
+        this.outbox.put([d, seq], { ...plan, seq, base: baseline, ...(behind !== undefined ? { behind } : {}) });
         this.outboxByRecord.put([d, idKey(r)], seq);
       },
       deadLetter: (entry) => {

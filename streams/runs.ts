@@ -741,15 +741,30 @@ export class Runs {
       }
       case "export": {
         const d = spec.destinationId;
-        // Phases: 0-2 forget what the destination held (reset only), 3 every record, 4 what is queued
-        // for it of records that no longer exist, 5 what it holds of them. A record can be gone with
-        // an export still queued (a model rebuilt whole drops its records without planning exports):
-        // planned again first, an unsent one is dropped, and one being sent gets its delete behind it,
-        // so that what is acknowledged after phase 4 passed is in what phase 5 reads.
+        // Phases: 0-2 forget what the destination held (a reset), or 1 what is queued for it of
+        // records that no longer exist (any other); 3 every record; 4 what it holds of records that no
+        // longer exist. A record can be gone with an export still queued (a model rebuilt whole drops
+        // its records without planning exports): planned again, an unsent one is dropped and one being
+        // sent gets its delete behind it, so that what is acknowledged after phase 1 passed it is in
+        // what phase 4 reads. (A version before phase 1 resumes such a Run at phase 3.)
+        if (run.phase < 3 && !spec.reset) {
+          const ids = store.queuedRecordIds(d, run.phase === 1 ? run.cursor : undefined, RECORDS_PER_CHUNK);
+          run.phase = 1;
+          if (ids.length === 0) {
+            run.phase = 3;
+            delete run.cursor;
+            return false;
+          }
+          const gone = new Set(ids.filter((id) => !store.getRecord(spec.modelId, id)));
+          await over(ids, (applier, _tx, id) => {
+            if (gone.has(id)) applier.replan(d, id);
+          }, gone.size);
+          return false;
+        }
         if (run.phase < 3) {
           const index = (["outbox", "outbox-by-record", "remote"] as const)[run.phase];
-          if (!spec.reset || index === undefined || (await drop(index, [d], false))) {
-            run.phase = spec.reset ? run.phase + 1 : 3;
+          if (index === undefined || (await drop(index, [d], false))) {
+            run.phase += 1;
             delete run.cursor;
           }
           return false;
@@ -760,8 +775,8 @@ export class Runs {
           await over(ids, (applier, _tx, id) => applier.replan(d, id));
           return false;
         }
-        const ids = run.phase === 4 ? store.queuedRecordIds(d, run.cursor, RECORDS_PER_CHUNK) : store.remoteRecordIds(d, run.cursor, RECORDS_PER_CHUNK);
-        if (ids.length === 0) return run.phase === 4 ? nextPhase() : this.phaseDone(run);
+        const ids = store.remoteRecordIds(d, run.cursor, RECORDS_PER_CHUNK);
+        if (ids.length === 0) return this.phaseDone(run);
         // Only the records gone from the model are planned (and counted): the others were in phase 3.
         const gone = new Set(ids.filter((id) => !store.getRecord(spec.modelId, id)));
         await over(ids, (applier, _tx, id) => {

@@ -79,6 +79,20 @@ describe("outbox with an export in flight", () => {
     expect(store.remoteOf("crm", "1")?.properties).toMatchObject({ email: "a@example.com" });
   });
 
+  // The change back drops the export queued behind the one being sent: the record's index must then
+  // name the one being sent again, or the delete is planned against nothing (the destination holds
+  // nothing yet) and never sent.
+  it("a record that changes, changes back and is deleted while its creation is sent is deleted remotely too", async () => {
+    const remote = await scenario(async () => {
+      await applyBatch(store, domain, [change("users_table", "update", "1", { id: 1, email: "b@example.com" })], Date.now());
+      await applyBatch(store, domain, [change("users_table", "update", "1", { id: 1, email: "a@example.com" })], Date.now());
+      expect(store.queuedExportOf("crm", "1")).toMatchObject({ sending: true, newRecordProperties: { email: "a@example.com" } });
+      await applyBatch(store, domain, [change("users_table", "delete", "1", null)], Date.now());
+    });
+    expect(remote.has("1")).toBe(false);
+    expect(store.remoteOf("crm", "1")).toBeUndefined();
+  });
+
   it("a record deleted while its creation is sent is deleted remotely too", async () => {
     const remote = await scenario(async () => {
       await applyBatch(store, domain, [change("users_table", "delete", "1", null)], Date.now());

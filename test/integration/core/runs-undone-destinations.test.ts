@@ -72,6 +72,10 @@ describe("a config change undone part-way: destinations and restarts", () => {
       await stopped;
     }
     expect(store.outboxDepth("acct_hook")).toBe(1000);
+    // Ten of those creates are being sent (unanswered) when the config goes back.
+    const outbox = store.outboxFor("acct_hook");
+    const inFlight = await outbox.markSending(outbox.pending(10, T, new Set(), new Set()));
+    expect(inFlight.map((e) => e.recordId)).toEqual(Array.from({ length: 10 }, (_, i) => String(ACCOUNTS + 5001 + i)));
     // Meanwhile the last 1,000 accounts (never sent) are deleted at the source: the table holds 1..7000.
     const TABLE = ACCOUNTS + 5000;
     const rereader = (runs: () => Runs): SourceConnector => {
@@ -87,6 +91,11 @@ describe("a config change undone part-way: destinations and restarts", () => {
       } as unknown as SourceConnector;
     };
     await settled(store, A2(), () => true, rereader);
+    // The creates not sent are dropped; each one being sent has its delete queued behind it.
+    const queuedBeyond = store.outboxOf("acct_hook", 100_000).filter((e) => Number(e.recordId) > TABLE);
+    expect(queuedBeyond.map((e) => `${e.recordId}:${e.toDelete ? "delete" : e.sending ? "sending" : "create"}`).sort()).toEqual(
+      inFlight.flatMap((e) => [`${e.recordId}:delete`, `${e.recordId}:sending`]).sort(),
+    );
     await deliver(store, "acct_hook", remote);
     // A fresh daemon's destination holds the table's 7,000 accounts: so does this one.
     const beyond = [...remote.keys()].filter((id) => Number(id) > TABLE).length;
