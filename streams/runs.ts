@@ -747,6 +747,14 @@ export class Runs {
         // its records without planning exports): planned again, an unsent one is dropped and one being
         // sent gets its delete behind it, so that what is acknowledged after phase 1 passed it is in
         // what phase 4 reads. (A version before phase 1 resumes such a Run at phase 3.)
+        const replanGone = async (ids: string[]) => {
+          // Only the records gone from the model are planned (and counted): the others are phase 3's.
+          const gone = new Set(ids.filter((id) => !store.getRecord(spec.modelId, id)));
+          await over(ids, (applier, _tx, id) => {
+            if (gone.has(id)) applier.replan(d, id);
+          }, gone.size);
+          return false;
+        };
         if (run.phase < 3 && !spec.reset) {
           const ids = store.queuedRecordIds(d, run.phase === 1 ? run.cursor : undefined, RECORDS_PER_CHUNK);
           run.phase = 1;
@@ -755,11 +763,7 @@ export class Runs {
             delete run.cursor;
             return false;
           }
-          const gone = new Set(ids.filter((id) => !store.getRecord(spec.modelId, id)));
-          await over(ids, (applier, _tx, id) => {
-            if (gone.has(id)) applier.replan(d, id);
-          }, gone.size);
-          return false;
+          return replanGone(ids);
         }
         if (run.phase < 3) {
           const index = (["outbox", "outbox-by-record", "remote"] as const)[run.phase];
@@ -777,12 +781,7 @@ export class Runs {
         }
         const ids = store.remoteRecordIds(d, run.cursor, RECORDS_PER_CHUNK);
         if (ids.length === 0) return this.phaseDone(run);
-        // Only the records gone from the model are planned (and counted): the others were in phase 3.
-        const gone = new Set(ids.filter((id) => !store.getRecord(spec.modelId, id)));
-        await over(ids, (applier, _tx, id) => {
-          if (gone.has(id)) applier.replan(d, id);
-        }, gone.size);
-        return false;
+        return replanGone(ids);
       }
       case "reread":
         return false;
