@@ -90,8 +90,14 @@ function withIds(name: string, key: Key | string, as: "stored" | "text"): Key | 
 
 export interface OutboxEntry extends ExportPlan {
   seq: number;
-  /** What the destination was expected to hold when this export was planned (null: nothing). */
+  /**
+   * What the destination was expected to hold when this export was planned (null: nothing), when it
+   * is not the plan's old properties and groups (see baseOf): planExport plans against it, so an
+   * entry holds it once.
+   */
   base?: RemoteState | null;
+  /** Planned against nothing at the destination (its base is null, not its empty old properties). */
+  fresh?: true;
   /** Handed to the destination and not yet answered: a newer export queues behind it instead of replacing it. */
   sending?: boolean;
   /** The seq of the export being sent that this one was queued behind (the record's index names it again if this one is dropped). */
@@ -103,6 +109,27 @@ export interface OutboxEntry extends ExportPlan {
   lastError?: string;
   /** An attempt failed without an answer for it (a timeout, a lost connection): it may have landed. */
   mayHaveLanded?: boolean;
+}
+
+/**
+ * What the destination was expected to hold when an export was planned. A plan's old properties and
+ * groups are that state (planExport plans against it), so an entry stores it once: as them, with
+ * `fresh` for "nothing", or in `base` when they differ (and in entries of earlier versions).
+ */
+export function baseOf(entry: OutboxEntry): RemoteState | null {
+  if (entry.base !== undefined) return entry.base;
+  return entry.fresh ? null : { properties: entry.oldRecordProperties, groups: entry.oldGroups };
+}
+
+/** The fields of an entry that keep its base (see baseOf), for a plan made against `base`. */
+function baseFields(plan: ExportPlan, base: RemoteState | null): Pick<OutboxEntry, "base" | "fresh"> {
+  if (base === null) return plan.oldGroups.length === 0 && isEmpty(plan.oldRecordProperties) ? { fresh: true } : { base };
+  return plan.oldRecordProperties === base.properties && plan.oldGroups === base.groups ? {} : { base };
+}
+
+function isEmpty(object: object): boolean {
+  for (const key in object) if (Object.hasOwn(object, key)) return false;
+  return true;
 }
 
 /** What happened to one export sent to a destination. */
@@ -672,7 +699,7 @@ export class Store {
       getBaseline: (d, r) => {
         const queued = queuedExport(d, r);
         if (queued?.sending) return queued.toDelete ? null : { properties: queued.newRecordProperties, groups: queued.newGroups };
-        if (queued) return queued.base ?? null;
+        if (queued) return baseOf(queued);
         return this.remote.get([d, idKey(r)]) ?? null;
       },
       putExport: (d, r, plan, baseline) => {
@@ -692,7 +719,7 @@ export class Store {
           return;
         }
         const seq = this.nextSeq(seqs, `outbox:${d}`);
-        this.outbox.put([d, seq], { ...plan, seq, base: baseline, ...(behind !== undefined ? { behind } : {}) });
+        this.outbox.put([d, seq], { ...plan, seq, ...baseFields(plan, baseline), ...(behind !== undefined ? { behind } : {}) });
         this.outboxByRecord.put([d, idKey(r)], seq);
       },
       deadLetter: (entry) => {
@@ -1041,7 +1068,7 @@ export class Store {
         const plan = replan(recordId, remote);
         if (!plan) continue;
         const seq = this.nextSeq(seqs, `outbox:${destinationId}`);
-        this.outbox.put([destinationId, seq], { ...plan, seq, base: remote });
+        this.outbox.put([destinationId, seq], { ...plan, seq, ...baseFields(plan, remote) });
         this.outboxByRecord.put([destinationId, idKey(recordId)], seq);
         count += 1;
       }

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { DeliveryError, type DeliverableExport, type DestinationConnector, type ExportResult } from "../../../connectors/types.js";
-import { Store, type OutboxEntry } from "../../../state/store.js";
+import { baseOf, Store, type OutboxEntry } from "../../../state/store.js";
 import { Delivery, DEFAULT_DELIVERY_OPTIONS } from "../../../streams/delivery.js";
 import { change, coreDomain } from "../../helpers/core.js";
 import { waitFor } from "../../helpers/daemon.js";
@@ -247,5 +247,58 @@ describe("outbox after a send whose outcome is unknown", () => {
     expect(dest.requests).toEqual([["1:a@example.com"], ["1:b@example.com"]]);
     expect(dest.remote.get("1")).toMatchObject({ email: "b@example.com" });
     expect(store.remoteOf("crm", "1")?.properties).toMatchObject({ email: "b@example.com" });
+  });
+});
+
+describe("outbox entries hold what they were planned against once", () => {
+
+  /** A destination that applies every export at once. */
+  function immediate(): DestinationConnector {
+    return {
+      destinationId: "crm",
+      deliver: async (batch: readonly DeliverableExport[]): Promise<ExportResult[]> => batch.map((e) => ({ seq: e.seq, status: "ok" })),
+      ready: () => true,
+      stop: async () => undefined,
+    };
+  }
+
+  // A creation is planned against nothing: a delete of the record before it is sent needs nothing
+  // sent (planned against empty old properties instead, a sync destination would get a delete).
+  it("an unsent creation, then the record deleted: nothing is queued", async () => {
+    await applyBatch(store, domain, [change("users_table", "insert", "1", { id: 1, email: "a@example.com" })], Date.now());
+    const created = store.queuedExportOf("crm", "1");
+    expect(created).toMatchObject({ fresh: true, oldRecordProperties: {}, oldGroups: [] });
+    expect(created && "base" in created).toBe(false);
+    await applyBatch(store, domain, [change("users_table", "delete", "1", null)], Date.now());
+    expect(store.queuedExportOf("crm", "1")).toBeUndefined();
+    expect(store.outboxDepth("crm")).toBe(0);
+  });
+
+  it("an unsent update, then the record changed back to what the destination holds: nothing is queued", async () => {
+    await applyBatch(store, domain, [change("users_table", "insert", "1", { id: 1, email: "a@example.com" })], Date.now());
+    const delivery = new Delivery<OutboxEntry>(immediate(), store.outboxFor("crm"), { completed: () => undefined, failed: () => undefined }, DEFAULT_DELIVERY_OPTIONS);
+    delivery.start();
+    delivery.wake();
+    await waitFor("delivered", async () => (store.outboxDepth("crm") === 0 && delivery.idle() ? true : undefined));
+    await delivery.stop();
+    expect(store.remoteOf("crm", "1")?.properties).toMatchObject({ email: "a@example.com" });
+
+    await applyBatch(store, domain, [change("users_table", "update", "1", { id: 1, email: "b@example.com" })], Date.now());
+    const update = store.queuedExportOf("crm", "1");
+    expect(update).toMatchObject({ oldRecordProperties: { email: "a@example.com" }, newRecordProperties: { email: "b@example.com" } });
+    expect(update && ("base" in update || "fresh" in update)).toBe(false);
+    await applyBatch(store, domain, [change("users_table", "update", "1", { id: 1, email: "c@example.com" })], Date.now());
+    expect(store.queuedExportOf("crm", "1")).toMatchObject({ oldRecordProperties: { email: "a@example.com" }, newRecordProperties: { email: "c@example.com" } });
+    await applyBatch(store, domain, [change("users_table", "update", "1", { id: 1, email: "a@example.com" })], Date.now());
+    expect(store.queuedExportOf("crm", "1")).toBeUndefined();
+    expect(store.outboxDepth("crm")).toBe(0);
+  });
+
+  it("an entry that stores its base (as earlier versions wrote every entry) is planned against it", () => {
+    const plan = { destinationId: "crm", recordId: "1", oldRecordProperties: {}, newRecordProperties: { email: "b" }, oldGroups: [], newGroups: [], toDelete: false, updateOnly: false, commitTime: 0, seq: 1 };
+    expect(baseOf({ ...plan, base: null })).toBeNull();
+    expect(baseOf({ ...plan, base: { properties: { email: "a" }, groups: ["g"] } })).toEqual({ properties: { email: "a" }, groups: ["g"] });
+    expect(baseOf({ ...plan, fresh: true })).toBeNull();
+    expect(baseOf({ ...plan, oldRecordProperties: { email: "a" }, oldGroups: ["g"] })).toEqual({ properties: { email: "a" }, groups: ["g"] });
   });
 });
