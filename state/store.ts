@@ -90,16 +90,17 @@ function withIds(name: string, key: Key | string, as: "stored" | "text"): Key | 
 
 export interface OutboxEntry extends ExportPlan {
   seq: number;
-  /**
-   * What the destination was expected to hold when this export was planned (null: nothing), when it
-   * is not the plan's old properties and groups (see baseOf): planExport plans against it, so an
-   * entry holds it once.
-   */
+  /** What the destination was expected to hold when this export was planned (null: nothing). */
   base?: RemoteState | null;
-  /** Planned against nothing at the destination (its base is null, not its empty old properties). */
-  fresh?: true;
   /** Handed to the destination and not yet answered: a newer export queues behind it instead of replacing it. */
   sending?: boolean;
+  /**
+   * How many times a newer export of the record replaced this one in place (under the same seq, so
+   * it keeps its place in the queue; only one never attempted, and not in a worker's partition: see
+   * putExport). The mark that hands an export to the destination holds it only at the revision the
+   * delivery loop read.
+   */
+  rev?: number;
   /** The seq of the export being sent that this one was queued behind (the record's index names it again if this one is dropped). */
   behind?: number;
   /** Failed deliveries so far. */
@@ -109,27 +110,6 @@ export interface OutboxEntry extends ExportPlan {
   lastError?: string;
   /** An attempt failed without an answer for it (a timeout, a lost connection): it may have landed. */
   mayHaveLanded?: boolean;
-}
-
-/**
- * What the destination was expected to hold when an export was planned. A plan's old properties and
- * groups are that state (planExport plans against it), so an entry stores it once: as them, with
- * `fresh` for "nothing", or in `base` when they differ (and in entries of earlier versions).
- */
-export function baseOf(entry: OutboxEntry): RemoteState | null {
-  if (entry.base !== undefined) return entry.base;
-  return entry.fresh ? null : { properties: entry.oldRecordProperties, groups: entry.oldGroups };
-}
-
-/** The fields of an entry that keep its base (see baseOf), for a plan made against `base`. */
-function baseFields(plan: ExportPlan, base: RemoteState | null): Pick<OutboxEntry, "base" | "fresh"> {
-  if (base === null) return plan.oldGroups.length === 0 && isEmpty(plan.oldRecordProperties) ? { fresh: true } : { base };
-  return plan.oldRecordProperties === base.properties && plan.oldGroups === base.groups ? {} : { base };
-}
-
-function isEmpty(object: object): boolean {
-  for (const key in object) if (Object.hasOwn(object, key)) return false;
-  return true;
 }
 
 /** What happened to one export sent to a destination. */
@@ -699,7 +679,7 @@ export class Store {
       getBaseline: (d, r) => {
         const queued = queuedExport(d, r);
         if (queued?.sending) return queued.toDelete ? null : { properties: queued.newRecordProperties, groups: queued.newGroups };
-        if (queued) return baseOf(queued);
+        if (queued) return queued.base ?? null;
         return this.remote.get([d, idKey(r)]) ?? null;
       },
       putExport: (d, r, plan, baseline) => {
@@ -707,6 +687,15 @@ export class Store {
         lastQueued = undefined;
         // A newer export supersedes an unsent older one; one being sent stays, and the new one follows it.
         const behind = queued?.sending ? queued.seq : queued?.behind;
+        if (plan && queued && !queued.sending && queued.attempts === undefined && !queued.mayHaveLanded && !this.options.capture) {
+          // Never attempted, so no destination saw its seq (a webhook's Idempotency-Key is made of
+          // seqs; the mark that hands it over is durable before it leaves): replaced in place, it
+          // keeps its place in the queue (a record changing faster than a backlog drains would
+          // otherwise go to the back each time) and its index entry. Not in a worker's partition: its
+          // mark reaches the changelog after the send, so the next owner may not know it left.
+          this.outbox.put([d, queued.seq], { ...plan, seq: queued.seq, rev: (queued.rev ?? 0) + 1, base: baseline, ...(behind !== undefined ? { behind } : {}) });
+          return;
+        }
         if (queued && !queued.sending) this.outbox.remove([d, queued.seq]);
         if (!plan) {
           if (queued && !queued.sending) {
@@ -719,7 +708,7 @@ export class Store {
           return;
         }
         const seq = this.nextSeq(seqs, `outbox:${d}`);
-        this.outbox.put([d, seq], { ...plan, seq, ...baseFields(plan, baseline), ...(behind !== undefined ? { behind } : {}) });
+        this.outbox.put([d, seq], { ...plan, seq, base: baseline, ...(behind !== undefined ? { behind } : {}) });
         this.outboxByRecord.put([d, idKey(r)], seq);
       },
       deadLetter: (entry) => {
@@ -949,7 +938,7 @@ export class Store {
     return {
       pending: (limit, now, inFlight, recordsInFlight) => this.pendingExports(destinationId, limit, now, inFlight, recordsInFlight),
       markSending: async (entries) => {
-        const held = new Set(await this.markSending(destinationId, entries.map((e) => e.seq)));
+        const held = new Set(await this.markSending(destinationId, entries));
         return entries.filter((e) => held.has(e.seq));
       },
       complete: (outcomes) => this.completeExports(destinationId, outcomes),
@@ -963,12 +952,13 @@ export class Store {
    * between the read and this transaction replaced or dropped it): it must not be sent, since the
    * export that replaced it was planned against the baseline it would have moved.
    */
-  async markSending(destinationId: string, seqs: readonly number[]): Promise<number[]> {
+  async markSending(destinationId: string, read: readonly Pick<OutboxEntry, "seq" | "rev">[]): Promise<number[]> {
     const held: number[] = [];
     await this.write(() => {
-      for (const seq of seqs) {
+      for (const { seq, rev } of read) {
         const entry = this.outbox.get([destinationId, seq]);
-        if (!entry) continue;
+        // Gone, or replaced in place by a newer export since it was read: the newer one goes next time.
+        if (!entry || entry.rev !== rev) continue;
         held.push(seq);
         if (!entry.sending) this.outbox.put([destinationId, seq], { ...entry, sending: true });
       }
@@ -1068,7 +1058,7 @@ export class Store {
         const plan = replan(recordId, remote);
         if (!plan) continue;
         const seq = this.nextSeq(seqs, `outbox:${destinationId}`);
-        this.outbox.put([destinationId, seq], { ...plan, seq, ...baseFields(plan, remote) });
+        this.outbox.put([destinationId, seq], { ...plan, seq, base: remote });
         this.outboxByRecord.put([destinationId, idKey(recordId)], seq);
         count += 1;
       }
