@@ -9,6 +9,7 @@ import { DeliveryError, type DeliverableExport, type DestinationConnector, type 
 import { Store, type OutboxEntry } from "../../../state/store.js";
 import { Delivery, DEFAULT_DELIVERY_OPTIONS } from "../../../streams/delivery.js";
 import { change, coreDomain } from "../../helpers/core.js";
+import type { Change } from "../../../core/change.js";
 import { waitFor } from "../../helpers/daemon.js";
 import { applyBatch } from "../../../streams/batch.js";
 
@@ -107,36 +108,9 @@ describe("outbox read before a batch supersedes it", () => {
   // The delivery loop reads what is pending, then marks it in a transaction of its own; a batch that
   // commits in between may replace or drop what was read. What it dropped must not be sent.
   it("an export dropped between its read and its mark is not sent, and the destination ends at the record's state", async () => {
-    const delivered: DeliverableExport[] = [];
-    const remote = new Map<string, Record<string, unknown>>();
-    const connector: DestinationConnector = {
-      destinationId: "crm",
-      async deliver(batch: readonly DeliverableExport[]): Promise<ExportResult[]> {
-        for (const e of batch) {
-          delivered.push(e);
-          if (e.toDelete) remote.delete(e.recordId);
-          else remote.set(e.recordId, e.newRecordProperties);
-        }
-        return batch.map((e) => ({ seq: e.seq, status: "ok" }));
-      },
-      ready: () => true,
-      stop: async () => undefined,
-    };
-    const outbox = store.outboxFor("crm");
-    let marks = 0;
-    const racing = {
-      ...outbox,
-      markSending: async (entries: readonly OutboxEntry[]) => {
-        // The first mark loses the race: the record is deleted (its creation never sent) first.
-        if (marks++ === 0) await applyBatch(store, domain, [change("users_table", "delete", "1", null)], Date.now());
-        return outbox.markSending(entries);
-      },
-    };
     await applyBatch(store, domain, [change("users_table", "insert", "1", { id: 1, email: "a@example.com" }), change("users_table", "insert", "2", { id: 2, email: "b@example.com" })], Date.now());
-    const delivery = new Delivery<OutboxEntry>(connector, racing, { completed: () => undefined, failed: () => undefined }, DEFAULT_DELIVERY_OPTIONS);
-    delivery.start();
-    await waitFor("delivered", async () => (store.outboxDepth("crm") === 0 && delivery.idle() ? true : undefined));
-    await delivery.stop();
+    // The first mark loses the race: the record is deleted (its creation never sent) first.
+    const { delivered, remote, marks } = await deliverRacing([change("users_table", "delete", "1", null)]);
     expect(marks).toBe(1);
     expect(delivered.map((e) => e.recordId)).toEqual(["2"]);
     expect([...remote.keys()]).toEqual(["2"]);
@@ -147,27 +121,36 @@ describe("outbox read before a batch supersedes it", () => {
   // The batch replaces the export read in place (same seq, never attempted): the mark must see that
   // it is not what was read, or the older content would leave while the state records the newer one.
   it("an export replaced in place between its read and its mark is not sent; the newer one is, and the destination ends at the record's state", async () => {
-    const { connector, delivered, remote } = recording();
-    const outbox = store.outboxFor("crm");
-    let marks = 0;
-    const racing = {
-      ...outbox,
-      markSending: async (entries: readonly OutboxEntry[]) => {
-        if (marks++ === 0) await applyBatch(store, domain, [change("users_table", "update", "1", { id: 1, email: "a2@example.com" })], Date.now());
-        return outbox.markSending(entries);
-      },
-    };
     await applyBatch(store, domain, [change("users_table", "insert", "1", { id: 1, email: "a@example.com" })], Date.now());
-    const delivery = new Delivery<OutboxEntry>(connector, racing, { completed: () => undefined, failed: () => undefined }, DEFAULT_DELIVERY_OPTIONS);
-    delivery.start();
-    await waitFor("delivered", async () => (store.outboxDepth("crm") === 0 && delivery.idle() ? true : undefined));
-    await delivery.stop();
+    const { delivered, remote, marks } = await deliverRacing([change("users_table", "update", "1", { id: 1, email: "a2@example.com" })]);
     expect(marks).toBe(2);
     expect(delivered.map((e) => [e.seq, e.newRecordProperties.email])).toEqual([[1, "a2@example.com"]]);
     expect(remote.get("1")).toMatchObject({ email: "a2@example.com" });
     expect(store.remoteOf("crm", "1")?.properties).toMatchObject({ email: "a2@example.com" });
   });
 });
+
+/**
+ * Delivers the outbox of "crm" to a recording destination until it is empty, applying `first` as a
+ * batch of its own between the delivery loop's first read and its first mark.
+ */
+async function deliverRacing(first: Change[]) {
+  const { connector, delivered, remote } = recording();
+  const outbox = store.outboxFor("crm");
+  let marks = 0;
+  const racing = {
+    ...outbox,
+    markSending: async (entries: readonly OutboxEntry[]) => {
+      if (marks++ === 0) await applyBatch(store, domain, first, Date.now());
+      return outbox.markSending(entries);
+    },
+  };
+  const delivery = new Delivery<OutboxEntry>(connector, racing, { completed: () => undefined, failed: () => undefined }, DEFAULT_DELIVERY_OPTIONS);
+  delivery.start();
+  await waitFor("delivered", async () => (store.outboxDepth("crm") === 0 && delivery.idle() ? true : undefined));
+  await delivery.stop();
+  return { delivered, remote, marks };
+}
 
 /** A destination that applies what it is sent at once, like an upsert store, and records each export. */
 function recording() {
