@@ -101,6 +101,8 @@ export interface OutboxEntry extends ExportPlan {
    * delivery loop read.
    */
   rev?: number;
+  /** With `rev`: the commit time of the oldest change it carries (the plan's `commitTime` is the newest's). */
+  waitingSince?: number;
   /** The seq of the export being sent that this one was queued behind (the record's index names it again if this one is dropped). */
   behind?: number;
   /** Failed deliveries so far. */
@@ -693,7 +695,7 @@ export class Store {
           // keeps its place in the queue (a record changing faster than a backlog drains would
           // otherwise go to the back each time) and its index entry. Not in a worker's partition: its
           // mark reaches the changelog after the send, so the next owner may not know it left.
-          this.outbox.put([d, queued.seq], { ...plan, seq: queued.seq, rev: (queued.rev ?? 0) + 1, base: baseline, ...(behind !== undefined ? { behind } : {}) });
+          this.outbox.put([d, queued.seq], { ...plan, seq: queued.seq, rev: (queued.rev ?? 0) + 1, waitingSince: queued.waitingSince ?? queued.commitTime, base: baseline, ...(behind !== undefined ? { behind } : {}) });
           return;
         }
         if (queued && !queued.sending) this.outbox.remove([d, queued.seq]);

@@ -128,7 +128,7 @@ export async function daemonStatus(live: LiveDaemon, now = Date.now()): Promise<
       ready: connector.ready() && (connector.problem?.() ?? null) === null,
       problem: connector.problem?.() ?? null,
       outboxDepth: store.outboxDepth(id),
-      oldestPendingSeconds: oldest ? Math.max(0, now - oldest.commitTime) / 1000 : null,
+      oldestPendingSeconds: oldest ? Math.max(0, now - (oldest.waitingSince ?? oldest.commitTime)) / 1000 : null,
       exports: { ok: count(id, "ok"), info: count(id, "info"), retry: count(id, "retry"), deadLetter: count(id, "dead_letter") },
       deadLetters: letters.get(id) ?? 0,
     };

@@ -215,6 +215,8 @@ describe("applying batches", () => {
         // Never attempted: replaced under its seq (its place in the queue), one revision on.
         seq: 1,
         rev: 1,
+        // The user's insert, the first change it carries (commitTime is the newest's).
+        waitingSince: 1_700_000_000_000,
         destinationId: "crm",
         recordId: "1",
         oldRecordProperties: {},

@@ -178,12 +178,16 @@ describe("outbox with a backlog", () => {
   // keeps its place, so one changing faster than a backlog drains is not sent to the back each time.
   it("a record that changes again keeps its place in the queue, with its newest state", async () => {
     await applyBatch(store, domain, [1, 2, 3].map((id) => change("users_table", "insert", String(id), { id, email: `u${id}@example.com` })), Date.now());
-    for (const email of ["x@example.com", "y@example.com", "z@example.com"]) await applyBatch(store, domain, [change("users_table", "update", "1", { id: 1, email })], Date.now());
+    const later = 1_700_000_009_000;
+    for (const email of ["x@example.com", "y@example.com", "z@example.com"]) await applyBatch(store, domain, [change("users_table", "update", "1", { id: 1, email }, later)], Date.now());
     expect(store.outboxOf("crm").map((e) => [e.seq, e.recordId, e.newRecordProperties.email, e.rev])).toEqual([
       [1, "1", "z@example.com", 3],
       [2, "2", "u2@example.com", undefined],
       [3, "3", "u3@example.com", undefined],
     ]);
+    // It carries the newest change (the end-to-end latency counts from it), and has waited since the
+    // first (the status's oldest pending age counts from it).
+    expect(store.oldestExport("crm")).toMatchObject({ seq: 1, commitTime: later, waitingSince: 1_700_000_000_000 });
     // Planned against what the destination holds (nothing): a creation with the newest values.
     expect(store.queuedExportOf("crm", "1")).toMatchObject({ oldRecordProperties: {}, base: null, toDelete: false });
     const { connector, delivered } = recording();
