@@ -715,6 +715,15 @@ export class Daemon {
     await generation.flow.done.catch(() => undefined);
     await Promise.all(generation.deliveries.map((d) => (drainMs === undefined ? d.stop(10_000) : d.drain(drainMs))));
     await Promise.all(generation.destinations.map((d) => d.stop().catch(() => undefined)));
+    if (drainMs === undefined) return;
+    // A drain that ends with exports still queued (the timeout passed, or they wait for a retry) says
+    // so: an operator tells it from a drain that flushed everything.
+    const left: Record<string, number> = {};
+    for (const d of generation.destinations) {
+      const depth = this.store.outboxDepth(d.destinationId);
+      if (depth > 0) left[d.destinationId] = depth;
+    }
+    if (Object.keys(left).length > 0) this.logger.warn({ drainTimeoutMs: drainMs, depths: left }, "exports left in the outbox at exit: they are sent after the next start");
   }
 
   /**

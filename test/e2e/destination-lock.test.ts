@@ -77,6 +77,8 @@ describe("a destination table held locked", () => {
     const exit = await first.exited;
     const seconds = (Date.now() - signalled) / 1000;
     expect({ code: exit.code, withinDrain: seconds < 6 }, `exited after ${seconds} s:\n${first.logs().slice(-2000)}`).toEqual({ code: 0, withinDrain: true });
+    // The operator learns that the drain did not flush everything.
+    expect(first.logs()).toMatch(/"level":40,.*"drainTimeoutMs":1000,"depths":\{"crm":1\},"msg":"exports left in the outbox at exit: they are sent after the next start"/);
 
     // Its transaction never commits: with the lock released, the row is not there until it is sent again.
     await locker.query("ROLLBACK");
@@ -87,6 +89,7 @@ describe("a destination table held locked", () => {
     await second.until("the export sent again", async () => ((await count(`SELECT count(*) AS n FROM t1_crm WHERE id = 11 AND email = 'late@example.com'`)) === 1 ? true : undefined), 30_000);
     second.child.kill("SIGTERM");
     expect((await second.exited).code).toBe(0);
+    expect(second.logs()).not.toContain("exports left in the outbox at exit");
   });
 
   it("leaves grouparoo_sources_paused at 0 after a reload away from the full outbox that paused them", { timeout: 90_000 }, async () => {
