@@ -166,6 +166,8 @@ interface Generation {
   bySource: ReadonlyMap<string, SourceConnector>;
   destinations: DestinationConnector[];
   deliveries: Delivery<OutboxEntry>[];
+  /** Each destination's outbox depth, by id. */
+  outboxDepths: () => Record<string, number>;
   flow: Flow;
   runs: Runs;
   requests: NodeJS.Timeout;
@@ -603,7 +605,7 @@ export class Daemon {
     const digest = configDigest(config);
     const keys = new ApiKeys(config.apiKeys.map((k) => ({ ...k })));
     for (const key of config.apiKeys) (key as { apiKey: string }).apiKey = "[redacted]";
-    const generation: Generation = { config, digest, domain, keys, sources, bySource, destinations, deliveries, flow, runs, requests: setInterval(() => void this.takeRequests(), 1000) };
+    const generation: Generation = { config, digest, domain, keys, sources, bySource, destinations, deliveries, outboxDepths: namedDepths, flow, runs, requests: setInterval(() => void this.takeRequests(), 1000) };
     generation.requests.unref();
     self.generation = generation;
     this.generation = generation;
@@ -718,11 +720,7 @@ export class Daemon {
     if (drainMs === undefined) return;
     // A drain that ends with exports still queued (the timeout passed, or they wait for a retry) says
     // so: an operator tells it from a drain that flushed everything.
-    const left: Record<string, number> = {};
-    for (const d of generation.destinations) {
-      const depth = this.store.outboxDepth(d.destinationId);
-      if (depth > 0) left[d.destinationId] = depth;
-    }
+    const left = Object.fromEntries(Object.entries(generation.outboxDepths()).filter(([, depth]) => depth > 0));
     if (Object.keys(left).length > 0) this.logger.warn({ drainTimeoutMs: drainMs, depths: left }, "exports left in the outbox at exit: they are sent after the next start");
   }
 

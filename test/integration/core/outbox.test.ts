@@ -135,7 +135,6 @@ describe("outbox read before a batch supersedes it", () => {
  * batch of its own between the delivery loop's first read and its first mark.
  */
 async function deliverRacing(first: Change[]) {
-  const { connector, delivered, remote } = recording();
   const outbox = store.outboxFor("crm");
   let marks = 0;
   const racing = {
@@ -145,11 +144,18 @@ async function deliverRacing(first: Change[]) {
       return outbox.markSending(entries);
     },
   };
-  const delivery = new Delivery<OutboxEntry>(connector, racing, { completed: () => undefined, failed: () => undefined }, DEFAULT_DELIVERY_OPTIONS);
+  const { delivered, remote } = await deliverAll(racing);
+  return { delivered, remote, marks };
+}
+
+/** Delivers an outbox of "crm" to a recording destination until it is empty. */
+async function deliverAll(outbox: ReturnType<Store["outboxFor"]>) {
+  const recorded = recording();
+  const delivery = new Delivery<OutboxEntry>(recorded.connector, outbox, { completed: () => undefined, failed: () => undefined }, DEFAULT_DELIVERY_OPTIONS);
   delivery.start();
   await waitFor("delivered", async () => (store.outboxDepth("crm") === 0 && delivery.idle() ? true : undefined));
   await delivery.stop();
-  return { delivered, remote, marks };
+  return recorded;
 }
 
 /** A destination that applies what it is sent at once, like an upsert store, and records each export. */
@@ -190,11 +196,7 @@ describe("outbox with a backlog", () => {
     expect(store.oldestExport("crm")).toMatchObject({ seq: 1, commitTime: later, waitingSince: 1_700_000_000_000 });
     // Planned against what the destination holds (nothing): a creation with the newest values.
     expect(store.queuedExportOf("crm", "1")).toMatchObject({ oldRecordProperties: {}, base: null, toDelete: false });
-    const { connector, delivered } = recording();
-    const delivery = new Delivery<OutboxEntry>(connector, store.outboxFor("crm"), { completed: () => undefined, failed: () => undefined }, DEFAULT_DELIVERY_OPTIONS);
-    delivery.start();
-    await waitFor("delivered", async () => (store.outboxDepth("crm") === 0 && delivery.idle() ? true : undefined));
-    await delivery.stop();
+    const { delivered } = await deliverAll(store.outboxFor("crm"));
     expect(delivered.map((e) => [e.seq, e.recordId, e.newRecordProperties.email])).toEqual([
       [1, "1", "z@example.com"],
       [2, "2", "u2@example.com"],
