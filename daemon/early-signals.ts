@@ -9,14 +9,26 @@
 /** The commands that run until signalled, whose SIGHUP means "reload" rather than "hang up". */
 export const LONG_RUNNING_COMMANDS: ReadonlySet<string> = new Set(["run", "relay", "worker"]);
 
-let arrived = false;
-const remember = (): void => {
-  arrived = true;
-};
+/**
+ * What was remembered, kept in the process rather than in this module: the executable evaluates its
+ * own copy of the module (dist/daemon/early-signals.js) and the bundled program another (bundle.ts),
+ * and both must see the same SIGHUP.
+ */
+interface Early {
+  arrived: boolean;
+  readonly remember: () => void;
+}
+const EARLY = Symbol.for("grouparoo-stream.early-sighup");
+const early = ((globalThis as { [EARLY]?: Early })[EARLY] ??= {
+  arrived: false,
+  remember: () => {
+    early.arrived = true;
+  },
+});
 
 /** Starts remembering SIGHUPs if `argv` runs a long-running command (process.argv: node, script, command). */
 export function catchEarlySighup(argv: readonly string[]): void {
-  if (LONG_RUNNING_COMMANDS.has(argv[2] ?? "")) process.on("SIGHUP", remember);
+  if (LONG_RUNNING_COMMANDS.has(argv[2] ?? "") && !process.listeners("SIGHUP").includes(early.remember)) process.on("SIGHUP", early.remember);
 }
 
 /**
@@ -24,9 +36,9 @@ export function catchEarlySighup(argv: readonly string[]): void {
  * the command's SIGHUP handler is installed, so that no signal falls between the two.
  */
 export function takeEarlySighup(): boolean {
-  process.off("SIGHUP", remember);
-  const was = arrived;
-  arrived = false;
+  process.off("SIGHUP", early.remember);
+  const was = early.arrived;
+  early.arrived = false;
   return was;
 }
 

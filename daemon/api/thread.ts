@@ -82,12 +82,14 @@ const API_YOUNG_GENERATION_MB = 16;
 
 /**
  * The API thread's code: the compiled reader, or (running from the TypeScript sources, as the tests
- * do) the source imported through tsx, a development dependency.
+ * do) the source imported through tsx, a development dependency. Compiled, this module is
+ * dist/daemon/api/thread.js beside the reader, or part of a chunk of the bundled daemon
+ * (dist/daemon/chunks/, see bundle.ts), from where the reader is ../api/reader.js.
  */
 function readerThread(data: ReaderData): Worker {
   const options = { workerData: data, name: "grouparoo-stream api", resourceLimits: { maxYoungGenerationSizeMb: API_YOUNG_GENERATION_MB } };
-  const compiled = new URL("./reader.js", import.meta.url);
-  if (existsSync(compiled)) return new Worker(compiled, options);
+  const compiled = [new URL("./reader.js", import.meta.url), new URL("../api/reader.js", import.meta.url)].find((url) => existsSync(url));
+  if (compiled) return new Worker(compiled, options);
   return new Worker(new URL("./reader-source.mjs", import.meta.url), options);
 }
 
