@@ -312,7 +312,7 @@ export class Daemon {
       phase = "starting";
       (await thread).stateReady();
     }
-    // The listener's thread boots (about a second: its own isolate and modules) while the live checks
+    // The listener's thread boots (about half a second: its own isolate and its bundle) while the live checks
     // run and the sources start, not before them.
     thread ??= startThread(false);
     thread.catch(() => undefined);
