@@ -3,7 +3,8 @@
 // run` started as a child process with a config file (built CLI, the launcher's Node flags), timed from
 // its start until its slot's confirmed_flush_lsn reaches the backlog's end, which by the
 // acknowledgement rule means every change is durably applied. Also: its memory at the end (heap, and
-// resident LMDB pages apart), a restart to /readyz, and a group added by SIGHUP backfilled.
+// resident LMDB pages apart), a restart (to its replication stream, and to /readyz), and a group
+// added by SIGHUP backfilled.
 // BENCH_DAEMON=users10,users0,... picks scenarios; BENCH_DAEMON_ROUNDS (default 3) how many times the
 // backlogs of 200,000 changes run (their median is reported, and the cost of groups computed from it);
 // BENCH_PROFILE=DIR writes the daemon's CPU profiles there, and prints where its main thread's time
@@ -18,6 +19,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 import { Store } from "../state/store.js";
 import { listRuns, type RunState } from "../streams/runs.js";
 import { startPostgres } from "../test/services/postgres.js";
@@ -141,9 +143,12 @@ const scenarios = picked ? ALL.filter((s) => picked.includes(s.name)) : ALL;
 // cost of groups is a difference of two rates. Larger backlogs run once.
 const ROUNDS = Math.max(1, Number(process.env.BENCH_DAEMON_ROUNDS ?? 3));
 
-function start(config: string, state: string, http: string, profile?: string): ChildProcess {
+/** Starts `run`; with `onLog`, its info lines are read (each message as it is logged), else it logs only warnings. */
+function start(config: string, state: string, http: string, profile?: string, onLog?: (message: string) => void): ChildProcess {
   const args = [process.env.BENCH_SEMI ? `--max-semi-space-size=${process.env.BENCH_SEMI}` : "--max-semi-space-size=64", ...(process.env.BENCH_NODE_FLAGS?.split(" ").filter(Boolean) ?? []), ...(profile ? ["--cpu-prof", `--cpu-prof-dir=${profile}`] : []), CLI, "run", "--config", config, "--state", state, "--http", http];
-  return spawn(process.execPath, args, { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, LOG_LEVEL: "warn" } });
+  const child = spawn(process.execPath, args, { stdio: ["ignore", onLog ? "pipe" : "ignore", "inherit"], env: { ...process.env, LOG_LEVEL: onLog ? "info" : "warn" } });
+  if (onLog && child.stdout) createInterface({ input: child.stdout }).on("line", (line) => onLog((JSON.parse(line) as { msg: string }).msg));
+  return child;
 }
 
 const exited = (child: ChildProcess) => new Promise<void>((resolve) => (child.exitCode !== null ? resolve() : child.once("exit", () => resolve())));
@@ -255,16 +260,21 @@ async function run(scenario: Scenario) {
     if (done) backfill = { records: done.processed, perSecond: Math.round((done.processed * 1000) / Math.max(1, (done.finishedAt ?? 0) - (done.startedAt ?? 0))) };
   }
 
-  // A restart: from spawn to /readyz 200.
+  // A restart: from spawn to the replication stream (the source's `streaming from the replication
+  // slot`), and to /readyz 200.
   child.kill("SIGTERM");
   await exited(child);
   // The main thread's profile (thread 0; the process's other threads have their own files).
   const mainProfile = profile && readdirSync(profile).find((f) => f.includes(`.${child.pid}.0.`) && f.endsWith(".cpuprofile"));
   const cpu = profile && mainProfile ? JSON.parse(readFileSync(join(profile, mainProfile), "utf8")) : undefined;
   const restartStarted = performance.now();
-  child = start(config, join(work, "state"), http);
+  let streamingSeconds: number | undefined;
+  child = start(config, join(work, "state"), http, undefined, (message) => {
+    if (message === "streaming from the replication slot") streamingSeconds ??= (performance.now() - restartStarted) / 1000;
+  });
   await until("ready after a restart", async () => (await fetch(`http://${http}/readyz`).then((r) => r.status, () => 0)) === 200, 60);
   const restartSeconds = (performance.now() - restartStarted) / 1000;
+  await until("the restart's stream", async () => streamingSeconds !== undefined, 60);
   child.kill("SIGTERM");
   await exited(child);
   const lmdbFileMiB = Math.round(statSync(join(work, "state", "data.mdb")).size / 2 ** 20);
@@ -285,6 +295,7 @@ async function run(scenario: Scenario) {
     heapUsedMiB: heap.used,
     heapTotalMiB: heap.total,
     restartToReadySeconds: Number(restartSeconds.toFixed(2)),
+    restartToStreamSeconds: Number((streamingSeconds ?? 0).toFixed(2)),
     ...(streaming ? { streaming } : {}),
     ...(backfill ? { backfillRecords: backfill.records, backfillRecordsPerSecond: backfill.perSecond } : {}),
     ...(cpu && profile ? { profile: { file: join(profile, mainProfile ?? ""), ...profileParts(cpu), top: profileTop(cpu, 10) } } : {}),
@@ -317,9 +328,9 @@ const groupCost = Object.fromEntries(
 await postgres?.stop();
 const machine = `${cpus().length} × ${cpus()[0]?.model ?? "unknown CPU"}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
 console.log(JSON.stringify({ benchmark: "daemon", machine, rounds: ROUNDS, groupCost, results }));
-console.log("| scenario | raw decode (changes/s) | daemon (changes/s) | daemon / raw | RSS (MiB: heap used, LMDB resident) | restart to ready (s) |");
+console.log("| scenario | raw decode (changes/s) | daemon (changes/s) | daemon / raw | RSS (MiB: heap used, LMDB resident) | restart to stream / to ready (s) |");
 console.log("|---|---|---|---|---|---|");
-for (const r of results) console.log(`| ${r.describe} | ${r.rawPerSecond.toLocaleString("en")} | ${r.daemonPerSecond.toLocaleString("en")} | ${r.daemonToRaw} | ${r.rssMiB} (${r.heapUsedMiB}, ${r.lmdbResidentMiB}) | ${r.restartToReadySeconds} |`);
+for (const r of results) console.log(`| ${r.describe} | ${r.rawPerSecond.toLocaleString("en")} | ${r.daemonPerSecond.toLocaleString("en")} | ${r.daemonToRaw} | ${r.rssMiB} (${r.heapUsedMiB}, ${r.lmdbResidentMiB}) | ${r.restartToStreamSeconds} / ${r.restartToReadySeconds} |`);
 for (const [name, cost] of Object.entries(groupCost)) console.log(`groups cost ${name}: ${(cost * 100).toFixed(1)} % of the rate without groups`);
 for (const r of results) {
   if (!r.profile) continue;
