@@ -16,6 +16,7 @@ import type { DestinationConnector, LiveProblem, SourceConnector } from "../conn
 import { createMetrics, type Metrics } from "../metrics/registry.js";
 import { StateOpenError } from "../state/open.js";
 import { STATE_FORMAT, Store, type OutboxEntry } from "../state/store.js";
+import { OutboxWatch } from "../streams/backpressure.js";
 import { DEFAULT_DELIVERY_OPTIONS, Delivery, type DeliveryOptions, type InFlight } from "../streams/delivery.js";
 import { flowIntoState, type Flow } from "../streams/flow.js";
 import { DEFAULT_PIPELINE_OPTIONS, pipelineOptions } from "../streams/pipeline.js";
@@ -168,6 +169,8 @@ interface Generation {
   deliveries: Delivery<OutboxEntry>[];
   /** Each destination's outbox depth, by id. */
   outboxDepths: () => Record<string, number>;
+  /** Hands the backpressure the outbox depths (streams/backpressure.ts). */
+  outboxWatch: OutboxWatch;
   flow: Flow;
   runs: Runs;
   requests: NodeJS.Timeout;
@@ -436,7 +439,7 @@ export class Daemon {
         const value = await current.flow.pipeline.perform(operation);
         // What an operation queued goes out now, not at the next batch.
         for (const d of current.deliveries) d.wake();
-        current.flow.backpressure.outboxDepths(current.destinations.map((d) => this.store.outboxDepth(d.destinationId)));
+        current.outboxWatch.look();
         return value;
       },
       requestRuns: async (requests, reason) => {
@@ -538,13 +541,11 @@ export class Daemon {
     const destinations = created.map((d) => d.connector);
     const marks = pipelineOptions(options.maxBatchSize ?? DEFAULT_PIPELINE_OPTIONS.maxBatchSize, options.maxBatchDelayMs ?? DEFAULT_PIPELINE_OPTIONS.maxBatchDelayMs);
     const outboxBound = options.outboxBound ?? 100_000;
-    const outboxDepths = () => destinations.map((d) => store.outboxDepth(d.destinationId));
     const namedDepths = () => Object.fromEntries(destinations.map((d) => [d.destinationId, store.outboxDepth(d.destinationId)]));
     // The generation being built, for the callbacks that run once it is.
     const self: { generation?: Generation } = {};
-    const deliveries = this.deliveries(created, () => {
-      if (self.generation?.flow.backpressure.outboxAtBound) self.generation.flow.backpressure.outboxDepths(outboxDepths());
-    });
+    const watch = new OutboxWatch(store, destinations.map((d) => d.destinationId), outboxBound, () => self.generation?.flow.backpressure);
+    const deliveries = this.deliveries(created, () => watch.delivered());
     const runs = new Runs({
       store,
       domain,
@@ -552,7 +553,7 @@ export class Daemon {
       connectorOf: (sourceId) => bySource.get(sourceId),
       logger,
       // The depths as they are now (a Run's chunks plan exports without a batch of changes to report them).
-      exportsHeld: () => self.generation?.flow.backpressure.outboxHeld(outboxDepths()) ?? false,
+      exportsHeld: () => self.generation?.flow.backpressure.outboxHeld(watch.depths()) ?? false,
       events: {
         progressed: (run, items) => {
           metrics.runItems.inc({ kind: run.kind }, items);
@@ -584,7 +585,7 @@ export class Daemon {
           if ((batch.result?.exports ?? 0) > 0) for (const d of deliveries) d.wake();
           // At the bound, every commit looks again: a batch may have shrunk the outbox by replacing or
           // dropping exports without queuing any, and the sources wait for it to go below half.
-          if ((batch.result?.exports ?? 0) > 0 || flow.backpressure.outboxAtBound) flow.backpressure.outboxDepths(outboxDepths());
+          if ((batch.result?.exports ?? 0) > 0 || flow.backpressure.outboxAtBound) watch.look();
         },
         failed: (error) => logger.error({ err: error }, "pipeline failed"),
         pressure: (reason, full, paused) => {
@@ -605,7 +606,7 @@ export class Daemon {
     const digest = configDigest(config);
     const keys = new ApiKeys(config.apiKeys.map((k) => ({ ...k })));
     for (const key of config.apiKeys) (key as { apiKey: string }).apiKey = "[redacted]";
-    const generation: Generation = { config, digest, domain, keys, sources, bySource, destinations, deliveries, outboxDepths: namedDepths, flow, runs, requests: setInterval(() => void this.takeRequests(), 1000) };
+    const generation: Generation = { config, digest, domain, keys, sources, bySource, destinations, deliveries, outboxDepths: namedDepths, outboxWatch: watch, flow, runs, requests: setInterval(() => void this.takeRequests(), 1000) };
     generation.requests.unref();
     self.generation = generation;
     this.generation = generation;
@@ -625,7 +626,7 @@ export class Daemon {
     for (const d of deliveries) d.start();
     // A generation (a start, a reload) begins with its sources reading: they pause at once if an outbox
     // is still at its bound, and the gauge says which (a reload while paused left it at 1).
-    flow.backpressure.outboxDepths(outboxDepths());
+    watch.look();
     metrics.sourcesPaused.set(flow.backpressure.paused ? 1 : 0);
     await runs.start(definitions, rereadNeeded, store.isEmpty());
     await this.takeRequests();
@@ -717,6 +718,7 @@ export class Daemon {
     await generation.flow.done.catch(() => undefined);
     await Promise.all(generation.deliveries.map((d) => (drainMs === undefined ? d.stop(10_000) : d.drain(drainMs))));
     await Promise.all(generation.destinations.map((d) => d.stop().catch(() => undefined)));
+    generation.outboxWatch.stop();
     if (drainMs === undefined) return;
     // A drain that ends with exports still queued (the timeout passed, or they wait for a retry) says
     // so: an operator tells it from a drain that flushed everything.

@@ -3,6 +3,7 @@
 // while any destination's outbox holds its bound until it is below half. This is the one owner of the
 // decision; the daemon applies it to the sources.
 import { tap, type MonoTypeOperatorFunction } from "rxjs";
+import type { Store } from "../state/store.js";
 
 export interface BackpressureMarks {
   highWaterMark: number;
@@ -73,5 +74,62 @@ export class Backpressure {
     if (reason === "pipeline") this.pipelineFull = full;
     else this.outboxFull = full;
     this.events.changed(reason, full, this.paused);
+  }
+}
+
+/**
+ * Hands a Backpressure the outbox depths of some destinations, as the store gives them for its
+ * comparisons with the bound and half of it (Store.outboxDepthsFrom: nothing is counted while the
+ * outbox is far below). While an outbox holds its bound, each delivery answered looks whether they
+ * all went below half; when that needs a count (a walk over tens of thousands of exports, a few ms),
+ * it is taken at most once per `everyMs`, and a look skipped is taken once that time has passed, so
+ * the sources resume even if no delivery answers after it.
+ */
+export class OutboxWatch {
+  private counted = -Infinity;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly store: Store,
+    private readonly destinationIds: readonly string[],
+    private readonly bound: number,
+    private readonly backpressure: () => Backpressure | undefined,
+    private readonly everyMs = 100,
+  ) {}
+
+  /** The depths as the backpressure compares them. */
+  depths(): number[] {
+    return this.store.outboxDepthsFrom(this.destinationIds, this.bound / 2);
+  }
+
+  /** Hands the backpressure the depths now (after a batch that planned exports, at a start). */
+  look(): void {
+    const backpressure = this.backpressure();
+    if (backpressure && !this.stopped) backpressure.outboxDepths(this.depths());
+  }
+
+  /** A delivery answered: while an outbox holds its bound, a look, counted at most once per everyMs. */
+  delivered(): void {
+    const backpressure = this.backpressure();
+    if (this.stopped || !backpressure?.outboxAtBound) return;
+    const wait = this.counted + this.everyMs - performance.now();
+    const depths = this.store.outboxDepthsFrom(this.destinationIds, this.bound / 2, wait <= 0);
+    if (depths) {
+      if (wait <= 0) this.counted = performance.now();
+      backpressure.outboxDepths(depths);
+    } else {
+      this.timer ??= setTimeout(() => {
+        this.timer = undefined;
+        this.delivered();
+      }, wait);
+    }
+  }
+
+  /** No look after this (the store may close). */
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
   }
 }

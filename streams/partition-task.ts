@@ -17,6 +17,7 @@ import type { ChangelogReader, PartitionChangelog } from "../connectors/kafka/ch
 import { ChangeReader } from "../connectors/reader.js";
 import type { DestinationConnector } from "../connectors/types.js";
 import { STATE_FORMAT, Store, type OutboxEntry } from "../state/store.js";
+import { OutboxWatch } from "./backpressure.js";
 import { Delivery, type DeliveryOptions, type DeliveryOutcome } from "./delivery.js";
 import { flowIntoState, type Flow, type FlowEvents } from "./flow.js";
 import type { PipelineOptions } from "./pipeline.js";
@@ -122,6 +123,8 @@ export class PartitionTask {
   private readonly committedSeqs = new Map<string, number>();
   private readonly waiters: { offset: bigint; resolve: () => void }[] = [];
   private suspended = false;
+  /** Hands the partition's backpressure its outbox depths (streams/backpressure.ts). */
+  private watch: OutboxWatch | undefined;
   private closed = false;
   private failure: Error | undefined;
   readonly opened: Promise<Takeover>;
@@ -211,7 +214,7 @@ export class PartitionTask {
     // writes in the changelog like any. A source's rows reach a worker only through the relay, once:
     // so a change that needs them again is refused (whatever this partition has consumed: the relay's
     // topic already holds what the relay read under the old config). A new state has no plan.
-    const exportsHeld = () => this.flow?.backpressure.outboxHeld(this.outboxDepths(store)) ?? false;
+    const exportsHeld = () => (this.flow && this.watch ? this.flow.backpressure.outboxHeld(this.watch.depths()) : false);
     const runs = new Runs({ store, domain: options.domain, schedule: (work) => this.flow?.pipeline.schedule(work), connectorOf: () => undefined, logger: options.logger, exportsHeld, ...(options.runEvents ? { events: options.runEvents } : {}) });
     const needsReread = () => true;
     const empty = store.isEmpty();
@@ -244,7 +247,8 @@ export class PartitionTask {
 
   private start(store: Store): void {
     const { options } = this;
-    const outboxDepths = () => this.outboxDepths(store);
+    const watch = new OutboxWatch(store, options.destinations.map((d) => d.connector.destinationId), options.outboxBound, () => this.flow?.backpressure);
+    this.watch = watch;
     this.deliveries = options.destinations.map(({ connector, delivery }) => {
       const id = connector.destinationId;
       const outbox = store.outboxFor(id);
@@ -260,7 +264,7 @@ export class PartitionTask {
         {
           completed: (outcomes, size) => {
             options.events.delivered?.(id, outcomes, size);
-            if (this.flow?.backpressure.outboxAtBound) this.flow.backpressure.outboxDepths(outboxDepths());
+            watch.delivered();
           },
           failed: (error) => options.logger.error({ err: error, destination: id }, "delivery failed"),
         },
@@ -275,21 +279,16 @@ export class PartitionTask {
         ...options.events,
         committed: (batch) => {
           options.events.committed?.(batch);
-          if ((batch.result?.exports ?? 0) > 0) flow.backpressure.outboxDepths(outboxDepths());
+          if ((batch.result?.exports ?? 0) > 0) watch.look();
         },
       },
       { pipeline: options.pipeline, outboxBound: options.outboxBound },
     );
     this.flow = flow;
     // A partition taken over with its outbox at its bound pauses its input at once.
-    flow.backpressure.outboxDepths(outboxDepths());
+    watch.look();
     flow.done.catch((error: unknown) => this.fail(error as Error));
     for (const d of this.deliveries) d.start();
-  }
-
-  /** Each destination's exports waiting in the partition's outbox. */
-  private outboxDepths(store: Store): number[] {
-    return this.options.destinations.map((d) => store.outboxDepth(d.connector.destinationId));
   }
 
   /** A state transaction ran: its writes join the queue for the next changelog transaction. */
@@ -411,6 +410,7 @@ export class PartitionTask {
     await this.flow?.done.catch(() => undefined);
     this.suspended = drainMs === undefined;
     await Promise.all(this.deliveries.map((d) => (drainMs === undefined ? d.stop(5_000) : d.drain(drainMs))));
+    this.watch?.stop();
     while (this.committing) await this.committing;
     for (const w of this.waiters.splice(0)) w.resolve();
     await this.options.changelog.close();

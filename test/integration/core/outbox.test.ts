@@ -247,6 +247,33 @@ describe("outbox with a backlog", () => {
   });
 });
 
+// The backpressure compares each destination's depth with the bound and half of it. LMDB's entry
+// count of the outbox bounds every depth at once: below the floor asked for, nothing is counted; at or
+// above it, each destination's exports are. Either way a comparison with the floor or above reads the
+// same as with the exact depths.
+describe("outbox depths for the backpressure", () => {
+  it("are LMDB's entry count below the floor, exact at or above it, and compare with the floor and above as the exact depths do", async () => {
+    await applyBatch(store, domain, [1, 2, 3, 4, 5].map((id) => change("users_table", "insert", String(id), { id, email: `u${id}@example.com` })), Date.now());
+    const exact = [store.outboxDepth("crm"), store.outboxDepth("other")];
+    expect(exact).toEqual([5, 0]);
+    // Five exports and msgpack's shared structures entry.
+    expect(store.outboxDepthsFrom(["crm", "other"], 7)).toEqual([6, 6]);
+    expect(store.outboxDepthsFrom(["crm", "other"], 6)).toEqual([5, 0]);
+    expect(store.outboxDepthsFrom(["crm", "other"], 6, false)).toBeUndefined();
+    expect(store.outboxDepthsFrom(["crm", "other"], 7, false)).toEqual([6, 6]);
+    for (let floor = 1; floor <= 12; floor++) {
+      const given = store.outboxDepthsFrom(["crm", "other"], floor);
+      for (const threshold of [floor, floor + 1, 2 * floor]) {
+        expect(given.map((n) => n >= threshold), `floor ${floor}, compared with ${threshold}`).toEqual(exact.map((n) => n >= threshold));
+      }
+    }
+    // Delivered, the outbox holds nothing: below any floor.
+    await deliverAll(store.outboxFor("crm"));
+    expect(store.outboxDepthsFrom(["crm"], 2)).toEqual([1]);
+    expect(store.outboxDepthsFrom(["crm"], 1)).toEqual([0]);
+  });
+});
+
 describe("outbox after a send whose outcome is unknown", () => {
 
   /** A destination that applies what it is sent, like an upsert store, and records each request. */
