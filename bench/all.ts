@@ -33,6 +33,9 @@ const BENCHMARKS: { name: string; file: string; rows: (r: Json) => Line[] }[] = 
           { benchmark: `daemon ${String(s.scenario)}`, measure: "RSS at the end (MiB; heap used / committed, LMDB resident of its file)", value: `${n(s.rssMiB)} (${n(s.heapUsedMiB)} / ${n(s.heapTotalMiB)}, ${n(s.lmdbResidentMiB)} of ${n(s.lmdbFileMiB)})`, ceiling: "-", ratio: "-", target: "< 400" },
           { benchmark: `daemon ${String(s.scenario)}`, measure: "restart to the replication stream / to /readyz (s)", value: `${n(s.restartToStreamSeconds)} / ${n(s.restartToReadySeconds)}`, ceiling: "-", ratio: "-", target: "< 3" },
         ];
+        if (s.deliveredPerSecond !== undefined) {
+          lines.push({ benchmark: `daemon ${String(s.scenario)}`, measure: "changes/s until the destination holds the backlog's end", value: n(s.deliveredPerSecond), ceiling: "-", ratio: "-", target: "-" });
+        }
         if (s.backfillRecordsPerSecond !== undefined) {
           lines.push({ benchmark: `daemon ${String(s.scenario)}`, measure: `group added by SIGHUP: backfill records/s (${n(s.backfillRecords)} records)`, value: n(s.backfillRecordsPerSecond), ceiling: "-", ratio: "-", target: "≥ 300,000" });
         }

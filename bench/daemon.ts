@@ -27,7 +27,8 @@ import { freePort } from "../test/services/process.js";
 import { rawDecode, sql } from "./common.js";
 import { profileParts, profileTop } from "./profile.js";
 
-const CLI = new URL("../dist/daemon/cli.js", import.meta.url).pathname;
+// BENCH_CLI: another build's executable (an A/B of two builds with this benchmark's scenarios).
+const CLI = process.env.BENCH_CLI ?? new URL("../dist/daemon/cli.js", import.meta.url).pathname;
 const postgres = process.env.PG_URL ? undefined : await startPostgres({ max_wal_size: "8GB" });
 const serverUrl = process.env.PG_URL ?? postgres?.url ?? "";
 type Obj = Record<string, unknown>;
@@ -45,6 +46,8 @@ interface Scenario {
   addGroup?: Obj;
   /** The k-th transaction of the light stream after the catch-up (100 changes, BENCH_STREAM_SECONDS). */
   stream: (k: number) => string;
+  /** A query that is true once the destination holds the backlog's end (the delivery is timed too). */
+  delivered?: string;
 }
 
 const app = (url: string, snapshot = "no_data"): Obj => ({ class: "app", id: "shop", type: "postgres", options: { connectionString: url, slot: "daemon_slot", publication: "bench_pub", snapshot } });
@@ -125,11 +128,32 @@ function purchasesScenario(name: string, users: number, purchases: number): Scen
   };
 }
 
+/**
+ * `users10`'s backlog, its records also sent to a postgres-table destination (a table of the same
+ * database, so as fast a destination as there is here): the outbox fills to its bound of 100,000
+ * while the catch-up outruns the delivery, and the sources wait for it to drain below half.
+ */
+function usersToTableScenario(): Scenario {
+  const users = usersScenario("users10-to-table", 100_000, 10, 100_000);
+  return {
+    ...users,
+    describe: `${users.describe}; every record also upserted into a postgres-table destination with its groups`,
+    tables: [...users.tables, "CREATE TABLE contacts (id int PRIMARY KEY, email text, name text, ltv numeric, plan text, segments text[])"],
+    objects: (url) => [
+      ...users.objects(url),
+      { class: "app", id: "crm", type: "postgres", options: { connectionString: url } },
+      { class: "destination", id: "contacts", type: "postgres-table", appId: "crm", modelId: "users", collection: "model", syncMode: "sync", options: { table: "public.contacts", primaryKey: "id", groupsColumn: "segments" }, mapping: { id: "user_id", email: "email", name: "name", ltv: "ltv", plan: "plan" }, destinationGroupMemberships: Object.fromEntries(Array.from({ length: 10 }, (_, g) => [`g${g}`, `g${g}`])) },
+    ],
+    delivered: "SELECT count(*) = 100000 AS done FROM contacts c JOIN users u USING (id) WHERE c.ltv = u.ltv AND c.plan = u.plan",
+  };
+}
+
 const ALL: Scenario[] = [
   usersScenario("users10", 100_000, 10, 100_000),
   usersScenario("users0", 100_000, 0, 100_000),
   usersScenario("users100", 100_000, 100, 100_000),
   usersScenario("users10-small-tx", 100_000, 10, 10_000),
+  usersToTableScenario(),
   purchasesScenario("purchases10", 50_000, 150_000),
   usersScenario("users10-1M", 500_000, 10, 100_000),
   usersScenario("users10-1M-records", 1_000_000, 10, 100_000),
@@ -215,6 +239,12 @@ async function run(scenario: Scenario) {
   };
   await until("the daemon caught up", confirmed);
   const daemonSeconds = (performance.now() - started) / 1000;
+  let deliveredSeconds: number | undefined;
+  if (scenario.delivered) {
+    const query = scenario.delivered;
+    await until("the destination holds the backlog's end", async () => (await sql(url, query)).rows[0]?.done === true);
+    deliveredSeconds = (performance.now() - started) / 1000;
+  }
   const mem = memory(child.pid ?? 0);
   const heap = await heapMiB(http);
   // BENCH_STREAM_SECONDS: then a light stream (100 changes every 100 ms) for that long, and the memory
@@ -288,6 +318,7 @@ async function run(scenario: Scenario) {
     rawPerSecond: Math.round(scenario.changes / rawSeconds),
     daemonPerSecond: Math.round(scenario.changes / daemonSeconds),
     daemonToRaw: Number((rawSeconds / daemonSeconds).toFixed(3)),
+    ...(deliveredSeconds ? { deliveredPerSecond: Math.round(scenario.changes / deliveredSeconds) } : {}),
     rssMiB: mem.rssMiB,
     anonMiB: mem.anonMiB,
     lmdbResidentMiB: mem.lmdbMiB,
