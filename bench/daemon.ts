@@ -27,7 +27,8 @@ import { freePort } from "../test/services/process.js";
 import { rawDecode, sql } from "./common.js";
 import { profileParts, profileTop } from "./profile.js";
 
-// BENCH_CLI: another build's executable (an A/B of two builds with this benchmark's scenarios).
+// BENCH_CLI: another build's executable (an A/B of two builds with this benchmark's scenarios; the
+// backfill step reads the state with this tree's code, so both builds must write the same layout).
 const CLI = process.env.BENCH_CLI ?? new URL("../dist/daemon/cli.js", import.meta.url).pathname;
 const postgres = process.env.PG_URL ? undefined : await startPostgres({ max_wal_size: "8GB" });
 const serverUrl = process.env.PG_URL ?? postgres?.url ?? "";
@@ -47,7 +48,9 @@ interface Scenario {
   /** The k-th transaction of the light stream after the catch-up (100 changes, BENCH_STREAM_SECONDS). */
   stream: (k: number) => string;
   /** A query that is true once the destination holds the backlog's end (the delivery is timed too). */
-  delivered?: string;
+  delivered?: { destination: string; query: string };
+  /** The tables the daemon's publication holds (all of them unless said: a destination's table is not). */
+  published?: string[];
 }
 
 const app = (url: string, snapshot = "no_data"): Obj => ({ class: "app", id: "shop", type: "postgres", options: { connectionString: url, slot: "daemon_slot", publication: "bench_pub", snapshot } });
@@ -129,22 +132,26 @@ function purchasesScenario(name: string, users: number, purchases: number): Scen
 }
 
 /**
- * `users10`'s backlog, its records also sent to a postgres-table destination (a table of the same
- * database, so as fast a destination as there is here): the outbox fills to its bound of 100,000
- * while the catch-up outruns the delivery, and the sources wait for it to drain below half.
+ * 200,000 users inserted (two transactions of 100,000), `users10`'s properties and groups, every record
+ * also sent to a postgres-table destination (a table of the same database, so as fast a destination
+ * as there is here): the catch-up outruns the delivery, the outbox fills to its bound of 100,000, and
+ * the sources wait for it to drain below half, again and again, until the table holds every user.
  */
 function usersToTableScenario(): Scenario {
-  const users = usersScenario("users10-to-table", 100_000, 10, 100_000);
+  const users = usersScenario("users10-to-table", 200_000, 10, 100_000);
   return {
     ...users,
-    describe: `${users.describe}; every record also upserted into a postgres-table destination with its groups`,
+    describe: "users table, 5 properties (one unique email), 10 two-rule groups; 200,000 inserts, 100,000 rows per transaction, every record also upserted into a postgres-table destination with its groups",
     tables: [...users.tables, "CREATE TABLE contacts (id int PRIMARY KEY, email text, name text, ltv numeric, plan text, segments text[])"],
+    published: ["users"],
+    backlog: users.backlog.slice(0, 2),
+    changes: 200_000,
     objects: (url) => [
       ...users.objects(url),
       { class: "app", id: "crm", type: "postgres", options: { connectionString: url } },
       { class: "destination", id: "contacts", type: "postgres-table", appId: "crm", modelId: "users", collection: "model", syncMode: "sync", options: { table: "public.contacts", primaryKey: "id", groupsColumn: "segments" }, mapping: { id: "user_id", email: "email", name: "name", ltv: "ltv", plan: "plan" }, destinationGroupMemberships: Object.fromEntries(Array.from({ length: 10 }, (_, g) => [`g${g}`, `g${g}`])) },
     ],
-    delivered: "SELECT count(*) = 100000 AS done FROM contacts c JOIN users u USING (id) WHERE c.ltv = u.ltv AND c.plan = u.plan",
+    delivered: { destination: "contacts", query: "SELECT count(*) = 200000 AS done FROM contacts c JOIN users u USING (id) WHERE c.ltv = u.ltv AND c.plan = u.plan" },
   };
 }
 
@@ -201,11 +208,11 @@ async function heapMiB(http: string): Promise<{ used: number; total: number }> {
   return { used: mib("used"), total: mib("total") };
 }
 
-async function until(what: string, done: () => Promise<boolean>, seconds = 900): Promise<void> {
+async function until(what: string, done: () => Promise<boolean>, seconds = 900, everyMs = 25): Promise<void> {
   const deadline = Date.now() + seconds * 1000;
   while (!(await done())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
+    await new Promise((r) => setTimeout(r, everyMs));
   }
 }
 
@@ -217,7 +224,7 @@ async function run(scenario: Scenario) {
   await sql(serverUrl, `CREATE DATABASE ${db}`);
   const url = serverUrl.replace(/\/postgres$/, `/${db}`);
   for (const table of scenario.tables) await sql(url, table);
-  await sql(url, `CREATE PUBLICATION bench_pub FOR ALL TABLES`);
+  await sql(url, `CREATE PUBLICATION bench_pub FOR ${scenario.published ? `TABLE ${scenario.published.join(", ")}` : "ALL TABLES"}`);
   await sql(url, "SELECT pg_create_logical_replication_slot('raw_slot', 'pgoutput')");
   await sql(url, "SELECT pg_create_logical_replication_slot('daemon_slot', 'pgoutput')");
   for (const statement of scenario.backlog) await sql(url, statement);
@@ -241,8 +248,15 @@ async function run(scenario: Scenario) {
   const daemonSeconds = (performance.now() - started) / 1000;
   let deliveredSeconds: number | undefined;
   if (scenario.delivered) {
-    const query = scenario.delivered;
-    await until("the destination holds the backlog's end", async () => (await sql(url, query)).rows[0]?.done === true);
+    // The daemon's outbox gauge is read until it is empty (a scrape every 250 ms, where the daemon
+    // counts the outbox, rather than a query on the database the destination writes to), then the
+    // table is checked.
+    const { destination, query } = scenario.delivered;
+    const depth = new RegExp(`^grouparoo_outbox_depth\\{destination="${destination}"\\} (\\d+)`, "m");
+    await until("the destination holds the backlog's end", async () => {
+      const text = await (await fetch(`http://${http}/metrics`)).text();
+      return depth.exec(text)?.[1] === "0" && (await sql(url, query)).rows[0]?.done === true;
+    }, 900, 250);
     deliveredSeconds = (performance.now() - started) / 1000;
   }
   const mem = memory(child.pid ?? 0);
@@ -344,8 +358,15 @@ for (let round = 0; round < ROUNDS; round++) {
 }
 const results = scenarios.map((scenario) => {
   const all = runs.get(scenario.name) ?? [];
-  const median = [...all].sort((a, b) => a.daemonPerSecond - b.daemonPerSecond)[Math.floor((all.length - 1) / 2)] as Result;
-  return { ...median, runs: all.map((r) => ({ rawPerSecond: r.rawPerSecond, daemonPerSecond: r.daemonPerSecond })) };
+  const middle = Math.floor((all.length - 1) / 2);
+  const median = [...all].sort((a, b) => a.daemonPerSecond - b.daemonPerSecond)[middle] as Result;
+  // The delivery's rate is its own median (the round of the median catch-up may not hold it).
+  const delivered = all.map((r) => r.deliveredPerSecond).filter((n): n is number => n !== undefined).sort((a, b) => a - b);
+  return {
+    ...median,
+    ...(delivered.length > 0 ? { deliveredPerSecond: delivered[middle] } : {}),
+    runs: all.map((r) => ({ rawPerSecond: r.rawPerSecond, daemonPerSecond: r.daemonPerSecond, ...(r.deliveredPerSecond !== undefined ? { deliveredPerSecond: r.deliveredPerSecond } : {}) })),
+  };
 });
 // What groups cost: the rate with 10 and with 100 groups against the same backlog with none (medians).
 const rate = (name: string) => results.find((r) => r.scenario === name)?.daemonPerSecond;

@@ -119,10 +119,13 @@ export class OutboxWatch {
       if (wait <= 0) this.counted = performance.now();
       backpressure.outboxDepths(depths);
     } else {
-      this.timer ??= setTimeout(() => {
-        this.timer = undefined;
-        this.delivered();
-      }, wait);
+      if (!this.timer) {
+        this.timer = setTimeout(() => {
+          this.timer = undefined;
+          this.delivered();
+        }, wait);
+        this.timer.unref();
+      }
     }
   }
 

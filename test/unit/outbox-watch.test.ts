@@ -1,7 +1,7 @@
 // OutboxWatch: what the backpressure is told of the outbox depths. Its store here stands for
 // Store.outboxDepthsFrom (tested against LMDB in test/integration/core/outbox.test.ts): the entry
 // count of the whole outbox, and each destination's exact depth, counted only when asked to.
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { Store } from "../../state/store.js";
 import { Backpressure, OutboxWatch } from "../../streams/backpressure.js";
 
@@ -18,13 +18,16 @@ function outbox() {
   return { state, store };
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 describe("OutboxWatch", () => {
   let watch: OutboxWatch | undefined;
-  afterEach(() => watch?.stop());
+  // The clock OutboxWatch reads (performance.now) and its timer, both fake.
+  beforeEach(() => void vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "performance"] }));
+  afterEach(() => {
+    watch?.stop();
+    vi.useRealTimers();
+  });
 
-  it("pauses at the bound after a batch, counts at most once per interval while the sources wait, and resumes once every destination is below half, even with no delivery answering after", async () => {
+  it("pauses at the bound after a batch, counts at most once per interval while the sources wait, and resumes once every destination is below half, even with no delivery answering after", () => {
     const pressure: boolean[] = [];
     const backpressure = new Backpressure({ highWaterMark: 1000, lowWaterMark: 100, outboxBound: 10 }, { changed: (_reason, full) => pressure.push(full) });
     const { state, store } = outbox();
@@ -43,7 +46,7 @@ describe("OutboxWatch", () => {
 
     // Deliveries answer: the first counts, the next ones within the interval do not.
     Object.assign(state, { entries: 12, exact: [8, 4] });
-    await sleep(60);
+    vi.advanceTimersByTime(60);
     watch.delivered();
     watch.delivered();
     watch.delivered();
@@ -54,7 +57,9 @@ describe("OutboxWatch", () => {
     Object.assign(state, { entries: 8, exact: [4, 4] });
     watch.delivered();
     expect([state.counts, backpressure.outboxAtBound]).toEqual([2, true]);
-    await sleep(80);
+    vi.advanceTimersByTime(49);
+    expect([state.counts, backpressure.outboxAtBound]).toEqual([2, true]);
+    vi.advanceTimersByTime(1);
     expect([state.counts, pressure, backpressure.outboxAtBound]).toEqual([3, [true, false], false]);
   });
 
@@ -74,7 +79,7 @@ describe("OutboxWatch", () => {
     expect([state.counts, pressure, backpressure.outboxAtBound]).toEqual([2, [true, false], false]);
   });
 
-  it("looks no more once stopped (the store may close)", async () => {
+  it("looks no more once stopped (the store may close)", () => {
     const backpressure = new Backpressure({ highWaterMark: 1000, lowWaterMark: 100, outboxBound: 10 }, { changed: () => undefined });
     const { state, store } = outbox();
     watch = new OutboxWatch(store, ["a"], 10, () => backpressure, 30);
@@ -84,7 +89,7 @@ describe("OutboxWatch", () => {
     watch.delivered();
     expect(state.counts).toBe(2);
     watch.stop();
-    await sleep(60);
+    vi.advanceTimersByTime(60);
     watch.look();
     watch.delivered();
     expect(state.counts).toBe(2);
