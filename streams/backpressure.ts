@@ -118,14 +118,12 @@ export class OutboxWatch {
     if (depths) {
       if (wait <= 0) this.counted = performance.now();
       backpressure.outboxDepths(depths);
-    } else {
-      if (!this.timer) {
-        this.timer = setTimeout(() => {
-          this.timer = undefined;
-          this.delivered();
-        }, wait);
-        this.timer.unref();
-      }
+    } else if (!this.timer) {
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        this.delivered();
+      }, wait);
+      this.timer.unref();
     }
   }
 
