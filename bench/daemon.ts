@@ -25,7 +25,7 @@ import { listRuns, type RunState } from "../streams/runs.js";
 import { startPostgres } from "../test/services/postgres.js";
 import { freePort } from "../test/services/process.js";
 import { rawDecode, sql } from "./common.js";
-import { profileParts, profileTop } from "./profile.js";
+import { profileParts, profileTop, unbundled } from "./profile.js";
 
 // BENCH_CLI: another build's executable (an A/B of two builds with this benchmark's scenarios; the
 // backfill step reads the state with this tree's code, so both builds must write the same layout).
@@ -310,7 +310,7 @@ async function run(scenario: Scenario) {
   await exited(child);
   // The main thread's profile (thread 0; the process's other threads have their own files).
   const mainProfile = profile && readdirSync(profile).find((f) => f.includes(`.${child.pid}.0.`) && f.endsWith(".cpuprofile"));
-  const cpu = profile && mainProfile ? JSON.parse(readFileSync(join(profile, mainProfile), "utf8")) : undefined;
+  const cpu = profile && mainProfile ? unbundled(JSON.parse(readFileSync(join(profile, mainProfile), "utf8")) as Parameters<typeof unbundled>[0]) : undefined;
   const restartStarted = performance.now();
   let streamingSeconds: number | undefined;
   child = start(config, join(work, "state"), http, undefined, (message) => {

@@ -1,7 +1,10 @@
 // A CPU profile of one stretch of a benchmark (node:inspector), written where BENCH_PROFILE names when
 // it is set: what the closing notes' "where the time goes" tables are read from.
-import { writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { Session } from "node:inspector/promises";
+import { SourceMap } from "node:module";
+import { dirname, join, relative, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
 export async function profiled<T>(label: string, body: () => Promise<T>): Promise<T> {
   const dir = process.env.BENCH_PROFILE;
@@ -21,9 +24,40 @@ export async function profiled<T>(label: string, body: () => Promise<T>): Promis
 
 /** A CPU profile as `--cpu-prof` and the inspector write it. */
 interface CpuProfile {
-  nodes: { id: number; callFrame: { functionName: string; url: string }; children?: number[] }[];
+  nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber?: number; columnNumber?: number }; children?: number[] }[];
   samples: number[];
   timeDeltas: number[];
+}
+
+/**
+ * The profile with each frame of the bundled daemon (`dist/daemon/program.js` and its chunks) moved back
+ * to the file it was built from, through the bundle's source maps: a library's frame to its file under
+ * node_modules/, the daemon's own to its compiled twin under dist/ (`core/apply.ts` reads as
+ * `dist/core/apply.js`), so the parts below match either build. Frames of files without a map stay.
+ */
+export function unbundled(profile: CpuProfile): CpuProfile {
+  const maps = new Map<string, { map: SourceMap; dir: string } | undefined>();
+  const mapOf = (file: string) => {
+    if (!maps.has(file)) {
+      const path = `${file}.map`;
+      maps.set(file, existsSync(path) ? { map: new SourceMap(JSON.parse(readFileSync(path, "utf8")) as ConstructorParameters<typeof SourceMap>[0]), dir: dirname(path) } : undefined);
+    }
+    return maps.get(file);
+  };
+  const nodes = profile.nodes.map((node) => {
+    const { url, lineNumber, columnNumber } = node.callFrame;
+    if (!url.startsWith("file:") || !/\/dist\/daemon\/(program\.js|chunks\/)/.test(url) || lineNumber === undefined || lineNumber < 0) return node;
+    const file = fileURLToPath(url);
+    const found = mapOf(file);
+    const entry = found?.map.findEntry(lineNumber, columnNumber ?? 0) as { originalSource?: string } | undefined;
+    if (!found || !entry?.originalSource) return node;
+    const source = resolve(found.dir, entry.originalSource);
+    const root = resolve(dirname(file), file.includes("/chunks/") ? "../../.." : "../..");
+    const own = relative(root, source);
+    const original = own.startsWith("node_modules/") || own.startsWith("..") ? source : join(root, "dist", own.replace(/\.ts$/, ".js"));
+    return { ...node, callFrame: { ...node.callFrame, url: pathToFileURL(original).href } };
+  });
+  return { ...profile, nodes };
 }
 
 /**
