@@ -25,7 +25,7 @@ import { listRuns, type RunState } from "../streams/runs.js";
 import { startPostgres } from "../test/services/postgres.js";
 import { freePort } from "../test/services/process.js";
 import { rawDecode, sql } from "./common.js";
-import { profileParts, profileTop, unbundled } from "./profile.js";
+import { profileParts, profileReport, profileTop, unbundled } from "./profile.js";
 
 // BENCH_CLI: another build's executable (an A/B of two builds with this benchmark's scenarios; the
 // backfill step reads the state with this tree's code, so both builds must write the same layout).
@@ -386,9 +386,5 @@ for (const r of results) console.log(`| ${r.describe} | ${r.rawPerSecond.toLocal
 for (const [name, cost] of Object.entries(groupCost)) console.log(`groups cost ${name}: ${(cost * 100).toFixed(1)} % of the rate without groups`);
 for (const r of results) {
   if (!r.profile) continue;
-  console.log(`\nwhere ${r.scenario}'s main thread spent ${r.profile.busySeconds.toFixed(2)} s of CPU (${r.profile.file}):`);
-  console.log("| part | share | what |");
-  console.log("|---|---|---|");
-  for (const p of r.profile.parts) console.log(`| ${p.part} | ${(p.share * 100).toFixed(1)} % | ${p.what} |`);
-  console.log(`top by self time: ${r.profile.top.map((t) => `${t.name} ${(t.share * 100).toFixed(1)} %`).join(", ")}`);
+  console.log(`\n${profileReport(`${r.scenario}'s main thread`, r.profile.file, r.profile)}`);
 }

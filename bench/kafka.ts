@@ -10,7 +10,7 @@ import { kafkaDebeziumSource } from "../connectors/kafka/debezium-source.js";
 import { validateObjects } from "../daemon/config/validate.js";
 import { compileDomain } from "../core/domain.js";
 import { readIntoState } from "./common.js";
-import { profiled } from "./profile.js";
+import { profiled, profiledReport } from "./profile.js";
 import { startKafka } from "../test/services/kafka.js";
 import { envelope, key } from "../test/fixtures/debezium.js";
 
@@ -108,3 +108,5 @@ console.log(
     `bare kafkajs, each key and value JSON.parse'd: ${result.bareParsedPerSecond.toLocaleString("en")} messages/s (${(result.parsedToBare * 100).toFixed(1)} % of bare)\n` +
     `into committed state: ${result.intoStatePerSecond.toLocaleString("en")} messages/s (${(result.stateToBare * 100).toFixed(1)} % of bare, ${(result.stateToParsed * 100).toFixed(1)} % of bare with JSON.parse)`,
 );
+const report = profiledReport("the read into committed state", "kafka");
+if (report) console.log(`\n${report}`);

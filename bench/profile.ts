@@ -22,6 +22,8 @@ export async function profiled<T>(label: string, body: () => Promise<T>): Promis
   }
 }
 
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+
 /** A CPU profile as `--cpu-prof` and the inspector write it. */
 interface CpuProfile {
   nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber?: number; columnNumber?: number }; children?: number[] }[];
@@ -33,7 +35,8 @@ interface CpuProfile {
  * The profile with each frame of the bundled daemon (`dist/daemon/program.js` and its chunks) moved back
  * to the file it was built from, through the bundle's source maps: a library's frame to its file under
  * node_modules/, the daemon's own to its compiled twin under dist/ (`core/apply.ts` reads as
- * `dist/core/apply.js`), so the parts below match either build. Frames of files without a map stay.
+ * `dist/core/apply.js`), so the parts below match either build; the same for a frame of a TypeScript
+ * file run through tsx (the in-process benchmarks). Frames of files without a map stay.
  */
 export function unbundled(profile: CpuProfile): CpuProfile {
   const maps = new Map<string, { map: SourceMap; dir: string } | undefined>();
@@ -46,7 +49,13 @@ export function unbundled(profile: CpuProfile): CpuProfile {
   };
   const nodes = profile.nodes.map((node) => {
     const { url, lineNumber, columnNumber } = node.callFrame;
-    if (!url.startsWith("file:") || !/\/dist\/daemon\/(program\.js|chunks\/)/.test(url) || lineNumber === undefined || lineNumber < 0) return node;
+    if (!url.startsWith("file:")) return node;
+    if (url.endsWith(".ts")) {
+      // The source itself, run through tsx (the in-process benchmarks).
+      const own = relative(ROOT, fileURLToPath(url));
+      return own.startsWith("..") || own.startsWith("node_modules/") ? node : { ...node, callFrame: { ...node.callFrame, url: pathToFileURL(join(ROOT, "dist", own.replace(/\.ts$/, ".js"))).href } };
+    }
+    if (!/\/dist\/daemon\/(program\.js|chunks\/)/.test(url) || lineNumber === undefined || lineNumber < 0) return node;
     const file = fileURLToPath(url);
     const found = mapOf(file);
     const entry = found?.map.findEntry(lineNumber, columnNumber ?? 0) as { originalSource?: string } | undefined;
@@ -75,6 +84,7 @@ export const PROFILE_PARTS: { part: string; what: string; test: (fn: string, url
   { part: "metrics", what: "prom-client and the daemon's metrics", test: (_, url) => /node_modules\/prom-client\/|\/dist\/metrics\//.test(url) },
   { part: "logging", what: "pino and the daemon's logger", test: (_, url) => /node_modules\/(pino|sonic-boom|thread-stream)\/|\/dist\/daemon\/logger\.js/.test(url) },
   { part: "pgoutput decoding", what: "pg, pg-protocol and pg-logical-replication's parser, and the daemon's postgres connector turning messages into changes", test: (_, url) => /node_modules\/(pg-logical-replication|pg-protocol|pg)\/|\/dist\/connectors\/postgres\//.test(url) },
+  { part: "Kafka decoding", what: "kafkajs's fetches and record batches, and the daemon's kafka connector decoding Debezium's envelopes (their `JSON.parse` included)", test: (_, url) => /node_modules\/kafkajs\/|\/dist\/connectors\/kafka\//.test(url) },
   { part: "group settling", what: "evaluating the affected groups' rules, membership flags and transitions", test: (fn, url) => /\/dist\/core\/rules\.js/.test(url) || (/\/dist\/core\/apply\.js/.test(url) && /^(settle|membershipFlags|groupList|reconcileMembership|groupsToEvaluate|transitionsOf|finish)$/.test(fn)) },
   { part: "normalisation", what: "typing and normalising values, change detection (`normalize`, `setProperty`)", test: (fn, url) => /\/dist\/core\/values\.js/.test(url) || (/\/dist\/core\/apply\.js/.test(url) && /^(normalize|setProperty)$/.test(fn)) },
   { part: "identity lookups", what: "finding a row's record: its identity, unique values, rows waiting on them", test: (fn, url) => /\/dist\/core\/apply\.js/.test(url) && /^(identityOf|claimUnique|releaseUnique|uniqueValueKey|touch)$/.test(fn) },
@@ -134,4 +144,24 @@ export function profileTop(profile: CpuProfile, count: number): { name: string; 
     self.set(name, (self.get(name) ?? 0) + delta);
   });
   return [...self].sort((a, b) => b[1] - a[1]).slice(0, count).map(([name, t]) => ({ name, share: t / busy }));
+}
+
+/** Where a profile's time went, as the benchmarks print it: a table of its parts, then its top functions. */
+export function profileReport(what: string, file: string, profile: ReturnType<typeof profileParts> & { top: ReturnType<typeof profileTop> }): string {
+  return [
+    `where ${what} spent ${profile.busySeconds.toFixed(2)} s of CPU (${file}):`,
+    "| part | share | what |",
+    "|---|---|---|",
+    ...profile.parts.map((p) => `| ${p.part} | ${(p.share * 100).toFixed(1)} % | ${p.what} |`),
+    `top by self time: ${profile.top.map((t) => `${t.name} ${(t.share * 100).toFixed(1)} %`).join(", ")}`,
+  ].join("\n");
+}
+
+/** The report of the profile `profiled(label, ...)` wrote, when BENCH_PROFILE is set. */
+export function profiledReport(what: string, label: string): string | undefined {
+  const dir = process.env.BENCH_PROFILE;
+  if (!dir) return undefined;
+  const file = `${dir}/${label}.cpuprofile`;
+  const cpu = unbundled(JSON.parse(readFileSync(file, "utf8")) as CpuProfile);
+  return profileReport(what, file, { ...profileParts(cpu), top: profileTop(cpu, 10) });
 }
