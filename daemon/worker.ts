@@ -81,7 +81,11 @@ export class Worker implements Drainable, PartitionOwner {
     const metrics = createMetrics({
       records: () => sum(models.keys(), (m) => stores().reduce((n, s) => n + s.countOf("records", m), 0)),
       members: () => sum(domain.groups.keys(), (g) => stores().reduce((n, s) => n + s.countOf("members", g), 0)),
-      outboxDepth: () => sum(destinations.map((d) => d.connector.destinationId), (d) => stores().reduce((n, s) => n + s.outboxDepth(d), 0)),
+      outboxDepth: () => {
+        const ids = destinations.map((d) => d.connector.destinationId);
+        const depths = stores().map((s) => s.outboxDepths(ids));
+        return ids.map((d, i) => [d, depths.reduce((n, partition) => n + (partition[i] as number), 0)] as [string, number]);
+      },
       runs: () => runCounts(stores()),
       // Each partition runs its own Runs (often the same ones at once): the run label names the partition too.
       runProgress: () => runningProgress([...(self.worker?.tasks.values() ?? [])].flatMap((t) => t.pendingRuns().map((r) => ({ ...r, id: `${t.modelId}/${t.partition}/${r.id}` })))),

@@ -25,6 +25,8 @@ import { CHANGELOG_TXN_KEY, PARTITION_STATE_KEY, type CapturedTransaction, type 
 import { createStateDir, DaemonLock, KEY_END, MAP_SIZE, RELAY_MARKER, requireExistingState, StateOpenError, stateFsError } from "./open.js";
 
 type Key = (string | number)[];
+/** lmdb-js's key of the shared msgpack structures of a sub-database opened with them. */
+const STRUCTURES = Symbol.for("structures");
 /** The layout of the sub-databases; bumped whenever a key or value shape changes. */
 export const STATE_FORMAT = 4;
 /** The meta entry of an upgrade under way: the layout it started from. */
@@ -269,7 +271,7 @@ export class Store {
     // structures entry of their sub-database (msgpackr records), instead of in every value: values are
     // about a third of the size and encode and decode about a third faster. Only sub-databases whose
     // ranges are always bounded by a model, source or destination use it (the entry's key is a symbol).
-    const structured = <V>(name: string) => this.root.openDB<V, Key>({ name, sharedStructuresKey: Symbol.for("structures") });
+    const structured = <V>(name: string) => this.root.openDB<V, Key>({ name, sharedStructuresKey: STRUCTURES });
     this.records = structured("records");
     this.unique = db("unique");
     this.rows = structured("rows");
@@ -922,22 +924,60 @@ export class Store {
   }
 
   outboxDepth(destinationId: string): number {
+    return this.outboxDepths([destinationId])[0] as number;
+  }
+
+  /**
+   * Each destination's outbox depth, exactly. Counting a destination's exports walks them (about 6 ms
+   * for 100,000), but LMDB keeps the entry count of the whole sub-database: when every destination
+   * holding exports is one of those asked for (what the daemon asks for is its destinations), found by
+   * one seek per destination holding any, the depths are that count less msgpack's structures entry,
+   * and only all but one of the destinations holding exports are counted (none, with one). Otherwise
+   * (exports of a destination not asked for, such as one the config dropped), each is counted.
+   */
+  outboxDepths(destinationIds: readonly string[]): number[] {
+    const asked = new Set(destinationIds);
+    const holding: string[] = [];
+    let key = this.firstOutboxKey(undefined);
+    while (key !== undefined) {
+      const destination = key[0];
+      if (typeof destination !== "string" || !asked.has(destination)) return destinationIds.map((d) => this.countOutbox(d));
+      holding.push(destination);
+      key = this.firstOutboxKey([destination, Number.MAX_SAFE_INTEGER]);
+    }
+    const depths = new Map<string, number>();
+    let rest = (this.outbox.getStats() as { entryCount: number }).entryCount - ((this.outbox as unknown as Database<OutboxEntry, symbol>).doesExist(STRUCTURES) ? 1 : 0);
+    for (let i = 0; i < holding.length - 1; i++) {
+      const depth = this.countOutbox(holding[i] as string);
+      depths.set(holding[i] as string, depth);
+      rest -= depth;
+    }
+    if (holding.length > 0) depths.set(holding[holding.length - 1] as string, Math.max(0, rest));
+    return destinationIds.map((d) => depths.get(d) ?? 0);
+  }
+
+  private firstOutboxKey(start: Key | undefined): Key | undefined {
+    for (const key of this.outbox.getKeys({ ...(start ? { start } : {}), limit: 1 })) return key as Key;
+    return undefined;
+  }
+
+  private countOutbox(destinationId: string): number {
     return this.outbox.getCount({ start: [destinationId], end: [destinationId, Number.MAX_SAFE_INTEGER] });
   }
 
   /**
    * The outbox depth of each destination, for a decision that only compares them with `floor` and
-   * above. Counting a destination's exports walks them (about 6 ms for 100,000); LMDB keeps the entry
-   * count of the whole sub-database (every destination's exports, and msgpack's structures entry), an
-   * upper bound of each depth read at once: while it is below `floor`, each depth is given as that
-   * bound, and nothing is counted. Above it, with `count` false, undefined (nothing counted).
+   * above. LMDB's entry count of the whole sub-database (every destination's exports, and msgpack's
+   * structures entry) is an upper bound of each depth, read at once: while it is below `floor`, each
+   * depth is given as that bound. Above it, the depths (`outboxDepths`), or with `count` false,
+   * undefined (nothing counted).
    */
   outboxDepthsFrom(destinationIds: readonly string[], floor: number): number[];
   outboxDepthsFrom(destinationIds: readonly string[], floor: number, count: boolean): number[] | undefined;
   outboxDepthsFrom(destinationIds: readonly string[], floor: number, count = true): number[] | undefined {
     const entries = (this.outbox.getStats() as { entryCount: number }).entryCount;
     if (entries < floor) return destinationIds.map(() => entries);
-    return count ? destinationIds.map((d) => this.outboxDepth(d)) : undefined;
+    return count ? this.outboxDepths(destinationIds) : undefined;
   }
 
   /**

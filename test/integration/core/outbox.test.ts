@@ -272,6 +272,33 @@ describe("outbox depths for the backpressure", () => {
     expect(store.outboxDepthsFrom(["crm"], 2)).toEqual([1]);
     expect(store.outboxDepthsFrom(["crm"], 1)).toEqual([0]);
   });
+
+  it("are exact whichever destinations hold exports, asked for or not, in any order", async () => {
+    const plan = (d: string, r: string) => ({ destinationId: d, recordId: r, oldRecordProperties: {}, newRecordProperties: { email: r }, oldGroups: [], newGroups: [], toDelete: false, updateOnly: false, commitTime: 1 });
+    const queue = (d: string, ids: string[]) => store.transact((tx) => ids.forEach((r) => tx.putExport(d, r, plan(d, r), null)));
+    const walked = (ids: string[]) => ids.map((d) => store.outboxOf(d, 1_000_000).length);
+    expect(store.outboxDepths(["crm", "other"])).toEqual([0, 0]);
+    await queue("crm", ["1", "2", "3"]);
+    // One destination holds exports: the entry count less the structures entry.
+    expect(store.outboxDepths(["crm", "other"])).toEqual([3, 0]);
+    expect(store.outboxDepths(["other", "crm"])).toEqual([0, 3]);
+    expect(store.outboxDepth("crm")).toBe(3);
+    await queue("other", ["1", "2"]);
+    await queue("b-first", ["9"]); // sorts before the others
+    for (const ids of [["crm", "other", "b-first"], ["b-first", "other", "crm"], ["other", "crm", "b-first", "crm"]]) {
+      expect(store.outboxDepths(ids), ids.join(",")).toEqual(walked(ids));
+    }
+    expect(walked(["crm", "other", "b-first"])).toEqual([3, 2, 1]);
+    // A destination holding exports that is not asked for (one the config dropped): each one asked is counted.
+    expect(store.outboxDepths(["crm", "other"])).toEqual([3, 2]);
+    expect(store.outboxDepths(["other"])).toEqual([2]);
+    expect(store.outboxDepth("b-first")).toBe(1);
+    expect(store.outboxDepthsFrom(["crm", "other", "b-first"], 2)).toEqual([3, 2, 1]);
+    // Every export delivered: the structures entry stays, the depths are 0.
+    for (const d of ["crm", "other", "b-first"]) await deliverAll(store.outboxFor(d));
+    expect(store.outboxDepths(["crm", "other", "b-first"])).toEqual([0, 0, 0]);
+    expect(store.outboxDepths([])).toEqual([]);
+  });
 });
 
 describe("outbox after a send whose outcome is unknown", () => {
