@@ -987,8 +987,12 @@ export class Store {
   pendingExports(destinationId: string, limit: number, now: number, inFlight: ReadonlySet<number>, recordsInFlight: ReadonlySet<string> = new Set()): OutboxEntry[] {
     const out: OutboxEntry[] = [];
     const taken = new Set(recordsInFlight);
-    for (const { value } of this.outbox.getRange({ start: [destinationId], end: [destinationId, Number.MAX_SAFE_INTEGER] })) {
-      if (inFlight.has(value.seq) || taken.has(value.recordId)) continue;
+    // Keys first: the exports in flight (the oldest, up to the delivery's concurrency times its batch
+    // size) are passed over without decoding them.
+    for (const key of this.outbox.getKeys({ start: [destinationId], end: [destinationId, Number.MAX_SAFE_INTEGER] })) {
+      if (inFlight.has((key as Key)[1] as number)) continue;
+      const value = this.outbox.get(key as Key);
+      if (value === undefined || taken.has(value.recordId)) continue;
       taken.add(value.recordId);
       if (value.notBefore !== undefined && value.notBefore > now) continue;
       out.push(value);
