@@ -10,7 +10,7 @@ import type { Change } from "../core/change.js";
 import { DEFAULT_PIPELINE_OPTIONS } from "../streams/pipeline.js";
 import { coreDomain } from "../test/helpers/core.js";
 import { applyBatch } from "../streams/batch.js";
-import { profiled } from "./profile.js";
+import { profiled, profiledReport } from "./profile.js";
 
 const COUNT = Number(process.env.BENCH_CHANGES ?? 200_000);
 // Batches as the daemon cuts them under a backlog (its --max-batch-size default).
@@ -145,3 +145,5 @@ console.log(
     `minimal LMDB work per change, no domain logic: ${result.minimalWorkPerSecond.toLocaleString("en")} changes/s\n` +
     `core / raw: ${(result.coreToRaw * 100).toFixed(1)} % (the raw ceiling is ${(1 / result.coreToRaw).toFixed(1)}x faster)`,
 );
+const report = profiledReport("the core applying its batches", "apply");
+if (report) console.log(`\n${report}`);

@@ -48,8 +48,7 @@ interface Scenario {
   addGroup?: Obj;
   /** The k-th transaction of the light stream after the catch-up (100 changes, BENCH_STREAM_SECONDS). */
   stream: (k: number) => string;
-  /** A query that is true once the destination holds the backlog's end (the delivery is timed too). */
-  /** `last`: whether the destination holds the backlog's last export (a primary-key lookup, asked often); `query`: whether it holds all of it (asked once `last` holds). */
+  /** The delivery is timed too: `last`, whether the destination holds the backlog's last export (a primary-key lookup, asked often); `query`: whether it holds all of it (asked once `last` holds). */
   delivered?: { last: string; query: string };
   /** The tables the daemon's publication holds (all of them unless said: a destination's table is not). */
   published?: string[];
@@ -247,19 +246,24 @@ async function run(scenario: Scenario) {
   const holds = async (text: string, params: unknown[] = []) => (await watch.query<{ done: boolean }>(text, params)).rows[0]?.done === true;
   const started = performance.now();
   let child = start(config, join(work, "state"), http, profile);
-  await until("the daemon caught up", () => holds("SELECT confirmed_flush_lsn >= $1::pg_lsn AS done FROM pg_replication_slots WHERE slot_name = 'daemon_slot'", [end]));
-  const daemonSeconds = (performance.now() - started) / 1000;
+  let daemonSeconds: number;
   let deliveredSeconds: number | undefined;
-  if (scenario.delivered) {
-    // The destination's table is asked for the backlog's last export by its primary key every 25 ms
-    // (nothing the daemon does: scraping its outbox gauge that often made it count its outbox four
-    // times a second, 5 % of its main thread), then checked whole: a batch sent alongside the last
-    // one may land after it.
-    const { last, query } = scenario.delivered;
-    await until("the destination holds the backlog's end", async () => (await holds(last)) && (await holds(query)));
-    deliveredSeconds = (performance.now() - started) / 1000;
+  try {
+    await until("the daemon caught up", () => holds("SELECT confirmed_flush_lsn >= $1::pg_lsn AS done FROM pg_replication_slots WHERE slot_name = 'daemon_slot'", [end]));
+    daemonSeconds = (performance.now() - started) / 1000;
+    if (scenario.delivered) {
+      // The destination's table is asked for the backlog's last export by its primary key every 25 ms
+      // (nothing the daemon does: scraping its outbox gauge that often made it count its outbox four
+      // times a second, 5 % of its main thread), then checked whole every 100 ms: a batch sent
+      // alongside the last one may land after it.
+      const { last, query } = scenario.delivered;
+      await until("the destination holds the backlog's last export", () => holds(last));
+      await until("the destination holds the backlog's end", () => holds(query), 900, 100);
+      deliveredSeconds = (performance.now() - started) / 1000;
+    }
+  } finally {
+    await watch.end();
   }
-  await watch.end();
   const mem = memory(child.pid ?? 0);
   const heap = await heapMiB(http);
   // BENCH_STREAM_SECONDS: then a light stream (100 changes every 100 ms) for that long, and the memory

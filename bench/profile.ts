@@ -55,13 +55,15 @@ export function unbundled(profile: CpuProfile): CpuProfile {
       const own = relative(ROOT, fileURLToPath(url));
       return own.startsWith("..") || own.startsWith("node_modules/") ? node : { ...node, callFrame: { ...node.callFrame, url: pathToFileURL(join(ROOT, "dist", own.replace(/\.ts$/, ".js"))).href } };
     }
-    if (!/\/dist\/daemon\/(program\.js|chunks\/)/.test(url) || lineNumber === undefined || lineNumber < 0) return node;
+    // A bundle's file, under the build's dist/daemon/ (this checkout's or another's, BENCH_CLI).
     const file = fileURLToPath(url);
+    const bundle = /^(.*)\/dist\/daemon\/(?:program\.js|chunks\/[^/]+\.js)$/.exec(file);
+    if (!bundle || lineNumber === undefined || lineNumber < 0) return node;
     const found = mapOf(file);
     const entry = found?.map.findEntry(lineNumber, columnNumber ?? 0) as { originalSource?: string } | undefined;
     if (!found || !entry?.originalSource) return node;
     const source = resolve(found.dir, entry.originalSource);
-    const root = resolve(dirname(file), file.includes("/chunks/") ? "../../.." : "../..");
+    const root = bundle[1] as string;
     const own = relative(root, source);
     const original = own.startsWith("node_modules/") || own.startsWith("..") ? source : join(root, "dist", own.replace(/\.ts$/, ".js"));
     return { ...node, callFrame: { ...node.callFrame, url: pathToFileURL(original).href } };

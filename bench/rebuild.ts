@@ -12,7 +12,7 @@ import { Store } from "../state/store.js";
 import { applyBatch } from "../streams/batch.js";
 import { Runs } from "../streams/runs.js";
 import { asRaw } from "../test/helpers/config.js";
-import { profiled } from "./profile.js";
+import { profiled, profiledReport } from "./profile.js";
 
 const USERS = Number(process.env.BENCH_USERS ?? 100_000);
 const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
@@ -109,3 +109,5 @@ console.log(
     sampleValue: sample?.values.largest,
   }),
 );
+const report = profiledReport("the Run rebuilding the aggregate", "rebuild");
+if (report) console.log(`\n${report}`);

@@ -257,11 +257,7 @@ export class Daemon {
     const metrics = createMetrics({
       records: () => [...(current()?.domain.models.keys() ?? [])].map((m) => [m, store.countOf("records", m)] as [string, number]),
       members: () => [...(current()?.domain.groups.keys() ?? [])].map((g) => [g, store.countOf("members", g)] as [string, number]),
-      outboxDepth: () => {
-        const ids = [...(current()?.domain.destinations.keys() ?? [])];
-        const depths = store.outboxDepths(ids);
-        return ids.map((d, i) => [d, depths[i] as number] as [string, number]);
-      },
+      outboxDepth: () => store.namedOutboxDepths([...(current()?.domain.destinations.keys() ?? [])]),
       runs: () => (current() ? runCounts([store]) : []),
       runProgress: () => runningProgress(current()?.runs.pending() ?? []),
     }, { version: readPackageInfo().version, node: process.version, layout: STATE_FORMAT });
@@ -545,10 +541,7 @@ export class Daemon {
     const destinations = created.map((d) => d.connector);
     const marks = pipelineOptions(options.maxBatchSize ?? DEFAULT_PIPELINE_OPTIONS.maxBatchSize, options.maxBatchDelayMs ?? DEFAULT_PIPELINE_OPTIONS.maxBatchDelayMs);
     const outboxBound = options.outboxBound ?? 100_000;
-    const namedDepths = () => {
-      const depths = store.outboxDepths(destinations.map((d) => d.destinationId));
-      return Object.fromEntries(destinations.map((d, i) => [d.destinationId, depths[i] as number]));
-    };
+    const namedDepths = () => Object.fromEntries(store.namedOutboxDepths(destinations.map((d) => d.destinationId)));
     // The generation being built, for the callbacks that run once it is.
     const self: { generation?: Generation } = {};
     const watch = new OutboxWatch(store, destinations.map((d) => d.destinationId), outboxBound, () => self.generation?.flow.backpressure);

@@ -82,9 +82,8 @@ export class Worker implements Drainable, PartitionOwner {
       records: () => sum(models.keys(), (m) => stores().reduce((n, s) => n + s.countOf("records", m), 0)),
       members: () => sum(domain.groups.keys(), (g) => stores().reduce((n, s) => n + s.countOf("members", g), 0)),
       outboxDepth: () => {
-        const ids = destinations.map((d) => d.connector.destinationId);
-        const depths = stores().map((s) => s.outboxDepths(ids));
-        return ids.map((d, i) => [d, depths.reduce((n, partition) => n + (partition[i] as number), 0)] as [string, number]);
+        const partitions = stores().map((s) => new Map(s.namedOutboxDepths(destinations.map((d) => d.connector.destinationId))));
+        return sum(destinations.map((d) => d.connector.destinationId), (d) => partitions.reduce((n, depths) => n + (depths.get(d) ?? 0), 0));
       },
       runs: () => runCounts(stores()),
       // Each partition runs its own Runs (often the same ones at once): the run label names the partition too.

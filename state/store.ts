@@ -204,9 +204,10 @@ export interface StoreOptions extends StoreOpenOptions {
 const CAPTURED = ["records", "unique", "rows", "pending", "attached", "time-index", "remote", "export-results", "outbox", "outbox-by-record", "dead-letters", "positions", "counters", "meta"] as const;
 
 /**
- * `{ ...base, ...fields }` (and `behind` when there is one), built without the spread: V8 (Node 20)
- * takes a slow path for an object literal that spreads one object and then adds keys it lacks, about
- * 3 µs here for an outbox entry, which made writing an export cost more than encoding and storing it.
+ * `{ ...base, ...fields }` (and `behind` when there is one), built without spreading `base`: V8 (Node
+ * 20) takes a slow path for an object literal that spreads one object and then adds keys it lacks,
+ * about 3 µs here for an outbox entry, which made writing an export cost more than encoding and
+ * storing it. (`fields`, a literal of its own, spreads nothing but small literals.)
  * The base is a plan or an entry of the state's own making (no `__proto__` key to be set).
  */
 function withFields<B extends object, F extends object>(base: B, fields: F, behind?: number): B & F & { behind?: number } {
@@ -892,15 +893,7 @@ export class Store {
   destinationIds(): string[] {
     const ids = new Set<string>();
     for (const index of [this.outbox, this.remote, this.exportResults]) {
-      if (!index) continue;
-      let last: string | undefined;
-      // One key per destination: jump past each one's range.
-      for (;;) {
-        const key = [...index.getKeys({ ...(last === undefined ? {} : { start: [last, END] }), limit: 1 })][0];
-        if (!key) break;
-        last = String(key[0]);
-        ids.add(last);
-      }
+      if (index) for (const [destination] of this.firstKeys(index as Database<unknown, Key>)) ids.add(String(destination));
     }
     return [...ids].sort();
   }
@@ -927,6 +920,12 @@ export class Store {
     return this.outboxDepths([destinationId])[0] as number;
   }
 
+  /** Each destination's outbox depth (`outboxDepths`), with its id. */
+  namedOutboxDepths(destinationIds: readonly string[]): [destinationId: string, depth: number][] {
+    const depths = this.outboxDepths(destinationIds);
+    return destinationIds.map((d, i) => [d, depths[i] as number]);
+  }
+
   /**
    * Each destination's outbox depth, exactly. Counting a destination's exports walks them (about 6 ms
    * for 100,000), but LMDB keeps the entry count of the whole sub-database: when every destination
@@ -935,30 +934,50 @@ export class Store {
    * and only all but one of the destinations holding exports are counted (none, with one). Otherwise
    * (exports of a destination not asked for, such as one the config dropped), each is counted.
    */
-  outboxDepths(destinationIds: readonly string[]): number[] {
+  outboxDepths(destinationIds: readonly string[], entries = this.outboxEntries()): number[] {
+    const counted = () => destinationIds.map((d) => this.countOutbox(d));
     const asked = new Set(destinationIds);
     const holding: string[] = [];
-    let key = this.firstOutboxKey(undefined);
-    while (key !== undefined) {
-      const destination = key[0];
-      if (typeof destination !== "string" || !asked.has(destination)) return destinationIds.map((d) => this.countOutbox(d));
-      holding.push(destination);
-      key = this.firstOutboxKey([destination, Number.MAX_SAFE_INTEGER]);
+    try {
+      for (const [destination] of this.firstKeys(this.outbox)) {
+        if (typeof destination !== "string" || !asked.has(destination)) return counted();
+        holding.push(destination);
+      }
+    } catch {
+      return counted(); // a key out of shape
     }
     const depths = new Map<string, number>();
-    let rest = (this.outbox.getStats() as { entryCount: number }).entryCount - ((this.outbox as unknown as Database<OutboxEntry, symbol>).doesExist(STRUCTURES) ? 1 : 0);
+    let rest = entries - ((this.outbox as unknown as Database<OutboxEntry, symbol>).doesExist(STRUCTURES) ? 1 : 0);
     for (let i = 0; i < holding.length - 1; i++) {
       const depth = this.countOutbox(holding[i] as string);
       depths.set(holding[i] as string, depth);
       rest -= depth;
     }
-    if (holding.length > 0) depths.set(holding[holding.length - 1] as string, Math.max(0, rest));
+    if (rest < 0) return counted();
+    if (holding.length > 0) depths.set(holding[holding.length - 1] as string, rest);
     return destinationIds.map((d) => depths.get(d) ?? 0);
   }
 
-  private firstOutboxKey(start: Key | undefined): Key | undefined {
-    for (const key of this.outbox.getKeys({ ...(start ? { start } : {}), limit: 1 })) return key as Key;
-    return undefined;
+  /** LMDB's count of the outbox's entries: every destination's exports and msgpack's structures entry. */
+  private outboxEntries(): number {
+    return (this.outbox.getStats() as { entryCount: number }).entryCount;
+  }
+
+  /**
+   * The first key of each range of keys sharing their first element (a model's, a source's, a
+   * destination's), in key order: one seek per range. Without a `start`, lmdb-js begins after the
+   * shared structures entry (a symbol key), which is never one of them. Throws on a key that is not
+   * an array or that would make the seeks go round (nothing writes one).
+   */
+  private *firstKeys(index: Database<unknown, Key>): Generator<Key> {
+    let last: Key | undefined;
+    for (;;) {
+      const key = [...index.getKeys({ ...(last === undefined ? {} : { start: [last[0] as string, END] }), limit: 1 })][0] as Key | undefined;
+      if (key === undefined) return;
+      if (!Array.isArray(key) || (last !== undefined && key[0] === last[0])) throw new Error(`a key out of shape in the state: ${String(key)}`);
+      yield key;
+      last = key;
+    }
   }
 
   private countOutbox(destinationId: string): number {
@@ -975,9 +994,9 @@ export class Store {
   outboxDepthsFrom(destinationIds: readonly string[], floor: number): number[];
   outboxDepthsFrom(destinationIds: readonly string[], floor: number, count: boolean): number[] | undefined;
   outboxDepthsFrom(destinationIds: readonly string[], floor: number, count = true): number[] | undefined {
-    const entries = (this.outbox.getStats() as { entryCount: number }).entryCount;
+    const entries = this.outboxEntries();
     if (entries < floor) return destinationIds.map(() => entries);
-    return count ? this.outboxDepths(destinationIds) : undefined;
+    return count ? this.outboxDepths(destinationIds, entries) : undefined;
   }
 
   /**
@@ -1083,7 +1102,7 @@ export class Store {
           remove();
         } else if (retryAt === undefined) {
           const seq = this.nextSeq(seqs, "dead-letters");
-          const letter: StoredExportDeadLetter = { seq, at: Date.now(), kind: "export", destinationId, reason: message ?? "rejected", entry: { ...current, lastError: message } };
+          const letter: StoredExportDeadLetter = { seq, at: Date.now(), kind: "export", destinationId, reason: message ?? "rejected", entry: withFields(current, { lastError: message }) };
           this.deadLetters.put([seq], letter);
           remove();
         } else {
@@ -1093,14 +1112,16 @@ export class Store {
           // being sent, and a newer export queues behind it, planned against what it carries, rather
           // than replacing it against a baseline it may have moved.
           const uncertain = mayHaveLanded === true || current.mayHaveLanded === true;
-          this.outbox.put([destinationId, entry.seq], {
-            ...current,
-            sending: uncertain,
-            ...(uncertain ? { mayHaveLanded: true } : {}),
-            attempts: (current.attempts ?? 0) + 1,
-            notBefore: retryAt,
-            ...(message ? { lastError: message } : {}),
-          });
+          this.outbox.put(
+            [destinationId, entry.seq],
+            withFields(current, {
+              sending: uncertain,
+              ...(uncertain ? { mayHaveLanded: true } : {}),
+              attempts: (current.attempts ?? 0) + 1,
+              notBefore: retryAt,
+              ...(message ? { lastError: message } : {}),
+            }),
+          );
         }
       }
       for (const [name, seq] of seqs) this.meta.put(`seq:${name}`, seq);

@@ -34,7 +34,7 @@ export function stateStatus(store: Store): StateStatus {
     positions: [...store.allPositions()].map(([stream, position]) => ({ stream, position })).sort((a, b) => (a.stream < b.stream ? -1 : 1)),
     records: ids(definitions?.models, () => store.countedIds("records")).map((model) => ({ model, count: store.countOf("records", model) })),
     groups: ids(definitions?.groups, () => store.countedIds("members")).map((group) => ({ group, members: store.countOf("members", group) })),
-    outbox: ids(definitions?.destinations, () => store.destinationIds()).map((destination) => ({ destination, depth: store.outboxDepth(destination) })),
+    outbox: store.namedOutboxDepths(ids(definitions?.destinations, () => store.destinationIds())).map(([destination, depth]) => ({ destination, depth })),
     deadLetters,
     runs: listRuns(store),
   };

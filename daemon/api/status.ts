@@ -117,8 +117,8 @@ export async function daemonStatus(live: LiveDaemon, now = Date.now()): Promise<
   const letters = new Map<string, number>();
   for (const letter of store.listDeadLetters(Number.MAX_SAFE_INTEGER)) if (letter.kind === "export") letters.set(letter.destinationId, (letters.get(letter.destinationId) ?? 0) + 1);
   const count = (destination: string, result: string) => exportCounts.find((s) => s.labels.destination === destination && s.labels.result === result)?.value ?? 0;
-  const depths = store.outboxDepths(live.destinations.map((connector) => connector.destinationId));
-  const destinations: DestinationStatus[] = live.destinations.map((connector, index) => {
+  const depths = new Map(store.namedOutboxDepths(live.destinations.map((connector) => connector.destinationId)));
+  const destinations: DestinationStatus[] = live.destinations.map((connector) => {
     const id = connector.destinationId;
     const object = config.destinations.find((d) => d.id === id);
     const oldest = store.oldestExport(id);
@@ -128,7 +128,7 @@ export async function daemonStatus(live: LiveDaemon, now = Date.now()): Promise<
       modelId: object?.modelId ?? "?",
       ready: connector.ready() && (connector.problem?.() ?? null) === null,
       problem: connector.problem?.() ?? null,
-      outboxDepth: depths[index] as number,
+      outboxDepth: depths.get(id) ?? 0,
       oldestPendingSeconds: oldest ? Math.max(0, now - (oldest.waitingSince ?? oldest.commitTime)) / 1000 : null,
       exports: { ok: count(id, "ok"), info: count(id, "info"), retry: count(id, "retry"), deadLetter: count(id, "dead_letter") },
       deadLetters: letters.get(id) ?? 0,
