@@ -45,3 +45,14 @@ export interface Change {
    */
   readonly snapshotComplete?: { readonly snapshotId: string; readonly sourceIds: readonly string[] };
 }
+
+/**
+ * A row's key as every source gives it: its key columns' values as text, joined by commas (one
+ * column's value alone; no array built, as this runs for every change).
+ */
+export function rowKey(columns: readonly string[], row: Readonly<Record<string, unknown>>): string {
+  if (columns.length === 1) return String(row[columns[0] as string]);
+  let key = "";
+  for (let i = 0; i < columns.length; i++) key += (i === 0 ? "" : ",") + String(row[columns[i] as string]);
+  return key;
+}

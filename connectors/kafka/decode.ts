@@ -16,6 +16,7 @@
 import { createHash } from "node:crypto";
 import pg from "pg";
 import { civilFromDays } from "../../core/dates.js";
+import { rowKey } from "../../core/change.js";
 import type { BinaryHandlingMode } from "../postgres/debezium.js";
 import "../postgres/types.js";
 
@@ -906,7 +907,7 @@ function keyOf(key: Buffer | null, ctx: Context): { key?: string; error?: string
     }
     try {
       const row = decodeRow(parsed, schema, ctx);
-      return { key: columns.map((column) => String(row[column])).join(",") };
+      return { key: rowKey(columns, row) };
     } catch (error) {
       if (error instanceof NeedsExact) throw error;
       return { error: `the key ${text.slice(0, 200)}: ${(error as Error).message}` };

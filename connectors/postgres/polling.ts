@@ -7,7 +7,7 @@
 import { Type, type Static } from "@sinclair/typebox";
 import pg from "pg";
 import type { Logger } from "pino";
-import type { Change, Row } from "../../core/change.js";
+import { rowKey, type Change, type Row } from "../../core/change.js";
 import type { AppConfig, ScheduleConfig, SourceConfig } from "../../core/config/schema.js";
 import type { Located } from "../../core/config/types.js";
 import { ProblemLog } from "../problem-log.js";
@@ -261,7 +261,7 @@ export class PostgresPollingSource extends ChangeReader {
           this.emit({
             sourceId: source.id,
             op: "update",
-            key: keys.map((k) => String(values[k])).join(","),
+            key: rowKey(keys, values),
             before: null,
             after: values,
             position: { stream: this.stream(source.id), position: JSON.stringify(mark) },
@@ -289,7 +289,7 @@ export class PostgresPollingSource extends ChangeReader {
       for (const row of rows) {
         await this.waitWhilePaused();
         if (this.stopped) return;
-        this.emit({ sourceId: source.id, op: "snapshot", key: mapped.map((c) => String(row[c])).join(","), before: null, after: row, position, commitTime: Date.now(), snapshotId });
+        this.emit({ sourceId: source.id, op: "snapshot", key: rowKey(mapped, row), before: null, after: row, position, commitTime: Date.now(), snapshotId });
       }
       this.emit({ sourceId: source.id, op: "marker", key: "", before: null, after: null, position, commitTime: Date.now(), snapshotComplete: { snapshotId, sourceIds: [source.id] } });
     });

@@ -1,7 +1,7 @@
 // The initial snapshot: the captured tables read inside the slot's exported snapshot (REPEATABLE READ
 // and SET TRANSACTION SNAPSHOT), through a cursor a chunk at a time, pausing under backpressure. What
 // it reads is exactly the tables as of the slot's consistent point: no gap, no double with the stream.
-import type { Change, Row } from "../../../core/change.js";
+import { rowKey, type Change, type Row } from "../../../core/change.js";
 import type { SourceObserver } from "../../types.js";
 import { primaryKeyColumns, quoteTable, withClient } from "../introspect.js";
 import type { PostgresAppSettings } from "../settings.js";
@@ -46,7 +46,7 @@ export async function readSnapshot(settings: PostgresAppSettings, tables: readon
           reader.emit({
             sourceId,
             op: "snapshot",
-            key: keyColumns.map((k) => String(row[k])).join(","),
+            key: rowKey(keyColumns, row),
             before: null,
             after: reader.withoutExcluded(table, row),
             position: { stream: reader.stream, position: `running:${consistentPoint}` },

@@ -5,7 +5,7 @@
 // or not be made sense of, becomes a dead letter at that position instead of stopping the stream.
 import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from "pg-logical-replication";
 import type { Logger } from "pino";
-import type { Change, Row } from "../../../core/change.js";
+import { rowKey, type Change, type Row, type SourcePosition } from "../../../core/change.js";
 import type { PostgresAppSettings } from "../settings.js";
 import { compareLsn, normalizeLsn } from "../settings.js";
 import type { CapturedTable } from "./slot.js";
@@ -81,6 +81,7 @@ export class PgoutputChanges {
   window: ChunkWindow | undefined;
   /** The end of the last transaction received whole: the position every change carries. */
   committedLsn: string;
+  private at: SourcePosition | undefined;
   private commitTime = Date.now();
   private readonly bySource = new Map<string, string[]>();
   private readonly firstSourceId: string;
@@ -138,6 +139,15 @@ export class PgoutputChanges {
     return columns;
   }
 
+  /**
+   * The stream's position now, one object for every change of a transaction (a change's position is
+   * read-only): a new one only once the committed LSN moved.
+   */
+  private position(): SourcePosition {
+    if (this.at?.position !== this.committedLsn) this.at = { stream: this.stream, position: this.committedLsn };
+    return this.at;
+  }
+
   /** A keepalive's sent position, once everything before it is durable: a marker that lets the slot advance. */
   idleAt(sent: string): void {
     this.committedLsn = sent;
@@ -157,10 +167,10 @@ export class PgoutputChanges {
     this.window = undefined;
     if (!window.truncated) {
       for (const row of window.rows) {
-        const key = window.keyColumns.map((k) => String(row[k])).join(",");
+        const key = rowKey(window.keyColumns, row);
         if (window.changed.has(key)) continue;
         const after = this.withoutExcluded(window.table, row);
-        this.emit({ sourceId: window.sourceId, op: "snapshot", key, before: null, after, position: { stream: this.stream, position: this.committedLsn }, commitTime: this.commitTime });
+        this.emit({ sourceId: window.sourceId, op: "snapshot", key, before: null, after, position: this.position(), commitTime: this.commitTime });
       }
     }
     this.emit({ sourceId: window.sourceId, op: "marker", key: "", before: null, after: null, position: window.progress, commitTime: this.commitTime });
@@ -197,10 +207,10 @@ export class PgoutputChanges {
         const after = message.tag === "delete" ? null : this.withoutExcluded(table, message.new);
         const before = message.tag === "insert" ? null : (message.old ?? message.key ?? null);
         const keyRow = after ?? before ?? {};
-        const key = this.keyColumns(message.relation, table).map((k) => String(keyRow[k])).join(",");
+        const key = rowKey(this.keyColumns(message.relation, table), keyRow);
         if (this.window?.open && this.window.table === table) this.window.changed.add(key);
         for (const sourceId of this.bySource.get(table) ?? []) {
-          this.emit({ sourceId, op: message.tag, key, before, after, position: { stream: this.stream, position: this.committedLsn }, commitTime: this.commitTime });
+          this.emit({ sourceId, op: message.tag, key, before, after, position: this.position(), commitTime: this.commitTime });
         }
         return;
       }
@@ -208,7 +218,7 @@ export class PgoutputChanges {
         for (const relation of message.relations) {
           if (this.window?.open && this.window.table === `${relation.schema}.${relation.name}`) this.window.truncated = true;
           for (const sourceId of this.bySource.get(`${relation.schema}.${relation.name}`) ?? []) {
-            this.emit({ sourceId, op: "truncate", key: "", before: null, after: null, position: { stream: this.stream, position: this.committedLsn }, commitTime: this.commitTime });
+            this.emit({ sourceId, op: "truncate", key: "", before: null, after: null, position: this.position(), commitTime: this.commitTime });
           }
         }
         return;
