@@ -195,6 +195,8 @@ export class Daemon {
   private settle: (code: number) => void = () => undefined;
   /** The keys of the generation last stopped, while a reload builds the next. */
   private lastKeys: ApiKeys | undefined;
+  /** The domain of the generation last stopped: its gauges go on while a reload builds the next. */
+  private lastDomain: Domain | undefined;
   private statusTimer: NodeJS.Timeout | undefined;
   private lastStatus: string | undefined;
   /** Resolves with the exit code once the daemon stopped. */
@@ -255,9 +257,9 @@ export class Daemon {
     };
     const current = () => daemon?.generation;
     const metrics = createMetrics({
-      records: () => [...(current()?.domain.models.keys() ?? [])].map((m) => [m, store.countOf("records", m)] as [string, number]),
-      members: () => [...(current()?.domain.groups.keys() ?? [])].map((g) => [g, store.countOf("members", g)] as [string, number]),
-      outboxDepth: () => store.namedOutboxDepths([...(current()?.domain.destinations.keys() ?? [])]),
+      records: () => [...(daemon?.metricsDomain?.models.keys() ?? [])].map((m) => [m, store.countOf("records", m)] as [string, number]),
+      members: () => [...(daemon?.metricsDomain?.groups.keys() ?? [])].map((g) => [g, store.countOf("members", g)] as [string, number]),
+      outboxDepth: () => store.namedOutboxDepths([...(daemon?.metricsDomain?.destinations.keys() ?? [])]),
       runs: () => (current() ? runCounts([store]) : []),
       runProgress: () => runningProgress(current()?.runs.pending() ?? []),
     }, { version: readPackageInfo().version, node: process.version, layout: STATE_FORMAT });
@@ -709,6 +711,7 @@ export class Daemon {
     if (!generation) return;
     // No longer current: its pipeline ending is not the daemon ending. Its keys still answer meanwhile.
     this.lastKeys = generation.keys;
+    this.lastDomain = generation.domain;
     this.generation = undefined;
     this.server?.generation(null, this.notServing());
     clearInterval(generation.requests);
@@ -863,6 +866,14 @@ export class Daemon {
   /** The state, for in-process tests and benchmarks. */
   get state(): Store {
     return this.store;
+  }
+
+  /**
+   * The domain the state's gauges are read for: the running generation's, or while a reload builds
+   * the next, the one before it (a scrape then sees every series, not a gap); none once stopping.
+   */
+  get metricsDomain(): Domain | undefined {
+    return this.generation?.domain ?? (this.draining ? undefined : this.lastDomain);
   }
 
   /** The Runs of the running generation. */

@@ -2,7 +2,8 @@
 // - SIGTERM while a batch waits behind the lock exits 0 within the drain timeout (it waited for the
 //   lock before); the batch's transaction never commits, and the next start sends its export again;
 // - a reload while the outbox holds the sources paused, to a config without that destination, leaves
-//   `grouparoo_sources_paused` at 0 and the sources reading (the gauge stayed at 1 before).
+//   `grouparoo_sources_paused` at 0 and the sources reading (the gauge stayed at 1 before), and while
+//   it waits on the batch behind the lock, /metrics keeps the state's gauges.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -105,9 +106,20 @@ describe("a destination table held locked", () => {
     await daemon.until("the sources paused by the outbox", async () => ((await metric("grouparoo_sources_paused")) === 1 ? true : undefined), 30_000);
     expect(daemon.logs()).toMatch(/"depths":\{"crm":\d+\},"msg":"outbox full: pausing sources"/);
 
+    const paused = await metric('grouparoo_records{model="users"}');
     writeFileSync(config, JSON.stringify(objects("t2", false)));
     daemon.child.kill("SIGHUP");
+    // While the reload waits for the batch behind the lock, a scrape still has the state's gauges of
+    // the config it replaces (they were gone from /metrics until the next config ran).
+    await daemon.until("the reload under way", async () => (daemon.logs().includes('"msg":"reloading the config"') ? true : undefined), 10_000);
+    const during = (await get(daemon.http, "/metrics")).body;
+    expect(daemon.logs()).not.toContain('"msg":"config reloaded"');
+    // (The changes read before the sources paused are still being applied: at least as many records.)
+    expect(sample(during, 'grouparoo_records{model="users"}')).toBeGreaterThanOrEqual(paused ?? Infinity);
+    expect(sample(during, 'grouparoo_records{model="users"}')).toBeLessThanOrEqual(20);
+    expect(sample(during, 'grouparoo_outbox_depth{destination="crm"}')).toBeGreaterThanOrEqual(5);
     await daemon.until("the reload applied", async () => (daemon.logs().includes('"msg":"config reloaded"') ? true : undefined), 30_000);
+    expect(sample((await get(daemon.http, "/metrics")).body, 'grouparoo_outbox_depth{destination="crm"}')).toBeUndefined();
     await daemon.until("the gauge back at 0", async () => ((await metric("grouparoo_sources_paused")) === 0 ? true : undefined), 10_000);
     // And the sources read: every user is a record.
     await daemon.until("every user a record", async () => ((await metric('grouparoo_records{model="users"}')) === 20 ? true : undefined), 30_000);
