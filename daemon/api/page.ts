@@ -16,9 +16,20 @@ function table(id: string, header: string[], rows: string[][], empty: string): s
 }
 const td = (value: unknown, cls = ""): string => `<td${cls ? ` class="${cls}"` : ""}>${esc(value)}</td>`;
 
+/**
+ * A Run's progress as the page shows it: its share of its total, or without a total (a removal counts
+ * what it drops) what it did, and 100 % once complete, with no total made up for it.
+ */
+export function runProgressLabel(run: Pick<RunState, "processed" | "total" | "state">): { ratio: number | null; label: string } {
+  if (run.total) {
+    const ratio = Math.min(1, run.processed / run.total);
+    return { ratio, label: `${Math.floor(ratio * 100)} % (${num(run.processed)} / ${num(run.total)})` };
+  }
+  return run.state === "complete" ? { ratio: 1, label: `100 % (${num(run.processed)} done)` } : { ratio: null, label: `${num(run.processed)} done` };
+}
+
 function progress(run: RunState): string {
-  const ratio = run.total ? Math.min(1, run.processed / run.total) : run.state === "complete" ? 1 : null;
-  const label = ratio === null ? `${num(run.processed)} done` : `${Math.floor(ratio * 100)} % (${num(run.processed)} / ${num(run.total ?? run.processed)})`;
+  const { ratio, label } = runProgressLabel(run);
   return `<td class="progress"><div class="bar" role="progressbar" aria-valuemin="0" aria-valuemax="100" ${ratio === null ? "" : `aria-valuenow="${Math.floor(ratio * 100)}"`} data-run="${esc(run.id)}"><div class="fill" style="width:${ratio === null ? 0 : (ratio * 100).toFixed(1)}%"></div></div><span>${esc(label)}</span></td>`;
 }
 
