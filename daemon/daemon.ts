@@ -260,7 +260,7 @@ export class Daemon {
       records: () => [...(daemon?.metricsDomain?.models.keys() ?? [])].map((m) => [m, store.countOf("records", m)] as [string, number]),
       members: () => [...(daemon?.metricsDomain?.groups.keys() ?? [])].map((g) => [g, store.countOf("members", g)] as [string, number]),
       outboxDepth: () => store.namedOutboxDepths([...(daemon?.metricsDomain?.destinations.keys() ?? [])]),
-      runs: () => (current() ? runCounts([store]) : []),
+      runs: () => (daemon?.metricsDomain ? runCounts([store]) : []),
       runProgress: () => runningProgress(current()?.runs.pending() ?? []),
     }, { version: readPackageInfo().version, node: process.version, layout: STATE_FORMAT });
     // Until the daemon exists, the listener answers 503 "starting" and /readyz says what the start is doing.

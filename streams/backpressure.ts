@@ -82,8 +82,9 @@ export class Backpressure {
  * comparisons with the bound and half of it (Store.outboxDepthsFrom: nothing is counted while the
  * outbox is far below). While an outbox holds its bound, each delivery answered looks whether they
  * all went below half; when that needs a count (with exports of several destinations, a walk over
- * tens of thousands of them, a few ms; see Store.outboxDepths), it is taken at most once per `everyMs`, and a look skipped is taken once that time has passed, so
- * the sources resume even if no delivery answers after it.
+ * tens of thousands of them, a few ms; see Store.outboxDepths), it is taken at most once per
+ * `everyMs`, and a look skipped is taken once that time has passed, so the sources resume even if no
+ * delivery answers after it.
  */
 export class OutboxWatch {
   private counted = -Infinity;
