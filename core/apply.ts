@@ -189,7 +189,13 @@ export function emptyBatchResult(): BatchResult {
 }
 
 export class BatchApplier {
-  private readonly touched = new Map<string, Touched>();
+  /**
+   * The records touched in this batch, by model id and record id (a record id's hash is computed once,
+   * with the string it came in; a joined key would be a new string to hash on every lookup), and in the
+   * order they were first touched (the order they settle in).
+   */
+  private readonly touched = new Map<string, Map<string, Touched>>();
+  private readonly touchOrder: Touched[] = [];
   /** Membership flags of the record being settled (see membershipFlags), and whether its list named groups the model does not have. */
   private flags = new Uint8Array(64);
   private foreignIds = false;
@@ -267,8 +273,7 @@ export class BatchApplier {
   private rowKeysOf(source: SourceDef): string[] {
     if (!source.primary) return this.state.rowKeysOfSource(source.id);
     const keys = new Set(this.state.recordIdsOf(source.modelId));
-    for (const t of this.touched.values()) {
-      if (t.model.id !== source.modelId) continue;
+    for (const t of this.touched.get(source.modelId)?.values() ?? []) {
       const id = t.current?.id ?? t.before?.id;
       if (id === undefined) continue;
       if (t.current) keys.add(id);
@@ -279,7 +284,7 @@ export class BatchApplier {
 
   private snapshotOf(source: SourceDef, rowKey: string): string | undefined {
     if (!source.primary) return this.state.getRow(source.id, rowKey)?.snapshot;
-    const touched = this.touched.get(`${source.modelId}\u0000${rowKey}`);
+    const touched = this.touched.get(source.modelId)?.get(rowKey);
     return touched ? touched.current?.snapshot : this.state.getRecord(source.modelId, rowKey)?.snapshot;
   }
 
@@ -432,7 +437,7 @@ export class BatchApplier {
     const destination = this.domain.destinations.get(destinationId);
     const model = destination && this.domain.models.get(destination.modelId);
     if (!destination || !model) return;
-    const record = this.touched.get(`${model.id}\u0000${recordId}`)?.current ?? this.state.getRecord(model.id, recordId) ?? null;
+    const record = this.touched.get(model.id)?.get(recordId)?.current ?? this.state.getRecord(model.id, recordId) ?? null;
     const baseline = this.state.getBaseline(destination.id, recordId);
     const plan = planExport(destination, recordId, record ? { values: record.values, groups: record.groups } : null, baseline, this.now);
     this.state.putExport(destination.id, recordId, plan, baseline);
@@ -446,8 +451,9 @@ export class BatchApplier {
 
   /** Evaluates groups, writes records and plans exports for everything touched. */
   finish(): BatchResult {
-    for (const t of this.touched.values()) this.settle(t);
+    for (const t of this.touchOrder) this.settle(t);
     this.touched.clear();
+    this.touchOrder.length = 0;
     for (const [model, counts] of this.transitions) {
       const n = model.groups.length;
       for (let i = 0; i < n; i++) {
@@ -466,15 +472,17 @@ export class BatchApplier {
   }
 
   private touch(model: ModelDef, recordId: string, commitTime: number, read?: StoredRecord): Touched {
-    const key = `${model.id}\u0000${recordId}`;
-    let t = this.touched.get(key);
+    let ofModel = this.touched.get(model.id);
+    if (!ofModel) this.touched.set(model.id, (ofModel = new Map()));
+    let t = ofModel.get(recordId);
     if (!t) {
       // A read returns a fresh copy, changed in place; `before` keeps what settling compares against
       // (groups are replaced, never changed in place; boundaries are changed in place, so copied).
       const stored = read ?? this.state.getRecord(model.id, recordId) ?? null;
       const before = stored ? { id: stored.id, groups: stored.groups, boundaries: hasKeys(stored.boundaries) ? { ...stored.boundaries } : NO_BOUNDARIES } : null;
       t = { model, before, current: stored, changed: [], recreated: false, dirty: false, commitTime };
-      this.touched.set(key, t);
+      ofModel.set(recordId, t);
+      this.touchOrder.push(t);
     }
     t.commitTime = Math.max(t.commitTime, commitTime);
     return t;

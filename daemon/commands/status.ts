@@ -18,13 +18,14 @@ export function table(header: readonly string[], rows: readonly (readonly string
   return [header, ...rows].map((row) => row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join("  ").trimEnd()).join("\n") + "\n";
 }
 
-export function formatStatus(status: StateStatus): string {
+/** A state's summary for a terminal; `outbox: false` leaves its outbox out (a daemon's status shows it with each destination). */
+export function formatStatus(status: StateStatus, options: { outbox?: boolean } = {}): string {
   const parts: string[] = [`state ${status.path}\n`];
   const section = (title: string, header: string[], rows: string[][]) => parts.push(`\n${title}\n${rows.length === 0 ? "(none)\n" : table(header, rows)}`);
   section("positions", ["STREAM", "POSITION"], status.positions.map((p) => [p.stream, p.position]));
   section("records", ["MODEL", "RECORDS"], status.records.map((r) => [r.model, String(r.count)]));
   section("groups", ["GROUP", "MEMBERS"], status.groups.map((g) => [g.group, String(g.members)]));
-  section("outbox", ["DESTINATION", "WAITING"], status.outbox.map((o) => [o.destination, String(o.depth)]));
+  if (options.outbox !== false) section("outbox", ["DESTINATION", "WAITING"], status.outbox.map((o) => [o.destination, String(o.depth)]));
   const d = status.deadLetters;
   parts.push(`\ndead letters: ${d.change} change, ${d.message} message, ${d.export} export (grouparoo-stream dead-letters lists them)\n`);
   parts.push(`\nruns\n${status.runs.length === 0 ? "(none)\n" : formatRuns(status.runs)}`);
@@ -57,7 +58,8 @@ export function formatDaemonStatus(status: DaemonStatus): string {
     ["DESTINATION", "TYPE", "READY", "OUTBOX", "OLDEST", "OK", "RETRIES", "DEAD LETTERS"],
     status.destinations.map((d) => [d.id, d.type, d.ready ? "yes" : d.problem ? `no: ${d.problem}` : "no", String(d.outboxDepth), duration(d.oldestPendingSeconds), String(d.exports.ok), String(d.exports.retry), String(d.deadLetters)]),
   );
-  parts.push(`\n${formatStatus(status)}`);
+  // The outbox is in the destinations' table (OUTBOX), read at the same moment as the rest of it.
+  parts.push(`\n${formatStatus(status, { outbox: false })}`);
   return parts.join("");
 }
 

@@ -468,6 +468,9 @@ describe("the REST API", () => {
     expect(text.stdout).toMatch(/^grouparoo-stream \d+\.\d+\.\d+, pid \d+, up [\d.]+[smh], config [0-9a-f]{12}: ready\n/);
     expect(text.stdout).toMatch(/\nsources\nAPP +TYPE +SOURCES +STATE +PAUSED +LAG +STREAMS\nshop +postgres +users_table +streaming +no /);
     expect(text.stdout).toContain("\ngroups\nGROUP  MEMBERS\nhigh   ");
+    // The outbox once, with each destination (not again as the state's section, read at another moment).
+    expect(text.stdout).toMatch(/\ndestinations\nDESTINATION +TYPE +READY +OUTBOX +OLDEST +OK +RETRIES +DEAD LETTERS\ncontacts +postgres-table +yes +\d+ /);
+    expect(text.stdout).not.toContain("\noutbox\n");
     const json = await runCli(["status", "--url", url, "--json", "--api-key", KEYS.READER_KEY]);
     expect(json.code).toBe(0);
     expect(JSON.parse(json.stdout)).toMatchObject({ pid: daemon.child.pid, ready: true, records: [{ model: "users", count: USERS + 2 }] });
