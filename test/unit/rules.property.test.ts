@@ -4,7 +4,7 @@
 // exact complement of their positive forms, and LIKE agrees with a reference matcher.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { compileGroup, groupsAffectedBy, isMember, nextBoundary, transition, type GroupRuleSpec, type RecordValues } from "../../core/rules.js";
+import { compileGroup, groupsAffectedBy, isMember, isMemberOf, nextBoundary, transition, type GroupRuleSpec, type RecordValues } from "../../core/rules.js";
 import type { PropertyValue, RelativeUnit, RuleOperator } from "../../core/vocabulary.js";
 
 const DAY = 86_400_000;
@@ -209,6 +209,44 @@ describe("transition (property)", () => {
       }),
       RUNS,
     );
+  });
+});
+
+// Groups over plain property values, as compiled into one function each: the keys include one an
+// object inherits ("constructor") and one no identifier could name, and records may lack any key.
+const ODD_KEY = 'a"b\\c\u2028d`${e}';
+const plainRule: fc.Arbitrary<GroupRuleSpec> = mixedRule
+  .filter((r) => r.key !== "d")
+  .chain((r) => fc.constantFrom(r.key, "constructor", ODD_KEY).map((key) => ({ ...r, key: r.key === "n" ? r.key : key })));
+const plainGroup = fc.record({ id: fc.constant("g"), matchType: fc.constantFrom("all" as const, "any" as const), rules: fc.array(plainRule, { minLength: 1, maxLength: 4 }) });
+const plainRecord: fc.Arbitrary<Record<string, PropertyValue | PropertyValue[]>> = fc
+  .record(
+    {
+      n: fc.option(fc.integer({ min: -4, max: 4 })),
+      s: fc.option(text),
+      t: fc.option(fc.array(fc.option(text), { maxLength: 3 })),
+      constructor: fc.oneof(fc.option(text), fc.array(fc.option(text), { maxLength: 3 })),
+      [ODD_KEY]: fc.oneof(fc.option(text), fc.array(fc.option(text), { maxLength: 3 })),
+    },
+    { requiredKeys: [] },
+  )
+  .map((r) => Object.assign({}, r));
+
+describe("compiled membership (property)", () => {
+  it("a group of plain rules is judged by one compiled function, exactly as its rules interpreted one by one", () => {
+    fc.assert(
+      fc.property(plainGroup, plainRecord, (spec, record) => {
+        const group = compileGroup(spec);
+        expect(group.member).toBeTypeOf("function");
+        expect(isMember(group, record, NOW)).toBe(isMemberOf(group, record, NOW));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("groups with relative-date rules or top-level keys are interpreted", () => {
+    expect(compileGroup({ id: "r", matchType: "all", rules: [{ key: "d", type: "date", isArray: false, op: "relative_gt", relativeMatchNumber: 3, relativeMatchUnit: "days" }] }).member).toBeUndefined();
+    expect(compileGroup({ id: "t", matchType: "all", rules: [{ key: "grouparooId", type: "string", isArray: false, op: "eq", match: "7" }] }).member).toBeUndefined();
   });
 });
 
