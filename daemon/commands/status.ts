@@ -18,14 +18,20 @@ export function table(header: readonly string[], rows: readonly (readonly string
   return [header, ...rows].map((row) => row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join("  ").trimEnd()).join("\n") + "\n";
 }
 
-/** A state's summary for a terminal; `outbox: false` leaves its outbox out (a daemon's status shows it with each destination). */
-export function formatStatus(status: StateStatus, options: { outbox?: boolean } = {}): string {
+/**
+ * A state's summary for a terminal. `shown`: destinations whose outbox is printed elsewhere (a running
+ * daemon's, with each destination it serves), left out of the outbox section, which is printed only
+ * when others remain (one removed from the config whose Run still empties its queue).
+ */
+export function formatStatus(status: StateStatus, options: { shown?: ReadonlySet<string> } = {}): string {
   const parts: string[] = [`state ${status.path}\n`];
   const section = (title: string, header: string[], rows: string[][]) => parts.push(`\n${title}\n${rows.length === 0 ? "(none)\n" : table(header, rows)}`);
   section("positions", ["STREAM", "POSITION"], status.positions.map((p) => [p.stream, p.position]));
   section("records", ["MODEL", "RECORDS"], status.records.map((r) => [r.model, String(r.count)]));
   section("groups", ["GROUP", "MEMBERS"], status.groups.map((g) => [g.group, String(g.members)]));
-  if (options.outbox !== false) section("outbox", ["DESTINATION", "WAITING"], status.outbox.map((o) => [o.destination, String(o.depth)]));
+  const { shown } = options;
+  const outbox = shown ? status.outbox.filter((o) => !shown.has(o.destination)) : status.outbox;
+  if (!shown || outbox.length > 0) section("outbox", ["DESTINATION", "WAITING"], outbox.map((o) => [o.destination, String(o.depth)]));
   const d = status.deadLetters;
   parts.push(`\ndead letters: ${d.change} change, ${d.message} message, ${d.export} export (grouparoo-stream dead-letters lists them)\n`);
   parts.push(`\nruns\n${status.runs.length === 0 ? "(none)\n" : formatRuns(status.runs)}`);
@@ -58,8 +64,9 @@ export function formatDaemonStatus(status: DaemonStatus): string {
     ["DESTINATION", "TYPE", "READY", "OUTBOX", "OLDEST", "OK", "RETRIES", "DEAD LETTERS"],
     status.destinations.map((d) => [d.id, d.type, d.ready ? "yes" : d.problem ? `no: ${d.problem}` : "no", String(d.outboxDepth), duration(d.oldestPendingSeconds), String(d.exports.ok), String(d.exports.retry), String(d.deadLetters)]),
   );
-  // The outbox is in the destinations' table (OUTBOX), read at the same moment as the rest of it.
-  parts.push(`\n${formatStatus(status, { outbox: false })}`);
+  // The outbox of each destination served is in the destinations' table (OUTBOX), read at the same
+  // moment as the rest of it; the state's outbox section keeps only the others.
+  parts.push(`\n${formatStatus(status, { shown: new Set(status.destinations.map((d) => d.id)) })}`);
   return parts.join("");
 }
 

@@ -213,11 +213,11 @@ describe("transition (property)", () => {
 });
 
 // Groups over plain property values, as compiled into one function each: the keys include one an
-// object inherits ("constructor") and one no identifier could name, and records may lack any key.
+// object inherits ("constructor", "toString") and one no identifier could name, and records may lack any key.
 const ODD_KEY = 'a"b\\c\u2028d`${e}';
 const plainRule: fc.Arbitrary<GroupRuleSpec> = mixedRule
   .filter((r) => r.key !== "d")
-  .chain((r) => fc.constantFrom(r.key, "constructor", ODD_KEY).map((key) => ({ ...r, key: r.key === "n" ? r.key : key })));
+  .chain((r) => fc.constantFrom(r.key, "constructor", "toString", ODD_KEY).map((key) => ({ ...r, key: r.key === "n" ? r.key : key })));
 const plainGroup = fc.record({ id: fc.constant("g"), matchType: fc.constantFrom("all" as const, "any" as const), rules: fc.array(plainRule, { minLength: 1, maxLength: 4 }) });
 const plainRecord: fc.Arbitrary<Record<string, PropertyValue | PropertyValue[]>> = fc
   .record(
@@ -226,6 +226,7 @@ const plainRecord: fc.Arbitrary<Record<string, PropertyValue | PropertyValue[]>>
       s: fc.option(text),
       t: fc.option(fc.array(fc.option(text), { maxLength: 3 })),
       constructor: fc.oneof(fc.option(text), fc.array(fc.option(text), { maxLength: 3 })),
+      toString: fc.oneof(fc.option(text), fc.array(fc.option(text), { maxLength: 3 })),
       [ODD_KEY]: fc.oneof(fc.option(text), fc.array(fc.option(text), { maxLength: 3 })),
     },
     { requiredKeys: [] },
