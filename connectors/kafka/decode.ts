@@ -876,9 +876,18 @@ export function decodeKey(key: Buffer | null, options?: DecodeOptions): { key?: 
   }
 }
 
+/**
+ * The commonest key, one integer column without a schema (`{"id":42}`): the integer's text is the key
+ * (canonical: no sign on zero, no leading zero, at most 15 digits, so exact as a double), found
+ * without parsing the JSON.
+ */
+const ONE_INTEGER_KEY = /^\{"[^"\\\x00-\x1f]+":(0|-?[1-9][0-9]{0,14})\}$/;
+
 function keyOf(key: Buffer | null, ctx: Context): { key?: string; error?: string } {
   if (key === null || key.length === 0) return { error: "the message has no key" };
   const text = key.toString("utf8");
+  const integer = ONE_INTEGER_KEY.exec(text);
+  if (integer) return { key: integer[1] as string };
   let parsed: unknown;
   try {
     parsed = ctx.exact ? parseJsonExact(text) : (JSON.parse(text) as unknown);

@@ -314,3 +314,32 @@ describe("malformed messages", () => {
     }
   });
 });
+
+describe("a key of one integer column without a schema (read without parsing its JSON)", () => {
+  it("gives what parsing it gives, for every integer, column name and spacing", () => {
+    const cases: [string, string | undefined][] = [
+      ['{"id":42}', "42"],
+      ['{"id":0}', "0"],
+      ['{"id":-7}', "-7"],
+      ['{"user_id":123456789012345}', "123456789012345"],
+      // Not the canonical form, or not one integer: parsed as JSON (and decided there).
+      ['{"id":-0}', "0"],
+      ['{"id":1234567890123456}', "1234567890123456"],
+      ['{"id":1.5}', "1.5"],
+      ['{"id":1e3}', "1000"],
+      ['{"id": 42}', "42"],
+      ['{"a\\"b":42}', "42"],
+      ['{"id":42,"tenant":7}', "42,7"],
+      ['{"id":null}', undefined],
+    ];
+    for (const [text, expected] of cases) expect(decodeKey(Buffer.from(text)).key, text).toBe(expected);
+    // The same key spaced out is parsed: both ways agree.
+    for (const n of [0, 1, -1, 9, 10, 99, 100, -123, 2 ** 31, -(2 ** 40), 999_999_999_999_999, -999_999_999_999_999]) {
+      for (const column of ["id", "user id", "ключ", "a'b"]) {
+        const tight = decodeKey(Buffer.from(`{"${column}":${n}}`));
+        expect(tight).toEqual(decodeKey(Buffer.from(`{ "${column}" : ${n} }`)));
+        expect(tight).toEqual({ key: String(n) });
+      }
+    }
+  });
+});
