@@ -879,9 +879,9 @@ export function decodeKey(key: Buffer | null, options?: DecodeOptions): { key?: 
 /**
  * The commonest key, one integer column without a schema (`{"id":42}`): the integer's text is the key
  * (canonical: no sign on zero, no leading zero, at most 15 digits, so exact as a double), found
- * without parsing the JSON.
+ * without parsing the JSON. A column name with an escape or a control character is parsed.
  */
-const ONE_INTEGER_KEY = /^\{"[^"\\\x00-\x1f]+":(0|-?[1-9][0-9]{0,14})\}$/;
+const ONE_INTEGER_KEY = /^\{"[^"\\\p{Cc}]+":(0|-?[1-9][0-9]{0,14})\}$/u;
 
 function keyOf(key: Buffer | null, ctx: Context): { key?: string; error?: string } {
   if (key === null || key.length === 0) return { error: "the message has no key" };

@@ -331,6 +331,8 @@ describe("a key of one integer column without a schema (read without parsing its
       ['{"a\\"b":42}', "42"],
       ['{"id":42,"tenant":7}', "42,7"],
       ['{"id":null}', undefined],
+      // A raw control character makes the text no JSON: the key is the text itself, as before.
+      ['{"a\tb":4}', '{"a\tb":4}'],
     ];
     for (const [text, expected] of cases) expect(decodeKey(Buffer.from(text)).key, text).toBe(expected);
     // The same key spaced out is parsed: both ways agree.
