@@ -205,10 +205,11 @@ export function compileGroup(spec: GroupSpec): CompiledGroup {
 
 /**
  * One function judging the whole group, generated once from its compiled rules, for groups whose rules
- * all read a property's value (no top-level keys; compileGroup passes no group with relative dates): each property read by its own
- * name, each rule's element test called from its own place. Interpreting the rules (isMemberOf) costs
- * about 50 ns a group of two rules; this, about 8. Only JSON string literals of the property ids enter
- * the generated text: match values reach it inside the element tests, as arguments.
+ * all read a property's value (no top-level keys; compileGroup passes no group with relative dates):
+ * each property read by its own name, each rule's element test called from its own place.
+ * Interpreting the rules (isMemberOf) costs about 50 ns a group of two rules; this, about 8. Only JSON
+ * string literals of the property ids enter the generated text: match values reach it inside the
+ * element tests, as arguments.
  */
 function compileMember(rules: readonly CompiledRule[], matchType: MatchType): ((values: RecordValues) => boolean) | undefined {
   if (rules.length === 0 || rules.some((r) => r.top !== 0)) return undefined;
