@@ -124,7 +124,7 @@ const BENCHMARKS: { name: string; file: string; rows: (r: Json) => Line[] }[] = 
 
 function runOne(file: string): Promise<Json> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--max-semi-space-size=64", "--import", "tsx", file], { stdio: ["ignore", "pipe", "inherit"] });
+    const child = spawn(process.execPath, ["--max-semi-space-size=32", "--import", "tsx", file], { stdio: ["ignore", "pipe", "inherit"] });
     let out = "";
     child.stdout.on("data", (chunk: Buffer) => {
       out += chunk.toString();

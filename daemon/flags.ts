@@ -125,6 +125,21 @@ export function environmentProblems(env: Readonly<Record<string, string | undefi
   return problems;
 }
 
+/**
+ * Why this Node cannot run grouparoo-stream, when it refuses to compile code from text
+ * (`--disallow-code-generation-from-strings`, on its command line or in NODE_OPTIONS): the config's
+ * schema validation (ajv), the HTTP API's serializers (fastify) and the groups' rules (core/rules.ts)
+ * compile functions when they start. Undefined when it compiles.
+ */
+export function codeGenerationProblem(): string | undefined {
+  try {
+    new Function("return 0");
+    return undefined;
+  } catch {
+    return "Node refuses to compile code from text here (--disallow-code-generation-from-strings, on its command line or in NODE_OPTIONS), and grouparoo-stream needs it: its config validation, HTTP API and group rules compile functions when they start. Start it without that flag";
+  }
+}
+
 /** Ends a command before it starts when there are problems: each on stderr, exit 64 (EX_USAGE). */
 export function refuseUsage(problems: readonly string[]): void {
   if (problems.length === 0) return;

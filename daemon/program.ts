@@ -5,7 +5,7 @@ import { DEFAULT_PIPELINE_OPTIONS } from "../streams/pipeline.js";
 import type { RebuildOptions } from "./commands/runs.js";
 import type { StatusOptions } from "./commands/status.js";
 import { EX_SOFTWARE, EX_USAGE } from "./exit-codes.js";
-import { API_KEY_ENV, apiFlagProblems, deliveryFlags, environmentProblems, refuseUsage, hostPort, httpUrl, instant, integer, list, milliseconds, oneOf, path, postgresUrl } from "./flags.js";
+import { API_KEY_ENV, apiFlagProblems, codeGenerationProblem, deliveryFlags, environmentProblems, refuseUsage, hostPort, httpUrl, instant, integer, list, milliseconds, oneOf, path, postgresUrl } from "./flags.js";
 import { readPackageInfo } from "./package-info.js";
 import { scaleOutCommands } from "./scale-out-commands.js";
 
@@ -184,7 +184,15 @@ export function buildProgram(): Command {
 }
 
 /** Parses and runs; usage errors exit 64, help and version 0, an unexpected error 70 with its message. */
+/** The arguments that only print (help, the version): they run whatever Node refuses. */
+const PRINT_ONLY = new Set(["-h", "--help", "help", "-V", "--version"]);
+
 export async function main(argv: readonly string[]): Promise<void> {
+  const codeGeneration = argv.slice(2).some((arg) => PRINT_ONLY.has(arg)) ? undefined : codeGenerationProblem();
+  if (codeGeneration) {
+    process.stderr.write(`error: ${codeGeneration}\n`);
+    process.exit(EX_USAGE);
+  }
   try {
     await buildProgram().parseAsync(argv as string[]);
   } catch (error) {

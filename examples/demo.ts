@@ -54,7 +54,7 @@ console.log(
     `then:     psql ${crmUrl} -c "SELECT * FROM contacts"\n`,
 );
 // The launcher's Node flags, as `grouparoo-stream` runs it.
-const daemon = spawn(process.execPath, ["--max-semi-space-size=64", new URL("../dist/daemon/cli.js", import.meta.url).pathname, "run", "--config", new URL("./users-purchases", import.meta.url).pathname, "--state", state, "--http", http], {
+const daemon = spawn(process.execPath, ["--max-semi-space-size=32", new URL("../dist/daemon/cli.js", import.meta.url).pathname, "run", "--config", new URL("./users-purchases", import.meta.url).pathname, "--state", state, "--http", http], {
   stdio: "inherit",
   env: { ...process.env, DATABASE_URL: shopUrl, CRM_PORT: String(postgres.port) },
 });

@@ -72,11 +72,12 @@ export interface ApiListener {
 }
 
 /**
- * The listener thread's young generation, in MB. The process runs with --max-semi-space-size=64 for
- * the stream's batches, and the thread inherited it: its garbage is per request and short-lived, and
- * each scavenge of that space took the cores the stream shares for milliseconds. With 16 MB, in
- * bench/api.ts, the streaming p99 with 5,000 lookups/s was ×0.90 to ×1.38 of the stream alone in four
- * runs, against ×1.20 to ×1.94 in four runs with the inherited size (README, Benchmarks).
+ * The listener thread's young generation, in MB. The process runs with a larger one for the stream's
+ * batches (--max-semi-space-size=32 from the launcher; 64 when this was measured), and the thread
+ * inherited it: its garbage is per request and short-lived, and each scavenge of that space took the
+ * cores the stream shares for milliseconds. With 16 MB, in bench/api.ts, the streaming p99 with 5,000
+ * lookups/s was ×0.90 to ×1.38 of the stream alone in four runs, against ×1.20 to ×1.94 in four runs
+ * with the inherited size (README, Benchmarks).
  */
 const API_YOUNG_GENERATION_MB = 16;
 

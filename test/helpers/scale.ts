@@ -94,7 +94,7 @@ export interface ModeProcess {
 
 /** `grouparoo-stream relay|worker|run ...` as a process, the way an SRE starts it. */
 export function startMode(command: "relay" | "worker" | "run", args: string[], http: string, env: NodeJS.ProcessEnv = process.env): ModeProcess {
-  const child = reap(spawn(process.execPath, ["--max-semi-space-size=64", CLI, command, ...args, "--http", http], { env, stdio: ["ignore", "pipe", "pipe"] }));
+  const child = reap(spawn(process.execPath, ["--max-semi-space-size=32", CLI, command, ...args, "--http", http], { env, stdio: ["ignore", "pipe", "pipe"] }));
   let logs = "";
   child.stdout?.on("data", (chunk: Buffer) => (logs += chunk.toString()));
   child.stderr?.on("data", (chunk: Buffer) => (logs += chunk.toString()));

@@ -71,7 +71,7 @@ describe("deploy/container/Containerfile", () => {
     const entrypoint = one(final, "ENTRYPOINT");
     const cmd = one(final, "CMD");
     expect(user.line).toBeLessThan(entrypoint.line);
-    expect(entrypoint.exec).toEqual(["/usr/bin/tini", "--", "node", "--max-semi-space-size=64", "/app/dist/daemon/cli.js"]);
+    expect(entrypoint.exec).toEqual(["/usr/bin/tini", "--", "node", "--max-semi-space-size=32", "/app/dist/daemon/cli.js"]);
     expect(final.instructions.find((i) => i.keyword === "RUN" && /apt-get install -y --no-install-recommends tini\b/.test(i.args))?.args).toContain("rm -rf /var/lib/apt/lists/*");
     expect(cmd.exec).toEqual(["run", "--config", "/etc/grouparoo-stream", "--state", "/var/lib/grouparoo-stream", "--http", "0.0.0.0:9464"]);
     expect(one(final, "VOLUME").exec).toEqual(["/var/lib/grouparoo-stream"]);
