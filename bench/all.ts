@@ -5,6 +5,7 @@
 // the daemon benchmark's scenarios are picked with BENCH_DAEMON (see bench/daemon.ts).
 import { spawn } from "node:child_process";
 import { cpus, totalmem } from "node:os";
+import { NODE_FLAGS } from "../daemon/node-flags.js";
 
 type Json = Record<string, unknown>;
 interface Line {
@@ -124,7 +125,7 @@ const BENCHMARKS: { name: string; file: string; rows: (r: Json) => Line[] }[] = 
 
 function runOne(file: string): Promise<Json> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--max-semi-space-size=32", "--import", "tsx", file], { stdio: ["ignore", "pipe", "inherit"] });
+    const child = spawn(process.execPath, [...NODE_FLAGS, "--import", "tsx", file], { stdio: ["ignore", "pipe", "inherit"] });
     let out = "";
     child.stdout.on("data", (chunk: Buffer) => {
       out += chunk.toString();

@@ -19,6 +19,7 @@ import { createServer } from "node:http";
 import { cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
+import { NODE_FLAGS } from "../daemon/node-flags.js";
 import { startPostgres } from "../test/services/postgres.js";
 import { freePort } from "../test/services/process.js";
 import { sql } from "./common.js";
@@ -107,7 +108,7 @@ writeFileSync(
 );
 const http = `127.0.0.1:${await freePort()}`;
 // The launcher's Node flags (the CLI's shebang); BENCH_PROFILE=DIR writes the daemon's CPU profile.
-const daemon = spawn(process.execPath, ["--max-semi-space-size=32", ...(process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []), CLI, "run", "--config", config, "--state", join(work, "state"), "--http", http, ...(API_NICE ? ["--api-nice", API_NICE] : [])], { env: { ...process.env, BENCH_API_KEY: KEY, LOG_LEVEL: "warn" }, stdio: ["ignore", "ignore", "inherit"] });
+const daemon = spawn(process.execPath, [...NODE_FLAGS, ...(process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []), CLI, "run", "--config", config, "--state", join(work, "state"), "--http", http, ...(API_NICE ? ["--api-nice", API_NICE] : [])], { env: { ...process.env, BENCH_API_KEY: KEY, LOG_LEVEL: "warn" }, stdio: ["ignore", "ignore", "inherit"] });
 const status = async (): Promise<{ ready: boolean; records: { count: number }[] } | undefined> => {
   try {
     const response = await fetch(`http://${http}/api/v1/status`, { headers: { authorization: `Bearer ${KEY}` } });

@@ -9,11 +9,13 @@
 // backlogs of 200,000 changes run (their median is reported, and the cost of groups computed from it);
 // BENCH_PROFILE=DIR writes the daemon's CPU profiles there, and prints where its main thread's time
 // went (bench/profile.ts's parts, and the top functions by self time); a profiled daemon is slower,
-// and its backfill is skipped. BENCH_SEMI=N starts the daemon with --max-semi-space-size=N instead of the
-// launcher's 32 (the memory it trades for speed; README, "Node flags"); BENCH_NODE_FLAGS adds Node
-// flags of its own (space-separated). BENCH_KEEP=1 keeps each state directory and prints where;
-// BENCH_HEAPSNAPSHOT=MS, with BENCH_NODE_FLAGS=--heapsnapshot-signal=SIGUSR2, has the daemon write a
-// heap snapshot into the working directory once caught up, and waits MS for it. BENCH_STREAM_SECONDS=N
+// and its backfill is skipped. The daemon runs with the launcher's Node flags (daemon/node-flags.ts);
+// BENCH_SEMI=N with --max-semi-space-size=N instead of the launcher's 32 (the memory it trades for
+// speed; README, "Node flags"); BENCH_NODE_FLAGS adds Node flags of its own (space-separated; a V8
+// flag given twice takes the last, so --heap-growing-percent=0 there restores V8's own growth).
+// BENCH_KEEP=1 keeps each state directory and prints where; BENCH_HEAPSNAPSHOT=MS, with
+// BENCH_NODE_FLAGS=--heapsnapshot-signal=SIGUSR2, has the daemon write a heap snapshot into the
+// working directory once caught up, and waits MS for it. BENCH_STREAM_SECONDS=N
 // then streams 1,000 changes/s for N seconds and measures the memory again (the JSON's `streaming`).
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -21,6 +23,7 @@ import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import pg from "pg";
+import { NODE_FLAGS } from "../daemon/node-flags.js";
 import { Store } from "../state/store.js";
 import { listRuns, type RunState } from "../streams/runs.js";
 import { startPostgres } from "../test/services/postgres.js";
@@ -177,7 +180,7 @@ const ROUNDS = Math.max(1, Number(process.env.BENCH_DAEMON_ROUNDS ?? 3));
 
 /** Starts `run`; with `onLog`, its info lines are read (each message as it is logged), else it logs only warnings. */
 function start(config: string, state: string, http: string, profile?: string, onLog?: (message: string) => void): ChildProcess {
-  const args = [process.env.BENCH_SEMI ? `--max-semi-space-size=${process.env.BENCH_SEMI}` : "--max-semi-space-size=32", ...(process.env.BENCH_NODE_FLAGS?.split(" ").filter(Boolean) ?? []), ...(profile ? ["--cpu-prof", `--cpu-prof-dir=${profile}`] : []), CLI, "run", "--config", config, "--state", state, "--http", http];
+  const args = [...NODE_FLAGS.map((flag) => (process.env.BENCH_SEMI && flag.startsWith("--max-semi-space-size=") ? `--max-semi-space-size=${process.env.BENCH_SEMI}` : flag)), ...(process.env.BENCH_NODE_FLAGS?.split(" ").filter(Boolean) ?? []), ...(profile ? ["--cpu-prof", `--cpu-prof-dir=${profile}`] : []), CLI, "run", "--config", config, "--state", state, "--http", http];
   const child = spawn(process.execPath, args, { stdio: ["ignore", onLog ? "pipe" : "ignore", "inherit"], env: { ...process.env, LOG_LEVEL: onLog ? "info" : "warn" } });
   if (onLog && child.stdout) createInterface({ input: child.stdout }).on("line", (line) => onLog((JSON.parse(line) as { msg: string }).msg));
   return child;

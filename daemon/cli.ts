@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=32
+#!/usr/bin/env -S node --max-semi-space-size=32 --heap-growing-percent=50
 // The `grouparoo-stream` executable. It imports nothing else statically: a SIGHUP is caught before the
 // command line's modules are even read (early-signals.ts), then the program (program.ts) is loaded.
 import "./early-signals.js";

@@ -11,6 +11,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
+import { NODE_FLAGS } from "../daemon/node-flags.js";
 import { startPostgres } from "../test/services/postgres.js";
 
 /** The sections of schema.sql ("-- section: NAME" lines), by name. */
@@ -54,7 +55,7 @@ console.log(
     `then:     psql ${crmUrl} -c "SELECT * FROM contacts"\n`,
 );
 // The launcher's Node flags, as `grouparoo-stream` runs it.
-const daemon = spawn(process.execPath, ["--max-semi-space-size=32", new URL("../dist/daemon/cli.js", import.meta.url).pathname, "run", "--config", new URL("./users-purchases", import.meta.url).pathname, "--state", state, "--http", http], {
+const daemon = spawn(process.execPath, [...NODE_FLAGS, new URL("../dist/daemon/cli.js", import.meta.url).pathname, "run", "--config", new URL("./users-purchases", import.meta.url).pathname, "--state", state, "--http", http], {
   stdio: "inherit",
   env: { ...process.env, DATABASE_URL: shopUrl, CRM_PORT: String(postgres.port) },
 });

@@ -4,6 +4,7 @@
 // slot into its own table.
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { NODE_FLAGS } from "../../daemon/node-flags.js";
 import { CLI, reap } from "./cli.js";
 import type { Obj } from "./converge.js";
 
@@ -94,7 +95,7 @@ export interface ModeProcess {
 
 /** `grouparoo-stream relay|worker|run ...` as a process, the way an SRE starts it. */
 export function startMode(command: "relay" | "worker" | "run", args: string[], http: string, env: NodeJS.ProcessEnv = process.env): ModeProcess {
-  const child = reap(spawn(process.execPath, ["--max-semi-space-size=32", CLI, command, ...args, "--http", http], { env, stdio: ["ignore", "pipe", "pipe"] }));
+  const child = reap(spawn(process.execPath, [...NODE_FLAGS, CLI, command, ...args, "--http", http], { env, stdio: ["ignore", "pipe", "pipe"] }));
   let logs = "";
   child.stdout?.on("data", (chunk: Buffer) => (logs += chunk.toString()));
   child.stderr?.on("data", (chunk: Buffer) => (logs += chunk.toString()));

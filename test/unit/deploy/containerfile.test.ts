@@ -7,6 +7,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { NODE_FLAGS } from "../../../daemon/node-flags.js";
 import { all, parseContainerfile, readContainerfile, type Stage } from "../../helpers/containerfile.js";
 
 const root = new URL("../../..", import.meta.url).pathname;
@@ -71,7 +72,7 @@ describe("deploy/container/Containerfile", () => {
     const entrypoint = one(final, "ENTRYPOINT");
     const cmd = one(final, "CMD");
     expect(user.line).toBeLessThan(entrypoint.line);
-    expect(entrypoint.exec).toEqual(["/usr/bin/tini", "--", "node", "--max-semi-space-size=32", "/app/dist/daemon/cli.js"]);
+    expect(entrypoint.exec).toEqual(["/usr/bin/tini", "--", "node", ...NODE_FLAGS, "/app/dist/daemon/cli.js"]);
     expect(final.instructions.find((i) => i.keyword === "RUN" && /apt-get install -y --no-install-recommends tini\b/.test(i.args))?.args).toContain("rm -rf /var/lib/apt/lists/*");
     expect(cmd.exec).toEqual(["run", "--config", "/etc/grouparoo-stream", "--state", "/var/lib/grouparoo-stream", "--http", "0.0.0.0:9464"]);
     expect(one(final, "VOLUME").exec).toEqual(["/var/lib/grouparoo-stream"]);
