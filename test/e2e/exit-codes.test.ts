@@ -251,16 +251,7 @@ describe("exit codes and messages", () => {
   it("refuses a Node that will not compile code from text with 64 and why, whether the flag is on its command line or in NODE_OPTIONS", async () => {
     const example = new URL("../../examples/users-purchases", import.meta.url).pathname;
     const message = "error: Node refuses to compile code from text here (--disallow-code-generation-from-strings, on its command line or in NODE_OPTIONS), and grouparoo-stream needs it: its config validation, HTTP API and group rules compile functions when they start. Start it without that flag\n";
-    const spawned = (nodeArgs: string[], args: string[], env: NodeJS.ProcessEnv = process.env) =>
-      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-        const child = spawn(process.execPath, [...nodeArgs, CLI, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
-        let stdout = "";
-        let stderr = "";
-        child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-        child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-        child.once("error", reject);
-        child.once("close", (code) => resolve({ code, stdout, stderr }));
-      });
+    const spawned = (nodeArgs: string[], args: string[], env: NodeJS.ProcessEnv = process.env) => runCli(args, { env, nodeArgs });
     expect(await spawned(["--disallow-code-generation-from-strings"], ["validate", "--config", example])).toEqual({ code: 64, stdout: "", stderr: message });
     expect(await spawned([], ["run", "--config", example, "--state", join(work, "state")], { ...process.env, NODE_OPTIONS: "--disallow-code-generation-from-strings" })).toEqual({ code: 64, stdout: "", stderr: message });
     expect(existsSync(join(work, "state"))).toBe(false);

@@ -25,9 +25,10 @@ export function reap<T extends ChildProcess>(child: T): T {
   return child;
 }
 
-export function runCli(args: readonly string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<CliResult> {
+/** Runs the CLI with `args`; `nodeArgs` go to Node before the CLI's path (Node's own flags). */
+export function runCli(args: readonly string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; nodeArgs?: readonly string[] } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = reap(spawn(process.execPath, [CLI, ...args], { env: options.env ?? process.env, cwd: options.cwd, stdio: ["ignore", "pipe", "pipe"] }));
+    const child = reap(spawn(process.execPath, [...(options.nodeArgs ?? []), CLI, ...args], { env: options.env ?? process.env, cwd: options.cwd, stdio: ["ignore", "pipe", "pipe"] }));
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
