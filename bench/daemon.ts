@@ -189,11 +189,11 @@ function start(config: string, state: string, http: string, profile?: string, on
 const exited = (child: ChildProcess) => new Promise<void>((resolve) => (child.exitCode !== null ? resolve() : child.once("exit", () => resolve())));
 
 /**
- * The resident memory of a process in MiB: all of it, the anonymous part (heaps and the rest), and the
- * resident pages of LMDB's map (the data.mdb mapping in smaps; the rest of the file-backed part is
- * Node's binary and libraries).
+ * The resident memory of a process in MiB: all of it, its peak so far (VmHWM), the anonymous part
+ * (heaps and the rest), and the resident pages of LMDB's map (the data.mdb mapping in smaps; the rest
+ * of the file-backed part is Node's binary and libraries).
  */
-function memory(pid: number): { rssMiB: number; anonMiB: number; lmdbMiB: number } {
+function memory(pid: number): { rssMiB: number; peakMiB: number; anonMiB: number; lmdbMiB: number } {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+)`, "m").exec(status)?.[1] ?? 0);
   let lmdbKiB = 0;
@@ -202,7 +202,7 @@ function memory(pid: number): { rssMiB: number; anonMiB: number; lmdbMiB: number
     if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) inLmdb = line.endsWith("/data.mdb");
     else if (inLmdb && line.startsWith("Rss:")) lmdbKiB += Number(/(\d+)/.exec(line)?.[1] ?? 0);
   }
-  return { rssMiB: Math.round(kib("VmRSS") / 1024), anonMiB: Math.round(kib("RssAnon") / 1024), lmdbMiB: Math.round(lmdbKiB / 1024) };
+  return { rssMiB: Math.round(kib("VmRSS") / 1024), peakMiB: Math.round(kib("VmHWM") / 1024), anonMiB: Math.round(kib("RssAnon") / 1024), lmdbMiB: Math.round(lmdbKiB / 1024) };
 }
 
 /** The main thread's V8 heap in MiB: used, and committed (what of it is resident, in the anonymous part). */
@@ -342,6 +342,8 @@ async function run(scenario: Scenario) {
     daemonToRaw: Number((rawSeconds / daemonSeconds).toFixed(3)),
     ...(deliveredSeconds ? { deliveredPerSecond: Math.round(scenario.changes / deliveredSeconds) } : {}),
     rssMiB: mem.rssMiB,
+    /** The highest RSS since the daemon started (VmHWM), the catch-up included. */
+    peakRssMiB: mem.peakMiB,
     anonMiB: mem.anonMiB,
     lmdbResidentMiB: mem.lmdbMiB,
     lmdbFileMiB,
