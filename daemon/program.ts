@@ -25,6 +25,12 @@ export function buildProgram(): Command {
     // commander's 1; --help and --version exit 0. Subcommands inherit this.
     .exitOverride((error) => {
       throw error;
+    })
+    // Before any command's action (and before its own checks): a Node that refuses to compile code from
+    // text cannot run one. Help and the version print without an action.
+    .hook("preAction", () => {
+      const problem = codeGenerationProblem();
+      refuseUsage(problem ? [problem] : []);
     });
 
   program
@@ -184,15 +190,7 @@ export function buildProgram(): Command {
 }
 
 /** Parses and runs; usage errors exit 64, help and version 0, an unexpected error 70 with its message. */
-/** The arguments that only print (help, the version): they run whatever Node refuses. */
-const PRINT_ONLY = new Set(["-h", "--help", "help", "-V", "--version"]);
-
 export async function main(argv: readonly string[]): Promise<void> {
-  const codeGeneration = argv.slice(2).some((arg) => PRINT_ONLY.has(arg)) ? undefined : codeGenerationProblem();
-  if (codeGeneration) {
-    process.stderr.write(`error: ${codeGeneration}\n`);
-    process.exit(EX_USAGE);
-  }
   try {
     await buildProgram().parseAsync(argv as string[]);
   } catch (error) {

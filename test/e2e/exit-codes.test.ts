@@ -254,11 +254,17 @@ describe("exit codes and messages", () => {
     const spawned = (nodeArgs: string[], args: string[], env: NodeJS.ProcessEnv = process.env) => runCli(args, { env, nodeArgs });
     expect(await spawned(["--disallow-code-generation-from-strings"], ["validate", "--config", example])).toEqual({ code: 64, stdout: "", stderr: message });
     expect(await spawned([], ["run", "--config", example, "--state", join(work, "state")], { ...process.env, NODE_OPTIONS: "--disallow-code-generation-from-strings" })).toEqual({ code: 64, stdout: "", stderr: message });
-    expect(existsSync(join(work, "state"))).toBe(false);
+    // Whatever the arguments say: a config path named "help" is a path.
+    expect(await spawned(["--disallow-code-generation-from-strings"], ["validate", "--config", "help"])).toEqual({ code: 64, stdout: "", stderr: message });
     // Printing the version or the help compiles nothing.
     const version = await spawned(["--disallow-code-generation-from-strings"], ["--version"]);
     expect(version.code).toBe(0);
     expect(version.stdout).toMatch(/^\d+\.\d+\.\d+\n$/);
+    for (const args of [["--help"], ["help", "run"], ["run", "--help"], ["validate", "-h"]]) {
+      const help = await spawned(["--disallow-code-generation-from-strings"], args);
+      expect(help.code).toBe(0);
+      expect(help.stdout).toMatch(/^Usage: grouparoo-stream /);
+    }
     // Without the flag, the same config validates.
     expect((await spawned([], ["validate", "--config", example])).code).toBe(0);
   });

@@ -1,7 +1,7 @@
 // The Node flags the daemon runs with (daemon/node-flags.ts), in every place that starts it: the
 // launcher's first line (daemon/cli.ts, through `env -S`), the container's entrypoint
-// (containerfile.test.ts), and `npm run bench:scale`; and this Node accepts each of them (a flag V8
-// dropped would stop every start).
+// (containerfile.test.ts), `npm run bench:scale` and README's Operations table; and this Node accepts
+// each of them (a flag V8 dropped would stop every start).
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
@@ -12,6 +12,11 @@ const read = (path: string) => readFileSync(new URL(`../../../${path}`, import.m
 describe("the launcher's Node flags", () => {
   it("are the first line of daemon/cli.ts, through env -S", () => {
     expect(read("daemon/cli.ts").split("\n")[0]).toBe(`#!/usr/bin/env -S node ${NODE_FLAGS.join(" ")}`);
+  });
+
+  it("are the ones README's Operations table names", () => {
+    const row = read("README.md").split("\n").find((line) => line.startsWith("| Node flags |")) ?? "";
+    expect(row).toContain(`the \`grouparoo-stream\` launcher runs Node with \`${NODE_FLAGS.join(" ")}\``);
   });
 
   it("start the in-process scale benchmark too", () => {
