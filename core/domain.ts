@@ -5,7 +5,7 @@ import { aggregateHash, type AggregateSpec } from "./aggregates.js";
 import type { GroupRuleConfig, PropertyConfig } from "./config/schema.js";
 import type { Config } from "./config/types.js";
 import { compileGroup, type CompiledGroup, type GroupRuleSpec } from "./rules.js";
-import { TOP_LEVEL_RULE_KEYS, type PropertyType, type PropertyValue, type SyncMode, type Collection } from "./vocabulary.js";
+import { topLevelRuleType, type PropertyType, type PropertyValue, type SyncMode, type Collection } from "./vocabulary.js";
 
 export interface PropertyDef {
   id: string;
@@ -166,7 +166,7 @@ export function compileDomain(config: Config): Domain {
   const groups = new Map<string, CompiledGroup & { modelId: string; fingerprint: string }>();
   for (const g of config.groups) {
     const rules: GroupRuleSpec[] = g.rules.map((r) => {
-      const topLevel = (TOP_LEVEL_RULE_KEYS as Record<string, PropertyType>)[r.propertyId];
+      const topLevel = topLevelRuleType(r.propertyId);
       const property = properties.get(r.propertyId);
       return ruleSpecOf(r, topLevel ?? property?.type ?? "string", property?.isArray === true);
     });

@@ -10,7 +10,7 @@ import {
   RELATIVE_UNITS,
   RULE_OPERATORS,
   RULE_OPERATORS_BY_TYPE,
-  TOP_LEVEL_RULE_KEYS,
+  topLevelRuleType,
 } from "./vocabulary.js";
 import { civilFromDays, DAY_MS, daysFromCivil, parseDateMatch } from "./dates.js";
 import type { MatchType, PropertyScalar, PropertyType, PropertyValue, RelativeUnit, RuleOperator } from "./vocabulary.js";
@@ -128,8 +128,8 @@ export function ruleProblems(spec: GroupRuleSpec): RuleProblem[] {
   if (typeof key !== "string" || key === "") return [{ field: "key", message: "must be a non-empty string" }];
   if (!(PROPERTY_TYPES as readonly string[]).includes(type)) return [{ field: "type", message: `must be one of ${PROPERTY_TYPES.join(", ")} (got ${show(type)})` }];
   if (!RULE_OPERATORS.includes(op)) return [{ field: "op", message: `must be one of ${RULE_OPERATORS.join(", ")} (got ${show(op)})` }];
-  if (Object.hasOwn(TOP_LEVEL_RULE_KEYS, key)) {
-    const topType = TOP_LEVEL_RULE_KEYS[key as keyof typeof TOP_LEVEL_RULE_KEYS];
+  const topType = topLevelRuleType(key);
+  if (topType !== undefined) {
     if (type !== topType) return [{ field: "key", message: `top-level key ${key} has type ${topType}, not ${type}` }];
     if (spec.isArray) return [{ field: "key", message: `top-level key ${key} is not an array` }];
   }

@@ -43,6 +43,10 @@ export type RelativeUnit = (typeof RELATIVE_UNITS)[number];
 /** Columns every record has without a source: rules may read them as "top-level" properties. */
 export const TOP_LEVEL_RULE_KEYS = { grouparooId: "string", grouparooCreatedAt: "date" } as const satisfies Record<string, PropertyType>;
 export type TopLevelRuleKey = keyof typeof TOP_LEVEL_RULE_KEYS;
+/** The type of a top-level rule key, or undefined for a property id (`constructor` and `toString` included: own keys only). */
+export function topLevelRuleType(key: string): PropertyType | undefined {
+  return Object.hasOwn(TOP_LEVEL_RULE_KEYS, key) ? TOP_LEVEL_RULE_KEYS[key as TopLevelRuleKey] : undefined;
+}
 
 export const MATCH_TYPES = ["all", "any"] as const;
 export type MatchType = (typeof MATCH_TYPES)[number];

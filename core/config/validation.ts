@@ -15,6 +15,8 @@ export interface Entry {
   value?: Record<string, unknown>;
 }
 
+/** The one id the pattern allows that no object may take: `__proto__` (see add). */
+const RESERVED_ID = "__proto__";
 const article = (word: string) => (/^[aeiou]/i.test(word) ? "an" : "a");
 
 export class Validation {
@@ -52,6 +54,12 @@ export class Validation {
 
   /** Registers an object by class and id; false (and an issue) when the id is taken. */
   add(entry: Entry): boolean {
+    if (entry.id === RESERVED_ID) {
+      // Records hold their values, and the daemon many of its maps, in plain objects keyed by id: there
+      // `__proto__` is the prototype, and a value set under it would be lost without a word.
+      this.report(entry, "id", `"${RESERVED_ID}" is reserved (JavaScript objects cannot hold it as a key, so what is kept under it would be lost); choose another id`);
+      return false;
+    }
     const sameClass = this.byClass.get(entry.cls);
     const previous = sameClass?.get(entry.id);
     if (previous) {

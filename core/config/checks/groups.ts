@@ -2,7 +2,7 @@
 // one compileGroup applies, so a group that validates is a group the daemon can evaluate).
 import { groupProblems, ruleProblems } from "../../rules.js";
 import { ruleSpecOf } from "../../domain.js";
-import { TOP_LEVEL_RULE_KEYS, type PropertyType } from "../../vocabulary.js";
+import { topLevelRuleType } from "../../vocabulary.js";
 import type { GroupConfig } from "../schema.js";
 import type { Validation } from "../validation.js";
 
@@ -13,7 +13,7 @@ export function checkGroups(v: Validation): void {
     for (const p of groupProblems({ matchType: group.matchType ?? "all", rules: group.rules })) v.report(entry, p.field, p.message);
     if (group.rules.length === 0) v.report(entry, "rules", "is empty; a group without rules matches nobody", "warning");
     group.rules.forEach((rule, i) => {
-      const topLevel = (TOP_LEVEL_RULE_KEYS as Record<string, PropertyType>)[rule.propertyId];
+      const topLevel = topLevelRuleType(rule.propertyId);
       const property = topLevel === undefined ? v.propertyOfModel(entry, ["rules", i, "propertyId"], rule.propertyId, group.modelId) : undefined;
       const type = topLevel ?? property?.type;
       if (type === undefined) return;

@@ -37,6 +37,7 @@ const cases: [string, (o: Obj[]) => void, Expected[]][] = [
   ["missing id", (o) => o.push({ class: "model" }), [e("model", "#19", "id", "is required")]],
   ["id with spaces", (o) => o.push({ class: "Model", id: "bad id" }), [e("model", "bad id", "id", 'may contain only letters, digits and _ . : - (got "bad id")')]],
   ["duplicate id in a class", (o) => o.push({ class: "model", id: "users" }), [e("model", "users", "id", "duplicate model id; also defined in config.yml (item 3)")]],
+  ["the id __proto__", (o) => o.push({ class: "model", id: "__proto__" }), [e("model", "__proto__", "id", '"__proto__" is reserved (JavaScript objects cannot hold it as a key, so what is kept under it would be lost); choose another id')]],
   ["unknown field", (o) => (find(o, "users").colour = "red"), [e("model", "users", "colour", "is not a known field")]],
   // Apps
   ["unknown app type", (o) => (find(o, "bus").type = "rabbitmq"), [e("app", "bus", "type", 'must be one of postgres, kafka, webhook, file (got "rabbitmq")')]],
