@@ -513,7 +513,7 @@ export class BatchApplier {
         t.dirty = true;
       }
       for (const property of source.properties) {
-        const raw = after[property.column];
+        const raw = own(after, property.column);
         if (raw === undefined && merge && existed) continue;
         this.setProperty(t, property, this.normalize(property, raw));
       }

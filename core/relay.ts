@@ -109,7 +109,7 @@ export class RelayRouter {
     const row = change.after ?? {};
     let absent = false;
     for (const entry of source.mapping) {
-      const raw = row[entry.column];
+      const raw = Object.hasOwn(row, entry.column) ? row[entry.column] : undefined;
       if (raw === undefined) absent = true;
       const { value } = normalizeValue(entry.type, raw);
       if (value !== null) return valueKey(value);

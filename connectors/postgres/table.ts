@@ -161,7 +161,7 @@ export const postgresTableDestination: DestinationComponent = {
   metrics: [],
   check(destination, context) {
     const { primaryKey } = destination.options as PostgresTableOptions;
-    const propertyId = destination.mapping[primaryKey];
+    const propertyId = Object.hasOwn(destination.mapping, primaryKey) ? destination.mapping[primaryKey] : undefined;
     const problems: FieldProblem[] = [];
     if (propertyId === undefined) problems.push({ field: ["options", "primaryKey"], message: `"${primaryKey}" is not a remote field of the mapping` });
     else if (context.property(propertyId)?.unique === false) {

@@ -15,8 +15,20 @@ export interface Entry {
   value?: Record<string, unknown>;
 }
 
-/** The one id the pattern allows that no object may take: `__proto__` (see add). */
-const RESERVED_ID = "__proto__";
+/**
+ * Whether an id or a key names a member every JavaScript object has (`__proto__`, `constructor`,
+ * `toString`, ...): records, definitions and mappings are plain objects keyed by them, where such a
+ * name reads the inherited member, or (`__proto__`) cannot be held at all.
+ */
+const reserved = (key: string): boolean => key in Object.prototype;
+const RESERVED = (what: string) => `"${what}" is reserved: every JavaScript object has a member of that name, and the daemon keeps objects keyed by it`;
+
+/** The paths under `value` of keys that are reserved (a mapping's `__proto__: first_name`, say). */
+function reservedKeys(value: unknown, path: FieldPath = []): { path: FieldPath; key: string }[] {
+  if (Array.isArray(value)) return value.flatMap((item, i) => reservedKeys(item, [...path, i]));
+  if (value === null || typeof value !== "object") return [];
+  return Object.keys(value).flatMap((key) => [...(reserved(key) ? [{ path: [...path, key], key }] : []), ...reservedKeys((value as Record<string, unknown>)[key], [...path, key])]);
+}
 const article = (word: string) => (/^[aeiou]/i.test(word) ? "an" : "a");
 
 export class Validation {
@@ -54,12 +66,15 @@ export class Validation {
 
   /** Registers an object by class and id; false (and an issue) when the id is taken. */
   add(entry: Entry): boolean {
-    if (entry.id === RESERVED_ID) {
-      // Records hold their values, and the daemon many of its maps, in plain objects keyed by id: there
-      // `__proto__` is the prototype, and a value set under it would be lost without a word.
-      this.report(entry, "id", `"${RESERVED_ID}" is reserved (JavaScript objects cannot hold it as a key, so what is kept under it would be lost); choose another id`);
+    if (reserved(entry.id)) {
+      // Under `__proto__` a record's value was lost without a word; under `constructor` a removed object
+      // looked still there to the planning of Runs.
+      this.report(entry, "id", `${RESERVED(entry.id)}; choose another id`);
       return false;
     }
+    // A field of the object itself is the shape check's ("is not a known field"), except `__proto__`,
+    // which it cannot see.
+    for (const { path, key } of reservedKeys(entry.raw.value)) if (path.length > 1 || key === "__proto__") this.report(entry, path, `${RESERVED(key)}; choose another name`);
     const sameClass = this.byClass.get(entry.cls);
     const previous = sameClass?.get(entry.id);
     if (previous) {

@@ -64,9 +64,8 @@ export function interpolate(
   }
   if (Array.isArray(value)) return value.map((item, i) => interpolate(item, env, onMissing, [...path, i]));
   if (value !== null && typeof value === "object") {
-    const out: Record<string, unknown> = {};
-    for (const [key, item] of Object.entries(value)) out[key] = interpolate(item, env, onMissing, [...path, key]);
-    return out;
+    // Own keys whatever their name (a `__proto__` key stays a key, for the validation to refuse it).
+    return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, interpolate(item, env, onMissing, [...path, key])]));
   }
   return value;
 }

@@ -119,7 +119,7 @@ export function configReferenceMarkdown(catalog: ComponentCatalog = builtinCompo
   const schemas = classSchemas(typesOf(catalog));
   const OPTIONS_BY_TYPE = optionsByType(catalog);
   out.push(
-    "Every object has `class` (case-insensitive), `id` (unique within its class: letters, digits and `_ . : -`; `__proto__` is reserved) and an optional `name`.",
+    "Every object has `class` (case-insensitive), `id` (unique within its class: letters, digits and `_ . : -`; names every JavaScript object has a member under, such as `__proto__`, `constructor` or `toString`, are reserved, as ids and as keys of a mapping or an option) and an optional `name`.",
     "String values may use `${VAR}` or `${VAR:-default}`; an unset variable without a default is an error.",
     "The same schema is published as JSON Schema in `schema/grouparoo-stream.schema.json` for editors.",
     "",

@@ -1,62 +1,46 @@
-// Ids that every JavaScript object inherits a member under (`constructor`, `toString`, `valueOf`) are
-// ordinary ids: a property named so holds its value, an aggregate named so is built without a
-// "repair", and a group's rule on one reads the property (not a top-level key). `__proto__`, which
-// an object cannot hold as a key at all, is refused by the config (invalid-configs.test.ts).
+// Names every JavaScript object inherits a member under (`constructor`, `toString`, `__proto__`, ...):
+// as ids or as mapping keys the config refuses them (invalid-configs.test.ts); as a source's column
+// names they are ordinary columns: a row without one lacks it (it does not read the inherited
+// member), so an update that leaves it out keeps the record's value.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { validateObjects } from "../../../daemon/config/validate.js";
 import { Store } from "../../../state/store.js";
 import { applyBatch } from "../../../streams/batch.js";
-import { asRaw } from "../../helpers/config.js";
-import { change, coreConfigObjects, coreDomain, dumpRecords, recompute, rowsAfter } from "../../helpers/core.js";
+import { change, coreDomain } from "../../helpers/core.js";
 
 const NOW = Date.UTC(2026, 10, 1);
 const extra = [
-  { class: "property", id: "constructor", type: "string", sourceId: "users_table", options: { column: "first_name" } },
-  { class: "property", id: "toString", type: "boolean", sourceId: "users_table", options: { column: "vip" } },
-  { class: "property", id: "valueOf", type: "integer", sourceId: "purchases_table", options: { column: "id", aggregationMethod: "count" } },
-  {
-    class: "group",
-    id: "hasOwnProperty",
-    modelId: "users",
-    rules: [
-      { propertyId: "constructor", op: "eq", match: "Ada" },
-      { propertyId: "valueOf", op: "gte", match: 1 },
-    ],
-  },
+  { class: "property", id: "nickname", type: "string", sourceId: "users_table", options: { column: "constructor" } },
+  { class: "property", id: "shown", type: "string", sourceId: "users_table", options: { column: "toString" } },
 ];
 
-describe("ids every object inherits a member under", () => {
+describe("source columns named after what every object inherits", () => {
   let dir: string | undefined;
   afterEach(() => {
     if (dir) rmSync(dir, { recursive: true, force: true });
     dir = undefined;
   });
 
-  it("validate, and the state equals the recomputation, with no repairs", async () => {
-    const validated = validateObjects(asRaw(coreConfigObjects(extra)));
-    expect(validated.issues.filter((i) => i.severity === "error")).toEqual([]);
+  it("are read as the row's own: an update without them keeps the values, a row that never had them holds null, valid", async () => {
     const domain = coreDomain(extra);
-    dir = mkdtempSync(join(tmpdir(), "inherited-ids-"));
+    dir = mkdtempSync(join(tmpdir(), "inherited-columns-"));
     const store = Store.open(dir);
     try {
-      const changes = [
-        change("users_table", "insert", "1", { id: 1, email: "a@example.com", first_name: "Ada", vip: true }),
+      await applyBatch(store, domain, [
+        change("users_table", "insert", "1", { id: 1, email: "a@example.com", first_name: "Ada", vip: true, constructor: "Countess", toString: "yes" }),
         change("users_table", "insert", "2", { id: 2, email: "b@example.com", first_name: "Bob", vip: false }),
-        change("purchases_table", "insert", "10", { id: 10, user_id: 1, amount: 5, state: "paid", sku: "A", created_at: new Date(NOW - 1000) }),
-        change("purchases_table", "insert", "11", { id: 11, user_id: 2, amount: 7, state: "paid", sku: "B", created_at: new Date(NOW - 500) }),
-      ];
-      const first = await applyBatch(store, domain, changes.slice(0, 3), NOW);
-      const second = await applyBatch(store, domain, changes.slice(3), NOW);
-      expect([...first.repairs, ...second.repairs]).toEqual([]);
-      const held = dumpRecords(store);
-      expect(held).toEqual(recompute(domain, rowsAfter(changes, changes.length), NOW));
-      expect(held.get("1")?.values).toMatchObject({ constructor: "Ada", toString: true, valueOf: 1 });
-      expect(held.get("2")?.values).toMatchObject({ constructor: "Bob", toString: false, valueOf: 1 });
-      expect(held.get("1")?.groups).toContain("hasOwnProperty");
-      expect(held.get("2")?.groups).not.toContain("hasOwnProperty");
+      ], NOW);
+      // An update carrying only some columns (Postgres leaves unchanged TOASTed ones out).
+      const result = await applyBatch(store, domain, [change("users_table", "update", "1", { id: 1, first_name: "Ada L." })], NOW + 1);
+      expect(result.repairs).toEqual([]);
+      const ada = store.getRecord("users", "1");
+      expect(ada?.values).toMatchObject({ first_name: "Ada L.", nickname: "Countess", shown: "yes" });
+      expect(ada?.invalid).toEqual({});
+      const bob = store.getRecord("users", "2");
+      expect(bob?.values).toMatchObject({ nickname: null, shown: null });
+      expect(bob?.invalid).toEqual({});
     } finally {
       await store.close();
     }

@@ -37,7 +37,19 @@ const cases: [string, (o: Obj[]) => void, Expected[]][] = [
   ["missing id", (o) => o.push({ class: "model" }), [e("model", "#19", "id", "is required")]],
   ["id with spaces", (o) => o.push({ class: "Model", id: "bad id" }), [e("model", "bad id", "id", 'may contain only letters, digits and _ . : - (got "bad id")')]],
   ["duplicate id in a class", (o) => o.push({ class: "model", id: "users" }), [e("model", "users", "id", "duplicate model id; also defined in config.yml (item 3)")]],
-  ["the id __proto__", (o) => o.push({ class: "model", id: "__proto__" }), [e("model", "__proto__", "id", '"__proto__" is reserved (JavaScript objects cannot hold it as a key, so what is kept under it would be lost); choose another id')]],
+  ["the id __proto__", (o) => o.push({ class: "model", id: "__proto__" }), [e("model", "__proto__", "id", '"__proto__" is reserved: every JavaScript object has a member of that name, and the daemon keeps objects keyed by it; choose another id')]],
+  ["the id constructor", (o) => o.push({ class: "group", id: "constructor", modelId: "users", rules: [{ propertyId: "email", op: "exists" }] }), [e("group", "constructor", "id", '"constructor" is reserved: every JavaScript object has a member of that name, and the daemon keeps objects keyed by it; choose another id')]],
+  [
+    "a mapping key toString, and one __proto__ (as JSON and YAML hold it: an own key)",
+    (o) => {
+      const crm = find(o, "crm");
+      crm.mapping = Object.fromEntries([...Object.entries(crm.mapping as Obj), ["toString", "email"], ["__proto__", "email"]]);
+    },
+    [
+      e("destination", "crm", "mapping.toString", '"toString" is reserved: every JavaScript object has a member of that name, and the daemon keeps objects keyed by it; choose another name'),
+      e("destination", "crm", "mapping.__proto__", '"__proto__" is reserved: every JavaScript object has a member of that name, and the daemon keeps objects keyed by it; choose another name'),
+    ],
+  ],
   ["unknown field", (o) => (find(o, "users").colour = "red"), [e("model", "users", "colour", "is not a known field")]],
   // Apps
   ["unknown app type", (o) => (find(o, "bus").type = "rabbitmq"), [e("app", "bus", "type", 'must be one of postgres, kafka, webhook, file (got "rabbitmq")')]],
@@ -255,6 +267,11 @@ const cases: [string, (o: Obj[]) => void, Expected[]][] = [
     "postgres-table primaryKey not mapped",
     (o) => Object.assign(find(o, "crm"), { type: "postgres-table", appId: "shop_db", options: { table: "contacts", primaryKey: "user_id" } }),
     [e("destination", "crm", "options.primaryKey", '"user_id" is not a remote field of the mapping')],
+  ],
+  [
+    "postgres-table primaryKey named after what every object inherits, not mapped",
+    (o) => Object.assign(find(o, "crm"), { type: "postgres-table", appId: "shop_db", options: { table: "contacts", primaryKey: "toString" } }),
+    [e("destination", "crm", "options.primaryKey", '"toString" is not a remote field of the mapping')],
   ],
   [
     "postgres-table primaryKey on a non-unique property",

@@ -70,6 +70,15 @@ describe("readConfig", () => {
     ]);
   });
 
+  it("keeps a key named __proto__ as a key, so that the validation refuses it by name", () => {
+    const path = write("model.yml", "class: model\nid: users\n__proto__: { polluted: true }\n");
+    const { objects, issues } = readConfig(path, {});
+    expect(issues).toEqual([]);
+    expect(Object.hasOwn(objects[0]?.value ?? {}, "__proto__")).toBe(true);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect(errors(path)[0]).toEqual({ file: path, id: "users", field: "__proto__", message: '"__proto__" is reserved: every JavaScript object has a member of that name, and the daemon keeps objects keyed by it; choose another name' });
+  });
+
   it("uses the default when the variable is set but empty, like the shell", () => {
     expect(interpolate("${A:-x}-${B}", { A: "", B: "" }, () => undefined)).toBe("x-");
   });
