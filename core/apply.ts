@@ -6,7 +6,7 @@
 // interface; state/ implements it inside one LMDB write transaction.
 import { aggregateValue, applyRowChange, emptyAggregate, type AggregateState } from "./aggregates.js";
 export { applyRowChange, emptyAggregate, type AggregateState };
-import type { Change, Row } from "./change.js";
+import { columnOf, type Change, type Row } from "./change.js";
 import type { Domain, ModelDef, PropertyDef, RecordValueMap, SourceDef } from "./domain.js";
 import { planExport, type ExportPlan, type RemoteState } from "./exports.js";
 import { isMember, nextBoundary, type CompiledGroup } from "./rules.js";
@@ -353,7 +353,7 @@ export class BatchApplier {
     for (const propertyId of propertyIds) {
       const property = this.domain.properties.get(propertyId);
       if (!property || property.modelId !== modelId) continue;
-      const current = own(record.aggregates, propertyId);
+      const current = record.aggregates[propertyId];
       if (current?.g === property.aggregateHash) {
         // Built by this definition already (a change reached the record meanwhile): kept, its value
         // typed again (a change of the property's type alone leaves the aggregate as it was).
@@ -377,10 +377,10 @@ export class BatchApplier {
     const record = t?.current;
     if (!t || !record) return;
     for (const propertyId of what.properties ?? []) {
-      if (Object.hasOwn(record.values, propertyId) || Object.hasOwn(record.invalid, propertyId) || Object.hasOwn(record.aggregates, propertyId)) {
+      if (propertyId in record.values || propertyId in record.invalid || propertyId in record.aggregates) {
         delete record.values[propertyId];
         delete record.invalid[propertyId];
-        if (Object.hasOwn(record.aggregates, propertyId)) {
+        if (propertyId in record.aggregates) {
           delete record.aggregates[propertyId];
           // A missing state no longer means "no rows yet" (the property may come back under the same
           // definitions, its removal undone): a change rebuilds it from the record's rows.
@@ -394,7 +394,7 @@ export class BatchApplier {
         record.groups = record.groups.filter((g) => g !== groupId);
         t.dirty = true;
       }
-      const boundary = own(record.boundaries, groupId);
+      const boundary = record.boundaries[groupId];
       if (boundary !== undefined) {
         this.state.setBoundary(modelId, groupId, recordId, boundary, null);
         delete record.boundaries[groupId];
@@ -513,7 +513,7 @@ export class BatchApplier {
         t.dirty = true;
       }
       for (const property of source.properties) {
-        const raw = own(after, property.column);
+        const raw = columnOf(after, property.column);
         if (raw === undefined && merge && existed) continue;
         this.setProperty(t, property, this.normalize(property, raw));
       }
@@ -565,7 +565,7 @@ export class BatchApplier {
     if (!record) return;
     // Releasing its unique values sends the rows attached through them back to pending.
     for (const property of t.model.properties) {
-      const value = own(record.values, property.id);
+      const value = record.values[property.id];
       if (property.unique && value !== undefined && value !== null && !Array.isArray(value)) this.releaseUnique(t, property, valueKey(value));
     }
     t.current = null;
@@ -589,7 +589,7 @@ export class BatchApplier {
     const others = () => this.rowsOf(model.id, recordId, source.id);
     for (const property of source.properties) {
       const spec = property.aggregate;
-      let state = own(record.aggregates, property.id);
+      let state = record.aggregates[property.id];
       let next: AggregateState;
       // No state: a record created under these definitions has no rows for it yet.
       if (state === undefined && (t.before === null || t.recreated || record.defs === model.aggregatesHash)) {
@@ -665,7 +665,7 @@ export class BatchApplier {
     if (!record) return;
     let value = next.value;
     let reason = next.invalidReason;
-    const old = own(record.values, property.id) ?? null;
+    const old = record.values[property.id] ?? null;
     if (property.unique && !Array.isArray(value)) {
       const oldKey = old === null || Array.isArray(old) ? null : valueKey(old);
       const newKey = value === null ? null : valueKey(value);
@@ -684,12 +684,12 @@ export class BatchApplier {
     if (!sameValue(old, value)) {
       if (!t.changed.includes(property.id)) t.changed.push(property.id);
       record.values[property.id] = value;
-    } else if (!Object.hasOwn(record.values, property.id)) {
+    } else if (!(property.id in record.values)) {
       // Every property has a value, null included, so records read the same whichever way they were built.
       record.values[property.id] = value;
       t.dirty = true;
     }
-    if (own(record.invalid, property.id) !== reason) {
+    if (record.invalid[property.id] !== reason) {
       if (reason === undefined) delete record.invalid[property.id];
       else record.invalid[property.id] = reason;
       t.dirty = true;
@@ -771,7 +771,7 @@ export class BatchApplier {
       }
       if (group.hasRelativeRules) {
         const next = nextBoundary(group, record.values, this.now, record.id, record.createdAt);
-        const previous = t.recreated ? (t.before ? own(t.before.boundaries, group.id) : undefined) : own(record.boundaries, group.id);
+        const previous = t.recreated ? t.before?.boundaries[group.id] : record.boundaries[group.id];
         if (previous !== (next ?? undefined)) {
           this.state.setBoundary(model.id, group.id, record.id, previous, next);
           t.dirty = true;
@@ -917,11 +917,3 @@ function mergeRow(stored: Row, after: Row): Row {
 
 /** The keys a rule can read on every record, beside properties. */
 export const TOP_LEVEL_KEYS = Object.keys(TOP_LEVEL_RULE_KEYS);
-
-/**
- * A record's entry by a property or group id, its own only: an id such as `constructor` or `toString`
- * must not read what every object inherits under that name.
- */
-function own<T>(map: Readonly<Record<string, T>>, key: string): T | undefined {
-  return Object.hasOwn(map, key) ? map[key] : undefined;
-}

@@ -4,6 +4,15 @@
 /** A decoded source row: column name → value (numbers, strings, booleans, null, Dates, arrays, JSON). */
 export type Row = Readonly<Record<string, unknown>>;
 
+/**
+ * A row's column, its own only (undefined when the row lacks it): a source's column may be named
+ * `constructor` or `toString`. (Ids may not: the config refuses every name an object inherits a member
+ * under, so a record's entries by id are read directly.)
+ */
+export function columnOf(row: Row, column: string): unknown {
+  return Object.hasOwn(row, column) ? row[column] : undefined;
+}
+
 /** `marker` carries only a position (the end of a snapshot, a heartbeat): no row changes. */
 export type ChangeOp = "insert" | "update" | "delete" | "truncate" | "snapshot" | "marker";
 export const CHANGE_OPS: readonly ChangeOp[] = ["insert", "update", "delete", "truncate", "snapshot", "marker"];

@@ -6,7 +6,7 @@
 // row whose key value changes moves: a delete goes to the old record's partition first. Deletes carry
 // only the row's own key, so the relay keeps each row's route (RouteState): its only state. Truncates
 // and snapshot ends go to every partition; undecodable input to the first. Pure over RouteState.
-import type { Change } from "./change.js";
+import { columnOf, type Change } from "./change.js";
 import type { Domain, SourceDef } from "./domain.js";
 import { normalizeValue } from "./values.js";
 import type { PropertyValue } from "./vocabulary.js";
@@ -109,7 +109,7 @@ export class RelayRouter {
     const row = change.after ?? {};
     let absent = false;
     for (const entry of source.mapping) {
-      const raw = Object.hasOwn(row, entry.column) ? row[entry.column] : undefined;
+      const raw = columnOf(row, entry.column);
       if (raw === undefined) absent = true;
       const { value } = normalizeValue(entry.type, raw);
       if (value !== null) return valueKey(value);
