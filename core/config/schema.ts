@@ -20,7 +20,9 @@ export const literals = <T extends string>(values: readonly T[], description: st
     { description, ...(defaultValue === undefined ? {} : { default: defaultValue }) },
   );
 
-const Id = Type.String({ minLength: 1, pattern: "^[A-Za-z0-9_.:-]+$", description: "Unique id within its class; other objects refer to it. Names every JavaScript object has a member under (`__proto__`, `constructor`, `toString`, ...) are reserved." });
+/** The characters of an id, of every class. */
+export const ID_PATTERN = "^[A-Za-z0-9_.:-]+$";
+const Id = Type.String({ minLength: 1, pattern: ID_PATTERN, description: "Unique id within its class; other objects refer to it. Names every JavaScript object has a member under (`__proto__`, `constructor`, `toString`, ...) are reserved." });
 const Ref = (what: string) => Type.String({ minLength: 1, description: `Id of the ${what}.` });
 const Name = Type.Optional(Type.String({ description: "Display name (defaults to the id)." }));
 const Scalar = Type.Union([Type.String(), Type.Number(), Type.Boolean(), Type.Null()]);

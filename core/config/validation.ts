@@ -21,6 +21,8 @@ export interface Entry {
  * name reads the inherited member, or (`__proto__`) cannot be held at all.
  */
 const reserved = (key: string): boolean => key in Object.prototype;
+/** The reserved names (see reserved) one by one, for the JSON Schema published for editors. */
+export const RESERVED_NAMES: readonly string[] = Object.getOwnPropertyNames(Object.prototype).sort();
 const RESERVED = (what: string) => `"${what}" is reserved: every JavaScript object has a member of that name, and the daemon keeps objects keyed by it`;
 
 /** The paths under `value` of keys that are reserved (a mapping's `__proto__: first_name`, say). */
