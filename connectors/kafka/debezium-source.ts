@@ -27,7 +27,9 @@ export const KafkaDebeziumOptions = Type.Object(
   {
     topic: Type.String({ minLength: 1, description: "Topic carrying the change events, or /regex/ for every matching topic." }),
     format: Type.Optional(literals(["debezium", "debezium-unwrapped", "json"], "Message format.", "debezium")),
-    deadLetterTopic: Type.Optional(Type.String({ minLength: 1, description: "Also copy messages that cannot be decoded to this topic (with the reason in headers)." })),
+    deadLetterTopic: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 249, pattern: "^[A-Za-z0-9._-]+$", description: "Also copy messages that cannot be decoded to this topic (with the reason in headers); not one the source reads." }),
+    ),
     maxMessageBytes: Type.Optional(Type.Integer({ minimum: 1, default: 1048576, description: "Larger messages are dead-lettered, not decoded." })),
     unavailableValuePlaceholder: Type.Optional(
       Type.String({
@@ -91,10 +93,7 @@ export class KafkaDebeziumSource extends ChangeReader {
   }
 
   private sourceFor(topic: string): KafkaSource | undefined {
-    return this.sources.find((s) => {
-      const t = s.options.topic;
-      return t.startsWith("/") && t.endsWith("/") && t.length > 2 ? new RegExp(t.slice(1, -1)).test(topic) : t === topic;
-    });
+    return this.sources.find((s) => readsTopic(s.options.topic, topic));
   }
 
   private async start(): Promise<void> {
@@ -202,7 +201,7 @@ export class KafkaDebeziumSource extends ChangeReader {
           bytes: size,
           key: message.key?.subarray(0, KEEP_RAW_BYTES).toString("base64") ?? null,
           value: message.value?.subarray(0, KEEP_RAW_BYTES).toString("base64") ?? null,
-          truncated: size > 2 * KEEP_RAW_BYTES,
+          truncated: (message.key?.length ?? 0) > KEEP_RAW_BYTES || (message.value?.length ?? 0) > KEEP_RAW_BYTES,
         };
         this.logger.warn({ topic: batch.topic, partition: batch.partition, offset: message.offset, reason: decoded.reason }, "undecodable message set aside as a dead letter");
         if (source.options.deadLetterTopic && this.producer) {
@@ -319,10 +318,32 @@ export class KafkaDebeziumSource extends ChangeReader {
 
 }
 
+/** Whether a source's `topic` option (a name, or /regex/) covers the topic. */
+function readsTopic(option: string, topic: string): boolean {
+  return option.startsWith("/") && option.endsWith("/") && option.length > 2 ? new RegExp(option.slice(1, -1)).test(topic) : option === topic;
+}
+
 export const kafkaDebeziumSource: SourceComponent = {
   type: "kafka-debezium",
   appType: "kafka",
   options: KafkaDebeziumOptions,
+  check(source) {
+    const options = source.options as Static<typeof KafkaDebeziumOptions>;
+    if (options.topic.startsWith("/") && options.topic.endsWith("/") && options.topic.length > 2) {
+      try {
+        new RegExp(options.topic.slice(1, -1));
+      } catch (error) {
+        return [{ field: ["options", "topic"], message: `${options.topic} is not a valid regular expression: ${(error as Error).message}` }];
+      }
+    }
+    const dlq = options.deadLetterTopic;
+    // The source would read its own copies of what it cannot decode, set each aside again and copy it
+    // again, without end.
+    if (dlq !== undefined && readsTopic(options.topic, dlq)) {
+      return [{ field: ["options", "deadLetterTopic"], message: `the source reads "${dlq}" itself (topic ${options.topic}): each message it cannot decode would come back, be set aside and copied again without end; choose a topic it does not read` }];
+    }
+    return [];
+  },
   metrics: [METRICS.kafkaConsumerLag],
   // Once the group has consumed a topic, a source added on it reads only new messages: it is replayed.
   needsReread: (source, app, positions) => {
@@ -330,8 +351,7 @@ export const kafkaDebeziumSource: SourceComponent = {
     const prefix = `kafka:${app.id}:`;
     return [...positions.keys()].some((stream) => {
       if (!stream.startsWith(prefix)) return false;
-      const consumed = stream.slice(prefix.length, stream.lastIndexOf(":"));
-      return topic.startsWith("/") && topic.endsWith("/") && topic.length > 2 ? new RegExp(topic.slice(1, -1)).test(consumed) : consumed === topic;
+      return readsTopic(topic, stream.slice(prefix.length, stream.lastIndexOf(":")));
     });
   },
   create: (app, sources, context) => new KafkaDebeziumSource(app, sources, context),

@@ -335,7 +335,7 @@ describe("kafka-debezium source", () => {
     const dlq = `${topic}-dlq`;
     const producer = kafka.producer();
     await producer.connect();
-    const huge = { key: key(99, false), value: envelope("c", null, { id: 99, first_name: "x".repeat(50_000) }, 1, false) };
+    const huge = { key: key(99, false), value: envelope("c", null, { id: 99, first_name: "x".repeat(70_000) }, 1, false) };
     const messages = [
       ...MALFORMED.flatMap((m, i) => [{ key: m.key, value: m.value }, { key: key(100 + i, false), value: envelope("c", null, { id: 100 + i, first_name: `ok${i}` }, 1, false) }]),
       huge,
@@ -352,9 +352,20 @@ describe("kafka-debezium source", () => {
       if (typeof m.reason === "string") expect(letter?.reason).toBe(m.reason);
       else expect(letter?.reason).toMatch(m.reason);
       expect(letter?.kind).toBe("message");
-      expect(letter?.change.deadLetter?.payload).toMatchObject({ topic, partition: 0, offset: String(2 * i), value: m.value === null ? null : m.value.toString("base64") });
+      expect(letter?.change.deadLetter?.payload).toMatchObject({ topic, partition: 0, offset: String(2 * i), value: m.value === null ? null : m.value.toString("base64"), truncated: false });
     });
     expect(letters.at(-1)?.reason).toBe(`the message is ${huge.key.length + huge.value.length} bytes, over the source's maxMessageBytes 20000`);
+    // Its value is over the 64 KiB kept of it (the key is not): the payload says it was cut.
+    expect(huge.value.length).toBeGreaterThan(65_536);
+    expect(letters.at(-1)?.change.deadLetter?.payload).toEqual({
+      topic,
+      partition: 0,
+      offset: String(messages.length - 1),
+      bytes: huge.key.length + huge.value.length,
+      key: huge.key.toString("base64"),
+      value: huge.value.subarray(0, 65_536).toString("base64"),
+      truncated: true,
+    });
 
     const consumer = kafka.consumer({ groupId: `dlq-${topic}` });
     await consumer.connect();

@@ -132,6 +132,33 @@ const cases: [string, (o: Obj[]) => void, Expected[]][] = [
     [e("source", "purchases_table", "options.format", 'must be one of debezium, debezium-unwrapped, json (got "avro")')],
   ],
   [
+    "kafka-debezium dead-letter topic the source reads",
+    (o) => Object.assign(find(o, "purchases_table"), { type: "kafka-debezium", appId: "bus", options: { topic: "/^shop\\..*/", deadLetterTopic: "shop.dlq" } }),
+    [
+      e(
+        "source",
+        "purchases_table",
+        "options.deadLetterTopic",
+        'the source reads "shop.dlq" itself (topic /^shop\\..*/): each message it cannot decode would come back, be set aside and copied again without end; choose a topic it does not read',
+      ),
+    ],
+  ],
+  [
+    "kafka-debezium dead-letter topic of the source's own topic",
+    (o) => Object.assign(find(o, "purchases_table"), { type: "kafka-debezium", appId: "bus", options: { topic: "shop.purchases", deadLetterTopic: "shop.purchases" } }),
+    [e("source", "purchases_table", "options.deadLetterTopic", 'the source reads "shop.purchases" itself (topic shop.purchases): each message it cannot decode would come back, be set aside and copied again without end; choose a topic it does not read')],
+  ],
+  [
+    "kafka-debezium dead-letter topic Kafka refuses",
+    (o) => Object.assign(find(o, "purchases_table"), { type: "kafka-debezium", appId: "bus", options: { topic: "shop.purchases", deadLetterTopic: "bad topic!" } }),
+    [e("source", "purchases_table", "options.deadLetterTopic", 'does not match ^[A-Za-z0-9._-]+$ (got "bad topic!")')],
+  ],
+  [
+    "kafka-debezium topic regex that does not compile",
+    (o) => Object.assign(find(o, "purchases_table"), { type: "kafka-debezium", appId: "bus", options: { topic: "/shop.[/" } }),
+    [e("source", "purchases_table", "options.topic", "/shop.[/ is not a valid regular expression: Invalid regular expression: /shop.[/: Unterminated character class")],
+  ],
+  [
     "two primary sources",
     (o) =>
       o.push(
