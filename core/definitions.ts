@@ -5,7 +5,7 @@
 // Pure: the caller supplies what the state and the connectors know (which sources would miss their
 // existing rows unless they are read again).
 import type { AggregateSpec } from "./aggregates.js";
-import type { Config } from "./config/types.js";
+import type { ComponentCatalog, Config } from "./config/types.js";
 import type { Domain } from "./domain.js";
 
 export interface ModelDefinition {
@@ -67,10 +67,50 @@ export interface DefinitionUpdate {
   definition: Definitions[DefinitionClass][string] | null;
 }
 
+/**
+ * The options of a source or destination type that change how it works, not what it reads or writes
+ * (SourceSpec and DestinationSpec's operationalOptions: a dead-letter topic, a batch size, a
+ * timeout). They are left out of its definition, so that a change of them alone needs no Run.
+ */
+export type OperationalOptions = (cls: "sources" | "destinations", type: string) => readonly string[] | undefined;
+
+/** The operational options the catalog's source and destination types declare. */
+export function operationalOptionsOf(catalog: ComponentCatalog): OperationalOptions {
+  return (cls, type) => (cls === "sources" ? catalog.sources : catalog.destinations).get(type)?.operationalOptions;
+}
+
+/**
+ * The definitions without the operational options of their sources and destinations (a state may
+ * have recorded them before they were left out): what is compared with a config's.
+ */
+export function withoutOperational(definitions: Definitions, operational: OperationalOptions | undefined): Definitions {
+  if (!operational) return definitions;
+  const strip = <D extends SourceDefinition | DestinationDefinition>(cls: "sources" | "destinations", record: Record<string, D>): Record<string, D> =>
+    Object.fromEntries(Object.entries(record).map(([id, d]) => [id, stripped(cls, d, operational)]));
+  return { ...definitions, sources: strip("sources", definitions.sources), destinations: strip("destinations", definitions.destinations) };
+}
+
+function stripped<D extends SourceDefinition | DestinationDefinition>(cls: "sources" | "destinations", definition: D, operational: OperationalOptions): D {
+  const left = operational(cls, definition.type);
+  if (!left || left.length === 0 || !left.some((key) => Object.hasOwn(definition.options, key))) return definition;
+  return { ...definition, options: Object.fromEntries(Object.entries(definition.options).filter(([key]) => !left.includes(key))) };
+}
+
+/** An unsettled entry with the operational options of its definitions left out (see withoutOperational). */
+export function unsettledWithoutOperational(entries: readonly Unsettled[], operational: OperationalOptions | undefined): Unsettled[] {
+  if (!operational) return [...entries];
+  return entries.map((u) => {
+    if (u.cls !== "sources" && u.cls !== "destinations") return u;
+    const cls = u.cls;
+    const strip = (d: AnyDefinition | null) => (d === null ? null : stripped(cls, d as SourceDefinition | DestinationDefinition, operational));
+    return { ...u, target: strip(u.target), seen: strip(u.seen) as AnyDefinition };
+  });
+}
+
 const sorted = <T>(record: Readonly<Record<string, T>>): Record<string, T> => Object.fromEntries(Object.entries(record).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 
 /** The definitions of a validated config, as the state records them. */
-export function definitionsOf(config: Config, domain: Domain): Definitions {
+export function definitionsOf(config: Config, domain: Domain, operational?: OperationalOptions): Definitions {
   const definitions: Definitions = { models: {}, sources: {}, properties: {}, groups: {}, destinations: {} };
   for (const [id, model] of domain.models) definitions.models[id] = { primarySourceId: model.primarySourceId, primaryKeyPropertyId: model.primaryKeyPropertyId };
   for (const source of config.sources) {
@@ -100,7 +140,7 @@ export function definitionsOf(config: Config, domain: Domain): Definitions {
       groupMemberships: sorted(destination.destinationGroupMemberships ?? {}),
     };
   }
-  return definitions;
+  return withoutOperational(definitions, operational);
 }
 
 /** The definitions of one model and what belongs to it: what a state holding only that model records (a worker's partition). */

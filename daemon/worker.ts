@@ -8,7 +8,7 @@ import { join } from "node:path";
 import type { Logger } from "pino";
 import type { Config } from "../core/config/types.js";
 import type { Domain } from "../core/domain.js";
-import { definitionsOf, definitionsOfModel, type Definitions } from "../core/definitions.js";
+import { definitionsOf, definitionsOfModel, operationalOptionsOf, type Definitions, type OperationalOptions } from "../core/definitions.js";
 import type { ModelTopics } from "../core/partitions.js";
 import { ChangelogReader, PartitionChangelog } from "../connectors/kafka/changelog.js";
 import { ensureModelTopics, TopicLayoutError } from "../connectors/kafka/model-topics.js";
@@ -60,6 +60,7 @@ export class Worker implements Drainable, PartitionOwner {
     private readonly metrics: Metrics,
     private readonly scale: ScaleOutMetrics,
     private readonly marks: PipelineOptions,
+    private readonly operational: OperationalOptions,
   ) {
     this.finished = new Promise((resolve) => (this.settle = resolve));
   }
@@ -97,7 +98,7 @@ export class Worker implements Drainable, PartitionOwner {
       },
     });
     const marks = pipelineOptions(options.maxBatchSize ?? DEFAULT_PIPELINE_OPTIONS.maxBatchSize, options.maxBatchDelayMs ?? DEFAULT_PIPELINE_OPTIONS.maxBatchDelayMs);
-    const worker = new Worker(options, logger, config, domain, destinations, metrics, scale, marks);
+    const worker = new Worker(options, logger, config, domain, destinations, metrics, scale, marks, operationalOptionsOf(registry));
     self.worker = worker;
     const appId = [...apps][0] as string;
     const app = config.apps.find((a) => a.id === appId);
@@ -219,7 +220,7 @@ export class Worker implements Drainable, PartitionOwner {
   /** The config's definitions of one model, computed once. */
   private definitionsOf(modelId: string): Definitions {
     let found = this.definitions.get(modelId);
-    if (!found) this.definitions.set(modelId, (found = definitionsOfModel(definitionsOf(this.config, this.domain), modelId)));
+    if (!found) this.definitions.set(modelId, (found = definitionsOfModel(definitionsOf(this.config, this.domain, this.operational), modelId)));
     return found;
   }
 
@@ -239,6 +240,7 @@ export class Worker implements Drainable, PartitionOwner {
       statePath: join(this.options.state, model, String(partition)),
       domain: this.domain,
       definitions: this.definitionsOf(model),
+      operational: this.operational,
       runEvents: {
         progressed: (run, items) => this.metrics.runItems.inc({ kind: run.kind }, items),
         applied: (_run, result) => recordResult(this.metrics, result),

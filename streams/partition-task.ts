@@ -10,7 +10,7 @@
 import { rmSync } from "node:fs";
 import type { Logger } from "pino";
 import type { Change } from "../core/change.js";
-import { CUT_SHORT_REASON, type Definitions } from "../core/definitions.js";
+import { CUT_SHORT_REASON, type Definitions, type OperationalOptions } from "../core/definitions.js";
 import type { Domain } from "../core/domain.js";
 import type { CapturedTransaction, ChangelogRecord } from "../core/partitions.js";
 import type { ChangelogReader, PartitionChangelog } from "../connectors/kafka/changelog.js";
@@ -70,6 +70,8 @@ export interface PartitionTaskOptions {
   domain: Domain;
   /** The config's definitions of this partition's model (definitionsOfModel): what its state is brought to. */
   definitions: Definitions;
+  /** The operational options of the source and destination types (see core/definitions.ts). */
+  operational?: OperationalOptions;
   runEvents?: RunEvents;
   changelog: PartitionChangelog;
   reader: ChangelogReader;
@@ -215,7 +217,7 @@ export class PartitionTask {
     // so a change that needs them again is refused (whatever this partition has consumed: the relay's
     // topic already holds what the relay read under the old config). A new state has no plan.
     const exportsHeld = () => (this.flow && this.watch ? this.flow.backpressure.outboxHeld(this.watch.depths()) : false);
-    const runs = new Runs({ store, domain: options.domain, schedule: (work) => this.flow?.pipeline.schedule(work), connectorOf: () => undefined, logger: options.logger, exportsHeld, ...(options.runEvents ? { events: options.runEvents } : {}) });
+    const runs = new Runs({ store, domain: options.domain, schedule: (work) => this.flow?.pipeline.schedule(work), connectorOf: () => undefined, logger: options.logger, exportsHeld, ...(options.runEvents ? { events: options.runEvents } : {}), ...(options.operational ? { operational: options.operational } : {}) });
     const needsReread = () => true;
     const empty = store.isEmpty();
     const plan = runs.plan(options.definitions, needsReread, empty);

@@ -5,7 +5,7 @@
 // source's connector: its rows and progress markers flow through the pipeline like every change.
 import type { Logger } from "pino";
 import { applyRowChange, emptyAggregate, type AggregateState, type BatchApplier, type BatchResult } from "../core/apply.js";
-import { cutShort, DEFINITION_CLASSES, modelOf, planRuns, requestedRunChanged, requestedRunObsolete, runCovers, type DefinitionUpdate, type Definitions, type PlannedRun, type RunKind, type RunPlan, type RunSpec, type Unsettled } from "../core/definitions.js";
+import { cutShort, DEFINITION_CLASSES, modelOf, planRuns, unsettledWithoutOperational, withoutOperational, type OperationalOptions, requestedRunChanged, requestedRunObsolete, runCovers, type DefinitionUpdate, type Definitions, type PlannedRun, type RunKind, type RunPlan, type RunSpec, type Unsettled } from "../core/definitions.js";
 import type { Domain } from "../core/domain.js";
 import type { SourceConnector } from "../connectors/types.js";
 import type { StateTransaction, Store } from "../state/store.js";
@@ -100,7 +100,7 @@ export function listRuns(store: Store): RunState[] {
 }
 
 /** The definitions the state records (meta entries def:<class>:<id>), or undefined when it records none. */
-export function storedDefinitions(store: Store): Definitions | undefined {
+export function storedDefinitions(store: Store, operational?: OperationalOptions): Definitions | undefined {
   const entries = store.definitionEntries();
   if (entries.length === 0) return undefined;
   const definitions: Definitions = { models: {}, sources: {}, properties: {}, groups: {}, destinations: {} };
@@ -108,7 +108,7 @@ export function storedDefinitions(store: Store): Definitions | undefined {
     const [, cls, ...id] = key.split(":");
     if ((DEFINITION_CLASSES as readonly string[]).includes(cls ?? "")) (definitions[cls as keyof Definitions] as Record<string, unknown>)[id.join(":")] = value;
   }
-  return definitions;
+  return withoutOperational(definitions, operational);
 }
 
 /** Why a Run an earlier config planned is superseded. */
@@ -117,7 +117,7 @@ const CONFIG_CHANGED = "the config changed before it was done (what it changed i
 /** Meta entries `unsettled:<class>:<id>`: what planned Runs are bringing objects to (core/definitions.ts, Unsettled). */
 const UNSETTLED = "unsettled:";
 
-function writeUpdates(tx: StateTransaction, updates: readonly DefinitionUpdate[]): void {
+function writeUpdates(tx: StateTransaction, updates: readonly DefinitionUpdate[], operational: OperationalOptions | undefined): void {
   for (const u of updates) {
     const key = `def:${u.cls}:${u.id}`;
     if (u.definition === null) tx.deleteMeta(key);
@@ -125,10 +125,12 @@ function writeUpdates(tx: StateTransaction, updates: readonly DefinitionUpdate[]
     // Its target recorded, the object is settled. Its removal recorded on the way to its target (removed,
     // then added again), nothing of it is left in the state: from then on it is only added, not redone.
     const entryKey = `${UNSETTLED}${u.cls}:${u.id}`;
-    const entry = tx.getMeta<Unsettled>(entryKey);
-    if (!entry) continue;
+    const stored = tx.getMeta<Unsettled>(entryKey);
+    if (!stored) continue;
+    // Compared as the definitions are: its target may name operational options a later version leaves out.
+    const entry = unsettledWithoutOperational([stored], operational)[0] as Unsettled;
     if (JSON.stringify(entry.target) === JSON.stringify(u.definition)) tx.deleteMeta(entryKey);
-    else if (u.definition === null && entry.redo) tx.putMeta(entryKey, { ...entry, redo: false });
+    else if (u.definition === null && entry.redo) tx.putMeta(entryKey, { ...stored, redo: false });
   }
 }
 
@@ -173,6 +175,8 @@ export interface RunsContext {
    * than one chunk past its bound. The default never holds.
    */
   exportsHeld?: () => boolean;
+  /** The operational options of each source and destination type, left out of every definition compared (see core/definitions.ts). */
+  operational?: OperationalOptions;
 }
 
 /** How often a Run waiting for the outboxes looks again. */
@@ -206,16 +210,16 @@ export class Runs {
    */
   async start(next: Definitions, needsReread: (sourceId: string) => boolean, isEmpty: boolean): Promise<RunPlan> {
     const { store, logger } = this.context;
-    const recorded = storedDefinitions(store);
+    const recorded = storedDefinitions(store, this.context.operational);
     const stored = this.baseline(next, isEmpty, true, recorded);
     if (stored === undefined) {
       // A new state: what it will hold is read under these definitions from the start.
-      await store.transact((tx) => writeUpdates(tx, allUpdates(next)));
+      await store.transact((tx) => writeUpdates(tx, allUpdates(next), this.context.operational));
       this.starting = false;
       this.next();
       return { runs: [], updates: [] };
     }
-    const unsettled = store.metaWithPrefix<Unsettled>(UNSETTLED);
+    const unsettled = this.unsettled();
     const plan = planRuns(stored, next, { needsReread, unsettled });
     const existing = listRuns(store).filter((r) => r.state === "running" || r.state === "queued");
     const runs: RunState[] = [];
@@ -274,9 +278,9 @@ export class Runs {
       }
       // A state that recorded no definitions records those it is taken to have, so that the next start
       // compares with them (not with nothing: every source would look new); the Runs record the rest.
-      if (recorded === undefined) writeUpdates(tx, allUpdates(stored));
+      if (recorded === undefined) writeUpdates(tx, allUpdates(stored), this.context.operational);
       markUnsettled(tx, stored, next, unsettled, plan);
-      if (plan.runs.length === 0) writeUpdates(tx, plan.updates);
+      if (plan.runs.length === 0) writeUpdates(tx, plan.updates, this.context.operational);
     });
     for (const run of replaced) logger.warn({ run: run.id, kind: run.kind, target: run.target, processed: run.processed, reason: CONFIG_CHANGED }, "run superseded");
     for (const { run, why, again } of superseded) {
@@ -299,9 +303,9 @@ export class Runs {
    */
   async prepare(next: Definitions, needsReread: (sourceId: string) => boolean): Promise<void> {
     const { store } = this.context;
-    const recorded = storedDefinitions(store);
+    const recorded = storedDefinitions(store, this.context.operational);
     if (recorded === undefined) return;
-    const unsettled = store.metaWithPrefix<Unsettled>(UNSETTLED);
+    const unsettled = this.unsettled();
     const plan = planRuns(recorded, next, { needsReread, unsettled });
     if (plan.runs.length === 0 && plan.updates.length === 0) return;
     await store.transact((tx) => markUnsettled(tx, recorded, next, unsettled, plan, true));
@@ -310,7 +314,7 @@ export class Runs {
   /** The plan start() would follow, without writing anything (a worker checks it can carry it out first). */
   plan(next: Definitions, needsReread: (sourceId: string) => boolean, isEmpty: boolean): RunPlan {
     const stored = this.baseline(next, isEmpty, false);
-    return stored === undefined ? { runs: [], updates: [] } : planRuns(stored, next, { needsReread, unsettled: this.context.store.metaWithPrefix<Unsettled>(UNSETTLED) });
+    return stored === undefined ? { runs: [], updates: [] } : planRuns(stored, next, { needsReread, unsettled: this.unsettled() });
   }
 
   /**
@@ -318,7 +322,12 @@ export class Runs {
    * state from before definitions were recorded is taken to match the config, except the groups, whose
    * fingerprints it did record.
    */
-  private baseline(next: Definitions, isEmpty: boolean, warn: boolean, stored = storedDefinitions(this.context.store)): Definitions | undefined {
+  /** What the state marks unsettled, compared as the definitions are (without operational options). */
+  private unsettled(): Unsettled[] {
+    return unsettledWithoutOperational(this.context.store.metaWithPrefix<Unsettled>(UNSETTLED), this.context.operational);
+  }
+
+  private baseline(next: Definitions, isEmpty: boolean, warn: boolean, stored = storedDefinitions(this.context.store, this.context.operational)): Definitions | undefined {
     const { store, logger } = this.context;
     if (stored !== undefined || isEmpty) return stored;
     if (warn) logger.warn("the state records no definitions (an older version wrote it): taking it to match this config, groups excepted");
@@ -406,7 +415,7 @@ export class Runs {
       run.cursor = position;
       this.progressed(run, items);
     }
-    if (runComplete(position)) void this.finish(run, (tx) => writeUpdates(tx, run.updates));
+    if (runComplete(position)) void this.finish(run, (tx) => writeUpdates(tx, run.updates, this.context.operational));
   }
 
   private next(): void {
@@ -418,7 +427,7 @@ export class Runs {
       this.finalUpdates = [];
       this.current = undefined;
       this.recording = true;
-      void this.context.store.transact((tx) => writeUpdates(tx, updates)).then(
+      void this.context.store.transact((tx) => writeUpdates(tx, updates, this.context.operational)).then(
         () => {
           this.recording = false;
           this.next();
@@ -480,7 +489,7 @@ export class Runs {
     }
     const resumeFrom = this.context.store.position(runStream(run.id));
     if (resumeFrom !== undefined && runComplete(resumeFrom)) {
-      await this.finish(run, (tx) => writeUpdates(tx, run.updates));
+      await this.finish(run, (tx) => writeUpdates(tx, run.updates, this.context.operational));
       return;
     }
     await connector.reread({ runId: run.id, sourceIds: [sourceId], ...(resumeFrom === undefined ? {} : { resumeFrom }) });
@@ -824,7 +833,7 @@ export class Runs {
   private async phaseDone(run: RunState, finalize?: (tx: StateTransaction) => void): Promise<boolean> {
     await this.finish(run, (tx) => {
       finalize?.(tx);
-      writeUpdates(tx, run.updates);
+      writeUpdates(tx, run.updates, this.context.operational);
     });
     return true;
   }

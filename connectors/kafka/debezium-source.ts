@@ -327,6 +327,10 @@ export const kafkaDebeziumSource: SourceComponent = {
   type: "kafka-debezium",
   appType: "kafka",
   options: KafkaDebeziumOptions,
+  // Where undecodable messages are copied, and the size past which a message is not decoded, change
+  // nothing already applied: the topic is not replayed for them (messages set aside before stay dead
+  // letters: a Run asked for by hand, rebuild --source, reads the topic again).
+  operationalOptions: ["deadLetterTopic", "maxMessageBytes"],
   check(source) {
     const options = source.options as Static<typeof KafkaDebeziumOptions>;
     if (options.topic.startsWith("/") && options.topic.endsWith("/") && options.topic.length > 2) {

@@ -314,6 +314,8 @@ const pollingSource = (type: string, options: typeof PostgresTableImportOptions 
   appType: "postgres",
   options,
   polling: true,
+  // The rows per query change how a table import pages, not what it reads.
+  ...(type === "postgres-table-import" ? { operationalOptions: ["batchSize"] } : {}),
   connector: "postgres-polling",
   metrics: [],
   // A table import that has a watermark is past the rows behind it; a query import reads every row on every run.

@@ -158,6 +158,7 @@ export const postgresTableDestination: DestinationComponent = {
   type: "postgres-table",
   appType: "postgres",
   options: PostgresTableOptions,
+  operationalOptions: ["statementTimeoutMs"],
   metrics: [],
   check(destination, context) {
     const { primaryKey } = destination.options as PostgresTableOptions;

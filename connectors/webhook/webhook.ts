@@ -108,6 +108,7 @@ export const webhookDestination: DestinationComponent = {
   type: "webhook",
   appType: "webhook",
   options: WebhookDestinationOptions,
+  operationalOptions: ["batchSize"],
   metrics: [],
   delivery: (destination) => {
     const { batchSize } = destination.options as WebhookDestinationOptions;

@@ -72,11 +72,15 @@ export interface SourceSpec extends ComponentSpec<SourceConfig> {
   readonly appType: string;
   /** Read on a schedule (driven by schedule objects) rather than streamed. */
   readonly polling?: boolean;
+  /** Options that change how it reads, not what: a change of them alone needs no Run (see core/definitions.ts). */
+  readonly operationalOptions?: readonly string[];
 }
 
 export interface DestinationSpec extends ComponentSpec<DestinationConfig> {
   /** The app type it writes through. */
   readonly appType: string;
+  /** Options that change how it writes, not what or where: a change of them alone needs no Run (see core/definitions.ts). */
+  readonly operationalOptions?: readonly string[];
 }
 
 /** The component types a config may name, by class. */

@@ -10,6 +10,7 @@ import { Kafka, logLevel } from "kafkajs";
 import { pino } from "pino";
 import { describe, expect, inject, it } from "vitest";
 import { Daemon } from "../../daemon/daemon.js";
+import { listRuns } from "../../streams/runs.js";
 import { freePort } from "../services/process.js";
 import { dumpState, type Obj } from "../helpers/converge.js";
 import { waitFor } from "../helpers/daemon.js";
@@ -86,6 +87,53 @@ describe("kafka-debezium re-read", () => {
         await d.drain("SIGTERM");
         await d.finished;
       }
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
+
+  it("reads nothing again when only how the source reads changes (its dead-letter topic, its size limit)", { timeout: 120_000 }, async () => {
+    const topic = `ops-${randomBytes(4).toString("hex")}`;
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true });
+    await admin.disconnect();
+    const producer = kafka.producer();
+    await producer.connect();
+    const message = (id: number, name: string) => ({ key: String(id), value: JSON.stringify({ id, email: `u${id}@example.com`, name }) });
+    const send = (id: number, name: string) => producer.send({ topic, messages: [message(id, name)] });
+    const big = message(21, `a${"x".repeat(3000)}`);
+    const objects = (options: Obj): Obj[] =>
+      config(topic, `g-${topic}`, true).map((o) => (o.id === "users_topic" ? { ...o, options: { ...(o.options as Obj), ...options } } : o));
+    const work = mkdtempSync(join(tmpdir(), "kafka-ops-"));
+    const file = join(work, "config.json");
+    writeFileSync(file, JSON.stringify(objects({ deadLetterTopic: `${topic}-dlq`, maxMessageBytes: 2000 })));
+    const daemon = await Daemon.start({ config: file, state: join(work, "state"), http: `127.0.0.1:${await freePort()}`, maxBatchDelayMs: 2 }, pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }));
+    if (typeof daemon === "number") throw new Error(`exit ${daemon}`);
+    try {
+      for (let id = 1; id <= 20; id += 1) await send(id, `aname${id}`);
+      await producer.send({ topic, messages: [big] });
+      await waitFor("the messages", async () => (daemon.state.position(`kafka:bus:${topic}:0`) === "20" ? true : undefined), 60_000);
+      expect(daemon.state.countOf("records", "users")).toBe(20);
+      expect(daemon.state.sourceDeadLetters().map((l) => l.reason)).toEqual([`the message is ${big.key.length + big.value.length} bytes, over the source's maxMessageBytes 2000`]);
+      const members = daemon.state.countOf("members", "named_a");
+      expect(members).toBe(20);
+
+      // Before, this change removed every record of the source (their exports as deletes) and replayed the topic.
+      writeFileSync(file, JSON.stringify(objects({ deadLetterTopic: `${topic}-dlq2`, maxMessageBytes: 5000 })));
+      expect(await daemon.reload("test")).toBe("applied");
+      expect(listRuns(daemon.state)).toEqual([]);
+      expect(daemon.state.countOf("records", "users")).toBe(20);
+      expect(daemon.state.countOf("members", "named_a")).toBe(members);
+      // The new limit applies to what comes next.
+      await send(22, `a${"y".repeat(3000)}`);
+      await waitFor("the next message", async () => (daemon.state.position(`kafka:bus:${topic}:0`) === "21" ? true : undefined), 60_000);
+      expect(daemon.state.getRecord("users", "22")?.values.name).toBe(`a${"y".repeat(3000)}`);
+      expect(daemon.state.sourceDeadLetters()).toHaveLength(1);
+      expect(listRuns(daemon.state)).toEqual([]);
+    } finally {
+      await producer.disconnect();
+      await daemon.drain("SIGTERM");
+      await daemon.finished;
       rmSync(work, { recursive: true, force: true });
     }
   });

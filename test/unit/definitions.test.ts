@@ -1,7 +1,8 @@
 // Planning Runs from definitions (pure): each kind of config change gets exactly the Runs that take
 // the state to what a fresh daemon on the new config builds, and nothing else.
 import { describe, expect, it } from "vitest";
-import { applyUpdates, definitionsOf, definitionsOfModel, planRuns, requestedRunChanged, requestedRunObsolete, runCovers, type Definitions, type RunPlan, type RunSpec, type Unsettled } from "../../core/definitions.js";
+import { applyUpdates, definitionsOf, definitionsOfModel, operationalOptionsOf, planRuns, unsettledWithoutOperational, withoutOperational, requestedRunChanged, requestedRunObsolete, runCovers, type Definitions, type RunPlan, type RunSpec, type Unsettled } from "../../core/definitions.js";
+import { builtinComponents } from "../../connectors/registry.js";
 import { validateObjects } from "../../daemon/config/validate.js";
 import { asRaw, find, validConfigObjects } from "../helpers/config.js";
 
@@ -292,5 +293,52 @@ describe("definitionsOfModel", () => {
     const changed = definitions(objects.filter((o) => o.id !== "big_accounts"));
     expect(planRuns(users, definitionsOfModel(changed, "users"), { needsReread: () => true })).toEqual({ runs: [], updates: [] });
     expect(definitionsOfModel(all, "nobody")).toEqual({ models: {}, sources: {}, properties: {}, groups: {}, destinations: {} });
+  });
+});
+
+describe("operational options", () => {
+  const operational = operationalOptionsOf(builtinComponents());
+  const onKafka = (o: Obj[], options: Obj) => Object.assign(find(o, "purchases_table"), { type: "kafka-debezium", appId: "bus", options: { topic: "shop.public.purchases", ...options } });
+  const of = (change: (o: Obj[]) => void, withOperational = true): Definitions => {
+    const objects = validConfigObjects();
+    change(objects);
+    const result = validateObjects(asRaw(objects));
+    if (!result.config || !result.domain) throw new Error(JSON.stringify(result.issues));
+    return definitionsOf(result.config, result.domain, withOperational ? operational : undefined);
+  };
+  const runs = (before: Definitions, after: Definitions) => planRuns(before, after, { needsReread: () => true });
+
+  it("are declared by the types whose options change how they work, not what they read or write", () => {
+    expect(operational("sources", "kafka-debezium")).toEqual(["deadLetterTopic", "maxMessageBytes"]);
+    expect(operational("sources", "postgres-table-import")).toEqual(["batchSize"]);
+    expect(operational("sources", "postgres-cdc")).toBeUndefined();
+    expect(operational("destinations", "postgres-table")).toEqual(["statementTimeoutMs"]);
+    expect(operational("destinations", "webhook")).toEqual(["batchSize"]);
+  });
+
+  it("need no Run when they alone change; what a source reads or a destination holds still does", () => {
+    const before = of((o) => onKafka(o, { deadLetterTopic: "dlq", maxMessageBytes: 1000 }));
+    expect(before.sources.purchases_table?.options).toEqual({ binaryHandlingMode: "bytes", format: "debezium", topic: "shop.public.purchases", unavailableValuePlaceholder: "__debezium_unavailable_value" });
+    // Before, every record of the source was deleted, exported as deleted, and read again from the topic.
+    expect(runs(before, of((o) => onKafka(o, { deadLetterTopic: "dlq2", maxMessageBytes: 2_000_000 })))).toEqual({ runs: [], updates: [] });
+    expect(runs(before, of((o) => onKafka(o, {})))).toEqual({ runs: [], updates: [] });
+    expect(runs(before, of((o) => onKafka(o, { format: "debezium-unwrapped" }))).runs.map((r) => r.spec.kind)).toEqual(expect.arrayContaining(["remove-source", "reread"]));
+    const hook = of(() => undefined);
+    expect(runs(hook, of((o) => ((find(o, "crm").options as Obj).batchSize = 10)))).toEqual({ runs: [], updates: [] });
+    expect(runs(hook, of((o) => ((find(o, "crm").options as Obj).path = "/v2"))).runs.map((r) => `${r.spec.kind} ${r.reason}`)).toEqual(["export its type, app or options changed: every record is sent again"]);
+  });
+
+  it("recorded by a state before they were left out, change nothing either", () => {
+    const recorded = of((o) => onKafka(o, { deadLetterTopic: "dlq", maxMessageBytes: 1000 }), false);
+    expect(recorded.sources.purchases_table?.options).toMatchObject({ deadLetterTopic: "dlq", maxMessageBytes: 1000, topic: "shop.public.purchases" });
+    const next = of((o) => onKafka(o, { deadLetterTopic: "dlq", maxMessageBytes: 1000 }));
+    expect(runs(withoutOperational(recorded, operational), next)).toEqual({ runs: [], updates: [] });
+    // Unstripped, the two differ: the state's source would be removed and read again.
+    expect(runs(recorded, next).runs.map((r) => r.spec.kind)).toContain("remove-source");
+    // An unsettled entry recorded with them is compared without them: not cut short.
+    const source = recorded.sources.purchases_table as NonNullable<Definitions["sources"][string]>;
+    const unsettled: Unsettled[] = [{ cls: "sources", id: "purchases_table", target: source, seen: source, redo: false }];
+    expect(planRuns(withoutOperational(recorded, operational), next, { needsReread: () => true, unsettled: unsettledWithoutOperational(unsettled, operational) }).runs).toEqual([]);
+    expect(planRuns(withoutOperational(recorded, operational), next, { needsReread: () => true, unsettled }).runs.length).toBeGreaterThan(0);
   });
 });
