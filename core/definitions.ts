@@ -41,6 +41,8 @@ export interface DestinationDefinition {
   modelId: string;
   type: string;
   appId: string;
+  /** Its app's identity (AppSpec.identity), when the app's type has one; absent in states recorded before 2026-12-03. */
+  app?: unknown;
   options: Record<string, unknown>;
   collection: string;
   groupId: string | null;
@@ -110,7 +112,13 @@ export function unsettledWithoutOperational(entries: readonly Unsettled[], opera
 const sorted = <T>(record: Readonly<Record<string, T>>): Record<string, T> => Object.fromEntries(Object.entries(record).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 
 /** The definitions of a validated config, as the state records them. */
-export function definitionsOf(config: Config, domain: Domain, operational?: OperationalOptions): Definitions {
+export function definitionsOf(config: Config, domain: Domain, catalog?: ComponentCatalog): Definitions {
+  const operational = catalog ? operationalOptionsOf(catalog) : undefined;
+  const appIdentity = (appId: string): { app?: unknown } => {
+    const app = config.apps.find((a) => a.id === appId);
+    const identity = app && catalog?.apps.get(app.type)?.identity?.(app);
+    return identity === undefined ? {} : { app: JSON.parse(JSON.stringify(identity)) as unknown };
+  };
   const definitions: Definitions = { models: {}, sources: {}, properties: {}, groups: {}, destinations: {} };
   for (const [id, model] of domain.models) definitions.models[id] = { primarySourceId: model.primarySourceId, primaryKeyPropertyId: model.primaryKeyPropertyId };
   for (const source of config.sources) {
@@ -132,6 +140,7 @@ export function definitionsOf(config: Config, domain: Domain, operational?: Oper
       modelId: destination.modelId,
       type: destination.type,
       appId: destination.appId,
+      ...appIdentity(destination.appId),
       options: sorted(destination.options),
       collection: destination.collection,
       groupId: destination.groupId ?? null,
@@ -210,6 +219,21 @@ export interface Unsettled {
 
 const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
 
+/**
+ * A destination's definition recorded before its app's identity was (DestinationDefinition.app),
+ * taken to be on the app the config's definition names: a state of an earlier version is not reset
+ * for it, and records it from then on.
+ */
+function withAppOf<D extends AnyDefinition | null>(cls: DefinitionClass, definition: D, next: AnyDefinition | undefined): D {
+  if (cls !== "destinations" || definition === null || next === undefined) return definition;
+  const before = definition as DestinationDefinition;
+  const after = next as DestinationDefinition;
+  if ("app" in before || !("app" in after)) return definition;
+  // In definitionsOf's order: definitions are compared as JSON.
+  const { modelId, type, appId, ...rest } = before;
+  return { modelId, type, appId, app: after.app, ...rest } as D;
+}
+
 /** How the reason of a Run that redoes an object whose change was cut short begins. */
 export const CUT_SHORT_REASON = "a change to it was cut short (its Run did not finish)";
 
@@ -222,7 +246,7 @@ export const modelOf = (cls: DefinitionClass, id: string, definition: AnyDefinit
  * redone; and everything of a model cut short that way.
  */
 export function cutShort(unsettled: readonly Unsettled[], next: Definitions): (cls: DefinitionClass, id: string, modelId?: string) => boolean {
-  const keys = new Set(unsettled.filter((u) => u.redo || !same(u.target, next[u.cls][u.id] ?? null)).map((u) => `${u.cls}:${u.id}`));
+  const keys = new Set(unsettled.filter((u) => u.redo || !same(withAppOf(u.cls, u.target, next[u.cls][u.id]), next[u.cls][u.id] ?? null)).map((u) => `${u.cls}:${u.id}`));
   return (cls, id, modelId) => keys.has(`${cls}:${id}`) || (modelId !== undefined && keys.has(`models:${modelId}`));
 }
 
@@ -242,6 +266,14 @@ export function planRuns(recorded: Definitions, next: Definitions, context: Plan
   const stored: Definitions = { models: { ...recorded.models }, sources: { ...recorded.sources }, properties: { ...recorded.properties }, groups: { ...recorded.groups }, destinations: { ...recorded.destinations } };
   for (const u of context.unsettled ?? []) {
     if (redone(u.cls, u.id, modelOf(u.cls, u.id, u.seen)) && stored[u.cls][u.id] === undefined) (stored[u.cls] as Record<string, AnyDefinition>)[u.id] = u.seen;
+  }
+  // Destinations recorded before their app's identity was: recorded again with it (see withAppOf).
+  const withoutApp = new Set<string>();
+  for (const [id, before] of Object.entries(stored.destinations)) {
+    const filled = withAppOf("destinations", before, next.destinations[id]);
+    if (filled === before) continue;
+    stored.destinations[id] = filled;
+    withoutApp.add(id);
   }
   const redo = (cls: DefinitionClass, id: string): boolean => redone(cls, id, modelOf(cls, id, next[cls][id] ?? stored[cls][id]));
   const CUT_SHORT = CUT_SHORT_REASON;
@@ -408,11 +440,11 @@ export function planRuns(recorded: Definitions, next: Definitions, context: Plan
     if (same(before, after) && !cut) continue;
     // Cut short: every record planned again against what the destination holds (a reset would forget
     // what it holds of records since deleted, and never delete them there).
-    const resetBetween = (a: DestinationDefinition, b: DestinationDefinition) => a.type !== b.type || a.appId !== b.appId || !same(a.options, b.options) || a.modelId !== b.modelId;
+    const resetBetween = (a: DestinationDefinition, b: DestinationDefinition) => a.type !== b.type || a.appId !== b.appId || !same(a.app, b.app) || !same(a.options, b.options) || a.modelId !== b.modelId;
     // A reset cut short (another target) forgot part of what the destination holds: reset again.
-    const target = targets.get(`destinations:${id}`) as DestinationDefinition | null | undefined;
+    const target = withAppOf("destinations", (targets.get(`destinations:${id}`) ?? null) as DestinationDefinition | null, after);
     const reset = !before || resetBetween(before, after) || (cut && target != null && resetBetween(target, after));
-    const why = cut ? `${CUT_SHORT}: every record planned again` : !before ? "new" : reset ? "its type, app or options changed: every record is sent again" : "its mapping, groups, collection or sync mode changed";
+    const why = cut ? `${CUT_SHORT}: every record planned again` : !before ? "new" : reset ? "its type, app (or where the app points) or options changed: every record is sent again" : "its mapping, groups, collection or sync mode changed";
     run({ kind: "export", destinationId: id, modelId: after.modelId, reset }, `destination ${id}`, why, [update("destinations", id)]);
     // Cut short, it goes first, to replace sooner what is queued under the abandoned definition (what
     // delivery sends meanwhile still goes). Not for a model built again: it would run before the
@@ -421,6 +453,8 @@ export function planRuns(recorded: Definitions, next: Definitions, context: Plan
   }
 
   for (const [id, after] of Object.entries(next.models)) if (!same(base.models[id], after) || redo("models", id)) updates.push(update("models", id));
+  const planned = new Set(runs.flatMap((r) => r.updates).map((u) => `${u.cls}:${u.id}`));
+  for (const id of withoutApp) if (!planned.has(`destinations:${id}`)) updates.push(update("destinations", id));
   return { runs, updates };
 }
 

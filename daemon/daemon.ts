@@ -9,7 +9,7 @@ import { createServer } from "node:net";
 import type { Logger } from "pino";
 import { formatIssue } from "../core/config/issues.js";
 import type { Config } from "../core/config/types.js";
-import { definitionsOf, operationalOptionsOf, requestedRunObsolete, type Definitions, type OperationalOptions, type RunSpec } from "../core/definitions.js";
+import { definitionsOf, operationalOptionsOf, requestedRunObsolete, type Definitions, type RunSpec } from "../core/definitions.js";
 import type { Domain } from "../core/domain.js";
 import type { ComponentRegistry } from "../connectors/registry.js";
 import type { DestinationConnector, LiveProblem, SourceConnector } from "../connectors/types.js";
@@ -171,8 +171,8 @@ interface Generation {
   outboxDepths: () => Record<string, number>;
   /** Hands the backpressure the outbox depths (streams/backpressure.ts). */
   outboxWatch: OutboxWatch;
-  /** The operational options of the config's source and destination types (see core/definitions.ts). */
-  operational: OperationalOptions;
+  /** The components the config's objects are of. */
+  registry: ComponentRegistry;
   flow: Flow;
   runs: Runs;
   requests: NodeJS.Timeout;
@@ -569,7 +569,7 @@ export class Daemon {
       },
     });
     // What this config changes is marked unsettled before its sources read a change under it.
-    const definitions = definitionsOf(config, domain, operational);
+    const definitions = definitionsOf(config, domain, registry);
     const rereadNeeded = (sourceId: string) => needsReread(config, registry, positions, sourceId);
     await runs.prepare(definitions, rereadNeeded);
     const flow = flowIntoState(
@@ -612,7 +612,7 @@ export class Daemon {
     const digest = configDigest(config);
     const keys = new ApiKeys(config.apiKeys.map((k) => ({ ...k })));
     for (const key of config.apiKeys) (key as { apiKey: string }).apiKey = "[redacted]";
-    const generation: Generation = { config, digest, domain, keys, sources, bySource, destinations, deliveries, outboxDepths: namedDepths, outboxWatch: watch, flow, runs, operational, requests: setInterval(() => void this.takeRequests(), 1000) };
+    const generation: Generation = { config, digest, domain, keys, sources, bySource, destinations, deliveries, outboxDepths: namedDepths, outboxWatch: watch, flow, runs, registry, requests: setInterval(() => void this.takeRequests(), 1000) };
     generation.requests.unref();
     self.generation = generation;
     this.generation = generation;
@@ -696,7 +696,7 @@ export class Daemon {
     for (const request of this.store.metaWithPrefix<RunRequest>("request:")) {
       await this.store.transact((tx) => tx.deleteMeta(`request:${request.at}`));
       // `rebuild` checked it against the config it was given, which may not be this one.
-      const obsolete = requestedRunObsolete(request.spec, (definitions ??= definitionsOf(generation.config, generation.domain, generation.operational)));
+      const obsolete = requestedRunObsolete(request.spec, (definitions ??= definitionsOf(generation.config, generation.domain, generation.registry)));
       if (obsolete !== undefined) {
         this.logger.warn({ kind: request.spec.kind, target: request.target, reason: obsolete }, "a Run asked for by hand is not queued: it does not apply to the running config");
         continue;

@@ -8,13 +8,14 @@ import { join } from "node:path";
 import type { Logger } from "pino";
 import type { Config } from "../core/config/types.js";
 import type { Domain } from "../core/domain.js";
-import { definitionsOf, definitionsOfModel, operationalOptionsOf, type Definitions, type OperationalOptions } from "../core/definitions.js";
+import { definitionsOf, definitionsOfModel, operationalOptionsOf, type Definitions } from "../core/definitions.js";
 import type { ModelTopics } from "../core/partitions.js";
 import { ChangelogReader, PartitionChangelog } from "../connectors/kafka/changelog.js";
 import { ensureModelTopics, TopicLayoutError } from "../connectors/kafka/model-topics.js";
 import { partitionStream, WorkerConsumer, type PartitionBatch, type PartitionOwner } from "../connectors/kafka/worker-consumer.js";
 import type { DestinationConnector } from "../connectors/types.js";
 import { createMetrics, createScaleOutMetrics, type Metrics, type ScaleOutMetrics } from "../metrics/registry.js";
+import type { ComponentCatalog } from "../core/config/types.js";
 import { DEFAULT_DELIVERY_OPTIONS } from "../streams/delivery.js";
 import { PartitionTask, UnsupportedConfigChangeError } from "../streams/partition-task.js";
 import { DEFAULT_PIPELINE_OPTIONS, pipelineOptions, type PipelineOptions } from "../streams/pipeline.js";
@@ -60,7 +61,7 @@ export class Worker implements Drainable, PartitionOwner {
     private readonly metrics: Metrics,
     private readonly scale: ScaleOutMetrics,
     private readonly marks: PipelineOptions,
-    private readonly operational: OperationalOptions,
+    private readonly registry: ComponentCatalog,
   ) {
     this.finished = new Promise((resolve) => (this.settle = resolve));
   }
@@ -98,7 +99,7 @@ export class Worker implements Drainable, PartitionOwner {
       },
     });
     const marks = pipelineOptions(options.maxBatchSize ?? DEFAULT_PIPELINE_OPTIONS.maxBatchSize, options.maxBatchDelayMs ?? DEFAULT_PIPELINE_OPTIONS.maxBatchDelayMs);
-    const worker = new Worker(options, logger, config, domain, destinations, metrics, scale, marks, operationalOptionsOf(registry));
+    const worker = new Worker(options, logger, config, domain, destinations, metrics, scale, marks, registry);
     self.worker = worker;
     const appId = [...apps][0] as string;
     const app = config.apps.find((a) => a.id === appId);
@@ -220,7 +221,7 @@ export class Worker implements Drainable, PartitionOwner {
   /** The config's definitions of one model, computed once. */
   private definitionsOf(modelId: string): Definitions {
     let found = this.definitions.get(modelId);
-    if (!found) this.definitions.set(modelId, (found = definitionsOfModel(definitionsOf(this.config, this.domain, this.operational), modelId)));
+    if (!found) this.definitions.set(modelId, (found = definitionsOfModel(definitionsOf(this.config, this.domain, this.registry), modelId)));
     return found;
   }
 
@@ -240,7 +241,7 @@ export class Worker implements Drainable, PartitionOwner {
       statePath: join(this.options.state, model, String(partition)),
       domain: this.domain,
       definitions: this.definitionsOf(model),
-      operational: this.operational,
+      operational: operationalOptionsOf(this.registry),
       runEvents: {
         progressed: (run, items) => this.metrics.runItems.inc({ kind: run.kind }, items),
         applied: (_run, result) => recordResult(this.metrics, result),

@@ -8,4 +8,4 @@ export const FileAppOptions = Type.Object(
 );
 export type FileAppOptions = Static<typeof FileAppOptions>;
 
-export const fileApp: AppComponent = { type: "file", options: FileAppOptions };
+export const fileApp: AppComponent = { type: "file", options: FileAppOptions, identity: (app) => ({ directory: (app.options as FileAppOptions).directory }) };

@@ -5,6 +5,7 @@ import { literals } from "../../core/config/schema.js";
 import type { FieldProblem } from "../../core/config/types.js";
 import type { AppComponent } from "../types.js";
 import { readDebezium, SNAPSHOT_MODES } from "./debezium.js";
+import { postgresAppIdentity } from "./settings.js";
 // Zone-less dates and timestamps read as UTC by every postgres connector (see types.ts).
 import "./types.js";
 
@@ -46,6 +47,7 @@ export type PostgresAppOptions = Static<typeof PostgresAppOptions>;
 export const postgresApp: AppComponent = {
   type: "postgres",
   options: PostgresAppOptions,
+  identity: (app) => postgresAppIdentity(app),
   check(app) {
     const o = app.options as PostgresAppOptions;
     const problems: FieldProblem[] = [];

@@ -46,6 +46,26 @@ export function resolvePostgresApp(app: AppConfig): PostgresAppSettings {
 }
 
 /** LSNs compare as 64-bit numbers ("16/B374D848"), never as strings. */
+/**
+ * The server and database an app reaches, as its config names them (the app's identity: a
+ * destination on it is sent everything again when it changes); not the user, password or TLS.
+ */
+export function postgresAppIdentity(app: AppConfig): { host: string | null; port: number; database: string | null } | { connectionString: string } {
+  const { connection } = resolvePostgresApp(app);
+  if (connection.connectionString === undefined) return { host: connection.host ?? null, port: Number(connection.port ?? 5432), database: connection.database ?? null };
+  try {
+    const url = new URL(connection.connectionString);
+    return {
+      host: url.searchParams.get("host") ?? (decodeURIComponent(url.hostname) || null),
+      port: Number(url.port || url.searchParams.get("port") || 5432),
+      database: decodeURIComponent(url.pathname.slice(1)) || url.searchParams.get("dbname") || null,
+    };
+  } catch {
+    // Not a URI (a socket: string, say): the string itself, without a password in it.
+    return { connectionString: connection.connectionString.replace(/password=\S*/gi, "password=") };
+  }
+}
+
 export function lsnToBigInt(lsn: string): bigint {
   const [high, low] = lsn.split("/");
   return (BigInt(`0x${high ?? "0"}`) << 32n) | BigInt(`0x${low ?? "0"}`);

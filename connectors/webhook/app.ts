@@ -14,4 +14,4 @@ export const WebhookAppOptions = Type.Object(
 );
 export type WebhookAppOptions = Static<typeof WebhookAppOptions>;
 
-export const webhookApp: AppComponent = { type: "webhook", options: WebhookAppOptions };
+export const webhookApp: AppComponent = { type: "webhook", options: WebhookAppOptions, identity: (app) => ({ url: (app.options as WebhookAppOptions).url }) };

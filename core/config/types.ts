@@ -65,7 +65,15 @@ interface ComponentSpec<C> {
   check?(object: Located<C>, context: CheckContext): FieldProblem[];
 }
 
-export type AppSpec = ComponentSpec<AppConfig>;
+export interface AppSpec extends ComponentSpec<AppConfig> {
+  /**
+   * Where the data the app reaches lives (a server and database, a directory, a URL), without what
+   * only says how to reach it (credentials, timeouts): a destination on an app whose identity changes
+   * is sent every record again from nothing, as a fresh daemon would (see core/definitions.ts).
+   * Without it, only a change of the destination's app id does that.
+   */
+  identity?(app: AppConfig): unknown;
+}
 
 export interface SourceSpec extends ComponentSpec<SourceConfig> {
   /** The app type it reads through. */

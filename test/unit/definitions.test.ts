@@ -297,14 +297,15 @@ describe("definitionsOfModel", () => {
 });
 
 describe("operational options", () => {
-  const operational = operationalOptionsOf(builtinComponents());
+  const catalog = builtinComponents();
+  const operational = operationalOptionsOf(catalog);
   const onKafka = (o: Obj[], options: Obj) => Object.assign(find(o, "purchases_table"), { type: "kafka-debezium", appId: "bus", options: { topic: "shop.public.purchases", ...options } });
   const of = (change: (o: Obj[]) => void, withOperational = true): Definitions => {
     const objects = validConfigObjects();
     change(objects);
     const result = validateObjects(asRaw(objects));
     if (!result.config || !result.domain) throw new Error(JSON.stringify(result.issues));
-    return definitionsOf(result.config, result.domain, withOperational ? operational : undefined);
+    return definitionsOf(result.config, result.domain, withOperational ? catalog : undefined);
   };
   const runs = (before: Definitions, after: Definitions) => planRuns(before, after, { needsReread: () => true });
 
@@ -325,14 +326,15 @@ describe("operational options", () => {
     expect(runs(before, of((o) => onKafka(o, { format: "debezium-unwrapped" }))).runs.map((r) => r.spec.kind)).toEqual(expect.arrayContaining(["remove-source", "reread"]));
     const hook = of(() => undefined);
     expect(runs(hook, of((o) => ((find(o, "crm").options as Obj).batchSize = 10)))).toEqual({ runs: [], updates: [] });
-    expect(runs(hook, of((o) => ((find(o, "crm").options as Obj).path = "/v2"))).runs.map((r) => `${r.spec.kind} ${r.reason}`)).toEqual(["export its type, app or options changed: every record is sent again"]);
+    expect(runs(hook, of((o) => ((find(o, "crm").options as Obj).path = "/v2"))).runs.map((r) => `${r.spec.kind} ${r.reason}`)).toEqual(["export its type, app (or where the app points) or options changed: every record is sent again"]);
   });
 
   it("recorded by a state before they were left out, change nothing either", () => {
     const recorded = of((o) => onKafka(o, { deadLetterTopic: "dlq", maxMessageBytes: 1000 }), false);
     expect(recorded.sources.purchases_table?.options).toMatchObject({ deadLetterTopic: "dlq", maxMessageBytes: 1000, topic: "shop.public.purchases" });
     const next = of((o) => onKafka(o, { deadLetterTopic: "dlq", maxMessageBytes: 1000 }));
-    expect(runs(withoutOperational(recorded, operational), next)).toEqual({ runs: [], updates: [] });
+    // No Run; the destination, recorded without its app's identity (by an earlier version), is recorded again with it.
+    expect(runs(withoutOperational(recorded, operational), next)).toEqual({ runs: [], updates: [{ cls: "destinations", id: "crm", definition: next.destinations.crm }] });
     // Unstripped, the two differ: the state's source would be removed and read again.
     expect(runs(recorded, next).runs.map((r) => r.spec.kind)).toContain("remove-source");
     // An unsettled entry recorded with them is compared without them: not cut short.
@@ -340,5 +342,54 @@ describe("operational options", () => {
     const unsettled: Unsettled[] = [{ cls: "sources", id: "purchases_table", target: source, seen: source, redo: false }];
     expect(planRuns(withoutOperational(recorded, operational), next, { needsReread: () => true, unsettled: unsettledWithoutOperational(unsettled, operational) }).runs).toEqual([]);
     expect(planRuns(withoutOperational(recorded, operational), next, { needsReread: () => true, unsettled }).runs.length).toBeGreaterThan(0);
+  });
+});
+
+describe("where a destination's app points", () => {
+  const catalog = builtinComponents();
+  const of = (change: (o: Obj[]) => void, withCatalog = true): Definitions => {
+    const objects = validConfigObjects();
+    change(objects);
+    const result = validateObjects(asRaw(objects));
+    if (!result.config || !result.domain) throw new Error(JSON.stringify(result.issues));
+    return definitionsOf(result.config, result.domain, withCatalog ? catalog : undefined);
+  };
+  const hooks = (o: Obj[]) => find(o, "hooks").options as Obj;
+  const onTable = (o: Obj[], connectionString: string) => {
+    (find(o, "shop_db").options as Obj).connectionString = connectionString;
+    Object.assign(find(o, "crm"), { type: "postgres-table", appId: "shop_db", options: { table: "crm", primaryKey: "id" } });
+  };
+  const planned = (before: Definitions, after: Definitions) => planRuns(before, after, { needsReread: () => true }).runs.map((r) => `${r.spec.kind} ${r.target} reset=${(r.spec as { reset?: boolean }).reset === true}`);
+
+  it("is part of its definition: pointed elsewhere, it is sent every record again from nothing, as a fresh daemon would", () => {
+    const before = of(() => undefined);
+    expect(before.destinations.crm?.app).toEqual({ url: "https://hooks.example.com/grouparoo" });
+    // Before 2026-12-03 this planned nothing: the new endpoint got only the records that changed next.
+    expect(planned(before, of((o) => (hooks(o).url = "https://hooks.example.org/other")))).toEqual(["export destination crm reset=true"]);
+    // How the app is reached is not where it points.
+    expect(planned(before, of((o) => Object.assign(hooks(o), { secret: "an0ther-s3cret", timeoutMs: 500, headers: { "x-team": "a" } })))).toEqual([]);
+
+    const table = of((o) => onTable(o, "postgres://postgres:one@127.0.0.1:5432/crm"));
+    expect(table.destinations.crm?.app).toEqual({ host: "127.0.0.1", port: 5432, database: "crm" });
+    expect(planned(table, of((o) => onTable(o, "postgres://postgres:two@127.0.0.1/crm?sslmode=require")))).toEqual([]);
+    expect(planned(table, of((o) => onTable(o, "postgres://postgres:one@127.0.0.1:5432/crm2")))).toEqual(["export destination crm reset=true"]);
+    expect(planned(table, of((o) => onTable(o, "postgres://postgres:one@10.0.0.7:5432/crm")))).toEqual(["export destination crm reset=true"]);
+  });
+
+  it("recorded by an earlier version without it, is taken to be where the config points, and recorded", () => {
+    // As the state holds it (its operational options left out as Runs reads them, see above).
+    const recorded = withoutOperational(of(() => undefined, false), operationalOptionsOf(catalog));
+    expect(recorded.destinations.crm?.app).toBeUndefined();
+    const next = of(() => undefined);
+    expect(planRuns(recorded, next, { needsReread: () => true })).toEqual({ runs: [], updates: [{ cls: "destinations", id: "crm", definition: next.destinations.crm }] });
+    // With another change, its Run records it.
+    const changed = of((o) => (find(o, "crm").syncMode = "additive"));
+    const plan = planRuns(recorded, changed, { needsReread: () => true });
+    expect(plan.runs.map((r) => `${r.spec.kind} ${r.reason}`)).toEqual(["export its mapping, groups, collection or sync mode changed"]);
+    expect(plan.runs[0]?.updates).toEqual([{ cls: "destinations", id: "crm", definition: changed.destinations.crm }]);
+    expect(plan.updates.filter((u) => u.cls === "destinations")).toEqual([]);
+    // An unsettled target recorded without it is not a change cut short.
+    const unsettled: Unsettled[] = [{ cls: "destinations", id: "crm", target: recorded.destinations.crm ?? null, seen: recorded.destinations.crm as NonNullable<Definitions["destinations"][string]>, redo: false }];
+    expect(planRuns(recorded, next, { needsReread: () => true, unsettled }).runs).toEqual([]);
   });
 });
