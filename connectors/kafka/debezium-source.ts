@@ -21,7 +21,7 @@ import type { Change } from "../../core/change.js";
 import type { RereadRequest, SourceComponent, SourceContext, SourceObserver } from "../types.js";
 import { kafkaClient, type KafkaAppOptions } from "./app.js";
 import { decodeMessage, type DebeziumFormat, type DecodeOptions } from "./decode.js";
-import { classifyKafkaError } from "./errors.js";
+import { classifyKafkaError, refusedForGood } from "./errors.js";
 
 export const KafkaDebeziumOptions = Type.Object(
   {
@@ -88,6 +88,8 @@ export class KafkaDebeziumSource extends ChangeReader {
     this.consumer.on(this.consumer.events.CRASH, (event) => {
       this.joined = false;
       this.logger.error({ err: event.payload.error, restart: event.payload.restart }, "kafka consumer crashed");
+      // kafkajs does not restart it after an error it deems not retriable: read() does (see there).
+      if (!event.payload.restart) this.crashed?.(event.payload.error);
     });
     this.consumer.on(this.consumer.events.DISCONNECT, () => (this.joined = false));
   }
@@ -115,6 +117,8 @@ export class KafkaDebeziumSource extends ChangeReader {
 
   /** A permanent problem (errors.ts) keeping the consumer from starting, for /readyz; null when none. */
   private failing: string | null = null;
+  /** Told of a crash kafkajs does not restart from (read() starts the consumer again). */
+  private crashed: ((error: unknown) => void) | undefined;
 
   problem(): string | null {
     return this.stopped ? null : this.failing;
@@ -130,19 +134,28 @@ export class KafkaDebeziumSource extends ChangeReader {
     const reconnects = new ProblemLog(this.logger, "warn", 0);
     const permanents = new ProblemLog(this.logger, "error", 60_000);
     let delay = 1000;
+    let started = false;
     while (!this.stopped) {
       try {
+        // A crash kafkajs does not restart from (an error it deems not retriable) ends the consumer: it
+        // is started again here, like one that could not start, so the source never stalls unseen.
+        const crashed = new Promise<unknown>((resolve) => (this.crashed = resolve));
+        started = false;
         await this.start();
+        started = true;
         this.failing = null;
-        break;
+        const stopped = await Promise.race([crashed.then((error) => ({ error })), this.stopRequested.then(() => undefined)]);
+        if (stopped === undefined) break;
+        throw stopped.error;
       } catch (error) {
         await this.consumer.disconnect().catch(() => undefined);
         if (this.stopped) break;
         const { permanent, reason } = classifyKafkaError(error);
         this.failing = permanent ? reason : null;
         const wait = permanent ? 60_000 : delay;
-        if (permanent) permanents.report(reason, { retryInMs: wait }, "the kafka consumer cannot start until this is fixed; other apps go on", error);
-        else reconnects.report(reason, { retryInMs: wait }, "the kafka consumer cannot start; retrying", error);
+        const what = started ? "the kafka consumer stopped on an error kafkajs does not retry" : "the kafka consumer cannot start";
+        if (permanent) permanents.report(reason, { retryInMs: wait }, `${what} until this is fixed; other apps go on`, error);
+        else reconnects.report(reason, { retryInMs: wait }, `${what}; starting it again`, error);
         if (!permanent) delay = Math.min(delay * 2, 30_000);
         await Promise.race([new Promise((r) => setTimeout(r, wait)), this.stopRequested]);
       }
@@ -204,14 +217,24 @@ export class KafkaDebeziumSource extends ChangeReader {
           truncated: (message.key?.length ?? 0) > KEEP_RAW_BYTES || (message.value?.length ?? 0) > KEEP_RAW_BYTES,
         };
         this.logger.warn({ topic: batch.topic, partition: batch.partition, offset: message.offset, reason: decoded.reason }, "undecodable message set aside as a dead letter");
+        let reason = decoded.reason;
         if (source.options.deadLetterTopic && this.producer) {
           awaited = true;
-          await this.producer.send({
-            topic: source.options.deadLetterTopic,
-            messages: [{ key: message.key, value: message.value, headers: { "x-grouparoo-reason": decoded.reason, "x-grouparoo-origin": `${batch.topic}/${batch.partition}/${message.offset}` } }],
-          });
+          try {
+            await this.producer.send({
+              topic: source.options.deadLetterTopic,
+              messages: [{ key: message.key, value: message.value, headers: { "x-grouparoo-reason": decoded.reason, "x-grouparoo-origin": `${batch.topic}/${batch.partition}/${message.offset}` } }],
+            });
+          } catch (error) {
+            // One the cluster will never take (too large for the topic, not authorized) would hold the
+            // partition for good: the dead letter is stored without its copy, and says so. Another
+            // error goes up, and the batch is read again.
+            if (!refusedForGood(error)) throw error;
+            this.logger.error({ err: error, topic: batch.topic, partition: batch.partition, offset: message.offset, deadLetterTopic: source.options.deadLetterTopic }, "copying an undecodable message to the dead-letter topic failed; it is kept in the dead-letter store");
+            reason = `${decoded.reason} (not copied to ${source.options.deadLetterTopic}: ${(error as Error).message})`;
+          }
         }
-        this.emit({ sourceId: source.id, op: "marker", key: "", before: null, after: null, position, commitTime, deadLetter: { reason: decoded.reason, payload } });
+        this.emit({ sourceId: source.id, op: "marker", key: "", before: null, after: null, position, commitTime, deadLetter: { reason, payload } });
       }
       last = message.offset;
       if (this.replay) this.replayed(stream, BigInt(message.offset));

@@ -18,17 +18,30 @@ const PERMANENT_TYPES = new Set([
   "INVALID_TOPIC_EXCEPTION",
 ]);
 
-export function classifyKafkaError(error: unknown): KafkaErrorClass {
-  // kafkajs wraps the error that made it give up (KafkaJSNumberOfRetriesExceeded, ...): classify the innermost one.
-  let inner = error as { name?: string; type?: string; message?: string; originalError?: unknown; cause?: unknown } | null;
-  const message = error instanceof Error ? error.message : String(error);
+/** Errors a broker answers a produced message with that sending it again cannot change. */
+const REFUSED_MESSAGE_TYPES = new Set(["MESSAGE_TOO_LARGE", "RECORD_LIST_TOO_LARGE", "INVALID_RECORD", "INVALID_REQUIRED_ACKS"]);
+
+type Wrapped = { name?: string; type?: string; message?: string; originalError?: unknown; cause?: unknown } | null;
+
+/** The first of the error and those it wraps (kafkajs wraps the one that made it give up) that `test` matches. */
+function innermost(error: unknown, test: (e: NonNullable<Wrapped>) => boolean): NonNullable<Wrapped> | undefined {
+  let inner = error as Wrapped;
   for (let depth = 0; inner && depth < 5; depth += 1) {
-    if ((inner.name && PERMANENT_NAMES.has(inner.name)) || (inner.type && PERMANENT_TYPES.has(inner.type))) {
-      return { permanent: true, reason: inner.message ?? message };
-    }
-    const next = (inner.originalError ?? inner.cause) as typeof inner | undefined;
+    if (test(inner)) return inner;
+    const next = (inner.originalError ?? inner.cause) as Wrapped | undefined;
     if (!next || next === inner) break;
     inner = next;
   }
-  return { permanent: false, reason: message };
+  return undefined;
+}
+
+export function classifyKafkaError(error: unknown): KafkaErrorClass {
+  const message = error instanceof Error ? error.message : String(error);
+  const found = innermost(error, (e) => (e.name !== undefined && PERMANENT_NAMES.has(e.name)) || (e.type !== undefined && PERMANENT_TYPES.has(e.type)));
+  return found ? { permanent: true, reason: found.message ?? message } : { permanent: false, reason: message };
+}
+
+/** Whether producing the same message again can never succeed: a permanent error, or the broker refusing the message itself (too large for the topic, say). */
+export function refusedForGood(error: unknown): boolean {
+  return classifyKafkaError(error).permanent || innermost(error, (e) => e.type !== undefined && REFUSED_MESSAGE_TYPES.has(e.type)) !== undefined;
 }

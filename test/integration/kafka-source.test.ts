@@ -330,6 +330,28 @@ describe("kafka-debezium source", () => {
     }
   });
 
+  it("keeps the partition moving when the dead-letter topic refuses a copy for good, and says so in the dead letter", async () => {
+    const topic = await topicWith();
+    const dlq = `${topic}-small-dlq`;
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.createTopics({ topics: [{ topic: dlq, numPartitions: 1, configEntries: [{ name: "max.message.bytes", value: "1000" }] }], waitForLeaders: true });
+    await admin.disconnect();
+    const producer = kafka.producer();
+    await producer.connect();
+    const junk = { key: key(1, false), value: Buffer.from(`not json ${"z".repeat(3000)}`) };
+    await producer.send({ topic, messages: [junk, { key: key(2, false), value: envelope("c", null, { id: 2, first_name: "after" }, 1, false) }] });
+    await producer.disconnect();
+    run = startSource(validConfig(config(topic, `g-${topic}`, { deadLetterTopic: dlq })), kafkaDebeziumSource);
+    // Before, the consumer crashed without a restart on the refused copy, and the source stalled.
+    await waitFor("both messages handled", async () => (run?.store.position(`kafka:bus:${topic}:0`) === "1" ? true : undefined), 30_000);
+    expect(run.store.getRecord("customers", "2")?.values.first_name).toBe("after");
+    const letters = run.store.sourceDeadLetters();
+    expect(letters).toHaveLength(1);
+    expect(letters[0]?.reason).toMatch(new RegExp(`^the value is not valid JSON: .* \\(not copied to ${dlq}: .+\\)$`));
+    expect(letters[0]?.change.deadLetter?.payload).toMatchObject({ offset: "0", value: junk.value.toString("base64"), truncated: false });
+  });
+
   it("sets malformed messages aside as dead letters and keeps the partition moving", async () => {
     const topic = await topicWith();
     const dlq = `${topic}-dlq`;
