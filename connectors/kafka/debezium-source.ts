@@ -341,6 +341,15 @@ export class KafkaDebeziumSource extends ChangeReader {
 
 }
 
+/** readsTopic, false for a /regex/ that does not compile (its own source's check says so). */
+function readsTopicSafely(option: string, topic: string): boolean {
+  try {
+    return readsTopic(option, topic);
+  } catch {
+    return false;
+  }
+}
+
 /** Whether a source's `topic` option (a name, or /regex/) covers the topic. */
 function readsTopic(option: string, topic: string): boolean {
   return option.startsWith("/") && option.endsWith("/") && option.length > 2 ? new RegExp(option.slice(1, -1)).test(topic) : option === topic;
@@ -354,13 +363,24 @@ export const kafkaDebeziumSource: SourceComponent = {
   // nothing already applied: the topic is not replayed for them (messages set aside before stay dead
   // letters: a Run asked for by hand, rebuild --source, reads the topic again).
   operationalOptions: ["deadLetterTopic", "maxMessageBytes"],
-  check(source) {
+  check(source, context) {
     const options = source.options as Static<typeof KafkaDebeziumOptions>;
     if (options.topic.startsWith("/") && options.topic.endsWith("/") && options.topic.length > 2) {
       try {
         new RegExp(options.topic.slice(1, -1));
       } catch (error) {
         return [{ field: ["options", "topic"], message: `${options.topic} is not a valid regular expression: ${(error as Error).message}` }];
+      }
+    }
+    // One consumer per app hands each message to the first of its sources that reads the topic: a
+    // second source on it would get nothing.
+    const regex = (topic: string) => topic.startsWith("/") && topic.endsWith("/") && topic.length > 2;
+    for (const other of context.sources()) {
+      if (other.id === source.id || other.type !== "kafka-debezium" || other.appId !== source.appId) continue;
+      const theirs = String((other.options as { topic?: unknown }).topic ?? "");
+      const overlap = regex(options.topic) ? !regex(theirs) && readsTopic(options.topic, theirs) : regex(theirs) ? readsTopicSafely(theirs, options.topic) : theirs === options.topic;
+      if (overlap) {
+        return [{ field: ["options", "topic"], message: `source "${other.id}" of the same kafka app "${source.appId}" reads ${regex(options.topic) || regex(theirs) ? "a topic this one reads" : `"${options.topic}"`} too (its topic ${theirs}): each message goes to one source only, so one of them would miss it; read a topic with one source` }];
       }
     }
     const dlq = options.deadLetterTopic;

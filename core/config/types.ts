@@ -54,6 +54,8 @@ export interface FieldProblem {
 export interface CheckContext {
   app(id: string): Located<AppConfig> | undefined;
   property(id: string): Located<PropertyConfig> | undefined;
+  /** Every source of the config whose shape is valid (in file order). */
+  sources(): Located<SourceConfig>[];
 }
 
 interface ComponentSpec<C> {

@@ -153,6 +153,7 @@ export class Validation {
         const entry = this.byClass.get("property")?.get(id);
         return entry?.value ? this.located<PropertyConfig>(entry) : undefined;
       },
+      sources: () => [...(this.byClass.get("source")?.values() ?? [])].filter((entry) => entry.value !== undefined).map((entry) => this.located<SourceConfig>(entry)),
     };
   }
 

@@ -149,6 +149,32 @@ const cases: [string, (o: Obj[]) => void, Expected[]][] = [
     [e("source", "purchases_table", "options.deadLetterTopic", 'the source reads "shop.purchases" itself (topic shop.purchases): each message it cannot decode would come back, be set aside and copied again without end; choose a topic it does not read')],
   ],
   [
+    "two kafka-debezium sources of one app on one topic",
+    (o) => {
+      Object.assign(find(o, "purchases_table"), { type: "kafka-debezium", appId: "bus", options: { topic: "shop.purchases" } });
+      Object.assign(find(o, "users_table"), { type: "kafka-debezium", appId: "bus", options: { topic: "/^shop\\..*/" } });
+    },
+    [
+      e("source", "users_table", "options.topic", 'source "purchases_table" of the same kafka app "bus" reads a topic this one reads too (its topic shop.purchases): each message goes to one source only, so one of them would miss it; read a topic with one source'),
+      e("source", "purchases_table", "options.topic", 'source "users_table" of the same kafka app "bus" reads a topic this one reads too (its topic /^shop\\..*/): each message goes to one source only, so one of them would miss it; read a topic with one source'),
+    ],
+  ],
+  [
+    "a second model's kafka-debezium source on a topic another source of the app reads",
+    (o) => {
+      Object.assign(find(o, "purchases_table"), { type: "kafka-debezium", appId: "bus", options: { topic: "shop.purchases" } });
+      o.push(
+        { class: "model", id: "people" },
+        { class: "source", id: "people_topic", type: "kafka-debezium", appId: "bus", modelId: "people", options: { topic: "shop.purchases" }, mapping: { id: "person_id" } },
+        { class: "property", id: "person_id", type: "integer", unique: true, sourceId: "people_topic", options: { column: "id" } },
+      );
+    },
+    [
+      e("source", "purchases_table", "options.topic", 'source "people_topic" of the same kafka app "bus" reads "shop.purchases" too (its topic shop.purchases): each message goes to one source only, so one of them would miss it; read a topic with one source'),
+      e("source", "people_topic", "options.topic", 'source "purchases_table" of the same kafka app "bus" reads "shop.purchases" too (its topic shop.purchases): each message goes to one source only, so one of them would miss it; read a topic with one source'),
+    ],
+  ],
+  [
     "kafka-debezium dead-letter topic Kafka refuses",
     (o) => Object.assign(find(o, "purchases_table"), { type: "kafka-debezium", appId: "bus", options: { topic: "shop.purchases", deadLetterTopic: "bad topic!" } }),
     [e("source", "purchases_table", "options.deadLetterTopic", 'does not match ^[A-Za-z0-9._-]+$ (got "bad topic!")')],
