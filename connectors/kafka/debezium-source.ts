@@ -74,6 +74,10 @@ export class KafkaDebeziumSource extends ChangeReader {
     this.logger = context.logger;
     this.observer = context.observer;
     this.sources = sources.filter((s): s is KafkaSource => s.type === "kafka-debezium");
+    // What the state holds of each partition: a message at or before it is not applied again (see eachBatch).
+    for (const [stream, position] of context.positions) {
+      if (stream.startsWith(`kafka:${app.id}:`) && /^\d+$/.test(position)) this.durable.set(stream, BigInt(position));
+    }
     this.kafka = kafkaClient(app, context.logger);
     this.consumer = this.kafka.consumer({
       groupId: options.groupId ?? "grouparoo-stream",
@@ -187,6 +191,14 @@ export class KafkaDebeziumSource extends ChangeReader {
     // awaiting: asked at the start and after each await, not per message (kafkajs looks the partition
     // up in a map for it).
     let awaited = true;
+    // Messages the state already holds come again when the group's committed offset lags behind it
+    // (a crash between a batch's commit and its offsets', a rebalance). Applied again, they change
+    // nothing; but one that cannot be decoded was set aside already: it is not stored as a dead letter
+    // (nor copied to the dead-letter topic) a second time. Not while the partition is replayed (a
+    // re-read), nor when the state is past the partition's end (a topic deleted and made again).
+    const held = this.replay?.partitions.has(stream) ? undefined : this.durable.get(stream);
+    const first = batch.firstOffset();
+    const again = held !== undefined && first !== null && BigInt(first) <= held && held < BigInt(batch.highWatermark);
     for (const message of batch.messages) {
       if (!isRunning() || this.stopped || (awaited && isStale())) break;
       awaited = false;
@@ -206,6 +218,8 @@ export class KafkaDebeziumSource extends ChangeReader {
         const c = decoded.change;
         if (c.op === "skip") this.emit({ sourceId: source.id, op: "marker", key: "", before: null, after: null, position, commitTime });
         else this.emit({ sourceId: source.id, op: c.op, key: c.key, before: c.before, after: c.after, position, commitTime: c.commitTime ?? commitTime, ...(c.tombstone ? { tombstone: true } : {}) });
+      } else if (again && BigInt(message.offset) <= (held as bigint)) {
+        this.emit({ sourceId: source.id, op: "marker", key: "", before: null, after: null, position, commitTime });
       } else {
         const payload = {
           topic: batch.topic,
