@@ -10,7 +10,7 @@
 // kafkajs stays behind this file: a KafkaJS-compatible client can replace it without touching the core.
 import { Type, type Static } from "@sinclair/typebox";
 import type { Consumer, EachBatchPayload, Kafka, Producer } from "kafkajs";
-import type { Logger } from "pino";
+import { pino, type Logger } from "pino";
 import { literals } from "../../core/config/schema.js";
 import type { AppConfig, SourceConfig } from "../../core/config/schema.js";
 import type { Located } from "../../core/config/types.js";
@@ -19,7 +19,7 @@ import { ProblemLog } from "../problem-log.js";
 import { ChangeReader } from "../reader.js";
 import type { Change } from "../../core/change.js";
 import type { RereadRequest, SourceComponent, SourceContext, SourceObserver } from "../types.js";
-import { kafkaClient, type KafkaAppOptions } from "./app.js";
+import { kafkaClient, kafkaClientConfig, kafkajs, type KafkaAppOptions } from "./app.js";
 import { decodeMessage, type DebeziumFormat, type DecodeOptions } from "./decode.js";
 import { classifyKafkaError, refusedForGood } from "./errors.js";
 
@@ -414,6 +414,28 @@ export const kafkaDebeziumSource: SourceComponent = {
       if (!stream.startsWith(prefix)) return false;
       return readsTopic(topic, stream.slice(prefix.length, stream.lastIndexOf(":")));
     });
+  },
+  // The cluster reached and each named topic there: one that cannot be reached, or a topic not made
+  // yet (Debezium makes its topics as it writes), is a warning (the consumer retries once running);
+  // refused credentials or authorization are permanent.
+  checkLive: async (app, sources) => {
+    const { Kafka } = kafkajs();
+    const config = kafkaClientConfig(app, pino({ level: "silent" }));
+    const admin = new Kafka({ ...config, connectionTimeout: 3000, requestTimeout: 5000, retry: { retries: 0 } }).admin();
+    try {
+      await admin.connect();
+      const existing = new Set(await admin.listTopics());
+      return sources.flatMap((source) => {
+        const topic = String((source.options as { topic?: unknown }).topic ?? "");
+        if ((topic.startsWith("/") && topic.endsWith("/") && topic.length > 2) || existing.has(topic)) return [];
+        return [{ objectClass: "source" as const, id: source.id, message: `topic ${topic} does not exist on the cluster of app "${app.id}" (yet: the source reads it once it does)`, permanent: false }];
+      });
+    } catch (error) {
+      const { permanent, reason } = classifyKafkaError(error);
+      return [{ objectClass: "app" as const, id: app.id, message: `${permanent ? "refused" : "cannot be reached"}: ${reason}`, permanent }];
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
   },
   create: (app, sources, context) => new KafkaDebeziumSource(app, sources, context),
 };

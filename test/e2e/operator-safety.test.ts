@@ -169,6 +169,29 @@ describe("operating the daemon", () => {
     expect((await runCli(["validate", "--config", config])).code).toBe(0);
   });
 
+  it("validate --connect checks a kafka app: its cluster reached, the topics its sources name there", async () => {
+    const config = join(work, "kafka.yml");
+    const write = (brokers: string) =>
+      writeFileSync(
+        config,
+        `
+- { class: app, id: bus, type: kafka, options: { brokers: ["${brokers}"], groupId: ops-check } }
+- { class: model, id: users }
+- { class: source, id: users_topic, type: kafka-debezium, appId: bus, modelId: users, options: { topic: ops.no.such.topic }, mapping: { id: user_id } }
+- { class: property, id: user_id, type: integer, unique: true, sourceId: users_topic, options: { column: id } }
+`,
+      );
+    // Before, it printed "checked against the live systems" without reaching the brokers.
+    write(`127.0.0.1:${await freePort()}`);
+    const down = await runCli(["validate", "--config", config, "--connect"]);
+    expect(down.code).toBe(0);
+    expect(down.stderr).toMatch(/^warning: app "bus": cannot be reached: .+\n$/);
+    write(inject("kafkaBrokers")[0] as string);
+    const up = await runCli(["validate", "--config", config, "--connect"]);
+    expect(up.code).toBe(0);
+    expect(up.stderr).toBe('warning: source "users_topic": topic ops.no.such.topic does not exist on the cluster of app "bus" (yet: the source reads it once it does)\n');
+  });
+
   it("holds one daemon per state; survives SIGKILL; logs and lists delivery failures; retry-exports and status work beside it", { timeout: 90_000 }, async () => {
     const down = await freePort();
     const config = join(work, "lock.yml");
