@@ -226,11 +226,16 @@ export async function converge(db: TestDatabase, scenario: ConvergenceScenario, 
     const oracleTable = (await db.query(`SELECT * FROM crm_oracle ORDER BY id`)).rows as Obj[];
     return { state: dump(running), oracleState: dump(oracle), table, oracleTable };
   } finally {
-    for (const r of [running, oracle]) {
-      if (!r) continue;
-      await r.daemon.drain("SIGTERM");
-      await r.daemon.finished;
-    }
+    await stopAll([running, oracle]);
     rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/** Drains and stops the daemons that started (SIGTERM, as an operator stops one). */
+export async function stopAll(daemons: readonly (Running | undefined)[]): Promise<void> {
+  for (const r of daemons) {
+    if (!r) continue;
+    await r.daemon.drain("SIGTERM");
+    await r.daemon.finished;
   }
 }

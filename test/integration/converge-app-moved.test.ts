@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
 import { listRuns } from "../../streams/runs.js";
-import { concrete, dumpState, SHOP_DATA, SHOP_SCHEMA, settle, shopConfig, shopWrites, start, type Obj, type Running } from "../helpers/converge.js";
+import { concrete, dumpState, SHOP_DATA, SHOP_SCHEMA, settle, shopConfig, shopWrites, start, stopAll, type Obj, type Running } from "../helpers/converge.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 
 /** The shop config with its destination on an app of its own, `crm_db`, reaching `crmUrl`. */
@@ -69,11 +69,7 @@ describe("a destination's app pointed elsewhere", () => {
       expect(table.length).toBeGreaterThan(10);
       expect(table).toEqual((await crm2.query(`SELECT * FROM crm_oracle ORDER BY id`)).rows);
     } finally {
-      for (const r of [running, oracle]) {
-        if (!r) continue;
-        await r.daemon.drain("SIGTERM");
-        await r.daemon.finished;
-      }
+      await stopAll([running, oracle]);
       rmSync(work, { recursive: true, force: true });
     }
   });

@@ -3,15 +3,23 @@
 import { describe, expect, it } from "vitest";
 import { applyUpdates, definitionsOf, definitionsOfModel, operationalOptionsOf, planRuns, unsettledWithoutOperational, withoutOperational, requestedRunChanged, requestedRunObsolete, runCovers, type Definitions, type RunPlan, type RunSpec, type Unsettled } from "../../core/definitions.js";
 import { builtinComponents } from "../../connectors/registry.js";
+import type { ComponentCatalog } from "../../core/config/types.js";
 import { validateObjects } from "../../daemon/config/validate.js";
 import { asRaw, find, validConfigObjects } from "../helpers/config.js";
 
 type Obj = Record<string, unknown>;
 
-function definitions(objects: Obj[]): Definitions {
+function definitions(objects: Obj[], catalog?: ComponentCatalog): Definitions {
   const result = validateObjects(asRaw(objects));
   if (!result.config || !result.domain) throw new Error(JSON.stringify(result.issues));
-  return definitionsOf(result.config, result.domain);
+  return definitionsOf(result.config, result.domain, catalog);
+}
+
+/** The definitions of the test config changed by `change`, with the components' knowledge of `catalog` when given. */
+function definitionsChanged(change: (objects: Obj[]) => void, catalog?: ComponentCatalog): Definitions {
+  const objects = validConfigObjects();
+  change(objects);
+  return definitions(objects, catalog);
 }
 
 /** The Runs (kind and target) a change needs, with every source past its existing rows unless `fresh` names it. */
@@ -300,13 +308,7 @@ describe("operational options", () => {
   const catalog = builtinComponents();
   const operational = operationalOptionsOf(catalog);
   const onKafka = (o: Obj[], options: Obj) => Object.assign(find(o, "purchases_table"), { type: "kafka-debezium", appId: "bus", options: { topic: "shop.public.purchases", ...options } });
-  const of = (change: (o: Obj[]) => void, withOperational = true): Definitions => {
-    const objects = validConfigObjects();
-    change(objects);
-    const result = validateObjects(asRaw(objects));
-    if (!result.config || !result.domain) throw new Error(JSON.stringify(result.issues));
-    return definitionsOf(result.config, result.domain, withOperational ? catalog : undefined);
-  };
+  const of = (change: (o: Obj[]) => void, withOperational = true): Definitions => definitionsChanged(change, withOperational ? catalog : undefined);
   const runs = (before: Definitions, after: Definitions) => planRuns(before, after, { needsReread: () => true });
 
   it("are declared by the types whose options change how they work, not what they read or write", () => {
@@ -347,13 +349,7 @@ describe("operational options", () => {
 
 describe("where a destination's app points", () => {
   const catalog = builtinComponents();
-  const of = (change: (o: Obj[]) => void, withCatalog = true): Definitions => {
-    const objects = validConfigObjects();
-    change(objects);
-    const result = validateObjects(asRaw(objects));
-    if (!result.config || !result.domain) throw new Error(JSON.stringify(result.issues));
-    return definitionsOf(result.config, result.domain, withCatalog ? catalog : undefined);
-  };
+  const of = (change: (o: Obj[]) => void, withCatalog = true): Definitions => definitionsChanged(change, withCatalog ? catalog : undefined);
   const hooks = (o: Obj[]) => find(o, "hooks").options as Obj;
   const onTable = (o: Obj[], connectionString: string) => {
     (find(o, "shop_db").options as Obj).connectionString = connectionString;
