@@ -104,7 +104,7 @@ export class KafkaDebeziumSource extends ChangeReader {
 
   private async start(): Promise<void> {
     await this.consumer.connect();
-    const topics = this.sources.map((s) => (s.options.topic.startsWith("/") && s.options.topic.endsWith("/") ? new RegExp(s.options.topic.slice(1, -1)) : s.options.topic));
+    const topics = this.sources.map((s) => subscribed(s.options.topic));
     await this.consumer.subscribe({ topics, fromBeginning: true });
     if (this.sources.some((s) => s.options.deadLetterTopic)) {
       this.producer ??= this.kafka.producer();
@@ -364,9 +364,16 @@ function readsTopicSafely(option: string, topic: string): boolean {
   }
 }
 
+/** Whether a source's `topic` option is a /regex/ rather than a topic's name. */
+const isTopicRegex = (option: string): boolean => option.length > 2 && option.startsWith("/") && option.endsWith("/");
+
+/** The topic option as kafkajs subscribes to it: a RegExp for a /regex/, the name otherwise. */
+const subscribed = (option: string): string | RegExp => (isTopicRegex(option) ? new RegExp(option.slice(1, -1)) : option);
+
 /** Whether a source's `topic` option (a name, or /regex/) covers the topic. */
 function readsTopic(option: string, topic: string): boolean {
-  return option.startsWith("/") && option.endsWith("/") && option.length > 2 ? new RegExp(option.slice(1, -1)).test(topic) : option === topic;
+  const wanted = subscribed(option);
+  return typeof wanted === "string" ? wanted === topic : wanted.test(topic);
 }
 
 export const kafkaDebeziumSource: SourceComponent = {
@@ -379,22 +386,21 @@ export const kafkaDebeziumSource: SourceComponent = {
   operationalOptions: ["deadLetterTopic", "maxMessageBytes"],
   check(source, context) {
     const options = source.options as Static<typeof KafkaDebeziumOptions>;
-    if (options.topic.startsWith("/") && options.topic.endsWith("/") && options.topic.length > 2) {
+    if (isTopicRegex(options.topic)) {
       try {
-        new RegExp(options.topic.slice(1, -1));
+        subscribed(options.topic);
       } catch (error) {
         return [{ field: ["options", "topic"], message: `${options.topic} is not a valid regular expression: ${(error as Error).message}` }];
       }
     }
     // One consumer per app hands each message to the first of its sources that reads the topic: a
     // second source on it would get nothing.
-    const regex = (topic: string) => topic.startsWith("/") && topic.endsWith("/") && topic.length > 2;
     for (const other of context.sources()) {
       if (other.id === source.id || other.type !== "kafka-debezium" || other.appId !== source.appId) continue;
       const theirs = String((other.options as { topic?: unknown }).topic ?? "");
-      const overlap = regex(options.topic) ? !regex(theirs) && readsTopic(options.topic, theirs) : regex(theirs) ? readsTopicSafely(theirs, options.topic) : theirs === options.topic;
+      const overlap = isTopicRegex(options.topic) ? !isTopicRegex(theirs) && readsTopic(options.topic, theirs) : isTopicRegex(theirs) ? readsTopicSafely(theirs, options.topic) : theirs === options.topic;
       if (overlap) {
-        return [{ field: ["options", "topic"], message: `source "${other.id}" of the same kafka app "${source.appId}" reads ${regex(options.topic) || regex(theirs) ? "a topic this one reads" : `"${options.topic}"`} too (its topic ${theirs}): each message goes to one source only, so one of them would miss it; read a topic with one source` }];
+        return [{ field: ["options", "topic"], message: `source "${other.id}" of the same kafka app "${source.appId}" reads ${isTopicRegex(options.topic) || isTopicRegex(theirs) ? "a topic this one reads" : `"${options.topic}"`} too (its topic ${theirs}): each message goes to one source only, so one of them would miss it; read a topic with one source` }];
       }
     }
     const dlq = options.deadLetterTopic;
@@ -427,12 +433,14 @@ export const kafkaDebeziumSource: SourceComponent = {
       const existing = new Set(await admin.listTopics());
       return sources.flatMap((source) => {
         const topic = String((source.options as { topic?: unknown }).topic ?? "");
-        if ((topic.startsWith("/") && topic.endsWith("/") && topic.length > 2) || existing.has(topic)) return [];
+        if (isTopicRegex(topic) || existing.has(topic)) return [];
         return [{ objectClass: "source" as const, id: source.id, message: `topic ${topic} does not exist on the cluster of app "${app.id}" (yet: the source reads it once it does)`, permanent: false }];
       });
     } catch (error) {
+      // A warning even when the cluster refuses the credentials: a kafka app never stops the daemon
+      // (its consumer tries again once a minute, and /readyz names the reason).
       const { permanent, reason } = classifyKafkaError(error);
-      return [{ objectClass: "app" as const, id: app.id, message: `${permanent ? "refused" : "cannot be reached"}: ${reason}`, permanent }];
+      return [{ objectClass: "app" as const, id: app.id, message: `${permanent ? "refused" : "cannot be reached"}: ${reason}`, permanent: false }];
     } finally {
       await admin.disconnect().catch(() => undefined);
     }
