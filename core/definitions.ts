@@ -98,14 +98,23 @@ function stripped<D extends SourceDefinition | DestinationDefinition>(cls: "sour
   return { ...definition, options: Object.fromEntries(Object.entries(definition.options).filter(([key]) => !left.includes(key))) };
 }
 
-/** An unsettled entry with the operational options of its definitions left out (see withoutOperational). */
-export function unsettledWithoutOperational(entries: readonly Unsettled[], operational: OperationalOptions | undefined): Unsettled[] {
+/**
+ * Unsettled entries with the operational options of their definitions left out (see
+ * withoutOperational). An entry whose target differs from the recorded definition (`recorded`, as
+ * the state holds it) in those options alone was planned by a version that counted them: Runs it no
+ * longer plans (a source removed and read again, a destination reset) were part-way, and the object is
+ * redone whole.
+ */
+export function unsettledWithoutOperational(entries: readonly Unsettled[], operational: OperationalOptions | undefined, recorded?: Definitions): Unsettled[] {
   if (!operational) return [...entries];
   return entries.map((u) => {
     if (u.cls !== "sources" && u.cls !== "destinations") return u;
     const cls = u.cls;
     const strip = (d: AnyDefinition | null) => (d === null ? null : stripped(cls, d as SourceDefinition | DestinationDefinition, operational));
-    return { ...u, target: strip(u.target), seen: strip(u.seen) as AnyDefinition };
+    const target = strip(u.target);
+    const before = recorded?.[cls][u.id];
+    const byOperationalAlone = before !== undefined && u.target !== null && !same(u.target, before) && same(target, strip(before));
+    return { ...u, target, seen: strip(u.seen) as AnyDefinition, ...(byOperationalAlone ? { redo: true } : {}) };
   });
 }
 
@@ -232,6 +241,17 @@ function withAppOf<D extends AnyDefinition | null>(cls: DefinitionClass, definit
   // In definitionsOf's order: definitions are compared as JSON.
   const { modelId, type, appId, ...rest } = before;
   return { modelId, type, appId, app: after.app, ...rest } as D;
+}
+
+/**
+ * A definition a Run of an earlier version records, as this version compares it with the one it plans
+ * to record (`next`): without operational options, and a destination's with the app's identity.
+ */
+export function comparableUpdate(update: DefinitionUpdate, next: DefinitionUpdate | undefined, operational: OperationalOptions | undefined): DefinitionUpdate {
+  const { cls, definition } = update;
+  if (definition === null || (cls !== "sources" && cls !== "destinations")) return update;
+  const plain = operational ? stripped(cls, definition as SourceDefinition | DestinationDefinition, operational) : definition;
+  return { ...update, definition: withAppOf(cls, plain, next?.cls === cls && next.id === update.id ? (next.definition ?? undefined) : undefined) };
 }
 
 /** How the reason of a Run that redoes an object whose change was cut short begins. */
@@ -502,7 +522,7 @@ export function requestedRunObsolete(spec: RunSpec, next: Definitions): string |
  * again from the beginning rather than resuming.
  */
 export function requestedRunChanged(spec: RunSpec, stored: Definitions, next: Definitions): string | undefined {
-  const differs = (cls: DefinitionClass, id: string) => JSON.stringify(stored[cls][id] ?? null) !== JSON.stringify(next[cls][id] ?? null);
+  const differs = (cls: DefinitionClass, id: string) => JSON.stringify(withAppOf(cls, stored[cls][id] ?? null, next[cls][id])) !== JSON.stringify(next[cls][id] ?? null);
   const sourceChanged = (sourceId: string, propertyIds: readonly string[]) => {
     if (differs("sources", sourceId)) return `source ${sourceId}`;
     const property = propertyIds.find((id) => differs("properties", id));

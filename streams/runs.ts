@@ -5,7 +5,7 @@
 // source's connector: its rows and progress markers flow through the pipeline like every change.
 import type { Logger } from "pino";
 import { applyRowChange, emptyAggregate, type AggregateState, type BatchApplier, type BatchResult } from "../core/apply.js";
-import { cutShort, DEFINITION_CLASSES, modelOf, planRuns, unsettledWithoutOperational, withoutOperational, type OperationalOptions, requestedRunChanged, requestedRunObsolete, runCovers, type DefinitionUpdate, type Definitions, type PlannedRun, type RunKind, type RunPlan, type RunSpec, type Unsettled } from "../core/definitions.js";
+import { comparableUpdate, cutShort, DEFINITION_CLASSES, modelOf, planRuns, unsettledWithoutOperational, withoutOperational, type OperationalOptions, requestedRunChanged, requestedRunObsolete, runCovers, type DefinitionUpdate, type Definitions, type PlannedRun, type RunKind, type RunPlan, type RunSpec, type Unsettled } from "../core/definitions.js";
 import type { Domain } from "../core/domain.js";
 import type { SourceConnector } from "../connectors/types.js";
 import type { StateTransaction, Store } from "../state/store.js";
@@ -230,9 +230,13 @@ export class Runs {
     await store.transact((tx) => {
       let n = 0;
       for (const planned of plan.runs) {
-        const resumed = existing.find((r) => sameWork(r, planned));
+        const resumed = existing.find((r) => sameWork(r, planned, this.context.operational));
         if (resumed) {
-          runs.push(resumed);
+          // It records what this version records (see sameWork).
+          const same = JSON.stringify(resumed.updates) === JSON.stringify(planned.updates);
+          const kept = same ? resumed : { ...resumed, updates: planned.updates };
+          if (!same) tx.putMeta(`run:${kept.id}`, kept);
+          runs.push(kept);
           continue;
         }
         const id = `${now.toString(36)}-${String(n++).padStart(3, "0")}-${planned.spec.kind}`;
@@ -324,7 +328,8 @@ export class Runs {
    */
   /** What the state marks unsettled, compared as the definitions are (without operational options). */
   private unsettled(): Unsettled[] {
-    return unsettledWithoutOperational(this.context.store.metaWithPrefix<Unsettled>(UNSETTLED), this.context.operational);
+    const { store, operational } = this.context;
+    return unsettledWithoutOperational(store.metaWithPrefix<Unsettled>(UNSETTLED), operational, storedDefinitions(store));
   }
 
   private baseline(next: Definitions, isEmpty: boolean, warn: boolean, stored = storedDefinitions(this.context.store, this.context.operational)): Definitions | undefined {
@@ -888,8 +893,11 @@ export class Runs {
 const lacking = (sourceId: string, missing: readonly string[]) => `the stored rows of source ${sourceId} lack ${missing.length === 1 ? "the column" : "the columns"} ${missing.join(", ")} that the new definition reads`;
 
 /** Whether a Run of the state does the work a planned Run would (so it resumes instead of starting over). */
-function sameWork(run: RunState, planned: PlannedRun): boolean {
-  return JSON.stringify(run.plannedAs ?? run.spec) === JSON.stringify(planned.spec) && JSON.stringify(run.updates) === JSON.stringify(planned.updates);
+function sameWork(run: RunState, planned: PlannedRun, operational: OperationalOptions | undefined): boolean {
+  if (JSON.stringify(run.plannedAs ?? run.spec) !== JSON.stringify(planned.spec)) return false;
+  // Its definitions as this version records them (an earlier version's kept operational options, and no app identity).
+  const updates = run.updates.map((u, i) => comparableUpdate(u, planned.updates[i], operational));
+  return JSON.stringify(updates) === JSON.stringify(planned.updates);
 }
 
 /** Every definition as an update (a new state records them all). */

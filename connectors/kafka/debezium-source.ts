@@ -62,6 +62,8 @@ export class KafkaDebeziumSource extends ChangeReader {
   private readonly observer: SourceObserver | undefined;
   private readonly waiters = new Map<string, Waiter[]>();
   private readonly durable = new Map<string, bigint>();
+  /** The position the state held of each partition when the source started (see eachBatch). */
+  private readonly held = new Map<string, bigint>();
   private joined = false;
   /** The partitions this member was assigned at its last join, by topic. */
   private assignment: Record<string, number[]> = {};
@@ -74,9 +76,11 @@ export class KafkaDebeziumSource extends ChangeReader {
     this.logger = context.logger;
     this.observer = context.observer;
     this.sources = sources.filter((s): s is KafkaSource => s.type === "kafka-debezium");
-    // What the state holds of each partition: a message at or before it is not applied again (see eachBatch).
+    // What the state holds of each partition: a message at or before it that cannot be decoded is not
+    // set aside again (see eachBatch). Not `durable`: an offset is committed only once what was read up
+    // to it is durable, which a state ahead of the partition (a topic made again) says nothing of.
     for (const [stream, position] of context.positions) {
-      if (stream.startsWith(`kafka:${app.id}:`) && /^\d+$/.test(position)) this.durable.set(stream, BigInt(position));
+      if (stream.startsWith(`kafka:${app.id}:`) && /^\d+$/.test(position)) this.held.set(stream, BigInt(position));
     }
     this.kafka = kafkaClient(app, context.logger);
     this.consumer = this.kafka.consumer({
@@ -147,9 +151,12 @@ export class KafkaDebeziumSource extends ChangeReader {
         started = false;
         await this.start();
         started = true;
+        const since = Date.now();
         this.failing = null;
         const stopped = await Promise.race([crashed.then((error) => ({ error })), this.stopRequested.then(() => undefined)]);
         if (stopped === undefined) break;
+        // A consumer that ran a while before it stopped is started again soon, not after the last backoff.
+        if (Date.now() - since > 60_000) delay = 1000;
         throw stopped.error;
       } catch (error) {
         await this.consumer.disconnect().catch(() => undefined);
@@ -196,9 +203,11 @@ export class KafkaDebeziumSource extends ChangeReader {
     // nothing; but one that cannot be decoded was set aside already: it is not stored as a dead letter
     // (nor copied to the dead-letter topic) a second time. Not while the partition is replayed (a
     // re-read), nor when the state is past the partition's end (a topic deleted and made again).
-    const held = this.replay?.partitions.has(stream) ? undefined : this.durable.get(stream);
+    const held = this.replay?.partitions.has(stream) ? undefined : this.held.get(stream);
     const first = batch.firstOffset();
     const again = held !== undefined && first !== null && BigInt(first) <= held && held < BigInt(batch.highWatermark);
+    // A state past the partition's end held another incarnation of it: its position says nothing of this one.
+    if (held !== undefined && held >= BigInt(batch.highWatermark)) this.held.delete(stream);
     for (const message of batch.messages) {
       if (!isRunning() || this.stopped || (awaited && isStale())) break;
       awaited = false;
@@ -380,10 +389,10 @@ export const kafkaDebeziumSource: SourceComponent = {
   type: "kafka-debezium",
   appType: "kafka",
   options: KafkaDebeziumOptions,
-  // Where undecodable messages are copied, and the size past which a message is not decoded, change
-  // nothing already applied: the topic is not replayed for them (messages set aside before stay dead
-  // letters: a Run asked for by hand, rebuild --source, reads the topic again).
-  operationalOptions: ["deadLetterTopic", "maxMessageBytes"],
+  // Where undecodable messages are copied changes nothing applied: the topic is not replayed for it.
+  // (The size past which a message is not decoded changes what is applied: a fresh daemon would
+  // decode, or set aside, other messages; it is read again.)
+  operationalOptions: ["deadLetterTopic"],
   check(source, context) {
     const options = source.options as Static<typeof KafkaDebeziumOptions>;
     if (isTopicRegex(options.topic)) {
@@ -404,10 +413,16 @@ export const kafkaDebeziumSource: SourceComponent = {
       }
     }
     const dlq = options.deadLetterTopic;
+    if (dlq === "." || dlq === "..") return [{ field: ["options", "deadLetterTopic"], message: `"${dlq}" is not a name Kafka gives a topic` }];
     // The source would read its own copies of what it cannot decode, set each aside again and copy it
-    // again, without end.
+    // again, without end; another source of the app reading them would set them all aside (and, with
+    // its own dead-letter topic read by this one, loop the same way).
     if (dlq !== undefined && readsTopic(options.topic, dlq)) {
       return [{ field: ["options", "deadLetterTopic"], message: `the source reads "${dlq}" itself (topic ${options.topic}): each message it cannot decode would come back, be set aside and copied again without end; choose a topic it does not read` }];
+    }
+    const reader = dlq === undefined ? undefined : context.sources().find((other) => other.id !== source.id && other.type === "kafka-debezium" && other.appId === source.appId && readsTopicSafely(String((other.options as { topic?: unknown }).topic ?? ""), dlq));
+    if (dlq !== undefined && reader) {
+      return [{ field: ["options", "deadLetterTopic"], message: `source "${reader.id}" of the same kafka app reads "${dlq}": the messages this one cannot decode would come to it; choose a topic no source of the app reads` }];
     }
     return [];
   },
@@ -428,9 +443,12 @@ export const kafkaDebeziumSource: SourceComponent = {
     const { Kafka } = kafkajs();
     const config = kafkaClientConfig(app, pino({ level: "silent" }));
     const admin = new Kafka({ ...config, connectionTimeout: 3000, requestTimeout: 5000, retry: { retries: 0 } }).admin();
+    let timer: NodeJS.Timeout | undefined;
+    // At most 5 s in all, whatever the brokers do (a start waits for it).
+    const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error("no answer within 5 s")), 5000)));
     try {
-      await admin.connect();
-      const existing = new Set(await admin.listTopics());
+      await Promise.race([admin.connect(), timeout]);
+      const existing = new Set(await Promise.race([admin.listTopics(), timeout]));
       return sources.flatMap((source) => {
         const topic = String((source.options as { topic?: unknown }).topic ?? "");
         if (isTopicRegex(topic) || existing.has(topic)) return [];
@@ -442,6 +460,7 @@ export const kafkaDebeziumSource: SourceComponent = {
       const { permanent, reason } = classifyKafkaError(error);
       return [{ objectClass: "app" as const, id: app.id, message: `${permanent ? "refused" : "cannot be reached"}: ${reason}`, permanent: false }];
     } finally {
+      clearTimeout(timer);
       await admin.disconnect().catch(() => undefined);
     }
   },

@@ -14,4 +14,14 @@ export const WebhookAppOptions = Type.Object(
 );
 export type WebhookAppOptions = Static<typeof WebhookAppOptions>;
 
-export const webhookApp: AppComponent = { type: "webhook", options: WebhookAppOptions, identity: (app) => ({ url: (app.options as WebhookAppOptions).url }) };
+/** Where a webhook app points: its URL without credentials and query (a token there is how it is reached, and a secret). */
+function endpointOf(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}${u.pathname}`;
+  } catch {
+    return url;
+  }
+}
+
+export const webhookApp: AppComponent = { type: "webhook", options: WebhookAppOptions, identity: (app) => ({ url: endpointOf((app.options as WebhookAppOptions).url) }) };

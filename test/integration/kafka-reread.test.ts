@@ -91,7 +91,7 @@ describe("kafka-debezium re-read", () => {
     }
   });
 
-  it("reads nothing again when only how the source reads changes (its dead-letter topic, its size limit)", { timeout: 120_000 }, async () => {
+  it("reads nothing again when only where it copies what it cannot decode changes (its dead-letter topic)", { timeout: 120_000 }, async () => {
     const topic = `ops-${randomBytes(4).toString("hex")}`;
     const admin = kafka.admin();
     await admin.connect();
@@ -119,17 +119,26 @@ describe("kafka-debezium re-read", () => {
       expect(members).toBe(20);
 
       // Before, this change removed every record of the source (their exports as deletes) and replayed the topic.
-      writeFileSync(file, JSON.stringify(objects({ deadLetterTopic: `${topic}-dlq2`, maxMessageBytes: 5000 })));
+      writeFileSync(file, JSON.stringify(objects({ deadLetterTopic: `${topic}-dlq2`, maxMessageBytes: 2000 })));
       expect(await daemon.reload("test")).toBe("applied");
       expect(listRuns(daemon.state)).toEqual([]);
       expect(daemon.state.countOf("records", "users")).toBe(20);
       expect(daemon.state.countOf("members", "named_a")).toBe(members);
-      // The new limit applies to what comes next.
-      await send(22, `a${"y".repeat(3000)}`);
-      await waitFor("the next message", async () => (daemon.state.position(`kafka:bus:${topic}:0`) === "21" ? true : undefined), 60_000);
-      expect(daemon.state.getRecord("users", "22")?.values.name).toBe(`a${"y".repeat(3000)}`);
-      expect(daemon.state.sourceDeadLetters()).toHaveLength(1);
+      // What comes next is read under the new config: a message it cannot take is copied to the new topic.
+      await send(22, "aname22");
+      await producer.send({ topic, messages: [{ ...big, key: "23" }] });
+      await waitFor("the next messages", async () => (daemon.state.position(`kafka:bus:${topic}:0`) === "22" ? true : undefined), 60_000);
+      expect(daemon.state.getRecord("users", "22")?.values.name).toBe("aname22");
+      expect(daemon.state.sourceDeadLetters()).toHaveLength(2);
       expect(listRuns(daemon.state)).toEqual([]);
+      const copies = kafka.consumer({ groupId: `dlq2-${topic}` });
+      await copies.connect();
+      await copies.subscribe({ topic: `${topic}-dlq2`, fromBeginning: true });
+      const copied: string[] = [];
+      await copies.run({ eachMessage: async ({ message }) => void copied.push(message.key?.toString() ?? "") });
+      await waitFor("the copy in the new dead-letter topic", async () => (copied.length > 0 ? true : undefined), 30_000);
+      await copies.disconnect();
+      expect(copied).toEqual(["23"]);
     } finally {
       await producer.disconnect();
       await daemon.drain("SIGTERM");

@@ -312,7 +312,7 @@ describe("operational options", () => {
   const runs = (before: Definitions, after: Definitions) => planRuns(before, after, { needsReread: () => true });
 
   it("are declared by the types whose options change how they work, not what they read or write", () => {
-    expect(operational("sources", "kafka-debezium")).toEqual(["deadLetterTopic", "maxMessageBytes"]);
+    expect(operational("sources", "kafka-debezium")).toEqual(["deadLetterTopic"]);
     expect(operational("sources", "postgres-table-import")).toEqual(["batchSize"]);
     expect(operational("sources", "postgres-cdc")).toBeUndefined();
     expect(operational("destinations", "postgres-table")).toEqual(["statementTimeoutMs"]);
@@ -321,10 +321,12 @@ describe("operational options", () => {
 
   it("need no Run when they alone change; what a source reads or a destination holds still does", () => {
     const before = of((o) => onKafka(o, { deadLetterTopic: "dlq", maxMessageBytes: 1000 }));
-    expect(before.sources.purchases_table?.options).toEqual({ binaryHandlingMode: "bytes", format: "debezium", topic: "shop.public.purchases", unavailableValuePlaceholder: "__debezium_unavailable_value" });
+    expect(before.sources.purchases_table?.options).toEqual({ binaryHandlingMode: "bytes", format: "debezium", maxMessageBytes: 1000, topic: "shop.public.purchases", unavailableValuePlaceholder: "__debezium_unavailable_value" });
     // Before, every record of the source was deleted, exported as deleted, and read again from the topic.
-    expect(runs(before, of((o) => onKafka(o, { deadLetterTopic: "dlq2", maxMessageBytes: 2_000_000 })))).toEqual({ runs: [], updates: [] });
-    expect(runs(before, of((o) => onKafka(o, {})))).toEqual({ runs: [], updates: [] });
+    expect(runs(before, of((o) => onKafka(o, { deadLetterTopic: "dlq2", maxMessageBytes: 1000 })))).toEqual({ runs: [], updates: [] });
+    expect(runs(before, of((o) => onKafka(o, { maxMessageBytes: 1000 })))).toEqual({ runs: [], updates: [] });
+    // The size limit changes what is applied (a fresh daemon decodes, or sets aside, other messages).
+    expect(runs(before, of((o) => onKafka(o, { deadLetterTopic: "dlq", maxMessageBytes: 2000 }))).runs.map((r) => r.spec.kind)).toEqual(expect.arrayContaining(["remove-source", "reread"]));
     expect(runs(before, of((o) => onKafka(o, { format: "debezium-unwrapped" }))).runs.map((r) => r.spec.kind)).toEqual(expect.arrayContaining(["remove-source", "reread"]));
     const hook = of(() => undefined);
     expect(runs(hook, of((o) => ((find(o, "crm").options as Obj).batchSize = 10)))).toEqual({ runs: [], updates: [] });
@@ -342,7 +344,14 @@ describe("operational options", () => {
     // An unsettled entry recorded with them is compared without them: not cut short.
     const source = recorded.sources.purchases_table as NonNullable<Definitions["sources"][string]>;
     const unsettled: Unsettled[] = [{ cls: "sources", id: "purchases_table", target: source, seen: source, redo: false }];
-    expect(planRuns(withoutOperational(recorded, operational), next, { needsReread: () => true, unsettled: unsettledWithoutOperational(unsettled, operational) }).runs).toEqual([]);
+    expect(planRuns(withoutOperational(recorded, operational), next, { needsReread: () => true, unsettled: unsettledWithoutOperational(unsettled, operational, recorded) }).runs).toEqual([]);
+    // One whose target differs from what the state recorded in them alone was planned by a version that
+    // counted them: the source's removal and re-read were part-way, so it is redone whole.
+    const dlq2 = { ...source, options: { ...source.options, deadLetterTopic: "dlq2" } };
+    const partWay: Unsettled[] = [{ cls: "sources", id: "purchases_table", target: dlq2, seen: dlq2, redo: false }];
+    const redone = planRuns(withoutOperational(recorded, operational), next, { needsReread: () => true, unsettled: unsettledWithoutOperational(partWay, operational, recorded) });
+    expect(redone.runs.map((r) => `${r.spec.kind} ${r.target}`)).toEqual(expect.arrayContaining(["remove-source source purchases_table", "reread source purchases_table"]));
+    expect(redone.runs.every((r) => r.reason.startsWith("a change to it was cut short") || r.spec.kind !== "remove-source")).toBe(true);
     expect(planRuns(withoutOperational(recorded, operational), next, { needsReread: () => true, unsettled }).runs.length).toBeGreaterThan(0);
   });
 });
@@ -362,8 +371,9 @@ describe("where a destination's app points", () => {
     expect(before.destinations.crm?.app).toEqual({ url: "https://hooks.example.com/grouparoo" });
     // Before 2026-12-03 this planned nothing: the new endpoint got only the records that changed next.
     expect(planned(before, of((o) => (hooks(o).url = "https://hooks.example.org/other")))).toEqual(["export destination crm reset=true"]);
-    // How the app is reached is not where it points.
+    // How the app is reached is not where it points: nor a token in the URL's query or credentials in it.
     expect(planned(before, of((o) => Object.assign(hooks(o), { secret: "an0ther-s3cret", timeoutMs: 500, headers: { "x-team": "a" } })))).toEqual([]);
+    expect(planned(before, of((o) => (hooks(o).url = "https://user:pw@hooks.example.com/grouparoo?token=t2")))).toEqual([]);
 
     const table = of((o) => onTable(o, "postgres://postgres:one@127.0.0.1:5432/crm"));
     expect(table.destinations.crm?.app).toEqual({ host: "127.0.0.1", port: 5432, database: "crm" });

@@ -175,6 +175,14 @@ const cases: [string, (o: Obj[]) => void, Expected[]][] = [
     ],
   ],
   [
+    "kafka-debezium dead-letter topic another source of the app reads",
+    (o) => {
+      Object.assign(find(o, "purchases_table"), { type: "kafka-debezium", appId: "bus", options: { topic: "shop.purchases", deadLetterTopic: "shop.users" } });
+      Object.assign(find(o, "users_table"), { type: "kafka-debezium", appId: "bus", options: { topic: "shop.users" } });
+    },
+    [e("source", "purchases_table", "options.deadLetterTopic", 'source "users_table" of the same kafka app reads "shop.users": the messages this one cannot decode would come to it; choose a topic no source of the app reads')],
+  ],
+  [
     "kafka-debezium dead-letter topic Kafka refuses",
     (o) => Object.assign(find(o, "purchases_table"), { type: "kafka-debezium", appId: "bus", options: { topic: "shop.purchases", deadLetterTopic: "bad topic!" } }),
     [e("source", "purchases_table", "options.deadLetterTopic", 'does not match ^[A-Za-z0-9._-]+$ (got "bad topic!")')],
