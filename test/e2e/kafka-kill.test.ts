@@ -76,6 +76,9 @@ describe("kafka-debezium under SIGKILL", () => {
 
     const http = `127.0.0.1:${await freePort()}`;
     const daemon = startDaemon(["--config", join(work, "config.yml"), "--state", state], http);
+    // Ready first: the offsets may all be committed already by the runs before, and a SIGTERM while the
+    // program loads (before its handlers exist) ends it by the signal's default action, not with exit 0.
+    await waitFor("ready", async () => ((await get(http, "/readyz")).status === 200 ? true : undefined), 30_000);
     const ends = await admin.fetchTopicOffsets(topic);
     await waitFor(
       "every offset committed",
