@@ -100,6 +100,15 @@ export class KafkaDebeziumSource extends ChangeReader {
       if (!event.payload.restart) this.crashed?.(event.payload.error);
     });
     this.consumer.on(this.consumer.events.DISCONNECT, () => (this.joined = false));
+    // A batch of aborted messages and commit markers only reaches no eachBatch; a replay still counts it.
+    this.consumer.on(this.consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+      if (!this.replay || payload.batchSize > 0) return;
+      const stream = this.streamOf(payload.topic, payload.partition);
+      const partition = this.replay.partitions.get(stream);
+      if (!partition) return;
+      if (payload.firstOffset !== null && BigInt(payload.firstOffset) <= partition.low) partition.started = true;
+      this.replayed(stream, BigInt(payload.lastOffset));
+    });
   }
 
   private sourceFor(topic: string): KafkaSource | undefined {
@@ -203,7 +212,12 @@ export class KafkaDebeziumSource extends ChangeReader {
     // nothing; but one that cannot be decoded was set aside already: it is not stored as a dead letter
     // (nor copied to the dead-letter topic) a second time. Not while the partition is replayed (a
     // re-read), nor when the state is past the partition's end (a topic deleted and made again).
-    const held = this.replay?.partitions.has(stream) ? undefined : this.held.get(stream);
+    const replaying = this.replay?.partitions.get(stream);
+    // A batch fetched from the replay's first offset follows the seek (one fetched before it may still
+    // pass). Not the first message's offset: the first offset may hold no message a consumer gets (an
+    // aborted transaction's, a record compaction removed).
+    if (replaying && BigInt((batch as unknown as { fetchedOffset: string }).fetchedOffset) === replaying.low) replaying.started = true;
+    const held = replaying ? undefined : this.held.get(stream);
     const first = batch.firstOffset();
     const again = held !== undefined && first !== null && BigInt(first) <= held && held < BigInt(batch.highWatermark);
     // A state past the partition's end held another incarnation of it: its position says nothing of this one.
@@ -260,7 +274,6 @@ export class KafkaDebeziumSource extends ChangeReader {
         this.emit({ sourceId: source.id, op: "marker", key: "", before: null, after: null, position, commitTime, deadLetter: { reason, payload } });
       }
       last = message.offset;
-      if (this.replay) this.replayed(stream, BigInt(message.offset));
       if (Date.now() - sinceHeartbeat > 1000) {
         await heartbeat();
         sinceHeartbeat = Date.now();
@@ -268,6 +281,8 @@ export class KafkaDebeziumSource extends ChangeReader {
       }
     }
     this.observer?.consumerLag?.(batch.topic, batch.partition, Number(batch.offsetLag()));
+    // Up to the batch's last offset, a transaction's commit marker included (no message of it is handed out).
+    if (replaying && last !== undefined) this.replayed(stream, BigInt(last === batch.messages[batch.messages.length - 1]?.offset ? batch.lastOffset() : last));
     if (last === undefined) return;
     // Commit only what is durable in the state: wait for the core's acknowledgement of `last`.
     const durable = this.waitDurable(stream, BigInt(last));
@@ -320,13 +335,15 @@ export class KafkaDebeziumSource extends ChangeReader {
     this.replay = { runId: request.runId, sourceId: sources[0]?.id ?? "", partitions };
   }
 
-  /** Follows a replay: once every partition reached its target, the Run's completion follows in the stream. */
+  /**
+   * Follows a replay, told of each partition's last offset read (batches kafkajs hands no message of,
+   * only aborted ones and commit markers, through its END_BATCH_PROCESS event): once every partition
+   * reached its target, the Run's completion follows in the stream.
+   */
   private replayed(stream: string, offset: bigint): void {
     const replay = this.replay;
     const partition = replay?.partitions.get(stream);
     if (!replay || !partition) return;
-    // Messages of a batch fetched before the seek may still pass; the replay counts from its first offset.
-    if (offset === partition.low) partition.started = true;
     if (partition.started && offset >= partition.target) partition.reached = true;
     if (![...replay.partitions.values()].every((p) => p.reached)) return;
     this.replay = undefined;

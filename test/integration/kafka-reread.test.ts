@@ -91,6 +91,46 @@ describe("kafka-debezium re-read", () => {
     }
   });
 
+  it("completes a replay of a topic written in transactions: its first offset an aborted message's, its last a commit marker", { timeout: 120_000 }, async () => {
+    const topic = `tx-${randomBytes(4).toString("hex")}`;
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true });
+    await admin.disconnect();
+    const producer = kafka.producer({ transactionalId: `tx-${topic}`, idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    const inTransaction = async (ids: number[], round: number, commit: boolean) => {
+      const tx = await producer.transaction();
+      await tx.send({ topic, messages: ids.map((id) => ({ key: String(id), value: JSON.stringify({ id, email: `u${id}@example.com`, name: `aname${id}r${round}` }) })) });
+      if (commit) await tx.commit();
+      else await tx.abort();
+    };
+    // Offsets 0-2 aborted (a consumer gets none of them), 3 their marker; 4-8 committed, 9 their marker.
+    await inTransaction([1, 2, 3], 0, false);
+    await inTransaction([1, 2, 3, 4, 5], 1, true);
+    const work = mkdtempSync(join(tmpdir(), "kafka-tx-"));
+    const file = join(work, "config.json");
+    writeFileSync(file, JSON.stringify(config(topic, `g-${topic}`, false)));
+    const daemon = await Daemon.start({ config: file, state: join(work, "state"), http: `127.0.0.1:${await freePort()}`, maxBatchDelayMs: 2 }, pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }));
+    if (typeof daemon === "number") throw new Error(`exit ${daemon}`);
+    try {
+      await waitFor("the committed messages", async () => (daemon.state.position(`kafka:bus:${topic}:0`) === "8" ? true : undefined), 60_000);
+      expect(daemon.state.countOf("records", "users")).toBe(5);
+      writeFileSync(file, JSON.stringify(config(topic, `g-${topic}`, true)));
+      expect(await daemon.reload("test")).toBe("applied");
+      // Before, the replay waited for a message at offset 0 and one at offset 9, neither of which a consumer gets.
+      await waitFor("the replay done", async () => (daemon.runs?.pending().length === 0 ? true : undefined), 60_000);
+      expect(listRuns(daemon.state).every((r) => r.state === "complete")).toBe(true);
+      expect([1, 2, 3, 4, 5].map((id) => daemon.state.getRecord("users", String(id))?.values.name)).toEqual(["aname1r1", "aname2r1", "aname3r1", "aname4r1", "aname5r1"]);
+      expect(daemon.state.countOf("members", "named_a")).toBe(5);
+    } finally {
+      await producer.disconnect();
+      await daemon.drain("SIGTERM");
+      await daemon.finished;
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
+
   it("reads nothing again when only where it copies what it cannot decode changes (its dead-letter topic)", { timeout: 120_000 }, async () => {
     const topic = `ops-${randomBytes(4).toString("hex")}`;
     const admin = kafka.admin();
