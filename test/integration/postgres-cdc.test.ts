@@ -203,6 +203,55 @@ describe("postgres-cdc", () => {
     expect(records()).toEqual({ "acme,1": 7, "zeta,1": 0, "zeta,3": 9 });
   });
 
+  it("keys every row by its primary key under any replica identity, and moves a row whose key changed", async () => {
+    await db.query(`CREATE TABLE users (id int PRIMARY KEY, email text NOT NULL UNIQUE, visits int)`);
+    await db.query(`CREATE TABLE purchases (id int PRIMARY KEY, user_id int, amount int)`);
+    await db.query(`INSERT INTO users VALUES (1, 'a@example.com', 0), (2, 'b@example.com', 0)`);
+    await db.query(`INSERT INTO purchases VALUES (11, 2, 5), (12, 2, 7)`);
+    run = startCdc(
+      validConfig([
+        app(db.url),
+        model,
+        usersSource(),
+        prop("user_id", "integer", "id", { unique: true }),
+        prop("visits", "integer", "visits"),
+        { class: "source", id: "purchases_table", type: "postgres-cdc", appId: "pg", modelId: "users", options: { table: "purchases" }, mapping: { user_id: "user_id" } },
+        { class: "property", id: "purchase_count", type: "integer", sourceId: "purchases_table", options: { column: "id", aggregationMethod: "count" } },
+        { class: "property", id: "spent", type: "integer", sourceId: "purchases_table", options: { column: "amount", aggregationMethod: "sum" } },
+      ]),
+    );
+    const records = () => Object.fromEntries([...(run?.store.recordsOf("users") ?? [])].map((r) => [r.id, [r.values.visits, r.values.purchase_count, r.values.spent]]));
+    await waitFor("snapshot", async () => (run?.store.countOf("records", "users") === 2 ? true : undefined));
+    // REPLICA IDENTITY DEFAULT: pgoutput sends the old key with the update that changed it.
+    await db.query(`UPDATE users SET id = 10 WHERE id = 2`);
+    await db.query(`UPDATE purchases SET id = 111 WHERE id = 11`);
+    await db.query(`UPDATE purchases SET user_id = 10 WHERE user_id = 2`);
+    await waitFor("key changes", async () => (run && records()["10"]?.[1] === 2 ? true : undefined));
+    // Before, record 2 stayed (with its purchases), and purchase 11 counted twice under its two ids.
+    expect(records()).toEqual({ "1": [0, 0, 0], "10": [0, 2, 12] });
+    // FULL: every column is flagged as a key column; the record is still the primary key's.
+    await db.query(`ALTER TABLE users REPLICA IDENTITY FULL`);
+    await db.query(`ALTER TABLE purchases REPLICA IDENTITY FULL`);
+    await db.query(`UPDATE users SET visits = 1 WHERE id = 1`);
+    await db.query(`INSERT INTO users VALUES (3, 'c@example.com', 3)`);
+    await db.query(`UPDATE users SET id = 30 WHERE id = 3`);
+    await db.query(`UPDATE purchases SET id = 121, amount = 8 WHERE id = 12`);
+    await db.query(`DELETE FROM purchases WHERE id = 111`);
+    await db.query(`INSERT INTO users VALUES (4, 'd@example.com', 4)`);
+    await waitFor("changes under FULL", async () => (run && records()["4"] ? true : undefined));
+    expect(records()).toEqual({ "1": [1, 0, 0], "10": [0, 1, 8], "30": [3, 0, 0], "4": [4, 0, 0] });
+    // USING INDEX on another column: a delete sends only the email, which finds no record: set aside, named.
+    await db.query(`ALTER TABLE users REPLICA IDENTITY USING INDEX users_email_key`);
+    await db.query(`UPDATE users SET visits = 2 WHERE id = 1`);
+    await db.query(`DELETE FROM users WHERE id = 30`);
+    await db.query(`INSERT INTO users VALUES (5, 'e@example.com', 5)`);
+    await waitFor("changes under USING INDEX", async () => (run && records()["5"] ? true : undefined));
+    expect(records()).toEqual({ "1": [2, 0, 0], "10": [0, 1, 8], "30": [3, 0, 0], "4": [4, 0, 0], "5": [5, 0, 0] });
+    expect(run.store.sourceDeadLetters().map((l) => l.reason.replace(/at \d+\/[0-9A-F]+/, "at LSN"))).toEqual([
+      "a delete on public.users at LSN names no primary key (id): its replica identity sends email, so the row's record cannot be found; set REPLICA IDENTITY DEFAULT or FULL on the table",
+    ]);
+  });
+
   it("sets an undecodable or unhandleable message aside as a dead letter and keeps streaming", async () => {
     await db.query(`CREATE TABLE users (id int PRIMARY KEY)`);
     run = startCdc(validConfig([app(db.url, { snapshot: "no_data" }), model, usersSource(), prop("user_id", "integer", "id", { unique: true })]));

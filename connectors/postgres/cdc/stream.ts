@@ -96,7 +96,7 @@ export class PgoutputChanges {
    * one relation object until the table's next Relation message): its table's name, its key columns in
    * the key's order, and the sources reading it.
    */
-  private readonly relations = new WeakMap<Pgoutput.MessageRelation, { table: string; keyColumns: readonly string[]; sourceIds: readonly string[] }>();
+  private readonly relations = new WeakMap<Pgoutput.MessageRelation, RelationInfo>();
 
   constructor(
     private readonly stream: string,
@@ -136,14 +136,20 @@ export class PgoutputChanges {
     }
   }
 
-  /** The relation's table, its replica identity columns (in the primary key's order when they are its columns), and the sources reading it. */
-  private relation(relation: Pgoutput.MessageRelation): { table: string; keyColumns: readonly string[]; sourceIds: readonly string[] } {
+  /**
+   * The relation's table, its key columns, and the sources reading it. The key is the table's primary
+   * key whenever it has one, whatever its replica identity (FULL flags every column as a key column,
+   * USING INDEX the index's): a record's id is the same however its row was read. A table without one
+   * is keyed by its replica identity's columns.
+   */
+  private relation(relation: Pgoutput.MessageRelation): RelationInfo {
     let known = this.relations.get(relation);
     if (known === undefined) {
       const table = `${relation.schema}.${relation.name}`;
       const declared = this.keyOrder.get(table);
-      const same = declared !== undefined && declared.length === relation.keyColumns.length && declared.every((c) => relation.keyColumns.includes(c));
-      known = { table, keyColumns: same ? declared : relation.keyColumns, sourceIds: this.bySource.get(table) ?? [] };
+      const keyColumns = declared !== undefined && declared.length > 0 ? declared : relation.keyColumns;
+      const identity = relation.keyColumns.join(", ") || "none";
+      known = { table, keyColumns, identity, keyInOld: keyColumns.every((c) => relation.keyColumns.includes(c)), sourceIds: this.bySource.get(table) ?? [] };
       this.relations.set(relation, known);
     }
     return known;
@@ -213,14 +219,30 @@ export class PgoutputChanges {
       case "insert":
       case "update":
       case "delete": {
-        const { table, keyColumns, sourceIds } = this.relation(message.relation);
+        const relation = this.relation(message.relation);
+        const { table, keyColumns, sourceIds } = relation;
         const after = message.tag === "delete" ? null : this.withoutExcluded(table, message.new);
+        // The old row (REPLICA IDENTITY FULL) or its old key (a delete, an update that changed it).
         const before = message.tag === "insert" ? null : (message.old ?? message.key ?? null);
-        const keyRow = after ?? before ?? {};
-        const key = rowKey(keyColumns, keyRow);
-        if (this.window?.open && this.window.table === table) this.window.changed.add(key);
+        if (message.tag === "delete" && !carriesKey(relation, before)) {
+          const lsn = normalizeLsn(rawLsn);
+          this.deadLetter(lsn, `a delete on ${table} at ${lsn} names no primary key (${keyColumns.join(", ")}): its replica identity sends ${relation.identity}, so the row's record cannot be found; set REPLICA IDENTITY DEFAULT or FULL on the table`, { lsn, message: plain(message) });
+          return;
+        }
+        const key = rowKey(keyColumns, after ?? before ?? {});
+        // An update that changed the key: the row under its old key is deleted and the new one inserted
+        // (as Debezium sends it, and as a fresh daemon finds the table). pgoutput sends the old key only
+        // then, or the old row with every update (FULL).
+        const oldKey = message.tag === "update" && before !== null && carriesKey(relation, before) ? rowKey(keyColumns, before) : key;
+        if (this.window?.open && this.window.table === table) {
+          this.window.changed.add(key);
+          this.window.changed.add(oldKey);
+        }
         for (const sourceId of sourceIds) {
-          this.emit({ sourceId, op: message.tag, key, before, after, position: this.position(), commitTime: this.commitTime });
+          if (oldKey !== key) {
+            this.emit({ sourceId, op: "delete", key: oldKey, before, after: null, position: this.position(), commitTime: this.commitTime });
+            this.emit({ sourceId, op: "insert", key, before: null, after, position: this.position(), commitTime: this.commitTime });
+          } else this.emit({ sourceId, op: message.tag, key, before, after, position: this.position(), commitTime: this.commitTime });
         }
         return;
       }
@@ -236,6 +258,24 @@ export class PgoutputChanges {
         return;
     }
   }
+}
+
+interface RelationInfo {
+  table: string;
+  keyColumns: readonly string[];
+  /** The columns its replica identity sends of an old row, for messages. */
+  identity: string;
+  /** Whether its replica identity sends every key column of an old row (else checked per row). */
+  keyInOld: boolean;
+  sourceIds: readonly string[];
+}
+
+/** Whether an old row (or old key) pgoutput sent holds every key column. */
+function carriesKey(relation: RelationInfo, before: Readonly<Record<string, unknown>> | null): boolean {
+  if (before === null) return false;
+  if (relation.keyInOld) return true;
+  for (const column of relation.keyColumns) if (before[column] === undefined) return false;
+  return true;
 }
 
 export type { Undecodable };
