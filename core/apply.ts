@@ -493,8 +493,9 @@ export class BatchApplier {
     if (!model) return;
 
     if (source.primary) {
-      // The primary row is the record itself (no separate row to read or write). An update may omit
-      // columns it did not change (unchanged TOAST values): their properties keep their values.
+      // The primary row is the record itself (no separate row to read or write). An update may leave
+      // out the values of columns it did not change (unchanged TOAST values, present as undefined):
+      // their properties keep their values. A column the row does not have (dropped) reads as null.
       const t = this.touch(model, rowKey, commitTime);
       const existed = t.current !== null;
       if (!t.current) {
@@ -514,14 +515,14 @@ export class BatchApplier {
       }
       for (const property of source.properties) {
         const raw = columnOf(after, property.column);
-        if (raw === undefined && merge && existed) continue;
+        if (raw === undefined && merge && existed && Object.hasOwn(after, property.column)) continue;
         this.setProperty(t, property, this.normalize(property, raw));
       }
       return;
     }
 
     const stored = this.state.getRow(source.id, rowKey);
-    // An update may omit columns it did not change (unchanged TOAST values): keep the stored ones.
+    // An update may leave out values it did not change (unchanged TOAST values): keep the stored ones.
     const row = merge && stored ? mergeRow(stored.row, after) : after;
 
     const identity = this.identityOf(source, row);
@@ -908,11 +909,19 @@ function isSortedIds(ids: readonly string[]): boolean {
   return true;
 }
 
-/** The stored row updated with the columns the change carries (undefined = not sent, kept). */
+/**
+ * The row a change carries, with the stored values of its columns it left out (undefined: not sent,
+ * kept). A stored column the change does not have at all is gone (dropped from the table): as a fresh
+ * read of the table has it.
+ */
 function mergeRow(stored: Row, after: Row): Row {
-  const row: Record<string, unknown> = { ...stored };
-  for (const [column, value] of Object.entries(after)) if (value !== undefined) row[column] = value;
-  return row;
+  let row: Record<string, unknown> | undefined;
+  for (const column in after) {
+    if (after[column] !== undefined) continue;
+    row ??= { ...after };
+    row[column] = stored[column];
+  }
+  return row ?? after;
 }
 
 /** The keys a rule can read on every record, beside properties. */

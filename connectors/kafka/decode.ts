@@ -814,7 +814,7 @@ function arrayOid(items: FieldSchema, elementSource: string | undefined): number
   return element === undefined ? undefined : ARRAY_OIDS[element];
 }
 
-/** Decodes a row (struct) by its schema; unavailable values are left out so stored ones are kept. */
+/** Decodes a row (struct) by its schema; unavailable values are undefined, so stored ones are kept. */
 function decodeRow(row: Record<string, unknown>, schema: FieldSchema | undefined, ctx: Context): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   const fields = schema?.fields ? new Map(schema.fields.map((f) => [f.field, f])) : undefined;
@@ -826,7 +826,10 @@ function decodeRow(row: Record<string, unknown>, schema: FieldSchema | undefined
       out[column] = value;
       continue;
     }
-    if (isPlaceholder(value, field, ctx.placeholder)) continue;
+    if (isPlaceholder(value, field, ctx.placeholder)) {
+      out[column] = undefined;
+      continue;
+    }
     try {
       out[column] = decodeValue(value, field, ctx);
     } catch (error) {

@@ -16,8 +16,12 @@ export const RELAY_HEADERS = {
   deadLetter: "grouparoo.dead-letter",
 } as const;
 
-/** How a value JSON cannot carry was written: d = Date (epoch ms), n = a number JSON has no literal for, b = bytes (base64), o = an object of a class (its fields). */
-type Kind = "d" | "n" | "b" | "o";
+/**
+ * How a value JSON cannot carry was written: d = Date (epoch ms), n = a number JSON has no literal for,
+ * b = bytes (base64), o = an object of a class (its fields), u = a value not sent (undefined: an
+ * unchanged TOAST value, which the core keeps; written as null, which JSON keeps, unlike undefined).
+ */
+type Kind = "d" | "n" | "b" | "o" | "u";
 type Kinds = Record<string, Kind>;
 
 const DEBEZIUM_OPS: Record<ChangeOp, string> = { insert: "c", update: "u", delete: "d", snapshot: "r", truncate: "t", marker: "m" };
@@ -47,6 +51,7 @@ function kindOf(value: unknown): Kind | undefined {
 }
 
 function write(value: unknown, kind: Kind): unknown {
+  if (kind === "u") return null;
   if (Array.isArray(value)) return value.map((v) => write(v, kind));
   if (value === null || value === undefined) return value;
   switch (kind) {
@@ -65,6 +70,7 @@ function write(value: unknown, kind: Kind): unknown {
 class RelayedObject {}
 
 function revive(value: unknown, kind: Kind): unknown {
+  if (kind === "u") return undefined;
   if (Array.isArray(value)) return value.map((v) => revive(v, kind));
   if (value === null || value === undefined) return value;
   switch (kind) {
@@ -84,7 +90,7 @@ function encodeRow(row: Row | null): { row: Record<string, unknown> | null; kind
   let kinds: Kinds | undefined;
   let out: Record<string, unknown> | undefined;
   for (const [column, value] of Object.entries(row)) {
-    const kind = kindOf(value);
+    const kind = value === undefined ? "u" : kindOf(value);
     if (!kind) continue;
     kinds ??= {};
     kinds[column] = kind;

@@ -106,7 +106,8 @@ describe("kafka-debezium source", () => {
       holidays: [Date.UTC(2024, 1, 29), Date.UTC(2024, 2, 1)],
       vip: true,
     });
-    expect(run.store.getRecord("customers", "2")?.values).toMatchObject({ customer_id: 2, first_name: "Bobby", email: "bob@example.com", vip: true, tags: ["x"] });
+    // The update's row has no tags column (an after-image lists every column the table has: dropped).
+    expect(run.store.getRecord("customers", "2")?.values).toMatchObject({ customer_id: 2, first_name: "Bobby", email: "bob@example.com", vip: true, tags: [] });
     expect(run.store.getRecord("customers", "3")).toBeUndefined();
   });
 

@@ -179,6 +179,36 @@ describe("postgres-cdc", () => {
     await waitFor("insert after truncate", async () => (run?.store.getRecord("users", "3")?.values.bio === "back" ? true : undefined));
   });
 
+  it("reads a column dropped from the table as null, as a fresh read has it, and still keeps unchanged TOAST values", async () => {
+    await db.query(`CREATE TABLE users (id int PRIMARY KEY, bio text, nickname text, visits int)`);
+    await db.query(`ALTER TABLE users ALTER COLUMN bio SET STORAGE EXTERNAL`);
+    await db.query(`CREATE TABLE purchases (id int PRIMARY KEY, user_id int, amount int, note text)`);
+    const bio = randomBytes(6000).toString("base64");
+    await db.query(`INSERT INTO users VALUES (1, $1, 'ace', 0)`, [bio]);
+    await db.query(`INSERT INTO purchases VALUES (10, 1, 5, 'gift')`);
+    run = startCdc(
+      validConfig([
+        app(db.url),
+        model,
+        usersSource(),
+        prop("user_id", "integer", "id", { unique: true }),
+        prop("bio", "string", "bio"),
+        prop("nickname", "string", "nickname"),
+        prop("visits", "integer", "visits"),
+        { class: "source", id: "purchases_table", type: "postgres-cdc", appId: "pg", modelId: "users", options: { table: "purchases" }, mapping: { user_id: "user_id" } },
+        { class: "property", id: "gifts", type: "integer", sourceId: "purchases_table", options: { column: "id", aggregationMethod: "count" }, filters: [{ key: "note", op: "eq", match: "gift" }] },
+      ]),
+    );
+    await waitFor("snapshot", async () => (run?.store.getRecord("users", "1")?.values.gifts === 1 ? true : undefined));
+    await db.query(`ALTER TABLE users DROP COLUMN nickname`);
+    await db.query(`ALTER TABLE purchases DROP COLUMN note`);
+    await db.query(`UPDATE users SET visits = 1 WHERE id = 1`);
+    await db.query(`UPDATE purchases SET amount = 6 WHERE id = 10`);
+    await waitFor("updates", async () => (run?.store.getRecord("users", "1")?.values.visits === 1 && run.store.rowOf("purchases_table", "10")?.row.amount === 6 ? true : undefined));
+    // Before, the record kept 'ace' and the purchase its note (so it still counted as a gift).
+    expect(run.store.getRecord("users", "1")?.values).toMatchObject({ bio, nickname: null, visits: 1, gifts: 0 });
+  });
+
   it("keys a composite primary key in its declared order, whether the row came from the snapshot or the stream", async () => {
     // The key (org, user_id) is declared in the other order than the columns: pgoutput lists key
     // columns in column order; the record id follows the key's order, as the snapshot and Debezium do.

@@ -121,10 +121,17 @@ describe("applying batches", () => {
     expect(store.membersOf("users", "high_value")).toEqual(["2"]);
   });
 
-  it("keeps columns an update leaves out (unchanged TOAST values)", async () => {
+  it("keeps the values an update leaves out (unchanged TOAST values), and clears a column it does not have (dropped)", async () => {
     await apply([user(1, { email: "a@example.com", first_name: "Ada" })]);
-    await apply([change("users_table", "update", "1", { id: 1, vip: true })]);
+    await apply([change("users_table", "update", "1", { id: 1, email: undefined, first_name: undefined, vip: true })]);
     expect(store.getRecord("users", "1")?.values).toMatchObject({ email: "a@example.com", first_name: "Ada", vip: true });
+    // The table lost first_name: a fresh read has none, so neither does the record.
+    await apply([change("users_table", "update", "1", { id: 1, email: undefined, vip: false })]);
+    expect(store.getRecord("users", "1")?.values).toMatchObject({ email: "a@example.com", first_name: null, vip: false });
+    // The same for a row of another source, stored whole.
+    await apply([purchase(10, { user_id: 1, amount: 10, state: "paid", sku: "A", created_at: T })]);
+    await apply([change("purchases_table", "update", "10", { id: 10, user_id: 1, amount: 12, state: undefined, sku: "A" })]);
+    expect(store.rowOf("purchases_table", "10")?.row).toEqual({ id: 10, user_id: 1, amount: 12, state: "paid", sku: "A" });
   });
 
   it("deletes the record with its primary row, and its rows wait again for a record", async () => {
