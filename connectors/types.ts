@@ -6,7 +6,7 @@
 import type { Observable } from "rxjs";
 import type { Logger } from "pino";
 import type { Change } from "../core/change.js";
-import type { AppConfig, DestinationConfig, ScheduleConfig, SourceConfig } from "../core/config/schema.js";
+import type { AppConfig, DestinationConfig, PropertyConfig, ScheduleConfig, SourceConfig } from "../core/config/schema.js";
 import type { AppSpec, DestinationSpec, Located, SourceSpec } from "../core/config/types.js";
 import type { PropertyType } from "../core/vocabulary.js";
 import type { MetricName } from "../metrics/names.js";
@@ -85,6 +85,12 @@ export interface LiveProblem {
   permanent: boolean;
 }
 
+/** What `checkLive` is told beyond the sources it checks (its third argument; a checker may ignore it). */
+export interface LiveCheckContext {
+  /** The config's properties that read the sources checked (each names its source by `sourceId`). */
+  properties: readonly Located<PropertyConfig>[];
+}
+
 export interface SourceComponent extends SourceSpec {
   /**
    * Sources of the components naming the same connector, on one app, share one connector (one
@@ -101,9 +107,10 @@ export interface SourceComponent extends SourceSpec {
   create(app: Located<AppConfig>, sources: readonly Located<SourceConfig>[], context: SourceContext): SourceConnector;
   /**
    * Checks these sources (of one app, this type) against the live system before the daemon starts
-   * (and for `validate --connect`): every table or query exists and is readable. Optional.
+   * (and for `validate --connect`): every table or query exists and is readable, with the columns
+   * the sources and their properties (`context`) read. Optional.
    */
-  checkLive?(app: Located<AppConfig>, sources: readonly Located<SourceConfig>[]): Promise<LiveProblem[]>;
+  checkLive?(app: Located<AppConfig>, sources: readonly Located<SourceConfig>[], context?: LiveCheckContext): Promise<LiveProblem[]>;
 }
 
 // --- Destinations --------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 // The start-time check against the live systems (`run` before it starts, `validate --connect`): each
-// component that can (its descriptor's checkLive) checks its objects, one app at a time, in parallel.
+// component that can (its descriptor's checkLive) checks its objects, one app at a time, in parallel;
+// a source type's check is given the properties that read its sources.
 import type { Config } from "../core/config/types.js";
 import type { ComponentRegistry } from "../connectors/registry.js";
 import type { LiveProblem } from "../connectors/types.js";
@@ -15,7 +16,8 @@ export async function checkLive(config: Config, registry: ComponentRegistry): Pr
     const first = sources[0];
     const app = first && config.apps.find((a) => a.id === first.appId);
     const check = first && registry.sources.get(first.type)?.checkLive;
-    if (app && check) checks.push(check(app, sources));
+    const ids = new Set(sources.map((s) => s.id));
+    if (app && check) checks.push(check(app, sources, { properties: config.properties.filter((p) => ids.has(p.sourceId)) }));
   }
   for (const destination of config.destinations) {
     const app = config.apps.find((a) => a.id === destination.appId);

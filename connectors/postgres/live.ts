@@ -1,12 +1,15 @@
 // Start-time checks of postgres sources and destinations against the live database (`run` before it
 // starts, `validate --connect`): the app connects (credentials, database), and every table a source
-// reads or a destination writes exists with the columns the config names and the privileges it needs;
-// a query import's query is planned (EXPLAIN, not run). A database that cannot be reached is not a
-// config error: it is reported as not permanent (the daemon starts and retries).
+// reads or a destination writes exists with the columns the config names (a source's mapping and the
+// columns its properties read: value, sortColumn, filter keys) and the privileges it needs; a
+// postgres-cdc source reads no generated column (pgoutput does not publish them); a query import's
+// query is planned (EXPLAIN) and its result columns read from a run that returns no row. A database
+// that cannot be reached is not a config error: it is reported as not permanent (the daemon starts and
+// retries).
 import type pg from "pg";
-import type { AppConfig, DestinationConfig, SourceConfig } from "../../core/config/schema.js";
+import type { AppConfig, DestinationConfig, PropertyConfig, SourceConfig } from "../../core/config/schema.js";
 import type { Located } from "../../core/config/types.js";
-import type { LiveProblem } from "../types.js";
+import type { LiveCheckContext, LiveProblem } from "../types.js";
 import { qualifyTable } from "./debezium.js";
 import { classifyPostgresError } from "./errors.js";
 import { quoteTable, withClient } from "./introspect.js";
@@ -18,6 +21,50 @@ interface TableCheck {
   table: string;
   columns: readonly string[];
   privileges: readonly ("SELECT" | "INSERT" | "UPDATE" | "DELETE")[];
+  /** Columns the source's properties read. */
+  propertyReads?: readonly PropertyRead[];
+  /**
+   * The source streams through pgoutput (postgres-cdc): a generated column it reads is a problem. The
+   * server's server_version_num.
+   */
+  streamedFrom?: number;
+}
+
+/** A column one property reads, and the fields of the property that name it (`options.column`, `filters[0].key`). */
+interface PropertyRead {
+  propertyId: string;
+  column: string;
+  fields: string[];
+}
+
+/** The columns each property reads: its value, its sortColumn, its filters' keys. */
+function propertyReads(properties: readonly Located<PropertyConfig>[]): PropertyRead[] {
+  const reads: PropertyRead[] = [];
+  for (const property of properties) {
+    const named: [string, string][] = [["options.column", property.options.column]];
+    if (property.options.sortColumn !== undefined) named.push(["options.sortColumn", property.options.sortColumn]);
+    (property.filters ?? []).forEach((filter, i) => named.push([`filters[${i}].key`, filter.key]));
+    const byColumn = new Map<string, PropertyRead>();
+    for (const [field, column] of named) {
+      const read = byColumn.get(column) ?? { propertyId: property.id, column, fields: [] };
+      read.fields.push(field);
+      byColumn.set(column, read);
+    }
+    reads.push(...byColumn.values());
+  }
+  return reads;
+}
+
+const describeRead = (read: PropertyRead) => `property "${read.propertyId}" reads column ${read.column} (${read.fields.join(", ")})`;
+
+/** Why a generated column read through pgoutput is refused, for this server version. */
+function unpublishedReason(serverVersion: number): string {
+  const major = Math.floor(serverVersion / 10_000);
+  const published =
+    major < 18
+      ? `pgoutput does not publish generated columns before Postgres 18 (the server is Postgres ${major})`
+      : `pgoutput publishes generated columns only from Postgres 18 and with the publication's publish_generated_columns = stored, which this check does not verify (the server is Postgres ${major})`;
+  return `${published}, so every streamed change would leave its value null or stale; a postgres-table-import reads it`;
 }
 
 /** Connects with the app's settings and runs `check`; a connection failure becomes one problem on the app. */
@@ -37,10 +84,26 @@ async function checkTable(client: pg.Client, t: TableCheck): Promise<LiveProblem
   const found = await client.query<{ found: string | null }>(`SELECT to_regclass($1)::text AS found`, [quoteTable(t.table)]);
   if (!found.rows[0]?.found) return [problem(`table ${t.table} does not exist`)];
   const problems: LiveProblem[] = [];
-  const { rows } = await client.query<{ name: string }>(`SELECT attname AS name FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped`, [quoteTable(t.table)]);
-  const have = new Set(rows.map((r) => r.name));
-  const missing = [...new Set(t.columns)].filter((c) => !have.has(c));
+  // attgenerated: '' for a plain column, 's' stored, 'v' virtual (Postgres 18); none before Postgres 12.
+  const generated = t.streamedFrom !== undefined && t.streamedFrom >= 120_000 ? `attgenerated <> ''` : "false";
+  const { rows } = await client.query<{ name: string; generated: boolean }>(
+    `SELECT attname AS name, ${generated} AS generated FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped`,
+    [quoteTable(t.table)],
+  );
+  const have = new Map(rows.map((r) => [r.name, r.generated]));
+  const columns = [...new Set(t.columns)];
+  const missing = columns.filter((c) => !have.has(c));
   if (missing.length > 0) problems.push(problem(`table ${t.table} has no column ${missing.join(", ")}`));
+  for (const read of t.propertyReads ?? []) {
+    if (!have.has(read.column)) problems.push(problem(`${describeRead(read)}, which table ${t.table} does not have`));
+  }
+  if (t.streamedFrom !== undefined) {
+    const reason = unpublishedReason(t.streamedFrom);
+    for (const column of columns.filter((c) => have.get(c) === true)) problems.push(problem(`the mapping reads column ${column}, a generated column of table ${t.table}: ${reason}`));
+    for (const read of t.propertyReads ?? []) {
+      if (have.get(read.column) === true) problems.push(problem(`${describeRead(read)}, a generated column of table ${t.table}: ${reason}`));
+    }
+  }
   for (const privilege of t.privileges) {
     const granted = await client.query<{ ok: boolean }>(`SELECT has_table_privilege($1::regclass, $2) AS ok`, [quoteTable(t.table), privilege]);
     if (granted.rows[0]?.ok !== true) problems.push(problem(`the app's user has no ${privilege} privilege on table ${t.table}`));
@@ -48,27 +111,64 @@ async function checkTable(client: pg.Client, t: TableCheck): Promise<LiveProblem
   return problems;
 }
 
-/** postgres-cdc, postgres-table-import and postgres-query-import sources of one app. */
-export function checkPostgresSources(app: Located<AppConfig>, sources: readonly Located<SourceConfig>[]): Promise<LiveProblem[]> {
+/**
+ * The columns a query import's query returns, from a run of it that returns no row (LIMIT 0 stops
+ * before its first row is read), in a read-only transaction; undefined for a query that cannot be run
+ * as a subquery (it was planned already: it is not checked further).
+ */
+async function queryColumns(client: pg.Client, query: string): Promise<string[] | undefined> {
+  await client.query("BEGIN READ ONLY");
+  try {
+    const result = await client.query(`SELECT * FROM (\n${query.replace(/;\s*$/, "")}\n) AS returned LIMIT 0`);
+    return result.fields.map((f) => f.name);
+  } catch {
+    return undefined;
+  } finally {
+    await client.query("ROLLBACK");
+  }
+}
+
+/**
+ * postgres-cdc, postgres-table-import and postgres-query-import sources of one app, with the columns
+ * their properties read (`context`).
+ */
+export function checkPostgresSources(app: Located<AppConfig>, sources: readonly Located<SourceConfig>[], context?: LiveCheckContext): Promise<LiveProblem[]> {
   return withApp(app, async (client) => {
     const problems: LiveProblem[] = [];
+    let serverVersion: number | undefined;
     for (const source of sources) {
       const options = source.options as { table?: string; query?: string; highWatermarkColumn?: string };
+      const reads = propertyReads((context?.properties ?? []).filter((p) => p.sourceId === source.id));
       if (source.type === "postgres-query-import" && options.query) {
         try {
           await client.query(`EXPLAIN ${options.query}`);
         } catch (error) {
           const { permanent, reason } = classifyPostgresError(error);
           problems.push({ objectClass: "source", id: source.id, permanent, message: `its query cannot run: ${reason}` });
+          continue;
         }
+        const returned = reads.length > 0 || Object.keys(source.mapping).length > 0 ? await queryColumns(client, options.query) : undefined;
+        if (returned === undefined) continue;
+        const have = new Set(returned);
+        const problem = (message: string): LiveProblem => ({ objectClass: "source", id: source.id, permanent: true, message });
+        const missing = [...new Set(Object.keys(source.mapping))].filter((c) => !have.has(c));
+        if (missing.length > 0) problems.push(problem(`its query returns no column ${missing.join(", ")}`));
+        for (const read of reads) if (!have.has(read.column)) problems.push(problem(`${describeRead(read)}, which its query does not return`));
         continue;
       }
       if (!options.table) continue;
       const columns = [...Object.keys(source.mapping), ...(options.highWatermarkColumn ? [options.highWatermarkColumn] : [])];
-      problems.push(...(await checkTable(client, { objectClass: "source", id: source.id, table: qualifyTable(options.table), columns, privileges: ["SELECT"] })));
+      // pgoutput leaves generated columns out of what it streams: only postgres-cdc reads through it.
+      const streamedFrom = source.type === "postgres-cdc" ? (serverVersion ??= await serverVersionOf(client)) : undefined;
+      problems.push(...(await checkTable(client, { objectClass: "source", id: source.id, table: qualifyTable(options.table), columns, privileges: ["SELECT"], propertyReads: reads, ...(streamedFrom === undefined ? {} : { streamedFrom }) })));
     }
     return problems;
   });
+}
+
+async function serverVersionOf(client: pg.Client): Promise<number> {
+  const { rows } = await client.query<{ version: number }>(`SELECT current_setting('server_version_num')::int AS version`);
+  return rows[0]?.version ?? 0;
 }
 
 /** A postgres-table destination: its table, mapped columns, groups column, and the writes it makes. */

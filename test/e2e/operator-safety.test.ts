@@ -4,8 +4,8 @@
 //   error line for it, not one per retry; a third app whose server refuses connections reconnects at
 //   warn, with the stack only the first time; debug lines and the start line are there; positions are
 //   X/Y;
-// - the start-time check (item 2): a missing table is exit 78 naming the source and table, for `run`
-//   and for `validate --connect`;
+// - the start-time check (item 2): a missing table, or a column a property reads missing, is exit 78
+//   naming the source and table (and the property and column), for `run` and for `validate --connect`;
 // - the lock (item 1): a second daemon on one state exits 75 naming the holder; SIGKILL the first and
 //   the next starts at once; `retry-exports` and the read-only commands work beside a running daemon;
 // - delivery failures (item 3): a row a CHECK constraint rejects is a dead-lettered export with a log
@@ -167,6 +167,29 @@ describe("operating the daemon", () => {
     expect(validated.code).toBe(78);
     expect(validated.stderr).toBe(`error: source "a_users": table public.nosuch does not exist\n${config}: the live check failed: 1 error\n`);
     expect((await runCli(["validate", "--config", config])).code).toBe(0);
+  });
+
+  it("refuses to start, with 78 naming the property, its column and the table, when a property reads a column the table lacks; validate --connect says the same", async () => {
+    // A table of its own: the fault test drops a's users.
+    await a.query(`CREATE TABLE people (id int PRIMARY KEY, name text)`);
+    const config = join(work, "missing-column.yml");
+    writeFileSync(
+      config,
+      `
+- { class: app, id: a, type: postgres, options: { connectionString: "${a.url}", slot: ops_missing_column_slot } }
+- { class: model, id: users }
+- { class: source, id: a_people, type: postgres-cdc, appId: a, modelId: users, options: { table: people }, mapping: { id: a_id } }
+- { class: property, id: a_id, type: integer, unique: true, sourceId: a_people, options: { column: id } }
+- { class: property, id: nickname, type: string, sourceId: a_people, options: { column: no_such_col } }
+`,
+    );
+    const message = 'source "a_people": property "nickname" reads column no_such_col (options.column), which table public.people does not have';
+    const run = await runCli(["run", "--config", config, "--state", join(work, "missing-column-state"), "--http", "127.0.0.1:0"]);
+    expect(run.code).toBe(78);
+    expect(run.stdout).toContain(`"msg":${JSON.stringify(`${message}; not starting`)}`);
+    const validated = await runCli(["validate", "--config", config, "--connect"]);
+    expect(validated.code).toBe(78);
+    expect(validated.stderr).toBe(`error: ${message}\n${config}: the live check failed: 1 error\n`);
   });
 
   it("validate --connect checks a kafka app: its cluster reached, the topics its sources name there", async () => {

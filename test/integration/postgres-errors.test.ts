@@ -2,11 +2,13 @@
 // (a table, a column, a privilege, a query that cannot run, bad credentials, a database that does not
 // exist) and tell an unreachable server apart (not permanent); a postgres-table destination whose
 // table is missing is a problem of the destination (retried, named), not bad data (dead-lettered),
-// while a row a CHECK constraint rejects still is.
+// while a row a CHECK constraint rejects still is. The columns a source's properties read (value,
+// sortColumn, filter keys) are checked as its mapping's are, and a postgres-cdc source reading a
+// generated column (pgoutput does not publish them) is refused.
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import type { AppConfig, DestinationConfig, SourceConfig } from "../../core/config/schema.js";
+import type { AppConfig, DestinationConfig, PropertyConfig, SourceConfig } from "../../core/config/schema.js";
 import type { Located } from "../../core/config/types.js";
 import { checkPostgresSources, checkPostgresTableDestination } from "../../connectors/postgres/live.js";
 import { PostgresTableDestination } from "../../connectors/postgres/table.js";
@@ -18,6 +20,8 @@ const origin = { file: "config.yml", index: 0 };
 const app = (connectionString: string) => ({ class: "app", id: "db", type: "postgres", options: { connectionString }, origin }) as unknown as Located<AppConfig>;
 const source = (id: string, options: Record<string, unknown>, type = "postgres-cdc", mapping: Record<string, string> = { id: "user_id" }) =>
   ({ class: "source", id, type, appId: "db", modelId: "users", mapping, options, origin }) as unknown as Located<SourceConfig>;
+const property = (id: string, sourceId: string, options: Record<string, unknown>, filters?: Record<string, unknown>[]) =>
+  ({ class: "property", id, type: "float", sourceId, options, ...(filters ? { filters } : {}), origin }) as unknown as Located<PropertyConfig>;
 const exportOf = (seq: number, email: string): DeliverableExport => ({
   seq,
   destinationId: "contacts",
@@ -38,6 +42,10 @@ describe("postgres errors, permanent and transient", () => {
     db = await createTestDatabase(inject("pgUrl"), "pg_errors");
     await db.query(`CREATE TABLE users (id int PRIMARY KEY, email text, updated_at timestamptz)`);
     await db.query(`CREATE TABLE secrets (id int PRIMARY KEY)`);
+    await db.query(
+      `CREATE TABLE purchases (id int PRIMARY KEY, user_id int, amount numeric, state text, created_at timestamptz, amount_cents bigint GENERATED ALWAYS AS ((amount * 100)::bigint) STORED)`,
+    );
+    await db.query(`INSERT INTO purchases (id, user_id, amount, state, created_at) VALUES (1, 1, 10, 'paid', now())`);
     await db.query(`CREATE ROLE ${role} LOGIN`);
     await db.query(`GRANT SELECT ON users TO ${role}`);
   });
@@ -70,6 +78,75 @@ describe("postgres errors, permanent and transient", () => {
       { objectClass: "source", id: "no_privilege", permanent: true, message: "the app's user has no SELECT privilege on table public.secrets" },
       { objectClass: "source", id: "import", permanent: true, message: "table public.users has no column changed_at" },
       { objectClass: "source", id: "query", permanent: true, message: 'its query cannot run: relation "nosuch" does not exist (SQLSTATE 42P01)' },
+    ]);
+  });
+
+  it("names each column a source's properties read that its table lacks: the value, the sortColumn, a filter's key", async () => {
+    const purchases = (id: string, type = "postgres-cdc") => source(id, { table: "purchases" }, type, { user_id: "user_id" });
+    const problems = await checkPostgresSources(app(db.url), [purchases("cdc"), purchases("import", "postgres-table-import")], {
+      properties: [
+        property("total", "cdc", { column: "no_such_col", aggregationMethod: "sum" }),
+        property("last_amount", "cdc", { column: "amount", aggregationMethod: "most recent value", sortColumn: "paid_at" }),
+        property("paid", "cdc", { column: "amount", aggregationMethod: "sum" }, [
+          { key: "status", op: "eq", match: "paid" },
+          { key: "state", op: "eq", match: "paid" },
+        ]),
+        property("odd", "import", { column: "kind", aggregationMethod: "count" }, [{ key: "kind", op: "exists" }]),
+        property("fine", "import", { column: "amount", aggregationMethod: "least recent value", sortColumn: "created_at" }, [{ key: "state", op: "eq", match: "paid" }]),
+        // Another source's property: not these sources' concern.
+        property("elsewhere", "other", { column: "no_such_col" }),
+      ],
+    });
+    expect(problems).toEqual([
+      { objectClass: "source", id: "cdc", permanent: true, message: 'property "total" reads column no_such_col (options.column), which table public.purchases does not have' },
+      { objectClass: "source", id: "cdc", permanent: true, message: 'property "last_amount" reads column paid_at (options.sortColumn), which table public.purchases does not have' },
+      { objectClass: "source", id: "cdc", permanent: true, message: 'property "paid" reads column status (filters[0].key), which table public.purchases does not have' },
+      { objectClass: "source", id: "import", permanent: true, message: 'property "odd" reads column kind (options.column, filters[0].key), which table public.purchases does not have' },
+    ]);
+  });
+
+  it("refuses a generated column a postgres-cdc source reads (pgoutput does not publish it); a table import reads it", async () => {
+    const { rows } = await db.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`);
+    const major = Math.floor(Number(rows[0]?.v) / 10_000);
+    expect(major).toBeLessThan(18);
+    const reason = `pgoutput does not publish generated columns before Postgres 18 (the server is Postgres ${major}), so every streamed change would leave its value null or stale; a postgres-table-import reads it`;
+    const sources = [
+      source("cdc", { table: "purchases" }, "postgres-cdc", { user_id: "user_id" }),
+      source("cdc_keyed", { table: "purchases" }, "postgres-cdc", { amount_cents: "cents" }),
+      source("import", { table: "purchases", highWatermarkColumn: "amount_cents" }, "postgres-table-import", { amount_cents: "cents" }),
+    ];
+    const properties = [
+      property("cents", "cdc", { column: "amount_cents", aggregationMethod: "sum" }),
+      property("last_cents", "cdc", { column: "amount", aggregationMethod: "most recent value", sortColumn: "amount_cents" }),
+      property("amount", "cdc", { column: "amount", aggregationMethod: "sum" }),
+      property("import_cents", "import", { column: "amount_cents", aggregationMethod: "sum" }, [{ key: "amount_cents", op: "gt", match: 0 }]),
+    ];
+    expect(await checkPostgresSources(app(db.url), sources, { properties })).toEqual([
+      { objectClass: "source", id: "cdc", permanent: true, message: `property "cents" reads column amount_cents (options.column), a generated column of table public.purchases: ${reason}` },
+      { objectClass: "source", id: "cdc", permanent: true, message: `property "last_cents" reads column amount_cents (options.sortColumn), a generated column of table public.purchases: ${reason}` },
+      { objectClass: "source", id: "cdc_keyed", permanent: true, message: `the mapping reads column amount_cents, a generated column of table public.purchases: ${reason}` },
+    ]);
+  });
+
+  it("passes sources whose every column exists; checks a query import's properties against the columns its query returns, without reading a row", async () => {
+    const sources = [
+      source("cdc", { table: "purchases" }, "postgres-cdc", { user_id: "user_id" }),
+      source("import", { table: "public.purchases", highWatermarkColumn: "created_at" }, "postgres-table-import", { user_id: "user_id" }),
+      // Run, its division would fail on the table's row: LIMIT 0 reads none.
+      source("query", { query: "SELECT user_id, sum(amount / (id - id)) AS total, max(state) AS state FROM purchases GROUP BY user_id;\n" }, "postgres-query-import", { user_id: "user_id" }),
+    ];
+    const properties = [
+      property("total", "cdc", { column: "amount", aggregationMethod: "sum" }, [{ key: "state", op: "eq", match: "paid" }]),
+      property("last_amount", "cdc", { column: "amount", aggregationMethod: "most recent value", sortColumn: "created_at" }),
+      property("import_total", "import", { column: "amount_cents", aggregationMethod: "sum" }),
+      property("query_total", "query", { column: "total" }, [{ key: "state", op: "eq", match: "paid" }]),
+    ];
+    expect(await checkPostgresSources(app(db.url), sources, { properties })).toEqual([]);
+
+    const wrong = source("query", { query: "SELECT user_id AS uid, sum(amount) AS total FROM purchases GROUP BY user_id" }, "postgres-query-import", { user_id: "user_id" });
+    expect(await checkPostgresSources(app(db.url), [wrong], { properties: [property("query_total", "query", { column: "amount" }, [{ key: "total", op: "gt", match: 0 }])] })).toEqual([
+      { objectClass: "source", id: "query", permanent: true, message: "its query returns no column user_id" },
+      { objectClass: "source", id: "query", permanent: true, message: 'property "query_total" reads column amount (options.column), which its query does not return' },
     ]);
   });
 
