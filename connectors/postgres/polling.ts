@@ -16,6 +16,7 @@ import type { RereadRequest, SourceComponent, SourceContext } from "../types.js"
 import type { PostgresAppOptions } from "./app.js";
 import { qualifyTable } from "./debezium.js";
 import { primaryKeyColumns, quoteIdent, quoteTable, withClient } from "./introspect.js";
+import { registerTypesOf } from "./types.js";
 import { classifyPostgresError, PermanentError } from "./errors.js";
 import { checkPostgresSources } from "./live.js";
 import { resolvePostgresApp } from "./settings.js";
@@ -234,6 +235,7 @@ export class PostgresPollingSource extends ChangeReader {
     const column = quoteIdent(source.options.highWatermarkColumn);
     const batchSize = source.options.batchSize ?? 1000;
     await withClient(this.connection, async (client) => {
+      await registerTypesOf(client, [table]);
       const keys = await primaryKeyColumns(client, table);
       if (keys.length === 0) throw new PermanentError(`${table} has no primary key: rows of a table import need one`);
       const order = [column, ...keys.map(quoteIdent)].join(", ");

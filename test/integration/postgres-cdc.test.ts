@@ -161,6 +161,36 @@ describe("postgres-cdc", () => {
     expect(run.store.getRecord("users", "2")?.values).toMatchObject({ user_id: 2, small: 7, flag: false, day: Date.UTC(1999, 11, 31), at_tz: Date.UTC(2000, 0, 1), tags: [], nums: [], txt: null });
   });
 
+  it("reads arrays of the database's own types element by element, and a domain as its base type, from the snapshot and the stream", async () => {
+    await db.query(`CREATE TYPE mood AS ENUM ('happy', 'sad', 'meh')`);
+    await db.query(`CREATE DOMAIN posint AS int CHECK (VALUE > 0)`);
+    await db.query(`CREATE DOMAIN day AS date`);
+    await db.query(`CREATE DOMAIN labels AS text[]`);
+    await db.query(`CREATE TABLE users (id int PRIMARY KEY, moods mood[], mood mood, score posint, scores posint[], joined day, tags labels)`);
+    await db.query(`INSERT INTO users VALUES (1, '{happy,sad}', 'meh', 5, '{1,2}', '2024-02-29', '{a,"b c"}')`);
+    run = startCdc(
+      validConfig([
+        app(db.url),
+        model,
+        usersSource(),
+        prop("user_id", "integer", "id", { unique: true }),
+        prop("moods", "string", "moods", { isArray: true }),
+        prop("mood", "string", "mood"),
+        prop("score", "integer", "score"),
+        prop("scores", "integer", "scores", { isArray: true }),
+        prop("joined", "date", "joined"),
+        prop("tags", "string", "tags", { isArray: true }),
+      ]),
+    );
+    await waitFor("snapshot", async () => (run?.store.getRecord("users", "1") ? true : undefined));
+    await db.query(`INSERT INTO users VALUES (2, '{meh}', 'sad', 7, '{3}', '2000-01-01', '{}')`);
+    await waitFor("stream", async () => (run?.store.getRecord("users", "2") ? true : undefined));
+    // Before, moods was ["{happy,sad}"], one string, and scores ["{1,2}"] was invalid.
+    expect(run.store.getRecord("users", "1")?.values).toEqual({ user_id: 1, moods: ["happy", "sad"], mood: "meh", score: 5, scores: [1, 2], joined: Date.UTC(2024, 1, 29), tags: ["a", "b c"] });
+    expect(run.store.getRecord("users", "2")?.values).toEqual({ user_id: 2, moods: ["meh"], mood: "sad", score: 7, scores: [3], joined: Date.UTC(2000, 0, 1), tags: [] });
+    expect(run.store.getRecord("users", "1")?.invalid).toEqual({});
+  });
+
   it("keeps unchanged TOAST values, deletes by key, and truncates a source", async () => {
     await db.query(`CREATE TABLE users (id int PRIMARY KEY, bio text, visits int)`);
     await db.query(`ALTER TABLE users ALTER COLUMN bio SET STORAGE EXTERNAL`);

@@ -17,6 +17,7 @@ import { qualifyTable } from "../debezium.js";
 import { classifyPostgresError } from "../errors.js";
 import { primaryKeyColumns, withClient } from "../introspect.js";
 import { compareLsn, normalizeLsn, previousLsn, resolvePostgresApp, type PostgresAppSettings } from "../settings.js";
+import { registerTypesOf } from "../types.js";
 import { startHeartbeat, startLagPoller } from "./lag.js";
 import { createSlot, planSlot, SlotLostError, type CapturedTable } from "./slot.js";
 import { rereadTables } from "./reread.js";
@@ -206,6 +207,14 @@ export class PostgresCdcSource extends ChangeReader {
     const snapshotStream = `${this.stream}:snapshot`;
     // After the first successful preparation (a reconnect), the snapshot this process took counts as done.
     const snapshotDone = this.prepared || this.positions.get(snapshotStream)?.startsWith("complete:") === true;
+    // Relations are cached by the stream per message object: a new key order applies from the next
+    // reconnect. The tables' own types are read as their elements and base types (types.ts).
+    this.decoder.keyOrder = await withClient(this.settings.connection, async (client) => {
+      await registerTypesOf(client, this.tables.map((t) => t.table));
+      const order = new Map<string, readonly string[]>();
+      for (const { table } of this.tables) order.set(table, await primaryKeyColumns(client, table));
+      return order;
+    });
     const plan = await planSlot(this.settings, this.tables, { prepared: this.prepared, snapshotDone, streamed: this.positions.has(this.stream) }, this.logger);
     if (plan.kind === "create") {
       await createSlot(this.settings, plan.snapshot, this.logger, async (snapshotName, consistentPoint) => {
@@ -220,13 +229,6 @@ export class PostgresCdcSource extends ChangeReader {
         this.logger.info({ rows, tables: this.tables.length, consistentPoint }, "initial snapshot read");
       }, this.stopRequested);
     }
-    // Relations are cached by the stream per message object: a new order applies from the next reconnect.
-    const keyOrder = await withClient(this.settings.connection, async (client) => {
-      const order = new Map<string, readonly string[]>();
-      for (const { table } of this.tables) order.set(table, await primaryKeyColumns(client, table));
-      return order;
-    });
-    this.decoder.keyOrder = keyOrder;
     this.prepared = true;
   }
 
