@@ -1,11 +1,12 @@
 // Which Postgres errors are permanent (retrying cannot help until the database or the config is fixed)
 // and which are transient (the connection failed; retrying with backoff is right). Postgres names its
 // errors by SQLSTATE: class 28 invalid authorization (bad password, no pg_hba entry), 3D000 no such
-// database, 42P01 undefined table, 42501 insufficient privilege, ...; transient ones are class 08
-// (connection exceptions), 57P01-57P03 (the server shutting down or starting), 53xxx (out of
-// connections, memory, disk), 55006 object in use (a replication slot still held by a dying
-// backend). Node's own socket errors (ECONNREFUSED, ECONNRESET, ETIMEDOUT, ...) are transient; a
-// connection string that cannot be parsed (Invalid URL) is permanent.
+// database, 42P01 undefined table, 42P10 no unique index an ON CONFLICT can use, 42501 insufficient
+// privilege, ...; transient ones are class 08 (connection exceptions), 57P01-57P03 (the server
+// shutting down or starting), 53xxx (out of connections, memory, disk), 55006 object in use (a
+// replication slot still held by a dying backend). Node's own socket errors (ECONNREFUSED,
+// ECONNRESET, ETIMEDOUT, ...) are transient; a connection string that cannot be parsed (Invalid URL)
+// is permanent.
 
 /** A failure that retrying cannot fix: the connector reports it as its problem() instead of looping. */
 export class PermanentError extends Error {
@@ -22,6 +23,7 @@ const PERMANENT_STATES: Record<string, string> = {
   "3D000": "the database does not exist",
   "3F000": "the schema does not exist",
   "42P01": "a table does not exist",
+  "42P10": "no unique index matches an ON CONFLICT (e.g. a postgres-table's primaryKey column has none)",
   "42501": "permission denied",
   "42703": "a column does not exist",
   "42704": "an object does not exist",

@@ -171,10 +171,41 @@ async function serverVersionOf(client: pg.Client): Promise<number> {
   return rows[0]?.version ?? 0;
 }
 
-/** A postgres-table destination: its table, mapped columns, groups column, and the writes it makes. */
+/**
+ * Whether `column` of `table` is an upsert's arbiter: a valid, non-deferrable unique index (a primary
+ * key or unique constraint has one) of exactly that column, neither partial nor on an expression.
+ * Null when the table or the column is not there (checkTable names that).
+ */
+async function isUniqueColumn(client: pg.Client, table: string, column: string): Promise<boolean | null> {
+  const { rows } = await client.query<{ attnum: number | null; unique: boolean }>(
+    `SELECT a.attnum, EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = a.attrelid AND i.indisunique AND i.indisvalid AND i.indimmediate
+       AND i.indnkeyatts = 1 AND i.indkey[0] = a.attnum AND i.indpred IS NULL AND i.indexprs IS NULL) AS unique
+     FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped`,
+    [quoteTable(table), column],
+  );
+  return rows[0] ? rows[0].unique : null;
+}
+
+/**
+ * A postgres-table destination: its table, mapped columns, groups column, the writes it makes, and
+ * (sync, additive: it upserts ON CONFLICT (primaryKey)) a unique index of exactly its primaryKey.
+ * Enrich only updates WHERE primaryKey = ..., which needs none.
+ */
 export function checkPostgresTableDestination(destination: Located<DestinationConfig>, app: Located<AppConfig>): Promise<LiveProblem[]> {
-  const options = destination.options as { table: string; groupsColumn?: string };
+  const options = destination.options as { table: string; primaryKey: string; groupsColumn?: string };
   const columns = [...Object.keys(destination.mapping), ...(options.groupsColumn ? [options.groupsColumn] : [])];
   const privileges = destination.syncMode === "sync" ? (["SELECT", "INSERT", "UPDATE", "DELETE"] as const) : (["SELECT", "INSERT", "UPDATE"] as const);
-  return withApp(app, (client) => checkTable(client, { objectClass: "destination", id: destination.id, table: qualifyTable(options.table), columns, privileges }));
+  const table = qualifyTable(options.table);
+  return withApp(app, async (client) => {
+    const problems = await checkTable(client, { objectClass: "destination", id: destination.id, table, columns, privileges });
+    if (destination.syncMode !== "enrich" && (await isUniqueColumn(client, table, options.primaryKey)) === false) {
+      problems.push({
+        objectClass: "destination",
+        id: destination.id,
+        permanent: true,
+        message: `table ${table} has no unique constraint or unique index of exactly its primaryKey column ${options.primaryKey} (the upsert's ON CONFLICT (${options.primaryKey}) needs one)`,
+      });
+    }
+    return problems;
+  });
 }

@@ -1,13 +1,14 @@
-// postgres-table destination: one statement per batch and kind of write, in one transaction: an
-// upsert by `primaryKey` (INSERT ... SELECT FROM json_populate_recordset ... ON CONFLICT DO UPDATE),
-// an UPDATE-only form for enrich (records the table does not hold are skipped as info), and a
-// DELETE for toDelete. The mapped group names go into the optional text[] `groupsColumn`. It never
+// postgres-table destination: a batch in one transaction: a DELETE for toDelete and (sync) for the
+// old key of a record whose primaryKey changed, then an upsert by `primaryKey` (INSERT ... SELECT FROM
+// json_populate_recordset ... ON CONFLICT DO UPDATE) or, for enrich, an UPDATE (records the table does
+// not hold are skipped as info), one per set of columns the exports carry (exports planned under
+// different mappings). The mapped group names go into the optional text[] `groupsColumn`. It never
 // creates or alters tables. Integrity and data errors reject the batch (split to isolate the bad
 // records); anything else (connection, server restart) is retried.
 import pg from "pg";
 import { Type, type Static } from "@sinclair/typebox";
 import type { FieldProblem } from "../../core/config/types.js";
-import type { PropertyType } from "../../core/vocabulary.js";
+import type { PropertyType, SyncMode } from "../../core/vocabulary.js";
 import { DeliveryError, type DeliverableExport, type DestinationComponent, type DestinationConnector, type ExportResult } from "../types.js";
 import { qualifyTable } from "./debezium.js";
 import { quoteIdent, quoteTable } from "./introspect.js";
@@ -18,7 +19,7 @@ import { resolvePostgresApp } from "./settings.js";
 export const PostgresTableOptions = Type.Object(
   {
     table: Type.String({ minLength: 1, description: "Target table (schema.table or table in public); never created." }),
-    primaryKey: Type.String({ minLength: 1, description: "Target column upserted on; must be a remote field of the mapping." }),
+    primaryKey: Type.String({ minLength: 1, description: "Target column upserted on; must be a remote field of the mapping and, in sync and additive mode, have a unique constraint or index of exactly that column." }),
     groupsColumn: Type.Optional(Type.String({ minLength: 1, description: "text[] column holding the mapped group names." })),
     statementTimeoutMs: Type.Optional(
       Type.Integer({ minimum: 0, default: 60_000, description: "How long one statement of a batch may run (a write behind a lock) before it fails and is retried, as an attempt; 0: no limit." }),
@@ -34,6 +35,31 @@ type PostgresTableOptions = Static<typeof PostgresTableOptions>;
  */
 export const DESTINATION_STATEMENT_TIMEOUT_MS = 60_000;
 
+/** What a postgres-table destination writes, and how (from its options, sync mode and mapping). */
+export interface PostgresTableSettings {
+  table: string;
+  primaryKey: string;
+  groupsColumn?: string;
+  /** sync: a record whose primary key changed also leaves the row under its old key. */
+  syncMode: SyncMode;
+  /** The type of each mapped remote field (dates are converted). */
+  fieldTypes: Readonly<Record<string, PropertyType>>;
+  statementTimeoutMs?: number;
+}
+
+/** Rows grouped by their set of columns, in the order each set first appears. */
+function byColumns(rows: readonly Record<string, unknown>[]): [string[], Record<string, unknown>[]][] {
+  const groups = new Map<string, [string[], Record<string, unknown>[]]>();
+  for (const row of rows) {
+    const columns = Object.keys(row).sort();
+    const key = JSON.stringify(columns);
+    const group = groups.get(key);
+    if (group) group[1].push(row);
+    else groups.set(key, [columns, [row]]);
+  }
+  return [...groups.values()];
+}
+
 export class PostgresTableDestination implements DestinationConnector {
   private readonly pool: pg.Pool;
   /** Connections of batches being written. */
@@ -45,34 +71,54 @@ export class PostgresTableDestination implements DestinationConnector {
   constructor(
     readonly destinationId: string,
     connection: pg.PoolConfig,
-    private readonly table: string,
-    private readonly primaryKey: string,
-    private readonly groupsColumn: string | undefined,
-    private readonly fieldTypes: Readonly<Record<string, PropertyType>>,
-    statementTimeoutMs = DESTINATION_STATEMENT_TIMEOUT_MS,
+    private readonly settings: PostgresTableSettings,
   ) {
-    this.pool = new pg.Pool({ statement_timeout: statementTimeoutMs, ...connection, max: 4 });
+    this.pool = new pg.Pool({ statement_timeout: settings.statementTimeoutMs ?? DESTINATION_STATEMENT_TIMEOUT_MS, ...connection, max: 4 });
     this.pool.on("error", () => (this.reachable = false));
   }
 
-  private row(e: DeliverableExport): Record<string, unknown> {
+  private row(properties: Record<string, unknown>, groups: readonly string[]): Record<string, unknown> {
+    const { fieldTypes, groupsColumn } = this.settings;
     const row: Record<string, unknown> = {};
-    for (const [field, value] of Object.entries(e.newRecordProperties)) {
+    for (const [field, value] of Object.entries(properties)) {
       // Dates travel as epoch ms; the table gets ISO timestamps.
-      row[field] = this.fieldTypes[field] === "date" && typeof value === "number" ? new Date(value).toISOString() : Array.isArray(value) && this.fieldTypes[field] === "date" ? value.map((v) => (typeof v === "number" ? new Date(v).toISOString() : v)) : value;
+      row[field] = fieldTypes[field] === "date" && typeof value === "number" ? new Date(value).toISOString() : Array.isArray(value) && fieldTypes[field] === "date" ? value.map((v) => (typeof v === "number" ? new Date(v).toISOString() : v)) : value;
     }
-    if (this.groupsColumn) row[this.groupsColumn] = e.newGroups;
+    if (groupsColumn) row[groupsColumn] = groups;
+    return row;
+  }
+
+  /**
+   * sync: the row a record held under its old primary key, when the key changed (a fresh export has
+   * no row there), with the columns to check it still holds what the record put there: another
+   * record may have taken the key in an earlier batch (two records swapping keys across batches),
+   * and its row stays. Only columns of both the old and the new mapping are compared.
+   */
+  private movedFrom(e: DeliverableExport): Record<string, unknown> | null {
+    const { primaryKey, groupsColumn } = this.settings;
+    const before = e.oldRecordProperties[primaryKey];
+    if (before === null || before === undefined || e.toDelete || e.updateOnly) return null;
+    const after = e.newRecordProperties[primaryKey];
+    if (after !== null && after !== undefined && String(before) === String(after)) return null;
+    const old = this.row(e.oldRecordProperties, e.oldGroups);
+    const row: Record<string, unknown> = {};
+    for (const column of Object.keys(old)) {
+      if (column === groupsColumn || Object.hasOwn(e.newRecordProperties, column)) row[column] = old[column];
+    }
+    row[primaryKey] = old[primaryKey];
     return row;
   }
 
   async deliver(batch: readonly DeliverableExport[]): Promise<ExportResult[]> {
-    const table = quoteTable(qualifyTable(this.table));
-    const pk = quoteIdent(this.primaryKey);
+    const { primaryKey, syncMode } = this.settings;
+    const table = quoteTable(qualifyTable(this.settings.table));
+    const pk = quoteIdent(primaryKey);
     const latest = new Map<string, DeliverableExport>();
     for (const e of batch) latest.set(e.recordId, e);
     const deletes = [...latest.values()].filter((e) => e.toDelete);
     const upserts = [...latest.values()].filter((e) => !e.toDelete && !e.updateOnly);
     const updates = [...latest.values()].filter((e) => !e.toDelete && e.updateOnly);
+    const moved = syncMode === "sync" ? upserts.map((e) => this.movedFrom(e)).filter((row) => row !== null) : [];
     const results = new Map<number, ExportResult>(batch.map((e) => [e.seq, { seq: e.seq, status: "ok" }]));
     let client: pg.PoolClient;
     try {
@@ -87,30 +133,37 @@ export class PostgresTableDestination implements DestinationConnector {
     this.busy.add(client);
     try {
       await client.query("BEGIN");
+      // Deletes first: a key a record leaves in this batch may be the one another record takes.
       if (deletes.length > 0) {
-        const keys = deletes.map((e) => String(e.oldRecordProperties[this.primaryKey] ?? e.newRecordProperties[this.primaryKey]));
+        const keys = deletes.map((e) => String(e.oldRecordProperties[primaryKey] ?? e.newRecordProperties[primaryKey]));
         await client.query(`DELETE FROM ${table} WHERE ${pk}::text = ANY($1::text[])`, [keys]);
       }
-      const columns = [...new Set([...Object.keys(batch[0]?.newRecordProperties ?? {}), ...(this.groupsColumn ? [this.groupsColumn] : [])])];
-      const list = columns.map(quoteIdent).join(", ");
-      if (upserts.length > 0) {
-        const set = columns.filter((c) => c !== this.primaryKey).map((c) => `${quoteIdent(c)} = EXCLUDED.${quoteIdent(c)}`);
+      for (const [columns, rows] of byColumns(moved)) {
+        const same = columns.filter((c) => c !== primaryKey).map((c) => ` AND t.${quoteIdent(c)}::text IS NOT DISTINCT FROM r.${quoteIdent(c)}::text`);
+        await client.query(`DELETE FROM ${table} t USING json_populate_recordset(NULL::${table}, $1::json) r WHERE t.${pk} = r.${pk}${same.join("")}`, [JSON.stringify(rows)]);
+      }
+      // One statement per set of columns: an export planned under another mapping (or a delete's
+      // old properties) writes its own columns, and leaves the others as they are.
+      for (const [columns, rows] of byColumns(upserts.map((e) => this.row(e.newRecordProperties, e.newGroups)))) {
+        const list = columns.map(quoteIdent).join(", ");
+        const set = columns.filter((c) => c !== primaryKey).map((c) => `${quoteIdent(c)} = EXCLUDED.${quoteIdent(c)}`);
         await client.query(
           `INSERT INTO ${table} (${list}) SELECT ${list} FROM json_populate_recordset(NULL::${table}, $1::json)
            ON CONFLICT (${pk}) DO ${set.length > 0 ? `UPDATE SET ${set.join(", ")}` : "NOTHING"}`,
-          [JSON.stringify(upserts.map((e) => this.row(e)))],
+          [JSON.stringify(rows)],
         );
       }
-      if (updates.length > 0) {
-        const set = columns.filter((c) => c !== this.primaryKey).map((c) => `${quoteIdent(c)} = r.${quoteIdent(c)}`);
-        const updated = await client.query<{ key: string }>(
-          `UPDATE ${table} t SET ${set.join(", ")} FROM json_populate_recordset(NULL::${table}, $1::json) r WHERE t.${pk} = r.${pk} RETURNING t.${pk}::text AS key`,
-          [JSON.stringify(updates.map((e) => this.row(e)))],
-        );
-        const found = new Set(updated.rows.map((r) => r.key));
-        for (const e of updates) {
-          if (!found.has(String(e.newRecordProperties[this.primaryKey]))) results.set(e.seq, { seq: e.seq, status: "info", message: "enrich: the table has no such record" });
-        }
+      const found = new Set<string>();
+      for (const [columns, rows] of byColumns(updates.map((e) => this.row(e.newRecordProperties, e.newGroups)))) {
+        const set = columns.filter((c) => c !== primaryKey).map((c) => `${quoteIdent(c)} = r.${quoteIdent(c)}`);
+        const from = `json_populate_recordset(NULL::${table}, $1::json) r`;
+        // Nothing mapped but the key: nothing to write, only whether the table has the record.
+        const sql = set.length > 0 ? `UPDATE ${table} t SET ${set.join(", ")} FROM ${from} WHERE t.${pk} = r.${pk} RETURNING t.${pk}::text AS key` : `SELECT t.${pk}::text AS key FROM ${table} t JOIN ${from} ON t.${pk} = r.${pk}`;
+        const written = await client.query<{ key: string }>(sql, [JSON.stringify(rows)]);
+        for (const r of written.rows) found.add(r.key);
+      }
+      for (const e of updates) {
+        if (!found.has(String(e.newRecordProperties[primaryKey]))) results.set(e.seq, { seq: e.seq, status: "info", message: "enrich: the table has no such record" });
       }
       await client.query("COMMIT");
       this.failing = null;
@@ -124,7 +177,7 @@ export class PostgresTableDestination implements DestinationConnector {
       const rejected = code.startsWith("22") || code.startsWith("23");
       const { permanent, reason } = classifyPostgresError(error);
       this.failing = !rejected && permanent ? reason : null;
-      throw new DeliveryError(`writing ${this.table} failed (${code || "no code"}): ${(error as Error).message}`, !rejected);
+      throw new DeliveryError(`writing ${this.settings.table} failed (${code || "no code"}): ${(error as Error).message}`, !rejected);
     } finally {
       this.busy.delete(client);
       client.release();
@@ -174,6 +227,7 @@ export const postgresTableDestination: DestinationComponent = {
   create(destination, app, context) {
     const options = destination.options as PostgresTableOptions;
     const { connection } = resolvePostgresApp(app);
-    return new PostgresTableDestination(destination.id, connection, options.table, options.primaryKey, options.groupsColumn, context.fieldTypes, options.statementTimeoutMs);
+    const { table, primaryKey, groupsColumn, statementTimeoutMs } = options;
+    return new PostgresTableDestination(destination.id, connection, { table, primaryKey, groupsColumn, syncMode: destination.syncMode, fieldTypes: context.fieldTypes, statementTimeoutMs });
   },
 };

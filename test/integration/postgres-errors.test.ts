@@ -174,7 +174,7 @@ describe("postgres errors, permanent and transient", () => {
   });
 
   it("retries a destination whose table is missing and names it; dead-letters only what a constraint rejects", async () => {
-    const connector = new PostgresTableDestination("contacts", { connectionString: db.url }, "contacts", "id", undefined, {});
+    const connector = new PostgresTableDestination("contacts", { connectionString: db.url }, { table: "contacts", primaryKey: "id", syncMode: "sync", fieldTypes: {} });
     try {
       const failed = await connector.deliver([exportOf(1, "ada@example.com")]).then(
         () => undefined,

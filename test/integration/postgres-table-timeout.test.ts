@@ -31,7 +31,7 @@ describe("postgres-table statementTimeoutMs", () => {
   });
 
   it("fails a write waiting on a lock after the timeout, retryably, and writes it once the lock is gone", { timeout: 30_000 }, async () => {
-    const destination = new PostgresTableDestination("crm", { connectionString: db.url }, "contacts", "id", undefined, { id: "integer", email: "email" }, 300);
+    const destination = new PostgresTableDestination("crm", { connectionString: db.url }, { table: "contacts", primaryKey: "id", syncMode: "sync", fieldTypes: { id: "integer", email: "email" }, statementTimeoutMs: 300 });
     const lock = new pg.Client({ connectionString: db.url });
     await lock.connect();
     try {
