@@ -356,7 +356,7 @@ const ARRAY_OIDS: Readonly<Record<number, number>> = {
 
 /**
  * Array type OIDs by the element's source type name (`__debezium.source.column.type` of an array column
- * is Postgres' typname upper-cased, e.g. `_INT4`). Element types missing here (enums, bit, varbit, xml,
+ * is Postgres' typname upper-cased, e.g. `_INT4`). Builtin element types missing here (bit, varbit, xml,
  * macaddr8, ranges, ...) have no array parser in pg: postgres-cdc gives such arrays as their text.
  */
 const ARRAY_OIDS_BY_SOURCE: Readonly<Record<string, number>> = {
@@ -769,6 +769,9 @@ function decodeValue(value: unknown, schema: FieldSchema | undefined, ctx: Conte
 
 /** The array type OID of an array column from its item schema (undefined: pg has no parser for it). */
 function arrayOid(items: FieldSchema, elementSource: string | undefined): number | undefined {
+  // An array of a type the database defines (an enum; an extension's, such as ltree) is read element
+  // by element by postgres-cdc (connectors/postgres/types.ts), each element its text.
+  if (items.name === "io.debezium.data.Enum" || items.name === "io.debezium.data.Ltree") return ARRAY_OIDS[OID.text];
   if (elementSource !== undefined) return ARRAY_OIDS_BY_SOURCE[elementSource];
   switch (items.name) {
     case "io.debezium.time.Date":
@@ -806,7 +809,7 @@ function arrayOid(items: FieldSchema, elementSource: string | undefined): number
     case undefined:
       break;
     default:
-      // Enum, Bits, Xml, Tsvector, Ltree, Circle, ...: no array parser in pg, the text is the value.
+      // Bits, Xml, Tsvector, Circle, ...: no array parser in pg, the text is the value.
       return undefined;
   }
   const byType: Readonly<Record<string, number>> = { boolean: OID.bool, int8: OID.int2, int16: OID.int2, int32: OID.int4, int64: OID.int8, float32: OID.float4, float64: OID.float8, string: OID.text, bytes: OID.bytea };
