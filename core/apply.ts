@@ -9,6 +9,7 @@ export { applyRowChange, emptyAggregate, type AggregateState };
 import { columnOf, type Change, type Row } from "./change.js";
 import type { Domain, ModelDef, PropertyDef, RecordValueMap, SourceDef } from "./domain.js";
 import { planExport, type ExportPlan, type RemoteState } from "./exports.js";
+import { oversizedId, oversizedRowKeyReason, oversizedUniqueReason } from "./keys.js";
 import { isMember, nextBoundary, type CompiledGroup } from "./rules.js";
 import { compareStrings, normalizeArray, normalizeValue, sameValue } from "./values.js";
 import { TOP_LEVEL_RULE_KEYS, type PropertyValue } from "./vocabulary.js";
@@ -169,7 +170,9 @@ const valueKey = (value: PropertyValue): string => (typeof value === "string" ? 
 export function uniqueValueKey(type: PropertyDef["type"], raw: string): { key: string } | { invalid: string } {
   const normalized = normalizeValue(type, raw);
   if (normalized.value === null) return { invalid: normalized.invalidReason ?? `no ${type} value` };
-  return { key: valueKey(normalized.value) };
+  const key = valueKey(normalized.value);
+  const bytes = oversizedId(key);
+  return bytes === undefined ? { key } : { invalid: oversizedUniqueReason(bytes) };
 }
 const NO_INDEXES: readonly number[] = [];
 const NO_FLAGS = new Uint8Array(0);
@@ -231,13 +234,18 @@ export class BatchApplier {
       return;
     }
     const source = this.domain.sources.get(change.sourceId);
+    // A row key the state cannot key its record or row by (LMDB's key size) is set aside, every op
+    // alike: such a row was never stored, and the change stays visible and replayable.
+    const keyBytes = change.op === "truncate" ? undefined : oversizedId(change.key);
     const problem = !source
       ? `no source "${change.sourceId}" in the config`
       : change.op !== "truncate" && change.key === ""
         ? "the change has no row key"
-        : (change.op === "insert" || change.op === "update" || change.op === "snapshot") && !change.after
-          ? `an ${change.op} without the row's new values`
-          : undefined;
+        : keyBytes !== undefined
+          ? oversizedRowKeyReason(source.id, source.primary, keyBytes)
+          : (change.op === "insert" || change.op === "update" || change.op === "snapshot") && !change.after
+            ? `an ${change.op} without the row's new values`
+            : undefined;
     if (problem || !source) {
       this.setAside({ kind: "change", sourceId: change.sourceId, reason: problem ?? "unknown source", change });
       return;
@@ -575,7 +583,10 @@ export class BatchApplier {
   private identityOf(source: SourceDef, row: Row): Identity | null {
     for (const entry of source.mapping) {
       const { value } = normalizeValue(entry.type, row[entry.column]);
-      if (value !== null) return { propertyId: entry.propertyId, valueKey: valueKey(value) };
+      if (value === null) continue;
+      const key = valueKey(value);
+      // No record holds a value too long to index (it is invalid there): like an invalid value, it finds none.
+      if (oversizedId(key) === undefined) return { propertyId: entry.propertyId, valueKey: key };
     }
     return null;
   }
@@ -672,8 +683,13 @@ export class BatchApplier {
       const newKey = value === null ? null : valueKey(value);
       // A non-null unique value a record holds is claimed by it in the index: unchanged, nothing to check.
       if (newKey !== null && newKey !== oldKey) {
-        const holder = this.state.getUnique(t.model.id, property.id, newKey);
-        if (holder !== undefined && holder !== record.id) {
+        // Too long to be a key of the unique index: invalid, like a value of the wrong type.
+        const bytes = oversizedId(newKey);
+        const holder = bytes === undefined ? this.state.getUnique(t.model.id, property.id, newKey) : undefined;
+        if (bytes !== undefined) {
+          value = null;
+          reason = oversizedUniqueReason(bytes);
+        } else if (holder !== undefined && holder !== record.id) {
           value = null;
           reason = DUPLICATE_VALUE;
         }

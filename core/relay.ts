@@ -8,6 +8,7 @@
 // and snapshot ends go to every partition; undecodable input to the first. Pure over RouteState.
 import { columnOf, type Change } from "./change.js";
 import type { Domain, SourceDef } from "./domain.js";
+import { oversizedId } from "./keys.js";
 import { normalizeValue } from "./values.js";
 import type { PropertyValue } from "./vocabulary.js";
 
@@ -64,6 +65,9 @@ export class RelayRouter {
       if (change.op !== "delete") this.checkPrimaryKey(source, change);
       return [event({ kind: "record", key: change.key })];
     }
+    // A row key too long to key a route by: no route is kept, and the partition that gets it sets it
+    // aside (a dead letter, core/apply.ts), as one daemon does.
+    if (oversizedId(change.key) !== undefined) return [event({ kind: "first-partition" })];
     const old = routes.getRoute(source.id, change.key);
     if (change.op === "delete") {
       if (old === undefined) return [];

@@ -4,6 +4,7 @@
 // and `dead-letters` commands on a state opened read-only (beside a running daemon too) and by the
 // daemon's API: each function takes an open Store and returns plain data, reading without awaiting.
 import { uniqueValueKey } from "../core/apply.js";
+import { oversizedId } from "../core/keys.js";
 import type { Domain } from "../core/domain.js";
 import type { ExportResultEntry, OutboxEntry, Store, StoredDeadLetter } from "../state/store.js";
 import { listRuns, storedDefinitions, type RunState } from "./runs.js";
@@ -106,7 +107,8 @@ export interface RecordView {
 /** Finds a record by a unique property's value, written as a person writes it; the record id, or why not. */
 export function findRecord(store: Store, domain: Domain, modelId: string, propertyId: string, text: string): { recordId: string } | { problem: "unknown-property" | "not-unique" | "invalid" | "not-found"; message: string } {
   if (propertyId === "grouparooId") {
-    return store.getRecord(modelId, text) ? { recordId: text } : { problem: "not-found", message: `no ${modelId} record with grouparooId "${text}"` };
+    // An id too long to be a key of the state is no record's (and LMDB would refuse to look it up).
+    return oversizedId(text) === undefined && store.getRecord(modelId, text) ? { recordId: text } : { problem: "not-found", message: `no ${modelId} record with grouparooId "${text}"` };
   }
   const property = domain.properties.get(propertyId);
   if (!property || property.modelId !== modelId) return { problem: "unknown-property", message: `model "${modelId}" has no property "${propertyId}"` };
