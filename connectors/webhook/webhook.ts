@@ -8,7 +8,7 @@ import { Type, type Static } from "@sinclair/typebox";
 import type * as Undici from "undici";
 import { lazyPackage } from "../lazy.js";
 import { DeliveryError, type DeliverableExport, type DestinationComponent, type DestinationConnector, type ExportResult } from "../types.js";
-import type { WebhookAppOptions } from "./app.js";
+import { redactUrl, scrubUrl, type WebhookAppOptions } from "./app.js";
 
 const undici = lazyPackage<typeof Undici>("undici");
 
@@ -40,6 +40,8 @@ export function parseRetryAfter(value: string | null, now = Date.now()): number 
 
 export class WebhookDestination implements DestinationConnector {
   private reachable = true;
+  /** The url as messages name it: without credentials, the query's values redacted (DESIGN.md: secrets never logged). */
+  private readonly shownUrl: string;
 
   constructor(
     readonly destinationId: string,
@@ -47,7 +49,9 @@ export class WebhookDestination implements DestinationConnector {
     private readonly secret: string | undefined,
     private readonly headers: Record<string, string>,
     private readonly timeoutMs: number,
-  ) {}
+  ) {
+    this.shownUrl = redactUrl(url);
+  }
 
   async deliver(batch: readonly DeliverableExport[]): Promise<ExportResult[]> {
     const body = JSON.stringify({ destinationId: this.destinationId, exports: batch });
@@ -74,18 +78,21 @@ export class WebhookDestination implements DestinationConnector {
       text = await response.body.text();
     } catch (error) {
       this.reachable = false;
-      throw new DeliveryError(`POST ${this.url} failed: ${(error as Error).message}`, true);
+      // The client's message may quote the url (an invalid one, say): its secrets are scrubbed.
+      throw new DeliveryError(`POST ${this.shownUrl} failed: ${scrubUrl((error as Error).message, this.url)}`, true);
     }
     this.reachable = true;
     if (status === 429 || status >= 500) {
-      throw new DeliveryError(`POST ${this.url} answered ${status}`, true, parseRetryAfter(header(headers["retry-after"])));
+      throw new DeliveryError(`POST ${this.shownUrl} answered ${status}`, true, parseRetryAfter(header(headers["retry-after"])));
     }
     if (status >= 300 && status < 400) {
       // A redirect is not followed: the body and its signature go only where the config says.
-      throw new DeliveryError(`POST ${this.url} answered ${status} (a redirect${headers.location ? ` to ${header(headers.location)}` : ""}; redirects are not followed: set the app's url to the final address)`, false);
+      const location = header(headers.location);
+      throw new DeliveryError(`POST ${this.shownUrl} answered ${status} (a redirect${location ? ` to ${redactUrl(location)}` : ""}; redirects are not followed: set the app's url to the final address)`, false);
     }
     if (status < 200 || status >= 300) {
-      throw new DeliveryError(`POST ${this.url} answered ${status}: ${text.slice(0, 300)}`, false);
+      // The answer may quote the request (an invalid token, say): the url's secrets are scrubbed from it too.
+      throw new DeliveryError(`POST ${this.shownUrl} answered ${status}: ${scrubUrl(text.slice(0, 300), this.url)}`, false);
     }
     let results: ExportResult[] | undefined;
     try {

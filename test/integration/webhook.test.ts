@@ -122,4 +122,27 @@ describe("webhook destination", () => {
     await slow.deliver([exportOf(10)]);
     expect(slow.ready()).toBe(true);
   });
+
+  it("names its url in every error without the credentials and with the query's values redacted", async () => {
+    const secretUrl = (at: string) => `${at.replace("http://", "http://hookuser:hookpass123@")}/hooks?token=tok456secret&team=crm`;
+    const secrets = ["hookuser", "hookpass123", "tok456secret"];
+    const shown = `${base}/hooks?token=[redacted]&team=[redacted]`;
+    const hook = new WebhookDestination("hook", secretUrl(base), undefined, {}, 5000);
+    const messages: string[] = [];
+    // 5xx, 4xx (whose body quotes the token), a redirect to a url with credentials and a token, refused.
+    handler = (_q, _b, r) => r.writeHead(500).end();
+    messages.push((await rejection(hook.deliver([exportOf(11)]))).message);
+    expect(messages[0]).toBe(`POST ${shown} answered 500`);
+    handler = (_q, _b, r) => r.writeHead(401).end("bad token tok456secret for hookuser");
+    messages.push((await rejection(hook.deliver([exportOf(12)]))).message);
+    expect(messages[1]).toBe(`POST ${shown} answered 401: bad token [redacted] for [redacted]`);
+    handler = (_q, _b, r) => r.writeHead(302, { location: `http://other:otherpass@127.0.0.1:1/next?sig=abc123` }).end();
+    messages.push((await rejection(hook.deliver([exportOf(13)]))).message);
+    expect(messages[2]).toContain(`POST ${shown} answered 302 (a redirect to http://127.0.0.1:1/next?sig=[redacted];`);
+    expect(messages[2]).not.toMatch(/otherpass|abc123/);
+    const closed = new WebhookDestination("hook", secretUrl(`http://127.0.0.1:${await freePort()}`), undefined, {}, 5000);
+    messages.push((await rejection(closed.deliver([exportOf(14)]))).message);
+    expect(messages[3]).toMatch(/^POST http:\/\/127\.0\.0\.1:\d+\/hooks\?token=\[redacted\]&team=\[redacted\] failed: /);
+    for (const message of messages) for (const secret of secrets) expect(message).not.toContain(secret);
+  });
 });
