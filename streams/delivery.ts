@@ -78,6 +78,9 @@ export interface DeliveryOptions {
   random: () => number;
 }
 
+/** The statuses a destination may answer an export with (connectors/types.ts, ExportResult). */
+const RESULT_STATUSES: ReadonlySet<unknown> = new Set(["ok", "info", "error"]);
+
 /** The longest delay setTimeout takes as given. */
 const MAX_TIMER_MS = 2_147_483_647;
 
@@ -269,6 +272,9 @@ export class Delivery<E extends DeliveryEntry> {
       return batch.map((entry) => {
         const result = bySeq.get(entry.seq);
         if (!result) return this.failure(entry, "the destination returned no result for this export", true, true);
+        // A status outside the contract (a plugin's, or a remote answer passed on) is no answer either:
+        // it must not reach the outbox's results or a metric's label.
+        if (!RESULT_STATUSES.has(result.status)) return this.failure(entry, `the destination returned an unknown status ${(JSON.stringify(result.status) ?? String(result.status)).slice(0, 100)} for this export`, true, true);
         if (result.status === "error") return this.failure(entry, result.message ?? "rejected by the destination", true, false);
         return { entry, status: result.status, ...(result.message ? { message: result.message } : {}) };
       });

@@ -1,12 +1,15 @@
 // webhook destination: POSTs a JSON batch `{destinationId, exports}` to the app's url (+ path), with an
 // Idempotency-Key (the same batch gets the same key on a retry) and, with a secret, an
 // X-Grouparoo-Signature header: sha256=<hex HMAC-SHA256 of the body>. A 2xx may answer per export
-// (`{"results": [{"seq", "status": "ok"|"info"|"error", "message"}]}`); 429 and 5xx are retried
+// (`{"results": [{"seq", "status": "ok"|"info"|"error", "message"}]}`; any other status makes the answer
+// malformed: logged, the batch retried as possibly landed); 429 and 5xx are retried
 // (honouring Retry-After); any other status rejects the batch as a whole, a redirect too (never followed).
 import { createHash, createHmac } from "node:crypto";
 import { Type, type Static } from "@sinclair/typebox";
 import type * as Undici from "undici";
+import type { Logger } from "pino";
 import { lazyPackage } from "../lazy.js";
+import { ProblemLog } from "../problem-log.js";
 import { DeliveryError, type DeliverableExport, type DestinationComponent, type DestinationConnector, type ExportResult } from "../types.js";
 import { redactUrl, scrubUrl, type WebhookAppOptions } from "./app.js";
 
@@ -26,6 +29,34 @@ type WebhookDestinationOptions = Static<typeof WebhookDestinationOptions>;
 
 export const SIGNATURE_HEADER = "x-grouparoo-signature";
 
+const STATUSES: ReadonlySet<string> = new Set(["ok", "info", "error"]);
+
+/**
+ * The per-export results of a 2xx's body: undefined when it gives none (no body, not JSON, no
+ * `results` array: every export is ok), or the first entry that is not `{seq: number, status: "ok" |
+ * "info" | "error", message?: string}` (the answer is then malformed).
+ */
+export function parseResults(text: string): { results?: ExportResult[]; malformed?: { seq: unknown; status: unknown } } {
+  let parsed: unknown;
+  try {
+    parsed = text ? JSON.parse(text) : {};
+  } catch {
+    return {};
+  }
+  const results = (parsed as { results?: unknown } | null)?.results;
+  if (!Array.isArray(results)) return {};
+  const out: ExportResult[] = [];
+  for (const result of results as unknown[]) {
+    const { seq, status, message } = (typeof result === "object" && result !== null ? result : {}) as { seq?: unknown; status?: unknown; message?: unknown };
+    if (typeof seq !== "number" || typeof status !== "string" || !STATUSES.has(status)) return { malformed: { seq, status } };
+    out.push({ seq, status: status as ExportResult["status"], ...(typeof message === "string" ? { message } : {}) });
+  }
+  return { results: out };
+}
+
+/** A value from a remote answer, for a message: JSON, at most 100 characters. */
+const quoted = (value: unknown): string => (JSON.stringify(value) ?? String(value)).slice(0, 100);
+
 export function signBody(secret: string, body: string): string {
   return `sha256=${createHmac("sha256", secret).update(body).digest("hex")}`;
 }
@@ -40,6 +71,8 @@ export function parseRetryAfter(value: string | null, now = Date.now()): number 
 
 export class WebhookDestination implements DestinationConnector {
   private reachable = true;
+  /** Malformed answers, at error: the first at once, the same again at most once a minute. */
+  private readonly malformed: ProblemLog | undefined;
   /** The url as messages name it: without credentials, the query's values redacted (DESIGN.md: secrets never logged). */
   private readonly shownUrl: string;
 
@@ -49,8 +82,10 @@ export class WebhookDestination implements DestinationConnector {
     private readonly secret: string | undefined,
     private readonly headers: Record<string, string>,
     private readonly timeoutMs: number,
+    logger?: Logger,
   ) {
     this.shownUrl = redactUrl(url);
+    this.malformed = logger && new ProblemLog(logger, "error");
   }
 
   async deliver(batch: readonly DeliverableExport[]): Promise<ExportResult[]> {
@@ -94,12 +129,13 @@ export class WebhookDestination implements DestinationConnector {
       // The answer may quote the request (an invalid token, say): the url's secrets are scrubbed from it too.
       throw new DeliveryError(`POST ${this.shownUrl} answered ${status}: ${scrubUrl(text.slice(0, 300), this.url)}`, false);
     }
-    let results: ExportResult[] | undefined;
-    try {
-      const parsed = text ? (JSON.parse(text) as { results?: ExportResult[] }) : {};
-      results = Array.isArray(parsed.results) ? parsed.results : undefined;
-    } catch {
-      results = undefined;
+    const { results, malformed } = parseResults(text);
+    if (malformed) {
+      // A status it does not know (or an entry without one) is no answer for that export, nor can the
+      // rest be trusted: the batch is retried as possibly landed (as an export left out of the answer is).
+      const message = `POST ${this.shownUrl} answered ${status} with a malformed result: status ${quoted(malformed.status)} for seq ${quoted(malformed.seq)} (expected {seq, status: "ok" | "info" | "error"}); the batch is retried as possibly landed`;
+      this.malformed?.report(message, { seq: typeof malformed.seq === "number" ? malformed.seq : quoted(malformed.seq), status: quoted(malformed.status), batchSize: batch.length }, "the webhook's answer is malformed: an unknown export status");
+      throw new DeliveryError(message, true);
     }
     return results ?? batch.map((e) => ({ seq: e.seq, status: "ok" }));
   }
@@ -121,10 +157,10 @@ export const webhookDestination: DestinationComponent = {
     const { batchSize } = destination.options as WebhookDestinationOptions;
     return batchSize === undefined ? {} : { batchSize };
   },
-  create(destination, app) {
+  create(destination, app, context) {
     const appOptions = app.options as WebhookAppOptions;
     const options = destination.options as WebhookDestinationOptions;
     const url = `${appOptions.url.replace(/\/$/, "")}${options.path ?? ""}`;
-    return new WebhookDestination(destination.id, url, appOptions.secret, appOptions.headers ?? {}, appOptions.timeoutMs ?? 10_000);
+    return new WebhookDestination(destination.id, url, appOptions.secret, appOptions.headers ?? {}, appOptions.timeoutMs ?? 10_000, context.logger);
   },
 };

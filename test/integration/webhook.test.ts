@@ -7,6 +7,7 @@ import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeliveryError, type DeliverableExport } from "../../connectors/types.js";
 import { signBody, WebhookDestination } from "../../connectors/webhook/webhook.js";
+import { pino } from "pino";
 import { freePort } from "../services/process.js";
 
 type Handler = (request: IncomingMessage, body: string, response: ServerResponse) => void;
@@ -144,5 +145,22 @@ describe("webhook destination", () => {
     messages.push((await rejection(closed.deliver([exportOf(14)]))).message);
     expect(messages[3]).toMatch(/^POST http:\/\/127\.0\.0\.1:\d+\/hooks\?token=\[redacted\]&team=\[redacted\] failed: /);
     for (const message of messages) for (const secret of secrets) expect(message).not.toContain(secret);
+  });
+
+  it("takes an answer with a status it does not know as malformed: retried as possibly landed, logged at error naming the status and the seq", async () => {
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino({ level: "debug" }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const hook = new WebhookDestination("hook", `${base}/hooks`, undefined, {}, 5000, logger);
+    handler = (_q, _b, r) => r.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ results: [{ seq: 15, status: "ok" }, { seq: 16, status: "success" }] }));
+    const error = await rejection(hook.deliver([exportOf(15), exportOf(16)]));
+    expect({ message: error.message, retryable: error.retryable }).toEqual({
+      message: `POST ${base}/hooks answered 200 with a malformed result: status "success" for seq 16 (expected {seq, status: "ok" | "info" | "error"}); the batch is retried as possibly landed`,
+      retryable: true,
+    });
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ level: 50, msg: "the webhook's answer is malformed: an unknown export status", seq: 16, status: '"success"', error: error.message });
+    // An entry without a seq is malformed alike.
+    handler = (_q, _b, r) => r.writeHead(200).end(JSON.stringify({ results: [{ status: "ok" }] }));
+    expect((await rejection(hook.deliver([exportOf(17)]))).message).toContain("malformed result: status \"ok\" for seq undefined");
   });
 });

@@ -164,6 +164,17 @@ describe("Delivery", () => {
     expect(box.completed.map((o) => o.status)).toEqual(["info", "ok"]);
   });
 
+  it("takes a status outside ok, info and error as no answer: retried as possibly landed, never completed with it", async () => {
+    let calls = 0;
+    const box = await run(2, async (batch) => (calls++, batch.map((e) => ({ seq: e.seq, status: (calls === 1 && e.seq === 1 ? "success" : "ok") as ExportResult["status"] }))));
+    expect(calls).toBe(2);
+    expect(box.completed.map((o) => [o.entry.seq, o.status, o.message, o.mayHaveLanded, o.retryAt !== undefined])).toEqual([
+      [1, "error", 'the destination returned an unknown status "success" for this export', true, true],
+      [2, "ok", undefined, undefined, false],
+      [1, "ok", undefined, undefined, false],
+    ]);
+  });
+
   it("keeps to the rate limit", async () => {
     const started = Date.now();
     await run(30, async (batch) => batch.map((e) => ({ seq: e.seq, status: "ok" })), { ratePerSecond: 20, batchSize: 5, concurrency: 1 });
