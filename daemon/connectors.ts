@@ -6,6 +6,15 @@ import type { Config } from "../core/config/types.js";
 import type { ComponentRegistry } from "../connectors/registry.js";
 import type { DeliveryTuning, DestinationConnector, SourceConnector, SourceObserver } from "../connectors/types.js";
 
+/** A component that cannot be created names itself in the error (its `create` threw: a plugin's, say). */
+function named<T>(what: string, create: () => T): T {
+  try {
+    return create();
+  } catch (error) {
+    throw new Error(`${what} cannot be created: ${(error as Error).message}`, { cause: error });
+  }
+}
+
 export interface CreatedSources {
   connectors: SourceConnector[];
   /** The connector reading each source. */
@@ -29,12 +38,14 @@ export function createSources(config: Config, registry: ComponentRegistry, posit
     const component = registry.sources.get(sources[0]?.type ?? "");
     if (!app || !component) continue;
     const ids = new Set(sources.map((s) => s.id));
-    const connector = component.create(app, sources, {
-      logger: logger.child({ app: appId }),
-      positions,
-      observer,
-      schedules: config.schedules.filter((s) => ids.has(s.sourceId)),
-    });
+    const connector = named(`${app.origin.file}: app "${appId}" (sources ${[...ids].join(", ")})`, () =>
+      component.create(app, sources, {
+        logger: logger.child({ app: appId }),
+        positions,
+        observer,
+        schedules: config.schedules.filter((s) => ids.has(s.sourceId)),
+      }),
+    );
     connectors.push(connector);
     for (const id of ids) bySource.set(id, connector);
   }
@@ -70,7 +81,7 @@ export function createDestinations(config: Config, registry: ComponentRegistry, 
       }),
     );
     created.push({
-      connector: component.create(destination, app, { logger: logger.child({ destination: destination.id }), fieldTypes }),
+      connector: named(`${destination.origin.file}: destination "${destination.id}"`, () => component.create(destination, app, { logger: logger.child({ destination: destination.id }), fieldTypes })),
       tuning: component.delivery?.(destination) ?? {},
     });
   }

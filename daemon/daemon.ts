@@ -536,8 +536,12 @@ export class Daemon {
     return reasons.length > 0 ? reasons.join("; ") : null;
   }
 
-  /** Everything of one config: connectors, pipeline, deliveries, and the Runs its definitions need. */
-  private async startGeneration(config: Config, domain: Domain, registry: ComponentRegistry): Promise<void> {
+  /**
+   * Everything of one config: connectors, pipeline, deliveries, and the Runs its definitions need.
+   * `kept`: the digest and keys of a generation that ran this config before (its config no longer
+   * holds the keys' secrets), when a reload that could not start restarts it.
+   */
+  private async startGeneration(config: Config, domain: Domain, registry: ComponentRegistry, kept?: { digest: string; keys: ApiKeys }): Promise<void> {
     const { store, metrics, logger, options } = this;
     const positions = store.allPositions();
     const { connectors: sources, bySource } = createSources(config, registry, positions, logger, sourceObserver(metrics));
@@ -609,8 +613,8 @@ export class Daemon {
       { pipeline: marks, outboxBound },
     );
     // The keys' secrets leave the config here: the daemon keeps their digests only.
-    const digest = configDigest(config);
-    const keys = new ApiKeys(config.apiKeys.map((k) => ({ ...k })));
+    const digest = kept?.digest ?? configDigest(config);
+    const keys = kept?.keys ?? new ApiKeys(config.apiKeys.map((k) => ({ ...k })));
     for (const key of config.apiKeys) (key as { apiKey: string }).apiKey = "[redacted]";
     const generation: Generation = { config, digest, domain, keys, sources, bySource, destinations, deliveries, outboxDepths: namedDepths, outboxWatch: watch, flow, runs, registry, requests: setInterval(() => void this.takeRequests(), 1000) };
     generation.requests.unref();
@@ -799,9 +803,24 @@ export class Daemon {
     try {
       await this.startGeneration(loaded.config, loaded.domain, loaded.registry);
     } catch (error) {
-      this.logger.error({ err: error }, `the new config cannot start: ${(error as Error).message}`);
-      // Not awaited: stopping waits for the reload in progress, which is this one.
-      void this.stop(EX_SOFTWARE);
+      // A component that cannot be created (its constructor threw) fails before the generation
+      // touched anything: the new config is refused and the one that ran is started again.
+      this.metrics.configReloads.inc({ result: "invalid" });
+      if (!running) {
+        this.logger.error({ err: error }, `the new config cannot start: ${(error as Error).message}`);
+        // Not awaited: stopping waits for the reload in progress, which is this one.
+        void this.stop(EX_SOFTWARE);
+        return "invalid";
+      }
+      this.logger.error({ err: error, config: this.options.config }, `the new config cannot start: ${(error as Error).message}; the running config is kept (started again)`);
+      try {
+        await this.startGeneration(running.config, running.domain, running.registry, { digest: running.digest, keys: running.keys });
+      } catch (again) {
+        this.logger.error({ err: again }, `the running config cannot start again: ${(again as Error).message}`);
+        void this.stop(EX_SOFTWARE);
+        return "invalid";
+      }
+      this.systemd?.ready("running: the new config cannot start, the previous one is kept (see the log)");
       return "invalid";
     }
     this.metrics.configReloads.inc({ result: "applied" });
