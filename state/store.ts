@@ -1200,6 +1200,12 @@ export class Store {
     return this.deadLetters.get([seq]);
   }
 
+  /** Whether the store holds a dead letter of this source or destination (one the config no longer has keeps its letters). */
+  hasDeadLettersOf(component: string): boolean {
+    for (const { value } of this.deadLetters.getRange()) if ((value.kind === "export" ? value.destinationId : value.sourceId) === component) return true;
+    return false;
+  }
+
   /**
    * Dead letters after seq `after` (exclusive), oldest first, those `keep` accepts, at most `limit`;
    * at most `scan` are read, and `last` is the seq of the last one read (where the next page starts).

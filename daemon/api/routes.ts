@@ -268,6 +268,18 @@ export function registerApiRoutes(api: Api, backend: ApiBackend): void {
 
   // --- Dead letters -------------------------------------------------------------------------
 
+  /**
+   * A component filter names a source or destination of the running config, or one that has dead
+   * letters (those of a component removed from the config stay listed and replayable by name).
+   */
+  const knownComponent = (component: string): void => {
+    const domain = backend.domain();
+    if (domain && (domain.sources.has(component) || domain.destinations.has(component))) return;
+    if (store.hasDeadLettersOf(component)) return;
+    if (!domain) throw unavailable(backend.notServing());
+    throw notFound(`no source or destination "${component}" in the config, and no dead letter of one`, "UNKNOWN_COMPONENT");
+  };
+
   const Kind = Type.Optional(Type.Union([Type.Literal("change"), Type.Literal("message"), Type.Literal("export")], { description: "change: what sources set aside (with message); message: undecodable input; export: exports destinations rejected" }));
   api.get(
     "/dead-letters",
@@ -283,6 +295,7 @@ export function registerApiRoutes(api: Api, backend: ApiBackend): void {
     },
     async (request) => {
       const { kind, component, cursor, limit = DEFAULT_LIMIT } = request.query;
+      if (component !== undefined) knownComponent(component);
       const over = `dead-letters:${kind ?? "*"}:${component ?? "*"}`;
       const page = deadLettersPage(store, { ...(kind ? { kind: kind as DeadLetterKind } : {}), ...(component ? { component } : {}) }, decodeCursor(cursor, over, "number"), limit);
       return { deadLetters: page.deadLetters, nextCursor: page.more && page.last !== undefined ? encodeCursor(over, page.last) : null };
@@ -315,6 +328,7 @@ export function registerApiRoutes(api: Api, backend: ApiBackend): void {
       const { seqs, all, kind, component } = request.body;
       if ((seqs === undefined) === (all === undefined)) throw badRequest("name the dead letters: seqs: [...], or all: true (with kind and component to narrow it)");
       if (seqs && (kind !== undefined || component !== undefined)) throw badRequest("kind and component narrow all: true; with seqs, name the seqs only");
+      if (component !== undefined) knownComponent(component);
       let letters: StoredDeadLetter[];
       if (seqs) {
         const found = seqs.map((seq) => [seq, store.deadLetterOf(seq)] as const);

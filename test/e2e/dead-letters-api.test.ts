@@ -1,0 +1,75 @@
+// The dead-letter routes' component filter against the daemon as a process: a component that is
+// neither a source nor a destination of the config, and has no dead letters, is 404 UNKNOWN_COMPONENT
+// on GET /dead-letters and POST /dead-letters/replay (it was 200 with nothing); the dead letters of a
+// component the config no longer has stay listed and replayable by its name.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, inject, it } from "vitest";
+import { Store } from "../../state/store.js";
+import { freePort } from "../services/process.js";
+import { get, startDaemon, type DaemonProcess } from "../helpers/daemon.js";
+import { createTestDatabase } from "../helpers/postgres.js";
+
+describe("dead letters by component", () => {
+  const work = mkdtempSync(join(tmpdir(), "dead-letters-api-"));
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  it("answers an unknown component 404 UNKNOWN_COMPONENT, and keeps a removed component's letters reachable", { timeout: 60_000 }, async () => {
+    const db = await createTestDatabase(inject("pgUrl"), "dead_letters_api");
+    let daemon: DaemonProcess | undefined;
+    try {
+      await db.query(`CREATE TABLE users (id int PRIMARY KEY)`);
+      const config = join(work, "config.yml");
+      writeFileSync(
+        config,
+        `
+- { class: app, id: shop, type: postgres, options: { connectionString: "${db.url}", slot: dead_letters_api, publication: dead_letters_api } }
+- { class: app, id: files, type: file, options: { directory: "${work}/out" } }
+- { class: model, id: users }
+- { class: source, id: users_table, type: postgres-cdc, appId: shop, modelId: users, options: { table: users }, mapping: { id: user_id } }
+- { class: property, id: user_id, type: integer, unique: true, sourceId: users_table, options: { column: id } }
+- { class: destination, id: file_out, type: jsonl-file, appId: files, modelId: users, collection: model, syncMode: sync, options: { path: users.jsonl }, mapping: { id: user_id } }
+`,
+      );
+      // A dead letter of a source an earlier config had.
+      const state = join(work, "state");
+      const seed = Store.open(state);
+      await seed.transact((tx) => {
+        tx.deadLetter({ kind: "message", sourceId: "old_table", reason: "could not be decoded: test", change: { sourceId: "old_table", op: "marker", key: "", before: null, after: null, position: { stream: "postgres:old", position: "0/2" }, commitTime: Date.now(), deadLetter: { reason: "test", payload: { lsn: "0/2" } } } });
+      });
+      await seed.close();
+      const http = `127.0.0.1:${await freePort()}`;
+      daemon = startDaemon(["--config", config, "--state", state, "--api-insecure"], http);
+      const running = daemon;
+      await running.until("ready", async () => ((await get(http, "/readyz")).status === 200 ? true : undefined), 30_000);
+      const call = async (method: string, path: string, body?: unknown) => {
+        const response = await fetch(`http://${http}/api/v1${path}`, { method, ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { "content-type": "application/json" } }) });
+        return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+      };
+      const unknown = { error: { code: "UNKNOWN_COMPONENT", message: 'no source or destination "nope" in the config, and no dead letter of one' } };
+      expect(await call("GET", "/dead-letters?component=nope")).toEqual({ status: 404, body: unknown });
+      expect(await call("POST", "/dead-letters/replay", { all: true, component: "nope" })).toEqual({ status: 404, body: unknown });
+      // Components of the config, with or without letters.
+      expect(await call("GET", "/dead-letters?component=users_table")).toEqual({ status: 200, body: { deadLetters: [], nextCursor: null } });
+      expect(await call("GET", "/dead-letters?component=file_out&kind=export")).toEqual({ status: 200, body: { deadLetters: [], nextCursor: null } });
+      expect(await call("POST", "/dead-letters/replay", { all: true, component: "file_out" })).toEqual({ status: 200, body: { changes: 0, exports: {}, skipped: [] } });
+      // A removed component's letters: listed, and named in a replay (a message is skipped, as always).
+      const listed = await call("GET", "/dead-letters?component=old_table");
+      expect(listed.status).toBe(200);
+      expect(listed.body).toMatchObject({ deadLetters: [{ seq: 1, kind: "message", component: "old_table" }], nextCursor: null });
+      const replayed = await call("POST", "/dead-letters/replay", { all: true, component: "old_table" });
+      expect(replayed.status).toBe(200);
+      expect(replayed.body).toMatchObject({ changes: 0, exports: {}, skipped: [{ seq: 1 }] });
+
+      running.child.kill("SIGTERM");
+      expect((await running.exited).code).toBe(0);
+    } finally {
+      if (daemon && daemon.child.exitCode === null) {
+        daemon.child.kill("SIGKILL");
+        await daemon.exited;
+      }
+      await db.drop();
+    }
+  });
+});
