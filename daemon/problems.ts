@@ -26,9 +26,11 @@ export class DeliveryLog {
         continue;
       }
       if (outcome.retryAt === undefined) {
+        // The dead letter's seq is what dead-letters, the API and retry by seqs name it by; the
+        // export's outbox seq is another number, named as such.
         this.logger.error(
-          { recordId: outcome.entry.recordId, seq: outcome.entry.seq, attempts: (outcome.entry.attempts ?? 0) + 1, reason: outcome.message },
-          "export dead-lettered (grouparoo-stream dead-letters lists it; retry-exports re-queues it)",
+          { recordId: outcome.entry.recordId, deadLetterSeq: outcome.deadLetterSeq, exportSeq: outcome.entry.seq, attempts: (outcome.entry.attempts ?? 0) + 1, reason: outcome.message },
+          "export dead-lettered (grouparoo-stream dead-letters lists it by its deadLetterSeq; retry-exports re-queues it)",
         );
       } else {
         this.retries += 1;

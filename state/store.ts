@@ -1024,7 +1024,7 @@ export class Store {
   outboxFor(destinationId: string): {
     pending(limit: number, now: number, inFlight: ReadonlySet<number>, recordsInFlight: ReadonlySet<string>): OutboxEntry[];
     markSending(entries: readonly OutboxEntry[]): Promise<OutboxEntry[]>;
-    complete(outcomes: readonly ExportOutcome[]): Promise<void>;
+    complete(outcomes: readonly ExportOutcome[]): Promise<Map<number, number>>;
     nextRetryAt(): number | undefined;
   } {
     return {
@@ -1073,10 +1073,13 @@ export class Store {
   /**
    * Records what a destination did with a batch, in one transaction: acknowledged exports leave the
    * outbox (unless a newer one already replaced them) and become the destination's known state;
-   * skipped ones leave it; failed ones wait for their retry, or become dead letters.
+   * skipped ones leave it; failed ones wait for their retry, or become dead letters. Resolves with the
+   * seq of each dead letter made, by the seq of its export (the API and the CLI name a letter by its own).
    */
-  async completeExports(destinationId: string, outcomes: readonly ExportOutcome[]): Promise<void> {
+  async completeExports(destinationId: string, outcomes: readonly ExportOutcome[]): Promise<Map<number, number>> {
+    const lettered = new Map<number, number>();
     await this.write(() => {
+      lettered.clear();
       const seqs = new Map<string, number>();
       const now = Date.now();
       for (const { entry, status, message, retryAt, mayHaveLanded } of outcomes) {
@@ -1104,6 +1107,7 @@ export class Store {
           const seq = this.nextSeq(seqs, "dead-letters");
           const letter: StoredExportDeadLetter = { seq, at: Date.now(), kind: "export", destinationId, reason: message ?? "rejected", entry: withFields(current, { lastError: message }) };
           this.deadLetters.put([seq], letter);
+          lettered.set(entry.seq, seq);
           remove();
         } else {
           // Failed, to be retried. Rejected by the destination's own answer, it did not land: unsent
@@ -1127,6 +1131,7 @@ export class Store {
       for (const [name, seq] of seqs) this.meta.put(`seq:${name}`, seq);
     });
     await this.root.flushed;
+    return lettered;
   }
 
   /**

@@ -36,6 +36,8 @@ export interface DeliveryOutcome<E extends DeliveryEntry> {
   retryAt?: number;
   /** For errors: no answer for this export came back (the request failed as a whole, or the answer left it out), so it may have been applied. */
   mayHaveLanded?: boolean;
+  /** Once completed, for an export that became a dead letter: the dead letter's own seq (what the API and the CLI name it by). */
+  deadLetterSeq?: number;
 }
 
 /** The outbox of one destination (state/ implements it). */
@@ -48,7 +50,8 @@ export interface DeliveryStore<E extends DeliveryEntry> {
    * they were read).
    */
   markSending(entries: readonly E[]): Promise<E[]>;
-  complete(outcomes: readonly DeliveryOutcome<E>[]): Promise<void>;
+  /** Records the outcomes; may resolve with the seq of each dead letter made, by its export's seq. */
+  complete(outcomes: readonly DeliveryOutcome<E>[]): Promise<ReadonlyMap<number, number> | void>;
   nextRetryAt(): number | undefined;
 }
 
@@ -248,8 +251,9 @@ export class Delivery<E extends DeliveryEntry> {
     const batch = await this.store.markSending(read);
     if (batch.length === 0) return;
     const outcomes = await this.attempt(batch);
-    await this.store.complete(outcomes);
-    this.events.completed(outcomes, batch.length);
+    const lettered = await this.store.complete(outcomes);
+    const completed = lettered && lettered.size > 0 ? outcomes.map((o) => (lettered.has(o.entry.seq) ? { ...o, deadLetterSeq: lettered.get(o.entry.seq) } : o)) : outcomes;
+    this.events.completed(completed, batch.length);
   }
 
   private backoff(attempts: number, retryAfterMs?: number): number {

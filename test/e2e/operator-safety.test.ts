@@ -255,6 +255,8 @@ describe("operating the daemon", () => {
     const listed = await runCli(["dead-letters", "--state", state, "--kind", "export", "--json"]);
     expect(listed.code).toBe(0);
     expect(JSON.parse(listed.stdout)).toMatchObject([{ kind: "export", component: "contacts", recordId: "7", reason: expect.stringContaining("contacts_email_check") as string }]);
+    // The log names the letter by the seq that lists, replays, retries and deletes it.
+    expect(letter?.deadLetterSeq).toBe((JSON.parse(listed.stdout) as { seq: number }[])[0]?.seq);
     const table = await runCli(["dead-letters", "--state", state]);
     expect(table.stdout.split("\n")[0]).toMatch(/^SEQ\s+AT\s+KIND\s+COMPONENT\s+WHERE\s+REASON$/);
 

@@ -172,8 +172,8 @@ describe("failures logged without flooding (items 2, 3, 7)", () => {
     now += 10_000;
     log.delivered([retry(51)], 1);
     expect(lines[1]).toMatchObject({ level: 40, msg: "deliveries still failing; retrying with backoff", retries: 50, lastError: "503 Service Unavailable" });
-    log.delivered([{ entry: entry(52), status: "error", message: 'new row for relation "contacts" violates check constraint "contacts_email_check"' }, { entry: entry(53), status: "ok" }], 2);
-    expect(lines[2]).toMatchObject({ level: 50, recordId: "52", attempts: 3, reason: 'new row for relation "contacts" violates check constraint "contacts_email_check"' });
+    log.delivered([{ entry: entry(52), status: "error", message: 'new row for relation "contacts" violates check constraint "contacts_email_check"', deadLetterSeq: 7 }, { entry: entry(53), status: "ok" }], 2);
+    expect(lines[2]).toMatchObject({ level: 50, recordId: "52", deadLetterSeq: 7, exportSeq: 52, attempts: 3, reason: 'new row for relation "contacts" violates check constraint "contacts_email_check"' });
     expect(lines[3]).toMatchObject({ level: 30, msg: "deliveries succeed again" });
   });
 });

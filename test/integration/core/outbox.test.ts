@@ -12,6 +12,8 @@ import { change, coreDomain } from "../../helpers/core.js";
 import type { Change } from "../../../core/change.js";
 import { waitFor } from "../../helpers/daemon.js";
 import { applyBatch } from "../../../streams/batch.js";
+import { pino } from "pino";
+import { DeliveryLog } from "../../../daemon/problems.js";
 
 const domain = coreDomain();
 
@@ -417,5 +419,43 @@ describe("outbox after a send whose outcome is unknown", () => {
     expect(dest.requests).toEqual([["1:a@example.com"], ["1:b@example.com"]]);
     expect(dest.remote.get("1")).toMatchObject({ email: "b@example.com" });
     expect(store.remoteOf("crm", "1")?.properties).toMatchObject({ email: "b@example.com" });
+  });
+});
+
+// The log line of a dead-lettered export names the dead letter's own seq (what dead-letters, the API,
+// /exports/retry {seqs} and DELETE /dead-letters/{seq} take), not only its export's outbox seq.
+describe("an export that becomes a dead letter", () => {
+  it("is logged with its dead letter's seq, beside its export's seq", async () => {
+    // Two letters of a source first: the dead letter's seq is then another number than the export's.
+    await store.transact((tx) => {
+      for (let i = 0; i < 2; i += 1) tx.deadLetter({ kind: "change", sourceId: "users_table", reason: "set aside by the test", change: change("users_table", "insert", "9", { id: 9 }) });
+    });
+    await applyBatch(store, domain, [change("users_table", "insert", "1", { id: 1, email: "a@example.com" })], Date.now());
+    const lines: Record<string, unknown>[] = [];
+    const log = new DeliveryLog(pino({ level: "info" }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) }));
+    const rejecting: DestinationConnector = {
+      destinationId: "crm",
+      deliver: async () => {
+        throw new DeliveryError("400: no such list", false);
+      },
+      ready: () => true,
+      stop: async () => undefined,
+    };
+    const delivery = new Delivery<OutboxEntry>(rejecting, store.outboxFor("crm"), { completed: (outcomes, size) => log.delivered(outcomes, size), failed: () => undefined }, { ...DEFAULT_DELIVERY_OPTIONS, maxAttempts: 1 });
+    delivery.start();
+    await waitFor("dead-lettered", async () => (store.exportDeadLetters().length === 1 ? true : undefined));
+    await delivery.stop();
+    const [letter] = store.exportDeadLetters();
+    expect(letter?.seq).toBe(3);
+    expect(lines.filter((l) => l.level === 50)).toEqual([
+      expect.objectContaining({
+        msg: "export dead-lettered (grouparoo-stream dead-letters lists it by its deadLetterSeq; retry-exports re-queues it)",
+        recordId: "1",
+        deadLetterSeq: 3,
+        exportSeq: letter?.entry.seq,
+        reason: "400: no such list",
+      }),
+    ]);
+    expect(letter?.entry.seq).not.toBe(3);
   });
 });
