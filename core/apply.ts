@@ -705,6 +705,10 @@ export class BatchApplier {
       // Every property has a value, null included, so records read the same whichever way they were built.
       record.values[property.id] = value;
       t.dirty = true;
+      // A record held without it (a Run took it out to compute it again, in an earlier batch; its
+      // groups and destinations still went by the old value): null is a change to them too. A new
+      // record's groups and exports are all evaluated anyway.
+      if (t.before !== null && !t.changed.includes(property.id)) t.changed.push(property.id);
     }
     if (record.invalid[property.id] !== reason) {
       if (reason === undefined) delete record.invalid[property.id];

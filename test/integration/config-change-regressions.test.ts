@@ -81,4 +81,21 @@ describe("config changes that once broke the state", () => {
     expect(values(result.state, "3")?.groups).not.toContain("vips");
     expect(result.table.find((row) => row.id === 3)?.segments).not.toContain("VIP");
   });
+
+  for (const mode of ["reload", "restart"] as const) {
+    it(`5. a property made unique (${mode}) with a duplicate: the record it becomes null on leaves the group on it, and its destination row loses it`, { timeout: 60_000 }, async () => {
+      const withGroup = (unique: boolean): Obj[] => {
+        const config = [...shopConfig(), { class: "group", id: "has_email", modelId: "users", rules: [{ propertyId: "email", op: "exists" }] }];
+        find(config, "email").unique = unique;
+        (find(config, "crm", "destination").destinationGroupMemberships as Obj).HasEmail = "has_email";
+        return config;
+      };
+      const result = await converge(db, { configs: [withGroup(false), withGroup(true)], writes: (step) => (step === 0 ? [`INSERT INTO users (id, email, name) VALUES (600, 'u1@example.com', 'dup')`] : []) }, mode);
+      check(result);
+      // Before, the Run took email out and read it again as null, which looked like no change: 600 stayed in the group, and its row kept the email.
+      expect(values(result.state, "600")?.values.email).toBeNull();
+      expect(values(result.state, "600")?.groups).not.toContain("has_email");
+      expect(result.table.find((row) => row.id === 600)?.email ?? null).toBeNull();
+    });
+  }
 });
