@@ -95,6 +95,11 @@ export interface BatchState {
   deletePending(modelId: string, identity: Identity, ref: RowRef): void;
   pendingRows(modelId: string, identity: Identity): RowRef[];
 
+  /** Which unique value a record was refused (Duplicate Value), replacing what it was refused before; null: none. */
+  setRefused(modelId: string, propertyId: string, recordId: string, refused: { valueKey: string; value: PropertyValue } | null): void;
+  /** The record refused this value first in id order (the lowest id), with the value. */
+  firstRefused(modelId: string, propertyId: string, valueKey: string): { recordId: string; value: PropertyValue } | undefined;
+
   /** Moves a (record, group) entry of the time index from `previous` to `next` (null: none). */
   setBoundary(modelId: string, groupId: string, recordId: string, previous: number | undefined, next: number | null): void;
 
@@ -386,6 +391,7 @@ export class BatchApplier {
     if (!t || !record) return;
     for (const propertyId of what.properties ?? []) {
       if (propertyId in record.values || propertyId in record.invalid || propertyId in record.aggregates) {
+        if (record.invalid[propertyId] === DUPLICATE_VALUE) this.state.setRefused(modelId, propertyId, recordId, null);
         delete record.values[propertyId];
         delete record.invalid[propertyId];
         if (propertyId in record.aggregates) {
@@ -576,6 +582,7 @@ export class BatchApplier {
     for (const property of t.model.properties) {
       const value = record.values[property.id];
       if (property.unique && value !== undefined && value !== null && !Array.isArray(value)) this.releaseUnique(t, property, valueKey(value));
+      if (property.unique && record.invalid[property.id] === DUPLICATE_VALUE) this.state.setRefused(t.model.id, property.id, record.id, null);
     }
     t.current = null;
   }
@@ -679,6 +686,7 @@ export class BatchApplier {
     let reason = next.invalidReason;
     const old = record.values[property.id] ?? null;
     if (property.unique && !Array.isArray(value)) {
+      let refused: { valueKey: string; value: PropertyValue } | null = null;
       const oldKey = old === null || Array.isArray(old) ? null : valueKey(old);
       const newKey = value === null ? null : valueKey(value);
       // A non-null unique value a record holds is claimed by it in the index: unchanged, nothing to check.
@@ -690,10 +698,14 @@ export class BatchApplier {
           value = null;
           reason = oversizedUniqueReason(bytes);
         } else if (holder !== undefined && holder !== record.id) {
+          refused = { valueKey: newKey, value };
           value = null;
           reason = DUPLICATE_VALUE;
         }
       }
+      // Which value a record was refused is kept: it takes the value once its holder lets it go, as a
+      // fresh read would give it (releaseUnique).
+      if (refused !== null || record.invalid[property.id] === DUPLICATE_VALUE) this.state.setRefused(t.model.id, property.id, record.id, refused);
       const keptKey = value === null ? null : newKey;
       if (oldKey !== null && oldKey !== keptKey && this.state.getUnique(t.model.id, property.id, oldKey) === record.id) this.releaseUnique(t, property, oldKey);
       if (keptKey !== null && keptKey !== oldKey) this.claimUnique(t, property, keptKey);
@@ -721,6 +733,7 @@ export class BatchApplier {
     const record = t.current;
     if (!record) return;
     this.state.deleteUnique(t.model.id, property.id, key);
+    this.handOver(t, property, key);
     for (const ref of this.state.attachedRows(t.model.id, record.id)) {
       const stored = this.state.getRow(ref.sourceId, ref.rowKey);
       const source = this.domain.sources.get(ref.sourceId);
@@ -729,6 +742,25 @@ export class BatchApplier {
       this.detach(t.model, record.id, ref, t.commitTime);
       this.state.addPending(t.model.id, stored.identity, ref);
       this.state.putRow(ref.sourceId, ref.rowKey, { ...stored, recordId: null });
+    }
+  }
+
+  /**
+   * A value a record let go of goes to the record refused it first in id order (Duplicate Value while
+   * the other held it), as a fresh read of the same rows gives it: its property takes the value (and
+   * with it the rows waiting on it), its groups and exports follow.
+   */
+  private handOver(t: Touched, property: PropertyDef, key: string): void {
+    for (;;) {
+      const next = this.state.firstRefused(t.model.id, property.id, key);
+      if (!next) return;
+      const other = next.recordId === t.current?.id ? t : this.touch(t.model, next.recordId, t.commitTime);
+      if (other !== t && other.current?.invalid[property.id] === DUPLICATE_VALUE) {
+        this.setProperty(other, property, { value: next.value });
+        return;
+      }
+      // Not refused any more (the record gone, or the one letting go): no longer waiting for it.
+      this.state.setRefused(t.model.id, property.id, next.recordId, null);
     }
   }
 

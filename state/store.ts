@@ -21,6 +21,7 @@ import { open, type Database, type RootDatabase } from "lmdb";
 import type { AggregateState } from "../core/aggregates.js";
 import type { BatchState, DeadLetter, Identity, RowRef, StoredRecord, StoredRow } from "../core/apply.js";
 import type { ExportPlan, RemoteState } from "../core/exports.js";
+import type { PropertyValue } from "../core/vocabulary.js";
 import { CHANGELOG_TXN_KEY, PARTITION_STATE_KEY, type CapturedTransaction, type ChangelogRecord } from "../core/partitions.js";
 import { createStateDir, DaemonLock, KEY_END, MAP_SIZE, RELAY_MARKER, requireExistingState, StateOpenError, stateFsError } from "./open.js";
 
@@ -69,6 +70,8 @@ const ID_POSITIONS: Readonly<Record<string, readonly number[]>> = {
   rows: [1], // [source, row key]
   attached: [1, 3], // [model, record, source, row key]
   pending: [2, 4], // [model, property, value, source, row key]
+  refused: [2, 3], // [model, property, value, record]
+  refusals: [2], // [model, property, record]
   "time-index": [3], // [instant, model, group, record]
   remote: [1], // [destination, record]
   "export-results": [1],
@@ -201,7 +204,7 @@ export interface StoreOptions extends StoreOpenOptions {
 }
 
 /** The sub-databases a changelog carries (every one the state writes in transactions). */
-const CAPTURED = ["records", "unique", "rows", "pending", "attached", "time-index", "remote", "export-results", "outbox", "outbox-by-record", "dead-letters", "positions", "counters", "meta"] as const;
+const CAPTURED = ["records", "unique", "rows", "pending", "attached", "refused", "refusals", "time-index", "remote", "export-results", "outbox", "outbox-by-record", "dead-letters", "positions", "counters", "meta"] as const;
 
 /**
  * `{ ...base, ...fields }` (and `behind` when there is one), built without spreading `base`: V8 (Node
@@ -226,6 +229,13 @@ export class Store {
   private readonly pending: Database<true, Key>;
   /** Rows feeding a record: [model, record, source, row key] → true. */
   private readonly attached: Database<true, Key>;
+  /**
+   * Records refused a unique value another record held (Duplicate Value): [model, property, value,
+   * record] → the value, and [model, property, record] → the value's key. Absent in a state opened
+   * read-only that predates them.
+   */
+  private readonly refused: Database<PropertyValue, Key> | undefined;
+  private readonly refusals: Database<string, Key> | undefined;
   private readonly timeIndex: Database<true, Key>;
   private readonly remote: Database<RemoteState, Key>;
   private readonly outbox: Database<OutboxEntry, Key>;
@@ -278,6 +288,9 @@ export class Store {
     this.rows = structured("rows");
     this.pending = db("pending");
     this.attached = db("attached");
+    // Added after layout 4 without changing it: a state written before has none until a daemon opens it.
+    this.refused = (db<PropertyValue>("refused") as Database<PropertyValue, Key> | undefined) ?? undefined;
+    this.refusals = (db<string>("refusals") as Database<string, Key> | undefined) ?? undefined;
     this.timeIndex = db("time-index");
     this.remote = structured("remote");
     this.outbox = structured("outbox");
@@ -305,6 +318,8 @@ export class Store {
       rows: this.rows,
       pending: this.pending,
       attached: this.attached,
+      refused: this.refused,
+      refusals: this.refusals,
       "time-index": this.timeIndex,
       remote: this.remote,
       "export-results": this.exportResults,
@@ -689,6 +704,22 @@ export class Store {
         void this.pending.remove([m, id.propertyId, idKey(id.valueKey), ref.sourceId, idKey(ref.rowKey)]);
       },
       pendingRows: (m, id) => (anyWaiting(m) ? keysOf(this.pending, [m, id.propertyId, idKey(id.valueKey)]).map((k) => ({ sourceId: String(k[3]), rowKey: String(k[4]) })) : []),
+      setRefused: (m, p, r, next) => {
+        const refused = this.refused as Database<PropertyValue, Key>;
+        const refusals = this.refusals as Database<string, Key>;
+        const previous = refusals.get([m, p, idKey(r)]);
+        if (previous !== undefined && previous !== next?.valueKey) void refused.remove([m, p, idKey(previous), idKey(r)]);
+        if (next) {
+          void refused.put([m, p, idKey(next.valueKey), idKey(r)], next.value);
+          if (previous !== next.valueKey) void refusals.put([m, p, idKey(r)], next.valueKey);
+        } else if (previous !== undefined) void refusals.remove([m, p, idKey(r)]);
+      },
+      firstRefused: (m, p, v) => {
+        for (const { key, value } of (this.refused as Database<PropertyValue, Key>).getRange({ start: [m, p, idKey(v)], end: [m, p, idKey(v), END], limit: 1 })) {
+          return { recordId: String((key as Key)[3]), value };
+        }
+        return undefined;
+      },
       setBoundary: (m, g, r, previous, next) => {
         if (previous !== undefined) this.timeIndex.remove([previous, m, g, idKey(r)]);
         if (next !== null) this.timeIndex.put([next, m, g, idKey(r)], true);

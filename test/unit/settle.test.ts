@@ -9,6 +9,7 @@ import { describe, expect, it } from "vitest";
 import { BatchApplier, type BatchResult, type BatchState, type Identity, type RowRef, type StoredRecord, type StoredRow } from "../../core/apply.js";
 import type { Change, ChangeOp, Row } from "../../core/change.js";
 import type { RemoteState } from "../../core/exports.js";
+import type { PropertyValue } from "../../core/vocabulary.js";
 import { isMember } from "../../core/rules.js";
 import { coreDomain } from "../helpers/core.js";
 
@@ -46,6 +47,13 @@ class MemoryState implements BatchState {
   deletePending = (m: string, id: Identity, ref: RowRef) =>
     void this.pending.set(this.k(m, id.propertyId, id.valueKey), (this.pending.get(this.k(m, id.propertyId, id.valueKey)) ?? []).filter((x) => x.sourceId !== ref.sourceId || x.rowKey !== ref.rowKey));
   pendingRows = (m: string, id: Identity) => copy(this.pending.get(this.k(m, id.propertyId, id.valueKey)) ?? []);
+  private readonly refused = new Map<string, { modelId: string; propertyId: string; recordId: string; valueKey: string; value: PropertyValue }>();
+  setRefused = (m: string, p: string, r: string, next: { valueKey: string; value: PropertyValue } | null) =>
+    void (next ? this.refused.set(this.k(m, p, r), { modelId: m, propertyId: p, recordId: r, ...next }) : this.refused.delete(this.k(m, p, r)));
+  firstRefused = (m: string, p: string, v: string) => {
+    const first = [...this.refused.values()].filter((x) => x.modelId === m && x.propertyId === p && x.valueKey === v).sort((a, b) => Number(a.recordId) - Number(b.recordId))[0];
+    return first && { recordId: first.recordId, value: first.value };
+  };
   setBoundary = () => undefined;
   getBaseline = (d: string, r: string) => copy(this.baselines.get(this.k(d, r)) ?? null);
   putExport = (d: string, r: string, plan: Parameters<BatchState["putExport"]>[2]) => {

@@ -157,6 +157,25 @@ describe("applying batches", () => {
     expect(store.getRecord("users", "2")?.invalid).toEqual({});
   });
 
+  it("gives a unique value its holder lets go of to the record refused it, the lowest id first, as a fresh read would", async () => {
+    const email = (id: string) => ({ email: store.getRecord("users", id)?.values.email, invalid: store.getRecord("users", id)?.invalid.email });
+    await apply([user(1, { email: "a@example.com" }), user(3, { email: "a@example.com" }), user(2, { email: "a@example.com" })]);
+    expect([email("2"), email("3")]).toEqual([{ email: null, invalid: "Duplicate Value" }, { email: null, invalid: "Duplicate Value" }]);
+    // Before, both stayed null for good.
+    await apply([change("users_table", "update", "1", { id: 1, email: "b@example.com" })]);
+    expect([email("1"), email("2"), email("3")]).toEqual([{ email: "b@example.com", invalid: undefined }, { email: "a@example.com", invalid: undefined }, { email: null, invalid: "Duplicate Value" }]);
+    expect(store.getRecord("users", "2")?.groups).not.toContain("no_email");
+    await apply([change("users_table", "delete", "2", null)]);
+    expect(email("3")).toEqual({ email: "a@example.com", invalid: undefined });
+    // A record refused a value that then takes another one waits for it no more.
+    await apply([user(5, { email: "a@example.com" })]);
+    expect(email("5")).toEqual({ email: null, invalid: "Duplicate Value" });
+    await apply([change("users_table", "update", "5", { id: 5, email: "d@example.com" }), change("users_table", "update", "3", { id: 3, email: "c@example.com" })]);
+    expect([email("3"), email("5")]).toEqual([{ email: "c@example.com", invalid: undefined }, { email: "d@example.com", invalid: undefined }]);
+    await apply([user(6, { email: "a@example.com" })]);
+    expect(email("6")).toEqual({ email: "a@example.com", invalid: undefined });
+  });
+
   it("stores an invalid value as null with the reason", async () => {
     await apply([user(1, { vip: "maybe", email: "not-an-email" })]);
     expect(store.getRecord("users", "1")?.values).toMatchObject({ vip: null, email: null });
