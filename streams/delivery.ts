@@ -265,7 +265,10 @@ export class Delivery<E extends DeliveryEntry> {
   private failure(entry: E, message: string, retryable: boolean, mayHaveLanded: boolean, retryAfterMs?: number): DeliveryOutcome<E> {
     const attempts = (entry.attempts ?? 0) + 1;
     const unknown = mayHaveLanded ? { mayHaveLanded } : {};
-    if (!retryable || attempts >= this.options.maxAttempts) return { entry, status: "error", message, ...unknown };
+    // While the destination has a problem of its own (a missing table, a full disk: named on /readyz),
+    // its exports wait for it to be fixed, however long: nothing is wrong with them.
+    const waiting = retryable && this.connector.problem?.() != null;
+    if (!retryable || (attempts >= this.options.maxAttempts && !waiting)) return { entry, status: "error", message, ...unknown };
     return { entry, status: "error", message, retryAt: this.options.clock() + this.backoff(attempts - 1, retryAfterMs), ...unknown };
   }
 

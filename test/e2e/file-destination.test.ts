@@ -62,7 +62,7 @@ ${destinations}`;
       writeFileSync(file, config(db.url, "file_dest_reload", ""));
       const http = `127.0.0.1:${await freePort()}`;
       const out = join(work, "out", "users.jsonl");
-      daemon = startDaemon(["--config", file, "--state", join(work, "reload-state"), "--api-insecure", "--max-backoff-ms", "300", "--max-attempts", "1000"], http);
+      daemon = startDaemon(["--config", file, "--state", join(work, "reload-state"), "--api-insecure", "--max-backoff-ms", "300", "--max-attempts", "2"], http);
       const running = daemon;
       const metrics = async () => (await get(http, "/metrics")).body;
       await running.until("ready", async () => ((await get(http, "/readyz")).status === 200 ? true : undefined), 30_000);

@@ -157,6 +157,31 @@ describe("Delivery", () => {
     expect(box.completed.at(-1)?.retryAt).toBeUndefined();
   });
 
+  it("keeps retrying past maxAttempts while the destination names a problem of its own, and delivers once it is fixed", async () => {
+    let problem: string | null = "cannot write /data/out.jsonl: ENOSPC";
+    let calls = 0;
+    const box = outbox(1, Date.now);
+    const failing: DestinationConnector = {
+      ...connector(async (batch) => {
+        calls += 1;
+        if (calls === 6) problem = null;
+        if (problem) throw new DeliveryError(problem, true);
+        return batch.map((e) => ({ seq: e.seq, status: "ok" as const }));
+      }),
+      problem: () => problem,
+    };
+    const delivery = new Delivery(failing, box.store, { completed: () => undefined, failed: (e) => { throw e; } }, { ...DEFAULT_DELIVERY_OPTIONS, baseBackoffMs: 10, maxBackoffMs: 50, random: () => 1, maxAttempts: 3 });
+    delivery.start();
+    for (let waited = 0; box.entries.size > 0 && waited < 8000; waited += 10) await vi.advanceTimersByTimeAsync(10);
+    const stopped = delivery.stop();
+    await vi.advanceTimersByTimeAsync(100);
+    await stopped;
+    // Before, the third attempt made it a dead letter.
+    expect(calls).toBe(6);
+    expect(box.completed.slice(0, 5).every((o) => o.status === "error" && o.retryAt !== undefined)).toBe(true);
+    expect(box.completed.at(-1)).toMatchObject({ status: "ok" });
+  });
+
   it("removes info results without retrying them", async () => {
     let calls = 0;
     const box = await run(2, async (batch) => (calls++, batch.map((e) => ({ seq: e.seq, status: e.seq === 1 ? "info" : "ok", message: "not there" }))));
