@@ -16,7 +16,7 @@ import type { RereadRequest, SourceComponent, SourceContext } from "../types.js"
 import type { PostgresAppOptions } from "./app.js";
 import { qualifyTable } from "./debezium.js";
 import { primaryKeyColumns, quoteIdent, quoteTable, withClient } from "./introspect.js";
-import { registerTypesOf } from "./types.js";
+import { registerTypesOf, TYPE_CONFLICT } from "./types.js";
 import { classifyPostgresError, PermanentError } from "./errors.js";
 import { checkPostgresSources } from "./live.js";
 import { resolvePostgresApp } from "./settings.js";
@@ -230,12 +230,16 @@ export class PostgresPollingSource extends ChangeReader {
     }
   }
 
+  private typeConflict(oid: number): void {
+    this.logger.warn({ oid }, TYPE_CONFLICT);
+  }
+
   private async importTable(source: TableImport): Promise<void> {
     const table = qualifyTable(source.options.table);
     const column = quoteIdent(source.options.highWatermarkColumn);
     const batchSize = source.options.batchSize ?? 1000;
     await withClient(this.connection, async (client) => {
-      await registerTypesOf(client, [table]);
+      await registerTypesOf(client, (oid) => this.typeConflict(oid));
       const keys = await primaryKeyColumns(client, table);
       if (keys.length === 0) throw new PermanentError(`${table} has no primary key: rows of a table import need one`);
       const order = [column, ...keys.map(quoteIdent)].join(", ");
@@ -287,6 +291,7 @@ export class PostgresPollingSource extends ChangeReader {
     const snapshotId = `query:${started}`;
     const position = { stream: this.stream(source.id), position: started };
     await withClient(this.connection, async (client) => {
+      await registerTypesOf(client, (oid) => this.typeConflict(oid));
       const { rows } = await client.query<Row>(source.options.query);
       for (const row of rows) {
         await this.waitWhilePaused();

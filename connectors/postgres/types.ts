@@ -6,7 +6,6 @@
 // these once, when the postgres connectors load, covers snapshots, the stream, re-reads and polling.
 import pg from "pg";
 import { DAY_MS, daysFromCivil, parseDateText } from "../../core/dates.js";
-import { quoteTable } from "./introspect.js";
 
 const OIDS = { date: 1082, timestamp: 1114, dateArray: 1182, timestampArray: 1115 } as const;
 const BC_RE = /^(\d{4,})-(\d{2})-(\d{2})(?: (\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?)? BC$/;
@@ -40,32 +39,44 @@ setParser(OIDS.dateArray, arrayOf);
 setParser(OIDS.timestampArray, arrayOf);
 
 const BUILTIN_OIDS = 16_384;
-const registered = new Set<number>();
+/** What each type a database defines was registered as (see registerTypesOf), by OID. */
+const registered = new Map<number, string>();
+const asText = (text: string): string => text;
 
 /**
  * Types a database defines are text to pg, which knows only the builtins: an array of an enum came
- * as one string, `{happy,sad}`, and a domain over `int4` or `date` as its text. Before a table is
- * read, each array type of its columns gets a parser that splits it and reads each element as its
- * element type does (an enum's as text, a domain's as its base type's), and each domain its base
- * type's parser. pg's parser table is process-wide: snapshots, the stream and polling all use it.
+ * as one string, `{happy,sad}`, and a domain over `int4` or `date` as its text. Before a source reads,
+ * each array of such a type in its database gets a parser that splits it and reads each element as
+ * its element type does (an enum's, a composite's as text, a domain's as its builtin base type's), and
+ * each domain its builtin base type's parser. pg's parser table is process-wide and keyed by OID,
+ * which only one cluster gives meaning to: an OID two apps' clusters give different kinds of type is
+ * read as text for both (and logged), rather than one's parser reading the other's values.
  */
-export async function registerTypesOf(client: pg.ClientBase, tables: readonly string[]): Promise<void> {
-  if (tables.length === 0) return;
-  const { rows } = await client.query<{ oid: number; array: boolean; element: number }>(
-    `SELECT DISTINCT t.oid::int AS oid, t.typelem <> 0 AND t.typcategory = 'A' AS array,
-            CASE WHEN t.typelem <> 0 AND t.typcategory = 'A' THEN COALESCE(NULLIF(e.typbasetype, 0), e.oid) ELSE t.typbasetype END::int AS element
-       FROM pg_attribute a
-       JOIN pg_type t ON t.oid = a.atttypid
-       LEFT JOIN pg_type e ON e.oid = t.typelem
-      WHERE a.attrelid = ANY($1::regclass[]) AND a.attnum > 0 AND NOT a.attisdropped AND t.oid >= ${BUILTIN_OIDS}
-        AND ((t.typelem <> 0 AND t.typcategory = 'A') OR t.typtype = 'd')`,
-    [tables.map(quoteTable)],
+export const TYPE_CONFLICT = "a type of this database has the OID of another kind of type in another app's database: both are read as text";
+
+export async function registerTypesOf(client: pg.ClientBase, onConflict?: (oid: number) => void): Promise<void> {
+  const { rows } = await client.query<{ oid: number; array: boolean; base: number }>(
+    `SELECT t.oid::int AS oid, t.typelem <> 0 AND t.typcategory = 'A' AS array,
+            (CASE WHEN t.typelem <> 0 AND t.typcategory = 'A' THEN COALESCE(NULLIF(e.typbasetype, 0), e.oid) ELSE t.typbasetype END)::int AS base
+       FROM pg_type t LEFT JOIN pg_type e ON e.oid = t.typelem
+      WHERE t.oid >= ${BUILTIN_OIDS} AND ((t.typelem <> 0 AND t.typcategory = 'A') OR t.typtype = 'd')`,
   );
-  for (const { oid, array, element } of rows) {
-    if (registered.has(oid)) continue;
-    registered.add(oid);
-    // Resolved when a value is read, not now: a domain's base type may be one registered later.
-    const parse = (text: string): unknown => (pg.types.getTypeParser(element, "text") as (text: string) => unknown)(text);
+  for (const { oid, array, base } of rows) {
+    // A builtin base type's parser, or text (an enum, a composite, an extension's type).
+    const element = base < BUILTIN_OIDS ? base : 0;
+    const kind = `${array ? "array" : "domain"} of ${element}`;
+    const known = registered.get(oid);
+    if (known === kind) continue;
+    if (known !== undefined) {
+      if (known !== "conflict") {
+        registered.set(oid, "conflict");
+        setParser(oid, asText);
+        onConflict?.(oid);
+      }
+      continue;
+    }
+    registered.set(oid, kind);
+    const parse = element === 0 ? asText : (pg.types.getTypeParser(element, "text") as (text: string) => unknown);
     setParser(oid, array ? (text) => arrays.create(text, parse).parse() : parse);
   }
 }

@@ -17,7 +17,7 @@ import { qualifyTable } from "../debezium.js";
 import { classifyPostgresError } from "../errors.js";
 import { primaryKeyColumns, withClient } from "../introspect.js";
 import { compareLsn, normalizeLsn, previousLsn, resolvePostgresApp, type PostgresAppSettings } from "../settings.js";
-import { registerTypesOf } from "../types.js";
+import { registerTypesOf, TYPE_CONFLICT } from "../types.js";
 import { startHeartbeat, startLagPoller } from "./lag.js";
 import { createSlot, planSlot, SlotLostError, type CapturedTable } from "./slot.js";
 import { rereadTables } from "./reread.js";
@@ -210,7 +210,7 @@ export class PostgresCdcSource extends ChangeReader {
     // Relations are cached by the stream per message object: a new key order applies from the next
     // reconnect. The tables' own types are read as their elements and base types (types.ts).
     this.decoder.keyOrder = await withClient(this.settings.connection, async (client) => {
-      await registerTypesOf(client, this.tables.map((t) => t.table));
+      await registerTypesOf(client, (oid) => this.logger.warn({ oid }, TYPE_CONFLICT));
       const order = new Map<string, readonly string[]>();
       for (const { table } of this.tables) order.set(table, await primaryKeyColumns(client, table));
       return order;
