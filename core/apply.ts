@@ -267,7 +267,7 @@ export class BatchApplier {
     } else if (change.op === "delete") {
       this.removeRow(source, change.key, change.commitTime);
     } else {
-      this.upsertRow(source, change.key, change.after ?? {}, change.op === "update", change.commitTime, change.snapshotId);
+      this.upsertRow(source, change.key, change.after ?? {}, change.op === "update", change.commitTime, change.snapshotId, change.partial === true);
     }
   }
 
@@ -502,7 +502,7 @@ export class BatchApplier {
     return t;
   }
 
-  private upsertRow(source: SourceDef, rowKey: string, after: Row, merge: boolean, commitTime: number, snapshotId?: string): void {
+  private upsertRow(source: SourceDef, rowKey: string, after: Row, merge: boolean, commitTime: number, snapshotId?: string, partial = false): void {
     const model = this.domain.models.get(source.modelId);
     if (!model) return;
 
@@ -529,7 +529,7 @@ export class BatchApplier {
       }
       for (const property of source.properties) {
         const raw = columnOf(after, property.column);
-        if (raw === undefined && merge && existed && Object.hasOwn(after, property.column)) continue;
+        if (raw === undefined && merge && existed && (partial || Object.hasOwn(after, property.column))) continue;
         this.setProperty(t, property, this.normalize(property, raw));
       }
       return;
@@ -537,7 +537,7 @@ export class BatchApplier {
 
     const stored = this.state.getRow(source.id, rowKey);
     // An update may leave out values it did not change (unchanged TOAST values): keep the stored ones.
-    const row = merge && stored ? mergeRow(stored.row, after) : after;
+    const row = merge && stored ? mergeRow(stored.row, after, partial) : after;
 
     const identity = this.identityOf(source, row);
     const target = identity ? this.state.getUnique(model.id, identity.propertyId, identity.valueKey) : undefined;
@@ -964,9 +964,14 @@ function isSortedIds(ids: readonly string[]): boolean {
 /**
  * The row a change carries, with the stored values of its columns it left out (undefined: not sent,
  * kept). A stored column the change does not have at all is gone (dropped from the table): as a fresh
- * read of the table has it.
+ * read of the table has it; unless the change is `partial`, whose rows leave unchanged columns out.
  */
-function mergeRow(stored: Row, after: Row): Row {
+function mergeRow(stored: Row, after: Row, partial: boolean): Row {
+  if (partial) {
+    const merged: Record<string, unknown> = { ...stored };
+    for (const column in after) if (after[column] !== undefined) merged[column] = after[column];
+    return merged;
+  }
   let row: Record<string, unknown> | undefined;
   for (const column in after) {
     if (after[column] !== undefined) continue;

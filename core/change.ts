@@ -49,6 +49,13 @@ export interface Change {
   /** On a `snapshot` change: the snapshot it belongs to. */
   readonly snapshotId?: string;
   /**
+   * On an `update`: its row may leave out columns it did not change (Kafka's `json` format, a relay
+   * message of a version before values not sent were marked), which keep their stored values. Without
+   * it a row has every column the table has: one it does not have was dropped (null), and only a
+   * value present as undefined (not sent: an unchanged TOAST value) is kept.
+   */
+  readonly partial?: boolean;
+  /**
    * On a `marker`: the snapshot `snapshotId` of these sources is complete; their rows it did not read
    * (deleted while no snapshot or stream was watching) are removed.
    */

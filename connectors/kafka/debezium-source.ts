@@ -240,7 +240,7 @@ export class KafkaDebeziumSource extends ChangeReader {
       if (decoded.ok) {
         const c = decoded.change;
         if (c.op === "skip") this.emit({ sourceId: source.id, op: "marker", key: "", before: null, after: null, position, commitTime });
-        else this.emit({ sourceId: source.id, op: c.op, key: c.key, before: c.before, after: c.after, position, commitTime: c.commitTime ?? commitTime, ...(c.tombstone ? { tombstone: true } : {}) });
+        else this.emit({ sourceId: source.id, op: c.op, key: c.key, before: c.before, after: c.after, position, commitTime: c.commitTime ?? commitTime, ...(c.tombstone ? { tombstone: true } : {}), ...(c.partial ? { partial: true } : {}) });
       } else if (again && BigInt(message.offset) <= (held as bigint)) {
         this.emit({ sourceId: source.id, op: "marker", key: "", before: null, after: null, position, commitTime });
       } else {

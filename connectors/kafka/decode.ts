@@ -41,6 +41,8 @@ export interface DecodedChange {
   commitTime?: number;
   /** The delete is a Kafka tombstone (a message with a key and a null value). */
   tombstone?: true;
+  /** The row may leave out columns it did not change (the `json` format): they keep their values. */
+  partial?: true;
 }
 
 export type DecodeResult = { ok: true; change: DecodedChange } | { ok: false; reason: string };
@@ -965,7 +967,7 @@ function decodeWith(format: DebeziumFormat, key: Buffer | null, value: Buffer | 
   try {
     if (format === "json") {
       if (keyResult.key === undefined) return fail(keyResult.error ?? "no key");
-      return { ok: true, change: { op: "update", key: keyResult.key, before: null, after: decodeRow(body, undefined, ctx) } };
+      return { ok: true, change: { op: "update", key: keyResult.key, before: null, after: decodeRow(body, undefined, ctx), partial: true } };
     }
     if (format === "debezium-unwrapped") {
       if (keyResult.key === undefined) return fail(keyResult.error ?? "no key");

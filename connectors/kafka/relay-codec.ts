@@ -14,12 +14,15 @@ export const RELAY_HEADERS = {
   snapshot: "grouparoo.snapshot",
   snapshotComplete: "grouparoo.snapshot-complete",
   deadLetter: "grouparoo.dead-letter",
+  /** "2": values not sent are marked (kind u); a message without it is of an earlier version (see decodeRelayEvent). */
+  format: "grouparoo.format",
 } as const;
 
 /**
  * How a value JSON cannot carry was written: d = Date (epoch ms), n = a number JSON has no literal for,
  * b = bytes (base64), o = an object of a class (its fields), u = a value not sent (undefined: an
- * unchanged TOAST value, which the core keeps; written as null, which JSON keeps, unlike undefined).
+ * unchanged TOAST value, which the core keeps; left out of the JSON, as a relay of an earlier version
+ * wrote it, so that version's workers keep it too).
  */
 type Kind = "d" | "n" | "b" | "o" | "u";
 type Kinds = Record<string, Kind>;
@@ -51,7 +54,7 @@ function kindOf(value: unknown): Kind | undefined {
 }
 
 function write(value: unknown, kind: Kind): unknown {
-  if (kind === "u") return null;
+  if (kind === "u") return undefined;
   if (Array.isArray(value)) return value.map((v) => write(v, kind));
   if (value === null || value === undefined) return value;
   switch (kind) {
@@ -104,7 +107,7 @@ function encodeRow(row: Row | null): { row: Record<string, unknown> | null; kind
 export function encodeRelayEvent(change: Change, key: string | null, appId: string): RelayMessage {
   const before = encodeRow(change.before);
   const after = encodeRow(change.after);
-  const headers: Record<string, string> = { [RELAY_HEADERS.source]: change.sourceId, [RELAY_HEADERS.key]: change.key, [RELAY_HEADERS.op]: change.op };
+  const headers: Record<string, string> = { [RELAY_HEADERS.source]: change.sourceId, [RELAY_HEADERS.key]: change.key, [RELAY_HEADERS.op]: change.op, [RELAY_HEADERS.format]: "2" };
   if (before.kinds || after.kinds) headers[RELAY_HEADERS.types] = JSON.stringify({ ...(before.kinds ? { before: before.kinds } : {}), ...(after.kinds ? { after: after.kinds } : {}) });
   if (change.snapshotId !== undefined) headers[RELAY_HEADERS.snapshot] = change.snapshotId;
   if (change.snapshotComplete) headers[RELAY_HEADERS.snapshotComplete] = JSON.stringify(change.snapshotComplete);
@@ -134,7 +137,11 @@ function decodeRow(row: unknown, kinds: Kinds | undefined, what: string): Row | 
   if (typeof row !== "object" || Array.isArray(row)) throw new Error(`${what} is not an object`);
   if (!kinds) return row as Row;
   const out: Record<string, unknown> = { ...(row as Record<string, unknown>) };
-  for (const [column, kind] of Object.entries(kinds)) if (column in out) out[column] = revive(out[column], kind);
+  for (const [column, kind] of Object.entries(kinds)) {
+    // A value not sent is left out of the JSON (a worker of an earlier version keeps the stored value).
+    if (kind === "u") out[column] = undefined;
+    else if (column in out) out[column] = revive(out[column], kind);
+  }
   return out;
 }
 
@@ -165,6 +172,9 @@ export function decodeRelayEvent(value: Buffer | null, headers: Record<string, B
       ...(snapshotId === undefined ? {} : { snapshotId }),
       ...(complete === undefined ? {} : { snapshotComplete: JSON.parse(complete) as Change["snapshotComplete"] }),
       ...(deadLetter === undefined ? {} : { deadLetter: JSON.parse(deadLetter) as Change["deadLetter"] }),
+      // A relay of an earlier version left values not sent out of the row, unmarked: such an update's
+      // missing columns keep their values, as that version's workers kept them.
+      ...(op === "update" && header(headers, RELAY_HEADERS.format) === undefined ? { partial: true } : {}),
     };
     return { ok: true, change };
   } catch (error) {

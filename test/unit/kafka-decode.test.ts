@@ -290,10 +290,10 @@ describe("decodeMessage (debezium-unwrapped and json)", () => {
     expect(decodeMessage("debezium-unwrapped", key(1, false), row({ __op: "z" }))).toEqual({ ok: false, reason: 'unknown __op "z"' });
   });
 
-  it("reads plain JSON rows keyed by the message key", () => {
+  it("reads plain JSON rows keyed by the message key (partial: a field left out keeps its value)", () => {
     expect(decodeMessage("json", Buffer.from("user-7"), Buffer.from('{"id": 7, "email": "x@example.com"}'))).toEqual({
       ok: true,
-      change: { op: "update", key: "user-7", before: null, after: { id: 7, email: "x@example.com" } },
+      change: { op: "update", key: "user-7", before: null, after: { id: 7, email: "x@example.com" }, partial: true },
     });
     expect(decodeMessage("json", Buffer.from("user-7"), null)).toEqual({ ok: true, change: { op: "delete", key: "user-7", before: null, after: null, tombstone: true } });
   });

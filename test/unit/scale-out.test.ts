@@ -139,8 +139,14 @@ describe("relay events", () => {
     expect(back.after?.json).toEqual({ a: [1, "x"] });
     expect(Object.getPrototypeOf(back.after?.interval)).not.toBe(Object.prototype);
     // A value not sent (an unchanged TOAST value) stays one: the worker keeps the stored value, where a null would clear it.
-    expect((envelope.after as Obj).toast).toBeNull();
+    expect("toast" in (envelope.after as Obj)).toBe(false);
     expect("toast" in (back.after ?? {}) && back.after?.toast === undefined).toBe(true);
+    expect(message.headers["grouparoo.format"]).toBe("2");
+    expect(back.partial).toBeUndefined();
+    // A relay of an earlier version: no format header, values not sent left out unmarked; its updates keep the columns they leave out.
+    const { "grouparoo.format": _format, "grouparoo.types": _types, ...older } = message.headers;
+    const old = decodeRelayEvent(message.value, older);
+    expect(old.ok && old.change.partial).toBe(true);
     expect({ sourceId: back.sourceId, op: back.op, key: back.key, before: back.before, commitTime: back.commitTime, snapshotId: back.snapshotId }).toEqual({ sourceId: "users_table", op: "update", key: "1", before: { id: 1 }, commitTime: 42, snapshotId: "s9" });
   });
 

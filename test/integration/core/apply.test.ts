@@ -132,6 +132,11 @@ describe("applying batches", () => {
     await apply([purchase(10, { user_id: 1, amount: 10, state: "paid", sku: "A", created_at: T })]);
     await apply([change("purchases_table", "update", "10", { id: 10, user_id: 1, amount: 12, state: undefined, sku: "A" })]);
     expect(store.rowOf("purchases_table", "10")?.row).toEqual({ id: 10, user_id: 1, amount: 12, state: "paid", sku: "A" });
+    // A partial row (Kafka's json format, an earlier relay's message) keeps what it leaves out.
+    await apply([{ ...change("users_table", "update", "1", { id: 1, email: "a3@example.com" }), partial: true }]);
+    expect(store.getRecord("users", "1")?.values).toMatchObject({ email: "a3@example.com", first_name: null, vip: false });
+    await apply([{ ...change("purchases_table", "update", "10", { id: 10, user_id: 1, amount: 13 }), partial: true }]);
+    expect(store.rowOf("purchases_table", "10")?.row).toEqual({ id: 10, user_id: 1, amount: 13, state: "paid", sku: "A" });
   });
 
   it("deletes the record with its primary row, and its rows wait again for a record", async () => {
