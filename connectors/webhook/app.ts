@@ -79,7 +79,9 @@ export function urlSecrets(url: string): string[] {
   const secrets = [u.username, u.password];
   for (const pair of u.search.slice(1).split("&")) if (pair.includes("=")) secrets.push(pair.slice(pair.indexOf("=") + 1));
   if (u.hash.length > 1) secrets.push(u.hash.slice(1));
-  return [...new Set(secrets.flatMap((s) => [s, decoded(s)]).filter((s) => s.length > 0))].sort((a, b) => b.length - a.length);
+  // Values shorter than 4 characters (`?v=1`) are no secrets worth replacing everywhere in a message
+  // (every "1" would go); the URL itself is still named redacted.
+  return [...new Set(secrets.flatMap((s) => [s, decoded(s)]).filter((s) => s.length >= 4))].sort((a, b) => b.length - a.length);
 }
 
 /** `text` with the URL named as redactUrl names it and any secret of it that is still there replaced by [redacted]. */
