@@ -803,8 +803,10 @@ export class Daemon {
     try {
       await this.startGeneration(loaded.config, loaded.domain, loaded.registry);
     } catch (error) {
-      // A component that cannot be created (its constructor threw) fails before the generation
-      // touched anything: the new config is refused and the one that ran is started again.
+      // A config that cannot start (a component's constructor threw, most often, before anything of
+      // the state changed) is refused and the one that ran is started again: Runs the new config
+      // planned, if it got that far, are planned back by its definitions (the state converges on
+      // the config that runs). Connectors created before the throw are dropped unstarted.
       this.metrics.configReloads.inc({ result: "invalid" });
       if (!running) {
         this.logger.error({ err: error }, `the new config cannot start: ${(error as Error).message}`);
