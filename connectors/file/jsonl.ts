@@ -3,7 +3,7 @@
 // first write (not when the config is loaded: a reload must not fail on it); a write the file system
 // refuses for good (a file where the directory should be, permission denied, read-only, full) is the
 // destination's problem, named on /readyz until a write succeeds, and its exports are retried.
-import { mkdirSync, openSync, writeSync, fsyncSync, closeSync } from "node:fs";
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, writeSync } from "node:fs";
 import { access, stat } from "node:fs/promises";
 import { constants } from "node:fs";
 import { dirname, resolve } from "node:path";
@@ -44,9 +44,22 @@ export class JsonlFileDestination implements DestinationConnector {
       if (!this.directoryMade) mkdirSync(dirname(this.path), { recursive: true });
       this.directoryMade = true;
       const fd = openSync(this.path, "a");
+      const size = fstatSync(fd).size;
       try {
-        writeSync(fd, text);
-        fsyncSync(fd);
+        // A write may take part of the bytes (a disk nearly full): the rest follows until all are
+        // written; one that fails takes the batch's part back out, so no half line stays.
+        const bytes = Buffer.from(text, "utf8");
+        try {
+          for (let written = 0; written < bytes.length; ) written += writeSync(fd, bytes, written, bytes.length - written);
+          fsyncSync(fd);
+        } catch (error) {
+          try {
+            ftruncateSync(fd, size);
+          } catch {
+            // The error that matters is the write's.
+          }
+          throw error;
+        }
       } finally {
         closeSync(fd);
       }
