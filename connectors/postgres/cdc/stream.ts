@@ -233,7 +233,7 @@ export class PgoutputChanges {
         // An update that changed the key: the row under its old key is deleted and the new one inserted
         // (as Debezium sends it, and as a fresh daemon finds the table). pgoutput sends the old key only
         // then, or the old row with every update (FULL).
-        const oldKey = message.tag === "update" && before !== null && carriesKey(relation, before) ? rowKey(keyColumns, before) : key;
+        const oldKey = message.tag === "update" && before !== null && after !== null && carriesKey(relation, before) && !sameValues(keyColumns, before, after) ? rowKey(keyColumns, before) : key;
         if (this.window?.open && this.window.table === table) {
           this.window.changed.add(key);
           this.window.changed.add(oldKey);
@@ -268,6 +268,12 @@ interface RelationInfo {
   /** Whether its replica identity sends every key column of an old row (else checked per row). */
   keyInOld: boolean;
   sourceIds: readonly string[];
+}
+
+/** Whether two rows hold the same values in these columns (by identity: a Date's key is compared as text then). */
+function sameValues(columns: readonly string[], a: Readonly<Record<string, unknown>>, b: Readonly<Record<string, unknown>>): boolean {
+  for (const column of columns) if (a[column] !== b[column]) return false;
+  return true;
 }
 
 /** Whether an old row (or old key) pgoutput sent holds every key column. */
