@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, inject, it } from "vitest";
 import { Store } from "../../state/store.js";
 import { freePort } from "../services/process.js";
-import { get, startDaemon, type DaemonProcess } from "../helpers/daemon.js";
+import { get, killIfRunning, startDaemon, type DaemonProcess } from "../helpers/daemon.js";
 import { createTestDatabase } from "../helpers/postgres.js";
 
 describe("dead letters by component", () => {
@@ -65,10 +65,7 @@ describe("dead letters by component", () => {
       running.child.kill("SIGTERM");
       expect((await running.exited).code).toBe(0);
     } finally {
-      if (daemon && daemon.child.exitCode === null) {
-        daemon.child.kill("SIGKILL");
-        await daemon.exited;
-      }
+      await killIfRunning(daemon);
       await db.drop();
     }
   });

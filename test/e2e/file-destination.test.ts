@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, inject, it } from "vitest";
 import { freePort } from "../services/process.js";
-import { get, sample, startDaemon, type DaemonProcess } from "../helpers/daemon.js";
+import { get, killIfRunning, sample, startDaemon, type DaemonProcess } from "../helpers/daemon.js";
 import { createTestDatabase } from "../helpers/postgres.js";
 
 describe("jsonl-file destination that cannot write", () => {
@@ -100,10 +100,7 @@ ${destinations}`;
       running.child.kill("SIGTERM");
       expect((await running.exited).code).toBe(0);
     } finally {
-      if (daemon && daemon.child.exitCode === null) {
-        daemon.child.kill("SIGKILL");
-        await daemon.exited;
-      }
+      await killIfRunning(daemon);
       await db.drop();
     }
   });
@@ -147,10 +144,7 @@ ${destinations}`;
       running.child.kill("SIGTERM");
       expect((await running.exited).code).toBe(0);
     } finally {
-      if (daemon && daemon.child.exitCode === null) {
-        daemon.child.kill("SIGKILL");
-        await daemon.exited;
-      }
+      await killIfRunning(daemon);
       await db.drop();
     }
   });

@@ -11,6 +11,14 @@ export interface DaemonProcess {
   until: <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs?: number, intervalMs?: number) => Promise<T>;
 }
 
+/** Stops a daemon a test left running (it failed before stopping it), by its process id. */
+export async function killIfRunning(daemon: DaemonProcess | undefined): Promise<void> {
+  if (daemon && daemon.child.exitCode === null) {
+    daemon.child.kill("SIGKILL");
+    await daemon.exited;
+  }
+}
+
 export function startDaemon(args: string[], http: string, env: NodeJS.ProcessEnv = process.env): DaemonProcess {
   const child = reap(spawn(process.execPath, [CLI, "run", ...args, "--http", http], { env, stdio: ["ignore", "pipe", "pipe"] }));
   let logs = "";
