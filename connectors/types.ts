@@ -137,6 +137,9 @@ export interface ExportResult {
   message?: string;
 }
 
+/** The statuses a destination may answer an export with (ExportResult's): any other is no answer. */
+export const EXPORT_RESULT_STATUSES: ReadonlySet<unknown> = new Set<ExportResult["status"]>(["ok", "info", "error"]);
+
 /** A batch the destination did not take. `retryable` false: rejected as a whole (split to isolate). */
 export class DeliveryError extends Error {
   readonly code = "DELIVERY_FAILED";

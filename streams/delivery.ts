@@ -3,7 +3,7 @@
 // retried with exponential backoff and jitter, honouring Retry-After, then dead-lettered), and a batch
 // rejected as a whole split in halves until the bad records are isolated. Exports leave the outbox
 // only when the destination acknowledged them (the store's `complete`), so delivery is at least once.
-import { DeliveryError, type DeliverableExport, type DestinationConnector } from "../connectors/types.js";
+import { DeliveryError, EXPORT_RESULT_STATUSES, type DeliverableExport, type DestinationConnector } from "../connectors/types.js";
 
 export interface DeliveryEntry extends DeliverableExport {
   attempts?: number;
@@ -80,9 +80,6 @@ export interface DeliveryOptions {
   clock: () => number;
   random: () => number;
 }
-
-/** The statuses a destination may answer an export with (connectors/types.ts, ExportResult). */
-const RESULT_STATUSES: ReadonlySet<unknown> = new Set(["ok", "info", "error"]);
 
 /** The longest delay setTimeout takes as given. */
 const MAX_TIMER_MS = 2_147_483_647;
@@ -281,7 +278,7 @@ export class Delivery<E extends DeliveryEntry> {
         if (!result) return this.failure(entry, "the destination returned no result for this export", true, true);
         // A status outside the contract (a plugin's, or a remote answer passed on) is no answer either:
         // it must not reach the outbox's results or a metric's label.
-        if (!RESULT_STATUSES.has(result.status)) return this.failure(entry, `the destination returned an unknown status ${(JSON.stringify(result.status) ?? String(result.status)).slice(0, 100)} for this export`, true, true);
+        if (!EXPORT_RESULT_STATUSES.has(result.status)) return this.failure(entry, `the destination returned an unknown status ${(JSON.stringify(result.status) ?? String(result.status)).slice(0, 100)} for this export`, true, true);
         if (result.status === "error") return this.failure(entry, result.message ?? "rejected by the destination", true, false);
         return { entry, status: result.status, ...(result.message ? { message: result.message } : {}) };
       });

@@ -10,7 +10,7 @@ import type * as Undici from "undici";
 import type { Logger } from "pino";
 import { lazyPackage } from "../lazy.js";
 import { ProblemLog } from "../problem-log.js";
-import { DeliveryError, type DeliverableExport, type DestinationComponent, type DestinationConnector, type ExportResult } from "../types.js";
+import { DeliveryError, EXPORT_RESULT_STATUSES, type DeliverableExport, type DestinationComponent, type DestinationConnector, type ExportResult } from "../types.js";
 import { redactUrl, scrubUrl, type WebhookAppOptions } from "./app.js";
 
 const undici = lazyPackage<typeof Undici>("undici");
@@ -29,8 +29,6 @@ type WebhookDestinationOptions = Static<typeof WebhookDestinationOptions>;
 
 export const SIGNATURE_HEADER = "x-grouparoo-signature";
 
-const STATUSES: ReadonlySet<string> = new Set(["ok", "info", "error"]);
-
 /**
  * The per-export results of a 2xx's body: undefined when it gives none (no body, not JSON, no
  * `results` array: every export is ok), or the first entry that is not `{seq: number, status: "ok" |
@@ -48,7 +46,7 @@ export function parseResults(text: string): { results?: ExportResult[]; malforme
   const out: ExportResult[] = [];
   for (const result of results as unknown[]) {
     const { seq, status, message } = (typeof result === "object" && result !== null ? result : {}) as { seq?: unknown; status?: unknown; message?: unknown };
-    if (typeof seq !== "number" || typeof status !== "string" || !STATUSES.has(status)) return { malformed: { seq, status } };
+    if (typeof seq !== "number" || typeof status !== "string" || !EXPORT_RESULT_STATUSES.has(status)) return { malformed: { seq, status } };
     out.push({ seq, status: status as ExportResult["status"], ...(typeof message === "string" ? { message } : {}) });
   }
   return { results: out };
