@@ -9,7 +9,7 @@ export { applyRowChange, emptyAggregate, type AggregateState };
 import { columnOf, type Change, type Row } from "./change.js";
 import type { Domain, ModelDef, PropertyDef, RecordValueMap, SourceDef } from "./domain.js";
 import { planExport, type ExportPlan, type RemoteState } from "./exports.js";
-import { oversizedId, oversizedRowKeyReason, oversizedUniqueReason } from "./keys.js";
+import { compareIds, oversizedId, oversizedRowKeyReason, oversizedUniqueReason } from "./keys.js";
 import { isMember, nextBoundary, type CompiledGroup } from "./rules.js";
 import { compareStrings, normalizeArray, normalizeValue, sameValue } from "./values.js";
 import { TOP_LEVEL_RULE_KEYS, type PropertyValue } from "./vocabulary.js";
@@ -697,7 +697,7 @@ export class BatchApplier {
         if (bytes !== undefined) {
           value = null;
           reason = oversizedUniqueReason(bytes);
-        } else if (holder !== undefined && holder !== record.id) {
+        } else if (holder !== undefined && holder !== record.id && !(compareIds(record.id, holder) < 0 && this.takeUnique(t, property, holder, newKey))) {
           refused = { valueKey: newKey, value };
           value = null;
           reason = DUPLICATE_VALUE;
@@ -730,10 +730,17 @@ export class BatchApplier {
   }
 
   private releaseUnique(t: Touched, property: PropertyDef, key: string): void {
+    if (!t.current) return;
+    this.state.deleteUnique(t.model.id, property.id, key);
+    // Its rows wait first, so that the record taking the value over takes them with it.
+    this.unattach(t, property, key);
+    this.handOver(t, property, key);
+  }
+
+  /** The rows attached to a record through a unique value it no longer holds wait for their record again. */
+  private unattach(t: Touched, property: PropertyDef, key: string): void {
     const record = t.current;
     if (!record) return;
-    this.state.deleteUnique(t.model.id, property.id, key);
-    this.handOver(t, property, key);
     for (const ref of this.state.attachedRows(t.model.id, record.id)) {
       const stored = this.state.getRow(ref.sourceId, ref.rowKey);
       const source = this.domain.sources.get(ref.sourceId);
@@ -762,6 +769,28 @@ export class BatchApplier {
       // Not refused any more (the record gone, or the one letting go): no longer waiting for it.
       this.state.setRefused(t.model.id, property.id, next.recordId, null);
     }
+  }
+
+  /**
+   * A unique value claimed by a record of a lower id than its holder's goes to it, whichever arrived
+   * first: the lowest id holds a value several records carry, as a fresh read of the same rows in any
+   * order gives it. The holder is refused it (Duplicate Value, kept among the refusals so that it takes
+   * the value back when the claimant lets it go), and the rows waiting on it move with the value
+   * (claimUnique). False, and the claimant is refused, when the holder does not hold it as the index says.
+   */
+  private takeUnique(t: Touched, property: PropertyDef, holderId: string, key: string): boolean {
+    const holder = this.touch(t.model, holderId, t.commitTime);
+    const held = holder.current;
+    const value = held?.values[property.id];
+    if (!held || value === undefined || value === null || Array.isArray(value) || valueKey(value) !== key) return false;
+    this.state.deleteUnique(t.model.id, property.id, key);
+    this.unattach(holder, property, key);
+    this.state.setRefused(t.model.id, property.id, holderId, { valueKey: key, value });
+    held.values[property.id] = null;
+    if (!holder.changed.includes(property.id)) holder.changed.push(property.id);
+    held.invalid[property.id] = DUPLICATE_VALUE;
+    holder.dirty = true;
+    return true;
   }
 
   private claimUnique(t: Touched, property: PropertyDef, key: string): void {

@@ -22,6 +22,7 @@ import type { AggregateState } from "../core/aggregates.js";
 import type { BatchState, DeadLetter, Identity, RowRef, StoredRecord, StoredRow } from "../core/apply.js";
 import type { ExportPlan, RemoteState } from "../core/exports.js";
 import type { PropertyValue } from "../core/vocabulary.js";
+import { idKey } from "../core/keys.js";
 import { CHANGELOG_TXN_KEY, PARTITION_STATE_KEY, type CapturedTransaction, type ChangelogRecord } from "../core/partitions.js";
 import { createStateDir, DaemonLock, KEY_END, MAP_SIZE, RELAY_MARKER, requireExistingState, StateOpenError, stateFsError } from "./open.js";
 
@@ -41,27 +42,7 @@ export interface UpgradeProgress {
 export const UPGRADE_CHUNK = { keys: 10_000 };
 const END = KEY_END;
 
-/**
- * A record id, row key or unique value as it stands in a key (layout 4): canonical integer text ("0",
- * "42", "-7"; no "+", no leading zero, at most 15 digits) as that number, anything else as itself.
- * Numbers sort before strings and among themselves by value, so the ids of a serial primary key that
- * only grows are appended at the end of their B-tree, where LMDB leaves each page full, instead of
- * splitting pages in the middle of text order ("100000" sorts between "10000" and "10001"), which left
- * them half full: half the pages for the same records, and fewer pages written per batch. The mapping
- * is one to one (String() gives the text back), so every reader turns a key part back with String().
- */
-export function idKey(id: string): string | number {
-  const n = id.length;
-  if (n === 0 || n > 16) return id;
-  const from = id.charCodeAt(0) === 45 ? 1 : 0; // "-"
-  if (from === n || n - from > 15) return id;
-  if (id.charCodeAt(from) === 48) return n === 1 ? 0 : id; // "0" alone; "-0", "007" stay text
-  for (let i = from; i < n; i++) {
-    const c = id.charCodeAt(i);
-    if (c < 48 || c > 57) return id;
-  }
-  return Number(id);
-}
+export { idKey };
 
 /** The positions of ids (record ids, row keys, unique values) in the keys of each sub-database. */
 const ID_POSITIONS: Readonly<Record<string, readonly number[]>> = {

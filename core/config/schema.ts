@@ -93,7 +93,7 @@ export const PropertySchema = base(
   {
     type: literals(PROPERTY_TYPES, "Value type; values are normalised to it."),
     sourceId: Ref("source the value comes from"),
-    unique: Type.Optional(Type.Boolean({ default: false, description: "Identifies a record; a value held by another record is stored as null (Duplicate Value)." })),
+    unique: Type.Optional(Type.Boolean({ default: false, description: "Identifies a record; a value several records carry is held by the lowest record id, and the others store null (Duplicate Value)." })),
     isArray: Type.Optional(Type.Boolean({ default: false, description: "Holds a list of values (not with unique)." })),
     options: PropertyOptionsSchema,
     filters: Type.Optional(Type.Array(PropertyFilterSchema, { description: "Row filters applied before aggregation." })),

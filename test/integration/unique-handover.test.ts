@@ -34,3 +34,43 @@ describe("a unique value let go of", () => {
     expect(result.table.find((row) => row.id === 600)?.email).toBe("u1@example.com");
   });
 });
+
+describe("a unique value several records carry", () => {
+  let db: TestDatabase;
+  beforeEach(async () => {
+    db = await createTestDatabase(inject("pgUrl"), "lowestid");
+  });
+  afterEach(async () => {
+    await db.drop();
+  });
+
+  it("is held by the lowest id whichever row arrived first, as a fresh daemon reading the table in its own order holds it", { timeout: 60_000 }, async () => {
+    const result = await converge(
+      db,
+      {
+        configs: [shopConfig()],
+        writes: () => [
+          `INSERT INTO users (id, email, name) VALUES (700, 'shared@example.com', 'first in')`,
+          `INSERT INTO users (id, email, name) VALUES (650, 'shared@example.com', 'second in, lower id')`,
+          // 700's row moves behind 650's in the table: a fresh snapshot reads 650 first.
+          `UPDATE users SET name = 'first in, updated' WHERE id = 700`,
+          `INSERT INTO users (id, email, name) VALUES (710, 'other@example.com', 'holds other')`,
+          `INSERT INTO users (id, email, name) VALUES (705, 'other@example.com', 'takes other')`,
+        ],
+      },
+      "restart",
+    );
+    expect({ ...result.state, remote: null }).toEqual({ ...result.oracleState, remote: null });
+    expect(result.table).toEqual(result.oracleTable);
+    const record = (id: string) => (result.state.records as Record<string, { values: Record<string, unknown>; invalid: Record<string, unknown> }>)[`users/${id}`];
+    // Before, 700 and 710 held them (the first to arrive), where a fresh daemon gave them to 650 and 705.
+    expect([650, 700, 705, 710].map((id) => [record(String(id))?.values.email, record(String(id))?.invalid.email])).toEqual([
+      ["shared@example.com", undefined],
+      [null, "Duplicate Value"],
+      ["other@example.com", undefined],
+      [null, "Duplicate Value"],
+    ]);
+    expect(result.table.find((row) => row.id === 650)?.email).toBe("shared@example.com");
+    expect(result.table.find((row) => row.id === 700)?.email ?? null).toBe(null);
+  });
+});

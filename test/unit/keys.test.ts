@@ -3,7 +3,7 @@
 // config ids, encode (as lmdb-js encodes keys) within LMDB's maximum key size.
 import { toBufferKey } from "ordered-binary";
 import { describe, expect, it } from "vitest";
-import { LMDB_MAX_KEY_BYTES, MAX_ID_BYTES, oversizedId, oversizedRowKeyReason, oversizedUniqueReason } from "../../core/keys.js";
+import { LMDB_MAX_KEY_BYTES, MAX_ID_BYTES, compareIds, idKey, oversizedId, oversizedRowKeyReason, oversizedUniqueReason } from "../../core/keys.js";
 
 describe("the size limit of ids in keys", () => {
   it("lets an id of up to MAX_ID_BYTES UTF-8 bytes through and gives the size of a longer one", () => {
@@ -42,5 +42,17 @@ describe("the size limit of ids in keys", () => {
         expect(Math.max(pending.length, attached.length, range.length)).toBeLessThanOrEqual(LMDB_MAX_KEY_BYTES);
       }
     }
+  });
+});
+
+describe("the order of ids", () => {
+  it("orders ids as the state's keys do: canonical integers by value, then other text by its UTF-8 bytes", () => {
+    const ids = ["a", "100", "-7", "007", "\uffff", "20", "\u{1d4b3}", "0", "-0", "B", "2", "1234567890123456"];
+    const sorted = [...ids].sort(compareIds);
+    expect(sorted).toEqual(["-7", "0", "2", "20", "100", "-0", "007", "1234567890123456", "B", "a", "\uffff", "\u{1d4b3}"]);
+    // The same order as ordered-binary gives the keys the state builds with idKey.
+    const byKey = [...ids].sort((x, y) => Buffer.compare(toBufferKey([idKey(x)]), toBufferKey([idKey(y)])));
+    expect(byKey).toEqual(sorted);
+    expect(compareIds("5", "5")).toBe(0);
   });
 });

@@ -181,6 +181,51 @@ describe("applying batches", () => {
     expect(email("6")).toEqual({ email: "a@example.com", invalid: undefined });
   });
 
+  it("gives a unique value several records carry to the lowest id whatever order they arrive in, with the rows keyed by it", async () => {
+    const byEmail = coreDomain([
+      { class: "source", id: "tickets", type: "postgres-cdc", appId: "db", modelId: "users", options: { table: "tickets" }, mapping: { email: "email" } },
+      { class: "property", id: "tickets", type: "integer", sourceId: "tickets", options: { column: "id", aggregationMethod: "count" } },
+      { class: "group", id: "has_tickets", modelId: "users", rules: [{ propertyId: "tickets", op: "gt", match: 0 }] },
+    ]);
+    const applyTo = async (changes: Change[]) => expect((await applyBatch(store, byEmail, changes, T)).repairs).toEqual([]);
+    const state = (id: string) => {
+      const r = store.getRecord("users", id);
+      return { email: r?.values.email, invalid: r?.invalid.email, tickets: r?.values.tickets, ticketGroup: r?.groups.includes("has_tickets") };
+    };
+    const ticket = (id: number, email: string) => change("tickets", "insert", String(id), { id, email });
+    // 30 arrives first and holds the value, with a ticket keyed by it; then 20 (a lower id) arrives.
+    await applyTo([user(30, { email: "x@example.com" }), ticket(1, "x@example.com")]);
+    expect(state("30")).toEqual({ email: "x@example.com", invalid: undefined, tickets: 1, ticketGroup: true });
+    await applyTo([user(20, { email: "x@example.com" }), user(40, { email: "x@example.com" })]);
+    expect([state("20"), state("30"), state("40")]).toEqual([
+      { email: "x@example.com", invalid: undefined, tickets: 1, ticketGroup: true },
+      { email: null, invalid: "Duplicate Value", tickets: 0, ticketGroup: false },
+      { email: null, invalid: "Duplicate Value", tickets: 0, ticketGroup: false },
+    ]);
+    // The destination follows: 30 loses its email, 20 has it.
+    const queued = (id: string) => store.outboxOf("crm").find((e) => e.recordId === id)?.newRecordProperties.email;
+    expect([queued("20"), queued("30")]).toEqual(["x@example.com", null]);
+    // Integers order by value ("100" after "20"), before any other text.
+    await applyTo([user(100, { email: "x@example.com" })]);
+    expect(state("100").invalid).toBe("Duplicate Value");
+    // When 20 lets it go, the next lowest takes it back, with its ticket.
+    await applyTo([change("users_table", "update", "20", { id: 20, email: "y@example.com" })]);
+    expect([state("20").email, state("30"), state("40").email, state("100").email]).toEqual(["y@example.com", { email: "x@example.com", invalid: undefined, tickets: 1, ticketGroup: true }, null, null]);
+    // The same rows applied in the reverse order, in a fresh state, end the same.
+    const other = Store.open(mkdtempSync(join(tmpdir(), "core-")));
+    try {
+      const rows = [user(100, { email: "x@example.com" }), user(40, { email: "x@example.com" }), user(20, { email: "y@example.com" }), user(30, { email: "x@example.com" }), ticket(1, "x@example.com")];
+      await applyBatch(other, byEmail, rows, T);
+      const seen = (s: Store, id: string) => {
+        const r = s.getRecord("users", id);
+        return { values: r?.values, invalid: r?.invalid, groups: r?.groups };
+      };
+      for (const id of ["20", "30", "40", "100"]) expect(seen(other, id)).toEqual(seen(store, id));
+    } finally {
+      await other.close();
+    }
+  });
+
   it("stores an invalid value as null with the reason", async () => {
     await apply([user(1, { vip: "maybe", email: "not-an-email" })]);
     expect(store.getRecord("users", "1")?.values).toMatchObject({ vip: null, email: null });
