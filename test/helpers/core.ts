@@ -4,6 +4,7 @@ import type { AggregateSpec } from "../../core/aggregates.js";
 import { aggregateFromScratch } from "../../core/aggregates.js";
 import type { Change, ChangeOp, Row } from "../../core/change.js";
 import { compileDomain, type Domain, type RecordValueMap } from "../../core/domain.js";
+import { compareIds } from "../../core/keys.js";
 import { isMember } from "../../core/rules.js";
 import { normalizeArray, normalizeValue } from "../../core/values.js";
 import type { PropertyValue } from "../../core/vocabulary.js";
@@ -107,7 +108,10 @@ export interface ExpectedRecord {
   groups: string[];
 }
 
-/** What the state must hold for these final rows, computed from scratch (no unique conflicts). */
+/**
+ * What the state must hold for these final rows, computed from scratch. A unique value several
+ * records carry is held by the lowest id (compareIds); the others hold null.
+ */
 export function recompute(domain: Domain, rows: ReadonlyMap<string, ReadonlyMap<string, Row>>, now: number): Map<string, ExpectedRecord> {
   const model = domain.models.get("users");
   if (!model) throw new Error("no users model");
@@ -116,10 +120,16 @@ export function recompute(domain: Domain, rows: ReadonlyMap<string, ReadonlyMap<
   const records = new Map<string, ExpectedRecord>();
   const byUnique = new Map<string, string>();
   const primary = domain.sources.get(model.primarySourceId);
-  for (const [rowKey, row] of rows.get(model.primarySourceId) ?? []) {
+  for (const rowKey of [...(rows.get(model.primarySourceId)?.keys() ?? [])].sort(compareIds)) {
+    const row = rows.get(model.primarySourceId)?.get(rowKey) ?? {};
     const values: RecordValueMap = {};
     for (const p of primary?.properties ?? []) values[p.id] = normalize(p.type, p.isArray, row[p.column]);
-    for (const p of primary?.properties ?? []) if (p.unique && values[p.id] !== null) byUnique.set(`${p.id}\u0000${String(values[p.id])}`, rowKey);
+    for (const p of primary?.properties ?? []) {
+      if (!p.unique || values[p.id] === null) continue;
+      const key = `${p.id}\u0000${String(values[p.id])}`;
+      if (byUnique.has(key)) values[p.id] = null; // a lower id holds it (Duplicate Value)
+      else byUnique.set(key, rowKey);
+    }
     records.set(rowKey, { values, groups: [] });
   }
   for (const source of domain.sources.values()) {
@@ -183,7 +193,7 @@ export function generateChanges(seed: number, count: number, users = 40, purchas
     const row: Row | null = remove
       ? null
       : isUser
-        ? { id: key, email: pick([null, `u${key}@example.com`, `u${key}@other.org`]), first_name: pick(["Ada", "alan", null]), vip: pick([true, false, null]) }
+        ? { id: key, email: pick([null, `u${key}@example.com`, `u${key}@other.org`, `shared${key % 3}@example.com`]), first_name: pick(["Ada", "alan", null]), vip: pick([true, false, null]) }
         : {
             id: key,
             user_id: 1 + Math.floor(random() * users),
