@@ -133,6 +133,8 @@ export interface BatchResult {
   left: Map<string, number>;
   /** Aggregates found inconsistent with their rows (built by another definition, or a count below zero) and rebuilt from them. */
   repairs: AggregateRepair[];
+  /** By source id: columns its mapping or properties read that a whole row of the batch did not have (SourceDef.columns). */
+  missingColumns: Map<string, string[]>;
 }
 
 export interface AggregateRepair {
@@ -193,7 +195,7 @@ const hasKeys = (o: object): boolean => {
 /** Applies changes (and any sweeps or backfills queued on it) through one BatchState. */
 /** What a batch that changed nothing reports. */
 export function emptyBatchResult(): BatchResult {
-  return { applied: new Map(), deadLetters: 0, deadLettersBySource: new Map(), exports: 0, exportsByDestination: new Map(), recordDelta: new Map(), memberDelta: new Map(), entered: new Map(), left: new Map(), repairs: [] };
+  return { applied: new Map(), deadLetters: 0, deadLettersBySource: new Map(), exports: 0, exportsByDestination: new Map(), recordDelta: new Map(), memberDelta: new Map(), entered: new Map(), left: new Map(), repairs: [], missingColumns: new Map() };
 }
 
 export class BatchApplier {
@@ -267,7 +269,21 @@ export class BatchApplier {
     } else if (change.op === "delete") {
       this.removeRow(source, change.key, change.commitTime);
     } else {
-      this.upsertRow(source, change.key, change.after ?? {}, change.op === "update", change.commitTime, change.snapshotId, change.partial === true);
+      const after = change.after ?? {};
+      if (change.partial !== true) this.noteMissingColumns(source, after);
+      this.upsertRow(source, change.key, after, change.op === "update", change.commitTime, change.snapshotId, change.partial === true);
+    }
+  }
+
+  /** A whole row without a column its source's properties or mapping read: told in the result (missingColumns). */
+  private noteMissingColumns(source: SourceDef, row: Row): void {
+    const columns = source.columns;
+    for (let i = 0; i < columns.length; i++) {
+      const column = columns[i] as string;
+      if (Object.hasOwn(row, column)) continue;
+      const missing = this.result.missingColumns.get(source.id);
+      if (!missing) this.result.missingColumns.set(source.id, [column]);
+      else if (!missing.includes(column)) missing.push(column);
     }
   }
 

@@ -34,6 +34,12 @@ export interface SourceDef {
   primary: boolean;
   mapping: readonly MappingEntry[];
   properties: readonly PropertyDef[];
+  /**
+   * Every column its mapping and its properties read (values, sortColumn, filter keys). A whole row
+   * (not a partial one) without one of them does not have it: dropped from the table, filtered out
+   * upstream, or misspelt in the config (BatchResult.missingColumns).
+   */
+  columns: readonly string[];
 }
 
 export interface DestinationDef {
@@ -160,6 +166,12 @@ export function compileDomain(config: Config): Domain {
       primary,
       mapping: Object.entries(s.mapping).map(([column, propertyId]) => ({ column, propertyId, type: properties.get(propertyId)?.type ?? "string" })),
       properties: [...properties.values()].filter((p) => p.sourceId === s.id),
+      columns: [
+        ...new Set([
+          ...Object.keys(s.mapping),
+          ...[...properties.values()].filter((p) => p.sourceId === s.id).flatMap((p) => [p.column, ...(p.aggregate.sortColumn === undefined ? [] : [p.aggregate.sortColumn]), ...p.aggregate.filters.map((f) => f.key)]),
+        ]),
+      ],
     });
   }
 

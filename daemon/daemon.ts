@@ -26,7 +26,7 @@ import { loadConfigWithPlugins, type ValidationResult } from "./config/validate.
 import { createDestinations, createSources, needsReread, type CreatedDestination } from "./connectors.js";
 import { summarize } from "./commands/validate.js";
 import { checkLive, formatLiveProblem, idleWarning } from "./live.js";
-import { DeliveryLog } from "./problems.js";
+import { DeliveryLog, MissingColumnsLog } from "./problems.js";
 import { readPackageInfo } from "./package-info.js";
 import { parseListen } from "./http.js";
 import { RELOADING, STARTING, STOPPING, unavailable } from "./api/errors.js";
@@ -576,6 +576,7 @@ export class Daemon {
     const definitions = definitionsOf(config, domain, registry);
     const rereadNeeded = (sourceId: string) => needsReread(config, registry, positions, sourceId);
     await runs.prepare(definitions, rereadNeeded);
+    const missingColumns = new MissingColumnsLog(logger, domain);
     const flow = flowIntoState(
       sources,
       store,
@@ -583,6 +584,7 @@ export class Daemon {
       {
         committed: (batch) => {
           recordCommitted(metrics, batch);
+          missingColumns.saw(batch.result);
           if (batch.kind === "changes") logger.debug({ changes: batch.changes, seconds: batch.seconds, positions: Object.fromEntries(batch.positions) }, "batch committed; positions acknowledged to their sources");
           else if (batch.kind === "sweep") logger.debug({ seconds: batch.seconds }, "time-index sweep committed");
           runs.committed(batch);

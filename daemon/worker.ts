@@ -25,6 +25,7 @@ import { EX_CONFIG, EX_SOFTWARE, withStateLock } from "./exit-codes.js";
 import type { RunOptions } from "./daemon.js";
 import { readPackageInfo } from "./package-info.js";
 import { startProbeServer, type Api } from "./api/server.js";
+import { MissingColumnsLog } from "./problems.js";
 import { recordCommitted, recordDelivered, recordResult, runCounts, runningProgress, sourceObserver } from "./observe.js";
 import { loadPartitioned } from "./partitioned.js";
 import { runUntilSignalled, type Drainable } from "./signals.js";
@@ -51,6 +52,7 @@ export class Worker implements Drainable, PartitionOwner {
   private readonly paused = new Set<PartitionTask>();
   private group!: Group;
   private assignment: Promise<void> = Promise.resolve();
+  private readonly missingColumns: MissingColumnsLog;
 
   private constructor(
     private readonly options: WorkerOptions,
@@ -64,6 +66,7 @@ export class Worker implements Drainable, PartitionOwner {
     private readonly registry: ComponentCatalog,
   ) {
     this.finished = new Promise((resolve) => (this.settle = resolve));
+    this.missingColumns = new MissingColumnsLog(logger, domain);
   }
 
   static async start(options: WorkerOptions, logger: Logger): Promise<Worker | number> {
@@ -257,7 +260,10 @@ export class Worker implements Drainable, PartitionOwner {
       pauseInput: (paused) => consumer.pause(topic, partition, paused),
       seekInput: (offset) => consumer.seek(topic, partition, offset),
       events: {
-        committed: (batch) => recordCommitted(this.metrics, batch),
+        committed: (batch) => {
+          recordCommitted(this.metrics, batch);
+          this.missingColumns.saw(batch.result);
+        },
         failed: (error) => logger.error({ err: error }, "pipeline failed"),
         pressure: (_reason, _full, paused) => {
           // 1 while any owned partition is held back.

@@ -20,6 +20,7 @@ const empty = (): BatchResult => ({
   entered: new Map(),
   left: new Map(),
   repairs: [],
+  missingColumns: new Map(),
 });
 const change = (i: number): Change => ({
   sourceId: "s",

@@ -226,6 +226,18 @@ describe("applying batches", () => {
     }
   });
 
+  it("tells which columns its sources read that a whole row did not have, not those a partial change or an unchanged value leaves out", async () => {
+    const result = await apply([
+      user(1, { email: "a@example.com", first_name: "Ada", vip: true }),
+      user(2, { email: "b@example.com", vip: false }),
+      change("users_table", "update", "1", { id: 1, email: "a@example.com", first_name: undefined, vip: true }),
+      { ...change("users_table", "update", "1", { id: 1 }), partial: true },
+      purchase(10, { user_id: 1, amount: 5, state: "paid", created_at: T }),
+    ]);
+    expect(result.missingColumns).toEqual(new Map([["users_table", ["first_name"]], ["purchases_table", ["sku"]]]));
+    expect((await apply([user(3, { email: "c@example.com", first_name: null, vip: null })])).missingColumns).toEqual(new Map());
+  });
+
   it("stores an invalid value as null with the reason", async () => {
     await apply([user(1, { vip: "maybe", email: "not-an-email" })]);
     expect(store.getRecord("users", "1")?.values).toMatchObject({ vip: null, email: null });
