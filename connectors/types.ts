@@ -70,6 +70,12 @@ export interface SourceContext {
   schedules?: readonly Located<ScheduleConfig>[];
   /** The last durable position of each stream (from the state), to resume from. */
   positions: ReadonlyMap<string, string>;
+  /**
+   * The re-read (a Run) that was under way when the daemon last stopped, and resumes after this
+   * start: a connector that marks the rows a re-read reads and streams (postgres-cdc) marks them from
+   * its first streamed change, not only once the Run asks it to resume.
+   */
+  rereading?: { readonly runId: string; readonly sourceIds: readonly string[] };
 }
 
 /**

@@ -4,7 +4,7 @@
 import type { Logger } from "pino";
 import type { Config } from "../core/config/types.js";
 import type { ComponentRegistry } from "../connectors/registry.js";
-import type { DeliveryTuning, DestinationConnector, SourceConnector, SourceObserver } from "../connectors/types.js";
+import type { DeliveryTuning, DestinationConnector, SourceConnector, SourceContext, SourceObserver } from "../connectors/types.js";
 
 /** A component that cannot be created names itself in the error (its `create` threw: a plugin's, say). */
 function named<T>(what: string, create: () => T): T {
@@ -21,7 +21,7 @@ export interface CreatedSources {
   bySource: Map<string, SourceConnector>;
 }
 
-export function createSources(config: Config, registry: ComponentRegistry, positions: ReadonlyMap<string, string>, logger: Logger, observer: SourceObserver): CreatedSources {
+export function createSources(config: Config, registry: ComponentRegistry, positions: ReadonlyMap<string, string>, logger: Logger, observer: SourceObserver, rereading?: SourceContext["rereading"]): CreatedSources {
   const groups = new Map<string, { appId: string; sources: Config["sources"] }>();
   for (const source of config.sources) {
     const component = registry.sources.get(source.type);
@@ -44,6 +44,7 @@ export function createSources(config: Config, registry: ComponentRegistry, posit
         positions,
         observer,
         schedules: config.schedules.filter((s) => ids.has(s.sourceId)),
+        ...(rereading && rereading.sourceIds.some((id) => ids.has(id)) ? { rereading } : {}),
       }),
     );
     connectors.push(connector);

@@ -20,7 +20,7 @@ import { OutboxWatch } from "../streams/backpressure.js";
 import { DEFAULT_DELIVERY_OPTIONS, Delivery, type DeliveryOptions, type InFlight } from "../streams/delivery.js";
 import { flowIntoState, type Flow } from "../streams/flow.js";
 import { DEFAULT_PIPELINE_OPTIONS, pipelineOptions } from "../streams/pipeline.js";
-import { Runs } from "../streams/runs.js";
+import { Runs, rereadUnderWay } from "../streams/runs.js";
 import { EX_CONFIG, EX_SOFTWARE, EX_USAGE, stateExitCode } from "./exit-codes.js";
 import { loadConfigWithPlugins, type ValidationResult } from "./config/validate.js";
 import { createDestinations, createSources, needsReread, type CreatedDestination } from "./connectors.js";
@@ -544,7 +544,7 @@ export class Daemon {
   private async startGeneration(config: Config, domain: Domain, registry: ComponentRegistry, kept?: { digest: string; keys: ApiKeys }): Promise<void> {
     const { store, metrics, logger, options } = this;
     const positions = store.allPositions();
-    const { connectors: sources, bySource } = createSources(config, registry, positions, logger, sourceObserver(metrics));
+    const { connectors: sources, bySource } = createSources(config, registry, positions, logger, sourceObserver(metrics), rereadUnderWay(store));
     const created = createDestinations(config, registry, logger);
     const destinations = created.map((d) => d.connector);
     const marks = pipelineOptions(options.maxBatchSize ?? DEFAULT_PIPELINE_OPTIONS.maxBatchSize, options.maxBatchDelayMs ?? DEFAULT_PIPELINE_OPTIONS.maxBatchDelayMs);

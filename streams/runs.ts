@@ -107,6 +107,17 @@ export function listRuns(store: Store): RunState[] {
   return store.metaWithPrefix<RunState>("run:").sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
 }
 
+/**
+ * The re-read the state was running when the daemon stopped, which resumes after this start (only one
+ * Run runs at a time): its source connector marks the rows it streams from its first one (SourceContext).
+ * If this start supersedes it instead, nothing sweeps by its mark, and a re-read that starts again reads
+ * and marks every row anew.
+ */
+export function rereadUnderWay(store: Store): { runId: string; sourceIds: string[] } | undefined {
+  const run = listRuns(store).find((r) => r.state === "running" && r.spec.kind === "reread");
+  return run?.spec.kind === "reread" ? { runId: run.id, sourceIds: [run.spec.sourceId] } : undefined;
+}
+
 /** The definitions the state records (meta entries def:<class>:<id>), or undefined when it records none. */
 export function storedDefinitions(store: Store, operational?: OperationalOptions): Definitions | undefined {
   const entries = store.definitionEntries();

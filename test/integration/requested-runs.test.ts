@@ -192,4 +192,45 @@ describe("Runs asked for by hand", () => {
       await stop(daemon);
     }
   });
+  it("re-reading a source removes the rows its table lost while nothing saw them go, as a fresh daemon's snapshot leaves them out", { timeout: 120_000 }, async () => {
+    const config = shop();
+    const file = join(work, "config.json");
+    const daemon = await start(file, config, join(work, "state"));
+    try {
+      await settled(daemon, 12);
+      // Changes the slot never sends (the tables left the publication meanwhile): deletes, an insert, an update.
+      await db.query(`ALTER PUBLICATION requested DROP TABLE users, purchases`);
+      await db.query(`DELETE FROM users WHERE id IN (11, 12)`);
+      await db.query(`INSERT INTO users (id, email, name, last_name, vip) VALUES (13, 'u13@example.com', 'name13', 'last13', true)`);
+      await db.query(`UPDATE users SET name = 'renamed' WHERE id = 2`);
+      await db.query(`DELETE FROM purchases WHERE user_id IN (1, 2)`);
+      await db.query(`ALTER PUBLICATION requested ADD TABLE users, purchases`);
+      await db.query(`INSERT INTO purchases VALUES (500, 3, 77, 0, 'successful', 'sku1', '2026-02-01T00:00:00Z')`);
+      await waitFor("the streamed purchase", async () => (daemon.state.rowOf("purchases_table", "500") ? true : undefined));
+      expect(daemon.state.getRecord("users", "12")).toBeDefined();
+      const runs = daemon.runs;
+      if (!runs) throw new Error("no Runs");
+      for (const sourceId of ["users_table", "purchases_table"]) await runs.request({ kind: "reread", sourceId, modelId: "users" }, `source ${sourceId}`, "asked for by hand (test)");
+      // Meanwhile the tables keep changing: what streams in during the re-reads stays.
+      await db.query(`INSERT INTO purchases VALUES (501, 4, 12, 0, 'successful', 'sku2', '2026-02-02T00:00:00Z')`);
+      await db.query(`INSERT INTO users (id, email, name, last_name, vip) VALUES (14, 'u14@example.com', 'name14', 'last14', false)`);
+      await waitFor("the re-reads", async () => (listRuns(daemon.state).filter((r) => r.kind === "reread" && r.state === "complete").length === 2 && daemon.runs?.pending().length === 0 && daemon.state.outboxDepth("crm") === 0 ? true : undefined), 60_000);
+      expect(daemon.state.getRecord("users", "12")).toBeUndefined();
+      expect(daemon.state.getRecord("users", "13")?.values.name).toBe("name13");
+      expect(daemon.state.getRecord("users", "2")?.values.name).toBe("renamed");
+      expect(daemon.state.rowOf("purchases_table", "501")).toBeDefined();
+      // Before, users 11 and 12 and the purchases of users 1 and 2 stayed, in the state and in the destination.
+      const oracle = await start(join(work, "oracle.json"), shop(true), join(work, "oracle"));
+      try {
+        await settled(oracle, 12);
+        expect({ ...dump(daemon.state), remote: null }).toEqual({ ...dump(oracle.state), remote: null });
+        const table = async (name: string) => (await db.query(`SELECT * FROM ${name} ORDER BY id`)).rows;
+        expect(await table("crm")).toEqual(await table("crm_oracle"));
+      } finally {
+        await stop(oracle);
+      }
+    } finally {
+      await stop(daemon);
+    }
+  });
 });

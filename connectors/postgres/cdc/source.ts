@@ -70,6 +70,9 @@ export class PostgresCdcSource extends ChangeReader {
     const resumed = stored === undefined ? undefined : normalizeLsn(stored);
     if (resumed) this.durableLsn = resumed;
     this.decoder = new PgoutputChanges(this.stream, this.tables, resumed ?? "0/0", (table, row) => this.withoutExcluded(table, row), (change) => this.emit(change), this.logger);
+    // A re-read under way when the daemon stopped: its rows are marked from the first change streamed.
+    const underWay = context.rereading;
+    if (underWay) for (const id of underWay.sourceIds) if (this.tables.some((t) => t.sourceId === id)) this.decoder.rereading.set(id, rereadMark(underWay.runId));
   }
 
   ready(): boolean {
@@ -124,6 +127,14 @@ export class PostgresCdcSource extends ChangeReader {
   async reread(request: RereadRequest): Promise<void> {
     const runStream = `run:${request.runId}`;
     const marker = (position: string): Change => ({ sourceId: request.sourceIds[0] ?? "", op: "marker", key: "", before: null, after: null, position: { stream: runStream, position }, commitTime: Date.now() });
+    // Every row it reads, and every row that streams in meanwhile, carries its mark; when it completes,
+    // the rows of its sources without the mark are gone from the table (deleted while nothing saw it,
+    // or before the table was made again) and are removed, as a fresh daemon's snapshot leaves them out.
+    const mark = rereadMark(request.runId);
+    for (const id of request.sourceIds) this.decoder.rereading.set(id, mark);
+    const unmark = () => {
+      for (const id of request.sourceIds) if (this.decoder.rereading.get(id) === mark) this.decoder.rereading.delete(id);
+    };
     void rereadTables(request, {
       settings: this.settings,
       tables: this.tables,
@@ -136,9 +147,12 @@ export class PostgresCdcSource extends ChangeReader {
     }).then(
       (result) => {
         // The Run's end carries its row count: the last chunk may commit in the batch that ends it.
-        if (result !== "stopped") this.emit(marker(JSON.stringify({ ...result, complete: true })));
+        if (result === "stopped") return;
+        this.emit({ ...marker(JSON.stringify({ ...result, complete: true })), snapshotComplete: { snapshotId: mark, sourceIds: request.sourceIds } });
+        unmark();
       },
       (error: unknown) => {
+        unmark();
         const reason = error instanceof Error ? error.message : String(error);
         this.logger.error({ run: request.runId, err: error }, "re-reading failed");
         this.emit(marker(`failed:${reason}`));
@@ -306,4 +320,9 @@ export class PostgresCdcSource extends ChangeReader {
 /** The socket of the client a replication service is opening, once it has created one (library internals). */
 function openingSocket(service: LogicalReplicationService | undefined): { destroy(): void } | undefined {
   return (service as unknown as { _client?: { connection?: { stream?: { destroy(): void } } } | null } | undefined)?._client?.connection?.stream;
+}
+
+/** The mark a re-read puts on the rows it reads and streams (a snapshot id of its own). */
+function rereadMark(runId: string): string {
+  return `reread:${runId}`;
 }

@@ -79,6 +79,14 @@ export interface ChunkWindow {
 export class PgoutputChanges {
   /** The re-read chunk waiting for its watermarks, if any. */
   window: ChunkWindow | undefined;
+  /**
+   * Sources being read again, with their re-read's mark: every row of theirs that the re-read reads
+   * or that streams in meanwhile carries it (as `snapshotId`), so that when the re-read completes
+   * the rows without it, gone from the table while nothing saw them go, are removed (a sweep, as at
+   * the end of a snapshot). Set from the re-read's start (or from its stored progress at a restart,
+   * before anything streams) to its end.
+   */
+  readonly rereading = new Map<string, string>();
   /** The end of the last transaction received whole: the position every change carries. */
   committedLsn: string;
   private at: SourcePosition | undefined;
@@ -170,6 +178,13 @@ export class PgoutputChanges {
     this.emit(this.marker(sent, Date.now()));
   }
 
+  /** A row of a source being read again, with the re-read's mark (see `rereading`). */
+  private marked(change: Change): Change {
+    if (this.rereading.size === 0) return change;
+    const mark = this.rereading.get(change.sourceId);
+    return mark === undefined ? change : Object.assign({}, change, { snapshotId: mark });
+  }
+
   /** A watermark of the chunk waiting: the low one opens its window, the high one puts its rows in the stream. */
   private watermark(content: string): void {
     const window = this.window;
@@ -186,7 +201,7 @@ export class PgoutputChanges {
         const key = rowKey(window.keyColumns, row);
         if (window.changed.has(key)) continue;
         const after = this.withoutExcluded(window.table, row);
-        this.emit({ sourceId: window.sourceId, op: "snapshot", key, before: null, after, position: this.position(), commitTime: this.commitTime });
+        this.emit(this.marked({ sourceId: window.sourceId, op: "snapshot", key, before: null, after, position: this.position(), commitTime: this.commitTime }));
       }
     }
     this.emit({ sourceId: window.sourceId, op: "marker", key: "", before: null, after: null, position: window.progress, commitTime: this.commitTime });
@@ -241,8 +256,11 @@ export class PgoutputChanges {
         for (const sourceId of sourceIds) {
           if (oldKey !== key) {
             this.emit({ sourceId, op: "delete", key: oldKey, before, after: null, position: this.position(), commitTime: this.commitTime });
-            this.emit({ sourceId, op: "insert", key, before: null, after, position: this.position(), commitTime: this.commitTime });
-          } else this.emit({ sourceId, op: message.tag, key, before, after, position: this.position(), commitTime: this.commitTime });
+            this.emit(this.marked({ sourceId, op: "insert", key, before: null, after, position: this.position(), commitTime: this.commitTime }));
+          } else {
+            const change: Change = { sourceId, op: message.tag, key, before, after, position: this.position(), commitTime: this.commitTime };
+            this.emit(after === null ? change : this.marked(change));
+          }
         }
         return;
       }
