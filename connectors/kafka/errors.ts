@@ -45,3 +45,8 @@ export function classifyKafkaError(error: unknown): KafkaErrorClass {
 export function refusedForGood(error: unknown): boolean {
   return classifyKafkaError(error).permanent || innermost(error, (e) => e.type !== undefined && REFUSED_MESSAGE_TYPES.has(e.type)) !== undefined;
 }
+
+/** Whether the broker refused a produced batch for its size (past the topic's max.message.bytes). */
+export function tooLargeForTopic(error: unknown): boolean {
+  return innermost(error, (e) => e.type === "MESSAGE_TOO_LARGE" || e.type === "RECORD_LIST_TOO_LARGE") !== undefined;
+}

@@ -8,10 +8,15 @@ export class TopicLayoutError extends Error {
   readonly code = "TOPIC_LAYOUT";
 }
 
+/** The max.message.bytes the model topic and its changelog are created with. */
+export const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+
 /** Creates the topic (and, with `changelog`, the changelog) when missing; returns the partition count. */
 export async function ensureModelTopics(admin: Admin, topics: ModelTopics, changelog: boolean): Promise<number> {
   const wanted = [
-    { topic: topics.topic, numPartitions: topics.partitions, replicationFactor: topics.replicationFactor },
+    // A row as large as the changelog takes is published whole (the broker's default is 1 MiB; the
+    // relay's requests stay below that, but for one event larger alone).
+    { topic: topics.topic, numPartitions: topics.partitions, replicationFactor: topics.replicationFactor, configEntries: [{ name: "max.message.bytes", value: String(MAX_MESSAGE_BYTES) }] },
     ...(changelog
       ? [
           {
@@ -20,7 +25,7 @@ export async function ensureModelTopics(admin: Admin, topics: ModelTopics, chang
             replicationFactor: topics.replicationFactor,
             configEntries: [
               { name: "cleanup.policy", value: "compact" },
-              { name: "max.message.bytes", value: String(16 * 1024 * 1024) },
+              { name: "max.message.bytes", value: String(MAX_MESSAGE_BYTES) },
             ],
           },
         ]

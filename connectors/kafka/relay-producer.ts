@@ -7,11 +7,27 @@ import type { AppConfig } from "../../core/config/schema.js";
 import type { ModelTopics } from "../../core/partitions.js";
 import type { RelayEvent } from "../../core/relay.js";
 import { kafkajs, kafkaClient } from "./app.js";
+import { tooLargeForTopic } from "./errors.js";
 import { ensureModelTopics } from "./model-topics.js";
 import { encodeRelayEvent } from "./relay-codec.js";
 
-/** Events per produce request: a request per partition stays well below the broker's 1 MiB default. */
+/** Events per produce request, at most. */
 const CHUNK = 2000;
+/**
+ * Bytes per produce request, at most (but for one event larger than that alone): each partition's
+ * record batch in a request stays below the topic's max.message.bytes, 1 MiB by default, which the
+ * broker compares with the whole batch. (Before 2026-12-03 only the count bounded a request: 2,000
+ * events of 500 bytes for one partition, a customer's bulk insert, were refused with
+ * MESSAGE_TOO_LARGE, the relay stopped, and started again it read the same batch and stopped again.)
+ */
+const REQUEST_BYTES = 512 * 1024;
+
+/** A message's bytes as the broker counts them, near enough (its key, value and headers, plus their framing). */
+function bytesOf(message: Message): number {
+  let n = 64 + (message.value as Buffer).length + (message.key ? Buffer.byteLength(message.key as string) : 0);
+  for (const [name, value] of Object.entries(message.headers ?? {})) n += name.length + Buffer.byteLength(String(value)) + 8;
+  return n;
+}
 
 export class RelayProducer {
   private readonly kafka: Kafka;
@@ -22,7 +38,7 @@ export class RelayProducer {
   constructor(
     app: AppConfig,
     private readonly topics: ReadonlyMap<string, ModelTopics>,
-    logger: Logger,
+    private readonly logger: Logger,
   ) {
     this.kafka = kafkaClient(app, logger);
     // Retried without end: nothing is acknowledged to the slot until the broker has the events.
@@ -46,9 +62,14 @@ export class RelayProducer {
     return this.connected;
   }
 
-  /** Publishes the events in order; resolves once every one is acknowledged by all in-sync replicas. */
+  /**
+   * Publishes the events in order; resolves once every one is acknowledged by all in-sync replicas.
+   * An event the topic refuses alone for its size (past the topic's max.message.bytes) cannot be
+   * published ever: its record's partition gets a dead letter naming the source, the row, the size
+   * and the topic instead, and the relay moves on.
+   */
   async send(events: readonly RelayEvent[], appIdOf: (sourceId: string) => string): Promise<void> {
-    const byTopic = new Map<string, Message[]>();
+    const byTopic = new Map<string, { message: Message; event: RelayEvent }[]>();
     for (const event of events) {
       const topics = this.topics.get(event.modelId);
       if (!topics) continue;
@@ -59,17 +80,47 @@ export class RelayProducer {
       const target = event.target;
       if (target.kind === "record") {
         const { key, value, headers } = encodeRelayEvent(event.change, target.key, appId);
-        list.push({ key, value, headers });
+        list.push({ message: { key, value, headers }, event });
       } else {
         const { value, headers } = encodeRelayEvent(event.change, null, appId);
         const to = target.kind === "every-partition" ? partitions : 1;
-        for (let partition = 0; partition < to; partition += 1) list.push({ key: null, value, headers, partition });
+        for (let partition = 0; partition < to; partition += 1) list.push({ message: { key: null, value, headers, partition }, event });
       }
     }
     for (const [topic, messages] of byTopic) {
-      for (let i = 0; i < messages.length; i += CHUNK) {
-        await this.producer.send({ topic, acks: -1, messages: messages.slice(i, i + CHUNK) });
+      let chunk: { message: Message; event: RelayEvent }[] = [];
+      let bytes = 0;
+      for (const entry of messages) {
+        const size = bytesOf(entry.message);
+        if (chunk.length > 0 && (chunk.length >= CHUNK || bytes + size > REQUEST_BYTES)) {
+          await this.sendChunk(topic, chunk, appIdOf);
+          chunk = [];
+          bytes = 0;
+        }
+        chunk.push(entry);
+        bytes += size;
       }
+      if (chunk.length > 0) await this.sendChunk(topic, chunk, appIdOf);
+    }
+  }
+
+  private async sendChunk(topic: string, chunk: readonly { message: Message; event: RelayEvent }[], appIdOf: (sourceId: string) => string): Promise<void> {
+    try {
+      await this.producer.send({ topic, acks: -1, messages: chunk.map((c) => c.message) });
+    } catch (error) {
+      const only = chunk.length === 1 ? chunk[0] : undefined;
+      if (!only || !tooLargeForTopic(error)) throw error;
+      const { message, event } = only;
+      const change = event.change;
+      const bytes = bytesOf(message);
+      const reason = `the relay cannot publish ${change.op} of row ${JSON.stringify(change.key)} of source "${change.sourceId}": its event is ${bytes} bytes, more than topic ${topic} takes (its max.message.bytes; raise it to publish such rows): ${(error as Error).message}`;
+      this.logger.error({ topic, source: change.sourceId, row: change.key, op: change.op, bytes }, `${reason}; its record's partition gets a dead letter instead`);
+      const letter = encodeRelayEvent(
+        { sourceId: change.sourceId, op: "marker", key: "", before: null, after: null, position: change.position, commitTime: change.commitTime, deadLetter: { reason, payload: { topic, source: change.sourceId, row: change.key, op: change.op, bytes, lsn: change.position.position } } },
+        message.key === null || message.key === undefined ? null : String(message.key),
+        appIdOf(change.sourceId),
+      );
+      await this.producer.send({ topic, acks: -1, messages: [{ key: letter.key, value: letter.value, headers: letter.headers, ...(message.partition === undefined ? {} : { partition: message.partition }) }] });
     }
   }
 
