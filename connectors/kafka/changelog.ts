@@ -29,6 +29,33 @@ export interface Claim {
   checkpoint: string | undefined;
 }
 
+/** Records per produce request, at most. */
+const REQUEST_RECORDS = 5000;
+/**
+ * Bytes per produce request, at most (but for one record larger alone): well below the changelog's
+ * max.message.bytes (16 MiB), which the broker compares with the request's whole batch for the
+ * partition. (Before 2026-12-03 only the count bounded it: 5,000 records of 3.4 KB, a batch over
+ * records of many properties, were refused, and the worker exited 70 at every start on that batch.)
+ */
+const REQUEST_BYTES = 4 * 1024 * 1024;
+
+/** The records cut into produce requests of at most REQUEST_RECORDS records and REQUEST_BYTES bytes. */
+function* requests(records: readonly ChangelogRecord[]): Generator<ChangelogRecord[]> {
+  let chunk: ChangelogRecord[] = [];
+  let bytes = 0;
+  for (const record of records) {
+    const size = 64 + record.key.length + (record.value?.length ?? 0);
+    if (chunk.length > 0 && (chunk.length >= REQUEST_RECORDS || bytes + size > REQUEST_BYTES)) {
+      yield chunk;
+      chunk = [];
+      bytes = 0;
+    }
+    chunk.push(record);
+    bytes += size;
+  }
+  if (chunk.length > 0) yield chunk;
+}
+
 /** The writer of one partition's changelog. */
 export class PartitionChangelog {
   private readonly producer: Producer;
@@ -76,12 +103,8 @@ export class PartitionChangelog {
     const offset = nextOffset ?? this.lastOffset;
     const transaction = await this.producer.transaction();
     try {
-      for (let i = 0; i < records.length; i += 5000) {
-        await transaction.send({
-          topic: this.target.changelogTopic,
-          acks: -1,
-          messages: records.slice(i, i + 5000).map((r) => ({ key: r.key, value: r.value, partition: this.target.partition })),
-        });
+      for (const chunk of requests(records)) {
+        await transaction.send({ topic: this.target.changelogTopic, acks: -1, messages: chunk.map((r) => ({ key: r.key, value: r.value, partition: this.target.partition })) });
       }
       if (offset !== undefined) {
         await transaction.sendOffsets({

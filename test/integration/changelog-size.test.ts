@@ -1,0 +1,50 @@
+// A partition's changelog against the broker's size limit (README, "The workers"): one Kafka
+// transaction of many large state writes (a batch over records of many properties, their outbox
+// entries) is sent in requests that each fit the changelog's max.message.bytes (16 MiB), and a restore
+// reads every record back. Before, 5,000 records made one request whatever their size: past 16 MiB the
+// broker refused it, the partition was given up, and the worker exited 70 at every start on that batch.
+import { randomBytes } from "node:crypto";
+import { Kafka, logLevel } from "kafkajs";
+import { pino } from "pino";
+import { describe, expect, inject, it } from "vitest";
+import { ChangelogReader, PartitionChangelog } from "../../connectors/kafka/changelog.js";
+import { ensureModelTopics } from "../../connectors/kafka/model-topics.js";
+import type { ChangelogRecord } from "../../core/partitions.js";
+
+const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
+
+describe("a partition's changelog", () => {
+  it("commits a transaction of 24 MB of records, and a restore reads them all", { timeout: 120_000 }, async () => {
+    const tag = randomBytes(4).toString("hex");
+    const topic = `changelog-size-${tag}`;
+    const groupId = `changelog-size-${tag}`;
+    const kafka = new Kafka({ clientId: "changelog-size", brokers: inject("kafkaBrokers"), logLevel: logLevel.NOTHING });
+    const admin = kafka.admin();
+    await admin.connect();
+    const topics = { modelId: "users", appId: "bus", topic, changelogTopic: `${topic}.changelog`, partitions: 2, replicationFactor: 1 };
+    await ensureModelTopics(admin, topics, true);
+    const changelog = new PartitionChangelog(kafka, admin, { changelogTopic: topics.changelogTopic, inputTopic: topic, groupId, partition: 1 });
+    const reader = new ChangelogReader(kafka, admin, topics.changelogTopic, groupId, logger);
+    try {
+      await changelog.claim();
+      // 6,000 state keys of 4 KB each.
+      const records: ChangelogRecord[] = Array.from({ length: 6000 }, (_, i) => ({ key: Buffer.from(`k${i}`), value: Buffer.alloc(4096, i % 251) }));
+      await changelog.commit(records, "1", "txn-1");
+      const { nonce } = await changelog.claim();
+      await reader.start();
+      const restored = new Map<string, Buffer | null>();
+      const count = await reader.restore(1, nonce, async (batch) => {
+        for (const r of batch) restored.set(r.key.toString(), r.value);
+      });
+      expect(count).toBe(6000);
+      expect(restored.size).toBe(6000);
+      expect(restored.get("k5999")?.equals(Buffer.alloc(4096, 5999 % 251))).toBe(true);
+      const [offsets] = await admin.fetchOffsets({ groupId, topics: [topic] });
+      expect(offsets?.partitions.find((p) => p.partition === 1)).toMatchObject({ offset: "1", metadata: "txn-1" });
+    } finally {
+      await reader.stop();
+      await changelog.close();
+      await admin.disconnect();
+    }
+  });
+});
