@@ -184,6 +184,15 @@ export class PartitionTask {
     const started = performance.now();
     const claim = await options.changelog.claim();
     if (this.closed) throw new Error("closed while claiming");
+    if (claim.checkpointChangelog !== undefined && claim.checkpointChangelog !== options.changelog.changelogTopic) {
+      // The partition's state went to another changelog (the config's changelogTopic changed, the
+      // consumer group kept): this one holds at most what came after, so neither a restore from it
+      // nor a local copy kept (whose later writes would go to it alone) would stay restorable.
+      throw new UnsupportedConfigChangeError(
+        `partition ${options.modelId}/${options.partition}'s state is in changelog ${claim.checkpointChangelog} (the consumer group's committed offsets name it), and the config names changelog ${options.changelog.changelogTopic}, which does not hold it: ` +
+          `set the model's partitioned.changelogTopic back to ${claim.checkpointChangelog}, or apply the change as a new deployment (the relay on a new slot and publication, the workers on a new consumer group, model topic and changelog, with empty --state directories; the partition's state was not changed)`,
+      );
+    }
     const capture = (txn: CapturedTransaction) => this.captured(txn);
     // A local copy of an older layout is upgraded only once it is known to be kept.
     let store = Store.open(options.statePath, { capture, deferUpgrade: true });

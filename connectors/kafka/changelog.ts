@@ -27,6 +27,25 @@ export interface Claim {
   nonce: string;
   /** The last state transaction committed with the partition's offsets (undefined: none yet). */
   checkpoint: string | undefined;
+  /**
+   * The changelog that transaction was written to, as the offsets' metadata names it (undefined: a
+   * checkpoint of a version before 2026-12-03, which did not name it, or none).
+   */
+  checkpointChangelog: string | undefined;
+}
+
+/**
+ * The committed offset's metadata: the last state transaction and, after an `@`, the changelog topic
+ * it went to (a transaction id is hex, a topic name has no `@`). A changelog holds a partition's state
+ * only if every transaction of it went there: one named in the config after others went elsewhere
+ * holds only what came after (see PartitionTask's takeover).
+ */
+export const checkpointMetadata = (transaction: string, changelogTopic: string): string => `${transaction}@${changelogTopic}`;
+
+export function parseCheckpoint(metadata: string | null | undefined): { checkpoint: string | undefined; changelog: string | undefined } {
+  if (metadata === null || metadata === undefined || metadata === "") return { checkpoint: undefined, changelog: undefined };
+  const at = metadata.indexOf("@");
+  return at < 0 ? { checkpoint: metadata, changelog: undefined } : { checkpoint: metadata.slice(0, at), changelog: metadata.slice(at + 1) };
 }
 
 /** Records per produce request, at most. */
@@ -76,6 +95,10 @@ export class PartitionChangelog {
     });
   }
 
+  get changelogTopic(): string {
+    return this.target.changelogTopic;
+  }
+
   /** Fences the previous owner, writes the claim marker and reads the committed checkpoint. */
   async claim(): Promise<Claim> {
     await this.producer.connect();
@@ -91,13 +114,13 @@ export class PartitionChangelog {
     const [offsets] = await this.admin.fetchOffsets({ groupId: this.target.groupId, topics: [this.target.inputTopic] });
     const committed = offsets?.partitions.find((p) => p.partition === this.target.partition);
     if (committed && Number(committed.offset) >= 0) this.lastOffset = committed.offset;
-    const metadata = committed?.metadata ?? null;
-    return { nonce, checkpoint: metadata === null || metadata === "" ? undefined : metadata };
+    const { checkpoint, changelog } = parseCheckpoint(committed?.metadata);
+    return { nonce, checkpoint, checkpointChangelog: changelog };
   }
 
   /**
    * One Kafka transaction: the records (the last write of each key), and the consumer offset
-   * `nextOffset` (or the last one again) with `checkpoint` as its metadata.
+   * `nextOffset` (or the last one again) with `checkpoint` (and this changelog's topic) as its metadata.
    */
   async commit(records: readonly ChangelogRecord[], nextOffset: string | undefined, checkpoint: string): Promise<void> {
     const offset = nextOffset ?? this.lastOffset;
@@ -109,7 +132,7 @@ export class PartitionChangelog {
       if (offset !== undefined) {
         await transaction.sendOffsets({
           consumerGroupId: this.target.groupId,
-          topics: [{ topic: this.target.inputTopic, partitions: [{ partition: this.target.partition, offset, metadata: checkpoint } as { partition: number; offset: string }] }],
+          topics: [{ topic: this.target.inputTopic, partitions: [{ partition: this.target.partition, offset, metadata: checkpointMetadata(checkpoint, this.target.changelogTopic) } as { partition: number; offset: string }] }],
         });
       }
       await transaction.commit();

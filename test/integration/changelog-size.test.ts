@@ -40,7 +40,7 @@ describe("a partition's changelog", () => {
       expect(restored.size).toBe(6000);
       expect(restored.get("k5999")?.equals(Buffer.alloc(4096, 5999 % 251))).toBe(true);
       const [offsets] = await admin.fetchOffsets({ groupId, topics: [topic] });
-      expect(offsets?.partitions.find((p) => p.partition === 1)).toMatchObject({ offset: "1", metadata: "txn-1" });
+      expect(offsets?.partitions.find((p) => p.partition === 1)).toMatchObject({ offset: "1", metadata: `txn-1@${topics.changelogTopic}` });
     } finally {
       await reader.stop();
       await changelog.close();
