@@ -286,6 +286,13 @@ export class Worker implements Drainable, PartitionOwner {
     return task;
   }
 
+  crashed(error: Error): void {
+    // Owning nothing and reading nothing, it would stay up unready for good: its supervisor starts it again.
+    if (this.draining) return;
+    this.logger.error({ err: error }, `the worker's kafka consumer stopped on an error kafkajs does not retry (${error.message}); the worker stops so that its supervisor starts it again`);
+    void this.stop(EX_SOFTWARE);
+  }
+
   async batch(batch: PartitionBatch): Promise<void> {
     const task = this.tasks.get(`${batch.topic}\u0000${batch.partition}`);
     if (!task) return;

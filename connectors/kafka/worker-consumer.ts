@@ -30,6 +30,8 @@ export interface PartitionOwner {
   assigned(assignment: ReadonlyMap<string, readonly number[]>): void;
   /** Resolves once the batch's changes are committed (or the partition is no longer owned). */
   batch(batch: PartitionBatch): Promise<void>;
+  /** The consumer stopped on an error kafkajs does not restart it from: it reads nothing any more. */
+  crashed?(error: Error): void;
 }
 
 /** The stream name of a topic-partition, as the kafka-debezium source names it. */
@@ -75,7 +77,10 @@ export class WorkerConsumer {
     this.consumer.on(this.consumer.events.CRASH, (event) => {
       this.joined = false;
       this.logger.error({ err: event.payload.error, restart: event.payload.restart }, "kafka consumer crashed");
-      if (!event.payload.restart) this.owner.assigned(new Map());
+      if (event.payload.restart || this.stopped) return;
+      // kafkajs gives up on this consumer: the partitions are given up, and the owner is told.
+      this.owner.assigned(new Map());
+      this.owner.crashed?.(event.payload.error);
     });
   }
 
