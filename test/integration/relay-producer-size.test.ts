@@ -73,6 +73,24 @@ describe("the relay's producer", () => {
     }
   });
 
+  it("publishes every event, in order, to a topic that takes less than a request holds", { timeout: 90_000 }, async () => {
+    const { kafka, topics, producer } = await setUp(2);
+    // Made beforehand with max.message.bytes 100,000: a request of 512 KiB is refused whole.
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.createTopics({ topics: [{ topic: topics.topic, numPartitions: 2, configEntries: [{ name: "max.message.bytes", value: "100000" }] }], waitForLeaders: true });
+    await admin.disconnect();
+    await producer.start();
+    try {
+      await producer.send(Array.from({ length: 300 }, (_, i) => purchase(i + 1, 9, 2000)), () => "shop");
+      const seen = await readAll(kafka, topics.topic);
+      expect(seen.map((s) => s.change.key)).toEqual(Array.from({ length: 300 }, (_, i) => String(i + 1)));
+      expect(seen.every((s) => s.key === "9" && s.change.op === "insert")).toBe(true);
+    } finally {
+      await producer.stop();
+    }
+  });
+
   it("sets a row its topic cannot take aside as a dead letter in its record's partition, and goes on", { timeout: 90_000 }, async () => {
     const { kafka, topics, producer } = await setUp(3);
     // The topic as an earlier version made it: the broker's default max.message.bytes (1 MiB).
