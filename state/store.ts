@@ -346,17 +346,30 @@ export class Store {
     };
   }
 
+  /** The id of the last transaction a restore under way read (written by completeRestore). */
+  private restoredTransaction: unknown;
+
   /**
    * Writes changelog records into the state (restoring a partition), in one transaction; nothing of it
-   * is captured again. Records of sub-databases this version does not know are refused.
+   * is captured again. Records of sub-databases this version does not know are refused. With
+   * `holdTransaction` (a restore in batches into an empty state), the id of the last changelog transaction is kept back
+   * until completeRestore: a restore cut short (the partition given up meanwhile, a SIGKILL) leaves
+   * a copy that names no transaction, so it is restored again rather than kept. (The id's record may
+   * come before other records of its Kafka transaction: several state transactions share one, each
+   * key at its first write's place; before 2026-12-03 a copy cut there was kept, without them.)
    */
-  async applyChangelog(records: readonly ChangelogRecord[]): Promise<void> {
+  async applyChangelog(records: readonly ChangelogRecord[], options: { holdTransaction?: boolean } = {}): Promise<void> {
     if (this.upgradeFrom !== undefined) throw new Error(`the state's upgrade from layout ${this.upgradeFrom} to layout ${STATE_FORMAT} has not run: await upgrade() first`);
-    const decoded = records.map((r) => {
+    const decoded = records.flatMap((r) => {
       const [name, key] = JSON.parse(r.key.toString("utf8")) as [string, Key | string];
       const db = this.byName.get(name);
       if (!db) throw new Error(`a changelog record of an unknown sub-database "${name}"`);
-      return { db, key: withIds(name, key, "stored"), value: r.value === null ? undefined : (deserialize(r.value) as unknown) };
+      const value = r.value === null ? undefined : (deserialize(r.value) as unknown);
+      if (options.holdTransaction && name === "meta" && key === CHANGELOG_TXN_KEY) {
+        this.restoredTransaction = value;
+        return [];
+      }
+      return [{ db, key: withIds(name, key, "stored"), value }];
     });
     const capture = this.captured;
     await this.root.transaction(() => {
@@ -368,6 +381,14 @@ export class Store {
       this.captured = capture;
     });
     await this.root.flushed;
+  }
+
+  /** Ends a restore made with `holdTransaction`: the state now reflects the changelog's last transaction. */
+  async completeRestore(): Promise<void> {
+    const id = this.restoredTransaction;
+    this.restoredTransaction = undefined;
+    if (id === undefined) return;
+    await this.applyChangelog([{ key: Buffer.from(JSON.stringify(["meta", CHANGELOG_TXN_KEY])), value: serialize(id) }]);
   }
 
   /** The id of the last captured transaction this state reflects (a changelog's, once restored). */

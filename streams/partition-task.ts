@@ -206,7 +206,9 @@ export class PartitionTask {
       store = Store.open(options.statePath, { capture });
       this.store = store;
       const restoring = store;
-      records = await options.reader.restore(options.partition, claim.nonce, (batch: ChangelogRecord[]) => restoring.applyChangelog(batch));
+      records = await options.reader.restore(options.partition, claim.nonce, (batch: ChangelogRecord[]) => restoring.applyChangelog(batch, { holdTransaction: true }));
+      // Complete: only now does the copy name the transaction it reflects (one cut short is restored again).
+      await store.completeRestore();
     }
     this.store = store;
     if (store.needsUpgrade) {

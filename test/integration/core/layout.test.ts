@@ -237,4 +237,47 @@ describe("a partition's changelog", () => {
       rmSync(restored, { recursive: true, force: true });
     }
   });
+
+  it("a restore cut short names no transaction, so it is not kept; a complete one names the last", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "layout-changelog-"));
+    const cut = mkdtempSync(join(tmpdir(), "layout-cut-"));
+    const whole = mkdtempSync(join(tmpdir(), "layout-whole-"));
+    try {
+      const captured: CapturedTransaction[] = [];
+      const store = Store.open(dir, { capture: (t) => captured.push(t) });
+      await applyBatch(store, domain, [user(5, { email: "a@example.com" })], T);
+      await applyBatch(store, domain, [user(6, { email: "b@example.com" }), purchase(1001, { user_id: 6, amount: 10, state: "paid", sku: "A", created_at: new Date(T) })], T);
+      await store.close();
+      const [, last] = captured;
+      if (!last) throw new Error("two transactions");
+      // One Kafka transaction of both, folded as a worker folds them (each key at its first write's place):
+      // the last transaction's id comes before the records of user 6.
+      const byKey = new Map<string, { key: Buffer; value: Buffer | null }>();
+      for (const t of captured) for (const r of t.records) byKey.set(r.key.toString("latin1"), r);
+      const records = [...byKey.values()];
+      const at = records.findIndex((r) => r.key.toString("utf8") === JSON.stringify(["meta", "changelog:txn"]));
+      expect(at).toBeGreaterThan(0);
+      expect(at).toBeLessThan(records.length - 1);
+
+      // Cut right after the id (the partition given up, or the worker killed, mid-restore).
+      const partial = Store.open(cut, { capture: () => undefined });
+      await partial.applyChangelog(records.slice(0, at + 1), { holdTransaction: true });
+      await partial.close();
+      const reopened = Store.open(cut, { capture: () => undefined });
+      expect({ transaction: reopened.changelogTransaction(), user6: reopened.getRecord("users", "6") !== undefined }).toEqual({ transaction: undefined, user6: false });
+      await reopened.close();
+
+      // In two batches, then complete: the copy equals the state and names its last transaction.
+      const restore = Store.open(whole, { capture: () => undefined });
+      await restore.applyChangelog(records.slice(0, at + 1), { holdTransaction: true });
+      expect(restore.changelogTransaction()).toBeUndefined();
+      await restore.applyChangelog(records.slice(at + 1), { holdTransaction: true });
+      await restore.completeRestore();
+      expect(restore.changelogTransaction()).toBe(last.id);
+      await restore.close();
+      expect(await dump(whole)).toEqual(await dump(dir));
+    } finally {
+      for (const d of [dir, cut, whole]) rmSync(d, { recursive: true, force: true });
+    }
+  });
 });
