@@ -3,6 +3,7 @@
 // exists with another partition count is an error naming both: records would move between partitions.
 import type { Admin } from "kafkajs";
 import type { ModelTopics } from "../../core/partitions.js";
+import { kafkajs } from "./app.js";
 
 export class TopicLayoutError extends Error {
   readonly code = "TOPIC_LAYOUT";
@@ -50,7 +51,34 @@ export async function ensureModelTopics(admin: Admin, topics: ModelTopics, chang
   if (count !== topics.partitions) {
     throw new TopicLayoutError(`model "${topics.modelId}": topic ${topics.topic} has ${count} partitions, the config says ${topics.partitions}; records would move between partitions (re-create the topics, or set partitioned.partitions to ${count})`);
   }
+  if (changelog) await checkChangelogRetention(admin, topics);
   return count;
+}
+
+/**
+ * A changelog made beforehand (by hand, by Terraform) with the cluster's default cleanup.policy,
+ * delete, loses each state key's last write once it is older than retention.ms (a week by default):
+ * a restore would then miss every record that had not changed since, without a word. Refused unless
+ * it is compacted only, or keeps everything (retention.ms and retention.bytes -1). A cluster that does
+ * not let the worker read topic configs (DescribeConfigs) is not checked.
+ */
+async function checkChangelogRetention(admin: Admin, topics: ModelTopics): Promise<void> {
+  let entries: Map<string, string>;
+  try {
+    const { ConfigResourceTypes } = kafkajs();
+    const described = await admin.describeConfigs({ includeSynonyms: false, resources: [{ type: ConfigResourceTypes.TOPIC, name: topics.changelogTopic, configNames: ["cleanup.policy", "retention.ms", "retention.bytes"] }] });
+    entries = new Map((described.resources[0]?.configEntries ?? []).map((e) => [e.configName, e.configValue]));
+  } catch {
+    return;
+  }
+  const policy = (entries.get("cleanup.policy") ?? "delete").split(",").map((p) => p.trim());
+  if (!policy.includes("delete")) return;
+  const ms = entries.get("retention.ms") ?? "604800000";
+  const bytes = entries.get("retention.bytes") ?? "-1";
+  if (ms === "-1" && bytes === "-1") return;
+  throw new TopicLayoutError(
+    `model "${topics.modelId}": changelog ${topics.changelogTopic} has cleanup.policy=${policy.join(",")} with retention.ms=${ms} and retention.bytes=${bytes}: Kafka would delete partition states' records past that retention, and a restore would miss every record that had not changed since; make it compacted (kafka-configs --alter --entity-type topics --entity-name ${topics.changelogTopic} --add-config cleanup.policy=compact) or delete it for the workers to create it`,
+  );
 }
 
 /**
