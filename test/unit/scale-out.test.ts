@@ -46,6 +46,26 @@ describe("partitioned models: config", () => {
       { objectClass: "property", id: "email", field: "unique", message: 'model "users" is partitioned: only its primary key "user_id" can be unique (a worker cannot see the values other workers\' records hold); make "email" not unique' },
     ]);
   });
+
+  it("refuses topics a partitioned model does not have to itself on its cluster", () => {
+    const topicErrors = (result: ReturnType<typeof partitioned>) => errors(result).filter((e) => /topic|changelog/.test(e.field ?? ""));
+    // The changelog is the model's topic.
+    expect(topicErrors(partitioned((objects) => ((find(objects, "users") as Obj).partitioned = { appId: "bus", topic: "users.changes", changelogTopic: "users.changes" })))).toEqual([
+      { objectClass: "model", id: "users", field: "partitioned.changelogTopic", message: 'the changelog must be another topic than the model\'s topic "users.changes": the workers would read their own state records back as changes' },
+    ]);
+    // Two models sharing a topic (one's topic the other's changelog), and a kafka-topic destination writing into one.
+    const shared = partitioned((objects) => {
+      (find(objects, "users") as Obj).partitioned = { appId: "bus", topic: "shop.users" };
+      objects.push({ class: "model", id: "accounts", partitioned: { appId: "bus", topic: "shop.accounts", changelogTopic: "shop.users" } });
+      objects.push({ class: "destination", id: "echo", type: "kafka-topic", appId: "bus", modelId: "users", collection: "model", syncMode: "sync", options: { topic: "shop.users.changelog" }, mapping: { id: "user_id" } });
+    });
+    expect(topicErrors(shared)).toEqual([
+      { objectClass: "model", id: "accounts", field: "partitioned.changelogTopic", message: 'topic "shop.users" is already model "users"\'s topic on the cluster of app "bus": each partitioned model needs a topic and a changelog of its own' },
+      { objectClass: "destination", id: "echo", field: "options.topic", message: 'topic "shop.users.changelog" is model "users"\'s changelog on the cluster of app "bus": its workers would read the exports as changes; write to another topic' },
+    ]);
+    // Topics of their own: nothing to say.
+    expect(topicErrors(partitioned((objects) => objects.push({ class: "model", id: "accounts", partitioned: { appId: "bus", topic: "shop.accounts" } })))).toEqual([]);
+  });
 });
 
 class Routes implements RouteState {

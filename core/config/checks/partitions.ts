@@ -3,7 +3,8 @@
 // changes come through the relay (postgres-cdc sources), when every other source finds its record by
 // the primary key (its rows then go to the partition their record is or will be in), and when no other
 // unique value must be unique across partitions (no worker sees the others' values).
-import type { AppConfig, ModelConfig, PropertyConfig, SourceConfig } from "../schema.js";
+import { modelTopics } from "../../partitions.js";
+import type { AppConfig, DestinationConfig, ModelConfig, PropertyConfig, SourceConfig } from "../schema.js";
 import type { PrimaryKey } from "../types.js";
 import type { Validation } from "../validation.js";
 
@@ -11,6 +12,7 @@ import type { Validation } from "../validation.js";
 export const RELAYED_SOURCE_TYPES: readonly string[] = ["postgres-cdc"];
 
 export function checkPartitions(v: Validation, primaryKeys: Readonly<Record<string, PrimaryKey>>): void {
+  checkTopics(v);
   for (const entry of v.valid("model")) {
     const model = entry.value as unknown as ModelConfig;
     const partitioned = model.partitioned;
@@ -47,5 +49,42 @@ export function checkPartitions(v: Validation, primaryKeys: Readonly<Record<stri
         `model "${entry.id}" is partitioned: only its primary key "${key.propertyId}" can be unique (a worker cannot see the values other workers' records hold); make "${property.id}" not unique`,
       );
     }
+  }
+}
+
+/**
+ * Each partitioned model's topic and changelog are its own on their cluster: a changelog that is its
+ * model's topic, or a topic two models share (as topic or changelog), mixes the relay's events and the
+ * workers' state records (the workers read their own state writes back as undecodable changes, each a
+ * dead letter written to the changelog again, without end; two models' partitions share a
+ * transactional id and fence each other at every takeover); a kafka-topic destination of the cluster
+ * writing into one of them does the same.
+ */
+function checkTopics(v: Validation): void {
+  const owners = new Map<string, string>();
+  const ownerOf = (appId: string, topic: string) => owners.get(`${appId}\u0000${topic}`);
+  for (const entry of v.valid("model")) {
+    const topics = modelTopics(entry.value as unknown as ModelConfig);
+    if (!topics) continue;
+    const roles = [
+      { field: "topic", topic: topics.topic, role: "topic" },
+      { field: "changelogTopic", topic: topics.changelogTopic, role: "changelog" },
+    ];
+    if (topics.topic === topics.changelogTopic) {
+      v.report(entry, ["partitioned", "changelogTopic"], `the changelog must be another topic than the model's topic "${topics.topic}": the workers would read their own state records back as changes`);
+      continue;
+    }
+    for (const { field, topic } of roles) {
+      const owner = ownerOf(topics.appId, topic);
+      if (owner !== undefined) v.report(entry, ["partitioned", field], `topic "${topic}" is already ${owner} on the cluster of app "${topics.appId}": each partitioned model needs a topic and a changelog of its own`);
+    }
+    for (const { topic, role } of roles) if (ownerOf(topics.appId, topic) === undefined) owners.set(`${topics.appId}\u0000${topic}`, `model "${entry.id}"'s ${role}`);
+  }
+  for (const entry of v.valid("destination")) {
+    const destination = entry.value as unknown as DestinationConfig;
+    if (destination.type !== "kafka-topic") continue;
+    const topic = (destination.options as { topic?: unknown } | undefined)?.topic;
+    const owner = typeof topic === "string" ? ownerOf(destination.appId, topic) : undefined;
+    if (owner !== undefined) v.report(entry, ["options", "topic"], `topic "${String(topic)}" is ${owner} on the cluster of app "${destination.appId}": its workers would read the exports as changes; write to another topic`);
   }
 }
