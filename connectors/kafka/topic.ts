@@ -5,6 +5,7 @@ import type { Kafka, Producer } from "kafkajs";
 import { Type, type Static } from "@sinclair/typebox";
 import { DeliveryError, type DeliverableExport, type DestinationComponent, type DestinationConnector, type ExportResult } from "../types.js";
 import { kafkaClient } from "./app.js";
+import { tooLargeForTopic } from "./errors.js";
 
 export const KafkaTopicOptions = Type.Object(
   { topic: Type.String({ minLength: 1, description: "Topic written, keyed by record; a tombstone on delete." }) },
@@ -38,6 +39,10 @@ export class KafkaTopicDestination implements DestinationConnector {
     } catch (error) {
       this.reachable = false;
       this.connected = undefined;
+      // A batch the topic refuses for its size (past its max.message.bytes) is refused as a whole:
+      // Delivery splits it until the exports that fit go and one too large alone becomes a dead letter.
+      // (Before 2026-12-03 it was retried as it was, and every export of the batch became a dead letter.)
+      if (tooLargeForTopic(error)) throw new DeliveryError(`producing to ${this.topic} failed: ${(error as Error).message} (the topic's max.message.bytes)`, false);
       throw new DeliveryError(`producing to ${this.topic} failed: ${(error as Error).message}`, true);
     }
     return batch.map((e) => ({ seq: e.seq, status: "ok" }));
