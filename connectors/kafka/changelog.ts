@@ -11,6 +11,7 @@ import type { Admin, Consumer, EachBatchPayload, Kafka, Producer } from "kafkajs
 import type { Logger } from "pino";
 import type { ChangelogRecord } from "../../core/partitions.js";
 import { kafkajs } from "./app.js";
+import { retryRetriable, tooLargeForTopic } from "./errors.js";
 
 const CLAIM_KEY = Buffer.from("__claim");
 
@@ -111,7 +112,7 @@ export class PartitionChangelog {
       await transaction.abort().catch(() => undefined);
       throw error;
     }
-    const [offsets] = await this.admin.fetchOffsets({ groupId: this.target.groupId, topics: [this.target.inputTopic] });
+    const [offsets] = await retryRetriable(() => this.admin.fetchOffsets({ groupId: this.target.groupId, topics: [this.target.inputTopic] }));
     const committed = offsets?.partitions.find((p) => p.partition === this.target.partition);
     if (committed && Number(committed.offset) >= 0) this.lastOffset = committed.offset;
     const { checkpoint, changelog } = parseCheckpoint(committed?.metadata);
@@ -138,9 +139,22 @@ export class PartitionChangelog {
       await transaction.commit();
     } catch (error) {
       await transaction.abort().catch(() => undefined);
+      if (tooLargeForTopic(error)) throw this.tooLarge(records, error as Error);
       throw error;
     }
     this.lastOffset = offset;
+  }
+
+  /** The error of a transaction the changelog refused for its size, naming its largest state record. */
+  private tooLarge(records: readonly ChangelogRecord[], error: Error): Error {
+    let largest: ChangelogRecord | undefined;
+    const size = (r: ChangelogRecord) => r.key.length + (r.value?.length ?? 0);
+    for (const r of records) if (!largest || size(r) > size(largest)) largest = r;
+    const key = largest ? largest.key.toString("utf8").slice(0, 200) : "";
+    return new Error(
+      `changelog ${this.target.changelogTopic} refused partition ${this.target.partition}'s state record ${key} of ${largest ? size(largest) : 0} bytes as larger than its max.message.bytes (${error.message}): ` +
+        `raise it (kafka-configs --alter --entity-type topics --entity-name ${this.target.changelogTopic} --add-config max.message.bytes=<bytes>) and start the worker again`,
+    );
   }
 
   async close(): Promise<void> {
@@ -196,7 +210,7 @@ export class ChangelogReader {
   /** Applies partition `partition`'s changelog up to the claim marker `nonce`; resolves with the records applied. */
   async restore(partition: number, nonce: string, apply: (records: ChangelogRecord[]) => Promise<void>): Promise<number> {
     await this.joined;
-    const [low] = (await this.admin.fetchTopicOffsets(this.topic)).filter((o) => o.partition === partition);
+    const [low] = (await retryRetriable(() => this.admin.fetchTopicOffsets(this.topic))).filter((o) => o.partition === partition);
     const done = new Promise<number>((resolve, reject) => this.restoring.set(partition, { nonce, apply, done: resolve, failed: reject, count: 0 }));
     this.consumer.seek({ topic: this.topic, partition, offset: low?.low ?? "0" });
     this.consumer.resume([{ topic: this.topic, partitions: [partition] }]);

@@ -50,3 +50,24 @@ export function refusedForGood(error: unknown): boolean {
 export function tooLargeForTopic(error: unknown): boolean {
   return innermost(error, (e) => e.type === "MESSAGE_TOO_LARGE" || e.type === "RECORD_LIST_TOO_LARGE") !== undefined;
 }
+
+/**
+ * Runs `request` again while it fails with an error kafkajs marks retriable (the group's coordinator
+ * loading or moving, a leader election), with backoff from 100 ms to 2 s, for up to `forMs`. For the
+ * admin requests kafkajs does not retry itself (fetchOffsets: one NOT_COORDINATOR, a group's
+ * coordinator still loading or just moved, failed a partition's takeover and stopped the worker).
+ */
+export async function retryRetriable<T>(request: () => Promise<T>, forMs = 30_000, sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms))): Promise<T> {
+  const deadline = Date.now() + forMs;
+  let delay = 100;
+  for (;;) {
+    try {
+      return await request();
+    } catch (error) {
+      const retriable = innermost(error, (e) => (e as { retriable?: unknown }).retriable === true) !== undefined;
+      if (!retriable || Date.now() + delay > deadline) throw error;
+      await sleep(delay);
+      delay = Math.min(delay * 2, 2000);
+    }
+  }
+}

@@ -47,4 +47,26 @@ describe("a partition's changelog", () => {
       await admin.disconnect();
     }
   });
+
+  it("refusing a state record larger than its max.message.bytes, names the record, its size and the fix", { timeout: 120_000 }, async () => {
+    const tag = randomBytes(4).toString("hex");
+    const topic = `changelog-huge-${tag}`;
+    const kafka = new Kafka({ clientId: "changelog-size", brokers: inject("kafkaBrokers"), logLevel: logLevel.NOTHING });
+    const admin = kafka.admin();
+    await admin.connect();
+    const topics = { modelId: "users", appId: "bus", topic, changelogTopic: `${topic}.changelog`, partitions: 1, replicationFactor: 1 };
+    await ensureModelTopics(admin, topics, true);
+    const changelog = new PartitionChangelog(kafka, admin, { changelogTopic: topics.changelogTopic, inputTopic: topic, groupId: `changelog-huge-${tag}`, partition: 0 });
+    try {
+      await changelog.claim();
+      const key = JSON.stringify(["records", ["users", "42"]]);
+      const huge = { key: Buffer.from(key), value: Buffer.alloc(17 * 1024 * 1024, 1) };
+      await expect(changelog.commit([{ key: Buffer.from("small"), value: Buffer.from("x") }, huge], "1", "txn-1")).rejects.toThrow(
+        `changelog ${topics.changelogTopic} refused partition 0's state record ${key} of ${huge.key.length + huge.value.length} bytes as larger than its max.message.bytes (The request included a message larger than the max message size the server will accept): raise it (kafka-configs --alter --entity-type topics --entity-name ${topics.changelogTopic} --add-config max.message.bytes=<bytes>) and start the worker again`,
+      );
+    } finally {
+      await changelog.close();
+      await admin.disconnect();
+    }
+  });
 });
