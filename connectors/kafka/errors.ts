@@ -1,6 +1,6 @@
 // Which Kafka errors are permanent (retrying cannot help until the cluster or the config is fixed):
 // failed SASL authentication, authorization refused for a topic, group or the cluster, an unsupported
-// API or SASL mechanism. Everything else (brokers unreachable, connections closed, timeouts, a
+// API or SASL mechanism, a session timeout the broker does not allow. Everything else (brokers unreachable, connections closed, timeouts, a
 // coordinator moving, retries exhausted on any of those) is transient: retried with backoff.
 export interface KafkaErrorClass {
   permanent: boolean;
@@ -16,6 +16,8 @@ const PERMANENT_TYPES = new Set([
   "GROUP_AUTHORIZATION_FAILED",
   "CLUSTER_AUTHORIZATION_FAILED",
   "INVALID_TOPIC_EXCEPTION",
+  // The app's sessionTimeoutMs outside the broker's group.min/max.session.timeout.ms: no join can succeed.
+  "INVALID_SESSION_TIMEOUT",
 ]);
 
 /** Errors a broker answers a produced message with that sending it again cannot change. */
