@@ -180,6 +180,7 @@ export class ChangelogReader {
   private readonly restoring = new Map<number, Restoring>();
   private joined: Promise<void>;
   private setJoined: () => void = () => undefined;
+  private crashed: Error | undefined;
 
   constructor(
     kafka: Kafka,
@@ -196,6 +197,18 @@ export class ChangelogReader {
   }
 
   async start(): Promise<void> {
+    // A consumer kafkajs gives up on (an error it does not retry: a group ACL that refuses the restore
+    // group, a session timeout the broker does not allow) would leave every restore waiting for ever,
+    // the worker up and unready: the restores under way and every later one fail, naming the error,
+    // and the worker stops (a takeover that fails stops it with 70) for its supervisor to start it again.
+    this.consumer.on(this.consumer.events.CRASH, (event) => {
+      if (event.payload.restart) return;
+      const reason = new Error(`the changelog ${this.topic}'s restore consumer stopped on an error kafkajs does not retry: ${event.payload.error.message}`);
+      this.crashed = reason;
+      this.logger.error({ err: event.payload.error, topic: this.topic }, reason.message);
+      for (const restoring of this.restoring.values()) restoring.failed(reason);
+      this.setJoined();
+    });
     this.consumer.on(this.consumer.events.GROUP_JOIN, (event) => {
       const assigned = (event.payload.memberAssignment as unknown as Record<string, number[]>)[this.topic] ?? [];
       const idle = assigned.filter((p) => !this.restoring.has(p));
@@ -210,6 +223,7 @@ export class ChangelogReader {
   /** Applies partition `partition`'s changelog up to the claim marker `nonce`; resolves with the records applied. */
   async restore(partition: number, nonce: string, apply: (records: ChangelogRecord[]) => Promise<void>): Promise<number> {
     await this.joined;
+    if (this.crashed) throw this.crashed;
     const [low] = (await retryRetriable(() => this.admin.fetchTopicOffsets(this.topic))).filter((o) => o.partition === partition);
     const done = new Promise<number>((resolve, reject) => this.restoring.set(partition, { nonce, apply, done: resolve, failed: reject, count: 0 }));
     this.consumer.seek({ topic: this.topic, partition, offset: low?.low ?? "0" });
