@@ -51,8 +51,35 @@ export async function ensureModelTopics(admin: Admin, topics: ModelTopics, chang
   if (count !== topics.partitions) {
     throw new TopicLayoutError(`model "${topics.modelId}": topic ${topics.topic} has ${count} partitions, the config says ${topics.partitions}; records would move between partitions (re-create the topics, or set partitioned.partitions to ${count})`);
   }
+  await checkTopicPolicy(admin, topics);
   if (changelog) await checkChangelogRetention(admin, topics);
   return count;
+}
+
+/** Some of a topic's configs, or undefined when the cluster does not let us read them (DescribeConfigs). */
+async function topicConfigs(admin: Admin, topic: string, names: string[]): Promise<Map<string, string> | undefined> {
+  try {
+    const { ConfigResourceTypes } = kafkajs();
+    const described = await admin.describeConfigs({ includeSynonyms: false, resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: names }] });
+    return new Map((described.resources[0]?.configEntries ?? []).map((e) => [e.configName, e.configValue]));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A model topic made beforehand with cleanup.policy compact: the broker refuses the relay's events
+ * that have no key (a truncate, the end of a snapshot, which go to every partition), so the relay
+ * would stop at every start on the first of them with the broker's "failed the validation" message.
+ * Refused up front, naming the topic and the fix. Not checked when the configs cannot be read.
+ */
+async function checkTopicPolicy(admin: Admin, topics: ModelTopics): Promise<void> {
+  const entries = await topicConfigs(admin, topics.topic, ["cleanup.policy"]);
+  const policy = (entries?.get("cleanup.policy") ?? "delete").split(",").map((p) => p.trim());
+  if (!policy.includes("compact")) return;
+  throw new TopicLayoutError(
+    `model "${topics.modelId}": topic ${topics.topic} has cleanup.policy=${policy.join(",")}: Kafka refuses the relay's events without a key there (truncates, the ends of snapshots); make it cleanup.policy=delete (kafka-configs --alter --entity-type topics --entity-name ${topics.topic} --add-config cleanup.policy=delete) with a retention the workers keep up with, or delete it for the relay to create it`,
+  );
 }
 
 /**
@@ -63,14 +90,8 @@ export async function ensureModelTopics(admin: Admin, topics: ModelTopics, chang
  * not let the worker read topic configs (DescribeConfigs) is not checked.
  */
 async function checkChangelogRetention(admin: Admin, topics: ModelTopics): Promise<void> {
-  let entries: Map<string, string>;
-  try {
-    const { ConfigResourceTypes } = kafkajs();
-    const described = await admin.describeConfigs({ includeSynonyms: false, resources: [{ type: ConfigResourceTypes.TOPIC, name: topics.changelogTopic, configNames: ["cleanup.policy", "retention.ms", "retention.bytes"] }] });
-    entries = new Map((described.resources[0]?.configEntries ?? []).map((e) => [e.configName, e.configValue]));
-  } catch {
-    return;
-  }
+  const entries = await topicConfigs(admin, topics.changelogTopic, ["cleanup.policy", "retention.ms", "retention.bytes"]);
+  if (!entries) return;
   const policy = (entries.get("cleanup.policy") ?? "delete").split(",").map((p) => p.trim());
   if (!policy.includes("delete")) return;
   const ms = entries.get("retention.ms") ?? "604800000";

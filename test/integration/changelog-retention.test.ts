@@ -65,4 +65,18 @@ describe("a changelog topic made beforehand", () => {
       await admin.disconnect();
     }
   });
+  it("a model topic made beforehand compacted is refused, naming it (the relay's keyless events would be refused there)", { timeout: 60_000 }, async () => {
+    const kafka = new Kafka({ clientId: "changelog-retention", brokers: inject("kafkaBrokers"), logLevel: logLevel.NOTHING });
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      const topic = `compacted-model-${randomBytes(4).toString("hex")}`;
+      await admin.createTopics({ topics: [{ topic, numPartitions: 2, configEntries: [{ name: "cleanup.policy", value: "compact" }] }], waitForLeaders: true });
+      await expect(ensureModelTopics(admin, { modelId: "users", appId: "bus", topic, changelogTopic: `${topic}.changelog`, partitions: 2, replicationFactor: 1 }, false)).rejects.toThrow(
+        `model "users": topic ${topic} has cleanup.policy=compact: Kafka refuses the relay's events without a key there (truncates, the ends of snapshots); make it cleanup.policy=delete (kafka-configs --alter --entity-type topics --entity-name ${topic} --add-config cleanup.policy=delete) with a retention the workers keep up with, or delete it for the relay to create it`,
+      );
+    } finally {
+      await admin.disconnect();
+    }
+  });
 });
