@@ -76,6 +76,12 @@ export interface SourceContext {
    * its first streamed change, not only once the Run asks it to resume.
    */
   rereading?: { readonly runId: string; readonly sourceIds: readonly string[] };
+  /**
+   * Asks for these sources to be read again (a Run, queued like one asked for by hand), resolving once
+   * the request is durable: a connector that finds its system changed under it (a captured table made
+   * again) converges this way. Absent where nothing runs Runs (the relay).
+   */
+  requestReread?(sourceIds: readonly string[], reason: string): Promise<void>;
 }
 
 /**

@@ -21,7 +21,14 @@ export interface CreatedSources {
   bySource: Map<string, SourceConnector>;
 }
 
-export function createSources(config: Config, registry: ComponentRegistry, positions: ReadonlyMap<string, string>, logger: Logger, observer: SourceObserver, rereading?: SourceContext["rereading"]): CreatedSources {
+export function createSources(
+  config: Config,
+  registry: ComponentRegistry,
+  positions: ReadonlyMap<string, string>,
+  logger: Logger,
+  observer: SourceObserver,
+  runs: Pick<SourceContext, "rereading" | "requestReread"> = {},
+): CreatedSources {
   const groups = new Map<string, { appId: string; sources: Config["sources"] }>();
   for (const source of config.sources) {
     const component = registry.sources.get(source.type);
@@ -44,7 +51,8 @@ export function createSources(config: Config, registry: ComponentRegistry, posit
         positions,
         observer,
         schedules: config.schedules.filter((s) => ids.has(s.sourceId)),
-        ...(rereading && rereading.sourceIds.some((id) => ids.has(id)) ? { rereading } : {}),
+        ...(runs.rereading && runs.rereading.sourceIds.some((id) => ids.has(id)) ? { rereading: runs.rereading } : {}),
+        ...(runs.requestReread ? { requestReread: runs.requestReread } : {}),
       }),
     );
     connectors.push(connector);

@@ -544,7 +544,18 @@ export class Daemon {
   private async startGeneration(config: Config, domain: Domain, registry: ComponentRegistry, kept?: { digest: string; keys: ApiKeys }): Promise<void> {
     const { store, metrics, logger, options } = this;
     const positions = store.allPositions();
-    const { connectors: sources, bySource } = createSources(config, registry, positions, logger, sourceObserver(metrics), rereadUnderWay(store));
+    const { connectors: sources, bySource } = createSources(config, registry, positions, logger, sourceObserver(metrics), {
+      rereading: rereadUnderWay(store),
+      // A connector that finds its system changed under it (a captured table made again) asks for a re-read.
+      requestReread: async (sourceIds, reason) => {
+        const runs = self.generation?.runs;
+        if (!runs) throw new Error("the daemon is not running its Runs (starting, reloading or stopping)");
+        for (const sourceId of sourceIds) {
+          const modelId = config.sources.find((s) => s.id === sourceId)?.modelId;
+          if (modelId !== undefined) await runs.request({ kind: "reread", sourceId, modelId }, `source ${sourceId}`, reason);
+        }
+      },
+    });
     const created = createDestinations(config, registry, logger);
     const destinations = created.map((d) => d.connector);
     const marks = pipelineOptions(options.maxBatchSize ?? DEFAULT_PIPELINE_OPTIONS.maxBatchSize, options.maxBatchDelayMs ?? DEFAULT_PIPELINE_OPTIONS.maxBatchDelayMs);

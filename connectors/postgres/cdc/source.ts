@@ -19,6 +19,7 @@ import { primaryKeyColumns, withClient } from "../introspect.js";
 import { compareLsn, normalizeLsn, previousLsn, resolvePostgresApp, type PostgresAppSettings } from "../settings.js";
 import { registerTypesOf, TYPE_CONFLICT } from "../types.js";
 import { startHeartbeat, startLagPoller } from "./lag.js";
+import { addToPublication, currentOids, tablesStream } from "./tables.js";
 import { createSlot, planSlot, SlotLostError, type CapturedTable } from "./slot.js";
 import { rereadTables } from "./reread.js";
 import { readSnapshot } from "./snapshot.js";
@@ -54,6 +55,12 @@ export class PostgresCdcSource extends ChangeReader {
   private readonly permanents: ProblemLog;
   /** How long to wait before checking a permanent problem again. */
   static permanentRetryMs = 60_000;
+  /** How often the captured tables' OIDs are read (tables.ts). */
+  static tableCheckMs = 5000;
+  /** The OID of each captured table when last seen (durable as the position of its own stream). */
+  private tableOids: Record<string, string> = {};
+  private checkingTables = false;
+  private readonly requestReread: SourceContext["requestReread"];
 
   constructor(app: Located<AppConfig>, sources: readonly Located<SourceConfig>[], context: SourceContext) {
     super(app.id);
@@ -70,6 +77,9 @@ export class PostgresCdcSource extends ChangeReader {
     const resumed = stored === undefined ? undefined : normalizeLsn(stored);
     if (resumed) this.durableLsn = resumed;
     this.decoder = new PgoutputChanges(this.stream, this.tables, resumed ?? "0/0", (table, row) => this.withoutExcluded(table, row), (change) => this.emit(change), this.logger);
+    const oids = context.positions.get(tablesStream(this.stream));
+    if (oids !== undefined) this.tableOids = JSON.parse(oids) as Record<string, string>;
+    this.requestReread = context.requestReread;
     // A re-read under way when the daemon stopped: its rows are marked from the first change streamed.
     const underWay = context.rereading;
     if (underWay) for (const id of underWay.sourceIds) if (this.tables.some((t) => t.sourceId === id)) this.decoder.rereading.set(id, rereadMark(underWay.runId));
@@ -158,6 +168,47 @@ export class PostgresCdcSource extends ChangeReader {
         this.emit(marker(`failed:${reason}`));
       },
     );
+  }
+
+  /**
+   * Reads the captured tables' OIDs (tables.ts): a table made again under its name is added to a
+   * filtered publication and its sources read again, and the OIDs seen are stored as a position.
+   */
+  private async checkTables(): Promise<void> {
+    if (this.checkingTables || this.stopped) return;
+    this.checkingTables = true;
+    try {
+      const now = await currentOids(this.settings, this.tables);
+      const next = { ...this.tableOids };
+      const remade: { table: string; from: string; to: string }[] = [];
+      for (const [table, oid] of now) {
+        if (oid === null) continue; // a missing table is the stream's problem to name (42P01)
+        const known = this.tableOids[table];
+        if (known !== undefined && known !== oid) remade.push({ table, from: known, to: oid });
+        next[table] = oid;
+      }
+      if (remade.length > 0) {
+        const tables = remade.map((r) => r.table);
+        const added = await addToPublication(this.settings, tables);
+        const sourceIds = this.tables.filter((t) => tables.includes(t.table)).map((t) => t.sourceId);
+        const reason = `table ${tables.join(", ")} was made again (another table under the name: OID ${remade.map((r) => `${r.from} to ${r.to}`).join(", ")})`;
+        if (this.requestReread) {
+          // Durable before the new OIDs are: a crash between the two asks again.
+          await this.requestReread(sourceIds, reason);
+          this.logger.warn({ tables, sources: sourceIds, addedToPublication: added }, `${reason}: its sources are read again, and the rows the old table had and the new one lacks are removed`);
+        } else {
+          this.logger.error({ tables, sources: sourceIds, addedToPublication: added }, `${reason}: read its sources again (grouparoo-stream rebuild --source) for the rows it was made with`);
+        }
+      }
+      if (JSON.stringify(next) !== JSON.stringify(this.tableOids)) {
+        this.tableOids = next;
+        this.emit({ sourceId: this.tables[0]?.sourceId ?? "", op: "marker", key: "", before: null, after: null, position: { stream: tablesStream(this.stream), position: JSON.stringify(next) }, commitTime: Date.now() });
+      }
+    } catch (error) {
+      this.logger.debug({ err: error }, "reading the captured tables' OIDs failed; tried again in 5 s");
+    } finally {
+      this.checkingTables = false;
+    }
   }
 
   protected async interrupt(): Promise<void> {
@@ -303,12 +354,15 @@ export class PostgresCdcSource extends ChangeReader {
     const failed = new Promise<never>((_, reject) => service.on("error", reject));
     const heartbeat = startHeartbeat(this.settings, this.logger, () => this.stopped);
     const lagTimer = startLagPoller(this.settings, this.observer?.replicationLagBytes ? (bytes) => this.observer?.replicationLagBytes?.(this.appId, bytes) : undefined, () => this.stopped);
+    const tableTimer = setInterval(() => void this.checkTables(), PostgresCdcSource.tableCheckMs).unref();
+    void this.checkTables();
     this.connected = true;
     try {
       await Promise.race([service.subscribe(plugin, this.settings.slot, this.durableLsn), failed]);
     } finally {
       if (heartbeat) clearInterval(heartbeat);
       clearInterval(lagTimer);
+      clearInterval(tableTimer);
       this.connected = false;
       this.streaming = false;
       await service.stop().catch(() => undefined);

@@ -1,0 +1,34 @@
+// Captured tables made again under the same name: dropped and created, or a new table renamed into
+// place, as online schema change tools swap tables (pg-osc). The name now stands for another table
+// (another OID): a filtered publication still lists the old one (or nothing), so the new table's
+// changes are not sent, and the rows it was filled with were never streamed. Every 5 s, beside the
+// lag poll, the connector reads each captured name's OID; the OIDs it last saw are kept durably as a
+// position of their own stream, so a table made again while the daemon was stopped is found too.
+// When one changed, the new table is added to a filtered publication and its sources are read again
+// (a Run), whose sweep removes the old table's rows that the new one does not have.
+import { quoteIdent, quoteTable, withClient } from "../introspect.js";
+import type { PostgresAppSettings } from "../settings.js";
+import type { CapturedTable } from "./slot.js";
+
+/** The position stream holding the OIDs of an app's captured tables (a JSON object, table to OID). */
+export const tablesStream = (stream: string): string => `${stream}:tables`;
+
+/** Each captured table's OID now (null: no such table). */
+export async function currentOids(settings: PostgresAppSettings, tables: readonly CapturedTable[]): Promise<Map<string, string | null>> {
+  const names = [...new Set(tables.map((t) => t.table))];
+  const { rows } = await withClient(settings.connection, (client) =>
+    client.query<{ t: string; oid: string | null }>(`SELECT t, to_regclass(q)::oid::text AS oid FROM unnest($1::text[], $2::text[]) AS u(t, q)`, [names, names.map(quoteTable)]),
+  );
+  return new Map(rows.map((r) => [r.t, r.oid]));
+}
+
+/** Adds these tables to the app's publication when it is a filtered one (the daemon's own to extend) and lacks them; returns those added. */
+export async function addToPublication(settings: PostgresAppSettings, tables: readonly string[]): Promise<string[]> {
+  if (settings.publicationAutocreateMode !== "filtered" || tables.length === 0) return [];
+  return withClient(settings.connection, async (client) => {
+    const { rows } = await client.query<{ t: string }>(`SELECT schemaname || '.' || tablename AS t FROM pg_publication_tables WHERE pubname = $1`, [settings.publication]);
+    const missing = tables.filter((t) => !rows.some((r) => r.t === t));
+    if (missing.length > 0) await client.query(`ALTER PUBLICATION ${quoteIdent(settings.publication)} ADD TABLE ${missing.map(quoteTable).join(", ")}`);
+    return missing;
+  });
+}
