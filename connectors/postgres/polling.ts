@@ -24,7 +24,7 @@ import { resolvePostgresApp } from "./settings.js";
 export const PostgresTableImportOptions = Type.Object(
   {
     table: Type.String({ minLength: 1, description: "Table as schema.table, or table in public." }),
-    highWatermarkColumn: Type.String({ minLength: 1, description: "Column compared with >= the last high watermark (ties resolved by an offset)." }),
+    highWatermarkColumn: Type.String({ minLength: 1, description: "Column read in order, from the last value read (ties ordered and resumed by the primary key)." }),
     batchSize: Type.Optional(Type.Integer({ minimum: 1, default: 1000, description: "Rows per query." })),
   },
   { additionalProperties: false },
@@ -38,13 +38,21 @@ type TableImport = Located<SourceConfig> & { type: "postgres-table-import"; opti
 type QueryImport = Located<SourceConfig> & { type: "postgres-query-import"; options: Static<typeof PostgresQueryImportOptions> };
 type PollingSource = TableImport | QueryImport;
 
-/** Where a table import stands: the last high watermark (as text) and how many rows with it were read. */
+/**
+ * Where a table import stands: the last high watermark (as text), how many rows with it were read, and
+ * the primary key (each column as text) of the last of them. The next page reads the rows past that
+ * row in (watermark, primary key) order: the ties after it, then every row with a greater watermark.
+ * A position written before `key` existed resumes its ties by `offset` (only among rows that share
+ * the watermark).
+ */
 export interface Watermark {
   hw: string | null;
   offset: number;
+  key?: string[];
 }
 
 const HW = "__grouparoo_hw";
+const KEY = "__grouparoo_k";
 
 /**
  * How often the database of polling sources is asked whether it answers while no run is under way:
@@ -243,27 +251,62 @@ export class PostgresPollingSource extends ChangeReader {
       const keys = await primaryKeyColumns(client, table);
       if (keys.length === 0) throw new PermanentError(`${table} has no primary key: rows of a table import need one`);
       const order = [column, ...keys.map(quoteIdent)].join(", ");
-      // The watermark travels as text and is compared in the column's own type (timestamps, numbers).
-      const typed = await client.query<{ type: string | null }>(
-        `SELECT format_type(atttypid, atttypmod) AS type FROM pg_attribute WHERE attrelid = $1::regclass AND attname = $2 AND NOT attisdropped`,
-        [quoteTable(table), source.options.highWatermarkColumn],
-      );
-      const type = typed.rows[0]?.type;
+      // The watermark and the key travel as text and are compared in the columns' own types.
+      const typeOf = async (name: string): Promise<string | undefined> =>
+        (
+          await client.query<{ type: string | null }>(
+            `SELECT format_type(atttypid, atttypmod) AS type FROM pg_attribute WHERE attrelid = $1::regclass AND attname = $2 AND NOT attisdropped`,
+            [quoteTable(table), name],
+          )
+        ).rows[0]?.type ?? undefined;
+      const type = await typeOf(source.options.highWatermarkColumn);
       if (!type) throw new PermanentError(`${table} has no column ${source.options.highWatermarkColumn}`);
+      const keyTypes: string[] = [];
+      for (const key of keys) keyTypes.push((await typeOf(key)) ?? "text");
+      const added = new Set([HW, ...keys.map((_, i) => KEY + i)]);
+      const keyText = keys.map((k, i) => `${quoteIdent(k)}::text AS ${quoteIdent(KEY + i)}`).join(", ");
+      const keyRow = `(${keys.map(quoteIdent).join(", ")})`;
+      const keyParams = keyTypes.map((t, i) => `$${i + 3}::text::${t}`).join(", ");
       let mark: Watermark = this.watermarks.get(source.id) ?? { hw: null, offset: 0 };
       for (;;) {
         await this.waitWhilePaused();
         if (this.stopped) return;
-        const { rows } = await client.query<Row & { [HW]: string }>(
-          `SELECT *, ${column}::text AS ${HW} FROM ${quoteTable(table)}
-            WHERE ${column} IS NOT NULL AND ($1::text IS NULL OR ${column} >= $1::text::${type})
-            ORDER BY ${order} LIMIT $2 OFFSET $3`,
-          [mark.hw, batchSize, mark.offset],
-        );
+        // Past the last row read, in (watermark, primary key) order: the rows sharing its watermark
+        // after it, then every greater watermark. An offset over all rows >= the watermark would skip
+        // a row updated since to a greater watermark once for each row read at the old one.
+        let rows: (Row & { [HW]: string })[];
+        if (mark.hw === null) {
+          ({ rows } = await client.query<Row & { [HW]: string }>(
+            `SELECT *, ${column}::text AS ${HW}, ${keyText} FROM ${quoteTable(table)}
+              WHERE ${column} IS NOT NULL ORDER BY ${order} LIMIT $1`,
+            [batchSize],
+          ));
+        } else if (mark.key && mark.key.length === keys.length) {
+          ({ rows } = await client.query<Row & { [HW]: string }>(
+            `SELECT *, ${column}::text AS ${HW}, ${keyText} FROM ${quoteTable(table)}
+              WHERE ${column} > $1::text::${type} OR (${column} = $1::text::${type} AND ${keyRow} > (${keyParams}))
+              ORDER BY ${order} LIMIT $2`,
+            [mark.hw, batchSize, ...mark.key],
+          ));
+        } else {
+          // A position without a key (written by an earlier version): the ties by offset.
+          ({ rows } = await client.query<Row & { [HW]: string }>(
+            `SELECT * FROM (
+               (SELECT *, ${column}::text AS ${HW}, ${keyText} FROM ${quoteTable(table)}
+                 WHERE ${column} = $1::text::${type} ORDER BY ${order} OFFSET $3)
+               UNION ALL
+               (SELECT *, ${column}::text AS ${HW}, ${keyText} FROM ${quoteTable(table)}
+                 WHERE ${column} > $1::text::${type})
+             ) AS page ORDER BY ${order} LIMIT $2`,
+            [mark.hw, batchSize, mark.offset],
+          ));
+        }
         for (const row of rows) {
           const hw = row[HW];
-          mark = hw === mark.hw ? { hw, offset: mark.offset + 1 } : { hw, offset: 1 };
-          const { [HW]: _hw, ...values } = row;
+          const key = keys.map((_, i) => String(row[KEY + i]));
+          mark = hw === mark.hw ? { hw, offset: mark.offset + 1, key } : { hw, offset: 1, key };
+          const values: Record<string, unknown> = {};
+          for (const [name, value] of Object.entries(row)) if (!added.has(name)) values[name] = value;
           this.emit({
             sourceId: source.id,
             op: "update",

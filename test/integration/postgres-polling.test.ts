@@ -8,6 +8,10 @@ import { startPostgres } from "../services/postgres.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import { startSource, validConfig, type CdcRun } from "../helpers/cdc.js";
 import { waitFor } from "../helpers/daemon.js";
+import { Store } from "../../state/store.js";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 type Obj = Record<string, unknown>;
 
@@ -45,12 +49,12 @@ describe("postgres polling sources", () => {
     run = startSource(config(objects), postgresTableImportSource);
     const first = Object.fromEntries(Array.from({ length: 10 }, (_, i) => [String(i + 1), i + 1]));
     await waitFor("first run", async () => (JSON.stringify(scores(run as CdcRun)) === JSON.stringify(first) ? true : undefined));
-    expect(JSON.parse(run.store.position("poll:pg:users_import") ?? "{}")).toEqual({ hw: "2026-01-02 00:00:10+00", offset: 1 });
+    expect(JSON.parse(run.store.position("poll:pg:users_import") ?? "{}")).toEqual({ hw: "2026-01-02 00:00:10+00", offset: 1, key: ["10"] });
 
     await db.query(`UPDATE users SET score = 100, updated_at = '2026-02-01T00:00:00Z' WHERE id IN (2, 9)`);
     await db.query(`INSERT INTO users VALUES (11, 11, '2026-02-01T00:00:00Z')`);
     await waitFor("the next scheduled run", async () => (run && scores(run)["11"] === 11 && scores(run)["2"] === 100 && scores(run)["9"] === 100 ? true : undefined));
-    expect(JSON.parse(run.store.position("poll:pg:users_import") ?? "{}")).toEqual({ hw: "2026-02-01 00:00:00+00", offset: 3 });
+    expect(JSON.parse(run.store.position("poll:pg:users_import") ?? "{}")).toEqual({ hw: "2026-02-01 00:00:00+00", offset: 3, key: ["11"] });
     // Finished runs leave nothing behind (a long-running daemon schedules one every period).
     const poller = run.connector as PostgresPollingSource;
     await waitFor("runs settled", async () => (poller.runsUnderWay === 0 ? true : undefined));
@@ -65,7 +69,62 @@ describe("postgres polling sources", () => {
     run = startSource(config(objects), postgresTableImportSource, state);
     await waitFor("resumed run", async () => (run && scores(run)["12"] === 12 ? true : undefined));
     expect(scores(run)["1"]).toBe(1);
-    expect(JSON.parse(run.store.position("poll:pg:users_import") ?? "{}")).toEqual({ hw: "2026-03-01 00:00:00+00", offset: 1 });
+    expect(JSON.parse(run.store.position("poll:pg:users_import") ?? "{}")).toEqual({ hw: "2026-03-01 00:00:00+00", offset: 1, key: ["12"] });
+  });
+
+  it("reads a row again once it moves past the last watermark read: the last row read itself, and a tie of it read on a page before", { timeout: 60_000 }, async () => {
+    // A two-column primary key, pages of two: the ties of watermark 2 span three pages.
+    await db.query(`CREATE TABLE users (tenant text, id int, score int, updated_at int NOT NULL, PRIMARY KEY (tenant, id))`);
+    await db.query(`INSERT INTO users VALUES ('a', 1, 1, 1), ('a', 2, 2, 2), ('b', 3, 3, 2), ('a', 4, 4, 2), ('c', 5, 5, 2), ('b', 6, 6, 2)`);
+    const objects: Obj[] = [
+      { class: "source", id: "users_import", type: "postgres-table-import", appId: "pg", modelId: "users", options: { table: "users", highWatermarkColumn: "updated_at", batchSize: 2 }, mapping: { id: "user_id" } },
+      { class: "property", id: "user_id", type: "integer", unique: true, sourceId: "users_import", options: { column: "id" } },
+      { class: "property", id: "score", type: "integer", sourceId: "users_import", options: { column: "score" } },
+      { class: "schedule", id: "often", sourceId: "users_import", recurringFrequency: 1000 },
+    ];
+    // Records are keyed by the row's key (tenant,id): their scores by user_id.
+    const byUserId = (r: CdcRun) => Object.fromEntries([...r.store.recordsOf("users")].map((rec) => [String(rec.values.user_id), rec.values.score]).sort(([a], [b]) => Number(a) - Number(b)));
+    run = startSource(config(objects), postgresTableImportSource);
+    await waitFor("first run", async () => (JSON.stringify(byUserId(run as CdcRun)) === JSON.stringify({ "1": 1, "2": 2, "3": 3, "4": 4, "5": 5, "6": 6 }) ? true : undefined));
+    // The last row read in (watermark, key) order is ('c', 5).
+    await waitFor("the position", async () => (run?.store.position("poll:pg:users_import") === JSON.stringify({ hw: "2", offset: 5, key: ["c", "5"] }) ? true : undefined));
+    const poller = run.connector as PostgresPollingSource;
+    await waitFor("runs settled", async () => (poller.runsUnderWay === 0 ? true : undefined));
+    // Updated as an updated_at column is: the last row read, and a row read among its ties. Before,
+    // the next page skipped as many rows >= the watermark as had been read at it (five), so both
+    // were missed until their next update, where a fresh import reads them.
+    await db.query(`UPDATE users SET score = 50, updated_at = 3 WHERE id = 5`);
+    await db.query(`UPDATE users SET score = 20, updated_at = 3 WHERE id = 2`);
+    await waitFor("the next run", async () => (JSON.stringify(byUserId(run as CdcRun)) === JSON.stringify({ "1": 1, "2": 20, "3": 3, "4": 4, "5": 50, "6": 6 }) ? true : undefined), 10_000);
+    await waitFor("the position after it", async () => (run?.store.position("poll:pg:users_import") === JSON.stringify({ hw: "3", offset: 2, key: ["c", "5"] }) ? true : undefined));
+
+    // After a restart, the same from the durable position.
+    const state = run.store.path;
+    await run.stop({ keepState: true });
+    await db.query(`UPDATE users SET score = 500, updated_at = 4 WHERE id = 5`);
+    run = startSource(config(objects), postgresTableImportSource, state);
+    await waitFor("resumed run", async () => (run && byUserId(run)["5"] === 500 ? true : undefined), 10_000);
+    expect(byUserId(run)).toEqual({ "1": 1, "2": 20, "3": 3, "4": 4, "5": 500, "6": 6 });
+  });
+
+  it("resumes a position written without a key (an earlier version's) by its offset among the ties", { timeout: 60_000 }, async () => {
+    await db.query(`CREATE TABLE users (id int PRIMARY KEY, score int, updated_at int NOT NULL)`);
+    await db.query(`INSERT INTO users VALUES (1, 1, 1), (2, 2, 2), (3, 3, 2), (4, 4, 3)`);
+    const objects: Obj[] = [
+      { class: "source", id: "users_import", type: "postgres-table-import", appId: "pg", modelId: "users", options: { table: "users", highWatermarkColumn: "updated_at" }, mapping: { id: "user_id" } },
+      { class: "property", id: "user_id", type: "integer", unique: true, sourceId: "users_import", options: { column: "id" } },
+      { class: "property", id: "score", type: "integer", sourceId: "users_import", options: { column: "score" } },
+      { class: "schedule", id: "hourly", sourceId: "users_import", recurringFrequency: 3_600_000 },
+    ];
+    // Rows 1 and 2 were read: the next rows are 3 (a tie of 2) and 4.
+    const state = mkdtempSync(join(tmpdir(), "polling-state-"));
+    const seeded = Store.open(state);
+    await seeded.transact((tx) => tx.setPosition("poll:pg:users_import", JSON.stringify({ hw: "2", offset: 1 })));
+    await seeded.close();
+    run = startSource(config(objects), postgresTableImportSource, state);
+    await waitFor("the run", async () => (run && scores(run)["4"] === 4 ? true : undefined));
+    expect(scores(run)).toEqual({ "3": 3, "4": 4 });
+    expect(JSON.parse(run.store.position("poll:pg:users_import") ?? "{}")).toEqual({ hw: "3", offset: 1, key: ["4"] });
   });
 
   it("upserts the rows of a query import, and a refresh query triggers it at once", { timeout: 60_000 }, async () => {
