@@ -368,8 +368,12 @@ const pollingSource = (type: string, options: typeof PostgresTableImportOptions 
   ...(type === "postgres-table-import" ? { operationalOptions: ["batchSize"] } : {}),
   connector: "postgres-polling",
   metrics: [],
-  // A table import that has a watermark is past the rows behind it; a query import reads every row on every run.
-  needsReread: (source, app, positions) => type === "postgres-table-import" && positions.has(`poll:${app.id}:${source.id}`),
+  // Added to a state that holds records, or replaced, a polling source is read again by a Run, after
+  // the removals its change plans: its connector reads it whole on its first run anyway, but that run
+  // may come before the replaced source's rows are removed (which would take the new rows with them),
+  // and only a Run's rebuild after it gives every record its aggregates (a record with no rows
+  // included: count and sum 0). So it reads twice at the start that adds it.
+  needsReread: () => true,
   checkLive: checkPostgresSources,
   create: (app, sources, context) => new PostgresPollingSource(app, sources, context),
 });
