@@ -169,7 +169,10 @@ export class PostgresPollingSource extends ChangeReader {
     await client?.end().catch(() => undefined);
   }
 
-  /** Runs a source now unless a run of it is under way. */
+  /**
+   * Runs a source now unless a run of it is under way: true once it read everything, false when it
+   * failed or was stopped part-way (a drain, a reload).
+   */
   trigger(sourceId: string): Promise<boolean> {
     if (this.stopped) return Promise.resolve(false);
     const source = this.sources.find((s) => s.id === sourceId);
@@ -177,7 +180,8 @@ export class PostgresPollingSource extends ChangeReader {
     const under = this.running.get(sourceId);
     if (under) return under;
     const run: Promise<boolean> = (source.type === "postgres-table-import" ? this.importTable(source) : this.importQuery(source))
-      .then(() => {
+      .then((finished) => {
+        if (!finished) return false;
         this.connected = true;
         this.problems.delete(sourceId);
         this.failures.delete(sourceId);
@@ -242,11 +246,12 @@ export class PostgresPollingSource extends ChangeReader {
     this.logger.warn({ oid }, TYPE_CONFLICT);
   }
 
-  private async importTable(source: TableImport): Promise<void> {
+  /** Reads the table from the last position; false when stopped part-way. */
+  private async importTable(source: TableImport): Promise<boolean> {
     const table = qualifyTable(source.options.table);
     const column = quoteIdent(source.options.highWatermarkColumn);
     const batchSize = source.options.batchSize ?? 1000;
-    await withClient(this.connection, async (client) => {
+    return withClient(this.connection, async (client) => {
       await registerTypesOf(client, (oid) => this.typeConflict(oid));
       const keys = await primaryKeyColumns(client, table);
       if (keys.length === 0) throw new PermanentError(`${table} has no primary key: rows of a table import need one`);
@@ -270,7 +275,7 @@ export class PostgresPollingSource extends ChangeReader {
       let mark: Watermark = this.watermarks.get(source.id) ?? { hw: null, offset: 0 };
       for (;;) {
         await this.waitWhilePaused();
-        if (this.stopped) return;
+        if (this.stopped) return false;
         // Past the last row read, in (watermark, primary key) order: the rows sharing its watermark
         // after it, then every greater watermark. An offset over all rows >= the watermark would skip
         // a row updated since to a greater watermark once for each row read at the old one.
@@ -318,7 +323,7 @@ export class PostgresPollingSource extends ChangeReader {
           });
         }
         this.watermarks.set(source.id, mark);
-        if (rows.length < batchSize) return;
+        if (rows.length < batchSize) return true;
       }
     });
   }
@@ -328,20 +333,21 @@ export class PostgresPollingSource extends ChangeReader {
    * all of it is applied, the rows it did not return are removed (their properties go back to null, or,
    * for a primary source, their records are deleted), as a fresh import would have them.
    */
-  private async importQuery(source: QueryImport): Promise<void> {
+  private async importQuery(source: QueryImport): Promise<boolean> {
     const mapped = Object.keys(source.mapping);
     const started = new Date().toISOString();
     const snapshotId = `query:${started}`;
     const position = { stream: this.stream(source.id), position: started };
-    await withClient(this.connection, async (client) => {
+    return withClient(this.connection, async (client) => {
       await registerTypesOf(client, (oid) => this.typeConflict(oid));
       const { rows } = await client.query<Row>(source.options.query);
       for (const row of rows) {
         await this.waitWhilePaused();
-        if (this.stopped) return;
+        if (this.stopped) return false;
         this.emit({ sourceId: source.id, op: "snapshot", key: rowKey(mapped, row), before: null, after: row, position, commitTime: Date.now(), snapshotId });
       }
       this.emit({ sourceId: source.id, op: "marker", key: "", before: null, after: null, position, commitTime: Date.now(), snapshotComplete: { snapshotId, sourceIds: [source.id] } });
+      return true;
     });
   }
 

@@ -9,6 +9,8 @@ import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import { startSource, validConfig, type CdcRun } from "../helpers/cdc.js";
 import { waitFor } from "../helpers/daemon.js";
 import { Store } from "../../state/store.js";
+import type { Change } from "../../core/change.js";
+import { pino } from "pino";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -125,6 +127,36 @@ describe("postgres polling sources", () => {
     await waitFor("the run", async () => (run && scores(run)["4"] === 4 ? true : undefined));
     expect(scores(run)).toEqual({ "3": 3, "4": 4 });
     expect(JSON.parse(run.store.position("poll:pg:users_import") ?? "{}")).toEqual({ hw: "3", offset: 1, key: ["4"] });
+  });
+
+  it("does not report a re-read complete when it was stopped part-way (a drain or a reload)", { timeout: 60_000 }, async () => {
+    await db.query(`CREATE TABLE users (id int PRIMARY KEY, score int, updated_at int NOT NULL)`);
+    await db.query(`INSERT INTO users SELECT g, g, g FROM generate_series(1, 10) g`);
+    const cfg = config([
+      { class: "source", id: "users_import", type: "postgres-table-import", appId: "pg", modelId: "users", options: { table: "users", highWatermarkColumn: "updated_at", batchSize: 3 }, mapping: { id: "user_id" } },
+      { class: "property", id: "user_id", type: "integer", unique: true, sourceId: "users_import", options: { column: "id" } },
+      { class: "source", id: "totals", type: "postgres-query-import", appId: "pg", modelId: "users", options: { query: "SELECT id, score FROM users" }, mapping: { id: "user_id" } },
+      { class: "property", id: "score", type: "integer", sourceId: "totals", options: { column: "score" } },
+    ]);
+    for (const sourceId of ["users_import", "totals"]) {
+      // No schedule: only the Run reads. Paused (backpressure) while it reads, then stopped.
+      const connector = postgresTableImportSource.create(cfg.apps[0] as never, cfg.sources, { logger: pino({ level: "silent" }), positions: new Map(), schedules: [] }) as PostgresPollingSource;
+      const seen: Change[] = [];
+      const subscription = connector.changes().subscribe({ next: (change) => seen.push(change) });
+      await waitFor("reading", async () => (connector.ready() ? true : undefined));
+      connector.pause();
+      await connector.reread({ runId: "r1", sourceIds: [sourceId] });
+      await waitFor("the run under way", async () => (connector.runsUnderWay === 1 ? true : undefined));
+      await new Promise((r) => setTimeout(r, 200));
+      await connector.stop();
+      await new Promise((r) => setTimeout(r, 200));
+      subscription.unsubscribe();
+      const markers = seen.filter((c) => c.position.stream === "run:r1").map((c) => c.position.position);
+      // Before, the interrupted run counted as done: the Run was reported complete, its definitions
+      // recorded, and the rows it had not read yet were never read (a source without a schedule).
+      expect({ sourceId, markers }).toEqual({ sourceId, markers: [] });
+      expect(seen.filter((c) => c.sourceId === sourceId && c.op !== "marker").length).toBeLessThan(10);
+    }
   });
 
   it("upserts the rows of a query import, and a refresh query triggers it at once", { timeout: 60_000 }, async () => {
