@@ -74,6 +74,8 @@ export class PostgresPollingSource extends ChangeReader {
   private readonly timers: NodeJS.Timeout[] = [];
   private connected = false;
   private lastRefresh: string | undefined;
+  /** Query rows without a key already set aside, by source (each once while the daemon runs). */
+  private readonly unkeyed = new Map<string, Set<string>>();
   /** The runs under way (each removes itself when it settles). */
   private readonly runs = new Set<Promise<boolean>>();
   /** Permanent problems by source (a missing table, permission denied): for /readyz. */
@@ -344,11 +346,38 @@ export class PostgresPollingSource extends ChangeReader {
       for (const row of rows) {
         await this.waitWhilePaused();
         if (this.stopped) return false;
+        // A row is keyed by its mapped columns: one NULL there identifies no record (keyed "null", it
+        // made a record of that id, and every such row replaced the one before). It is set aside.
+        const unkeyed = mapped.find((column) => row[column] === null || row[column] === undefined);
+        if (unkeyed !== undefined) {
+          const reason = `postgres-query-import source ${source.id}: the query returned a row whose mapped column ${unkeyed} is NULL; it identifies no record and is not imported`;
+          this.setAsideUnkeyed(source.id, reason, row, position);
+          continue;
+        }
         this.emit({ sourceId: source.id, op: "snapshot", key: rowKey(mapped, row), before: null, after: row, position, commitTime: Date.now(), snapshotId });
       }
       this.emit({ sourceId: source.id, op: "marker", key: "", before: null, after: null, position, commitTime: Date.now(), snapshotComplete: { snapshotId, sourceIds: [source.id] } });
       return true;
     });
+  }
+
+  /**
+   * Sets aside a query row that has no key (a dead letter, with the row), once per row and source
+   * while the daemon runs: every run returns it again, and a schedule may run every second.
+   */
+  private setAsideUnkeyed(sourceId: string, reason: string, row: Row, position: { stream: string; position: string }): void {
+    let text: string;
+    try {
+      text = JSON.stringify(row);
+    } catch {
+      text = String(Object.keys(row));
+    }
+    const seen = this.unkeyed.get(sourceId) ?? new Set<string>();
+    this.unkeyed.set(sourceId, seen);
+    if (seen.has(text)) return;
+    if (seen.size >= 10_000) seen.clear();
+    seen.add(text);
+    this.emit({ sourceId, op: "marker", key: "", before: null, after: null, position, commitTime: Date.now(), deadLetter: { reason, payload: row } });
   }
 
   async acknowledge(): Promise<void> {

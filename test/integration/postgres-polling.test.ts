@@ -201,6 +201,35 @@ describe("postgres polling sources", () => {
     expect(run.store.rowOf("active_scores", "2")).toBeUndefined();
   });
 
+  it("sets a query row whose mapped column is NULL aside as a dead letter, once, instead of a record keyed \"null\"", { timeout: 60_000 }, async () => {
+    await db.query(`CREATE TABLE users (id int, email text, score int)`);
+    await db.query(`INSERT INTO users VALUES (1, 'a@example.com', 1), (NULL, 'b@example.com', 2), (NULL, 'c@example.com', 3)`);
+    const objects: Obj[] = [
+      { class: "source", id: "q", type: "postgres-query-import", appId: "pg", modelId: "users", options: { query: "SELECT id, email, score FROM users" }, mapping: { id: "user_id" } },
+      { class: "property", id: "user_id", type: "integer", unique: true, sourceId: "q", options: { column: "id" } },
+      { class: "property", id: "score", type: "integer", sourceId: "q", options: { column: "score" } },
+      { class: "schedule", id: "hourly", sourceId: "q", recurringFrequency: 3_600_000 },
+    ];
+    run = startSource(config(objects), postgresTableImportSource);
+    const poller = run.connector as PostgresPollingSource;
+    await waitFor("the first run", async () => (run?.store.position("poll:pg:q") !== undefined && poller.runsUnderWay === 0 ? true : undefined));
+    // Before, both rows were keyed "null": a record of id "null", the second row replacing the first.
+    const reason = "postgres-query-import source q: the query returned a row whose mapped column id is NULL; it identifies no record and is not imported";
+    const letters = () => run?.store.recentDeadLetters(10).map((l) => (l.kind === "message" ? { kind: l.kind, sourceId: l.sourceId, reason: l.reason, payload: l.change.deadLetter?.payload } : { kind: l.kind }));
+    await waitFor("the dead letters", async () => (letters()?.length === 2 ? true : undefined));
+    expect(scores(run)).toEqual({ "1": 1 });
+    expect(letters()).toEqual([
+      { kind: "message", sourceId: "q", reason, payload: { id: null, email: "b@example.com", score: 2 } },
+      { kind: "message", sourceId: "q", reason, payload: { id: null, email: "c@example.com", score: 3 } },
+    ]);
+    // The next run returns them again: they are not set aside twice.
+    await db.query(`INSERT INTO users VALUES (2, 'd@example.com', 4)`);
+    expect(await poller.trigger("q")).toBe(true);
+    await waitFor("the second run", async () => (run && scores(run)["2"] === 4 ? true : undefined));
+    expect(scores(run)).toEqual({ "1": 1, "2": 4 });
+    expect(letters()?.length).toBe(2);
+  });
+
   it("is not ready while its database is down between two runs, and ready again once it answers", { timeout: 90_000 }, async () => {
     // A server of its own, to take down: the schedule is hourly, so no run can notice.
     const server = await startPostgres();
