@@ -69,6 +69,8 @@ export class PostgresPollingSource extends ChangeReader {
   private readonly refresh: { query: string; recurringFrequency: number } | undefined;
   private readonly logger: Logger;
   private readonly watermarks = new Map<string, Watermark>();
+  /** Sources to run once more when their run under way ends (the refresh query changed meanwhile). */
+  private readonly again = new Set<string>();
   /** The run under way of each source. */
   private readonly running = new Map<string, Promise<boolean>>();
   private readonly timers: NodeJS.Timeout[] = [];
@@ -202,6 +204,8 @@ export class PostgresPollingSource extends ChangeReader {
       .finally(() => {
         this.running.delete(sourceId);
         this.runs.delete(run);
+        // The refresh query saw a change while this run was under way: it may have read before it.
+        if (this.again.delete(sourceId)) void this.trigger(sourceId);
       });
     this.runs.add(run);
     this.running.set(sourceId, run);
@@ -217,8 +221,9 @@ export class PostgresPollingSource extends ChangeReader {
     const marker = (position: string): Change => ({ sourceId: request.sourceIds[0] ?? "", op: "marker", key: "", before: null, after: null, position: { stream: runStream, position }, commitTime: Date.now() });
     void (async () => {
       for (const sourceId of request.sourceIds) {
-        // A run under way finishes first: the re-read starts after it, from no watermark.
-        await this.running.get(sourceId);
+        // A run under way finishes first (and one that follows it): the re-read starts after them, from
+        // no watermark, as a run of its own.
+        for (let under = this.running.get(sourceId); under; under = this.running.get(sourceId)) await under;
         this.watermarks.delete(sourceId);
         if (!(await this.trigger(sourceId))) {
           if (!this.stopped) this.emit(marker(`failed:reading source ${sourceId} again failed (see the log)`));
@@ -236,7 +241,11 @@ export class PostgresPollingSource extends ChangeReader {
       const value = JSON.stringify(rows);
       if (this.lastRefresh !== undefined && value !== this.lastRefresh) {
         this.logger.info("refresh query changed: running the app's schedules now");
-        for (const schedule of this.schedules) void this.trigger(schedule.sourceId);
+        for (const schedule of this.schedules) {
+          // A run under way may have read before the change: one more follows it.
+          if (this.running.has(schedule.sourceId)) this.again.add(schedule.sourceId);
+          else void this.trigger(schedule.sourceId);
+        }
       }
       this.lastRefresh = value;
     } catch (error) {

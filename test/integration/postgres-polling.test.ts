@@ -179,6 +179,34 @@ describe("postgres polling sources", () => {
     await waitFor("refresh-triggered run", async () => (run && scores(run)["2"] === 107 ? true : undefined), 10_000);
   });
 
+  it("runs once more after a run under way when the refresh query changes meanwhile (the run may have read before the change)", { timeout: 60_000 }, async () => {
+    await db.query(`CREATE TABLE users (id int PRIMARY KEY, updated_at timestamptz NOT NULL DEFAULT now())`);
+    await db.query(`CREATE TABLE purchases (id serial PRIMARY KEY, user_id int, amount int)`);
+    await db.query(`INSERT INTO users (id) VALUES (1), (2)`);
+    await db.query(`INSERT INTO purchases (user_id, amount) VALUES (1, 10), (2, 7)`);
+    const objects: Obj[] = [
+      { class: "source", id: "totals", type: "postgres-query-import", appId: "pg", modelId: "users", options: { query: "SELECT u.id, coalesce(sum(p.amount), 0)::int AS score FROM users u LEFT JOIN purchases p ON p.user_id = u.id GROUP BY u.id" }, mapping: { id: "user_id" } },
+      { class: "property", id: "user_id", type: "integer", unique: true, sourceId: "totals", options: { column: "id" } },
+      { class: "property", id: "score", type: "integer", sourceId: "totals", options: { column: "score" } },
+      { class: "schedule", id: "hourly", sourceId: "totals", recurringFrequency: 3_600_000 },
+    ];
+    run = startSource(config(objects, { refresh: { query: "SELECT count(*) FROM purchases", recurringFrequency: 200 } }), postgresTableImportSource);
+    const poller = run.connector as PostgresPollingSource;
+    const lastRefresh = () => (poller as unknown as { lastRefresh?: string }).lastRefresh;
+    await waitFor("first run", async () => (JSON.stringify(scores(run as CdcRun)) === JSON.stringify({ "1": 10, "2": 7 }) && lastRefresh() === JSON.stringify([{ count: "2" }]) ? true : undefined));
+    // Held by backpressure: the run the first change triggers has read its rows and waits to emit them.
+    poller.pause();
+    await db.query(`INSERT INTO purchases (user_id, amount) VALUES (1, 100)`);
+    await waitFor("a run under way", async () => (poller.runsUnderWay === 1 && lastRefresh() === JSON.stringify([{ count: "3" }]) ? true : undefined), 10_000);
+    await new Promise((r) => setTimeout(r, 300)); // its query has run
+    // A change after its query: the refresh query sees it while that run is still under way.
+    await db.query(`INSERT INTO purchases (user_id, amount) VALUES (2, 1000)`);
+    await waitFor("the refresh query saw it", async () => (lastRefresh() === JSON.stringify([{ count: "4" }]) ? true : undefined), 10_000);
+    poller.resume();
+    // Before, the change waited for the next scheduled run (an hour here).
+    await waitFor("both changes", async () => (JSON.stringify(scores(run as CdcRun)) === JSON.stringify({ "1": 110, "2": 1007 }) ? true : undefined), 10_000);
+  });
+
   it("takes what a query no longer returns out of the records: back to null for a secondary source", { timeout: 60_000 }, async () => {
     await db.query(`CREATE TABLE users (id int PRIMARY KEY, updated_at timestamptz NOT NULL DEFAULT now())`);
     await db.query(`CREATE TABLE scores (user_id int PRIMARY KEY, score int, active boolean)`);
