@@ -62,6 +62,42 @@ const KEY = "__grouparoo_k";
  */
 export const POLLING_PROBE_MS = 5_000;
 
+/** The longest delay a Node timer takes (2^31 - 1 ms, about 24.8 days): a longer one fires after 1 ms. */
+export const MAX_TIMER_MS = 2_147_483_647;
+
+interface Repeating {
+  clear(): void;
+}
+
+/**
+ * Calls `run` every `ms` milliseconds, a period longer than a Node timer takes (a monthly schedule)
+ * included: such a period is waited out in steps of at most MAX_TIMER_MS.
+ */
+export function repeat(ms: number, run: () => void): Repeating {
+  if (ms <= MAX_TIMER_MS) {
+    const timer = setInterval(run, ms);
+    return { clear: () => clearInterval(timer) };
+  }
+  let timer: NodeJS.Timeout | undefined;
+  let cleared = false;
+  const wait = (left: number): void => {
+    if (cleared) return;
+    const step = Math.min(left, MAX_TIMER_MS);
+    timer = setTimeout(() => {
+      if (left > step) return wait(left - step);
+      run();
+      wait(ms);
+    }, step);
+  };
+  wait(ms);
+  return {
+    clear: () => {
+      cleared = true;
+      clearTimeout(timer);
+    },
+  };
+}
+
 export class PostgresPollingSource extends ChangeReader {
   private readonly connection: pg.ClientConfig;
   private readonly sources: PollingSource[];
@@ -73,7 +109,7 @@ export class PostgresPollingSource extends ChangeReader {
   private readonly again = new Set<string>();
   /** The run under way of each source. */
   private readonly running = new Map<string, Promise<boolean>>();
-  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly timers: Repeating[] = [];
   private connected = false;
   private lastRefresh: string | undefined;
   /** Query rows without a key already set aside, by source (each once while the daemon runs). */
@@ -119,18 +155,18 @@ export class PostgresPollingSource extends ChangeReader {
     } catch (error) {
       this.logger.error({ err: error }, "cannot reach the database of the polling sources; the schedules will retry");
     }
-    this.timers.push(setInterval(() => void this.probe(), POLLING_PROBE_MS));
+    this.timers.push(repeat(POLLING_PROBE_MS, () => void this.probe()));
     for (const schedule of this.schedules) {
       void this.trigger(schedule.sourceId);
-      if (schedule.recurring !== false) this.timers.push(setInterval(() => void this.trigger(schedule.sourceId), schedule.recurringFrequency));
+      if (schedule.recurring !== false) this.timers.push(repeat(schedule.recurringFrequency, () => void this.trigger(schedule.sourceId)));
     }
-    if (this.refresh) this.timers.push(setInterval(() => void this.checkRefresh(), this.refresh.recurringFrequency));
+    if (this.refresh) this.timers.push(repeat(this.refresh.recurringFrequency, () => void this.checkRefresh()));
     await this.stopRequested;
     await Promise.allSettled([...this.runs]);
   }
 
   protected async interrupt(): Promise<void> {
-    for (const timer of this.timers) clearInterval(timer);
+    for (const timer of this.timers) timer.clear();
     await this.closeProbe();
   }
 
