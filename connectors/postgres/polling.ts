@@ -62,6 +62,9 @@ const KEY = "__grouparoo_k";
  */
 export const POLLING_PROBE_MS = 5_000;
 
+/** The first wait before a re-read that failed on a transient error (the database down) is tried again; it doubles, up to 30 s. */
+export const REREAD_RETRY_MS = 1_000;
+
 /** The longest delay a Node timer takes (2^31 - 1 ms, about 24.8 days): a longer one fires after 1 ms. */
 export const MAX_TIMER_MS = 2_147_483_647;
 
@@ -116,6 +119,8 @@ export class PostgresPollingSource extends ChangeReader {
   private readonly unkeyed = new Map<string, Set<string>>();
   /** The runs under way (each removes itself when it settles). */
   private readonly runs = new Set<Promise<boolean>>();
+  /** The last failed run's error by source: whether it was permanent, and why. */
+  private readonly lastFailure = new Map<string, { permanent: boolean; reason: string }>();
   /** Permanent problems by source (a missing table, permission denied): for /readyz. */
   private readonly problems = new Map<string, string>();
   /** Failed runs by source: permanent ones at error, transient at warn; the same reason at most once a minute. */
@@ -232,6 +237,7 @@ export class PostgresPollingSource extends ChangeReader {
         const { permanent, reason } = classifyPostgresError(error);
         if (permanent) this.problems.set(sourceId, reason);
         else this.connected = false;
+        this.lastFailure.set(sourceId, { permanent, reason });
         let log = this.failures.get(sourceId);
         if (!log) this.failures.set(sourceId, (log = new ProblemLog(this.logger, permanent ? "error" : "warn")));
         log.report(reason, { source: sourceId }, "polling run failed; the next scheduled run retries", error);
@@ -257,13 +263,23 @@ export class PostgresPollingSource extends ChangeReader {
     const marker = (position: string): Change => ({ sourceId: request.sourceIds[0] ?? "", op: "marker", key: "", before: null, after: null, position: { stream: runStream, position }, commitTime: Date.now() });
     void (async () => {
       for (const sourceId of request.sourceIds) {
-        // A run under way finishes first (and one that follows it): the re-read starts after them, from
-        // no watermark, as a run of its own.
-        for (let under = this.running.get(sourceId); under; under = this.running.get(sourceId)) await under;
-        this.watermarks.delete(sourceId);
-        if (!(await this.trigger(sourceId))) {
-          if (!this.stopped) this.emit(marker(`failed:reading source ${sourceId} again failed (see the log)`));
-          return;
+        for (let attempt = 0; ; attempt += 1) {
+          // A run under way finishes first (and one that follows it): the re-read starts after them,
+          // from no watermark, as a run of its own.
+          for (let under = this.running.get(sourceId); under; under = this.running.get(sourceId)) await under;
+          this.watermarks.delete(sourceId);
+          if (await this.trigger(sourceId)) break;
+          if (this.stopped) return;
+          // A permanent problem (a missing table or column, permission denied) fails the Run; a database
+          // that does not answer now is tried again, as the schedules do, rather than leave the Run
+          // failed until the next start.
+          const failure = this.lastFailure.get(sourceId);
+          if (failure?.permanent !== false) {
+            this.emit(marker(`failed:reading source ${sourceId} again failed: ${failure?.reason ?? "see the log"}`));
+            return;
+          }
+          await Promise.race([new Promise((r) => setTimeout(r, Math.min(REREAD_RETRY_MS * 2 ** attempt, 30_000))), this.stopRequested]);
+          if (this.stopped) return;
         }
       }
       this.emit(marker("complete"));

@@ -258,6 +258,54 @@ describe("postgres polling sources", () => {
     expect(letters()?.length).toBe(2);
   });
 
+  it("tries a re-read again while its database does not answer, instead of failing the Run until the next start", { timeout: 90_000 }, async () => {
+    const server = await startPostgres();
+    let restarted: Promise<void> | undefined;
+    let connector: PostgresPollingSource | undefined;
+    try {
+      const url = server.url;
+      const { default: pg } = await import("pg");
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      await client.query(`CREATE TABLE users (id int PRIMARY KEY, updated_at int NOT NULL)`);
+      await client.query(`INSERT INTO users SELECT g, g FROM generate_series(1, 10) g`);
+      await client.end();
+      const cfg = validConfig([
+        { class: "app", id: "pg", type: "postgres", options: { connectionString: url } },
+        { class: "model", id: "users" },
+        { class: "source", id: "users_import", type: "postgres-table-import", appId: "pg", modelId: "users", options: { table: "users", highWatermarkColumn: "updated_at" }, mapping: { id: "user_id" } },
+        { class: "property", id: "user_id", type: "integer", unique: true, sourceId: "users_import", options: { column: "id" } },
+      ]);
+      const own = postgresTableImportSource.create(cfg.apps[0] as never, cfg.sources, { logger: pino({ level: "silent" }), positions: new Map(), schedules: [] }) as PostgresPollingSource;
+      connector = own;
+      const seen: Change[] = [];
+      own.changes().subscribe({ next: (change) => seen.push(change) });
+      await waitFor("reading", async () => (own.ready() ? true : undefined));
+      restarted = server.restart(4000);
+      await waitFor("the server down", async () => {
+        const probe = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1000 });
+        probe.on("error", () => undefined);
+        try {
+          await probe.connect();
+          await probe.end();
+          return undefined;
+        } catch {
+          return true;
+        }
+      });
+      await own.reread({ runId: "r1", sourceIds: ["users_import"] });
+      await restarted;
+      // Before, the Run failed at once ("failed:..."), and stayed so until the next start.
+      await waitFor("the re-read done", async () => (seen.some((c) => c.position.stream === "run:r1") ? true : undefined), 60_000);
+      expect(seen.filter((c) => c.position.stream === "run:r1").map((c) => c.position.position)).toEqual(["complete"]);
+      expect(seen.filter((c) => c.sourceId === "users_import" && c.op === "update").map((c) => c.key)).toEqual(Array.from({ length: 10 }, (_, i) => String(i + 1)));
+    } finally {
+      await connector?.stop();
+      await restarted?.catch(() => undefined);
+      await server.stop();
+    }
+  });
+
   it("is not ready while its database is down between two runs, and ready again once it answers", { timeout: 90_000 }, async () => {
     // A server of its own, to take down: the schedule is hourly, so no run can notice.
     const server = await startPostgres();
