@@ -336,6 +336,8 @@ export class PostgresPollingSource extends ChangeReader {
       const keyRow = `(${keys.map(quoteIdent).join(", ")})`;
       const keyParams = keyTypes.map((t, i) => `$${i + 3}::text::${t}`).join(", ");
       let mark: Watermark = this.watermarks.get(source.id) ?? { hw: null, offset: 0 };
+      // A key this run reads is the table's own; a stored one is checked once.
+      let keyFits = mark.key !== undefined && mark.key.length === keys.length && (await this.keyFits(client, mark.key, keyTypes));
       for (;;) {
         await this.waitWhilePaused();
         if (this.stopped) return false;
@@ -349,7 +351,7 @@ export class PostgresPollingSource extends ChangeReader {
               WHERE ${column} IS NOT NULL ORDER BY ${order} LIMIT $1`,
             [batchSize],
           ));
-        } else if (mark.key && mark.key.length === keys.length) {
+        } else if (mark.key && keyFits) {
           ({ rows } = await client.query<Row & { [HW]: string }>(
             `SELECT *, ${column}::text AS ${HW}, ${keyText} FROM ${quoteTable(table)}
               WHERE ${column} > $1::text::${type} OR (${column} = $1::text::${type} AND ${keyRow} > (${keyParams}))
@@ -357,7 +359,8 @@ export class PostgresPollingSource extends ChangeReader {
             [mark.hw, batchSize, ...mark.key],
           ));
         } else {
-          // A position without a key (written by an earlier version): the ties by offset.
+          // A position without a key (written by an earlier version), or whose key the table's primary
+          // key no longer reads (its columns or types changed since): the ties by offset.
           ({ rows } = await client.query<Row & { [HW]: string }>(
             `SELECT * FROM (
                (SELECT *, ${column}::text AS ${HW}, ${keyText} FROM ${quoteTable(table)}
@@ -386,9 +389,28 @@ export class PostgresPollingSource extends ChangeReader {
           });
         }
         this.watermarks.set(source.id, mark);
+        if (rows.length > 0) keyFits = true;
         if (rows.length < batchSize) return true;
       }
     });
+  }
+
+  /**
+   * Whether a stored key reads as the table's primary key columns now (their types may have changed
+   * since it was stored): one that does not would fail every run.
+   */
+  private async keyFits(client: pg.Client, key: readonly string[], types: readonly string[]): Promise<boolean> {
+    try {
+      await client.query(`SELECT ${types.map((t, i) => `$${i + 1}::text::${t}`).join(", ")}`, [...key]);
+      return true;
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      if (typeof code === "string" && code.startsWith("22")) {
+        this.logger.warn({ key, types }, "the stored position's primary key does not read as the table's primary key now: its ties resume by offset");
+        return false;
+      }
+      throw error;
+    }
   }
 
   /**
