@@ -336,8 +336,15 @@ export class PostgresPollingSource extends ChangeReader {
       const keyRow = `(${keys.map(quoteIdent).join(", ")})`;
       const keyParams = keyTypes.map((t, i) => `$${i + 3}::text::${t}`).join(", ");
       let mark: Watermark = this.watermarks.get(source.id) ?? { hw: null, offset: 0 };
+      // A watermark the column no longer reads (its type changed since) would fail every run: the
+      // table is read from the start, as a fresh import reads it.
+      if (mark.hw !== null && !(await this.fits(client, [mark.hw], [type]))) {
+        this.logger.warn({ source: source.id, column: source.options.highWatermarkColumn, type }, "the stored high watermark does not read as the column's type now: the table is imported from the start");
+        mark = { hw: null, offset: 0 };
+      }
       // A key this run reads is the table's own; a stored one is checked once.
-      let keyFits = mark.key !== undefined && mark.key.length === keys.length && (await this.keyFits(client, mark.key, keyTypes));
+      let keyFits = mark.key !== undefined && mark.key.length === keys.length && (await this.fits(client, mark.key, keyTypes));
+      if (mark.key !== undefined && !keyFits) this.logger.warn({ source: source.id, key: mark.key, types: keyTypes }, "the stored position's key does not read as the table's primary key now: its ties resume by offset");
       for (;;) {
         await this.waitWhilePaused();
         if (this.stopped) return false;
@@ -396,19 +403,16 @@ export class PostgresPollingSource extends ChangeReader {
   }
 
   /**
-   * Whether a stored key reads as the table's primary key columns now (their types may have changed
-   * since it was stored): one that does not would fail every run.
+   * Whether stored text values (a watermark, a key) read as these column types now (the types may
+   * have changed since they were stored): one that does not would fail every run.
    */
-  private async keyFits(client: pg.Client, key: readonly string[], types: readonly string[]): Promise<boolean> {
+  private async fits(client: pg.Client, values: readonly string[], types: readonly string[]): Promise<boolean> {
     try {
-      await client.query(`SELECT ${types.map((t, i) => `$${i + 1}::text::${t}`).join(", ")}`, [...key]);
+      await client.query(`SELECT ${types.map((t, i) => `$${i + 1}::text::${t}`).join(", ")}`, [...values]);
       return true;
     } catch (error) {
       const code = (error as { code?: unknown }).code;
-      if (typeof code === "string" && code.startsWith("22")) {
-        this.logger.warn({ key, types }, "the stored position's primary key does not read as the table's primary key now: its ties resume by offset");
-        return false;
-      }
+      if (typeof code === "string" && code.startsWith("22")) return false;
       throw error;
     }
   }

@@ -129,6 +129,26 @@ describe("postgres polling sources", () => {
     expect(JSON.parse(run.store.position("poll:pg:users_import") ?? "{}")).toEqual({ hw: "3", offset: 1, key: ["4"] });
   });
 
+  it("imports the table from the start when the stored watermark no longer reads as its column (its type changed), instead of failing every run", { timeout: 60_000 }, async () => {
+    await db.query(`CREATE TABLE users (id int PRIMARY KEY, score int, updated_at int NOT NULL)`);
+    await db.query(`INSERT INTO users VALUES (1, 1, 1), (2, 2, 2), (3, 3, 2), (4, 4, 3)`);
+    const objects: Obj[] = [
+      { class: "source", id: "users_import", type: "postgres-table-import", appId: "pg", modelId: "users", options: { table: "users", highWatermarkColumn: "updated_at" }, mapping: { id: "user_id" } },
+      { class: "property", id: "user_id", type: "integer", unique: true, sourceId: "users_import", options: { column: "id" } },
+      { class: "property", id: "score", type: "integer", sourceId: "users_import", options: { column: "score" } },
+      { class: "schedule", id: "hourly", sourceId: "users_import", recurringFrequency: 3_600_000 },
+    ];
+    // Read when updated_at was a timestamp: now an integer, the watermark means nothing.
+    const state = mkdtempSync(join(tmpdir(), "polling-state-"));
+    const seeded = Store.open(state);
+    await seeded.transact((tx) => tx.setPosition("poll:pg:users_import", JSON.stringify({ hw: "2026-01-01 00:00:00+00", offset: 1, key: ["2"] })));
+    await seeded.close();
+    run = startSource(config(objects), postgresTableImportSource, state);
+    await waitFor("the run", async () => (run && scores(run)["4"] === 4 ? true : undefined));
+    expect(scores(run)).toEqual({ "1": 1, "2": 2, "3": 3, "4": 4 });
+    expect(JSON.parse(run.store.position("poll:pg:users_import") ?? "{}")).toEqual({ hw: "3", offset: 1, key: ["4"] });
+  });
+
   it("resumes a position whose key the primary key no longer reads (its type changed) by its offset among the ties, instead of failing every run", { timeout: 60_000 }, async () => {
     await db.query(`CREATE TABLE users (id int PRIMARY KEY, score int, updated_at int NOT NULL)`);
     await db.query(`INSERT INTO users VALUES (1, 1, 1), (2, 2, 2), (3, 3, 2), (4, 4, 3)`);
