@@ -349,7 +349,8 @@ export class PostgresPollingSource extends ChangeReader {
         await this.waitWhilePaused();
         if (this.stopped) return false;
         // Past the last row read, in (watermark, primary key) order: the rows sharing its watermark
-        // after it, then every greater watermark. An offset over all rows >= the watermark would skip
+        // after it, then every greater watermark (`>=` first, so an index of the column alone gives
+        // the range, as the page query did before). An offset over all rows >= the watermark would skip
         // a row updated since to a greater watermark once for each row read at the old one.
         let rows: (Row & { [HW]: string })[];
         if (mark.hw === null) {
@@ -361,7 +362,7 @@ export class PostgresPollingSource extends ChangeReader {
         } else if (mark.key && keyFits) {
           ({ rows } = await client.query<Row & { [HW]: string }>(
             `SELECT *, ${column}::text AS ${HW}, ${keyText} FROM ${quoteTable(table)}
-              WHERE ${column} > $1::text::${type} OR (${column} = $1::text::${type} AND ${keyRow} > (${keyParams}))
+              WHERE ${column} >= $1::text::${type} AND (${column} > $1::text::${type} OR ${keyRow} > (${keyParams}))
               ORDER BY ${order} LIMIT $2`,
             [mark.hw, batchSize, ...mark.key],
           ));
