@@ -35,7 +35,7 @@ import type { ApiBackend } from "./api/server.js";
 import { startApiThread, type ApiListener } from "./api/thread.js";
 import { daemonStatus, type DaemonStatus } from "./api/status.js";
 import type { Operation } from "../streams/pipeline.js";
-import { recordCommitted, recordResult, recordDelivered, runCounts, runningProgress, sourceObserver } from "./observe.js";
+import { forgetSourceReports, recordCommitted, recordResult, recordDelivered, runCounts, runningProgress, sourceObserver } from "./observe.js";
 import type { SystemdNotifier } from "./systemd.js";
 
 /** Longest a reload waits for the live check of the new config. */
@@ -176,6 +176,8 @@ interface Generation {
   flow: Flow;
   runs: Runs;
   requests: NodeJS.Timeout;
+  /** Its sources' reports reach the metrics until it stops (sourceObserver). */
+  observing: { active: boolean };
 }
 
 export class Daemon {
@@ -544,7 +546,8 @@ export class Daemon {
   private async startGeneration(config: Config, domain: Domain, registry: ComponentRegistry, kept?: { digest: string; keys: ApiKeys }): Promise<void> {
     const { store, metrics, logger, options } = this;
     const positions = store.allPositions();
-    const { connectors: sources, bySource } = createSources(config, registry, positions, logger, sourceObserver(metrics), {
+    const observing = { active: true };
+    const { connectors: sources, bySource } = createSources(config, registry, positions, logger, sourceObserver(metrics, () => observing.active), {
       rereading: rereadUnderWay(store),
       // A connector that finds its system changed under it (a captured table made again) asks for a re-read.
       requestReread: async (sourceIds, reason) => {
@@ -629,7 +632,7 @@ export class Daemon {
     const digest = kept?.digest ?? configDigest(config);
     const keys = kept?.keys ?? new ApiKeys(config.apiKeys.map((k) => ({ ...k })));
     for (const key of config.apiKeys) (key as { apiKey: string }).apiKey = "[redacted]";
-    const generation: Generation = { config, digest, domain, keys, sources, bySource, destinations, deliveries, outboxDepths: namedDepths, outboxWatch: watch, flow, runs, registry, requests: setInterval(() => void this.takeRequests(), 1000) };
+    const generation: Generation = { config, digest, domain, keys, sources, bySource, destinations, deliveries, outboxDepths: namedDepths, outboxWatch: watch, flow, runs, registry, requests: setInterval(() => void this.takeRequests(), 1000), observing };
     generation.requests.unref();
     self.generation = generation;
     this.generation = generation;
@@ -743,6 +746,9 @@ export class Daemon {
     await Promise.all(generation.deliveries.map((d) => (drainMs === undefined ? d.stop(10_000) : d.drain(drainMs))));
     await Promise.all(generation.destinations.map((d) => d.stop().catch(() => undefined)));
     generation.outboxWatch.stop();
+    // Its sources are stopped: what they reported goes (the next generation's sources report afresh).
+    generation.observing.active = false;
+    forgetSourceReports(this.metrics);
     if (drainMs === undefined) return;
     // A drain that ends with exports still queued (the timeout passed, or they wait for a retry) says
     // so: an operator tells it from a drain that flushed everything.

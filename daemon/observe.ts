@@ -60,14 +60,36 @@ export function recordDelivered(metrics: Metrics, destinationId: string, outcome
   }
 }
 
-/** What sources report, into the metrics. */
-export function sourceObserver(metrics: Metrics): SourceObserver {
+/**
+ * What sources report, into the metrics, while `active()` (a generation's sources, until it stops: a
+ * lag poll or a fetch of a connector that was stopped, answering late, reports nothing).
+ */
+export function sourceObserver(metrics: Metrics, active: () => boolean = () => true): SourceObserver {
   return {
-    consumerLag: (topic, partition, lag) => metrics.kafkaConsumerLag.set({ topic, partition: String(partition) }, lag),
-    replicationLagBytes: (app, bytes) => metrics.replicationLagBytes.set({ app }, bytes),
+    consumerLag: (topic, partition, lag) => {
+      if (active()) metrics.kafkaConsumerLag.set({ topic, partition: String(partition) }, lag);
+    },
+    replicationLagBytes: (app, bytes) => {
+      if (active()) metrics.replicationLagBytes.set({ app }, bytes);
+    },
     snapshotProgress: (source, table, read, estimated) => {
+      if (!active()) return;
       metrics.snapshotRowsRead.set({ source, table }, read);
       metrics.snapshotRowsEstimated.set({ source, table }, estimated);
     },
   };
+}
+
+/**
+ * Forgets what the sources of a stopped generation reported (lag by app, stream, topic and partition;
+ * snapshot progress): a reload starts its sources afresh, as a restart does, and a series of an app,
+ * source or topic the new config no longer reads would otherwise keep its last value (and an alert on
+ * it firing) for the life of the process.
+ */
+export function forgetSourceReports(metrics: Metrics): void {
+  metrics.replicationLagBytes.reset();
+  metrics.replicationLagSeconds.reset();
+  metrics.kafkaConsumerLag.reset();
+  metrics.snapshotRowsRead.reset();
+  metrics.snapshotRowsEstimated.reset();
 }
