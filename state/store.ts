@@ -133,6 +133,14 @@ export interface StoredExportDeadLetter {
   entry: OutboxEntry;
 }
 
+/** Dead letters of one kind set aside by one source or destination (Store.deadLetterTally). */
+export interface DeadLetterTally {
+  kind: StoredDeadLetter["kind"];
+  /** The source (change, message) or destination (export). */
+  component: string;
+  count: number;
+}
+
 export type StoredDeadLetter = (DeadLetter & { seq: number; at: number }) | StoredExportDeadLetter;
 
 export interface BoundaryEntry {
@@ -222,6 +230,8 @@ export class Store {
   private readonly outbox: Database<OutboxEntry, Key>;
   private readonly outboxByRecord: Database<number, Key>;
   private readonly deadLetters: Database<StoredDeadLetter, Key>;
+  /** deadLetterTally's counts as of the last call: how many letters, the highest seq among them, and the counts. */
+  private letterTally: { count: number; last: number; counts: Map<string, DeadLetterTally> } | undefined;
   /** [destination, record] → the destination's last answer for the record's export; absent in a state opened read-only that predates it. */
   private readonly exportResults: Database<ExportResultEntry, Key> | undefined;
   private readonly positions: Database<string, string>;
@@ -1240,8 +1250,42 @@ export class Store {
 
   /** Whether the store holds a dead letter of this source or destination (one the config no longer has keeps its letters). */
   hasDeadLettersOf(component: string): boolean {
-    for (const { value } of this.deadLetters.getRange()) if ((value.kind === "export" ? value.destinationId : value.sourceId) === component) return true;
-    return false;
+    return this.deadLetterTally().some((t) => t.component === component);
+  }
+
+  /**
+   * How many dead letters the state holds, by kind and by the source or destination that set them
+   * aside. Kept per Store and brought up to date by reading only the letters added since (their seqs
+   * only grow), so that a status asked for every few seconds over a state holding millions of letters
+   * (a flood of undecodable messages) does not decode them all each time: the letters are counted
+   * again only when some were removed (replayed, retried, deleted), which the count of keys (read
+   * natively, without the values, in the same read snapshot) tells.
+   */
+  deadLetterTally(): DeadLetterTally[] {
+    const total = this.deadLetters.getKeysCount();
+    const cached = this.letterTally;
+    const counts = new Map<string, DeadLetterTally>();
+    for (const [key, t] of cached?.counts ?? []) counts.set(key, { ...t });
+    let count = cached?.count ?? 0;
+    let last = cached?.last ?? 0;
+    const add = (letter: StoredDeadLetter) => {
+      const component = letter.kind === "export" ? letter.destinationId : letter.sourceId;
+      const key = `${letter.kind}\u0000${component}`;
+      const entry = counts.get(key) ?? { kind: letter.kind, component, count: 0 };
+      entry.count += 1;
+      counts.set(key, entry);
+      count += 1;
+      last = Math.max(last, letter.seq);
+    };
+    if (cached) for (const { value } of this.deadLetters.getRange({ start: [cached.last + 1] })) add(value);
+    if (!cached || count !== total) {
+      counts.clear();
+      count = 0;
+      last = 0;
+      for (const { value } of this.deadLetters.getRange()) add(value);
+    }
+    this.letterTally = { count, last, counts };
+    return [...counts.values()].map((t) => ({ ...t }));
   }
 
   /**

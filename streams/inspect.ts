@@ -29,7 +29,7 @@ export function stateStatus(store: Store): StateStatus {
   const definitions = storedDefinitions(store);
   const ids = (record: Record<string, unknown> | undefined, held: () => string[]) => [...new Set([...Object.keys(record ?? {}), ...held()])].sort();
   const deadLetters = { change: 0, message: 0, export: 0 };
-  for (const letter of store.listDeadLetters(Number.MAX_SAFE_INTEGER)) deadLetters[letter.kind] += 1;
+  for (const { kind, count } of store.deadLetterTally()) deadLetters[kind] += count;
   return {
     path: store.path,
     positions: [...store.allPositions()].map(([stream, position]) => ({ stream, position })).sort((a, b) => (a.stream < b.stream ? -1 : 1)),

@@ -115,7 +115,7 @@ export async function daemonStatus(live: LiveDaemon, now = Date.now()): Promise<
   });
 
   const letters = new Map<string, number>();
-  for (const letter of store.listDeadLetters(Number.MAX_SAFE_INTEGER)) if (letter.kind === "export") letters.set(letter.destinationId, (letters.get(letter.destinationId) ?? 0) + 1);
+  for (const { kind, component, count } of store.deadLetterTally()) if (kind === "export") letters.set(component, count);
   const count = (destination: string, result: string) => exportCounts.find((s) => s.labels.destination === destination && s.labels.result === result)?.value ?? 0;
   const depths = new Map(store.namedOutboxDepths(live.destinations.map((connector) => connector.destinationId)));
   const destinations: DestinationStatus[] = live.destinations.map((connector) => {
