@@ -4,7 +4,8 @@
 // (the batch in flight commits and is acknowledged) and starts a generation of the new config, whose
 // Runs take the state where the new config wants it: a restart and a reload do the same.
 import { createHash } from "node:crypto";
-import { watch, type FSWatcher } from "node:fs";
+import { lstatSync, statSync, watch, type FSWatcher } from "node:fs";
+import { basename, dirname } from "node:path";
 import { createServer } from "node:net";
 import type { Logger } from "pino";
 import { formatIssue } from "../core/config/issues.js";
@@ -860,11 +861,24 @@ export class Daemon {
 
   private watchConfig(): void {
     let timer: NodeJS.Timeout | undefined;
+    const changed = () => {
+      if (timer) clearTimeout(timer);
+      timer = setTimeout(() => void this.reload("the config changed (--watch-config)"), 500);
+    };
+    const path = this.options.config;
     try {
-      this.watcher = watch(this.options.config, { recursive: true }, () => {
-        if (timer) clearTimeout(timer);
-        timer = setTimeout(() => void this.reload("the config changed (--watch-config)"), 500);
-      });
+      if (statSync(path).isDirectory()) this.watcher = watch(path, { recursive: true }, changed);
+      else {
+        // A file is watched through its directory: a watch on the file itself follows its inode, and a
+        // file replaced by a rename (an editor's save, `sed -i`, an atomic deploy) would be seen once and
+        // never again. A file that is a symbolic link (a Kubernetes ConfigMap's, whose `..data` link is
+        // swapped) changes with anything of its directory.
+        const name = basename(path);
+        const link = lstatSync(path).isSymbolicLink();
+        this.watcher = watch(dirname(path), (_event, file) => {
+          if (link || file === null || file === name) changed();
+        });
+      }
     } catch (error) {
       this.logger.warn({ err: error }, "cannot watch the config for changes");
       return;
