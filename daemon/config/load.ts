@@ -1,6 +1,6 @@
 // Reading config files: a YAML or JSON file, or a directory of them (recursively), each holding one
 // object or a list of objects. `${VAR}` and `${VAR:-default}` in string values read the environment.
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { readdirSync, readFileSync, realpathSync, statSync } from "node:fs";
 import { extname, join, relative } from "node:path";
 import type * as Yaml from "yaml";
 import { lazyPackage } from "../../connectors/lazy.js";
@@ -15,15 +15,35 @@ export type { RawObject };
 
 const EXTENSIONS = new Set([".yml", ".yaml", ".json"]);
 
-export function listConfigFiles(path: string): string[] {
+/**
+ * The config files of a path: the file itself, or a directory's .yml, .yaml and .json files, its
+ * subdirectories' too (not those whose name starts with a dot, nor node_modules). Symbolic links are
+ * followed, to files and to directories (a Kubernetes ConfigMap volume holds only links, through its
+ * `..data` link); a directory reached twice is read once. A link to nothing with a config file's name
+ * is listed, so that reading it names it.
+ */
+export function listConfigFiles(path: string, seen = new Set<string>()): string[] {
   const stat = statSync(path);
   if (stat.isFile()) return [path];
+  const real = realpathSync(path);
+  if (seen.has(real)) return [];
+  seen.add(real);
   const files: string[] = [];
   for (const entry of readdirSync(path, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
     if (entry.name.startsWith(".") || entry.name === "node_modules") continue;
     const full = join(path, entry.name);
-    if (entry.isDirectory()) files.push(...listConfigFiles(full));
-    else if (entry.isFile() && EXTENSIONS.has(extname(entry.name).toLowerCase())) files.push(full);
+    const configName = EXTENSIONS.has(extname(entry.name).toLowerCase());
+    let kind: "file" | "directory" | "other" = entry.isDirectory() ? "directory" : entry.isFile() ? "file" : "other";
+    if (entry.isSymbolicLink()) {
+      try {
+        const target = statSync(full);
+        kind = target.isDirectory() ? "directory" : target.isFile() ? "file" : "other";
+      } catch {
+        kind = configName ? "file" : "other";
+      }
+    }
+    if (kind === "directory") files.push(...listConfigFiles(full, seen));
+    else if (kind === "file" && configName) files.push(full);
   }
   return files;
 }
@@ -105,7 +125,15 @@ export function readConfig(path: string, env: Readonly<Record<string, string | u
   for (const full of files) {
     const file = displayPath(full);
     const fileIssue = (message: string, id = "(file)") => issues.push({ severity: "error", file, objectClass: "", id, field: "(file)", message });
-    const { data, error } = parseFile(full, readFileSync(full, "utf8"));
+    let text: string;
+    try {
+      text = readFileSync(full, "utf8");
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      fileIssue(code === "ENOENT" ? "cannot be read: no such file (a symbolic link to nothing?)" : `cannot be read: ${(error as Error).message}`);
+      continue;
+    }
+    const { data, error } = parseFile(full, text);
     if (error) {
       fileIssue(error);
       continue;

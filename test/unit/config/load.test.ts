@@ -1,6 +1,6 @@
 // Reading config files and directories: formats, nesting, environment variables, and the errors
 // for files that cannot be read.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -121,5 +121,33 @@ describe("readConfig", () => {
     expect(errors(join(dir, "nope.yml"))).toEqual([{ file: join(dir, "nope.yml"), id: "(none)", field: "(file)", message: "no such file or directory" }]);
     mkdirSync(join(dir, "empty"));
     expect(errors(join(dir, "empty"))).toEqual([{ file: join(dir, "empty"), id: "(none)", field: "(file)", message: "no .yml, .yaml or .json config files found" }]);
+  });
+
+  it("follows symbolic links: a Kubernetes ConfigMap volume's files, a linked file and directory, each directory once", () => {
+    // A ConfigMap volume: every file a link through ..data to a hidden directory of the current version.
+    const volume = join(dir, "volume");
+    write("volume/..2026_12_03_08_00_00.1/app.yml", "class: app\nid: pg\ntype: postgres\noptions: { database: shop }\n");
+    write("volume/..2026_12_03_08_00_00.1/models.yml", "- { class: model, id: users }\n");
+    symlinkSync("..2026_12_03_08_00_00.1", join(volume, "..data"));
+    symlinkSync("..data/app.yml", join(volume, "app.yml"));
+    symlinkSync("..data/models.yml", join(volume, "models.yml"));
+    // A file and a directory linked from elsewhere, and a link back to the directory itself.
+    write("shared/accounts.json", JSON.stringify({ class: "model", id: "accounts" }));
+    write("more/orders.yml", "class: model\nid: orders\n");
+    symlinkSync(join(dir, "shared/accounts.json"), join(volume, "accounts.json"));
+    symlinkSync(join(dir, "more"), join(volume, "more"));
+    symlinkSync(".", join(volume, "again"));
+    const { objects, issues } = readConfig(volume, {});
+    expect(issues).toEqual([]);
+    expect(objects.map((o) => o.value.id)).toEqual(["accounts", "pg", "users", "orders"]);
+  });
+
+  it("names a link to nothing with a config file's name, and skips one with another name", () => {
+    write("config/app.yml", "class: app\nid: pg\ntype: postgres\noptions: { database: shop }\n");
+    symlinkSync(join(dir, "gone.yml"), join(dir, "config/models.yml"));
+    symlinkSync(join(dir, "gone.txt"), join(dir, "config/notes.txt"));
+    expect(readConfig(join(dir, "config"), {}).issues.map((i) => ({ file: i.file, message: i.message }))).toEqual([
+      { file: join(dir, "config/models.yml"), message: "cannot be read: no such file (a symbolic link to nothing?)" },
+    ]);
   });
 });
