@@ -101,8 +101,8 @@ describe("deploy/systemd/grouparoo-stream.service", () => {
 
   it("has the required directives", () => {
     expect(value("Service", "Type")).toBe("notify");
-    expect(value("Service", "ExecStartPre")).toBe(`${CLI_PATH} validate --config /etc/grouparoo-stream`);
-    expect(value("Service", "ExecStart")).toBe(`${CLI_PATH} run --config /etc/grouparoo-stream --state \${STATE_DIRECTORY} --http \${GROUPAROO_HTTP} $GROUPAROO_RUN_OPTIONS`);
+    expect(value("Service", "ExecStartPre")).toBe(`${CLI_PATH} validate --config /etc/grouparoo-stream $GROUPAROO_PLUGINS`);
+    expect(value("Service", "ExecStart")).toBe(`${CLI_PATH} run --config /etc/grouparoo-stream --state \${STATE_DIRECTORY} --http \${GROUPAROO_HTTP} $GROUPAROO_PLUGINS $GROUPAROO_RUN_OPTIONS`);
     expect(value("Service", "ExecReload")).toBe("/bin/kill -HUP $MAINPID");
     expect(value("Service", "StateDirectory")).toBe("grouparoo-stream");
     expect(value("Service", "DynamicUser")).toBe("yes");
@@ -164,6 +164,26 @@ describe("deploy/systemd/grouparoo-stream.service", () => {
       const result = exec(value("Service", "ExecStartPre"));
       expect(result.output).toBe(`${config}: valid config: 2 apps, 1 model, 2 sources, 8 properties, 2 groups, 1 destination\n`);
       expect(result.code).toBe(0);
+    });
+
+    it("ExecStartPre validates a config of a plugin's types with the plugins of GROUPAROO_PLUGINS, and refuses it without them", () => {
+      const plugged = join(work, "plugged");
+      mkdirSync(plugged);
+      writeFileSync(join(plugged, "spool.yml"), `- { class: app, id: spool, type: spool, options: { directory: "${join(work, "spool")}" } }\n`);
+      const pre = value("Service", "ExecStartPre").replace("/etc/grouparoo-stream", plugged);
+      const without = exec(pre);
+      expect(without.code).toBe(78);
+      expect(without.output).toContain('app "spool": type: must be one of postgres, kafka, webhook, file (got "spool")');
+      env.GROUPAROO_PLUGINS = `--plugin ${join(root, "examples/plugin-spool")}`;
+      try {
+        const result = exec(pre);
+        expect(result.output).toContain(`${plugged}: valid config: 1 app\n`);
+        expect(result.code).toBe(0);
+        // The daemon gets the same plugins, before the run options.
+        expect(argv(value("Service", "ExecStart"))).toEqual(expect.arrayContaining(["--plugin", join(root, "examples/plugin-spool")]));
+      } finally {
+        env.GROUPAROO_PLUGINS = "";
+      }
     });
 
     it("ExecStartPre and ExecStart exit 78 on a bad config, which RestartPreventExitStatus names", () => {
