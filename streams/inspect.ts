@@ -71,15 +71,9 @@ export function viewDeadLetter(letter: StoredDeadLetter): DeadLetterView {
 /** The dead letters of a state, oldest first; `kind` change takes changes and undecodable messages. */
 export function deadLetters(store: Store, options: { kind?: DeadLetterKind; limit?: number } = {}): DeadLetterView[] {
   const { kind, limit = Number.MAX_SAFE_INTEGER } = options;
-  const out: DeadLetterView[] = [];
-  for (const letter of store.listDeadLetters(Number.MAX_SAFE_INTEGER)) {
-    if (kind === "export" && letter.kind !== "export") continue;
-    if (kind === "change" && letter.kind === "export") continue;
-    if (kind === "message" && letter.kind !== "message") continue;
-    out.push(viewDeadLetter(letter));
-    if (out.length >= limit) break;
-  }
-  return out;
+  // Read as far as the limit needs, not every letter first (a flood of them may not fit in memory).
+  const keep = (letter: StoredDeadLetter) => (kind === "export" ? letter.kind === "export" : kind === "change" ? letter.kind !== "export" : kind === "message" ? letter.kind === "message" : true);
+  return store.deadLettersAfter(undefined, limit, keep).letters.map(viewDeadLetter);
 }
 
 // --- One record, pages of members, exports and dead letters (the daemon's API) -------------------

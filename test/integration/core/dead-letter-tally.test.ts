@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { DeadLetter } from "../../../core/apply.js";
 import { Store, type StateTransaction } from "../../../state/store.js";
-import { stateStatus } from "../../../streams/inspect.js";
+import { deadLetters, stateStatus } from "../../../streams/inspect.js";
 
 const message = (sourceId: string, n: number): DeadLetter => ({
   kind: "message",
@@ -107,6 +107,21 @@ describe("the dead letters' tally", () => {
     expect(store.hasDeadLettersOf("events")).toBe(false);
     await add([message("events", 99)]);
     expect(store.deadLetterTally()).toEqual([{ kind: "message", component: "events", count: 1 }]);
+  });
+
+  it("lists the first letters of a kind (`dead-letters --limit N`) reading no further than they are", async () => {
+    await add([change("users_table", 1), ...Array.from({ length: 5000 }, (_, i) => message("events", i)), change("users_table", 2), change("users_table", 3)]);
+    const reads = countReads(store);
+    expect(deadLetters(store, { kind: "message", limit: 2 }).map((l) => [l.seq, l.kind])).toEqual([
+      [2, "message"],
+      [3, "message"],
+    ]);
+    expect(reads.read).toBeLessThanOrEqual(4);
+    // `change` takes the changes and the messages of sources.
+    expect(deadLetters(store, { kind: "change", limit: 3 }).map((l) => l.seq)).toEqual([1, 2, 3]);
+    expect(deadLetters(store, { kind: "change" })).toHaveLength(5003);
+    expect(deadLetters(store, { kind: "export" })).toEqual([]);
+    expect(deadLetters(store, { limit: 1 }).map((l) => l.seq)).toEqual([1]);
   });
 
   it("sees what another process's store wrote (a read-only store beside the daemon's)", async () => {
