@@ -183,20 +183,51 @@ export function exportsPage(store: Store, destinationId: string, state: ExportSt
 /** Most entries one page reads while filtering (a page may hold fewer than its limit; the next goes on). */
 export const SCAN_PER_PAGE = 20_000;
 
+/** Whether a dead letter is of this kind and component (each when given). */
+export function deadLetterFilter(filter: { kind?: DeadLetterKind; component?: string }): (letter: StoredDeadLetter) => boolean {
+  return (letter) => {
+    const component = letter.kind === "export" ? letter.destinationId : letter.sourceId;
+    if (filter.component !== undefined && component !== filter.component) return false;
+    if (filter.kind === "export") return letter.kind === "export";
+    if (filter.kind === "change") return letter.kind !== "export";
+    if (filter.kind === "message") return letter.kind === "message";
+    return true;
+  };
+}
+
 /** A page of dead letters, oldest first, after `after` (a seq), of one kind and component if given. */
 export function deadLettersPage(store: Store, filter: { kind?: DeadLetterKind; component?: string }, after: number | undefined, limit: number): { deadLetters: DeadLetterView[]; last: number | undefined; more: boolean } {
-  const page = store.deadLettersAfter(
-    after,
-    limit,
-    (letter) => {
-      const component = letter.kind === "export" ? letter.destinationId : letter.sourceId;
-      if (filter.component !== undefined && component !== filter.component) return false;
-      if (filter.kind === "export") return letter.kind === "export";
-      if (filter.kind === "change") return letter.kind !== "export";
-      if (filter.kind === "message") return letter.kind === "message";
-      return true;
-    },
-    SCAN_PER_PAGE,
-  );
+  const page = store.deadLettersAfter(after, limit, deadLetterFilter(filter), SCAN_PER_PAGE);
   return { deadLetters: page.letters.map(viewDeadLetter), last: page.last, more: page.more };
+}
+
+/**
+ * What a replay of every dead letter of a kind and component takes, oldest first: up to `max` that
+ * `replayable` accepts, and up to `max` it does not (to be reported as skipped), read through the
+ * whole store a page at a time (SCAN_PER_PAGE letters, yielding to the event loop between pages, no
+ * read transaction kept across). Letters that cannot be replayed stay in the store, so a window of the
+ * first letters alone would hold the same ones on every request and never reach those behind them.
+ */
+export async function selectForReplay(store: Store, filter: { kind?: DeadLetterKind; component?: string }, replayable: (letter: StoredDeadLetter) => boolean, max: number): Promise<StoredDeadLetter[]> {
+  const keep = deadLetterFilter(filter);
+  const chosen: StoredDeadLetter[] = [];
+  let replaying = 0;
+  let skipping = 0;
+  let after: number | undefined;
+  for (;;) {
+    const page = store.deadLettersAfter(after, SCAN_PER_PAGE, keep, SCAN_PER_PAGE);
+    for (const letter of page.letters) {
+      if (replayable(letter)) {
+        if (replaying >= max) return chosen;
+        replaying += 1;
+        chosen.push(letter);
+      } else if (skipping < max) {
+        skipping += 1;
+        chosen.push(letter);
+      }
+    }
+    if (!page.more || page.last === undefined) return chosen;
+    after = page.last;
+    await new Promise((resolve) => setImmediate(resolve));
+  }
 }

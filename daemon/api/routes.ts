@@ -7,7 +7,7 @@
 import { Type, type TSchema } from "@sinclair/typebox";
 import type { Domain } from "../../core/domain.js";
 import type { API_TOPICS } from "../../core/config/schema.js";
-import { deadLettersPage, exportsPage, findRecord, recordView, uniqueProperties, type DeadLetterKind, type ExportState } from "../../streams/inspect.js";
+import { deadLettersPage, exportsPage, findRecord, recordView, selectForReplay, uniqueProperties, type DeadLetterKind, type ExportState } from "../../streams/inspect.js";
 import { deleteDeadLetters, replayDeadLetters, retryExports, unreplayable } from "../../streams/operations.js";
 import { listRuns } from "../../streams/runs.js";
 import type { StoredDeadLetter } from "../../state/store.js";
@@ -341,7 +341,7 @@ export function registerApiRoutes(api: Api, backend: ApiBackend): void {
         });
         if (refused.length > 0) throw conflict(`cannot replay ${refused.join("; ")}`, "NOT_REPLAYABLE");
       } else {
-        letters = deadLettersPage(store, { ...(kind ? { kind } : {}), ...(component ? { component } : {}) }, undefined, MAX_REPLAY).deadLetters.map((v) => store.deadLetterOf(v.seq)).filter((l): l is StoredDeadLetter => l !== undefined);
+        letters = await selectForReplay(store, { ...(kind ? { kind } : {}), ...(component ? { component } : {}) }, (l) => unreplayable(l, domain) === null, MAX_REPLAY);
       }
       const outcome = await backend.perform({
         run: async () => {

@@ -69,4 +69,75 @@ describe("dead letters by component", () => {
       await db.drop();
     }
   });
+
+  it("replays every replayable letter of a kind or component however many others come before them", { timeout: 90_000 }, async () => {
+    const db = await createTestDatabase(inject("pgUrl"), "dead_letters_replay");
+    let daemon: DaemonProcess | undefined;
+    try {
+      await db.query(`CREATE TABLE users (id int PRIMARY KEY)`);
+      const config = join(work, "replay.yml");
+      writeFileSync(
+        config,
+        `
+- { class: app, id: shop, type: postgres, options: { connectionString: "${db.url}", slot: dead_letters_replay, publication: dead_letters_replay } }
+- { class: model, id: users }
+- { class: source, id: users_table, type: postgres-cdc, appId: shop, modelId: users, options: { table: users }, mapping: { id: user_id } }
+- { class: property, id: user_id, type: integer, unique: true, sourceId: users_table, options: { column: id } }
+`,
+      );
+      // 25,000 messages a source could not decode (never replayable: they stay), then two changes and,
+      // later, one more, that can be applied again (rows the core set aside).
+      const state = join(work, "state-replay");
+      const seed = Store.open(state);
+      const message = (n: number) => ({ kind: "message" as const, sourceId: "events", reason: "could not be decoded: test", change: { sourceId: "events", op: "marker" as const, key: "", before: null, after: null, position: { stream: "kafka:k:events:0", position: String(n) }, commitTime: Date.now(), deadLetter: { reason: "test", payload: "{" } } });
+      const row = (id: number) => ({ kind: "change" as const, sourceId: "users_table", reason: "set aside: test", change: { sourceId: "users_table", op: "insert" as const, key: String(id), before: null, after: { id }, position: { stream: "postgres:shop", position: "0/1" }, commitTime: Date.now() } });
+      for (let chunk = 0; chunk < 5; chunk++) await seed.transact((tx) => Array.from({ length: 5000 }, (_, i) => tx.deadLetter(message(chunk * 5000 + i))));
+      await seed.transact((tx) => [row(7), row(8)].forEach((l) => tx.deadLetter(l)));
+      await seed.transact((tx) => Array.from({ length: 20_000 }, (_, i) => tx.deadLetter(message(25_000 + i))));
+      await seed.transact((tx) => tx.deadLetter(row(9)));
+      await seed.close();
+      const http = `127.0.0.1:${await freePort()}`;
+      daemon = startDaemon(["--config", config, "--state", state, "--api-insecure"], http);
+      const running = daemon;
+      await running.until("ready", async () => ((await get(http, "/readyz")).status === 200 ? true : undefined), 30_000);
+      const call = async (method: string, path: string, body?: unknown) => {
+        const response = await fetch(`http://${http}/api/v1${path}`, { method, ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { "content-type": "application/json" } }) });
+        return { status: response.status, body: (await response.json()) as { changes?: number; skipped?: { seq: number }[] } };
+      };
+      // By component: the three rows, and no message of another source.
+      const byComponent = await call("POST", "/dead-letters/replay", { all: true, component: "users_table" });
+      expect(byComponent).toEqual({ status: 200, body: { changes: 3, exports: {}, skipped: [] } });
+      for (const id of [7, 8, 9]) expect((await call("GET", `/records/users?user_id=${id}`)).status).toBe(200);
+      // None left (a page reads at most 20,000 letters: followed to the end).
+      const left: unknown[] = [];
+      for (let cursor: string | null = ""; cursor !== null; ) {
+        const page = (await call("GET", `/dead-letters?component=users_table&cursor=${cursor}`)).body as unknown as { deadLetters: unknown[]; nextCursor: string | null };
+        left.push(...page.deadLetters);
+        cursor = page.nextCursor;
+      }
+      expect(left).toEqual([]);
+      running.child.kill("SIGTERM");
+      expect((await running.exited).code).toBe(0);
+
+      // By kind, on the same letters again: the changes behind the messages are replayed; the first
+      // 10,000 messages are listed as skipped.
+      const again = Store.open(state);
+      await again.transact((tx) => [row(10), row(11)].forEach((l) => tx.deadLetter(l)));
+      await again.close();
+      daemon = startDaemon(["--config", config, "--state", state, "--api-insecure"], http);
+      const second = daemon;
+      await second.until("ready", async () => ((await get(http, "/readyz")).status === 200 ? true : undefined), 30_000);
+      const byKind = await call("POST", "/dead-letters/replay", { all: true, kind: "change" });
+      expect(byKind.status).toBe(200);
+      expect(byKind.body.changes).toBe(2);
+      expect(byKind.body.skipped).toHaveLength(10_000);
+      expect(byKind.body.skipped?.[0]?.seq).toBe(1);
+      for (const id of [10, 11]) expect((await call("GET", `/records/users?user_id=${id}`)).status).toBe(200);
+      second.child.kill("SIGTERM");
+      expect((await second.exited).code).toBe(0);
+    } finally {
+      await killIfRunning(daemon);
+      await db.drop();
+    }
+  });
 });
