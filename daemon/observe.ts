@@ -6,7 +6,7 @@ import type { SourceObserver } from "../connectors/types.js";
 import type { Metrics } from "../metrics/registry.js";
 import type { DeliveryOutcome } from "../streams/delivery.js";
 import type { CommittedBatch } from "../streams/pipeline.js";
-import { listRuns, type RunState } from "../streams/runs.js";
+import { listRuns, runComplete, type RunState } from "../streams/runs.js";
 
 /** grouparoo_runs at scrape time: the Runs these states hold, by kind and state. */
 export function runCounts(stores: Iterable<Store>): [kind: string, state: string, count: number][] {
@@ -34,8 +34,18 @@ export function recordCommitted(metrics: Metrics, batch: CommittedBatch): void {
     metrics.batchChanges.observe(batch.changes);
     const now = Date.now();
     for (const [stream, commitTime] of batch.commitTimes) metrics.replicationLagSeconds.set({ stream }, Math.max(0, now - commitTime) / 1000);
+    // A stream that ended with this batch (an initial snapshot, a Run's re-read) has no lag from now on:
+    // its last value (how long the snapshot had been reading, minutes for a large table) would stay for
+    // the life of the process, and an alert on it fire, as no later batch of that stream replaces it.
+    for (const [stream, position] of batch.positions) if (streamEnded(stream, position)) metrics.replicationLagSeconds.remove({ stream });
   }
   recordResult(metrics, batch.result);
+}
+
+/** Whether `position` is the last of its stream: a postgres-cdc snapshot's `complete:LSN`, or a Run's re-read complete. */
+export function streamEnded(stream: string, position: string): boolean {
+  if (stream.startsWith("run:")) return runComplete(position);
+  return stream.endsWith(":snapshot") && position.startsWith("complete:");
 }
 
 /** What a committed unit of work did (a batch of changes, a sweep, a Run's chunk), into the metrics. */
