@@ -1227,15 +1227,17 @@ export class Store {
   }
 
   /** Up to `limit` exports of a destination's outbox after seq `after` (exclusive), oldest first, those `keep` accepts. */
-  outboxAfter(destinationId: string, after: number | undefined, limit: number, keep: (entry: OutboxEntry) => boolean = () => true): { entries: OutboxEntry[]; last: number | undefined } {
+  outboxAfter(destinationId: string, after: number | undefined, limit: number, keep: (entry: OutboxEntry) => boolean = () => true, scan = Number.MAX_SAFE_INTEGER): { entries: OutboxEntry[]; last: number | undefined; more: boolean } {
     const entries: OutboxEntry[] = [];
     let last: number | undefined;
+    let read = 0;
     for (const { value } of this.outbox.getRange({ start: [destinationId, after === undefined ? 0 : after + 1], end: [destinationId, Number.MAX_SAFE_INTEGER] })) {
+      if (read >= scan || entries.length >= limit) return { entries, last, more: true };
+      read += 1;
       last = value.seq;
       if (keep(value)) entries.push(value);
-      if (entries.length >= limit) break;
     }
-    return { entries, last };
+    return { entries, last, more: false };
   }
 
   /** The oldest export waiting in a destination's outbox. */

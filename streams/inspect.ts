@@ -175,9 +175,9 @@ export function exportsPage(store: Store, destinationId: string, state: ExportSt
     const page = store.deadLettersAfter(after, limit, (l) => l.kind === "export" && l.destinationId === destinationId, SCAN_PER_PAGE);
     return { exports: page.letters.map(viewDeadLetter), last: page.last, more: page.more };
   }
-  const page = store.outboxAfter(destinationId, after, limit + 1, state === "retrying" ? (e) => (e.attempts ?? 0) > 0 : undefined);
-  const entries = page.entries.slice(0, limit);
-  return { exports: entries.map(viewExport), last: entries[entries.length - 1]?.seq ?? page.last, more: page.entries.length > limit };
+  // A page that filters (retrying) reads at most SCAN_PER_PAGE exports, as the other filtered pages do.
+  const page = store.outboxAfter(destinationId, after, limit, state === "retrying" ? (e) => (e.attempts ?? 0) > 0 : undefined, SCAN_PER_PAGE);
+  return { exports: page.entries.map(viewExport), last: page.last, more: page.more };
 }
 
 /** Most entries one page reads while filtering (a page may hold fewer than its limit; the next goes on). */
