@@ -7,6 +7,7 @@ import { describe, expect, it } from "vitest";
 import { createMetrics } from "../../metrics/registry.js";
 import { recordCommitted, streamEnded } from "../../daemon/observe.js";
 import type { CommittedBatch } from "../../streams/pipeline.js";
+import { emptyBatchResult } from "../../core/apply.js";
 
 const none = () => [];
 const metrics = () => createMetrics({ records: none, members: none, outboxDepth: none, runs: none, runProgress: none });
@@ -16,7 +17,7 @@ const batch = (positions: [string, string][], commitTimes: [string, number][]): 
   changes: commitTimes.length,
   positions: new Map(positions),
   commitTimes: new Map(commitTimes),
-  result: { applied: new Map(), deadLetters: 0, deadLettersBySource: new Map(), exports: 0, exportsByDestination: new Map(), recordDelta: new Map(), memberDelta: new Map(), entered: new Map(), left: new Map(), repairs: [] },
+  result: emptyBatchResult(),
   seconds: 0.01,
 });
 

@@ -4,24 +4,12 @@
 // mark, one timer armed for the earliest time-index boundary, and Runs interleaved with batches.
 import { Subject } from "rxjs";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import type { BatchResult } from "../../core/apply.js";
+import { emptyBatchResult, type BatchResult } from "../../core/apply.js";
 import type { Change } from "../../core/change.js";
 import { Backpressure } from "../../streams/backpressure.js";
 import { Pipeline, type ChunkedWork, type CommittedBatch, type CoreOperations } from "../../streams/pipeline.js";
 
-const empty = (): BatchResult => ({
-  applied: new Map(),
-  deadLetters: 0,
-  deadLettersBySource: new Map(),
-  exports: 0,
-  exportsByDestination: new Map(),
-  recordDelta: new Map(),
-  memberDelta: new Map(),
-  entered: new Map(),
-  left: new Map(),
-  repairs: [],
-  missingColumns: new Map(),
-});
+const empty = (): BatchResult => emptyBatchResult();
 const change = (i: number): Change => ({
   sourceId: "s",
   op: "insert",
