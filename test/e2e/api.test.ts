@@ -13,18 +13,12 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { Store } from "../../state/store.js";
 import { ApiClient } from "../helpers/api.js";
 import { runCli } from "../helpers/cli.js";
-import { startDaemon, waitFor, type DaemonProcess } from "../helpers/daemon.js";
+import { startDaemon, waitFor, type DaemonProcess, logLines } from "../helpers/daemon.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import { freePort } from "../services/process.js";
 
 type Json = Record<string, unknown>;
-type Line = Json & { level: number; msg: string };
-const lines = (daemon: DaemonProcess): Line[] =>
-  daemon
-    .logs()
-    .split("\n")
-    .filter((l) => l.startsWith("{"))
-    .map((l) => JSON.parse(l) as Line);
+const lines = logLines;
 
 const KEYS = {
   OPS_KEY: "ops-4b1d9c0e7f2a48d6b35e91c0aa7d3f25",

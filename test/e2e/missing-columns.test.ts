@@ -5,17 +5,11 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { get, killIfRunning, sample, startDaemon, waitFor, type DaemonProcess } from "../helpers/daemon.js";
+import { get, killIfRunning, sample, startDaemon, waitFor, type DaemonProcess, logLines } from "../helpers/daemon.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import { freePort } from "../services/process.js";
 
-type Line = Record<string, unknown> & { level: number; msg: string };
-const lines = (daemon: DaemonProcess): Line[] =>
-  daemon
-    .logs()
-    .split("\n")
-    .filter((l) => l.startsWith("{"))
-    .map((l) => JSON.parse(l) as Line);
+const lines = logLines;
 
 describe("a column the rows no longer have", () => {
   let db: TestDatabase;

@@ -69,3 +69,13 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
+
+/** A daemon process's JSON log lines so far, parsed (any line that is not JSON left out). */
+export type LogLine = Record<string, unknown> & { level: number; msg: string };
+export function logLines(daemon: DaemonProcess): LogLine[] {
+  return daemon
+    .logs()
+    .split("\n")
+    .filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l) as LogLine);
+}
