@@ -71,11 +71,11 @@ export interface SourceContext {
   /** The last durable position of each stream (from the state), to resume from. */
   positions: ReadonlyMap<string, string>;
   /**
-   * The re-read (a Run) that was under way when the daemon last stopped, and resumes after this
-   * start: a connector that marks the rows a re-read reads and streams (postgres-cdc) marks them from
-   * its first streamed change, not only once the Run asks it to resume.
+   * The re-reads (Runs) part-way when the daemon last stopped, which resume after this start: a
+   * connector that marks the rows a re-read reads and streams (postgres-cdc) marks them from its first
+   * streamed change, not only once the Run asks it to resume.
    */
-  rereading?: { readonly runId: string; readonly sourceIds: readonly string[] };
+  rereading?: readonly { readonly runId: string; readonly sourceIds: readonly string[] }[];
   /**
    * Asks for these sources to be read again (a Run, queued like one asked for by hand), resolving once
    * the request is durable: a connector that finds its system changed under it (a captured table made

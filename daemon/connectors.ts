@@ -51,7 +51,7 @@ export function createSources(
         positions,
         observer,
         schedules: config.schedules.filter((s) => ids.has(s.sourceId)),
-        ...(runs.rereading && runs.rereading.sourceIds.some((id) => ids.has(id)) ? { rereading: runs.rereading } : {}),
+        ...(runs.rereading?.some((r) => r.sourceIds.some((id) => ids.has(id))) ? { rereading: runs.rereading } : {}),
         ...(runs.requestReread ? { requestReread: runs.requestReread } : {}),
       }),
     );

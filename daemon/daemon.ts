@@ -21,7 +21,7 @@ import { OutboxWatch } from "../streams/backpressure.js";
 import { DEFAULT_DELIVERY_OPTIONS, Delivery, type DeliveryOptions, type InFlight } from "../streams/delivery.js";
 import { flowIntoState, type Flow } from "../streams/flow.js";
 import { DEFAULT_PIPELINE_OPTIONS, pipelineOptions } from "../streams/pipeline.js";
-import { Runs, rereadUnderWay } from "../streams/runs.js";
+import { Runs, rereadsUnderWay } from "../streams/runs.js";
 import { EX_CONFIG, EX_SOFTWARE, EX_USAGE, stateExitCode } from "./exit-codes.js";
 import { loadConfigWithPlugins, type ValidationResult } from "./config/validate.js";
 import { createDestinations, createSources, needsReread, type CreatedDestination } from "./connectors.js";
@@ -549,7 +549,7 @@ export class Daemon {
     const positions = store.allPositions();
     const observing = { active: true };
     const { connectors: sources, bySource } = createSources(config, registry, positions, logger, sourceObserver(metrics, () => observing.active), {
-      rereading: rereadUnderWay(store),
+      rereading: rereadsUnderWay(store),
       // A connector that finds its system changed under it (a captured table made again) asks for a re-read.
       requestReread: async (sourceIds, reason) => {
         const runs = self.generation?.runs;

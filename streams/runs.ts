@@ -108,14 +108,24 @@ export function listRuns(store: Store): RunState[] {
 }
 
 /**
- * The re-read the state was running when the daemon stopped, which resumes after this start (only one
- * Run runs at a time): its source connector marks the rows it streams from its first one (SourceContext).
- * If this start supersedes it instead, nothing sweeps by its mark, and a re-read that starts again reads
- * and marks every row anew.
+ * The re-reads part-way (running, or queued with the progress of an earlier start: a Run kept at a start
+ * waits, queued, behind those the config change planned, maybe through more starts), by source: their
+ * source connector marks the rows it streams from its first one (SourceContext), so that a change
+ * streamed before the Run resumes does not leave a row it read unmarked (its sweep would remove it).
+ * A re-read that has not read anything yet is marked from when it starts. One that this start then
+ * supersedes keeps its mark on that source's rows for the generation, which no sweep uses.
  */
-export function rereadUnderWay(store: Store): { runId: string; sourceIds: string[] } | undefined {
-  const run = listRuns(store).find((r) => r.state === "running" && r.spec.kind === "reread");
-  return run?.spec.kind === "reread" ? { runId: run.id, sourceIds: [run.spec.sourceId] } : undefined;
+export function rereadsUnderWay(store: Store): { runId: string; sourceIds: string[] }[] {
+  const under: { runId: string; sourceIds: string[] }[] = [];
+  for (const run of listRuns(store)) {
+    if ((run.state !== "running" && run.state !== "queued") || run.spec.kind !== "reread") continue;
+    const position = store.position(runStream(run.id));
+    if (position === undefined || runComplete(position)) continue;
+    // One re-read part-way per source (a second of the same source is superseded as the same work).
+    if (under.some((u) => u.sourceIds.includes((run.spec as { sourceId: string }).sourceId))) continue;
+    under.push({ runId: run.id, sourceIds: [run.spec.sourceId] });
+  }
+  return under;
 }
 
 /** The definitions the state records (meta entries def:<class>:<id>), or undefined when it records none. */

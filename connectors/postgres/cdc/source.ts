@@ -56,7 +56,10 @@ export class PostgresCdcSource extends ChangeReader {
   /** How long to wait before checking a permanent problem again. */
   static permanentRetryMs = 60_000;
   /** How often the captured tables' OIDs are read (tables.ts). */
-  static tableCheckMs = 5000;
+  static tableCheckMs = 30_000;
+  /** A captured table made again that could not be handled (the relay, a refused ALTER), for /readyz. */
+  private tableProblem: string | null = null;
+  private readonly tableLog: ProblemLog;
   /** The OID of each captured table when last seen (durable as the position of its own stream). */
   private tableOids: Record<string, string> = {};
   private checkingTables = false;
@@ -72,6 +75,7 @@ export class PostgresCdcSource extends ChangeReader {
     this.observer = context.observer;
     this.reconnects = new ProblemLog(this.logger, "warn", 0);
     this.permanents = new ProblemLog(this.logger, "error", PostgresCdcSource.permanentRetryMs);
+    this.tableLog = new ProblemLog(this.logger, "error", PostgresCdcSource.permanentRetryMs);
     const stored = context.positions.get(this.stream);
     // One position format everywhere: Postgres's X/Y (an older state may hold the library's padded form).
     const resumed = stored === undefined ? undefined : normalizeLsn(stored);
@@ -81,8 +85,9 @@ export class PostgresCdcSource extends ChangeReader {
     if (oids !== undefined) this.tableOids = JSON.parse(oids) as Record<string, string>;
     this.requestReread = context.requestReread;
     // A re-read under way when the daemon stopped: its rows are marked from the first change streamed.
-    const underWay = context.rereading;
-    if (underWay) for (const id of underWay.sourceIds) if (this.tables.some((t) => t.sourceId === id)) this.decoder.rereading.set(id, rereadMark(underWay.runId));
+    for (const underWay of context.rereading ?? []) {
+      for (const id of underWay.sourceIds) if (this.tables.some((t) => t.sourceId === id)) this.decoder.rereading.set(id, rereadMark(underWay.runId));
+    }
   }
 
   ready(): boolean {
@@ -90,7 +95,7 @@ export class PostgresCdcSource extends ChangeReader {
   }
 
   problem(): string | null {
-    return this.stopped ? null : this.permanentProblem;
+    return this.stopped ? null : (this.permanentProblem ?? this.tableProblem);
   }
 
   /**
@@ -173,39 +178,61 @@ export class PostgresCdcSource extends ChangeReader {
   /**
    * Reads the captured tables' OIDs (tables.ts): a table made again under its name is added to a
    * filtered publication and its sources read again, and the OIDs seen are stored as a position.
+   * Where nothing runs Runs (the relay), or when adding or asking fails, the table is this app's
+   * problem (on /readyz, logged at error) and its new OID is not stored, so it is found again.
    */
   private async checkTables(): Promise<void> {
     if (this.checkingTables || this.stopped) return;
     this.checkingTables = true;
+    let now: Map<string, string | null>;
     try {
-      const now = await currentOids(this.settings, this.tables);
+      now = await currentOids(this.settings, this.tables);
+    } catch (error) {
+      this.checkingTables = false;
+      this.logger.debug({ err: error }, "reading the captured tables' OIDs failed; tried again at the next check");
+      return;
+    }
+    try {
       const next = { ...this.tableOids };
       const remade: { table: string; from: string; to: string }[] = [];
       for (const [table, oid] of now) {
         if (oid === null) continue; // a missing table is the stream's problem to name (42P01)
         const known = this.tableOids[table];
         if (known !== undefined && known !== oid) remade.push({ table, from: known, to: oid });
-        next[table] = oid;
+        else next[table] = oid;
       }
       if (remade.length > 0) {
         const tables = remade.map((r) => r.table);
-        const added = await addToPublication(this.settings, tables);
         const sourceIds = this.tables.filter((t) => tables.includes(t.table)).map((t) => t.sourceId);
         const reason = `table ${tables.join(", ")} was made again (another table under the name: OID ${remade.map((r) => `${r.from} to ${r.to}`).join(", ")})`;
-        if (this.requestReread) {
-          // Durable before the new OIDs are: a crash between the two asks again.
-          await this.requestReread(sourceIds, reason);
-          this.logger.warn({ tables, sources: sourceIds, addedToPublication: added }, `${reason}: its sources are read again, and the rows the old table had and the new one lacks are removed`);
-        } else {
-          this.logger.error({ tables, sources: sourceIds, addedToPublication: added }, `${reason}: read its sources again (grouparoo-stream rebuild --source) for the rows it was made with`);
+        // The new table's primary key may be another: its relations are found again with it.
+        const order = await withClient(this.settings.connection, async (client) => {
+          const found = new Map<string, readonly string[]>();
+          for (const table of tables) found.set(table, await primaryKeyColumns(client, table));
+          return found;
+        });
+        this.decoder.keyOrder = new Map([...this.decoder.keyOrder, ...order]);
+        this.decoder.keyOrders += 1;
+        const added = await addToPublication(this.settings, tables);
+        if (!this.requestReread) {
+          this.tableProblem = `${reason}: the relay cannot read a table again, so the workers keep the old table's rows and lack those the new one was made with; deploy anew (a new slot, model topic and consumer group) to read it whole`;
+          this.tableLog.report(this.tableProblem, { tables, sources: sourceIds, addedToPublication: added }, this.tableProblem);
+          return;
         }
+        // Durable before the new OIDs are: a crash between the two asks again.
+        await this.requestReread(sourceIds, reason);
+        this.logger.warn({ tables, sources: sourceIds, addedToPublication: added }, `${reason}: its sources are read again, and the rows the old table had and the new one lacks are removed`);
+        for (const r of remade) next[r.table] = r.to;
       }
+      this.tableProblem = null;
+      this.tableLog.clear();
       if (JSON.stringify(next) !== JSON.stringify(this.tableOids)) {
         this.tableOids = next;
         this.emit({ sourceId: this.tables[0]?.sourceId ?? "", op: "marker", key: "", before: null, after: null, position: { stream: tablesStream(this.stream), position: JSON.stringify(next) }, commitTime: Date.now() });
       }
     } catch (error) {
-      this.logger.debug({ err: error }, "reading the captured tables' OIDs failed; tried again in 5 s");
+      this.tableProblem = `a captured table was made again, and handling it failed: ${(error as Error).message}`;
+      this.tableLog.report(this.tableProblem, {}, `${this.tableProblem}; tried again at the next check`, error);
     } finally {
       this.checkingTables = false;
     }
@@ -272,14 +299,14 @@ export class PostgresCdcSource extends ChangeReader {
     const snapshotStream = `${this.stream}:snapshot`;
     // After the first successful preparation (a reconnect), the snapshot this process took counts as done.
     const snapshotDone = this.prepared || this.positions.get(snapshotStream)?.startsWith("complete:") === true;
-    // Relations are cached by the stream per message object: a new key order applies from the next
-    // reconnect. The tables' own types are read as their elements and base types (types.ts).
+    // The tables' own types are read as their elements and base types (types.ts).
     this.decoder.keyOrder = await withClient(this.settings.connection, async (client) => {
       await registerTypesOf(client, (oid) => this.logger.warn({ oid }, TYPE_CONFLICT));
       const order = new Map<string, readonly string[]>();
       for (const { table } of this.tables) order.set(table, await primaryKeyColumns(client, table));
       return order;
     });
+    this.decoder.keyOrders += 1;
     const plan = await planSlot(this.settings, this.tables, { prepared: this.prepared, snapshotDone, streamed: this.positions.has(this.stream) }, this.logger);
     if (plan.kind === "create") {
       await createSlot(this.settings, plan.snapshot, this.logger, async (snapshotName, consistentPoint) => {

@@ -99,6 +99,8 @@ export class PgoutputChanges {
    * the snapshot, re-reads and Debezium do.
    */
   keyOrder = new Map<string, readonly string[]>();
+  /** Counts the times keyOrder changed: a relation found before is found again with the new one. */
+  keyOrders = 0;
   /**
    * What each relation the stream announced stands for, found once per relation (pgoutput's parser keeps
    * one relation object until the table's next Relation message): its table's name, its key columns in
@@ -152,12 +154,12 @@ export class PgoutputChanges {
    */
   private relation(relation: Pgoutput.MessageRelation): RelationInfo {
     let known = this.relations.get(relation);
-    if (known === undefined) {
+    if (known === undefined || known.keyOrders !== this.keyOrders) {
       const table = `${relation.schema}.${relation.name}`;
       const declared = this.keyOrder.get(table);
       const keyColumns = declared !== undefined && declared.length > 0 ? declared : relation.keyColumns;
       const identity = relation.keyColumns.join(", ") || "none";
-      known = { table, keyColumns, identity, keyInOld: keyColumns.every((c) => relation.keyColumns.includes(c)), sourceIds: this.bySource.get(table) ?? [] };
+      known = { table, keyColumns, identity, keyInOld: keyColumns.every((c) => relation.keyColumns.includes(c)), sourceIds: this.bySource.get(table) ?? [], keyOrders: this.keyOrders };
       this.relations.set(relation, known);
     }
     return known;
@@ -286,6 +288,8 @@ interface RelationInfo {
   /** Whether its replica identity sends every key column of an old row (else checked per row). */
   keyInOld: boolean;
   sourceIds: readonly string[];
+  /** The key orders it was found with (PgoutputChanges.keyOrders): found again once they change. */
+  keyOrders: number;
 }
 
 /** Whether two rows hold the same values in these columns (by identity: a Date's key is compared as text then). */
