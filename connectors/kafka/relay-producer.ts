@@ -112,7 +112,9 @@ export class RelayProducer {
       if (chunk.length > 1) {
         // A topic that takes less than a request holds (its max.message.bytes set below 512 KiB): the
         // halves are sent in turn, in order. Partitions of the request the broker took get their
-        // events again, as after a relay's restart (a replay, which a worker applies as a no-op).
+        // events again, as after a relay's restart: a worker applies them again and ends where it
+        // was, though a replayed end of a snapshot may remove rows streamed after it in the request
+        // until their events come again (a destination then sees them deleted and made again).
         const half = Math.ceil(chunk.length / 2);
         await this.sendChunk(topic, chunk.slice(0, half), appIdOf);
         await this.sendChunk(topic, chunk.slice(half), appIdOf);
