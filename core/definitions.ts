@@ -478,6 +478,31 @@ export function planRuns(recorded: Definitions, next: Definitions, context: Plan
   return { runs, updates };
 }
 
+/**
+ * The sources of `next` that a plan's removal Runs take something of (their rows or records, the
+ * values of properties they feed in `next`, their whole model) while their connector reads them
+ * whole anyway (`needsReread` false: a new slot, consumer group or watermark, a query read whole at
+ * every run), with no Run of the plan reading them again: what it reads before those removals are
+ * done would be removed with what they remove. They are held until then (the daemon starts their
+ * connectors after the removals).
+ */
+export function removedThenReadWhole(plan: RunPlan, next: Definitions, needsReread: (sourceId: string) => boolean): string[] {
+  const reread = new Set(plan.runs.flatMap((r) => (r.spec.kind === "reread" ? [r.spec.sourceId] : [])));
+  const held = new Set<string>();
+  for (const { spec } of plan.runs) {
+    const sources =
+      spec.kind === "remove-source"
+        ? [spec.sourceId]
+        : spec.kind === "remove-property"
+          ? [next.properties[spec.propertyId]?.sourceId ?? ""]
+          : spec.kind === "remove-model"
+            ? Object.keys(next.sources).filter((id) => next.sources[id]?.modelId === spec.modelId)
+            : [];
+    for (const id of sources) if (next.sources[id] && !reread.has(id) && !needsReread(id)) held.add(id);
+  }
+  return [...held].sort();
+}
+
 /** Applies definition updates to a set of definitions (what the state records after them). */
 export function applyUpdates(definitions: Definitions, updates: readonly DefinitionUpdate[]): Definitions {
   const out: Definitions = { models: { ...definitions.models }, sources: { ...definitions.sources }, properties: { ...definitions.properties }, groups: { ...definitions.groups }, destinations: { ...definitions.destinations } };

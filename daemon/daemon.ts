@@ -10,7 +10,7 @@ import { createServer } from "node:net";
 import type { Logger } from "pino";
 import { formatIssue } from "../core/config/issues.js";
 import type { Config } from "../core/config/types.js";
-import { definitionsOf, operationalOptionsOf, requestedRunObsolete, type Definitions, type RunSpec } from "../core/definitions.js";
+import { definitionsOf, operationalOptionsOf, removedThenReadWhole, requestedRunObsolete, type Definitions, type RunSpec } from "../core/definitions.js";
 import type { Domain } from "../core/domain.js";
 import type { ComponentRegistry } from "../connectors/registry.js";
 import type { DestinationConnector, LiveProblem, SourceConnector } from "../connectors/types.js";
@@ -25,6 +25,7 @@ import { Runs, rereadsUnderWay } from "../streams/runs.js";
 import { EX_CONFIG, EX_SOFTWARE, EX_USAGE, stateExitCode } from "./exit-codes.js";
 import { loadConfigWithPlugins, type ValidationResult } from "./config/validate.js";
 import { createDestinations, createSources, needsReread, type CreatedDestination } from "./connectors.js";
+import { HeldSource } from "./held-source.js";
 import { summarize } from "./commands/validate.js";
 import { checkLive, formatLiveProblem, idleWarning } from "./live.js";
 import { DeliveryLog, MissingColumnsLog } from "./problems.js";
@@ -527,7 +528,9 @@ export class Daemon {
       return problem === null ? [] : [`${s.appId} (${problem})`];
     });
     if (failing.length > 0) reasons.push(`sources failing: ${failing.join("; ")}`);
-    const down = generation.sources.filter((s) => !s.ready() && (s.problem?.() ?? null) === null).map((s) => s.appId);
+    const held = generation.sources.filter((s) => s instanceof HeldSource && s.held).map((s) => s.appId);
+    if (held.length > 0) reasons.push(`sources waiting for the Runs removing what they read: ${held.join(", ")}`);
+    const down = generation.sources.filter((s) => !s.ready() && (s.problem?.() ?? null) === null && !(s instanceof HeldSource && s.held)).map((s) => s.appId);
     if (down.length > 0) reasons.push(`sources not connected: ${down.join(", ")}`);
     const broken = generation.destinations.flatMap((d) => {
       const problem = d.problem?.() ?? null;
@@ -548,7 +551,7 @@ export class Daemon {
     const { store, metrics, logger, options } = this;
     const positions = store.allPositions();
     const observing = { active: true };
-    const { connectors: sources, bySource } = createSources(config, registry, positions, logger, sourceObserver(metrics, () => observing.active), {
+    const createdSources = createSources(config, registry, positions, logger, sourceObserver(metrics, () => observing.active), {
       rereading: rereadsUnderWay(store),
       // A connector that finds its system changed under it (a captured table made again) asks for a re-read.
       requestReread: async (sourceIds, reason) => {
@@ -591,6 +594,23 @@ export class Daemon {
     const definitions = definitionsOf(config, domain, registry);
     const rereadNeeded = (sourceId: string) => needsReread(config, registry, positions, sourceId);
     await runs.prepare(definitions, rereadNeeded);
+    // A source its connector reads whole anyway (a new slot: moved to another app, say) whose removal
+    // Runs (its old rows and records, its properties' values) are planned starts reading once they are
+    // done: read before, its rows would be removed with the old ones.
+    const holding = new Set(removedThenReadWhole(runs.plan(definitions, rereadNeeded, store.isEmpty()), definitions, rereadNeeded));
+    const removalsDone = holding.size === 0 ? undefined : runs.removalsDone();
+    const heldConnectors = new Map<SourceConnector, SourceConnector>();
+    for (const [sourceId, connector] of createdSources.bySource) {
+      if (!removalsDone || !holding.has(sourceId) || heldConnectors.has(connector)) continue;
+      const ids = [...createdSources.bySource].filter(([, c]) => c === connector).map(([id]) => id);
+      heldConnectors.set(connector, new HeldSource(connector, removalsDone, ids));
+      logger.info({ app: connector.appId, sources: ids, removed: ids.filter((id) => holding.has(id)) }, "source held until the Runs removing what it reads whole are done");
+    }
+    const sources = createdSources.connectors.map((c) => heldConnectors.get(c) ?? c);
+    const bySource = new Map([...createdSources.bySource].map(([id, c]) => [id, heldConnectors.get(c) ?? c]));
+    for (const held of heldConnectors.values()) {
+      void removalsDone?.then(() => logger.info({ app: held.appId }, "source reading: the Runs removing what it reads are done"));
+    }
     const missingColumns = new MissingColumnsLog(logger, domain);
     const flow = flowIntoState(
       sources,

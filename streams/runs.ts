@@ -67,6 +67,8 @@ const SCANNED_RECORDS_PER_CHUNK = 2000;
  * smaller to stop a backfill part-way over fewer records.
  */
 export const BACKFILL_CHUNK = { records: 5000 };
+/** Awaited before each Run starts (a test holds the Runs back with it, to order them against the sources); none by default. */
+export const RUN_HOOKS: { beforeBegin?: (run: RunState, store: Store) => Promise<void> } = {};
 const LOG_EVERY_MS = 5000;
 /** The position stream a re-read reports its progress on (in the transaction of the rows it read). */
 export const runStream = (runId: string) => `run:${runId}`;
@@ -220,6 +222,7 @@ export class Runs {
   private lastLogged = 0;
   private finalUpdates: DefinitionUpdate[] = [];
   private idleWaiters: (() => void)[] = [];
+  private removalWaiters: (() => void)[] = [];
   private requested = 0;
   /** The config's definitions being written (between the last planned Run and the next one). */
   private recording = false;
@@ -412,6 +415,7 @@ export class Runs {
       this.next();
     } else {
       this.queue = this.queue.filter((r) => r !== run);
+      this.wakeRemovals();
     }
     return run;
   }
@@ -419,6 +423,26 @@ export class Runs {
   /** Runs in progress or waiting (the current one first). */
   pending(): RunState[] {
     return [...(this.current ? [this.current] : []), ...this.queue];
+  }
+
+  /**
+   * Resolves once start() has queued its Runs and none of them that removes something (remove-*) is
+   * in progress or waiting any more (done, failed, stopped by hand): the sources its removals take
+   * something of, read whole by their connector, start reading then (core/definitions.ts,
+   * removedThenReadWhole). Never while the Runs are stopped (a reload or a drain).
+   */
+  removalsDone(): Promise<void> {
+    return new Promise((resolve) => {
+      this.removalWaiters.push(resolve);
+      this.wakeRemovals();
+    });
+  }
+
+  private wakeRemovals(): void {
+    if (this.starting || this.stopped || this.removalWaiters.length === 0) return;
+    const removing = (r: RunState | undefined) => r !== undefined && r.kind.startsWith("remove-") && r.state !== "stopped";
+    if (removing(this.current) || this.queue.some(removing)) return;
+    for (const wake of this.removalWaiters.splice(0)) wake();
   }
 
   /** Resolves when no Run is in progress or waiting. */
@@ -476,6 +500,7 @@ export class Runs {
     }
     const run = this.queue.shift();
     this.current = run;
+    this.wakeRemovals();
     if (!run) {
       for (const wake of this.idleWaiters.splice(0)) wake();
       return;
@@ -485,6 +510,7 @@ export class Runs {
 
   private async begin(run: RunState): Promise<void> {
     const { store, logger } = this.context;
+    if (RUN_HOOKS.beforeBegin) await RUN_HOOKS.beforeBegin(run, store);
     run.state = "running";
     run.startedAt ??= this.clock();
     // A source's removal counts what is left of it: resumed, what it did is part of its total.

@@ -1,7 +1,7 @@
 // Planning Runs from definitions (pure): each kind of config change gets exactly the Runs that take
 // the state to what a fresh daemon on the new config builds, and nothing else.
 import { describe, expect, it } from "vitest";
-import { applyUpdates, definitionsOf, definitionsOfModel, operationalOptionsOf, planRuns, unsettledWithoutOperational, withoutOperational, requestedRunChanged, requestedRunObsolete, runCovers, type Definitions, type RunPlan, type RunSpec, type Unsettled } from "../../core/definitions.js";
+import { applyUpdates, definitionsOf, definitionsOfModel, operationalOptionsOf, planRuns, removedThenReadWhole, unsettledWithoutOperational, withoutOperational, requestedRunChanged, requestedRunObsolete, runCovers, type Definitions, type RunPlan, type RunSpec, type Unsettled } from "../../core/definitions.js";
 import { builtinComponents } from "../../connectors/registry.js";
 import type { ComponentCatalog } from "../../core/config/types.js";
 import { validateObjects } from "../../daemon/config/validate.js";
@@ -397,5 +397,35 @@ describe("where a destination's app points", () => {
     // An unsettled target recorded without it is not a change cut short.
     const unsettled: Unsettled[] = [{ cls: "destinations", id: "crm", target: recorded.destinations.crm ?? null, seen: recorded.destinations.crm as NonNullable<Definitions["destinations"][string]>, redo: false }];
     expect(planRuns(recorded, next, { needsReread: () => true, unsettled }).runs).toEqual([]);
+  });
+});
+
+describe("removedThenReadWhole", () => {
+  const moved = (o: Obj[], ...ids: string[]) => {
+    o.push({ ...find(o, "shop_db"), id: "shop_b" });
+    for (const id of ids) find(o, id).appId = "shop_b";
+  };
+  const held = (change: (o: Obj[]) => void, fresh: string[]) => {
+    const before = definitions(validConfigObjects());
+    const after = definitionsChanged(change);
+    const needsReread = (id: string) => !fresh.includes(id);
+    return removedThenReadWhole(planRuns(before, after, { needsReread }), after, needsReread);
+  };
+
+  it("names the sources whose removal Runs are planned while their connector reads them whole", () => {
+    // Moved to a new app (a new slot): removed, and read by its snapshot; the source left on the old app is not.
+    expect(held((o) => moved(o, "users_table"), ["users_table"])).toEqual(["users_table"]);
+    expect(held((o) => moved(o, "users_table", "purchases_table"), ["users_table", "purchases_table"])).toEqual(["purchases_table", "users_table"]);
+    // A property moved onto a source read whole: its removal takes the values the new rows bring.
+    expect(held((o) => moved(o, "purchases_table"), ["purchases_table"])).toEqual(["purchases_table"]);
+  });
+
+  it("names none that a Run reads again, or that streams on where it was", () => {
+    // Past its rows: a re-read Run after the removal reads it.
+    expect(held((o) => moved(o, "users_table"), [])).toEqual([]);
+    // A property removed: nothing read whole.
+    expect(held((o) => o.splice(o.indexOf(find(o, "first_name")), 1), ["users_table"])).toEqual([]);
+    // A source added on a new app: nothing removed.
+    expect(held((o) => o.push({ ...find(o, "shop_db"), id: "shop_b" }, { class: "source", id: "refunds_table", type: "postgres-cdc", appId: "shop_b", modelId: "users", options: { table: "refunds" }, mapping: { user_id: "user_id" } }), ["refunds_table"])).toEqual([]);
   });
 });
