@@ -114,4 +114,26 @@ describe("a captured table made again under its name", () => {
       await stop(daemon);
     }
   });
+  it("taken out of the publication for a while: added again and read again; one dropped for good is the app's problem", { timeout: 120_000 }, async () => {
+    const daemon = await start(join(work, "config.json"), shop(), join(work, "state"));
+    try {
+      await waitFor("the snapshot", async () => (daemon.state.countOf("records", "users") === 12 && quiet(daemon) && daemon.state.allPositions().has("postgres:shop:tables") ? true : undefined), 60_000);
+      await db.query(`ALTER PUBLICATION remade DROP TABLE users`);
+      await db.query(`DELETE FROM users WHERE id = 3`);
+      await db.query(`UPDATE users SET name = 'swapped' WHERE id = 4`);
+      await db.query(`INSERT INTO users (id, email, name, last_name, vip) VALUES (30, 'u30@example.com', 'name30', 'last30', true), (31, 'u31@example.com', 'name31', 'last31', false)`);
+      await remade(daemon);
+      expect(daemon.state.getRecord("users", "4")?.values.name).toBe("swapped");
+      expect(logs.find((l) => l.msg.startsWith("table public.users is not in publication remade"))?.level).toBe(40);
+      await expectAsFresh(daemon);
+
+      // Dropped for good: not ready, naming it; its records stay.
+      await db.query(`DROP TABLE purchases`);
+      const reason = await waitFor("the app's problem", async () => daemon.notReady() ?? undefined, 10_000);
+      expect(reason).toContain("table public.purchases does not exist any more: the records and rows read from it (sources purchases_table) stay as they were");
+      expect(daemon.state.rowOf("purchases_table", "1")).toBeDefined();
+    } finally {
+      await stop(daemon);
+    }
+  });
 });

@@ -19,7 +19,7 @@ import { primaryKeyColumns, withClient } from "../introspect.js";
 import { compareLsn, normalizeLsn, previousLsn, resolvePostgresApp, type PostgresAppSettings } from "../settings.js";
 import { registerTypesOf, TYPE_CONFLICT } from "../types.js";
 import { startHeartbeat, startLagPoller } from "./lag.js";
-import { addToPublication, currentOids, tablesStream } from "./tables.js";
+import { addToPublication, currentTables, tablesStream, type TableNow } from "./tables.js";
 import { createSlot, planSlot, SlotLostError, type CapturedTable } from "./slot.js";
 import { rereadTables } from "./reread.js";
 import { readSnapshot } from "./snapshot.js";
@@ -184,9 +184,9 @@ export class PostgresCdcSource extends ChangeReader {
   private async checkTables(): Promise<void> {
     if (this.checkingTables || this.stopped) return;
     this.checkingTables = true;
-    let now: Map<string, string | null>;
+    let now: Map<string, TableNow>;
     try {
-      now = await currentOids(this.settings, this.tables);
+      now = await currentTables(this.settings, this.tables);
     } catch (error) {
       this.checkingTables = false;
       this.logger.debug({ err: error }, "reading the captured tables' OIDs failed; tried again at the next check");
@@ -194,18 +194,23 @@ export class PostgresCdcSource extends ChangeReader {
     }
     try {
       const next = { ...this.tableOids };
-      const remade: { table: string; from: string; to: string }[] = [];
-      for (const [table, oid] of now) {
-        if (oid === null) continue; // a missing table is the stream's problem to name (42P01)
+      const missed: { table: string; why: string; oid: string }[] = [];
+      const gone: string[] = [];
+      for (const [table, { oid, published }] of now) {
+        if (oid === null) {
+          gone.push(table);
+          continue;
+        }
         const known = this.tableOids[table];
-        if (known !== undefined && known !== oid) remade.push({ table, from: known, to: oid });
+        if (known !== undefined && known !== oid) missed.push({ table, oid, why: `was made again (another table under the name: OID ${known} to ${oid})` });
+        else if (!published) missed.push({ table, oid, why: `is not in publication ${this.settings.publication} (its changes since it left were not sent)` });
         else next[table] = oid;
       }
-      if (remade.length > 0) {
-        const tables = remade.map((r) => r.table);
+      if (missed.length > 0) {
+        const tables = missed.map((m) => m.table);
         const sourceIds = this.tables.filter((t) => tables.includes(t.table)).map((t) => t.sourceId);
-        const reason = `table ${tables.join(", ")} was made again (another table under the name: OID ${remade.map((r) => `${r.from} to ${r.to}`).join(", ")})`;
-        // The new table's primary key may be another: its relations are found again with it.
+        const reason = missed.map((m) => `table ${m.table} ${m.why}`).join("; ");
+        // A new table's primary key may be another: its relations are found again with it.
         const order = await withClient(this.settings.connection, async (client) => {
           const found = new Map<string, readonly string[]>();
           for (const table of tables) found.set(table, await primaryKeyColumns(client, table));
@@ -214,15 +219,17 @@ export class PostgresCdcSource extends ChangeReader {
         this.decoder.keyOrder = new Map([...this.decoder.keyOrder, ...order]);
         this.decoder.keyOrders += 1;
         const added = await addToPublication(this.settings, tables);
-        if (!this.requestReread) {
-          this.tableProblem = `${reason}: the relay cannot read a table again, so the workers keep the old table's rows and lack those the new one was made with; deploy anew (a new slot, model topic and consumer group) to read it whole`;
-          this.tableLog.report(this.tableProblem, { tables, sources: sourceIds, addedToPublication: added }, this.tableProblem);
-          return;
-        }
-        // Durable before the new OIDs are: a crash between the two asks again.
+        const unpublished = missed.filter((m) => !now.get(m.table)?.published && !added.includes(m.table)).map((m) => m.table);
+        if (unpublished.length > 0) throw new Error(`${reason}: add ${unpublished.join(", ")} to publication ${this.settings.publication} (publication.autocreate.mode is ${this.settings.publicationAutocreateMode}, so the daemon does not)`);
+        if (!this.requestReread) throw new Error(`${reason}: the relay cannot read a table again, so the workers keep what they had of it and lack the rest; deploy anew (a new slot, model topic and consumer group) to read it whole`);
+        // Durable before the OIDs are: a crash between the two asks again.
         await this.requestReread(sourceIds, reason);
-        this.logger.warn({ tables, sources: sourceIds, addedToPublication: added }, `${reason}: its sources are read again, and the rows the old table had and the new one lacks are removed`);
-        for (const r of remade) next[r.table] = r.to;
+        this.logger.warn({ tables, sources: sourceIds, addedToPublication: added }, `${reason}: its sources are read again, and the rows the table no longer has are removed`);
+        for (const m of missed) next[m.table] = m.oid;
+      }
+      if (gone.length > 0) {
+        const sourceIds = this.tables.filter((t) => gone.includes(t.table)).map((t) => t.sourceId);
+        throw new Error(`table ${gone.join(", ")} does not exist any more: the records and rows read from it (sources ${sourceIds.join(", ")}) stay as they were, and a fresh start refuses this config (exit 78); take its sources out of the config, or make the table again`);
       }
       this.tableProblem = null;
       this.tableLog.clear();
@@ -231,8 +238,8 @@ export class PostgresCdcSource extends ChangeReader {
         this.emit({ sourceId: this.tables[0]?.sourceId ?? "", op: "marker", key: "", before: null, after: null, position: { stream: tablesStream(this.stream), position: JSON.stringify(next) }, commitTime: Date.now() });
       }
     } catch (error) {
-      this.tableProblem = `a captured table was made again, and handling it failed: ${(error as Error).message}`;
-      this.tableLog.report(this.tableProblem, {}, `${this.tableProblem}; tried again at the next check`, error);
+      this.tableProblem = (error as Error).message;
+      this.tableLog.report(this.tableProblem, {}, `${this.tableProblem} (checked again every ${Math.round(PostgresCdcSource.tableCheckMs / 1000)} s)`);
     } finally {
       this.checkingTables = false;
     }

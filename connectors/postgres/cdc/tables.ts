@@ -1,11 +1,13 @@
 // Captured tables made again under the same name: dropped and created, or a new table renamed into
 // place, as online schema change tools swap tables (pg-osc). The name now stands for another table
 // (another OID): a filtered publication still lists the old one (or nothing), so the new table's
-// changes are not sent, and the rows it was filled with were never streamed. Every 5 s, beside the
-// lag poll, the connector reads each captured name's OID; the OIDs it last saw are kept durably as a
-// position of their own stream, so a table made again while the daemon was stopped is found too.
-// When one changed, the new table is added to a filtered publication and its sources are read again
-// (a Run), whose sweep removes the old table's rows that the new one does not have.
+// changes are not sent, and the rows it was filled with were never streamed. A table taken out of the
+// publication for a while misses its changes the same way. At start and every 30 s the connector reads
+// each captured name's OID and whether the publication holds it; the OIDs it last saw are kept durably
+// as a position of their own stream, so a table made again while the daemon was stopped is found too.
+// When one changed or left the publication, the table is added to a filtered publication again and its
+// sources are read again (a Run), whose sweep removes the rows the table no longer has. A captured
+// table that is gone is the app's problem (a fresh start would refuse the config).
 import { quoteIdent, quoteTable, withClient } from "../introspect.js";
 import type { PostgresAppSettings } from "../settings.js";
 import type { CapturedTable } from "./slot.js";
@@ -13,13 +15,24 @@ import type { CapturedTable } from "./slot.js";
 /** The position stream holding the OIDs of an app's captured tables (a JSON object, table to OID). */
 export const tablesStream = (stream: string): string => `${stream}:tables`;
 
-/** Each captured table's OID now (null: no such table). */
-export async function currentOids(settings: PostgresAppSettings, tables: readonly CapturedTable[]): Promise<Map<string, string | null>> {
+/** A captured table now: its OID (null: no such table), and whether the app's publication holds it. */
+export interface TableNow {
+  oid: string | null;
+  published: boolean;
+}
+
+/** Each captured table's OID now, and whether the publication holds it. */
+export async function currentTables(settings: PostgresAppSettings, tables: readonly CapturedTable[]): Promise<Map<string, TableNow>> {
   const names = [...new Set(tables.map((t) => t.table))];
   const { rows } = await withClient(settings.connection, (client) =>
-    client.query<{ t: string; oid: string | null }>(`SELECT t, to_regclass(q)::oid::text AS oid FROM unnest($1::text[], $2::text[]) AS u(t, q)`, [names, names.map(quoteTable)]),
+    client.query<{ t: string; oid: string | null; published: boolean }>(
+      `SELECT t, to_regclass(q)::oid::text AS oid,
+              EXISTS (SELECT 1 FROM pg_publication_tables p WHERE p.pubname = $3 AND p.schemaname || '.' || p.tablename = t) AS published
+         FROM unnest($1::text[], $2::text[]) AS u(t, q)`,
+      [names, names.map(quoteTable), settings.publication],
+    ),
   );
-  return new Map(rows.map((r) => [r.t, r.oid]));
+  return new Map(rows.map((r) => [r.t, { oid: r.oid, published: r.published }]));
 }
 
 /** Adds these tables to the app's publication when it is a filtered one (the daemon's own to extend) and lacks them; returns those added. */
