@@ -222,6 +222,8 @@ export class Runs {
   private lastLogged = 0;
   private finalUpdates: DefinitionUpdate[] = [];
   private idleWaiters: (() => void)[] = [];
+  /** When a re-read's progress was last stored (committed()). */
+  private rereadStoredAt = 0;
   private removalWaiters: (() => void)[] = [];
   private requested = 0;
   /** The config's definitions being written (between the last planned Run and the next one). */
@@ -472,6 +474,13 @@ export class Runs {
       run.processed = progress.rows ?? run.processed;
       run.cursor = position;
       this.progressed(run, items);
+      // What `runs`, the API and the progress gauge read (the position itself is durable with the rows):
+      // stored at most once a second.
+      const now = this.clock();
+      if (now - this.rereadStoredAt >= 1000) {
+        this.rereadStoredAt = now;
+        void this.context.store.putMeta(`run:${run.id}`, run).catch((error: unknown) => this.context.logger.debug({ err: error, run: run.id }, "storing a re-read's progress failed"));
+      }
     }
     if (runComplete(position)) void this.finish(run, (tx) => writeUpdates(tx, run.updates, this.context.operational));
   }

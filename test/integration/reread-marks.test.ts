@@ -60,6 +60,8 @@ describe("a re-read part-way across a restart", () => {
       60_000,
       5,
     );
+    // Its progress is stored as it goes, for `runs`, the API and the progress gauge (it read 0 until the end).
+    await waitFor("its stored progress", async () => ((listRuns(daemon.state).find((r) => r.id === users.id)?.processed ?? 0) > 0 ? true : undefined), 10_000);
     await stop(daemon);
     // As a start leaves a kept Run asked for by hand: queued, behind another Run (here a re-read of purchases).
     const store = Store.open(state);
