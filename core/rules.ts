@@ -134,7 +134,7 @@ export function ruleProblems(spec: GroupRuleSpec): RuleProblem[] {
     if (spec.isArray) return [{ field: "key", message: `top-level key ${key} is not an array` }];
   }
   const validOps = RULE_OPERATORS_BY_TYPE[type];
-  if (!validOps.includes(op)) return [{ field: "op", message: `${op} is not valid for a ${type} property (valid: ${validOps.join(", ")})` }];
+  if (!validOps.includes(op)) return [{ field: "op", message: `${op} is not valid for a property of type ${type} (valid: ${validOps.join(", ")})` }];
 
   if (op === "relative_gt" || op === "relative_lt") {
     const n = spec.relativeMatchNumber;

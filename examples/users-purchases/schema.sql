@@ -1,8 +1,8 @@
 -- The tables examples/users-purchases reads and writes, with a few sample rows. `npm run demo` runs it;
--- to try the example against your own Postgres (wal_level=logical), run the shop part in the shop
--- database and the CRM part in the crm database:
---   psql postgres://postgres@127.0.0.1:5432/shop -v ON_ERROR_STOP=1 -f examples/users-purchases/schema.sql
---   (then the "crm" section in the crm database)
+-- to try the example against your own Postgres (wal_level=logical), run the shop section in the shop
+-- database and the crm section in the crm database (not the whole file in one), as the README does:
+--   sed -n '/^-- section: shop/,/^-- section: crm/p' examples/users-purchases/schema.sql | psql "$SHOP_URL" -v ON_ERROR_STOP=1
+--   sed -n '/^-- section: crm/,$p' examples/users-purchases/schema.sql | psql "$CRM_URL" -v ON_ERROR_STOP=1
 -- The sections are separated by the marker lines below; the demo runs each in its database.
 
 -- section: shop

@@ -203,6 +203,8 @@ describe("operating the daemon", () => {
     const down = await runCli(["validate", "--config", config, "--connect"]);
     expect(down.code).toBe(0);
     expect(down.stderr).toMatch(/^warning: app "bus": cannot be reached: .+\n$/);
+    // The last line says what was not checked, not only stderr.
+    expect(down.stdout).toBe(`${config}: valid config: 1 app, 1 model, 1 source, 1 property (checked against the live systems, with 1 warning above: what it names was not checked)\n`);
     write(inject("kafkaBrokers")[0] as string);
     const up = await runCli(["validate", "--config", config, "--connect"]);
     expect(up.code).toBe(0);

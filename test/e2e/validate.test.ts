@@ -32,7 +32,7 @@ describe("grouparoo-stream validate", () => {
     expect(result.stdout).toBe("");
     expect(result.stderr).toBe(
       [
-        `error: ${groups}: group "high_value": rules[1].op: gt is not valid for a string property (valid: exists, notExists, eq, ne, like, notLike, iLike, notILike, startsWith, endsWith, substring)`,
+        `error: ${groups}: group "high_value": rules[1].op: gt is not valid for a property of type string (valid: exists, notExists, eq, ne, like, notLike, iLike, notILike, startsWith, endsWith, substring)`,
         `error: ${users}: property "email": isArray: a unique property cannot be an array`,
         `${dir}: invalid config: 2 errors`,
         "",

@@ -675,8 +675,8 @@ describe("compileGroup errors", () => {
     expect(error.groupId).toBe("vip");
     expect(error.ruleIndex).toBe(0);
     expect(error.field).toBe("op");
-    expect(error.problem).toBe("like is not valid for a integer property (valid: exists, notExists, eq, ne, gt, lt, gte, lte)");
-    expect(error.message).toBe('group "vip" rules[0].op: like is not valid for a integer property (valid: exists, notExists, eq, ne, gt, lt, gte, lte)');
+    expect(error.problem).toBe("like is not valid for a property of type integer (valid: exists, notExists, eq, ne, gt, lt, gte, lte)");
+    expect(error.message).toBe('group "vip" rules[0].op: like is not valid for a property of type integer (valid: exists, notExists, eq, ne, gt, lt, gte, lte)');
   });
 
   it("names the rule index past the first rule", () => {
@@ -689,7 +689,7 @@ describe("compileGroup errors", () => {
       ],
     });
     expect(error.ruleIndex).toBe(1);
-    expect(error.message).toBe('group "g" rules[1].op: gt is not valid for a boolean property (valid: exists, notExists, eq, ne)');
+    expect(error.message).toBe('group "g" rules[1].op: gt is not valid for a property of type boolean (valid: exists, notExists, eq, ne)');
   });
 
   it("refuses more than 10 rules and accepts exactly 10", () => {
@@ -704,8 +704,8 @@ describe("compileGroup errors", () => {
   });
 
   it.each<[rule: Partial<GroupRuleSpec>, field: string, problem: string]>([
-    [{ type: "integer", op: "relative_gt" }, "op", "relative_gt is not valid for a integer property (valid: exists, notExists, eq, ne, gt, lt, gte, lte)"],
-    [{ type: "string", op: "gt" }, "op", "gt is not valid for a string property (valid: exists, notExists, eq, ne, like, notLike, iLike, notILike, startsWith, endsWith, substring)"],
+    [{ type: "integer", op: "relative_gt" }, "op", "relative_gt is not valid for a property of type integer (valid: exists, notExists, eq, ne, gt, lt, gte, lte)"],
+    [{ type: "string", op: "gt" }, "op", "gt is not valid for a property of type string (valid: exists, notExists, eq, ne, like, notLike, iLike, notILike, startsWith, endsWith, substring)"],
     [{ op: "between" as RuleOperator }, "op", 'must be one of exists, notExists, eq, ne, like, notLike, iLike, notILike, startsWith, endsWith, substring, gt, lt, gte, lte, relative_gt, relative_lt (got "between")'],
     [{ type: "text" as PropertyType }, "type", 'must be one of boolean, date, email, float, integer, phoneNumber, string, url (got "text")'],
     [{ key: "" }, "key", "must be a non-empty string"],

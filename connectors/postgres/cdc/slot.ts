@@ -76,7 +76,7 @@ export async function planSlot(settings: PostgresAppSettings, tables: readonly C
   if (slotExists) {
     // A slot without a completed snapshot behind it (or snapshot.mode always): start over from a new slot.
     await withClient(settings.connection, (client) => client.query(`SELECT pg_drop_replication_slot($1)`, [slot]));
-    logger.warn({ slot }, "dropped the replication slot to take a new consistent snapshot");
+    logger.warn({ slot }, "dropped the replication slot to take a new consistent snapshot: this state holds no completed snapshot from it (a new --state, or a snapshot cut short); a state that had read from it cannot resume now");
   }
   return { kind: "create", snapshot: wantsSnapshot };
 }

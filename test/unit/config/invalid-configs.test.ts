@@ -266,12 +266,12 @@ const cases: [string, (o: Obj[]) => void, Expected[]][] = [
   [
     "operator not valid for strings",
     (o) => (find(o, "high_value").rules = [{ propertyId: "first_name", op: "gt", match: "a" }]),
-    [e("group", "high_value", "rules[0].op", `gt is not valid for a string property (valid: ${STRING_OPS})`)],
+    [e("group", "high_value", "rules[0].op", `gt is not valid for a property of type string (valid: ${STRING_OPS})`)],
   ],
   [
     "operator not valid for booleans",
     (o) => (find(o, "high_value").rules = [{ propertyId: "vip", op: "like", match: "t%" }]),
-    [e("group", "high_value", "rules[0].op", "like is not valid for a boolean property (valid: exists, notExists, eq, ne)")],
+    [e("group", "high_value", "rules[0].op", "like is not valid for a property of type boolean (valid: exists, notExists, eq, ne)")],
   ],
   [
     "eleven rules",
