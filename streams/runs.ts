@@ -57,16 +57,8 @@ export interface RunEvents {
 
 const RECORDS_PER_CHUNK = 500;
 const KEYS_PER_CHUNK = 5000;
-/** Records written per transaction from a rebuild's scanned states (cheap per record, so more of them). */
+/** Records written per transaction from a rebuild's scanned states, or evaluated by a backfill (cheap per record, so more of them). */
 const SCANNED_RECORDS_PER_CHUNK = 2000;
-/**
- * Records a backfill evaluates per transaction: cheaper still (most stay out of the group and are not
- * written), so that the wait for each transaction to be durable is spread over more of them (in
- * process, over 1,000,000 records: about 330,000 records/s in chunks of 2,000, 400,000 in chunks of
- * 5,000; chunks of 10,000 and more were slower again). A chunk takes about 10 ms. A test makes it
- * smaller to stop a backfill part-way over fewer records.
- */
-export const BACKFILL_CHUNK = { records: 5000 };
 /** Awaited before each Run starts (a test holds the Runs back with it, to order them against the sources); none by default. */
 export const RUN_HOOKS: { beforeBegin?: (run: RunState, store: Store) => Promise<void> } = {};
 const LOG_EVERY_MS = 5000;
@@ -806,7 +798,7 @@ export class Runs {
         return false;
       }
       case "backfill": {
-        const chunk = await backfillChunk(store, domain, spec.modelId, spec.groupId, run.cursor, now, BACKFILL_CHUNK.records, (tx, last, count) => {
+        const chunk = await backfillChunk(store, domain, spec.modelId, spec.groupId, run.cursor, now, SCANNED_RECORDS_PER_CHUNK, (tx, last, count) => {
           run.processed += count;
           run.cursor = last;
           this.fitTotal(run);

@@ -19,9 +19,9 @@ const KILLS = 5;
 const KINDS = ["remove-group", "remove-property", "reread", "rebuild", "backfill", "export"] as const;
 /**
  * Groups the new config adds beside "buyers", each its own backfill Run (Runs go one at a time). A
- * backfill reads 5,000 records a transaction (2,000 until 2026-12-03), so one over 20,000 records is
- * four commits: a fast machine finished one before it was caught five times (CI on 2026-12-01:
- * "finished after 0 kills"). 25 in a row last long enough there, and cost a slow machine seconds.
+ * backfill reads 2,000 records a transaction, so one over 20,000 records is ten commits: a fast
+ * machine finished it before it was caught five times (CI on 2026-12-01: "finished after 0 kills").
+ * 25 in a row last long enough there, and cost a slow machine seconds, not minutes.
  */
 const MORE_GROUPS = Array.from({ length: 24 }, (_, i) => `buyers_${i + 1}`);
 

@@ -3,11 +3,11 @@
 // once one of them has written its first chunk; then config A comes back (or a third config C). Once the
 // Runs are done, the state equals a fresh state built under the last config from the same changes:
 // records, invalid reasons, memberships, counts and rows. The chunk done under B must not linger.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { Change } from "../../../core/change.js";
 import type { Store } from "../../../state/store.js";
 import { applyBatch } from "../../../streams/batch.js";
-import { BACKFILL_CHUNK, listRuns } from "../../../streams/runs.js";
+import { listRuns } from "../../../streams/runs.js";
 import { purchase, user } from "../../helpers/core.js";
 import { A, compiled, dumpUsers as dump, replace, runner, T, undoneStates, USERS, type Obj } from "../../helpers/undone.js";
 
@@ -24,10 +24,6 @@ const CONFIGS: Record<string, () => Obj[]> = {
 };
 
 describe("a config change undone part-way", () => {
-  // A backfill over these 3,000 users stops after its first chunk, part-way.
-  const chunk = BACKFILL_CHUNK.records;
-  beforeAll(() => void (BACKFILL_CHUNK.records = 2000));
-  afterAll(() => void (BACKFILL_CHUNK.records = chunk));
   const states = undoneStates("runs-undone-");
   const built = states.built;
 
