@@ -109,7 +109,8 @@ describe("postgres polling sources", () => {
     expect(byUserId(run)).toEqual({ "1": 1, "2": 20, "3": 3, "4": 4, "5": 500, "6": 6 });
   });
 
-  it("resumes a position written without a key (an earlier version's) by its offset among the ties", { timeout: 60_000 }, async () => {
+  /** Four users (two sharing updated_at 2) and an hourly table import started on a state holding `position`. */
+  const importFrom = async (position: object) => {
     await db.query(`CREATE TABLE users (id int PRIMARY KEY, score int, updated_at int NOT NULL)`);
     await db.query(`INSERT INTO users VALUES (1, 1, 1), (2, 2, 2), (3, 3, 2), (4, 4, 3)`);
     const objects: Obj[] = [
@@ -118,52 +119,32 @@ describe("postgres polling sources", () => {
       { class: "property", id: "score", type: "integer", sourceId: "users_import", options: { column: "score" } },
       { class: "schedule", id: "hourly", sourceId: "users_import", recurringFrequency: 3_600_000 },
     ];
-    // Rows 1 and 2 were read: the next rows are 3 (a tie of 2) and 4.
     const state = mkdtempSync(join(tmpdir(), "polling-state-"));
     const seeded = Store.open(state);
-    await seeded.transact((tx) => tx.setPosition("poll:pg:users_import", JSON.stringify({ hw: "2", offset: 1 })));
+    await seeded.transact((tx) => tx.setPosition("poll:pg:users_import", JSON.stringify(position)));
     await seeded.close();
-    run = startSource(config(objects), postgresTableImportSource, state);
+    return startSource(config(objects), postgresTableImportSource, state);
+  };
+
+  it("resumes a position written without a key (an earlier version's) by its offset among the ties", { timeout: 60_000 }, async () => {
+// Rows 1 and 2 were read: the next rows are 3 (a tie of 2) and 4.
+    run = await importFrom({ hw: "2", offset: 1 });
     await waitFor("the run", async () => (run && scores(run)["4"] === 4 ? true : undefined));
     expect(scores(run)).toEqual({ "3": 3, "4": 4 });
     expect(JSON.parse(run.store.position("poll:pg:users_import") ?? "{}")).toEqual({ hw: "3", offset: 1, key: ["4"] });
   });
 
   it("imports the table from the start when the stored watermark no longer reads as its column (its type changed), instead of failing every run", { timeout: 60_000 }, async () => {
-    await db.query(`CREATE TABLE users (id int PRIMARY KEY, score int, updated_at int NOT NULL)`);
-    await db.query(`INSERT INTO users VALUES (1, 1, 1), (2, 2, 2), (3, 3, 2), (4, 4, 3)`);
-    const objects: Obj[] = [
-      { class: "source", id: "users_import", type: "postgres-table-import", appId: "pg", modelId: "users", options: { table: "users", highWatermarkColumn: "updated_at" }, mapping: { id: "user_id" } },
-      { class: "property", id: "user_id", type: "integer", unique: true, sourceId: "users_import", options: { column: "id" } },
-      { class: "property", id: "score", type: "integer", sourceId: "users_import", options: { column: "score" } },
-      { class: "schedule", id: "hourly", sourceId: "users_import", recurringFrequency: 3_600_000 },
-    ];
-    // Read when updated_at was a timestamp: now an integer, the watermark means nothing.
-    const state = mkdtempSync(join(tmpdir(), "polling-state-"));
-    const seeded = Store.open(state);
-    await seeded.transact((tx) => tx.setPosition("poll:pg:users_import", JSON.stringify({ hw: "2026-01-01 00:00:00+00", offset: 1, key: ["2"] })));
-    await seeded.close();
-    run = startSource(config(objects), postgresTableImportSource, state);
+// Read when updated_at was a timestamp: now an integer, the watermark means nothing.
+    run = await importFrom({ hw: "2026-01-01 00:00:00+00", offset: 1, key: ["2"] });
     await waitFor("the run", async () => (run && scores(run)["4"] === 4 ? true : undefined));
     expect(scores(run)).toEqual({ "1": 1, "2": 2, "3": 3, "4": 4 });
     expect(JSON.parse(run.store.position("poll:pg:users_import") ?? "{}")).toEqual({ hw: "3", offset: 1, key: ["4"] });
   });
 
   it("resumes a position whose key the primary key no longer reads (its type changed) by its offset among the ties, instead of failing every run", { timeout: 60_000 }, async () => {
-    await db.query(`CREATE TABLE users (id int PRIMARY KEY, score int, updated_at int NOT NULL)`);
-    await db.query(`INSERT INTO users VALUES (1, 1, 1), (2, 2, 2), (3, 3, 2), (4, 4, 3)`);
-    const objects: Obj[] = [
-      { class: "source", id: "users_import", type: "postgres-table-import", appId: "pg", modelId: "users", options: { table: "users", highWatermarkColumn: "updated_at" }, mapping: { id: "user_id" } },
-      { class: "property", id: "user_id", type: "integer", unique: true, sourceId: "users_import", options: { column: "id" } },
-      { class: "property", id: "score", type: "integer", sourceId: "users_import", options: { column: "score" } },
-      { class: "schedule", id: "hourly", sourceId: "users_import", recurringFrequency: 3_600_000 },
-    ];
-    // Rows 1 and 2 were read when the key was a uuid: the next rows are 3 (a tie of 2) and 4.
-    const state = mkdtempSync(join(tmpdir(), "polling-state-"));
-    const seeded = Store.open(state);
-    await seeded.transact((tx) => tx.setPosition("poll:pg:users_import", JSON.stringify({ hw: "2", offset: 1, key: ["a0eebc99"] })));
-    await seeded.close();
-    run = startSource(config(objects), postgresTableImportSource, state);
+// Rows 1 and 2 were read when the key was a uuid: the next rows are 3 (a tie of 2) and 4.
+    run = await importFrom({ hw: "2", offset: 1, key: ["a0eebc99"] });
     await waitFor("the run", async () => (run && scores(run)["4"] === 4 ? true : undefined));
     expect(scores(run)).toEqual({ "3": 3, "4": 4 });
     expect(JSON.parse(run.store.position("poll:pg:users_import") ?? "{}")).toEqual({ hw: "3", offset: 1, key: ["4"] });
