@@ -10,6 +10,8 @@ import { join } from "node:path";
 import { pino } from "pino";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from "vitest";
 import { PostgresCdcSource } from "../../connectors/postgres/cdc/source.js";
+import { currentTables } from "../../connectors/postgres/cdc/tables.js";
+import { resolvePostgresApp } from "../../connectors/postgres/settings.js";
 import { Daemon } from "../../daemon/daemon.js";
 import type { Store } from "../../state/store.js";
 import { listRuns } from "../../streams/runs.js";
@@ -135,5 +137,23 @@ describe("a captured table made again under its name", () => {
     } finally {
       await stop(daemon);
     }
+  });
+  it("finds a partitioned table in a publication that lists its partitions", { timeout: 30_000 }, async () => {
+    await db.query(`CREATE TABLE events (id int, at date, PRIMARY KEY (id, at)) PARTITION BY RANGE (at)`);
+    await db.query(`CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')`);
+    await db.query(`CREATE PUBLICATION parted FOR TABLE events, users`);
+    const settings = resolvePostgresApp({ id: "shop", type: "postgres", options: { connectionString: db.url, slot: "parted", publication: "parted" } } as never);
+    const now = await currentTables(settings, [
+      { sourceId: "events_table", table: "public.events" },
+      { sourceId: "users_table", table: "public.users" },
+      { sourceId: "purchases_table", table: "public.purchases" },
+      { sourceId: "gone_table", table: "public.gone" },
+    ]);
+    expect([...now].map(([t, { oid, published }]) => [t, oid !== null, published])).toEqual([
+      ["public.events", true, true],
+      ["public.users", true, true],
+      ["public.purchases", true, false],
+      ["public.gone", false, false],
+    ]);
   });
 });

@@ -26,8 +26,12 @@ export async function currentTables(settings: PostgresAppSettings, tables: reado
   const names = [...new Set(tables.map((t) => t.table))];
   const { rows } = await withClient(settings.connection, (client) =>
     client.query<{ t: string; oid: string | null; published: boolean }>(
+      // A partitioned table is in a publication through its partitions (unless it publishes via its root).
       `SELECT t, to_regclass(q)::oid::text AS oid,
-              EXISTS (SELECT 1 FROM pg_publication_tables p WHERE p.pubname = $3 AND p.schemaname || '.' || p.tablename = t) AS published
+              EXISTS (SELECT 1 FROM pg_publication_tables p
+                       WHERE p.pubname = $3
+                         AND (p.schemaname || '.' || p.tablename = t
+                              OR format('%I.%I', p.schemaname, p.tablename)::regclass IN (SELECT relid FROM pg_partition_tree(to_regclass(q))))) AS published
          FROM unnest($1::text[], $2::text[]) AS u(t, q)`,
       [names, names.map(quoteTable), settings.publication],
     ),
