@@ -121,6 +121,10 @@ export interface ConvergenceScenario {
   setup?: string[];
   /** Columns of the destination table no longer mapped: the destination keeps what they held (compared apart). */
   unmapped?: string[];
+  /** Waits, after each start or config change and for the fresh daemon, for what `settle` does not see (polling runs). */
+  settled?: (running: Running, config: Obj[]) => Promise<void>;
+  /** Each config's writes go in before the change to it (none after the first config), not after it. */
+  writesBeforeChange?: boolean;
 }
 
 export interface Running {
@@ -195,11 +199,15 @@ export async function converge(db: TestDatabase, scenario: ConvergenceScenario, 
   let oracle: Running | undefined;
   try {
     running = await start(file, configs[0] as Obj[], join(work, "state"));
+    await scenario.settled?.(running, configs[0] as Obj[]);
     await settle(db, [running], "first config");
-    for (const sql of writes(0)) await db.query(sql);
-    await settle(db, [running], "first config, writes");
+    if (!scenario.writesBeforeChange) {
+      for (const sql of writes(0)) await db.query(sql);
+      await settle(db, [running], "first config, writes");
+    }
     for (let step = 1; step < configs.length; step += 1) {
       const config = configs[step] as Obj[];
+      if (scenario.writesBeforeChange) for (const sql of writes(step)) await db.query(sql);
       if (mode === "restart") {
         await running.daemon.drain("SIGTERM");
         await running.daemon.finished;
@@ -211,12 +219,14 @@ export async function converge(db: TestDatabase, scenario: ConvergenceScenario, 
         running.destinations = destinationsOf(config);
       }
       // The source keeps changing while the new config's Runs go on.
-      for (const sql of writes(step)) await db.query(sql);
+      if (!scenario.writesBeforeChange) for (const sql of writes(step)) await db.query(sql);
+      await scenario.settled?.(running, config);
       await settle(db, [running], `config ${step + 1}`);
     }
     const last = scenario.configs[scenario.configs.length - 1] as Obj[];
     if (scenario.oracleSeed === "copy") await db.query(`INSERT INTO crm_oracle SELECT * FROM crm`);
     oracle = await start(join(work, "oracle.json"), concrete(last, db.url, "oracle", "crm_oracle"), join(work, "oracle-state"));
+    await scenario.settled?.(oracle, last);
     // Both end on the same data: the last sentinel reaches both.
     await settle(db, [oracle, running], "oracle and scenario");
     const ids = (cls: string) => last.filter((o) => o.class === cls).map((o) => String(o.id));

@@ -1,11 +1,8 @@
 // Config changes over polling sources (postgres-query-import, postgres-table-import) beside
 // postgres-cdc sources converge: after a restart or a reload, the state and the destination table end
 // as a fresh daemon's on the new config over the same data.
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
-import { concrete, dumpState, SHOP_DATA, SHOP_SCHEMA, settle, shopConfig, shopWrites, start, stopAll, type Obj, type Running } from "../helpers/converge.js";
+import { converge, shopConfig, shopWrites, type ConvergenceScenario, type Obj, type Running } from "../helpers/converge.js";
 import { waitFor } from "../helpers/daemon.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import type { PostgresPollingSource } from "../../connectors/postgres/polling.js";
@@ -24,53 +21,11 @@ async function pollingSettled(running: Running, config: Obj[]): Promise<void> {
   }, 30_000);
 }
 
-interface Scenario {
-  configs: Obj[][];
-  writes?: (step: number) => string[];
-}
+type Scenario = Pick<ConvergenceScenario, "configs" | "writes">;
 
-async function convergePolling(db: TestDatabase, scenario: Scenario, mode: "restart" | "reload") {
-  for (const sql of [...SHOP_SCHEMA, ...SHOP_DATA]) await db.query(sql);
-  const work = mkdtempSync(join(tmpdir(), "converge-polling-"));
-  const file = join(work, "config.json");
-  const configs = scenario.configs.map((c) => concrete(c, db.url, "scenario", "crm"));
-  let running: Running | undefined;
-  let oracle: Running | undefined;
-  try {
-    running = await start(file, configs[0] as Obj[], join(work, "state"));
-    await pollingSettled(running, configs[0] as Obj[]);
-    await settle(db, [running], "first config");
-    for (let step = 1; step < configs.length; step += 1) {
-      for (const sql of scenario.writes?.(step) ?? []) await db.query(sql);
-      const config = configs[step] as Obj[];
-      if (mode === "restart") {
-        await running.daemon.drain("SIGTERM");
-        await running.daemon.finished;
-        running = await start(file, config, running.state);
-      } else {
-        writeFileSync(file, JSON.stringify(config, null, 1));
-        const result = await running.daemon.reload("test");
-        if (result !== "applied") throw new Error(`the reload was ${result}`);
-        running.destinations = config.filter((o) => o.class === "destination").map((o) => String(o.id));
-      }
-      await pollingSettled(running, config);
-      await settle(db, [running], `config ${step + 1}`);
-    }
-    const last = scenario.configs[scenario.configs.length - 1] as Obj[];
-    oracle = await start(join(work, "oracle.json"), concrete(last, db.url, "oracle", "crm_oracle"), join(work, "oracle-state"));
-    await pollingSettled(oracle, last);
-    await settle(db, [oracle, running], "oracle and scenario");
-    const ids = (cls: string) => last.filter((o) => o.class === cls).map((o) => String(o.id));
-    const sources = last.filter((o) => o.class === "source" && o.id !== "users_table").map((o) => String(o.id));
-    const dump = (r: Running) => dumpState(r.daemon.state, ids("model"), ids("destination"), ids("group"), sources);
-    const table = (await db.query(`SELECT * FROM crm ORDER BY id`)).rows as Obj[];
-    const oracleTable = (await db.query(`SELECT * FROM crm_oracle ORDER BY id`)).rows as Obj[];
-    return { state: dump(running), oracleState: dump(oracle), table, oracleTable };
-  } finally {
-    await stopAll([running, oracle]);
-    rmSync(work, { recursive: true, force: true });
-  }
-}
+/** converge, waiting for the polling runs too, each config's writes made before the change to it. */
+const convergePolling = (db: TestDatabase, scenario: Scenario, mode: "restart" | "reload") =>
+  converge(db, { writes: () => [], ...scenario, settled: pollingSettled, writesBeforeChange: true }, mode);
 
 const refunds = (query: string): Obj[] => [
   { class: "source", id: "refund_totals", type: "postgres-query-import", appId: "shop", modelId: "users", options: { query }, mapping: { user_id: "user_id" } },
