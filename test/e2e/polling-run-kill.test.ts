@@ -11,7 +11,7 @@ import { Daemon } from "../../daemon/daemon.js";
 import { Store } from "../../state/store.js";
 import { freePort } from "../services/process.js";
 import { concreteShop as concrete, dumpState, SHOP_SCHEMA, shopConfig, type Obj } from "../helpers/converge.js";
-import { get, sample, startDaemon, waitFor, type DaemonProcess } from "../helpers/daemon.js";
+import { get, sample, startDaemon, waitFor, type DaemonProcess, runsAllDone } from "../helpers/daemon.js";
 import { createTestDatabase } from "../helpers/postgres.js";
 
 const USERS = 3000;
@@ -89,11 +89,7 @@ describe("Runs over a polling source under SIGKILL", () => {
 
       http = `127.0.0.1:${await freePort()}`;
       daemon = startDaemon(args, http);
-      await daemon.until("every Run done", async () => {
-        const text = (await get(http, "/metrics")).body;
-        const open = text.split("\n").filter((l) => l.startsWith("grouparoo_runs{") && (l.includes('state="running"') || l.includes('state="queued"')) && !l.endsWith(" 0"));
-        return open.length === 0 && text.includes("grouparoo_runs{") ? true : undefined;
-      }, 180_000);
+      await daemon.until("every Run done", async () => (runsAllDone((await get(http, "/metrics")).body) ? true : undefined), 180_000);
       writing = false;
       await writer;
       // The last refund and a last user: once both are in (and delivered), everything before is.

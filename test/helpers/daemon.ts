@@ -79,3 +79,9 @@ export function logLines(daemon: DaemonProcess): LogLine[] {
     .filter((l) => l.startsWith("{"))
     .map((l) => JSON.parse(l) as LogLine);
 }
+
+/** Whether a daemon's /metrics text shows its Runs and none running or queued. */
+export function runsAllDone(metrics: string): boolean {
+  const open = metrics.split("\n").filter((l) => l.startsWith("grouparoo_runs{") && (l.includes('state="running"') || l.includes('state="queued"')) && !l.endsWith(" 0"));
+  return open.length === 0 && metrics.includes("grouparoo_runs{");
+}
