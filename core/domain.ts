@@ -93,6 +93,11 @@ export interface Domain {
 /** The record's value for a rule key: a property, or a top-level column. */
 export type RecordValueMap = Record<string, PropertyValue | PropertyValue[]>;
 
+/** The columns of its source's rows a property reads: its value, its sortColumn, its filters' keys. */
+export function columnsRead(p: PropertyDef): string[] {
+  return [p.column, ...(p.aggregate.sortColumn === undefined ? [] : [p.aggregate.sortColumn]), ...p.aggregate.filters.map((f) => f.key)];
+}
+
 /** The aggregation a property config describes (exact, for a property of a primary source). */
 export function aggregateSpecOf(p: PropertyConfig): AggregateSpec {
   return {
@@ -169,7 +174,7 @@ export function compileDomain(config: Config): Domain {
       columns: [
         ...new Set([
           ...Object.keys(s.mapping),
-          ...[...properties.values()].filter((p) => p.sourceId === s.id).flatMap((p) => [p.column, ...(p.aggregate.sortColumn === undefined ? [] : [p.aggregate.sortColumn]), ...p.aggregate.filters.map((f) => f.key)]),
+          ...[...properties.values()].filter((p) => p.sourceId === s.id).flatMap(columnsRead),
         ]),
       ],
     });

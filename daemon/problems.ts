@@ -4,7 +4,7 @@
 // And columns a source's rows lack, once each.
 import type { Logger } from "pino";
 import type { BatchResult } from "../core/apply.js";
-import type { Domain } from "../core/domain.js";
+import { columnsRead, type Domain } from "../core/domain.js";
 import type { OutboxEntry } from "../state/store.js";
 import type { DeliveryOutcome } from "../streams/delivery.js";
 
@@ -86,7 +86,7 @@ export class MissingColumnsLog {
         const key = `${sourceId}\u0000${column}`;
         if (this.told.has(key)) continue;
         this.told.add(key);
-        const properties = (source?.properties ?? []).filter((p) => p.column === column || p.aggregate.sortColumn === column || p.aggregate.filters.some((f) => f.key === column)).map((p) => p.id);
+        const properties = (source?.properties ?? []).filter((p) => columnsRead(p).includes(column)).map((p) => p.id);
         const mapping = source?.mapping.some((m) => m.column === column) === true;
         const readers = [...properties.map((p) => `property "${p}"`), ...(mapping ? ["the source's mapping"] : [])].join(", ");
         this.logger.error(
