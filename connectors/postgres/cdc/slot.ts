@@ -6,6 +6,7 @@ import type { Logger } from "pino";
 import { quoteIdent, quoteTable, withClient } from "../introspect.js";
 import { PermanentError } from "../errors.js";
 import type { PostgresAppSettings } from "../settings.js";
+import { addToPublication } from "./tables.js";
 
 /** The slot is gone (dropped or invalidated) after this state read from it: not retried. */
 export class SlotLostError extends Error {
@@ -38,10 +39,8 @@ async function preparePublicationAndCheckSlot(settings: PostgresAppSettings, tab
       const target = publicationAutocreateMode === "all_tables" ? "ALL TABLES" : `TABLE ${tables.map((t) => quoteTable(t.table)).join(", ")}`;
       await client.query(`CREATE PUBLICATION ${quoteIdent(publication)} FOR ${target}`);
       logger.info({ publication }, "created publication");
-    } else if (publicationAutocreateMode === "filtered") {
-      const { rows } = await client.query<{ t: string }>(`SELECT schemaname || '.' || tablename AS t FROM pg_publication_tables WHERE pubname = $1`, [publication]);
-      const missing = tables.filter((t) => !rows.some((r) => r.t === t.table));
-      if (missing.length > 0) await client.query(`ALTER PUBLICATION ${quoteIdent(publication)} ADD TABLE ${missing.map((t) => quoteTable(t.table)).join(", ")}`);
+    } else {
+      await addToPublication(client, settings, tables.map((t) => t.table));
     }
     const found = await client.query<{ active: boolean; wal_status: string | null }>(`SELECT active, wal_status FROM pg_replication_slots WHERE slot_name = $1`, [slot]);
     const row = found.rows[0];

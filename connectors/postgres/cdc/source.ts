@@ -211,14 +211,13 @@ export class PostgresCdcSource extends ChangeReader {
         const sourceIds = this.tables.filter((t) => tables.includes(t.table)).map((t) => t.sourceId);
         const reason = missed.map((m) => `table ${m.table} ${m.why}`).join("; ");
         // A new table's primary key may be another: its relations are found again with it.
-        const order = await withClient(this.settings.connection, async (client) => {
+        const { order, added } = await withClient(this.settings.connection, async (client) => {
           const found = new Map<string, readonly string[]>();
           for (const table of tables) found.set(table, await primaryKeyColumns(client, table));
-          return found;
+          return { order: found, added: await addToPublication(client, this.settings, tables) };
         });
         this.decoder.keyOrder = new Map([...this.decoder.keyOrder, ...order]);
         this.decoder.keyOrders += 1;
-        const added = await addToPublication(this.settings, tables);
         const unpublished = missed.filter((m) => !now.get(m.table)?.published && !added.includes(m.table)).map((m) => m.table);
         if (unpublished.length > 0) throw new Error(`${reason}: add ${unpublished.join(", ")} to publication ${this.settings.publication} (publication.autocreate.mode is ${this.settings.publicationAutocreateMode}, so the daemon does not)`);
         if (!this.requestReread) throw new Error(`${reason}: the relay cannot read a table again, so the workers keep what they had of it and lack the rest; deploy anew (a new slot, model topic and consumer group) to read it whole`);

@@ -8,6 +8,7 @@
 // When one changed or left the publication, the table is added to a filtered publication again and its
 // sources are read again (a Run), whose sweep removes the rows the table no longer has. A captured
 // table that is gone is the app's problem (a fresh start would refuse the config).
+import type pg from "pg";
 import { quoteIdent, quoteTable, withClient } from "../introspect.js";
 import type { PostgresAppSettings } from "../settings.js";
 import type { CapturedTable } from "./slot.js";
@@ -39,13 +40,14 @@ export async function currentTables(settings: PostgresAppSettings, tables: reado
   return new Map(rows.map((r) => [r.t, { oid: r.oid, published: r.published }]));
 }
 
-/** Adds these tables to the app's publication when it is a filtered one (the daemon's own to extend) and lacks them; returns those added. */
-export async function addToPublication(settings: PostgresAppSettings, tables: readonly string[]): Promise<string[]> {
+/**
+ * Adds these tables to the app's publication when it is a filtered one (the daemon's own to extend) and
+ * lacks them (at preparation, and when a captured table was made again); returns those added.
+ */
+export async function addToPublication(client: pg.Client, settings: PostgresAppSettings, tables: readonly string[]): Promise<string[]> {
   if (settings.publicationAutocreateMode !== "filtered" || tables.length === 0) return [];
-  return withClient(settings.connection, async (client) => {
-    const { rows } = await client.query<{ t: string }>(`SELECT schemaname || '.' || tablename AS t FROM pg_publication_tables WHERE pubname = $1`, [settings.publication]);
-    const missing = tables.filter((t) => !rows.some((r) => r.t === t));
-    if (missing.length > 0) await client.query(`ALTER PUBLICATION ${quoteIdent(settings.publication)} ADD TABLE ${missing.map(quoteTable).join(", ")}`);
-    return missing;
-  });
+  const { rows } = await client.query<{ t: string }>(`SELECT schemaname || '.' || tablename AS t FROM pg_publication_tables WHERE pubname = $1`, [settings.publication]);
+  const missing = tables.filter((t) => !rows.some((r) => r.t === t));
+  if (missing.length > 0) await client.query(`ALTER PUBLICATION ${quoteIdent(settings.publication)} ADD TABLE ${missing.map(quoteTable).join(", ")}`);
+  return missing;
 }
