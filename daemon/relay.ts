@@ -120,7 +120,8 @@ export class Relay implements Drainable {
     if (this.draining) return "draining";
     const down = this.sources.filter((s) => !s.ready()).map((s) => s.appId);
     if (down.length > 0) return `sources not connected: ${down.join(", ")}`;
-    return this.producers.every((p) => p.ready()) ? null : "kafka not connected";
+    const problems = [...new Set(this.producers.map((p) => p.problem()).filter((p) => p !== null))];
+    return problems.length > 0 ? problems.join("; ") : null;
   }
 
   drain(signal: string): Promise<void> {

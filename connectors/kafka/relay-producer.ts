@@ -29,11 +29,22 @@ function bytesOf(message: Message): number {
   return n;
 }
 
+/**
+ * How long a produce request may wait for the broker's acknowledgement before the relay reports
+ * itself not ready (kafkajs retries it without end meanwhile, so a broker that is down or hung shows
+ * nowhere else but in the replication lag).
+ */
+export const SEND_STALL_MS = 15_000;
+
 export class RelayProducer {
   private readonly kafka: Kafka;
   private readonly producer: Producer;
   private readonly partitions = new Map<string, number>();
   private connected = false;
+  /** The produce request waiting for the broker, if any: when it was sent, where, how many events. */
+  private waiting: { since: number; topic: string; events: number } | undefined;
+  /** For tests: SEND_STALL_MS. */
+  stallMs = SEND_STALL_MS;
 
   constructor(
     app: AppConfig,
@@ -58,8 +69,17 @@ export class RelayProducer {
     this.connected = true;
   }
 
-  ready(): boolean {
-    return this.connected;
+  /**
+   * Why the relay cannot publish, for `/readyz`: not connected, or a produce request the broker has
+   * not acknowledged for longer than `stallMs` (the broker down, hung or unreachable); null when fine.
+   */
+  problem(now = Date.now()): string | null {
+    if (!this.connected) return "kafka not connected";
+    const waiting = this.waiting;
+    if (waiting && now - waiting.since > this.stallMs) {
+      return `kafka not acknowledging: ${waiting.events} events sent to topic ${waiting.topic} have waited ${Math.round((now - waiting.since) / 1000)} s`;
+    }
+    return null;
   }
 
   /**
@@ -106,7 +126,7 @@ export class RelayProducer {
 
   private async sendChunk(topic: string, chunk: readonly { message: Message; event: RelayEvent }[], appIdOf: (sourceId: string) => string): Promise<void> {
     try {
-      await this.producer.send({ topic, acks: -1, messages: chunk.map((c) => c.message) });
+      await this.acknowledged(topic, chunk.map((c) => c.message));
     } catch (error) {
       if (!tooLargeForTopic(error)) throw error;
       if (chunk.length > 1) {
@@ -131,7 +151,17 @@ export class RelayProducer {
         message.key === null || message.key === undefined ? null : String(message.key),
         appIdOf(change.sourceId),
       );
-      await this.producer.send({ topic, acks: -1, messages: [{ key: letter.key, value: letter.value, headers: letter.headers, ...(message.partition === undefined ? {} : { partition: message.partition }) }] });
+      await this.acknowledged(topic, [{ key: letter.key, value: letter.value, headers: letter.headers, ...(message.partition === undefined ? {} : { partition: message.partition }) }]);
+    }
+  }
+
+  /** One produce request, acknowledged by all in-sync replicas; `waiting` names it meanwhile. */
+  private async acknowledged(topic: string, messages: Message[]): Promise<void> {
+    this.waiting = { since: Date.now(), topic, events: messages.length };
+    try {
+      await this.producer.send({ topic, acks: -1, messages });
+    } finally {
+      this.waiting = undefined;
     }
   }
 

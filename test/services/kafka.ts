@@ -16,6 +16,10 @@ export interface KafkaService {
   brokers: string[];
   /** Stops the broker process (SIGTERM) and starts it again on the same ports and log directory. */
   restart(): Promise<void>;
+  /** Stops the broker process in its tracks (SIGSTOP): it holds its connections and answers nothing, as a hung broker. */
+  freeze(): void;
+  /** Lets a frozen broker go on (SIGCONT). */
+  thaw(): void;
   stop(): Promise<void>;
 }
 
@@ -83,6 +87,8 @@ export async function startKafka(timeoutMs = 90_000): Promise<KafkaService> {
     const running = child;
     child = undefined;
     if (running && running.exitCode === null && running.signalCode === null) {
+      // A frozen broker (freeze) takes no SIGTERM until it goes on.
+      running.kill("SIGCONT");
       const exited = new Promise<void>((resolve) => running.once("exit", () => resolve()));
       running.kill("SIGTERM");
       const timer = setTimeout(() => running.kill("SIGKILL"), 20_000);
@@ -141,6 +147,12 @@ export async function startKafka(timeoutMs = 90_000): Promise<KafkaService> {
       async restart() {
         await stopProcess();
         await launch();
+      },
+      freeze() {
+        child?.kill("SIGSTOP");
+      },
+      thaw() {
+        child?.kill("SIGCONT");
       },
     };
   } catch (error) {
