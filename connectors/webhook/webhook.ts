@@ -3,7 +3,9 @@
 // X-Grouparoo-Signature header: sha256=<hex HMAC-SHA256 of the body>. A 2xx may answer per export
 // (`{"results": [{"seq", "status": "ok"|"info"|"error", "message"}]}`; any other status makes the answer
 // malformed: logged, the batch retried as possibly landed); 429 and 5xx are retried
-// (honouring Retry-After); any other status rejects the batch as a whole, a redirect too (never followed).
+// (honouring Retry-After), and 408; 401, 403, 404, 405, 407 and 410 say the webhook itself is wrong
+// (its credentials, its address), not the exports: the destination's own problem, named on /readyz,
+// retried until it is fixed; any other status rejects the batch as a whole, a redirect too (never followed).
 import { createHash, createHmac } from "node:crypto";
 import { Type, type Static } from "@sinclair/typebox";
 import type * as Undici from "undici";
@@ -28,6 +30,21 @@ export const WebhookDestinationOptions = Type.Object(
 type WebhookDestinationOptions = Static<typeof WebhookDestinationOptions>;
 
 export const SIGNATURE_HEADER = "x-grouparoo-signature";
+
+/**
+ * Answers that say the webhook itself is wrong, not the exports it was sent: its credentials (401, 403,
+ * 407) or its address or method (404, 405, 410). Every batch would get the same answer, so they are the
+ * destination's own problem (retried, named on /readyz), not a rejection of the batch (split, and every
+ * export dead-lettered one by one).
+ */
+const OWN_PROBLEM_STATUSES: ReadonlyMap<number, string> = new Map([
+  [401, "its credentials are refused"],
+  [403, "its credentials are refused"],
+  [407, "the proxy refuses its credentials"],
+  [404, "no such address"],
+  [405, "the address takes no POST"],
+  [410, "no such address"],
+]);
 
 /**
  * The per-export results of a 2xx's body: undefined when it gives none (no body, not JSON, no
@@ -69,6 +86,8 @@ export function parseRetryAfter(value: string | null, now = Date.now()): number 
 
 export class WebhookDestination implements DestinationConnector {
   private reachable = true;
+  /** The webhook's own problem (an answer of OWN_PROBLEM_STATUSES), until an answer says otherwise. */
+  private failing: string | null = null;
   /** Malformed answers, at error: the first at once, the same again at most once a minute. */
   private readonly malformed: ProblemLog | undefined;
   /** The url as messages name it: without credentials, the query's values redacted (DESIGN.md: secrets never logged). */
@@ -115,7 +134,15 @@ export class WebhookDestination implements DestinationConnector {
       throw new DeliveryError(`POST ${this.shownUrl} failed: ${scrubUrl((error as Error).message, this.url)}`, true);
     }
     this.reachable = true;
-    if (status === 429 || status >= 500) {
+    const own = OWN_PROBLEM_STATUSES.get(status);
+    if (own !== undefined) {
+      // The answer may quote the request (an invalid token, say): the url's secrets are scrubbed from it too.
+      const message = `POST ${this.shownUrl} answered ${status} (${own}): ${scrubUrl(text.slice(0, 300), this.url)}`;
+      this.failing = message;
+      throw new DeliveryError(message, true, parseRetryAfter(header(headers["retry-after"])));
+    }
+    this.failing = null;
+    if (status === 429 || status === 408 || status >= 500) {
       throw new DeliveryError(`POST ${this.shownUrl} answered ${status}`, true, parseRetryAfter(header(headers["retry-after"])));
     }
     if (status >= 300 && status < 400) {
@@ -139,7 +166,11 @@ export class WebhookDestination implements DestinationConnector {
   }
 
   ready(): boolean {
-    return this.reachable;
+    return this.reachable && this.failing === null;
+  }
+
+  problem(): string | null {
+    return this.failing;
   }
 
   async stop(): Promise<void> {}

@@ -136,7 +136,7 @@ describe("webhook destination", () => {
     expect(messages[0]).toBe(`POST ${shown} answered 500`);
     handler = (_q, _b, r) => r.writeHead(401).end("bad token tok456secret for hookuser");
     messages.push((await rejection(hook.deliver([exportOf(12)]))).message);
-    expect(messages[1]).toBe(`POST ${shown} answered 401: bad token [redacted] for [redacted]`);
+    expect(messages[1]).toBe(`POST ${shown} answered 401 (its credentials are refused): bad token [redacted] for [redacted]`);
     handler = (_q, _b, r) => r.writeHead(302, { location: `http://other:otherpass@127.0.0.1:1/next?sig=abc123` }).end();
     messages.push((await rejection(hook.deliver([exportOf(13)]))).message);
     expect(messages[2]).toContain(`POST ${shown} answered 302 (a redirect to http://127.0.0.1:1/next?sig=[redacted];`);
