@@ -1,14 +1,16 @@
 // kafka-topic destination: one message per export, keyed by record id, the export as JSON; a
 // tombstone (null value) when the record is deleted remotely. Idempotent producer, acks from all
-// in-sync replicas; a failed send is retried.
+// in-sync replicas; a failed send is retried. A topic name Kafka refuses is a config error; an error
+// retrying cannot fix (authorization or SASL refused, an invalid topic) is the destination's own
+// problem, named on /readyz, its exports retried until it is fixed rather than dead-lettered.
 import type { Kafka, Producer } from "kafkajs";
 import { Type, type Static } from "@sinclair/typebox";
 import { DeliveryError, type DeliverableExport, type DestinationComponent, type DestinationConnector, type ExportResult } from "../types.js";
 import { kafkaClient } from "./app.js";
-import { tooLargeForTopic } from "./errors.js";
+import { classifyKafkaError, tooLargeForTopic } from "./errors.js";
 
 export const KafkaTopicOptions = Type.Object(
-  { topic: Type.String({ minLength: 1, description: "Topic written, keyed by record; a tombstone on delete." }) },
+  { topic: Type.String({ minLength: 1, maxLength: 249, pattern: "^[A-Za-z0-9._-]+$", description: "Topic written, keyed by record; a tombstone on delete." }) },
   { additionalProperties: false },
 );
 type KafkaTopicOptions = Static<typeof KafkaTopicOptions>;
@@ -17,6 +19,8 @@ export class KafkaTopicDestination implements DestinationConnector {
   private readonly producer: Producer;
   private connected: Promise<void> | undefined;
   private reachable = false;
+  /** An error retrying cannot fix (errors.ts: authorization or SASL refused, an invalid topic), until a send goes through. */
+  private failing: string | null = null;
 
   constructor(
     readonly destinationId: string,
@@ -36,9 +40,12 @@ export class KafkaTopicDestination implements DestinationConnector {
         messages: batch.map((e) => ({ key: e.recordId, value: e.toDelete ? null : JSON.stringify(e) })),
       });
       this.reachable = true;
+      this.failing = null;
     } catch (error) {
       this.reachable = false;
       this.connected = undefined;
+      const { permanent, reason } = classifyKafkaError(error);
+      this.failing = permanent ? `producing to ${this.topic} failed: ${reason}` : null;
       // A batch the topic refuses for its size (past its max.message.bytes) is refused as a whole:
       // Delivery splits it until the exports that fit go and one too large alone becomes a dead letter.
       // (Before 2026-12-03 it was retried as it was, and every export of the batch became a dead letter.)
@@ -49,7 +56,11 @@ export class KafkaTopicDestination implements DestinationConnector {
   }
 
   ready(): boolean {
-    return this.reachable || this.connected === undefined;
+    return (this.reachable || this.connected === undefined) && this.failing === null;
+  }
+
+  problem(): string | null {
+    return this.failing;
   }
 
   async stop(): Promise<void> {
@@ -62,6 +73,11 @@ export const kafkaTopicDestination: DestinationComponent = {
   appType: "kafka",
   options: KafkaTopicOptions,
   metrics: [],
+  check(destination) {
+    const { topic } = destination.options as KafkaTopicOptions;
+    if (topic === "." || topic === "..") return [{ field: ["options", "topic"], message: `"${topic}" is not a name Kafka gives a topic` }];
+    return [];
+  },
   create(destination, app, context) {
     return new KafkaTopicDestination(destination.id, kafkaClient(app, context.logger), (destination.options as KafkaTopicOptions).topic);
   },

@@ -316,6 +316,13 @@ const cases: [string, (o: Obj[]) => void, Expected[]][] = [
   ["group collection without groupId", (o) => delete find(o, "crm").groupId, [e("destination", "crm", "groupId", "is required when collection is group")]],
   ["model collection with groupId", (o) => (find(o, "crm").collection = "model"), [e("destination", "crm", "groupId", "only applies when collection is group")]],
   ["groupId naming a model", (o) => (find(o, "crm").groupId = "users"), [e("destination", "crm", "groupId", '"users" is a model, not a group')]],
+  // A topic name Kafka refuses was accepted: every export was retried to --max-attempts, then dead-lettered.
+  [
+    "kafka-topic destination topic Kafka refuses",
+    (o) => Object.assign(find(o, "crm"), { type: "kafka-topic", appId: "bus", options: { topic: "crm exports" } }),
+    [e("destination", "crm", "options.topic", 'does not match ^[A-Za-z0-9._-]+$ (got "crm exports")')],
+  ],
+  ["kafka-topic destination topic ..", (o) => Object.assign(find(o, "crm"), { type: "kafka-topic", appId: "bus", options: { topic: ".." } }), [e("destination", "crm", "options.topic", '".." is not a name Kafka gives a topic')]],
   ["unknown sync mode", (o) => (find(o, "crm").syncMode = "mirror"), [e("destination", "crm", "syncMode", 'must be one of sync, additive, enrich (got "mirror")')]],
   ["destination mapping to a missing property", (o) => (find(o, "crm").mapping = { id: "user_id", email: "mail" }), [e("destination", "crm", "mapping.email", 'no property with id "mail"')]],
   [
