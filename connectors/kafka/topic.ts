@@ -18,7 +18,8 @@ type KafkaTopicOptions = Static<typeof KafkaTopicOptions>;
 export class KafkaTopicDestination implements DestinationConnector {
   private readonly producer: Producer;
   private connected: Promise<void> | undefined;
-  private reachable = false;
+  /** False from a failed send until one goes through (nothing known against it before the first). */
+  private reachable = true;
   /** An error retrying cannot fix (errors.ts: authorization or SASL refused, an invalid topic), until a send goes through. */
   private failing: string | null = null;
 
@@ -56,7 +57,7 @@ export class KafkaTopicDestination implements DestinationConnector {
   }
 
   ready(): boolean {
-    return (this.reachable || this.connected === undefined) && this.failing === null;
+    return this.reachable && this.failing === null;
   }
 
   problem(): string | null {

@@ -69,3 +69,18 @@ describe("the kafka-topic destination's own problems", () => {
     }
   });
 });
+
+describe("the kafka-topic destination's readiness", () => {
+  it("is not ready after a send failed for want of a broker (it said ready: /readyz never named it)", { timeout: 60_000 }, async () => {
+    const { freePort } = await import("../services/process.js");
+    const down = new Kafka({ clientId: "kafka-topic-down", brokers: [`127.0.0.1:${await freePort()}`], logLevel: logLevel.NOTHING, retry: { retries: 1, initialRetryTime: 50, maxRetryTime: 100 }, connectionTimeout: 500 });
+    const destination = new KafkaTopicDestination("stream", down, "exports-down");
+    try {
+      expect(destination.ready()).toBe(true);
+      const error = await destination.deliver([exported(1)]).catch((e: unknown) => e);
+      expect({ retryable: (error as DeliveryError).retryable, problem: destination.problem(), ready: destination.ready() }).toEqual({ retryable: true, problem: null, ready: false });
+    } finally {
+      await destination.stop();
+    }
+  });
+});
