@@ -67,6 +67,8 @@ export class PostgresTableDestination implements DestinationConnector {
   private reachable = true;
   /** A permanent problem of the table or the connection (errors.ts), until a batch goes through. */
   private failing: string | null = null;
+  /** The table's date and time columns, once a batch needed them (loadDateColumns). */
+  private dateColumns: Set<string> | undefined;
 
   constructor(
     readonly destinationId: string,
@@ -77,15 +79,45 @@ export class PostgresTableDestination implements DestinationConnector {
     this.pool.on("error", () => (this.reachable = false));
   }
 
+  /**
+   * Whether a remote field holds dates: by the mapping's property type; a field the mapping no longer
+   * has (an export planned under an earlier mapping, still queued when it changed) by the table's
+   * column type (`dateColumns`), since its values are epoch ms all the same.
+   */
+  private isDateField(field: string): boolean {
+    const type = Object.hasOwn(this.settings.fieldTypes, field) ? this.settings.fieldTypes[field] : undefined;
+    return type === undefined ? (this.dateColumns?.has(field) ?? false) : type === "date";
+  }
+
   private row(properties: Record<string, unknown>, groups: readonly string[]): Record<string, unknown> {
-    const { fieldTypes, groupsColumn } = this.settings;
+    const { groupsColumn } = this.settings;
     const row: Record<string, unknown> = {};
     for (const [field, value] of Object.entries(properties)) {
       // Dates travel as epoch ms; the table gets ISO timestamps.
-      row[field] = fieldTypes[field] === "date" && typeof value === "number" ? new Date(value).toISOString() : Array.isArray(value) && fieldTypes[field] === "date" ? value.map((v) => (typeof v === "number" ? new Date(v).toISOString() : v)) : value;
+      const date = (typeof value === "number" || Array.isArray(value)) && this.isDateField(field);
+      row[field] = date && typeof value === "number" ? new Date(value).toISOString() : date && Array.isArray(value) ? value.map((v: unknown) => (typeof v === "number" ? new Date(v).toISOString() : v)) : value;
     }
     if (groupsColumn) row[groupsColumn] = groups;
     return row;
+  }
+
+  /**
+   * The table's date and time columns (and arrays of them), read once, when a batch carries a field
+   * the mapping does not type: a field of an earlier mapping, whose epoch ms would otherwise be
+   * written as a number into a timestamp column (a data error: the export dead-lettered).
+   */
+  private async loadDateColumns(client: pg.PoolClient, exports: readonly DeliverableExport[]): Promise<void> {
+    if (this.dateColumns !== undefined) return;
+    const untyped = exports.some((e) =>
+      [e.newRecordProperties, e.oldRecordProperties].some((properties) => Object.keys(properties).some((field) => !Object.hasOwn(this.settings.fieldTypes, field))),
+    );
+    if (!untyped) return;
+    const { rows } = await client.query<{ name: string }>(
+      `SELECT a.attname AS name FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A'
+        WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped AND (t.typcategory = 'D' OR e.typcategory = 'D')`,
+      [quoteTable(qualifyTable(this.settings.table))],
+    );
+    this.dateColumns = new Set(rows.map((r) => r.name));
   }
 
   /**
@@ -118,7 +150,6 @@ export class PostgresTableDestination implements DestinationConnector {
     const deletes = [...latest.values()].filter((e) => e.toDelete);
     const upserts = [...latest.values()].filter((e) => !e.toDelete && !e.updateOnly);
     const updates = [...latest.values()].filter((e) => !e.toDelete && e.updateOnly);
-    const moved = syncMode === "sync" ? upserts.map((e) => this.movedFrom(e)).filter((row) => row !== null) : [];
     const results = new Map<number, ExportResult>(batch.map((e) => [e.seq, { seq: e.seq, status: "ok" }]));
     let client: pg.PoolClient;
     try {
@@ -132,6 +163,8 @@ export class PostgresTableDestination implements DestinationConnector {
     this.reachable = true;
     this.busy.add(client);
     try {
+      await this.loadDateColumns(client, batch);
+      const moved = syncMode === "sync" ? upserts.map((e) => this.movedFrom(e)).filter((row) => row !== null) : [];
       await client.query("BEGIN");
       // Deletes first: a key a record leaves in this batch may be the one another record takes.
       if (deletes.length > 0) {
