@@ -47,15 +47,17 @@ export interface PostgresTableSettings {
   statementTimeoutMs?: number;
 }
 
-/** Rows grouped by their set of columns, in the order each set first appears. */
-function byColumns(rows: readonly Record<string, unknown>[]): [string[], Record<string, unknown>[]][] {
-  const groups = new Map<string, [string[], Record<string, unknown>[]]>();
-  for (const row of rows) {
+/** Rows grouped by their set of columns, in the order each set first appears, each with its item of `items` (same index), if given. */
+function byColumns<T = never>(rows: readonly Record<string, unknown>[], items: readonly T[] = []): [string[], Record<string, unknown>[], T[]][] {
+  const groups = new Map<string, [string[], Record<string, unknown>[], T[]]>();
+  for (let i = 0; i < rows.length; i++) {
+    const row = rows[i] as Record<string, unknown>;
     const columns = Object.keys(row).sort();
     const key = JSON.stringify(columns);
-    const group = groups.get(key);
-    if (group) group[1].push(row);
-    else groups.set(key, [columns, [row]]);
+    let group = groups.get(key);
+    if (!group) groups.set(key, (group = [columns, [], []]));
+    group[1].push(row);
+    if (i < items.length) group[2].push(items[i] as T);
   }
   return [...groups.values()];
 }
@@ -89,7 +91,8 @@ export class PostgresTableDestination implements DestinationConnector {
     return type === undefined ? (this.dateColumns?.has(field) ?? false) : type === "date";
   }
 
-  private row(properties: Record<string, unknown>, groups: readonly string[]): Record<string, unknown> {
+  /** The row an export writes; `groups` null: its properties alone (a key to delete by). */
+  private row(properties: Record<string, unknown>, groups: readonly string[] | null): Record<string, unknown> {
     const { groupsColumn } = this.settings;
     const row: Record<string, unknown> = {};
     for (const [field, value] of Object.entries(properties)) {
@@ -97,7 +100,7 @@ export class PostgresTableDestination implements DestinationConnector {
       const date = (typeof value === "number" || Array.isArray(value)) && this.isDateField(field);
       row[field] = date && typeof value === "number" ? new Date(value).toISOString() : date && Array.isArray(value) ? value.map((v: unknown) => (typeof v === "number" ? new Date(v).toISOString() : v)) : value;
     }
-    if (groupsColumn) row[groupsColumn] = groups;
+    if (groupsColumn && groups !== null) row[groupsColumn] = groups;
     return row;
   }
 
@@ -167,9 +170,11 @@ export class PostgresTableDestination implements DestinationConnector {
       const moved = syncMode === "sync" ? upserts.map((e) => this.movedFrom(e)).filter((row) => row !== null) : [];
       await client.query("BEGIN");
       // Deletes first: a key a record leaves in this batch may be the one another record takes.
+      // Keys compared as the column's type compares them (as the upsert does), not as text: an
+      // upper-case uuid, or 1.5 in a numeric(10,2) column, is the row's key all the same.
       if (deletes.length > 0) {
-        const keys = deletes.map((e) => String(e.oldRecordProperties[primaryKey] ?? e.newRecordProperties[primaryKey]));
-        await client.query(`DELETE FROM ${table} WHERE ${pk}::text = ANY($1::text[])`, [keys]);
+        const keys = deletes.map((e) => this.row({ [primaryKey]: e.oldRecordProperties[primaryKey] ?? e.newRecordProperties[primaryKey] ?? null }, null));
+        await client.query(`DELETE FROM ${table} t USING json_populate_recordset(NULL::${table}, $1::json) r WHERE t.${pk} = r.${pk}`, [JSON.stringify(keys)]);
       }
       for (const [columns, rows] of byColumns(moved)) {
         const same = columns.filter((c) => c !== primaryKey).map((c) => ` AND t.${quoteIdent(c)}::text IS NOT DISTINCT FROM r.${quoteIdent(c)}::text`);
@@ -186,17 +191,22 @@ export class PostgresTableDestination implements DestinationConnector {
           [JSON.stringify(rows)],
         );
       }
-      const found = new Set<string>();
-      for (const [columns, rows] of byColumns(updates.map((e) => this.row(e.newRecordProperties, e.newGroups)))) {
+      // Which exports found their row: by each row's place in its statement's input (the key as the
+      // column compares it may not be the text the export carries).
+      const found = new Set<DeliverableExport>();
+      for (const [columns, rows, exports] of byColumns(updates.map((e) => this.row(e.newRecordProperties, e.newGroups)), updates)) {
         const set = columns.filter((c) => c !== primaryKey).map((c) => `${quoteIdent(c)} = r.${quoteIdent(c)}`);
-        const from = `json_populate_recordset(NULL::${table}, $1::json) r`;
+        const from = `json_array_elements($1::json) WITH ORDINALITY AS input(doc, n), LATERAL json_populate_record(NULL::${table}, input.doc) r`;
         // Nothing mapped but the key: nothing to write, only whether the table has the record.
-        const sql = set.length > 0 ? `UPDATE ${table} t SET ${set.join(", ")} FROM ${from} WHERE t.${pk} = r.${pk} RETURNING t.${pk}::text AS key` : `SELECT t.${pk}::text AS key FROM ${table} t JOIN ${from} ON t.${pk} = r.${pk}`;
-        const written = await client.query<{ key: string }>(sql, [JSON.stringify(rows)]);
-        for (const r of written.rows) found.add(r.key);
+        const sql = set.length > 0 ? `UPDATE ${table} t SET ${set.join(", ")} FROM ${from} WHERE t.${pk} = r.${pk} RETURNING input.n AS n` : `SELECT input.n AS n FROM ${from}, ${table} t WHERE t.${pk} = r.${pk}`;
+        const written = await client.query<{ n: string }>(sql, [JSON.stringify(rows)]);
+        for (const r of written.rows) {
+          const e = exports[Number(r.n) - 1];
+          if (e) found.add(e);
+        }
       }
       for (const e of updates) {
-        if (!found.has(String(e.newRecordProperties[primaryKey]))) results.set(e.seq, { seq: e.seq, status: "info", message: "enrich: the table has no such record" });
+        if (!found.has(e)) results.set(e.seq, { seq: e.seq, status: "info", message: "enrich: the table has no such record" });
       }
       await client.query("COMMIT");
       this.failing = null;
