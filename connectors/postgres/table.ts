@@ -20,7 +20,7 @@ export const PostgresTableOptions = Type.Object(
   {
     table: Type.String({ minLength: 1, description: "Target table (schema.table or table in public); never created." }),
     primaryKey: Type.String({ minLength: 1, description: "Target column upserted on; must be a remote field of the mapping and, in sync and additive mode, have a unique constraint or index of exactly that column." }),
-    groupsColumn: Type.Optional(Type.String({ minLength: 1, description: "text[] column holding the mapped group names." })),
+    groupsColumn: Type.Optional(Type.String({ minLength: 1, description: "text[] column holding the mapped group names; not a remote field of the mapping." })),
     statementTimeoutMs: Type.Optional(
       Type.Integer({ minimum: 0, default: 60_000, description: "How long one statement of a batch may run (a write behind a lock) before it fails and is retried, as an attempt; 0: no limit." }),
     ),
@@ -257,9 +257,13 @@ export const postgresTableDestination: DestinationComponent = {
   operationalOptions: ["statementTimeoutMs"],
   metrics: [],
   check(destination, context) {
-    const { primaryKey } = destination.options as PostgresTableOptions;
+    const { primaryKey, groupsColumn } = destination.options as PostgresTableOptions;
     const propertyId = Object.hasOwn(destination.mapping, primaryKey) ? destination.mapping[primaryKey] : undefined;
     const problems: FieldProblem[] = [];
+    // The group names are written into groupsColumn after the mapped fields: one column cannot hold both.
+    if (groupsColumn !== undefined && Object.hasOwn(destination.mapping, groupsColumn)) {
+      problems.push({ field: ["options", "groupsColumn"], message: `"${groupsColumn}" is also a remote field of the mapping (property "${destination.mapping[groupsColumn]}"): the group names would overwrite its values; choose another column` });
+    }
     if (propertyId === undefined) problems.push({ field: ["options", "primaryKey"], message: `"${primaryKey}" is not a remote field of the mapping` });
     else if (context.property(propertyId)?.unique === false) {
       problems.push({ field: ["options", "primaryKey"], message: `"${primaryKey}" maps property "${propertyId}", which is not unique` });

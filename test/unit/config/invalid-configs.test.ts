@@ -323,6 +323,18 @@ const cases: [string, (o: Obj[]) => void, Expected[]][] = [
     [e("destination", "crm", "options.topic", 'does not match ^[A-Za-z0-9._-]+$ (got "crm exports")')],
   ],
   ["kafka-topic destination topic ..", (o) => Object.assign(find(o, "crm"), { type: "kafka-topic", appId: "bus", options: { topic: ".." } }), [e("destination", "crm", "options.topic", '".." is not a name Kafka gives a topic')]],
+  // A groupsColumn that is also a mapped field was accepted: the group names overwrote the property's
+  // values (and, on the primaryKey, the key) in every row written.
+  [
+    "postgres-table groupsColumn that is a mapped field",
+    (o) => Object.assign(find(o, "crm"), { type: "postgres-table", appId: "shop_db", options: { table: "crm", primaryKey: "id", groupsColumn: "email" } }),
+    [e("destination", "crm", "options.groupsColumn", '"email" is also a remote field of the mapping (property "email"): the group names would overwrite its values; choose another column')],
+  ],
+  [
+    "postgres-table groupsColumn that is the primaryKey",
+    (o) => Object.assign(find(o, "crm"), { type: "postgres-table", appId: "shop_db", options: { table: "crm", primaryKey: "id", groupsColumn: "id" } }),
+    [e("destination", "crm", "options.groupsColumn", '"id" is also a remote field of the mapping (property "user_id"): the group names would overwrite its values; choose another column')],
+  ],
   ["unknown sync mode", (o) => (find(o, "crm").syncMode = "mirror"), [e("destination", "crm", "syncMode", 'must be one of sync, additive, enrich (got "mirror")')]],
   ["destination mapping to a missing property", (o) => (find(o, "crm").mapping = { id: "user_id", email: "mail" }), [e("destination", "crm", "mapping.email", 'no property with id "mail"')]],
   [
