@@ -876,6 +876,12 @@ export class BatchApplier {
         }
         if (next === null) delete record.boundaries[group.id];
         else record.boundaries[group.id] = next;
+      } else if (record.boundaries[group.id] !== undefined) {
+        // Its rules were relative before (the group changed since): its boundary goes with them.
+        const previous = t.recreated ? t.before?.boundaries[group.id] : record.boundaries[group.id];
+        this.state.setBoundary(model.id, group.id, record.id, previous, null);
+        delete record.boundaries[group.id];
+        t.dirty = true;
       }
     }
     if (flipped) record.groups = this.groupList(model, flags, record.groups);

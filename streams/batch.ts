@@ -23,12 +23,20 @@ export function applyBatch(store: Store, domain: Domain, changes: readonly Chang
   });
 }
 
-/** Re-evaluates every (record, group) due in the time index at `now`, in one transaction. */
+/**
+ * Re-evaluates every (record, group) due in the time index at `now`, in one transaction. Each due
+ * entry leaves the index first (the evaluation puts the record's next boundary, always after `now`):
+ * one nothing evaluates again (its group no longer in the config or no longer relative, its record
+ * gone) would otherwise stay due, and the sweep run again at once, for ever.
+ */
 export async function sweep(store: Store, domain: Domain, now: number): Promise<BatchResult | undefined> {
   const due = store.dueBoundaries(now);
   if (due.length === 0) return undefined;
-  return applyBatch(store, domain, [], now, (applier) => {
-    for (const entry of due) applier.evaluate(entry.modelId, entry.groupId, entry.recordId);
+  return applyBatch(store, domain, [], now, (applier, tx) => {
+    for (const entry of due) {
+      tx.setBoundary(entry.modelId, entry.groupId, entry.recordId, entry.instant, null);
+      applier.evaluate(entry.modelId, entry.groupId, entry.recordId);
+    }
   });
 }
 
