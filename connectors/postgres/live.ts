@@ -186,9 +186,19 @@ async function isUniqueColumn(client: pg.Client, table: string, column: string):
   return rows[0] ? rows[0].unique : null;
 }
 
+/** The columns of `table` an insert must write: NOT NULL, without a default, not an identity or generated column (which have their own). */
+async function notNullWithoutDefault(client: pg.Client, table: string): Promise<string[]> {
+  const { rows } = await client.query<{ name: string }>(
+    `SELECT attname AS name FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped AND attnotnull AND NOT atthasdef AND attidentity = '' ORDER BY attnum`,
+    [quoteTable(table)],
+  );
+  return rows.map((r) => r.name);
+}
+
 /**
  * A postgres-table destination: its table, mapped columns, groups column, the writes it makes, and
- * (sync, additive: it upserts ON CONFLICT (primaryKey)) a unique index of exactly its primaryKey.
+ * (sync, additive: it upserts ON CONFLICT (primaryKey)) a unique index of exactly its primaryKey and
+ * no NOT NULL column without a default that its inserts leave out.
  * Enrich only updates WHERE primaryKey = ..., which needs none.
  */
 export function checkPostgresTableDestination(destination: Located<DestinationConfig>, app: Located<AppConfig>): Promise<LiveProblem[]> {
@@ -198,6 +208,19 @@ export function checkPostgresTableDestination(destination: Located<DestinationCo
   const table = qualifyTable(options.table);
   return withApp(app, async (client) => {
     const problems = await checkTable(client, { objectClass: "destination", id: destination.id, table, columns, privileges });
+    // Its inserts write the mapped columns (and the groups column); any other NOT NULL column without
+    // a default fails every insert: each export would become a dead letter, none of them at fault.
+    if (destination.syncMode !== "enrich") {
+      const unwritten = (await notNullWithoutDefault(client, table)).filter((c) => !columns.includes(c));
+      if (unwritten.length > 0) {
+        problems.push({
+          objectClass: "destination",
+          id: destination.id,
+          permanent: true,
+          message: `table ${table} has NOT NULL column${unwritten.length > 1 ? "s" : ""} ${unwritten.join(", ")} without a default, which the mapping does not write: every insert would fail (map a property to ${unwritten.length > 1 ? "them" : "it"}, give ${unwritten.length > 1 ? "them" : "it"} a default, or drop NOT NULL)`,
+        });
+      }
+    }
     if (destination.syncMode !== "enrich" && (await isUniqueColumn(client, table, options.primaryKey)) === false) {
       problems.push({
         objectClass: "destination",
