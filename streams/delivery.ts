@@ -216,7 +216,9 @@ export class Delivery<E extends DeliveryEntry> {
       const batch: E[] = [];
       let bytes = 0;
       for (const entry of candidates.slice(0, allowed)) {
-        const size = JSON.stringify(entry).length;
+        // Its size as sent: the export without the outbox's bookkeeping, in UTF-8 bytes (a string's
+        // length counts UTF-16 units: text outside ASCII took up to three times the bound).
+        const size = Buffer.byteLength(JSON.stringify(deliverable(entry)));
         if (batch.length > 0 && bytes + size > this.options.maxBatchBytes) break;
         batch.push(entry);
         bytes += size;

@@ -73,6 +73,33 @@ describe("Delivery", () => {
   beforeEach(() => void vi.useFakeTimers());
   afterEach(() => void vi.useRealTimers());
 
+  it("bounds a batch by the UTF-8 bytes of the exports it sends, not their UTF-16 length, nor the outbox's bookkeeping", async () => {
+    const batches: number[][] = [];
+    const sizes: number[] = [];
+    const box = outbox(6, Date.now);
+    // 300 CJK characters: 300 UTF-16 units, 900 bytes; exports 1-3 also carry a baseline (base) of the same size, never sent.
+    for (const [seq, e] of box.entries) box.entries.set(seq, { ...e, newRecordProperties: { id: seq, name: "漢".repeat(300) }, ...(seq <= 3 ? { base: { properties: { name: "字".repeat(300) }, groups: [] } } : {}) });
+    const delivery = new Delivery(
+      connector(async (batch) => {
+        batches.push(batch.map((e) => e.seq));
+        sizes.push(batch.reduce((n, e) => n + Buffer.byteLength(JSON.stringify(e)), 0));
+        return batch.map((e) => ({ seq: e.seq, status: "ok" as const }));
+      }),
+      box.store,
+      { completed: () => undefined, failed: (e) => { throw e; } },
+      { ...DEFAULT_DELIVERY_OPTIONS, concurrency: 1, maxBatchBytes: 2500 },
+    );
+    delivery.start();
+    for (let waited = 0; box.entries.size > 0 && waited < 8000; waited += 10) await vi.advanceTimersByTimeAsync(10);
+    const stopped = delivery.stop();
+    await vi.advanceTimersByTimeAsync(100);
+    await stopped;
+    // Each export is about 1,100 bytes as sent: two to a batch of at most 2,500 bytes (by length, about
+    // 500 each, five went at once; with the baseline counted, one).
+    expect(batches).toEqual([[1, 2], [3, 4], [5, 6]]);
+    expect(sizes.every((n) => n <= 2500)).toBe(true);
+  });
+
   it("delivers in batches of the configured size, oldest first", async () => {
     const batches: number[][] = [];
     await run(7, async (batch) => (batches.push(batch.map((e) => e.seq)), batch.map((e) => ({ seq: e.seq, status: "ok" }))), { batchSize: 3, concurrency: 1 });
