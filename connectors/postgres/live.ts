@@ -186,6 +186,21 @@ async function isUniqueColumn(client: pg.Client, table: string, column: string):
   return rows[0] ? rows[0].unique : null;
 }
 
+/** The type of a table's groups column, and whether it takes the group names: an array of text, text itself, or JSON; undefined when it is not there (checkTable names that). */
+async function groupsColumnType(client: pg.Client, table: string, column: string): Promise<{ name: string; takesNames: boolean } | undefined> {
+  const { rows } = await client.query<{ name: string; takes: boolean }>(
+    `SELECT format_type(a.atttypid, a.atttypmod) AS name,
+            (t.typcategory = 'A' AND e.typcategory = 'S') OR t.typcategory = 'S' OR COALESCE(b.typname, t.typname) IN ('json', 'jsonb') AS takes
+       FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+       LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A'
+       LEFT JOIN pg_type b ON b.oid = t.typbasetype AND t.typtype = 'd'
+      WHERE a.attrelid = to_regclass($1) AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped`,
+    [quoteTable(table), column],
+  );
+  const row = rows[0];
+  return row ? { name: row.name, takesNames: row.takes } : undefined;
+}
+
 /** The columns of `table` an insert must write: NOT NULL, without a default, not an identity or generated column (which have their own). */
 async function notNullWithoutDefault(client: pg.Client, table: string): Promise<string[]> {
   const { rows } = await client.query<{ name: string }>(
@@ -208,6 +223,18 @@ export function checkPostgresTableDestination(destination: Located<DestinationCo
   const table = qualifyTable(options.table);
   return withApp(app, async (client) => {
     const problems = await checkTable(client, { objectClass: "destination", id: destination.id, table, columns, privileges });
+    // The group names are text: a groups column of another type fails every write as a data error.
+    if (options.groupsColumn) {
+      const type = await groupsColumnType(client, table, options.groupsColumn);
+      if (type && !type.takesNames) {
+        problems.push({
+          objectClass: "destination",
+          id: destination.id,
+          permanent: true,
+          message: `its groupsColumn ${options.groupsColumn} of table ${table} is of type ${type.name}, which cannot hold the group names (text): make it text[] (or varchar[], text, json, jsonb)`,
+        });
+      }
+    }
     // Its inserts write the mapped columns (and the groups column); any other NOT NULL column without
     // a default fails every insert: each export would become a dead letter, none of them at fault.
     if (destination.syncMode !== "enrich") {
