@@ -352,8 +352,11 @@ export function planRuns(recorded: Definitions, next: Definitions, context: Plan
     }
   }
   for (const [id, before] of Object.entries(stored.groups)) {
-    if (next.groups[id] || !keptModel(before.modelId)) continue;
-    run({ kind: "remove-group", groupId: id, modelId: before.modelId }, `group ${id}`, "removed from the config", [forget("groups", id)]);
+    // A group moved to another model (its id kept) leaves the records of the model it was on, as a
+    // removed one does; its backfill (below) evaluates it over its new model's.
+    const after = next.groups[id];
+    if ((after && after.modelId === before.modelId) || !keptModel(before.modelId)) continue;
+    run({ kind: "remove-group", groupId: id, modelId: before.modelId }, `group ${id}`, after ? `moved to model ${after.modelId}` : "removed from the config", [forget("groups", id)]);
   }
   for (const [id, before] of Object.entries(stored.properties)) {
     if (!keptModel(before.modelId)) continue;

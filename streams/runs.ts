@@ -685,7 +685,9 @@ export class Runs {
         }
         return this.phaseDone(run, (tx) => {
           tx.dropTimeIndex(spec.modelId, spec.groupId, Number.MAX_SAFE_INTEGER);
-          tx.dropCounter("members", spec.groupId);
+          // The counter is the group's, whatever its model: one moved to another model keeps what its
+          // new model's records counted meanwhile (each record that left it here was counted out).
+          if (this.context.domain.groups.get(spec.groupId) === undefined) tx.dropCounter("members", spec.groupId);
         });
       }
       case "remove-property": {
