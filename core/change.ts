@@ -67,8 +67,18 @@ export interface Change {
  * column's value alone; no array built, as this runs for every change).
  */
 export function rowKey(columns: readonly string[], row: Readonly<Record<string, unknown>>): string {
-  if (columns.length === 1) return String(row[columns[0] as string]);
+  if (columns.length === 1) return keyText(row[columns[0] as string]);
   let key = "";
-  for (let i = 0; i < columns.length; i++) key += (i === 0 ? "" : ",") + String(row[columns[i] as string]);
+  for (let i = 0; i < columns.length; i++) key += (i === 0 ? "" : ",") + keyText(row[columns[i] as string]);
   return key;
+}
+
+/**
+ * A key column's value as text. A date or timestamp column's value (a Date) is its ISO-8601 text in
+ * UTC, to the millisecond: String() gave "Tue Nov 14 2023 22:13:20 GMT+0000 (...)", whole seconds in
+ * the host's time zone, so rows a second apart shared a key and a restart under another TZ keyed
+ * every such row anew.
+ */
+function keyText(value: unknown): string {
+  return value instanceof Date && !Number.isNaN(value.getTime()) ? value.toISOString() : String(value);
 }

@@ -180,6 +180,28 @@ describe("one rule: a Debezium value decodes into what postgres-cdc gives for th
     expect(decodeKey(composite)).toEqual({ key: "9223372036854775807,x" });
     expect(decodeKey(Buffer.from('{"id": 12345678901234567890}'))).toEqual({ key: "12345678901234567890" });
   });
+
+  it("keys a date or timestamp column by its UTC ISO text to the millisecond, whatever the host's time zone", () => {
+    const keySchema = (fields: object[]) => ({ type: "struct", name: "k", optional: false, fields });
+    const eventKey = (userId: number, micros: number) =>
+      Buffer.from(JSON.stringify({ schema: keySchema([{ field: "user_id", type: "int32" }, { field: "occurred_at", type: "int64", name: "io.debezium.time.MicroTimestamp" }]), payload: { user_id: userId, occurred_at: micros } }));
+    const zonedKey = (text: string) => Buffer.from(JSON.stringify({ schema: keySchema([{ field: "at", type: "string", name: "io.debezium.time.ZonedTimestamp" }]), payload: { at: text } }));
+    const dateKey = (days: number) => Buffer.from(JSON.stringify({ schema: keySchema([{ field: "day", type: "int32", name: "io.debezium.time.Date" }]), payload: { day: days } }));
+    const zone = process.env.TZ;
+    try {
+      for (const tz of ["UTC", "Europe/Berlin", "America/Los_Angeles"]) {
+        process.env.TZ = tz;
+        // Two events of one user 200 ms apart within one second: two rows (String() of their Dates was one key).
+        expect(decodeKey(eventKey(7, 1700000000123456))).toEqual({ key: "7,2023-11-14T22:13:20.123Z" });
+        expect(decodeKey(eventKey(7, 1700000000323456))).toEqual({ key: "7,2023-11-14T22:13:20.323Z" });
+        expect(decodeKey(zonedKey("2023-11-14T23:13:20.5+01:00"))).toEqual({ key: "2023-11-14T22:13:20.500Z" });
+        expect(decodeKey(dateKey(17109))).toEqual({ key: "2016-11-04T00:00:00.000Z" });
+      }
+    } finally {
+      if (zone === undefined) delete process.env.TZ;
+      else process.env.TZ = zone;
+    }
+  });
 });
 
 describe("the unavailable-value placeholder in every form keeps the stored value", () => {
