@@ -21,7 +21,7 @@ import type { Change } from "../../core/change.js";
 import type { RereadRequest, SourceComponent, SourceContext, SourceObserver } from "../types.js";
 import { kafkaClient, kafkaClientConfig, kafkajs, type KafkaAppOptions } from "./app.js";
 import { decodeMessage, type DebeziumFormat, type DecodeOptions } from "./decode.js";
-import { classifyKafkaError, refusedForGood } from "./errors.js";
+import { classifyKafkaError, refusedForGood, retryRetriable } from "./errors.js";
 
 export const KafkaDebeziumOptions = Type.Object(
   {
@@ -56,6 +56,7 @@ const KEEP_RAW_BYTES = 64 * 1024;
 export class KafkaDebeziumSource extends ChangeReader {
   private readonly kafka: Kafka;
   private readonly consumer: Consumer;
+  private readonly groupId: string;
   private producer: Producer | undefined;
   private readonly sources: KafkaSource[];
   private readonly logger: Logger;
@@ -64,6 +65,12 @@ export class KafkaDebeziumSource extends ChangeReader {
   private readonly durable = new Map<string, bigint>();
   /** The position the state held of each partition when the source started (see eachBatch). */
   private readonly held = new Map<string, bigint>();
+  /**
+   * The partitions (streams) the group had committed offsets for when the consumer last started: the
+   * broker drops a topic's offsets with the topic, so `held` is a position in the same partition, not
+   * in a topic made again under its name (see eachBatch).
+   */
+  private readonly committedAtStart = new Set<string>();
   private joined = false;
   /** The partitions this member was assigned at its last join, by topic. */
   private assignment: Record<string, number[]> = {};
@@ -83,8 +90,9 @@ export class KafkaDebeziumSource extends ChangeReader {
       if (stream.startsWith(`kafka:${app.id}:`) && /^\d+$/.test(position)) this.held.set(stream, BigInt(position));
     }
     this.kafka = kafkaClient(app, context.logger);
+    this.groupId = options.groupId ?? "grouparoo-stream";
     this.consumer = this.kafka.consumer({
-      groupId: options.groupId ?? "grouparoo-stream",
+      groupId: this.groupId,
       sessionTimeout: options.sessionTimeoutMs ?? 30_000,
       heartbeatInterval: Math.max(100, Math.floor((options.sessionTimeoutMs ?? 30_000) / 10)),
       retry: { initialRetryTime: 300, maxRetryTime: 10_000, retries: 12, restartOnFailure: async () => !this.stopped },
@@ -119,6 +127,9 @@ export class KafkaDebeziumSource extends ChangeReader {
     await this.consumer.connect();
     const topics = this.sources.map((s) => subscribed(s.options.topic));
     await this.consumer.subscribe({ topics, fromBeginning: true });
+    // A start after a crash of the consumer in this process: what it made durable since is held too.
+    for (const [stream, offset] of this.durable) if (!this.replay?.partitions.has(stream) && offset > (this.held.get(stream) ?? -1n)) this.held.set(stream, offset);
+    await this.readCommitted();
     if (this.sources.some((s) => s.options.deadLetterTopic)) {
       this.producer ??= this.kafka.producer();
       await this.producer.connect();
@@ -130,6 +141,36 @@ export class KafkaDebeziumSource extends ChangeReader {
       eachBatch: (payload) => this.eachBatch(payload),
     });
     this.logger.info({ topics: this.sources.map((s) => s.options.topic) }, "consuming");
+  }
+
+  /**
+   * Which of the partitions the state holds a position of the group has committed offsets for
+   * (committedAtStart), before the consumer reads and commits anything. A topic that cannot be asked
+   * (gone, say) counts as without: its messages are then applied again, as before 2026-12-03.
+   */
+  private async readCommitted(): Promise<void> {
+    this.committedAtStart.clear();
+    const prefix = `kafka:${this.appId}:`;
+    const topics = new Set<string>();
+    for (const stream of this.held.keys()) {
+      const topic = stream.slice(prefix.length, stream.lastIndexOf(":"));
+      if (this.sourceFor(topic)) topics.add(topic);
+    }
+    if (topics.size === 0) return;
+    const admin = this.kafka.admin();
+    try {
+      await admin.connect();
+      for (const topic of topics) {
+        try {
+          const [offsets] = await retryRetriable(() => admin.fetchOffsets({ groupId: this.groupId, topics: [topic] }), 10_000);
+          for (const { partition, offset } of offsets?.partitions ?? []) if (BigInt(offset) >= 0n) this.committedAtStart.add(this.streamOf(topic, partition));
+        } catch (error) {
+          this.logger.warn({ err: error, topic }, "the group's committed offsets could not be read: messages the state already holds are applied again");
+        }
+      }
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
   }
 
   /** A permanent problem (errors.ts) keeping the consumer from starting, for /readyz; null when none. */
@@ -220,6 +261,11 @@ export class KafkaDebeziumSource extends ChangeReader {
     const held = replaying ? undefined : this.held.get(stream);
     const first = batch.firstOffset();
     const again = held !== undefined && first !== null && BigInt(first) <= held && held < BigInt(batch.highWatermark);
+    // In a partition the group had committed offsets of (the same partition, not a topic made again),
+    // a message at or before the state's position is applied already: it is not applied again. (A
+    // truncate applied again removed the rows the other partitions had written since, and those are
+    // not read again; before 2026-12-03 such messages were applied again.)
+    const applied = again && this.committedAtStart.has(stream) ? held : undefined;
     // A state past the partition's end held another incarnation of it: its position says nothing of this one.
     if (held !== undefined && held >= BigInt(batch.highWatermark)) this.held.delete(stream);
     for (const message of batch.messages) {
@@ -233,11 +279,15 @@ export class KafkaDebeziumSource extends ChangeReader {
       const position = { stream, position: message.offset };
       const commitTime = Number(message.timestamp);
       const size = (message.value?.length ?? 0) + (message.key?.length ?? 0);
-      const decoded =
-        size > maxBytes
+      const already = applied !== undefined && BigInt(message.offset) <= applied;
+      const decoded = already
+        ? undefined
+        : size > maxBytes
           ? { ok: false as const, reason: `the message is ${size} bytes, over the source's maxMessageBytes ${maxBytes}` }
           : decodeMessage(format, message.key, message.value, options);
-      if (decoded.ok) {
+      if (decoded === undefined) {
+        this.emit({ sourceId: source.id, op: "marker", key: "", before: null, after: null, position, commitTime });
+      } else if (decoded.ok) {
         const c = decoded.change;
         if (c.op === "skip") this.emit({ sourceId: source.id, op: "marker", key: "", before: null, after: null, position, commitTime });
         else this.emit({ sourceId: source.id, op: c.op, key: c.key, before: c.before, after: c.after, position, commitTime: c.commitTime ?? commitTime, ...(c.tombstone ? { tombstone: true } : {}), ...(c.partial ? { partial: true } : {}) });
