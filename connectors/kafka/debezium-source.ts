@@ -71,6 +71,8 @@ export class KafkaDebeziumSource extends ChangeReader {
    * in a topic made again under its name (see eachBatch).
    */
   private readonly committedAtStart = new Set<string>();
+  /** Partitions to read from their start, the group's offsets notwithstanding (see readCommitted). */
+  private readonly rewind = new Map<string, { topic: string; partition: number; low: bigint; committed: bigint; sought: number }>();
   private joined = false;
   /** The partitions this member was assigned at its last join, by topic. */
   private assignment: Record<string, number[]> = {};
@@ -100,6 +102,7 @@ export class KafkaDebeziumSource extends ChangeReader {
     this.consumer.on(this.consumer.events.GROUP_JOIN, (event) => {
       this.joined = true;
       this.assignment = event.payload.memberAssignment as unknown as Record<string, number[]>;
+      this.seekRewound();
     });
     this.consumer.on(this.consumer.events.CRASH, (event) => {
       this.joined = false;
@@ -144,32 +147,61 @@ export class KafkaDebeziumSource extends ChangeReader {
   }
 
   /**
-   * Which of the partitions the state holds a position of the group has committed offsets for
-   * (committedAtStart), before the consumer reads and commits anything. A topic that cannot be asked
-   * (gone, say) counts as without: its messages are then applied again, as before 2026-12-03.
+   * Compares the group's committed offsets with the state before the consumer reads and commits
+   * anything. A partition the state holds a position of that the group has offsets for is the same
+   * partition (committedAtStart: the broker drops a topic's offsets with the topic). A partition the
+   * state holds nothing of but the group has read past its start (an empty `--state` on the group of
+   * an earlier one, a source added on a topic the group read for another) is read from its start
+   * (rewind): the group's offsets would skip every row before them. A topic that cannot be asked (not
+   * made yet, gone) counts as without offsets.
    */
   private async readCommitted(): Promise<void> {
     this.committedAtStart.clear();
-    const prefix = `kafka:${this.appId}:`;
-    const topics = new Set<string>();
-    for (const stream of this.held.keys()) {
-      const topic = stream.slice(prefix.length, stream.lastIndexOf(":"));
-      if (this.sourceFor(topic)) topics.add(topic);
-    }
-    if (topics.size === 0) return;
+    this.rewind.clear();
     const admin = this.kafka.admin();
     try {
       await admin.connect();
+      // Only topics there are (one not made yet has no offsets, and asking for it would wait on it).
+      const topics = (await retryRetriable(() => admin.listTopics(), 10_000)).filter((topic) => this.sourceFor(topic));
       for (const topic of topics) {
         try {
           const [offsets] = await retryRetriable(() => admin.fetchOffsets({ groupId: this.groupId, topics: [topic] }), 10_000);
-          for (const { partition, offset } of offsets?.partitions ?? []) if (BigInt(offset) >= 0n) this.committedAtStart.add(this.streamOf(topic, partition));
+          let lows: Map<number, bigint> | undefined;
+          for (const { partition, offset } of offsets?.partitions ?? []) {
+            const committed = BigInt(offset);
+            if (committed < 0n) continue;
+            const stream = this.streamOf(topic, partition);
+            if (this.held.has(stream)) {
+              this.committedAtStart.add(stream);
+              continue;
+            }
+            lows ??= new Map((await retryRetriable(() => admin.fetchTopicOffsets(topic), 10_000)).map((p) => [p.partition, BigInt(p.low)]));
+            const low = lows.get(partition);
+            if (low !== undefined && committed > low) this.rewind.set(stream, { topic, partition, low, committed, sought: 0 });
+          }
         } catch (error) {
-          this.logger.warn({ err: error, topic }, "the group's committed offsets could not be read: messages the state already holds are applied again");
+          this.logger.debug({ err: error, topic }, "the group's committed offsets of the topic could not be read");
         }
       }
+    } catch (error) {
+      this.logger.warn({ err: error }, "the group's committed offsets could not be read: the consumer starts where they are");
     } finally {
       await admin.disconnect().catch(() => undefined);
+    }
+    if (this.rewind.size > 0) {
+      this.logger.warn(
+        { group: this.groupId, partitions: [...this.rewind.values()].map((r) => `${r.topic}/${r.partition}@${r.committed}`) },
+        "the state holds nothing of partitions the consumer group has read past the start of: they are read from their start",
+      );
+    }
+  }
+
+  /** Seeks the assigned partitions to rewind to their start (on each join, before the first fetch). */
+  private seekRewound(): void {
+    for (const r of this.rewind.values()) {
+      if (!this.assignment[r.topic]?.includes(r.partition)) continue;
+      r.sought += 1;
+      this.consumer.seek({ topic: r.topic, partition: r.partition, offset: r.low.toString() });
     }
   }
 
@@ -257,7 +289,19 @@ export class KafkaDebeziumSource extends ChangeReader {
     // A batch fetched from the replay's first offset follows the seek (one fetched before it may still
     // pass). Not the first message's offset: the first offset may hold no message a consumer gets (an
     // aborted transaction's, a record compaction removed).
-    if (replaying && BigInt((batch as unknown as { fetchedOffset: string }).fetchedOffset) === replaying.low) replaying.started = true;
+    const fetchedOffset = BigInt((batch as unknown as { fetchedOffset: string }).fetchedOffset);
+    if (replaying && fetchedOffset === replaying.low) replaying.started = true;
+    const rewinding = this.rewind.get(stream);
+    if (rewinding) {
+      // Read from before where the group was (its start, or what retention left of it): rewound.
+      if (fetchedOffset < rewinding.committed || rewinding.sought >= 2) this.rewind.delete(stream);
+      else {
+        // Fetched before the seek took effect: nothing of it is applied, the partition is sought again.
+        rewinding.sought += 1;
+        this.consumer.seek({ topic: batch.topic, partition: batch.partition, offset: rewinding.low.toString() });
+        return;
+      }
+    }
     const held = replaying ? undefined : this.held.get(stream);
     const first = batch.firstOffset();
     const again = held !== undefined && first !== null && BigInt(first) <= held && held < BigInt(batch.highWatermark);

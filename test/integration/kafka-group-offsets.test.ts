@@ -1,7 +1,8 @@
 // The kafka-debezium source against the real broker when the consumer group's committed offsets and
 // the state disagree. The state is the truth: what it holds of a partition is not applied again when
 // the group's offsets fell behind it (a SIGKILL between a batch's commit in the state and its
-// offsets' commit).
+// offsets' commit), and a partition it holds nothing of is read from its start even when the group
+// has read past it (an empty `--state` on the group an earlier state used).
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -84,5 +85,37 @@ describe("kafka-debezium: the state against the group's committed offsets", () =
     expect([...second.store.recordsOf("users")].map((r) => [r.id, r.values.name])).toEqual([["2", "two"]]);
     expect(second.store.position(`kafka:bus:${topic}:0`)).toBe("1");
     expect(second.store.sourceDeadLetters()).toEqual([]);
+  });
+
+  it("reads from their start the partitions the state holds nothing of, when the group has read past them (an empty --state on the group of an earlier one)", async () => {
+    const topic = await topicWith(2);
+    const group = `g-${topic}`;
+    const producer = kafka.producer();
+    await producer.connect();
+    await producer.send({ topic, messages: [1, 2, 3, 4].map((id) => ({ partition: id % 2, key: key(id), value: create(id, `n${id}`) })) });
+    const firstDir = mkdtempSync(join(tmpdir(), "kafka-offsets-"));
+    dirs.push(firstDir);
+    run = startSource(validConfig(config(topic, group)), kafkaDebeziumSource, firstDir);
+    const first = run;
+    await waitFor("every user", async () => (first.store.countOf("records", "users") === 4 ? true : undefined));
+    await waitFor("the offsets committed", async () => ((await committedOffset(group, topic, 0)) === "2" && (await committedOffset(group, topic, 1)) === "2" ? true : undefined), 30_000);
+    await first.stop({ keepState: true });
+    // The state is gone (a new volume, a wiped directory); the group's offsets are not.
+    const emptyDir = mkdtempSync(join(tmpdir(), "kafka-offsets-"));
+    dirs.push(emptyDir);
+    run = startSource(validConfig(config(topic, group)), kafkaDebeziumSource, emptyDir);
+    const second = run;
+    await producer.send({ topic, messages: [{ partition: 1, key: key(5), value: create(5, "n5") }] });
+    await producer.disconnect();
+    await waitFor("partition 1 read", async () => (second.store.position(`kafka:bus:${topic}:1`) === "2" ? true : undefined), 30_000);
+    await waitFor("partition 0 read", async () => (second.store.position(`kafka:bus:${topic}:0`) === "1" ? true : undefined), 30_000);
+    // Before, it started where the group was: only user 5, written afterwards.
+    expect([...second.store.recordsOf("users")].map((r) => [r.id, r.values.name]).sort()).toEqual([
+      ["1", "n1"],
+      ["2", "n2"],
+      ["3", "n3"],
+      ["4", "n4"],
+      ["5", "n5"],
+    ]);
   });
 });
