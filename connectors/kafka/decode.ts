@@ -407,6 +407,12 @@ function clock(micros: bigint): string {
   return fraction === 0n ? text : `${text}.${pad(fraction, 6).replace(/0+$/, "")}`;
 }
 
+/**
+ * A time column's text: MySQL's TIME (-838:59:59 to 838:59:59, a duration as much as a time of day)
+ * arrives as a negative MicroTime too, written as MySQL writes it, "-00:00:01" (clock() gave "00:00:-1").
+ */
+const timeText = (micros: bigint): string => (micros < 0n ? `-${clock(-micros)}` : clock(micros));
+
 const floorDiv = (a: bigint, b: bigint): bigint => (a >= 0n ? a / b : -((-a + b - 1n) / b));
 const MICROS_PER_DAY = 86_400_000_000n;
 
@@ -650,11 +656,11 @@ function textOf(value: unknown, schema: FieldSchema, source: string | undefined,
       return { oid: OID.timestamptz, text: isoDateTimeText(value, true, `${name} must be an ISO-8601 string`) };
     case "io.debezium.time.Time":
     case "org.apache.kafka.connect.data.Time":
-      return { oid: OID.time, text: clock(integer(value, `${name} must be milliseconds since midnight`, ctx) * 1000n) };
+      return { oid: OID.time, text: timeText(integer(value, `${name} must be milliseconds since midnight`, ctx) * 1000n) };
     case "io.debezium.time.MicroTime":
-      return { oid: OID.time, text: clock(integer(value, `${name} must be microseconds since midnight`, ctx)) };
+      return { oid: OID.time, text: timeText(integer(value, `${name} must be microseconds since midnight`, ctx)) };
     case "io.debezium.time.NanoTime":
-      return { oid: OID.time, text: clock(integer(value, `${name} must be nanoseconds since midnight`, ctx) / 1000n) };
+      return { oid: OID.time, text: timeText(integer(value, `${name} must be nanoseconds since midnight`, ctx) / 1000n) };
     case "io.debezium.time.IsoTime":
     case "io.debezium.time.ZonedTime": {
       const m = typeof value === "string" ? ISO_TIME.exec(value) : null;
