@@ -81,9 +81,20 @@ function hasControlCharacter(text: string): boolean {
   return false;
 }
 
+/**
+ * A number with a fraction or an exponent as its JSON text, from an exact parse: a Decimal the
+ * JsonConverter writes as a number (`decimal.format=NUMERIC`) may hold more digits than a double.
+ */
+export class JsonDecimal {
+  constructor(readonly text: string) {}
+}
+
 class LosslessJson {
   private i = 0;
-  constructor(private readonly text: string) {}
+  constructor(
+    private readonly text: string,
+    private readonly decimals = false,
+  ) {}
 
   parse(): unknown {
     const value = this.value();
@@ -193,7 +204,7 @@ class LosslessJson {
     return raw.includes("\\") || hasControlCharacter(raw) ? (JSON.parse(`"${raw}"`) as string) : raw;
   }
 
-  private number(): number | bigint {
+  private number(): number | bigint | JsonDecimal {
     const start = this.i;
     let integerOnly = true;
     if (this.text[this.i] === "-") this.i += 1;
@@ -208,21 +219,25 @@ class LosslessJson {
     }
     const token = this.text.slice(start, this.i);
     if (this.i === digits || !/^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?$/.test(token)) this.error();
+    if (!integerOnly && this.decimals) return new JsonDecimal(token);
     const n = Number(token);
     return integerOnly && !Number.isSafeInteger(n) ? BigInt(token) : n;
   }
 }
 
-/** JSON.parse, except that integers outside the safe range come back as bigints. */
-export function parseJsonExact(text: string): unknown {
-  return new LosslessJson(text).parse();
+/**
+ * JSON.parse, except that integers outside the safe range come back as bigints (and, with `decimals`,
+ * every number with a fraction or an exponent as a JsonDecimal holding its text).
+ */
+export function parseJsonExact(text: string, decimals = false): unknown {
+  return new LosslessJson(text, decimals).parse();
 }
 
 function parseJson(bytes: Buffer | null, what: string, exact: boolean): { value?: unknown; error?: string } {
   if (bytes === null) return { value: null };
   try {
     const text = bytes.toString("utf8");
-    return { value: exact ? parseJsonExact(text) : (JSON.parse(text) as unknown) };
+    return { value: exact ? parseJsonExact(text, true) : (JSON.parse(text) as unknown) };
   } catch (error) {
     return { error: `${what} is not valid JSON: ${(error as Error).message}` };
   }
@@ -498,6 +513,23 @@ export function decodeDecimal(base64: unknown, scale: number): string {
   return scaled(n, scale);
 }
 
+/**
+ * A Decimal the JsonConverter wrote as a JSON number (`decimal.format=NUMERIC`: BigDecimal's text, an
+ * exponent when it is small, `1E-7`) as the decimal text with `scale` digits after the point.
+ */
+function numericDecimal(value: number | bigint | JsonDecimal, scale: number): string {
+  const text = value instanceof JsonDecimal ? value.text : String(value);
+  const m = /^(-?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/.exec(text);
+  if (!m) throw new Error(`a decimal must be base64 bytes or a number, got ${text}`);
+  const [, sign = "", whole = "", fraction = "", exponent = "0"] = m;
+  // digits × 10^(exp - fraction length), as an unscaled integer at `scale`.
+  const shift = Number(exponent) - fraction.length + scale;
+  const digits = BigInt(whole + fraction);
+  if (shift < 0 && digits % 10n ** BigInt(-shift) !== 0n) throw new Error(`the decimal ${text} has more digits after the point than its scale ${scale}`);
+  const unscaled = shift >= 0 ? digits * 10n ** BigInt(shift) : digits / 10n ** BigInt(-shift);
+  return scaled(sign === "-" ? -unscaled : unscaled, scale);
+}
+
 /** A double as plain decimal text (no exponent), the shortest digits that read back as it. */
 function plainDecimal(n: number): string {
   const text = String(n);
@@ -516,6 +548,7 @@ const SPECIAL_DECIMALS: Readonly<Record<string, string>> = { NAN: "NaN", POSITIV
 
 function double(value: unknown, what: string): number {
   if (typeof value === "number") return value;
+  if (value instanceof JsonDecimal) return Number(value.text);
   if (typeof value === "bigint") return Number(value);
   if (typeof value === "string" && value in SPECIAL_DOUBLES) return SPECIAL_DOUBLES[value] as number;
   throw new Error(what);
@@ -614,7 +647,10 @@ function textOf(value: unknown, schema: FieldSchema, source: string | undefined,
   const name = schema.name;
   switch (name) {
     case "org.apache.kafka.connect.data.Decimal": {
-      const decimal = decodeDecimal(value, Number(schema.parameters?.scale ?? 0));
+      const scale = Number(schema.parameters?.scale ?? 0);
+      // decimal.format=NUMERIC writes it as a JSON number: its digits are read from the JSON text.
+      if (typeof value === "number" && !ctx.exact) throw NEEDS_EXACT;
+      const decimal = typeof value === "number" || typeof value === "bigint" || value instanceof JsonDecimal ? numericDecimal(value, scale) : decodeDecimal(value, scale);
       return source === "MONEY" ? { oid: OID.money, text: moneyText(decimal) } : { oid: OID.numeric, text: decimal };
     }
     case "io.debezium.data.VariableScaleDecimal": {
@@ -736,6 +772,7 @@ function textOf(value: unknown, schema: FieldSchema, source: string | undefined,
 /** Values without a schema pass as they are; integers past 2^53 as their exact digits (Postgres' int8 text). */
 function plainValue(value: unknown, ctx: Context): unknown {
   if (typeof value === "bigint") return value.toString();
+  if (value instanceof JsonDecimal) return Number(value.text);
   if (typeof value === "number" && Number.isInteger(value) && !Number.isSafeInteger(value) && !ctx.exact) throw NEEDS_EXACT;
   if (Array.isArray(value)) return value.map((v) => plainValue(v, ctx));
   if (isObject(value)) {
@@ -904,7 +941,7 @@ function keyOf(key: Buffer | null, ctx: Context): { key?: string; error?: string
   if (integer) return { key: integer[1] as string };
   let parsed: unknown;
   try {
-    parsed = ctx.exact ? parseJsonExact(text) : (JSON.parse(text) as unknown);
+    parsed = ctx.exact ? parseJsonExact(text, true) : (JSON.parse(text) as unknown);
   } catch {
     return { key: text };
   }
@@ -919,7 +956,7 @@ function keyOf(key: Buffer | null, ctx: Context): { key?: string; error?: string
     for (const column of columns) {
       const v = parsed[column];
       // A struct-typed key column (VariableScaleDecimal, ...) is an object in JSON; other objects are not keys.
-      if (v === null || (typeof v === "object" && schema?.fields?.some((f) => f.field === column && f.type === "struct") !== true)) {
+      if (v === null || (typeof v === "object" && !(v instanceof JsonDecimal) && schema?.fields?.some((f) => f.field === column && f.type === "struct") !== true)) {
         return { error: `the key ${text.slice(0, 200)} has no scalar key columns` };
       }
     }

@@ -185,6 +185,31 @@ describe("one rule: a Debezium value decodes into what postgres-cdc gives for th
     expect(decodeKey(Buffer.from('{"id": 12345678901234567890}'))).toEqual({ key: "12345678901234567890" });
   });
 
+  it("reads a Decimal the JsonConverter writes as a JSON number (decimal.format=NUMERIC) to its exact digits and scale", () => {
+    const decimal = (scale: number) => ({ type: "bytes", name: "org.apache.kafka.connect.data.Decimal", version: 1, parameters: { scale: String(scale), "connect.decimal.precision": "20" } });
+    const fields = [
+      { field: "id", type: "int32" },
+      { field: "amount", optional: true, ...decimal(6) },
+      { field: "price", optional: true, ...decimal(2) },
+      { field: "tiny", optional: true, ...decimal(8) },
+      { field: "whole", optional: true, ...decimal(0) },
+      { field: "ratio", type: "float64", optional: true },
+    ];
+    const schema = { type: "struct", name: "e", fields: [{ field: "before", type: "struct", optional: true, fields }, { field: "after", type: "struct", optional: true, fields }, { field: "op", type: "string" }] };
+    // The digits as the JsonConverter writes them (BigDecimal's text): more than a double holds, an exponent when small.
+    const value = Buffer.from(`{"schema":${JSON.stringify(schema)},"payload":{"before":null,"after":{"id":1,"amount":12345678901234.123456,"price":-0.50,"tiny":1E-7,"whole":12345678901234567890,"ratio":0.1},"op":"c"}}`);
+    expect(decodeMessage("debezium", Buffer.from('{"id":1}'), value)).toEqual({
+      ok: true,
+      change: { op: "insert", key: "1", before: null, after: { id: 1, amount: "12345678901234.123456", price: "-0.50", tiny: "0.00000010", whole: "12345678901234567890", ratio: 0.1 } },
+    });
+    // The same values as base64 bytes (decimal.format=BASE64, the default) decode alike.
+    expect(decodeLogical(12.5, decimal(2))).toBe("12.50");
+    expect(decodeLogical("BOI=", decimal(2))).toBe("12.50");
+    // A key column written as a number.
+    const key = Buffer.from(JSON.stringify({ schema: { type: "struct", name: "k", fields: [{ field: "code", ...decimal(2) }] }, payload: { code: 7.25 } }));
+    expect(decodeKey(key)).toEqual({ key: "7.25" });
+  });
+
   it("keys a date or timestamp column by its UTC ISO text to the millisecond, whatever the host's time zone", () => {
     const keySchema = (fields: object[]) => ({ type: "struct", name: "k", optional: false, fields });
     const eventKey = (userId: number, micros: number) =>
