@@ -53,6 +53,13 @@ interface Waiter {
 
 const KEEP_RAW_BYTES = 64 * 1024;
 
+/**
+ * How often the topics of the cluster are listed while a /regex/ source runs: kafkajs matches a
+ * regular expression against the topics there are when it subscribes, never again, and Debezium makes
+ * a table's topic when the table first changes.
+ */
+export const TOPIC_WATCH = { intervalMs: 10_000 };
+
 export class KafkaDebeziumSource extends ChangeReader {
   private readonly kafka: Kafka;
   private readonly consumer: Consumer;
@@ -102,7 +109,7 @@ export class KafkaDebeziumSource extends ChangeReader {
     this.consumer.on(this.consumer.events.GROUP_JOIN, (event) => {
       this.joined = true;
       this.assignment = event.payload.memberAssignment as unknown as Record<string, number[]>;
-      this.seekRewound();
+      this.seekOnJoin();
     });
     this.consumer.on(this.consumer.events.CRASH, (event) => {
       this.joined = false;
@@ -126,9 +133,12 @@ export class KafkaDebeziumSource extends ChangeReader {
     return this.sources.find((s) => readsTopic(s.options.topic, topic));
   }
 
-  private async start(): Promise<void> {
+  /** Starts the consumer; with /regex/ sources, the topics there were before it subscribed (undefined without). */
+  private async start(): Promise<ReadonlySet<string> | undefined> {
     await this.consumer.connect();
     const topics = this.sources.map((s) => subscribed(s.options.topic));
+    // Listed before subscribing: a topic made in between is in the subscription and only looks new once.
+    const known = this.sources.some((s) => isTopicRegex(s.options.topic)) ? new Set(await this.listTopics()) : undefined;
     await this.consumer.subscribe({ topics, fromBeginning: true });
     // A start after a crash of the consumer in this process: what it made durable since is held too.
     for (const [stream, offset] of this.durable) if (!this.replay?.partitions.has(stream) && offset > (this.held.get(stream) ?? -1n)) this.held.set(stream, offset);
@@ -144,6 +154,37 @@ export class KafkaDebeziumSource extends ChangeReader {
       eachBatch: (payload) => this.eachBatch(payload),
     });
     this.logger.info({ topics: this.sources.map((s) => s.options.topic) }, "consuming");
+    return known;
+  }
+
+  private async listTopics(): Promise<string[]> {
+    const admin = this.kafka.admin();
+    try {
+      await admin.connect();
+      return await retryRetriable(() => admin.listTopics(), 10_000);
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+  }
+
+  /**
+   * Resolves with the topics a /regex/ source reads that were not there when the consumer subscribed,
+   * once some appear (listed every TOPIC_WATCH.intervalMs); never once `ended` resolves.
+   */
+  private async topicsAppeared(known: ReadonlySet<string>, ended: Promise<unknown>): Promise<string[]> {
+    let over = false;
+    void ended.then(() => (over = true));
+    while (!over && !this.stopped) {
+      await Promise.race([new Promise((r) => setTimeout(r, TOPIC_WATCH.intervalMs)), ended]);
+      if (over || this.stopped) break;
+      try {
+        const added = (await this.listTopics()).filter((topic) => !known.has(topic) && this.sourceFor(topic) !== undefined && isTopicRegex(this.sourceFor(topic)?.options.topic ?? ""));
+        if (added.length > 0 && !over) return added;
+      } catch (error) {
+        this.logger.debug({ err: error }, "listing the cluster's topics for /regex/ sources failed; trying again");
+      }
+    }
+    return new Promise<never>(() => undefined);
   }
 
   /**
@@ -196,12 +237,24 @@ export class KafkaDebeziumSource extends ChangeReader {
     }
   }
 
-  /** Seeks the assigned partitions to rewind to their start (on each join, before the first fetch). */
-  private seekRewound(): void {
+  /**
+   * On each join, before the first fetch: seeks the assigned partitions to rewind to their start, and
+   * those a replay (a Run) has not begun reading yet to its first offset (a consumer started again,
+   * after a crash or to subscribe to a new topic, starts from the committed offsets, not from a seek
+   * made before, and the replay would wait for its first offset without end).
+   */
+  private seekOnJoin(): void {
     for (const r of this.rewind.values()) {
       if (!this.assignment[r.topic]?.includes(r.partition)) continue;
       r.sought += 1;
       this.consumer.seek({ topic: r.topic, partition: r.partition, offset: r.low.toString() });
+    }
+    const prefix = `kafka:${this.appId}:`;
+    for (const [stream, p] of this.replay?.partitions ?? []) {
+      if (p.started) continue;
+      const topic = stream.slice(prefix.length, stream.lastIndexOf(":"));
+      const partition = Number(stream.slice(stream.lastIndexOf(":") + 1));
+      if (this.assignment[topic]?.includes(partition)) this.consumer.seek({ topic, partition, offset: p.low.toString() });
     }
   }
 
@@ -231,12 +284,20 @@ export class KafkaDebeziumSource extends ChangeReader {
         // is started again here, like one that could not start, so the source never stalls unseen.
         const crashed = new Promise<unknown>((resolve) => (this.crashed = resolve));
         started = false;
-        await this.start();
+        const known = await this.start();
         started = true;
         const since = Date.now();
         this.failing = null;
-        const stopped = await Promise.race([crashed.then((error) => ({ error })), this.stopRequested.then(() => undefined)]);
+        const ended = Promise.race([crashed, this.stopRequested]);
+        const appeared = known === undefined ? new Promise<never>(() => undefined) : this.topicsAppeared(known, ended);
+        const stopped = await Promise.race([crashed.then((error) => ({ error })), this.stopRequested.then(() => undefined), appeared.then((topics) => ({ topics }))]);
         if (stopped === undefined) break;
+        if ("topics" in stopped) {
+          // A new topic a /regex/ source reads: the consumer subscribes again (read from its start).
+          this.logger.info({ topics: stopped.topics }, "new topics match a /regex/ source: the consumer subscribes again to read them");
+          await this.consumer.disconnect();
+          continue;
+        }
         // A consumer that ran a while before it stopped is started again soon, not after the last backoff.
         if (Date.now() - since > 60_000) delay = 1000;
         throw stopped.error;
