@@ -1013,6 +1013,12 @@ function decodeWith(format: DebeziumFormat, key: Buffer | null, value: Buffer | 
       return { ok: true, change: { op: "update", key: keyResult.key, before: null, after: decodeRow(body, undefined, ctx), partial: true } };
     }
     if (format === "debezium-unwrapped") {
+      // ExtractNewRecordState passes a truncate on as it is, the envelope without a key, under
+      // delete.tombstone.handling.mode=rewrite-with-tombstone (it drops it otherwise).
+      if ((key === null || key.length === 0) && body.op === "t" && isObject(body.source)) {
+        const commitTime = typeof body.source.ts_ms === "number" ? body.source.ts_ms : typeof body.ts_ms === "number" ? body.ts_ms : undefined;
+        return { ok: true, change: { op: "truncate", key: "", before: null, after: null, ...(commitTime === undefined ? {} : { commitTime }) } };
+      }
       if (keyResult.key === undefined) return fail(keyResult.error ?? "no key");
       const row: Record<string, unknown> = {};
       for (const [column, v] of Object.entries(decodeRow(body, isObject(schema) ? (schema as FieldSchema) : undefined, ctx))) if (!column.startsWith("__")) row[column] = v;

@@ -185,6 +185,13 @@ describe("one rule: a Debezium value decodes into what postgres-cdc gives for th
     expect(decodeKey(Buffer.from('{"id": 12345678901234567890}'))).toEqual({ key: "12345678901234567890" });
   });
 
+  it("applies the truncate ExtractNewRecordState passes on as it is (rewrite-with-tombstone) in the unwrapped format", () => {
+    const truncate = Buffer.from(JSON.stringify({ source: { version: "3.0.0.Final", connector: "postgresql", ts_ms: 1559033904961, table: "customers" }, op: "t", ts_ms: 1559033904999 }));
+    expect(decodeMessage("debezium-unwrapped", null, truncate)).toEqual({ ok: true, change: { op: "truncate", key: "", before: null, after: null, commitTime: 1559033904961 } });
+    // A row of a table with columns named op and source is a row (it has a key).
+    expect(decodeMessage("debezium-unwrapped", Buffer.from('{"id":1}'), Buffer.from('{"id":1,"op":"t","source":{"a":1}}'))).toEqual({ ok: true, change: { op: "update", key: "1", before: null, after: { id: 1, op: "t", source: { a: 1 } } } });
+  });
+
   it("reads a Decimal the JsonConverter writes as a JSON number (decimal.format=NUMERIC) to its exact digits and scale", () => {
     const decimal = (scale: number) => ({ type: "bytes", name: "org.apache.kafka.connect.data.Decimal", version: 1, parameters: { scale: String(scale), "connect.decimal.precision": "20" } });
     const fields = [
