@@ -105,6 +105,10 @@ export class KafkaDebeziumSource extends ChangeReader {
       sessionTimeout: options.sessionTimeoutMs ?? 30_000,
       heartbeatInterval: Math.max(100, Math.floor((options.sessionTimeoutMs ?? 30_000) / 10)),
       retry: { initialRetryTime: 300, maxRetryTime: 10_000, retries: 12, restartOnFailure: async () => !this.stopped },
+      // A topic not made yet is waited for (see start), never made by the consumer: made on the
+      // broker's defaults (one partition, the delete policy), it would pre-empt the partitions and
+      // compaction Debezium's topic.creation settings (or the operator) give it.
+      allowAutoTopicCreation: false,
     });
     this.consumer.on(this.consumer.events.GROUP_JOIN, (event) => {
       this.joined = true;
@@ -133,12 +137,24 @@ export class KafkaDebeziumSource extends ChangeReader {
     return this.sources.find((s) => readsTopic(s.options.topic, topic));
   }
 
-  /** Starts the consumer; with /regex/ sources, the topics there were before it subscribed (undefined without). */
+  /**
+   * Starts the consumer on the topics there are. Returns the topics there were before it subscribed
+   * when some are to be watched for (a /regex/ source, or a named topic not made yet), else undefined.
+   * A named topic not made yet is left out of the subscription (kafkajs would wait on it, and every
+   * other topic of the app with it) and read once it is made; with none to read, the consumer waits
+   * unstarted (the app is not ready meanwhile).
+   */
   private async start(): Promise<ReadonlySet<string> | undefined> {
-    await this.consumer.connect();
-    const topics = this.sources.map((s) => subscribed(s.options.topic));
     // Listed before subscribing: a topic made in between is in the subscription and only looks new once.
-    const known = this.sources.some((s) => isTopicRegex(s.options.topic)) ? new Set(await this.listTopics()) : undefined;
+    const known = new Set(await this.listTopics());
+    const missing = this.sources.filter((s) => !isTopicRegex(s.options.topic) && !known.has(s.options.topic)).map((s) => s.options.topic);
+    const topics = this.sources.filter((s) => isTopicRegex(s.options.topic) || known.has(s.options.topic)).map((s) => subscribed(s.options.topic));
+    const watched = missing.length > 0 || this.sources.some((s) => isTopicRegex(s.options.topic)) ? known : undefined;
+    if (missing.length > 0) {
+      this.logger.warn({ topics: missing, checkEveryMs: TOPIC_WATCH.intervalMs }, "topics the sources read do not exist yet: each is read from its start once it is made (the consumer does not make them)");
+    }
+    if (topics.length === 0) return watched;
+    await this.consumer.connect();
     await this.consumer.subscribe({ topics, fromBeginning: true });
     // A start after a crash of the consumer in this process: what it made durable since is held too.
     for (const [stream, offset] of this.durable) if (!this.replay?.partitions.has(stream) && offset > (this.held.get(stream) ?? -1n)) this.held.set(stream, offset);
@@ -168,8 +184,9 @@ export class KafkaDebeziumSource extends ChangeReader {
   }
 
   /**
-   * Resolves with the topics a /regex/ source reads that were not there when the consumer subscribed,
-   * once some appear (listed every TOPIC_WATCH.intervalMs); never once `ended` resolves.
+   * Resolves with the topics a source reads (by /regex/ or by name) that were not there when the
+   * consumer subscribed, once some appear (listed every TOPIC_WATCH.intervalMs); never once `ended`
+   * resolves.
    */
   private async topicsAppeared(known: ReadonlySet<string>, ended: Promise<unknown>): Promise<string[]> {
     let over = false;
@@ -178,10 +195,10 @@ export class KafkaDebeziumSource extends ChangeReader {
       await Promise.race([new Promise((r) => setTimeout(r, TOPIC_WATCH.intervalMs)), ended]);
       if (over || this.stopped) break;
       try {
-        const added = (await this.listTopics()).filter((topic) => !known.has(topic) && this.sourceFor(topic) !== undefined && isTopicRegex(this.sourceFor(topic)?.options.topic ?? ""));
+        const added = (await this.listTopics()).filter((topic) => !known.has(topic) && this.sourceFor(topic) !== undefined);
         if (added.length > 0 && !over) return added;
       } catch (error) {
-        this.logger.debug({ err: error }, "listing the cluster's topics for /regex/ sources failed; trying again");
+        this.logger.debug({ err: error }, "listing the cluster's topics for the topics not read yet failed; trying again");
       }
     }
     return new Promise<never>(() => undefined);
@@ -293,8 +310,8 @@ export class KafkaDebeziumSource extends ChangeReader {
         const stopped = await Promise.race([crashed.then((error) => ({ error })), this.stopRequested.then(() => undefined), appeared.then((topics) => ({ topics }))]);
         if (stopped === undefined) break;
         if ("topics" in stopped) {
-          // A new topic a /regex/ source reads: the consumer subscribes again (read from its start).
-          this.logger.info({ topics: stopped.topics }, "new topics match a /regex/ source: the consumer subscribes again to read them");
+          // A new topic a source reads (by /regex/, or by a name not made before): the consumer subscribes again (read from its start).
+          this.logger.info({ topics: stopped.topics }, "new topics the sources read: the consumer subscribes again to read them");
           await this.consumer.disconnect();
           continue;
         }
