@@ -735,14 +735,16 @@ export class Daemon {
   private async takeRequestsOf(generation: Generation): Promise<void> {
     let definitions: Definitions | undefined;
     for (const request of this.store.metaWithPrefix<RunRequest>("request:")) {
-      await this.store.transact((tx) => tx.deleteMeta(`request:${request.at}`));
+      const key = `request:${request.at}`;
       // `rebuild` checked it against the config it was given, which may not be this one.
       const obsolete = requestedRunObsolete(request.spec, (definitions ??= definitionsOf(generation.config, generation.domain, generation.registry)));
       if (obsolete !== undefined) {
+        await this.store.transact((tx) => tx.deleteMeta(key));
         this.logger.warn({ kind: request.spec.kind, target: request.target, reason: obsolete }, "a Run asked for by hand is not queued: it does not apply to the running config");
         continue;
       }
-      await generation.runs.request(request.spec, request.target, request.reason);
+      // The request leaves in the transaction that stores its Run: a crash in between loses neither.
+      await generation.runs.request(request.spec, request.target, request.reason, key);
     }
   }
 

@@ -367,12 +367,19 @@ export class Runs {
     return taken;
   }
 
-  /** Queues a Run asked for by hand (grouparoo-stream rebuild, the API). */
-  async request(spec: RunSpec, target: string, reason: string): Promise<RunState> {
+  /**
+   * Queues a Run asked for by hand (grouparoo-stream rebuild, the API). `consumes`: the meta entry of
+   * the request it answers (`rebuild` leaves one), removed in the transaction that stores the Run, so
+   * that a request is never gone without its Run (a crash between two transactions lost it).
+   */
+  async request(spec: RunSpec, target: string, reason: string, consumes?: string): Promise<RunState> {
     const now = this.clock();
     // Several asked for in one millisecond (rebuild --all) each get their own id; "-req" marks it asked for (isRequested).
     const run: RunState = { id: `${now.toString(36)}-req${String(this.requested++).padStart(3, "0")}-${spec.kind}`, kind: spec.kind, target, reason, spec, updates: [], state: "queued", processed: 0, total: null, phase: 0, createdAt: now };
-    await this.context.store.putMeta(`run:${run.id}`, run);
+    await this.context.store.transact((tx) => {
+      tx.putMeta(`run:${run.id}`, run);
+      if (consumes !== undefined) tx.deleteMeta(consumes);
+    });
     this.queue.push(run);
     this.context.logger.info({ run: run.id, kind: run.kind, target: run.target, reason, resumed: false }, "run planned");
     // While start() plans, it queues this behind its Runs and starts the first.
