@@ -8,8 +8,8 @@ import { compileDomain, type Domain } from "../../core/domain.js";
 import { Store } from "../../state/store.js";
 import { ApiError, RELOADING, unavailable } from "./errors.js";
 import { ApiKeys, type StoredKey } from "./keys.js";
-import { startHttpServer, type Api, type ApiBackend, type ForwardedReply, type HttpLogger } from "./server.js";
-import { CALL_TIMEOUT_MS, HEARTBEAT_STALE_MS, type Call, type FromReader, type ReaderData, type ToReader } from "./thread.js";
+import { startHttpServer, type Api, type ApiBackend, type ForwardedReply, type ForwardedRequest, type HttpLogger } from "./server.js";
+import { CALL_TIMEOUT_MS, CLAIM_GIVEN_UP, CLAIM_WAITING, HEARTBEAT_STALE_MS, type Call, type FromReader, type ReaderData, type ToReader } from "./thread.js";
 import type { Config } from "../../core/config/types.js";
 import type { DaemonStatus } from "./status.js";
 
@@ -55,6 +55,27 @@ const ask = <T>(call: Call, timeoutMs?: number): Promise<T> =>
       reject: (error) => (clearTimeout(timer), reject(error)),
     });
     post({ type: "call", id, call });
+  });
+
+/**
+ * Hands a write route to the daemon's thread: a 503 when that thread has not taken it within
+ * CALL_TIMEOUT_MS (its event loop blocked or overloaded), and then it is never done (thread.ts, the
+ * claim); once taken, its answer is awaited however long the pipeline takes to run it.
+ */
+const forward = (request: ForwardedRequest): Promise<ForwardedReply> =>
+  new Promise<ForwardedReply>((resolve, reject) => {
+    const id = next++;
+    const claim = new Int32Array(new SharedArrayBuffer(4));
+    const timer = setTimeout(() => {
+      if (Atomics.compareExchange(claim, 0, CLAIM_WAITING, CLAIM_GIVEN_UP) !== CLAIM_WAITING) return;
+      waiting.delete(id);
+      reject(unavailable(`the daemon's thread did not take the request within ${CALL_TIMEOUT_MS / 1000} s (its event loop is blocked or overloaded; see its log and grouparoo_nodejs_eventloop_lag_seconds); nothing was done: send it again`));
+    }, CALL_TIMEOUT_MS);
+    waiting.set(id, {
+      resolve: (value) => (clearTimeout(timer), resolve(value as ForwardedReply)),
+      reject: (error) => (clearTimeout(timer), reject(error)),
+    });
+    post({ type: "call", id, call: { method: "forward", request, claim } });
   });
 
 /** When the daemon's thread last said it is alive (thread.ts HEARTBEAT_MS). */
@@ -155,7 +176,7 @@ try {
     apiInsecure: data.apiInsecure,
     metricsAuth: data.metricsAuth,
     logger,
-    forward: (request) => ask<ForwardedReply>({ method: "forward", request }),
+    forward,
   });
   post({ type: "listening" });
 } catch (error) {

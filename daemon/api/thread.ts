@@ -17,7 +17,22 @@ import type { ApiKeys, StoredKey } from "./keys.js";
 import type { Api, ApiBackend, ForwardedReply, ForwardedRequest, HttpOptions } from "./server.js";
 
 /** What the daemon's thread answers the API thread. */
-export type Call = { method: "status" } | { method: "metrics" } | { method: "notReady" } | { method: "forward"; request: ForwardedRequest };
+export type Call =
+  | { method: "status" }
+  | { method: "metrics" }
+  | { method: "notReady" }
+  /**
+   * A write route, as it came in. `claim` (shared by both threads): 0 while it waits, 1 once the
+   * daemon's thread took it (it runs, and its answer is awaited however long the pipeline takes), 2
+   * once the API thread gave up on it (503 after CALL_TIMEOUT_MS): it then never runs. Whichever
+   * thread changes it from 0 decides, so a write answered 503 is never done.
+   */
+  | { method: "forward"; request: ForwardedRequest; claim?: Int32Array };
+
+/** The states of a forwarded write's claim (Call "forward"). */
+export const CLAIM_WAITING = 0;
+export const CLAIM_TAKEN = 1;
+export const CLAIM_GIVEN_UP = 2;
 
 /** An error crossing threads: an ApiError keeps its status and code (503 while reloading, say). */
 export interface CrossedError {
@@ -60,7 +75,10 @@ export interface ReaderData {
 export const HEARTBEAT_MS = 1000;
 /** /healthz fails once the daemon's thread has not said so for this long. */
 export const HEARTBEAT_STALE_MS = 10_000;
-/** How long /status, /readyz and /metrics wait for the daemon's thread (writes wait for the pipeline). */
+/**
+ * How long /status, /readyz and /metrics wait for the daemon's thread, and a write for that thread to
+ * take it (once taken, a write waits for the pipeline).
+ */
 export const CALL_TIMEOUT_MS = 10_000;
 
 export interface ApiListener {
@@ -149,7 +167,9 @@ export async function startApiThread(
       case "notReady":
         return backend.notReady();
       case "forward": {
-        const { request } = call;
+        const { request, claim } = call;
+        // Given up by the API thread (it answered 503: the daemon's thread took too long to get here): not done.
+        if (claim && Atomics.compareExchange(claim, 0, CLAIM_WAITING, CLAIM_TAKEN) !== CLAIM_WAITING) return undefined;
         const response = await (await local()).inject({
           method: request.method as "GET",
           url: request.url,
