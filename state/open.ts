@@ -11,7 +11,7 @@
 // any descriptor of the file; LMDB's own lock.mdb lets several processes share an environment on
 // purpose (that is how `retry-exports` and `rebuild` write beside a running daemon), so it cannot say
 // "one daemon". Node opens files with O_CLOEXEC, so a child process never inherits the lock.
-import { closeSync, constants, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from "node:fs";
+import { closeSync, constants, existsSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, writeSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 
@@ -73,6 +73,44 @@ export function createStateDir(path: string): void {
   } catch (error) {
     throw stateFsError(error, path);
   }
+}
+
+/**
+ * The partitions' states in a worker's --state directory (`<model>/<partition>/data.mdb`), as
+ * `model/partition`, sorted; none in any other directory (a daemon's state, a partition's own).
+ */
+export function workerPartitions(path: string): string[] {
+  const found: string[] = [];
+  const directories = (dir: string): string[] => {
+    try {
+      return readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+    } catch {
+      return [];
+    }
+  };
+  if (existsSync(join(path, "data.mdb"))) return found;
+  for (const model of directories(path)) {
+    for (const partition of directories(join(path, model))) {
+      if (/^\d+$/.test(partition) && existsSync(join(path, model, partition, "data.mdb"))) found.push(`${model}/${partition}`);
+    }
+  }
+  return found.sort((a, b) => a.localeCompare(b, "en", { numeric: true }));
+}
+
+/**
+ * Refuses a worker's --state directory (it holds no state of its own, only its partitions' under
+ * it) to the daemon's commands, naming where the partitions' states are: `run` would make a daemon's
+ * state in it, the other commands found "no state" there.
+ */
+export function refuseWorkerDirectory(path: string): void {
+  const partitions = workerPartitions(path);
+  if (partitions.length === 0) return;
+  const shown = partitions.slice(0, 3).map((p) => join(path, p));
+  const named = `${shown.join(", ")}${partitions.length > shown.length ? `, ... (${partitions.length} partitions)` : ""}`;
+  throw new StateOpenError(
+    `the directory ${path} is a grouparoo-stream worker's --state, not a daemon's state: each partition it owns has a state of its own under it (${named}); status, runs and dead-letters read one of those (only the worker writes them) (nothing was changed)`,
+    "layout",
+  );
 }
 
 /** Refuses a path that holds no state (commands that need one never create it). */

@@ -24,7 +24,7 @@ import type { ExportPlan, RemoteState } from "../core/exports.js";
 import type { PropertyValue } from "../core/vocabulary.js";
 import { idKey } from "../core/keys.js";
 import { CHANGELOG_TXN_KEY, PARTITION_STATE_KEY, type CapturedTransaction, type ChangelogRecord } from "../core/partitions.js";
-import { createStateDir, DaemonLock, KEY_END, MAP_SIZE, RELAY_MARKER, requireExistingState, StateOpenError, stateFsError } from "./open.js";
+import { createStateDir, DaemonLock, KEY_END, MAP_SIZE, refuseWorkerDirectory, RELAY_MARKER, requireExistingState, StateOpenError, stateFsError } from "./open.js";
 
 type Key = (string | number)[];
 /** lmdb-js's key of the shared msgpack structures of a sub-database opened with them. */
@@ -256,6 +256,8 @@ export class Store {
     readonly path: string,
     private readonly options: StoreOptions = {},
   ) {
+    // A worker's --state holds its partitions' states, under it: none of the daemon's commands opens it.
+    if (!options.capture) refuseWorkerDirectory(path);
     if (options.readOnly || options.create === false) requireExistingState(path);
     else createStateDir(path);
     if (existsSync(join(path, RELAY_MARKER))) {

@@ -1,7 +1,7 @@
 // Issue #12 against real LMDB state: one daemon per state (item 1), states that are refused rather
 // than created (items 4, 5), the status and dead-letter listings read-only (items 3, 8), and metrics
 // that tell the truth, each driven by a known change and asserted exactly (item 6).
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -78,6 +78,28 @@ describe("opening a state", () => {
     await again.close();
     // The refused open released the lock it took.
     DaemonLock.acquire(partition).release();
+  });
+
+  it("refuses a worker's --state directory to every daemon command, naming its partitions' states, and creates nothing in it", async () => {
+    // A worker's --state: its lock file, and a state per partition it owns under <model>/<partition>.
+    const workerDir = join(dir, "worker");
+    mkdirSync(workerDir);
+    DaemonLock.acquire(workerDir).release();
+    for (const partition of ["users/0", "users/3", "users/10", "accounts/1"]) {
+      const store = Store.open(join(workerDir, partition), { capture: () => undefined });
+      await store.close();
+    }
+    const shown = ["accounts/1", "users/0", "users/3"].map((p) => join(workerDir, p)).join(", ");
+    const message = `the directory ${workerDir} is a grouparoo-stream worker's --state, not a daemon's state: each partition it owns has a state of its own under it (${shown}, ... (4 partitions)); status, runs and dead-letters read one of those (only the worker writes them) (nothing was changed)`;
+    // run (lock), rebuild and retry-exports (create: false), status, runs and dead-letters (read-only):
+    // before, run made a daemon's state in it and the others said it held no state.
+    for (const options of [{ lock: true }, { create: false }, { readOnly: true }]) expect(problem(() => Store.open(workerDir, options))).toEqual({ problem: "layout", holder: undefined, message });
+    expect(existsSync(join(workerDir, "data.mdb"))).toBe(false);
+    // Its partitions open as before: read-only for the commands, with the changelog for the worker.
+    const reader = Store.open(join(workerDir, "users", "3"), { readOnly: true });
+    await reader.close();
+    const owner = Store.open(join(workerDir, "users", "3"), { capture: () => undefined });
+    await owner.close();
   });
 
   it("refuses a relay's state to every daemon command, changing nothing in it", async () => {
