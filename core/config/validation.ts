@@ -33,6 +33,10 @@ function reservedKeys(value: unknown, path: FieldPath = []): { path: FieldPath; 
 }
 const article = (word: string) => (/^[aeiou]/i.test(word) ? "an" : "a");
 
+/** The loader's issue for a field whose environment variable is not set (daemon/config/load.ts). */
+const UNSET_VARIABLE = /^environment variable \S+ is not set/;
+const fieldKey = (issue: Pick<ConfigIssue, "file" | "objectClass" | "id" | "field">): string => JSON.stringify([issue.file, issue.objectClass.toLowerCase(), issue.id, issue.field]);
+
 export class Validation {
   readonly issues: ConfigIssue[];
   /** Where each issue's object sits in its file, so issues read in file order. */
@@ -47,7 +51,11 @@ export class Validation {
   ) {
     this.issues = [...extraIssues];
     this.byClass = new Map(classes.map((c) => [c, new Map()]));
+    for (const issue of extraIssues) if (issue.severity === "error" && UNSET_VARIABLE.test(issue.message)) this.unset.add(fieldKey(issue));
   }
+
+  /** Fields whose environment variable is not set (the loader said so): their value is a stand-in. */
+  private readonly unset = new Set<string>();
 
   report(entry: Pick<Entry, "raw" | "id"> & { cls?: string }, path: FieldPath | string, message: string, severity: Severity = "error"): void {
     const issue: ConfigIssue = {
@@ -58,6 +66,10 @@ export class Validation {
       field: typeof path === "string" ? path : formatField(path),
       message,
     };
+    // A field whose variable is not set holds "" in its place: what the schema says of that ("must not
+    // be empty", "must be at least 16 characters long") is not a problem of its own, only the unset
+    // variable is.
+    if (this.unset.has(fieldKey(issue))) return;
     this.positions.set(issue, entry.raw.index);
     this.issues.push(issue);
   }

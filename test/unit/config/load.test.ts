@@ -70,6 +70,31 @@ describe("readConfig", () => {
     ]);
   });
 
+  it("says of a field whose variable is not set only that, not what its empty stand-in breaks", () => {
+    // Each field below also failed its schema on the "" put in the variable's place: "must be at least
+    // 16 characters long", "must not be empty", "does not match ^[a-z_]...": three errors that were
+    // not there to fix. A value that is set and wrong is still named.
+    const path = write(
+      "config.yml",
+      [
+        "- { class: app, id: pg, type: postgres, options: { database: shop, slot: '${SLOT}' } }",
+        "- { class: model, id: users }",
+        "- { class: source, id: users_table, type: postgres-cdc, appId: pg, modelId: users, options: { table: '${TABLE}' }, mapping: { id: user_id } }",
+        "- { class: property, id: user_id, type: integer, unique: true, sourceId: users_table, options: { column: id } }",
+        "- { class: ApiKey, id: ops, apiKey: '${OPS_API_KEY}' }",
+        "- { class: apiKey, id: short, apiKey: '${SHORT_API_KEY}' }",
+      ].join("\n"),
+    );
+    const { issues, config } = loadConfig(path, undefined, { SHORT_API_KEY: "too-short" });
+    expect(config).toBeUndefined();
+    expect(issues.map((i) => `${i.objectClass} ${i.id} ${i.field}: ${i.message}`)).toEqual([
+      "app pg options.slot: environment variable SLOT is not set (use ${SLOT:-default} for a default)",
+      "source users_table options.table: environment variable TABLE is not set (use ${TABLE:-default} for a default)",
+      "ApiKey ops apiKey: environment variable OPS_API_KEY is not set: set it in the daemon's environment (an API key's secret comes only from there)",
+      "apiKey short apiKey: must be at least 16 characters long",
+    ]);
+  });
+
   it("keeps a key named __proto__ as a key, so that the validation refuses it by name", () => {
     const path = write("model.yml", "class: model\nid: users\n__proto__: { polluted: true }\n");
     const { objects, issues } = readConfig(path, {});
