@@ -115,13 +115,14 @@ export function refuseWorkerDirectory(path: string): void {
 
 /** Refuses a path that holds no state (commands that need one never create it). */
 export function requireExistingState(path: string): void {
-  let directory = false;
+  let directory: boolean | undefined;
   try {
     directory = statSync(path).isDirectory();
   } catch {
-    directory = false;
+    directory = undefined;
   }
-  if (!directory) throw new StateOpenError(`no state at ${path}: the directory does not exist (check --state; nothing was created)`, "missing");
+  if (directory === false) throw new StateOpenError(`no state at ${path}: it is a file, not a directory (check --state: the state directory, not a file in it; nothing was changed)`, "missing");
+  if (directory === undefined) throw new StateOpenError(`no state at ${path}: the directory does not exist (check --state; nothing was created)`, "missing");
   if (!existsSync(join(path, "data.mdb"))) throw new StateOpenError(`no state at ${path}: the directory holds no LMDB state (data.mdb) (check --state; nothing was created)`, "missing");
 }
 

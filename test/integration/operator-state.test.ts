@@ -63,6 +63,12 @@ describe("opening a state", () => {
     expect(existsSync(missing)).toBe(false);
     expect(problem(() => Store.open(dir, { readOnly: true }))).toMatchObject({ problem: "missing", message: `no state at ${dir}: the directory holds no LMDB state (data.mdb) (check --state; nothing was created)` });
     expect(existsSync(join(dir, "data.mdb"))).toBe(false);
+    // A file (a state's data.mdb itself, say) is named as one: it said "the directory does not exist".
+    const file = join(dir, "data.txt");
+    writeFileSync(file, "not a state");
+    for (const options of [{ create: false }, { readOnly: true }]) {
+      expect(problem(() => Store.open(file, options))).toEqual({ problem: "missing", holder: undefined, message: `no state at ${file}: it is a file, not a directory (check --state: the state directory, not a file in it; nothing was changed)` });
+    }
   });
 
   it("keeps a worker's partition state to its worker: writers without the changelog are refused (65), readers are not", async () => {
