@@ -35,6 +35,8 @@ export async function retryExportsCommand(options: RetryExportsOptions): Promise
   try {
     from = instant(options.since, 0, "since");
     to = instant(options.until, Number.MAX_SAFE_INTEGER, "until");
+    // As POST /api/v1/exports/retry answers it (400): a range that holds nothing is a mistake, not "re-queued 0".
+    if (from > to) throw new Error(`--since ${options.since ?? ""} is after --until ${options.until ?? ""}: no dead letter is in that range`);
   } catch (error) {
     process.stderr.write(`error: ${(error as Error).message}\n`);
     return EX_USAGE;

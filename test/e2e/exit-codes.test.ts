@@ -158,6 +158,25 @@ describe("exit codes and messages", () => {
     expect(existsSync(typo)).toBe(false);
   });
 
+  it("retry-exports with --since after --until exits 64 saying so, as the API answers 400 (it re-queued 0 and exited 0)", async () => {
+    const config = join(work, "retry-range.yml");
+    writeFileSync(
+      config,
+      `
+- { class: app, id: files, type: file, options: { directory: "${work}/out" } }
+- { class: app, id: db, type: postgres, options: { database: shop } }
+- { class: model, id: users }
+- { class: source, id: users_table, type: postgres-cdc, appId: db, modelId: users, options: { table: users }, mapping: { id: user_id } }
+- { class: property, id: user_id, type: integer, unique: true, sourceId: users_table, options: { column: id } }
+- { class: destination, id: d, type: jsonl-file, appId: files, modelId: users, collection: model, syncMode: sync, options: { path: d.jsonl }, mapping: { id: user_id } }
+`,
+    );
+    const state = join(work, "retry-range-state");
+    const result = await runCli(["retry-exports", "--config", config, "--state", state, "--destination", "d", "--since", "2026-12-02T00:00:00Z", "--until", "2026-12-01T00:00:00Z"]);
+    expect(result).toEqual({ code: 64, stdout: "", stderr: "error: --since 2026-12-02T00:00:00Z is after --until 2026-12-01T00:00:00Z: no dead letter is in that range\n" });
+    expect(existsSync(state)).toBe(false);
+  });
+
   it("has a status command with its own help (item 8)", async () => {
     const help = await runCli(["status", "--help"]);
     expect(help.code).toBe(0);
