@@ -167,6 +167,8 @@ export interface StateTransaction extends BatchState {
   dropTimeIndex(modelId: string, groupId: string | undefined, limit: number): number;
   /** Removes one dead letter (replayed, or dropped by hand); false when there is none with that seq. */
   deleteDeadLetter(seq: number): boolean;
+  /** Forgets a stream's position (a Run's re-read that ended: nothing reads it again). */
+  deletePosition(stream: string): void;
 }
 
 /** How a state is opened (state/open.ts): by the daemon (created, locked), or by a command beside it. */
@@ -646,6 +648,9 @@ export class Store {
           if (this.deadLetters.get([seq]) === undefined) return false;
           this.deadLetters.remove([seq]);
           return true;
+        },
+        deletePosition: (stream) => {
+          if (this.positions.get(stream) !== undefined) void this.positions.remove(stream);
         },
       };
       result = { value: body(tx) };

@@ -305,6 +305,8 @@ export class Runs {
         const why = superseded.find((s) => s.run === r)?.why;
         if (why === undefined) replaced.push(r);
         tx.putMeta(`run:${r.id}`, { ...r, state: "superseded", finishedAt: now, error: `superseded: ${why ?? CONFIG_CHANGED}` });
+        // Never resumed (a Run asked for again has an id of its own): its re-read's position goes with it.
+        tx.deletePosition(runStream(r.id));
       }
       // A state that recorded no definitions records those it is taken to have, so that the next start
       // compares with them (not with nothing: every source would look new); the Runs record the rest.
@@ -406,7 +408,11 @@ export class Runs {
     if (run.updates.length > 0) this.finalUpdates = [];
     run.state = "stopped";
     run.finishedAt = this.clock();
-    await this.context.store.putMeta(`run:${run.id}`, run);
+    await this.context.store.transact((tx) => {
+      tx.putMeta(`run:${run.id}`, run);
+      // A queued re-read's position (it resumes no more): a fresh state has none.
+      tx.deletePosition(runStream(run.id));
+    });
     this.context.logger.info({ run: run.id, kind: run.kind, target: run.target, processed: run.processed, total: run.total }, "run stopped by hand");
     this.context.events?.finished?.(run);
     if (run === this.current) {
@@ -914,6 +920,8 @@ export class Runs {
     await this.context.store.transact((tx) => {
       body(tx);
       tx.putMeta(`run:${run.id}`, run);
+      // Its re-read's position (where it would resume) is done with: a fresh state has none.
+      tx.deletePosition(runStream(run.id));
     });
     const seconds = ((run.finishedAt - (run.startedAt ?? run.finishedAt)) / 1000).toFixed(1);
     this.context.logger.info({ run: run.id, kind: run.kind, target: run.target, processed: run.processed, seconds }, "run complete");
@@ -928,7 +936,12 @@ export class Runs {
     run.finishedAt = this.clock();
     run.error = error instanceof Error ? error.message : String(error);
     this.context.logger.error({ run: run.id, kind: run.kind, target: run.target, err: error }, `run failed: ${run.error}`);
-    void this.context.store.putMeta(`run:${run.id}`, run).catch(() => undefined);
+    void this.context.store
+      .transact((tx) => {
+        tx.putMeta(`run:${run.id}`, run);
+        tx.deletePosition(runStream(run.id));
+      })
+      .catch(() => undefined);
     this.context.events?.finished?.(run);
     if (this.current === run) this.next();
   }
