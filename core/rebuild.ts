@@ -25,7 +25,8 @@ export function rebuildRequests(domain: Domain, options: RebuildTargets): { spec
   const requests: { spec: RunSpec; target: string }[] = [];
   const reread = (sourceId: string) => {
     const source = domain.sources.get(sourceId);
-    if (source) requests.push({ spec: { kind: "reread", sourceId, modelId: source.modelId }, target: `source ${sourceId}` });
+    // Once: a primary property's source named too (--property email --source users_table) read it twice.
+    if (source && !requests.some((r) => r.spec.kind === "reread" && r.spec.sourceId === sourceId)) requests.push({ spec: { kind: "reread", sourceId, modelId: source.modelId }, target: `source ${sourceId}` });
   };
   if (options.property !== undefined) {
     const property = domain.properties.get(options.property);

@@ -21,4 +21,17 @@ describe("rebuildRequests", () => {
     if (!bare.config) throw new Error(JSON.stringify(bare.issues));
     expect(rebuildRequests(compileDomain(bare.config), { all: true })).toEqual({ message: "nothing to rebuild: the config has no source, group or destination" });
   });
+
+  it("reads a source again once, when a property of it and the source are both named", () => {
+    const domain = coreDomain();
+    // email is a property of the primary source users_table: recomputing it is reading the source again.
+    expect(rebuildRequests(domain, { property: "email", source: "users_table" })).toEqual([{ spec: { kind: "reread", sourceId: "users_table", modelId: "users" }, target: "source users_table" }]);
+    expect(rebuildRequests(domain, { property: "lifetime_value", source: "purchases_table" })).toEqual([
+      { spec: { kind: "rebuild", sourceId: "purchases_table", modelId: "users", propertyIds: ["lifetime_value"] }, target: "property lifetime_value" },
+      { spec: { kind: "reread", sourceId: "purchases_table", modelId: "users" }, target: "source purchases_table" },
+    ]);
+    // rebuild --all with a property of a primary source: each source once.
+    const all = rebuildRequests(domain, { all: true, property: "email" });
+    expect(Array.isArray(all) && all.filter((r) => r.spec.kind === "reread").map((r) => r.target)).toEqual(["source users_table", "source purchases_table"]);
+  });
 });
