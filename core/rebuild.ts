@@ -54,5 +54,6 @@ export function rebuildRequests(domain: Domain, options: RebuildTargets): { spec
     for (const d of domain.destinations.values()) requests.push({ spec: { kind: "export", destinationId: d.id, modelId: d.modelId, reset: false }, target: `destination ${d.id}` });
   }
   if (requests.length === 0) return { message: options.all ? "nothing to rebuild: the config has no source, group or destination" : "name what to rebuild: --property, --source, --group, --destination or --all" };
-  return requests;
+  // Each Run once (rebuild --all --group g asked for g's backfill twice).
+  return requests.filter((r, i) => requests.findIndex((q) => JSON.stringify(q.spec) === JSON.stringify(r.spec)) === i);
 }

@@ -33,5 +33,10 @@ describe("rebuildRequests", () => {
     // rebuild --all with a property of a primary source: each source once.
     const all = rebuildRequests(domain, { all: true, property: "email" });
     expect(Array.isArray(all) && all.filter((r) => r.spec.kind === "reread").map((r) => r.target)).toEqual(["source users_table", "source purchases_table"]);
+    // rebuild --all --group g --destination d: g's backfill and d's exports once.
+    const group = [...domain.groups.keys()][0] ?? "";
+    const destination = [...domain.destinations.keys()][0] ?? "";
+    const every = rebuildRequests(domain, { all: true, group, destination });
+    expect(Array.isArray(every) && every.map((r) => r.target).sort()).toEqual(Array.isArray(all) ? all.map((r) => r.target).sort() : []);
   });
 });
