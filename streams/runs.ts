@@ -311,6 +311,8 @@ export class Runs {
       // A state that recorded no definitions records those it is taken to have, so that the next start
       // compares with them (not with nothing: every source would look new); the Runs record the rest.
       if (recorded === undefined) writeUpdates(tx, allUpdates(stored), this.context.operational);
+      // The positions of re-reads whose Run ended, which versions before 2026-12-03 kept: none resumes from them.
+      for (const stream of store.allPositions().keys()) if (stream.startsWith("run:") && !runs.some((r) => runStream(r.id) === stream)) tx.deletePosition(stream);
       markUnsettled(tx, stored, next, unsettled, plan);
       if (plan.runs.length === 0) writeUpdates(tx, plan.updates, this.context.operational);
     });

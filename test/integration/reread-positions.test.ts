@@ -3,7 +3,7 @@
 // hand) nothing reads that position again, yet it stayed in the state for good: every `rebuild
 // --source` or `POST /runs {"source"}` added one more line to the positions `status` prints, and the
 // state differed from a fresh daemon's on the same config and data. Now it leaves with the Run, in the
-// transaction that ends it.
+// transaction that ends it, and a start forgets those an earlier version kept.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -71,9 +71,13 @@ describe("a re-read's position", () => {
     const at = Date.UTC(2026, 10, 30);
     const cut: RunState = { id: `${at.toString(36)}-req000-reread`, kind: "reread", target: "source purchases_table", reason: "asked for by hand (test)", spec: { kind: "reread", sourceId: "purchases_table", modelId: "users" }, updates: [], state: "running", processed: 10, total: null, phase: 0, cursor: JSON.stringify({ rows: 10 }), createdAt: at, startedAt: at };
     const store = Store.open(state);
+    // And what an earlier version left of a re-read that completed: its position.
+    const ended: RunState = { ...cut, id: `${(at - 1).toString(36)}-req000-reread`, target: "source users_table", spec: { kind: "reread", sourceId: "users_table", modelId: "users" }, state: "complete", processed: 12, createdAt: at - 1, finishedAt: at };
     await store.transact((tx) => {
       tx.putMeta(`run:${cut.id}`, cut);
       tx.setPosition(`run:${cut.id}`, JSON.stringify({ rows: 10 }));
+      tx.putMeta(`run:${ended.id}`, ended);
+      tx.setPosition(`run:${ended.id}`, JSON.stringify({ rows: 12, complete: true }));
     });
     await store.close();
     // Started on a config without purchases: the Run no longer applies, and goes with its position.
@@ -85,6 +89,7 @@ describe("a re-read's position", () => {
     try {
       await settled(again);
       expect(listRuns(again.state).find((r) => r.id === cut.id)).toMatchObject({ state: "superseded" });
+      expect(listRuns(again.state).find((r) => r.id === ended.id)).toMatchObject({ state: "complete" });
       expect(streams(again.state).filter((s) => s.startsWith("run:"))).toEqual([]);
     } finally {
       await stop(again);
