@@ -36,6 +36,8 @@ export interface ReplayOutcome {
 export function unreplayable(letter: StoredDeadLetter, domain: Domain): string | null {
   if (letter.kind === "message") return "a message its source could not decode: it cannot be applied again (fix the source, then read it again with POST /runs {source}), or delete it";
   if (letter.kind === "export" && !domain.destinations.has(letter.destinationId)) return `destination "${letter.destinationId}" is not in the config`;
+  // Applied, it would only be set aside again, its reason replaced by this one and its seq by a new one.
+  if (letter.kind === "change" && !domain.sources.has(letter.sourceId)) return `source "${letter.sourceId}" is not in the config`;
   return null;
 }
 
