@@ -108,7 +108,11 @@ export function findRecord(store: Store, domain: Domain, modelId: string, proper
   if (!property || property.modelId !== modelId) return { problem: "unknown-property", message: `model "${modelId}" has no property "${propertyId}"` };
   if (!property.unique) return { problem: "not-unique", message: `property "${propertyId}" is not unique: look records up by a unique property (${uniqueProperties(domain, modelId).join(", ")}) or grouparooId` };
   const key = uniqueValueKey(property.type, text);
-  if ("invalid" in key) return { problem: "invalid", message: `"${text}" is not a valid ${property.type} value for property "${propertyId}" (${key.invalid})` };
+  if ("invalid" in key) {
+    // `?phone=+44...`: a query string reads "+" as a space, and the number without its "+" may not parse.
+    const plus = property.type === "phoneNumber" && /^ +\d/.test(text) ? `; a "+" in a query string is read as a space: write it as %2B (?${propertyId}=%2B${text.trimStart()})` : "";
+    return { problem: "invalid", message: `"${text}" is not a valid ${property.type} value for property "${propertyId}" (${key.invalid})${plus}` };
+  }
   const recordId = store.recordIdByUnique(modelId, propertyId, key.key);
   return recordId === undefined ? { problem: "not-found", message: `no ${modelId} record with ${propertyId} ${JSON.stringify(text)}` } : { recordId };
 }
