@@ -100,6 +100,8 @@ describe("exit codes and messages", () => {
       await first.until("ready", async () => ((await get(http, "/readyz").catch(() => undefined))?.status === 200 ? true : undefined), 30_000);
       first.child.kill("SIGTERM");
       expect((await first.exited).code).toBe(0);
+      // The walsender lets the slot go a moment after the daemon's connection closes (under load, after it exits).
+      await waitFor("the slot let go", async () => ((await db.query<{ active: boolean }>("SELECT active FROM pg_replication_slots WHERE slot_name = 'exit_slot'")).rows[0]?.active === false ? true : undefined), 10_000);
       await db.query("SELECT pg_drop_replication_slot('exit_slot')");
 
       const result = await runCli(["run", "--config", config, "--state", state, "--http", `127.0.0.1:${await freePort()}`]);
