@@ -25,6 +25,8 @@ export function retryExports(store: Store, destination: DestinationDef, select: 
 export interface ReplayOutcome {
   /** Changes applied again (a change that fails again is a new dead letter, counted here too). */
   changes: number;
+  /** Of those, the changes that failed again: each is a new dead letter, at the back of the store. */
+  failedAgain: number;
   /** Exports queued again, by destination. */
   exports: Record<string, number>;
   /** Letters that cannot be replayed, with why (they stay). */
@@ -47,7 +49,7 @@ export function unreplayable(letter: StoredDeadLetter, domain: Domain): string |
  * Letters that cannot be replayed are skipped and stay.
  */
 export async function replayDeadLetters(store: Store, domain: Domain, letters: readonly StoredDeadLetter[]): Promise<ReplayOutcome> {
-  const outcome: ReplayOutcome = { changes: 0, exports: {}, skipped: [] };
+  const outcome: ReplayOutcome = { changes: 0, failedAgain: 0, exports: {}, skipped: [] };
   const changes: StoredDeadLetter[] = [];
   const exports = new Map<string, Set<number>>();
   for (const letter of letters) {
@@ -64,6 +66,8 @@ export async function replayDeadLetters(store: Store, domain: Domain, letters: r
         outcome.changes += 1;
       }
     });
+    // The batch applies only these changes: every dead letter it stores is one of them set aside again.
+    outcome.failedAgain = outcome.result.deadLetters;
   }
   for (const [destinationId, seqs] of exports) {
     const destination = domain.destinations.get(destinationId);

@@ -320,7 +320,7 @@ export function registerApiRoutes(api: Api, backend: ApiBackend): void {
           },
           { additionalProperties: false },
         ),
-        response: response("{changes: number, exports: {destinationId: number}, skipped: [{seq, reason}]}"),
+        response: response("{changes: number, failedAgain: number, exports: {destinationId: number}, skipped: [{seq, reason}]}"),
       },
     },
     async (request) => {
@@ -346,7 +346,7 @@ export function registerApiRoutes(api: Api, backend: ApiBackend): void {
       const outcome = await backend.perform({
         run: async () => {
           const done = await replayDeadLetters(store, domain, letters);
-          return { value: { changes: done.changes, exports: done.exports, skipped: done.skipped }, ...(done.result ? { result: done.result } : {}) };
+          return { value: { changes: done.changes, failedAgain: done.failedAgain, exports: done.exports, skipped: done.skipped }, ...(done.result ? { result: done.result } : {}) };
         },
       });
       return outcome;

@@ -359,7 +359,7 @@ describe("the REST API", () => {
 
     const replayed = await api.call("POST", "/api/v1/dead-letters/replay", { key: KEYS.OPS_KEY, body: { seqs: [1] } });
     expect(replayed.status).toBe(200);
-    expect(replayed.body).toEqual({ changes: 1, exports: {}, skipped: [] });
+    expect(replayed.body).toEqual({ changes: 1, failedAgain: 0, exports: {}, skipped: [] });
     const late = await api.get<{ record: Json }>("/api/v1/records/users?email=late@example.com", KEYS.OPS_KEY);
     expect(late.body.record).toMatchObject({ id: "50000", groups: ["high", "vips"] });
     await waitFor("the replayed record delivered", async () => ((await db.query(`SELECT id FROM contacts WHERE id = 50000`)).rowCount === 1 ? true : undefined));

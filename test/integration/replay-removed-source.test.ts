@@ -40,4 +40,25 @@ describe("replaying a dead letter of a removed component", () => {
       await store.close();
     }
   });
+
+  it("counts the changes that fail again apart, so a script repeating replay-all knows when only those are left", async () => {
+    const domain = coreDomain();
+    const store = Store.open(join(dir, "state"));
+    try {
+      await store.transact((tx) => {
+        tx.deadLetter({ kind: "change", sourceId: "users_table", reason: "the change has no row key", change: change("users_table", "insert", "", { id: 6 }) });
+        tx.deadLetter({ kind: "change", sourceId: "users_table", reason: "set aside by the test", change: change("users_table", "insert", "7", { id: 7, email: "seven@example.com" }) });
+      });
+      const letters = [1, 2].map((seq) => store.deadLetterOf(seq)).filter((l) => l !== undefined);
+      const first = await replayDeadLetters(store, domain, letters);
+      expect({ changes: first.changes, failedAgain: first.failedAgain, skipped: first.skipped }).toEqual({ changes: 2, failedAgain: 1, skipped: [] });
+      // The one that failed again is a new letter at the back; replayed again it fails again, alone.
+      expect(deadLetters(store).map((l) => l.seq)).toEqual([3]);
+      const again = await replayDeadLetters(store, domain, [store.deadLetterOf(3)].filter((l) => l !== undefined));
+      expect({ changes: again.changes, failedAgain: again.failedAgain }).toEqual({ changes: 1, failedAgain: 1 });
+      expect(store.getRecord("users", "7")?.values.email).toBe("seven@example.com");
+    } finally {
+      await store.close();
+    }
+  });
 });
