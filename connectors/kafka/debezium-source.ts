@@ -388,6 +388,10 @@ export class KafkaDebeziumSource extends ChangeReader {
     // truncate applied again removed the rows the other partitions had written since, and those are
     // not read again; before 2026-12-03 such messages were applied again.)
     const applied = again && this.committedAtStart.has(stream) ? held : undefined;
+    // A message passed over because the state holds it already carries the state's position, not its
+    // own: the stored position never moves back (a crash before the batch's offsets were committed
+    // would otherwise start the next run behind the state, applying what it holds again).
+    const heldPosition = held === undefined ? undefined : { stream, position: held.toString() };
     // A state past the partition's end held another incarnation of it: its position says nothing of this one.
     if (held !== undefined && held >= BigInt(batch.highWatermark)) this.held.delete(stream);
     for (const message of batch.messages) {
@@ -408,13 +412,13 @@ export class KafkaDebeziumSource extends ChangeReader {
           ? { ok: false as const, reason: `the message is ${size} bytes, over the source's maxMessageBytes ${maxBytes}` }
           : decodeMessage(format, message.key, message.value, options);
       if (decoded === undefined) {
-        this.emit({ sourceId: source.id, op: "marker", key: "", before: null, after: null, position, commitTime });
+        this.emit({ sourceId: source.id, op: "marker", key: "", before: null, after: null, position: heldPosition ?? position, commitTime });
       } else if (decoded.ok) {
         const c = decoded.change;
         if (c.op === "skip") this.emit({ sourceId: source.id, op: "marker", key: "", before: null, after: null, position, commitTime });
         else this.emit({ sourceId: source.id, op: c.op, key: c.key, before: c.before, after: c.after, position, commitTime: c.commitTime ?? commitTime, ...(c.tombstone ? { tombstone: true } : {}), ...(c.partial ? { partial: true } : {}) });
       } else if (again && BigInt(message.offset) <= (held as bigint)) {
-        this.emit({ sourceId: source.id, op: "marker", key: "", before: null, after: null, position, commitTime });
+        this.emit({ sourceId: source.id, op: "marker", key: "", before: null, after: null, position: heldPosition ?? position, commitTime });
       } else {
         const payload = {
           topic: batch.topic,

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { Kafka, logLevel } from "kafkajs";
 import { kafkaDebeziumSource } from "../../connectors/kafka/debezium-source.js";
+import type { Change } from "../../core/change.js";
 import { startSource, validConfig, type CdcRun } from "../helpers/cdc.js";
 import { waitFor } from "../helpers/daemon.js";
 
@@ -80,7 +81,18 @@ describe("kafka-debezium: the state against the group's committed offsets", () =
     await admin.disconnect();
     run = startSource(validConfig(config(topic, group)), kafkaDebeziumSource, stateDir);
     const second = run;
+    // Every position the source hands on for partition 0 (it joins its group well after this).
+    const emitted: string[] = [];
+    const reader = second.connector as unknown as { emit(change: Change): void };
+    const emit = reader.emit.bind(reader);
+    reader.emit = (change) => {
+      if (change.position.stream === `kafka:bus:${topic}:0`) emitted.push(change.position.position);
+      emit(change);
+    };
     await waitFor("partition 0 committed again", async () => ((await committedOffset(group, topic, 0)) === "2" ? true : undefined), 30_000);
+    // Passed over at the state's position: the stored position never went back to 0 (a crash then
+    // would have started the next run behind the state; before, each message carried its own offset).
+    expect(emitted).toEqual(["1", "1"]);
     // Before, user 1 came back and the truncate then removed both: user 2, in no message read again, was lost.
     expect([...second.store.recordsOf("users")].map((r) => [r.id, r.values.name])).toEqual([["2", "two"]]);
     expect(second.store.position(`kafka:bus:${topic}:0`)).toBe("1");
