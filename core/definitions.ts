@@ -353,9 +353,11 @@ export function planRuns(recorded: Definitions, next: Definitions, context: Plan
   }
   for (const [id, before] of Object.entries(stored.groups)) {
     // A group moved to another model (its id kept) leaves the records of the model it was on, as a
-    // removed one does; its backfill (below) evaluates it over its new model's.
+    // removed one does, even when that model goes too (its records are dropped whole, not counted out
+    // of the group's members); its backfill (below) evaluates it over its new model's. A removed
+    // group of a removed model goes with the model.
     const after = next.groups[id];
-    if ((after && after.modelId === before.modelId) || !keptModel(before.modelId)) continue;
+    if ((after && after.modelId === before.modelId) || (!after && !keptModel(before.modelId))) continue;
     run({ kind: "remove-group", groupId: id, modelId: before.modelId }, `group ${id}`, after ? `moved to model ${after.modelId}` : "removed from the config", [forget("groups", id)]);
   }
   for (const [id, before] of Object.entries(stored.properties)) {

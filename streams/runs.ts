@@ -695,6 +695,14 @@ export class Runs {
         if (run.phase === 0) {
           const ids = records(spec.modelId);
           if (ids.length === 0) return nextPhase();
+          if (!domain.models.has(spec.modelId)) {
+            // Its model goes too (remove-model, next, drops its records whole without counting them
+            // out): a group moved from it to another model counts its records here out of its members.
+            await over(ids, (_applier, tx, id) => {
+              if (store.getRecord(spec.modelId, id)?.groups.includes(spec.groupId)) tx.bump("members", spec.groupId, -1);
+            });
+            return false;
+          }
           await over(ids, (applier, _tx, id) => applier.forget(spec.modelId, id, { groups: [spec.groupId] }));
           return false;
         }

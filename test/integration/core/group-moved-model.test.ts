@@ -31,4 +31,19 @@ describe("a group moved to another model", () => {
     expect(state).toEqual(dump(fresh));
     expect((state.counts as Record<string, number>)["members/big"]).toBe(1501);
   });
+
+  it("leaves the old model's records when that model is removed by the same change, and counts only the new model's members", { timeout: 60_000 }, async () => {
+    // The accounts model goes with the move: its records are dropped whole (not counted out), so the
+    // group's removal from them is what takes them out of its counter. Before, no removal was planned
+    // for a moved group whose old model went, and the counter kept the accounts' 10 members.
+    const without = (): Obj[] => [...A(), { class: "group", id: "big", modelId: "users", rules: [{ propertyId: "vip", op: "eq", match: true }] }];
+    const store = await states.built("state", before(), ACCOUNTS);
+    const planned = await states.settled(store, without());
+    expect(planned).toContain("remove-group group big");
+    const fresh = await states.built("fresh", without());
+    const dumpWithout = (s: Parameters<typeof dumpState>[0]) => dumpState(s, ["users", "accounts"], [], compiled(without()).groups, []);
+    const state = dumpWithout(store);
+    expect(state).toEqual(dumpWithout(fresh));
+    expect((state.counts as Record<string, number>)["members/big"]).toBe(1500);
+  });
 });
