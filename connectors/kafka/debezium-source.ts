@@ -158,7 +158,7 @@ export class KafkaDebeziumSource extends ChangeReader {
     await this.consumer.subscribe({ topics, fromBeginning: true });
     // A start after a crash of the consumer in this process: what it made durable since is held too.
     for (const [stream, offset] of this.durable) if (!this.replay?.partitions.has(stream) && offset > (this.held.get(stream) ?? -1n)) this.held.set(stream, offset);
-    await this.readCommitted();
+    await this.readCommitted(known);
     if (this.sources.some((s) => s.options.deadLetterTopic)) {
       this.producer ??= this.kafka.producer();
       await this.producer.connect();
@@ -210,39 +210,36 @@ export class KafkaDebeziumSource extends ChangeReader {
    * partition (committedAtStart: the broker drops a topic's offsets with the topic). A partition the
    * state holds nothing of but the group has read past its start (an empty `--state` on the group of
    * an earlier one, a source added on a topic the group read for another) is read from its start
-   * (rewind): the group's offsets would skip every row before them. A topic that cannot be asked (not
-   * made yet, gone) counts as without offsets.
+   * (rewind): the group's offsets would skip every row before them. Asked for the topics there are
+   * (`known`, listed as the consumer started); a topic not made yet has no offsets.
    */
-  private async readCommitted(): Promise<void> {
+  private async readCommitted(known: ReadonlySet<string>): Promise<void> {
     this.committedAtStart.clear();
     this.rewind.clear();
+    // Only topics there are (one not made yet has no offsets, and asking for it would wait on it).
+    const topics = [...known].filter((topic) => this.sourceFor(topic));
+    if (topics.length === 0) return;
+    // An error goes up: the consumer is started again with backoff (read()). Started without these,
+    // it would apply again what the state holds, or skip what it lacks, and say so nowhere.
     const admin = this.kafka.admin();
     try {
       await admin.connect();
-      // Only topics there are (one not made yet has no offsets, and asking for it would wait on it).
-      const topics = (await retryRetriable(() => admin.listTopics(), 10_000)).filter((topic) => this.sourceFor(topic));
-      for (const topic of topics) {
-        try {
-          const [offsets] = await retryRetriable(() => admin.fetchOffsets({ groupId: this.groupId, topics: [topic] }), 10_000);
-          let lows: Map<number, bigint> | undefined;
-          for (const { partition, offset } of offsets?.partitions ?? []) {
-            const committed = BigInt(offset);
-            if (committed < 0n) continue;
-            const stream = this.streamOf(topic, partition);
-            if (this.held.has(stream)) {
-              this.committedAtStart.add(stream);
-              continue;
-            }
-            lows ??= new Map((await retryRetriable(() => admin.fetchTopicOffsets(topic), 10_000)).map((p) => [p.partition, BigInt(p.low)]));
-            const low = lows.get(partition);
-            if (low !== undefined && committed > low) this.rewind.set(stream, { topic, partition, low, committed, sought: 0 });
+      const offsets = await retryRetriable(() => admin.fetchOffsets({ groupId: this.groupId, topics }), 10_000);
+      for (const { topic, partitions } of offsets) {
+        let lows: Map<number, bigint> | undefined;
+        for (const { partition, offset } of partitions) {
+          const committed = BigInt(offset);
+          if (committed < 0n) continue;
+          const stream = this.streamOf(topic, partition);
+          if (this.held.has(stream)) {
+            this.committedAtStart.add(stream);
+            continue;
           }
-        } catch (error) {
-          this.logger.debug({ err: error, topic }, "the group's committed offsets of the topic could not be read");
+          lows ??= new Map((await retryRetriable(() => admin.fetchTopicOffsets(topic), 10_000)).map((p) => [p.partition, BigInt(p.low)]));
+          const low = lows.get(partition);
+          if (low !== undefined && committed > low) this.rewind.set(stream, { topic, partition, low, committed, sought: 0 });
         }
       }
-    } catch (error) {
-      this.logger.warn({ err: error }, "the group's committed offsets could not be read: the consumer starts where they are");
     } finally {
       await admin.disconnect().catch(() => undefined);
     }
