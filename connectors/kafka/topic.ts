@@ -43,14 +43,15 @@ export class KafkaTopicDestination implements DestinationConnector {
       this.reachable = true;
       this.failing = null;
     } catch (error) {
+      // A batch the topic refuses for its size (past its max.message.bytes) is refused as a whole:
+      // Delivery splits it until the exports that fit go and one too large alone becomes a dead letter.
+      // (Before 2026-12-03 it was retried as it was, and every export of the batch became a dead letter.)
+      // The broker answered: the destination stays reachable, its connection kept.
+      if (tooLargeForTopic(error)) throw new DeliveryError(`producing to ${this.topic} failed: ${(error as Error).message} (the topic's max.message.bytes)`, false);
       this.reachable = false;
       this.connected = undefined;
       const { permanent, reason } = classifyKafkaError(error);
       this.failing = permanent ? `producing to ${this.topic} failed: ${reason}` : null;
-      // A batch the topic refuses for its size (past its max.message.bytes) is refused as a whole:
-      // Delivery splits it until the exports that fit go and one too large alone becomes a dead letter.
-      // (Before 2026-12-03 it was retried as it was, and every export of the batch became a dead letter.)
-      if (tooLargeForTopic(error)) throw new DeliveryError(`producing to ${this.topic} failed: ${(error as Error).message} (the topic's max.message.bytes)`, false);
       throw new DeliveryError(`producing to ${this.topic} failed: ${(error as Error).message}`, true);
     }
     return batch.map((e) => ({ seq: e.seq, status: "ok" }));

@@ -36,6 +36,9 @@ describe("the kafka-topic destination", () => {
         retryable: false,
         message: `producing to ${topic} failed: The request included a message larger than the max message size the server will accept (the topic's max.message.bytes)`,
       });
+      // The broker answered: still ready (before, it read as unreachable until another export went through,
+      // and /readyz named a healthy destination when the last export was the one too large).
+      expect({ ready: destination.ready(), problem: destination.problem() }).toEqual({ ready: true, problem: null });
       // Split: the one that fits goes.
       expect(await destination.deliver([exported(1, 100)])).toEqual([{ seq: 1, status: "ok" }]);
       expect((await admin.fetchTopicOffsets(topic))[0]?.high).toBe("1");
