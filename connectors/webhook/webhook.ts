@@ -136,10 +136,11 @@ export class WebhookDestination implements DestinationConnector {
     this.reachable = true;
     const own = OWN_PROBLEM_STATUSES.get(status);
     if (own !== undefined) {
-      // The answer may quote the request (an invalid token, say): the url's secrets are scrubbed from it too.
-      const message = `POST ${this.shownUrl} answered ${status} (${own}): ${scrubUrl(text.slice(0, 300), this.url)}`;
-      this.failing = message;
-      throw new DeliveryError(message, true, parseRetryAfter(header(headers["retry-after"])));
+      // The problem, on /readyz (which answers without a key) and /status, names the status alone: the
+      // answer's body may quote the request's credentials (a header's token), which only the url's
+      // secrets are scrubbed of. The export's error (the API with a key, and the log) keeps the body.
+      this.failing = `POST ${this.shownUrl} answered ${status} (${own})`;
+      throw new DeliveryError(`${this.failing}: ${scrubUrl(text.slice(0, 300), this.url)}`, true, parseRetryAfter(header(headers["retry-after"])));
     }
     this.failing = null;
     if (status === 429 || status === 408 || status >= 500) {

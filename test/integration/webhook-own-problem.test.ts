@@ -62,9 +62,11 @@ describe("webhook destination: answers that say the webhook itself is wrong", ()
       handler = (_q, _b, r) => r.writeHead(status).end("nope");
       const error = await rejection(hook.deliver([exportOf(status)]));
       seen.push([status, error.retryable, hook.ready(), hook.problem()]);
+      // The export's error keeps the answer's body; the problem (on /readyz, which answers without a key) does not.
+      expect(error.message).toBe(`${hook.problem() ?? ""}: nope`);
     }
     const reasons: Record<number, string> = { 401: "its credentials are refused", 403: "its credentials are refused", 404: "no such address", 405: "the address takes no POST", 407: "the proxy refuses its credentials", 410: "no such address" };
-    expect(seen).toEqual([401, 403, 404, 405, 407, 410].map((status) => [status, true, false, `POST ${base}/hooks answered ${status} (${reasons[status]}): nope`]));
+    expect(seen).toEqual([401, 403, 404, 405, 407, 410].map((status) => [status, true, false, `POST ${base}/hooks answered ${status} (${reasons[status]})`]));
     // A 408 is a timeout: retried, and no problem of the webhook's own.
     handler = (_q, _b, r) => r.writeHead(408, { "retry-after": "3" }).end();
     const timeout = await rejection(hook.deliver([exportOf(1)]));
@@ -110,7 +112,9 @@ describe("webhook destination: answers that say the webhook itself is wrong", ()
       },
     };
     const hook = new WebhookDestination("hook", `${base}/hooks`, undefined, {}, 5000);
-    const delivery = new Delivery(hook, store, { completed: () => undefined, failed: (e) => { throw e; } }, { ...DEFAULT_DELIVERY_OPTIONS, baseBackoffMs: 5, maxBackoffMs: 20, maxAttempts: 2 });
+    // No jitter: the exports of a failed batch are due again together (with it, each its own instant,
+    // and a retry could take some of them only: not a split, but it looks like one).
+    const delivery = new Delivery(hook, store, { completed: () => undefined, failed: (e) => { throw e; } }, { ...DEFAULT_DELIVERY_OPTIONS, baseBackoffMs: 5, maxBackoffMs: 20, maxAttempts: 2, random: () => 1 });
     delivery.start();
     while (requests < 6) await new Promise((r) => setTimeout(r, 10));
     // Meanwhile the destination names its problem, and the batch went whole each time.
@@ -126,7 +130,7 @@ describe("webhook destination: answers that say the webhook itself is wrong", ()
       eachFailureWhole: failures.length === 8 * Math.floor(failures.length / 8),
       named,
       problem: hook.problem?.() ?? null,
-    }).toEqual({ left: 0, received: [1, 2, 3, 4, 5, 6, 7, 8], deadLetters: 0, eachFailureWhole: true, named: `POST ${base}/hooks answered 401 (its credentials are refused): invalid token`, problem: null });
+    }).toEqual({ left: 0, received: [1, 2, 3, 4, 5, 6, 7, 8], deadLetters: 0, eachFailureWhole: true, named: `POST ${base}/hooks answered 401 (its credentials are refused)`, problem: null });
     expect(outcomes.filter((o) => o.status === "ok").length).toBe(8);
   });
 });
