@@ -945,6 +945,9 @@ function keyOf(key: Buffer | null, ctx: Context): { key?: string; error?: string
   } catch {
     return { key: text };
   }
+  // A plain fractional key read by the exact parse is the number the plain parse gives (its tombstone,
+  // read without it, must name the same row).
+  if (parsed instanceof JsonDecimal) parsed = Number(parsed.text);
   let schema: FieldSchema | undefined;
   if (isObject(parsed) && "payload" in parsed && "schema" in parsed) {
     schema = isObject(parsed.schema) && Array.isArray(parsed.schema.fields) ? (parsed.schema as FieldSchema) : undefined;
