@@ -11,7 +11,7 @@
 import { Type, type Static } from "@sinclair/typebox";
 import type { Consumer, EachBatchPayload, Kafka, Producer } from "kafkajs";
 import { pino, type Logger } from "pino";
-import { literals } from "../../core/config/schema.js";
+import { literals, topicName } from "../../core/config/schema.js";
 import type { AppConfig, SourceConfig } from "../../core/config/schema.js";
 import type { Located } from "../../core/config/types.js";
 import { METRICS } from "../../metrics/names.js";
@@ -28,7 +28,7 @@ export const KafkaDebeziumOptions = Type.Object(
     topic: Type.String({ minLength: 1, description: "Topic carrying the change events, or /regex/ for every matching topic." }),
     format: Type.Optional(literals(["debezium", "debezium-unwrapped", "json"], "Message format.", "debezium")),
     deadLetterTopic: Type.Optional(
-      Type.String({ minLength: 1, maxLength: 249, pattern: "^[A-Za-z0-9._-]+$", description: "Also copy messages that cannot be decoded to this topic (with the reason in headers); not one the source reads." }),
+      topicName("Also copy messages that cannot be decoded to this topic (with the reason in headers); not one the source reads."),
     ),
     maxMessageBytes: Type.Optional(Type.Integer({ minimum: 1, default: 1048576, description: "Larger messages are dead-lettered, not decoded." })),
     unavailableValuePlaceholder: Type.Optional(

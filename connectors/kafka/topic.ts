@@ -6,11 +6,12 @@
 import type { Kafka, Producer } from "kafkajs";
 import { Type, type Static } from "@sinclair/typebox";
 import { DeliveryError, type DeliverableExport, type DestinationComponent, type DestinationConnector, type ExportResult } from "../types.js";
+import { topicName } from "../../core/config/schema.js";
 import { kafkaClient } from "./app.js";
 import { classifyKafkaError, tooLargeForTopic } from "./errors.js";
 
 export const KafkaTopicOptions = Type.Object(
-  { topic: Type.String({ minLength: 1, maxLength: 249, pattern: "^[A-Za-z0-9._-]+$", description: "Topic written, keyed by record; a tombstone on delete." }) },
+  { topic: topicName("Topic written, keyed by record; a tombstone on delete.") },
   { additionalProperties: false },
 );
 type KafkaTopicOptions = Static<typeof KafkaTopicOptions>;

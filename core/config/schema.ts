@@ -14,6 +14,9 @@ import {
   SYNC_MODES,
 } from "../vocabulary.js";
 
+/** A Kafka topic's name as Kafka takes it: letters, digits, `.`, `_` and `-`, at most 249. */
+export const topicName = (description: string) => Type.String({ minLength: 1, maxLength: 249, pattern: "^[A-Za-z0-9._-]+$", description });
+
 export const literals = <T extends string>(values: readonly T[], description: string, defaultValue?: T) =>
   Type.Union(
     values.map((v) => Type.Literal(v)),
@@ -44,8 +47,8 @@ export const AppSchema = base({ type: AnyType, options: OptionsField }, "A conne
 export const PartitionedSchema = Type.Object(
   {
     appId: Type.String({ minLength: 1, description: "Id of the kafka app whose cluster holds the model's topics (its groupId is the workers' consumer group)." }),
-    topic: Type.Optional(Type.String({ minLength: 1, pattern: "^[A-Za-z0-9._-]+$", description: "Topic the relay writes the model's changes to, keyed by record (default grouparoo.<model>.changes)." })),
-    changelogTopic: Type.Optional(Type.String({ minLength: 1, pattern: "^[A-Za-z0-9._-]+$", description: "Compacted topic of the workers' state, one partition per topic partition (default <topic>.changelog)." })),
+    topic: Type.Optional(topicName("Topic the relay writes the model's changes to, keyed by record (default grouparoo.<model>.changes).")),
+    changelogTopic: Type.Optional(topicName("Compacted topic of the workers' state, one partition per topic partition (default <topic>.changelog).")),
     partitions: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000, default: 12, description: "Partitions of both topics when the relay or a worker creates them: the most workers that can share the model." })),
     replicationFactor: Type.Optional(Type.Integer({ minimum: 1, default: 1, description: "Replication factor of both topics when created." })),
   },
