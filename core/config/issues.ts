@@ -27,6 +27,23 @@ export function formatField(path: FieldPath): string {
   return out === "" ? "(object)" : out;
 }
 
+/**
+ * The message of a field whose environment variable is not set (the loader's, daemon/config/load.ts):
+ * an API key's secret gets no suggestion of a default (a default would be a secret in the file).
+ */
+export function unsetVariableMessage(variable: string, apiKeySecret: boolean): string {
+  return apiKeySecret
+    ? `${UNSET_PREFIX}${variable} is not set: set it in the daemon's environment (an API key's secret comes only from there)`
+    : `${UNSET_PREFIX}${variable} is not set (use \${${variable}:-default} for a default)`;
+}
+
+const UNSET_PREFIX = "environment variable ";
+
+/** Whether an issue is the loader's for a field whose environment variable is not set (unsetVariableMessage). */
+export function isUnsetVariable(issue: ConfigIssue): boolean {
+  return issue.severity === "error" && issue.message.startsWith(UNSET_PREFIX) && / is not set[: (]/.test(issue.message);
+}
+
 export function formatIssue(issue: ConfigIssue): string {
   const object = issue.objectClass ? `${issue.objectClass} "${issue.id}"` : `"${issue.id}"`;
   return `${issue.severity}: ${issue.file}: ${object}: ${issue.field}: ${issue.message}`;

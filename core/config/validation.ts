@@ -2,7 +2,7 @@
 // and id, the issues found so far (each with its file, object, field and message), and lookups that
 // report what they cannot resolve.
 import type { ConfigIssue, FieldPath, Severity } from "./issues.js";
-import { formatField } from "./issues.js";
+import { formatField, isUnsetVariable } from "./issues.js";
 import type { ConfigClass } from "./schema.js";
 import type { CheckContext, ComponentCatalog, FieldProblem, Located, RawObject } from "./types.js";
 import type { AppConfig, PropertyConfig, SourceConfig } from "./schema.js";
@@ -33,8 +33,6 @@ function reservedKeys(value: unknown, path: FieldPath = []): { path: FieldPath; 
 }
 const article = (word: string) => (/^[aeiou]/i.test(word) ? "an" : "a");
 
-/** The loader's issue for a field whose environment variable is not set (daemon/config/load.ts). */
-const UNSET_VARIABLE = /^environment variable \S+ is not set/;
 const fieldKey = (issue: Pick<ConfigIssue, "file" | "objectClass" | "id" | "field">): string => JSON.stringify([issue.file, issue.objectClass.toLowerCase(), issue.id, issue.field]);
 
 export class Validation {
@@ -51,7 +49,7 @@ export class Validation {
   ) {
     this.issues = [...extraIssues];
     this.byClass = new Map(classes.map((c) => [c, new Map()]));
-    for (const issue of extraIssues) if (issue.severity === "error" && UNSET_VARIABLE.test(issue.message)) this.unset.add(fieldKey(issue));
+    for (const issue of extraIssues) if (isUnsetVariable(issue)) this.unset.add(fieldKey(issue));
   }
 
   /** Fields whose environment variable is not set (the loader said so): their value is a stand-in. */

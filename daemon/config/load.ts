@@ -5,7 +5,7 @@ import { extname, join, relative } from "node:path";
 import type * as Yaml from "yaml";
 import { lazyPackage } from "../../connectors/lazy.js";
 import type { ConfigIssue, FieldPath } from "../../core/config/issues.js";
-import { formatField } from "../../core/config/issues.js";
+import { formatField, unsetVariableMessage } from "../../core/config/issues.js";
 import type { RawObject } from "../../core/config/types.js";
 
 /** Loaded when the first YAML file is read. */
@@ -155,11 +155,7 @@ export function readConfig(path: string, env: Readonly<Record<string, string | u
           objectClass: typeof raw.class === "string" ? raw.class : "",
           id,
           field: formatField(fieldPath),
-          // An API key's secret has no default (a default would be a secret written in the file).
-          message:
-            objectClass === "apikey" && fieldPath.join(".") === "apiKey"
-              ? `environment variable ${variable} is not set: set it in the daemon's environment (an API key's secret comes only from there)`
-              : `environment variable ${variable} is not set (use \${${variable}:-default} for a default)`,
+          message: unsetVariableMessage(variable, objectClass === "apikey" && fieldPath.join(".") === "apiKey"),
         }),
       ) as Record<string, unknown>;
       const fromEnvironment = environmentFields(raw);
