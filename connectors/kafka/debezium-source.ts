@@ -9,7 +9,7 @@
 // same transaction that moves the offset past it (and optionally a DLQ message).
 // kafkajs stays behind this file: a KafkaJS-compatible client can replace it without touching the core.
 import { Type, type Static } from "@sinclair/typebox";
-import type { Consumer, EachBatchPayload, Kafka, Producer } from "kafkajs";
+import type { Admin, Consumer, EachBatchPayload, Kafka, Producer } from "kafkajs";
 import { pino, type Logger } from "pino";
 import { literals, topicName } from "../../core/config/schema.js";
 import type { AppConfig, SourceConfig } from "../../core/config/schema.js";
@@ -81,6 +81,8 @@ export class KafkaDebeziumSource extends ChangeReader {
   /** Partitions to read from their start, the group's offsets notwithstanding (see readCommitted). */
   private readonly rewind = new Map<string, { topic: string; partition: number; low: bigint; committed: bigint; sought: number }>();
   private joined = false;
+  /** The admin client listTopics keeps (connected once). */
+  private admin: Promise<Admin> | undefined;
   /** The partitions this member was assigned at its last join, by topic. */
   private assignment: Record<string, number[]> = {};
   /** A replay under way (a re-read): per stream, where it starts and the last offset it must reach. */
@@ -173,13 +175,24 @@ export class KafkaDebeziumSource extends ChangeReader {
     return known;
   }
 
+  /**
+   * The cluster's topics, through one admin client kept while the source runs (the topic watch lists
+   * them every TOPIC_WATCH.intervalMs for the daemon's life); one that failed is made again next time.
+   */
   private async listTopics(): Promise<string[]> {
-    const admin = this.kafka.admin();
     try {
-      await admin.connect();
+      this.admin ??= (async () => {
+        const admin = this.kafka.admin();
+        await admin.connect();
+        return admin;
+      })();
+      const admin = await this.admin;
       return await retryRetriable(() => admin.listTopics(), 10_000);
-    } finally {
-      await admin.disconnect().catch(() => undefined);
+    } catch (error) {
+      const failed = this.admin;
+      this.admin = undefined;
+      await failed?.then((a) => a.disconnect()).catch(() => undefined);
+      throw error;
     }
   }
 
@@ -331,6 +344,8 @@ export class KafkaDebeziumSource extends ChangeReader {
     await this.stopRequested;
     await this.consumer.disconnect().catch(() => undefined);
     await this.producer?.disconnect().catch(() => undefined);
+    await this.admin?.then((a) => a.disconnect()).catch(() => undefined);
+    this.admin = undefined;
   }
 
   protected async interrupt(): Promise<void> {}
