@@ -111,10 +111,13 @@ export class PostgresTableDestination implements DestinationConnector {
    */
   private async loadDateColumns(client: pg.PoolClient, exports: readonly DeliverableExport[]): Promise<void> {
     if (this.dateColumns !== undefined) return;
-    const untyped = exports.some((e) =>
-      [e.newRecordProperties, e.oldRecordProperties].some((properties) => Object.keys(properties).some((field) => !Object.hasOwn(this.settings.fieldTypes, field))),
-    );
-    if (!untyped) return;
+    // Asked of every batch until a field outside the mapping shows up (normally never): no allocation.
+    const { fieldTypes } = this.settings;
+    const untyped = (properties: Record<string, unknown>): boolean => {
+      for (const field in properties) if (!Object.hasOwn(fieldTypes, field)) return true;
+      return false;
+    };
+    if (!exports.some((e) => untyped(e.newRecordProperties) || untyped(e.oldRecordProperties))) return;
     const { rows } = await client.query<{ name: string }>(
       `SELECT a.attname AS name FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A'
         WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped AND (t.typcategory = 'D' OR e.typcategory = 'D')`,
