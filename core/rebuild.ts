@@ -25,8 +25,7 @@ export function rebuildRequests(domain: Domain, options: RebuildTargets): { spec
   const requests: { spec: RunSpec; target: string }[] = [];
   const reread = (sourceId: string) => {
     const source = domain.sources.get(sourceId);
-    // Once: a primary property's source named too (--property email --source users_table) read it twice.
-    if (source && !requests.some((r) => r.spec.kind === "reread" && r.spec.sourceId === sourceId)) requests.push({ spec: { kind: "reread", sourceId, modelId: source.modelId }, target: `source ${sourceId}` });
+    if (source) requests.push({ spec: { kind: "reread", sourceId, modelId: source.modelId }, target: `source ${sourceId}` });
   };
   if (options.property !== undefined) {
     const property = domain.properties.get(options.property);
@@ -54,6 +53,13 @@ export function rebuildRequests(domain: Domain, options: RebuildTargets): { spec
     for (const d of domain.destinations.values()) requests.push({ spec: { kind: "export", destinationId: d.id, modelId: d.modelId, reset: false }, target: `destination ${d.id}` });
   }
   if (requests.length === 0) return { message: options.all ? "nothing to rebuild: the config has no source, group or destination" : "name what to rebuild: --property, --source, --group, --destination or --all" };
-  // Each Run once (rebuild --all --group g asked for g's backfill twice).
-  return requests.filter((r, i) => requests.findIndex((q) => JSON.stringify(q.spec) === JSON.stringify(r.spec)) === i);
+  // Each Run once: a primary property's source named too (--property email --source users_table) was
+  // read twice, and rebuild --all --group g asked for g's backfill twice.
+  const seen = new Set<string>();
+  return requests.filter((r) => {
+    const key = JSON.stringify(r.spec);
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
 }
