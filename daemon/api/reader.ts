@@ -42,14 +42,18 @@ const use = (generation: { config: Config; keys: StoredKey[] } | null) => {
 
 let next = 0;
 const waiting = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
-/** Asks the daemon's thread; with `timeoutMs`, a 503 when it has not answered by then. */
-const ask = <T>(call: Call, timeoutMs?: number): Promise<T> =>
+/**
+ * Asks the daemon's thread; with `timeout`, a 503 with its message when it has not answered by then
+ * (unless `giveUp` says the call can no longer be given up: a write the daemon's thread took).
+ */
+const ask = <T>(call: Call, timeout?: { ms: number; message: string; giveUp?: () => boolean }): Promise<T> =>
   new Promise<T>((resolve, reject) => {
     const id = next++;
-    const timer = timeoutMs === undefined ? undefined : setTimeout(() => {
+    const timer = timeout === undefined ? undefined : setTimeout(() => {
+      if (timeout.giveUp && !timeout.giveUp()) return;
       waiting.delete(id);
-      reject(unavailable(`the daemon's thread did not answer within ${timeoutMs / 1000} s (its event loop is blocked or overloaded; see its log and grouparoo_nodejs_eventloop_lag_seconds)`));
-    }, timeoutMs);
+      reject(unavailable(timeout.message));
+    }, timeout.ms);
     waiting.set(id, {
       resolve: (value) => (clearTimeout(timer), resolve(value as T)),
       reject: (error) => (clearTimeout(timer), reject(error)),
@@ -57,26 +61,25 @@ const ask = <T>(call: Call, timeoutMs?: number): Promise<T> =>
     post({ type: "call", id, call });
   });
 
+/** A read's 503 when the daemon's thread has not answered within `ms`. */
+const answerWithin = (ms: number) => ({ ms, message: `the daemon's thread did not answer within ${ms / 1000} s (its event loop is blocked or overloaded; see its log and grouparoo_nodejs_eventloop_lag_seconds)` });
+
 /**
  * Hands a write route to the daemon's thread: a 503 when that thread has not taken it within
  * CALL_TIMEOUT_MS (its event loop blocked or overloaded), and then it is never done (thread.ts, the
  * claim); once taken, its answer is awaited however long the pipeline takes to run it.
  */
-const forward = (request: ForwardedRequest): Promise<ForwardedReply> =>
-  new Promise<ForwardedReply>((resolve, reject) => {
-    const id = next++;
-    const claim = new Int32Array(new SharedArrayBuffer(4));
-    const timer = setTimeout(() => {
-      if (Atomics.compareExchange(claim, 0, CLAIM_WAITING, CLAIM_GIVEN_UP) !== CLAIM_WAITING) return;
-      waiting.delete(id);
-      reject(unavailable(`the daemon's thread did not take the request within ${CALL_TIMEOUT_MS / 1000} s (its event loop is blocked or overloaded; see its log and grouparoo_nodejs_eventloop_lag_seconds); nothing was done: send it again`));
-    }, CALL_TIMEOUT_MS);
-    waiting.set(id, {
-      resolve: (value) => (clearTimeout(timer), resolve(value as ForwardedReply)),
-      reject: (error) => (clearTimeout(timer), reject(error)),
-    });
-    post({ type: "call", id, call: { method: "forward", request, claim } });
-  });
+const forward = (request: ForwardedRequest): Promise<ForwardedReply> => {
+  const claim = new Int32Array(new SharedArrayBuffer(4));
+  return ask<ForwardedReply>(
+    { method: "forward", request, claim },
+    {
+      ms: CALL_TIMEOUT_MS,
+      message: `the daemon's thread did not take the request within ${CALL_TIMEOUT_MS / 1000} s (its event loop is blocked or overloaded; see its log and grouparoo_nodejs_eventloop_lag_seconds); nothing was done: send it again`,
+      giveUp: () => Atomics.compareExchange(claim, 0, CLAIM_WAITING, CLAIM_GIVEN_UP) === CLAIM_WAITING,
+    },
+  );
+};
 
 /** When the daemon's thread last said it is alive (thread.ts HEARTBEAT_MS). */
 let lastBeat = Date.now();
@@ -128,9 +131,9 @@ const backend: ApiBackend = {
     const silent = Date.now() - lastBeat;
     return silent <= HEARTBEAT_STALE_MS ? null : `the daemon's thread has not run for ${Math.round(silent / 1000)} s (its event loop is blocked)`;
   },
-  status: () => ask<DaemonStatus>({ method: "status" }, CALL_TIMEOUT_MS),
-  notReady: () => ask<string | null>({ method: "notReady" }, CALL_TIMEOUT_MS).catch((error: Error) => error.message),
-  metrics: () => ask<{ contentType: string; text: string }>({ method: "metrics" }, CALL_TIMEOUT_MS),
+  status: () => ask<DaemonStatus>({ method: "status" }, answerWithin(CALL_TIMEOUT_MS)),
+  notReady: () => ask<string | null>({ method: "notReady" }, answerWithin(CALL_TIMEOUT_MS)).catch((error: Error) => error.message),
+  metrics: () => ask<{ contentType: string; text: string }>({ method: "metrics" }, answerWithin(CALL_TIMEOUT_MS)),
   // Writes never run here: server.ts hands every write route to the daemon's thread (forward).
   perform: () => Promise.reject(new Error("writes run on the daemon's thread")),
   requestRuns: () => Promise.reject(new Error("writes run on the daemon's thread")),
