@@ -8,20 +8,10 @@ import { randomBytes } from "node:crypto";
 import { Kafka, logLevel } from "kafkajs";
 import { describe, expect, inject, it } from "vitest";
 import { KafkaTopicDestination } from "../../connectors/kafka/topic.js";
-import { DeliveryError, type DeliverableExport } from "../../connectors/types.js";
+import { DeliveryError } from "../../connectors/types.js";
+import { exportOf } from "../helpers/exports.js";
 
-const exported = (seq: number): DeliverableExport => ({
-  seq,
-  destinationId: "stream",
-  recordId: String(seq),
-  oldRecordProperties: {},
-  newRecordProperties: { id: seq },
-  oldGroups: [],
-  newGroups: [],
-  toDelete: false,
-  updateOnly: false,
-  commitTime: 0,
-});
+const exported = (seq: number) => exportOf(seq, { destinationId: "stream" });
 
 describe("the kafka-topic destination's own problems", () => {
   it("names a SASL refusal as its problem (not ready, retried), and an invalid topic; a send that goes through clears it", { timeout: 60_000 }, async () => {

@@ -9,22 +9,12 @@ import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeliveryError, type DeliverableExport } from "../../connectors/types.js";
 import { WebhookDestination } from "../../connectors/webhook/webhook.js";
+import { exportOf as exportAt } from "../helpers/exports.js";
 import { DEFAULT_DELIVERY_OPTIONS, Delivery, type DeliveryEntry, type DeliveryOutcome } from "../../streams/delivery.js";
 
 type Handler = (request: IncomingMessage, body: string, response: ServerResponse) => void;
 
-const exportOf = (seq: number): DeliveryEntry => ({
-  seq,
-  destinationId: "hook",
-  recordId: `r${seq}`,
-  oldRecordProperties: {},
-  newRecordProperties: { id: seq },
-  oldGroups: [],
-  newGroups: [],
-  toDelete: false,
-  updateOnly: false,
-  commitTime: 1_700_000_000_000 + seq,
-});
+const exportOf = (seq: number) => exportAt(seq, { destinationId: "hook", recordId: `r${seq}`, commitTime: 1_700_000_000_000 + seq });
 
 describe("webhook destination: answers that say the webhook itself is wrong", () => {
   let handler: Handler = (_q, _b, r) => r.end();
