@@ -12,8 +12,18 @@ import { createTestDatabase } from "../helpers/postgres.js";
 import { freePort } from "../services/process.js";
 import { spawn } from "node:child_process";
 
+
 describe("exit codes and messages", () => {
   const work = mkdtempSync(join(tmpdir(), "exit-codes-"));
+  /** A config of one jsonl-file destination `d` on one postgres-cdc source (nothing is started from it). */
+  const oneDestination = (): string => `
+- { class: app, id: files, type: file, options: { directory: "${work}/out" } }
+- { class: app, id: db, type: postgres, options: { database: shop } }
+- { class: model, id: users }
+- { class: source, id: users_table, type: postgres-cdc, appId: db, modelId: users, options: { table: users }, mapping: { id: user_id } }
+- { class: property, id: user_id, type: integer, unique: true, sourceId: users_table, options: { column: id } }
+- { class: destination, id: d, type: jsonl-file, appId: files, modelId: users, collection: model, syncMode: sync, options: { path: d.jsonl }, mapping: { id: user_id } }
+`;
   chmodSync(work, 0o755);
   const empty = join(work, "empty.yml");
   writeFileSync(empty, "[]\n");
@@ -145,14 +155,7 @@ describe("exit codes and messages", () => {
     const config = join(work, "one-destination.yml");
     writeFileSync(
       config,
-      `
-- { class: app, id: files, type: file, options: { directory: "${work}/out" } }
-- { class: app, id: db, type: postgres, options: { database: shop } }
-- { class: model, id: users }
-- { class: source, id: users_table, type: postgres-cdc, appId: db, modelId: users, options: { table: users }, mapping: { id: user_id } }
-- { class: property, id: user_id, type: integer, unique: true, sourceId: users_table, options: { column: id } }
-- { class: destination, id: d, type: jsonl-file, appId: files, modelId: users, collection: model, syncMode: sync, options: { path: d.jsonl }, mapping: { id: user_id } }
-`,
+      oneDestination(),
     );
     const typo = join(work, "sttae");
     const result = await runCli([...args.map((a) => (a === "CONFIG" ? config : a)), "--state", typo]);
@@ -164,14 +167,7 @@ describe("exit codes and messages", () => {
     const config = join(work, "retry-range.yml");
     writeFileSync(
       config,
-      `
-- { class: app, id: files, type: file, options: { directory: "${work}/out" } }
-- { class: app, id: db, type: postgres, options: { database: shop } }
-- { class: model, id: users }
-- { class: source, id: users_table, type: postgres-cdc, appId: db, modelId: users, options: { table: users }, mapping: { id: user_id } }
-- { class: property, id: user_id, type: integer, unique: true, sourceId: users_table, options: { column: id } }
-- { class: destination, id: d, type: jsonl-file, appId: files, modelId: users, collection: model, syncMode: sync, options: { path: d.jsonl }, mapping: { id: user_id } }
-`,
+      oneDestination(),
     );
     const state = join(work, "retry-range-state");
     const result = await runCli(["retry-exports", "--config", config, "--state", state, "--destination", "d", "--since", "2026-12-02T00:00:00Z", "--until", "2026-12-01T00:00:00Z"]);
