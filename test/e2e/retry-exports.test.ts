@@ -8,7 +8,7 @@ import { freePort } from "../services/process.js";
 import { runCli } from "../helpers/cli.js";
 import { get, sample, startDaemon, waitFor } from "../helpers/daemon.js";
 import { createTestDatabase } from "../helpers/postgres.js";
-import { startReceiver } from "../helpers/remote.js";
+import { startReceiver, usersToWebhook } from "../helpers/remote.js";
 
 describe("grouparoo-stream retry-exports", () => {
   const work = mkdtempSync(join(tmpdir(), "retry-exports-"));
@@ -23,15 +23,7 @@ describe("grouparoo-stream retry-exports", () => {
       await db.query(`INSERT INTO users SELECT g, 'u' || g || '@example.com' FROM generate_series(1, 5) g`);
       writeFileSync(
         join(work, "config.yml"),
-        `
-- { class: app, id: shop, type: postgres, options: { connectionString: "${db.url}" } }
-- { class: app, id: hooks, type: webhook, options: { url: "${receiver.url}" } }
-- { class: model, id: users }
-- { class: source, id: users_table, type: postgres-cdc, appId: shop, modelId: users, options: { table: users }, mapping: { id: user_id } }
-- { class: property, id: user_id, type: integer, unique: true, sourceId: users_table, options: { column: id } }
-- { class: property, id: email, type: email, sourceId: users_table, options: { column: email } }
-- { class: destination, id: crm, type: webhook, appId: hooks, modelId: users, collection: model, syncMode: sync, options: {}, mapping: { id: user_id, email: email } }
-`,
+        usersToWebhook(db.url, receiver.url),
       );
       const args = ["--config", join(work, "config.yml"), "--state", join(work, "state")];
       let http = `127.0.0.1:${await freePort()}`;

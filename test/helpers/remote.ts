@@ -59,3 +59,19 @@ export async function startReceiver(secret?: string): Promise<Receiver> {
   receiver.close = () => new Promise((resolve) => server.close(() => resolve()));
   return receiver;
 }
+
+/**
+ * A config streaming the test database's `users (id, email)` table to a webhook at `url` (destination
+ * `crm`, sync mode, mapping user_id and email), as YAML.
+ */
+export function usersToWebhook(databaseUrl: string, url: string): string {
+  return `
+- { class: app, id: shop, type: postgres, options: { connectionString: "${databaseUrl}" } }
+- { class: app, id: hooks, type: webhook, options: { url: "${url}" } }
+- { class: model, id: users }
+- { class: source, id: users_table, type: postgres-cdc, appId: shop, modelId: users, options: { table: users }, mapping: { id: user_id } }
+- { class: property, id: user_id, type: integer, unique: true, sourceId: users_table, options: { column: id } }
+- { class: property, id: email, type: email, sourceId: users_table, options: { column: email } }
+- { class: destination, id: crm, type: webhook, appId: hooks, modelId: users, collection: model, syncMode: sync, options: {}, mapping: { id: user_id, email: email } }
+`;
+}
