@@ -179,15 +179,22 @@ export class KafkaDebeziumSource extends ChangeReader {
    * The cluster's topics, through one admin client kept while the source runs (the topic watch lists
    * them every TOPIC_WATCH.intervalMs for the daemon's life); one that failed is made again next time.
    */
-  private async listTopics(): Promise<string[]> {
+  private listTopics(): Promise<string[]> {
+    return this.withAdmin((admin) => retryRetriable(() => admin.listTopics(), 10_000));
+  }
+
+  /**
+   * Runs `body` with the admin client the source keeps (connected once: a new client's first request
+   * for a group's offsets waited about 0.3 s, at every start); one that failed is made again next time.
+   */
+  private async withAdmin<T>(body: (admin: Admin) => Promise<T>): Promise<T> {
     try {
       this.admin ??= (async () => {
         const admin = this.kafka.admin();
         await admin.connect();
         return admin;
       })();
-      const admin = await this.admin;
-      return await retryRetriable(() => admin.listTopics(), 10_000);
+      return await body(await this.admin);
     } catch (error) {
       const failed = this.admin;
       this.admin = undefined;
@@ -234,9 +241,7 @@ export class KafkaDebeziumSource extends ChangeReader {
     if (topics.length === 0) return;
     // An error goes up: the consumer is started again with backoff (read()). Started without these,
     // it would apply again what the state holds, or skip what it lacks, and say so nowhere.
-    const admin = this.kafka.admin();
-    try {
-      await admin.connect();
+    await this.withAdmin(async (admin) => {
       const offsets = await retryRetriable(() => admin.fetchOffsets({ groupId: this.groupId, topics }), 10_000);
       for (const { topic, partitions } of offsets) {
         let lows: Map<number, bigint> | undefined;
@@ -253,9 +258,7 @@ export class KafkaDebeziumSource extends ChangeReader {
           if (low !== undefined && committed > low) this.rewind.set(stream, { topic, partition, low, committed, sought: 0 });
         }
       }
-    } finally {
-      await admin.disconnect().catch(() => undefined);
-    }
+    });
     if (this.rewind.size > 0) {
       this.logger.warn(
         { group: this.groupId, partitions: [...this.rewind.values()].map((r) => `${r.topic}/${r.partition}@${r.committed}`) },
