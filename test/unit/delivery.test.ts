@@ -5,19 +5,9 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { DeliveryError, type DeliverableExport, type DestinationConnector, type ExportResult } from "../../connectors/types.js";
 import { DEFAULT_DELIVERY_OPTIONS, Delivery, type DeliveryEntry, type DeliveryOptions, type DeliveryOutcome } from "../../streams/delivery.js";
+import { exportOf } from "../helpers/exports.js";
 
-const entry = (seq: number): DeliveryEntry => ({
-  seq,
-  destinationId: "d",
-  recordId: String(seq),
-  oldRecordProperties: {},
-  newRecordProperties: { id: seq },
-  oldGroups: [],
-  newGroups: [],
-  toDelete: false,
-  updateOnly: false,
-  commitTime: 0,
-});
+const entry = (seq: number): DeliveryEntry => exportOf(seq);
 
 function outbox(count: number, clock: () => number) {
   const entries = new Map<number, DeliveryEntry & { notBefore?: number }>(Array.from({ length: count }, (_, i) => [i + 1, entry(i + 1)]));
