@@ -106,7 +106,7 @@ describe("dead letters by component", () => {
       };
       // By component: the three rows, and no message of another source.
       const byComponent = await call("POST", "/dead-letters/replay", { all: true, component: "users_table" });
-      expect(byComponent).toEqual({ status: 200, body: { changes: 3, exports: {}, skipped: [] } });
+      expect(byComponent).toEqual({ status: 200, body: { changes: 3, failedAgain: 0, exports: {}, skipped: [] } });
       for (const id of [7, 8, 9]) expect((await call("GET", `/records/users?user_id=${id}`)).status).toBe(200);
       // None left (a page reads at most 20,000 letters: followed to the end).
       const left: unknown[] = [];
