@@ -6,6 +6,7 @@
 // app `refresh` query that returns something new triggers the app's schedules at once.
 import { Type, type Static } from "@sinclair/typebox";
 import pg from "pg";
+import Cursor from "pg-cursor";
 import type { Logger } from "pino";
 import { rowKey, type Change, type Row } from "../../core/change.js";
 import type { AppConfig, ScheduleConfig, SourceConfig } from "../../core/config/schema.js";
@@ -67,6 +68,8 @@ export const REREAD_RETRY_MS = 1_000;
 
 /** The longest delay a Node timer takes (2^31 - 1 ms, about 24.8 days): a longer one fires after 1 ms. */
 export const MAX_TIMER_MS = 2_147_483_647;
+/** Rows a query import reads from its cursor at a time. */
+const QUERY_ROWS_PER_READ = 1_000;
 
 interface Repeating {
   clear(): void;
@@ -430,19 +433,31 @@ export class PostgresPollingSource extends ChangeReader {
     const position = { stream: this.stream(source.id), position: started };
     return withClient(this.connection, async (client) => {
       await registerTypesOf(client, (oid) => this.typeConflict(oid));
-      const { rows } = await client.query<Row>(source.options.query);
-      for (const row of rows) {
-        await this.waitWhilePaused();
-        if (this.stopped) return false;
-        // A row is keyed by its mapped columns: one NULL there identifies no record (keyed "null", it
-        // made a record of that id, and every such row replaced the one before). It is set aside.
-        const unkeyed = mapped.find((column) => row[column] === null || row[column] === undefined);
-        if (unkeyed !== undefined) {
-          const reason = `postgres-query-import source ${source.id}: the query returned a row whose mapped column ${unkeyed} is NULL; it identifies no record and is not imported`;
-          this.setAsideUnkeyed(source.id, reason, row, position);
-          continue;
+      // Read through a cursor, QUERY_ROWS_PER_READ rows at a time as the pipeline takes them: the whole
+      // result held at once (as before 2026-12-03) took memory in proportion to it, and a query over
+      // millions of rows could exhaust the process's. The cursor's portal reads one snapshot.
+      // A failed read needs no close: the client ends with this run (a close waits for an answer a
+      // broken connection never gives).
+      const cursor = client.query(new Cursor<Row>(source.options.query));
+      for (;;) {
+        const rows = await cursor.read(QUERY_ROWS_PER_READ);
+        if (rows.length === 0) break;
+        for (const row of rows) {
+          await this.waitWhilePaused();
+          if (this.stopped) {
+            await cursor.close();
+            return false;
+          }
+          // A row is keyed by its mapped columns: one NULL there identifies no record (keyed "null", it
+          // made a record of that id, and every such row replaced the one before). It is set aside.
+          const unkeyed = mapped.find((column) => row[column] === null || row[column] === undefined);
+          if (unkeyed !== undefined) {
+            const reason = `postgres-query-import source ${source.id}: the query returned a row whose mapped column ${unkeyed} is NULL; it identifies no record and is not imported`;
+            this.setAsideUnkeyed(source.id, reason, row, position);
+            continue;
+          }
+          this.emit({ sourceId: source.id, op: "snapshot", key: rowKey(mapped, row), before: null, after: row, position, commitTime: Date.now(), snapshotId });
         }
-        this.emit({ sourceId: source.id, op: "snapshot", key: rowKey(mapped, row), before: null, after: row, position, commitTime: Date.now(), snapshotId });
       }
       this.emit({ sourceId: source.id, op: "marker", key: "", before: null, after: null, position, commitTime: Date.now(), snapshotComplete: { snapshotId, sourceIds: [source.id] } });
       return true;

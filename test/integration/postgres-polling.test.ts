@@ -11,6 +11,7 @@ import { waitFor } from "../helpers/daemon.js";
 import { Store } from "../../state/store.js";
 import type { Change } from "../../core/change.js";
 import { pino } from "pino";
+import pg from "pg";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -198,6 +199,33 @@ describe("postgres polling sources", () => {
     await db.query(`INSERT INTO purchases (user_id, amount) VALUES (2, 100)`);
     // The schedule is hourly: only the refresh query can bring this in within seconds.
     await waitFor("refresh-triggered run", async () => (run && scores(run)["2"] === 107 ? true : undefined), 10_000);
+  });
+
+  it("reads a query import's result through a cursor, applying its first rows before the query has returned them all", { timeout: 60_000 }, async () => {
+    // Row 1500 waits for an advisory lock this test holds: the rows before it reach the state while
+    // the query is still under way. Before 2026-12-03 the whole result was read into memory first
+    // (a query over millions of rows could exhaust the process's), and nothing was applied here.
+    const holder = new pg.Client({ connectionString: db.url });
+    await holder.connect();
+    try {
+      await holder.query("SELECT pg_advisory_lock(4242)");
+      const query = "SELECT g AS id, g * 2 AS score FROM generate_series(1, 2500) g WHERE g <> 1500 OR pg_advisory_lock_shared(4242) IS NOT NULL;";
+      const objects: Obj[] = [
+        { class: "source", id: "totals", type: "postgres-query-import", appId: "pg", modelId: "users", options: { query }, mapping: { id: "user_id" } },
+        { class: "property", id: "user_id", type: "integer", unique: true, sourceId: "totals", options: { column: "id" } },
+        { class: "property", id: "score", type: "integer", sourceId: "totals", options: { column: "score" } },
+        { class: "schedule", id: "hourly", sourceId: "totals", recurringFrequency: 3_600_000 },
+      ];
+      run = startSource(config(objects), postgresTableImportSource);
+      // The cursor's first read (1,000 rows) is applied; its second waits at row 1500.
+      await waitFor("the first rows", async () => (run && Object.keys(scores(run)).length === 1000 ? true : undefined), 20_000);
+      expect(scores(run)).toEqual(Object.fromEntries(Array.from({ length: 1000 }, (_, i) => [String(i + 1), (i + 1) * 2])));
+      await holder.query("SELECT pg_advisory_unlock(4242)");
+      const all = Object.fromEntries(Array.from({ length: 2500 }, (_, i) => [String(i + 1), (i + 1) * 2]));
+      await waitFor("every row", async () => (run && JSON.stringify(scores(run)) === JSON.stringify(all) ? true : undefined), 20_000);
+    } finally {
+      await holder.end();
+    }
   });
 
   it("runs once more after a run under way when the refresh query changes meanwhile (the run may have read before the change)", { timeout: 60_000 }, async () => {
