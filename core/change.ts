@@ -74,11 +74,22 @@ export function rowKey(columns: readonly string[], row: Readonly<Record<string, 
 }
 
 /**
+ * On a Date read from a timestamp's text, the fraction's digits past the millisecond (trailing zeros
+ * trimmed), when there are any: a Date holds milliseconds, Postgres and Debezium microseconds, and a
+ * key must keep them all (connectors/postgres/types.ts sets it).
+ */
+export const SUB_MILLISECOND: unique symbol = Symbol("grouparoo.subMillisecond");
+
+/**
  * A key column's value as text. A date or timestamp column's value (a Date) is its ISO-8601 text in
- * UTC, to the millisecond: String() gave "Tue Nov 14 2023 22:13:20 GMT+0000 (...)", whole seconds in
- * the host's time zone, so rows a second apart shared a key and a restart under another TZ keyed
- * every such row anew.
+ * UTC, to the microsecond when it has digits past the millisecond (`2023-11-14T22:13:20.123456Z`,
+ * `2023-11-14T22:13:20.123Z` otherwise). String() gave "Tue Nov 14 2023 22:13:20 GMT+0000 (...)",
+ * whole seconds in the host's time zone, so rows a second apart shared a key and a restart under
+ * another TZ keyed every such row anew; toISOString alone made rows a microsecond apart one row.
  */
 function keyText(value: unknown): string {
-  return value instanceof Date && !Number.isNaN(value.getTime()) ? value.toISOString() : String(value);
+  if (!(value instanceof Date) || Number.isNaN(value.getTime())) return String(value);
+  const iso = value.toISOString();
+  const sub = (value as Date & { [SUB_MILLISECOND]?: string })[SUB_MILLISECOND];
+  return sub === undefined ? iso : `${iso.slice(0, -1)}${sub}Z`;
 }

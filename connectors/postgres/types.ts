@@ -5,9 +5,10 @@
 // both as UTC (days and microseconds since the epoch). pg's parser table is process-wide: installing
 // these once, when the postgres connectors load, covers snapshots, the stream, re-reads and polling.
 import pg from "pg";
+import { SUB_MILLISECOND } from "../../core/change.js";
 import { DAY_MS, daysFromCivil, parseDateText } from "../../core/dates.js";
 
-const OIDS = { date: 1082, timestamp: 1114, dateArray: 1182, timestampArray: 1115 } as const;
+const OIDS = { date: 1082, timestamp: 1114, timestamptz: 1184, dateArray: 1182, timestampArray: 1115 } as const;
 const BC_RE = /^(\d{4,})-(\d{2})-(\d{2})(?: (\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?)? BC$/;
 
 /** A zone-less date or timestamp in Postgres' ISO output as a UTC Date; ±infinity as ±Infinity, as pg does. */
@@ -31,10 +32,30 @@ export function parseUtc(text: string): Date | number | string {
 const arrays = pg.types.arrayParser as unknown as { create(text: string, transform: (entry: string) => unknown): { parse(): unknown[] } };
 const arrayOf = (text: string): unknown[] => arrays.create(text, parseUtc).parse();
 
+/** A timestamp's fraction past the millisecond: the digits after the third, up to the last non-zero one. */
+const SUB_MS_RE = /:\d\d\.\d{3}(\d*[1-9])/;
+
+/**
+ * A timestamp's Date with the digits of its fraction past the millisecond kept on it (SUB_MILLISECOND),
+ * when it has any: its value stays a Date of milliseconds, and a key column keeps every digit, so rows
+ * a microsecond apart stay two rows (core/change.ts, rowKey). Both parsers truncate to the millisecond.
+ */
+function withSubMillisecond(parse: (text: string) => unknown): (text: string) => unknown {
+  return (text) => {
+    const value = parse(text);
+    if (value instanceof Date) {
+      const sub = SUB_MS_RE.exec(text);
+      if (sub !== null) (value as Date & { [SUB_MILLISECOND]?: string })[SUB_MILLISECOND] = sub[1];
+    }
+    return value;
+  };
+}
+
 // pg's typings list only the scalar builtins' OIDs; the array OIDs are as real.
 const setParser = pg.types.setTypeParser as (oid: number, parse: (text: string) => unknown) => void;
 setParser(OIDS.date, parseUtc);
-setParser(OIDS.timestamp, parseUtc);
+setParser(OIDS.timestamp, withSubMillisecond(parseUtc));
+setParser(OIDS.timestamptz, withSubMillisecond(pg.types.getTypeParser(OIDS.timestamptz, "text") as (text: string) => unknown));
 setParser(OIDS.dateArray, arrayOf);
 setParser(OIDS.timestampArray, arrayOf);
 

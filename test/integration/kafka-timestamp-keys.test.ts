@@ -1,5 +1,5 @@
 // Rows keyed by a timestamp column (an events table keyed by user and time) through the
-// kafka-debezium source against the real broker: each row keeps its own key to the millisecond.
+// kafka-debezium source against the real broker: each row keeps its own key to the microsecond.
 // Before 2026-12-03 a Date key part was written with String(), whole seconds in the host's time
 // zone, so two events of a user within one second were one row (the second replaced the first) and
 // the user's count was short.
@@ -55,13 +55,14 @@ describe("kafka-debezium rows keyed by a timestamp", () => {
     run = undefined;
   });
 
-  it("keeps events of one user within one second as rows of their own, and deletes the one its key names", async () => {
+  it("keeps events of one user within one second, and within one millisecond, as rows of their own, and deletes the one its key names", async () => {
     const users = await topic("users");
     const events = await topic("events");
     const producer = kafka.producer();
     await producer.connect();
-    // 2023-11-14 22:13:20.123456, .323456 and .723456 UTC: one second, three rows.
-    const at = [1700000000123456, 1700000000323456, 1700000000723456];
+    // 2023-11-14 22:13:20.123456, .323456 and .723456 UTC: one second, three rows; and .123457, a
+    // microsecond after the first: a row of its own too.
+    const at = [1700000000123456, 1700000000323456, 1700000000723456, 1700000000123457];
     await producer.send({ topic: users, messages: [{ key: JSON.stringify({ id: 7 }), value: JSON.stringify({ before: null, after: { id: 7 }, op: "c" }) }] });
     await producer.send({
       topic: events,
@@ -69,18 +70,19 @@ describe("kafka-debezium rows keyed by a timestamp", () => {
         { key: eventKey(7, at[0] as number), value: eventValue("c", 7, at[0] as number, "view") },
         { key: eventKey(7, at[1] as number), value: eventValue("c", 7, at[1] as number, "cart") },
         { key: eventKey(7, at[2] as number), value: eventValue("c", 7, at[2] as number, "buy") },
+        { key: eventKey(7, at[3] as number), value: eventValue("c", 7, at[3] as number, "view") },
       ],
     });
     run = startSource(validConfig(config(users, events, `g-${events}`)), kafkaDebeziumSource);
     const current = run;
-    await waitFor("the events", async () => (current.store.position(`kafka:bus:${events}:0`) === "2" && current.store.countOf("records", "users") === 1 ? true : undefined));
-    expect([...current.store.rowsOf("events_topic")].map(([key]) => key).sort()).toEqual(["7,2023-11-14T22:13:20.123Z", "7,2023-11-14T22:13:20.323Z", "7,2023-11-14T22:13:20.723Z"]);
-    expect(current.store.getRecord("users", "7")?.values).toEqual({ user_id: 7, event_count: 3, last_kind: "buy" });
+    await waitFor("the events", async () => (current.store.position(`kafka:bus:${events}:0`) === "3" && current.store.countOf("records", "users") === 1 ? true : undefined));
+    expect([...current.store.rowsOf("events_topic")].map(([key]) => key).sort()).toEqual(["7,2023-11-14T22:13:20.123456Z", "7,2023-11-14T22:13:20.123457Z", "7,2023-11-14T22:13:20.323456Z", "7,2023-11-14T22:13:20.723456Z"]);
+    expect(current.store.getRecord("users", "7")?.values).toEqual({ user_id: 7, event_count: 4, last_kind: "buy" });
     // The last event deleted (and its tombstone): the one before it is the most recent again.
     await producer.send({ topic: events, messages: [{ key: eventKey(7, at[2] as number), value: eventValue("d", 7, at[2] as number, "") }, { key: eventKey(7, at[2] as number), value: null }] });
     await producer.disconnect();
-    await waitFor("the delete", async () => (current.store.position(`kafka:bus:${events}:0`) === "4" ? true : undefined));
-    expect(current.store.getRecord("users", "7")?.values).toEqual({ user_id: 7, event_count: 2, last_kind: "cart" });
+    await waitFor("the delete", async () => (current.store.position(`kafka:bus:${events}:0`) === "5" ? true : undefined));
+    expect(current.store.getRecord("users", "7")?.values).toEqual({ user_id: 7, event_count: 3, last_kind: "cart" });
     expect(current.store.sourceDeadLetters()).toEqual([]);
   });
 });

@@ -222,7 +222,7 @@ describe("one rule: a Debezium value decodes into what postgres-cdc gives for th
     expect(decodeMessage("debezium", Buffer.from("1.50"), null)).toMatchObject({ ok: true, change: { op: "delete", key: "1.5" } });
   });
 
-  it("keys a date or timestamp column by its UTC ISO text to the millisecond, whatever the host's time zone", () => {
+  it("keys a date or timestamp column by its UTC ISO text to the microsecond, whatever the host's time zone", () => {
     const keySchema = (fields: object[]) => ({ type: "struct", name: "k", optional: false, fields });
     const eventKey = (userId: number, micros: number) =>
       Buffer.from(JSON.stringify({ schema: keySchema([{ field: "user_id", type: "int32" }, { field: "occurred_at", type: "int64", name: "io.debezium.time.MicroTimestamp" }]), payload: { user_id: userId, occurred_at: micros } }));
@@ -233,9 +233,14 @@ describe("one rule: a Debezium value decodes into what postgres-cdc gives for th
       for (const tz of ["UTC", "Europe/Berlin", "America/Los_Angeles"]) {
         process.env.TZ = tz;
         // Two events of one user 200 ms apart within one second: two rows (String() of their Dates was one key).
-        expect(decodeKey(eventKey(7, 1700000000123456))).toEqual({ key: "7,2023-11-14T22:13:20.123Z" });
-        expect(decodeKey(eventKey(7, 1700000000323456))).toEqual({ key: "7,2023-11-14T22:13:20.323Z" });
+        expect(decodeKey(eventKey(7, 1700000000123456))).toEqual({ key: "7,2023-11-14T22:13:20.123456Z" });
+        expect(decodeKey(eventKey(7, 1700000000323456))).toEqual({ key: "7,2023-11-14T22:13:20.323456Z" });
+        // Two a microsecond apart: two rows too (toISOString's milliseconds made them one).
+        expect(decodeKey(eventKey(7, 1700000000123457))).toEqual({ key: "7,2023-11-14T22:13:20.123457Z" });
+        // Without digits past the millisecond, the millisecond's text.
+        expect(decodeKey(eventKey(7, 1700000000123000))).toEqual({ key: "7,2023-11-14T22:13:20.123Z" });
         expect(decodeKey(zonedKey("2023-11-14T23:13:20.5+01:00"))).toEqual({ key: "2023-11-14T22:13:20.500Z" });
+        expect(decodeKey(zonedKey("2023-11-14T23:13:20.000001+01:00"))).toEqual({ key: "2023-11-14T22:13:20.000001Z" });
         expect(decodeKey(dateKey(17109))).toEqual({ key: "2016-11-04T00:00:00.000Z" });
       }
     } finally {
