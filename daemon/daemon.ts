@@ -37,7 +37,7 @@ import type { ApiBackend } from "./api/server.js";
 import { startApiThread, type ApiListener } from "./api/thread.js";
 import { daemonStatus, type DaemonStatus } from "./api/status.js";
 import type { Operation } from "../streams/pipeline.js";
-import { forgetSourceReports, recordCommitted, recordResult, recordDelivered, runCounts, runningProgress, sourceObserver } from "./observe.js";
+import { forgetSourceReports, recordCommitted, recordResult, recordDelivered, runCounts, runningProgress, sourceObserver, zeroCounters } from "./observe.js";
 import type { SystemdNotifier } from "./systemd.js";
 
 /** Longest a reload waits for the live check of the new config. */
@@ -549,6 +549,8 @@ export class Daemon {
    */
   private async startGeneration(config: Config, domain: Domain, registry: ComponentRegistry, kept?: { digest: string; keys: ApiKeys }): Promise<void> {
     const { store, metrics, logger, options } = this;
+    // The counters the alerts watch start at 0 for this config's sources and destinations.
+    zeroCounters(metrics, config);
     const positions = store.allPositions();
     const observing = { active: true };
     const createdSources = createSources(config, registry, positions, logger, sourceObserver(metrics, () => observing.active), {

@@ -58,6 +58,25 @@ export function recordResult(metrics: Metrics, result: BatchResult): void {
   for (const [source, kinds] of result.deadLettersBySource) for (const [kind, n] of kinds) metrics.deadLetters.inc({ component: source, kind }, n);
 }
 
+/** The results a destination's exports are counted under (grouparoo_exports_total's result label). */
+export const EXPORT_RESULTS = ["ok", "info", "retry", "dead_letter"] as const;
+
+/**
+ * Starts at 0 the counter series the alert rules watch with increase() and rate(): each destination's
+ * exports by result and its dead-lettered exports, each source's dead letters of both kinds. A series
+ * born at its first event (at 1) has no earlier sample to rise from, so Prometheus's increase() over
+ * it is 0: the first dead letter since a start would never fire GrouparooDeadLetters or
+ * GrouparooExportsDeadLettered. Called at every start and applied reload (an added source or
+ * destination); adding 0 leaves a series already counting as it is.
+ */
+export function zeroCounters(metrics: Metrics, components: { sources: readonly { id: string }[]; destinations: readonly { id: string }[] }): void {
+  for (const { id } of components.destinations) {
+    for (const result of EXPORT_RESULTS) metrics.exports.inc({ destination: id, result }, 0);
+    metrics.deadLetters.inc({ component: id, kind: "export" }, 0);
+  }
+  for (const { id } of components.sources) for (const kind of ["change", "message"] as const) metrics.deadLetters.inc({ component: id, kind }, 0);
+}
+
 export function recordDelivered(metrics: Metrics, destinationId: string, outcomes: readonly DeliveryOutcome<OutboxEntry>[], batchSize: number): void {
   metrics.deliveryBatchSize.observe({ destination: destinationId }, batchSize);
   const now = Date.now();

@@ -26,7 +26,7 @@ import type { RunOptions } from "./daemon.js";
 import { readPackageInfo } from "./package-info.js";
 import { startProbeServer, type Api } from "./api/server.js";
 import { MissingColumnsLog } from "./problems.js";
-import { recordCommitted, recordDelivered, recordResult, runCounts, runningProgress, sourceObserver } from "./observe.js";
+import { recordCommitted, recordDelivered, recordResult, runCounts, runningProgress, sourceObserver, zeroCounters } from "./observe.js";
 import { loadPartitioned } from "./partitioned.js";
 import { runUntilSignalled, type Drainable } from "./signals.js";
 
@@ -94,6 +94,8 @@ export class Worker implements Drainable, PartitionOwner {
       // Each partition runs its own Runs (often the same ones at once): the run label names the partition too.
       runProgress: () => runningProgress([...(self.worker?.tasks.values() ?? [])].flatMap((t) => t.pendingRuns().map((r) => ({ ...r, id: `${t.modelId}/${t.partition}/${r.id}` })))),
     }, { version: readPackageInfo().version, node: process.version, layout: STATE_FORMAT });
+    // The counters the alerts watch start at 0 for the partitioned models' sources and destinations.
+    zeroCounters(metrics, { sources: config.sources.filter((s) => models.has(s.modelId)), destinations: destinations.map((d) => ({ id: d.connector.destinationId })) });
     const scale = createScaleOutMetrics(metrics.registry, {
       partitionsOwned: () => {
         const counts = new Map<string, number>([...models.keys()].map((m) => [m, 0]));
