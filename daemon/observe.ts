@@ -33,7 +33,9 @@ export function recordCommitted(metrics: Metrics, batch: CommittedBatch): void {
     metrics.batchApplySeconds.observe(batch.seconds);
     metrics.batchChanges.observe(batch.changes);
     const now = Date.now();
-    for (const [stream, commitTime] of batch.commitTimes) metrics.replicationLagSeconds.set({ stream }, Math.max(0, now - commitTime) / 1000);
+    // Markers count (a stream caught up and quiet reads about 0 from its idle keepalive's marker),
+    // but not a postgres-cdc app's record of its tables (`<stream>:tables`), which carries no data.
+    for (const [stream, commitTime] of batch.commitTimes) if (!stream.endsWith(":tables")) metrics.replicationLagSeconds.set({ stream }, Math.max(0, now - commitTime) / 1000);
     // A stream that ended with this batch (an initial snapshot, a Run's re-read) has no lag from now on:
     // its last value (how long the snapshot had been reading, minutes for a large table) would stay for
     // the life of the process, and an alert on it fire, as no later batch of that stream replaces it.

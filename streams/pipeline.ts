@@ -176,7 +176,11 @@ export class Pipeline {
         const commitTimes = new Map<string, number>();
         for (const change of job.changes) {
           positions.set(change.position.stream, change.position.position);
-          if (change.op !== "marker") commitTimes.set(change.position.stream, Math.max(commitTimes.get(change.position.stream) ?? 0, change.commitTime));
+          // Markers count too: a commit's or a heartbeat's carries its commit time, and an idle keepalive's
+          // (everything the server sent is applied) the instant it came, so a stream caught up and quiet
+          // reads about 0, not the lag of the last change it applied (a catch-up's, for as long as the
+          // tables stay quiet: GrouparooReplicationLagSecondsHigh fired on a stream with nothing behind).
+          commitTimes.set(change.position.stream, Math.max(commitTimes.get(change.position.stream) ?? 0, change.commitTime));
         }
         this.backpressure.release(job.changes.length);
         return { kind: "changes", changes: job.changes.length, positions, commitTimes, result, seconds: seconds() };

@@ -42,6 +42,17 @@ describe("the replication lag by stream", () => {
     expect(Object.keys(await lag(m))).toEqual(["kafka:k:events:0"]);
   });
 
+  it("reads about 0 for a stream whose last batch held only its idle keepalive's marker, and has no series for an app's record of its tables", async () => {
+    const m = metrics();
+    recordCommitted(m, batch([["postgres:shop", "0/16B3800"]], [["postgres:shop", Date.now() - 76_000]]));
+    expect((await lag(m))["postgres:shop"]).toBeGreaterThanOrEqual(76);
+    // The markers' commit times: the server's keepalive once everything it sent is applied, and the tables' record.
+    recordCommitted(m, batch([["postgres:shop", "0/16B3900"], ["postgres:shop:tables", "{}"]], [["postgres:shop", Date.now()], ["postgres:shop:tables", Date.now()]]));
+    const after = await lag(m);
+    expect(Object.keys(after)).toEqual(["postgres:shop"]);
+    expect(after["postgres:shop"]).toBeLessThan(1);
+  });
+
   it("tells the last position of a stream", () => {
     expect(streamEnded("postgres:shop:snapshot", "complete:0/1")).toBe(true);
     expect(streamEnded("postgres:shop:snapshot", "running:0/1")).toBe(false);
