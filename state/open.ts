@@ -13,7 +13,7 @@
 // "one daemon". Node opens files with O_CLOEXEC, so a child process never inherits the lock.
 import { closeSync, constants, existsSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, writeSync } from "node:fs";
 import { createRequire } from "node:module";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 
 /** What went wrong opening a state directory; the daemon and the commands map it to an exit code. */
 export type StateProblem = "missing" | "cannot-create" | "io" | "locked" | "layout";
@@ -65,10 +65,22 @@ export function stateFsError(error: unknown, path: string): StateOpenError {
   return new StateOpenError(`cannot open the state directory ${path}: ${cause}`, text !== undefined && CANNOT_CREATE.has(text) ? "cannot-create" : "io");
 }
 
-/** Creates the state directory if missing (the daemon's own open). */
+/**
+ * Creates the state directory if missing (the daemon's own open), readable by its owner only (0700,
+ * as systemd's StateDirectoryMode= and the container's volume): it holds the records' values. Its
+ * missing parents are made with the usual mode; a directory that exists keeps its own.
+ */
 export function createStateDir(path: string): void {
   try {
-    mkdirSync(path, { recursive: true });
+    if (!existsSync(path)) {
+      mkdirSync(dirname(path), { recursive: true });
+      try {
+        mkdirSync(path, { mode: 0o700 });
+      } catch (error) {
+        // Made meanwhile by another process: the checks below judge it.
+        if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      }
+    }
     if (!statSync(path).isDirectory()) throw Object.assign(new Error("not a directory"), { code: "ENOTDIR" });
   } catch (error) {
     throw stateFsError(error, path);
