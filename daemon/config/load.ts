@@ -90,13 +90,69 @@ export function interpolate(
   return value;
 }
 
+/** Line and column (from 1) of a character offset in `text`. */
+function lineColumn(text: string, offset: number): { line: number; col: number } {
+  const before = text.slice(0, offset);
+  const line = before.split("\n").length;
+  return { line, col: offset - (before.lastIndexOf("\n") + 1) + 1 };
+}
+
+/**
+ * The first key an object of `text` (valid JSON) repeats, with its offset. JSON.parse keeps the last
+ * value of a repeated key and drops the others without a word; a YAML file's repeated key is an error.
+ */
+function repeatedJsonKey(text: string): { key: string; offset: number } | undefined {
+  // One entry per open object (the keys seen so far) or array (null).
+  const open: (Set<string> | null)[] = [];
+  let keyNext = false;
+  for (let i = 0; i < text.length; i += 1) {
+    const c = text[i];
+    if (c === '"') {
+      let end = i + 1;
+      while (text[end] !== '"') end += text[end] === "\\" ? 2 : 1;
+      const keys = open[open.length - 1];
+      if (keyNext && keys) {
+        const key = JSON.parse(text.slice(i, end + 1)) as string;
+        if (keys.has(key)) return { key, offset: i };
+        keys.add(key);
+        keyNext = false;
+      }
+      i = end;
+    } else if (c === "{") {
+      open.push(new Set());
+      keyNext = true;
+    } else if (c === "[") {
+      open.push(null);
+      keyNext = false;
+    } else if (c === "}" || c === "]") {
+      open.pop();
+      keyNext = false;
+    } else if (c === ",") {
+      keyNext = open[open.length - 1] instanceof Set;
+    }
+  }
+  return undefined;
+}
+
 function parseFile(file: string, text: string): { data?: unknown; error?: string } {
   if (extname(file).toLowerCase() === ".json") {
+    let data: unknown;
     try {
-      return { data: JSON.parse(text) as unknown };
+      data = JSON.parse(text) as unknown;
     } catch (error) {
-      return { error: `not valid JSON: ${(error as Error).message}` };
+      // Where, as for YAML, when the parser says it ("... in JSON at position 29").
+      const message = (error as Error).message;
+      const position = / in JSON at position (\d+)/.exec(message);
+      if (!position) return { error: `not valid JSON: ${message}` };
+      const at = lineColumn(text, Number(position[1]));
+      return { error: `not valid JSON at line ${at.line}, column ${at.col}: ${message.replace(position[0], "")}` };
     }
+    const repeated = repeatedJsonKey(text);
+    if (repeated) {
+      const at = lineColumn(text, repeated.offset);
+      return { error: `not valid JSON at line ${at.line}, column ${at.col}: the key ${JSON.stringify(repeated.key)} is repeated in its object (keys must be unique)` };
+    }
+    return { data };
   }
   const doc = yaml().parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   const first = doc.errors[0];

@@ -137,6 +137,23 @@ describe("readConfig", () => {
     expect(errors(path)).toEqual([{ file: path, id: "(file)", field: "(file)", message: expect.stringMatching(/^not valid JSON: Unexpected token/) as unknown as string }]);
   });
 
+  it("reports a key a JSON object repeats, with its line and column, as a YAML file's (JSON.parse kept the last value and dropped the others)", () => {
+    const text = '[\n  {"class": "model", "id": "users"},\n  {"class": "source", "id": "users_table", "mapping": {"id": "user_id", "id": "account_id"}}\n]\n';
+    const path = write("dup.json", text);
+    expect(errors(path)).toEqual([{ file: path, id: "(file)", field: "(file)", message: 'not valid JSON at line 3, column 73: the key "id" is repeated in its object (keys must be unique)' }]);
+    // The same key in different objects, a key's text as a value, escaped quotes: no repeat.
+    const fine = write("fine.json", JSON.stringify([{ class: "model", id: "a" }, { class: "model", id: "b", name: 'say "id", "id"', options: { id: "x" } }], null, 2));
+    expect(readConfig(fine).issues).toEqual([]);
+    expect(readConfig(fine).objects.length).toBe(2);
+    const escaped = write("escaped.json", '{"class": "model", "id": "a", "name": "a\\"", "na\\"me": "b", "na\\"me": "c"}');
+    expect(errors(escaped)).toEqual([{ file: escaped, id: "(file)", field: "(file)", message: 'not valid JSON at line 1, column 61: the key "na\\"me" is repeated in its object (keys must be unique)' }]);
+  });
+
+  it("reports where a JSON syntax error is when the parser gives its position", () => {
+    const path = write("broken2.json", '[\n  {"class": "model",\n   "id": "users"\n   "name": "x"}\n]\n');
+    expect(errors(path)).toEqual([{ file: path, id: "(file)", field: "(file)", message: "not valid JSON at line 4, column 4: Expected ',' or '}' after property value" }]);
+  });
+
   it("reports a list item that is not an object", () => {
     const path = write("items.yml", "- class: model\n  id: users\n- just a string\n");
     expect(errors(path)).toContainEqual({ file: path, id: "#1", field: "(file)", message: "item 1 is not an object with class and id" });
