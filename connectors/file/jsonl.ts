@@ -103,15 +103,20 @@ export async function checkJsonlFileDestination(destination: Located<Destination
       throw error;
     }
   };
-  const writable = async (at: string, mode: number): Promise<boolean> =>
+  // Why it may not be written: permission denied, or a read-only file system (a read-only mount, or
+  // the systemd unit's ProtectSystem=strict outside its ReadWritePaths=), which no chmod mends.
+  const refused = async (at: string, mode: number): Promise<string | undefined> =>
     access(at, mode).then(
-      () => true,
-      () => false,
+      () => undefined,
+      (error: NodeJS.ErrnoException) => (error.code === "EROFS" ? "read-only file system" : "permission denied"),
     );
   try {
     const file = await kindOf(path);
     if (file === "directory") return problem(`cannot write ${path}: it is a directory`);
-    if (file === "file") return (await writable(path, constants.W_OK)) ? [] : problem(`cannot write ${path}: permission denied`);
+    if (file === "file") {
+      const why = await refused(path, constants.W_OK);
+      return why === undefined ? [] : problem(`cannot write ${path}: ${why}`);
+    }
     const directory = dirname(path);
     // The nearest part of the directory that exists must be a directory the daemon may write into.
     let at = directory;
@@ -123,8 +128,9 @@ export async function checkJsonlFileDestination(destination: Located<Destination
       if (parent === at) break;
       at = parent;
     }
-    if (!(await writable(at, constants.W_OK | constants.X_OK))) {
-      return problem(at === directory ? `cannot write ${path}: permission denied on the directory ${directory}` : `cannot write ${path}: the directory ${directory} cannot be created (permission denied on ${at})`);
+    const why = await refused(at, constants.W_OK | constants.X_OK);
+    if (why !== undefined) {
+      return problem(at === directory ? `cannot write ${path}: ${why} on the directory ${directory}` : `cannot write ${path}: the directory ${directory} cannot be created (${why} on ${at})`);
     }
     return [];
   } catch (error) {
