@@ -35,7 +35,8 @@ export function createMetrics(state: StateGauges, build?: BuildInfo) {
     batchApplySeconds: new Histogram({
       name: METRICS.batchApplySeconds,
       help: "Time to apply one batch and make it durable (one LMDB write transaction).",
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      // Up to 10 s: a slow disk's fsync (a batch past the last finite bucket reads as that bucket).
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [registry],
     }),
     batchChanges: new Histogram({
@@ -79,7 +80,9 @@ export function createMetrics(state: StateGauges, build?: BuildInfo) {
       name: METRICS.endToEndLatency,
       help: "From the source's commit of a change to the destination's acknowledgement of its export.",
       labelNames: ["destination"] as const,
-      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      // Up to an hour: after an outage or a restart over a backlog, changes reach the destination minutes
+      // late, and a quantile past the last finite bucket reads as that bucket (it read 60 s however late).
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600],
       registers: [registry],
     }),
     replicationLagBytes: new Gauge({
@@ -149,7 +152,7 @@ export function createMetrics(state: StateGauges, build?: BuildInfo) {
     }),
     runs: new Gauge({
       name: METRICS.runs,
-      help: "Runs of the state (work a config change needs), by kind and state (queued, running, complete, failed, superseded).",
+      help: "Runs of the state (work a config change needs), by kind and state (queued, running, complete, failed, stopped, superseded).",
       labelNames: ["kind", "state"] as const,
       registers: [registry],
       collect() {
