@@ -105,7 +105,7 @@ export function createMetrics(state: StateGauges, build?: BuildInfo) {
     }),
     snapshotRowsEstimated: new Gauge({
       name: METRICS.snapshotRowsEstimated,
-      help: "The table's estimated row count when its snapshot started (pg_class.reltuples).",
+      help: "The table's row count by its statistics when its snapshot started (pg_class.reltuples, or the planner's estimate for a table never analyzed), then the rows read once it is read to its end.",
       labelNames: ["source", "table"] as const,
       registers: [registry],
     }),

@@ -20,6 +20,19 @@ export interface SnapshotReader {
   observer: SourceObserver | undefined;
 }
 
+/**
+ * The rows a table holds by Postgres's statistics: pg_class.reltuples, or, for a table never vacuumed
+ * nor analyzed (reltuples -1 since Postgres 14: a table just loaded or restored), the planner's estimate
+ * from its size. It was 0 then, and the dashboard's progress (read over estimated) infinite.
+ */
+export async function estimateRows(client: { query<R extends object>(sql: string, values?: unknown[]): Promise<{ rows: R[] }> }, quoted: string): Promise<number> {
+  const stats = await client.query<{ n: string }>(`SELECT reltuples::bigint AS n FROM pg_class WHERE oid = $1::regclass`, [quoted]);
+  const known = Number(stats.rows[0]?.n ?? -1);
+  if (known >= 0) return known;
+  const plan = await client.query<{ "QUERY PLAN": [{ Plan: { "Plan Rows": number } }] }>(`EXPLAIN (FORMAT JSON) SELECT * FROM ${quoted}`);
+  return Math.max(0, Math.round(plan.rows[0]?.["QUERY PLAN"][0].Plan["Plan Rows"] ?? 0));
+}
+
 /** Reads every captured table in the exported snapshot, then emits the marker that completes it. */
 export async function readSnapshot(settings: PostgresAppSettings, tables: readonly CapturedTable[], snapshotName: string, consistentPoint: string, reader: SnapshotReader): Promise<number> {
   return withClient(settings.connection, async (client) => {
@@ -29,8 +42,7 @@ export async function readSnapshot(settings: PostgresAppSettings, tables: readon
     let rows = 0;
     for (const { sourceId, table } of tables) {
       const keyColumns = await primaryKeyColumns(client, table);
-      const estimate = await client.query<{ n: string }>(`SELECT greatest(reltuples, 0)::bigint AS n FROM pg_class WHERE oid = $1::regclass`, [quoteTable(table)]);
-      const estimated = Number(estimate.rows[0]?.n ?? 0);
+      const estimated = await estimateRows(client, quoteTable(table));
       let read = 0;
       reader.observer?.snapshotProgress?.(sourceId, table, 0, estimated);
       const cursor = `snapshot_${sourceId.replace(/[^A-Za-z0-9_]/g, "_")}`;
@@ -56,6 +68,8 @@ export async function readSnapshot(settings: PostgresAppSettings, tables: readon
         }
         if (batch.rows.length < SNAPSHOT_CHUNK) break;
       }
+      // Read to its end: the count is known now, and the progress ends at 1.
+      reader.observer?.snapshotProgress?.(sourceId, table, read, read);
       await client.query(`CLOSE ${cursor}`);
     }
     await client.query("COMMIT");
