@@ -14,7 +14,7 @@ import { ProblemLog } from "../../problem-log.js";
 import { ChangeReader } from "../../reader.js";
 import type { RereadRequest, SourceContext, SourceObserver } from "../../types.js";
 import { qualifyTable } from "../debezium.js";
-import { classifyPostgresError } from "../errors.js";
+import { classifyPostgresError, PermanentError, sqlState } from "../errors.js";
 import { primaryKeyColumns, withClient } from "../introspect.js";
 import { compareLsn, normalizeLsn, previousLsn, resolvePostgresApp, type PostgresAppSettings } from "../settings.js";
 import { registerTypesOf, TYPE_CONFLICT } from "../types.js";
@@ -282,22 +282,74 @@ export class PostgresCdcSource extends ChangeReader {
         this.connected = false;
         if (this.stopped) break;
         if (error instanceof SlotLostError) throw error;
-        const { permanent, reason } = classifyPostgresError(error);
+        // The slot holds changes committed before the publication existed (renamed in the config, or
+        // dropped and made again): skipped past, with every source read again.
+        // Handling it may fail in turn (the daemon not yet running its Runs, the slot still held): that
+        // failure is what is reported and retried, not the 42704 behind it.
+        const handled = await this.publicationMadeLater(error).catch((failure: unknown) => failure);
+        if (handled === true) {
+          delay = 500;
+          continue;
+        }
+        const failure = handled === false ? error : handled;
+        const { permanent, reason } = classifyPostgresError(failure);
         let wait = delay;
         if (permanent) {
           this.permanentProblem = reason;
           wait = PostgresCdcSource.permanentRetryMs;
-          this.permanents.report(reason, { slot: this.settings.slot, retryInMs: wait }, "postgres replication cannot run until this is fixed; other apps go on", error);
+          this.permanents.report(reason, { slot: this.settings.slot, retryInMs: wait }, "postgres replication cannot run until this is fixed; other apps go on", failure);
         } else {
           this.permanentProblem = null;
           this.permanents.clear();
-          this.reconnects.report(reason, { retryInMs: delay }, "postgres replication failed; reconnecting", error);
+          this.reconnects.report(reason, { retryInMs: delay }, "postgres replication failed; reconnecting", failure);
           delay = Math.min(delay * 2, 30_000);
         }
         await Promise.race([new Promise((r) => setTimeout(r, wait)), this.stopRequested]);
       }
     }
     this.connected = false;
+  }
+
+  /**
+   * pgoutput reads the publication with the catalog as of each change it decodes: a change committed
+   * before the publication was created (its name changed in the config, the slot kept; or it was
+   * dropped and made again) fails with `publication "P" does not exist` (42704) at every attempt, and
+   * the stream could never go past it. When that is the error and the publication exists now, the
+   * sources are read again (a Run, durable first: its sweep also removes the rows deleted meanwhile),
+   * then the slot is moved past the publication's creation and the stream resumes there, so the state
+   * ends as a fresh daemon's. Where nothing can read a table again (the relay), it stays a permanent
+   * problem, saying so. True when handled.
+   */
+  private async publicationMadeLater(error: unknown): Promise<boolean> {
+    const { publication, slot } = this.settings;
+    if (sqlState(error) !== "42704" || !(error instanceof Error) || !error.message.includes(`publication "${publication}" does not exist`)) return false;
+    const exists = await withClient(this.settings.connection, async (client) => (await client.query(`SELECT 1 FROM pg_publication WHERE pubname = $1`, [publication])).rowCount === 1);
+    if (!exists) return false;
+    const sourceIds = this.tables.map((t) => t.sourceId);
+    const reason = `replication slot ${slot} holds changes committed before publication ${publication} was created (the config names another publication, or it was made again), which pgoutput cannot decode`;
+    if (!this.requestReread) throw new PermanentError(`${reason}: the relay cannot read a table again; deploy anew (a new slot, model topic and consumer group)`);
+    // Durable before the slot moves: a crash between the two finds the same error and asks again.
+    await this.requestReread(sourceIds, reason);
+    const lsn = await withClient(this.settings.connection, async (client) => {
+      const now = (await client.query<{ lsn: string }>(`SELECT pg_current_wal_lsn()::text AS lsn`)).rows[0]?.lsn ?? "0/0";
+      // The walsender that failed may hold the slot a moment longer (55006): asked again until released.
+      for (let attempt = 1; ; attempt += 1) {
+        try {
+          await client.query(`SELECT pg_replication_slot_advance($1, $2::pg_lsn)`, [slot, now]);
+          return normalizeLsn(now);
+        } catch (advanceError) {
+          if (sqlState(advanceError) !== "55006" || attempt >= 50 || this.stopped) throw advanceError;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+    });
+    this.logger.warn({ slot, publication, sources: sourceIds, skippedTo: lsn }, `${reason}: its sources are read again, and the slot moved past the publication's creation`);
+    // Everything before it is now the re-read's to bring: the position moves there once durable.
+    if (compareLsn(lsn, this.durableLsn) > 0) {
+      this.durableLsn = lsn;
+      this.decoder.idleAt(lsn);
+    }
+    return true;
   }
 
   /** Publication and slot: created when missing; the initial snapshot when the mode asks for one. */
