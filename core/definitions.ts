@@ -20,6 +20,8 @@ export interface SourceDefinition {
   primary: boolean;
   mapping: Record<string, string>;
   options: Record<string, unknown>;
+  /** What of its app shapes the rows it reads (AppSpec.sourceReads), when the app's type says; absent in states recorded before 2026-12-03. */
+  reads?: unknown;
 }
 
 export interface PropertyDefinition {
@@ -128,6 +130,11 @@ export function definitionsOf(config: Config, domain: Domain, catalog?: Componen
     const identity = app && catalog?.apps.get(app.type)?.identity?.(app);
     return identity === undefined ? {} : { app: JSON.parse(JSON.stringify(identity)) as unknown };
   };
+  const sourceReads = (source: Config["sources"][number]): { reads?: unknown } => {
+    const app = config.apps.find((a) => a.id === source.appId);
+    const reads = app && catalog?.apps.get(app.type)?.sourceReads?.(app, source);
+    return reads === undefined ? {} : { reads: JSON.parse(JSON.stringify(reads)) as unknown };
+  };
   const definitions: Definitions = { models: {}, sources: {}, properties: {}, groups: {}, destinations: {} };
   for (const [id, model] of domain.models) definitions.models[id] = { primarySourceId: model.primarySourceId, primaryKeyPropertyId: model.primaryKeyPropertyId };
   for (const source of config.sources) {
@@ -138,6 +145,7 @@ export function definitionsOf(config: Config, domain: Domain, catalog?: Componen
       primary: domain.sources.get(source.id)?.primary === true,
       mapping: sorted(source.mapping),
       options: sorted(source.options),
+      ...sourceReads(source),
     };
   }
   for (const [id, property] of domain.properties) {
@@ -234,6 +242,11 @@ const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.str
  * for it, and records it from then on.
  */
 function withAppOf<D extends AnyDefinition | null>(cls: DefinitionClass, definition: D, next: AnyDefinition | undefined): D {
+  if (cls === "sources" && definition !== null && next !== undefined) {
+    // The same for a source recorded before what its app shapes of its rows was (SourceDefinition.reads).
+    if ("reads" in (definition as SourceDefinition) || !("reads" in (next as SourceDefinition))) return definition;
+    return { ...(definition as SourceDefinition), reads: (next as SourceDefinition).reads } as D;
+  }
   if (cls !== "destinations" || definition === null || next === undefined) return definition;
   const before = definition as DestinationDefinition;
   const after = next as DestinationDefinition;
@@ -294,6 +307,13 @@ export function planRuns(recorded: Definitions, next: Definitions, context: Plan
     if (filled === before) continue;
     stored.destinations[id] = filled;
     withoutApp.add(id);
+  }
+  const withoutReads = new Set<string>();
+  for (const [id, before] of Object.entries(stored.sources)) {
+    const filled = withAppOf("sources", before, next.sources[id]);
+    if (filled === before) continue;
+    stored.sources[id] = filled;
+    withoutReads.add(id);
   }
   const redo = (cls: DefinitionClass, id: string): boolean => redone(cls, id, modelOf(cls, id, next[cls][id] ?? stored[cls][id]));
   const CUT_SHORT = CUT_SHORT_REASON;
@@ -480,6 +500,7 @@ export function planRuns(recorded: Definitions, next: Definitions, context: Plan
   for (const [id, after] of Object.entries(next.models)) if (!same(base.models[id], after) || redo("models", id)) updates.push(update("models", id));
   const planned = new Set(runs.flatMap((r) => r.updates).map((u) => `${u.cls}:${u.id}`));
   for (const id of withoutApp) if (!planned.has(`destinations:${id}`)) updates.push(update("destinations", id));
+  for (const id of withoutReads) if (!planned.has(`sources:${id}`) && !updates.some((u) => u.cls === "sources" && u.id === id)) updates.push(update("sources", id));
   return { runs, updates };
 }
 

@@ -5,7 +5,7 @@ import { literals } from "../../core/config/schema.js";
 import type { FieldProblem } from "../../core/config/types.js";
 import type { AppComponent } from "../types.js";
 import { readDebezium, SNAPSHOT_MODES } from "./debezium.js";
-import { postgresAppIdentity } from "./settings.js";
+import { postgresAppIdentity, resolvePostgresApp } from "./settings.js";
 // Zone-less dates and timestamps read as UTC by every postgres connector (see types.ts).
 import "./types.js";
 
@@ -48,6 +48,8 @@ export const postgresApp: AppComponent = {
   type: "postgres",
   options: PostgresAppOptions,
   identity: (app) => postgresAppIdentity(app),
+  // Columns column.exclude.list leaves out of a postgres-cdc source's rows: changed, its rows are read again.
+  sourceReads: (app, source) => (source.type === "postgres-cdc" ? { columnExcludeList: resolvePostgresApp(app).columnExcludeList ?? [] } : undefined),
   check(app) {
     const o = app.options as PostgresAppOptions;
     const problems: FieldProblem[] = [];

@@ -75,6 +75,12 @@ export interface AppSpec extends ComponentSpec<AppConfig> {
    * Without it, only a change of the destination's app id does that.
    */
   identity?(app: AppConfig): unknown;
+  /**
+   * What of the app shapes the rows a source of it reads (a postgres app's column.exclude.list for
+   * its postgres-cdc sources): when it changes, the source is removed and read again, as a fresh
+   * daemon reads it (see core/definitions.ts). Undefined for a source it does not shape.
+   */
+  sourceReads?(app: AppConfig, source: SourceConfig): unknown;
 }
 
 export interface SourceSpec extends ComponentSpec<SourceConfig> {

@@ -337,8 +337,15 @@ describe("operational options", () => {
     const recorded = of((o) => onKafka(o, { deadLetterTopic: "dlq", maxMessageBytes: 1000 }), false);
     expect(recorded.sources.purchases_table?.options).toMatchObject({ deadLetterTopic: "dlq", maxMessageBytes: 1000, topic: "shop.public.purchases" });
     const next = of((o) => onKafka(o, { deadLetterTopic: "dlq", maxMessageBytes: 1000 }));
-    // No Run; the destination, recorded without its app's identity (by an earlier version), is recorded again with it.
-    expect(runs(withoutOperational(recorded, operational), next)).toEqual({ runs: [], updates: [{ cls: "destinations", id: "crm", definition: next.destinations.crm }] });
+    // No Run; the destination, recorded without its app's identity (by an earlier version), is recorded
+    // again with it, and the postgres-cdc source without what its app shapes of its rows.
+    expect(runs(withoutOperational(recorded, operational), next)).toEqual({
+      runs: [],
+      updates: [
+        { cls: "destinations", id: "crm", definition: next.destinations.crm },
+        { cls: "sources", id: "users_table", definition: next.sources.users_table },
+      ],
+    });
     // Unstripped, the two differ: the state's source would be removed and read again.
     expect(runs(recorded, next).runs.map((r) => r.spec.kind)).toContain("remove-source");
     // An unsettled entry recorded with them is compared without them: not cut short.
@@ -353,6 +360,34 @@ describe("operational options", () => {
     expect(redone.runs.map((r) => `${r.spec.kind} ${r.target}`)).toEqual(expect.arrayContaining(["remove-source source purchases_table", "reread source purchases_table"]));
     expect(redone.runs.every((r) => r.reason.startsWith("a change to it was cut short") || r.spec.kind !== "remove-source")).toBe(true);
     expect(planRuns(withoutOperational(recorded, operational), next, { needsReread: () => true, unsettled }).runs.length).toBeGreaterThan(0);
+  });
+});
+
+describe("what a source's app leaves out of its rows", () => {
+  const catalog = builtinComponents();
+  const of = (change: (o: Obj[]) => void, withCatalog = true): Definitions => definitionsChanged(change, withCatalog ? catalog : undefined);
+  const excluding = (list: string) => (o: Obj[]) => void ((find(o, "shop_db").options as Obj).debezium = { "connector.class": "io.debezium.connector.postgresql.PostgresConnector", "plugin.name": "pgoutput", "column.exclude.list": list });
+  const planned = (before: Definitions, after: Definitions) => planRuns(before, after, { needsReread: () => true }).runs.map((r) => `${r.spec.kind} ${r.target}`);
+
+  it("is part of a postgres-cdc source's definition: column.exclude.list changed, its sources are read again, as a fresh daemon reads them", () => {
+    const before = of(() => undefined);
+    expect(before.sources.users_table?.reads).toEqual({ columnExcludeList: [] });
+    const after = of(excluding("public.users.name"));
+    expect(after.sources.users_table?.reads).toEqual({ columnExcludeList: ["public.users.name"] });
+    // Before 2026-12-03 this planned nothing: the records kept the names a fresh daemon never reads.
+    expect(planned(before, after)).toEqual(expect.arrayContaining(["remove-source source users_table", "reread source users_table", "remove-source source purchases_table", "reread source purchases_table"]));
+    expect(planned(after, before)).toEqual(expect.arrayContaining(["reread source users_table", "reread source purchases_table"]));
+    expect(planned(after, of(excluding("public.users.name")))).toEqual([]);
+  });
+
+  it("recorded by an earlier version without it, is taken to be what the config says, and recorded", () => {
+    // As the state holds it (its operational options left out as Runs reads them, see above).
+    const recorded = withoutOperational(of(excluding("public.users.name"), false), operationalOptionsOf(catalog));
+    expect(recorded.sources.users_table?.reads).toBeUndefined();
+    const next = of(excluding("public.users.name"));
+    const plan = planRuns(recorded, next, { needsReread: () => true });
+    expect(plan.runs).toEqual([]);
+    expect(plan.updates).toEqual(expect.arrayContaining([{ cls: "sources", id: "users_table", definition: next.sources.users_table }]));
   });
 });
 
@@ -387,7 +422,14 @@ describe("where a destination's app points", () => {
     const recorded = withoutOperational(of(() => undefined, false), operationalOptionsOf(catalog));
     expect(recorded.destinations.crm?.app).toBeUndefined();
     const next = of(() => undefined);
-    expect(planRuns(recorded, next, { needsReread: () => true })).toEqual({ runs: [], updates: [{ cls: "destinations", id: "crm", definition: next.destinations.crm }] });
+    expect(planRuns(recorded, next, { needsReread: () => true })).toEqual({
+      runs: [],
+      updates: [
+        { cls: "destinations", id: "crm", definition: next.destinations.crm },
+        { cls: "sources", id: "users_table", definition: next.sources.users_table },
+        { cls: "sources", id: "purchases_table", definition: next.sources.purchases_table },
+      ],
+    });
     // With another change, its Run records it.
     const changed = of((o) => (find(o, "crm").syncMode = "additive"));
     const plan = planRuns(recorded, changed, { needsReread: () => true });
