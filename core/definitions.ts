@@ -388,7 +388,14 @@ export function planRuns(recorded: Definitions, next: Definitions, context: Plan
     // their unique values, so the rows attached through them wait for the records to come back) and
     // built again by its re-read. Removing the property first would take the unique values the
     // release needs, and leave those rows attached to deleted records.
-    if (after && after.sourceId === before.sourceId && after.unique === before.unique && replacedSources.has(before.sourceId) && stored.sources[before.sourceId]?.primary === true) {
+    // The same when the primary source is taken out and the property is kept on the source that
+    // replaces it as the model's primary (a source renamed: before 2026-12-03 the property's removal
+    // came first, and the other sources' rows stayed attached to the deleted records, their aggregates
+    // lost for good).
+    const primaryBefore = stored.sources[before.sourceId]?.primary === true;
+    const sameSource = after !== undefined && after.sourceId === before.sourceId && replacedSources.has(before.sourceId);
+    const toNewPrimary = after !== undefined && !next.sources[before.sourceId] && after.modelId === before.modelId && next.models[after.modelId]?.primarySourceId === after.sourceId;
+    if (after && after.unique === before.unique && primaryBefore && (sameSource || toNewPrimary)) {
       // Forgotten with the source (a restart then plans the same re-read, which records them again).
       keptOnPrimary.set(before.sourceId, [...(keptOnPrimary.get(before.sourceId) ?? []), forget("properties", id)]);
       continue;

@@ -48,6 +48,20 @@ describe("planRuns", () => {
     expect(Object.keys(d.properties).sort()).toEqual(["email", "first_name", "last_purchase_at", "lifetime_value", "purchase_count", "signed_up_at", "skus", "user_id", "vip"]);
   });
 
+  it("takes a renamed primary source's records out with the source, its properties kept for the re-read (not removed first)", () => {
+    const rename = (o: Obj[]) => {
+      for (const x of o) {
+        if (x.class === "source" && x.id === "users_table") x.id = "people_table";
+        if (x.sourceId === "users_table") x.sourceId = "people_table";
+      }
+    };
+    // Before 2026-12-03 user_id's removal came first: the purchases rows attached through it stayed on
+    // the deleted records, and the records read again had none (their aggregates lost for good).
+    expect(plan(rename)).toEqual(["remove-source source users_table", "reread source people_table"]);
+    // A property that changes uniqueness on the way is removed first, as for any source.
+    expect(plan((o) => (rename(o), (property(o, "email").unique = false)))).toEqual(["remove-property property email", "remove-source source users_table", "reread source people_table"]);
+  });
+
   it("recomputes a property added on a source with many rows from the stored rows", () => {
     expect(plan((o) => o.push({ class: "property", id: "max_amount", type: "float", sourceId: "purchases_table", options: { column: "amount", aggregationMethod: "max" } }))).toEqual([
       "rebuild property max_amount",
