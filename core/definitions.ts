@@ -413,7 +413,13 @@ export function planRuns(recorded: Definitions, next: Definitions, context: Plan
     const rebuilt = rebuiltModels.has(id);
     const dependents: DefinitionUpdate[] = [];
     for (const cls of ["sources", "properties", "groups"] as const) {
-      for (const [depId, def] of Object.entries(stored[cls])) if (def.modelId === id && (rebuilt || !next[cls][depId])) dependents.push(forget(cls, depId));
+      for (const [depId, def] of Object.entries(stored[cls])) {
+        // A source moved to another model goes too (its rows with it, read again there): before
+        // 2026-12-03 its rows stayed, attached to the records the removal dropped, and its re-read on
+        // the new model found them unchanged (a model renamed: every count and sum 0 for good).
+        const movedSource = cls === "sources" && next.sources[depId] !== undefined && next.sources[depId].modelId !== id;
+        if (def.modelId === id && (rebuilt || !next[cls][depId] || movedSource)) dependents.push(forget(cls, depId));
+      }
     }
     run({ kind: "remove-model", modelId: id }, `model ${id}`, rebuilt ? `${CUT_SHORT}: removed whole, then built again as new` : "removed from the config", [forget("models", id), ...dependents]);
   }

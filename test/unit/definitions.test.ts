@@ -62,6 +62,22 @@ describe("planRuns", () => {
     expect(plan((o) => (rename(o), (property(o, "email").unique = false)))).toEqual(["remove-property property email", "remove-source source users_table", "reread source people_table"]);
   });
 
+  it("takes a renamed model's sources out with it (their rows too), so that they are read again on the new one", () => {
+    const rename = (o: Obj[]) => {
+      for (const x of o) {
+        if (x.class === "model" && x.id === "users") x.id = "people";
+        if (x.modelId === "users") x.modelId = "people";
+      }
+    };
+    const before = definitions(validConfigObjects());
+    const after = validConfigObjects();
+    rename(after);
+    const removal = planRuns(before, definitions(after), { needsReread: () => true }).runs.find((r) => r.spec.kind === "remove-model");
+    // Before 2026-12-03 only the model was forgotten: its sources' rows stayed, attached to the records it dropped.
+    expect(removal?.updates.filter((u) => u.cls === "sources").map((u) => u.id).sort()).toEqual(["purchases_table", "users_table"]);
+    expect(plan(rename)).toEqual(expect.arrayContaining(["remove-model model users", "reread source users_table", "reread source purchases_table"]));
+  });
+
   it("recomputes a property added on a source with many rows from the stored rows", () => {
     expect(plan((o) => o.push({ class: "property", id: "max_amount", type: "float", sourceId: "purchases_table", options: { column: "amount", aggregationMethod: "max" } }))).toEqual([
       "rebuild property max_amount",
