@@ -20,6 +20,8 @@ interface TableCheck {
   id: string;
   table: string;
   columns: readonly string[];
+  /** The fields of the config that name each column (`mapping.user_ref`, `options.groupsColumn`), for the messages. */
+  fields?: ReadonlyMap<string, readonly string[]>;
   privileges: readonly ("SELECT" | "INSERT" | "UPDATE" | "DELETE")[];
   /** Columns the source's properties read. */
   propertyReads?: readonly PropertyRead[];
@@ -53,6 +55,13 @@ function propertyReads(properties: readonly Located<PropertyConfig>[]): Property
     reads.push(...byColumn.values());
   }
   return reads;
+}
+
+/** Each column with the fields that name it, in the config's order. */
+function fieldsOf(named: readonly [string, string][]): Map<string, string[]> {
+  const fields = new Map<string, string[]>();
+  for (const [column, field] of named) fields.set(column, [...(fields.get(column) ?? []), field]);
+  return fields;
 }
 
 const describeRead = (read: PropertyRead) => `property "${read.propertyId}" reads column ${read.column} (${read.fields.join(", ")})`;
@@ -93,7 +102,8 @@ async function checkTable(client: pg.Client, t: TableCheck): Promise<LiveProblem
   const have = new Map(rows.map((r) => [r.name, r.generated]));
   const columns = [...new Set(t.columns)];
   const missing = columns.filter((c) => !have.has(c));
-  if (missing.length > 0) problems.push(problem(`table ${t.table} has no column ${missing.join(", ")}`));
+  const named = (column: string) => (t.fields?.get(column)?.length ? `${column} (${t.fields.get(column)?.join(", ")})` : column);
+  if (missing.length > 0) problems.push(problem(`table ${t.table} has no column ${missing.map(named).join(", ")}`));
   for (const read of t.propertyReads ?? []) {
     if (!have.has(read.column)) problems.push(problem(`${describeRead(read)}, which table ${t.table} does not have`));
   }
@@ -152,15 +162,16 @@ export function checkPostgresSources(app: Located<AppConfig>, sources: readonly 
         const have = new Set(returned);
         const problem = (message: string): LiveProblem => ({ objectClass: "source", id: source.id, permanent: true, message });
         const missing = [...new Set(Object.keys(source.mapping))].filter((c) => !have.has(c));
-        if (missing.length > 0) problems.push(problem(`its query returns no column ${missing.join(", ")}`));
+        if (missing.length > 0) problems.push(problem(`its query returns no column ${missing.map((c) => `${c} (mapping.${c})`).join(", ")}`));
         for (const read of reads) if (!have.has(read.column)) problems.push(problem(`${describeRead(read)}, which its query does not return`));
         continue;
       }
       if (!options.table) continue;
       const columns = [...Object.keys(source.mapping), ...(options.highWatermarkColumn ? [options.highWatermarkColumn] : [])];
+      const fields = fieldsOf([...Object.keys(source.mapping).map((c): [string, string] => [c, `mapping.${c}`]), ...(options.highWatermarkColumn ? [[options.highWatermarkColumn, "options.highWatermarkColumn"] as [string, string]] : [])]);
       // pgoutput leaves generated columns out of what it streams: only postgres-cdc reads through it.
       const streamedFrom = source.type === "postgres-cdc" ? (serverVersion ??= await serverVersionOf(client)) : undefined;
-      problems.push(...(await checkTable(client, { objectClass: "source", id: source.id, table: qualifyTable(options.table), columns, privileges: ["SELECT"], propertyReads: reads, ...(streamedFrom === undefined ? {} : { streamedFrom }) })));
+      problems.push(...(await checkTable(client, { objectClass: "source", id: source.id, table: qualifyTable(options.table), columns, fields, privileges: ["SELECT"], propertyReads: reads, ...(streamedFrom === undefined ? {} : { streamedFrom }) })));
     }
     return problems;
   });
@@ -222,7 +233,8 @@ export function checkPostgresTableDestination(destination: Located<DestinationCo
   const privileges = destination.syncMode === "sync" ? (["SELECT", "INSERT", "UPDATE", "DELETE"] as const) : (["SELECT", "INSERT", "UPDATE"] as const);
   const table = qualifyTable(options.table);
   return withApp(app, async (client) => {
-    const problems = await checkTable(client, { objectClass: "destination", id: destination.id, table, columns, privileges });
+    const fields = fieldsOf([...Object.keys(destination.mapping).map((c): [string, string] => [c, `mapping.${c}`]), ...(options.groupsColumn ? [[options.groupsColumn, "options.groupsColumn"] as [string, string]] : [])]);
+    const problems = await checkTable(client, { objectClass: "destination", id: destination.id, table, columns, fields, privileges });
     // The group names are text: a groups column of another type fails every write as a data error.
     if (options.groupsColumn) {
       const type = await groupsColumnType(client, table, options.groupsColumn);

@@ -74,9 +74,9 @@ describe("postgres errors, permanent and transient", () => {
     ]);
     expect(problems).toEqual([
       { objectClass: "source", id: "missing_table", permanent: true, message: "table public.nosuch does not exist" },
-      { objectClass: "source", id: "missing_column", permanent: true, message: "table public.users has no column user_ref" },
+      { objectClass: "source", id: "missing_column", permanent: true, message: "table public.users has no column user_ref (mapping.user_ref)" },
       { objectClass: "source", id: "no_privilege", permanent: true, message: "the app's user has no SELECT privilege on table public.secrets" },
-      { objectClass: "source", id: "import", permanent: true, message: "table public.users has no column changed_at" },
+      { objectClass: "source", id: "import", permanent: true, message: "table public.users has no column changed_at (options.highWatermarkColumn)" },
       { objectClass: "source", id: "query", permanent: true, message: 'its query cannot run: relation "nosuch" does not exist (SQLSTATE 42P01)' },
     ]);
   });
@@ -145,7 +145,7 @@ describe("postgres errors, permanent and transient", () => {
 
     const wrong = source("query", { query: "SELECT user_id AS uid, sum(amount) AS total FROM purchases GROUP BY user_id" }, "postgres-query-import", { user_id: "user_id" });
     expect(await checkPostgresSources(app(db.url), [wrong], { properties: [property("query_total", "query", { column: "amount" }, [{ key: "total", op: "gt", match: 0 }])] })).toEqual([
-      { objectClass: "source", id: "query", permanent: true, message: "its query returns no column user_id" },
+      { objectClass: "source", id: "query", permanent: true, message: "its query returns no column user_id (mapping.user_id)" },
       { objectClass: "source", id: "query", permanent: true, message: 'property "query_total" reads column amount (options.column), which its query does not return' },
     ]);
   });
@@ -166,6 +166,11 @@ describe("postgres errors, permanent and transient", () => {
       ({ class: "destination", id: "contacts", type: "postgres-table", appId: "db", modelId: "users", collection: "model", syncMode, mapping: { id: "user_id", email: "email" }, options: { table, primaryKey: "id" }, origin }) as unknown as Located<DestinationConfig>;
     expect(await checkPostgresTableDestination(destination("contacts"), app(db.url))).toEqual([{ objectClass: "destination", id: "contacts", permanent: true, message: "table public.contacts does not exist" }]);
     expect(await checkPostgresTableDestination(destination("users"), app(db.url))).toEqual([]);
+    // A missing column is named with the fields of the config that name it (before 2026-12-03, the column alone).
+    const misnamed = { ...destination("users"), mapping: { id: "user_id", mail: "email" }, options: { table: "users", primaryKey: "id", groupsColumn: "segments" } } as Located<DestinationConfig>;
+    expect(await checkPostgresTableDestination(misnamed, app(db.url))).toEqual([
+      { objectClass: "destination", id: "contacts", permanent: true, message: "table public.users has no column mail (mapping.mail), segments (options.groupsColumn)" },
+    ]);
     expect((await checkPostgresTableDestination(destination("users"), app(urlAs(role)))).map((p) => p.message)).toEqual([
       "the app's user has no INSERT privilege on table public.users",
       "the app's user has no UPDATE privilege on table public.users",
