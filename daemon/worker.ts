@@ -17,11 +17,11 @@ import type { DestinationConnector } from "../connectors/types.js";
 import { createMetrics, createScaleOutMetrics, type Metrics, type ScaleOutMetrics } from "../metrics/registry.js";
 import type { ComponentCatalog } from "../core/config/types.js";
 import { DEFAULT_DELIVERY_OPTIONS } from "../streams/delivery.js";
-import { PartitionTask, UnsupportedConfigChangeError } from "../streams/partition-task.js";
+import { LostInputError, PartitionTask, UnsupportedConfigChangeError } from "../streams/partition-task.js";
 import { DEFAULT_PIPELINE_OPTIONS, pipelineOptions, type PipelineOptions } from "../streams/pipeline.js";
 import { STATE_FORMAT } from "../state/store.js";
 import { createDestinations, type CreatedDestination } from "./connectors.js";
-import { EX_CONFIG, EX_SOFTWARE, withStateLock } from "./exit-codes.js";
+import { EX_CONFIG, EX_DATAERR, EX_SOFTWARE, withStateLock } from "./exit-codes.js";
 import type { RunOptions } from "./daemon.js";
 import { readPackageInfo } from "./package-info.js";
 import { startProbeServer, type Api } from "./api/server.js";
@@ -214,6 +214,12 @@ export class Worker implements Drainable, PartitionOwner {
             void this.stop(EX_CONFIG);
             return;
           }
+          if (error instanceof LostInputError) {
+            // Starting over would find the same events gone: 65, which the systemd unit does not restart.
+            this.logger.error({ model: task.modelId, partition: task.partition }, `${error.message}; not starting`);
+            void this.stop(EX_DATAERR);
+            return;
+          }
           this.logger.error({ err: error, partition: task.partition }, "taking the partition over failed; the worker stops so it can start over");
           void this.stop(EX_SOFTWARE);
         },
@@ -279,9 +285,10 @@ export class Worker implements Drainable, PartitionOwner {
           this.scale.changelogTransactions.inc({ model, result: "committed" });
         },
         changelogFailed: () => this.scale.changelogTransactions.inc({ model, result: "failed" }),
-        lost: () => {
+        lost: (error) => {
           // Fenced or failing: another worker holds the partition now, or the broker refuses; start over.
-          if (this.tasks.get(`${topic}\u0000${partition}`) === task && !this.draining) void this.stop(EX_SOFTWARE);
+          // Input deleted before it was applied: starting over would find it gone (65, not restarted).
+          if (this.tasks.get(`${topic}\u0000${partition}`) === task && !this.draining) void this.stop(error instanceof LostInputError ? EX_DATAERR : EX_SOFTWARE);
         },
       },
     });

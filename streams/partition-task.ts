@@ -101,6 +101,24 @@ export class UnsupportedConfigChangeError extends Error {
   readonly code = "UNSUPPORTED_CONFIG_CHANGE";
 }
 
+/**
+ * Events of the partition's input that its state never applied are gone from the model topic (its
+ * retention deleted them, or someone deleted records): the partition cannot be brought to what its
+ * source holds by reading on, and is not taken over (or given up, if found while running).
+ */
+export class LostInputError extends Error {
+  readonly code = "LOST_INPUT";
+}
+
+/** The reason a partition whose next input offset `next` is before the topic's first kept offset `start` stops. */
+export function lostInputMessage(modelId: string, partition: number, topic: string, next: bigint, start: bigint): string {
+  return (
+    `partition ${modelId}/${partition}'s next change is offset ${next} of topic ${topic}, but the topic keeps that partition's events only from offset ${start}: ` +
+    `Kafka deleted ${start - next} events (offsets ${next} to ${start - 1n}) before any worker applied them (the topic's retention.ms or retention.bytes, or records deleted by hand), and the partition's state cannot have them. ` +
+    `Apply them by deploying anew (the relay on a new slot and publication with an empty --state, the workers on a new consumer group, model topic and changelog with empty --state directories), and give the model topic a retention longer than the workers may stay behind (the partition's state was not changed)`
+  );
+}
+
 export interface Takeover {
   how: "kept" | "restored";
   records: number;
@@ -243,7 +261,13 @@ export class PartitionTask {
             : "apply this change by starting the relay on a new slot and publication and the workers on a new consumer group and changelog, with empty --state directories, or undo it (the partition's state was not changed)"),
       );
     }
-    this.openedOffset = position === undefined ? -1n : BigInt(position);
+    const next = position === undefined ? 0n : BigInt(position) + 1n;
+    // Kafka moves a consumer sought before the partition's first kept event to that event: the
+    // events between would be skipped without a word, and the state would never have them.
+    const start = await options.changelog.inputStart();
+    if (start > next) throw new LostInputError(lostInputMessage(options.modelId, options.partition, options.topic, next, start));
+    if (this.closed) throw new Error("closed while restoring");
+    this.openedOffset = next - 1n;
     this.committedOffset = this.openedOffset;
     this.pushedOffset = this.openedOffset;
     // Read on right after what the state holds, whatever offset the consumer group had.
@@ -358,7 +382,8 @@ export class PartitionTask {
   private fail(error: Error): void {
     if (this.failure || this.closed) return;
     this.failure = error;
-    this.options.logger.error({ err: error }, "the partition's changelog or pipeline failed; giving the partition up");
+    if (error instanceof LostInputError) this.options.logger.error(`${error.message}; giving the partition up`);
+    else this.options.logger.error({ err: error }, "the partition's changelog or pipeline failed; giving the partition up");
     for (const w of this.waiters.splice(0)) w.resolve();
     this.options.events.lost?.(error);
   }
@@ -381,8 +406,16 @@ export class PartitionTask {
       const offset = BigInt(change.position.position);
       if (offset <= this.pushedOffset) continue;
       if (offset !== this.pushedOffset + 1n) {
-        // Offsets of a partition are consecutive but for transaction markers and compacted records.
-        this.options.logger.warn({ expected: String(this.pushedOffset + 1n), got: String(offset) }, "the partition's input skips offsets");
+        // The relay's events have consecutive offsets (an idempotent producer, no transactions, a
+        // topic that is not compacted): a gap the topic no longer keeps was deleted by its retention
+        // while this partition was behind (Kafka moved the consumer to the first event it keeps).
+        const next = this.pushedOffset + 1n;
+        const start = await this.options.changelog.inputStart().catch(() => undefined);
+        if (start !== undefined && start > next) {
+          this.fail(new LostInputError(lostInputMessage(this.options.modelId, this.options.partition, this.options.topic, next, start)));
+          return;
+        }
+        this.options.logger.warn({ expected: String(next), got: String(offset) }, "the partition's input skips offsets");
       }
       this.pushedOffset = offset;
       this.source.push(change);

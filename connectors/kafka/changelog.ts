@@ -120,6 +120,16 @@ export class PartitionChangelog {
   }
 
   /**
+   * The first offset the model topic still keeps of this partition (its log start offset): events
+   * before it were deleted by the topic's retention (or by hand), whether or not a worker applied them.
+   */
+  async inputStart(): Promise<bigint> {
+    const offsets = await retryRetriable(() => this.admin.fetchTopicOffsets(this.target.inputTopic));
+    const low = offsets.find((o) => o.partition === this.target.partition)?.low;
+    return low === undefined ? 0n : BigInt(low);
+  }
+
+  /**
    * One Kafka transaction: the records (the last write of each key), and the consumer offset
    * `nextOffset` (or the last one again) with `checkpoint` (and this changelog's topic) as its metadata.
    */

@@ -1,0 +1,111 @@
+// A model topic whose retention deleted events before the workers applied them (README, "The
+// workers"): the worker stopped for longer than the topic keeps its events (retention.ms, 7 days by
+// default, or a topic made beforehand with a shorter one), or a partition held back that long. Before
+// 2026-12-03 a worker took the partition over, sought to the offset after its state's position, and
+// Kafka, finding it gone, moved the consumer to the oldest event left: the deleted changes were
+// skipped with a warning ("the partition's input skips offsets") and the partition's records stayed
+// without them for good. Now the takeover compares the state's next offset with the partition's first
+// retained one and refuses with 65, naming the partition and the offsets lost; a worker that finds
+// offsets skipped while it runs gives the partition up (70), and its next takeover says which.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Kafka, logLevel } from "kafkajs";
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { Relay } from "../../daemon/relay.js";
+import { Worker } from "../../daemon/worker.js";
+import { freePort } from "../services/process.js";
+import { get, sample, waitFor } from "../helpers/daemon.js";
+import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
+import { SCALE_SCHEMA, scaleConfig, scaleNames, scaleWrites } from "../helpers/scale.js";
+
+const quiet = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
+const USERS = 30;
+
+describe("a model topic whose retention deleted events the workers had not applied", () => {
+  const work = mkdtempSync(join(tmpdir(), "scale-retention-"));
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase(inject("pgUrl"), "scale_retention");
+    for (const sql of SCALE_SCHEMA) await db.query(sql);
+  });
+  afterAll(async () => {
+    await db.drop();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it("is refused with 65 naming the partition and the offsets lost, not skipped", { timeout: 180_000 }, async () => {
+    const brokers = inject("kafkaBrokers");
+    const names = scaleNames("scaleret");
+    const file = join(work, "config.json");
+    writeFileSync(file, JSON.stringify(scaleConfig(db.url, brokers, names, { partitioned: true, partitions: 2 })));
+    for (const sql of scaleWrites(0, USERS)) await db.query(sql);
+    const count = async () => Number((await db.query("SELECT count(*) AS n FROM users")).rows[0]?.n);
+    const users = await count();
+
+    const http = async () => `127.0.0.1:${await freePort()}`;
+    const kafka = new Kafka({ clientId: "scale-retention", brokers, logLevel: logLevel.NOTHING });
+    const admin = kafka.admin();
+    await admin.connect();
+    const relay = await Relay.start({ config: file, state: join(work, "relay"), http: await http(), maxBatchDelayMs: 2 }, quiet);
+    if (typeof relay === "number") throw new Error(`relay exit ${relay}`);
+    const state = join(work, "worker");
+    const startWorker = async (logger = quiet) => {
+      const address = await http();
+      const w = await Worker.start({ config: file, state, http: address, maxBatchDelayMs: 2, drainTimeoutMs: 2000 }, logger);
+      if (typeof w === "number") throw new Error(`worker exit ${w}`);
+      return { w, address };
+    };
+    const published = async () => {
+      const { rows: lsn } = await db.query<{ lsn: string }>(`SELECT pg_current_wal_lsn()::text AS lsn`);
+      await waitFor("the relay published the writes", async () => {
+        const { rows } = await db.query<{ ok: boolean }>(`SELECT confirmed_flush_lsn >= $1::pg_lsn AS ok FROM pg_replication_slots WHERE slot_name = $2`, [lsn[0]?.lsn, names.slot]);
+        return rows[0]?.ok ? true : undefined;
+      }, 60_000);
+      return admin.fetchTopicOffsets(names.topic);
+    };
+    try {
+      const first = await startWorker();
+      await waitFor("the worker caught up", async () => {
+        const text = (await get(first.address, "/metrics")).body;
+        const lags = text.split("\n").filter((l) => l.startsWith("grouparoo_kafka_consumer_lag{"));
+        return sample(text, 'grouparoo_records{model="users"}') === users && lags.length === 2 && lags.every((l) => l.endsWith(" 0")) ? true : undefined;
+      }, 90_000);
+      await first.w.drain("SIGTERM");
+      expect(await first.w.finished).toBe(0);
+      const [applied] = await admin.fetchOffsets({ groupId: names.groupId, topics: [names.topic] });
+      const next = new Map((applied?.partitions ?? []).map((p) => [p.partition, p.offset]));
+
+      // While no worker runs, the relay publishes more, and retention deletes partition 1's events
+      // up to its end (as a topic's retention.ms would, past a week): none of them was applied.
+      for (const sql of scaleWrites(1, USERS)) await db.query(sql);
+      for (const sql of scaleWrites(2, USERS)) await db.query(sql);
+      const ends = await published();
+      const end = ends.find((o) => o.partition === 1)?.high as string;
+      expect(BigInt(end)).toBeGreaterThan(BigInt(next.get(1) as string));
+      await admin.deleteTopicRecords({ topic: names.topic, partitions: [{ partition: 1, offset: end }] });
+
+      const lines: string[] = [];
+      const { w } = await startWorker(pino({ level: "info" }, { write: (line: string) => void lines.push(line) }));
+      const code = await Promise.race([w.finished, new Promise<string>((r) => setTimeout(() => r("still running after 30 s"), 30_000))]);
+      if (typeof code === "string") {
+        await w.drain("SIGTERM");
+        await w.finished;
+      }
+      // kafkajs logs its own errors too (a fetch Kafka answers with OFFSET_OUT_OF_RANGE): the worker's are its partitions'.
+      const errors = lines.map((l) => JSON.parse(l) as { level: number; msg: string }).filter((l) => l.level === 50 && l.msg.startsWith("partition users/"));
+      expect({ code, first: errors[0]?.msg }).toEqual({
+        code: 65,
+        first:
+          `partition users/1's next change is offset ${next.get(1)} of topic ${names.topic}, but the topic keeps that partition's events only from offset ${end}: ` +
+          `Kafka deleted ${BigInt(end) - BigInt(next.get(1) as string)} events (offsets ${next.get(1)} to ${BigInt(end) - 1n}) before any worker applied them (the topic's retention.ms or retention.bytes, or records deleted by hand), and the partition's state cannot have them. ` +
+          `Apply them by deploying anew (the relay on a new slot and publication with an empty --state, the workers on a new consumer group, model topic and changelog with empty --state directories), and give the model topic a retention longer than the workers may stay behind (the partition's state was not changed); not starting`,
+      });
+    } finally {
+      await relay.drain("SIGTERM");
+      await relay.finished;
+      await admin.disconnect();
+    }
+  });
+});
