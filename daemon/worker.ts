@@ -157,8 +157,19 @@ export class Worker implements Drainable, PartitionOwner {
   notReady(): string | null {
     if (this.draining) return "draining";
     if (!this.group.consumer.ready()) return "not in the consumer group (joining or rebalancing)";
+    const reasons: string[] = [];
     const restoring = [...this.tasks.values()].filter((t) => !t.isOpen).map((t) => `${t.modelId}/${t.partition}`);
-    return restoring.length > 0 ? `taking over partitions: ${restoring.join(", ")}` : null;
+    if (restoring.length > 0) reasons.push(`taking over partitions: ${restoring.join(", ")}`);
+    // As `run`'s: every destination reachable (before 2026-12-03 a worker stayed ready while they failed).
+    const connectors = this.destinations.map((d) => d.connector);
+    const broken = connectors.flatMap((d) => {
+      const problem = d.problem?.() ?? null;
+      return problem === null ? [] : [`${d.destinationId} (${problem})`];
+    });
+    if (broken.length > 0) reasons.push(`destinations failing: ${broken.join("; ")}`);
+    const unreachable = connectors.filter((d) => !d.ready() && (d.problem?.() ?? null) === null).map((d) => d.destinationId);
+    if (unreachable.length > 0) reasons.push(`destinations unreachable: ${unreachable.join(", ")}`);
+    return reasons.length > 0 ? reasons.join("; ") : null;
   }
 
   // --- PartitionOwner --------------------------------------------------------------------------
