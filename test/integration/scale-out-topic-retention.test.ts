@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Kafka, logLevel } from "kafkajs";
+import pg from "pg";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { Relay } from "../../daemon/relay.js";
@@ -103,6 +104,72 @@ describe("a model topic whose retention deleted events the workers had not appli
           `Apply them by deploying anew (the relay on a new slot and publication with an empty --state, the workers on a new consumer group, model topic and changelog with empty --state directories), and give the model topic a retention longer than the workers may stay behind (the partition's state was not changed); not starting`,
       });
     } finally {
+      await relay.drain("SIGTERM");
+      await relay.finished;
+      await admin.disconnect();
+    }
+  });
+  it("gives a partition up with 65 when its input skips offsets the topic deleted while it was held back", { timeout: 180_000 }, async () => {
+    const brokers = inject("kafkaBrokers");
+    const names = scaleNames("scaleret2");
+    await db.query("DELETE FROM users; DELETE FROM purchases; DELETE FROM crm");
+    const file = join(work, "config2.json");
+    writeFileSync(file, JSON.stringify(scaleConfig(db.url, brokers, names, { partitioned: true, partitions: 1 })));
+    for (const sql of scaleWrites(0, USERS)) await db.query(sql);
+    const http = async () => `127.0.0.1:${await freePort()}`;
+    const kafka = new Kafka({ clientId: "scale-retention", brokers, logLevel: logLevel.NOTHING });
+    const admin = kafka.admin();
+    await admin.connect();
+    const relay = await Relay.start({ config: file, state: join(work, "relay2"), http: await http(), maxBatchDelayMs: 2 }, quiet);
+    if (typeof relay === "number") throw new Error(`relay exit ${relay}`);
+    const lock = new pg.Client({ connectionString: db.url });
+    const lines: string[] = [];
+    const address = await http();
+    const w = await Worker.start({ config: file, state: join(work, "worker2"), http: address, maxBatchDelayMs: 2, drainTimeoutMs: 2000, outboxBound: 2 }, pino({ level: "info" }, { write: (line: string) => void lines.push(line) }));
+    if (typeof w === "number") throw new Error(`worker exit ${w}`);
+    let code: number | string = "not finished";
+    try {
+      const users = Number((await db.query("SELECT count(*) AS n FROM users")).rows[0]?.n);
+      await waitFor("the worker delivered", async () => (Number((await db.query("SELECT count(*) AS n FROM crm")).rows[0]?.n) === users && sample((await get(address, "/metrics")).body, 'grouparoo_outbox_depth{destination="crm"}') === 0 ? true : undefined), 90_000);
+      // The destination held: the partition's outbox reaches its bound and its input is paused.
+      await lock.connect();
+      await lock.query("BEGIN");
+      await lock.query("LOCK TABLE crm IN ACCESS EXCLUSIVE MODE");
+      for (const sql of scaleWrites(1, USERS)) await db.query(sql);
+      await waitFor("the partition held back", async () => (sample((await get(address, "/metrics")).body, "grouparoo_sources_paused") === 1 ? true : undefined), 60_000);
+      const [applied] = await admin.fetchOffsets({ groupId: names.groupId, topics: [names.topic] });
+      const next = BigInt(applied?.partitions.find((p) => p.partition === 0)?.offset as string);
+      // Meanwhile the relay publishes more, and retention deletes what the partition has not read.
+      for (const sql of scaleWrites(2, USERS)) await db.query(sql);
+      const { rows: lsn } = await db.query<{ lsn: string }>(`SELECT pg_current_wal_lsn()::text AS lsn`);
+      await waitFor("the relay published the writes", async () => {
+        const { rows } = await db.query<{ ok: boolean }>(`SELECT confirmed_flush_lsn >= $1::pg_lsn AS ok FROM pg_replication_slots WHERE slot_name = $2`, [lsn[0]?.lsn, names.slot]);
+        return rows[0]?.ok ? true : undefined;
+      }, 60_000);
+      const end = BigInt((await admin.fetchTopicOffsets(names.topic)).find((o) => o.partition === 0)?.high as string);
+      await admin.deleteTopicRecords({ topic: names.topic, partitions: [{ partition: 0, offset: String(end) }] });
+      await lock.query("COMMIT");
+      // Released, the partition reads on from the first event the topic keeps; one more change gets there.
+      await db.query(`UPDATE users SET name = 'after' WHERE id = (SELECT min(id) FROM users)`);
+      code = await Promise.race([w.finished, new Promise<string>((r) => setTimeout(() => r("still running after 60 s"), 60_000))]);
+      const errors = lines.map((l) => JSON.parse(l) as { level: number; msg: string }).filter((l) => l.level === 50 && l.msg.startsWith("partition users/"));
+      const pushed = errors[0]?.msg.match(/next change is offset (\d+) /)?.[1];
+      // The offsets it had read before the deletion, at most up to where it was held back.
+      expect(BigInt(pushed ?? -1)).toBeGreaterThanOrEqual(next);
+      expect(BigInt(pushed ?? -1)).toBeLessThan(end);
+      expect({ code, first: errors[0]?.msg }).toEqual({
+        code: 65,
+        first:
+          `partition users/0's next change is offset ${pushed} of topic ${names.topic}, but the topic keeps that partition's events only from offset ${end}: ` +
+          `Kafka deleted ${end - BigInt(pushed ?? 0)} events (offsets ${pushed} to ${end - 1n}) before any worker applied them (the topic's retention.ms or retention.bytes, or records deleted by hand), and the partition's state cannot have them. ` +
+          `Apply them by deploying anew (the relay on a new slot and publication with an empty --state, the workers on a new consumer group, model topic and changelog with empty --state directories), and give the model topic a retention longer than the workers may stay behind (the partition's state was not changed); giving the partition up`,
+      });
+    } finally {
+      await lock.end().catch(() => undefined);
+      if (code === "not finished" || typeof code === "string") {
+        await w.drain("SIGTERM");
+        await w.finished;
+      }
       await relay.drain("SIGTERM");
       await relay.finished;
       await admin.disconnect();
