@@ -90,7 +90,8 @@ export class Relay implements Drainable {
       {
         committed: (batch, events) => {
           recordCommitted(metrics, batch);
-          for (const e of events) scale.relayEvents.inc({ model: e.modelId, op: e.change.op });
+          // An event for every partition (a snapshot's end, a truncate) is published once to each.
+          for (const e of events) scale.relayEvents.inc({ model: e.modelId, op: e.change.op }, e.target.kind === "every-partition" ? (models.get(e.modelId)?.partitions ?? 1) : 1);
         },
         failed: (error) => logger.error({ err: error }, `the relay stopped: ${error.message}`),
         pressure: (_reason, full, paused) => {
