@@ -48,6 +48,17 @@ export async function loadPartitioned(options: { config: string; plugins?: strin
     logger.error({ config: options.config }, `no model of this config is partitioned (a model's \`partitioned\` option): ${idle}`);
     return EX_CONFIG;
   }
+  // A model not partitioned is no relay's or worker's: nothing of it would be read or sent, without a
+  // word (before 2026-12-03), and a `run` on this config would read the relay's slot. Said at start.
+  for (const model of config.models) {
+    if (models.has(model.id)) continue;
+    const sources = config.sources.filter((s) => s.modelId === model.id).map((s) => s.id);
+    const destinations = config.destinations.filter((d) => d.modelId === model.id).map((d) => d.id);
+    logger.warn(
+      { model: model.id, sources, destinations },
+      `model "${model.id}" is not partitioned: the relay and the workers leave it alone (its sources ${sources.length > 0 ? sources.join(", ") : "(none)"} are not read, its destinations ${destinations.length > 0 ? destinations.join(", ") : "(none)"} are sent nothing); run it with grouparoo-stream run on a config of its own whose postgres apps use slots of their own, or make it partitioned`,
+    );
+  }
   try {
     return { config, domain, registry, models, listen: parseListen(options.http) };
   } catch (error) {
