@@ -147,9 +147,16 @@ export class Relay implements Drainable {
     const late = await Promise.race([Promise.allSettled(this.sources.map((s) => s.stop())).then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), 10_000)))]);
     clearTimeout(timer);
     if (late) this.logger.warn({ apps: this.sources.map((s) => s.appId) }, "the sources did not stop within 10 s; the relay stops without waiting for them (what they did not confirm is read again at the next start)");
-    await this.flow?.done.catch(() => undefined);
+    // The batch in flight is published, then its routes and positions made durable; a broker that does
+    // not acknowledge it (kafkajs retries without end) held the drain for ever before 2026-12-03.
+    // Closing the producers below fails that send: nothing of the batch is confirmed to the slot.
+    const flowing = this.flow?.done.catch(() => undefined);
+    const stalled = await Promise.race([flowing?.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), 10_000)))]);
+    clearTimeout(timer);
+    if (stalled) this.logger.warn("the batch in flight was not published within 10 s (the broker does not acknowledge it); the relay stops without it (what the slot did not confirm is read again at the next start)");
     await this.server?.close();
     await this.close();
+    if (stalled) await Promise.race([flowing, new Promise((r) => setTimeout(r, 5_000).unref())]);
     this.logger.info({ code }, "stopped");
     this.settle(code);
   }
