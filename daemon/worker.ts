@@ -41,6 +41,9 @@ interface Group {
   byTopic: Map<string, ModelTopics>;
 }
 
+/** How long each Kafka step of a stop may take (leaving the group, closing clients; the last changelog transaction past the drain). */
+const STOP_STEP_MS = 10_000;
+
 export class Worker implements Drainable, PartitionOwner {
   private settle: (code: number) => void = () => undefined;
   readonly finished: Promise<number>;
@@ -326,16 +329,30 @@ export class Worker implements Drainable, PartitionOwner {
     return this.stop(0);
   }
 
+  /** Waits for `step` at most `ms`; says so at warn when it is left unfinished. */
+  private async bounded(step: Promise<unknown> | undefined, ms: number, what: string): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = await Promise.race([Promise.resolve(step).then(() => false, () => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), ms)))]);
+    clearTimeout(timer);
+    if (late) this.logger.warn({ seconds: ms / 1000 }, `${what} within ${ms / 1000} s (Kafka does not answer); the worker stops without it (the partitions' next owner restores what the changelog holds)`);
+  }
+
   private async stop(code: number): Promise<void> {
     if (this.draining) return;
     this.draining = true;
     // Deliver what is committed while the partitions are still ours, then leave the group.
     const tasks = [...this.tasks.values()];
     this.tasks.clear();
-    await Promise.all(tasks.map((t) => t.close(code === 0 ? (this.options.drainTimeoutMs ?? 10_000) : undefined)));
-    await this.group?.consumer.stop();
-    for (const reader of this.group?.reader.values() ?? []) await reader.stop();
-    await this.admin?.disconnect().catch(() => undefined);
+    // Each step waits for Kafka, whose clients retry without end while the broker is down or hung:
+    // bounded, so that a stop ends (before 2026-12-03 it waited for ever). What did not commit is
+    // not lost: the partitions' next owner restores what the changelog holds, and reads on from there.
+    const drainMs = code === 0 ? (this.options.drainTimeoutMs ?? 10_000) : undefined;
+    await this.bounded(Promise.all(tasks.map((t) => t.close(drainMs))), (drainMs ?? 5_000) + STOP_STEP_MS, "the partitions' last changelog transaction did not commit");
+    await this.bounded(
+      Promise.all([this.group?.consumer.stop(), ...[...(this.group?.reader.values() ?? [])].map((r) => r.stop()), this.admin?.disconnect().catch(() => undefined)]),
+      STOP_STEP_MS,
+      "leaving the consumer group and closing the Kafka clients did not finish",
+    );
     await Promise.all(this.destinations.map((d) => d.connector.stop().catch(() => undefined)));
     await this.server?.close();
     this.logger.info({ code }, "stopped");
