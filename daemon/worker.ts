@@ -12,6 +12,7 @@ import { definitionsOf, definitionsOfModel, operationalOptionsOf, type Definitio
 import type { ModelTopics } from "../core/partitions.js";
 import { ChangelogReader, PartitionChangelog } from "../connectors/kafka/changelog.js";
 import { ensureModelTopics, TopicLayoutError } from "../connectors/kafka/model-topics.js";
+import { SEND_STALL_MS } from "../connectors/kafka/relay-producer.js";
 import { partitionStream, WorkerConsumer, type PartitionBatch, type PartitionOwner } from "../connectors/kafka/worker-consumer.js";
 import type { DestinationConnector } from "../connectors/types.js";
 import { createMetrics, createScaleOutMetrics, type Metrics, type ScaleOutMetrics } from "../metrics/registry.js";
@@ -156,6 +157,8 @@ export class Worker implements Drainable, PartitionOwner {
   }
 
   private admin: ReturnType<WorkerConsumer["kafka"]["admin"]> | undefined;
+  /** For tests: how long a changelog transaction may wait for the broker before /readyz says so (SEND_STALL_MS, as the relay's sends). */
+  changelogStallMs = SEND_STALL_MS;
 
   notReady(): string | null {
     if (this.draining) return "draining";
@@ -163,6 +166,14 @@ export class Worker implements Drainable, PartitionOwner {
     const reasons: string[] = [];
     const restoring = [...this.tasks.values()].filter((t) => !t.isOpen).map((t) => `${t.modelId}/${t.partition}`);
     if (restoring.length > 0) reasons.push(`taking over partitions: ${restoring.join(", ")}`);
+    // A changelog transaction the broker has not acknowledged for long (kafkajs retries it without end:
+    // the broker down or hung) holds its partition's input and exports back, as the relay's /readyz says of its sends.
+    const now = Date.now();
+    const waiting = [...this.tasks.values()].flatMap((t) => {
+      const ms = t.changelogWaiting(now);
+      return ms !== undefined && ms > this.changelogStallMs ? [`${t.modelId}/${t.partition} (${Math.round(ms / 1000)} s)`] : [];
+    });
+    if (waiting.length > 0) reasons.push(`kafka not acknowledging: the changelog transactions of partitions ${waiting.join(", ")} wait for the broker`);
     // As `run`'s: every destination reachable (before 2026-12-03 a worker stayed ready while they failed).
     const connectors = this.destinations.map((d) => d.connector);
     const broken = connectors.flatMap((d) => {

@@ -134,6 +134,8 @@ export class PartitionTask {
   private deliveries: Delivery<OutboxEntry>[] = [];
   private readonly queue: CapturedTransaction[] = [];
   private committing: Promise<void> | undefined;
+  /** When the changelog transaction under way was begun (Date.now()), if one is. */
+  private commitSince: number | undefined;
   /** The last input offset committed with the changelog (-1: none). */
   private committedOffset = -1n;
   /** The last input offset the state holds when opened; earlier messages are already in it. */
@@ -358,13 +360,16 @@ export class PartitionTask {
         for (const [d, seq] of txn.outboxSeqs) seqs.set(d, seq);
       }
       const started = performance.now();
+      this.commitSince = Date.now();
       try {
         await this.options.changelog.commit([...byKey.values()], offset === undefined ? undefined : String(offset + 1n), last.id);
       } catch (error) {
+        this.commitSince = undefined;
         this.options.events.changelogFailed?.(error as Error);
         this.fail(error as Error);
         return;
       }
+      this.commitSince = undefined;
       this.options.events.changelogCommitted?.(byKey.size, (performance.now() - started) / 1000);
       if (offset !== undefined && offset > this.committedOffset) this.committedOffset = offset;
       for (const [d, seq] of seqs) this.committedSeqs.set(d, seq);
@@ -427,6 +432,11 @@ export class PartitionTask {
       if (done || this.closed || !running()) return;
       await heartbeat();
     }
+  }
+
+  /** How long the changelog transaction under way has waited for the broker, in ms (undefined: none waits). */
+  changelogWaiting(now = Date.now()): number | undefined {
+    return this.commitSince === undefined || this.closed ? undefined : now - this.commitSince;
   }
 
   /** Stops sending exports (a rebalance began: the partition may move). */

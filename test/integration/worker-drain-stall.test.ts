@@ -3,7 +3,8 @@
 // wait for Kafka, whose clients retry without end, so before 2026-12-03 the drain waited for ever and
 // the worker never exited (systemd killed it at TimeoutStopSec). Now each step is bounded and the
 // worker exits 0, saying what it left; nothing is lost: once the broker is back, the next worker
-// restores the partitions from what the changelog holds and ends with every change delivered.
+// restores the partitions from what the changelog holds and ends with every change delivered. Also
+// (before 2026-12-03 it stayed ready) /readyz is 503 while a changelog transaction waits for the broker.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -37,7 +38,7 @@ describe("a worker stopped while the broker hangs", () => {
     rmSync(work, { recursive: true, force: true });
   });
 
-  it("exits 0 within its bounds, and the next worker ends with every change delivered", { timeout: 240_000 }, async () => {
+  it("is not ready while its changelog waits, exits 0 within its bounds, and the next worker ends with every change delivered", { timeout: 240_000 }, async () => {
     const names = scaleNames("workerdrain");
     const file = join(work, "config.json");
     writeFileSync(file, JSON.stringify(scaleConfig(db.url, broker.brokers, names, { partitioned: true, partitions: 2 })));
@@ -69,8 +70,14 @@ describe("a worker stopped while the broker hangs", () => {
       await new Promise((r) => setTimeout(r, 1000));
       broker.freeze();
       frozen = true;
+      first.w.changelogStallMs = 2000;
       await lock.query("COMMIT");
-      await new Promise((r) => setTimeout(r, 1000));
+      // Not ready while the changelog transaction waits for the broker (before 2026-12-03 it stayed ready).
+      const down = await waitFor("the worker not ready", async () => {
+        const r = await get(first.address, "/readyz");
+        return r.status === 503 ? r.body : undefined;
+      }, 30_000);
+      expect(down).toMatch(/^not ready: kafka not acknowledging: the changelog transactions of partitions users\/[01] \(\d+ s\)(, users\/[01] \(\d+ s\))? wait for the broker\n$/);
 
       const started = Date.now();
       void first.w.drain("SIGTERM");
