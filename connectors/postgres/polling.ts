@@ -436,18 +436,17 @@ export class PostgresPollingSource extends ChangeReader {
       // Read through a cursor, QUERY_ROWS_PER_READ rows at a time as the pipeline takes them: the whole
       // result held at once (as before 2026-12-03) took memory in proportion to it, and a query over
       // millions of rows could exhaust the process's. The cursor's portal reads one snapshot.
-      // A failed read needs no close: the client ends with this run (a close waits for an answer a
-      // broken connection never gives).
+      // The cursor is never closed here, neither after a failed read nor on a stop: the client ends
+      // with this run (withClient; an active query makes end() destroy the socket), and a close waits
+      // for an answer a connection the server ended meanwhile (terminated while the run was paused)
+      // never gives: a stop then hung for ever.
       const cursor = client.query(new Cursor<Row>(source.options.query));
       for (;;) {
         const rows = await cursor.read(QUERY_ROWS_PER_READ);
         if (rows.length === 0) break;
         for (const row of rows) {
           await this.waitWhilePaused();
-          if (this.stopped) {
-            await cursor.close();
-            return false;
-          }
+          if (this.stopped) return false;
           // A row is keyed by its mapped columns: one NULL there identifies no record (keyed "null", it
           // made a record of that id, and every such row replaced the one before). It is set aside.
           const unkeyed = mapped.find((column) => row[column] === null || row[column] === undefined);
