@@ -142,10 +142,12 @@ function parseFile(file: string, text: string): { data?: unknown; error?: string
     } catch (error) {
       // Where, as for YAML, when the parser says it ("... in JSON at position 29").
       const message = (error as Error).message;
-      const position = / in JSON at position (\d+)/.exec(message);
+      // V8 says "in JSON at position N" inside the value and "after JSON at position N" for text past
+      // its end (Node 22 adds "(line L column C)"): both are named by line and column.
+      const position = / (in|after) JSON at position (\d+)(?: \(line \d+ column \d+\))?/.exec(message);
       if (!position) return { error: `not valid JSON: ${message}` };
-      const at = lineColumn(text, Number(position[1]));
-      return { error: `not valid JSON at line ${at.line}, column ${at.col}: ${message.replace(position[0], "")}` };
+      const at = lineColumn(text, Number(position[2]));
+      return { error: `not valid JSON at line ${at.line}, column ${at.col}: ${message.replace(position[0], position[1] === "after" ? " after the JSON value" : "")}` };
     }
     const repeated = repeatedJsonKey(text);
     if (repeated) {
