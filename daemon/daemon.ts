@@ -37,6 +37,7 @@ import type { ApiBackend } from "./api/server.js";
 import { startApiThread, type ApiListener } from "./api/thread.js";
 import { daemonStatus, type DaemonStatus } from "./api/status.js";
 import type { Operation } from "../streams/pipeline.js";
+import { destinationReasons, sourceReasons } from "./readiness.js";
 import { forgetSourceReports, recordCommitted, recordResult, recordDelivered, runCounts, runningProgress, sourceObserver, zeroCounters } from "./observe.js";
 import type { SystemdNotifier } from "./systemd.js";
 
@@ -523,22 +524,8 @@ export class Daemon {
     if (!generation) return this.served ? "reloading" : "starting";
     const reasons: string[] = [];
     // A permanent problem names its app and why; the others keep running (and stay ready).
-    const failing = generation.sources.flatMap((s) => {
-      const problem = s.problem?.() ?? null;
-      return problem === null ? [] : [`${s.appId} (${problem})`];
-    });
-    if (failing.length > 0) reasons.push(`sources failing: ${failing.join("; ")}`);
-    const held = generation.sources.filter((s) => s instanceof HeldSource && s.held).map((s) => s.appId);
-    if (held.length > 0) reasons.push(`sources waiting for the Runs removing what they read: ${held.join(", ")}`);
-    const down = generation.sources.filter((s) => !s.ready() && (s.problem?.() ?? null) === null && !(s instanceof HeldSource && s.held)).map((s) => s.appId);
-    if (down.length > 0) reasons.push(`sources not connected: ${down.join(", ")}`);
-    const broken = generation.destinations.flatMap((d) => {
-      const problem = d.problem?.() ?? null;
-      return problem === null ? [] : [`${d.destinationId} (${problem})`];
-    });
-    if (broken.length > 0) reasons.push(`destinations failing: ${broken.join("; ")}`);
-    const unreachable = generation.destinations.filter((d) => !d.ready() && (d.problem?.() ?? null) === null).map((d) => d.destinationId);
-    if (unreachable.length > 0) reasons.push(`destinations unreachable: ${unreachable.join(", ")}`);
+    const held = { is: (s: unknown) => s instanceof HeldSource && s.held, reason: "sources waiting for the Runs removing what they read" };
+    reasons.push(...sourceReasons(generation.sources, held), ...destinationReasons(generation.destinations));
     return reasons.length > 0 ? reasons.join("; ") : null;
   }
 

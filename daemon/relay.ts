@@ -18,6 +18,7 @@ import { readPackageInfo } from "./package-info.js";
 import { loadPartitioned } from "./partitioned.js";
 import { startProbeServer, type Api } from "./api/server.js";
 import { recordCommitted, sourceObserver } from "./observe.js";
+import { sourceReasons } from "./readiness.js";
 import { runUntilSignalled, type Drainable } from "./signals.js";
 
 export interface RelayOptions {
@@ -119,16 +120,9 @@ export class Relay implements Drainable {
 
   notReady(): string | null {
     if (this.draining) return "draining";
-    const reasons: string[] = [];
     // A permanent problem (a captured table gone or made again, which a relay cannot read again) names
     // its app and why, as `run`'s /readyz does; before 2026-12-03 only a lost connection made it unready.
-    const failing = this.sources.flatMap((s) => {
-      const problem = s.problem?.() ?? null;
-      return problem === null ? [] : [`${s.appId} (${problem})`];
-    });
-    if (failing.length > 0) reasons.push(`sources failing: ${failing.join("; ")}`);
-    const down = this.sources.filter((s) => !s.ready() && (s.problem?.() ?? null) === null).map((s) => s.appId);
-    if (down.length > 0) reasons.push(`sources not connected: ${down.join(", ")}`);
+    const reasons = sourceReasons(this.sources);
     for (const problem of new Set(this.producers.map((p) => p.problem()).filter((p) => p !== null))) reasons.push(problem);
     return reasons.length > 0 ? reasons.join("; ") : null;
   }

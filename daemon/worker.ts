@@ -29,6 +29,7 @@ import { startProbeServer, type Api } from "./api/server.js";
 import { MissingColumnsLog } from "./problems.js";
 import { recordCommitted, recordDelivered, recordResult, runCounts, runningProgress, sourceObserver, zeroCounters } from "./observe.js";
 import { loadPartitioned } from "./partitioned.js";
+import { destinationReasons } from "./readiness.js";
 import { runUntilSignalled, type Drainable } from "./signals.js";
 
 /** A worker takes run's options, minus the API's and the reload's (README, "What worker mode does not have yet"). */
@@ -175,14 +176,7 @@ export class Worker implements Drainable, PartitionOwner {
     });
     if (waiting.length > 0) reasons.push(`kafka not acknowledging: the changelog transactions of partitions ${waiting.join(", ")} wait for the broker`);
     // As `run`'s: every destination reachable (before 2026-12-03 a worker stayed ready while they failed).
-    const connectors = this.destinations.map((d) => d.connector);
-    const broken = connectors.flatMap((d) => {
-      const problem = d.problem?.() ?? null;
-      return problem === null ? [] : [`${d.destinationId} (${problem})`];
-    });
-    if (broken.length > 0) reasons.push(`destinations failing: ${broken.join("; ")}`);
-    const unreachable = connectors.filter((d) => !d.ready() && (d.problem?.() ?? null) === null).map((d) => d.destinationId);
-    if (unreachable.length > 0) reasons.push(`destinations unreachable: ${unreachable.join(", ")}`);
+    reasons.push(...destinationReasons(this.destinations.map((d) => d.connector)));
     return reasons.length > 0 ? reasons.join("; ") : null;
   }
 
