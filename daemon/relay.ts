@@ -19,7 +19,7 @@ import { loadPartitioned } from "./partitioned.js";
 import { startProbeServer, type Api } from "./api/server.js";
 import { recordCommitted, sourceObserver } from "./observe.js";
 import { sourceReasons } from "./readiness.js";
-import { runUntilSignalled, type Drainable } from "./signals.js";
+import { finishedWithin, runUntilSignalled, type Drainable } from "./signals.js";
 
 export interface RelayOptions {
   config: string;
@@ -137,16 +137,12 @@ export class Relay implements Drainable {
     this.draining = true;
     this.flow?.pipeline.drain();
     // At most 10 s for the sources to stop (their last events published and confirmed); said when it runs out.
-    let timer: NodeJS.Timeout | undefined;
-    const late = await Promise.race([Promise.allSettled(this.sources.map((s) => s.stop())).then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), 10_000)))]);
-    clearTimeout(timer);
-    if (late) this.logger.warn({ apps: this.sources.map((s) => s.appId) }, "the sources did not stop within 10 s; the relay stops without waiting for them (what they did not confirm is read again at the next start)");
+    if (!(await finishedWithin(Promise.allSettled(this.sources.map((s) => s.stop())), 10_000))) this.logger.warn({ apps: this.sources.map((s) => s.appId) }, "the sources did not stop within 10 s; the relay stops without waiting for them (what they did not confirm is read again at the next start)");
     // The batch in flight is published, then its routes and positions made durable; a broker that does
     // not acknowledge it (kafkajs retries without end) held the drain for ever before 2026-12-03.
     // Closing the producers below fails that send: nothing of the batch is confirmed to the slot.
     const flowing = this.flow?.done.catch(() => undefined);
-    const stalled = await Promise.race([flowing?.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), 10_000)))]);
-    clearTimeout(timer);
+    const stalled = !(await finishedWithin(flowing, 10_000));
     if (stalled) this.logger.warn("the batch in flight was not published within 10 s (the broker does not acknowledge it); the relay stops without it (what the slot did not confirm is read again at the next start)");
     await this.server?.close();
     await this.close();

@@ -13,6 +13,20 @@ export interface Drainable {
   readonly finished: Promise<number>;
 }
 
+/**
+ * Waits for `step` (its failure counts as finished) at most `ms`: true when it finished in time. A stop
+ * bounds each step that waits on a server with it (kafkajs retries without end while a broker is down).
+ */
+export async function finishedWithin(step: Promise<unknown> | undefined, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms)));
+  try {
+    return await Promise.race([Promise.resolve(step).then(() => true, () => true), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export async function runUntilSignalled(start: () => Promise<Drainable | number>, logger: Logger, mode: string): Promise<number> {
   let stopAsked: NodeJS.Signals | undefined;
   let onDrain = (signal: NodeJS.Signals) => void (stopAsked = signal);

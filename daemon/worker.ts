@@ -30,7 +30,7 @@ import { MissingColumnsLog } from "./problems.js";
 import { recordCommitted, recordDelivered, recordResult, runCounts, runningProgress, sourceObserver, zeroCounters } from "./observe.js";
 import { loadPartitioned } from "./partitioned.js";
 import { destinationReasons } from "./readiness.js";
-import { runUntilSignalled, type Drainable } from "./signals.js";
+import { finishedWithin, runUntilSignalled, type Drainable } from "./signals.js";
 
 /** A worker takes run's options, minus the API's and the reload's (README, "What worker mode does not have yet"). */
 export type WorkerOptions = Pick<RunOptions, "config" | "plugins" | "state" | "http" | "maxBatchSize" | "maxBatchDelayMs" | "drainTimeoutMs" | "outboxBound" | "delivery">;
@@ -336,10 +336,7 @@ export class Worker implements Drainable, PartitionOwner {
 
   /** Waits for `step` at most `ms`; says so at warn when it is left unfinished. */
   private async bounded(step: Promise<unknown> | undefined, ms: number, what: string): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    const late = await Promise.race([Promise.resolve(step).then(() => false, () => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), ms)))]);
-    clearTimeout(timer);
-    if (late) this.logger.warn({ seconds: ms / 1000 }, `${what} within ${ms / 1000} s (Kafka does not answer); the worker stops without it (the partitions' next owner restores what the changelog holds)`);
+    if (!(await finishedWithin(step, ms))) this.logger.warn({ seconds: ms / 1000 }, `${what} within ${ms / 1000} s (Kafka does not answer); the worker stops without it (the partitions' next owner restores what the changelog holds)`);
   }
 
   private async stop(code: number): Promise<void> {
