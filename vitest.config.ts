@@ -1,11 +1,19 @@
 import { defineConfig } from "vitest/config";
 
 // Two projects: unit tests run without any service (pure logic, fake timers); integration and e2e
-// tests get one real Postgres and one real Kafka for the whole run (test/services/global-setup.ts).
+// tests get real Postgres and Kafka for the whole run (test/services/global-setup.ts).
+//
+// The services project runs two files at once, each worker on a Postgres and a Kafka of its own: its
+// tests mostly wait on processes, brokers and timers, so two halve the run's length on a 2-core
+// machine. Servers given through PG_URL / KAFKA_BROKERS are shared, so with them files run one at a time.
+const SERVICE_WORKERS = process.env.PG_URL || process.env.KAFKA_BROKERS ? 1 : 2;
+
 export default defineConfig({
   test: {
     reporters: ["default", "./test/services/summary-reporter.ts"],
     teardownTimeout: 60_000,
+    // Both projects take the services' count: vitest runs projects of one group with one worker count.
+    maxWorkers: SERVICE_WORKERS,
     projects: [
       {
         extends: true,

@@ -6,11 +6,12 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, inject, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { freePort } from "../services/process.js";
 import { concreteShop, shopConfig, SHOP_DATA, SHOP_SCHEMA, type Obj } from "../helpers/converge.js";
 import { get, killIfRunning, sample, startDaemon, type DaemonProcess } from "../helpers/daemon.js";
 import { createTestDatabase } from "../helpers/postgres.js";
+import { testPgUrl } from "../services/use.js";
 
 /** Every sample of `metric` in a Prometheus text exposition, as "{labels} value" lines, sorted. */
 const samplesOf = (text: string, metric: string): string[] =>
@@ -25,7 +26,7 @@ describe("the counters the alerts watch", () => {
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
   it("start at 0 for every source and destination, and for those a reload adds", { timeout: 120_000 }, async () => {
-    const db = await createTestDatabase(inject("pgUrl"), "alert_counters");
+    const db = await createTestDatabase(testPgUrl(), "alert_counters");
     let daemon: DaemonProcess | undefined;
     try {
       for (const sql of [...SHOP_SCHEMA, ...SHOP_DATA]) await db.query(sql);

@@ -9,13 +9,14 @@ import { createServer, connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import SwaggerParser from "@apidevtools/swagger-parser";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Store } from "../../state/store.js";
 import { ApiClient } from "../helpers/api.js";
 import { runCli } from "../helpers/cli.js";
 import { startDaemon, waitFor, type DaemonProcess, logLines } from "../helpers/daemon.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import { freePort } from "../services/process.js";
+import { testPgUrl } from "../services/use.js";
 
 type Json = Record<string, unknown>;
 const lines = logLines;
@@ -44,7 +45,7 @@ describe("the REST API", () => {
   };
 
   beforeAll(async () => {
-    db = await createTestDatabase(inject("pgUrl"), "api");
+    db = await createTestDatabase(testPgUrl(), "api");
     await db.query(`CREATE TABLE users (id int PRIMARY KEY, email text, name text, vip boolean, score int)`);
     // 20,000 users: user i is a vip when i % 10 = 0 and scores i % 100; user 7 has a name the contacts table refuses.
     await db.query(

@@ -4,11 +4,12 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, inject, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { Store } from "../../state/store.js";
 import { freePort } from "../services/process.js";
 import { get, startDaemon, waitFor } from "../helpers/daemon.js";
 import { createTestDatabase } from "../helpers/postgres.js";
+import { testPgUrl } from "../services/use.js";
 
 const KILLS = 10;
 
@@ -17,7 +18,7 @@ describe("postgres-cdc under SIGKILL", () => {
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
   it(`never confirms past durable state and ends exact after ${KILLS} kills`, { timeout: 240_000 }, async () => {
-    const db = await createTestDatabase(inject("pgUrl"), "cdc_kill");
+    const db = await createTestDatabase(testPgUrl(), "cdc_kill");
     try {
       await db.query(`CREATE TABLE users (id int PRIMARY KEY, score int)`);
       writeFileSync(

@@ -5,18 +5,19 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, inject, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { Store } from "../../state/store.js";
 import { freePort } from "../services/process.js";
 import { get, killIfRunning, startDaemon, type DaemonProcess } from "../helpers/daemon.js";
 import { createTestDatabase } from "../helpers/postgres.js";
+import { testPgUrl } from "../services/use.js";
 
 describe("dead letters by component", () => {
   const work = mkdtempSync(join(tmpdir(), "dead-letters-api-"));
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
   it("answers an unknown component 404 UNKNOWN_COMPONENT, and keeps a removed component's letters reachable", { timeout: 60_000 }, async () => {
-    const db = await createTestDatabase(inject("pgUrl"), "dead_letters_api");
+    const db = await createTestDatabase(testPgUrl(), "dead_letters_api");
     let daemon: DaemonProcess | undefined;
     try {
       await db.query(`CREATE TABLE users (id int PRIMARY KEY)`);
@@ -71,7 +72,7 @@ describe("dead letters by component", () => {
   });
 
   it("replays every replayable letter of a kind or component however many others come before them", { timeout: 90_000 }, async () => {
-    const db = await createTestDatabase(inject("pgUrl"), "dead_letters_replay");
+    const db = await createTestDatabase(testPgUrl(), "dead_letters_replay");
     let daemon: DaemonProcess | undefined;
     try {
       await db.query(`CREATE TABLE users (id int PRIMARY KEY)`);

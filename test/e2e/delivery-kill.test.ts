@@ -3,10 +3,11 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, inject, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { freePort } from "../services/process.js";
 import { get, sample, startDaemon, waitFor } from "../helpers/daemon.js";
 import { createTestDatabase } from "../helpers/postgres.js";
+import { testPgUrl } from "../services/use.js";
 
 const KILLS = 10;
 
@@ -15,8 +16,8 @@ describe("delivery under SIGKILL", () => {
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
   it(`converges to the exact remote state after ${KILLS} kills during delivery`, { timeout: 240_000 }, async () => {
-    const source = await createTestDatabase(inject("pgUrl"), "kill_src");
-    const target = await createTestDatabase(inject("pgUrl"), "kill_dst");
+    const source = await createTestDatabase(testPgUrl(), "kill_src");
+    const target = await createTestDatabase(testPgUrl(), "kill_dst");
     try {
       await source.query(`CREATE TABLE users (id int PRIMARY KEY, email text, score int)`);
       await target.query(`CREATE TABLE contacts (id int PRIMARY KEY, email text, score int)`);

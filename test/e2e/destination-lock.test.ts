@@ -8,10 +8,11 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { get, sample, startDaemon, type DaemonProcess } from "../helpers/daemon.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import { freePort } from "../services/process.js";
+import { testPgUrl } from "../services/use.js";
 
 describe("a destination table held locked", () => {
   let db: TestDatabase;
@@ -20,7 +21,7 @@ describe("a destination table held locked", () => {
   const lockers: pg.Client[] = [];
 
   beforeAll(async () => {
-    db = await createTestDatabase(inject("pgUrl"), "dest_lock");
+    db = await createTestDatabase(testPgUrl(), "dest_lock");
     work = mkdtempSync(join(tmpdir(), "dest-lock-"));
   });
   afterAll(async () => {

@@ -4,17 +4,18 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { get, sample, startDaemon, waitFor, type DaemonProcess } from "../helpers/daemon.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import { freePort } from "../services/process.js";
+import { testPgUrl } from "../services/use.js";
 
 describe("a drain under backpressure", () => {
   let db: TestDatabase;
   let work: string;
   let daemon: DaemonProcess | undefined;
   beforeAll(async () => {
-    db = await createTestDatabase(inject("pgUrl"), "drain_bp");
+    db = await createTestDatabase(testPgUrl(), "drain_bp");
     await db.query(`CREATE TABLE users (id int PRIMARY KEY, email text)`);
     await db.query(`INSERT INTO users SELECT g, 'u' || g || '@example.com' FROM generate_series(1, 60000) g`);
     work = mkdtempSync(join(tmpdir(), "drain-bp-"));

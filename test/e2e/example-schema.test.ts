@@ -2,9 +2,10 @@
 // tables its config reads and writes (the demo runs the same file), and `validate --connect` checks
 // the example against them: every source's table and column, the destination's table.
 import { readFileSync } from "node:fs";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../helpers/cli.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
+import { testPgUrl } from "../services/use.js";
 
 const example = new URL("../../examples/users-purchases", import.meta.url).pathname;
 const sql = readFileSync(new URL("../../examples/users-purchases/schema.sql", import.meta.url), "utf8");
@@ -14,8 +15,8 @@ describe("examples/users-purchases/schema.sql", () => {
   let shop: TestDatabase;
   let crm: TestDatabase;
   beforeAll(async () => {
-    shop = await createTestDatabase(inject("pgUrl"), "example_shop");
-    crm = await createTestDatabase(inject("pgUrl"), "example_crm");
+    shop = await createTestDatabase(testPgUrl(), "example_shop");
+    crm = await createTestDatabase(testPgUrl(), "example_crm");
   });
   afterAll(async () => {
     await shop?.drop();

@@ -5,12 +5,13 @@
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, inject, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { CLI, runCli } from "../helpers/cli.js";
 import { get, startDaemon, waitFor } from "../helpers/daemon.js";
 import { createTestDatabase } from "../helpers/postgres.js";
 import { freePort } from "../services/process.js";
 import { spawn } from "node:child_process";
+import { testPgUrl } from "../services/use.js";
 
 
 describe("exit codes and messages", () => {
@@ -90,7 +91,7 @@ describe("exit codes and messages", () => {
   });
 
   it("exits 70 naming the lost slot when the pipeline fails as it starts, the listener's thread booting meanwhile", { timeout: 60_000 }, async () => {
-    const db = await createTestDatabase(inject("pgUrl"), "exit_slot");
+    const db = await createTestDatabase(testPgUrl(), "exit_slot");
     try {
       await db.query("CREATE TABLE users (id int PRIMARY KEY)");
       await db.query("INSERT INTO users VALUES (1)");

@@ -6,10 +6,11 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, inject, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { freePort } from "../services/process.js";
 import { get, killIfRunning, sample, startDaemon, type DaemonProcess } from "../helpers/daemon.js";
 import { createTestDatabase } from "../helpers/postgres.js";
+import { testPgUrl } from "../services/use.js";
 
 describe("jsonl-file destination that cannot write", () => {
   const work = mkdtempSync(join(tmpdir(), "file-dest-"));
@@ -34,7 +35,7 @@ ${destinations}`;
       .map((l) => JSON.parse(l) as { level: number; msg: string; destination?: string });
 
   it("exits 78 at start naming the destination and its path when its directory is a file", { timeout: 60_000 }, async () => {
-    const db = await createTestDatabase(inject("pgUrl"), "file_dest_start");
+    const db = await createTestDatabase(testPgUrl(), "file_dest_start");
     try {
       await db.query(`CREATE TABLE users (id int PRIMARY KEY)`);
       mkdirSync(join(work, "h2"), { recursive: true });
@@ -51,7 +52,7 @@ ${destinations}`;
   });
 
   it("refuses a reload adding it, keeps streaming, names a directory that turned into a file on /readyz and /status, and recovers", { timeout: 120_000 }, async () => {
-    const db = await createTestDatabase(inject("pgUrl"), "file_dest_reload");
+    const db = await createTestDatabase(testPgUrl(), "file_dest_reload");
     let daemon: DaemonProcess | undefined;
     try {
       await db.query(`CREATE TABLE users (id int PRIMARY KEY)`);
@@ -106,7 +107,7 @@ ${destinations}`;
   });
 
   it("refuses a reload whose destination cannot be created (its constructor throws) and restarts the running config", { timeout: 120_000 }, async () => {
-    const db = await createTestDatabase(inject("pgUrl"), "file_dest_ctor");
+    const db = await createTestDatabase(testPgUrl(), "file_dest_ctor");
     let daemon: DaemonProcess | undefined;
     try {
       await db.query(`CREATE TABLE users (id int PRIMARY KEY)`);

@@ -4,12 +4,13 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, inject, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { Kafka, logLevel } from "kafkajs";
 import { Store } from "../../state/store.js";
 import { envelope, key } from "../fixtures/debezium.js";
 import { freePort } from "../services/process.js";
 import { get, startDaemon, waitFor } from "../helpers/daemon.js";
+import { testKafkaBrokers } from "../services/use.js";
 
 const KILLS = 10;
 const KEYS = 150;
@@ -19,7 +20,7 @@ describe("kafka-debezium under SIGKILL", () => {
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
   it(`loses nothing across ${KILLS} kills while a producer writes`, { timeout: 240_000 }, async () => {
-    const brokers = inject("kafkaBrokers");
+    const brokers = testKafkaBrokers();
     const topic = `kill-${randomBytes(4).toString("hex")}`;
     const kafka = new Kafka({ clientId: "kill-test", brokers, logLevel: logLevel.NOTHING });
     const admin = kafka.admin();

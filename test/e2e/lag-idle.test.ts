@@ -7,17 +7,18 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, inject, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { freePort } from "../services/process.js";
 import { get, killIfRunning, sample, startDaemon, waitFor, type DaemonProcess } from "../helpers/daemon.js";
 import { createTestDatabase } from "../helpers/postgres.js";
+import { testPgUrl } from "../services/use.js";
 
 describe("the replication lag in seconds of a stream that caught up", () => {
   const work = mkdtempSync(join(tmpdir(), "lag-idle-"));
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
   it("falls to about 0 once the changes committed while the daemon was down are applied", { timeout: 120_000 }, async () => {
-    const db = await createTestDatabase(inject("pgUrl"), "lag_idle");
+    const db = await createTestDatabase(testPgUrl(), "lag_idle");
     let daemon: DaemonProcess | undefined;
     try {
       await db.query(`CREATE TABLE users (id int PRIMARY KEY, email text)`);

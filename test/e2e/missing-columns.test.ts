@@ -4,10 +4,11 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { get, killIfRunning, sample, startDaemon, waitFor, type DaemonProcess, logLines } from "../helpers/daemon.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import { freePort } from "../services/process.js";
+import { testPgUrl } from "../services/use.js";
 
 const lines = logLines;
 
@@ -16,7 +17,7 @@ describe("a column the rows no longer have", () => {
   let work: string;
   let daemon: DaemonProcess | undefined;
   beforeAll(async () => {
-    db = await createTestDatabase(inject("pgUrl"), "missing_col");
+    db = await createTestDatabase(testPgUrl(), "missing_col");
     await db.query(`CREATE TABLE users (id int PRIMARY KEY, email text, nickname text)`);
     await db.query(`INSERT INTO users VALUES (1, 'ada@example.com', 'ada')`);
     work = mkdtempSync(join(tmpdir(), "missing-col-"));

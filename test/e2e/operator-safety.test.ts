@@ -13,11 +13,12 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../helpers/cli.js";
 import { get, sample, startDaemon, waitFor, type DaemonProcess, logLines } from "../helpers/daemon.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import { freePort } from "../services/process.js";
+import { testKafkaBrokers, testPgUrl } from "../services/use.js";
 
 const lines = logLines;
 
@@ -28,8 +29,8 @@ describe("operating the daemon", () => {
   const daemons: DaemonProcess[] = [];
 
   beforeAll(async () => {
-    a = await createTestDatabase(inject("pgUrl"), "ops_a");
-    b = await createTestDatabase(inject("pgUrl"), "ops_b");
+    a = await createTestDatabase(testPgUrl(), "ops_a");
+    b = await createTestDatabase(testPgUrl(), "ops_b");
     for (const db of [a, b]) {
       await db.query(`CREATE TABLE users (id int PRIMARY KEY, email text)`);
       await db.query(`INSERT INTO users VALUES (1, 'ada@example.com')`);
@@ -205,7 +206,7 @@ describe("operating the daemon", () => {
     expect(down.stderr).toMatch(/^warning: app "bus": cannot be reached: .+\n$/);
     // The last line says what was not checked, not only stderr.
     expect(down.stdout).toBe(`${config}: valid config: 1 app, 1 model, 1 source, 1 property (checked against the live systems, with 1 warning above: what it names was not checked)\n`);
-    write(inject("kafkaBrokers")[0] as string);
+    write(testKafkaBrokers()[0] as string);
     const up = await runCli(["validate", "--config", config, "--connect"]);
     expect(up.code).toBe(0);
     expect(up.stderr).toBe('warning: source "users_topic": topic ops.no.such.topic does not exist on the cluster of app "bus" (yet: the source reads it once it does)\n');

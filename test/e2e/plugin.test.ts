@@ -4,12 +4,13 @@
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, inject, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { CLI, runCli } from "../helpers/cli.js";
 import { freePort } from "../services/process.js";
 import { get, waitFor } from "../helpers/daemon.js";
 import { createTestDatabase } from "../helpers/postgres.js";
 import { spawn } from "node:child_process";
+import { testPgUrl } from "../services/use.js";
 
 describe("third-party plugins", () => {
   const work = mkdtempSync(join(tmpdir(), "plugin-"));
@@ -44,7 +45,7 @@ describe("third-party plugins", () => {
   });
 
   it("delivers to the plugin's destination when the daemon runs with it", { timeout: 60_000 }, async () => {
-    const db = await createTestDatabase(inject("pgUrl"), "plugin");
+    const db = await createTestDatabase(testPgUrl(), "plugin");
     try {
       await db.query(`CREATE TABLE users (id int PRIMARY KEY)`);
       await db.query(`INSERT INTO users VALUES (1), (2), (3)`);

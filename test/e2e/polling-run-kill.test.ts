@@ -6,13 +6,14 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
-import { afterAll, describe, expect, inject, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { Daemon } from "../../daemon/daemon.js";
 import { Store } from "../../state/store.js";
 import { freePort } from "../services/process.js";
 import { concreteShop as concrete, dumpState, SHOP_SCHEMA, shopConfig, type Obj } from "../helpers/converge.js";
 import { get, sample, startDaemon, waitFor, type DaemonProcess, runsAllDone } from "../helpers/daemon.js";
 import { createTestDatabase } from "../helpers/postgres.js";
+import { testPgUrl } from "../services/use.js";
 
 const USERS = 3000;
 const REFUNDS = 60_000;
@@ -33,7 +34,7 @@ describe("Runs over a polling source under SIGKILL", () => {
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
   it("resume after kills during a replaced table import's Runs and its undoing, and end as a fresh daemon", { timeout: 600_000 }, async () => {
-    const db = await createTestDatabase(inject("pgUrl"), "polling_run_kill");
+    const db = await createTestDatabase(testPgUrl(), "polling_run_kill");
     let daemon: DaemonProcess | undefined;
     let writing = true;
     try {

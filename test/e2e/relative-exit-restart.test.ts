@@ -5,10 +5,11 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, inject, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { freePort } from "../services/process.js";
 import { get, killIfRunning, sample, startDaemon, type DaemonProcess } from "../helpers/daemon.js";
 import { createTestDatabase } from "../helpers/postgres.js";
+import { testPgUrl } from "../services/use.js";
 
 const DAY = 86_400_000;
 
@@ -17,7 +18,7 @@ describe("relative-date exits through the daemon", () => {
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
   it("deletes at the destination at the exit instant, and at the next start for one that passed while stopped", { timeout: 120_000 }, async () => {
-    const db = await createTestDatabase(inject("pgUrl"), "relexit");
+    const db = await createTestDatabase(testPgUrl(), "relexit");
     let daemon: DaemonProcess | undefined;
     try {
       await db.query("CREATE TABLE visitors (id int PRIMARY KEY, seen timestamp, seen_tz timestamptz)");

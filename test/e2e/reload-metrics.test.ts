@@ -5,11 +5,12 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, inject, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { freePort } from "../services/process.js";
 import { shopConfig, SHOP_DATA, SHOP_SCHEMA, type Obj } from "../helpers/converge.js";
 import { get, killIfRunning, sample, startDaemon, type DaemonProcess } from "../helpers/daemon.js";
 import { createTestDatabase } from "../helpers/postgres.js";
+import { testPgUrl } from "../services/use.js";
 
 /** The shop config read through app `appId` (its own slot and publication), without the destination. */
 const shopThrough = (appId: string, url: string): Obj[] =>
@@ -32,7 +33,7 @@ describe("the sources' metrics across a reload", () => {
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
   it("drops the lag series of an app the reloaded config no longer reads, and keeps the others'", { timeout: 120_000 }, async () => {
-    const db = await createTestDatabase(inject("pgUrl"), "reload_metrics");
+    const db = await createTestDatabase(testPgUrl(), "reload_metrics");
     let daemon: DaemonProcess | undefined;
     try {
       for (const sql of [...SHOP_SCHEMA, ...SHOP_DATA]) await db.query(sql);
@@ -88,7 +89,7 @@ describe("the sources' metrics across a reload", () => {
   });
 
   it("stays put, with every series, when a reload finds the config unchanged", { timeout: 60_000 }, async () => {
-    const db = await createTestDatabase(inject("pgUrl"), "reload_metrics");
+    const db = await createTestDatabase(testPgUrl(), "reload_metrics");
     let daemon: DaemonProcess | undefined;
     try {
       for (const sql of [...SHOP_SCHEMA, ...SHOP_DATA]) await db.query(sql);

@@ -9,12 +9,13 @@ import { existsSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
-import { afterAll, describe, expect, inject, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { freePort } from "../services/process.js";
 import { runCli } from "../helpers/cli.js";
 import { shopConfig, SHOP_DATA, SHOP_SCHEMA, type Obj } from "../helpers/converge.js";
 import { get, sample, startDaemon, waitFor, type DaemonProcess } from "../helpers/daemon.js";
 import { createTestDatabase } from "../helpers/postgres.js";
+import { testPgUrl } from "../services/use.js";
 
 const concrete = (objects: Obj[], url: string): Obj[] =>
   objects.map((o) => (o.class === "app" ? { ...o, options: { connectionString: url, slot: "reload_slot", publication: "reload_pub" } } : o));
@@ -24,7 +25,7 @@ describe("reloading the config", () => {
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
   it("refuses an invalid config on SIGHUP, and one the live check refuses, applies a valid one live, and follows --watch-config", { timeout: 120_000 }, async () => {
-    const db = await createTestDatabase(inject("pgUrl"), "reload");
+    const db = await createTestDatabase(testPgUrl(), "reload");
     let daemon: DaemonProcess | undefined;
     try {
       for (const sql of [...SHOP_SCHEMA, ...SHOP_DATA]) await db.query(sql);
@@ -106,7 +107,7 @@ describe("reloading the config", () => {
   });
 
   it("survives a SIGHUP sent before its program is loaded, reloads once started, and joins the SIGHUPs of a burst", { timeout: 120_000 }, async () => {
-    const db = await createTestDatabase(inject("pgUrl"), "reload_early");
+    const db = await createTestDatabase(testPgUrl(), "reload_early");
     let daemon: DaemonProcess | undefined;
     try {
       for (const sql of [...SHOP_SCHEMA, ...SHOP_DATA]) await db.query(sql);
@@ -182,7 +183,7 @@ describe("reloading the config", () => {
   });
 
   it("with --watch-config, applies a change made while the daemon started (its live check waiting on a lock)", { timeout: 120_000 }, async () => {
-    const db = await createTestDatabase(inject("pgUrl"), "reload_start");
+    const db = await createTestDatabase(testPgUrl(), "reload_start");
     const holder = new pg.Client({ connectionString: db.url });
     let daemon: DaemonProcess | undefined;
     try {

@@ -3,19 +3,20 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, inject, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { freePort } from "../services/process.js";
 import { runCli } from "../helpers/cli.js";
 import { get, sample, startDaemon, waitFor } from "../helpers/daemon.js";
 import { createTestDatabase } from "../helpers/postgres.js";
 import { startReceiver, usersToWebhook } from "../helpers/remote.js";
+import { testPgUrl } from "../services/use.js";
 
 describe("grouparoo-stream retry-exports", () => {
   const work = mkdtempSync(join(tmpdir(), "retry-exports-"));
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
   it("re-queues dead-lettered exports of a destination, which are then delivered", { timeout: 90_000 }, async () => {
-    const db = await createTestDatabase(inject("pgUrl"), "retry");
+    const db = await createTestDatabase(testPgUrl(), "retry");
     const receiver = await startReceiver();
     receiver.respond = () => ({ status: 400 });
     try {

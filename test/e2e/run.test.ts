@@ -4,10 +4,11 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../services/process.js";
 import { startDaemon as startProcess, get, sample, waitFor, type DaemonProcess } from "../helpers/daemon.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
+import { testPgUrl } from "../services/use.js";
 
 const config = (url: string) => `
 - { class: app, id: shop, type: postgres, options: { connectionString: "${url}", slot: e2e_slot, publication: e2e_pub } }
@@ -35,7 +36,7 @@ describe("grouparoo-stream run", () => {
   };
 
   beforeAll(async () => {
-    db = await createTestDatabase(inject("pgUrl"), "e2e_run");
+    db = await createTestDatabase(testPgUrl(), "e2e_run");
     await db.query(`CREATE TABLE users (id int PRIMARY KEY, email text)`);
     await db.query(`CREATE TABLE purchases (id int PRIMARY KEY, user_id int, amount numeric)`);
     await db.query(`INSERT INTO users VALUES (1, 'ada@example.com'), (2, 'bob@other.org')`);

@@ -7,11 +7,12 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Kafka, logLevel } from "kafkajs";
-import { afterAll, describe, expect, inject, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { freePort } from "../services/process.js";
 import { get, sample, waitFor } from "../helpers/daemon.js";
 import { createTestDatabase } from "../helpers/postgres.js";
 import { SCALE_SCHEMA, scaleConfig, scaleNames, startMode, withExportFile, type ModeProcess } from "../helpers/scale.js";
+import { testKafkaBrokers, testPgUrl } from "../services/use.js";
 
 const CHANGES = Number(process.env.SCALE_E2E_CHANGES ?? 100_000);
 /** What a worker logs when it gives a partition up by stopping (daemon/worker.ts, streams/partition-task.ts). */
@@ -25,8 +26,8 @@ describe("relay and three workers under SIGKILL and rebalances", () => {
 
   it(`end where one daemon ends after ${CHANGES} changes`, { timeout: 600_000 }, async () => {
     const began = performance.now();
-    const brokers = inject("kafkaBrokers");
-    const db = await createTestDatabase(inject("pgUrl"), "scale_e2e");
+    const brokers = testKafkaBrokers();
+    const db = await createTestDatabase(testPgUrl(), "scale_e2e");
     const running: ModeProcess[] = [];
     // The writer stops (and its last query is awaited) before the database goes, whatever failed.
     let writing = true;

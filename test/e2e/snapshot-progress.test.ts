@@ -5,17 +5,18 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, inject, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { freePort } from "../services/process.js";
 import { get, killIfRunning, sample, startDaemon, type DaemonProcess } from "../helpers/daemon.js";
 import { createTestDatabase } from "../helpers/postgres.js";
+import { testPgUrl } from "../services/use.js";
 
 describe("the initial snapshot's progress", () => {
   const work = mkdtempSync(join(tmpdir(), "snapshot-progress-"));
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
   it("ends with estimated equal to the rows read, for a table never analyzed and one analyzed before rows were deleted", { timeout: 120_000 }, async () => {
-    const db = await createTestDatabase(inject("pgUrl"), "snapshot_progress");
+    const db = await createTestDatabase(testPgUrl(), "snapshot_progress");
     let daemon: DaemonProcess | undefined;
     try {
       await db.query(`CREATE TABLE users (id int PRIMARY KEY, email text) WITH (autovacuum_enabled = false)`);

@@ -7,7 +7,7 @@ import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
-import { afterAll, describe, expect, inject, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { Daemon } from "../../daemon/daemon.js";
 import { STATE_FORMAT, Store } from "../../state/store.js";
 import { freePort } from "../services/process.js";
@@ -16,6 +16,7 @@ import { concreteShop, dumpState, SHOP_DATA, SHOP_SCHEMA, shopConfig, shopWrites
 import { startDaemon, waitFor, type DaemonProcess } from "../helpers/daemon.js";
 import { asLayout3, dumpLmdb } from "../helpers/layout.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
+import { testPgUrl } from "../services/use.js";
 
 const concrete = (url: string, slot: string, table: string): Obj[] => concreteShop(shopConfig(), url, slot, table);
 
@@ -31,7 +32,7 @@ describe("a state of the previous layout", () => {
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
   it("is refused by read-only commands, left as it was by a start that is refused, upgraded by the daemon as it starts, and ends as a fresh daemon's", { timeout: 180_000 }, async () => {
-    const db = await createTestDatabase(inject("pgUrl"), "upgrade");
+    const db = await createTestDatabase(testPgUrl(), "upgrade");
     let daemon: DaemonProcess | undefined;
     try {
       for (const sql of [...SHOP_SCHEMA, ...SHOP_DATA]) await db.query(sql);

@@ -7,11 +7,12 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type Browser } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ApiClient } from "../helpers/api.js";
 import { startDaemon, waitFor, type DaemonProcess } from "../helpers/daemon.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import { freePort } from "../services/process.js";
+import { testPgUrl } from "../services/use.js";
 
 const KEY = "page-3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f";
 const CHROMIUM = process.env.CHROMIUM_PATH ?? ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find((p) => existsSync(p));
@@ -26,7 +27,7 @@ describe("the status page in headless Chromium", () => {
 
   beforeAll(async () => {
     if (!CHROMIUM) throw new Error("chromium is not installed: apt-get install chromium (.ci/run does), or set CHROMIUM_PATH to a Chromium binary");
-    db = await createTestDatabase(inject("pgUrl"), "page");
+    db = await createTestDatabase(testPgUrl(), "page");
     await db.query(`CREATE TABLE users (id int PRIMARY KEY, email text, vip boolean)`);
     await db.query(`INSERT INTO users SELECT i, 'user' || i || '@example.com', i % 4 = 0 FROM generate_series(1, 400) i`);
     work = mkdtempSync(join(tmpdir(), "page-"));

@@ -5,11 +5,12 @@
 import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, inject, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { freePort } from "../services/process.js";
 import { shopConfig, SHOP_DATA, SHOP_SCHEMA, type Obj } from "../helpers/converge.js";
 import { get, killIfRunning, sample, startDaemon, type DaemonProcess } from "../helpers/daemon.js";
 import { createTestDatabase } from "../helpers/postgres.js";
+import { testPgUrl } from "../services/use.js";
 
 const concrete = (url: string, slot: string, group?: number): Obj[] => [
   ...shopConfig()
@@ -23,7 +24,7 @@ describe("--watch-config on a file replaced by a rename", () => {
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
   const run = async (slot: string, layout: (db: string) => { config: string; write: (objects: Obj[]) => void }) => {
-    const db = await createTestDatabase(inject("pgUrl"), slot);
+    const db = await createTestDatabase(testPgUrl(), slot);
     let daemon: DaemonProcess | undefined;
     try {
       for (const sql of [...SHOP_SCHEMA, ...SHOP_DATA]) await db.query(sql);

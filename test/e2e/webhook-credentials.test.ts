@@ -5,18 +5,19 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, inject, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { freePort } from "../services/process.js";
 import { get, killIfRunning, sample, startDaemon, type DaemonProcess } from "../helpers/daemon.js";
 import { createTestDatabase } from "../helpers/postgres.js";
 import { startReceiver, usersToWebhook } from "../helpers/remote.js";
+import { testPgUrl } from "../services/use.js";
 
 describe("a webhook refusing the daemon's credentials", () => {
   const work = mkdtempSync(join(tmpdir(), "webhook-credentials-"));
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
   it("is named on /readyz, dead-letters nothing past --max-attempts, and gets every record once it accepts again", { timeout: 90_000 }, async () => {
-    const db = await createTestDatabase(inject("pgUrl"), "webhook_credentials");
+    const db = await createTestDatabase(testPgUrl(), "webhook_credentials");
     const receiver = await startReceiver();
     let refusals = 0;
     receiver.respond = () => (refusals++, { status: 401 });

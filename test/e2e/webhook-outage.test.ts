@@ -5,11 +5,12 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, inject, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { freePort } from "../services/process.js";
 import { get, sample, startDaemon, waitFor } from "../helpers/daemon.js";
 import { createTestDatabase } from "../helpers/postgres.js";
 import { startReceiver } from "../helpers/remote.js";
+import { testPgUrl } from "../services/use.js";
 
 const ROWS = 1500;
 const BOUND = 200;
@@ -19,7 +20,7 @@ describe("webhook outage", () => {
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
   it("pauses the sources at the outbox bound and delivers everything after 503s and 429s", { timeout: 180_000 }, async () => {
-    const db = await createTestDatabase(inject("pgUrl"), "outage");
+    const db = await createTestDatabase(testPgUrl(), "outage");
     const receiver = await startReceiver("outage-secret");
     const http = `127.0.0.1:${await freePort()}`;
     let daemon: ReturnType<typeof startDaemon> | undefined;

@@ -10,12 +10,13 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
-import { afterAll, describe, expect, inject, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { Daemon } from "../../daemon/daemon.js";
 import { listRuns } from "../../streams/runs.js";
 import { freePort } from "../services/process.js";
 import { waitFor } from "../helpers/daemon.js";
 import { createTestDatabase } from "../helpers/postgres.js";
+import { testPgUrl } from "../services/use.js";
 
 /** A process that sends one POST after `delayMs` and prints when it sent it, when the answer came, its status and body. */
 function postLater(url: string, body: unknown, delayMs: number) {
@@ -40,7 +41,7 @@ describe("a write to a daemon whose thread is blocked", () => {
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
   it("is answered 503 after 10 s and never done; a write sent afterwards is done", { timeout: 120_000 }, async () => {
-    const db = await createTestDatabase(inject("pgUrl"), "api_thread_writes");
+    const db = await createTestDatabase(testPgUrl(), "api_thread_writes");
     let daemon: Daemon | undefined;
     try {
       await db.query(`CREATE TABLE users (id int PRIMARY KEY, score int NOT NULL)`);

@@ -9,11 +9,12 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
-import { afterAll, describe, expect, inject, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { Daemon } from "../../daemon/daemon.js";
 import { freePort } from "../services/process.js";
 import { waitFor } from "../helpers/daemon.js";
 import { createTestDatabase } from "../helpers/postgres.js";
+import { testPgUrl } from "../services/use.js";
 
 const json = async (http: string, path: string, init?: RequestInit) => {
   const response = await fetch(`http://${http}${path}`, init);
@@ -54,7 +55,7 @@ describe("the API thread", () => {
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
   it("answers lookups while the daemon's thread is blocked; /status and /healthz say it is stuck", { timeout: 120_000 }, async () => {
-    const db = await createTestDatabase(inject("pgUrl"), "api_thread");
+    const db = await createTestDatabase(testPgUrl(), "api_thread");
     let daemon: Daemon | undefined;
     try {
       await db.query(`CREATE TABLE users (id int PRIMARY KEY, email text NOT NULL, score int NOT NULL)`);

@@ -9,18 +9,19 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Kafka, logLevel } from "kafkajs";
 import { pino } from "pino";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureModelTopics } from "../../connectors/kafka/model-topics.js";
 import { Worker } from "../../daemon/worker.js";
 import { freePort } from "../services/process.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import { SCALE_SCHEMA, scaleConfig, scaleNames } from "../helpers/scale.js";
+import { testKafkaBrokers, testPgUrl } from "../services/use.js";
 
 describe("a changelog topic made beforehand", () => {
   const work = mkdtempSync(join(tmpdir(), "changelog-retention-"));
   let db: TestDatabase;
   beforeAll(async () => {
-    db = await createTestDatabase(inject("pgUrl"), "changelog_retention");
+    db = await createTestDatabase(testPgUrl(), "changelog_retention");
     for (const sql of SCALE_SCHEMA) await db.query(sql);
   });
   afterAll(async () => {
@@ -29,7 +30,7 @@ describe("a changelog topic made beforehand", () => {
   });
 
   it("with cleanup.policy delete is refused by the worker with 70, naming it", { timeout: 90_000 }, async () => {
-    const brokers = inject("kafkaBrokers");
+    const brokers = testKafkaBrokers();
     const names = scaleNames("clretention");
     const kafka = new Kafka({ clientId: "changelog-retention", brokers, logLevel: logLevel.NOTHING });
     const admin = kafka.admin();
@@ -52,7 +53,7 @@ describe("a changelog topic made beforehand", () => {
   });
 
   it("compacted, or keeping everything, is taken", { timeout: 60_000 }, async () => {
-    const kafka = new Kafka({ clientId: "changelog-retention", brokers: inject("kafkaBrokers"), logLevel: logLevel.NOTHING });
+    const kafka = new Kafka({ clientId: "changelog-retention", brokers: testKafkaBrokers(), logLevel: logLevel.NOTHING });
     const admin = kafka.admin();
     await admin.connect();
     try {
@@ -66,7 +67,7 @@ describe("a changelog topic made beforehand", () => {
     }
   });
   it("a model topic made beforehand compacted is refused, naming it (the relay's keyless events would be refused there)", { timeout: 60_000 }, async () => {
-    const kafka = new Kafka({ clientId: "changelog-retention", brokers: inject("kafkaBrokers"), logLevel: logLevel.NOTHING });
+    const kafka = new Kafka({ clientId: "changelog-retention", brokers: testKafkaBrokers(), logLevel: logLevel.NOTHING });
     const admin = kafka.admin();
     await admin.connect();
     try {

@@ -6,10 +6,11 @@
 import { randomBytes } from "node:crypto";
 import { Kafka, logLevel } from "kafkajs";
 import { pino } from "pino";
-import { describe, expect, inject, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ChangelogReader, PartitionChangelog } from "../../connectors/kafka/changelog.js";
 import { ensureModelTopics } from "../../connectors/kafka/model-topics.js";
 import type { ChangelogRecord } from "../../core/partitions.js";
+import { testKafkaBrokers } from "../services/use.js";
 
 const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
 
@@ -18,7 +19,7 @@ describe("a partition's changelog", () => {
     const tag = randomBytes(4).toString("hex");
     const topic = `changelog-size-${tag}`;
     const groupId = `changelog-size-${tag}`;
-    const kafka = new Kafka({ clientId: "changelog-size", brokers: inject("kafkaBrokers"), logLevel: logLevel.NOTHING });
+    const kafka = new Kafka({ clientId: "changelog-size", brokers: testKafkaBrokers(), logLevel: logLevel.NOTHING });
     const admin = kafka.admin();
     await admin.connect();
     const topics = { modelId: "users", appId: "bus", topic, changelogTopic: `${topic}.changelog`, partitions: 2, replicationFactor: 1 };
@@ -51,7 +52,7 @@ describe("a partition's changelog", () => {
   it("refusing a state record larger than its max.message.bytes, names the record, its size and the fix", { timeout: 120_000 }, async () => {
     const tag = randomBytes(4).toString("hex");
     const topic = `changelog-huge-${tag}`;
-    const kafka = new Kafka({ clientId: "changelog-size", brokers: inject("kafkaBrokers"), logLevel: logLevel.NOTHING });
+    const kafka = new Kafka({ clientId: "changelog-size", brokers: testKafkaBrokers(), logLevel: logLevel.NOTHING });
     const admin = kafka.admin();
     await admin.connect();
     const topics = { modelId: "users", appId: "bus", topic, changelogTopic: `${topic}.changelog`, partitions: 1, replicationFactor: 1 };

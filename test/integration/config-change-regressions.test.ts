@@ -1,9 +1,10 @@
 // The config edits that once left the state wrong or stopped the daemon for good (issue #11's cases
 // 1 to 4), replayed with the writes that exposed them: each ends exactly as a fresh daemon on the new
 // config (the oracle), with the values a person would check by hand, and the daemon never stops.
-import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { converge, find, shopConfig, type Obj } from "../helpers/converge.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
+import { testPgUrl } from "../services/use.js";
 
 const withProperty = (property: Obj): Obj[] => [...shopConfig(), property];
 const values = (state: Record<string, unknown>, id: string) => ((state.records as Record<string, { values: Record<string, unknown>; groups: string[] }>)[`users/${id}`]);
@@ -11,7 +12,7 @@ const values = (state: Record<string, unknown>, id: string) => ((state.records a
 describe("config changes that once broke the state", () => {
   let db: TestDatabase;
   beforeEach(async () => {
-    db = await createTestDatabase(inject("pgUrl"), "regressions");
+    db = await createTestDatabase(testPgUrl(), "regressions");
   });
   afterEach(async () => {
     await db.drop();

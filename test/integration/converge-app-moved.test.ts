@@ -5,10 +5,11 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { listRuns } from "../../streams/runs.js";
 import { concrete, dumpState, SHOP_DATA, SHOP_SCHEMA, settle, shopConfig, shopWrites, start, stopAll, type Obj, type Running } from "../helpers/converge.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
+import { testPgUrl } from "../services/use.js";
 
 /** The shop config with its destination on an app of its own, `crm_db`, reaching `crmUrl`. */
 function withCrmApp(objects: Obj[], crmUrl: string): Obj[] {
@@ -22,8 +23,8 @@ describe("a destination's app pointed elsewhere", () => {
   let db: TestDatabase;
   let crm2: TestDatabase;
   beforeEach(async () => {
-    db = await createTestDatabase(inject("pgUrl"), "app_moved");
-    crm2 = await createTestDatabase(inject("pgUrl"), "app_moved_crm");
+    db = await createTestDatabase(testPgUrl(), "app_moved");
+    crm2 = await createTestDatabase(testPgUrl(), "app_moved_crm");
   });
   afterEach(async () => {
     await db.drop();

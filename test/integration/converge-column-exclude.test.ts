@@ -4,9 +4,10 @@
 // planned no Run: the records kept the values read before (or stayed null once the exclusion was
 // taken out) until their rows changed. The sources' definitions now record what their app leaves out,
 // and a change of it reads them again; compared with a fresh daemon (test/helpers/converge.ts).
-import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { converge, find, shopConfig, type ConvergenceScenario, type Obj } from "../helpers/converge.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
+import { testPgUrl } from "../services/use.js";
 
 const excluding = (list: string): Obj[] => {
   const objects = structuredClone(shopConfig());
@@ -30,7 +31,7 @@ const values = (state: Record<string, unknown>, id: string) => (state.records as
 describe("a postgres app's column.exclude.list changed", () => {
   let db: TestDatabase;
   beforeEach(async () => {
-    db = await createTestDatabase(inject("pgUrl"), "column_exclude");
+    db = await createTestDatabase(testPgUrl(), "column_exclude");
   });
   afterEach(async () => {
     await db.drop();

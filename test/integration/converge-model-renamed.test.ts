@@ -6,10 +6,11 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { concrete, dumpState, SHOP_DATA, SHOP_SCHEMA, shopConfig, shopWrites, start, stopAll, type Obj, type Running } from "../helpers/converge.js";
 import { waitFor } from "../helpers/daemon.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
+import { testPgUrl } from "../services/use.js";
 
 const people = (): Obj[] => structuredClone(shopConfig()).map((x) => (x.class === "model" ? { ...x, id: "people" } : x.modelId === "users" ? { ...x, modelId: "people" } : x));
 
@@ -17,7 +18,7 @@ describe("a model renamed", () => {
   let db: TestDatabase;
   let work: string;
   beforeEach(async () => {
-    db = await createTestDatabase(inject("pgUrl"), "model_renamed");
+    db = await createTestDatabase(testPgUrl(), "model_renamed");
     for (const sql of [...SHOP_SCHEMA, ...SHOP_DATA]) await db.query(sql);
     work = mkdtempSync(join(tmpdir(), "model-renamed-"));
   });

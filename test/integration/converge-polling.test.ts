@@ -1,11 +1,12 @@
 // Config changes over polling sources (postgres-query-import, postgres-table-import) beside
 // postgres-cdc sources converge: after a restart or a reload, the state and the destination table end
 // as a fresh daemon's on the new config over the same data.
-import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { converge, shopConfig, shopWrites, type ConvergenceScenario, type Obj, type Running } from "../helpers/converge.js";
 import { waitFor } from "../helpers/daemon.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import type { PostgresPollingSource } from "../../connectors/postgres/polling.js";
+import { testPgUrl } from "../services/use.js";
 
 type Polling = PostgresPollingSource & { ran?: boolean };
 
@@ -93,7 +94,7 @@ const SCENARIOS: Record<string, Scenario> = {
 describe("config changes over polling sources", () => {
   let db: TestDatabase;
   beforeEach(async () => {
-    db = await createTestDatabase(inject("pgUrl"), "converge_polling");
+    db = await createTestDatabase(testPgUrl(), "converge_polling");
   });
   afterEach(async () => {
     await db.drop();

@@ -4,9 +4,10 @@
 // the purchases rows attached through user_id stayed attached to the deleted records instead of
 // waiting for them: the records read again had none of those rows, their count and sum only what
 // streamed in afterwards, for good. Compared with a fresh daemon (test/helpers/converge.ts).
-import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { converge, shopConfig, type ConvergenceScenario, type Obj } from "../helpers/converge.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
+import { testPgUrl } from "../services/use.js";
 
 const renamed = (): Obj[] =>
   structuredClone(shopConfig()).map((o) => (o.class === "source" && o.id === "users_table" ? { ...o, id: "people_table" } : o.sourceId === "users_table" ? { ...o, sourceId: "people_table" } : o));
@@ -21,7 +22,7 @@ const values = (state: Record<string, unknown>, id: string) => (state.records as
 describe("a primary source renamed", () => {
   let db: TestDatabase;
   beforeEach(async () => {
-    db = await createTestDatabase(inject("pgUrl"), "primary_renamed");
+    db = await createTestDatabase(testPgUrl(), "primary_renamed");
   });
   afterEach(async () => {
     await db.drop();

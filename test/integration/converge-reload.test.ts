@@ -1,14 +1,15 @@
 // Config changes applied by a reload (SIGHUP) converge: for each kind of change, the state and the destination
 // table end exactly as a fresh daemon's on the new config over the same data (test/helpers/converge.ts).
-import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { converge } from "../helpers/converge.js";
 import { SCENARIOS } from "../helpers/converge-scenarios.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
+import { testPgUrl } from "../services/use.js";
 
 describe("config changes applied by a reload (SIGHUP)", () => {
   let db: TestDatabase;
   beforeEach(async () => {
-    db = await createTestDatabase(inject("pgUrl"), "converge_reload");
+    db = await createTestDatabase(testPgUrl(), "converge_reload");
   });
   afterEach(async () => {
     await db.drop();

@@ -8,11 +8,12 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { listRuns, RUN_HOOKS } from "../../streams/runs.js";
 import { dumpState, SHOP_DATA, SHOP_SCHEMA, settle, shopConfig, shopWrites, start, stopAll, type Obj, type Running } from "../helpers/converge.js";
 import { waitFor } from "../helpers/daemon.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
+import { testPgUrl } from "../services/use.js";
 
 /** The shop config with its sources on app `appId` (slot and publication `slot`), its destination on an app of its own. */
 function onApp(url: string, appId: string, slot: string, table: string): Obj[] {
@@ -30,7 +31,7 @@ function onApp(url: string, appId: string, slot: string, table: string): Obj[] {
 describe("sources moved to another app", () => {
   let db: TestDatabase;
   beforeEach(async () => {
-    db = await createTestDatabase(inject("pgUrl"), "source_app_moved");
+    db = await createTestDatabase(testPgUrl(), "source_app_moved");
   });
   afterEach(async () => {
     delete RUN_HOOKS.beforeBegin;

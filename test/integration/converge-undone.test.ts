@@ -7,16 +7,17 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
-import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { listRuns } from "../../streams/runs.js";
 import { concrete, dumpState, find, SHOP_DATA, SHOP_SCHEMA, settle, shopConfig, shopWrites, start, type Obj, type Running } from "../helpers/converge.js";
 import { waitFor } from "../helpers/daemon.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
+import { testPgUrl } from "../services/use.js";
 
 describe("a config change undone part-way, by a reload", () => {
   let db: TestDatabase;
   beforeEach(async () => {
-    db = await createTestDatabase(inject("pgUrl"), "converge_undone");
+    db = await createTestDatabase(testPgUrl(), "converge_undone");
   });
   afterEach(async () => {
     await db.drop();

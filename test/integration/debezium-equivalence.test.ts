@@ -8,13 +8,14 @@
 // Debezium's encodings make unavoidable are listed in KNOWN_DIFFERENCES, each with its exact value,
 // and documented in the README.
 import { randomBytes, randomUUID } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Kafka, logLevel } from "kafkajs";
 import { kafkaDebeziumSource } from "../../connectors/kafka/debezium-source.js";
 import { startCdc, startSource, validConfig, type CdcRun } from "../helpers/cdc.js";
 import { waitFor } from "../helpers/daemon.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import { changeEvent, columnSql, placeholderValue, rowPayload, type Column, type Modes } from "../fixtures/debezium-encode.js";
+import { testKafkaBrokers, testPgUrl } from "../services/use.js";
 
 type Obj = Record<string, unknown>;
 
@@ -234,10 +235,10 @@ describe("Debezium events and postgres-cdc give the same property values", () =>
   let db: TestDatabase;
   let pgRun: CdcRun | undefined;
   let dbzRun: CdcRun | undefined;
-  const kafka = new Kafka({ clientId: "equivalence-test", brokers: inject("kafkaBrokers"), logLevel: logLevel.NOTHING });
+  const kafka = new Kafka({ clientId: "equivalence-test", brokers: testKafkaBrokers(), logLevel: logLevel.NOTHING });
 
   beforeAll(async () => {
-    db = await createTestDatabase(inject("pgUrl"), "equiv");
+    db = await createTestDatabase(testPgUrl(), "equiv");
   });
   afterAll(async () => {
     await pgRun?.stop();
@@ -306,7 +307,7 @@ describe("Debezium events and postgres-cdc give the same property values", () =>
 
     dbzRun = startSource(
       validConfig([
-        { class: "app", id: "bus", type: "kafka", options: { brokers: inject("kafkaBrokers"), groupId: `equiv-${suffix}` } },
+        { class: "app", id: "bus", type: "kafka", options: { brokers: testKafkaBrokers(), groupId: `equiv-${suffix}` } },
         ...Object.entries(RUNS).flatMap(([run, modes]) => [
           { class: "model", id: run },
           { class: "source", id: `${run}_src`, type: "kafka-debezium", appId: "bus", modelId: run, options: { topic: topics[run], binaryHandlingMode: modes.binary }, mapping: { id: `${run}__id` } },

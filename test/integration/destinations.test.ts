@@ -5,7 +5,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Kafka, logLevel } from "kafkajs";
 import { pino } from "pino";
 import { jsonlFileDestination } from "../../connectors/file/jsonl.js";
@@ -22,6 +22,7 @@ import { waitFor } from "../helpers/daemon.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import { startReceiver, type Receiver, type RemoteRecord } from "../helpers/remote.js";
 import { applyBatch } from "../../streams/batch.js";
+import { testKafkaBrokers, testPgUrl } from "../services/use.js";
 
 type Obj = Record<string, unknown>;
 type Remote = Record<string, RemoteRecord>;
@@ -105,9 +106,9 @@ describe("destinations and sync modes", () => {
   let db: TestDatabase;
   let receiver: Receiver;
   const work = mkdtempSync(join(tmpdir(), "destinations-"));
-  const kafka = new Kafka({ clientId: "destinations-test", brokers: inject("kafkaBrokers"), logLevel: logLevel.NOTHING });
+  const kafka = new Kafka({ clientId: "destinations-test", brokers: testKafkaBrokers(), logLevel: logLevel.NOTHING });
   beforeAll(async () => {
-    db = await createTestDatabase(inject("pgUrl"), "destinations");
+    db = await createTestDatabase(testPgUrl(), "destinations");
     receiver = await startReceiver(SECRET);
   });
   afterAll(async () => {
@@ -204,7 +205,7 @@ describe("destinations and sync modes", () => {
         const config = validConfig([
           { class: "app", id: "db", type: "postgres", options: { connectionString: db.url } },
           { class: "app", id: "hooks", type: "webhook", options: { url: receiver.url, secret: SECRET } },
-          { class: "app", id: "bus", type: "kafka", options: { brokers: inject("kafkaBrokers") } },
+          { class: "app", id: "bus", type: "kafka", options: { brokers: testKafkaBrokers() } },
           { class: "app", id: "files", type: "file", options: { directory: work } },
           { class: "model", id: "users" },
           { class: "source", id: "users_table", type: "postgres-cdc", appId: "db", modelId: "users", options: { table: "users" }, mapping: { id: "user_id" } },

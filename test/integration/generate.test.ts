@@ -4,9 +4,10 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse } from "yaml";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../helpers/cli.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
+import { testPgUrl } from "../services/use.js";
 
 const SCHEMA = `
   CREATE TABLE users (
@@ -85,7 +86,7 @@ describe("generate and import-debezium on real Postgres", () => {
   const host = () => new URL(db.url);
 
   beforeAll(async () => {
-    db = await createTestDatabase(inject("pgUrl"), "generate");
+    db = await createTestDatabase(testPgUrl(), "generate");
     await db.query(SCHEMA);
     work = mkdtempSync(join(tmpdir(), "generate-"));
   });

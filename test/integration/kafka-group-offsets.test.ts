@@ -7,18 +7,19 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, describe, expect, inject, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { Kafka, logLevel } from "kafkajs";
 import { kafkaDebeziumSource } from "../../connectors/kafka/debezium-source.js";
 import type { Change } from "../../core/change.js";
 import { startSource, validConfig, type CdcRun } from "../helpers/cdc.js";
 import { waitFor } from "../helpers/daemon.js";
+import { testKafkaBrokers } from "../services/use.js";
 
 type Obj = Record<string, unknown>;
-const kafka = new Kafka({ clientId: "kafka-group-offsets-test", brokers: inject("kafkaBrokers"), logLevel: logLevel.NOTHING });
+const kafka = new Kafka({ clientId: "kafka-group-offsets-test", brokers: testKafkaBrokers(), logLevel: logLevel.NOTHING });
 
 const config = (topic: string, groupId: string): Obj[] => [
-  { class: "app", id: "bus", type: "kafka", options: { brokers: inject("kafkaBrokers"), groupId } },
+  { class: "app", id: "bus", type: "kafka", options: { brokers: testKafkaBrokers(), groupId } },
   { class: "model", id: "users" },
   { class: "source", id: "users_topic", type: "kafka-debezium", appId: "bus", modelId: "users", options: { topic }, mapping: { id: "user_id" } },
   { class: "property", id: "user_id", type: "integer", unique: true, sourceId: "users_topic", options: { column: "id" } },

@@ -1,13 +1,14 @@
 // Proves the Kafka test service: a message produced with kafkajs reaches a kafkajs consumer group.
 import { randomBytes } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Kafka, logLevel, type Consumer, type Producer } from "kafkajs";
+import { testKafkaBrokers } from "../services/use.js";
 
 describe("Kafka test service", () => {
   const suffix = randomBytes(4).toString("hex");
   const topic = `harness-${suffix}`;
   const groupId = `harness-group-${suffix}`;
-  const kafka = new Kafka({ clientId: "harness-test", brokers: inject("kafkaBrokers"), logLevel: logLevel.NOTHING });
+  const kafka = new Kafka({ clientId: "harness-test", brokers: testKafkaBrokers(), logLevel: logLevel.NOTHING });
   let producer: Producer;
   let consumer: Consumer;
 

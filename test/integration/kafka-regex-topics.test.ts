@@ -4,17 +4,18 @@
 // include list); kafkajs matches a regular expression only against the topics there are when it
 // subscribes, so before 2026-12-03 such a topic was never read until the daemon started again.
 import { randomBytes } from "node:crypto";
-import { afterEach, describe, expect, inject, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { Kafka, logLevel } from "kafkajs";
 import { kafkaDebeziumSource, TOPIC_WATCH } from "../../connectors/kafka/debezium-source.js";
 import { startSource, validConfig, type CdcRun } from "../helpers/cdc.js";
 import { waitFor } from "../helpers/daemon.js";
+import { testKafkaBrokers } from "../services/use.js";
 
 type Obj = Record<string, unknown>;
-const kafka = new Kafka({ clientId: "kafka-regex-topics-test", brokers: inject("kafkaBrokers"), logLevel: logLevel.NOTHING });
+const kafka = new Kafka({ clientId: "kafka-regex-topics-test", brokers: testKafkaBrokers(), logLevel: logLevel.NOTHING });
 
 const config = (topic: string, groupId: string, more: Obj[] = []): Obj[] => [
-  { class: "app", id: "bus", type: "kafka", options: { brokers: inject("kafkaBrokers"), groupId } },
+  { class: "app", id: "bus", type: "kafka", options: { brokers: testKafkaBrokers(), groupId } },
   { class: "model", id: "users" },
   { class: "source", id: "users_topics", type: "kafka-debezium", appId: "bus", modelId: "users", options: { topic }, mapping: { id: "user_id" } },
   { class: "property", id: "user_id", type: "integer", unique: true, sourceId: "users_topics", options: { column: "id" } },

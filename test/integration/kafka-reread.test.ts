@@ -8,17 +8,18 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Kafka, logLevel } from "kafkajs";
 import { pino } from "pino";
-import { describe, expect, inject, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Daemon } from "../../daemon/daemon.js";
 import { listRuns } from "../../streams/runs.js";
 import { freePort } from "../services/process.js";
 import { dumpState, type Obj } from "../helpers/converge.js";
 import { waitFor } from "../helpers/daemon.js";
+import { testKafkaBrokers } from "../services/use.js";
 
-const kafka = new Kafka({ clientId: "kafka-reread-test", brokers: inject("kafkaBrokers"), logLevel: logLevel.NOTHING });
+const kafka = new Kafka({ clientId: "kafka-reread-test", brokers: testKafkaBrokers(), logLevel: logLevel.NOTHING });
 
 const config = (topic: string, groupId: string, withName: boolean): Obj[] => [
-  { class: "app", id: "bus", type: "kafka", options: { brokers: inject("kafkaBrokers"), groupId } },
+  { class: "app", id: "bus", type: "kafka", options: { brokers: testKafkaBrokers(), groupId } },
   { class: "model", id: "users" },
   { class: "source", id: "users_topic", type: "kafka-debezium", appId: "bus", modelId: "users", options: { topic, format: "json" }, mapping: { id: "user_id" } },
   { class: "property", id: "user_id", type: "integer", unique: true, sourceId: "users_topic", options: { column: "id" } },

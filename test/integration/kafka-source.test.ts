@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse } from "yaml";
-import { afterEach, describe, expect, inject, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { Kafka, logLevel, type Admin } from "kafkajs";
 import { kafkaDebeziumSource } from "../../connectors/kafka/debezium-source.js";
 import { startSource, validConfig, type CdcRun } from "../helpers/cdc.js";
@@ -19,12 +19,13 @@ import { changeEvent, columnSql, placeholderValue, rowPayload, type Column, type
 import { MALFORMED } from "../fixtures/malformed.js";
 import { importDebeziumCommand } from "../../daemon/commands/import-debezium.js";
 import { createTestDatabase } from "../helpers/postgres.js";
+import { testKafkaBrokers, testPgUrl } from "../services/use.js";
 
 type Obj = Record<string, unknown>;
-const kafka = new Kafka({ clientId: "kafka-source-test", brokers: inject("kafkaBrokers"), logLevel: logLevel.NOTHING });
+const kafka = new Kafka({ clientId: "kafka-source-test", brokers: testKafkaBrokers(), logLevel: logLevel.NOTHING });
 
 const config = (topic: string, groupId: string, source: Obj = {}): Obj[] => [
-  { class: "app", id: "bus", type: "kafka", options: { brokers: inject("kafkaBrokers"), groupId } },
+  { class: "app", id: "bus", type: "kafka", options: { brokers: testKafkaBrokers(), groupId } },
   { class: "model", id: "customers" },
   { class: "source", id: "customers_topic", type: "kafka-debezium", appId: "bus", modelId: "customers", options: { topic, ...source }, mapping: { id: "customer_id" } },
   ...(
@@ -163,7 +164,7 @@ describe("kafka-debezium source", () => {
   });
 
   it("keeps stored values for the placeholder of an imported Debezium config, in every form Debezium writes it", async () => {
-    const db = await createTestDatabase(inject("pgUrl"), "toast");
+    const db = await createTestDatabase(testPgUrl(), "toast");
     const work = mkdtempSync(join(tmpdir(), "import-placeholder-"));
     try {
       const columns: Column[] = [
@@ -219,7 +220,7 @@ describe("kafka-debezium source", () => {
       const properties = columns.map((c) => ({ class: "property", id: `p_${c.name}`, type: c.name === "id" ? "integer" : "string", isArray: c.array === true, ...(c.name === "id" ? { unique: true } : {}), sourceId: "customers_topic", options: { column: c.name } }));
       run = startSource(
         validConfig([
-          { class: "app", id: "bus", type: "kafka", options: { brokers: inject("kafkaBrokers"), groupId: `g-${topic}` } },
+          { class: "app", id: "bus", type: "kafka", options: { brokers: testKafkaBrokers(), groupId: `g-${topic}` } },
           { class: "model", id: "customers" },
           {
             class: "source",

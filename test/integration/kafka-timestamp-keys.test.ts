@@ -4,17 +4,18 @@
 // zone, so two events of a user within one second were one row (the second replaced the first) and
 // the user's count was short.
 import { randomBytes } from "node:crypto";
-import { afterEach, describe, expect, inject, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { Kafka, logLevel } from "kafkajs";
 import { kafkaDebeziumSource } from "../../connectors/kafka/debezium-source.js";
 import { startSource, validConfig, type CdcRun } from "../helpers/cdc.js";
 import { waitFor } from "../helpers/daemon.js";
+import { testKafkaBrokers } from "../services/use.js";
 
 type Obj = Record<string, unknown>;
-const kafka = new Kafka({ clientId: "kafka-timestamp-keys-test", brokers: inject("kafkaBrokers"), logLevel: logLevel.NOTHING });
+const kafka = new Kafka({ clientId: "kafka-timestamp-keys-test", brokers: testKafkaBrokers(), logLevel: logLevel.NOTHING });
 
 const config = (users: string, events: string, groupId: string): Obj[] => [
-  { class: "app", id: "bus", type: "kafka", options: { brokers: inject("kafkaBrokers"), groupId } },
+  { class: "app", id: "bus", type: "kafka", options: { brokers: testKafkaBrokers(), groupId } },
   { class: "model", id: "users" },
   { class: "source", id: "users_topic", type: "kafka-debezium", appId: "bus", modelId: "users", options: { topic: users }, mapping: { id: "user_id" } },
   { class: "source", id: "events_topic", type: "kafka-debezium", appId: "bus", modelId: "users", options: { topic: events }, mapping: { user_id: "user_id" } },

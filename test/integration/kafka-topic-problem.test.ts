@@ -6,16 +6,17 @@
 // became a dead letter after --max-attempts, and /readyz said ready.
 import { randomBytes } from "node:crypto";
 import { Kafka, logLevel } from "kafkajs";
-import { describe, expect, inject, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { KafkaTopicDestination } from "../../connectors/kafka/topic.js";
 import { DeliveryError } from "../../connectors/types.js";
 import { exportOf } from "../helpers/exports.js";
+import { testKafkaBrokers } from "../services/use.js";
 
 const exported = (seq: number) => exportOf(seq, { destinationId: "stream" });
 
 describe("the kafka-topic destination's own problems", () => {
   it("names a SASL refusal as its problem (not ready, retried), and an invalid topic; a send that goes through clears it", { timeout: 60_000 }, async () => {
-    const brokers = inject("kafkaBrokers");
+    const brokers = testKafkaBrokers();
     // The test broker speaks no SASL: a client that asks for it is refused for good.
     const refused = new Kafka({ clientId: "kafka-topic-problem", brokers, logLevel: logLevel.NOTHING, retry: { retries: 1 }, sasl: { mechanism: "plain", username: "crm", password: "wrong" } });
     const topic = `exports-problem-${randomBytes(4).toString("hex")}`;

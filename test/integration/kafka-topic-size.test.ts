@@ -4,9 +4,10 @@
 // limit). Before, it was retried unchanged up to --max-attempts and every export of it dead-lettered.
 import { randomBytes } from "node:crypto";
 import { Kafka, logLevel } from "kafkajs";
-import { describe, expect, inject, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { KafkaTopicDestination } from "../../connectors/kafka/topic.js";
 import { DeliveryError, type DeliverableExport } from "../../connectors/types.js";
+import { testKafkaBrokers } from "../services/use.js";
 
 const exported = (seq: number, bytes: number): DeliverableExport => ({
   seq,
@@ -23,7 +24,7 @@ const exported = (seq: number, bytes: number): DeliverableExport => ({
 
 describe("the kafka-topic destination", () => {
   it("refuses a batch too large for its topic as a whole, and delivers what fits", { timeout: 60_000 }, async () => {
-    const kafka = new Kafka({ clientId: "kafka-topic-size", brokers: inject("kafkaBrokers"), logLevel: logLevel.NOTHING });
+    const kafka = new Kafka({ clientId: "kafka-topic-size", brokers: testKafkaBrokers(), logLevel: logLevel.NOTHING });
     const topic = `exports-size-${randomBytes(4).toString("hex")}`;
     const admin = kafka.admin();
     await admin.connect();

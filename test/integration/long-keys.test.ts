@@ -6,18 +6,19 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, inject, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { Store } from "../../state/store.js";
 import { freePort } from "../services/process.js";
 import { get, startDaemon } from "../helpers/daemon.js";
 import { createTestDatabase } from "../helpers/postgres.js";
+import { testPgUrl } from "../services/use.js";
 
 describe("row keys and unique values too long for a key of the state", () => {
   const work = mkdtempSync(join(tmpdir(), "long-keys-"));
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
   it("dead-letters the change of a long row key, stores a long unique value as invalid, applies the rest and acknowledges", { timeout: 120_000 }, async () => {
-    const db = await createTestDatabase(inject("pgUrl"), "long_keys");
+    const db = await createTestDatabase(testPgUrl(), "long_keys");
     try {
       await db.query(`CREATE TABLE things (k text PRIMARY KEY, v text)`);
       await db.query(`CREATE TABLE notes (id text PRIMARY KEY, thing text)`);

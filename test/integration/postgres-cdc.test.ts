@@ -4,10 +4,11 @@
 // source, and a snapshot taken while other connections write ends exactly at the table's contents.
 import { randomBytes } from "node:crypto";
 import type { EventEmitter } from "node:events";
-import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import { startCdc, validConfig, type CdcRun } from "../helpers/cdc.js";
 import { waitFor } from "../helpers/daemon.js";
+import { testPgUrl } from "../services/use.js";
 
 type Obj = Record<string, unknown>;
 
@@ -20,7 +21,7 @@ describe("postgres-cdc", () => {
   let db: TestDatabase;
   let run: CdcRun | undefined;
   beforeEach(async () => {
-    db = await createTestDatabase(inject("pgUrl"), "cdc");
+    db = await createTestDatabase(testPgUrl(), "cdc");
   });
   afterEach(async () => {
     await run?.stop();

@@ -7,7 +7,7 @@
 // generated column (pgoutput does not publish them) is refused.
 import { randomBytes } from "node:crypto";
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AppConfig, DestinationConfig, PropertyConfig, SourceConfig } from "../../core/config/schema.js";
 import type { Located } from "../../core/config/types.js";
 import { checkPostgresSources, checkPostgresTableDestination } from "../../connectors/postgres/live.js";
@@ -15,6 +15,7 @@ import { PostgresTableDestination } from "../../connectors/postgres/table.js";
 import { DeliveryError, type DeliverableExport } from "../../connectors/types.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import { freePort } from "../services/process.js";
+import { testPgUrl } from "../services/use.js";
 
 const origin = { file: "config.yml", index: 0 };
 const app = (connectionString: string) => ({ class: "app", id: "db", type: "postgres", options: { connectionString }, origin }) as unknown as Located<AppConfig>;
@@ -39,7 +40,7 @@ describe("postgres errors, permanent and transient", () => {
   let db: TestDatabase;
   const role = `reader_${randomBytes(3).toString("hex")}`;
   beforeAll(async () => {
-    db = await createTestDatabase(inject("pgUrl"), "pg_errors");
+    db = await createTestDatabase(testPgUrl(), "pg_errors");
     await db.query(`CREATE TABLE users (id int PRIMARY KEY, email text, updated_at timestamptz)`);
     await db.query(`CREATE TABLE secrets (id int PRIMARY KEY)`);
     await db.query(
@@ -52,7 +53,7 @@ describe("postgres errors, permanent and transient", () => {
   afterAll(async () => {
     await db?.drop();
     // The role belongs to the cluster: dropped once its database (and privileges there) are gone.
-    const admin = new pg.Client({ connectionString: inject("pgUrl") });
+    const admin = new pg.Client({ connectionString: testPgUrl() });
     await admin.connect();
     await admin.query(`DROP ROLE IF EXISTS ${role}`).finally(() => admin.end());
   });

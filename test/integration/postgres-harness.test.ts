@@ -1,13 +1,14 @@
 // Proves the Postgres test service: logical replication with pgoutput delivers a committed insert.
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from "pg-logical-replication";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
+import { testPgUrl } from "../services/use.js";
 
 describe("Postgres test service", () => {
   let db: TestDatabase;
 
   beforeAll(async () => {
-    db = await createTestDatabase(inject("pgUrl"), "harness");
+    db = await createTestDatabase(testPgUrl(), "harness");
     await db.query(`CREATE TABLE users (id integer PRIMARY KEY, email text NOT NULL, active boolean)`);
     await db.query(`CREATE PUBLICATION harness_pub FOR TABLE users`);
     await db.query(`SELECT pg_create_logical_replication_slot('harness_slot', 'pgoutput')`);

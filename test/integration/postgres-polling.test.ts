@@ -2,7 +2,7 @@
 // page boundaries, picks up later changes on its schedule and resumes from its durable position; a
 // query import upserts its rows; an app refresh query triggers the schedules as soon as it changes;
 // between two runs, readiness follows whether the database answers.
-import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { POLLING_PROBE_MS, postgresTableImportSource, type PostgresPollingSource } from "../../connectors/postgres/polling.js";
 import { startPostgres } from "../services/postgres.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
@@ -15,6 +15,7 @@ import pg from "pg";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { testPgUrl } from "../services/use.js";
 
 type Obj = Record<string, unknown>;
 
@@ -22,7 +23,7 @@ describe("postgres polling sources", () => {
   let db: TestDatabase;
   let run: CdcRun | undefined;
   beforeEach(async () => {
-    db = await createTestDatabase(inject("pgUrl"), "polling");
+    db = await createTestDatabase(testPgUrl(), "polling");
   });
   afterEach(async () => {
     await run?.stop();

@@ -5,10 +5,11 @@
 // a data error (22007), the batch rejected, split, and each of those exports dead-lettered. Now a field
 // the mapping does not type is typed by the table's column: written as the timestamp it is, as the
 // export's own columns are (README: "an export planned under an earlier mapping writes its own columns").
-import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { PostgresTableDestination } from "../../connectors/postgres/table.js";
 import type { DeliverableExport } from "../../connectors/types.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
+import { testPgUrl } from "../services/use.js";
 
 const SIGNUP = Date.UTC(2026, 10, 20, 9, 30, 0);
 const DAY = Date.UTC(2026, 10, 21);
@@ -30,7 +31,7 @@ describe("postgres-table: exports of an earlier mapping", () => {
   let db: TestDatabase;
   const connectors: PostgresTableDestination[] = [];
   beforeEach(async () => {
-    db = await createTestDatabase(inject("pgUrl"), "table_earlier_mapping");
+    db = await createTestDatabase(testPgUrl(), "table_earlier_mapping");
   });
   afterEach(async () => {
     await Promise.all(connectors.splice(0).map((c) => c.stop()));

@@ -4,11 +4,12 @@
 // Before, both compared the column's text with the key's text: an upper-case uuid (the source's text
 // as it is) or 1.50 in a numeric column never matched, so the row stayed after the delete was
 // acknowledged, and an enrich update that did write was reported as info ("no such record").
-import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { PostgresTableDestination } from "../../connectors/postgres/table.js";
 import type { DeliverableExport } from "../../connectors/types.js";
 import type { SyncMode } from "../../core/vocabulary.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
+import { testPgUrl } from "../services/use.js";
 
 let seq = 0;
 const exportOf = (recordId: string, properties: Record<string, unknown>, options: { toDelete?: boolean; updateOnly?: boolean } = {}): DeliverableExport => ({
@@ -28,7 +29,7 @@ describe("postgres-table: keys compared as the column's type", () => {
   let db: TestDatabase;
   const connectors: PostgresTableDestination[] = [];
   beforeEach(async () => {
-    db = await createTestDatabase(inject("pgUrl"), "table_key_types");
+    db = await createTestDatabase(testPgUrl(), "table_key_types");
   });
   afterEach(async () => {
     await Promise.all(connectors.splice(0).map((c) => c.stop()));

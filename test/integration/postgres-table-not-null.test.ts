@@ -6,7 +6,7 @@
 // naming the columns: the NOT NULL one for sync and additive (enrich only updates); a mapped column,
 // the groups column, a default, an identity or a generated column pass; text[], varchar[], text and
 // jsonb take the group names.
-import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { AppConfig, DestinationConfig } from "../../core/config/schema.js";
 import type { Located } from "../../core/config/types.js";
 import type { SyncMode } from "../../core/vocabulary.js";
@@ -14,11 +14,12 @@ import { checkPostgresTableDestination } from "../../connectors/postgres/live.js
 import { PostgresTableDestination } from "../../connectors/postgres/table.js";
 import type { DeliveryError } from "../../connectors/types.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
+import { testPgUrl } from "../services/use.js";
 
 describe("postgres-table live check: columns its writes cannot fill", () => {
   let db: TestDatabase;
   beforeEach(async () => {
-    db = await createTestDatabase(inject("pgUrl"), "table_not_null");
+    db = await createTestDatabase(testPgUrl(), "table_not_null");
   });
   afterEach(async () => {
     await db.drop();

@@ -2,10 +2,11 @@
 // someone holds locked fails once the timeout passes, as a retryable delivery error naming the
 // timeout (not a rejection of the data), and the same batch goes through once the lock is gone.
 import pg from "pg";
-import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { PostgresTableDestination } from "../../connectors/postgres/table.js";
 import { DeliveryError, type DeliverableExport } from "../../connectors/types.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
+import { testPgUrl } from "../services/use.js";
 
 const exportOf = (seq: number): DeliverableExport => ({
   seq,
@@ -23,7 +24,7 @@ const exportOf = (seq: number): DeliverableExport => ({
 describe("postgres-table statementTimeoutMs", () => {
   let db: TestDatabase;
   beforeEach(async () => {
-    db = await createTestDatabase(inject("pgUrl"), "table_timeout");
+    db = await createTestDatabase(testPgUrl(), "table_timeout");
     await db.query("CREATE TABLE contacts (id int PRIMARY KEY, email text)");
   });
   afterEach(async () => {

@@ -4,7 +4,7 @@
 // record whose primary key changed leaves no row under its old key (also when two records swap keys,
 // in one batch or across two); a primaryKey column no unique index covers is refused by the live
 // check and named as the destination's problem; enrich with nothing mapped but the key updates nothing.
-import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { AppConfig, DestinationConfig } from "../../core/config/schema.js";
 import type { Located } from "../../core/config/types.js";
 import type { SyncMode } from "../../core/vocabulary.js";
@@ -12,6 +12,7 @@ import { checkPostgresTableDestination } from "../../connectors/postgres/live.js
 import { PostgresTableDestination } from "../../connectors/postgres/table.js";
 import { DeliveryError, type DeliverableExport } from "../../connectors/types.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
+import { testPgUrl } from "../services/use.js";
 
 type Properties = Record<string, unknown>;
 interface Planned {
@@ -42,7 +43,7 @@ describe("postgres-table writes", () => {
   let db: TestDatabase;
   const connectors: PostgresTableDestination[] = [];
   beforeEach(async () => {
-    db = await createTestDatabase(inject("pgUrl"), "table_writes");
+    db = await createTestDatabase(testPgUrl(), "table_writes");
   });
   afterEach(async () => {
     await Promise.all(connectors.splice(0).map((c) => c.stop()));

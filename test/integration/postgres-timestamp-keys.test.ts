@@ -3,10 +3,11 @@
 // `timestamptz` and `timestamp` alike. Before 2026-12-03 the key was the Date's ISO text, to the
 // millisecond: two events of a user within one millisecond were one row (the second replaced the
 // first, and a delete of either removed it), and the user's count was short.
-import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import { startCdc, validConfig, type CdcRun } from "../helpers/cdc.js";
 import { waitFor } from "../helpers/daemon.js";
+import { testPgUrl } from "../services/use.js";
 
 type Obj = Record<string, unknown>;
 
@@ -14,7 +15,7 @@ describe("postgres-cdc timestamp keys", () => {
   let db: TestDatabase;
   let run: CdcRun | undefined;
   beforeEach(async () => {
-    db = await createTestDatabase(inject("pgUrl"), "tskeys");
+    db = await createTestDatabase(testPgUrl(), "tskeys");
   });
   afterEach(async () => {
     await run?.stop();

@@ -1,11 +1,12 @@
 // A query import paused (backpressure) with its cursor open stops promptly even when the database
 // ended its connection meanwhile (a DBA's pg_terminate_backend, idle_in_transaction_session_timeout,
 // a failover): closing the cursor then waited for an answer the dead connection never gives.
-import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { postgresTableImportSource, type PostgresPollingSource } from "../../connectors/postgres/polling.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import { startSource, validConfig, type CdcRun } from "../helpers/cdc.js";
 import { waitFor } from "../helpers/daemon.js";
+import { testPgUrl } from "../services/use.js";
 
 type Obj = Record<string, unknown>;
 
@@ -13,7 +14,7 @@ describe("postgres-query-import stop", () => {
   let db: TestDatabase;
   let run: CdcRun | undefined;
   beforeEach(async () => {
-    db = await createTestDatabase(inject("pgUrl"), "qistop");
+    db = await createTestDatabase(testPgUrl(), "qistop");
   });
   afterEach(async () => {
     await db.drop();

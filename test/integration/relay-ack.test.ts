@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Kafka, logLevel } from "kafkajs";
 import { pino } from "pino";
-import { afterAll, describe, expect, inject, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { modelTopics } from "../../core/partitions.js";
 import { RelayRouter, type RelayEvent } from "../../core/relay.js";
 import { builtinComponents } from "../../connectors/registry.js";
@@ -19,6 +19,7 @@ import { validConfig } from "../helpers/cdc.js";
 import { waitFor } from "../helpers/daemon.js";
 import { createTestDatabase } from "../helpers/postgres.js";
 import { SCALE_SCHEMA, scaleConfig, scaleNames } from "../helpers/scale.js";
+import { testKafkaBrokers, testPgUrl } from "../services/use.js";
 
 const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
 
@@ -27,8 +28,8 @@ describe("the relay's acknowledgement", () => {
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
   it("confirms the slot only once the broker acknowledged the events", { timeout: 90_000 }, async () => {
-    const db = await createTestDatabase(inject("pgUrl"), "relay_ack");
-    const brokers = inject("kafkaBrokers");
+    const db = await createTestDatabase(testPgUrl(), "relay_ack");
+    const brokers = testKafkaBrokers();
     const names = scaleNames("ack");
     const config = validConfig(scaleConfig(db.url, brokers, names, { partitioned: true, partitions: 3 }));
     const domain = (await import("../../core/domain.js")).compileDomain(config);

@@ -7,13 +7,14 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Relay } from "../../daemon/relay.js";
 import { startKafka, type KafkaService } from "../services/kafka.js";
 import { freePort } from "../services/process.js";
 import { get, waitFor } from "../helpers/daemon.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import { SCALE_SCHEMA, scaleConfig, scaleNames } from "../helpers/scale.js";
+import { testPgUrl } from "../services/use.js";
 
 describe("a relay stopped while the broker hangs", () => {
   const work = mkdtempSync(join(tmpdir(), "relay-drain-stall-"));
@@ -21,7 +22,7 @@ describe("a relay stopped while the broker hangs", () => {
   let db: TestDatabase;
   beforeAll(async () => {
     broker = await startKafka();
-    db = await createTestDatabase(inject("pgUrl"), "relay_drain_stall");
+    db = await createTestDatabase(testPgUrl(), "relay_drain_stall");
     for (const sql of SCALE_SCHEMA) await db.query(sql);
   }, 120_000);
   afterAll(async () => {

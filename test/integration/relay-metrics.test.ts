@@ -7,12 +7,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Kafka, logLevel } from "kafkajs";
 import { pino } from "pino";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Relay } from "../../daemon/relay.js";
 import { freePort } from "../services/process.js";
 import { get, sample, waitFor } from "../helpers/daemon.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import { SCALE_SCHEMA, scaleConfig, scaleNames, scaleWrites } from "../helpers/scale.js";
+import { testKafkaBrokers, testPgUrl } from "../services/use.js";
 
 const quiet = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
 
@@ -20,7 +21,7 @@ describe("the relay's grouparoo_relay_events_total", () => {
   const work = mkdtempSync(join(tmpdir(), "relay-metrics-"));
   let db: TestDatabase;
   beforeAll(async () => {
-    db = await createTestDatabase(inject("pgUrl"), "relay_metrics");
+    db = await createTestDatabase(testPgUrl(), "relay_metrics");
     for (const sql of SCALE_SCHEMA) await db.query(sql);
   });
   afterAll(async () => {
@@ -29,7 +30,7 @@ describe("the relay's grouparoo_relay_events_total", () => {
   });
 
   it("counts an event for every partition once per partition, summing to what the topic holds", { timeout: 120_000 }, async () => {
-    const brokers = inject("kafkaBrokers");
+    const brokers = testKafkaBrokers();
     const names = scaleNames("relaymetrics");
     const file = join(work, "config.json");
     writeFileSync(file, JSON.stringify(scaleConfig(db.url, brokers, names, { partitioned: true, partitions: 3 })));

@@ -5,7 +5,7 @@
 // takes at all becomes a dead letter in its record's partition, and the events after it are published.
 import { Kafka, logLevel } from "kafkajs";
 import { pino } from "pino";
-import { describe, expect, inject, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { Change } from "../../core/change.js";
 import { modelTopics, type ModelTopics } from "../../core/partitions.js";
 import type { RelayEvent } from "../../core/relay.js";
@@ -13,6 +13,7 @@ import { RelayProducer } from "../../connectors/kafka/relay-producer.js";
 import { decodeRelayEvent } from "../../connectors/kafka/relay-codec.js";
 import { validConfig } from "../helpers/cdc.js";
 import { scaleConfig, scaleNames } from "../helpers/scale.js";
+import { testKafkaBrokers } from "../services/use.js";
 
 const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
 
@@ -22,7 +23,7 @@ const purchase = (id: number, userId: number, bytes: number): RelayEvent => {
 };
 
 async function setUp(partitions: number): Promise<{ brokers: string[]; kafka: Kafka; topics: ModelTopics; producer: RelayProducer }> {
-  const brokers = inject("kafkaBrokers");
+  const brokers = testKafkaBrokers();
   const names = scaleNames("relaysize");
   const config = validConfig(scaleConfig("postgres://127.0.0.1:1/none", brokers, names, { partitioned: true, partitions }));
   const topics = modelTopics(config.models[0] as never);

@@ -8,13 +8,14 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PostgresCdcSource } from "../../connectors/postgres/cdc/source.js";
 import { Relay } from "../../daemon/relay.js";
 import { freePort } from "../services/process.js";
 import { get, waitFor } from "../helpers/daemon.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import { SCALE_SCHEMA, scaleConfig, scaleNames } from "../helpers/scale.js";
+import { testKafkaBrokers, testPgUrl } from "../services/use.js";
 
 const quiet = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
 
@@ -24,7 +25,7 @@ describe("the relay's /readyz", () => {
   const checkMs = PostgresCdcSource.tableCheckMs;
   beforeAll(async () => {
     PostgresCdcSource.tableCheckMs = 300;
-    db = await createTestDatabase(inject("pgUrl"), "relay_readyz");
+    db = await createTestDatabase(testPgUrl(), "relay_readyz");
     for (const sql of SCALE_SCHEMA) await db.query(sql);
   });
   afterAll(async () => {
@@ -36,7 +37,7 @@ describe("the relay's /readyz", () => {
   it("is 503 naming the app and the table while a captured table is gone, and 200 once it is back", { timeout: 120_000 }, async () => {
     const names = scaleNames("relayready");
     const file = join(work, "config.json");
-    writeFileSync(file, JSON.stringify(scaleConfig(db.url, inject("kafkaBrokers"), names, { partitioned: true, partitions: 2 })));
+    writeFileSync(file, JSON.stringify(scaleConfig(db.url, testKafkaBrokers(), names, { partitioned: true, partitions: 2 })));
     const http = `127.0.0.1:${await freePort()}`;
     const relay = await Relay.start({ config: file, state: join(work, "relay"), http, maxBatchDelayMs: 2 }, quiet);
     if (typeof relay === "number") throw new Error(`relay exit ${relay}`);

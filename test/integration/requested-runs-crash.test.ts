@@ -7,19 +7,20 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
-import { afterEach, beforeEach, describe, expect, inject, it, vi } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { Daemon } from "../../daemon/daemon.js";
 import { listRuns, Runs } from "../../streams/runs.js";
 import { freePort } from "../services/process.js";
 import { waitFor } from "../helpers/daemon.js";
 import { concreteShop, SHOP_DATA, SHOP_SCHEMA, shopConfig } from "../helpers/converge.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
+import { testPgUrl } from "../services/use.js";
 
 describe("a Run asked for by rebuild", () => {
   let db: TestDatabase;
   let work: string;
   beforeEach(async () => {
-    db = await createTestDatabase(inject("pgUrl"), "requested_crash");
+    db = await createTestDatabase(testPgUrl(), "requested_crash");
     for (const sql of [...SHOP_SCHEMA, ...SHOP_DATA]) await db.query(sql);
     work = mkdtempSync(join(tmpdir(), "requested-crash-"));
   });

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
-import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Daemon } from "../../daemon/daemon.js";
 import { Store } from "../../state/store.js";
 import { listRuns, type RunState } from "../../streams/runs.js";
@@ -16,6 +16,7 @@ import { freePort } from "../services/process.js";
 import { waitFor } from "../helpers/daemon.js";
 import { concreteShop, dumpState, SHOP_DATA, SHOP_SCHEMA, shopConfig, type Obj } from "../helpers/converge.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
+import { testPgUrl } from "../services/use.js";
 
 const GROUPS = ["high_value", "vips"];
 
@@ -23,7 +24,7 @@ describe("Runs asked for by hand", () => {
   let db: TestDatabase;
   let work: string;
   beforeEach(async () => {
-    db = await createTestDatabase(inject("pgUrl"), "requested_runs");
+    db = await createTestDatabase(testPgUrl(), "requested_runs");
     for (const sql of [...SHOP_SCHEMA, ...SHOP_DATA]) await db.query(sql);
     work = mkdtempSync(join(tmpdir(), "requested-runs-"));
   });

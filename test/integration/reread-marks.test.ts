@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
-import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Daemon } from "../../daemon/daemon.js";
 import { Store } from "../../state/store.js";
 import { listRuns, rereadsUnderWay } from "../../streams/runs.js";
@@ -15,6 +15,7 @@ import { freePort } from "../services/process.js";
 import { waitFor } from "../helpers/daemon.js";
 import { concreteShop, SHOP_DATA, SHOP_SCHEMA, shopConfig, type Obj } from "../helpers/converge.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
+import { testPgUrl } from "../services/use.js";
 
 const USERS = 30_012;
 
@@ -22,7 +23,7 @@ describe("a re-read part-way across a restart", () => {
   let db: TestDatabase;
   let work: string;
   beforeEach(async () => {
-    db = await createTestDatabase(inject("pgUrl"), "reread_marks");
+    db = await createTestDatabase(testPgUrl(), "reread_marks");
     for (const sql of [...SHOP_SCHEMA, ...SHOP_DATA]) await db.query(sql);
     await db.query(`INSERT INTO users (id, email, name) SELECT g, 'g' || g || '@example.com', 'n' || g FROM generate_series(100, 30099) g`);
     work = mkdtempSync(join(tmpdir(), "reread-marks-"));

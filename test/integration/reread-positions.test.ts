@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
-import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Daemon } from "../../daemon/daemon.js";
 import { Store } from "../../state/store.js";
 import { listRuns, type RunState } from "../../streams/runs.js";
@@ -16,12 +16,13 @@ import { freePort } from "../services/process.js";
 import { waitFor } from "../helpers/daemon.js";
 import { concreteShop, SHOP_DATA, SHOP_SCHEMA, shopConfig, type Obj } from "../helpers/converge.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
+import { testPgUrl } from "../services/use.js";
 
 describe("a re-read's position", () => {
   let db: TestDatabase;
   let work: string;
   beforeEach(async () => {
-    db = await createTestDatabase(inject("pgUrl"), "reread_positions");
+    db = await createTestDatabase(testPgUrl(), "reread_positions");
     for (const sql of [...SHOP_SCHEMA, ...SHOP_DATA]) await db.query(sql);
     work = mkdtempSync(join(tmpdir(), "reread-positions-"));
   });

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Relay } from "../../daemon/relay.js";
 import { Worker } from "../../daemon/worker.js";
 import { freePort } from "../services/process.js";
@@ -16,6 +16,7 @@ import { get, sample, waitFor } from "../helpers/daemon.js";
 import type { Obj } from "../helpers/converge.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import { SCALE_SCHEMA, scaleConfig, scaleNames, scaleWrites } from "../helpers/scale.js";
+import { testKafkaBrokers, testPgUrl } from "../services/use.js";
 
 const quiet = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
 const USERS = 30;
@@ -28,7 +29,7 @@ describe("a worker whose changelog topic changed", () => {
   const work = mkdtempSync(join(tmpdir(), "scale-changelog-"));
   let db: TestDatabase;
   beforeAll(async () => {
-    db = await createTestDatabase(inject("pgUrl"), "scale_changelog");
+    db = await createTestDatabase(testPgUrl(), "scale_changelog");
     for (const sql of SCALE_SCHEMA) await db.query(sql);
   });
   afterAll(async () => {
@@ -37,7 +38,7 @@ describe("a worker whose changelog topic changed", () => {
   });
 
   it("is refused with 78 naming both changelogs, and starts again on the one holding the states", { timeout: 180_000 }, async () => {
-    const brokers = inject("kafkaBrokers");
+    const brokers = testKafkaBrokers();
     const names = scaleNames("scalecl");
     const base = scaleConfig(db.url, brokers, names, { partitioned: true, partitions: 2 });
     const firstFile = join(work, "first.json");

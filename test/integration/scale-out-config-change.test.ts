@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Daemon } from "../../daemon/daemon.js";
 import { Relay } from "../../daemon/relay.js";
 import { Worker } from "../../daemon/worker.js";
@@ -19,6 +19,7 @@ import { get, sample, waitFor } from "../helpers/daemon.js";
 import type { Obj } from "../helpers/converge.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import { SCALE_SCHEMA, scaleConfig, scaleNames, scaleWrites } from "../helpers/scale.js";
+import { testKafkaBrokers, testPgUrl } from "../services/use.js";
 
 const quiet = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
 const USERS = 40;
@@ -51,7 +52,7 @@ describe("a worker on a changed config", () => {
   const work = mkdtempSync(join(tmpdir(), "scale-config-"));
   let db: TestDatabase;
   beforeAll(async () => {
-    db = await createTestDatabase(inject("pgUrl"), "scale_config");
+    db = await createTestDatabase(testPgUrl(), "scale_config");
     for (const sql of SCALE_SCHEMA) await db.query(sql);
   });
   afterAll(async () => {
@@ -62,7 +63,7 @@ describe("a worker on a changed config", () => {
   const table = async (name: string) => (await db.query(`SELECT id, email, name, ltv, purchases, last_purchase, segments FROM ${name} ORDER BY id`)).rows;
 
   it("runs the Runs the change needs on each partition and ends where a fresh daemon ends; a change that needs a re-read exits 78", { timeout: 240_000 }, async () => {
-    const brokers = inject("kafkaBrokers");
+    const brokers = testKafkaBrokers();
     const names = scaleNames("scalecfg");
     const before = scaleConfig(db.url, brokers, names, { partitioned: true });
     const after = changed(before);

@@ -13,13 +13,14 @@ import { join } from "node:path";
 import { Kafka, logLevel } from "kafkajs";
 import pg from "pg";
 import { pino } from "pino";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Relay } from "../../daemon/relay.js";
 import { Worker } from "../../daemon/worker.js";
 import { freePort } from "../services/process.js";
 import { get, sample, waitFor } from "../helpers/daemon.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import { SCALE_SCHEMA, scaleConfig, scaleNames, scaleWrites } from "../helpers/scale.js";
+import { testKafkaBrokers, testPgUrl } from "../services/use.js";
 
 const quiet = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
 const USERS = 30;
@@ -28,7 +29,7 @@ describe("a model topic whose retention deleted events the workers had not appli
   const work = mkdtempSync(join(tmpdir(), "scale-retention-"));
   let db: TestDatabase;
   beforeAll(async () => {
-    db = await createTestDatabase(inject("pgUrl"), "scale_retention");
+    db = await createTestDatabase(testPgUrl(), "scale_retention");
     for (const sql of SCALE_SCHEMA) await db.query(sql);
   });
   afterAll(async () => {
@@ -37,7 +38,7 @@ describe("a model topic whose retention deleted events the workers had not appli
   });
 
   it("is refused with 65 naming the partition and the offsets lost, not skipped", { timeout: 180_000 }, async () => {
-    const brokers = inject("kafkaBrokers");
+    const brokers = testKafkaBrokers();
     const names = scaleNames("scaleret");
     const file = join(work, "config.json");
     writeFileSync(file, JSON.stringify(scaleConfig(db.url, brokers, names, { partitioned: true, partitions: 2 })));
@@ -110,7 +111,7 @@ describe("a model topic whose retention deleted events the workers had not appli
     }
   });
   it("gives a partition up with 65 when its input skips offsets the topic deleted while it was held back", { timeout: 180_000 }, async () => {
-    const brokers = inject("kafkaBrokers");
+    const brokers = testKafkaBrokers();
     const names = scaleNames("scaleret2");
     await db.query("DELETE FROM users; DELETE FROM purchases; DELETE FROM crm");
     const file = join(work, "config2.json");

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Kafka, logLevel } from "kafkajs";
 import { pino } from "pino";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Daemon } from "../../daemon/daemon.js";
 import { Relay } from "../../daemon/relay.js";
 import { Worker } from "../../daemon/worker.js";
@@ -16,6 +16,7 @@ import { freePort } from "../services/process.js";
 import { get, sample, waitFor } from "../helpers/daemon.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import { SCALE_SCHEMA, scaleConfig, scaleNames, scaleWrites } from "../helpers/scale.js";
+import { testKafkaBrokers, testPgUrl } from "../services/use.js";
 
 const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
 const USERS = 60;
@@ -24,7 +25,7 @@ describe("relay and workers", () => {
   const work = mkdtempSync(join(tmpdir(), "scale-out-"));
   let db: TestDatabase;
   beforeAll(async () => {
-    db = await createTestDatabase(inject("pgUrl"), "scale_out");
+    db = await createTestDatabase(testPgUrl(), "scale_out");
     for (const sql of SCALE_SCHEMA) await db.query(sql);
   });
   afterAll(async () => {
@@ -35,7 +36,7 @@ describe("relay and workers", () => {
   const table = async (name: string) => (await db.query(`SELECT id, email, name, ltv, purchases, last_purchase, segments FROM ${name} ORDER BY id`)).rows;
 
   it("two workers end where one daemon ends, through rebalances and a deleted state directory", { timeout: 180_000 }, async () => {
-    const brokers = inject("kafkaBrokers");
+    const brokers = testKafkaBrokers();
     const names = scaleNames("scale");
     const file = join(work, "config.json");
     writeFileSync(file, JSON.stringify(scaleConfig(db.url, brokers, names, { partitioned: true })));

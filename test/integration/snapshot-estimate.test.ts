@@ -2,13 +2,14 @@
 // pg_class.reltuples, or the planner's estimate for a table never vacuumed nor analyzed (reltuples is
 // -1 then, since Postgres 14: a table just loaded or restored). Before 2026-12-03 such a table's
 // estimate was 0, and the dashboard's progress (read over estimated) infinite.
-import { describe, expect, inject, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { estimateRows } from "../../connectors/postgres/cdc/snapshot.js";
 import { createTestDatabase } from "../helpers/postgres.js";
+import { testPgUrl } from "../services/use.js";
 
 describe("a snapshot's row estimate", () => {
   it("is the planner's for a table never analyzed, and reltuples once it is", { timeout: 60_000 }, async () => {
-    const db = await createTestDatabase(inject("pgUrl"), "snapshot_estimate");
+    const db = await createTestDatabase(testPgUrl(), "snapshot_estimate");
     try {
       await db.query(`CREATE TABLE loaded (id int PRIMARY KEY, name text) WITH (autovacuum_enabled = false)`);
       await db.query(`INSERT INTO loaded SELECT g, 'name' || g FROM generate_series(1, 20000) g`);

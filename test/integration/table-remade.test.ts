@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { PostgresCdcSource } from "../../connectors/postgres/cdc/source.js";
 import { currentTables } from "../../connectors/postgres/cdc/tables.js";
 import { resolvePostgresApp } from "../../connectors/postgres/settings.js";
@@ -19,6 +19,7 @@ import { freePort } from "../services/process.js";
 import { waitFor } from "../helpers/daemon.js";
 import { concreteShop, dumpState, SHOP_DATA, SHOP_SCHEMA, shopConfig, type Obj } from "../helpers/converge.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
+import { testPgUrl } from "../services/use.js";
 
 const SWAP = [
   `CREATE TABLE users_new (LIKE users INCLUDING ALL)`,
@@ -36,7 +37,7 @@ describe("a captured table made again under its name", () => {
   beforeAll(() => void (PostgresCdcSource.tableCheckMs = 300));
   afterAll(() => void (PostgresCdcSource.tableCheckMs = checkMs));
   beforeEach(async () => {
-    db = await createTestDatabase(inject("pgUrl"), "table_remade");
+    db = await createTestDatabase(testPgUrl(), "table_remade");
     for (const sql of [...SHOP_SCHEMA, ...SHOP_DATA]) await db.query(sql);
     work = mkdtempSync(join(tmpdir(), "table-remade-"));
   });

@@ -1,13 +1,14 @@
 // A unique value held by one record and refused to another (Duplicate Value) goes to the other once
 // its holder lets it go, as a fresh daemon reading the same rows gives it: checked against one.
-import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { converge, shopConfig } from "../helpers/converge.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
+import { testPgUrl } from "../services/use.js";
 
 describe("a unique value let go of", () => {
   let db: TestDatabase;
   beforeEach(async () => {
-    db = await createTestDatabase(inject("pgUrl"), "handover");
+    db = await createTestDatabase(testPgUrl(), "handover");
   });
   afterEach(async () => {
     await db.drop();
@@ -38,7 +39,7 @@ describe("a unique value let go of", () => {
 describe("a unique value several records carry", () => {
   let db: TestDatabase;
   beforeEach(async () => {
-    db = await createTestDatabase(inject("pgUrl"), "lowestid");
+    db = await createTestDatabase(testPgUrl(), "lowestid");
   });
   afterEach(async () => {
     await db.drop();

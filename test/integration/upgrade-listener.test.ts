@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
-import { afterAll, afterEach, describe, expect, inject, it } from "vitest";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { Daemon } from "../../daemon/daemon.js";
 import { STATE_FORMAT, UPGRADE_CHUNK } from "../../state/store.js";
 import { freePort } from "../services/process.js";
@@ -14,6 +14,7 @@ import { concreteShop, SHOP_DATA, SHOP_SCHEMA, shopConfig } from "../helpers/con
 import { waitFor } from "../helpers/daemon.js";
 import { asLayout3 } from "../helpers/layout.js";
 import { createTestDatabase } from "../helpers/postgres.js";
+import { testPgUrl } from "../services/use.js";
 
 const logger = () => pino({ level: process.env.TEST_LOG ?? "silent" });
 
@@ -32,7 +33,7 @@ describe("the listener while the state is upgraded", () => {
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
   it("answers the probes and /metrics from before the upgrade begins, the API's reads 503, and reads the state once it is upgraded", { timeout: 120_000 }, async () => {
-    const db = await createTestDatabase(inject("pgUrl"), "upgradelisten");
+    const db = await createTestDatabase(testPgUrl(), "upgradelisten");
     let daemon: Daemon | undefined;
     try {
       for (const sql of [...SHOP_SCHEMA, ...SHOP_DATA]) await db.query(sql);

@@ -7,18 +7,19 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Worker } from "../../daemon/worker.js";
 import { freePort } from "../services/process.js";
 import type { Obj } from "../helpers/converge.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import { SCALE_SCHEMA, scaleConfig, scaleNames } from "../helpers/scale.js";
+import { testKafkaBrokers, testPgUrl } from "../services/use.js";
 
 describe("a worker whose kafka consumer stops for good", () => {
   const work = mkdtempSync(join(tmpdir(), "worker-crash-"));
   let db: TestDatabase;
   beforeAll(async () => {
-    db = await createTestDatabase(inject("pgUrl"), "worker_crash");
+    db = await createTestDatabase(testPgUrl(), "worker_crash");
     for (const sql of SCALE_SCHEMA) await db.query(sql);
   });
   afterAll(async () => {
@@ -28,7 +29,7 @@ describe("a worker whose kafka consumer stops for good", () => {
 
   it("exits 70 naming the error", { timeout: 90_000 }, async () => {
     const names = scaleNames("workercrash");
-    const objects = scaleConfig(db.url, inject("kafkaBrokers"), names, { partitioned: true, partitions: 2 }).map((o: Obj) =>
+    const objects = scaleConfig(db.url, testKafkaBrokers(), names, { partitioned: true, partitions: 2 }).map((o: Obj) =>
       o.class === "app" && o.id === "bus" ? { ...o, options: { ...(o.options as Obj), sessionTimeoutMs: 1_900_000 } } : o,
     );
     const file = join(work, "config.json");

@@ -5,14 +5,15 @@
 import { randomBytes } from "node:crypto";
 import { Kafka, logLevel } from "kafkajs";
 import { pino } from "pino";
-import { describe, expect, inject, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { AppConfig } from "../../core/config/schema.js";
 import { WorkerConsumer, type PartitionBatch } from "../../connectors/kafka/worker-consumer.js";
 import { waitFor } from "../helpers/daemon.js";
+import { testKafkaBrokers } from "../services/use.js";
 
 describe("the workers' consumer", () => {
   it("reads a partition again as soon as it is resumed after every partition it owns was paused", { timeout: 60_000 }, async () => {
-    const brokers = inject("kafkaBrokers");
+    const brokers = testKafkaBrokers();
     const kafka = new Kafka({ clientId: "worker-consumer-pause", brokers, logLevel: logLevel.NOTHING });
     const topic = `worker-pause-${randomBytes(4).toString("hex")}`;
     const admin = kafka.admin();

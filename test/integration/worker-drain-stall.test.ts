@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { pino } from "pino";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Relay } from "../../daemon/relay.js";
 import { Worker } from "../../daemon/worker.js";
 import { startKafka, type KafkaService } from "../services/kafka.js";
@@ -18,6 +18,7 @@ import { freePort } from "../services/process.js";
 import { get, sample, waitFor } from "../helpers/daemon.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import { SCALE_SCHEMA, scaleConfig, scaleNames, scaleWrites } from "../helpers/scale.js";
+import { testPgUrl } from "../services/use.js";
 
 const quiet = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
 const USERS = 20;
@@ -28,7 +29,7 @@ describe("a worker stopped while the broker hangs", () => {
   let db: TestDatabase;
   beforeAll(async () => {
     broker = await startKafka();
-    db = await createTestDatabase(inject("pgUrl"), "worker_drain_stall");
+    db = await createTestDatabase(testPgUrl(), "worker_drain_stall");
     for (const sql of SCALE_SCHEMA) await db.query(sql);
   }, 120_000);
   afterAll(async () => {

@@ -7,13 +7,14 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Relay } from "../../daemon/relay.js";
 import { Worker } from "../../daemon/worker.js";
 import { freePort } from "../services/process.js";
 import { get, sample, waitFor } from "../helpers/daemon.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import { SCALE_SCHEMA, scaleConfig, scaleNames, scaleWrites } from "../helpers/scale.js";
+import { testKafkaBrokers, testPgUrl } from "../services/use.js";
 
 const quiet = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
 const USERS = 20;
@@ -22,7 +23,7 @@ describe("a worker's /readyz", () => {
   const work = mkdtempSync(join(tmpdir(), "worker-readyz-"));
   let db: TestDatabase;
   beforeAll(async () => {
-    db = await createTestDatabase(inject("pgUrl"), "worker_readyz");
+    db = await createTestDatabase(testPgUrl(), "worker_readyz");
     for (const sql of SCALE_SCHEMA) await db.query(sql);
   });
   afterAll(async () => {
@@ -33,7 +34,7 @@ describe("a worker's /readyz", () => {
   it("is 503 naming a failing destination, and 200 once it takes the exports", { timeout: 180_000 }, async () => {
     const names = scaleNames("workerready");
     const file = join(work, "config.json");
-    writeFileSync(file, JSON.stringify(scaleConfig(db.url, inject("kafkaBrokers"), names, { partitioned: true, partitions: 2 })));
+    writeFileSync(file, JSON.stringify(scaleConfig(db.url, testKafkaBrokers(), names, { partitioned: true, partitions: 2 })));
     for (const sql of scaleWrites(0, USERS)) await db.query(sql);
     const http = async () => `127.0.0.1:${await freePort()}`;
     const relay = await Relay.start({ config: file, state: join(work, "relay"), http: await http(), maxBatchDelayMs: 2 }, quiet);
