@@ -19,7 +19,7 @@ import { primaryKeyColumns, withClient } from "../introspect.js";
 import { compareLsn, normalizeLsn, previousLsn, resolvePostgresApp, type PostgresAppSettings } from "../settings.js";
 import { registerTypesOf, TYPE_CONFLICT } from "../types.js";
 import { startHeartbeat, startLagPoller } from "./lag.js";
-import { addToPublication, currentTables, tablesStream, type TableNow } from "./tables.js";
+import { addToPublication, currentTables, partitionsOf, tablesStream, type TableNow } from "./tables.js";
 import { createSlot, planSlot, SlotLostError, type CapturedTable } from "./slot.js";
 import { rereadTables } from "./reread.js";
 import { readSnapshot } from "./snapshot.js";
@@ -84,6 +84,7 @@ export class PostgresCdcSource extends ChangeReader {
     const oids = context.positions.get(tablesStream(this.stream));
     if (oids !== undefined) this.tableOids = JSON.parse(oids) as Record<string, string>;
     this.requestReread = context.requestReread;
+    this.decoder.partitionsTruncated = (table, partitions) => void (this.rereadPartitioned(table, `partitions ${partitions.join(", ")} of table ${table} were truncated (not all of its partitions)`).catch((error: unknown) => this.logger.error({ table, err: error }, "asking for a re-read failed")));
     // A re-read under way when the daemon stopped: its rows are marked from the first change streamed.
     for (const underWay of context.rereading ?? []) {
       for (const id of underWay.sourceIds) if (this.tables.some((t) => t.sourceId === id)) this.decoder.rereading.set(id, rereadMark(underWay.runId));
@@ -193,6 +194,7 @@ export class PostgresCdcSource extends ChangeReader {
       return;
     }
     try {
+      await this.checkPartitions();
       const next = { ...this.tableOids };
       const missed: { table: string; why: string; oid: string }[] = [];
       const gone: string[] = [];
@@ -242,6 +244,37 @@ export class PostgresCdcSource extends ChangeReader {
     } finally {
       this.checkingTables = false;
     }
+  }
+
+  /**
+   * Partitions made since the map was read (a new month's partition): a publication that does not
+   * publish via the root sent their changes under their own names, which nothing read until now, so
+   * their partitioned table's sources are read again once the map holds them.
+   */
+  private async checkPartitions(): Promise<void> {
+    const { found, viaRoot } = await withClient(this.settings.connection, async (client) => ({
+      found: await partitionsOf(client, this.tables.map((t) => t.table)),
+      viaRoot: (await client.query<{ v: boolean }>(`SELECT pubviaroot AS v FROM pg_publication WHERE pubname = $1`, [this.settings.publication])).rows[0]?.v === true,
+    }));
+    const added = [...found].filter(([leaf]) => !this.decoder.partitionOf.has(leaf));
+    this.decoder.partitionOf = found;
+    this.decoder.keyOrders += 1;
+    if (viaRoot) return;
+    for (const table of new Set(added.map(([, root]) => root))) {
+      await this.rereadPartitioned(table, `table ${table} has new partitions (${added.filter(([, r]) => r === table).map(([leaf]) => leaf).join(", ")}) whose changes were not read until now`);
+    }
+  }
+
+  /** Reads a partitioned table's sources again (its sweep removes what its partitions no longer hold). */
+  private async rereadPartitioned(table: string, reason: string): Promise<void> {
+    const sourceIds = this.tables.filter((t) => t.table === table).map((t) => t.sourceId);
+    if (sourceIds.length === 0) return;
+    if (!this.requestReread) {
+      this.logger.error({ table, sources: sourceIds }, `${reason}: the relay cannot read a table again; deploy anew (a new slot, model topic and consumer group) to read it whole`);
+      return;
+    }
+    await this.requestReread(sourceIds, reason);
+    this.logger.warn({ table, sources: sourceIds }, `${reason}: its sources are read again`);
   }
 
   protected async interrupt(): Promise<void> {
@@ -362,6 +395,7 @@ export class PostgresCdcSource extends ChangeReader {
       await registerTypesOf(client, (oid) => this.logger.warn({ oid }, TYPE_CONFLICT));
       const order = new Map<string, readonly string[]>();
       for (const { table } of this.tables) order.set(table, await primaryKeyColumns(client, table));
+      this.decoder.partitionOf = await partitionsOf(client, this.tables.map((t) => t.table));
       return order;
     });
     this.decoder.keyOrders += 1;

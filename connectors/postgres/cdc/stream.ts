@@ -99,6 +99,14 @@ export class PgoutputChanges {
    * the snapshot, re-reads and Debezium do.
    */
   keyOrder = new Map<string, readonly string[]>();
+  /**
+   * The partitions of captured partitioned tables, each to its captured table: a publication that does
+   * not publish via the root sends a partition's changes under the partition's name (set as the source
+   * prepares, and when a partition is added).
+   */
+  partitionOf = new Map<string, string>();
+  /** Told when some partitions of a captured partitioned table were truncated, not all (its sources are read again). */
+  partitionsTruncated: ((table: string, partitions: readonly string[]) => void) | undefined;
   /** Counts the times keyOrder changed: a relation found before is found again with the new one. */
   keyOrders = 0;
   /**
@@ -155,14 +163,24 @@ export class PgoutputChanges {
   private relation(relation: Pgoutput.MessageRelation): RelationInfo {
     let known = this.relations.get(relation);
     if (known === undefined || known.keyOrders !== this.keyOrders) {
-      const table = `${relation.schema}.${relation.name}`;
+      const name = `${relation.schema}.${relation.name}`;
+      // A partition's rows are its partitioned table's (which the sources name), keyed by its key.
+      const root = this.partitionOf.get(name);
+      const table = root ?? name;
       const declared = this.keyOrder.get(table);
       const keyColumns = declared !== undefined && declared.length > 0 ? declared : relation.keyColumns;
       const identity = relation.keyColumns.join(", ") || "none";
-      known = { table, keyColumns, identity, keyInOld: keyColumns.every((c) => relation.keyColumns.includes(c)), sourceIds: this.bySource.get(table) ?? [], keyOrders: this.keyOrders };
+      known = { table, keyColumns, identity, keyInOld: keyColumns.every((c) => relation.keyColumns.includes(c)), sourceIds: this.sourcesOf(name), keyOrders: this.keyOrders };
       this.relations.set(relation, known);
     }
     return known;
+  }
+
+  /** The sources reading a table the stream names: its own, and its partitioned table's if it is a partition. */
+  private sourcesOf(name: string): readonly string[] {
+    const root = this.partitionOf.get(name);
+    const own = this.bySource.get(name) ?? [];
+    return root === undefined ? own : [...own, ...(this.bySource.get(root) ?? [])];
   }
 
   /**
@@ -266,14 +284,28 @@ export class PgoutputChanges {
         }
         return;
       }
-      case "truncate":
-        for (const relation of message.relations) {
-          if (this.window?.open && this.window.table === `${relation.schema}.${relation.name}`) this.window.truncated = true;
-          for (const sourceId of this.bySource.get(`${relation.schema}.${relation.name}`) ?? []) {
+      case "truncate": {
+        const names = message.relations.map((relation) => `${relation.schema}.${relation.name}`);
+        for (const name of names) {
+          if (this.window?.open && (this.window.table === name || this.window.table === this.partitionOf.get(name))) this.window.truncated = true;
+          for (const sourceId of this.bySource.get(name) ?? []) {
             this.emit({ sourceId, op: "truncate", key: "", before: null, after: null, position: this.position(), commitTime: this.commitTime });
           }
         }
+        // Partitions truncated: every partition of a captured partitioned table (a TRUNCATE of that
+        // table) truncates its sources; some of them only cannot be told apart by row here, so its
+        // sources are read again (the re-read's sweep removes the rows those partitions held).
+        const roots = new Set(names.flatMap((name) => this.partitionOf.get(name) ?? []));
+        for (const root of roots) {
+          const leaves = [...this.partitionOf].filter(([, r]) => r === root).map(([leaf]) => leaf);
+          if (leaves.every((leaf) => names.includes(leaf))) {
+            for (const sourceId of this.bySource.get(root) ?? []) {
+              this.emit({ sourceId, op: "truncate", key: "", before: null, after: null, position: this.position(), commitTime: this.commitTime });
+            }
+          } else this.partitionsTruncated?.(root, names.filter((name) => this.partitionOf.get(name) === root));
+        }
         return;
+      }
       default:
         return;
     }

@@ -46,8 +46,34 @@ export async function currentTables(settings: PostgresAppSettings, tables: reado
  */
 export async function addToPublication(client: pg.Client, settings: PostgresAppSettings, tables: readonly string[]): Promise<string[]> {
   if (settings.publicationAutocreateMode !== "filtered" || tables.length === 0) return [];
-  const { rows } = await client.query<{ t: string }>(`SELECT schemaname || '.' || tablename AS t FROM pg_publication_tables WHERE pubname = $1`, [settings.publication]);
-  const missing = tables.filter((t) => !rows.some((r) => r.t === t));
+  // A partitioned table is listed through its partitions when the publication does not publish via
+  // its root (adding it again would fail: it is already a member).
+  const { rows } = await client.query<{ t: string; published: boolean }>(
+    `SELECT t, EXISTS (SELECT 1 FROM pg_publication_tables p
+                        WHERE p.pubname = $3
+                          AND (p.schemaname || '.' || p.tablename = t
+                               OR format('%I.%I', p.schemaname, p.tablename)::regclass IN (SELECT relid FROM pg_partition_tree(to_regclass(q))))) AS published
+       FROM unnest($1::text[], $2::text[]) AS u(t, q)`,
+    [tables, tables.map(quoteTable), settings.publication],
+  );
+  const missing = rows.filter((r) => !r.published).map((r) => r.t);
   if (missing.length > 0) await client.query(`ALTER PUBLICATION ${quoteIdent(settings.publication)} ADD TABLE ${missing.map(quoteTable).join(", ")}`);
   return missing;
+}
+
+/**
+ * The partitions of the captured partitioned tables, each to its captured table (schema.table). A
+ * publication that does not publish via its root (publish_via_partition_root off, Postgres's
+ * default) sends a partition's changes under the partition's own name.
+ */
+export async function partitionsOf(client: pg.ClientBase, tables: readonly string[]): Promise<Map<string, string>> {
+  const { rows } = await client.query<{ leaf: string; root: string }>(
+    `SELECT n.nspname || '.' || c.relname AS leaf, u.t AS root
+       FROM unnest($1::text[], $2::text[]) AS u(t, q)
+       JOIN LATERAL pg_partition_tree(to_regclass(u.q)) tree ON tree.relid <> to_regclass(u.q)
+       JOIN pg_class c ON c.oid = tree.relid
+       JOIN pg_namespace n ON n.oid = c.relnamespace`,
+    [tables, tables.map(quoteTable)],
+  );
+  return new Map(rows.map((r) => [r.leaf, r.root]));
 }
