@@ -66,6 +66,6 @@ describe("postgres-cdc on a partitioned table", () => {
     expect(ids).toEqual(["people/7"]);
     expect(result.state).toEqual(result.oracleState);
     expect(result.remote).toEqual(result.oracleRemote);
-    expect(result.logs.filter((l) => l.level >= 40)).toEqual([]);
+    expect(result.logs.filter((l) => (l.level as number) >= 40)).toEqual([]);
   }, 120_000);
 });
