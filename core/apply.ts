@@ -271,7 +271,8 @@ export class BatchApplier {
     } else {
       const after = change.after ?? {};
       if (change.partial !== true) this.noteMissingColumns(source, after);
-      this.upsertRow(source, change.key, after, change.op === "update", change.commitTime, change.snapshotId, change.partial === true);
+      if (change.op === "insert" && change.movedFrom !== undefined && change.movedFrom !== change.key) this.moveRow(source, change.movedFrom, change.key, after, change.commitTime, change.snapshotId);
+      else this.upsertRow(source, change.key, after, change.op === "update", change.commitTime, change.snapshotId, change.partial === true);
     }
   }
 
@@ -518,7 +519,35 @@ export class BatchApplier {
     return t;
   }
 
-  private upsertRow(source: SourceDef, rowKey: string, after: Row, merge: boolean, commitTime: number, snapshotId?: string, partial = false): void {
+  /**
+   * A row whose key changed: the row under its old key is removed, and the row under its new key takes
+   * the values the change does not carry (unchanged TOAST values) from it: the stored row of a
+   * secondary source, the property values of a primary one (its record).
+   */
+  private moveRow(source: SourceDef, fromKey: string, rowKey: string, after: Row, commitTime: number, snapshotId?: string): void {
+    const model = this.domain.models.get(source.modelId);
+    if (!model) return;
+    let filled = after;
+    let carried: Map<string, { value: PropertyValue | PropertyValue[]; invalidReason?: string }> | undefined;
+    if (source.primary) {
+      const moved = this.touch(model, fromKey, commitTime).current;
+      if (moved) {
+        for (const property of source.properties) {
+          if (!Object.hasOwn(after, property.column) || columnOf(after, property.column) !== undefined) continue;
+          const reason = moved.invalid[property.id];
+          carried ??= new Map();
+          carried.set(property.id, reason === undefined || reason === DUPLICATE_VALUE ? { value: moved.values[property.id] ?? null } : { value: moved.values[property.id] ?? null, invalidReason: reason });
+        }
+      }
+    } else {
+      const stored = this.state.getRow(source.id, fromKey);
+      if (stored) filled = mergeRow(stored.row, after, false);
+    }
+    this.removeRow(source, fromKey, commitTime);
+    this.upsertRow(source, rowKey, filled, false, commitTime, snapshotId, false, carried);
+  }
+
+  private upsertRow(source: SourceDef, rowKey: string, after: Row, merge: boolean, commitTime: number, snapshotId?: string, partial = false, carried?: ReadonlyMap<string, { value: PropertyValue | PropertyValue[]; invalidReason?: string }>): void {
     const model = this.domain.models.get(source.modelId);
     if (!model) return;
 
@@ -546,7 +575,8 @@ export class BatchApplier {
       for (const property of source.properties) {
         const raw = columnOf(after, property.column);
         if (raw === undefined && merge && existed && (partial || Object.hasOwn(after, property.column))) continue;
-        this.setProperty(t, property, this.normalize(property, raw));
+        const kept = raw === undefined ? carried?.get(property.id) : undefined;
+        this.setProperty(t, property, kept ?? this.normalize(property, raw));
       }
       return;
     }

@@ -60,6 +60,12 @@ export interface Change {
    * (deleted while no snapshot or stream was watching) are removed.
    */
   readonly snapshotComplete?: { readonly snapshotId: string; readonly sourceIds: readonly string[] };
+  /**
+   * On an `insert`: the row moved here from this key (an update changed its primary key). The row
+   * under that key goes first, and the values this one does not carry (present as undefined: unchanged
+   * TOAST values the update did not send) are the moved row's, as a fresh read of the table has them.
+   */
+  readonly movedFrom?: string;
 }
 
 /**

@@ -53,6 +53,12 @@ export class RelayRouter {
   /** The events one change becomes (none for a change that only moves a position). */
   route(change: Change, routes: RouteState): RelayEvent[] {
     if (change.op === "marker") return this.marker(change, routes);
+    // A row whose key changed: its old key's record (perhaps another partition's) lets go of it, and
+    // the new one is inserted (values the change does not carry stay unknown there: see the README).
+    if (change.movedFrom !== undefined) {
+      const { movedFrom, ...insert } = change;
+      return [...this.route({ ...insert, op: "delete", key: movedFrom, after: null, snapshotId: undefined }, routes), ...this.route({ ...insert, before: null }, routes)];
+    }
     const source = this.domain.sources.get(change.sourceId);
     const modelId = this.modelOf(change.sourceId);
     if (!source || modelId === undefined) return [];

@@ -111,6 +111,25 @@ describe("the relay's routing rule", () => {
     expect(targets(router.route(change("purchases_table", "delete", "901", null), routes))).toEqual([]);
   });
 
+  it("splits a row moved to another key (movedFrom) into a delete of its old key and an insert of its new one", () => {
+    const routes = new Routes();
+    const moved = router.route(change("users_table", "insert", "8", { id: 8, email: "a@b.c" }, { before: { id: 7 }, movedFrom: "7" }), routes);
+    expect(targets(moved)).toEqual([
+      ["delete", "7"],
+      ["insert", "8"],
+    ]);
+    expect(moved.map((e) => [e.change.key, e.change.before, e.change.after, "movedFrom" in e.change])).toEqual([
+      ["7", { id: 7 }, null, false],
+      ["8", null, { id: 8, email: "a@b.c" }, false],
+    ]);
+    router.route(change("purchases_table", "insert", "900", { id: 900, user_id: 7 }), routes);
+    expect(targets(router.route(change("purchases_table", "insert", "901", { id: 901, user_id: 8 }, { before: { id: 900 }, movedFrom: "900" }), routes))).toEqual([
+      ["delete", "7"],
+      ["insert", "8"],
+    ]);
+    expect([...routes.map.keys()]).toEqual(["purchases_table/901"]);
+  });
+
   it("sends truncates and snapshot ends to every partition, undecodable input to the first", () => {
     const routes = new Routes();
     router.route(change("purchases_table", "snapshot", "1", { id: 1, user_id: 1 }, { snapshotId: "s1" }), routes);

@@ -266,7 +266,7 @@ export class PgoutputChanges {
         }
         const key = rowKey(keyColumns, after ?? before ?? {});
         // An update that changed the key: the row under its old key is deleted and the new one inserted
-        // (as Debezium sends it, and as a fresh daemon finds the table). pgoutput sends the old key only
+        // (as Debezium sends it, and as a fresh daemon finds the table), in one change. pgoutput sends the old key only
         // then, or the old row with every update (FULL).
         const oldKey = message.tag === "update" && before !== null && after !== null && carriesKey(relation, before) && !sameValues(keyColumns, before, after) ? rowKey(keyColumns, before) : key;
         if (this.window?.open && this.window.table === table) {
@@ -275,8 +275,9 @@ export class PgoutputChanges {
         }
         for (const sourceId of sourceIds) {
           if (oldKey !== key) {
-            this.emit({ sourceId, op: "delete", key: oldKey, before, after: null, position: this.position(), commitTime: this.commitTime });
-            this.emit(this.marked({ sourceId, op: "insert", key, before: null, after, position: this.position(), commitTime: this.commitTime }));
+            // One change (movedFrom): the values the update did not send (unchanged TOAST values under
+            // REPLICA IDENTITY DEFAULT) are the moved row's, which the core has (a relay splits it).
+            this.emit(this.marked({ sourceId, op: "insert", key, before, after, position: this.position(), commitTime: this.commitTime, movedFrom: oldKey }));
           } else {
             const change: Change = { sourceId, op: message.tag, key, before, after, position: this.position(), commitTime: this.commitTime };
             this.emit(after === null ? change : this.marked(change));

@@ -31,6 +31,21 @@ describe("applying batches", () => {
     return result;
   };
 
+  it("moves a row whose key changed (movedFrom), its values the change does not carry taken from the moved row", async () => {
+    await apply([user(1, { email: "a@example.com", first_name: "Ada", vip: true }), purchase(10, { user_id: 1, amount: 30, state: "paid", sku: "A", created_at: T - DAY })]);
+    // Unchanged TOAST values arrive as undefined: first_name on the primary row, sku on the purchase.
+    await apply([
+      { ...change("users_table", "insert", "2", { id: 2, email: "a@example.com", first_name: undefined, vip: false }, T, { id: 1 }), movedFrom: "1" },
+      { ...change("purchases_table", "insert", "11", { id: 11, user_id: 2, amount: 30, state: "paid", sku: undefined, created_at: T - DAY }, T, { id: 10 }), movedFrom: "10" },
+    ]);
+    expect(store.getRecord("users", "1")).toBeUndefined();
+    expect(store.getRecord("users", "2")?.values).toMatchObject({ user_id: 2, email: "a@example.com", first_name: "Ada", vip: false, purchase_count: 1, lifetime_value: 30, skus: ["A"], last_sku: "A" });
+    expect([...store.rowsOf("purchases_table")].map(([key, row]) => [key, row.row])).toEqual([["11", { id: 11, user_id: 2, amount: 30, state: "paid", sku: "A", created_at: T - DAY }]]);
+    // Without a stored row to move from (its delete was replayed before), a value not carried is null.
+    await apply([{ ...change("users_table", "insert", "3", { id: 3, email: "c@example.com", first_name: undefined }, T, { id: 9 }), movedFrom: "9" }]);
+    expect(store.getRecord("users", "3")?.values).toMatchObject({ user_id: 3, first_name: null });
+  });
+
   it("creates a record from a primary row with normalised values, empty aggregates and its groups", async () => {
     const result = await apply([user(1, { email: " Ada@Example.COM ", first_name: "Ada", vip: "t" })]);
     expect(result.recordDelta).toEqual(new Map([["users", 1]]));
