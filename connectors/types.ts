@@ -70,6 +70,8 @@ export interface SourceContext {
   schedules?: readonly Located<ScheduleConfig>[];
   /** The last durable position of each stream (from the state), to resume from. */
   positions: ReadonlyMap<string, string>;
+  /** The properties of its sources (the columns they read). */
+  properties?: readonly Located<PropertyConfig>[];
   /**
    * The re-reads (Runs) part-way when the daemon last stopped, which resume after this start: a
    * connector that marks the rows a re-read reads and streams (postgres-cdc) marks them from its first

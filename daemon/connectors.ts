@@ -50,6 +50,7 @@ export function createSources(
         logger: logger.child({ app: appId }),
         positions,
         observer,
+        properties: config.properties.filter((p) => ids.has(p.sourceId)),
         schedules: config.schedules.filter((s) => ids.has(s.sourceId)),
         ...(runs.rereading?.some((r) => r.sourceIds.some((id) => ids.has(id))) ? { rereading: runs.rereading } : {}),
         ...(runs.requestReread ? { requestReread: runs.requestReread } : {}),

@@ -11,8 +11,8 @@ import { waitFor } from "./daemon.js";
 import { dumpState, type Obj } from "./converge.js";
 import type { TestDatabase } from "./postgres.js";
 
-/** A step of the script: SQL, or a restart of the streaming daemon, or a wait until it applied everything. */
-export type Step = string | { restart: true } | { settle: true };
+/** A step of the script: SQL, a restart of the streaming daemon, a wait until it applied everything, or a pause (for its table checks). */
+export type Step = string | { restart: true } | { settle: true } | { sleepMs: number };
 
 export interface OracleResult {
   state: Obj;
@@ -85,7 +85,8 @@ export async function againstOracle(db: TestDatabase, table: string, properties:
         await streaming.drain("SIGTERM");
         await streaming.finished;
         streaming = await start("streaming");
-      } else await settle([streaming]);
+      } else if ("sleepMs" in step) await new Promise((resolve) => setTimeout(resolve, step.sleepMs));
+      else await settle([streaming]);
     }
     await settle([streaming]);
     oracle = await start("oracle");

@@ -19,7 +19,7 @@ import { primaryKeyColumns, withClient } from "../introspect.js";
 import { compareLsn, normalizeLsn, previousLsn, resolvePostgresApp, type PostgresAppSettings } from "../settings.js";
 import { registerTypesOf, TYPE_CONFLICT } from "../types.js";
 import { startHeartbeat, startLagPoller } from "./lag.js";
-import { addToPublication, currentTables, partitionsOf, tablesStream, type TableNow } from "./tables.js";
+import { addToPublication, columnKey, currentTables, partitionsOf, readColumns, tablesStream, type TableNow } from "./tables.js";
 import { createSlot, planSlot, SlotLostError, type CapturedTable } from "./slot.js";
 import { rereadTables } from "./reread.js";
 import { readSnapshot } from "./snapshot.js";
@@ -63,6 +63,8 @@ export class PostgresCdcSource extends ChangeReader {
   /** The OID of each captured table when last seen (durable as the position of its own stream). */
   private tableOids: Record<string, string> = {};
   private checkingTables = false;
+  /** The columns the sources read, by table: a change of one (ALTER TABLE) reads its sources again. */
+  private readonly reads: readonly { table: string; column: string }[];
   private readonly requestReread: SourceContext["requestReread"];
 
   constructor(app: Located<AppConfig>, sources: readonly Located<SourceConfig>[], context: SourceContext) {
@@ -70,6 +72,15 @@ export class PostgresCdcSource extends ChangeReader {
     this.stream = `postgres:${app.id}`;
     this.settings = resolvePostgresApp(app);
     this.tables = sources.flatMap((s) => (s.type === "postgres-cdc" ? [{ sourceId: s.id, table: qualifyTable(String(s.options.table)) }] : []));
+    // The columns each captured table's sources read (mapping, properties' columns, sort columns, filter keys).
+    const reads = new Map<string, { table: string; column: string }>();
+    for (const { sourceId, table } of this.tables) {
+      const source = sources.find((x) => x.id === sourceId);
+      const properties = (context.properties ?? []).filter((p) => p.sourceId === sourceId);
+      const columns = [...Object.keys(source?.mapping ?? {}), ...properties.flatMap((p) => [p.options.column, ...(p.options.sortColumn === undefined ? [] : [p.options.sortColumn]), ...(p.filters ?? []).map((f) => f.key)])];
+      for (const column of columns) reads.set(columnKey(table, column), { table, column });
+    }
+    this.reads = [...reads.values()];
     this.logger = context.logger;
     this.positions = context.positions;
     this.observer = context.observer;
@@ -186,8 +197,10 @@ export class PostgresCdcSource extends ChangeReader {
     if (this.checkingTables || this.stopped) return;
     this.checkingTables = true;
     let now: Map<string, TableNow>;
+    let columns: Map<string, string>;
     try {
       now = await currentTables(this.settings, this.tables);
+      columns = await readColumns(this.settings, this.reads);
     } catch (error) {
       this.checkingTables = false;
       this.logger.debug({ err: error }, "reading the captured tables' OIDs failed; tried again at the next check");
@@ -227,6 +240,29 @@ export class PostgresCdcSource extends ChangeReader {
         await this.requestReread(sourceIds, reason);
         this.logger.warn({ tables, sources: sourceIds, addedToPublication: added }, `${reason}: its sources are read again, and the rows the table no longer has are removed`);
         for (const m of missed) next[m.table] = m.oid;
+      }
+      // A column the sources read dropped, renamed, made again or given another type: the rows the DDL
+      // changed sent no change, so the state holds them as they were; a re-read brings them as they are.
+      const altered = new Map<string, string[]>();
+      for (const { table, column } of this.reads) {
+        const key = columnKey(table, column);
+        const sig = columns.get(key);
+        if (sig === undefined || gone.includes(table)) continue;
+        const known = this.tableOids[key];
+        if (known !== undefined && known !== sig && !missed.some((m) => m.table === table)) altered.set(table, [...(altered.get(table) ?? []), `${column}: ${describeColumn(known)} to ${describeColumn(sig)}`]);
+        else next[key] = sig;
+      }
+      if (altered.size > 0) {
+        const tables = [...altered.keys()];
+        const sourceIds = this.tables.filter((t) => tables.includes(t.table)).map((t) => t.sourceId);
+        const reason = [...altered].map(([table, what]) => `table ${table} changed columns its sources read (${what.join("; ")})`).join("; ");
+        // The relay cannot read a table again: it says so once, and streams on (rows written since are right).
+        if (!this.requestReread) this.logger.error({ tables, sources: sourceIds }, `${reason}: the relay cannot read a table again, so the workers keep the values its rows had until they are written; deploy anew (a new slot, model topic and consumer group) to read it whole`);
+        else {
+          await this.requestReread(sourceIds, reason);
+          this.logger.warn({ tables, sources: sourceIds }, `${reason}: its sources are read again`);
+        }
+        for (const { table, column } of this.reads) if (altered.has(table)) next[columnKey(table, column)] = columns.get(columnKey(table, column)) ?? "-";
       }
       if (gone.length > 0) {
         const sourceIds = this.tables.filter((t) => gone.includes(t.table)).map((t) => t.sourceId);
@@ -498,4 +534,11 @@ function openingSocket(service: LogicalReplicationService | undefined): { destro
 /** The mark a re-read puts on the rows it reads and streams (a snapshot id of its own). */
 function rereadMark(runId: string): string {
   return `reread:${runId}`;
+}
+
+/** A read column as stored (`3:text`, `-`), for a message: `text (column 3)`, `absent`. */
+function describeColumn(sig: string): string {
+  if (sig === "-") return "absent";
+  const at = sig.indexOf(":");
+  return `${sig.slice(at + 1)} (column ${sig.slice(0, at)})`;
 }

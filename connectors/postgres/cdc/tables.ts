@@ -77,3 +77,24 @@ export async function partitionsOf(client: pg.ClientBase, tables: readonly strin
   );
   return new Map(rows.map((r) => [r.leaf, r.root]));
 }
+
+/**
+ * What each column the sources read is now, keyed `schema.table#column`: its attribute number and type
+ * (`3:text`), or `-` when the table has no such column. A column dropped, renamed, made again or given
+ * another type changes it; rows the DDL changed send no change, so their sources are read again.
+ */
+export async function readColumns(settings: PostgresAppSettings, reads: readonly { table: string; column: string }[]): Promise<Map<string, string>> {
+  if (reads.length === 0) return new Map();
+  const { rows } = await withClient(settings.connection, (client) =>
+    client.query<{ t: string; c: string; sig: string }>(
+      `SELECT u.t, u.c, coalesce((SELECT a.attnum || ':' || format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
+                                   WHERE a.attrelid = to_regclass(u.q) AND a.attname = u.c AND a.attnum > 0 AND NOT a.attisdropped), '-') AS sig
+         FROM unnest($1::text[], $2::text[], $3::text[]) AS u(t, q, c)`,
+      [reads.map((r) => r.table), reads.map((r) => quoteTable(r.table)), reads.map((r) => r.column)],
+    ),
+  );
+  return new Map(rows.map((r) => [columnKey(r.t, r.c), r.sig]));
+}
+
+/** The key of a read column in the stored record of the captured tables (beside each table's OID). */
+export const columnKey = (table: string, column: string): string => `${table}#${column}`;
