@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { Daemon } from "../../daemon/daemon.js";
 import { Store } from "../../state/store.js";
 import { freePort } from "../services/process.js";
-import { concreteShop as concrete, dumpState, find, SHOP_SCHEMA, shopConfig, type Obj } from "../helpers/converge.js";
+import { concreteShop as concrete, dumpDifferences, dumpState, find, SHOP_SCHEMA, shopConfig, type Obj } from "../helpers/converge.js";
 import { get, sample, startDaemon, waitFor, type DaemonProcess, runsAllDone } from "../helpers/daemon.js";
 import { createTestDatabase } from "../helpers/postgres.js";
 import { testPgUrl } from "../services/use.js";
@@ -138,6 +138,7 @@ describe("Runs under SIGKILL", () => {
       const store = Store.open(state);
       const dump = dumpState(store, ...args5);
       await store.close();
+      expect(dumpDifferences({ ...dump, remote: {} }, { ...oracleDump, remote: {} })).toEqual([]);
       expect({ ...dump, remote: null }).toEqual({ ...oracleDump, remote: null });
       expect((await db.query(`SELECT * FROM crm ORDER BY id`)).rows).toEqual((await db.query(`SELECT * FROM crm_oracle ORDER BY id`)).rows);
       expect(step).toBeGreaterThan(50);

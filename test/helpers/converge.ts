@@ -178,6 +178,30 @@ export function dumpState(store: Store, models: readonly string[], destinations:
   return { records, members, counts, rows, remote };
 }
 
+/**
+ * Where two dumps (dumpState) differ, as "section/key: this ≠ that" lines, at most `limit` of them. A
+ * toEqual over 20,000 records prints too little of the difference to find it ("no visual difference").
+ */
+export function dumpDifferences(a: Obj, b: Obj, limit = 10): string[] {
+  const out: string[] = [];
+  // Keys sorted (a row's columns may come in another order; toEqual does not mind), -0 told from 0.
+  const text = (v: unknown): string =>
+    v === undefined
+      ? "(none)"
+      : JSON.stringify(v, (_k, x: unknown) =>
+          typeof x === "number" && Object.is(x, -0) ? "-0" : x !== null && typeof x === "object" && !Array.isArray(x) ? Object.fromEntries(Object.entries(x).sort(([p], [q]) => (p < q ? -1 : 1))) : x,
+        );
+  for (const section of new Set([...Object.keys(a), ...Object.keys(b)])) {
+    const x = (a[section] ?? {}) as Obj;
+    const y = (b[section] ?? {}) as Obj;
+    for (const key of new Set([...Object.keys(x), ...Object.keys(y)])) {
+      const [tx, ty] = [text(x[key]), text(y[key])];
+      if (tx !== ty && out.length < limit) out.push(`${section}/${key}: ${tx.slice(0, 400)} ≠ ${ty.slice(0, 400)}`);
+    }
+  }
+  return out;
+}
+
 export interface ConvergenceResult {
   state: Obj;
   oracleState: Obj;

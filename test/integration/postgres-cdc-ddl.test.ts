@@ -4,10 +4,11 @@
 // before 2026-12-03 the rows not written since kept the values they had, while a fresh daemon reads
 // them as they are now. The connector now sees the read columns change (every table check, and at
 // start) and reads the table's sources again. An unrelated column added reads nothing again.
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { PostgresCdcSource } from "../../connectors/postgres/cdc/source.js";
 import { againstOracle } from "../helpers/cdc-oracle.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
+import { testPgUrl } from "../services/use.js";
 
 const sentinel = (id: string) => id.startsWith("people/9000");
 
@@ -17,7 +18,7 @@ describe("postgres-cdc: DDL on a captured table mid-stream", () => {
   beforeAll(() => void (PostgresCdcSource.tableCheckMs = 300));
   afterAll(() => void (PostgresCdcSource.tableCheckMs = checkMs));
   beforeEach(async () => {
-    db = await createTestDatabase(inject("pgUrl"), "ddl");
+    db = await createTestDatabase(testPgUrl(), "ddl");
     await db.query(`CREATE TABLE people (id int PRIMARY KEY, name text, score int, extra text, tier text)`);
     await db.query(`INSERT INTO people SELECT g, 'n' || g, g * 10, 'e' || g, 'gold' FROM generate_series(1, 6) g`);
   });

@@ -3,10 +3,11 @@
 // streamed change of such a table was dropped (only the snapshot was read), a restart failed adding the
 // table to its own publication again ("already member"), and a partition made or truncated while the
 // daemon ran went unnoticed. Each time the state and the destination end as a fresh daemon's.
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { PostgresCdcSource } from "../../connectors/postgres/cdc/source.js";
 import { againstOracle } from "../helpers/cdc-oracle.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
+import { testPgUrl } from "../services/use.js";
 
 /** The rows the oracle helper writes to know a daemon applied everything (ids from 900,001). */
 const sentinel = (id: string) => Math.floor(Number(id.split("/")[1]) / 1000) === 900;
@@ -17,7 +18,7 @@ describe("postgres-cdc on a partitioned table", () => {
   beforeAll(() => void (PostgresCdcSource.tableCheckMs = 300));
   afterAll(() => void (PostgresCdcSource.tableCheckMs = checkMs));
   beforeEach(async () => {
-    db = await createTestDatabase(inject("pgUrl"), "partitions");
+    db = await createTestDatabase(testPgUrl(), "partitions");
     await db.query(`CREATE TABLE people (id int, name text, PRIMARY KEY (id)) PARTITION BY RANGE (id)`);
     await db.query(`CREATE TABLE people_a PARTITION OF people FOR VALUES FROM (0) TO (1000)`);
     await db.query(`CREATE TABLE people_b PARTITION OF people FOR VALUES FROM (1000) TO (1000000)`);

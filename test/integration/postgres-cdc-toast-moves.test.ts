@@ -2,14 +2,15 @@
 // unchanged TOAST values (large text or jsonb stored out of line). Before 2026-12-03 the row under its
 // new key had them null (as Debezium's placeholder leaves them) until an update wrote those columns,
 // while a fresh daemon reads them from the table. The moved row now takes them from the stored one.
-import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { againstOracle } from "../helpers/cdc-oracle.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
+import { testPgUrl } from "../services/use.js";
 
 describe("postgres-cdc: a key changed by an update that leaves TOAST values unchanged", () => {
   let db: TestDatabase;
   beforeEach(async () => {
-    db = await createTestDatabase(inject("pgUrl"), "toast_moves");
+    db = await createTestDatabase(testPgUrl(), "toast_moves");
     await db.query(`CREATE TABLE people (id int PRIMARY KEY, name text, big text, doc jsonb)`);
     // Out of line whatever their size compresses to: every such value is a TOAST pointer.
     await db.query(`ALTER TABLE people ALTER big SET STORAGE EXTERNAL, ALTER doc SET STORAGE EXTERNAL`);
