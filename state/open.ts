@@ -11,8 +11,9 @@
 // any descriptor of the file; LMDB's own lock.mdb lets several processes share an environment on
 // purpose (that is how `retry-exports` and `rebuild` write beside a running daemon), so it cannot say
 // "one daemon". Node opens files with O_CLOEXEC, so a child process never inherits the lock.
-import { closeSync, constants, existsSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, writeSync } from "node:fs";
+import { closeSync, constants, existsSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, statfsSync, statSync, writeSync } from "node:fs";
 import { createRequire } from "node:module";
+import { constants as osConstants } from "node:os";
 import { dirname, join } from "node:path";
 
 /** What went wrong opening a state directory; the daemon and the commands map it to an exit code. */
@@ -63,6 +64,89 @@ export function stateFsError(error: unknown, path: string): StateOpenError {
           ? "the file system is read-only"
           : message;
   return new StateOpenError(`cannot open the state directory ${path}: ${cause}`, text !== undefined && CANNOT_CREATE.has(text) ? "cannot-create" : "io");
+}
+
+/** Bytes as a short text: 512 B, 12.3 KiB, 8.0 MiB, 1.5 GiB. */
+function sizeText(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let n = bytes;
+  let unit = 0;
+  while (n >= 1024 && unit < units.length - 1) {
+    n /= 1024;
+    unit += 1;
+  }
+  return unit === 0 ? `${n} B` : `${n.toFixed(1)} ${units[unit]}`;
+}
+
+/** The errno name (EIO, ENOSPC) of a numeric system error code, if it is one. */
+function errnoName(code: number): string | undefined {
+  for (const [name, value] of Object.entries(osConstants.errno)) if (value === code) return name;
+  return undefined;
+}
+
+/**
+ * Why a write transaction on the state at `path` failed, as one message naming the state, the error
+ * and its likely cause. lmdb-js rejects a failed commit with "Commit failed (see commitError for
+ * details)" and the real error in a second promise (`commitError`), which nothing else handles: left
+ * alone, its rejection ends the process (exit 1) before the daemon can say what happened; it is
+ * awaited here. LMDB turns a short write (a file system filling up) into EIO, and lmdb-js prefixes
+ * its message with whatever its last error text was ("Attempting to setup locks after open"), so the
+ * code is named from the errno instead, with the space left on the state's file system.
+ */
+export async function stateWriteError(error: unknown, path: string): Promise<Error> {
+  let cause: unknown = error;
+  const pending = (error as { commitError?: unknown } | undefined)?.commitError;
+  if (pending !== undefined && typeof (pending as PromiseLike<unknown>).then === "function") {
+    cause = await (pending as Promise<unknown>).then(
+      () => error,
+      (reason: unknown) => reason,
+    );
+  }
+  const code = (cause as { code?: unknown } | undefined)?.code;
+  const name = typeof code === "number" ? errnoName(code) : typeof code === "string" ? code : undefined;
+  // The space left matters for a system error only (not for a bug in the transaction's body).
+  let space: { free: number; total: number } | undefined;
+  try {
+    const fs = name === undefined ? undefined : statfsSync(path);
+    space = fs && { free: fs.bavail * fs.bsize, total: fs.blocks * fs.bsize };
+  } catch {
+    space = undefined;
+  }
+  const spaceText = space === undefined ? "" : ` (its file system has ${sizeText(space.free)} free of ${sizeText(space.total)})`;
+  const message = cause instanceof Error ? cause.message : String(cause);
+  let why: string;
+  if (name === "ENOSPC" || name === "EDQUOT") why = `no space left on the state's file system (${name})`;
+  else if (name === "EIO") why = "an I/O error (EIO; LMDB reports a short write so: the state's file system is full, or its disk failed)";
+  else if (name === "EROFS") why = "the state's file system is read-only (EROFS)";
+  else if (name !== undefined) why = `${message.replace(/^[^:]*error: /i, "")} (${name})`;
+  else why = message;
+  return Object.assign(new Error(`a write transaction on the state ${path} failed: ${why}${spaceText}; nothing of it was written, and the state refuses further writes until the daemon restarts`), { code: name });
+}
+
+/** lmdb-js's message for a failed commit, whose real error is in `commitError`. */
+const LMDB_COMMIT_FAILED = "Commit failed (see commitError for details)";
+
+/**
+ * lmdb-js starts each batch of writes of an event turn with a write of its own whose promise nobody
+ * is handed (write.js, `writeBatchStart`): when the commit fails (a full disk), that promise rejects
+ * with nobody to handle it, and Node ends the process (exit 1, a stack on stderr) before the daemon
+ * can name the failure and exit 70 (the transactions awaited get the same failure, and report it).
+ * This listener takes exactly those rejections (the error lmdb-js made for a failed commit), and
+ * throws any other, as Node would without a listener.
+ */
+export function ignoreOrphanedCommitRejections(): void {
+  const marker = Symbol.for("grouparoo-stream.lmdb-commit-rejections");
+  const holder = globalThis as unknown as Record<symbol, boolean | undefined>;
+  if (holder[marker]) return;
+  holder[marker] = true;
+  process.on("unhandledRejection", (reason) => {
+    const commitError = (reason as { commitError?: unknown } | undefined)?.commitError;
+    if (reason instanceof Error && reason.message === LMDB_COMMIT_FAILED && commitError !== undefined) {
+      void Promise.resolve(commitError).catch(() => undefined);
+      return;
+    }
+    throw reason;
+  });
 }
 
 /**

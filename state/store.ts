@@ -24,7 +24,7 @@ import type { ExportPlan, RemoteState } from "../core/exports.js";
 import type { PropertyValue } from "../core/vocabulary.js";
 import { idKey } from "../core/keys.js";
 import { CHANGELOG_TXN_KEY, PARTITION_STATE_KEY, type CapturedTransaction, type ChangelogRecord } from "../core/partitions.js";
-import { createStateDir, DaemonLock, KEY_END, MAP_SIZE, refuseWorkerDirectory, RELAY_MARKER, requireExistingState, StateOpenError, stateFsError } from "./open.js";
+import { createStateDir, DaemonLock, KEY_END, MAP_SIZE, refuseWorkerDirectory, RELAY_MARKER, ignoreOrphanedCommitRejections, requireExistingState, StateOpenError, stateFsError, stateWriteError } from "./open.js";
 
 type Key = (string | number)[];
 /** lmdb-js's key of the shared msgpack structures of a sub-database opened with them. */
@@ -266,6 +266,7 @@ export class Store {
       throw new StateOpenError(`the state in ${path} is a grouparoo-stream relay's state: only the relay opens it (nothing was changed); give a daemon's or a worker partition's --state`, "layout");
     }
     this.lock = options.lock ? DaemonLock.acquire(path) : undefined;
+    if (!options.readOnly) ignoreOrphanedCommitRejections();
     try {
       this.root = open({ path, noSubdir: false, noSync: false, useWritemap: false, overlappingSync: false, maxDbs: 32, cache: false, mapSize: MAP_SIZE, ...(options.readOnly ? { readOnly: true } : {}) });
     } catch (error) {
@@ -386,14 +387,18 @@ export class Store {
       return [{ db, key: withIds(name, key, "stored"), value }];
     });
     const capture = this.captured;
-    await this.root.transaction(() => {
-      this.captured = undefined;
-      for (const { db, key, value } of decoded) {
-        if (value === undefined) void db.remove(key);
-        else void db.put(key, value);
-      }
-      this.captured = capture;
-    });
+    try {
+      await this.root.transaction(() => {
+        this.captured = undefined;
+        for (const { db, key, value } of decoded) {
+          if (value === undefined) void db.remove(key);
+          else void db.put(key, value);
+        }
+        this.captured = capture;
+      });
+    } catch (error) {
+      throw await stateWriteError(error, this.path);
+    }
     await this.root.flushed;
   }
 
@@ -604,8 +609,9 @@ export class Store {
           : body,
       );
     } catch (error) {
-      this.failed = error instanceof Error ? error : new Error(String(error));
-      throw error;
+      const failure = await stateWriteError(error, this.path);
+      this.failed ??= failure;
+      throw failure;
     }
   }
 
