@@ -54,9 +54,12 @@ export function stateFsError(error: unknown, path: string): StateOpenError {
   if (error instanceof StateOpenError) return error;
   const code = (error as { code?: unknown }).code;
   const message = error instanceof Error ? error.message : String(error);
-  const text = typeof code === "string" ? code : /permission denied/i.test(message) ? "EACCES" : undefined;
+  // lmdb-js gives a system error's errno as a number (28), Node's fs its name ("ENOSPC").
+  const text = typeof code === "string" ? code : typeof code === "number" ? errnoName(code) : /permission denied/i.test(message) ? "EACCES" : undefined;
   const cause =
-    text === "EACCES" || text === "EPERM"
+    text === "ENOSPC" || text === "EDQUOT"
+      ? `no space left on its file system (${text}: ${message})`
+      : text === "EACCES" || text === "EPERM"
       ? "permission denied (the daemon's user must be able to create and write it)"
       : text === "EEXIST" || text === "ENOTDIR"
         ? "it (or a parent of it) is a file, not a directory"

@@ -273,65 +273,74 @@ export class Store {
       this.lock?.release();
       throw stateFsError(error, path);
     }
-    const db = <V, K extends Key | string = Key>(name: string) => this.root.openDB<V, K>({ name });
-    // Object values of one shape (records, rows, exports) keep their property names once, in a shared
-    // structures entry of their sub-database (msgpackr records), instead of in every value: values are
-    // about a third of the size and encode and decode about a third faster. Only sub-databases whose
-    // ranges are always bounded by a model, source or destination use it (the entry's key is a symbol).
-    const structured = <V>(name: string) => this.root.openDB<V, Key>({ name, sharedStructuresKey: STRUCTURES });
-    this.records = structured("records");
-    this.unique = db("unique");
-    this.rows = structured("rows");
-    this.pending = db("pending");
-    this.attached = db("attached");
-    // Added after layout 4 without changing it: a state written before has none until a daemon opens it.
-    this.refused = (db<PropertyValue>("refused") as Database<PropertyValue, Key> | undefined) ?? undefined;
-    this.refusals = (db<string>("refusals") as Database<string, Key> | undefined) ?? undefined;
-    this.timeIndex = db("time-index");
-    this.remote = structured("remote");
-    this.outbox = structured("outbox");
-    this.outboxByRecord = db("outbox-by-record");
-    this.deadLetters = db("dead-letters");
-    // Added after layout 3 without changing it: a state written before has none until a daemon opens it.
-    this.exportResults = (db<ExportResultEntry>("export-results") as Database<ExportResultEntry, Key> | undefined) ?? undefined;
-    this.positions = db<string, string>("positions");
-    this.counters = db("counters");
-    this.meta = db<unknown, string>("meta");
-    this.indexes = {
-      records: this.records,
-      unique: this.unique,
-      attached: this.attached,
-      pending: this.pending,
-      rows: this.rows,
-      outbox: this.outbox,
-      "outbox-by-record": this.outboxByRecord,
-      remote: this.remote,
-      "export-results": this.exportResults ?? this.remote,
-    } as Record<PrefixedIndex, Database<unknown, Key>>;
-    const named: Record<(typeof CAPTURED)[number], Database<unknown, Key | string> | undefined> = {
-      records: this.records,
-      unique: this.unique,
-      rows: this.rows,
-      pending: this.pending,
-      attached: this.attached,
-      refused: this.refused,
-      refusals: this.refusals,
-      "time-index": this.timeIndex,
-      remote: this.remote,
-      "export-results": this.exportResults,
-      outbox: this.outbox,
-      "outbox-by-record": this.outboxByRecord,
-      "dead-letters": this.deadLetters,
-      positions: this.positions,
-      counters: this.counters,
-      meta: this.meta,
-    } as Record<(typeof CAPTURED)[number], Database<unknown, Key | string> | undefined>;
-    for (const name of CAPTURED) {
-      const sub = named[name];
-      if (sub) this.byName.set(name, sub);
+    // Opening writes too (the sub-databases of a new state, its layout): a full disk or another I/O
+    // error there names the state directory, as a failed open does.
+    try {
+      const db = <V, K extends Key | string = Key>(name: string) => this.root.openDB<V, K>({ name });
+      // Object values of one shape (records, rows, exports) keep their property names once, in a shared
+      // structures entry of their sub-database (msgpackr records), instead of in every value: values are
+      // about a third of the size and encode and decode about a third faster. Only sub-databases whose
+      // ranges are always bounded by a model, source or destination use it (the entry's key is a symbol).
+      const structured = <V>(name: string) => this.root.openDB<V, Key>({ name, sharedStructuresKey: STRUCTURES });
+      this.records = structured("records");
+      this.unique = db("unique");
+      this.rows = structured("rows");
+      this.pending = db("pending");
+      this.attached = db("attached");
+      // Added after layout 4 without changing it: a state written before has none until a daemon opens it.
+      this.refused = (db<PropertyValue>("refused") as Database<PropertyValue, Key> | undefined) ?? undefined;
+      this.refusals = (db<string>("refusals") as Database<string, Key> | undefined) ?? undefined;
+      this.timeIndex = db("time-index");
+      this.remote = structured("remote");
+      this.outbox = structured("outbox");
+      this.outboxByRecord = db("outbox-by-record");
+      this.deadLetters = db("dead-letters");
+      // Added after layout 3 without changing it: a state written before has none until a daemon opens it.
+      this.exportResults = (db<ExportResultEntry>("export-results") as Database<ExportResultEntry, Key> | undefined) ?? undefined;
+      this.positions = db<string, string>("positions");
+      this.counters = db("counters");
+      this.meta = db<unknown, string>("meta");
+      this.indexes = {
+        records: this.records,
+        unique: this.unique,
+        attached: this.attached,
+        pending: this.pending,
+        rows: this.rows,
+        outbox: this.outbox,
+        "outbox-by-record": this.outboxByRecord,
+        remote: this.remote,
+        "export-results": this.exportResults ?? this.remote,
+      } as Record<PrefixedIndex, Database<unknown, Key>>;
+      const named: Record<(typeof CAPTURED)[number], Database<unknown, Key | string> | undefined> = {
+        records: this.records,
+        unique: this.unique,
+        rows: this.rows,
+        pending: this.pending,
+        attached: this.attached,
+        refused: this.refused,
+        refusals: this.refusals,
+        "time-index": this.timeIndex,
+        remote: this.remote,
+        "export-results": this.exportResults,
+        outbox: this.outbox,
+        "outbox-by-record": this.outboxByRecord,
+        "dead-letters": this.deadLetters,
+        positions: this.positions,
+        counters: this.counters,
+        meta: this.meta,
+      } as Record<(typeof CAPTURED)[number], Database<unknown, Key | string> | undefined>;
+      for (const name of CAPTURED) {
+        const sub = named[name];
+        if (sub) this.byName.set(name, sub);
+      }
+      this.checkFormat();
+      this.checkPartition();
+    } catch (error) {
+      if (error instanceof StateOpenError) throw error;
+      this.root.close();
+      this.lock?.release();
+      throw stateFsError(error, path);
     }
-    this.checkFormat();
-    this.checkPartition();
     // The upgrade's own writes are not captured (a changelog carries ids as text in every layout).
     if (options.capture) for (const [name, sub] of this.byName) this.captureWrites(name, sub);
   }

@@ -5,7 +5,8 @@
 // rejection of a promise lmdb-js made for itself), and the log's error said only "Commit failed",
 // its cause an empty object (or "Input/output error: Attempting to setup locks after open", a stale
 // text lmdb-js puts before a short write's EIO). Runs the daemon in a mount namespace of its own
-// (root and unshare, as test/e2e/jsonl-readonly.test.ts) with the state on an 8 MiB tmpfs.
+// (root and unshare, as test/e2e/jsonl-readonly.test.ts) with the state on an 8 MiB tmpfs; and a new
+// state on a full file system (16 KiB) is refused naming its directory, exit 74.
 import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -94,5 +95,26 @@ describe("the state's file system full", () => {
       await killIfRunning(daemon);
       await db.drop();
     }
+  });
+
+  // Before 2026-12-03 a new state on a full file system exited 70 saying only lmdb-js's text (`error:
+  // No space left on device: Attempting to write page at position 8192, ...`), naming no directory.
+  it("a new state on a full file system exits 74 naming the state directory", { timeout: 60_000 }, () => {
+    const state = join(work, "tiny");
+    mkdirSync(state);
+    const config = join(work, "idle.yml");
+    writeFileSync(config, "[]\n");
+    const script = `mount -t tmpfs -o size=16k tmpfs '${state}' && exec '${process.execPath}' '${CLI}' run --config '${config}' --state '${state}' --http 127.0.0.1:0`;
+    const result = spawnSync("unshare", ["-m", "--propagation", "private", "sh", "-c", script], { encoding: "utf8", timeout: 30_000 });
+    expect(result.error, "this test needs root and unshare (util-linux)").toBeUndefined();
+    const errors = result.stdout
+      .split("\n")
+      .filter((line) => line.startsWith("{"))
+      .map((line) => JSON.parse(line) as { level: number; msg: string; state?: string })
+      .filter((line) => line.level >= 50);
+    expect(errors.map((e) => ({ state: e.state, msg: e.msg.replace(/\(ENOSPC: .*\)$/, "(ENOSPC: ...)") }))).toEqual([
+      { state, msg: `cannot open the state directory ${state}: no space left on its file system (ENOSPC: ...)` },
+    ]);
+    expect(result.status).toBe(74);
   });
 });
