@@ -922,7 +922,10 @@ export class Daemon {
     if (this.statusTimer) clearInterval(this.statusTimer);
     this.watcher?.close();
     await this.reloading;
-    await this.stopGeneration(this.options.drainTimeoutMs ?? 10_000);
+    // A state that refuses writes (a write transaction failed: a full disk) cannot record what the
+    // destinations acknowledge: what they were sent now would be sent again after the restart, and
+    // each batch's failure to record it logged once more over the error that matters. No drain then.
+    await this.stopGeneration(this.store.writesRefused ? 0 : (this.options.drainTimeoutMs ?? 10_000));
     // A listener still booting is waited for, so that it is closed too.
     const server = this.server ?? (await this.listening?.catch(() => undefined));
     await server?.close();
