@@ -8,13 +8,14 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
-import { afterAll, describe, expect, inject, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { Daemon } from "../../daemon/daemon.js";
 import { Store } from "../../state/store.js";
 import { freePort } from "../services/process.js";
 import { concreteShop as concrete, dumpState, SHOP_SCHEMA, shopConfig, type Obj } from "../helpers/converge.js";
 import { get, sample, startDaemon, waitFor, type DaemonProcess, runsAllDone } from "../helpers/daemon.js";
 import { createTestDatabase } from "../helpers/postgres.js";
+import { testPgUrl } from "../services/use.js";
 
 const CYCLES = 8;
 
@@ -37,7 +38,7 @@ describe("SIGKILL during a reload", () => {
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
   it(`ends as a fresh daemon after ${CYCLES} kills during reloads`, { timeout: 900_000 }, async () => {
-    const db = await createTestDatabase(inject("pgUrl"), "reload_kill");
+    const db = await createTestDatabase(testPgUrl(), "reload_kill");
     let daemon: DaemonProcess | undefined;
     let writing = true;
     try {

@@ -8,13 +8,14 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
-import { afterAll, describe, expect, inject, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { Daemon } from "../../daemon/daemon.js";
 import { Store } from "../../state/store.js";
 import { freePort } from "../services/process.js";
 import { concreteShop as concrete, dumpState, SHOP_SCHEMA, shopConfig, type Obj } from "../helpers/converge.js";
 import { get, sample, startDaemon, waitFor, type DaemonProcess, runsAllDone } from "../helpers/daemon.js";
 import { createTestDatabase } from "../helpers/postgres.js";
+import { testPgUrl } from "../services/use.js";
 
 const KILLS = 5;
 
@@ -46,7 +47,7 @@ describe("removal Runs under SIGKILL", () => {
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
   it(`resume where they stopped after ${KILLS} kills during each kind, and end as a fresh daemon`, { timeout: 900_000 }, async () => {
-    const db = await createTestDatabase(inject("pgUrl"), "run_kill_removals");
+    const db = await createTestDatabase(testPgUrl(), "run_kill_removals");
     let daemon: DaemonProcess | undefined;
     let writing = true;
     try {

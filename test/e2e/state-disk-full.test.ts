@@ -11,11 +11,12 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, inject, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { freePort } from "../services/process.js";
 import { CLI } from "../helpers/cli.js";
 import { get, killIfRunning, sample, startDaemon, type DaemonProcess } from "../helpers/daemon.js";
 import { createTestDatabase } from "../helpers/postgres.js";
+import { testPgUrl } from "../services/use.js";
 
 const ROWS = 50_000;
 
@@ -24,7 +25,7 @@ describe("the state's file system full", () => {
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
   it("exits 70 naming the state and the full file system, and a restart with room ends with everything", { timeout: 300_000 }, async () => {
-    const db = await createTestDatabase(inject("pgUrl"), "disk_full");
+    const db = await createTestDatabase(testPgUrl(), "disk_full");
     let daemon: DaemonProcess | undefined;
     try {
       await db.query(`CREATE TABLE users (id int PRIMARY KEY, email text, name text, score int)`);
