@@ -401,13 +401,15 @@ export class PostgresCdcSource extends ChangeReader {
     await this.requestReread(sourceIds, reason);
     const lsn = await withClient(this.settings.connection, async (client) => {
       const now = (await client.query<{ lsn: string }>(`SELECT pg_current_wal_lsn()::text AS lsn`)).rows[0]?.lsn ?? "0/0";
-      // The walsender that failed may hold the slot a moment longer (55006): asked again until released.
+      // The walsender that failed may hold the slot a moment longer (55006): asked again until released,
+      // for up to 30 s (a loaded server can take seconds to end it). Given up sooner, the next attempt
+      // would find the same error and read every source once more.
       for (let attempt = 1; ; attempt += 1) {
         try {
           await client.query(`SELECT pg_replication_slot_advance($1, $2::pg_lsn)`, [slot, now]);
           return normalizeLsn(now);
         } catch (advanceError) {
-          if (sqlState(advanceError) !== "55006" || attempt >= 50 || this.stopped) throw advanceError;
+          if (sqlState(advanceError) !== "55006" || attempt >= 300 || this.stopped) throw advanceError;
           await new Promise((r) => setTimeout(r, 100));
         }
       }
