@@ -489,7 +489,37 @@ export class Runs {
         void this.context.store.putMeta(`run:${run.id}`, run).catch((error: unknown) => this.context.logger.debug({ err: error, run: run.id }, "storing a re-read's progress failed"));
       }
     }
-    if (runComplete(position)) void this.finish(run, (tx) => writeUpdates(tx, run.updates, this.context.operational));
+    if (runComplete(position)) void this.rereadDone(run).catch((error: unknown) => this.fail(run, error));
+  }
+
+  /**
+   * A re-read is done: the Run is complete, unless it is a rebuild that read its source again first
+   * (its stored rows lacked a column): then it goes on as the rebuild it was planned as, past its
+   * check of the columns, and computes every record's value, the records the source has no rows for
+   * included (count and sum 0 over no rows). Before 2026-12-03 it ended with the re-read: those records
+   * kept no value, or the one the old definition built (a postgres-cdc source whose app's
+   * column.exclude.list took out a column its aggregates read, its model's primary source in another app).
+   */
+  private async rereadDone(run: RunState): Promise<void> {
+    const planned = run.plannedAs;
+    if (planned?.kind !== "rebuild") {
+      await this.finish(run, (tx) => writeUpdates(tx, run.updates, this.context.operational));
+      return;
+    }
+    const { store, logger } = this.context;
+    run.spec = planned;
+    run.kind = "rebuild";
+    run.phase = 1;
+    delete run.cursor;
+    run.processed = 0;
+    run.total = store.countOf("records", planned.modelId);
+    await store.transact((tx) => {
+      tx.putMeta(`run:${run.id}`, run);
+      tx.deletePosition(runStream(run.id));
+    });
+    logger.info({ run: run.id, kind: run.kind, target: run.target, total: run.total }, "source read again: computing every record's value");
+    if (this.stopped || run.state === "stopped" || this.current !== run) return;
+    this.context.schedule(this.work(run));
   }
 
   private next(): void {
@@ -565,7 +595,7 @@ export class Runs {
     }
     const resumeFrom = this.context.store.position(runStream(run.id));
     if (resumeFrom !== undefined && runComplete(resumeFrom)) {
-      await this.finish(run, (tx) => writeUpdates(tx, run.updates, this.context.operational));
+      await this.rereadDone(run);
       return;
     }
     await connector.reread({ runId: run.id, sourceIds: [sourceId], ...(resumeFrom === undefined ? {} : { resumeFrom }) });

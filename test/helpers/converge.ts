@@ -99,8 +99,10 @@ export const find = (objects: Obj[], id: string, cls?: string): Obj => {
 
 /** A config with the connection, slot and destination table of one daemon. */
 export function concrete(objects: Obj[], url: string, slot: string, table: string): Obj[] {
+  // A postgres app other than the shop's (on the same database): a slot and publication of its own.
   return objects.map((o) => {
-    if (o.class === "app" && o.type === "postgres") return { ...o, options: { ...(o.options as Obj), connectionString: url, slot, publication: slot } };
+    const own = o.id === "shop" ? slot : `${slot}_${String(o.id)}`;
+    if (o.class === "app" && o.type === "postgres") return { ...o, options: { ...(o.options as Obj), connectionString: url, slot: own, publication: own } };
     if (o.class === "destination" && o.type === "postgres-table") return { ...o, options: { ...(o.options as Obj), table } };
     return o;
   });
