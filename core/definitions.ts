@@ -435,6 +435,7 @@ export function planRuns(recorded: Definitions, next: Definitions, context: Plan
 
   // 2. Sources read again: added (when their connector has read past their existing rows) or replaced.
   const reread = new Set<string>();
+  const readWhole = new Set<string>();
   for (const [id, after] of Object.entries(next.sources)) {
     const before = base.sources[id];
     if (before && same(before, after) && !replacedSources.has(id)) continue;
@@ -454,13 +455,24 @@ export function planRuns(recorded: Definitions, next: Definitions, context: Plan
           run({ kind: "rebuild", sourceId: id, modelId: after.modelId, propertyIds, scan: true }, `${propertyIds.length === 1 ? "property" : "properties"} ${propertyIds.join(", ")}`, "its source was read again: every record's value computed", propertyUpdates);
         }
       }
+    } else if (!after.primary && covered.length > 1) {
+      // Read whole by its connector (a new slot, consumer group or watermark): its rows come as it
+      // reads them, but the records it has no rows for get their properties' values over no rows only
+      // from a rebuild (count and sum 0). The rebuild may go on while the rows arrive: a record a row
+      // reaches first is built by it under the new definition, and kept. Before 2026-12-03 nothing was
+      // planned: such records had no value at all (a source added on, or moved to, another app).
+      const [sourceUpdate, ...propertyUpdates] = covered;
+      readWhole.add(id);
+      if (sourceUpdate) updates.push(sourceUpdate);
+      const propertyIds = propertyUpdates.map((u) => u.id);
+      run({ kind: "rebuild", sourceId: id, modelId: after.modelId, propertyIds, scan: true }, `${propertyIds.length === 1 ? "property" : "properties"} ${propertyIds.join(", ")}`, "its source is read whole by its connector: every record's value computed", propertyUpdates);
     } else updates.push(...covered);
   }
 
   // 3. Properties added or changed on sources not read again.
   const rebuilds = new Map<string, { modelId: string; propertyIds: string[] }>();
   for (const [id, after] of Object.entries(next.properties)) {
-    if ((same(base.properties[id], after) && !replacedProperties.has(id) && !redo("properties", id)) || reread.has(after.sourceId)) continue;
+    if ((same(base.properties[id], after) && !replacedProperties.has(id) && !redo("properties", id)) || reread.has(after.sourceId) || readWhole.has(after.sourceId)) continue;
     const source = next.sources[after.sourceId];
     if (!source || !base.sources[after.sourceId] || replacedSources.has(after.sourceId)) {
       // Its source is new or replaced, and its connector reads it whole anyway (else it is read again above).

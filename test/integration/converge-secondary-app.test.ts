@@ -22,6 +22,20 @@ const SCENARIOS: Record<string, ConvergenceScenario> = {
   "an aggregated column excluded in the other app": { configs: [twoApps(), twoApps("public.purchases.amount")] },
   "the exclusion taken out in the other app": { configs: [twoApps("public.purchases.amount"), twoApps()] },
   "a count changed to a sum in the other app": { configs: [twoApps(), twoApps(undefined, (o) => Object.assign(find(o, "purchase_count").options as Obj, { column: "amount", aggregationMethod: "sum" }))] },
+  "the aggregated source moved to the primary's app": { configs: [twoApps(), shopConfig()] },
+  "the aggregated source moved to an app of its own": { configs: [shopConfig(), twoApps()] },
+  "an aggregated source added on an app of its own": {
+    configs: [
+      twoApps(),
+      twoApps(undefined, (o) =>
+        o.push(
+          { class: "app", id: "refunds_db", type: "postgres", options: {} },
+          { class: "source", id: "refunds_table", type: "postgres-cdc", appId: "refunds_db", modelId: "users", options: { table: "refunds" }, mapping: { user_id: "user_id" } },
+          { class: "property", id: "refund_count", type: "integer", sourceId: "refunds_table", options: { column: "id", aggregationMethod: "count" } },
+        ),
+      ),
+    ],
+  },
 };
 
 describe("a model's aggregated source in another postgres app than its primary", () => {

@@ -122,7 +122,9 @@ describe("planRuns", () => {
       { class: "property", id: "refund_count", type: "integer", sourceId: "refunds_table", options: { column: "id", aggregationMethod: "count" } },
     ];
     expect(plan((o) => o.push(...added))).toEqual(["reread source refunds_table", "rebuild property refund_count"]);
-    expect(plan((o) => o.push(...added), ["refunds_table"])).toEqual([]);
+    // Read whole by its connector (a new slot): its rows come that way, but the records it has no rows
+    // for get their count 0 only from a rebuild (before 2026-12-03 nothing was planned: no value at all).
+    expect(plan((o) => o.push(...added), ["refunds_table"])).toEqual(["rebuild property refund_count"]);
     const removed = planRuns(definitions([...validConfigObjects(), ...added]), definitions(validConfigObjects()), { needsReread: () => true });
     expect(removed.runs.map((r) => `${r.spec.kind} ${r.target}`)).toEqual(["remove-property property refund_count", "remove-source source refunds_table"]);
     expect(removed.runs.flatMap((r) => r.updates)).toEqual([
