@@ -3,7 +3,8 @@
 // app alone (its column.exclude.list), of its aggregates, and a move of the source between the apps;
 // compared with a fresh daemon on the last config (test/helpers/converge.ts).
 import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
-import { converge, find, shopConfig, type ConvergenceScenario, type Obj } from "../helpers/converge.js";
+import { converge, find, shopConfig, shopWrites, type ConvergenceScenario, type Obj, type Running } from "../helpers/converge.js";
+import { waitFor } from "../helpers/daemon.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 
 const DEBEZIUM = { "connector.class": "io.debezium.connector.postgresql.PostgresConnector", "plugin.name": "pgoutput", "publication.autocreate.mode": "filtered" };
@@ -51,6 +52,62 @@ describe("a model's aggregated source in another postgres app than its primary",
     it.each(Object.entries(SCENARIOS))(`by a ${mode}: %s`, { timeout: 120_000 }, async (_name, scenario) => {
       const result = await converge(db, scenario, mode);
       expect({ ...result.state, remote: null }).toEqual({ ...result.oracleState, remote: null });
+      expect(result.table).toEqual(result.oracleTable);
+    });
+  }
+});
+
+// Polling sources (a table import, a query import) on an app of their own, beside the cdc primary.
+type Polling = { runsUnderWay?: number };
+async function pollingSettled(running: Running, config: Obj[]): Promise<void> {
+  const polling = config.filter((o) => o.class === "source" && String(o.type).endsWith("-import"));
+  await waitFor("polling runs done", async () => {
+    const generation = (running.daemon as unknown as { generation?: { sources: Polling[] } }).generation;
+    if (!generation) return undefined;
+    for (const s of generation.sources) if (typeof s.runsUnderWay === "number" && s.runsUnderWay > 0) return undefined;
+    for (const o of polling) if (running.daemon.state.position(`poll:${String(o.appId)}:${String(o.id)}`) === undefined) return undefined;
+    return true;
+  }, 30_000);
+}
+
+const pollingApp = (appId: string): Obj => ({ class: "app", id: appId, type: "postgres", options: {} });
+const refundRows = (appId: string, property: Obj = { options: { column: "amount", aggregationMethod: "sum" } }): Obj[] => [
+  { class: "source", id: "refund_rows", type: "postgres-table-import", appId, modelId: "users", options: { table: "refunds", highWatermarkColumn: "id", batchSize: 4 }, mapping: { user_id: "user_id" } },
+  { class: "property", id: "refunded", type: "float", sourceId: "refund_rows", ...property },
+  { class: "schedule", id: "refund_rows_hourly", sourceId: "refund_rows", recurringFrequency: 3_600_000 },
+];
+const refundTotals = (appId: string, property: Obj = { options: { column: "refunded", aggregationMethod: "sum" } }): Obj[] => [
+  { class: "source", id: "refund_totals", type: "postgres-query-import", appId, modelId: "users", options: { query: "SELECT user_id, sum(amount)::float8 AS refunded FROM refunds GROUP BY user_id" }, mapping: { user_id: "user_id" } },
+  { class: "property", id: "refunded", type: "float", sourceId: "refund_totals", ...property },
+  { class: "schedule", id: "refund_totals_hourly", sourceId: "refund_totals", recurringFrequency: 3_600_000 },
+];
+const withPolling = (...objects: Obj[]): Obj[] => [...twoApps(), ...objects];
+const refundWrites = (step: number) => shopWrites(step).filter((sql) => !sql.startsWith("DELETE FROM refunds"));
+const COUNT = { type: "integer", options: { column: "id", aggregationMethod: "count" } };
+const FILTERED = { options: { column: "amount", aggregationMethod: "sum" }, filters: [{ key: "amount", op: "gt", match: 6 }] };
+
+const POLLING: Record<string, ConvergenceScenario> = {
+  "a table import on a third app, its sum changed to a count": { configs: [withPolling(pollingApp("refunds_db"), ...refundRows("refunds_db")), withPolling(pollingApp("refunds_db"), ...refundRows("refunds_db", COUNT))] },
+  "a table import on a third app, its filter changed": { configs: [withPolling(pollingApp("refunds_db"), ...refundRows("refunds_db")), withPolling(pollingApp("refunds_db"), ...refundRows("refunds_db", FILTERED))] },
+  "a table import added on a third app": { configs: [twoApps(), withPolling(pollingApp("refunds_db"), ...refundRows("refunds_db"))] },
+  "a table import moved to a third app": { configs: [withPolling(...refundRows("orders")), withPolling(pollingApp("refunds_db"), ...refundRows("refunds_db"))] },
+  "a query import on a third app, its sum changed to a count": { configs: [withPolling(pollingApp("refunds_db"), ...refundTotals("refunds_db")), withPolling(pollingApp("refunds_db"), ...refundTotals("refunds_db", { ...COUNT, options: { column: "refunded", aggregationMethod: "count" } }))] },
+  "a query import moved to a third app": { configs: [withPolling(...refundTotals("orders")), withPolling(pollingApp("refunds_db"), ...refundTotals("refunds_db"))] },
+};
+
+describe("a model's polling sources on another app than its primary", () => {
+  let db: TestDatabase;
+  beforeEach(async () => {
+    db = await createTestDatabase(inject("pgUrl"), "secondary_polling");
+  });
+  afterEach(async () => {
+    await db.drop();
+  });
+
+  for (const mode of ["restart", "reload"] as const) {
+    it.each(Object.entries(POLLING))(`by a ${mode}: %s`, { timeout: 120_000 }, async (_name, scenario) => {
+      const result = await converge(db, { writes: refundWrites, ...scenario, settled: pollingSettled, writesBeforeChange: true }, mode);
+      expect(result.state).toEqual(result.oracleState);
       expect(result.table).toEqual(result.oracleTable);
     });
   }
