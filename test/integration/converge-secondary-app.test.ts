@@ -25,6 +25,17 @@ const SCENARIOS: Record<string, ConvergenceScenario> = {
   "a count changed to a sum in the other app": { configs: [twoApps(), twoApps(undefined, (o) => Object.assign(find(o, "purchase_count").options as Obj, { column: "amount", aggregationMethod: "sum" }))] },
   "the aggregated source moved to the primary's app": { configs: [twoApps(), shopConfig()] },
   "the aggregated source moved to an app of its own": { configs: [shopConfig(), twoApps()] },
+  "the primary source moved to the aggregated source's app": { configs: [twoApps(), twoApps(undefined, (o) => void (find(o, "users_table", "source").appId = "orders"))] },
+  "the primary source moved to a third app": {
+    configs: [twoApps(), twoApps(undefined, (o) => {
+      o.splice(1, 0, { class: "app", id: "people_db", type: "postgres", options: {} });
+      find(o, "users_table", "source").appId = "people_db";
+    })],
+  },
+  "a unique property made plain, the aggregated source in the other app": { configs: [twoApps(), twoApps(undefined, (o) => void (find(o, "email").unique = false))] },
+  "an aggregate's type changed in the other app": { configs: [twoApps(), twoApps(undefined, (o) => void (find(o, "max_amount").type = "integer"))] },
+  "an aggregate removed in the other app": { configs: [twoApps(), twoApps(undefined, (o) => o.splice(o.indexOf(find(o, "max_amount")), 1))] },
+  "an aggregate's filter changed in the other app": { configs: [twoApps(), twoApps(undefined, (o) => void (find(o, "lifetime_value").filters = [{ key: "state", op: "ne", match: "failed" }]))] },
   "an aggregated source added on an app of its own": {
     configs: [
       twoApps(),
