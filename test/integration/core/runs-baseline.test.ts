@@ -15,7 +15,7 @@ import { validateObjects } from "../../../daemon/config/validate.js";
 import { Store } from "../../../state/store.js";
 import { applyBatch } from "../../../streams/batch.js";
 import type { SourceConnector } from "../../../connectors/types.js";
-import { listRuns, Runs, runStream, storedDefinitions } from "../../../streams/runs.js";
+import { listRuns, RUN_COMPLETE, Runs, runStream, storedDefinitions } from "../../../streams/runs.js";
 import { asRaw } from "../../helpers/config.js";
 import { coreConfigObjects, purchase, user } from "../../helpers/core.js";
 
@@ -127,4 +127,33 @@ describe("the definitions a state's Runs start from", () => {
     expect(asked[1]).toMatchObject({ runId, resumeFrom: '{"rows":1000,"key":"1000"}' });
     expect(listRuns(store).filter((r) => r.kind !== "backfill").map((r) => [r.id, r.kind, r.state])).toEqual([[runId, "reread", "running"]]);
   });
+
+  // Before 2026-12-03 such a Run ended with its re-read: the records the source has no rows for (user
+  // 2) never got the value of the new property over no rows (count 0), nor the others one computed.
+  for (const how of ["as its re-read completes", "after a restart once its re-read had completed"] as const) {
+    it(`computes every record's value once the re-read it turned into is done, ${how}`, async () => {
+      await statePlannedWithOnePurchase();
+      await applyBatch(store, compiled(coreConfigObjects()).domain, [user(2)], T);
+      const after = withUsdCount();
+      const asked: { runId: string; resumeFrom?: string }[] = [];
+      const rereading = { reread: async (request: { runId: string; resumeFrom?: string }) => void asked.push(request) } as unknown as SourceConnector;
+      const withConnector = () =>
+        new Runs({ store, domain: after.domain, schedule: (work) => void (async () => { while (await work.step()); })(), connectorOf: () => rereading, logger: pino({ level: "silent" }) });
+      const first = withConnector();
+      await first.start(after.definitions, () => true, false);
+      await vi.waitFor(() => expect(asked).toHaveLength(1));
+      const runId = asked[0]?.runId ?? "";
+      // The connector's last batch commits the re-read's completion with its rows.
+      await store.transact((tx) => tx.setPosition(runStream(runId), RUN_COMPLETE));
+      const runs = how === "as its re-read completes" ? first : withConnector();
+      if (how === "as its re-read completes") first.committed({ positions: new Map([[runStream(runId), RUN_COMPLETE]]) } as unknown as Parameters<Runs["committed"]>[0]);
+      else await runs.start(after.definitions, () => true, false);
+      await vi.waitFor(() => expect(listRuns(store).find((r) => r.id === runId)).toMatchObject({ kind: "rebuild", state: "complete", spec: { kind: "rebuild", propertyIds: ["usd_count"] } }));
+      await runs.idle();
+      expect([store.getRecord("users", "1")?.values.usd_count, store.getRecord("users", "2")?.values.usd_count]).toEqual([0, 0]);
+      expect(storedDefinitions(store)?.properties.usd_count).toEqual(after.definitions.properties.usd_count);
+      // Completed, it is not asked for again after the restart.
+      expect(asked).toHaveLength(1);
+    });
+  }
 });
