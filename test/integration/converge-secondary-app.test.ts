@@ -25,6 +25,7 @@ const SCENARIOS: Record<string, ConvergenceScenario> = {
   "a count changed to a sum in the other app": { configs: [twoApps(), twoApps(undefined, (o) => Object.assign(find(o, "purchase_count").options as Obj, { column: "amount", aggregationMethod: "sum" }))] },
   "the aggregated source moved to the primary's app": { configs: [twoApps(), shopConfig()] },
   "the aggregated source moved to an app of its own": { configs: [shopConfig(), twoApps()] },
+  "the identifying property's type changed, the aggregated source in the other app": { configs: [twoApps(), twoApps(undefined, (o) => void (find(o, "user_id").type = "string"))] },
   "the primary source moved to the aggregated source's app": { configs: [twoApps(), twoApps(undefined, (o) => void (find(o, "users_table", "source").appId = "orders"))] },
   "the primary source moved to a third app": {
     configs: [twoApps(), twoApps(undefined, (o) => {
