@@ -3,7 +3,11 @@
 // app alone (its column.exclude.list), of its aggregates, and a move of the source between the apps;
 // compared with a fresh daemon on the last config (test/helpers/converge.ts).
 import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
-import { converge, find, shopConfig, shopWrites, type ConvergenceScenario, type Obj, type Running } from "../helpers/converge.js";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { RUN_HOOKS } from "../../streams/runs.js";
+import { concrete, converge, dumpState, find, SHOP_DATA, SHOP_SCHEMA, settle, shopConfig, shopWrites, start, stopAll, type ConvergenceScenario, type Obj, type Running } from "../helpers/converge.js";
 import { waitFor } from "../helpers/daemon.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 
@@ -123,4 +127,59 @@ describe("a model's polling sources on another app than its primary", () => {
       expect(result.table).toEqual(result.oracleTable);
     });
   }
+});
+
+// The move of the aggregated source to an app of its own undone while its rebuild (records with no rows:
+// count and sum 0) waits: the state ends as a fresh daemon's on the first config.
+describe("an aggregated source's move to an app of its own, undone part-way", () => {
+  let db: TestDatabase;
+  beforeEach(async () => {
+    db = await createTestDatabase(inject("pgUrl"), "secondary_undone");
+  });
+  afterEach(async () => {
+    delete RUN_HOOKS.beforeBegin;
+    await db.drop();
+  });
+
+  it("ends as a fresh daemon on the config it ends on (reload)", { timeout: 120_000 }, async () => {
+    for (const sql of [...SHOP_SCHEMA, ...SHOP_DATA]) await db.query(sql);
+    const work = mkdtempSync(join(tmpdir(), "secondary-undone-"));
+    const file = join(work, "config.json");
+    const a = concrete(shopConfig(), db.url, "scenario", "crm");
+    const b = concrete(twoApps(), db.url, "scenario", "crm");
+    let running: Running | undefined;
+    let oracle: Running | undefined;
+    try {
+      running = await start(file, a, join(work, "state"));
+      for (const sql of shopWrites(1)) await db.query(sql);
+      await settle(db, [running], "config A");
+      let release: () => void = () => undefined;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      const held: string[] = [];
+      RUN_HOOKS.beforeBegin = async (run) => {
+        if (run.kind !== "rebuild" || held.length > 0) return;
+        held.push(run.target);
+        await gate;
+      };
+      writeFileSync(file, JSON.stringify(b, null, 1));
+      expect(await running.daemon.reload("test")).toBe("applied");
+      await waitFor("B's rebuild held", async () => (held.length > 0 ? true : undefined), 30_000);
+      writeFileSync(file, JSON.stringify(a, null, 1));
+      const reloaded = running.daemon.reload("test");
+      setTimeout(release, 300);
+      expect(await reloaded).toBe("applied");
+      delete RUN_HOOKS.beforeBegin;
+      for (const sql of shopWrites(2)) await db.query(sql);
+      await settle(db, [running], "config A again");
+      oracle = await start(join(work, "oracle.json"), concrete(shopConfig(), db.url, "oracle", "crm_oracle"), join(work, "oracle-state"));
+      await settle(db, [oracle, running], "oracle and scenario");
+      const dump = (r: Running) => dumpState(r.daemon.state, ["users"], ["crm"], ["high_value", "vips"], ["purchases_table"]);
+      expect({ ...dump(running), remote: null }).toEqual({ ...dump(oracle), remote: null });
+      expect((await db.query(`SELECT * FROM crm ORDER BY id`)).rows).toEqual((await db.query(`SELECT * FROM crm_oracle ORDER BY id`)).rows);
+    } finally {
+      delete RUN_HOOKS.beforeBegin;
+      await stopAll([running, oracle]);
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
 });
