@@ -7,18 +7,19 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Kafka, logLevel } from "kafkajs";
-import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Daemon } from "../../daemon/daemon.js";
 import { concrete, dumpState, find, SHOP_DATA, SHOP_SCHEMA, settle, shopConfig, start, stopAll, type Obj, type Running } from "../helpers/converge.js";
 import { waitFor } from "../helpers/daemon.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
+import { testKafkaBrokers, testPgUrl } from "../services/use.js";
 
-const kafka = new Kafka({ clientId: "converge-kafka-secondary", brokers: inject("kafkaBrokers"), logLevel: logLevel.NOTHING });
+const kafka = new Kafka({ clientId: "converge-kafka-secondary", brokers: testKafkaBrokers(), logLevel: logLevel.NOTHING });
 
 /** The shop config with purchases read from `topic` on Kafka app `appId`, `edit` applied. */
 function onKafka(topic: string, appId: string, groupId: string, edit?: (o: Obj[]) => void): Obj[] {
   const objects = structuredClone(shopConfig());
-  objects.splice(1, 0, { class: "app", id: appId, type: "kafka", options: { brokers: inject("kafkaBrokers"), groupId } });
+  objects.splice(1, 0, { class: "app", id: appId, type: "kafka", options: { brokers: testKafkaBrokers(), groupId } });
   Object.assign(find(objects, "purchases_table", "source"), { type: "kafka-debezium", appId, options: { topic, format: "json" } });
   edit?.(objects);
   return objects;
@@ -29,7 +30,7 @@ const purchase = (id: number, userId: number, amount: number, state: string) => 
 describe("a model's aggregated source on a Kafka topic, its primary on postgres-cdc", () => {
   let db: TestDatabase;
   beforeEach(async () => {
-    db = await createTestDatabase(inject("pgUrl"), "kafka_secondary");
+    db = await createTestDatabase(testPgUrl(), "kafka_secondary");
   });
   afterEach(async () => {
     await db.drop();

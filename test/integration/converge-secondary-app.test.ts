@@ -2,7 +2,7 @@
 // app its own slot and publication, on the same database). Config changes of the aggregated source's
 // app alone (its column.exclude.list), of its aggregates, and a move of the source between the apps;
 // compared with a fresh daemon on the last config (test/helpers/converge.ts).
-import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,6 +10,7 @@ import { RUN_HOOKS } from "../../streams/runs.js";
 import { concrete, converge, dumpState, find, SHOP_DATA, SHOP_SCHEMA, settle, shopConfig, shopWrites, start, stopAll, type ConvergenceScenario, type Obj, type Running } from "../helpers/converge.js";
 import { waitFor } from "../helpers/daemon.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
+import { testPgUrl } from "../services/use.js";
 
 const DEBEZIUM = { "connector.class": "io.debezium.connector.postgresql.PostgresConnector", "plugin.name": "pgoutput", "publication.autocreate.mode": "filtered" };
 
@@ -58,7 +59,7 @@ const SCENARIOS: Record<string, ConvergenceScenario> = {
 describe("a model's aggregated source in another postgres app than its primary", () => {
   let db: TestDatabase;
   beforeEach(async () => {
-    db = await createTestDatabase(inject("pgUrl"), "secondary_app");
+    db = await createTestDatabase(testPgUrl(), "secondary_app");
   });
   afterEach(async () => {
     await db.drop();
@@ -114,7 +115,7 @@ const POLLING: Record<string, ConvergenceScenario> = {
 describe("a model's polling sources on another app than its primary", () => {
   let db: TestDatabase;
   beforeEach(async () => {
-    db = await createTestDatabase(inject("pgUrl"), "secondary_polling");
+    db = await createTestDatabase(testPgUrl(), "secondary_polling");
   });
   afterEach(async () => {
     await db.drop();
@@ -134,7 +135,7 @@ describe("a model's polling sources on another app than its primary", () => {
 describe("an aggregated source's move to an app of its own, undone part-way", () => {
   let db: TestDatabase;
   beforeEach(async () => {
-    db = await createTestDatabase(inject("pgUrl"), "secondary_undone");
+    db = await createTestDatabase(testPgUrl(), "secondary_undone");
   });
   afterEach(async () => {
     delete RUN_HOOKS.beforeBegin;
