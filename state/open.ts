@@ -87,6 +87,9 @@ function errnoName(code: number): string | undefined {
   return undefined;
 }
 
+/** A failed write transaction: its message names the state; `why` is the cause alone. */
+export type StateWriteError = Error & { code: string | undefined; why: string };
+
 /**
  * Why a write transaction on the state at `path` failed, as one message naming the state, the error
  * and its likely cause. lmdb-js rejects a failed commit with "Commit failed (see commitError for
@@ -96,7 +99,7 @@ function errnoName(code: number): string | undefined {
  * its message with whatever its last error text was ("Attempting to setup locks after open"), so the
  * code is named from the errno instead, with the space left on the state's file system.
  */
-export async function stateWriteError(error: unknown, path: string): Promise<Error> {
+export async function stateWriteError(error: unknown, path: string): Promise<StateWriteError> {
   let cause: unknown = error;
   const pending = (error as { commitError?: unknown } | undefined)?.commitError;
   if (pending !== undefined && typeof (pending as PromiseLike<unknown>).then === "function") {
@@ -123,7 +126,7 @@ export async function stateWriteError(error: unknown, path: string): Promise<Err
   else if (name === "EROFS") why = "the state's file system is read-only (EROFS)";
   else if (name !== undefined) why = `${message.replace(/^[^:]*error: /i, "")} (${name})`;
   else why = message;
-  return Object.assign(new Error(`a write transaction on the state ${path} failed: ${why}${spaceText}; nothing of it was written, and the state refuses further writes until the daemon restarts`), { code: name });
+  return Object.assign(new Error(`a write transaction on the state ${path} failed: ${why}${spaceText}; nothing of it was written, and the state refuses further writes until the daemon restarts`), { code: name, why: `${why}${spaceText}` });
 }
 
 /** lmdb-js's message for a failed commit, whose real error is in `commitError`. */

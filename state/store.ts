@@ -24,7 +24,7 @@ import type { ExportPlan, RemoteState } from "../core/exports.js";
 import type { PropertyValue } from "../core/vocabulary.js";
 import { idKey } from "../core/keys.js";
 import { CHANGELOG_TXN_KEY, PARTITION_STATE_KEY, type CapturedTransaction, type ChangelogRecord } from "../core/partitions.js";
-import { createStateDir, DaemonLock, KEY_END, MAP_SIZE, refuseWorkerDirectory, RELAY_MARKER, ignoreOrphanedCommitRejections, requireExistingState, StateOpenError, stateFsError, stateWriteError } from "./open.js";
+import { createStateDir, DaemonLock, KEY_END, MAP_SIZE, refuseWorkerDirectory, RELAY_MARKER, ignoreOrphanedCommitRejections, requireExistingState, StateOpenError, stateFsError, stateWriteError, type StateWriteError } from "./open.js";
 
 type Key = (string | number)[];
 /** lmdb-js's key of the shared msgpack structures of a sub-database opened with them. */
@@ -239,7 +239,7 @@ export class Store {
   private readonly positions: Database<string, string>;
   private readonly counters: Database<number, Key>;
   private readonly meta: Database<unknown, string>;
-  private failed: Error | undefined;
+  private failed: StateWriteError | undefined;
   /** Set once the state was upgraded from an older layout: from which, how many keys it rewrote, how long it took. */
   upgraded: { from: number; keys: number; ms: number } | undefined;
   /** The older layout of a state whose upgrade has yet to run (or to finish); writes are refused meanwhile. */
@@ -596,7 +596,7 @@ export class Store {
    */
   private async write(body: () => void): Promise<void> {
     if (this.upgradeFrom !== undefined) throw new Error(`the state's upgrade from layout ${this.upgradeFrom} to layout ${STATE_FORMAT} has not run: await upgrade() first`);
-    if (this.failed) throw new Error(`the state refuses writes after a failed transaction (${this.failed.message}); restart to reopen it`);
+    if (this.failed) throw new Error(`the state refuses writes after a failed transaction (${this.failed.why}); restart to reopen it`);
     try {
       const capture = this.options.capture;
       await this.root.transaction(
