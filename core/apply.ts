@@ -257,6 +257,15 @@ export class BatchApplier {
       this.setAside({ kind: "change", sourceId: change.sourceId, reason: problem ?? "unknown source", change });
       return;
     }
+    // A row moved from a key the state cannot key by (never stored): that key's delete is set aside,
+    // as it is when it comes alone (a relay splits the change so), and the row is inserted.
+    const movedBytes = change.movedFrom === undefined ? undefined : oversizedId(change.movedFrom);
+    if (change.movedFrom !== undefined && movedBytes !== undefined) {
+      const { movedFrom, ...insert } = change;
+      this.setAside({ kind: "change", sourceId: source.id, reason: oversizedRowKeyReason(source.id, source.primary, movedBytes), change: { ...insert, op: "delete", key: movedFrom, after: null } });
+      this.apply(insert);
+      return;
+    }
     this.positions.set(change.position.stream, change.position.position);
     const bySource = this.result.applied.get(source.id) ?? new Map<string, number>();
     // A Kafka tombstone deletes like any delete, and is counted apart.
