@@ -207,8 +207,8 @@ export class PostgresCdcSource extends ChangeReader {
       return;
     }
     try {
-      await this.checkPartitions();
       const next = { ...this.tableOids };
+      await this.checkPartitions(next);
       const missed: { table: string; why: string; oid: string }[] = [];
       const gone: string[] = [];
       for (const [table, { oid, published }] of now) {
@@ -283,21 +283,36 @@ export class PostgresCdcSource extends ChangeReader {
   }
 
   /**
-   * Partitions made since the map was read (a new month's partition): a publication that does not
-   * publish via the root sent their changes under their own names, which nothing read until now, so
-   * their partitioned table's sources are read again once the map holds them.
+   * Partitions made or gone since the last check (a new month's partition, an old one dropped or
+   * detached): a publication that does not publish via the root sent a new partition's changes under
+   * its own name, which nothing read until the map held it, and a partition dropped or detached took
+   * its rows out of the table without any change; so the partitioned table's sources are read again.
+   * The partitions seen are stored with the tables' OIDs (only once the re-read is asked for): a
+   * restart or reload between a partition's making and this check, whose new map holds it already,
+   * still finds it new (its changes streamed meanwhile were dropped, and their positions acknowledged).
    */
-  private async checkPartitions(): Promise<void> {
+  private async checkPartitions(next: Record<string, string>): Promise<void> {
     const { found, viaRoot } = await withClient(this.settings.connection, async (client) => ({
       found: await partitionsOf(client, this.tables.map((t) => t.table)),
       viaRoot: (await client.query<{ v: boolean }>(`SELECT pubviaroot AS v FROM pg_publication WHERE pubname = $1`, [this.settings.publication])).rows[0]?.v === true,
     }));
-    const added = [...found].filter(([leaf]) => !this.decoder.partitionOf.has(leaf));
-    this.decoder.partitionOf = found;
-    this.decoder.keyOrders += 1;
-    if (viaRoot) return;
-    for (const table of new Set(added.map(([, root]) => root))) {
-      await this.rereadPartitioned(table, `table ${table} has new partitions (${added.filter(([, r]) => r === table).map(([leaf]) => leaf).join(", ")}) whose changes were not read until now`);
+    if (JSON.stringify([...found]) !== JSON.stringify([...this.decoder.partitionOf])) {
+      this.decoder.partitionOf = found;
+      this.decoder.keyOrders += 1;
+    }
+    for (const table of new Set(this.tables.map((t) => t.table))) {
+      const key = partitionsKey(table);
+      const leaves = [...found].filter(([, root]) => root === table).map(([leaf]) => leaf).sort();
+      const known = this.tableOids[key] === undefined ? undefined : (JSON.parse(this.tableOids[key]) as string[]);
+      if (known === undefined && leaves.length === 0) continue;
+      const added = known === undefined || viaRoot ? [] : leaves.filter((leaf) => !known.includes(leaf));
+      const gone = known === undefined ? [] : known.filter((leaf) => !leaves.includes(leaf));
+      const why = [
+        ...(added.length > 0 ? [`has new partitions (${added.join(", ")}) whose changes were not read until now`] : []),
+        ...(gone.length > 0 ? [`lost partitions (${gone.join(", ")}: dropped or detached) whose rows left it without a change`] : []),
+      ];
+      if (why.length > 0) await this.rereadPartitioned(table, `table ${table} ${why.join(", and ")}`);
+      next[key] = JSON.stringify(leaves);
     }
   }
 
@@ -537,6 +552,9 @@ function openingSocket(service: LogicalReplicationService | undefined): { destro
 function rereadMark(runId: string): string {
   return `reread:${runId}`;
 }
+
+/** The key of a partitioned table's partitions in the stored record of the captured tables. */
+const partitionsKey = (table: string): string => `${table}\u0000partitions`;
 
 /** A read column as stored (`3:text`, `-`), for a message: `text (column 3)`, `absent`. */
 function describeColumn(sig: string): string {
