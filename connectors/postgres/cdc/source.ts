@@ -63,6 +63,8 @@ export class PostgresCdcSource extends ChangeReader {
   /** The OID of each captured table when last seen (durable as the position of its own stream). */
   private tableOids: Record<string, string> = {};
   private checkingTables = false;
+  /** The truncated partitions' records whose re-read is being asked for now (the table check leaves them). */
+  private readonly askingTruncated = new Set<string>();
   /** The columns the sources read, by table: a change of one (ALTER TABLE) reads its sources again. */
   private readonly reads: readonly { table: string; column: string }[];
   private readonly requestReread: SourceContext["requestReread"];
@@ -95,7 +97,7 @@ export class PostgresCdcSource extends ChangeReader {
     const oids = context.positions.get(tablesStream(this.stream));
     if (oids !== undefined) this.tableOids = JSON.parse(oids) as Record<string, string>;
     this.requestReread = context.requestReread;
-    this.decoder.partitionsTruncated = (table, partitions) => void (this.rereadPartitioned(table, `partitions ${partitions.join(", ")} of table ${table} were truncated (not all of its partitions)`).catch((error: unknown) => this.logger.error({ table, err: error }, "asking for a re-read failed")));
+    this.decoder.partitionsTruncated = (table, partitions) => this.partitionsTruncated(table, partitions);
     // A re-read under way when the daemon stopped: its rows are marked from the first change streamed.
     for (const underWay of context.rereading ?? []) {
       for (const id of underWay.sourceIds) if (this.tables.some((t) => t.sourceId === id)) this.decoder.rereading.set(id, rereadMark(underWay.runId));
@@ -209,6 +211,15 @@ export class PostgresCdcSource extends ChangeReader {
     try {
       const next = { ...this.tableOids };
       await this.checkPartitions(next);
+      // Partitions truncated whose re-read was not asked for yet (it failed, or the daemon stopped first).
+      const handled = new Map<string, string>();
+      for (const [key, value] of Object.entries(this.tableOids)) {
+        if (!key.endsWith(TRUNCATED) || this.askingTruncated.has(key)) continue;
+        const table = key.slice(0, -TRUNCATED.length);
+        await this.rereadPartitioned(table, truncatedReason(table, JSON.parse(value) as string[]));
+        handled.set(key, value);
+        delete next[key];
+      }
       const missed: { table: string; why: string; oid: string }[] = [];
       const gone: string[] = [];
       for (const [table, { oid, published }] of now) {
@@ -270,10 +281,10 @@ export class PostgresCdcSource extends ChangeReader {
       }
       this.tableProblem = null;
       this.tableLog.clear();
-      if (JSON.stringify(next) !== JSON.stringify(this.tableOids)) {
-        this.tableOids = next;
-        this.emit({ sourceId: this.tables[0]?.sourceId ?? "", op: "marker", key: "", before: null, after: null, position: { stream: tablesStream(this.stream), position: JSON.stringify(next) }, commitTime: Date.now() });
-      }
+      // Truncations recorded or asked for while this check ran are as they are now.
+      for (const key of Object.keys(next)) if (key.endsWith(TRUNCATED) && !(key in this.tableOids)) delete next[key];
+      for (const [key, value] of Object.entries(this.tableOids)) if (key.endsWith(TRUNCATED) && handled.get(key) !== value) next[key] = value;
+      if (JSON.stringify(next) !== JSON.stringify(this.tableOids)) this.storeTables(next);
     } catch (error) {
       this.tableProblem = (error as Error).message;
       this.tableLog.report(this.tableProblem, {}, `${this.tableProblem} (checked again every ${Math.round(PostgresCdcSource.tableCheckMs / 1000)} s)`);
@@ -314,6 +325,40 @@ export class PostgresCdcSource extends ChangeReader {
       if (why.length > 0) await this.rereadPartitioned(table, `table ${table} ${why.join(", and ")}`);
       next[key] = JSON.stringify(leaves);
     }
+  }
+
+  /**
+   * Some partitions of a captured partitioned table truncated (not all): its sources are read again.
+   * The truncation is recorded first, as a position of the tables' stream emitted before the
+   * truncate's own position (so durable no later than it, which may be acknowledged then), and
+   * forgotten once the re-read is asked for: a request that fails, or a stop before it, is asked again
+   * by the next check (after a restart, the first). The relay cannot read again: it says so.
+   */
+  private partitionsTruncated(table: string, partitions: readonly string[]): void {
+    if (!this.requestReread) {
+      void this.rereadPartitioned(table, truncatedReason(table, partitions));
+      return;
+    }
+    const key = table + TRUNCATED;
+    const known = this.tableOids[key] === undefined ? [] : (JSON.parse(this.tableOids[key]) as string[]);
+    const value = JSON.stringify([...new Set([...known, ...partitions])].sort());
+    this.storeTables({ ...this.tableOids, [key]: value });
+    this.askingTruncated.add(key);
+    void this.rereadPartitioned(table, truncatedReason(table, partitions)).finally(() => this.askingTruncated.delete(key)).then(
+      () => {
+        if (this.tableOids[key] !== value) return;
+        const next = { ...this.tableOids };
+        delete next[key];
+        this.storeTables(next);
+      },
+      (error: unknown) => this.logger.error({ table, err: error }, "asking for a re-read failed; asked again at the next check of the tables"),
+    );
+  }
+
+  /** The captured tables' record (OIDs, read columns, partitions), as a position of their stream. */
+  private storeTables(next: Record<string, string>): void {
+    this.tableOids = next;
+    this.emit({ sourceId: this.tables[0]?.sourceId ?? "", op: "marker", key: "", before: null, after: null, position: { stream: tablesStream(this.stream), position: JSON.stringify(next) }, commitTime: Date.now() });
   }
 
   /** Reads a partitioned table's sources again (its sweep removes what its partitions no longer hold). */
@@ -552,6 +597,10 @@ function openingSocket(service: LogicalReplicationService | undefined): { destro
 function rereadMark(runId: string): string {
   return `reread:${runId}`;
 }
+
+/** The suffix of the key of a partitioned table's truncated partitions whose re-read is still to be asked for. */
+const TRUNCATED = "\u0000truncated";
+const truncatedReason = (table: string, partitions: readonly string[]) => `partitions ${partitions.join(", ")} of table ${table} were truncated (not all of its partitions)`;
 
 /** The key of a partitioned table's partitions in the stored record of the captured tables. */
 const partitionsKey = (table: string): string => `${table}\u0000partitions`;
