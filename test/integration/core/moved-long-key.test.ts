@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Store } from "../../../state/store.js";
 import { applyBatch } from "../../../streams/batch.js";
-import { change, coreDomain, purchase, user } from "../../helpers/core.js";
+import { change, coreDomain, user } from "../../helpers/core.js";
 
 const T = Date.UTC(2026, 10, 1, 12, 0, 0);
 const domain = coreDomain();
