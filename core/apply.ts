@@ -538,8 +538,12 @@ export class BatchApplier {
     if (!model) return;
     let filled = after;
     let carried: Map<string, { value: PropertyValue | PropertyValue[]; invalidReason?: string }> | undefined;
+    // Nothing under the old key (the move replayed, its row already gone): the row under the new key
+    // keeps the values the change does not carry, as an update's would, so a replay changes nothing.
+    let replayed = false;
     if (source.primary) {
       const moved = this.touch(model, fromKey, commitTime).current;
+      replayed = !moved;
       if (moved) {
         for (const property of source.properties) {
           if (!Object.hasOwn(after, property.column) || columnOf(after, property.column) !== undefined) continue;
@@ -550,10 +554,11 @@ export class BatchApplier {
       }
     } else {
       const stored = this.state.getRow(source.id, fromKey);
+      replayed = !stored;
       if (stored) filled = mergeRow(stored.row, after, false);
     }
     this.removeRow(source, fromKey, commitTime);
-    this.upsertRow(source, rowKey, filled, false, commitTime, snapshotId, false, carried);
+    this.upsertRow(source, rowKey, filled, replayed, commitTime, snapshotId, false, carried);
   }
 
   private upsertRow(source: SourceDef, rowKey: string, after: Row, merge: boolean, commitTime: number, snapshotId?: string, partial = false, carried?: ReadonlyMap<string, { value: PropertyValue | PropertyValue[]; invalidReason?: string }>): void {

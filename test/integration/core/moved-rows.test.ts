@@ -1,6 +1,7 @@
-// A row whose key an update changed (Change.movedFrom) from a key the state cannot key a row or
-// record by: like a delete of that key, it is set aside (the old key was never stored), and the row
-// under its new key is stored, instead of the batch's transaction failing on LMDB's key size.
+// Rows whose key an update changed (Change.movedFrom). From a key the state cannot key a row or record
+// by: like a delete of that key, it is set aside (the old key was never stored), and the row under its
+// new key is stored. Replayed (nothing left under the old key): a no-op, the values the change does
+// not carry (unchanged TOAST values) staying the moved row's instead of turning null.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -50,4 +51,30 @@ describe("a row moved from a key too long for the state", () => {
       expect(store.getRecord("users", "3")).toBeDefined();
     });
   }
+});
+
+describe("a row move replayed", () => {
+  let dir: string;
+  let store: Store;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), "moved-replay-"));
+    store = Store.open(dir);
+  });
+  afterEach(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("changes nothing: the values the change does not carry stay the moved row's (primary and secondary)", async () => {
+    await applyBatch(store, domain, [user(1, { email: "a@example.com", first_name: "Ada" }), change("purchases_table", "insert", "10", { id: 10, user_id: 1, amount: 30, state: "paid", sku: "A", created_at: T }, T)], T);
+    const move = () => [
+      { ...change("users_table", "insert", "2", { id: 2, email: "a@example.com", first_name: undefined }, T, { id: 1 }), movedFrom: "1" },
+      { ...change("purchases_table", "insert", "11", { id: 11, user_id: 2, amount: 30, state: "paid", sku: undefined, created_at: T }, T, { id: 10 }), movedFrom: "10" },
+    ];
+    await applyBatch(store, domain, move(), T);
+    const once = { record: store.getRecord("users", "2"), rows: [...store.rowsOf("purchases_table")] };
+    expect(once.record?.values).toMatchObject({ first_name: "Ada", purchase_count: 1, skus: ["A"] });
+    await applyBatch(store, domain, move(), T);
+    expect({ record: store.getRecord("users", "2"), rows: [...store.rowsOf("purchases_table")] }).toEqual(once);
+  });
 });
