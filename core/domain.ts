@@ -98,6 +98,12 @@ export function columnsRead(p: PropertyDef): string[] {
   return [p.column, ...(p.aggregate.sortColumn === undefined ? [] : [p.aggregate.sortColumn]), ...p.aggregate.filters.map((f) => f.key)];
 }
 
+/** columnsRead of a property as its config gives it. */
+export function configColumnsRead(p: PropertyConfig): string[] {
+  const spec = aggregateSpecOf(p);
+  return [spec.column, ...(spec.sortColumn === undefined ? [] : [spec.sortColumn]), ...spec.filters.map((f) => f.key)];
+}
+
 /** The aggregation a property config describes (exact, for a property of a primary source). */
 export function aggregateSpecOf(p: PropertyConfig): AggregateSpec {
   return {

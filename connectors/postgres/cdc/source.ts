@@ -10,6 +10,7 @@ import type { Logger } from "pino";
 import type { Change, Row } from "../../../core/change.js";
 import type { AppConfig, SourceConfig } from "../../../core/config/schema.js";
 import type { Located } from "../../../core/config/types.js";
+import { configColumnsRead } from "../../../core/domain.js";
 import { ProblemLog } from "../../problem-log.js";
 import { ChangeReader } from "../../reader.js";
 import type { RereadRequest, SourceContext, SourceObserver } from "../../types.js";
@@ -79,7 +80,7 @@ export class PostgresCdcSource extends ChangeReader {
     for (const { sourceId, table } of this.tables) {
       const source = sources.find((x) => x.id === sourceId);
       const properties = (context.properties ?? []).filter((p) => p.sourceId === sourceId);
-      const columns = [...Object.keys(source?.mapping ?? {}), ...properties.flatMap((p) => [p.options.column, ...(p.options.sortColumn === undefined ? [] : [p.options.sortColumn]), ...(p.filters ?? []).map((f) => f.key)])];
+      const columns = [...Object.keys(source?.mapping ?? {}), ...properties.flatMap(configColumnsRead)];
       for (const column of columns) reads.set(columnKey(table, column), { table, column });
     }
     this.reads = [...reads.values()];
