@@ -204,6 +204,15 @@ export function dumpDifferences(a: Obj, b: Obj, limit = 10): string[] {
   return out;
 }
 
+/**
+ * The scenarios a test file runs in `mode` ("restart" or "reload"): those in `both` by each, the others
+ * by one of the two in turn (each converged by both when it was written; run twice, they cost CI time
+ * for no bug either ever found alone).
+ */
+export function scenariosFor<T>(mode: "restart" | "reload", entries: readonly [string, T][], both: ReadonlySet<string>): [string, T][] {
+  return entries.filter(([name], i) => both.has(name) || (i % 2 === 0) === (mode === "restart"));
+}
+
 export interface ConvergenceResult {
   state: Obj;
   oracleState: Obj;

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RUN_HOOKS } from "../../streams/runs.js";
-import { concrete, converge, dumpState, find, SHOP_DATA, SHOP_SCHEMA, settle, shopConfig, shopWrites, start, stopAll, type ConvergenceScenario, type Obj, type Running } from "../helpers/converge.js";
+import { concrete, converge, dumpState, find, scenariosFor, SHOP_DATA, SHOP_SCHEMA, settle, shopConfig, shopWrites, start, stopAll, type ConvergenceScenario, type Obj, type Running } from "../helpers/converge.js";
 import { waitFor } from "../helpers/daemon.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import { testPgUrl } from "../services/use.js";
@@ -65,8 +65,10 @@ describe("a model's aggregated source in another postgres app than its primary",
     await db.drop();
   });
 
+  // Each found a bug (2026-12-03): run by a restart and by a reload.
+  const both = new Set(["an aggregated column excluded in the other app", "the aggregated source moved to an app of its own", "an aggregated source added on an app of its own"]);
   for (const mode of ["restart", "reload"] as const) {
-    it.each(Object.entries(SCENARIOS))(`by a ${mode}: %s`, { timeout: 120_000 }, async (_name, scenario) => {
+    it.each(scenariosFor(mode, Object.entries(SCENARIOS), both))(`by a ${mode}: %s`, { timeout: 120_000 }, async (_name, scenario) => {
       const result = await converge(db, scenario, mode);
       expect({ ...result.state, remote: null }).toEqual({ ...result.oracleState, remote: null });
       expect(result.table).toEqual(result.oracleTable);
@@ -122,7 +124,7 @@ describe("a model's polling sources on another app than its primary", () => {
   });
 
   for (const mode of ["restart", "reload"] as const) {
-    it.each(Object.entries(POLLING))(`by a ${mode}: %s`, { timeout: 120_000 }, async (_name, scenario) => {
+    it.each(scenariosFor(mode, Object.entries(POLLING), new Set()))(`by a ${mode}: %s`, { timeout: 120_000 }, async (_name, scenario) => {
       const result = await converge(db, { writes: refundWrites, ...scenario, settled: pollingSettled, writesBeforeChange: true }, mode);
       expect(result.state).toEqual(result.oracleState);
       expect(result.table).toEqual(result.oracleTable);
