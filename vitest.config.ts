@@ -3,12 +3,12 @@ import { defineConfig } from "vitest/config";
 // Two projects: unit tests run without any service (pure logic, fake timers); integration and e2e
 // tests get real Postgres and Kafka for the whole run (test/services/global-setup.ts).
 //
-// The services project runs two files at once, each worker on a Postgres and a Kafka of its own
-// (test/services/global-setup.ts): its tests mostly wait on servers, processes and timers, and on a
-// quiet 2-core machine two took 915 s where one took 1,535 s (CI, 2026-12-03). TEST_WORKERS sets
-// another count (1: one file at a time). Servers given through PG_URL / KAFKA_BROKERS are shared:
+// The services project runs one file at a time by default. TEST_WORKERS=2 runs two at once, each
+// worker on a Postgres and a Kafka of its own (test/services/global-setup.ts): on a 2-core machine
+// already loaded it was no faster (1,226 s against 1,315 s), and tests that wait on a loaded server's
+// timing failed more often, so CI keeps one. Servers given through PG_URL / KAFKA_BROKERS are shared:
 // with them, one file at a time.
-const requested = Number(process.env.TEST_WORKERS ?? "2");
+const requested = Number(process.env.TEST_WORKERS ?? "1");
 const SERVICE_WORKERS = process.env.PG_URL || process.env.KAFKA_BROKERS || !Number.isInteger(requested) || requested < 1 ? 1 : requested;
 
 export default defineConfig({

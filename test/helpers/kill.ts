@@ -19,11 +19,11 @@ export interface KillShop {
   args: string[];
 }
 
-/** The shop's tables with 20,000 users, `purchases` purchases (60,000) and 10,000 refunds, read once by a daemon on shopConfig(). */
-export async function killShop(db: TestDatabase, work: string, purchases = 60_000): Promise<KillShop> {
+/** The shop's tables with 20,000 users, 60,000 purchases and 10,000 refunds, read once by a daemon on shopConfig(). */
+export async function killShop(db: TestDatabase, work: string): Promise<KillShop> {
   for (const sql of SHOP_SCHEMA) await db.query(sql);
   await db.query(`INSERT INTO users (id, email, name, vip) SELECT g, 'u' || g || '@example.com', 'n' || g, g % 3 = 0 FROM generate_series(1, 20000) g`);
-  await db.query(`INSERT INTO purchases SELECT g, 1 + g % 20000, g % 97, 0, CASE WHEN g % 4 = 0 THEN 'failed' ELSE 'successful' END, 'sku', '2026-01-01T00:00:00Z'::timestamptz + g * interval '1 minute' FROM generate_series(1, $1::int) g`, [purchases]);
+  await db.query(`INSERT INTO purchases SELECT g, 1 + g % 20000, g % 97, 0, CASE WHEN g % 4 = 0 THEN 'failed' ELSE 'successful' END, 'sku', '2026-01-01T00:00:00Z'::timestamptz + g * interval '1 minute' FROM generate_series(1, 60000) g`);
   await db.query(`INSERT INTO refunds SELECT g, 1 + (g * 7) % 20000, g % 13 FROM generate_series(1, 10000) g`);
   const config = join(work, "config.json");
   const state = join(work, "state");
