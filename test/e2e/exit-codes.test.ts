@@ -286,4 +286,34 @@ describe("exit codes and messages", () => {
     // Without the flag, the same config validates.
     expect((await spawned([], ["validate", "--config", example])).code).toBe(0);
   });
+
+  it("refuses an open-file limit below 256 in run, relay and worker with 78, naming the limit and where it is set", async () => {
+    const limited = (limit: number, args: string[]) =>
+      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+        const child = spawn("bash", ["-c", `ulimit -n ${limit} && exec "$0" "$@"`, process.execPath, CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+        let stdout = "";
+        let stderr = "";
+        child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+        child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+        child.on("error", reject);
+        child.on("close", (code) => resolve({ code, stdout, stderr }));
+      });
+    const state = join(work, "fd-state");
+    for (const [limit, command] of [[24, "run"], [64, "run"], [255, "relay"], [100, "worker"]] as const) {
+      const result = await limited(limit, [command, "--config", empty, "--state", state]);
+      expect(result).toEqual({
+        code: 78,
+        stdout: "",
+        stderr: `error: the process may open at most ${limit} files; grouparoo-stream ${command} needs at least 256: raise the open-file limit (LimitNOFILE= under systemd, --ulimit nofile= for a container, ulimit -n in a shell)\n`,
+      });
+      expect(existsSync(state)).toBe(false);
+    }
+    // Commands that do not run on are not held to it, nor is a long-running command's help.
+    expect((await limited(64, ["run", "--help"])).code).toBe(0);
+    const validated = await limited(64, ["validate", "--config", empty]);
+    expect(validated.code).toBe(0);
+    // At the floor, run starts: it gets past the check to the config (an empty one runs until stopped,
+    // so an invalid flag value ends it with 64 where the check would have said 78).
+    expect((await limited(256, ["run", "--config", empty, "--state", state, "--max-batch-size", "0"])).code).toBe(64);
+  });
 });
