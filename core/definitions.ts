@@ -536,19 +536,32 @@ export function planRuns(recorded: Definitions, next: Definitions, context: Plan
  * every run), with no Run of the plan reading them again: what it reads before those removals are
  * done would be removed with what they remove. They are held until then (the daemon starts their
  * connectors after the removals).
+ *
+ * Also, read again or not, every source of `next` whose rows or records a model's removal drops
+ * whole (remove-model: a source moved from the removed model to another one, as when a model is
+ * renamed, and the sources of a model removed and built again), and a source moved to another model
+ * (remove-source, on the model it leaves, drops its rows as that model's): those drops take whatever the
+ * source streamed meanwhile under the new config, without taking it out of the records it reached
+ * (a purchase streamed to a user of the renamed model stayed in the user's count and sum, and its
+ * re-read then counted it a second time), and a row of the removed model's changed meanwhile was
+ * taken for one of the new model's record of the same id. Held, nothing streams into them until
+ * their old rows and records are gone.
  */
 export function removedThenReadWhole(plan: RunPlan, next: Definitions, needsReread: (sourceId: string) => boolean): string[] {
   const reread = new Set(plan.runs.flatMap((r) => (r.spec.kind === "reread" ? [r.spec.sourceId] : [])));
   const held = new Set<string>();
-  for (const { spec } of plan.runs) {
-    const sources =
-      spec.kind === "remove-source"
-        ? [spec.sourceId]
-        : spec.kind === "remove-property"
-          ? [next.properties[spec.propertyId]?.sourceId ?? ""]
-          : spec.kind === "remove-model"
-            ? Object.keys(next.sources).filter((id) => next.sources[id]?.modelId === spec.modelId)
-            : [];
+  for (const { spec, updates } of plan.runs) {
+    if (spec.kind === "remove-model") {
+      const dropped = [...Object.keys(next.sources).filter((id) => next.sources[id]?.modelId === spec.modelId), ...updates.filter((u) => u.cls === "sources").map((u) => u.id)];
+      for (const id of dropped) if (next.sources[id]) held.add(id);
+      continue;
+    }
+    // A source moved to another model: its removal from the old one drops its rows as the old model's.
+    if (spec.kind === "remove-source" && next.sources[spec.sourceId] !== undefined && next.sources[spec.sourceId]?.modelId !== spec.modelId) {
+      held.add(spec.sourceId);
+      continue;
+    }
+    const sources = spec.kind === "remove-source" ? [spec.sourceId] : spec.kind === "remove-property" ? [next.properties[spec.propertyId]?.sourceId ?? ""] : [];
     for (const id of sources) if (next.sources[id] && !reread.has(id) && !needsReread(id)) held.add(id);
   }
   return [...held].sort();

@@ -585,7 +585,9 @@ export class Daemon {
     await runs.prepare(definitions, rereadNeeded);
     // A source its connector reads whole anyway (a new slot: moved to another app, say) whose removal
     // Runs (its old rows and records, its properties' values) are planned starts reading once they are
-    // done: read before, its rows would be removed with the old ones.
+    // done: read before, its rows would be removed with the old ones. So does one whose rows a removal
+    // drops as another model's (a model renamed, a source moved to another model), read again or not:
+    // streamed before, its rows would be dropped from under the records they reached, and read again.
     const holding = new Set(removedThenReadWhole(runs.plan(definitions, rereadNeeded, store.isEmpty()), definitions, rereadNeeded));
     const removalsDone = holding.size === 0 ? undefined : runs.removalsDone();
     const heldConnectors = new Map<SourceConnector, SourceConnector>();

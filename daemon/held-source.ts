@@ -1,7 +1,8 @@
 // A source connector held back until the Runs that remove what it is about to read whole are done
 // (core/definitions.ts, removedThenReadWhole): a source moved to another app, say, is removed by its
 // Run while the new app's connector reads it from a new slot; read first, its rows would be removed
-// with the old ones. Reading starts once `released` resolves; a stop before that ends its stream
+// with the old ones. Also a source whose rows a removal drops as another model's (a model renamed, a
+// source moved to another model), read again or not. Reading starts once `released` resolves; a stop before that ends its stream
 // without ever reading.
 import { Observable, share } from "rxjs";
 import type { Change } from "../core/change.js";

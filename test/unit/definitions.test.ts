@@ -502,4 +502,31 @@ describe("removedThenReadWhole", () => {
     // A source added on a new app: nothing removed.
     expect(held((o) => o.push({ ...find(o, "shop_db"), id: "shop_b" }, { class: "source", id: "refunds_table", type: "postgres-cdc", appId: "shop_b", modelId: "users", options: { table: "refunds" }, mapping: { user_id: "user_id" } }), ["refunds_table"])).toEqual([]);
   });
+
+  it("names, read again or not, the sources whose rows a removal drops as another model's: a model renamed, a source moved to another model", () => {
+    // The model renamed: its removal drops its sources' rows whole, which stream under the new model
+    // meanwhile (a purchase streamed in was counted, dropped, and counted again by the re-read).
+    const renamed = (o: Obj[]) => {
+      for (const x of o) {
+        if (x.class === "model" && x.id === "users") x.id = "people";
+        else if (x.modelId === "users") x.modelId = "people";
+      }
+    };
+    expect(held(renamed, [])).toEqual(["purchases_table", "users_table"]);
+    expect(held(renamed, ["users_table", "purchases_table"])).toEqual(["purchases_table", "users_table"]);
+    // A source of many rows per record moved to another model: its removal from the old one drops its rows.
+    const moved = (o: Obj[]) => {
+      o.push({ class: "model", id: "customers", type: "profile" }, { class: "source", id: "customers_table", type: "postgres-cdc", appId: "shop_db", modelId: "customers", options: { table: "users" }, mapping: { id: "customer_id" } }, { class: "property", id: "customer_id", type: "integer", unique: true, sourceId: "customers_table", options: { column: "id" } });
+      const purchases = find(o, "purchases_table");
+      purchases.modelId = "customers";
+      purchases.mapping = { user_id: "customer_id" };
+      for (let i = o.length - 1; i >= 0; i--) {
+        const x = o[i] as Obj;
+        if ((x.class === "group" || x.class === "destination") && JSON.stringify(x).match(/lifetime_value|purchase_count|skus|last_purchase_at|high_value|recent_buyers/)) o.splice(i, 1);
+      }
+    };
+    expect(held(moved, ["customers_table"])).toEqual(["purchases_table"]);
+    // Replaced on its model (another mapping) and read again: its removal takes its rows out of their records as they go.
+    expect(held((o) => (find(o, "purchases_table").options = { table: "public.orders" }), [])).toEqual([]);
+  });
 });
