@@ -526,6 +526,12 @@ describe("removedThenReadWhole", () => {
       }
     };
     expect(held(moved, ["customers_table"])).toEqual(["purchases_table"]);
+    // A model whose removal was cut short, the config back to it: removed whole and built again, its sources read again.
+    const before = definitions(validConfigObjects());
+    const unsettled: Unsettled[] = [{ cls: "models", id: "users", target: null, seen: before.models.users as NonNullable<Definitions["models"][string]>, redo: false }];
+    const rebuilt = planRuns(before, before, { needsReread: () => true, unsettled });
+    expect(rebuilt.runs.map((r) => r.spec.kind)).toContain("remove-model");
+    expect(removedThenReadWhole(rebuilt, before, () => true)).toEqual(["purchases_table", "users_table"]);
     // Replaced on its model (another mapping) and read again: its removal takes its rows out of their records as they go.
     expect(held((o) => (find(o, "purchases_table").options = { table: "public.orders" }), [])).toEqual([]);
   });
