@@ -461,6 +461,13 @@ export class PostgresCdcSource extends ChangeReader {
     // Durable before the slot moves: a crash between the two finds the same error and asks again.
     await this.requestReread(sourceIds, reason);
     const lsn = await withClient(this.settings.connection, async (client) => {
+      // pg_current_wal_lsn() is where the WAL is written up to, not where it ends: with asynchronous
+      // commits (synchronous_commit off) the publication's own commit record may still wait in the WAL
+      // buffers, and a slot moved there stayed before the publication's creation: a change committed
+      // in between failed with 42704 once more, and every source was read again a second time. A
+      // transaction that writes (a logical message, which the stream ignores) and commits synchronously
+      // here flushes the WAL up to its own commit, after the publication's (already visible, so in it).
+      await client.query(`BEGIN; SET LOCAL synchronous_commit = local; SELECT pg_logical_emit_message(true, 'grouparoo_stream_flush', ''); COMMIT`);
       const now = (await client.query<{ lsn: string }>(`SELECT pg_current_wal_lsn()::text AS lsn`)).rows[0]?.lsn ?? "0/0";
       // The walsender that failed may hold the slot a moment longer (55006): asked again until released,
       // for up to 30 s (a loaded server can take seconds to end it). Given up sooner, the next attempt
