@@ -1,12 +1,16 @@
 // A publication made after changes the slot still holds (publication-renamed.test.ts: the connector
-// reads every source again and moves the slot past the publication's creation), in a harder case:
-// on a server whose commits are asynchronous (synchronous_commit off, as in the test clusters), the
-// publication's commit record may be inserted into the WAL but not written yet when the slot is
-// moved. pg_current_wal_lsn() is the WAL's write position, so a slot moved there stayed before the
-// publication's creation: a change committed in between failed with 42704 once more, and every
-// source was read a second time (seen under load with two test workers).
+// reads every source again and moves the slot past the publication's creation), in two harder cases:
 //
-// A cluster of its own: the test makes its WAL writer sleep 10 s (ALTER SYSTEM), so that what is
+// - on a server whose commits are asynchronous (synchronous_commit off, as in the test clusters), the
+//   publication's commit record may be inserted into the WAL but not written yet when the slot is
+//   moved. pg_current_wal_lsn() is the WAL's write position, so a slot moved there stayed before the
+//   publication's creation: a change committed in between failed with 42704 once more, and every
+//   source was read a second time (seen under load with two test workers);
+// - the publication dropped and made again while a re-read is under way: the slot is moved past the
+//   watermarks of the chunk the re-read waits on, which then never stream; the Run waited for ever,
+//   and every Run behind it too.
+//
+// A cluster of its own: both cases make its WAL writer sleep 10 s (ALTER SYSTEM), so that what is
 // committed asynchronously stays unwritten, and unstreamed, for a while, as on a loaded server.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -117,6 +121,59 @@ describe("a publication made later, the slot moved past it", () => {
       expect(moves()).toHaveLength(1);
       expect(rereads(daemon).map((r) => `${r.target} ${r.state}`).sort()).toEqual(["source purchases_table complete", "source users_table complete"]);
     } finally {
+      await stop(daemon);
+    }
+  });
+
+  it("dropped and made again while a re-read's chunk is under way: the chunk is read again, and every Run completes", { timeout: 120_000 }, async () => {
+    logs = [];
+    const file = join(work, "config.json");
+    const state = join(work, "state");
+    let daemon = await start(file, shop("pub_a"), state);
+    const lock = new pg.Client({ connectionString: db.url });
+    await lock.connect();
+    try {
+      await waitFor("the snapshot", async () => (daemon.state.countOf("records", "users") === 12 && quiet(daemon) ? true : undefined), 60_000);
+      await stop(daemon);
+      await db.query(`DELETE FROM users WHERE id = 3`);
+      // pub_b made by hand; the purchases' re-read will find its table locked.
+      await db.query(`CREATE PUBLICATION pub_b FOR TABLE users, purchases`);
+      await lock.query(`BEGIN; LOCK TABLE purchases IN ACCESS EXCLUSIVE MODE`);
+      daemon = await start(file, shop("pub_b"), state);
+      // The purchases' Run writes its chunk's low watermark, then waits to read the table.
+      const blocked = async () => (await db.query(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%__grouparoo_key%'`)).rowCount === 1;
+      await waitFor("the chunk waiting", async () => ((await blocked()) ? true : undefined), 30_000);
+      expect(moves()).toHaveLength(1);
+      try {
+        // What is committed from now on stays unwritten, so unstreamed, until a commit flushes it below.
+        await walWriterDelay("10s");
+        await new Promise((r) => setTimeout(r, 500));
+        // pub_b dropped and made again around a change, which pgoutput cannot decode (42704).
+        await db.query(`BEGIN; DROP PUBLICATION pub_b; UPDATE users SET name = 'between' WHERE id = 5; CREATE PUBLICATION pub_b FOR ALL TABLES; COMMIT`);
+        // The chunk reads, and writes its high watermark after that change.
+        await lock.query(`ROLLBACK`);
+        await waitFor("the chunk read", async () => (!(await blocked()) ? true : undefined), 30_000);
+        await new Promise((r) => setTimeout(r, 500));
+      } finally {
+        await walWriterDelay(null);
+      }
+      // Flushed: the stream fails at the change, and the slot is moved past the chunk's high watermark.
+      await db.query(`BEGIN; SET LOCAL synchronous_commit = on; INSERT INTO users (id, email, name, last_name, vip) VALUES (31, 'u31@example.com', 'name31', 'last31', false); COMMIT`);
+      await waitFor("the slot moved again", async () => (moves().length > 1 ? true : undefined), 30_000);
+      await waitFor("every Run complete", async () => (quiet(daemon) && daemon.notReady() === null ? true : undefined), 60_000);
+      expect(moves()).toHaveLength(2);
+      expect(daemon.state.getRecord("users", "3")).toBeUndefined();
+      expect(daemon.state.getRecord("users", "5")?.values.name).toBe("between");
+      expect(daemon.state.getRecord("users", "31")?.values.name).toBe("name31");
+      expect(rereads(daemon).map((r) => `${r.target} ${r.state}`).sort()).toEqual([
+        "source purchases_table complete",
+        "source purchases_table complete",
+        "source users_table complete",
+        "source users_table complete",
+      ]);
+      expect([...daemon.state.rowsOf("purchases_table")]).toHaveLength(40);
+    } finally {
+      await lock.end();
       await stop(daemon);
     }
   });

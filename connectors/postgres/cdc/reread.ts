@@ -51,9 +51,21 @@ export async function rereadTables(request: RereadRequest, context: RereadContex
       chunk += 1;
       const id = `${request.runId}/${chunk}`;
       // The window waits before the low watermark is written: the stream may reach it before the chunk is read.
-      let inStream: () => void = () => undefined;
-      const arrived = new Promise<void>((resolve) => (inStream = resolve));
-      const window: ChunkWindow = { id, table, sourceId, keyColumns, rows: [], progress: { stream: `run:${request.runId}`, position: "" }, open: false, changed: new Set(), truncated: false, done: () => inStream() };
+      let inStream: (how: "arrived" | "skipped") => void = () => undefined;
+      const arrived = new Promise<"arrived" | "skipped">((resolve) => (inStream = resolve));
+      const window: ChunkWindow = {
+        id,
+        table,
+        sourceId,
+        keyColumns,
+        rows: [],
+        progress: { stream: `run:${request.runId}`, position: "" },
+        open: false,
+        changed: new Set(),
+        truncated: false,
+        done: () => inStream("arrived"),
+        skipped: () => inStream("skipped"),
+      };
       decoder.window = window;
       const read = await withClient(settings.connection, async (client) => {
         // Each watermark is its own committed transaction, so it takes its place in commit order.
@@ -72,8 +84,10 @@ export async function rereadTables(request: RereadRequest, context: RereadContex
       window.rows = read.map(({ __grouparoo_key: _key, ...row }) => row as Row);
       window.progress = { stream: `run:${request.runId}`, position: JSON.stringify(position) };
       await withClient(settings.connection, (client) => client.query(`SELECT pg_logical_emit_message(true, $1, $2)`, [WATERMARK_PREFIX, `high ${id}`]));
-      await Promise.race([arrived, context.stopRequested]);
+      const how = await Promise.race([arrived, context.stopRequested]);
       if (context.stopped()) return "stopped";
+      // The slot was moved past its watermarks (a publication made later, source.ts): read it again.
+      if (how === "skipped") continue;
       Object.assign(progress, position);
       if (finished) break;
     }

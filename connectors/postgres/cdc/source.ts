@@ -483,6 +483,14 @@ export class PostgresCdcSource extends ChangeReader {
       }
     });
     this.logger.warn({ slot, publication, sources: sourceIds, skippedTo: lsn }, `${reason}: its sources are read again, and the slot moved past the publication's creation`);
+    // A re-read's chunk under way may have written its watermarks before that point (a Run started
+    // by an earlier request, the publication dropped and made again meanwhile): they never stream, and
+    // the Run waited on them for ever. It reads the chunk again.
+    const waiting = this.decoder.window;
+    if (waiting) {
+      this.decoder.window = undefined;
+      waiting.skipped();
+    }
     // Everything before it is now the re-read's to bring: the position moves there once durable.
     if (compareLsn(lsn, this.durableLsn) > 0) {
       this.durableLsn = lsn;

@@ -73,6 +73,8 @@ export interface ChunkWindow {
   truncated: boolean;
   /** Called once the chunk's rows are in the stream. */
   done(): void;
+  /** Called when the stream was moved past the chunk's watermarks (they never come): it is read again. */
+  skipped(): void;
 }
 
 /** Turns the messages of one replication stream into changes, in stream order. */
