@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { pino } from "pino";
 import { Daemon } from "../../daemon/daemon.js";
 import type { Store } from "../../state/store.js";
+import { RUN_HOOKS, type RunState } from "../../streams/runs.js";
 import { freePort } from "../services/process.js";
 import { waitFor } from "./daemon.js";
 import type { TestDatabase } from "./postgres.js";
@@ -283,4 +284,37 @@ export async function stopAll(daemons: readonly (Running | undefined)[]): Promis
     await r.daemon.drain("SIGTERM");
     await r.daemon.finished;
   }
+}
+
+/** Waits until `r` holds record `model`/`id`, its Runs are done and destination `destination`'s outbox is empty. */
+export const settledOn = (r: Running, model: string, id: string, destination = "crm") =>
+  waitFor(`${model}/${id} applied, Runs done, outbox delivered`, async () => (r.daemon.state.getRecord(model, id) && r.daemon.runs?.pending().length === 0 && r.daemon.state.outboxDepth(destination) === 0 ? true : undefined), 60_000);
+
+/**
+ * Takes the daemon on `file` to config `next`: a reload (the file rewritten, SIGHUP's path) or a
+ * restart on the same state. Returns the daemon running after; when it throws, none is left running.
+ */
+export async function changeConfig(mode: "reload" | "restart", running: Running, file: string, next: Obj[]): Promise<Running> {
+  if (mode === "restart") {
+    await stopAll([running]);
+    return start(file, next, running.state);
+  }
+  writeFileSync(file, JSON.stringify(next));
+  const outcome = await running.daemon.reload("test").catch((error: unknown) => String(error));
+  if (outcome === "applied") return running;
+  await stopAll([running]);
+  throw new Error(`the reload was not applied: ${outcome}`);
+}
+
+/**
+ * Holds each Run of `kind` before it begins until `streamed` holds of the state (the stream applied
+ * what the test needs to have streamed before it), or 8 s; `seen` records which, once per Run. Cleared
+ * by `delete RUN_HOOKS.beforeBegin`.
+ */
+export function holdRunUntilStreamed(kind: RunState["kind"], label: string, streamed: (store: Store) => boolean, seen: string[]): void {
+  RUN_HOOKS.beforeBegin = async (run, store) => {
+    if (run.kind !== kind) return;
+    const done = await waitFor(label, async () => (streamed(store) ? true : undefined), 8000).catch(() => false);
+    seen.push(done ? "streamed before the removal" : "nothing streamed before the removal");
+  };
 }

@@ -7,14 +7,13 @@
 // the stream has applied those changes). A purchase changed under the new model while its row was
 // still attached to the old model's record was taken as one of the new record's rows too. Compared
 // with a fresh daemon on the same data.
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Store } from "../../state/store.js";
 import { RUN_HOOKS } from "../../streams/runs.js";
-import { concrete, dumpDifferences, dumpState, SHOP_DATA, SHOP_SCHEMA, shopConfig, shopWrites, start, stopAll, type Obj, type Running } from "../helpers/converge.js";
-import { waitFor } from "../helpers/daemon.js";
+import { changeConfig, concrete, dumpDifferences, dumpState, holdRunUntilStreamed, SHOP_DATA, SHOP_SCHEMA, settledOn as settled, shopConfig, shopWrites, start, stopAll, type Obj, type Running } from "../helpers/converge.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import { testPgUrl } from "../services/use.js";
 
@@ -40,9 +39,6 @@ describe("a model renamed while its sources stream", () => {
     rmSync(work, { recursive: true, force: true });
   });
 
-  const settled = (r: Running, model: string, id: string) =>
-    waitFor(`${model}/${id} applied, Runs done, outbox delivered`, async () => (r.daemon.state.getRecord(model, id) && r.daemon.runs?.pending().length === 0 && r.daemon.state.outboxDepth("crm") === 0 ? true : undefined), 60_000);
-
   for (const mode of ["reload", "restart"] as const) {
     it(`by a ${mode}: what streams in before the old model's removal is counted once, as by a fresh daemon`, { timeout: 120_000 }, async () => {
       const file = join(work, "config.json");
@@ -57,22 +53,10 @@ describe("a model renamed while its sources stream", () => {
         // with a purchase (201, purchase 250 of 42) and a change of user 4 then of its purchase 3 (stored
         // attached to users/4); or 8 s, when nothing streams before the removal is done.
         const seen: string[] = [];
-        RUN_HOOKS.beforeBegin = async (run, store) => {
-          if (run.kind !== "remove-model") return;
-          const streamed = () => (store.getRecord("people", "201")?.values.lifetime_value === 42 && store.getRecord("people", "4")?.values.name === "streamed" && Number(purchase(store, 3)?.amount) >= 23 ? true : undefined);
-          const done = await waitFor("the stream under model people", async () => streamed(), 8000).catch(() => false);
-          seen.push(done ? "streamed before the removal" : "nothing streamed before the removal");
-        };
-
-        const next = concrete(people(), db.url, "renamed", "crm");
-        if (mode === "restart") {
-          await stopAll([running]);
-          running = undefined;
-          running = await start(file, next, join(work, "state"));
-        } else {
-          writeFileSync(file, JSON.stringify(next));
-          expect(await running.daemon.reload("test")).toBe("applied");
-        }
+        holdRunUntilStreamed("remove-model", "the stream under model people", (store) => store.getRecord("people", "201")?.values.lifetime_value === 42 && store.getRecord("people", "4")?.values.name === "streamed" && Number(purchase(store, 3)?.amount) >= 23, seen);
+        const previous = running;
+        running = undefined;
+        running = await changeConfig(mode, previous, file, concrete(people(), db.url, "renamed", "crm"));
         await db.query(`UPDATE users SET name = 'streamed' WHERE id = 4`);
         await db.query(`UPDATE purchases SET amount = amount + 1 WHERE id = 3`);
         for (const sql of shopWrites(2).filter((sql) => !sql.startsWith("DELETE FROM users"))) await db.query(sql);

@@ -4,13 +4,12 @@
 // streamed under the new model meanwhile: a purchase of a customer created meanwhile stayed in the
 // customer's count and sum, and the source's re-read on the new model counted it again. Forced here by
 // holding the removal until the stream has applied such rows; compared with a fresh daemon.
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { RUN_HOOKS } from "../../streams/runs.js";
-import { concrete, dumpDifferences, dumpState, SHOP_DATA, SHOP_SCHEMA, shopConfig, shopWrites, start, stopAll, type Obj, type Running } from "../helpers/converge.js";
-import { waitFor } from "../helpers/daemon.js";
+import { changeConfig, concrete, dumpDifferences, dumpState, holdRunUntilStreamed, SHOP_DATA, SHOP_SCHEMA, settledOn as settled, shopConfig, shopWrites, start, stopAll, type Obj, type Running } from "../helpers/converge.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import { testPgUrl } from "../services/use.js";
 
@@ -47,9 +46,6 @@ describe("a source of many rows per record moved to another model", () => {
     rmSync(work, { recursive: true, force: true });
   });
 
-  const settled = (r: Running, model: string, id: string) =>
-    waitFor(`${model}/${id} applied, Runs done, outbox delivered`, async () => (r.daemon.state.getRecord(model, id) && r.daemon.runs?.pending().length === 0 && r.daemon.state.outboxDepth("crm") === 0 ? true : undefined), 60_000);
-
   for (const mode of ["reload", "restart"] as const) {
     it(`by a ${mode}: what it streams before its rows are removed from the old model is counted once, as by a fresh daemon`, { timeout: 120_000 }, async () => {
       const file = join(work, "config.json");
@@ -64,22 +60,10 @@ describe("a source of many rows per record moved to another model", () => {
         // The removal of the source's rows waits until the stream has applied, under model customers, a
         // new customer's purchase (201, purchase 250 of 42); or 8 s, when nothing streams before.
         const seen: string[] = [];
-        RUN_HOOKS.beforeBegin = async (run, store) => {
-          if (run.kind !== "remove-source") return;
-          const streamed = () => (store.getRecord("customers", "201")?.values.lifetime_value === 42 ? true : undefined);
-          const done = await waitFor("the stream under model customers", async () => streamed(), 8000).catch(() => false);
-          seen.push(done ? "streamed before the removal" : "nothing streamed before the removal");
-        };
-
-        const next = concrete(after(), db.url, "moved", "crm");
-        if (mode === "restart") {
-          await stopAll([running]);
-          running = undefined;
-          running = await start(file, next, join(work, "state"));
-        } else {
-          writeFileSync(file, JSON.stringify(next));
-          expect(await running.daemon.reload("test")).toBe("applied");
-        }
+        holdRunUntilStreamed("remove-source", "the stream under model customers", (store) => store.getRecord("customers", "201")?.values.lifetime_value === 42, seen);
+        const previous = running;
+        running = undefined;
+        running = await changeConfig(mode, previous, file, concrete(after(), db.url, "moved", "crm"));
         for (const sql of shopWrites(2).filter((sql) => !sql.startsWith("DELETE FROM users"))) await db.query(sql);
         await db.query(`INSERT INTO users (id, email, name) VALUES (702, 'u702@example.com', 'after')`);
         await settled(running, "customers", "702");
