@@ -41,10 +41,9 @@ export async function sweep(store: Store, domain: Domain, now: number): Promise<
 }
 
 /**
- * Evaluates one group for the records after `after`, read in that transaction in key order (each
- * once), `limit` at a time for as long as `more` (given the count so far) allows, at least once; with
- * `progress` (the Run's bookkeeping) written in the same transaction. Returns the last id done and what
- * the chunk did, or undefined when none were left.
+ * Evaluates one group for the next `limit` records after `after`, read in that transaction in key
+ * order (each once), with `progress` (the Run's bookkeeping) written in the same transaction; returns
+ * the last id done and what the chunk did, or undefined when none were left.
  */
 export async function backfillChunk(
   store: Store,
@@ -55,22 +54,15 @@ export async function backfillChunk(
   now: number,
   limit = 500,
   progress?: (tx: StateTransaction, last: string, count: number) => void,
-  more: (count: number) => boolean = () => false,
 ): Promise<{ last: string; count: number; result: BatchResult } | undefined> {
   let done: { last: string; count: number } | undefined;
   const result = await applyBatch(store, domain, [], now, (applier, tx) => {
-    let cursor = after;
-    let count = 0;
-    for (;;) {
-      const records = store.recordsAfter(modelId, cursor, limit);
-      for (const record of records) applier.evaluateRead(modelId, groupId, record);
-      count += records.length;
-      cursor = records[records.length - 1]?.id ?? cursor;
-      if (records.length < limit || !more(count)) break;
-    }
-    if (cursor === undefined || count === 0) return;
-    progress?.(tx, cursor, count);
-    done = { last: cursor, count };
+    const records = store.recordsAfter(modelId, after, limit);
+    const last = records[records.length - 1]?.id;
+    if (last === undefined) return;
+    for (const record of records) applier.evaluateRead(modelId, groupId, record);
+    progress?.(tx, last, records.length);
+    done = { last, count: records.length };
   });
   return done && { ...done, result };
 }

@@ -57,18 +57,8 @@ export interface RunEvents {
 
 const RECORDS_PER_CHUNK = 500;
 const KEYS_PER_CHUNK = 5000;
-/** Records read at a time for a rebuild's scanned states, or evaluated by a backfill (cheap per record, so more of them). */
+/** Records written per transaction from a rebuild's scanned states, or evaluated by a backfill (cheap per record, so more of them). */
 const SCANNED_RECORDS_PER_CHUNK = 2000;
-/**
- * A chunk of those goes on reading while it has run under this long (and up to the bound below): each
- * chunk's commit waits for its fsync, which a chunk of 2,000 cheap records spent about a quarter of
- * its time on, while changes queued behind a chunk wait for it whole (the streaming latency a Run adds).
- * A test that needs a Run stopped part-way over a few thousand records sets 0: a chunk is then 2,000.
- */
-export const RUN_CHUNKS = { scannedBudgetMs: 20 };
-const SCANNED_RECORDS_PER_CHUNK_MAX = 50_000;
-/** Whether a chunk started at `started` (performance.now()) that has done `count` records may read more. */
-const withinBudget = (started: number) => (count: number) => count < SCANNED_RECORDS_PER_CHUNK_MAX && performance.now() - started < RUN_CHUNKS.scannedBudgetMs;
 /** Awaited before each Run starts (a test holds the Runs back with it, to order them against the sources); none by default. */
 export const RUN_HOOKS: { beforeBegin?: (run: RunState, store: Store) => Promise<void> } = {};
 const LOG_EVERY_MS = 5000;
@@ -854,26 +844,12 @@ export class Runs {
           this.progressed(run, 0);
           return false;
         }
-        if (records(spec.modelId, 1).length === 0) {
+        const ids = records(spec.modelId, SCANNED_RECORDS_PER_CHUNK);
+        if (ids.length === 0) {
           this.scan = undefined;
           return this.phaseDone(run);
         }
-        const more = withinBudget(performance.now());
-        let count = 0;
-        const result = await applyBatch(store, domain, [], now, (applier, tx) => {
-          for (;;) {
-            const ids = records(spec.modelId, SCANNED_RECORDS_PER_CHUNK);
-            for (const id of ids) applier.setAggregates(spec.modelId, id, spec.propertyIds, scan.states.get(id));
-            count += ids.length;
-            run.cursor = ids[ids.length - 1] ?? run.cursor;
-            if (ids.length < SCANNED_RECORDS_PER_CHUNK || !more(count)) break;
-          }
-          run.processed += count;
-          this.fitTotal(run);
-          tx.putMeta(`run:${run.id}`, run);
-        });
-        this.context.events?.applied?.(run, result);
-        this.progressed(run, count);
+        await over(ids, (applier, _tx, id) => applier.setAggregates(spec.modelId, id, spec.propertyIds, scan.states.get(id)));
         return false;
       }
       case "backfill": {
@@ -882,7 +858,7 @@ export class Runs {
           run.cursor = last;
           this.fitTotal(run);
           tx.putMeta(`run:${run.id}`, run);
-        }, withinBudget(performance.now()));
+        });
         if (!chunk) return this.phaseDone(run);
         this.context.events?.applied?.(run, chunk.result);
         this.progressed(run, chunk.count);

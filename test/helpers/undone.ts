@@ -14,13 +14,10 @@ import type { Domain } from "../../core/domain.js";
 import { validateObjects } from "../../daemon/config/validate.js";
 import { Store } from "../../state/store.js";
 import { applyBatch } from "../../streams/batch.js";
-import { listRuns, RUN_CHUNKS, Runs, runStream } from "../../streams/runs.js";
+import { listRuns, Runs, runStream } from "../../streams/runs.js";
 import { asRaw } from "./config.js";
 import { dumpState } from "./converge.js";
 import { coreConfigObjects, purchase, user } from "./core.js";
-
-// The Runs these tests stop part-way cover a few thousand records: a chunk reads 2,000, never more.
-RUN_CHUNKS.scannedBudgetMs = 0;
 
 export type Obj = Record<string, unknown>;
 export const USERS = 3000;

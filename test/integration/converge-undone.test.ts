@@ -8,14 +8,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { listRuns, RUN_CHUNKS } from "../../streams/runs.js";
+import { listRuns } from "../../streams/runs.js";
 import { concrete, dumpState, find, SHOP_DATA, SHOP_SCHEMA, settle, shopConfig, shopWrites, start, type Obj, type Running } from "../helpers/converge.js";
 import { waitFor } from "../helpers/daemon.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import { testPgUrl } from "../services/use.js";
-
-// The Runs held part-way cover a few thousand records: a chunk reads 2,000, never more.
-RUN_CHUNKS.scannedBudgetMs = 0;
 
 describe("a config change undone part-way, by a reload", () => {
   let db: TestDatabase;

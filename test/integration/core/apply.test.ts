@@ -379,25 +379,6 @@ describe("applying batches", () => {
     expect(chunks).toBe(3);
     expect(store.membersOf("users", "not_vip")).toEqual(["2"]);
   });
-
-  it("backfills as many reads of `limit` records in one chunk as `more` allows, with its progress once", async () => {
-    await apply(Array.from({ length: 7 }, (_, i) => user(i + 1, { vip: i % 2 === 0 })));
-    const withNewGroup = coreDomain([{ class: "group", id: "not_vip", modelId: "users", rules: [{ propertyId: "vip", op: "eq", match: false }] }]);
-    const asked: number[] = [];
-    const progress: [string, number][] = [];
-    const first = await backfillChunk(store, withNewGroup, "users", "not_vip", undefined, T, 2, (_tx, last, count) => void progress.push([last, count]), (count) => {
-      asked.push(count);
-      return count < 5;
-    });
-    // Reads of 2, 2 and 2: asked after each full read, the third answer ends the chunk.
-    expect([first?.last, first?.count, asked, progress]).toEqual(["6", 6, [2, 4, 6], [["6", 6]]]);
-    expect(first?.result.memberDelta).toEqual(new Map([["not_vip", 3]]));
-    // A short read ends a chunk without asking.
-    const second = await backfillChunk(store, withNewGroup, "users", "not_vip", "6", T, 2, undefined, () => true);
-    expect([second?.last, second?.count]).toEqual(["7", 1]);
-    expect(await backfillChunk(store, withNewGroup, "users", "not_vip", "7", T, 2, undefined, () => true)).toBeUndefined();
-    expect(store.membersOf("users", "not_vip")).toEqual(["2", "4", "6"]);
-  });
 });
 
 describe("the state layout", () => {
