@@ -3,12 +3,11 @@ import { defineConfig } from "vitest/config";
 // Two projects: unit tests run without any service (pure logic, fake timers); integration and e2e
 // tests get real Postgres and Kafka for the whole run (test/services/global-setup.ts).
 //
-// The services project runs one file at a time by default. TEST_WORKERS=2 runs two at once, each
-// worker on a Postgres and a Kafka of its own (test/services/global-setup.ts): on a 2-core machine
-// already loaded it was no faster (1,226 s against 1,315 s), and tests that wait on a loaded server's
-// timing failed more often, so CI keeps one. Servers given through PG_URL / KAFKA_BROKERS are shared:
-// with them, one file at a time.
-const requested = Number(process.env.TEST_WORKERS ?? "1");
+// The services project runs two files at a time by default, each worker on a Postgres and a Kafka of
+// its own (test/services/global-setup.ts): on this 2-core machine a whole run took 1,826 s with two
+// against 2,289 s with one (2026-12-03, `bash .ci/run` on a clean clone). TEST_WORKERS=1 runs one
+// file at a time. Servers given through PG_URL / KAFKA_BROKERS are shared: with them, one file at a time.
+const requested = Number(process.env.TEST_WORKERS ?? "2");
 const SERVICE_WORKERS = process.env.PG_URL || process.env.KAFKA_BROKERS || !Number.isInteger(requested) || requested < 1 ? 1 : requested;
 
 export default defineConfig({
