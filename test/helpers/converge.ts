@@ -301,7 +301,7 @@ export async function changeConfig(mode: "reload" | "restart", running: Running,
   }
   writeFileSync(file, JSON.stringify(next));
   const outcome = await running.daemon.reload("test").catch((error: unknown) => String(error));
-  if (outcome === "applied") return running;
+  if (outcome === "applied") return { ...running, destinations: destinationsOf(next) };
   await stopAll([running]);
   throw new Error(`the reload was not applied: ${outcome}`);
 }
