@@ -653,9 +653,9 @@ export class Store {
         },
         dropTimeIndex: (modelId, groupId, limit) => {
           // The index is ordered by instant, not by model: each call resumes after the last entry the
-          // previous call of the same removal dropped (each call scanned from the start before, skipping
-          // the other models' entries again: 1.6 s for 200,000 entries in chunks of 5,000, four times
-          // 0.5 s for half as many). None is left only once a scan from the start finds fewer than the limit.
+          // previous call of the same removal dropped. (Each call scanned from the start before, skipping
+          // the other models' entries again: 1,000,000 entries among as many of another model took 32.7 s
+          // in chunks of 5,000, now 2.9 s.) None is left only once a scan from the start finds fewer than the limit.
           const resumeKey = `${modelId}\u0000${groupId ?? ""}`;
           let from = this.timeIndexDropFrom.get(resumeKey);
           let n = 0;
