@@ -761,8 +761,10 @@ export class Runs {
           const ids = records(spec.modelId);
           if (ids.length === 0) return this.phaseDone(run);
           await over(ids, (applier, _tx, id) => applier.deleteRecordOf(spec.modelId, id));
-          // Deleted records are gone: the next chunk starts again at the first remaining one.
-          delete run.cursor;
+          // One pass in key order, the next chunk after the last record deleted: a record behind it was
+          // made since by the stream, under the new definition (the source replaced, its id kept), and
+          // stays. Started again from the first record, the Run ended only at a chunk that found none, so
+          // a stream making one record between every two chunks kept it going for as long as it did.
           return false;
         }
         const keys = store.rowKeysOf(spec.sourceId, undefined, KEYS_PER_CHUNK);
